@@ -1,0 +1,11 @@
+//! Typed configuration, and parsing of Kafka's own property keys into it.
+//!
+//! Every config type has chainable setters for use from Rust and a `from_properties` that takes
+//! Kafka's keys (`retention.ms`, `linger.ms`, ...). Unknown keys and bad values are errors that
+//! name the key. Validation happens where the config is used (`create_topic`, `producer`,
+//! `consumer`), so a typed setter with a bad value fails there, naming the same key.
+
+pub(crate) mod properties;
+pub(crate) mod topic;
+
+pub use topic::{CleanupPolicy, TopicConfig};

@@ -1,0 +1,479 @@
+//! The one error type of the crate.
+//!
+//! Every failure says what went wrong and where: the file and byte position, the topic and
+//! partition, or the config key. Messages read as sentences (`Display`), the I/O cause is
+//! reachable through `source()`. Bad file contents are always an `Error`, never a panic.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in embroker.
+///
+/// The enum is `#[non_exhaustive]`: new failure kinds may be added in minor releases.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed.
+    #[error("I/O error while {action} {}: {source}", path.display())]
+    Io {
+        /// What we were doing, as a verb phrase ("writing", "opening", "syncing").
+        action: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Another `Broker` (in this or another process) holds the data directory.
+    #[error("data directory {} is locked by another broker (this or another process)", path.display())]
+    DirectoryLocked {
+        /// The data directory.
+        path: PathBuf,
+    },
+
+    /// A file's bytes do not hold together (bad length, bad field, bad checksum).
+    #[error("corrupt data in {} at byte {position}: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte position in the file where the damage was found.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A topic name breaks one of Kafka's naming rules.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The name as given.
+        name: String,
+        /// The rule it broke.
+        reason: &'static str,
+    },
+
+    /// `create_topic` for a topic that already exists.
+    #[error("topic {topic:?} already exists")]
+    TopicExists {
+        /// The topic.
+        topic: String,
+    },
+
+    /// The topic does not exist (and auto-creation is off).
+    #[error("unknown topic {topic:?}")]
+    UnknownTopic {
+        /// The topic.
+        topic: String,
+    },
+
+    /// The partition number is outside `0..partitions`.
+    #[error("topic {topic:?} has no partition {partition} (it has {partitions})")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+        /// How many partitions the topic has.
+        partitions: i32,
+    },
+
+    /// `create_partitions` with a count that is not an increase.
+    #[error(
+        "topic {topic:?} already has {current} partition(s); {requested} would not be an increase"
+    )]
+    InvalidPartitionCount {
+        /// The topic.
+        topic: String,
+        /// The current partition count.
+        current: i32,
+        /// The count asked for.
+        requested: i32,
+    },
+
+    /// A config key is unknown or its value is bad.
+    #[error("invalid config {key}={value:?}: {reason}")]
+    InvalidConfig {
+        /// The config key (Kafka's name, e.g. `retention.ms`).
+        key: String,
+        /// The value as given.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// A fetch at an offset outside `[log_start, log_end]`.
+    #[error(
+        "offset {offset} is out of range for {topic}-{partition} (log start {log_start}, log end {log_end})"
+    )]
+    OffsetOutOfRange {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The offset asked for.
+        offset: i64,
+        /// The first offset still in the log.
+        log_start: i64,
+        /// The next offset to be written.
+        log_end: i64,
+    },
+
+    /// A record or batch is larger than a configured limit.
+    #[error("record batch of {size} bytes for {topic}-{partition} exceeds {limit_name}={limit}")]
+    RecordTooLarge {
+        /// The topic.
+        topic: String,
+        /// The partition (-1 when not yet chosen).
+        partition: i32,
+        /// The size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+        /// The config key that sets the limit.
+        limit_name: &'static str,
+    },
+
+    /// A record was refused by the log (for example a keyless record on a compacted topic).
+    #[error("record rejected by {topic}-{partition}: {reason}")]
+    InvalidRecord {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Why.
+        reason: String,
+    },
+
+    /// An earlier write or fsync of this partition failed; the log refuses further appends until
+    /// the broker is reopened, because the page cache can no longer be trusted.
+    #[error(
+        "partition {topic}-{partition} failed earlier ({cause}); reopen the broker to recover"
+    )]
+    LogFailed {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The first failure, as text.
+        cause: String,
+    },
+
+    /// The broker (or the producer/consumer) was closed.
+    #[error("{what} is closed")]
+    Closed {
+        /// What was closed ("broker", "producer", "consumer").
+        what: &'static str,
+    },
+
+    /// A blocking operation did not complete in time.
+    #[error("timed out after {timeout:?} while {operation}")]
+    Timeout {
+        /// What we were waiting for.
+        operation: String,
+        /// How long we waited.
+        timeout: Duration,
+    },
+
+    /// A call that is valid in general is not valid in the current state
+    /// (Kafka's `IllegalStateException`), e.g. mixing `assign` and `subscribe`.
+    #[error("illegal state: {reason}")]
+    IllegalState {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// An argument is out of its domain (negative offset, empty list, ...).
+    #[error("invalid argument {name}: {reason}")]
+    InvalidArgument {
+        /// The argument's name.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A feature that is accepted in config but not implemented yet.
+    #[error("not supported yet: {feature}")]
+    Unsupported {
+        /// What is not supported.
+        feature: String,
+    },
+
+    /// A consumer has no committed offset for these partitions and `auto.offset.reset=none`.
+    #[error("no committed offset and auto.offset.reset=none for {partitions:?}")]
+    NoOffsetForPartition {
+        /// The partitions, as `topic-partition` strings.
+        partitions: Vec<String>,
+    },
+
+    /// A commit from a group member whose generation is no longer current.
+    #[error(
+        "commit failed for group {group:?}: member {member_id:?} of generation {generation} is stale (current generation {current_generation}); the partitions were reassigned"
+    )]
+    CommitFailed {
+        /// The group.
+        group: String,
+        /// The member that tried to commit.
+        member_id: String,
+        /// The generation it had.
+        generation: i32,
+        /// The group's current generation.
+        current_generation: i32,
+    },
+
+    /// A blocking consumer call was interrupted by `wakeup()`.
+    #[error("consumer woken up")]
+    Wakeup,
+
+    /// The consumer group does not exist.
+    #[error("unknown consumer group {group:?}")]
+    UnknownGroup {
+        /// The group.
+        group: String,
+    },
+
+    /// A group operation that needs an empty group found active members.
+    #[error("consumer group {group:?} has {members} active member(s)")]
+    GroupNotEmpty {
+        /// The group.
+        group: String,
+        /// How many members it has.
+        members: usize,
+    },
+
+    /// A user callback (partitioner, rebalance listener) failed.
+    #[error("user callback {callback} failed: {reason}")]
+    Callback {
+        /// Which callback.
+        callback: &'static str,
+        /// Its error, as text.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Builds an [`Error::Io`]. `action` is a verb phrase: "writing", "opening", ...
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds an [`Error::InvalidConfig`].
+    pub(crate) fn config(
+        key: impl Into<String>,
+        value: impl fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidConfig {
+            key: key.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds an [`Error::InvalidArgument`].
+    pub(crate) fn argument(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            name,
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the error reports damaged bytes in a file.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corrupt { .. })
+    }
+}
+
+impl Clone for Error {
+    /// Errors are cloned to hand one failure to several waiters (every record of a failed batch).
+    /// An I/O cause is cloned as its kind and message.
+    fn clone(&self) -> Self {
+        match self {
+            Error::Io {
+                action,
+                path,
+                source,
+            } => Error::Io {
+                action,
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::DirectoryLocked { path } => Error::DirectoryLocked { path: path.clone() },
+            Error::Corrupt {
+                path,
+                position,
+                reason,
+            } => Error::Corrupt {
+                path: path.clone(),
+                position: *position,
+                reason: reason.clone(),
+            },
+            Error::InvalidTopicName { name, reason } => Error::InvalidTopicName {
+                name: name.clone(),
+                reason,
+            },
+            Error::TopicExists { topic } => Error::TopicExists {
+                topic: topic.clone(),
+            },
+            Error::UnknownTopic { topic } => Error::UnknownTopic {
+                topic: topic.clone(),
+            },
+            Error::UnknownPartition {
+                topic,
+                partition,
+                partitions,
+            } => Error::UnknownPartition {
+                topic: topic.clone(),
+                partition: *partition,
+                partitions: *partitions,
+            },
+            Error::InvalidPartitionCount {
+                topic,
+                current,
+                requested,
+            } => Error::InvalidPartitionCount {
+                topic: topic.clone(),
+                current: *current,
+                requested: *requested,
+            },
+            Error::InvalidConfig { key, value, reason } => Error::InvalidConfig {
+                key: key.clone(),
+                value: value.clone(),
+                reason: reason.clone(),
+            },
+            Error::OffsetOutOfRange {
+                topic,
+                partition,
+                offset,
+                log_start,
+                log_end,
+            } => Error::OffsetOutOfRange {
+                topic: topic.clone(),
+                partition: *partition,
+                offset: *offset,
+                log_start: *log_start,
+                log_end: *log_end,
+            },
+            Error::RecordTooLarge {
+                topic,
+                partition,
+                size,
+                limit,
+                limit_name,
+            } => Error::RecordTooLarge {
+                topic: topic.clone(),
+                partition: *partition,
+                size: *size,
+                limit: *limit,
+                limit_name,
+            },
+            Error::InvalidRecord {
+                topic,
+                partition,
+                reason,
+            } => Error::InvalidRecord {
+                topic: topic.clone(),
+                partition: *partition,
+                reason: reason.clone(),
+            },
+            Error::LogFailed {
+                topic,
+                partition,
+                cause,
+            } => Error::LogFailed {
+                topic: topic.clone(),
+                partition: *partition,
+                cause: cause.clone(),
+            },
+            Error::Closed { what } => Error::Closed { what },
+            Error::Timeout { operation, timeout } => Error::Timeout {
+                operation: operation.clone(),
+                timeout: *timeout,
+            },
+            Error::IllegalState { reason } => Error::IllegalState {
+                reason: reason.clone(),
+            },
+            Error::InvalidArgument { name, reason } => Error::InvalidArgument {
+                name,
+                reason: reason.clone(),
+            },
+            Error::Unsupported { feature } => Error::Unsupported {
+                feature: feature.clone(),
+            },
+            Error::NoOffsetForPartition { partitions } => Error::NoOffsetForPartition {
+                partitions: partitions.clone(),
+            },
+            Error::CommitFailed {
+                group,
+                member_id,
+                generation,
+                current_generation,
+            } => Error::CommitFailed {
+                group: group.clone(),
+                member_id: member_id.clone(),
+                generation: *generation,
+                current_generation: *current_generation,
+            },
+            Error::Wakeup => Error::Wakeup,
+            Error::UnknownGroup { group } => Error::UnknownGroup {
+                group: group.clone(),
+            },
+            Error::GroupNotEmpty { group, members } => Error::GroupNotEmpty {
+                group: group.clone(),
+                members: *members,
+            },
+            Error::Callback { callback, reason } => Error::Callback {
+                callback,
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn assert_bounds<T: Send + Sync + 'static>() {}
+        assert_bounds::<Error>();
+    }
+
+    #[test]
+    fn messages_name_the_place() {
+        let e = Error::Corrupt {
+            path: PathBuf::from("/d/orders-0/00000000000000000000.log"),
+            position: 4096,
+            reason: "batch CRC mismatch".into(),
+        };
+        let text = e.to_string();
+        assert!(text.contains("orders-0/00000000000000000000.log"), "{text}");
+        assert!(text.contains("4096"), "{text}");
+        let e = Error::config("retention.ms", "abc", "not an integer");
+        assert_eq!(
+            e.to_string(),
+            "invalid config retention.ms=\"abc\": not an integer"
+        );
+    }
+
+    #[test]
+    fn io_error_keeps_its_source() {
+        use std::error::Error as _;
+        let e = Error::io(
+            "opening",
+            "/x",
+            io::Error::new(io::ErrorKind::NotFound, "gone"),
+        );
+        assert!(e.source().is_some());
+        assert!(e.clone().to_string().contains("gone"));
+    }
+}
