@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod clock;
+pub mod codec;
 mod config;
 mod error;
 mod types;

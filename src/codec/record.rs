@@ -1,0 +1,274 @@
+//! One record inside a batch: varint-framed, Kafka's record layout.
+//!
+//! ```text
+//! length varint | attributes i8 | timestampDelta varlong | offsetDelta varint
+//! keyLength varint (-1 = null) | key | valueLength varint (-1 = null) | value
+//! headerCount varint | headers: keyLength varint, key (UTF-8), valueLength varint, value
+//! ```
+
+use super::varint::{get_varint, get_varlong, put_varint, put_varlong, varint_size, varlong_size};
+use super::DecodeError;
+use crate::types::Header;
+
+/// Bytes the record takes, including its own length prefix, and the body length.
+pub(crate) fn encoded_size(
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[Header],
+) -> Option<(usize, i32)> {
+    let mut body = 1 + varlong_size(timestamp_delta) + varint_size(offset_delta);
+    body += bytes_size(key)?;
+    body += bytes_size(value)?;
+    body += varint_size(i32::try_from(headers.len()).ok()?);
+    for h in headers {
+        body += bytes_size(Some(h.key.as_bytes()))?;
+        body += bytes_size(Some(&h.value))?;
+    }
+    let body_len = i32::try_from(body).ok()?;
+    Some((varint_size(body_len) + body, body_len))
+}
+
+fn bytes_size(b: Option<&[u8]>) -> Option<usize> {
+    match b {
+        None => Some(varint_size(-1)),
+        Some(b) => Some(varint_size(i32::try_from(b.len()).ok()?) + b.len()),
+    }
+}
+
+/// Appends one record. The caller has checked sizes with [`encoded_size`].
+pub(crate) fn encode(
+    out: &mut Vec<u8>,
+    body_len: i32,
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[Header],
+) {
+    let start = out.len();
+    put_varint(out, body_len);
+    let body_start = out.len();
+    out.push(0); // attributes: unused, as in Kafka
+    put_varlong(out, timestamp_delta);
+    put_varint(out, offset_delta);
+    put_bytes(out, key);
+    put_bytes(out, value);
+    put_varint(out, headers.len() as i32);
+    for h in headers {
+        put_bytes(out, Some(h.key.as_bytes()));
+        put_bytes(out, Some(&h.value));
+    }
+    debug_assert_eq!(out.len() - body_start, body_len as usize);
+    debug_assert!(out.len() > start);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i32);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// A record inside a checked batch, borrowing the batch's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// Offset relative to the batch's base offset.
+    pub offset_delta: i32,
+    /// Timestamp relative to the batch's base timestamp.
+    pub timestamp_delta: i64,
+    /// The key, if any.
+    pub key: Option<&'a [u8]>,
+    /// The value; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// The headers.
+    pub headers: RecordHeaders<'a>,
+}
+
+/// The headers of a [`RecordView`], decoded on iteration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordHeaders<'a> {
+    bytes: &'a [u8],
+    count: usize,
+}
+
+impl<'a> RecordHeaders<'a> {
+    /// How many headers there are.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+impl<'a> Iterator for RecordHeaders<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.count == 0 {
+            return None;
+        }
+        // The batch was checked by `parse`, so these cannot fail; stop quietly if they do.
+        let (key, n) = get_bytes(self.bytes).ok()?;
+        let rest = &self.bytes[n..];
+        let (value, m) = get_bytes(rest).ok()?;
+        self.bytes = &rest[m..];
+        self.count -= 1;
+        let key = std::str::from_utf8(key.unwrap_or_default()).ok()?;
+        Some((key, value.unwrap_or_default()))
+    }
+}
+
+/// Parses one record from the front of `buf`, returning it and the bytes it took.
+pub(crate) fn parse(buf: &[u8]) -> Result<(RecordView<'_>, usize), DecodeError> {
+    let (body_len, n) = get_varint(buf)?;
+    let body_len =
+        usize::try_from(body_len).map_err(|_| DecodeError::corrupt(0, "negative record length"))?;
+    let end = n
+        .checked_add(body_len)
+        .filter(|&e| e <= buf.len())
+        .ok_or_else(|| DecodeError::corrupt(0, "record length runs past the end of its batch"))?;
+    let body = &buf[n..end];
+    parse_body(body).map(|r| (r, end)).map_err(|e| e.at(n))
+}
+
+fn parse_body(body: &[u8]) -> Result<RecordView<'_>, DecodeError> {
+    let mut pos = 1; // attributes
+    if body.is_empty() {
+        return Err(DecodeError::corrupt(0, "empty record"));
+    }
+    let (timestamp_delta, n) = get_varlong(&body[pos..]).map_err(|e| e.at(pos))?;
+    pos += n;
+    let (offset_delta, n) = get_varint(&body[pos..]).map_err(|e| e.at(pos))?;
+    pos += n;
+    if offset_delta < 0 {
+        return Err(DecodeError::corrupt(pos, "negative offset delta"));
+    }
+    let (key, n) = get_bytes(&body[pos..]).map_err(|e| e.at(pos))?;
+    pos += n;
+    let (value, n) = get_bytes(&body[pos..]).map_err(|e| e.at(pos))?;
+    pos += n;
+    let (count, n) = get_varint(&body[pos..]).map_err(|e| e.at(pos))?;
+    pos += n;
+    let count =
+        usize::try_from(count).map_err(|_| DecodeError::corrupt(pos, "negative header count"))?;
+    let headers_start = pos;
+    for _ in 0..count {
+        let (hkey, n) = get_bytes(&body[pos..]).map_err(|e| e.at(pos))?;
+        let hkey = hkey.ok_or_else(|| DecodeError::corrupt(pos, "null header key"))?;
+        if std::str::from_utf8(hkey).is_err() {
+            return Err(DecodeError::corrupt(pos, "header key is not UTF-8"));
+        }
+        pos += n;
+        let (_, n) = get_bytes(&body[pos..]).map_err(|e| e.at(pos))?;
+        pos += n;
+    }
+    if pos != body.len() {
+        return Err(DecodeError::corrupt(
+            pos,
+            "record has bytes past its last header",
+        ));
+    }
+    Ok(RecordView {
+        offset_delta,
+        timestamp_delta,
+        key,
+        value,
+        headers: RecordHeaders {
+            bytes: &body[headers_start..],
+            count,
+        },
+    })
+}
+
+/// Reads a length-prefixed byte string (-1 = null).
+fn get_bytes(buf: &[u8]) -> Result<(Option<&[u8]>, usize), DecodeError> {
+    let (len, n) = get_varint(buf)?;
+    if len == -1 {
+        return Ok((None, n));
+    }
+    let len = usize::try_from(len).map_err(|_| DecodeError::corrupt(0, "negative length"))?;
+    let end = n
+        .checked_add(len)
+        .filter(|&e| e <= buf.len())
+        .ok_or_else(|| DecodeError::corrupt(0, "field length runs past the end of its record"))?;
+    Ok((Some(&buf[n..end]), end))
+}
+
+/// Iterates the records of a checked batch.
+#[derive(Clone, Debug)]
+pub struct RecordIter<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) remaining: usize,
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = RecordView<'a>;
+
+    fn next(&mut self) -> Option<RecordView<'a>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        match parse(self.bytes) {
+            Ok((record, n)) => {
+                self.bytes = &self.bytes[n..];
+                self.remaining -= 1;
+                Some(record)
+            }
+            Err(_) => {
+                debug_assert!(false, "record iteration over an unchecked batch");
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smallest_record_matches_kafka() {
+        // kafka-semantics.md §5: null key, null value, no headers, deltas 0 = 0C 00 00 00 01 01 00.
+        let (size, body) = encoded_size(0, 0, None, None, &[]).unwrap();
+        let mut out = Vec::new();
+        encode(&mut out, body, 0, 0, None, None, &[]);
+        assert_eq!(out, [0x0C, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00]);
+        assert_eq!(size, 7);
+        let (r, n) = parse(&out).unwrap();
+        assert_eq!(n, 7);
+        assert_eq!((r.key, r.value, r.headers.len()), (None, None, 0));
+    }
+
+    #[test]
+    fn rejects_trailing_bytes_and_bad_utf8() {
+        let mut out = Vec::new();
+        let headers = [Header::new("k", "v")];
+        let (_, body) = encoded_size(5, 1, Some(b"key"), Some(b"val"), &headers).unwrap();
+        encode(&mut out, body, 5, 1, Some(b"key"), Some(b"val"), &headers);
+        let (r, _) = parse(&out).unwrap();
+        assert_eq!(
+            r.headers.clone().collect::<Vec<_>>(),
+            vec![("k", &b"v"[..])]
+        );
+        let mut bad = out.clone();
+        let key_pos = bad.len() - 4; // header key byte
+        bad[key_pos] = 0xff;
+        assert!(parse(&bad).is_err());
+        let mut longer = out.clone();
+        longer[0] += 2; // claim one more byte of body
+        longer.push(0);
+        assert!(parse(&longer).is_err());
+    }
+}
