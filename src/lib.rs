@@ -9,9 +9,13 @@ mod clock;
 pub mod codec;
 mod config;
 mod error;
+mod io;
+mod log;
+mod notify;
 mod types;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{CleanupPolicy, TopicConfig};
 pub use error::{Error, Result};
+pub use log::{Records, RecordsIter};
 pub use types::{Bytes, Header, Record, StoredRecord, TimestampType, TopicPartition};

@@ -265,6 +265,14 @@ fn check_records(header: &BatchHeader, mut rest: &[u8]) -> Result<(), DecodeErro
     Ok(())
 }
 
+/// The batch at the front of bytes that [`decode_batch`] already accepted: header and slice,
+/// without checking the CRC again. `None` if the header does not parse or the batch is cut.
+pub(crate) fn decode_batch_unchecked(buf: &[u8]) -> Option<Batch<'_>> {
+    let header = peek_header(buf).ok()?;
+    let bytes = buf.get(..header.total_bytes())?;
+    Some(Batch { header, bytes })
+}
+
 /// Stamps the base offset on an encoded batch. The CRC does not cover it.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     debug_assert!(batch.len() >= HEADER_BYTES);

@@ -14,6 +14,7 @@ mod batch;
 mod record;
 pub(crate) mod varint;
 
+pub(crate) use batch::decode_batch_unchecked;
 pub use batch::{
     decode_batch, peek_header, set_base_offset, set_log_append_time, Batch, BatchBuilder,
     BatchHeader, HEADER_BYTES, LENGTH_PREFIX_BYTES, MAGIC,

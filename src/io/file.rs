@@ -1,0 +1,165 @@
+//! Positioned I/O and durable file operations.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Reads exactly `buf.len()` bytes at `position`.
+pub(crate) fn read_at(file: &File, buf: &mut [u8], position: u64, path: &Path) -> Result<()> {
+    read_exact_at(file, buf, position).map_err(|e| Error::io("reading", path, e))
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], position: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, position)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut position: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, position) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                position += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf` at `position`.
+pub(crate) fn write_all_at(file: &File, buf: &[u8], position: u64, path: &Path) -> Result<()> {
+    write_all_at_impl(file, buf, position).map_err(|e| Error::io("writing", path, e))
+}
+
+#[cfg(unix)]
+fn write_all_at_impl(file: &File, buf: &[u8], position: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, position)
+}
+
+#[cfg(windows)]
+fn write_all_at_impl(file: &File, mut buf: &[u8], mut position: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_write(buf, position) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                position += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Fsyncs a directory, so that entries created, renamed or removed in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("syncing directory", dir, e))
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows cannot open a directory as a file for fsync; NTFS journals metadata.
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Creates `dir` (and missing parents) and makes its entry durable in its parent.
+pub(crate) fn create_dir_durable(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Removes `dir` and everything in it, then makes the removal durable.
+pub(crate) fn remove_dir_all_durable(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("removing directory", dir, e)),
+    }
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = Path::new(&tmp_name);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)
+        .map_err(|e| Error::io("creating", tmp, e))?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io("writing", tmp, e))?;
+    file.sync_all().map_err(|e| Error::io("syncing", tmp, e))?;
+    drop(file);
+    fs::rename(tmp, path).map_err(|e| Error::io("renaming into place", path, e))?;
+    match path.parent() {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+/// Reads a small file whole; `Ok(None)` when it does not exist.
+pub(crate) fn read_small(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("reading", path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.properties");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(read_small(&p).unwrap().unwrap(), b"two");
+        assert!(!dir.path().join("x.properties.tmp").exists());
+        assert!(read_small(&dir.path().join("missing")).unwrap().is_none());
+    }
+
+    #[test]
+    fn positioned_io_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        write_all_at(&f, b"hello", 3, &p).unwrap();
+        let mut buf = [0u8; 5];
+        read_at(&f, &mut buf, 3, &p).unwrap();
+        assert_eq!(&buf, b"hello");
+        let e = read_at(&f, &mut [0u8; 10], 3, &p).unwrap_err();
+        assert!(e.to_string().contains(&p.display().to_string()));
+    }
+}

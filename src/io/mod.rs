@@ -1,0 +1,18 @@
+//! File-system primitives: positioned reads and writes, fsync of files and directories, atomic
+//! replacement of small files, and the data-directory lock.
+//!
+//! Owns: every call into `std::fs` that needs care for durability. Invariants:
+//! - A file replaced with [`write_atomic`] is either wholly old or wholly new after a crash:
+//!   write to `NAME.tmp`, fsync it, rename over `NAME`, fsync the directory.
+//! - A file or directory created or removed is made durable by fsyncing its parent directory
+//!   ([`sync_dir`]) before anything that depends on it is acknowledged.
+//! - Errors carry the path and the action.
+
+mod file;
+mod lock;
+
+pub(crate) use file::{
+    create_dir_durable, read_at, read_small, remove_dir_all_durable, sync_dir, write_all_at,
+    write_atomic,
+};
+pub(crate) use lock::DirLock;

@@ -1,0 +1,298 @@
+//! A segment's sparse offset index and time index.
+//!
+//! Entries live in memory and are written to `<base>.index` (8-byte entries: relative offset
+//! u32, byte position u32) and `<base>.timeindex` (12-byte entries: timestamp i64, relative
+//! offset u32), big-endian, when the segment is checkpointed or sealed.
+//!
+//! Invariants:
+//! - Offset entries are strictly increasing in both offset and position; each maps the base
+//!   offset of a batch to the batch's byte position.
+//! - Time entries are strictly increasing in timestamp; entry `(t, o)` means every record of the
+//!   segment at or before the batch starting at relative offset `o` has a timestamp `<= t`.
+//! - Indexes are hints: a missing or short index only makes lookups scan further. A loaded index
+//!   that breaks an invariant or points past its log is discarded and rebuilt from the log.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::io;
+
+/// Bytes of an offset-index entry.
+pub(crate) const OFFSET_ENTRY_BYTES: usize = 8;
+/// Bytes of a time-index entry.
+pub(crate) const TIME_ENTRY_BYTES: usize = 12;
+
+/// Offset index entry: a batch's base offset (relative to the segment) and its position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OffsetEntry {
+    pub relative_offset: u32,
+    pub position: u32,
+}
+
+/// Time index entry: the largest timestamp so far, and the batch it was reached by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimeEntry {
+    pub timestamp: i64,
+    pub relative_offset: u32,
+}
+
+/// Both indexes of one segment.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentIndex {
+    offsets: Vec<OffsetEntry>,
+    times: Vec<TimeEntry>,
+    offsets_persisted: usize,
+    times_persisted: usize,
+}
+
+impl SegmentIndex {
+    /// Position of the last indexed batch at or before `relative_offset`; 0 if none.
+    pub(crate) fn position_for(&self, relative_offset: u32) -> u32 {
+        let i = self
+            .offsets
+            .partition_point(|e| e.relative_offset <= relative_offset);
+        if i == 0 {
+            0
+        } else {
+            self.offsets[i - 1].position
+        }
+    }
+
+    /// A relative offset from which a scan for the first record with timestamp `>= target`
+    /// may start: every record before it is older than `target`.
+    pub(crate) fn scan_start_for_time(&self, target: i64) -> u32 {
+        let i = self.times.partition_point(|e| e.timestamp < target);
+        if i == 0 {
+            0
+        } else {
+            self.times[i - 1].relative_offset
+        }
+    }
+
+    /// The largest timestamp recorded by the time index, if any.
+    pub(crate) fn max_timestamp(&self) -> Option<i64> {
+        self.times.last().map(|e| e.timestamp)
+    }
+
+    pub(crate) fn push_offset(&mut self, entry: OffsetEntry) {
+        if let Some(last) = self.offsets.last() {
+            debug_assert!(entry.relative_offset > last.relative_offset);
+            debug_assert!(entry.position > last.position);
+            if entry.relative_offset <= last.relative_offset || entry.position <= last.position {
+                return;
+            }
+        }
+        self.offsets.push(entry);
+    }
+
+    /// Records a new maximum timestamp; ignored unless it is larger than the last one.
+    pub(crate) fn push_time(&mut self, entry: TimeEntry) {
+        if self
+            .times
+            .last()
+            .is_some_and(|last| entry.timestamp <= last.timestamp)
+        {
+            return;
+        }
+        self.times.push(entry);
+    }
+
+    /// Drops every entry at or past `position` / `relative_offset` (after a truncation).
+    pub(crate) fn truncate(&mut self, position: u32, relative_offset: u32) {
+        self.offsets.retain(|e| e.position < position);
+        self.times.retain(|e| e.relative_offset < relative_offset);
+        self.offsets_persisted = self.offsets_persisted.min(self.offsets.len());
+        self.times_persisted = self.times_persisted.min(self.times.len());
+    }
+
+    /// Removes everything; the files are rewritten on the next persist.
+    pub(crate) fn clear(&mut self) {
+        *self = SegmentIndex::default();
+    }
+
+    pub(crate) fn offset_entries(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// Loads both index files. `None` when either breaks an invariant or disagrees with the log
+    /// (an entry past `log_size`, or an offset past `next_relative_offset`): rebuild it then.
+    pub(crate) fn load(
+        offset_path: &Path,
+        time_path: &Path,
+        log_size: u64,
+        next_relative_offset: Option<u64>,
+    ) -> Result<Option<SegmentIndex>> {
+        let offset_bytes = io::read_small(offset_path)?.unwrap_or_default();
+        let time_bytes = io::read_small(time_path)?.unwrap_or_default();
+        if offset_bytes.len() % OFFSET_ENTRY_BYTES != 0 || time_bytes.len() % TIME_ENTRY_BYTES != 0
+        {
+            return Ok(None);
+        }
+        let mut index = SegmentIndex::default();
+        for chunk in offset_bytes.chunks_exact(OFFSET_ENTRY_BYTES) {
+            let entry = OffsetEntry {
+                relative_offset: u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
+                position: u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]),
+            };
+            let in_log = u64::from(entry.position) < log_size;
+            let in_offsets =
+                next_relative_offset.is_none_or(|n| u64::from(entry.relative_offset) < n);
+            let increasing = index.offsets.last().is_none_or(|l| {
+                entry.relative_offset > l.relative_offset && entry.position > l.position
+            });
+            if !(in_log && in_offsets && increasing) {
+                return Ok(None);
+            }
+            index.offsets.push(entry);
+        }
+        for chunk in time_bytes.chunks_exact(TIME_ENTRY_BYTES) {
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&chunk[0..8]);
+            let entry = TimeEntry {
+                timestamp: i64::from_be_bytes(ts),
+                relative_offset: u32::from_be_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]),
+            };
+            let in_offsets =
+                next_relative_offset.is_none_or(|n| u64::from(entry.relative_offset) < n);
+            let increasing = index
+                .times
+                .last()
+                .is_none_or(|l| entry.timestamp > l.timestamp);
+            if !(in_offsets && increasing) {
+                return Ok(None);
+            }
+            index.times.push(entry);
+        }
+        index.offsets_persisted = index.offsets.len();
+        index.times_persisted = index.times.len();
+        Ok(Some(index))
+    }
+
+    /// Writes entries not yet on disk and fsyncs both files. Returns whether anything was written.
+    pub(crate) fn persist(&mut self, offset_path: &Path, time_path: &Path) -> Result<bool> {
+        let mut wrote = false;
+        if self.offsets_persisted < self.offsets.len() || !offset_path.exists() {
+            let mut bytes = Vec::with_capacity((self.offsets.len() - self.offsets_persisted) * 8);
+            for e in &self.offsets[self.offsets_persisted..] {
+                bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
+                bytes.extend_from_slice(&e.position.to_be_bytes());
+            }
+            write_tail(
+                offset_path,
+                &bytes,
+                (self.offsets_persisted * OFFSET_ENTRY_BYTES) as u64,
+            )?;
+            self.offsets_persisted = self.offsets.len();
+            wrote = true;
+        }
+        if self.times_persisted < self.times.len() || !time_path.exists() {
+            let mut bytes = Vec::with_capacity((self.times.len() - self.times_persisted) * 12);
+            for e in &self.times[self.times_persisted..] {
+                bytes.extend_from_slice(&e.timestamp.to_be_bytes());
+                bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
+            }
+            write_tail(
+                time_path,
+                &bytes,
+                (self.times_persisted * TIME_ENTRY_BYTES) as u64,
+            )?;
+            self.times_persisted = self.times.len();
+            wrote = true;
+        }
+        Ok(wrote)
+    }
+
+    /// Forgets what was persisted, so the next persist rewrites both files whole.
+    pub(crate) fn mark_unpersisted(&mut self) {
+        self.offsets_persisted = 0;
+        self.times_persisted = 0;
+    }
+}
+
+/// Writes `bytes` at `position`, cuts the file there, and fsyncs it.
+fn write_tail(path: &Path, bytes: &[u8], position: u64) -> Result<()> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io("opening index", path, e))?;
+    io::write_all_at(&file, bytes, position, path)?;
+    file.set_len(position + bytes.len() as u64)
+        .map_err(|e| Error::io("truncating index", path, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("syncing index", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SegmentIndex {
+        let mut ix = SegmentIndex::default();
+        for i in 1..=5u32 {
+            ix.push_offset(OffsetEntry {
+                relative_offset: i * 10,
+                position: i * 1000,
+            });
+            ix.push_time(TimeEntry {
+                timestamp: i64::from(i) * 100,
+                relative_offset: i * 10,
+            });
+        }
+        ix
+    }
+
+    #[test]
+    fn lookups_find_greatest_entry_at_or_before() {
+        let ix = sample();
+        assert_eq!(ix.position_for(0), 0);
+        assert_eq!(ix.position_for(9), 0);
+        assert_eq!(ix.position_for(10), 1000);
+        assert_eq!(ix.position_for(35), 3000);
+        assert_eq!(ix.position_for(1_000), 5000);
+        assert_eq!(ix.scan_start_for_time(50), 0);
+        assert_eq!(ix.scan_start_for_time(100), 0);
+        assert_eq!(ix.scan_start_for_time(101), 10);
+        assert_eq!(ix.scan_start_for_time(10_000), 50);
+    }
+
+    #[test]
+    fn persist_load_round_trip_and_rejects_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (o, t) = (dir.path().join("0.index"), dir.path().join("0.timeindex"));
+        let mut ix = sample();
+        assert!(ix.persist(&o, &t).unwrap());
+        assert!(!ix.persist(&o, &t).unwrap());
+        ix.push_offset(OffsetEntry {
+            relative_offset: 60,
+            position: 6000,
+        });
+        assert!(ix.persist(&o, &t).unwrap());
+        let loaded = SegmentIndex::load(&o, &t, 10_000, Some(100))
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.offsets, ix.offsets);
+        assert_eq!(loaded.times, ix.times);
+        // An entry past the log's end means the index is ahead of its log.
+        assert!(SegmentIndex::load(&o, &t, 5_500, Some(100))
+            .unwrap()
+            .is_none());
+        // A torn entry.
+        std::fs::write(&o, [0u8; 7]).unwrap();
+        assert!(SegmentIndex::load(&o, &t, 10_000, None).unwrap().is_none());
+        // Decreasing entries.
+        std::fs::write(&o, [0, 0, 0, 9, 0, 0, 0, 9, 0, 0, 0, 8, 0, 0, 0, 10]).unwrap();
+        assert!(SegmentIndex::load(&o, &t, 10_000, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn truncate_drops_entries_past_the_cut() {
+        let mut ix = sample();
+        ix.truncate(3000, 30);
+        assert_eq!(ix.position_for(1_000), 2000);
+        assert_eq!(ix.max_timestamp(), Some(200));
+    }
+}

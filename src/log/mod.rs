@@ -1,0 +1,20 @@
+//! The storage layer: partition logs made of segments, their indexes, recovery and retention.
+//!
+//! Owns: every file inside a partition directory. Knows nothing of topics beyond a name, and
+//! nothing of producers, consumers or groups.
+//!
+//! Invariants (details in each module):
+//! - Appends go through one writer per partition; reads never block on it.
+//! - A reader sees only whole, CRC-checked batches below a published end.
+//! - Bytes below the recovery point are durable and never rescanned at open; bytes after it
+//!   are checked at open and cut at the first damaged or torn batch.
+
+mod checkpoint;
+mod index;
+mod partition_log;
+mod records;
+mod retention;
+mod segment;
+
+pub(crate) use partition_log::{dir_name, AppendInfo, LogStats, PartitionLog};
+pub use records::{Records, RecordsIter};

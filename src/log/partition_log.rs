@@ -1,0 +1,766 @@
+//! The log of one partition: an ordered list of segments, the last one active.
+//!
+//! Invariants:
+//! - One writer at a time (the `writer` mutex); readers never take it. Readers take a snapshot
+//!   of the segment list (an `Arc` behind a briefly held read lock) and read up to each
+//!   segment's published size, so they never see a half-written batch and never block appends.
+//! - Segments are contiguous and ordered: each segment's base offset is at least the previous
+//!   segment's next offset. The last segment is the active one; there is always one.
+//! - `log_start <= log_end`; `log_end` is published (release) after the bytes are in place.
+//! - Offsets only grow; a batch gets `log_end` as its base offset.
+//! - After a failed write or fsync the log refuses appends (`Error::LogFailed`) until reopened:
+//!   the page cache can no longer be trusted to match the file.
+//! - Everything before the recovery point is durable and was checked when written; open scans
+//!   only what lies after it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::checkpoint::RecoveryPoint;
+use super::records::Records;
+use super::retention::{deletable_prefix, SegmentFacts};
+use super::segment::{self, Segment, NO_TIMESTAMP};
+use crate::clock::SharedClock;
+use crate::codec::{self, BatchBuilder, BatchHeader};
+use crate::config::TopicConfig;
+use crate::error::{Error, Result};
+use crate::io;
+use crate::notify::Notifier;
+use crate::types::{Record, TimestampType};
+
+/// Where an appended batch landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The timestamp the log gave the batch, under LogAppendTime.
+    pub log_append_time: Option<i64>,
+}
+
+/// Sizes and offsets of one partition, for `describe_topic`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LogStats {
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub size_bytes: u64,
+    pub segment_count: usize,
+}
+
+struct Writer {
+    active: Arc<Segment>,
+    bytes_since_index: u64,
+    unflushed_records: i64,
+    last_flush_ms: i64,
+    recovery_point: RecoveryPoint,
+}
+
+#[derive(Default)]
+struct SyncState {
+    durable_offset: i64,
+    in_progress: bool,
+}
+
+/// One partition's log.
+pub(crate) struct PartitionLog {
+    topic: Arc<str>,
+    partition: i32,
+    dir: PathBuf,
+    config: RwLock<Arc<TopicConfig>>,
+    clock: SharedClock,
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    writer: Mutex<Writer>,
+    log_start: AtomicI64,
+    log_end: AtomicI64,
+    failure: Mutex<Option<String>>,
+    failed: AtomicBool,
+    closed: AtomicBool,
+    sync_state: Mutex<SyncState>,
+    sync_done: Condvar,
+    fsyncs: AtomicU64,
+    notifier: Notifier,
+    broker_notifier: Arc<Notifier>,
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PartitionLog({}-{})", self.topic, self.partition)
+    }
+}
+
+/// The directory name of a partition: Kafka's `topic-partition`.
+pub(crate) fn dir_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the log in `dir`, recovering whatever lies past its recovery
+    /// point.
+    pub(crate) fn open(
+        dir: &Path,
+        topic: Arc<str>,
+        partition: i32,
+        config: Arc<TopicConfig>,
+        clock: SharedClock,
+        broker_notifier: Arc<Notifier>,
+    ) -> Result<PartitionLog> {
+        if !dir.exists() {
+            io::create_dir_durable(dir)?;
+        }
+        let now = clock.now_ms();
+        let bases = list_segments(dir)?;
+        let interval = config.index_interval_bytes;
+        let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
+        let checkpoint = RecoveryPoint::read(dir)?;
+        // A checkpoint naming a segment retention has since deleted covers nothing that is left.
+        let checkpoint = checkpoint.filter(|rp| bases.contains(&rp.segment_base));
+        let mut scanned = false;
+        let mut truncated = false;
+        for (i, &base) in bases.iter().enumerate() {
+            if truncated {
+                // Kafka: once a segment was cut short, every later segment goes.
+                let seg = Segment::open(dir, base, now)?;
+                seg.delete_files()?;
+                continue;
+            }
+            if let Some(prev) = segments.last() {
+                if base < prev.next_offset() {
+                    let seg = Segment::open(dir, base, now)?;
+                    if checkpoint.is_some_and(|rp| base <= rp.segment_base) {
+                        return Err(Error::Corrupt {
+                            path: seg.log_path().to_path_buf(),
+                            position: 0,
+                            reason: format!(
+                                "segment starts at offset {base}, before the previous segment ends ({})",
+                                prev.next_offset()
+                            ),
+                        });
+                    }
+                    seg.delete_files()?;
+                    truncated = true;
+                    continue;
+                }
+            }
+            let seg = Segment::open(dir, base, now)?;
+            let next_base = bases.get(i + 1).copied();
+            match checkpoint {
+                Some(rp) if base < rp.segment_base => {
+                    // Sealed and durable: trust the file, load or rebuild the index.
+                    let next = next_base.unwrap_or(base);
+                    let loaded = seg.load_index(Some(next))?;
+                    let max_ts = seg.indexed_max_timestamp();
+                    if loaded && (max_ts.is_some() || seg.is_empty()) {
+                        seg.set_loaded_end(seg.size(), next, max_ts.unwrap_or(NO_TIMESTAMP));
+                    } else {
+                        seg.recover(0, base, NO_TIMESTAMP, interval, seg.size())?;
+                        seg.persist_index()?;
+                    }
+                }
+                Some(rp) if base == rp.segment_base => {
+                    if rp.position > seg.size() {
+                        return Err(Error::Corrupt {
+                            path: seg.log_path().to_path_buf(),
+                            position: seg.size(),
+                            reason: format!(
+                                "log ends at byte {} but its recovery point says {} bytes were flushed",
+                                seg.size(),
+                                rp.position
+                            ),
+                        });
+                    }
+                    let durable = rp.position;
+                    if seg.load_index(None)? {
+                        let out =
+                            seg.recover(durable, rp.offset, rp.max_timestamp, interval, durable)?;
+                        truncated |= out.truncated_bytes > 0;
+                    } else {
+                        let out = seg.recover(0, base, NO_TIMESTAMP, interval, durable)?;
+                        truncated |= out.truncated_bytes > 0;
+                    }
+                    scanned |= seg.size() > durable;
+                    seg.load_first_timestamp()?;
+                }
+                _ => {
+                    let out = seg.recover(0, base, NO_TIMESTAMP, interval, 0)?;
+                    truncated |= out.truncated_bytes > 0;
+                    scanned = true;
+                    seg.load_first_timestamp()?;
+                }
+            }
+            segments.push(Arc::new(seg));
+        }
+        if segments.is_empty() {
+            segments.push(Arc::new(Segment::create(dir, 0, now)?));
+            io::sync_dir(dir)?;
+        }
+        let first = segments[0].base_offset();
+        let active = segments[segments.len() - 1].clone();
+        let log_end = active.next_offset();
+        if active.first_timestamp() == NO_TIMESTAMP && !active.is_empty() {
+            active.set_first_timestamp(active.created_ms());
+        }
+        let recovery_point = checkpoint.unwrap_or(RecoveryPoint {
+            offset: first,
+            segment_base: first,
+            position: 0,
+            max_timestamp: NO_TIMESTAMP,
+        });
+        let log = PartitionLog {
+            topic,
+            partition,
+            dir: dir.to_path_buf(),
+            config: RwLock::new(config),
+            clock,
+            segments: RwLock::new(Arc::new(segments)),
+            writer: Mutex::new(Writer {
+                active,
+                bytes_since_index: 0,
+                unflushed_records: 0,
+                last_flush_ms: now,
+                recovery_point,
+            }),
+            log_start: AtomicI64::new(first),
+            log_end: AtomicI64::new(log_end),
+            failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            sync_state: Mutex::new(SyncState::default()),
+            sync_done: Condvar::new(),
+            fsyncs: AtomicU64::new(0),
+            notifier: Notifier::default(),
+            broker_notifier,
+        };
+        if scanned || truncated || checkpoint.is_none() {
+            // What recovery checked may still be only in the page cache: make it durable before
+            // the recovery point claims it.
+            for seg in log.segments.read().iter() {
+                seg.sync()?;
+            }
+            log.checkpoint()?;
+        } else {
+            log.sync_state.lock().durable_offset = log_end;
+        }
+        Ok(log)
+    }
+
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub(crate) fn topic_arc(&self) -> &Arc<str> {
+        &self.topic
+    }
+
+    pub(crate) fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn config(&self) -> Arc<TopicConfig> {
+        self.config.read().clone()
+    }
+
+    pub(crate) fn set_config(&self, config: Arc<TopicConfig>) {
+        *self.config.write() = config;
+    }
+
+    pub(crate) fn log_start_offset(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn log_end_offset(&self) -> i64 {
+        self.log_end.load(Ordering::Acquire)
+    }
+
+    /// Fsyncs done on behalf of this log (for tests of group commit).
+    pub(crate) fn fsync_count(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// The notifier bumped by every append.
+    pub(crate) fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    pub(crate) fn stats(&self) -> LogStats {
+        let segments = self.segments.read().clone();
+        LogStats {
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.log_end_offset(),
+            size_bytes: segments.iter().map(|s| s.size()).sum(),
+            segment_count: segments.len(),
+        }
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed {
+                what: "partition log (its broker or topic)",
+            });
+        }
+        if self.failed.load(Ordering::Acquire) {
+            return Err(Error::LogFailed {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                cause: self.failure.lock().clone().unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks the log failed after an I/O error on the write path, and returns the error.
+    fn fail(&self, e: Error) -> Error {
+        let mut failure = self.failure.lock();
+        if failure.is_none() {
+            *failure = Some(e.to_string());
+        }
+        self.failed.store(true, Ordering::Release);
+        e
+    }
+
+    /// Encodes `records` as one batch and appends it; returns the base offset.
+    pub(crate) fn append_records(&self, records: &[Record]) -> Result<AppendInfo> {
+        if records.is_empty() {
+            return Err(Error::argument(
+                "records",
+                "an append needs at least one record",
+            ));
+        }
+        let now = self.clock.now_ms();
+        let limit = self.config().max_message_bytes;
+        let mut builder = BatchBuilder::with_capacity(
+            codec::HEADER_BYTES + records.iter().map(approx_size).sum::<usize>(),
+        );
+        for r in records {
+            let pushed = builder.push(
+                r.timestamp.unwrap_or(now),
+                r.key.as_deref(),
+                r.value.as_deref(),
+                &r.headers,
+            );
+            if pushed.is_none() || builder.size_bytes() > limit as usize {
+                return Err(self.too_large(builder.size_bytes().max(limit as usize + 1), limit));
+            }
+        }
+        self.append_batch(builder.finish())
+    }
+
+    fn too_large(&self, size: usize, limit: u32) -> Error {
+        Error::RecordTooLarge {
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            size: size as u64,
+            limit: u64::from(limit),
+            limit_name: "max.message.bytes",
+        }
+    }
+
+    /// Appends one encoded batch (from [`BatchBuilder`]); the log stamps its base offset.
+    pub(crate) fn append_batch(&self, mut batch: Vec<u8>) -> Result<AppendInfo> {
+        self.check_writable()?;
+        let config = self.config();
+        if batch.len() > config.max_message_bytes as usize {
+            return Err(self.too_large(batch.len(), config.max_message_bytes));
+        }
+        let parsed = codec::decode_batch(&batch).map_err(|e| Error::InvalidRecord {
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            reason: format!("batch does not decode: {e}"),
+        })?;
+        if config.cleanup_policy.compacts() && parsed.records().any(|r| r.key.is_none()) {
+            return Err(Error::InvalidRecord {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                reason: "compacted topic cannot accept a record without a key".into(),
+            });
+        }
+        let mut header = parsed.header;
+        let mut w = self.writer.lock();
+        self.check_writable()?;
+        let base = self.log_end.load(Ordering::Relaxed);
+        let now = self.clock.now_ms();
+        if self.should_roll(&w, &header, base, batch.len(), &config, now) {
+            self.roll(&mut w, base, now).map_err(|e| self.fail(e))?;
+        }
+        codec::set_base_offset(&mut batch, base);
+        header.base_offset = base;
+        let mut log_append_time = None;
+        if config.timestamp_type == TimestampType::LogAppendTime {
+            codec::set_log_append_time(&mut batch, now);
+            header.max_timestamp = now;
+            header.attributes = codec::peek_header(&batch)
+                .map(|h| h.attributes)
+                .unwrap_or(header.attributes);
+            log_append_time = Some(now);
+        }
+        let Writer {
+            active,
+            bytes_since_index,
+            ..
+        } = &mut *w;
+        active
+            .append(
+                &batch,
+                &header,
+                config.index_interval_bytes,
+                bytes_since_index,
+            )
+            .map_err(|e| self.fail(e))?;
+        let next = header.next_offset();
+        debug_assert!(next > base);
+        self.log_end.store(next, Ordering::Release);
+        w.unflushed_records += i64::from(header.record_count);
+        if w.unflushed_records >= config.flush_messages
+            || now.saturating_sub(w.last_flush_ms) >= config.flush_ms
+        {
+            w.active.sync().map_err(|e| self.fail(e))?;
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            w.unflushed_records = 0;
+            w.last_flush_ms = now;
+            let mut s = self.sync_state.lock();
+            s.durable_offset = s.durable_offset.max(next);
+        }
+        drop(w);
+        self.notifier.notify();
+        self.broker_notifier.notify();
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: header.last_offset(),
+            log_append_time,
+        })
+    }
+
+    fn should_roll(
+        &self,
+        w: &Writer,
+        incoming: &BatchHeader,
+        base: i64,
+        len: usize,
+        config: &TopicConfig,
+        now: i64,
+    ) -> bool {
+        let active = &w.active;
+        if active.is_empty() {
+            return false;
+        }
+        let size = active.size();
+        let full = size + len as u64 > u64::from(config.segment_bytes);
+        // Positions and relative offsets are u32 in the index.
+        let overflow = size + len as u64 > u64::from(u32::MAX)
+            || base + i64::from(incoming.last_offset_delta) - active.base_offset()
+                > i64::from(u32::MAX);
+        let first = active.first_timestamp();
+        let waited = if first == NO_TIMESTAMP {
+            now - active.created_ms()
+        } else {
+            incoming.max_timestamp.saturating_sub(first)
+        };
+        full || overflow || waited > config.segment_ms
+    }
+
+    /// Seals the active segment and starts a new one at `base`.
+    fn roll(&self, w: &mut Writer, base: i64, now: i64) -> Result<()> {
+        w.active.seal()?;
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        let segment = Arc::new(Segment::create(&self.dir, base, now)?);
+        io::sync_dir(&self.dir)?;
+        {
+            let mut segments = self.segments.write();
+            let mut list = Vec::with_capacity(segments.len() + 1);
+            list.extend(segments.iter().cloned());
+            list.push(segment.clone());
+            *segments = Arc::new(list);
+        }
+        w.active = segment;
+        w.bytes_since_index = 0;
+        self.write_recovery_point(w)
+    }
+
+    /// Writes the recovery point for what is durable now: the active segment after a sync.
+    fn write_recovery_point(&self, w: &mut Writer) -> Result<()> {
+        let rp = RecoveryPoint {
+            offset: w.active.next_offset(),
+            segment_base: w.active.base_offset(),
+            position: w.active.size(),
+            max_timestamp: w.active.max_timestamp(),
+        };
+        if rp != w.recovery_point {
+            rp.write(&self.dir)?;
+            w.recovery_point = rp;
+        }
+        let mut s = self.sync_state.lock();
+        s.durable_offset = s.durable_offset.max(rp.offset);
+        Ok(())
+    }
+
+    /// Makes everything appended durable and records the recovery point (log, indexes and
+    /// checkpoint fsynced). What `Partition::flush` and a clean close do.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        if self.failed.load(Ordering::Acquire) {
+            return self.check_writable();
+        }
+        let result = (|| {
+            w.active.sync()?;
+            w.active.persist_index()?;
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            w.unflushed_records = 0;
+            w.last_flush_ms = self.clock.now_ms();
+            self.write_recovery_point(&mut w)
+        })();
+        result.map_err(|e| self.fail(e))
+    }
+
+    /// Makes every record up to `offset` (exclusive end) durable, sharing fsyncs between
+    /// concurrent callers (group commit): one caller fsyncs while the others wait, and a sync
+    /// that started after a caller's append covers it.
+    pub(crate) fn sync_to(&self, end_offset: i64) -> Result<()> {
+        let mut s = self.sync_state.lock();
+        loop {
+            if s.durable_offset >= end_offset {
+                return Ok(());
+            }
+            self.check_writable()?;
+            if s.in_progress {
+                self.sync_done.wait(&mut s);
+                continue;
+            }
+            s.in_progress = true;
+            drop(s);
+            // Capture the end before syncing: the fsync covers at least that much. A roll seals
+            // (and syncs) the old segment, so syncing the captured segment is enough.
+            let (segment, covered) = {
+                let w = self.writer.lock();
+                (w.active.clone(), self.log_end.load(Ordering::Acquire))
+            };
+            let result = segment.sync();
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            s = self.sync_state.lock();
+            s.in_progress = false;
+            self.sync_done.notify_all();
+            match result {
+                Ok(()) => s.durable_offset = s.durable_offset.max(covered),
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+    }
+
+    /// Reads whole batches from `from` up to about `max_bytes` (at least one batch).
+    pub(crate) fn read(&self, from: i64, max_bytes: usize) -> Result<Records> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed {
+                what: "partition log (its broker or topic)",
+            });
+        }
+        let end = self.log_end_offset();
+        let start = self.log_start_offset();
+        if from < start || from > end {
+            return Err(self.out_of_range(from, start, end));
+        }
+        if from == end {
+            return Ok(Records::empty(from, self.topic.clone(), self.partition));
+        }
+        let segments = self.segments.read().clone();
+        let first = segments.partition_point(|s| s.base_offset() <= from);
+        if first == 0 {
+            // Retention moved the start past `from` between the check and the snapshot.
+            return Err(self.out_of_range(from, self.log_start_offset(), end));
+        }
+        for seg in &segments[first - 1..] {
+            if let Some(bytes) = seg.read(from, max_bytes)? {
+                return Ok(Records::new(
+                    bytes,
+                    from,
+                    self.topic.clone(),
+                    self.partition,
+                ));
+            }
+        }
+        Ok(Records::empty(from, self.topic.clone(), self.partition))
+    }
+
+    fn out_of_range(&self, offset: i64, log_start: i64, log_end: i64) -> Error {
+        Error::OffsetOutOfRange {
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            offset,
+            log_start,
+            log_end,
+        }
+    }
+
+    /// Waits until the log end offset passes `offset` or `timeout` elapses; true if it did.
+    pub(crate) fn wait_for_end_past(&self, offset: i64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.notifier.events();
+            if self.log_end_offset() > offset {
+                return true;
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            if !self.notifier.wait_past(seen, deadline) {
+                return self.log_end_offset() > offset;
+            }
+        }
+    }
+
+    /// The earliest offset whose record timestamp is at least `target`, with that timestamp.
+    pub(crate) fn offset_for_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>> {
+        let segments = self.segments.read().clone();
+        let start = self.log_start_offset();
+        for seg in segments.iter() {
+            let max = seg.max_timestamp();
+            if max == NO_TIMESTAMP || max < target {
+                continue;
+            }
+            let position = seg.time_scan_start(target);
+            let mut from = if position == 0 {
+                seg.base_offset()
+            } else {
+                seg.header_at(position, seg.size())?.base_offset
+            };
+            from = from.max(start);
+            while from < seg.next_offset() {
+                let Some(bytes) = seg.read(from, 64 * 1024)? else {
+                    break;
+                };
+                let records = Records::new(bytes, from, self.topic.clone(), self.partition);
+                if let Some(r) = records.iter().find(|r| r.timestamp >= target) {
+                    return Ok(Some((r.offset, r.timestamp)));
+                }
+                if records.next_offset() <= from {
+                    break;
+                }
+                from = records.next_offset();
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes old segments by `retention.ms` and `retention.bytes`; returns how many.
+    pub(crate) fn enforce_retention(&self, now: i64) -> Result<usize> {
+        let config = self.config();
+        if !config.cleanup_policy.deletes() || self.closed.load(Ordering::Acquire) {
+            return Ok(0);
+        }
+        let mut w = self.writer.lock();
+        let mut segments = self.segments.read().clone();
+        let facts: Vec<SegmentFacts> = segments
+            .iter()
+            .map(|s| SegmentFacts {
+                size: s.size(),
+                max_timestamp: (s.max_timestamp() != NO_TIMESTAMP).then(|| s.max_timestamp()),
+            })
+            .collect();
+        let n = deletable_prefix(&facts, &config, now);
+        if n == 0 {
+            return Ok(0);
+        }
+        if n == segments.len() {
+            // Everything expired, the active segment too: roll an empty one to keep (Kafka).
+            let end = self.log_end.load(Ordering::Relaxed);
+            self.roll(&mut w, end, now).map_err(|e| self.fail(e))?;
+            segments = self.segments.read().clone();
+        }
+        let doomed: Vec<Arc<Segment>> = segments[..n].to_vec();
+        let kept: Vec<Arc<Segment>> = segments[n..].to_vec();
+        let new_start = kept[0].base_offset();
+        *self.segments.write() = Arc::new(kept);
+        self.log_start.fetch_max(new_start, Ordering::AcqRel);
+        if w.recovery_point.segment_base < new_start {
+            self.write_recovery_point(&mut w)
+                .map_err(|e| self.fail(e))?;
+        }
+        drop(w);
+        // Readers holding a deleted segment keep its open file and finish their read.
+        for seg in &doomed {
+            seg.delete_files()?;
+        }
+        io::sync_dir(&self.dir)?;
+        Ok(doomed.len())
+    }
+
+    /// Stops appends and reads; a clean close checkpoints first.
+    pub(crate) fn close(&self, checkpoint: bool) -> Result<()> {
+        let result = if checkpoint && !self.failed.load(Ordering::Acquire) {
+            let w = self.writer.lock();
+            let sealed = w.active.seal();
+            drop(w);
+            sealed.and_then(|()| self.checkpoint())
+        } else {
+            Ok(())
+        };
+        self.closed.store(true, Ordering::Release);
+        self.notifier.notify();
+        result
+    }
+
+    /// The segments' base offsets (for tests and describe).
+    #[allow(dead_code)]
+    pub(crate) fn segment_bases(&self) -> Vec<i64> {
+        self.segments
+            .read()
+            .iter()
+            .map(|s| s.base_offset())
+            .collect()
+    }
+}
+
+fn approx_size(r: &Record) -> usize {
+    16 + r.key.as_ref().map_or(0, |k| k.len())
+        + r.value.as_ref().map_or(0, |v| v.len())
+        + r.headers
+            .iter()
+            .map(|h| h.key.len() + h.value.len() + 4)
+            .sum::<usize>()
+}
+
+/// Base offsets of the segments in `dir`, sorted; removes leftovers of interrupted work
+/// (`.tmp` files, index files whose log is gone).
+fn list_segments(dir: &Path) -> Result<Vec<i64>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
+    let mut logs = Vec::new();
+    let mut indexes = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".tmp") {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| Error::io("removing leftover", &path, e))?;
+            continue;
+        }
+        let Some((stem, ext)) = name.split_once('.') else {
+            continue;
+        };
+        let Ok(base) = stem.parse::<i64>() else {
+            continue;
+        };
+        if stem.len() != 20 || base < 0 {
+            continue;
+        }
+        match ext {
+            "log" => logs.push(base),
+            "index" | "timeindex" => indexes.push((base, entry.path())),
+            _ => {}
+        }
+    }
+    for (base, path) in indexes {
+        if !logs.contains(&base) {
+            std::fs::remove_file(&path).map_err(|e| Error::io("removing stray index", &path, e))?;
+        }
+    }
+    logs.sort_unstable();
+    debug_assert!(logs
+        .iter()
+        .all(|&b| segment::file_name(b, "log").len() == 24));
+    Ok(logs)
+}

@@ -1,0 +1,504 @@
+//! One segment: a `.log` file of whole batches, named by its 20-digit base offset, and its
+//! sparse indexes.
+//!
+//! Invariants:
+//! - Bytes below `size` are whole batches in offset order, and never change while the segment
+//!   is in the log (compaction replaces whole segments; it never rewrites one in place).
+//! - `size` and `next_offset` are published (release) after the bytes they cover are written,
+//!   so a reader that loads them (acquire) reads only whole batches.
+//! - Only the partition's writer (holding the writer lock) appends, truncates or indexes.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use super::index::{OffsetEntry, SegmentIndex, TimeEntry};
+use crate::codec::{self, BatchHeader, DecodeError, HEADER_BYTES};
+use crate::error::{Error, Result};
+use crate::io;
+
+/// No timestamp seen yet.
+pub(crate) const NO_TIMESTAMP: i64 = i64::MIN;
+
+/// Largest chunk read at once while scanning during recovery.
+const SCAN_CHUNK_BYTES: usize = 1 << 20;
+
+/// The file name of a segment's log for `base_offset`.
+pub(crate) fn file_name(base_offset: i64, extension: &str) -> String {
+    format!("{base_offset:020}.{extension}")
+}
+
+/// A segment's log file and indexes.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    index_path: PathBuf,
+    time_index_path: PathBuf,
+    file: File,
+    size: AtomicU64,
+    next_offset: AtomicI64,
+    max_timestamp: AtomicI64,
+    first_timestamp: AtomicI64,
+    created_ms: i64,
+    index: RwLock<SegmentIndex>,
+}
+
+/// Up to one header's worth of bytes at `pos`, for describing damage.
+fn buf_at(segment: &Segment, pos: u64, file_len: u64) -> Result<Vec<u8>> {
+    let len = (file_len - pos).min(1 << 16) as usize;
+    let mut buf = vec![0u8; len];
+    io::read_at(&segment.file, &mut buf, pos, &segment.log_path)?;
+    Ok(buf)
+}
+
+/// What a recovery scan found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScanOutcome {
+    /// Bytes truncated off the end (0 when the log was whole).
+    pub truncated_bytes: u64,
+}
+
+impl Segment {
+    /// Creates a new empty segment. The caller fsyncs the directory.
+    pub(crate) fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .map_err(|e| Error::io("creating segment", &log_path, e))?;
+        let segment = Segment::with_file(dir, base_offset, file, 0, now_ms);
+        // Stale index files from an earlier life of this base offset would mislead lookups.
+        segment.index.write().clear();
+        segment.persist_index()?;
+        Ok(segment)
+    }
+
+    /// Opens an existing segment; the caller loads or rebuilds its index and sets its end.
+    pub(crate) fn open(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(|e| Error::io("opening segment", &log_path, e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("reading metadata of", &log_path, e))?
+            .len();
+        Ok(Segment::with_file(dir, base_offset, file, size, now_ms))
+    }
+
+    fn with_file(dir: &Path, base_offset: i64, file: File, size: u64, now_ms: i64) -> Segment {
+        Segment {
+            base_offset,
+            log_path: dir.join(file_name(base_offset, "log")),
+            index_path: dir.join(file_name(base_offset, "index")),
+            time_index_path: dir.join(file_name(base_offset, "timeindex")),
+            file,
+            size: AtomicU64::new(size),
+            next_offset: AtomicI64::new(base_offset),
+            max_timestamp: AtomicI64::new(NO_TIMESTAMP),
+            first_timestamp: AtomicI64::new(NO_TIMESTAMP),
+            created_ms: now_ms,
+            index: RwLock::new(SegmentIndex::default()),
+        }
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Published size in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// The offset after the last batch (the base offset when empty).
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    /// Largest record timestamp, or [`NO_TIMESTAMP`].
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    /// Timestamp of the first batch, or [`NO_TIMESTAMP`].
+    pub(crate) fn first_timestamp(&self) -> i64 {
+        self.first_timestamp.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.size() == 0
+    }
+
+    /// Sets the end after loading: trusted size, next offset and max timestamp.
+    pub(crate) fn set_loaded_end(&self, size: u64, next_offset: i64, max_timestamp: i64) {
+        self.size.store(size, Ordering::Release);
+        self.next_offset.store(next_offset, Ordering::Release);
+        self.max_timestamp.store(max_timestamp, Ordering::Release);
+    }
+
+    /// Installs an index loaded from disk; `None` when the files are missing or inconsistent.
+    pub(crate) fn load_index(&self, next_offset: Option<i64>) -> Result<bool> {
+        let next_relative = next_offset.map(|n| (n - self.base_offset).max(0) as u64);
+        match SegmentIndex::load(
+            &self.index_path,
+            &self.time_index_path,
+            self.size(),
+            next_relative,
+        )? {
+            Some(index) => {
+                *self.index.write() = index;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The timestamp the time index ends with (the segment's max after it was sealed).
+    pub(crate) fn indexed_max_timestamp(&self) -> Option<i64> {
+        self.index.read().max_timestamp()
+    }
+
+    /// Appends one encoded batch (base offset already stamped) at the end. Writer only.
+    pub(crate) fn append(
+        &self,
+        batch: &[u8],
+        header: &BatchHeader,
+        index_interval_bytes: u32,
+        bytes_since_index: &mut u64,
+    ) -> Result<()> {
+        let position = self.size.load(Ordering::Relaxed);
+        debug_assert!(header.base_offset >= self.next_offset.load(Ordering::Relaxed));
+        debug_assert!(u32::try_from(position + batch.len() as u64).is_ok());
+        io::write_all_at(&self.file, batch, position, &self.log_path)?;
+        let relative = (header.base_offset - self.base_offset) as u32;
+        let last_relative = (header.last_offset() - self.base_offset) as u32;
+        let max_ts = self
+            .max_timestamp
+            .load(Ordering::Relaxed)
+            .max(header.max_timestamp);
+        if *bytes_since_index > u64::from(index_interval_bytes) {
+            let mut index = self.index.write();
+            index.push_offset(OffsetEntry {
+                relative_offset: relative,
+                position: position as u32,
+            });
+            index.push_time(TimeEntry {
+                timestamp: max_ts,
+                relative_offset: last_relative,
+            });
+            *bytes_since_index = 0;
+        }
+        *bytes_since_index += batch.len() as u64;
+        if position == 0 {
+            self.first_timestamp
+                .store(header.max_timestamp, Ordering::Release);
+        }
+        self.max_timestamp.store(max_ts, Ordering::Release);
+        self.size
+            .store(position + batch.len() as u64, Ordering::Release);
+        self.next_offset
+            .store(header.next_offset(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one that holds `from` (or the first after it),
+    /// up to `max_bytes` (at least one batch, however large). `None` when the segment holds
+    /// nothing at or after `from`. Every returned batch has been checked (CRC and framing).
+    pub(crate) fn read(&self, from: i64, max_bytes: usize) -> Result<Option<Bytes>> {
+        let size = self.size();
+        let relative = u32::try_from((from - self.base_offset).max(0)).unwrap_or(u32::MAX);
+        let mut position = u64::from(self.index.read().position_for(relative));
+        let first = loop {
+            if position >= size {
+                return Ok(None);
+            }
+            let header = self.header_at(position, size)?;
+            if header.last_offset() >= from {
+                break header;
+            }
+            position += header.total_bytes() as u64;
+        };
+        let available = (size - position) as usize;
+        let want = first.total_bytes().max(max_bytes.min(available));
+        let mut buf = vec![0u8; want.min(available)];
+        io::read_at(&self.file, &mut buf, position, &self.log_path)?;
+        let mut end = 0;
+        while end < buf.len() {
+            match codec::decode_batch(&buf[end..]) {
+                Ok(batch) => end += batch.header.total_bytes(),
+                Err(DecodeError::Incomplete { .. }) if end > 0 => break,
+                // Damage after a good batch is reported by the read that starts there.
+                Err(_) if end > 0 => break,
+                Err(e) => return Err(self.corrupt(position, e)),
+            }
+        }
+        buf.truncate(end);
+        Ok(Some(Bytes::from(buf)))
+    }
+
+    /// Decodes the header of the batch at `position`; damage there is an error naming the file.
+    pub(crate) fn header_at(&self, position: u64, size: u64) -> Result<BatchHeader> {
+        let len = (size - position).min(HEADER_BYTES as u64) as usize;
+        let mut buf = [0u8; HEADER_BYTES];
+        io::read_at(&self.file, &mut buf[..len], position, &self.log_path)?;
+        let header = codec::peek_header(&buf[..len]).map_err(|e| self.corrupt(position, e))?;
+        if position + header.total_bytes() as u64 > size {
+            return Err(self.corrupt(
+                position,
+                DecodeError::corrupt(8, "batch runs past the end of the segment"),
+            ));
+        }
+        Ok(header)
+    }
+
+    /// Builds the error for damage at `position` (plus the decoder's relative position).
+    pub(crate) fn corrupt(&self, position: u64, e: DecodeError) -> Error {
+        let (at, reason) = match e {
+            DecodeError::Corrupt {
+                position: p,
+                reason,
+            } => (position + p as u64, reason),
+            DecodeError::Incomplete { needed, available } => (
+                position,
+                format!("batch needs {needed} bytes but only {available} remain"),
+            ),
+        };
+        Error::Corrupt {
+            path: self.log_path.clone(),
+            position: at,
+            reason,
+        }
+    }
+
+    /// Scans from `position` (a batch boundary whose offsets are known up to `next_offset`),
+    /// checking every batch and rebuilding the index past `position`; truncates the file at the
+    /// first batch that is torn or does not check out. Sets the segment's end.
+    ///
+    /// Damage before `trusted_until` (data a recovery point says was durable) is not truncated:
+    /// it is an error naming the file and position.
+    pub(crate) fn recover(
+        &self,
+        position: u64,
+        next_offset: i64,
+        max_timestamp: i64,
+        index_interval_bytes: u32,
+        trusted_until: u64,
+    ) -> Result<ScanOutcome> {
+        let file_len = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("reading metadata of", &self.log_path, e))?
+            .len();
+        let start_relative = (next_offset - self.base_offset).max(0) as u32;
+        self.index.write().truncate(position as u32, start_relative);
+        let mut pos = position;
+        let mut next = next_offset;
+        let mut max_ts = max_timestamp;
+        let mut first_ts = NO_TIMESTAMP;
+        let mut since_index = 0u64;
+        let mut buf = Vec::new();
+        'scan: while pos < file_len {
+            let chunk = ((file_len - pos) as usize).min(SCAN_CHUNK_BYTES);
+            buf.resize(chunk, 0);
+            io::read_at(&self.file, &mut buf, pos, &self.log_path)?;
+            let mut at = 0usize;
+            loop {
+                match codec::decode_batch(&buf[at..]) {
+                    Ok(batch) => {
+                        let h = batch.header;
+                        let relative = h.base_offset - self.base_offset;
+                        let last_relative = h.last_offset() - self.base_offset;
+                        if h.base_offset < next
+                            || relative > i64::from(u32::MAX)
+                            || last_relative > i64::from(u32::MAX)
+                        {
+                            break 'scan; // offsets go backwards or leave the segment: stop here
+                        }
+                        let batch_pos = pos + at as u64;
+                        max_ts = max_ts.max(h.max_timestamp);
+                        if batch_pos == 0 {
+                            first_ts = h.max_timestamp;
+                        }
+                        if since_index > u64::from(index_interval_bytes) {
+                            let mut index = self.index.write();
+                            index.push_offset(OffsetEntry {
+                                relative_offset: relative as u32,
+                                position: batch_pos as u32,
+                            });
+                            index.push_time(TimeEntry {
+                                timestamp: max_ts,
+                                relative_offset: last_relative as u32,
+                            });
+                            since_index = 0;
+                        }
+                        since_index += h.total_bytes() as u64;
+                        next = h.next_offset();
+                        at += h.total_bytes();
+                        if at == buf.len() {
+                            pos += at as u64;
+                            continue 'scan;
+                        }
+                    }
+                    Err(DecodeError::Incomplete { needed, .. }) => {
+                        let batch_pos = pos + at as u64;
+                        if at > 0 && batch_pos + needed as u64 <= file_len {
+                            pos = batch_pos; // the batch continues past this chunk: read on
+                            if needed > SCAN_CHUNK_BYTES {
+                                buf.reserve(needed);
+                            }
+                            continue 'scan;
+                        }
+                        if at == 0 && needed > chunk && pos + needed as u64 <= file_len {
+                            // One batch larger than the chunk: read it whole.
+                            buf.resize(needed, 0);
+                            io::read_at(&self.file, &mut buf, pos, &self.log_path)?;
+                            continue;
+                        }
+                        pos = batch_pos;
+                        break 'scan; // torn tail
+                    }
+                    Err(DecodeError::Corrupt { .. }) => {
+                        pos += at as u64;
+                        break 'scan;
+                    }
+                }
+            }
+        }
+        let truncated_bytes = file_len - pos;
+        if pos < trusted_until {
+            let reason = match codec::decode_batch(&buf_at(self, pos, file_len)?) {
+                Err(e) => e.to_string(),
+                Ok(_) => "offsets out of order".to_string(),
+            };
+            return Err(Error::Corrupt {
+                path: self.log_path.clone(),
+                position: pos,
+                reason: format!("damage in data that was flushed: {reason}"),
+            });
+        }
+        if truncated_bytes > 0 {
+            self.file
+                .set_len(pos)
+                .map_err(|e| Error::io("truncating torn tail of", &self.log_path, e))?;
+            self.file
+                .sync_all()
+                .map_err(|e| Error::io("syncing", &self.log_path, e))?;
+        }
+        {
+            let mut index = self.index.write();
+            index.mark_unpersisted();
+        }
+        if position == 0 && first_ts != NO_TIMESTAMP {
+            self.first_timestamp.store(first_ts, Ordering::Release);
+        }
+        self.set_loaded_end(pos, next, max_ts);
+        Ok(ScanOutcome { truncated_bytes })
+    }
+
+    /// Sets the timestamp of the first batch (after loading).
+    pub(crate) fn set_first_timestamp(&self, ts: i64) {
+        self.first_timestamp.store(ts, Ordering::Release);
+    }
+
+    /// Seeds `first_timestamp` of a loaded segment from its first batch.
+    pub(crate) fn load_first_timestamp(&self) -> Result<()> {
+        let size = self.size();
+        if size > 0 {
+            let header = self.header_at(0, size)?;
+            self.first_timestamp
+                .store(header.max_timestamp, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Scans headers from `position` to the end without checking CRCs, to find the end offset
+    /// and max timestamp of a segment whose data is trusted (below the recovery point).
+    pub(crate) fn scan_headers(
+        &self,
+        mut position: u64,
+        mut next: i64,
+        mut max_ts: i64,
+    ) -> Result<(i64, i64)> {
+        let size = self.size();
+        while position < size {
+            let h = self.header_at(position, size)?;
+            next = h.next_offset();
+            max_ts = max_ts.max(h.max_timestamp);
+            position += h.total_bytes() as u64;
+        }
+        Ok((next, max_ts))
+    }
+
+    /// Fsyncs the log's data.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("syncing", &self.log_path, e))
+    }
+
+    /// Writes index entries not yet on disk and fsyncs the index files.
+    pub(crate) fn persist_index(&self) -> Result<()> {
+        self.index
+            .write()
+            .persist(&self.index_path, &self.time_index_path)?;
+        Ok(())
+    }
+
+    /// Marks the segment closed for appends: a final time-index entry records its max timestamp
+    /// (what retention reads after a restart), then log and indexes are made durable.
+    pub(crate) fn seal(&self) -> Result<()> {
+        let max_ts = self.max_timestamp();
+        if max_ts != NO_TIMESTAMP {
+            let last_relative = (self.next_offset() - 1 - self.base_offset).max(0) as u32;
+            self.index.write().push_time(TimeEntry {
+                timestamp: max_ts,
+                relative_offset: last_relative,
+            });
+        }
+        self.sync()?;
+        self.persist_index()
+    }
+
+    /// Relative offset from which a timestamp search may start, and its position.
+    pub(crate) fn time_scan_start(&self, target: i64) -> u64 {
+        let index = self.index.read();
+        let relative = index.scan_start_for_time(target);
+        u64::from(index.position_for(relative))
+    }
+
+    /// Number of offset-index entries (for tests and describe).
+    #[allow(dead_code)]
+    pub(crate) fn index_entries(&self) -> usize {
+        self.index.read().offset_entries()
+    }
+
+    /// Removes the segment's files (log first: stray index files are cleaned up at open).
+    pub(crate) fn delete_files(&self) -> Result<()> {
+        for path in [&self.log_path, &self.index_path, &self.time_index_path] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("deleting", path.as_path(), e)),
+            }
+        }
+        Ok(())
+    }
+}
