@@ -8,9 +8,14 @@
 mod clock;
 mod config;
 mod error;
+mod producer;
 mod types;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{CleanupPolicy, TopicConfig};
 pub use error::{Error, Result};
+pub use producer::{
+    murmur2, to_positive, DefaultPartitioner, NullKeyStrategy, Partitioner, RandomPartitioner,
+    RoundRobinPartitioner,
+};
 pub use types::{Bytes, Header, Record, StoredRecord, TimestampType, TopicPartition};
