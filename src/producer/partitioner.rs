@@ -92,7 +92,8 @@ fn partition_for_key(key: &[u8], partition_count: i32) -> i32 {
 /// key (`"sensor.17"` goes to partition `17 % partition_count`):
 ///
 /// ```
-/// use embroker::{Error, Partitioner};
+/// use std::sync::Arc;
+/// use embroker::{Error, Partitioner, PartitionerChoice, ProducerConfig};
 ///
 /// #[derive(Debug)]
 /// struct SuffixPartitioner;
@@ -121,6 +122,11 @@ fn partition_for_key(key: &[u8], partition_count: i32) -> i32 {
 /// assert_eq!(p.partition("readings", Some(b"sensor.17"), None, 10)?, 7);
 /// assert_eq!(p.partition("readings", Some(b"a.b.3"), None, 10)?, 3);
 /// assert!(p.partition("readings", None, None, 10).is_err());
+///
+/// // Hand it to a producer's config.
+/// let config = ProducerConfig::default()
+///     .partitioner(PartitionerChoice::Custom(Arc::new(SuffixPartitioner)));
+/// assert!(config.validate().is_ok());
 /// # Ok::<(), Error>(())
 /// ```
 pub trait Partitioner: Send + Sync + fmt::Debug {
