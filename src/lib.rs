@@ -12,7 +12,10 @@ mod producer;
 mod types;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use config::{Acks, CleanupPolicy, PartitionerChoice, ProducerConfig, TopicConfig};
+pub use config::{
+    Acks, AssignmentStrategy, CleanupPolicy, ConsumerConfig, IsolationLevel, OffsetReset,
+    PartitionerChoice, ProducerConfig, TopicConfig,
+};
 pub use error::{Error, Result};
 pub use producer::{
     murmur2, to_positive, DefaultPartitioner, NullKeyStrategy, Partitioner, RandomPartitioner,
