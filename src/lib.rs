@@ -12,10 +12,18 @@ mod error;
 mod io;
 mod log;
 mod notify;
+mod producer;
 mod types;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use config::{CleanupPolicy, TopicConfig};
+pub use config::{
+    Acks, AssignmentStrategy, CleanupPolicy, ConsumerConfig, IsolationLevel, OffsetReset,
+    PartitionerChoice, ProducerConfig, TopicConfig,
+};
 pub use error::{Error, Result};
 pub use log::{Records, RecordsIter};
+pub use producer::{
+    murmur2, to_positive, DefaultPartitioner, NullKeyStrategy, Partitioner, RandomPartitioner,
+    RoundRobinPartitioner,
+};
 pub use types::{Bytes, Header, Record, StoredRecord, TimestampType, TopicPartition};

@@ -5,7 +5,11 @@
 //! name the key. Validation happens where the config is used (`create_topic`, `producer`,
 //! `consumer`), so a typed setter with a bad value fails there, naming the same key.
 
+pub(crate) mod consumer;
+pub(crate) mod producer;
 pub(crate) mod properties;
 pub(crate) mod topic;
 
+pub use consumer::{AssignmentStrategy, ConsumerConfig, IsolationLevel, OffsetReset};
+pub use producer::{Acks, PartitionerChoice, ProducerConfig};
 pub use topic::{CleanupPolicy, TopicConfig};

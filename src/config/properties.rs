@@ -5,6 +5,22 @@
 
 use crate::error::{Error, Result};
 
+/// Chainable setters named after the fields they set: `setters! { /// doc\n name: Type, }`
+/// expands to `pub fn name(mut self, value: Type) -> Self`. Shared by every config type.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty,)*) => {
+        $(
+            $(#[$doc])*
+            #[must_use]
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.$name = value;
+                self
+            }
+        )*
+    };
+}
+pub(crate) use setters;
+
 /// Parses a signed integer in `min..=max`.
 pub(crate) fn parse_i64(key: &str, value: &str, min: i64, max: i64) -> Result<i64> {
     let v: i64 = value
@@ -58,6 +74,30 @@ pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool> {
     }
 }
 
+/// Parses one of a fixed set of spellings, matched ignoring ASCII case and surrounding spaces.
+/// `expected` completes the error message "must be ...".
+pub(crate) fn parse_choice<T: Copy>(
+    key: &str,
+    value: &str,
+    choices: &[(&str, T)],
+    expected: &str,
+) -> Result<T> {
+    let wanted = value.trim();
+    choices
+        .iter()
+        .find(|(spelling, _)| spelling.eq_ignore_ascii_case(wanted))
+        .map(|(_, choice)| *choice)
+        .ok_or_else(|| Error::config(key, value, format!("must be {expected}")))
+}
+
+/// Splits a Kafka list value (`a, b,c`) into its trimmed, non-empty items.
+pub(crate) fn list_items(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
 /// Checks that `value` lies in `min..=max`, for typed setters validated at use.
 pub(crate) fn check_range<T: PartialOrd + std::fmt::Display>(
     key: &str,
@@ -88,5 +128,13 @@ mod tests {
         assert!(parse_bool("x", "TRUE").unwrap());
         assert!(parse_bool("x", "yes").is_err());
         assert!(parse_f64("r", "NaN", 0.0, 1.0).is_err());
+        let choices = [("all", 2), ("-1", 2), ("1", 1)];
+        assert_eq!(
+            parse_choice("acks", " ALL ", &choices, "all or 1").unwrap(),
+            2
+        );
+        let e = parse_choice("acks", "2", &choices, "all or 1").unwrap_err();
+        assert_eq!(e.to_string(), "invalid config acks=\"2\": must be all or 1");
+        assert_eq!(list_items(" a, ,b,").collect::<Vec<_>>(), ["a", "b"]);
     }
 }

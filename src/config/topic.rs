@@ -5,7 +5,7 @@
 //! partition past `retention.ms` and `retention.bytes`, which is too much for an application that
 //! links the log in, and for a test suite that makes hundreds of topics.
 
-use crate::config::properties::{check_range, parse_f64, parse_i32, parse_i64, parse_u32};
+use crate::config::properties::{check_range, parse_f64, parse_i32, parse_i64, parse_u32, setters};
 use crate::error::{Error, Result};
 use crate::types::TimestampType;
 
@@ -152,19 +152,6 @@ impl Default for TopicConfig {
 /// Most partitions one topic may have. Kafka has no hard limit; a directory and open files per
 /// partition make a bound sensible in one process.
 pub(crate) const PARTITIONS_MAX: i32 = 10_000;
-
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty,)*) => {
-        $(
-            $(#[$doc])*
-            #[must_use]
-            pub fn $name(mut self, value: $ty) -> Self {
-                self.$name = value;
-                self
-            }
-        )*
-    };
-}
 
 impl TopicConfig {
     /// The keys `from_properties` accepts, in the order `to_properties` writes them.
