@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod broker;
 mod clock;
 pub mod codec;
 mod config;
@@ -15,6 +16,10 @@ mod notify;
 mod producer;
 mod types;
 
+pub use broker::{
+    Broker, BrokerBuilder, OffsetAndTimestamp, Partition, PartitionDescription, Topic,
+    TopicDescription,
+};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{
     Acks, AssignmentStrategy, CleanupPolicy, ConsumerConfig, IsolationLevel, OffsetReset,

@@ -517,6 +517,38 @@ impl PartitionLog {
         result.map_err(|e| self.fail(e))
     }
 
+    /// Fsyncs when `flush.ms` has passed since the last fsync and records are unflushed.
+    pub(crate) fn flush_if_due(&self, now: i64) -> Result<()> {
+        let flush_ms = self.config().flush_ms;
+        if flush_ms == i64::MAX || self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut w = self.writer.lock();
+        if w.unflushed_records == 0 || now.saturating_sub(w.last_flush_ms) < flush_ms {
+            return Ok(());
+        }
+        w.active.sync().map_err(|e| self.fail(e))?;
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        w.unflushed_records = 0;
+        w.last_flush_ms = now;
+        let end = self.log_end.load(Ordering::Acquire);
+        let mut s = self.sync_state.lock();
+        s.durable_offset = s.durable_offset.max(end);
+        Ok(())
+    }
+
+    /// Checkpoints when anything was appended since the last recovery point.
+    pub(crate) fn checkpoint_if_changed(&self) -> Result<()> {
+        {
+            let w = self.writer.lock();
+            let rp = w.recovery_point;
+            if rp.segment_base == w.active.base_offset() && rp.position == w.active.size() {
+                return Ok(());
+            }
+        }
+        self.checkpoint()
+    }
+
     /// Makes every record up to `offset` (exclusive end) durable, sharing fsyncs between
     /// concurrent callers (group commit): one caller fsyncs while the others wait, and a sync
     /// that started after a caller's append covers it.

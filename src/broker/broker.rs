@@ -1,0 +1,682 @@
+//! The broker: one data directory, its lock, its topics, and its background tasks.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::handles::{PartitionDescription, Topic, TopicDescription};
+use super::tasks::Tasks;
+use super::{names, topic_store};
+use crate::clock::{self, SharedClock};
+use crate::config::TopicConfig;
+use crate::error::{Error, Result};
+use crate::io::{self, DirLock};
+use crate::log::{dir_name, PartitionLog};
+use crate::notify::Notifier;
+
+/// Kafka's `log.retention.check.interval.ms` default.
+const RETENTION_CHECK_INTERVAL_DEFAULT: Duration = Duration::from_secs(300);
+/// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
+const CHECKPOINT_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
+
+/// Options for opening a [`Broker`]; every setter says its default.
+///
+/// ```
+/// use std::time::Duration;
+/// use embroker::{Broker, TopicConfig};
+/// let broker = Broker::builder()
+///     .default_topic_config(TopicConfig::default().partitions(3))
+///     .auto_create_topics(true)
+///     .retention_check_interval(Duration::from_secs(10))
+///     .open_temporary()?;
+/// assert_eq!(broker.topic("created-on-first-use")?.partition_count(), 3);
+/// # Ok::<(), embroker::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct BrokerBuilder {
+    default_topic_config: TopicConfig,
+    retention_check_interval: Duration,
+    checkpoint_interval: Duration,
+    auto_create_topics: bool,
+    clock: SharedClock,
+}
+
+impl Default for BrokerBuilder {
+    fn default() -> Self {
+        BrokerBuilder {
+            default_topic_config: TopicConfig::default(),
+            retention_check_interval: RETENTION_CHECK_INTERVAL_DEFAULT,
+            checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
+            auto_create_topics: false,
+            clock: clock::system(),
+        }
+    }
+}
+
+impl BrokerBuilder {
+    /// The config of topics created by auto-creation. Default: `TopicConfig::default()`.
+    pub fn default_topic_config(&mut self, config: TopicConfig) -> &mut Self {
+        self.default_topic_config = config;
+        self
+    }
+
+    /// How often retention runs (Kafka's `log.retention.check.interval.ms`). Default: 5 minutes.
+    pub fn retention_check_interval(&mut self, interval: Duration) -> &mut Self {
+        self.retention_check_interval = interval;
+        self
+    }
+
+    /// How often recovery points are checkpointed (Kafka's
+    /// `log.flush.offset.checkpoint.interval.ms`). Default: 60 seconds.
+    pub fn checkpoint_interval(&mut self, interval: Duration) -> &mut Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// Create unknown topics on first use, with the default topic config. Default: off (Kafka's
+    /// broker default is on; off catches typos in topic names).
+    pub fn auto_create_topics(&mut self, enabled: bool) -> &mut Self {
+        self.auto_create_topics = enabled;
+        self
+    }
+
+    /// The clock for timestamps, retention and timers. Default: the system clock.
+    pub fn clock(&mut self, clock: SharedClock) -> &mut Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Opens (creating if needed) the data directory `path` and locks it.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Broker> {
+        self.open_inner(path.as_ref().to_path_buf(), None)
+    }
+
+    /// Opens a broker in a fresh temporary directory, removed when the last handle drops.
+    pub fn open_temporary(&self) -> Result<Broker> {
+        let temp = tempfile::Builder::new()
+            .prefix("embroker-")
+            .tempdir()
+            .map_err(|e| Error::io("creating temporary directory in", std::env::temp_dir(), e))?;
+        self.open_inner(temp.path().to_path_buf(), Some(temp))
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.default_topic_config.validate()?;
+        if self.retention_check_interval.is_zero() {
+            return Err(Error::config(
+                "log.retention.check.interval.ms",
+                0,
+                "must be positive",
+            ));
+        }
+        if self.checkpoint_interval.is_zero() {
+            return Err(Error::config(
+                "log.flush.offset.checkpoint.interval.ms",
+                0,
+                "must be positive",
+            ));
+        }
+        Ok(())
+    }
+
+    fn open_inner(&self, dir: PathBuf, temp: Option<tempfile::TempDir>) -> Result<Broker> {
+        self.validate()?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating data directory", &dir, e))?;
+        let lock = DirLock::acquire(&dir)?;
+        let topics_dir = dir.join(topic_store::DIR_NAME);
+        if !topics_dir.exists() {
+            io::create_dir_durable(&topics_dir)?;
+        }
+        let inner = Arc::new(BrokerInner {
+            dir,
+            options: self.clone(),
+            topics: RwLock::new(BTreeMap::new()),
+            broken_topics: RwLock::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            notifier: Arc::new(Notifier::default()),
+            tasks: Mutex::new(None),
+            lock: Mutex::new(Some(lock)),
+            temp: Mutex::new(temp),
+        });
+        inner.load_topics()?;
+        let tasks = Tasks::start(
+            Arc::downgrade(&inner),
+            self.retention_check_interval,
+            self.checkpoint_interval,
+        )?;
+        *inner.tasks.lock() = Some(tasks);
+        Ok(Broker { inner })
+    }
+}
+
+/// The state of one topic.
+pub(crate) struct TopicState {
+    pub(crate) name: Arc<str>,
+    pub(crate) config: RwLock<Arc<TopicConfig>>,
+    pub(crate) partitions: RwLock<Vec<PartitionSlot>>,
+}
+
+/// A partition that opened, or the error that kept it from opening.
+#[derive(Clone)]
+pub(crate) enum PartitionSlot {
+    Online(Arc<PartitionLog>),
+    Offline(Error),
+}
+
+pub(crate) struct BrokerInner {
+    dir: PathBuf,
+    options: BrokerBuilder,
+    topics: RwLock<BTreeMap<String, Arc<TopicState>>>,
+    broken_topics: RwLock<BTreeMap<String, Error>>,
+    /// Serializes changes to topic metadata (create, delete, alter, add partitions).
+    admin: Mutex<()>,
+    closed: AtomicBool,
+    notifier: Arc<Notifier>,
+    tasks: Mutex<Option<Tasks>>,
+    lock: Mutex<Option<DirLock>>,
+    /// Declared last: the temporary directory is removed after everything else is closed.
+    temp: Mutex<Option<tempfile::TempDir>>,
+}
+
+impl BrokerInner {
+    fn load_topics(&self) -> Result<()> {
+        let mut topics = self.topics.write();
+        let mut broken = self.broken_topics.write();
+        for (name, config) in topic_store::load_all(&self.dir)? {
+            match config {
+                Ok(config) => {
+                    let state = self.open_topic(&name, Arc::new(config));
+                    topics.insert(name, state);
+                }
+                Err(e) => {
+                    broken.insert(name, e);
+                }
+            }
+        }
+        self.remove_orphans(&topics, &broken)
+    }
+
+    /// Opens every partition of a topic; one that fails is kept offline with its error.
+    fn open_topic(&self, name: &str, config: Arc<TopicConfig>) -> Arc<TopicState> {
+        let name: Arc<str> = Arc::from(name);
+        let partitions = (0..config.partitions)
+            .map(|p| match self.open_partition(&name, p, config.clone()) {
+                Ok(log) => PartitionSlot::Online(Arc::new(log)),
+                Err(e) => PartitionSlot::Offline(e),
+            })
+            .collect();
+        Arc::new(TopicState {
+            name,
+            config: RwLock::new(config),
+            partitions: RwLock::new(partitions),
+        })
+    }
+
+    fn open_partition(
+        &self,
+        topic: &Arc<str>,
+        p: i32,
+        config: Arc<TopicConfig>,
+    ) -> Result<PartitionLog> {
+        PartitionLog::open(
+            &self.dir.join(dir_name(topic, p)),
+            topic.clone(),
+            p,
+            config,
+            self.options.clock.clone(),
+            self.notifier.clone(),
+        )
+    }
+
+    /// Removes partition directories that no topic file accounts for: leftovers of a create
+    /// or delete that was interrupted before or after its commit point.
+    fn remove_orphans(
+        &self,
+        topics: &BTreeMap<String, Arc<TopicState>>,
+        broken: &BTreeMap<String, Error>,
+    ) -> Result<()> {
+        let entries =
+            std::fs::read_dir(&self.dir).map_err(|e| Error::io("listing", &self.dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("listing", &self.dir, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let Some((topic, p)) = name.rsplit_once('-') else {
+                continue;
+            };
+            let Ok(p) = p.parse::<i32>() else { continue };
+            if names::validate(topic).is_err()
+                || !entry.path().is_dir()
+                || broken.contains_key(topic)
+            {
+                continue;
+            }
+            let known = topics
+                .get(topic)
+                .is_some_and(|t| p < t.partitions.read().len() as i32);
+            if !known {
+                io::remove_dir_all_durable(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed { what: "broker" })
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn topic_state(&self, name: &str) -> Result<Arc<TopicState>> {
+        self.check_open()?;
+        if let Some(t) = self.topics.read().get(name) {
+            return Ok(t.clone());
+        }
+        if let Some(e) = self.broken_topics.read().get(name) {
+            return Err(e.clone());
+        }
+        names::validate(name)?;
+        if self.options.auto_create_topics && !names::is_internal(name) {
+            match self.create_topic(name, self.options.default_topic_config.clone(), false) {
+                Ok(()) | Err(Error::TopicExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            if let Some(t) = self.topics.read().get(name) {
+                return Ok(t.clone());
+            }
+        }
+        Err(Error::UnknownTopic {
+            topic: name.to_string(),
+        })
+    }
+
+    /// The log of `topic`-`partition`, for producers and consumers.
+    pub(crate) fn partition_log(&self, topic: &str, partition: i32) -> Result<Arc<PartitionLog>> {
+        let state = self.topic_state(topic)?;
+        let partitions = state.partitions.read();
+        match partitions.get(usize::try_from(partition).unwrap_or(usize::MAX)) {
+            Some(PartitionSlot::Online(log)) => Ok(log.clone()),
+            Some(PartitionSlot::Offline(e)) => Err(e.clone()),
+            None => Err(Error::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+                partitions: partitions.len() as i32,
+            }),
+        }
+    }
+
+    pub(crate) fn create_topic(
+        &self,
+        name: &str,
+        config: TopicConfig,
+        internal: bool,
+    ) -> Result<()> {
+        self.check_open()?;
+        names::validate(name)?;
+        if names::is_internal(name) && !internal {
+            return Err(Error::InvalidTopicName {
+                name: name.to_string(),
+                reason: "names starting with '__' are reserved for internal topics",
+            });
+        }
+        config.validate()?;
+        let _admin = self.admin.lock();
+        {
+            let topics = self.topics.read();
+            if topics.contains_key(name) || self.broken_topics.read().contains_key(name) {
+                return Err(Error::TopicExists {
+                    topic: name.to_string(),
+                });
+            }
+            if let Some(other) = topics.keys().find(|t| names::collides(t, name)) {
+                return Err(Error::InvalidTopicName {
+                    name: name.to_string(),
+                    reason: if other.contains('.') || name.contains('.') {
+                        "collides with an existing topic that differs only in '.' versus '_'"
+                    } else {
+                        "collides with an existing topic"
+                    },
+                });
+            }
+        }
+        let config = Arc::new(config);
+        let state = self.open_topic(name, config.clone());
+        let failure = state.partitions.read().iter().find_map(|slot| match slot {
+            PartitionSlot::Offline(e) => Some(e.clone()),
+            PartitionSlot::Online(_) => None,
+        });
+        let committed = match failure {
+            Some(e) => Err(e),
+            None => topic_store::write(&self.dir, name, &config),
+        };
+        if let Err(e) = committed {
+            self.discard_partitions(&state, 0);
+            return Err(e);
+        }
+        self.topics.write().insert(name.to_string(), state);
+        Ok(())
+    }
+
+    /// Closes and removes partitions `from..` of a topic (best effort: open cleans up the rest).
+    fn discard_partitions(&self, state: &TopicState, from: usize) {
+        for (p, slot) in state.partitions.read().iter().enumerate().skip(from) {
+            if let PartitionSlot::Online(log) = slot {
+                let _ = log.close(false);
+            }
+            let _ = io::remove_dir_all_durable(&self.dir.join(dir_name(&state.name, p as i32)));
+        }
+    }
+
+    pub(crate) fn delete_topic(&self, name: &str, internal: bool) -> Result<()> {
+        self.check_open()?;
+        if names::is_internal(name) && !internal {
+            return Err(Error::InvalidTopicName {
+                name: name.to_string(),
+                reason: "internal topics cannot be deleted",
+            });
+        }
+        let _admin = self.admin.lock();
+        let state = self.topics.write().remove(name);
+        let broken = self.broken_topics.write().remove(name);
+        if state.is_none() && broken.is_none() {
+            return Err(Error::UnknownTopic {
+                topic: name.to_string(),
+            });
+        }
+        topic_store::remove(&self.dir, name)?;
+        if let Some(state) = state {
+            self.discard_partitions(&state, 0);
+        }
+        Ok(())
+    }
+
+    fn broker_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
+    }
+
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.options.clock
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Every online partition log.
+    pub(crate) fn all_logs(&self) -> Vec<Arc<PartitionLog>> {
+        let topics = self.topics.read();
+        let mut logs = Vec::new();
+        for t in topics.values() {
+            for slot in t.partitions.read().iter() {
+                if let PartitionSlot::Online(log) = slot {
+                    logs.push(log.clone());
+                }
+            }
+        }
+        logs
+    }
+
+    pub(crate) fn enforce_retention(&self) -> Result<usize> {
+        self.check_open()?;
+        let now = self.options.clock.now_ms();
+        let mut deleted = 0;
+        let mut first_error = None;
+        for log in self.all_logs() {
+            match log.enforce_retention(now) {
+                Ok(n) => deleted += n,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(deleted),
+        }
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some(tasks) = self.tasks.lock().take() {
+            tasks.stop();
+        }
+        let mut first_error = None;
+        for log in self.all_logs() {
+            if let Err(e) = log.close(true) {
+                first_error.get_or_insert(e);
+            }
+        }
+        self.notifier.notify();
+        drop(self.lock.lock().take());
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BrokerInner {
+    fn drop(&mut self) {
+        // Best effort: Drop cannot report errors; `Broker::close` does.
+        let _ = self.close();
+        drop(self.temp.lock().take());
+    }
+}
+
+/// A data directory opened as a Kafka broker: topics, partitions, and the logs behind them.
+///
+/// `Broker` is a cheap handle (`Clone + Send + Sync`); every clone refers to the same broker.
+/// [`Broker::close`] flushes, stops background threads and releases the directory lock;
+/// dropping the last handle does the same, quietly.
+///
+/// ```
+/// use embroker::{Broker, Record, TopicConfig};
+/// let broker = Broker::temporary()?;
+/// broker.create_topic("orders", TopicConfig::default().partitions(2))?;
+/// let p0 = broker.topic("orders")?.partition(0)?;
+/// let base = p0.append(&[Record::new("first").key("k1"), Record::new("second")])?;
+/// assert_eq!(base, 0);
+/// let records = p0.read(0, 1 << 20)?;
+/// let values: Vec<_> = records.iter().map(|r| r.value.unwrap()).collect();
+/// assert_eq!(values, ["first", "second"]);
+/// broker.close()?;
+/// # Ok::<(), embroker::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Broker {
+    pub(crate) inner: Arc<BrokerInner>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// Opens (creating if needed) the data directory at `path` with default options.
+    ///
+    /// Fails at once with [`Error::DirectoryLocked`] if another broker, in this process or
+    /// another, has it open.
+    pub fn open(path: impl AsRef<Path>) -> Result<Broker> {
+        BrokerBuilder::default().open(path)
+    }
+
+    /// Opens a broker in a fresh temporary directory that is removed when the last handle
+    /// drops: a fake Kafka for tests.
+    pub fn temporary() -> Result<Broker> {
+        BrokerBuilder::default().open_temporary()
+    }
+
+    /// Options for opening a broker.
+    pub fn builder() -> BrokerBuilder {
+        BrokerBuilder::default()
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        self.inner.broker_dir()
+    }
+
+    /// Creates a topic. The name must follow Kafka's rules and not start with `__`.
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
+        self.inner.create_topic(name, config, false)
+    }
+
+    /// Deletes a topic and its data. Handles to its partitions fail from then on.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.inner.delete_topic(name, false)
+    }
+
+    /// The names of the user topics, sorted (internal `__` topics are left out, as Kafka's
+    /// `listTopics` does by default).
+    pub fn topics(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.topics.read().keys().cloned().collect();
+        names.extend(self.inner.broken_topics.read().keys().cloned());
+        names.retain(|n| !names::is_internal(n));
+        names.sort();
+        names
+    }
+
+    /// A handle to a topic (created with the default config if auto-creation is on).
+    pub fn topic(&self, name: &str) -> Result<Topic> {
+        let state = self.inner.topic_state(name)?;
+        Ok(Topic::new(self.clone(), state))
+    }
+
+    /// Config and per-partition offsets and sizes of a topic.
+    pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let state = self.inner.topic_state(name)?;
+        let config = (*state.config.read().clone()).clone();
+        let partitions = state
+            .partitions
+            .read()
+            .iter()
+            .enumerate()
+            .map(|(p, slot)| PartitionDescription::of(p as i32, slot))
+            .collect();
+        Ok(TopicDescription {
+            name: name.to_string(),
+            config,
+            partitions,
+        })
+    }
+
+    /// Raises a topic's partition count to `new_count` (increase only, as in Kafka).
+    pub fn create_partitions(&self, name: &str, new_count: i32) -> Result<()> {
+        let inner = &self.inner;
+        let state = inner.topic_state(name)?;
+        let _admin = inner.admin.lock();
+        let current = state.partitions.read().len() as i32;
+        if new_count <= current {
+            return Err(Error::InvalidPartitionCount {
+                topic: name.to_string(),
+                current,
+                requested: new_count,
+            });
+        }
+        let config = Arc::new((*state.config.read().clone()).clone().partitions(new_count));
+        config.validate()?;
+        let mut added = Vec::new();
+        for p in current..new_count {
+            match inner.open_partition(&state.name, p, config.clone()) {
+                Ok(log) => added.push(PartitionSlot::Online(Arc::new(log))),
+                Err(e) => {
+                    let tmp = TopicState {
+                        name: state.name.clone(),
+                        config: RwLock::new(config.clone()),
+                        partitions: RwLock::new(added),
+                    };
+                    inner.discard_partitions(&tmp, 0);
+                    return Err(e);
+                }
+            }
+        }
+        topic_store::write(&inner.dir, name, &config)?;
+        *state.config.write() = config.clone();
+        let mut partitions = state.partitions.write();
+        for slot in partitions.iter() {
+            if let PartitionSlot::Online(log) = slot {
+                log.set_config(config.clone());
+            }
+        }
+        partitions.extend(added);
+        drop(partitions);
+        inner.notifier.notify();
+        Ok(())
+    }
+
+    /// Changes a topic's config at run time: Kafka keys applied over the current config and
+    /// persisted. `num.partitions` cannot be changed here (use [`Broker::create_partitions`]).
+    pub fn alter_topic_config<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        name: &str,
+        changes: &[(K, V)],
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let state = inner.topic_state(name)?;
+        if let Some((k, v)) = changes.iter().find(|(k, _)| k.as_ref() == "num.partitions") {
+            return Err(Error::config(
+                k.as_ref(),
+                v.as_ref(),
+                "partitions are added with create_partitions",
+            ));
+        }
+        let _admin = inner.admin.lock();
+        let config = Arc::new(
+            (*state.config.read().clone())
+                .clone()
+                .with_properties(changes)?,
+        );
+        topic_store::write(&inner.dir, name, &config)?;
+        *state.config.write() = config.clone();
+        for slot in state.partitions.read().iter() {
+            if let PartitionSlot::Online(log) = slot {
+                log.set_config(config.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one retention pass over every partition now; returns the segments deleted.
+    /// (The background task does the same every `retention_check_interval`.)
+    pub fn enforce_retention(&self) -> Result<usize> {
+        self.inner.enforce_retention()
+    }
+
+    /// Flushes every partition (log, indexes, recovery point).
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_open()?;
+        for log in self.inner.all_logs() {
+            log.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes everything, stops background threads and releases the directory lock. Every
+    /// handle fails with [`Error::Closed`] afterwards. Closing twice is a no-op.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// True once [`Broker::close`] ran.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+}

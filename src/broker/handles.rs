@@ -1,0 +1,231 @@
+//! Handles to a topic and a partition, and what `describe_topic` reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::broker::{Broker, PartitionSlot, TopicState};
+use crate::config::TopicConfig;
+use crate::error::{Error, Result};
+use crate::log::{PartitionLog, Records};
+use crate::types::{Record, TopicPartition};
+
+/// A handle to a topic.
+#[derive(Clone)]
+pub struct Topic {
+    broker: Broker,
+    state: Arc<TopicState>,
+}
+
+impl std::fmt::Debug for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Topic({})", self.state.name)
+    }
+}
+
+impl Topic {
+    pub(crate) fn new(broker: Broker, state: Arc<TopicState>) -> Topic {
+        Topic { broker, state }
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// How many partitions it has now.
+    pub fn partition_count(&self) -> i32 {
+        self.state.partitions.read().len() as i32
+    }
+
+    /// Its current config.
+    pub fn config(&self) -> TopicConfig {
+        (*self.state.config.read().clone()).clone()
+    }
+
+    /// A handle to partition `partition`.
+    pub fn partition(&self, partition: i32) -> Result<Partition> {
+        let log = self
+            .broker
+            .inner
+            .partition_log(&self.state.name, partition)?;
+        Ok(Partition {
+            _broker: self.broker.clone(),
+            log,
+        })
+    }
+}
+
+/// The earliest offset at or after a timestamp, and that record's timestamp (Kafka's
+/// `OffsetAndTimestamp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffsetAndTimestamp {
+    /// The offset.
+    pub offset: i64,
+    /// The record's timestamp.
+    pub timestamp: i64,
+}
+
+/// A handle to one partition's log: append, read, offsets, flush, and waiting for data.
+///
+/// ```
+/// use std::time::Duration;
+/// use embroker::{Broker, Record, TopicConfig};
+/// let broker = Broker::temporary()?;
+/// broker.create_topic("events", TopicConfig::default())?;
+/// let p = broker.topic("events")?.partition(0)?;
+/// assert_eq!(p.append(&[Record::new("a").timestamp(1_000)])?, 0);
+/// assert_eq!(p.append(&[Record::new("b").timestamp(2_000)])?, 1);
+/// assert_eq!(p.log_end_offset(), 2);
+/// assert_eq!(p.offset_for_timestamp(1_500)?.map(|o| o.offset), Some(1));
+/// assert!(p.wait_for_end_offset_past(1, Duration::from_millis(1)));
+/// # Ok::<(), embroker::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Partition {
+    // Keeps the broker (and a temporary directory) alive while the handle is.
+    _broker: Broker,
+    log: Arc<PartitionLog>,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Partition({}-{})",
+            self.log.topic(),
+            self.log.partition()
+        )
+    }
+}
+
+impl Partition {
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        self.log.topic()
+    }
+
+    /// The partition number.
+    pub fn partition(&self) -> i32 {
+        self.log.partition()
+    }
+
+    /// The topic and partition.
+    pub fn topic_partition(&self) -> TopicPartition {
+        TopicPartition::new(self.log.topic(), self.log.partition())
+    }
+
+    /// Appends `records` as one batch and returns the offset of the first. Records without a
+    /// timestamp get the broker clock's time. When this returns, the batch is in the log (the
+    /// OS page cache: it survives a crash of the process); [`Partition::flush`] makes it
+    /// survive power loss.
+    pub fn append(&self, records: &[Record]) -> Result<i64> {
+        self.log
+            .append_records(records)
+            .map(|info| info.base_offset)
+    }
+
+    /// Reads whole record batches starting at `from_offset`, up to about `max_bytes` (at least
+    /// one batch, so a large record is never stuck). Reading at the log end returns nothing;
+    /// outside `[log_start_offset, log_end_offset]` is [`Error::OffsetOutOfRange`].
+    pub fn read(&self, from_offset: i64, max_bytes: usize) -> Result<Records> {
+        self.log.read(from_offset, max_bytes)
+    }
+
+    /// The first offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.log_start_offset()
+    }
+
+    /// The offset the next record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    /// The earliest record whose timestamp is at least `timestamp_ms`; `None` if every record
+    /// is older. A negative timestamp is an error.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<OffsetAndTimestamp>> {
+        if timestamp_ms < 0 {
+            return Err(Error::argument(
+                "timestamp_ms",
+                format!("{timestamp_ms} is negative"),
+            ));
+        }
+        Ok(self
+            .log
+            .offset_for_timestamp(timestamp_ms)?
+            .map(|(offset, timestamp)| OffsetAndTimestamp { offset, timestamp }))
+    }
+
+    /// Fsyncs the log and its indexes and records the recovery point.
+    pub fn flush(&self) -> Result<()> {
+        self.log.checkpoint()
+    }
+
+    /// Waits until the log end offset is greater than `offset` (a record at `offset` exists)
+    /// or `timeout` passes. Woken by the append, not by polling. Returns whether it happened.
+    pub fn wait_for_end_offset_past(&self, offset: i64, timeout: Duration) -> bool {
+        self.log.wait_for_end_past(offset, timeout)
+    }
+
+    /// Fsyncs issued for this partition so far (appends under a flush policy, `flush`,
+    /// group-committed syncs, rolls). For tests and metrics.
+    pub fn fsync_count(&self) -> u64 {
+        self.log.fsync_count()
+    }
+}
+
+/// What [`Broker::describe_topic`] reports.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct TopicDescription {
+    /// The topic.
+    pub name: String,
+    /// Its config.
+    pub config: TopicConfig,
+    /// One entry per partition, in order.
+    pub partitions: Vec<PartitionDescription>,
+}
+
+/// Offsets and sizes of one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionDescription {
+    /// The partition number.
+    pub partition: i32,
+    /// The first offset still in the log.
+    pub log_start_offset: i64,
+    /// The offset the next record will get.
+    pub log_end_offset: i64,
+    /// Bytes of log on disk.
+    pub size_bytes: u64,
+    /// Number of segments.
+    pub segment_count: usize,
+    /// Why the partition is offline, if it is (it failed to open).
+    pub error: Option<String>,
+}
+
+impl PartitionDescription {
+    pub(crate) fn of(partition: i32, slot: &PartitionSlot) -> PartitionDescription {
+        match slot {
+            PartitionSlot::Online(log) => {
+                let s = log.stats();
+                PartitionDescription {
+                    partition,
+                    log_start_offset: s.log_start_offset,
+                    log_end_offset: s.log_end_offset,
+                    size_bytes: s.size_bytes,
+                    segment_count: s.segment_count,
+                    error: None,
+                }
+            }
+            PartitionSlot::Offline(e) => PartitionDescription {
+                partition,
+                log_start_offset: -1,
+                log_end_offset: -1,
+                size_bytes: 0,
+                segment_count: 0,
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}

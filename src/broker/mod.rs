@@ -1,0 +1,24 @@
+//! The broker: a data directory with its lock, its topics and their partition logs, and the
+//! background thread that runs retention and periodic flushes.
+//!
+//! Owns: the data directory layout above partition directories (the `.lock` file, `topics/`),
+//! topic names and configs, and the `Broker`, `Topic` and `Partition` handles.
+//!
+//! Invariants:
+//! - At most one `Broker` has a data directory open at a time (the lock).
+//! - A topic exists exactly when its file in `topics/` does; partition directories that no
+//!   file accounts for are leftovers of interrupted work and are removed at open.
+//! - A partition that fails to open is kept offline with its error; the rest of the broker
+//!   works.
+//! - Metadata changes (create, delete, alter, add partitions) are serialized by one lock.
+
+#[allow(clippy::module_inception)]
+mod broker;
+mod handles;
+mod names;
+mod tasks;
+mod topic_store;
+
+pub(crate) use broker::BrokerInner;
+pub use broker::{Broker, BrokerBuilder};
+pub use handles::{OffsetAndTimestamp, Partition, PartitionDescription, Topic, TopicDescription};
