@@ -1,0 +1,166 @@
+//! Shared benchmark harness: time a closure over a workload, print a side-by-side table with
+//! absolutes (records/s, MB/s) and the ratio to a named baseline row measured in the same run.
+//!
+//! `cargo bench --bench NAME` runs the full workload; `EMBROKER_BENCH_SCALE=0.1` scales record
+//! counts down (CI smoke runs). Each measurement is the best of `EMBROKER_BENCH_RUNS` runs
+//! (default 3), which is the usual way to report a throughput on a noisy shared machine.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+/// One measured row.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub group: String,
+    pub name: String,
+    pub records: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// The row in the same group this one is compared against.
+    pub baseline: Option<String>,
+    pub note: String,
+}
+
+impl Row {
+    pub fn records_per_sec(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Multiplies a record count by `EMBROKER_BENCH_SCALE` (default 1).
+pub fn scaled(n: u64) -> u64 {
+    let scale: f64 = std::env::var("EMBROKER_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    ((n as f64 * scale) as u64).max(1)
+}
+
+pub fn runs() -> usize {
+    std::env::var("EMBROKER_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1)
+}
+
+/// Collects rows and prints them.
+#[derive(Default)]
+pub struct Report {
+    rows: Vec<Row>,
+}
+
+impl Report {
+    /// Runs `setup` then times `work` `runs()` times; keeps the fastest run.
+    pub fn measure<S, T>(
+        &mut self,
+        group: &str,
+        name: &str,
+        baseline: Option<&str>,
+        records: u64,
+        bytes: u64,
+        mut setup: impl FnMut() -> S,
+        mut work: impl FnMut(S) -> T,
+    ) -> Duration {
+        let mut best = Duration::MAX;
+        for _ in 0..runs() {
+            let state = setup();
+            let start = Instant::now();
+            let out = work(state);
+            let elapsed = start.elapsed();
+            std::hint::black_box(out);
+            best = best.min(elapsed);
+        }
+        self.push(Row {
+            group: group.into(),
+            name: name.into(),
+            records,
+            bytes,
+            elapsed: best,
+            baseline: baseline.map(str::to_string),
+            note: String::new(),
+        });
+        best
+    }
+
+    pub fn push(&mut self, row: Row) {
+        eprintln!(
+            "  {:<10} {:<44} {:>12.0} rec/s {:>9.1} MB/s",
+            row.group,
+            row.name,
+            row.records_per_sec(),
+            row.mb_per_sec()
+        );
+        self.rows.push(row);
+    }
+
+    /// Adds a free-form row (latency figures and the like).
+    pub fn note(&mut self, group: &str, name: &str, note: String) {
+        eprintln!("  {group:<10} {name:<44} {note}");
+        self.rows.push(Row {
+            group: group.into(),
+            name: name.into(),
+            records: 0,
+            bytes: 0,
+            elapsed: Duration::ZERO,
+            baseline: None,
+            note,
+        });
+    }
+
+    /// Prints the table (Markdown, so it can be pasted into the docs).
+    pub fn print(&self, title: &str) {
+        println!("\n### {title}\n");
+        println!("| group | what | records/s | MB/s | time | vs baseline |");
+        println!("|---|---|---:|---:|---:|---|");
+        for row in &self.rows {
+            if !row.note.is_empty() {
+                println!("| {} | {} | | | | {} |", row.group, row.name, row.note);
+                continue;
+            }
+            let ratio = row
+                .baseline
+                .as_ref()
+                .and_then(|b| self.rows.iter().find(|r| r.group == row.group && &r.name == b))
+                .map(|b| {
+                    format!("{:.0}% of {}", 100.0 * row.records_per_sec() / b.records_per_sec(), b.name)
+                })
+                .unwrap_or_default();
+            println!(
+                "| {} | {} | {:.0} | {:.1} | {:.1} ms | {} |",
+                row.group,
+                row.name,
+                row.records_per_sec(),
+                row.mb_per_sec(),
+                row.elapsed.as_secs_f64() * 1e3,
+                ratio
+            );
+        }
+    }
+}
+
+/// Percentiles of a set of latencies.
+pub fn percentiles(mut samples: Vec<Duration>, ps: &[f64]) -> Vec<Duration> {
+    samples.sort_unstable();
+    ps.iter()
+        .map(|p| {
+            if samples.is_empty() {
+                return Duration::ZERO;
+            }
+            let i = ((samples.len() as f64 - 1.0) * p / 100.0).round() as usize;
+            samples[i.min(samples.len() - 1)]
+        })
+        .collect()
+}
+
+/// Median of `n` fsyncs of a small append to a scratch file: the machine's own fsync latency.
+pub fn fsync_latency(dir: &std::path::Path, n: usize) -> Duration {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path).expect("probe file");
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        f.write_all(&[0u8; 100]).expect("probe write");
+        let start = Instant::now();
+        f.sync_data().expect("probe fsync");
+        samples.push(start.elapsed());
+    }
+    percentiles(samples, &[50.0])[0]
+}
