@@ -8,9 +8,14 @@
 mod clock;
 mod config;
 mod error;
+mod group;
 mod types;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{CleanupPolicy, TopicConfig};
 pub use error::{Error, Result};
+pub use group::{
+    assignor_by_name, Assignment, Assignor, RangeAssignor, RebalanceProtocol, RoundRobinAssignor,
+    Subscription,
+};
 pub use types::{Bytes, Header, Record, StoredRecord, TimestampType, TopicPartition};
