@@ -15,7 +15,7 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{CleanupPolicy, TopicConfig};
 pub use error::{Error, Result};
 pub use group::{
-    assignor_by_name, Assignment, Assignor, RangeAssignor, RebalanceProtocol, RoundRobinAssignor,
-    Subscription,
+    assignor_by_name, Assignment, Assignor, CooperativeStickyAssignor, RangeAssignor,
+    RebalanceProtocol, RoundRobinAssignor, StickyAssignor, Subscription,
 };
 pub use types::{Bytes, Header, Record, StoredRecord, TimestampType, TopicPartition};

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::group::{RangeAssignor, RoundRobinAssignor};
+use crate::group::{CooperativeStickyAssignor, RangeAssignor, RoundRobinAssignor, StickyAssignor};
 use crate::types::TopicPartition;
 
 /// How members give up partitions during a rebalance (Kafka's
@@ -186,8 +186,8 @@ pub trait Assignor: Send + Sync + std::fmt::Debug {
 /// (`"org.apache.kafka.clients.consumer.RangeAssignor"`, ...). `None` for anything else.
 ///
 /// ```
-/// let a = embroker::assignor_by_name("org.apache.kafka.clients.consumer.RangeAssignor");
-/// assert_eq!(a.map(|a| a.name().to_string()).as_deref(), Some("range"));
+/// let a = embroker::assignor_by_name("org.apache.kafka.clients.consumer.CooperativeStickyAssignor");
+/// assert_eq!(a.map(|a| a.name().to_string()).as_deref(), Some("cooperative-sticky"));
 /// assert!(embroker::assignor_by_name("nope").is_none());
 /// ```
 pub fn assignor_by_name(name: &str) -> Option<Arc<dyn Assignor>> {
@@ -203,6 +203,8 @@ pub fn assignor_by_name(name: &str) -> Option<Arc<dyn Assignor>> {
     let assignor: Arc<dyn Assignor> = match short {
         "range" => Arc::new(RangeAssignor),
         "roundrobin" => Arc::new(RoundRobinAssignor),
+        "sticky" => Arc::new(StickyAssignor),
+        "cooperative-sticky" => Arc::new(CooperativeStickyAssignor),
         _ => return None,
     };
     Some(assignor)
@@ -248,6 +250,12 @@ mod tests {
         let cases = [
             ("range", "range", RebalanceProtocol::Eager),
             ("roundrobin", "roundrobin", RebalanceProtocol::Eager),
+            ("sticky", "sticky", RebalanceProtocol::Eager),
+            (
+                "cooperative-sticky",
+                "cooperative-sticky",
+                RebalanceProtocol::Cooperative,
+            ),
             (
                 "org.apache.kafka.clients.consumer.RangeAssignor",
                 "range",
@@ -257,6 +265,16 @@ mod tests {
                 "org.apache.kafka.clients.consumer.RoundRobinAssignor",
                 "roundrobin",
                 RebalanceProtocol::Eager,
+            ),
+            (
+                "org.apache.kafka.clients.consumer.StickyAssignor",
+                "sticky",
+                RebalanceProtocol::Eager,
+            ),
+            (
+                "org.apache.kafka.clients.consumer.CooperativeStickyAssignor",
+                "cooperative-sticky",
+                RebalanceProtocol::Cooperative,
             ),
         ];
         for (input, name, protocol) in cases {

@@ -16,9 +16,11 @@
 mod assignor;
 mod range_assignor;
 mod round_robin_assignor;
+mod sticky_assignor;
 #[cfg(test)]
 mod testkit;
 
 pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Subscription};
 pub use range_assignor::RangeAssignor;
 pub use round_robin_assignor::RoundRobinAssignor;
+pub use sticky_assignor::{CooperativeStickyAssignor, StickyAssignor};
