@@ -1175,7 +1175,7 @@ mod tests {
         })
     }
 
-    /// Which member (of those present) validly owned each partition, for conflict-free input.
+    /// How many partitions each member lists as owned (conflict-free input only).
     fn owned_counts(members: &Members) -> Vec<usize> {
         members.values().map(|s| s.owned_partitions.len()).collect()
     }
