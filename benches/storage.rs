@@ -1,1 +1,2 @@
+//! Storage benchmark (written next).
 fn main() {}

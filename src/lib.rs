@@ -10,6 +10,7 @@ mod clock;
 pub mod codec;
 mod config;
 mod error;
+mod group;
 mod io;
 mod log;
 mod notify;
@@ -26,6 +27,10 @@ pub use config::{
     PartitionerChoice, ProducerConfig, TopicConfig,
 };
 pub use error::{Error, Result};
+pub use group::{
+    assignor_by_name, Assignment, Assignor, CooperativeStickyAssignor, RangeAssignor,
+    RebalanceProtocol, RoundRobinAssignor, StickyAssignor, Subscription,
+};
 pub use log::{Records, RecordsIter};
 pub use producer::{
     murmur2, to_positive, DefaultPartitioner, NullKeyStrategy, Partitioner, RandomPartitioner,

@@ -16,5 +16,6 @@ mod records;
 mod retention;
 mod segment;
 
+#[allow(unused_imports)]
 pub(crate) use partition_log::{dir_name, AppendInfo, LogStats, PartitionLog};
 pub use records::{Records, RecordsIter};

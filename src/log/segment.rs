@@ -429,24 +429,6 @@ impl Segment {
         Ok(())
     }
 
-    /// Scans headers from `position` to the end without checking CRCs, to find the end offset
-    /// and max timestamp of a segment whose data is trusted (below the recovery point).
-    pub(crate) fn scan_headers(
-        &self,
-        mut position: u64,
-        mut next: i64,
-        mut max_ts: i64,
-    ) -> Result<(i64, i64)> {
-        let size = self.size();
-        while position < size {
-            let h = self.header_at(position, size)?;
-            next = h.next_offset();
-            max_ts = max_ts.max(h.max_timestamp);
-            position += h.total_bytes() as u64;
-        }
-        Ok((next, max_ts))
-    }
-
     /// Fsyncs the log's data.
     pub(crate) fn sync(&self) -> Result<()> {
         self.file

@@ -1,0 +1,26 @@
+//! Consumer groups. For now: the partition assignors, as pure functions.
+//!
+//! `group` owns the decision of which member consumes which partition. An assignor sees only
+//! partition counts and members' [`Subscription`]s and returns an [`Assignment`]; it knows
+//! nothing of logs, files, clocks or threads, so a coordinator can call it under a lock and a
+//! test can call it a million times.
+//!
+//! Invariants (checked by the property tests in each assignor module):
+//! * every member of the group is a key of the assignment, possibly with an empty list;
+//! * each partition of a topic someone subscribes to goes to exactly one member that
+//!   subscribes to it, except that the cooperative assignor withholds partitions still owned
+//!   by another member until the follow-up rebalance;
+//! * no partition of an unknown, empty or unsubscribed topic is ever assigned;
+//! * the same input always gives the same output.
+
+mod assignor;
+mod range_assignor;
+mod round_robin_assignor;
+mod sticky_assignor;
+#[cfg(test)]
+mod testkit;
+
+pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Subscription};
+pub use range_assignor::RangeAssignor;
+pub use round_robin_assignor::RoundRobinAssignor;
+pub use sticky_assignor::{CooperativeStickyAssignor, StickyAssignor};
