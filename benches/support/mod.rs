@@ -4,7 +4,7 @@
 //! `cargo bench --bench NAME` runs the full workload; `EMBROKER_BENCH_SCALE=0.1` scales record
 //! counts down (CI smoke runs). Each measurement is the best of `EMBROKER_BENCH_RUNS` runs
 //! (default 3), which is the usual way to report a throughput on a noisy shared machine.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: record generators and small assertions.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use embroker::{Partition, Record, StoredRecord};
 
