@@ -299,6 +299,11 @@ impl BrokerInner {
         })
     }
 
+    /// How many partitions `topic` has now (auto-creating it if that is on).
+    pub(crate) fn partition_count(&self, topic: &str) -> Result<i32> {
+        Ok(self.topic_state(topic)?.partitions.read().len() as i32)
+    }
+
     /// The log of `topic`-`partition`, for producers and consumers.
     pub(crate) fn partition_log(&self, topic: &str, partition: i32) -> Result<Arc<PartitionLog>> {
         let state = self.topic_state(topic)?;
