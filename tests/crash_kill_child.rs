@@ -1,0 +1,188 @@
+//! A child process appending to a broker is killed with SIGKILL at random moments, over and
+//! over on the same directory. After every kill the directory must open, every append the child
+//! saw acknowledged must be there with its content at its offset, and offsets must be
+//! contiguous. This is the process-crash case: the OS page cache survives, so everything
+//! `append` returned (acks=1) must survive too.
+//!
+//! The test re-runs its own binary as the child (`EMBROKER_CRASH_CHILD` names the directory).
+//! `EMBROKER_LONG=1` raises the number of kills from 25 to 500.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use embroker::{Broker, Record, TopicConfig};
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    u64::from(nanos) | 1
+}
+
+fn value(run: u64, seq: u64) -> String {
+    format!("run{run}-seq{seq}-{}", "x".repeat((seq % 40) as usize))
+}
+
+/// The child: append batches of 1..20 records forever, printing "ACK base count run seq" after
+/// each append returns.
+fn child(dir: &str, run: u64) -> ! {
+    let broker = Broker::open(dir).expect("child open");
+    if broker.topic("crash").is_err() {
+        // Small segments so kills also land during rolls.
+        broker
+            .create_topic(
+                "crash",
+                TopicConfig::default()
+                    .partitions(2)
+                    .segment_bytes(8 * 1024)
+                    .index_interval_bytes(512),
+            )
+            .expect("create");
+    }
+    let mut rng = XorShift(seed() ^ run);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "READY").expect("stdout");
+    out.flush().expect("flush");
+    let mut seq = 0u64;
+    loop {
+        let partition = (rng.next() % 2) as i32;
+        let count = 1 + rng.next() % 20;
+        let records: Vec<Record> = (0..count)
+            .map(|i| Record::new(value(run, seq + i)).key(format!("{}", seq + i)))
+            .collect();
+        let p = broker
+            .topic("crash")
+            .expect("topic")
+            .partition(partition)
+            .expect("partition");
+        let base = p.append(&records).expect("append");
+        writeln!(out, "ACK {partition} {base} {count} {seq}").expect("stdout");
+        out.flush().expect("flush");
+        seq += count;
+    }
+}
+
+#[test]
+fn sigkill_during_appends_loses_nothing_acknowledged() {
+    if let Ok(dir) = std::env::var("EMBROKER_CRASH_CHILD") {
+        let run = std::env::var("EMBROKER_CRASH_RUN")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        child(&dir, run);
+    }
+    let kills: u64 = if std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1") {
+        500
+    } else {
+        25
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = XorShift(seed());
+    // (partition, offset) -> expected value, for every acknowledged record.
+    let mut acked: BTreeMap<(i32, i64), String> = BTreeMap::new();
+    let mut total_acks = 0u64;
+    for run in 0..kills {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sigkill_during_appends_loses_nothing_acknowledged",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("EMBROKER_CRASH_CHILD", dir.path())
+            .env("EMBROKER_CRASH_RUN", run.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("child-stderr")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        // Wait until the child is appending, then let it run for a random while.
+        loop {
+            let Some(Ok(line)) = lines.next() else {
+                let stderr =
+                    std::fs::read_to_string(dir.path().join("child-stderr")).unwrap_or_default();
+                panic!("run {run}: child exited before READY: {stderr}");
+            };
+            if line.ends_with("READY") {
+                break;
+            }
+        }
+        let kill_at = Instant::now() + Duration::from_millis(rng.next() % 40);
+        let mut acks_this_run = Vec::new();
+        while Instant::now() < kill_at {
+            match lines.next() {
+                Some(Ok(line)) if line.starts_with("ACK ") => acks_this_run.push(line),
+                _ => break,
+            }
+        }
+        child.kill().unwrap();
+        // Lines the child printed before it died were acknowledged too.
+        for line in lines.map_while(Result::ok) {
+            if line.starts_with("ACK ") {
+                acks_this_run.push(line);
+            }
+        }
+        child.wait().unwrap();
+        for line in &acks_this_run {
+            let f: Vec<i64> = line[4..].split(' ').map(|x| x.parse().unwrap()).collect();
+            let (partition, base, count, seq) = (f[0] as i32, f[1], f[2], f[3] as u64);
+            for i in 0..count {
+                acked.insert((partition, base + i), value(run, seq + i as u64));
+            }
+        }
+        total_acks += acks_this_run.len() as u64;
+
+        let broker =
+            Broker::open(dir.path()).unwrap_or_else(|e| panic!("run {run}: open failed: {e}"));
+        for partition in 0..2 {
+            let Ok(topic) = broker.topic("crash") else {
+                continue;
+            };
+            let p = topic.partition(partition).unwrap();
+            let mut at = 0;
+            let mut seen = BTreeMap::new();
+            while at < p.log_end_offset() {
+                let r = p.read(at, 1 << 16).unwrap();
+                for rec in r.iter() {
+                    assert_eq!(
+                        rec.offset, at,
+                        "run {run}: offsets contiguous in partition {partition}"
+                    );
+                    seen.insert(rec.offset, rec.value.clone().unwrap());
+                    at += 1;
+                }
+            }
+            for ((p_, offset), want) in acked.range((partition, 0)..(partition, i64::MAX)) {
+                assert_eq!(*p_, partition);
+                let got = seen
+                    .get(offset)
+                    .unwrap_or_else(|| panic!("run {run}: acknowledged {partition}/{offset} lost"));
+                assert_eq!(
+                    got.as_ref(),
+                    want.as_bytes(),
+                    "run {run}: {partition}/{offset}"
+                );
+            }
+        }
+        broker.close().unwrap();
+    }
+    eprintln!("crash test: {kills} kills, {total_acks} acknowledged appends, {} acknowledged records checked, 0 lost", acked.len());
+    assert!(total_acks > 0, "the child never acknowledged anything");
+}
