@@ -4,6 +4,8 @@
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+// Library code reports failures as `Error`s; tests and examples may panic freely.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod broker;
 mod clock;
