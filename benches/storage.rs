@@ -1,2 +1,211 @@
-//! Storage benchmark (written next).
-fn main() {}
+//! Storage benchmark: appends and reads through the `Partition` handle, side by side in one run
+//! with a baseline that writes (and reads back) the same payload bytes through a `BufWriter`
+//! (`BufReader`) on a plain file.
+//!
+//! `cargo bench --bench storage`. Workloads: 1,000,000 records of 100 bytes and 100,000 of
+//! 1 KiB (scaled by `EMBROKER_BENCH_SCALE`). Also: how long `Broker::temporary()` takes, and
+//! how long reopening a 1 GiB log after a clean close takes.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::time::{Duration, Instant};
+
+use embroker::{Broker, Record, TopicConfig};
+use support::{percentiles, scaled, Report};
+
+/// Records per `append` call: what a producer batch of this size would carry.
+const BATCH_RECORDS: usize = 1000;
+
+fn payloads(n: u64, size: usize) -> Vec<Record> {
+    (0..n)
+        .map(|i| {
+            let mut v = vec![b'a' + (i % 26) as u8; size];
+            v[..8].copy_from_slice(&i.to_be_bytes());
+            Record::new(v).timestamp(1_700_000_000_000)
+        })
+        .collect()
+}
+
+fn fresh_partition() -> (Broker, embroker::Partition) {
+    let broker = Broker::temporary().expect("broker");
+    broker
+        .create_topic("bench", TopicConfig::default())
+        .expect("topic");
+    let p = broker
+        .topic("bench")
+        .expect("topic")
+        .partition(0)
+        .expect("partition");
+    (broker, p)
+}
+
+fn baseline_write(dir: &std::path::Path, records: &[Record]) -> File {
+    let path = dir.join("baseline.dat");
+    let mut w = BufWriter::new(File::create(&path).expect("baseline file"));
+    for r in records {
+        w.write_all(r.value.as_deref().expect("value"))
+            .expect("write");
+    }
+    w.into_inner().expect("flush")
+}
+
+fn workload(report: &mut Report, group: &str, n: u64, size: usize) {
+    let records = payloads(n, size);
+    let bytes = n * size as u64;
+    let scratch = tempfile::tempdir().expect("scratch");
+
+    // Appends.
+    report.measure(
+        group,
+        "baseline: BufWriter write",
+        None,
+        n,
+        bytes,
+        || (),
+        |()| baseline_write(scratch.path(), &records),
+    );
+    report.measure(
+        group,
+        &format!("Partition::append, {BATCH_RECORDS} records/call"),
+        Some("baseline: BufWriter write"),
+        n,
+        bytes,
+        fresh_partition,
+        |(broker, p)| {
+            for chunk in records.chunks(BATCH_RECORDS) {
+                p.append(chunk).expect("append");
+            }
+            broker
+        },
+    );
+    let single = (n / 10).max(1);
+    report.measure(
+        group,
+        "Partition::append, 1 record/call (10% sample)",
+        Some("baseline: BufWriter write"),
+        single,
+        single * size as u64,
+        fresh_partition,
+        |(broker, p)| {
+            for r in &records[..single as usize] {
+                p.append(std::slice::from_ref(r)).expect("append");
+            }
+            broker
+        },
+    );
+
+    // Reads, of data just written (page cache, as for a consumer keeping up).
+    baseline_write(scratch.path(), &records);
+    report.measure(
+        group,
+        "baseline: BufReader read",
+        None,
+        n,
+        bytes,
+        || (),
+        |()| {
+            let mut r = BufReader::with_capacity(
+                1 << 20,
+                File::open(scratch.path().join("baseline.dat")).expect("open"),
+            );
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0usize;
+            loop {
+                let got = r.read(&mut buf).expect("read");
+                if got == 0 {
+                    break total;
+                }
+                total += got;
+            }
+        },
+    );
+    let (_broker, p) = fresh_partition();
+    for chunk in records.chunks(BATCH_RECORDS) {
+        p.append(chunk).expect("append");
+    }
+    report.measure(
+        group,
+        "Partition::read 1 MiB + iterate records",
+        Some("baseline: BufReader read"),
+        n,
+        bytes,
+        || (),
+        |()| {
+            let (mut at, mut seen, mut total) = (0i64, 0u64, 0usize);
+            let end = p.log_end_offset();
+            while at < end {
+                let rs = p.read(at, 1 << 20).expect("read");
+                for r in &rs {
+                    total += r.value.as_ref().map_or(0, |v| v.len());
+                    seen += 1;
+                }
+                at = rs.next_offset();
+            }
+            assert_eq!(seen, n);
+            total
+        },
+    );
+}
+
+fn open_times(report: &mut Report) {
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let start = Instant::now();
+        let b = Broker::temporary().expect("temporary");
+        samples.push(start.elapsed());
+        drop(b);
+    }
+    let p = percentiles(samples, &[50.0, 99.0]);
+    report.note(
+        "open",
+        "Broker::temporary() (200 opens)",
+        format!("p50 {:?}, p99 {:?}", p[0], p[1]),
+    );
+
+    let gib = scaled(1 << 30);
+    let dir = tempfile::tempdir().expect("dir");
+    {
+        let broker = Broker::open(dir.path()).expect("open");
+        broker
+            .create_topic("big", TopicConfig::default())
+            .expect("topic");
+        let p = broker.topic("big").expect("topic").partition(0).expect("p");
+        let batch = payloads(1000, 1024);
+        let mut written = 0u64;
+        while written < gib {
+            p.append(&batch).expect("append");
+            written += 1000 * 1024;
+        }
+        broker.close().expect("close");
+    }
+    let mut samples: Vec<Duration> = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let broker = Broker::open(dir.path()).expect("reopen");
+        samples.push(start.elapsed());
+        broker.close().expect("close");
+    }
+    let p = percentiles(samples, &[50.0]);
+    report.note(
+        "open",
+        &format!("reopen {} MiB log after clean close (5 runs)", gib >> 20),
+        format!("median {:?}", p[0]),
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs bench binaries with no arguments other than `--bench` absent;
+    // only run the workload under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let mut report = Report::default();
+    eprintln!("storage benchmark (best of {} runs)", support::runs());
+    workload(&mut report, "100 B", scaled(1_000_000), 100);
+    workload(&mut report, "1 KiB", scaled(100_000), 1024);
+    open_times(&mut report);
+    report.print("Storage: Partition append/read vs a BufWriter/BufReader file baseline");
+}

@@ -2,6 +2,7 @@
 //!
 //! (Crate docs are filled in with the tour once the public API lands.)
 
+// Only `io::mmap` may use unsafe code, and it says why each use holds.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // Library code reports failures as `Error`s; tests and examples may panic freely.

@@ -149,8 +149,10 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
         }
         total_acks += acks_this_run.len() as u64;
 
+        let t0 = Instant::now();
         let broker =
             Broker::open(dir.path()).unwrap_or_else(|e| panic!("run {run}: open failed: {e}"));
+        let t_open = t0.elapsed();
         for partition in 0..2 {
             let Ok(topic) = broker.topic("crash") else {
                 continue;
@@ -181,7 +183,15 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
                 );
             }
         }
+        let t1 = Instant::now();
         broker.close().unwrap();
+        if std::env::var("EMBROKER_CRASH_TIMING").is_ok() {
+            eprintln!(
+                "run {run}: open {t_open:?} verify {:?} close {:?}",
+                t1 - t0 - t_open,
+                t1.elapsed()
+            );
+        }
     }
     eprintln!("crash test: {kills} kills, {total_acks} acknowledged appends, {} acknowledged records checked, 0 lost", acked.len());
     assert!(total_acks > 0, "the child never acknowledged anything");

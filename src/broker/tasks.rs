@@ -49,6 +49,7 @@ impl Tasks {
                     for log in broker.all_logs() {
                         // Errors mark the log failed; appends then report them.
                         let _ = log.flush_if_due(now_ms);
+                        let _ = log.sync_sealed();
                     }
                     if now >= next_retention {
                         let _ = broker.enforce_retention();

@@ -5,11 +5,22 @@
 //! `Broker::open` of the same directory fails at once whether it comes from this process or
 //! another one, and the lock is released when the file is closed, including when the process
 //! dies.
+//!
+//! One subtlety: a child process forked by any thread of this process shares the lock file's
+//! open file description until it calls `exec` (which closes it, as Rust opens files
+//! close-on-exec). A `close` followed by an `open` of the same directory can land in that
+//! window, so a failed attempt is retried for up to [`RETRY_FOR`] before the directory is
+//! reported locked: long enough to cover a fork-to-exec window, short enough to still fail
+//! "at once" when another broker really holds the directory.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+
+/// How long a held lock is retried before `DirectoryLocked` is reported.
+const RETRY_FOR: Duration = Duration::from_millis(20);
 
 /// Holds the directory lock until dropped.
 #[derive(Debug)]
@@ -29,12 +40,20 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io("opening lock file", &path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(DirLock { _file: file, path }),
-            Err(TryLockError::WouldBlock) => Err(Error::DirectoryLocked {
-                path: dir.to_path_buf(),
-            }),
-            Err(TryLockError::Error(e)) => Err(Error::io("locking", &path, e)),
+        let give_up = Instant::now() + RETRY_FOR;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(DirLock { _file: file, path }),
+                Err(TryLockError::WouldBlock) if Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::DirectoryLocked {
+                        path: dir.to_path_buf(),
+                    })
+                }
+                Err(TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
+            }
         }
     }
 

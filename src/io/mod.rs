@@ -1,5 +1,6 @@
 //! File-system primitives: positioned reads and writes, fsync of files and directories, atomic
-//! replacement of small files, and the data-directory lock.
+//! replacement of small files, the data-directory lock, and read-only memory maps of segments
+//! (`mmap`, the only module with `unsafe` code).
 //!
 //! Owns: every call into `std::fs` that needs care for durability. Invariants:
 //! - A file replaced with [`write_atomic`] is either wholly old or wholly new after a crash:
@@ -10,9 +11,11 @@
 
 mod file;
 mod lock;
+mod mmap;
 
 pub(crate) use file::{
     create_dir_durable, read_at, read_small, remove_dir_all_durable, sync_dir, write_all_at,
     write_atomic,
 };
 pub(crate) use lock::DirLock;
+pub(crate) use mmap::{share, SegmentMap};

@@ -106,11 +106,6 @@ impl SegmentIndex {
         self.times_persisted = self.times_persisted.min(self.times.len());
     }
 
-    /// Removes everything; the files are rewritten on the next persist.
-    pub(crate) fn clear(&mut self) {
-        *self = SegmentIndex::default();
-    }
-
     pub(crate) fn offset_entries(&self) -> usize {
         self.offsets.len()
     }

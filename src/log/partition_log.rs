@@ -52,6 +52,14 @@ pub(crate) struct LogStats {
 
 struct Writer {
     active: Arc<Segment>,
+    /// Sealed segments whose data or index may not be durable yet (rolls do not fsync: the
+    /// next sync, checkpoint or background pass does, as Kafka flushes rolled segments
+    /// asynchronously).
+    unsynced: Vec<Arc<Segment>>,
+    /// Bumped whenever a file is created or removed in the directory; `dir_synced` is the
+    /// epoch the last directory fsync covered.
+    dir_epoch: u64,
+    dir_synced: u64,
     bytes_since_index: u64,
     unflushed_records: i64,
     last_flush_ms: i64,
@@ -123,16 +131,23 @@ impl PartitionLog {
         let checkpoint = checkpoint.filter(|rp| bases.contains(&rp.segment_base));
         let mut scanned = false;
         let mut truncated = false;
+        let last_index = bases.len().saturating_sub(1);
         for (i, &base) in bases.iter().enumerate() {
+            // Map the active segment as large as it may grow, sealed ones as they are.
+            let hint = if i == last_index {
+                u64::from(config.segment_bytes)
+            } else {
+                0
+            };
             if truncated {
                 // Kafka: once a segment was cut short, every later segment goes.
-                let seg = Segment::open(dir, base, now)?;
+                let seg = Segment::open(dir, base, now, hint)?;
                 seg.delete_files()?;
                 continue;
             }
             if let Some(prev) = segments.last() {
                 if base < prev.next_offset() {
-                    let seg = Segment::open(dir, base, now)?;
+                    let seg = Segment::open(dir, base, now, hint)?;
                     if checkpoint.is_some_and(|rp| base <= rp.segment_base) {
                         return Err(Error::Corrupt {
                             path: seg.log_path().to_path_buf(),
@@ -148,7 +163,7 @@ impl PartitionLog {
                     continue;
                 }
             }
-            let seg = Segment::open(dir, base, now)?;
+            let seg = Segment::open(dir, base, now, hint)?;
             let next_base = bases.get(i + 1).copied();
             match checkpoint {
                 Some(rp) if base < rp.segment_base => {
@@ -190,15 +205,22 @@ impl PartitionLog {
                 _ => {
                     let out = seg.recover(0, base, NO_TIMESTAMP, interval, 0)?;
                     truncated |= out.truncated_bytes > 0;
-                    scanned = true;
+                    scanned |= !seg.is_empty();
                     seg.load_first_timestamp()?;
                 }
             }
             segments.push(Arc::new(seg));
         }
+        // A new log's first segment is made durable (directory fsync) by its first sync.
+        let mut dir_epoch = 0;
         if segments.is_empty() {
-            segments.push(Arc::new(Segment::create(dir, 0, now)?));
-            io::sync_dir(dir)?;
+            segments.push(Arc::new(Segment::create(
+                dir,
+                0,
+                now,
+                u64::from(config.segment_bytes),
+            )?));
+            dir_epoch = 1;
         }
         let first = segments[0].base_offset();
         let active = segments[segments.len() - 1].clone();
@@ -221,6 +243,9 @@ impl PartitionLog {
             segments: RwLock::new(Arc::new(segments)),
             writer: Mutex::new(Writer {
                 active,
+                unsynced: Vec::new(),
+                dir_epoch,
+                dir_synced: 0,
                 bytes_since_index: 0,
                 unflushed_records: 0,
                 last_flush_ms: now,
@@ -237,7 +262,7 @@ impl PartitionLog {
             notifier: Notifier::default(),
             broker_notifier,
         };
-        if scanned || truncated || checkpoint.is_none() {
+        if scanned || truncated {
             // What recovery checked may still be only in the page cache: make it durable before
             // the recovery point claims it.
             for seg in log.segments.read().iter() {
@@ -372,10 +397,16 @@ impl PartitionLog {
         if batch.len() > config.max_message_bytes as usize {
             return Err(self.too_large(batch.len(), config.max_message_bytes));
         }
-        let parsed = codec::decode_batch(&batch).map_err(|e| Error::InvalidRecord {
+        // Batches come from `BatchBuilder` (here or in the producer), which only makes valid
+        // ones; checking the CRC and every record again would double the cost of an append.
+        debug_assert!(
+            codec::decode_batch(&batch).is_ok(),
+            "append of a batch that does not decode"
+        );
+        let parsed = codec::decode_batch_unchecked(&batch).ok_or_else(|| Error::InvalidRecord {
             topic: self.topic.to_string(),
             partition: self.partition,
-            reason: format!("batch does not decode: {e}"),
+            reason: "batch header does not decode".into(),
         })?;
         if config.cleanup_policy.compacts() && parsed.records().any(|r| r.key.is_none()) {
             return Err(Error::InvalidRecord {
@@ -423,8 +454,7 @@ impl PartitionLog {
         if w.unflushed_records >= config.flush_messages
             || now.saturating_sub(w.last_flush_ms) >= config.flush_ms
         {
-            w.active.sync().map_err(|e| self.fail(e))?;
-            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            self.sync_all_locked(&mut w).map_err(|e| self.fail(e))?;
             w.unflushed_records = 0;
             w.last_flush_ms = now;
             let mut s = self.sync_state.lock();
@@ -468,12 +498,13 @@ impl PartitionLog {
         full || overflow || waited > config.segment_ms
     }
 
-    /// Seals the active segment and starts a new one at `base`.
+    /// Seals the active segment and starts a new one at `base`. Nothing is fsynced here: the
+    /// sealed segment joins `unsynced` and the recovery point stays where it is until a sync
+    /// covers it, so a roll never stalls the appender on a large fsync.
     fn roll(&self, w: &mut Writer, base: i64, now: i64) -> Result<()> {
-        w.active.seal()?;
-        self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        let segment = Arc::new(Segment::create(&self.dir, base, now)?);
-        io::sync_dir(&self.dir)?;
+        w.active.finish_time_index();
+        let hint = u64::from(self.config().segment_bytes);
+        let segment = Arc::new(Segment::create(&self.dir, base, now, hint)?);
         {
             let mut segments = self.segments.write();
             let mut list = Vec::with_capacity(segments.len() + 1);
@@ -481,9 +512,91 @@ impl PartitionLog {
             list.push(segment.clone());
             *segments = Arc::new(list);
         }
-        w.active = segment;
+        let sealed = std::mem::replace(&mut w.active, segment);
+        w.unsynced.push(sealed);
+        w.dir_epoch += 1;
         w.bytes_since_index = 0;
-        self.write_recovery_point(w)
+        Ok(())
+    }
+
+    /// Fsyncs what `w` says is pending (sealed segments with their indexes, the directory)
+    /// and the active segment. Used with the writer lock held.
+    fn sync_all_locked(&self, w: &mut Writer) -> Result<()> {
+        if w.dir_epoch > w.dir_synced {
+            io::sync_dir(&self.dir)?;
+            w.dir_synced = w.dir_epoch;
+        }
+        for seg in &w.unsynced {
+            seg.sync()?;
+            seg.persist_index()?;
+        }
+        w.unsynced.clear();
+        w.active.sync()?;
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Fsyncs the directory and the sealed segments pending when called, without holding the
+    /// writer lock during the fsyncs; returns the log end offset that is durable afterwards
+    /// once the active segment captured here is synced too.
+    fn sync_pending(&self) -> Result<i64> {
+        let (sealed, active, epoch, covered) = {
+            let w = self.writer.lock();
+            let epoch = (w.dir_epoch > w.dir_synced).then_some(w.dir_epoch);
+            (
+                w.unsynced.clone(),
+                w.active.clone(),
+                epoch,
+                self.log_end.load(Ordering::Acquire),
+            )
+        };
+        if epoch.is_some() {
+            io::sync_dir(&self.dir)?;
+        }
+        for seg in &sealed {
+            seg.sync()?;
+            seg.persist_index()?;
+        }
+        active.sync()?;
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        let mut w = self.writer.lock();
+        if let Some(epoch) = epoch {
+            w.dir_synced = w.dir_synced.max(epoch);
+        }
+        w.unsynced
+            .retain(|s| !sealed.iter().any(|done| Arc::ptr_eq(done, s)));
+        Ok(covered)
+    }
+
+    /// Background pass: fsyncs sealed segments left by rolls and moves the recovery point to
+    /// the start of the active segment once none is pending.
+    pub(crate) fn sync_sealed(&self) -> Result<()> {
+        {
+            let w = self.writer.lock();
+            if w.unsynced.is_empty() || self.failed.load(Ordering::Acquire) {
+                return Ok(());
+            }
+        }
+        let covered = self.sync_pending().map_err(|e| self.fail(e))?;
+        let mut w = self.writer.lock();
+        if w.unsynced.is_empty()
+            && w.dir_synced == w.dir_epoch
+            && w.recovery_point.segment_base < w.active.base_offset()
+        {
+            let base = w.active.base_offset();
+            let rp = RecoveryPoint {
+                offset: base,
+                segment_base: base,
+                position: 0,
+                max_timestamp: NO_TIMESTAMP,
+            };
+            rp.write(&self.dir).map_err(|e| self.fail(e))?;
+            w.recovery_point = rp;
+        }
+        drop(w);
+        let mut s = self.sync_state.lock();
+        s.durable_offset = s.durable_offset.max(covered.min(self.log_end_offset()));
+        Ok(())
     }
 
     /// Writes the recovery point for what is durable now: the active segment after a sync.
@@ -511,9 +624,8 @@ impl PartitionLog {
             return self.check_writable();
         }
         let result = (|| {
-            w.active.sync()?;
+            self.sync_all_locked(&mut w)?;
             w.active.persist_index()?;
-            self.fsyncs.fetch_add(1, Ordering::Relaxed);
             w.unflushed_records = 0;
             w.last_flush_ms = self.clock.now_ms();
             self.write_recovery_point(&mut w)
@@ -531,8 +643,7 @@ impl PartitionLog {
         if w.unflushed_records == 0 || now.saturating_sub(w.last_flush_ms) < flush_ms {
             return Ok(());
         }
-        w.active.sync().map_err(|e| self.fail(e))?;
-        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.sync_all_locked(&mut w).map_err(|e| self.fail(e))?;
         w.unflushed_records = 0;
         w.last_flush_ms = now;
         let end = self.log_end.load(Ordering::Acquire);
@@ -569,19 +680,13 @@ impl PartitionLog {
             }
             s.in_progress = true;
             drop(s);
-            // Capture the end before syncing: the fsync covers at least that much. A roll seals
-            // (and syncs) the old segment, so syncing the captured segment is enough.
-            let (segment, covered) = {
-                let w = self.writer.lock();
-                (w.active.clone(), self.log_end.load(Ordering::Acquire))
-            };
-            let result = segment.sync();
-            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            // The end is captured before syncing: the fsyncs cover at least that much.
+            let result = self.sync_pending();
             s = self.sync_state.lock();
             s.in_progress = false;
             self.sync_done.notify_all();
             match result {
-                Ok(()) => s.durable_offset = s.durable_offset.max(covered),
+                Ok(covered) => s.durable_offset = s.durable_offset.max(covered),
                 Err(e) => return Err(self.fail(e)),
             }
         }
@@ -711,6 +816,8 @@ impl PartitionLog {
         let new_start = kept[0].base_offset();
         *self.segments.write() = Arc::new(kept);
         self.log_start.fetch_max(new_start, Ordering::AcqRel);
+        w.unsynced
+            .retain(|s| !doomed.iter().any(|d| Arc::ptr_eq(d, s)));
         if w.recovery_point.segment_base < new_start {
             self.write_recovery_point(&mut w)
                 .map_err(|e| self.fail(e))?;
@@ -727,10 +834,8 @@ impl PartitionLog {
     /// Stops appends and reads; a clean close checkpoints first.
     pub(crate) fn close(&self, checkpoint: bool) -> Result<()> {
         let result = if checkpoint && !self.failed.load(Ordering::Acquire) {
-            let w = self.writer.lock();
-            let sealed = w.active.seal();
-            drop(w);
-            sealed.and_then(|()| self.checkpoint())
+            self.writer.lock().active.finish_time_index();
+            self.checkpoint()
         } else {
             Ok(())
         };

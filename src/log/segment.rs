@@ -11,6 +11,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -19,6 +20,7 @@ use super::index::{OffsetEntry, SegmentIndex, TimeEntry};
 use crate::codec::{self, BatchHeader, DecodeError, HEADER_BYTES};
 use crate::error::{Error, Result};
 use crate::io;
+use crate::io::SegmentMap;
 
 /// No timestamp seen yet.
 pub(crate) const NO_TIMESTAMP: i64 = i64::MIN;
@@ -45,6 +47,11 @@ pub(crate) struct Segment {
     first_timestamp: AtomicI64,
     created_ms: i64,
     index: RwLock<SegmentIndex>,
+    /// A read-only map covering at least the published size, made on first read.
+    map: RwLock<Option<Arc<SegmentMap>>>,
+    /// How long to make the map when first made: the segment's expected final size, so an
+    /// active segment is mapped once rather than every time it grows.
+    map_len_hint: u64,
 }
 
 /// Up to one header's worth of bytes at `pos`, for describing damage.
@@ -64,7 +71,12 @@ pub(crate) struct ScanOutcome {
 
 impl Segment {
     /// Creates a new empty segment. The caller fsyncs the directory.
-    pub(crate) fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment> {
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        map_len_hint: u64,
+    ) -> Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
         let file = OpenOptions::new()
             .read(true)
@@ -73,15 +85,26 @@ impl Segment {
             .truncate(true)
             .open(&log_path)
             .map_err(|e| Error::io("creating segment", &log_path, e))?;
-        let segment = Segment::with_file(dir, base_offset, file, 0, now_ms);
-        // Stale index files from an earlier life of this base offset would mislead lookups.
-        segment.index.write().clear();
-        segment.persist_index()?;
+        let segment = Segment::with_file(dir, base_offset, file, 0, now_ms, map_len_hint);
+        // Stale index files from an earlier life of this base offset would mislead lookups;
+        // the index files are written when the segment is first synced.
+        for path in [&segment.index_path, &segment.time_index_path] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing stale index", path.as_path(), e)),
+            }
+        }
         Ok(segment)
     }
 
     /// Opens an existing segment; the caller loads or rebuilds its index and sets its end.
-    pub(crate) fn open(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment> {
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        map_len_hint: u64,
+    ) -> Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
         let file = OpenOptions::new()
             .read(true)
@@ -92,10 +115,24 @@ impl Segment {
             .metadata()
             .map_err(|e| Error::io("reading metadata of", &log_path, e))?
             .len();
-        Ok(Segment::with_file(dir, base_offset, file, size, now_ms))
+        Ok(Segment::with_file(
+            dir,
+            base_offset,
+            file,
+            size,
+            now_ms,
+            map_len_hint,
+        ))
     }
 
-    fn with_file(dir: &Path, base_offset: i64, file: File, size: u64, now_ms: i64) -> Segment {
+    fn with_file(
+        dir: &Path,
+        base_offset: i64,
+        file: File,
+        size: u64,
+        now_ms: i64,
+        map_len_hint: u64,
+    ) -> Segment {
         Segment {
             base_offset,
             log_path: dir.join(file_name(base_offset, "log")),
@@ -108,7 +145,33 @@ impl Segment {
             first_timestamp: AtomicI64::new(NO_TIMESTAMP),
             created_ms: now_ms,
             index: RwLock::new(SegmentIndex::default()),
+            map: RwLock::new(None),
+            map_len_hint,
         }
+    }
+
+    /// A map covering at least `size` bytes (made, or remade larger, as needed).
+    fn mapped(&self, size: u64) -> Result<Arc<SegmentMap>> {
+        if let Some(map) = self.map.read().as_ref() {
+            if map.len() as u64 >= size {
+                return Ok(map.clone());
+            }
+        }
+        let mut slot = self.map.write();
+        if let Some(map) = slot.as_ref() {
+            if map.len() as u64 >= size {
+                return Ok(map.clone());
+            }
+        }
+        let len = size.max(self.map_len_hint).max(1);
+        let len = usize::try_from(len).map_err(|_| Error::Corrupt {
+            path: self.log_path.clone(),
+            position: size,
+            reason: "segment larger than the address space".into(),
+        })?;
+        let map = SegmentMap::new(&self.file, len, &self.log_path)?;
+        *slot = Some(map.clone());
+        Ok(map)
     }
 
     pub(crate) fn base_offset(&self) -> i64 {
@@ -222,36 +285,44 @@ impl Segment {
     /// Reads whole batches starting with the one that holds `from` (or the first after it),
     /// up to `max_bytes` (at least one batch, however large). `None` when the segment holds
     /// nothing at or after `from`. Every returned batch has been checked (CRC and framing).
+    /// The bytes are shared with the segment's map, not copied.
     pub(crate) fn read(&self, from: i64, max_bytes: usize) -> Result<Option<Bytes>> {
         let size = self.size();
+        if size == 0 {
+            return Ok(None);
+        }
+        let map = self.mapped(size)?;
+        let data = map.slice(0, size as usize);
         let relative = u32::try_from((from - self.base_offset).max(0)).unwrap_or(u32::MAX);
-        let mut position = u64::from(self.index.read().position_for(relative));
-        let first = loop {
-            if position >= size {
+        let mut position = self.index.read().position_for(relative) as usize;
+        loop {
+            if position >= data.len() {
                 return Ok(None);
             }
-            let header = self.header_at(position, size)?;
+            let header = codec::peek_header(&data[position..])
+                .map_err(|e| self.corrupt(position as u64, e))?;
             if header.last_offset() >= from {
-                break header;
+                break;
             }
-            position += header.total_bytes() as u64;
-        };
-        let available = (size - position) as usize;
-        let want = first.total_bytes().max(max_bytes.min(available));
-        let mut buf = vec![0u8; want.min(available)];
-        io::read_at(&self.file, &mut buf, position, &self.log_path)?;
-        let mut end = 0;
-        while end < buf.len() {
-            match codec::decode_batch(&buf[end..]) {
-                Ok(batch) => end += batch.header.total_bytes(),
-                Err(DecodeError::Incomplete { .. }) if end > 0 => break,
+            position += header.total_bytes();
+        }
+        let start = position;
+        let limit = start.saturating_add(max_bytes);
+        while position < data.len() {
+            match codec::decode_batch(&data[position..]) {
+                Ok(batch) => {
+                    let next = position + batch.header.total_bytes();
+                    if position > start && next > limit {
+                        break;
+                    }
+                    position = next;
+                }
                 // Damage after a good batch is reported by the read that starts there.
-                Err(_) if end > 0 => break,
-                Err(e) => return Err(self.corrupt(position, e)),
+                Err(_) if position > start => break,
+                Err(e) => return Err(self.corrupt(position as u64, e)),
             }
         }
-        buf.truncate(end);
-        Ok(Some(Bytes::from(buf)))
+        Ok(Some(crate::io::share(&map, start, position)))
     }
 
     /// Decodes the header of the batch at `position`; damage there is an error naming the file.
@@ -444,9 +515,9 @@ impl Segment {
         Ok(())
     }
 
-    /// Marks the segment closed for appends: a final time-index entry records its max timestamp
-    /// (what retention reads after a restart), then log and indexes are made durable.
-    pub(crate) fn seal(&self) -> Result<()> {
+    /// Records the segment's max timestamp as a final time-index entry (what retention reads
+    /// after a restart), in memory; the next [`Segment::persist_index`] writes it.
+    pub(crate) fn finish_time_index(&self) {
         let max_ts = self.max_timestamp();
         if max_ts != NO_TIMESTAMP {
             let last_relative = (self.next_offset() - 1 - self.base_offset).max(0) as u32;
@@ -455,8 +526,6 @@ impl Segment {
                 relative_offset: last_relative,
             });
         }
-        self.sync()?;
-        self.persist_index()
     }
 
     /// Relative offset from which a timestamp search may start, and its position.
