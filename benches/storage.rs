@@ -128,7 +128,29 @@ fn workload(report: &mut Report, group: &str, n: u64, size: usize) {
     }
     report.measure(
         group,
-        "Partition::read 1 MiB + iterate records",
+        "Partition::read 1 MiB + Records::views()",
+        Some("baseline: BufReader read"),
+        n,
+        bytes,
+        || (),
+        |()| {
+            let (mut at, mut seen, mut total) = (0i64, 0u64, 0usize);
+            let end = p.log_end_offset();
+            while at < end {
+                let rs = p.read(at, 1 << 20).expect("read");
+                for r in rs.views() {
+                    total += r.value.map_or(0, <[u8]>::len);
+                    seen += 1;
+                }
+                at = rs.next_offset();
+            }
+            assert_eq!(seen, n);
+            total
+        },
+    );
+    report.measure(
+        group,
+        "Partition::read 1 MiB + iter() (owned Bytes)",
         Some("baseline: BufReader read"),
         n,
         bytes,

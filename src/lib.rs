@@ -34,7 +34,7 @@ pub use group::{
     assignor_by_name, Assignment, Assignor, CooperativeStickyAssignor, RangeAssignor,
     RebalanceProtocol, RoundRobinAssignor, StickyAssignor, Subscription,
 };
-pub use log::{Records, RecordsIter};
+pub use log::{RecordRef, RecordViews, Records, RecordsIter};
 pub use producer::{
     murmur2, to_positive, DefaultPartitioner, NullKeyStrategy, Partitioner, RandomPartitioner,
     RoundRobinPartitioner,

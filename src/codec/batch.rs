@@ -208,6 +208,33 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// Decodes the batch at the front of `buf` and checks its header and CRC, but not the framing
+/// of its records. For bytes whose framing is already known good (written by
+/// [`BatchBuilder`] in this process, or checked by [`decode_batch`] before): a batch whose CRC
+/// holds has the bytes that were checked.
+pub fn decode_batch_crc_only(buf: &[u8]) -> Result<Batch<'_>, DecodeError> {
+    let header = peek_header(buf)?;
+    let total = header.total_bytes();
+    if buf.len() < total {
+        return Err(DecodeError::Incomplete {
+            needed: total,
+            available: buf.len(),
+        });
+    }
+    let bytes = &buf[..total];
+    let actual = crc32fast::hash(&bytes[CRC_START..]);
+    if actual != header.crc {
+        return Err(DecodeError::corrupt(
+            17,
+            format!(
+                "CRC mismatch: stored {:#010x}, computed {actual:#010x}",
+                header.crc
+            ),
+        ));
+    }
+    Ok(Batch { header, bytes })
+}
+
 /// Decodes and fully checks the batch at the front of `buf`: header, CRC, and every record's
 /// framing (offset deltas increasing and within `last_offset_delta`, exact end).
 ///

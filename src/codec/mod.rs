@@ -16,8 +16,8 @@ pub(crate) mod varint;
 
 pub(crate) use batch::decode_batch_unchecked;
 pub use batch::{
-    decode_batch, peek_header, set_base_offset, set_log_append_time, Batch, BatchBuilder,
-    BatchHeader, HEADER_BYTES, LENGTH_PREFIX_BYTES, MAGIC,
+    decode_batch, decode_batch_crc_only, peek_header, set_base_offset, set_log_append_time, Batch,
+    BatchBuilder, BatchHeader, HEADER_BYTES, LENGTH_PREFIX_BYTES, MAGIC,
 };
 pub use record::{RecordHeaders, RecordIter, RecordView};
 

@@ -6,7 +6,9 @@
 //! headerCount varint | headers: keyLength varint, key (UTF-8), valueLength varint, value
 //! ```
 
-use super::varint::{get_varint, get_varlong, put_varint, put_varlong, varint_size, varlong_size};
+use super::varint::{
+    get_varint, get_varlong, next_zigzag, put_varint, put_varlong, varint_size, varlong_size,
+};
 use super::DecodeError;
 use crate::types::Header;
 
@@ -188,6 +190,45 @@ fn parse_body(body: &[u8]) -> Result<RecordView<'_>, DecodeError> {
     })
 }
 
+/// Parses a record of a batch that was already checked: same result as [`parse`], without
+/// building errors (bounds are still checked: bad bytes give `None`, never a panic).
+#[inline]
+pub(crate) fn parse_checked(buf: &[u8]) -> Option<(RecordView<'_>, usize)> {
+    let mut pos = 0;
+    let body_len = usize::try_from(next_zigzag(buf, &mut pos)?).ok()?;
+    let end = pos.checked_add(body_len)?;
+    let body = buf.get(..end)?;
+    pos += 1; // attributes
+    let timestamp_delta = next_zigzag(body, &mut pos)?;
+    let offset_delta = i32::try_from(next_zigzag(body, &mut pos)?).ok()?;
+    let key = next_bytes(body, &mut pos)?;
+    let value = next_bytes(body, &mut pos)?;
+    let count = usize::try_from(next_zigzag(body, &mut pos)?).ok()?;
+    let record = RecordView {
+        offset_delta,
+        timestamp_delta,
+        key,
+        value,
+        headers: RecordHeaders {
+            bytes: body.get(pos..)?,
+            count,
+        },
+    };
+    Some((record, end))
+}
+
+#[inline]
+fn next_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
+    let len = next_zigzag(buf, pos)?;
+    if len == -1 {
+        return Some(None);
+    }
+    let len = usize::try_from(len).ok()?;
+    let bytes = buf.get(*pos..pos.checked_add(len)?)?;
+    *pos += len;
+    Some(Some(bytes))
+}
+
 /// Reads a length-prefixed byte string (-1 = null).
 fn get_bytes(buf: &[u8]) -> Result<(Option<&[u8]>, usize), DecodeError> {
     let (len, n) = get_varint(buf)?;
@@ -216,13 +257,13 @@ impl<'a> Iterator for RecordIter<'a> {
         if self.remaining == 0 {
             return None;
         }
-        match parse(self.bytes) {
-            Ok((record, n)) => {
+        match parse_checked(self.bytes) {
+            Some((record, n)) => {
                 self.bytes = &self.bytes[n..];
                 self.remaining -= 1;
                 Some(record)
             }
-            Err(_) => {
+            None => {
                 debug_assert!(false, "record iteration over an unchecked batch");
                 None
             }
@@ -249,6 +290,15 @@ mod tests {
         let (r, n) = parse(&out).unwrap();
         assert_eq!(n, 7);
         assert_eq!((r.key, r.value, r.headers.len()), (None, None, 0));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn checked_parser_agrees_with_full_parser(bytes: Vec<u8>) {
+            if let Ok((r, n)) = parse(&bytes) {
+                proptest::prop_assert_eq!(parse_checked(&bytes), Some((r, n)));
+            }
+        }
     }
 
     #[test]

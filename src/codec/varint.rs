@@ -56,6 +56,7 @@ fn put_unsigned(out: &mut Vec<u8>, mut u: u64) {
 }
 
 /// Reads a varint from the front of `buf`, returning the value and the bytes it took.
+#[inline]
 pub fn get_varint(buf: &[u8]) -> Result<(i32, usize), DecodeError> {
     let (u, n) = get_unsigned(buf, VARINT_BYTES_MAX)?;
     let u = u32::try_from(u).map_err(|_| DecodeError::corrupt(0, "varint overflows 32 bits"))?;
@@ -63,12 +64,33 @@ pub fn get_varint(buf: &[u8]) -> Result<(i32, usize), DecodeError> {
 }
 
 /// Reads a varlong from the front of `buf`, returning the value and the bytes it took.
+#[inline]
 pub fn get_varlong(buf: &[u8]) -> Result<(i64, usize), DecodeError> {
     let (u, n) = get_unsigned(buf, VARLONG_BYTES_MAX)?;
     Ok((((u >> 1) as i64) ^ -((u & 1) as i64), n))
 }
 
+#[inline]
 fn get_unsigned(buf: &[u8], bytes_max: usize) -> Result<(u64, usize), DecodeError> {
+    // Most lengths and deltas fit one or two bytes: decide those without entering the loop.
+    match buf {
+        [b0, ..] if *b0 < 0x80 => Ok((u64::from(*b0), 1)),
+        [b0, b1, ..] if *b1 < 0x80 => Ok((u64::from(b0 & 0x7f) | (u64::from(*b1) << 7), 2)),
+        _ => get_unsigned_slow(buf, bytes_max),
+    }
+}
+
+/// Reads a zig-zag varint (of either width) at `*pos` and advances it; `None` when the bytes
+/// are not a varint. For bytes already checked: no error is built.
+#[inline]
+pub(crate) fn next_zigzag(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let (u, n) = get_unsigned(buf.get(*pos..)?, VARLONG_BYTES_MAX).ok()?;
+    *pos += n;
+    Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+}
+
+#[cold]
+fn get_unsigned_slow(buf: &[u8], bytes_max: usize) -> Result<(u64, usize), DecodeError> {
     let mut u: u64 = 0;
     for (i, &b) in buf.iter().enumerate().take(bytes_max) {
         let shift = 7 * i as u32;

@@ -18,4 +18,4 @@ mod segment;
 
 #[allow(unused_imports)]
 pub(crate) use partition_log::{dir_name, AppendInfo, LogStats, PartitionLog};
-pub use records::{Records, RecordsIter};
+pub use records::{RecordRef, RecordViews, Records, RecordsIter};

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::codec::RecordHeaders;
 use crate::codec::{self, Batch};
 use crate::types::{Header, StoredRecord, TimestampType};
 
@@ -85,6 +86,16 @@ impl Records {
         }
     }
 
+    /// The records as borrowed views: no reference counting per record, for callers that
+    /// look at each record and move on (the fastest way to scan a log).
+    pub fn views(&self) -> RecordViews<'_> {
+        RecordViews {
+            from_offset: self.from_offset,
+            batch: None,
+            rest: &self.bytes,
+        }
+    }
+
     /// Number of records (walks the batches).
     pub fn len(&self) -> usize {
         self.iter().count()
@@ -156,6 +167,65 @@ impl Iterator for RecordsIter<'_> {
                                 value: share(v),
                             })
                             .collect(),
+                    });
+                }
+            }
+            let batch = BatchIter { bytes: self.rest }.next()?;
+            self.rest = &self.rest[batch.header.total_bytes()..];
+            let records = batch.records();
+            self.batch = Some((batch, records));
+        }
+    }
+}
+
+/// A record borrowed from a [`Records`] buffer; see [`Records::views`].
+#[derive(Clone, Debug)]
+pub struct RecordRef<'a> {
+    /// The record's offset.
+    pub offset: i64,
+    /// Its timestamp (milliseconds since the epoch).
+    pub timestamp: i64,
+    /// Whose timestamp it is.
+    pub timestamp_type: TimestampType,
+    /// The key, if any.
+    pub key: Option<&'a [u8]>,
+    /// The value; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// The headers, decoded as iterated.
+    pub headers: RecordHeaders<'a>,
+}
+
+/// Iterator of [`RecordRef`]s.
+pub struct RecordViews<'a> {
+    from_offset: i64,
+    batch: Option<(Batch<'a>, codec::RecordIter<'a>)>,
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for RecordViews<'a> {
+    type Item = RecordRef<'a>;
+
+    fn next(&mut self) -> Option<RecordRef<'a>> {
+        loop {
+            if let Some((batch, records)) = &mut self.batch {
+                let h = &batch.header;
+                for view in records.by_ref() {
+                    let offset = h.base_offset + i64::from(view.offset_delta);
+                    if offset < self.from_offset {
+                        continue;
+                    }
+                    let timestamp_type = h.timestamp_type();
+                    let timestamp = match timestamp_type {
+                        TimestampType::LogAppendTime => h.max_timestamp,
+                        TimestampType::CreateTime => h.base_timestamp + view.timestamp_delta,
+                    };
+                    return Some(RecordRef {
+                        offset,
+                        timestamp,
+                        timestamp_type,
+                        key: view.key,
+                        value: view.value,
+                        headers: view.headers,
                     });
                 }
             }

@@ -49,6 +49,10 @@ pub(crate) struct Segment {
     index: RwLock<SegmentIndex>,
     /// A read-only map covering at least the published size, made on first read.
     map: RwLock<Option<Arc<SegmentMap>>>,
+    /// Bytes below this are known to hold well-framed records (appended from `BatchBuilder`
+    /// in this process, or fully checked once), so reads check only their CRC. Advanced only
+    /// contiguously from 0.
+    framing_checked: AtomicU64,
     /// How long to make the map when first made: the segment's expected final size, so an
     /// active segment is mapped once rather than every time it grows.
     map_len_hint: u64,
@@ -146,6 +150,7 @@ impl Segment {
             created_ms: now_ms,
             index: RwLock::new(SegmentIndex::default()),
             map: RwLock::new(None),
+            framing_checked: AtomicU64::new(0),
             map_len_hint,
         }
     }
@@ -308,12 +313,26 @@ impl Segment {
         }
         let start = position;
         let limit = start.saturating_add(max_bytes);
+        let checked = self.framing_checked.load(Ordering::Acquire) as usize;
         while position < data.len() {
-            match codec::decode_batch(&data[position..]) {
+            let decoded = if position < checked {
+                codec::decode_batch_crc_only(&data[position..])
+            } else {
+                codec::decode_batch(&data[position..])
+            };
+            match decoded {
                 Ok(batch) => {
                     let next = position + batch.header.total_bytes();
                     if position > start && next > limit {
                         break;
+                    }
+                    if position >= checked {
+                        let _ = self.framing_checked.compare_exchange(
+                            position as u64,
+                            next as u64,
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        );
                     }
                     position = next;
                 }
@@ -479,6 +498,10 @@ impl Segment {
         }
         if position == 0 && first_ts != NO_TIMESTAMP {
             self.first_timestamp.store(first_ts, Ordering::Release);
+        }
+        if position == 0 {
+            // The scan fully checked every batch it kept.
+            self.framing_checked.store(pos, Ordering::Release);
         }
         self.set_loaded_end(pos, next, max_ts);
         Ok(ScanOutcome { truncated_bytes })
