@@ -293,7 +293,6 @@ impl Group {
         if g.phase == Phase::Empty && request.initial_delay_ms > 0 {
             g.not_before_ms = now.saturating_add(i64::from(request.initial_delay_ms));
         }
-        g.start_rebalance(broker);
         g.members.insert(
             member_id.clone(),
             Member {
@@ -309,6 +308,11 @@ impl Group {
                 pending: None,
             },
         );
+        g.start_rebalance(broker);
+        if let Some(m) = g.members.get_mut(&member_id) {
+            // A new member owns nothing: it has rejoined by joining.
+            m.joined = Some((Vec::new(), -1));
+        }
         g.try_complete(broker, now);
         Ok(member_id)
     }
