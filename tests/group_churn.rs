@@ -104,7 +104,7 @@ fn run_member(
             break;
         }
     }
-    if id % 2 == 0 {
+    if id.is_multiple_of(2) {
         c.close().unwrap();
     } else {
         c.unsubscribe().unwrap();
@@ -127,7 +127,7 @@ fn churn(strategy: AssignmentStrategy) {
                 let p = topic.partition(i as i32 % PARTITIONS).unwrap();
                 p.append(&[Record::new(format!("{i}"))]).unwrap();
                 produced.fetch_add(1, Ordering::Relaxed);
-                if i % 100 == 0 {
+                if i.is_multiple_of(100) {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             }
