@@ -32,11 +32,11 @@ fn main() -> embroker::Result<()> {
                 let tp = TopicPartition::new("events", p);
                 let mut consumer =
                     broker.consumer(ConsumerConfig::default().client_id(format!("worker-{p}")))?;
-                consumer.assign(&[tp.clone()])?;
+                consumer.assign(std::slice::from_ref(&tp))?;
                 consumer.seek(&tp, START_AT)?;
                 // The application tracks its own offsets: the next one it expects.
                 let mut next = START_AT;
-                let end = consumer.end_offsets(&[tp.clone()])?[&tp];
+                let end = consumer.end_offsets(std::slice::from_ref(&tp))?[&tp];
                 while next < end {
                     for record in consumer.poll(Duration::from_millis(100))? {
                         assert_eq!(record.offset, next, "records arrive in offset order");
