@@ -12,6 +12,7 @@ mod broker;
 mod clock;
 pub mod codec;
 mod config;
+mod consumer;
 mod error;
 mod group;
 mod io;
@@ -29,10 +30,15 @@ pub use config::{
     Acks, AssignmentStrategy, CleanupPolicy, ConsumerConfig, IsolationLevel, OffsetReset,
     PartitionerChoice, ProducerConfig, TopicConfig,
 };
+pub use consumer::{
+    Consumer, ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter, ConsumerRecordsIter,
+    RebalanceListener, WakeupHandle,
+};
 pub use error::{Error, Result};
 pub use group::{
-    assignor_by_name, Assignment, Assignor, CooperativeStickyAssignor, RangeAssignor,
-    RebalanceProtocol, RoundRobinAssignor, StickyAssignor, Subscription,
+    assignor_by_name, Assignment, Assignor, CooperativeStickyAssignor, GroupDescription,
+    GroupListing, GroupState, MemberDescription, OffsetAndMetadata, OffsetSpec, PartitionOffsets,
+    RangeAssignor, RebalanceProtocol, RoundRobinAssignor, StickyAssignor, Subscription,
 };
 pub use log::{RecordRef, RecordViews, Records, RecordsIter};
 pub use producer::{

@@ -14,6 +14,7 @@ use super::{names, topic_store};
 use crate::clock::{self, SharedClock};
 use crate::config::TopicConfig;
 use crate::error::{Error, Result};
+use crate::group::GroupRegistry;
 use crate::io::{self, DirLock};
 use crate::log::{dir_name, PartitionLog};
 use crate::notify::Notifier;
@@ -140,10 +141,12 @@ impl BrokerBuilder {
             closed: AtomicBool::new(false),
             notifier: Arc::new(Notifier::default()),
             tasks: Mutex::new(None),
+            groups: GroupRegistry::default(),
             lock: Mutex::new(Some(lock)),
             temp: Mutex::new(temp),
         });
         inner.load_topics()?;
+        inner.groups.load(&inner)?;
         let tasks = Tasks::start(
             Arc::downgrade(&inner),
             self.retention_check_interval,
@@ -178,6 +181,8 @@ pub(crate) struct BrokerInner {
     closed: AtomicBool,
     notifier: Arc<Notifier>,
     tasks: Mutex<Option<Tasks>>,
+    /// Consumer groups: members, generations, committed offsets (see `group::coordinator`).
+    groups: GroupRegistry,
     lock: Mutex<Option<DirLock>>,
     /// Declared last: the temporary directory is removed after everything else is closed.
     temp: Mutex<Option<tempfile::TempDir>>,
@@ -406,6 +411,10 @@ impl BrokerInner {
 
     fn broker_dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub(crate) fn groups(&self) -> &GroupRegistry {
+        &self.groups
     }
 
     pub(crate) fn notifier(&self) -> &Arc<Notifier> {

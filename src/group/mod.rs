@@ -1,4 +1,9 @@
-//! Consumer groups. For now: the partition assignors, as pure functions.
+//! Consumer groups: the partition assignors (pure functions), the in-process group
+//! coordinator (`coordinator`), committed offsets and their `__consumer_offsets` record format
+//! (`offset_store`), and group administration on the broker (`admin`).
+//!
+//! Architecture invariant: `group` knows nothing of files. Committed offsets reach disk only
+//! as records appended to the `__consumer_offsets` partition log, and come back by reading it.
 //!
 //! `group` owns the decision of which member consumes which partition. An assignor sees only
 //! partition counts and members' [`Subscription`]s and returns an [`Assignment`]; it knows
@@ -13,14 +18,23 @@
 //! * no partition of an unknown, empty or unsubscribed topic is ever assigned;
 //! * the same input always gives the same output.
 
+mod admin;
 mod assignor;
+mod coordinator;
+mod offset_store;
 mod range_assignor;
 mod round_robin_assignor;
 mod sticky_assignor;
 #[cfg(test)]
 mod testkit;
 
+pub use admin::{GroupDescription, GroupListing, MemberDescription, OffsetSpec, PartitionOffsets};
 pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Subscription};
+pub use coordinator::GroupState;
+pub(crate) use coordinator::{is_cooperative, Group, GroupRegistry, JoinRequest, SyncOutcome};
+#[allow(unused_imports)]
+pub(crate) use offset_store::decode_offset_commit;
+pub use offset_store::OffsetAndMetadata;
 pub use range_assignor::RangeAssignor;
 pub use round_robin_assignor::RoundRobinAssignor;
 pub use sticky_assignor::{CooperativeStickyAssignor, StickyAssignor};

@@ -1,0 +1,200 @@
+//! Per-partition consumer state (position, lazy seek, pause) and the fetch buffer.
+//!
+//! Owns: the assigned partitions' positions and buffered records. Invariants:
+//! - a partition's buffer holds only records at or after its position, in offset order, all
+//!   from one read (whose `Bytes` they share);
+//! - the position moves only when records are handed out (to last returned + 1, or to the end
+//!   of the read once its buffer is drained) or by a seek/reset, and a seek empties the
+//!   buffer;
+//! - one `collect` returns at most `max` records and starts at the partition after the one
+//!   the previous `collect` started at, so a busy partition cannot starve the others.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::records::ConsumerRecord;
+use crate::config::OffsetReset;
+use crate::error::{Error, Result};
+use crate::log::PartitionLog;
+use crate::types::TopicPartition;
+
+/// A lazy seek, resolved at the next `poll` or `position` (Kafka's `seekToBeginning/End`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LazySeek {
+    Beginning,
+    End,
+}
+
+pub(crate) struct PartitionState {
+    pub(crate) tp: TopicPartition,
+    pub(crate) log: Arc<PartitionLog>,
+    pub(crate) position: Option<i64>,
+    pub(crate) lazy_seek: Option<LazySeek>,
+    pub(crate) paused: bool,
+    buffer: VecDeque<ConsumerRecord>,
+    /// The offset after the read the buffer came from.
+    next_fetch: i64,
+}
+
+impl PartitionState {
+    pub(crate) fn new(tp: TopicPartition, log: Arc<PartitionLog>) -> Self {
+        PartitionState {
+            tp,
+            log,
+            position: None,
+            lazy_seek: None,
+            paused: false,
+            buffer: VecDeque::new(),
+            next_fetch: 0,
+        }
+    }
+
+    /// Sets the position (seek), dropping buffered records.
+    pub(crate) fn seek(&mut self, offset: i64) {
+        self.position = Some(offset);
+        self.lazy_seek = None;
+        self.buffer.clear();
+    }
+
+    /// Records a lazy seek, dropping the position and buffered records.
+    pub(crate) fn seek_lazy(&mut self, to: LazySeek) {
+        self.position = None;
+        self.lazy_seek = Some(to);
+        self.buffer.clear();
+    }
+
+    /// Reads into the buffer from the position. An out-of-range position is reset by
+    /// `reset` (or is the error under `none`).
+    fn fill(&mut self, fetch_bytes: usize, reset: OffsetReset) -> Result<()> {
+        let Some(mut position) = self.position else {
+            return Ok(());
+        };
+        let records = match self.log.read(position, fetch_bytes) {
+            Ok(r) => r,
+            Err(e @ Error::OffsetOutOfRange { .. }) => {
+                position = match reset {
+                    OffsetReset::Earliest => self.log.log_start_offset(),
+                    OffsetReset::Latest => self.log.log_end_offset(),
+                    OffsetReset::None => return Err(e),
+                };
+                self.position = Some(position);
+                self.log.read(position, fetch_bytes)?
+            }
+            Err(e) => return Err(e),
+        };
+        let topic = self.log.topic_arc();
+        self.buffer.extend(records.iter().map(|r| ConsumerRecord {
+            topic: topic.clone(),
+            partition: self.tp.partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            timestamp_type: r.timestamp_type,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        }));
+        self.next_fetch = records.next_offset().max(position);
+        if self.buffer.is_empty() {
+            // Nothing visible in the read (a compaction gap): skip past it.
+            self.position = Some(self.next_fetch);
+        }
+        Ok(())
+    }
+}
+
+/// The assigned partitions, sorted, with a round-robin cursor.
+#[derive(Default)]
+pub(crate) struct Fetcher {
+    partitions: Vec<PartitionState>,
+    cursor: usize,
+}
+
+impl Fetcher {
+    pub(crate) fn assigned(&self) -> Vec<TopicPartition> {
+        self.partitions.iter().map(|p| p.tp.clone()).collect()
+    }
+
+    pub(crate) fn contains(&self, tp: &TopicPartition) -> bool {
+        self.get(tp).is_some()
+    }
+
+    pub(crate) fn get(&self, tp: &TopicPartition) -> Option<&PartitionState> {
+        self.partitions.iter().find(|p| &p.tp == tp)
+    }
+
+    pub(crate) fn get_mut(&mut self, tp: &TopicPartition) -> Option<&mut PartitionState> {
+        self.partitions.iter_mut().find(|p| &p.tp == tp)
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut PartitionState> {
+        self.partitions.iter_mut()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &PartitionState> {
+        self.partitions.iter()
+    }
+
+    /// Adds partitions not already present (fresh state: no position).
+    pub(crate) fn add(&mut self, states: Vec<PartitionState>) {
+        for s in states {
+            if !self.contains(&s.tp) {
+                self.partitions.push(s);
+            }
+        }
+        self.partitions.sort_by(|a, b| a.tp.cmp(&b.tp));
+    }
+
+    /// Removes these partitions and their buffers.
+    pub(crate) fn remove(&mut self, tps: &[TopicPartition]) {
+        self.partitions.retain(|p| !tps.contains(&p.tp));
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.partitions.clear();
+    }
+
+    /// Hands out up to `max` records across the unpaused partitions that have a position,
+    /// reading into empty buffers as needed.
+    pub(crate) fn collect(
+        &mut self,
+        max: usize,
+        fetch_bytes: usize,
+        reset: OffsetReset,
+    ) -> Result<Vec<(TopicPartition, Vec<ConsumerRecord>)>> {
+        let n = self.partitions.len();
+        let mut out = Vec::new();
+        if n == 0 {
+            return Ok(out);
+        }
+        let start = self.cursor % n;
+        self.cursor = (start + 1) % n;
+        let mut remaining = max;
+        for i in 0..n {
+            if remaining == 0 {
+                break;
+            }
+            let p = &mut self.partitions[(start + i) % n];
+            if p.paused || p.position.is_none() {
+                continue;
+            }
+            if p.buffer.is_empty() {
+                p.fill(fetch_bytes, reset)?;
+            }
+            let take = remaining.min(p.buffer.len());
+            if take == 0 {
+                continue;
+            }
+            let records: Vec<ConsumerRecord> = p.buffer.drain(..take).collect();
+            remaining -= take;
+            let last = records.last().map_or(0, |r| r.offset);
+            let next = if p.buffer.is_empty() {
+                p.next_fetch.max(last + 1)
+            } else {
+                last + 1
+            };
+            p.position = Some(next);
+            out.push((p.tp.clone(), records));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,87 @@
+//! The user's hooks into a consumer: [`RebalanceListener`] and the thread-safe
+//! [`WakeupHandle`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::Consumer;
+use crate::error::Result;
+use crate::notify::Notifier;
+use crate::types::TopicPartition;
+
+/// Called inside `poll` (and `close`, `unsubscribe`) when the group moves partitions. Kafka's
+/// `ConsumerRebalanceListener`.
+///
+/// Order, as in Kafka: under the eager protocol (range, roundrobin, sticky) every member calls
+/// `on_partitions_revoked` with everything it owns (even nothing) before the rebalance, then
+/// `on_partitions_assigned` with its full new assignment. Under the cooperative protocol
+/// (cooperative-sticky) a member calls `on_partitions_revoked` only with the partitions that
+/// move away (and only if there are any), then `on_partitions_assigned` with the partitions it
+/// gained (possibly none); the moved partitions reach their new owner in a follow-up rebalance.
+/// The old owner's `on_partitions_revoked` always returns before the new owner's
+/// `on_partitions_assigned` starts, so committing inside `on_partitions_revoked` (through the
+/// `consumer` argument) hands over exactly.
+///
+/// An error returned by a callback comes out of `poll` as [`crate::Error::Callback`]; the
+/// rebalance still completes.
+pub trait RebalanceListener: Send {
+    /// These partitions are about to move away; commit what was processed.
+    fn on_partitions_revoked(
+        &mut self,
+        consumer: &mut Consumer,
+        partitions: &[TopicPartition],
+    ) -> Result<()>;
+
+    /// These partitions are now this consumer's (positions are resolved lazily; `seek` here to
+    /// start elsewhere).
+    fn on_partitions_assigned(
+        &mut self,
+        consumer: &mut Consumer,
+        partitions: &[TopicPartition],
+    ) -> Result<()>;
+
+    /// These partitions were taken away without a clean revoke (the member was expelled after
+    /// `max.poll.interval.ms`, or its group was deleted); they may already have a new owner and
+    /// commits for them fail. Default: calls [`RebalanceListener::on_partitions_revoked`].
+    fn on_partitions_lost(
+        &mut self,
+        consumer: &mut Consumer,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        self.on_partitions_revoked(consumer, partitions)
+    }
+}
+
+/// Interrupts a consumer's blocked `poll` from another thread: the poll returns
+/// [`crate::Error::Wakeup`] (once; if no poll is blocked, the next one does). Kafka's
+/// `consumer.wakeup()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use embroker::{Broker, ConsumerConfig, Error, TopicConfig, TopicPartition};
+/// let broker = Broker::temporary()?;
+/// broker.create_topic("t", TopicConfig::default())?;
+/// let mut consumer = broker.consumer(ConsumerConfig::default())?;
+/// consumer.assign(&[TopicPartition::new("t", 0)])?;
+/// let handle = consumer.wakeup_handle();
+/// let t = std::thread::spawn(move || {
+///     std::thread::sleep(Duration::from_millis(20));
+///     handle.wakeup();
+/// });
+/// assert!(matches!(consumer.poll(Duration::from_secs(30)), Err(Error::Wakeup)));
+/// t.join().unwrap();
+/// # Ok::<(), embroker::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct WakeupHandle {
+    pub(crate) flag: Arc<AtomicBool>,
+    pub(crate) notifier: Arc<Notifier>,
+}
+
+impl WakeupHandle {
+    /// Makes the consumer's current (or next) `poll` return [`crate::Error::Wakeup`].
+    pub fn wakeup(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notifier.notify();
+    }
+}

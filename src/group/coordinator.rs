@@ -1,0 +1,679 @@
+//! The in-process group coordinator: membership, generations, rebalances and committed
+//! offsets of every consumer group of one broker.
+//!
+//! Owns: which members a group has, the group's generation, the assignment each member was
+//! given, and the group's committed-offset table. It persists commits only through
+//! [`offset_store`](super::offset_store) (an append to the `__consumer_offsets` log); it
+//! knows nothing of files.
+//!
+//! # State machine (Kafka's classic group, driven by members' `poll` calls)
+//!
+//! * `Empty`: no members (committed offsets may exist).
+//! * `PreparingRebalance`: membership, subscriptions or partition counts changed. Every member
+//!   must *rejoin*: an eager member first revokes everything it owns (its
+//!   `on_partitions_revoked` runs), a cooperative member reports what it still owns. A member
+//!   rejoins from inside its own `poll`; nothing waits for a member that is busy in user code.
+//! * When every current member has rejoined (and any `group.initial.rebalance.delay.ms` of a
+//!   formerly empty group has passed), the assignment is computed at once, under the group's
+//!   lock, with the assignor chosen as Kafka does (the strategies every member supports; each
+//!   member votes for its first such choice; most votes wins, ties go to the oldest member's
+//!   order). The generation goes up by one and each member gets its assignment as a pending
+//!   hand-over, picked up at its next `poll` (`CompletingRebalance` while some are pending,
+//!   then `Stable`).
+//!
+//! Triggers: a member joining, leaving (`close`, `unsubscribe`, drop), changing its
+//! subscription, being expelled, a cooperative member that revoked partitions (the follow-up
+//! rebalance of the two-round handover), and a subscribed topic whose partition count
+//! changed since the last assignment (checked whenever a member polls).
+//!
+//! # Invariant: one owner per partition
+//!
+//! A partition is handed out only by a computed assignment, and an assignment is computed only
+//! once every member has rejoined: eager members have then revoked everything, and cooperative
+//! members have reported what they still own, which the cooperative assignor withholds from
+//! everyone else until the owner has revoked it and rejoined (the follow-up rebalance). So the
+//! old owner's `on_partitions_revoked` always returns before the new owner's
+//! `on_partitions_assigned` starts. The one exception is Kafka's too: a member that has not
+//! polled for `max.poll.interval.ms` is expelled without revoking (it learns of it at its next
+//! `poll`, as `on_partitions_lost`). A member inside `poll` is never expelled.
+//!
+//! Expiry is lazy: it is checked whenever any member of the group polls, and a member waiting
+//! for a rebalance wakes up when the oldest silent member would expire.
+//!
+//! # Member ids
+//!
+//! `client.id` (or `consumer-<group>` when empty) + `-` + a broker-wide counter zero-padded to
+//! ten digits: ids with the same prefix sort in join order, which makes Kafka's range
+//! assignment of a group deterministic (Kafka uses a random UUID there).
+//!
+//! # Commits
+//!
+//! A commit from a member is accepted when the member is still in the group and its generation
+//! is the group's current one; otherwise it fails with [`Error::CommitFailed`] and changes
+//! nothing. A commit from a consumer without membership (`assign` mode) is accepted only while
+//! the group has no members, as in Kafka. Offsets are appended to the log first and applied to
+//! the table after, under the group's lock, so the table never holds what the log does not.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::offset_store::{self, OffsetAndMetadata};
+use crate::broker::BrokerInner;
+use crate::config::AssignmentStrategy;
+use crate::error::{Error, Result};
+use crate::group::{assignor_by_name, RebalanceProtocol, Subscription};
+use crate::types::TopicPartition;
+
+/// The state of a consumer group, as Kafka's `ConsumerGroupState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GroupState {
+    /// No members.
+    Empty,
+    /// Waiting for members to rejoin.
+    PreparingRebalance,
+    /// Assignment computed; some members have not picked theirs up yet.
+    CompletingRebalance,
+    /// Every member has its assignment.
+    Stable,
+    /// The group was deleted.
+    Dead,
+}
+
+impl GroupState {
+    /// Kafka's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// Every group of one broker.
+#[derive(Default)]
+pub(crate) struct GroupRegistry {
+    groups: Mutex<BTreeMap<String, Arc<Group>>>,
+    next_member: AtomicU64,
+}
+
+impl GroupRegistry {
+    /// Rebuilds committed offsets from `__consumer_offsets`; called once when the broker opens.
+    pub(crate) fn load(&self, broker: &BrokerInner) -> Result<()> {
+        let table = offset_store::load(broker)?;
+        let mut groups = self.groups.lock();
+        for (id, offsets) in table {
+            let group = Group::new(&id);
+            group.inner.lock().offsets = offsets;
+            groups.insert(id, Arc::new(group));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn get_or_create(&self, id: &str) -> Arc<Group> {
+        self.groups
+            .lock()
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Group::new(id)))
+            .clone()
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Group>> {
+        self.groups.lock().get(id).cloned()
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Group>> {
+        self.groups.lock().values().cloned().collect()
+    }
+
+    /// Removes the group if it is still `group` (a new one may have been created since).
+    pub(crate) fn remove(&self, group: &Arc<Group>) {
+        let mut groups = self.groups.lock();
+        if groups.get(&group.id).is_some_and(|g| Arc::ptr_eq(g, group)) {
+            groups.remove(&group.id);
+        }
+    }
+
+    pub(crate) fn next_member_number(&self) -> u64 {
+        self.next_member.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// One group: its id and its state behind one lock.
+pub(crate) struct Group {
+    pub(crate) id: String,
+    pub(crate) inner: Mutex<GroupInner>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Empty,
+    PreparingRebalance,
+    Stable,
+    Dead,
+}
+
+pub(crate) struct GroupInner {
+    phase: Phase,
+    pub(crate) generation: i32,
+    /// The assignor of the last completed rebalance.
+    pub(crate) protocol: Option<String>,
+    pub(crate) members: BTreeMap<String, Member>,
+    pub(crate) offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+    /// Partition counts the last assignment was computed with.
+    partition_counts: BTreeMap<String, i32>,
+    /// No rebalance completes before this (clock ms): `group.initial.rebalance.delay.ms`.
+    not_before_ms: i64,
+}
+
+/// A member as the coordinator sees it.
+pub(crate) struct Member {
+    pub(crate) client_id: String,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) topics: Vec<String>,
+    strategies: Vec<AssignmentStrategy>,
+    max_poll_interval_ms: i64,
+    last_poll_ms: i64,
+    in_poll: bool,
+    /// Set when the member rejoined the current rebalance: what it reports owning, and the
+    /// generation those partitions come from.
+    joined: Option<(Vec<TopicPartition>, i32)>,
+    /// The member's partitions in the latest generation.
+    pub(crate) assignment: Vec<TopicPartition>,
+    /// An assignment not yet picked up: (generation, partitions).
+    pending: Option<(i32, Vec<TopicPartition>)>,
+}
+
+/// What a consumer asks for when it joins.
+pub(crate) struct JoinRequest {
+    pub(crate) client_id: String,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) topics: Vec<String>,
+    pub(crate) strategies: Vec<AssignmentStrategy>,
+    pub(crate) max_poll_interval_ms: u32,
+    pub(crate) initial_delay_ms: u32,
+}
+
+/// What a member must do next, as seen at the start of (each wake-up of) its `poll`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SyncOutcome {
+    /// The member is no longer in the group (expelled, or the group deleted): its partitions
+    /// are lost and it must join again as a new member.
+    Unknown,
+    /// Take this assignment for this generation.
+    Assignment {
+        generation: i32,
+        partitions: Vec<TopicPartition>,
+    },
+    /// A rebalance is in progress and the member has not rejoined it yet.
+    Rejoin,
+    /// Rejoined; waiting for other members. Wake at this clock time (ms) at the latest, when
+    /// a silent member would expire or the initial delay ends.
+    Waiting { wake_at_ms: Option<i64> },
+    /// Nothing to do.
+    Stable,
+}
+
+/// Whether a member with these strategies rebalances cooperatively: only when every strategy
+/// it lists is cooperative (Kafka's rule for the consumer's protocol).
+pub(crate) fn is_cooperative(strategies: &[AssignmentStrategy]) -> bool {
+    !strategies.is_empty()
+        && strategies.iter().all(|s| {
+            assignor_by_name(s.as_str()).map(|a| a.protocol())
+                == Some(RebalanceProtocol::Cooperative)
+        })
+}
+
+impl Group {
+    fn new(id: &str) -> Group {
+        Group {
+            id: id.to_string(),
+            inner: Mutex::new(GroupInner {
+                phase: Phase::Empty,
+                generation: 0,
+                protocol: None,
+                members: BTreeMap::new(),
+                offsets: BTreeMap::new(),
+                partition_counts: BTreeMap::new(),
+                not_before_ms: i64::MIN,
+            }),
+        }
+    }
+
+    /// Adds a member (already counted as rejoined, owning nothing) and starts a rebalance.
+    pub(crate) fn join(
+        &self,
+        broker: &BrokerInner,
+        request: JoinRequest,
+        number: u64,
+        now: i64,
+    ) -> Result<String> {
+        let mut g = self.inner.lock();
+        if g.phase == Phase::Dead {
+            g.phase = Phase::Empty;
+        }
+        if let Some(other) = g.members.values().next() {
+            let common = request
+                .strategies
+                .iter()
+                .any(|s| g.members.values().all(|m| m.strategies.contains(s)));
+            if !common {
+                return Err(Error::config(
+                    "partition.assignment.strategy",
+                    request
+                        .strategies
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    format!(
+                        "no assignor in common with the members of group {:?} (one uses {:?})",
+                        self.id,
+                        other
+                            .strategies
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                    ),
+                ));
+            }
+        }
+        let prefix = if request.client_id.is_empty() {
+            format!("consumer-{}", self.id)
+        } else {
+            request.client_id.clone()
+        };
+        let member_id = format!("{prefix}-{number:010}");
+        if g.phase == Phase::Empty && request.initial_delay_ms > 0 {
+            g.not_before_ms = now.saturating_add(i64::from(request.initial_delay_ms));
+        }
+        g.members.insert(
+            member_id.clone(),
+            Member {
+                client_id: request.client_id,
+                instance_id: request.instance_id,
+                topics: request.topics,
+                strategies: request.strategies,
+                max_poll_interval_ms: i64::from(request.max_poll_interval_ms),
+                last_poll_ms: now,
+                in_poll: true,
+                joined: Some((Vec::new(), -1)),
+                assignment: Vec::new(),
+                pending: None,
+            },
+        );
+        g.start_rebalance(broker);
+        if let Some(m) = g.members.get_mut(&member_id) {
+            // A new member owns nothing: it has rejoined by joining.
+            m.joined = Some((Vec::new(), -1));
+        }
+        g.try_complete(broker, now);
+        Ok(member_id)
+    }
+
+    /// Called at the start of a member's `poll` (and at each of its wake-ups): marks it alive
+    /// and in `poll`, expels silent members, notices partition-count changes, completes a
+    /// rebalance that can complete, and says what the member must do.
+    pub(crate) fn sync(&self, broker: &BrokerInner, member_id: &str, now: i64) -> SyncOutcome {
+        let mut g = self.inner.lock();
+        match g.members.get_mut(member_id) {
+            None => return SyncOutcome::Unknown,
+            Some(m) => {
+                m.in_poll = true;
+                m.last_poll_ms = now;
+            }
+        }
+        g.expire(broker, now);
+        if g.phase == Phase::Stable && g.partition_counts_changed(broker) {
+            g.start_rebalance(broker);
+        }
+        g.try_complete(broker, now);
+        let phase = g.phase;
+        let next_wake = g.next_wake(now);
+        let Some(m) = g.members.get_mut(member_id) else {
+            return SyncOutcome::Unknown;
+        };
+        if let Some((generation, partitions)) = m.pending.take() {
+            return SyncOutcome::Assignment {
+                generation,
+                partitions,
+            };
+        }
+        if phase == Phase::PreparingRebalance {
+            if m.joined.is_none() {
+                SyncOutcome::Rejoin
+            } else {
+                SyncOutcome::Waiting {
+                    wake_at_ms: next_wake,
+                }
+            }
+        } else {
+            SyncOutcome::Stable
+        }
+    }
+
+    /// The member rejoins the current rebalance reporting `owned` (from `generation`).
+    /// Returns false when the member is unknown.
+    pub(crate) fn rejoin(
+        &self,
+        broker: &BrokerInner,
+        member_id: &str,
+        owned: Vec<TopicPartition>,
+        generation: i32,
+        now: i64,
+    ) -> bool {
+        let mut g = self.inner.lock();
+        let Some(m) = g.members.get_mut(member_id) else {
+            return false;
+        };
+        m.joined = Some((owned, generation));
+        m.last_poll_ms = now;
+        g.try_complete(broker, now);
+        true
+    }
+
+    /// Starts a rebalance (a cooperative member revoked partitions, or a subscription changed).
+    pub(crate) fn request_rebalance(&self, broker: &BrokerInner, now: i64) {
+        let mut g = self.inner.lock();
+        if g.phase != Phase::PreparingRebalance {
+            g.start_rebalance(broker);
+        }
+        g.try_complete(broker, now);
+    }
+
+    /// Changes a member's subscription and starts a rebalance if it differs.
+    pub(crate) fn update_topics(
+        &self,
+        broker: &BrokerInner,
+        member_id: &str,
+        topics: Vec<String>,
+        now: i64,
+    ) {
+        let mut g = self.inner.lock();
+        let Some(m) = g.members.get_mut(member_id) else {
+            return;
+        };
+        if m.topics != topics {
+            m.topics = topics;
+            g.start_rebalance(broker);
+            g.try_complete(broker, now);
+        }
+    }
+
+    /// The member left `poll` at `now`.
+    pub(crate) fn poll_done(&self, member_id: &str, now: i64) {
+        if let Some(m) = self.inner.lock().members.get_mut(member_id) {
+            m.in_poll = false;
+            m.last_poll_ms = now;
+        }
+    }
+
+    /// The member leaves the group (close, unsubscribe, drop).
+    pub(crate) fn leave(&self, broker: &BrokerInner, member_id: &str, now: i64) {
+        let mut g = self.inner.lock();
+        if g.members.remove(member_id).is_some() {
+            g.start_rebalance(broker);
+            g.try_complete(broker, now);
+        }
+    }
+
+    /// Commits offsets for a member (`Some((id, generation))`) or a consumer without
+    /// membership (`None`).
+    pub(crate) fn commit(
+        &self,
+        broker: &BrokerInner,
+        member: Option<(&str, i32)>,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<()> {
+        for (tp, om) in offsets {
+            offset_store::check_commit(&self.id, tp, om)?;
+        }
+        let mut g = self.inner.lock();
+        let fail = |member_id: &str, generation: i32, current: i32| Error::CommitFailed {
+            group: self.id.clone(),
+            member_id: member_id.to_string(),
+            generation,
+            current_generation: current,
+        };
+        match member {
+            Some((id, generation)) => {
+                if !g.members.contains_key(id) || generation != g.generation {
+                    return Err(fail(id, generation, g.generation));
+                }
+            }
+            None => {
+                if !g.members.is_empty() {
+                    return Err(fail("", -1, g.generation));
+                }
+            }
+        }
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let commits: Vec<(TopicPartition, Option<OffsetAndMetadata>)> = offsets
+            .iter()
+            .map(|(tp, om)| (tp.clone(), Some(om.clone())))
+            .collect();
+        offset_store::append_commits(broker, &self.id, &commits)?;
+        if g.phase == Phase::Dead {
+            g.phase = Phase::Empty;
+        }
+        for (tp, om) in offsets {
+            g.offsets.insert(tp.clone(), om.clone());
+        }
+        Ok(())
+    }
+
+    /// The committed offset of a partition.
+    pub(crate) fn committed(&self, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
+        self.inner.lock().offsets.get(tp).cloned()
+    }
+
+    /// Writes offsets (or tombstones, `None`) as an administrator, while the group has no
+    /// members.
+    pub(crate) fn admin_write(
+        &self,
+        broker: &BrokerInner,
+        changes: &[(TopicPartition, Option<OffsetAndMetadata>)],
+        delete_group: bool,
+    ) -> Result<()> {
+        let mut g = self.inner.lock();
+        if !g.members.is_empty() {
+            return Err(Error::GroupNotEmpty {
+                group: self.id.clone(),
+                members: g.members.len(),
+            });
+        }
+        for (tp, om) in changes {
+            if let Some(om) = om {
+                offset_store::check_commit(&self.id, tp, om)?;
+            }
+        }
+        offset_store::append_commits(broker, &self.id, changes)?;
+        for (tp, om) in changes {
+            match om {
+                Some(om) => {
+                    g.offsets.insert(tp.clone(), om.clone());
+                }
+                None => {
+                    g.offsets.remove(tp);
+                }
+            }
+        }
+        if delete_group {
+            g.phase = Phase::Dead;
+        }
+        Ok(())
+    }
+
+    /// The group's state as Kafka names it.
+    pub(crate) fn state(g: &GroupInner) -> GroupState {
+        match g.phase {
+            Phase::Dead => GroupState::Dead,
+            Phase::Empty => GroupState::Empty,
+            Phase::PreparingRebalance => GroupState::PreparingRebalance,
+            Phase::Stable if g.members.values().any(|m| m.pending.is_some()) => {
+                GroupState::CompletingRebalance
+            }
+            Phase::Stable => GroupState::Stable,
+        }
+    }
+}
+
+impl GroupInner {
+    fn start_rebalance(&mut self, broker: &BrokerInner) {
+        self.phase = if self.members.is_empty() {
+            Phase::Empty
+        } else {
+            Phase::PreparingRebalance
+        };
+        for m in self.members.values_mut() {
+            m.joined = None;
+        }
+        // Wake members waiting in `poll` so they rejoin.
+        broker.notifier().notify();
+    }
+
+    /// Expels members that have not polled for `max.poll.interval.ms` (members inside `poll`
+    /// are alive).
+    fn expire(&mut self, broker: &BrokerInner, now: i64) {
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                !m.in_poll && now.saturating_sub(m.last_poll_ms) > m.max_poll_interval_ms
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        for id in &expired {
+            self.members.remove(id);
+        }
+        self.start_rebalance(broker);
+    }
+
+    /// When a waiting member should look again: the end of the initial delay, or the moment
+    /// the first silent member that has not rejoined would expire.
+    fn next_wake(&self, now: i64) -> Option<i64> {
+        let delay = (self.not_before_ms > now).then_some(self.not_before_ms);
+        let expiry = self
+            .members
+            .values()
+            .filter(|m| !m.in_poll && m.joined.is_none())
+            .map(|m| m.last_poll_ms.saturating_add(m.max_poll_interval_ms) + 1)
+            .min();
+        match (delay, expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn subscribed_topics(&self) -> BTreeSet<String> {
+        self.members
+            .values()
+            .flat_map(|m| m.topics.iter().cloned())
+            .collect()
+    }
+
+    fn current_counts(&self, broker: &BrokerInner) -> BTreeMap<String, i32> {
+        self.subscribed_topics()
+            .into_iter()
+            .map(|t| {
+                let n = broker.partition_count(&t).unwrap_or(0);
+                (t, n)
+            })
+            .collect()
+    }
+
+    fn partition_counts_changed(&self, broker: &BrokerInner) -> bool {
+        self.current_counts(broker) != self.partition_counts
+    }
+
+    /// Kafka's protocol selection: candidates are the strategies every member supports (in the
+    /// oldest member's order); each member votes for its first candidate; most votes wins.
+    fn select_protocol(&self) -> Option<AssignmentStrategy> {
+        let first = self.members.values().next()?;
+        let candidates: Vec<AssignmentStrategy> = first
+            .strategies
+            .iter()
+            .copied()
+            .filter(|s| self.members.values().all(|m| m.strategies.contains(s)))
+            .collect();
+        let mut votes = vec![0usize; candidates.len()];
+        for m in self.members.values() {
+            if let Some(i) = m
+                .strategies
+                .iter()
+                .find_map(|s| candidates.iter().position(|c| c == s))
+            {
+                votes[i] += 1;
+            }
+        }
+        let best = votes.iter().copied().max()?;
+        let i = votes.iter().position(|&v| v == best)?;
+        candidates.get(i).copied()
+    }
+
+    /// Computes the assignment if every member has rejoined and the initial delay is over.
+    fn try_complete(&mut self, broker: &BrokerInner, now: i64) {
+        if self.phase != Phase::PreparingRebalance {
+            return;
+        }
+        if self.members.is_empty() {
+            self.phase = Phase::Empty;
+            return;
+        }
+        if now < self.not_before_ms || self.members.values().any(|m| m.joined.is_none()) {
+            return;
+        }
+        let Some(strategy) = self.select_protocol() else {
+            return;
+        };
+        let Some(assignor) = assignor_by_name(strategy.as_str()) else {
+            return;
+        };
+        let cooperative = assignor.protocol() == RebalanceProtocol::Cooperative;
+        let counts = self.current_counts(broker);
+        let subscriptions: BTreeMap<String, Subscription> = self
+            .members
+            .iter()
+            .map(|(id, m)| {
+                let (owned, generation) = m.joined.clone().unwrap_or((Vec::new(), -1));
+                // An eager member revoked everything: under a cooperative assignor it owns
+                // nothing; under an eager one its previous assignment feeds stickiness.
+                let claims = if cooperative && !is_cooperative(&m.strategies) {
+                    Vec::new()
+                } else {
+                    owned
+                };
+                let mut s = Subscription::new(m.topics.iter().cloned())
+                    .owned_partitions(claims)
+                    .generation(generation);
+                if let Some(instance) = &m.instance_id {
+                    s = s.group_instance_id(instance.clone());
+                }
+                (id.clone(), s)
+            })
+            .collect();
+        let assignment = assignor.assign(&counts, &subscriptions);
+        self.generation += 1;
+        for (id, m) in self.members.iter_mut() {
+            let mine = assignment.get(id).cloned().unwrap_or_default();
+            m.assignment = mine.clone();
+            m.pending = Some((self.generation, mine));
+            m.joined = None;
+        }
+        self.protocol = Some(assignor.name().to_string());
+        self.partition_counts = counts;
+        self.phase = Phase::Stable;
+        broker.notifier().notify();
+    }
+}

@@ -1,0 +1,495 @@
+//! Committed offsets on disk: the records of the internal compacted topic `__consumer_offsets`.
+//!
+//! Owns: the byte format of offset-commit records, and the only path by which committed
+//! offsets reach disk (an ordinary append to the `__consumer_offsets` partition log) and come
+//! back (a scan of that log when the broker opens). The group coordinator keeps the offsets in
+//! memory and calls this module to persist each commit; it knows nothing of files.
+//!
+//! # The topic
+//!
+//! `__consumer_offsets` is created on the first commit, with [`OFFSETS_PARTITIONS`] partition
+//! (Kafka uses 50 because the partitions spread groups over brokers; one process has one
+//! broker) and `cleanup.policy=compact`, so that only the latest commit per key survives once
+//! the cleaner runs. A group's partition is Kafka's `Utils.abs(groupId.hashCode()) %
+//! partitions` with Java's `String.hashCode`, so raising the count later moves no existing
+//! record: at open every partition is read.
+//!
+//! # Record format (version 1)
+//!
+//! All integers are big-endian (network order, as in Kafka's own `__consumer_offsets`
+//! schemas). Strings are a `u16` byte length followed by that many bytes of UTF-8.
+//!
+//! Key (identifies the committed position of one group in one partition):
+//!
+//! | bytes | field | type | meaning |
+//! |---|---|---|---|
+//! | 0..2 | `key_version` | i16 | 1 (Kafka's offset-commit keys are 0 and 1; 2 is group metadata) |
+//! | 2..4 | `group_len` | u16 | length of the group id, 1..=32767 |
+//! | 4..4+g | `group` | UTF-8 | the group id |
+//! | .. +2 | `topic_len` | u16 | length of the topic name, 1..=249 |
+//! | .. +t | `topic` | UTF-8 | the topic |
+//! | .. +4 | `partition` | i32 | the partition, >= 0 |
+//!
+//! Value (absent: a tombstone, which deletes the committed offset):
+//!
+//! | bytes | field | type | meaning |
+//! |---|---|---|---|
+//! | 0..2 | `value_version` | i16 | 1 |
+//! | 2..10 | `offset` | i64 | the committed offset: the next offset to read, >= 0 |
+//! | 10..12 | `metadata_len` | u16 | length of the metadata, 0..=4096 |
+//! | 12..12+m | `metadata` | UTF-8 | the commit's metadata string |
+//! | .. +8 | `commit_timestamp` | i64 | when the commit was made, ms since the epoch (broker clock) |
+//!
+//! Nothing may follow the last field. A decoder meets every other length, version or UTF-8
+//! problem with an [`Error::Corrupt`], never a panic ([`decode_offset_commit`] is a fuzz
+//! target). When the broker opens, records that do not decode are skipped (they can only be
+//! written by a newer version), later records win over earlier ones, and a tombstone removes
+//! the key.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::broker::BrokerInner;
+use crate::config::{CleanupPolicy, TopicConfig};
+use crate::error::{Error, Result};
+use crate::log::PartitionLog;
+use crate::types::{Record, TopicPartition};
+
+/// The internal topic holding committed offsets.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Partitions of [`OFFSETS_TOPIC`] (Kafka's `offsets.topic.num.partitions` is 50).
+pub(crate) const OFFSETS_PARTITIONS: i32 = 1;
+/// Kafka's `offset.metadata.max.bytes` default.
+pub(crate) const METADATA_BYTES_MAX: usize = 4096;
+/// Longest group id a key can hold (Kafka strings have an i16 length).
+pub(crate) const GROUP_BYTES_MAX: usize = i16::MAX as usize;
+/// Longest topic name (Kafka's rule).
+const TOPIC_BYTES_MAX: usize = 249;
+const KEY_VERSION: i16 = 1;
+const VALUE_VERSION: i16 = 1;
+/// Bytes read per scan step when loading.
+const LOAD_READ_BYTES: usize = 1 << 20;
+
+/// A committed offset: the next offset to read, and a free-form metadata string. Kafka's
+/// `OffsetAndMetadata`.
+///
+/// ```
+/// use embroker::OffsetAndMetadata;
+/// let o = OffsetAndMetadata::new(42).metadata("processed by worker 3");
+/// assert_eq!(o.offset, 42);
+/// assert_eq!(o.metadata, "processed by worker 3");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct OffsetAndMetadata {
+    /// The next offset to read (last processed offset + 1).
+    pub offset: i64,
+    /// Metadata stored with the commit (at most 4096 bytes). Default: empty.
+    pub metadata: String,
+}
+
+impl OffsetAndMetadata {
+    /// A commit of `offset` with no metadata.
+    pub fn new(offset: i64) -> Self {
+        OffsetAndMetadata {
+            offset,
+            metadata: String::new(),
+        }
+    }
+
+    /// Sets the metadata string.
+    #[must_use]
+    pub fn metadata(mut self, metadata: impl Into<String>) -> Self {
+        self.metadata = metadata.into();
+        self
+    }
+}
+
+/// The value of an offset-commit record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CommitValue {
+    pub(crate) offset: i64,
+    pub(crate) metadata: String,
+    pub(crate) commit_timestamp: i64,
+}
+
+/// One decoded `__consumer_offsets` record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OffsetCommitRecord {
+    pub(crate) group: String,
+    pub(crate) topic_partition: TopicPartition,
+    /// `None` for a tombstone.
+    pub(crate) value: Option<CommitValue>,
+}
+
+/// Committed offsets of every group, as rebuilt from the log.
+pub(crate) type OffsetTable = BTreeMap<String, BTreeMap<TopicPartition, OffsetAndMetadata>>;
+
+/// Checks the parts of a commit that the format bounds.
+pub(crate) fn check_commit(group: &str, tp: &TopicPartition, om: &OffsetAndMetadata) -> Result<()> {
+    if group.is_empty() || group.len() > GROUP_BYTES_MAX {
+        return Err(Error::argument(
+            "group.id",
+            format!("must be 1..={GROUP_BYTES_MAX} bytes"),
+        ));
+    }
+    if tp.topic.is_empty() || tp.topic.len() > TOPIC_BYTES_MAX || tp.partition < 0 {
+        return Err(Error::argument(
+            "topic_partition",
+            format!("{tp} is not valid"),
+        ));
+    }
+    if om.offset < 0 {
+        return Err(Error::argument(
+            "offset",
+            format!("{} for {tp} is negative", om.offset),
+        ));
+    }
+    if om.metadata.len() > METADATA_BYTES_MAX {
+        return Err(Error::argument(
+            "metadata",
+            format!(
+                "{} bytes for {tp} exceeds offset.metadata.max.bytes={METADATA_BYTES_MAX}",
+                om.metadata.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Encodes a key. The caller has checked lengths with [`check_commit`].
+pub(crate) fn encode_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10 + group.len() + tp.topic.len());
+    out.extend_from_slice(&KEY_VERSION.to_be_bytes());
+    put_str(&mut out, group);
+    put_str(&mut out, &tp.topic);
+    out.extend_from_slice(&tp.partition.to_be_bytes());
+    out
+}
+
+/// Encodes a value. The caller has checked lengths with [`check_commit`].
+pub(crate) fn encode_value(om: &OffsetAndMetadata, commit_timestamp: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(20 + om.metadata.len());
+    out.extend_from_slice(&VALUE_VERSION.to_be_bytes());
+    out.extend_from_slice(&om.offset.to_be_bytes());
+    put_str(&mut out, &om.metadata);
+    out.extend_from_slice(&commit_timestamp.to_be_bytes());
+    out
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&s.as_bytes()[..usize::from(len)]);
+}
+
+/// Decodes one `__consumer_offsets` record (`value` `None` is a tombstone). Never panics.
+pub(crate) fn decode_offset_commit(key: &[u8], value: Option<&[u8]>) -> Result<OffsetCommitRecord> {
+    let mut k = Cursor::new(key, "key");
+    let version = k.i16()?;
+    if version != KEY_VERSION {
+        return Err(k.corrupt(format!("unknown key version {version}")));
+    }
+    let group = k.string(1, GROUP_BYTES_MAX)?;
+    let topic = k.string(1, TOPIC_BYTES_MAX)?;
+    let partition = k.i32()?;
+    if partition < 0 {
+        return Err(k.corrupt(format!("negative partition {partition}")));
+    }
+    k.finish()?;
+    let value = match value {
+        None => None,
+        Some(value) => {
+            let mut v = Cursor::new(value, "value");
+            let version = v.i16()?;
+            if version != VALUE_VERSION {
+                return Err(v.corrupt(format!("unknown value version {version}")));
+            }
+            let offset = v.i64()?;
+            if offset < 0 {
+                return Err(v.corrupt(format!("negative offset {offset}")));
+            }
+            let metadata = v.string(0, METADATA_BYTES_MAX)?;
+            let commit_timestamp = v.i64()?;
+            v.finish()?;
+            Some(CommitValue {
+                offset,
+                metadata,
+                commit_timestamp,
+            })
+        }
+    };
+    Ok(OffsetCommitRecord {
+        group,
+        topic_partition: TopicPartition::new(topic, partition),
+        value,
+    })
+}
+
+/// A bounds-checked big-endian reader.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    what: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8], what: &'static str) -> Self {
+        Cursor { bytes, at: 0, what }
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::Corrupt {
+            path: PathBuf::from(OFFSETS_TOPIC),
+            position: self.at as u64,
+            reason: format!("offset-commit {}: {reason}", self.what),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        match end {
+            Some(end) => {
+                let out = &self.bytes[self.at..end];
+                self.at = end;
+                Ok(out)
+            }
+            None => Err(self.corrupt(format!(
+                "needs {n} more bytes, has {}",
+                self.bytes.len() - self.at
+            ))),
+        }
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn i16(&mut self) -> Result<i16> {
+        Ok(i16::from_be_bytes(self.array()?))
+    }
+
+    fn i32(&mut self) -> Result<i32> {
+        Ok(i32::from_be_bytes(self.array()?))
+    }
+
+    fn i64(&mut self) -> Result<i64> {
+        Ok(i64::from_be_bytes(self.array()?))
+    }
+
+    fn string(&mut self, min: usize, max: usize) -> Result<String> {
+        let len = usize::from(u16::from_be_bytes(self.array()?));
+        if len < min || len > max {
+            return Err(self.corrupt(format!("string length {len} outside {min}..={max}")));
+        }
+        let bytes = self.take(len)?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(s.to_string()),
+            Err(_) => Err(self.corrupt("string is not UTF-8".to_string())),
+        }
+    }
+
+    fn finish(&self) -> Result<()> {
+        if self.at == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(self.corrupt(format!("{} trailing bytes", self.bytes.len() - self.at)))
+        }
+    }
+}
+
+/// Java's `String.hashCode` over UTF-16 code units.
+fn java_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
+}
+
+/// The `__consumer_offsets` partition of a group: Kafka's `Utils.abs(hashCode) % partitions`
+/// (where `abs(i32::MIN)` is 0).
+pub(crate) fn partition_for(group: &str) -> i32 {
+    partition_of(group, OFFSETS_PARTITIONS)
+}
+
+fn partition_of(group: &str, partitions: i32) -> i32 {
+    let h = java_hash(group);
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % partitions.max(1)
+}
+
+/// The offsets log of `group`, creating the topic on first use.
+pub(crate) fn offsets_log(broker: &BrokerInner, group: &str) -> Result<Arc<PartitionLog>> {
+    let partition = partition_for(group);
+    match broker.partition_log(OFFSETS_TOPIC, partition) {
+        Err(Error::UnknownTopic { .. }) => {
+            let config = TopicConfig::default()
+                .partitions(OFFSETS_PARTITIONS)
+                .cleanup_policy(CleanupPolicy::Compact);
+            match broker.create_topic(OFFSETS_TOPIC, config, true) {
+                Ok(()) | Err(Error::TopicExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            broker.partition_log(OFFSETS_TOPIC, partition)
+        }
+        other => other,
+    }
+}
+
+/// Appends one commit (several partitions, one batch) to the group's offsets log.
+/// `None` values are tombstones.
+pub(crate) fn append_commits(
+    broker: &BrokerInner,
+    group: &str,
+    commits: &[(TopicPartition, Option<OffsetAndMetadata>)],
+) -> Result<()> {
+    if commits.is_empty() {
+        return Ok(());
+    }
+    let now = broker.clock().now_ms();
+    let records: Vec<Record> = commits
+        .iter()
+        .map(|(tp, om)| {
+            let key = encode_key(group, tp);
+            match om {
+                Some(om) => Record::new(encode_value(om, now)).key(key),
+                None => Record::tombstone(key),
+            }
+        })
+        .collect();
+    offsets_log(broker, group)?.append_records(&records)?;
+    Ok(())
+}
+
+/// Rebuilds every group's committed offsets from `__consumer_offsets` (empty if it does not
+/// exist yet).
+pub(crate) fn load(broker: &BrokerInner) -> Result<OffsetTable> {
+    let mut table = OffsetTable::new();
+    let count = match broker.partition_count(OFFSETS_TOPIC) {
+        Ok(n) => n,
+        Err(Error::UnknownTopic { .. }) => return Ok(table),
+        Err(e) => return Err(e),
+    };
+    for p in 0..count {
+        let log = broker.partition_log(OFFSETS_TOPIC, p)?;
+        let mut at = log.log_start_offset();
+        let end = log.log_end_offset();
+        while at < end {
+            let records = log.read(at, LOAD_READ_BYTES)?;
+            if records.is_empty() || records.next_offset() <= at {
+                break;
+            }
+            for r in records.iter() {
+                let Some(key) = r.key.as_deref() else {
+                    continue;
+                };
+                // Undecodable records can only come from a newer version: skip them.
+                let Ok(rec) = decode_offset_commit(key, r.value.as_deref()) else {
+                    continue;
+                };
+                apply(&mut table, rec);
+            }
+            at = records.next_offset();
+        }
+    }
+    Ok(table)
+}
+
+fn apply(table: &mut OffsetTable, rec: OffsetCommitRecord) {
+    match rec.value {
+        Some(v) => {
+            table.entry(rec.group).or_default().insert(
+                rec.topic_partition,
+                OffsetAndMetadata {
+                    offset: v.offset,
+                    metadata: v.metadata,
+                },
+            );
+        }
+        None => {
+            if let Some(offsets) = table.get_mut(&rec.group) {
+                offsets.remove(&rec.topic_partition);
+                if offsets.is_empty() {
+                    table.remove(&rec.group);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_exact_bytes() {
+        let tp = TopicPartition::new("t", 2);
+        let key = encode_key("g", &tp);
+        assert_eq!(key, [0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 2]);
+        let om = OffsetAndMetadata::new(7).metadata("m");
+        let value = encode_value(&om, 9);
+        assert_eq!(
+            value,
+            [0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 1, b'm', 0, 0, 0, 0, 0, 0, 0, 9]
+        );
+        let rec = decode_offset_commit(&key, Some(&value)).unwrap();
+        assert_eq!(rec.group, "g");
+        assert_eq!(rec.topic_partition, tp);
+        assert_eq!(
+            rec.value,
+            Some(CommitValue {
+                offset: 7,
+                metadata: "m".into(),
+                commit_timestamp: 9
+            })
+        );
+        let tomb = decode_offset_commit(&key, None).unwrap();
+        assert!(tomb.value.is_none());
+    }
+
+    #[test]
+    fn decoder_rejects_every_truncation_and_trailing_bytes() {
+        let key = encode_key("group", &TopicPartition::new("topic", 1));
+        let value = encode_value(&OffsetAndMetadata::new(5).metadata("x"), 1);
+        for n in 0..key.len() {
+            assert!(decode_offset_commit(&key[..n], None).is_err());
+        }
+        for n in 0..value.len() {
+            assert!(decode_offset_commit(&key, Some(&value[..n])).is_err());
+        }
+        let mut long = value.clone();
+        long.push(0);
+        assert!(decode_offset_commit(&key, Some(&long)).is_err());
+        let mut bad_version = key.clone();
+        bad_version[1] = 2;
+        assert!(decode_offset_commit(&bad_version, None).is_err());
+    }
+
+    #[test]
+    fn decoder_survives_arbitrary_bytes() {
+        let mut seed = 0x1234_5678_u64;
+        for len in 0..200usize {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed & 0xff) as u8
+                })
+                .collect();
+            let _ = decode_offset_commit(&bytes, Some(&bytes));
+            let _ = decode_offset_commit(&bytes, None);
+        }
+    }
+
+    #[test]
+    fn java_string_hash_matches() {
+        assert_eq!(java_hash(""), 0);
+        assert_eq!(java_hash("a"), 97);
+        assert_eq!(java_hash("hello"), 99_162_322);
+        assert_eq!(partition_for("anything"), 0);
+        // Kafka with 50 partitions: abs("hello".hashCode()) % 50 = 99162322 % 50 = 22.
+        assert_eq!(partition_of("hello", 50), 22);
+    }
+}

@@ -1,0 +1,192 @@
+//! Many threads joining and leaving one group while records flow: every record is delivered
+//! (at least once), and no partition ever has two owners. Ownership is tracked in a shared
+//! table updated only from the rebalance callbacks; the table check fails the moment one
+//! member's `on_partitions_assigned` sees a partition another member has not revoked.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use embroker::{
+    AssignmentStrategy, Broker, Consumer, ConsumerConfig, OffsetReset, RebalanceListener, Record,
+    TopicConfig, TopicPartition,
+};
+
+const PARTITIONS: i32 = 6;
+const RECORDS: usize = 10_000;
+
+#[derive(Default)]
+struct Shared {
+    owners: Mutex<BTreeMap<TopicPartition, usize>>,
+    violations: Mutex<Vec<String>>,
+    seen: Mutex<BTreeSet<(i32, i64)>>,
+}
+
+struct Owner {
+    id: usize,
+    shared: Arc<Shared>,
+}
+
+impl RebalanceListener for Owner {
+    fn on_partitions_revoked(
+        &mut self,
+        consumer: &mut Consumer,
+        ps: &[TopicPartition],
+    ) -> embroker::Result<()> {
+        if !ps.is_empty() {
+            consumer.commit_sync()?;
+        }
+        let mut owners = self.shared.owners.lock().unwrap();
+        for tp in ps {
+            if owners.get(tp) != Some(&self.id) {
+                self.shared.violations.lock().unwrap().push(format!(
+                    "{} revokes {tp} owned by {:?}",
+                    self.id,
+                    owners.get(tp)
+                ));
+            }
+            owners.remove(tp);
+        }
+        Ok(())
+    }
+
+    fn on_partitions_assigned(
+        &mut self,
+        _: &mut Consumer,
+        ps: &[TopicPartition],
+    ) -> embroker::Result<()> {
+        let mut owners = self.shared.owners.lock().unwrap();
+        for tp in ps {
+            if let Some(other) = owners.insert(tp.clone(), self.id) {
+                self.shared
+                    .violations
+                    .lock()
+                    .unwrap()
+                    .push(format!("{} assigned {tp} still owned by {other}", self.id));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One member's life: join, consume for `polls` polls (or until everything is seen), leave.
+fn run_member(
+    broker: Broker,
+    id: usize,
+    polls: usize,
+    strategy: AssignmentStrategy,
+    shared: Arc<Shared>,
+) {
+    let cfg = ConsumerConfig::default()
+        .group_id("churn")
+        .auto_offset_reset(OffsetReset::Earliest)
+        .auto_commit_interval_ms(20)
+        .max_poll_records(50)
+        .partition_assignment_strategy(vec![strategy]);
+    let mut c = broker.consumer(cfg).unwrap();
+    let owner = Owner {
+        id,
+        shared: shared.clone(),
+    };
+    c.subscribe_with_listener(&["churn"], owner).unwrap();
+    for _ in 0..polls {
+        let records = c.poll(Duration::from_millis(10)).unwrap();
+        let owned = c.assignment();
+        let mut seen = shared.seen.lock().unwrap();
+        for r in &records {
+            assert!(owned.contains(&r.topic_partition()));
+            seen.insert((r.partition, r.offset));
+        }
+        if seen.len() == RECORDS {
+            break;
+        }
+    }
+    if id.is_multiple_of(2) {
+        c.close().unwrap();
+    } else {
+        c.unsubscribe().unwrap();
+    }
+}
+
+fn churn(strategy: AssignmentStrategy) {
+    let broker = Broker::temporary().unwrap();
+    broker
+        .create_topic("churn", TopicConfig::default().partitions(PARTITIONS))
+        .unwrap();
+    let shared = Arc::new(Shared::default());
+    let produced = Arc::new(AtomicUsize::new(0));
+    let producer = {
+        let broker = broker.clone();
+        let produced = produced.clone();
+        std::thread::spawn(move || {
+            let topic = broker.topic("churn").unwrap();
+            for i in 0..RECORDS {
+                let p = topic.partition(i as i32 % PARTITIONS).unwrap();
+                p.append(&[Record::new(format!("{i}"))]).unwrap();
+                produced.fetch_add(1, Ordering::Relaxed);
+                if i.is_multiple_of(100) {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        })
+    };
+    // Three long-lived members, plus short-lived ones joining and leaving at random moments.
+    let mut handles = Vec::new();
+    for id in 0..3 {
+        let (b, s) = (broker.clone(), shared.clone());
+        handles.push(std::thread::spawn(move || {
+            run_member(b, id, 400, strategy, s)
+        }));
+    }
+    let mut seed = 0x9e37_79b9_u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for id in 3..15 {
+        std::thread::sleep(Duration::from_millis(next() % 40));
+        let polls = 5 + (next() % 30) as usize;
+        let (b, s) = (broker.clone(), shared.clone());
+        handles.push(std::thread::spawn(move || {
+            run_member(b, id, polls, strategy, s)
+        }));
+    }
+    producer.join().unwrap();
+    for h in handles {
+        h.join().unwrap();
+    }
+    // A final member picks up whatever is left from the committed offsets.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while shared.seen.lock().unwrap().len() < RECORDS && Instant::now() < deadline {
+        run_member(broker.clone(), 100, 200, strategy, shared.clone());
+    }
+    let violations = shared.violations.lock().unwrap().clone();
+    assert!(violations.is_empty(), "{violations:?}");
+    let seen = shared.seen.lock().unwrap();
+    assert_eq!(produced.load(Ordering::Relaxed), RECORDS);
+    assert_eq!(seen.len(), RECORDS, "every record delivered");
+    assert!(
+        shared.owners.lock().unwrap().is_empty(),
+        "everyone revoked on leaving"
+    );
+    let generation = broker.describe_group("churn").unwrap().generation;
+    assert!(
+        generation >= 15,
+        "only {generation} rebalances: no churn happened"
+    );
+}
+
+#[test]
+fn eager_churn_delivers_everything_with_one_owner_per_partition() {
+    churn(AssignmentStrategy::Range);
+}
+
+#[test]
+fn cooperative_churn_delivers_everything_with_one_owner_per_partition() {
+    churn(AssignmentStrategy::CooperativeSticky);
+}
