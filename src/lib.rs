@@ -1,6 +1,17 @@
-//! embroker: Apache Kafka's semantics in-process.
+#![doc = include_str!("../README.md")]
 //!
-//! (Crate docs are filled in with the tour once the public API lands.)
+//! # Brief overview
+//!
+//! - [`Broker`] opens a data directory (or a temporary one) and owns its topics. It is a cheap
+//!   handle: clone it freely; [`Broker::close`] flushes and releases the directory.
+//! - [`Topic`] and [`Partition`] are handles to the storage layer: append, read, offsets,
+//!   flush, wait for data.
+//! - [`Consumer`] reads with Kafka's consumer semantics, by assignment or as a group member.
+//! - [`TopicPartition`] names a partition; [`Record`], [`StoredRecord`] and the consumer's
+//!   records carry keys, values, headers and timestamps as zero-copy [`Bytes`].
+//! - [`Error`] is the one error type; its messages name the file, position, topic, partition or
+//!   config key involved.
+//! - [`codec`] is the pure record-batch codec, for inspection tools and fuzzing.
 
 // Only `io::mmap` may use unsafe code, and it says why each use holds.
 #![deny(unsafe_code)]
