@@ -351,7 +351,13 @@ impl BatchBuilder {
 
     /// An empty batch whose buffer can hold `bytes` without growing.
     pub fn with_capacity(bytes: usize) -> Self {
-        let mut buf = Vec::with_capacity(bytes.max(HEADER_BYTES));
+        Self::with_buffer(Vec::with_capacity(bytes.max(HEADER_BYTES)))
+    }
+
+    /// An empty batch encoded into `buf` (cleared first), reusing its allocation: callers that
+    /// encode many batches keep one buffer instead of allocating (and faulting in) each time.
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
         buf.resize(HEADER_BYTES, 0);
         BatchBuilder {
             buf,

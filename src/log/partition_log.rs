@@ -363,9 +363,9 @@ impl PartitionLog {
         }
         let now = self.clock.now_ms();
         let limit = self.config().max_message_bytes;
-        let mut builder = BatchBuilder::with_capacity(
-            codec::HEADER_BYTES + records.iter().map(approx_size).sum::<usize>(),
-        );
+        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        scratch.reserve(codec::HEADER_BYTES + records.iter().map(approx_size).sum::<usize>());
+        let mut builder = BatchBuilder::with_buffer(scratch);
         for r in records {
             let pushed = builder.push(
                 r.timestamp.unwrap_or(now),
@@ -377,7 +377,12 @@ impl PartitionLog {
                 return Err(self.too_large(builder.size_bytes().max(limit as usize + 1), limit));
             }
         }
-        self.append_batch(builder.finish())
+        let mut batch = builder.finish();
+        let result = self.append_batch_in_place(&mut batch);
+        if batch.capacity() <= SCRATCH_BYTES_MAX {
+            SCRATCH.with(|s| *s.borrow_mut() = batch);
+        }
+        result
     }
 
     fn too_large(&self, size: usize, limit: u32) -> Error {
@@ -392,6 +397,11 @@ impl PartitionLog {
 
     /// Appends one encoded batch (from [`BatchBuilder`]); the log stamps its base offset.
     pub(crate) fn append_batch(&self, mut batch: Vec<u8>) -> Result<AppendInfo> {
+        self.append_batch_in_place(&mut batch)
+    }
+
+    /// [`PartitionLog::append_batch`] on a buffer the caller keeps (offsets are stamped in it).
+    pub(crate) fn append_batch_in_place(&self, batch: &mut [u8]) -> Result<AppendInfo> {
         self.check_writable()?;
         let config = self.config();
         if batch.len() > config.max_message_bytes as usize {
@@ -423,11 +433,11 @@ impl PartitionLog {
         if self.should_roll(&w, &header, base, batch.len(), &config, now) {
             self.roll(&mut w, base, now).map_err(|e| self.fail(e))?;
         }
-        codec::set_base_offset(&mut batch, base);
+        codec::set_base_offset(batch, base);
         header.base_offset = base;
         let mut log_append_time = None;
         if config.timestamp_type == TimestampType::LogAppendTime {
-            codec::set_log_append_time(&mut batch, now);
+            codec::set_log_append_time(batch, now);
             header.max_timestamp = now;
             header.attributes = codec::peek_header(&batch)
                 .map(|h| h.attributes)
@@ -853,6 +863,14 @@ impl PartitionLog {
             .map(|s| s.base_offset())
             .collect()
     }
+}
+
+/// Largest encode buffer kept per thread between appends (larger ones are freed).
+const SCRATCH_BYTES_MAX: usize = 4 << 20;
+
+thread_local! {
+    /// Each appending thread's reusable encode buffer.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn approx_size(r: &Record) -> usize {
