@@ -17,7 +17,12 @@ fn main() -> embroker::Result<()> {
     println!("created topic 'orders' with {partitions} partitions");
 
     // Place each keyed record as Kafka's default partitioner does, and append it.
-    let orders = [("alice", "2 apples"), ("bob", "1 pear"), ("carol", "5 plums"), ("alice", "1 melon")];
+    let orders = [
+        ("alice", "2 apples"),
+        ("bob", "1 pear"),
+        ("carol", "5 plums"),
+        ("alice", "1 melon"),
+    ];
     for (customer, order) in orders {
         let partition = to_positive(murmur2(customer.as_bytes())) % partitions;
         let p = broker.topic("orders")?.partition(partition)?;
@@ -41,7 +46,9 @@ fn main() -> embroker::Result<()> {
 
     // Consume the topic as a consumer group, and commit what was processed.
     let mut consumer = broker.consumer(
-        ConsumerConfig::default().group_id("billing").auto_offset_reset(OffsetReset::Earliest),
+        ConsumerConfig::default()
+            .group_id("billing")
+            .auto_offset_reset(OffsetReset::Earliest),
     )?;
     consumer.subscribe(&["orders"])?;
     let mut seen = 0;
@@ -49,7 +56,10 @@ fn main() -> embroker::Result<()> {
         let records = consumer.poll(Duration::from_secs(1))?;
         seen += records.count();
         for r in records.iter() {
-            println!("group 'billing' got {}-{}@{}", r.topic, r.partition, r.offset);
+            println!(
+                "group 'billing' got {}-{}@{}",
+                r.topic, r.partition, r.offset
+            );
         }
     }
     consumer.commit_sync()?;

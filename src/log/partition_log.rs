@@ -410,10 +410,10 @@ impl PartitionLog {
         // Batches come from `BatchBuilder` (here or in the producer), which only makes valid
         // ones; checking the CRC and every record again would double the cost of an append.
         debug_assert!(
-            codec::decode_batch(&batch).is_ok(),
+            codec::decode_batch(batch).is_ok(),
             "append of a batch that does not decode"
         );
-        let parsed = codec::decode_batch_unchecked(&batch).ok_or_else(|| Error::InvalidRecord {
+        let parsed = codec::decode_batch_unchecked(batch).ok_or_else(|| Error::InvalidRecord {
             topic: self.topic.to_string(),
             partition: self.partition,
             reason: "batch header does not decode".into(),
@@ -439,7 +439,7 @@ impl PartitionLog {
         if config.timestamp_type == TimestampType::LogAppendTime {
             codec::set_log_append_time(batch, now);
             header.max_timestamp = now;
-            header.attributes = codec::peek_header(&batch)
+            header.attributes = codec::peek_header(batch)
                 .map(|h| h.attributes)
                 .unwrap_or(header.attributes);
             log_append_time = Some(now);
@@ -451,7 +451,7 @@ impl PartitionLog {
         } = &mut *w;
         active
             .append(
-                &batch,
+                batch,
                 &header,
                 config.index_interval_bytes,
                 bytes_since_index,
