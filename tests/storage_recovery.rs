@@ -221,3 +221,58 @@ fn damaged_indexes_and_checkpoint_are_rebuilt() {
     }
     assert_eq!(values(&read_all(&p, 298)), ["value 298", "value 299"]);
 }
+
+#[test]
+fn a_wrong_but_plausible_index_entry_is_not_reported_as_log_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        broker
+            .create_topic("t", TopicConfig::default().index_interval_bytes(100))
+            .unwrap();
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        for i in 0..200 {
+            p.append(&[Record::new(format!("value {i}"))]).unwrap();
+        }
+        broker.close().unwrap();
+    }
+    // Shift every entry's position by one byte: still increasing and inside the log, so it
+    // loads, but no entry lands on a batch boundary any more.
+    let index = segment(dir.path(), "t-0", 0, "index");
+    let mut bytes = std::fs::read(&index).unwrap();
+    assert!(bytes.len() >= 16, "the test needs index entries");
+    for entry in bytes.chunks_exact_mut(8) {
+        let pos = u32::from_be_bytes([entry[4], entry[5], entry[6], entry[7]]) + 1;
+        entry[4..8].copy_from_slice(&pos.to_be_bytes());
+    }
+    std::fs::write(&index, &bytes).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    for from in [0, 57, 123, 199] {
+        let r = p.read(from, 10).unwrap();
+        assert_eq!(r.iter().next().unwrap().offset, from);
+    }
+}
+
+#[test]
+fn a_missing_index_file_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        let cfg = TopicConfig::default()
+            .segment_bytes(2000)
+            .index_interval_bytes(100);
+        broker.create_topic("t", cfg).unwrap();
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        for i in 0..200 {
+            p.append(&[Record::new(format!("value {i}"))]).unwrap();
+        }
+        broker.close().unwrap();
+    }
+    let index = segment(dir.path(), "t-0", 0, "index");
+    std::fs::remove_file(&index).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    assert!(index.exists(), "rebuilt at open");
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(values(&read_all(&p, 198)), ["value 198", "value 199"]);
+}

@@ -44,41 +44,96 @@ fn reopen_after_clean_close_returns_identical_records() {
 
 #[test]
 fn index_lookups_on_a_log_of_many_segments() {
-    let broker = Broker::temporary().unwrap();
-    let cfg = TopicConfig::default()
-        .segment_bytes(4096)
-        .index_interval_bytes(256);
-    broker.create_topic("t", cfg).unwrap();
-    let p = broker.topic("t").unwrap().partition(0).unwrap();
-    for i in 0..2000 {
-        p.append(&[Record::new(format!("value-{i:05}")).key(format!("{i}"))])
-            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let check = |p: &embroker::Partition| {
+        for from in [0i64, 1, 37, 255, 256, 999, 1000, 1500, 1998, 1999] {
+            let r = p.read(from, 100).unwrap();
+            let first = r.iter().next().unwrap();
+            assert_eq!(first.offset, from);
+            assert_eq!(first.value.unwrap(), format!("value-{from:05}").as_bytes());
+        }
+        assert!(p.read(2000, 100).unwrap().is_empty());
+        let e = p.read(2001, 100).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::OffsetOutOfRange {
+                    offset: 2001,
+                    log_end: 2000,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    };
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        let cfg = TopicConfig::default()
+            .segment_bytes(4096)
+            .index_interval_bytes(256);
+        broker.create_topic("t", cfg).unwrap();
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        for i in 0..2000 {
+            p.append(&[Record::new(format!("value-{i:05}")).key(format!("{i}"))])
+                .unwrap();
+        }
+        let d = broker.describe_topic("t").unwrap();
+        assert!(d.partitions[0].segment_count > 20, "{:?}", d.partitions[0]);
+        check(&p);
+        broker.close().unwrap();
     }
-    let d = broker.describe_topic("t").unwrap();
-    assert!(d.partitions[0].segment_count > 20, "{:?}", d.partitions[0]);
-    // Every offset reads back as itself, from any starting point.
-    for from in [0i64, 1, 37, 255, 256, 999, 1000, 1500, 1998, 1999] {
-        let r = p.read(from, 100).unwrap();
-        let first = r.iter().next().unwrap();
-        assert_eq!(first.offset, from);
-        assert_eq!(first.value.unwrap(), format!("value-{from:05}").as_bytes());
-    }
-    assert!(p.read(2000, 100).unwrap().is_empty());
-    let e = p.read(2001, 100).unwrap_err();
+    // Again with indexes loaded from disk.
+    let broker = Broker::open(dir.path()).unwrap();
+    check(&broker.topic("t").unwrap().partition(0).unwrap());
+    let index_files = std::fs::read_dir(dir.path().join("t-0"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "index")
+        })
+        .count();
     assert!(
-        matches!(
-            e,
-            Error::OffsetOutOfRange {
-                offset: 2001,
-                log_end: 2000,
-                ..
-            }
-        ),
-        "{e}"
+        index_files > 20,
+        "every segment has its index on disk: {index_files}"
     );
-    // And after reopening (indexes loaded from disk).
-    let dir = broker.path().to_path_buf();
-    let _ = dir;
+}
+
+#[test]
+fn flush_policies_fsync_by_count_and_by_time() {
+    let clock = embroker::ManualClock::new(1_000_000);
+    let broker = Broker::builder()
+        .clock(clock.clone())
+        .open_temporary()
+        .unwrap();
+    broker
+        .create_topic("by-count", TopicConfig::default().flush_messages(3))
+        .unwrap();
+    let p = broker.topic("by-count").unwrap().partition(0).unwrap();
+    let before = p.fsync_count();
+    for _ in 0..9 {
+        p.append(&[Record::new("x")]).unwrap();
+    }
+    assert_eq!(p.fsync_count() - before, 3, "one fsync per 3 records");
+
+    broker
+        .create_topic("by-time", TopicConfig::default().flush_ms(1000))
+        .unwrap();
+    let p = broker.topic("by-time").unwrap().partition(0).unwrap();
+    p.append(&[Record::new("x")]).unwrap();
+    let before = p.fsync_count();
+    clock.advance_ms(1500);
+    // The background thread checks every 100 ms.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while p.fsync_count() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flush.ms never fsynced"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

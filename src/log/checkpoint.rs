@@ -1,6 +1,6 @@
 //! The recovery point of a partition: how far its log is known to be durable.
 //!
-//! File `recovery-point` in the partition directory, 34 bytes, big-endian:
+//! File `recovery-point` in the partition directory, big-endian:
 //! magic `EBRP`, version u16 (1), recovery offset i64, segment base offset i64, byte position
 //! u64 in that segment, max timestamp i64 of that segment's durable part, CRC-32 u32 of the 38
 //! bytes before it (42 bytes in all). Replaced atomically. A missing or

@@ -8,7 +8,8 @@
 //! - Offset entries are strictly increasing in both offset and position; each maps the base
 //!   offset of a batch to the batch's byte position.
 //! - Time entries are strictly increasing in timestamp; entry `(t, o)` means every record of the
-//!   segment at or before the batch starting at relative offset `o` has a timestamp `<= t`.
+//!   segment at or before relative offset `o` (the last offset of the batch that reached `t`)
+//!   has a timestamp `<= t`.
 //! - Indexes are hints: a missing or short index only makes lookups scan further. A loaded index
 //!   that breaks an invariant or points past its log is discarded and rebuilt from the log.
 
@@ -49,14 +50,15 @@ pub(crate) struct SegmentIndex {
 impl SegmentIndex {
     /// Position of the last indexed batch at or before `relative_offset`; 0 if none.
     pub(crate) fn position_for(&self, relative_offset: u32) -> u32 {
+        self.entry_for(relative_offset).map_or(0, |e| e.position)
+    }
+
+    /// The last entry at or before `relative_offset`, if any.
+    pub(crate) fn entry_for(&self, relative_offset: u32) -> Option<OffsetEntry> {
         let i = self
             .offsets
             .partition_point(|e| e.relative_offset <= relative_offset);
-        if i == 0 {
-            0
-        } else {
-            self.offsets[i - 1].position
-        }
+        i.checked_sub(1).map(|i| self.offsets[i])
     }
 
     /// A relative offset from which a scan for the first record with timestamp `>= target`
@@ -118,8 +120,12 @@ impl SegmentIndex {
         log_size: u64,
         next_relative_offset: Option<u64>,
     ) -> Result<Option<SegmentIndex>> {
-        let offset_bytes = io::read_small(offset_path)?.unwrap_or_default();
-        let time_bytes = io::read_small(time_path)?.unwrap_or_default();
+        let offset_bytes = io::read_small(offset_path)?;
+        let time_bytes = io::read_small(time_path)?;
+        // A non-empty log whose index files are missing has lost them: rebuild.
+        let (Some(offset_bytes), Some(time_bytes)) = (offset_bytes, time_bytes) else {
+            return Ok((log_size == 0).then(SegmentIndex::default));
+        };
         if offset_bytes.len() % OFFSET_ENTRY_BYTES != 0 || time_bytes.len() % TIME_ENTRY_BYTES != 0
         {
             return Ok(None);

@@ -175,6 +175,9 @@ impl PartitionLog {
                         seg.set_loaded_end(seg.size(), next, max_ts.unwrap_or(NO_TIMESTAMP));
                     } else {
                         seg.recover(0, base, NO_TIMESTAMP, interval, seg.size())?;
+                        // A sealed segment's time index ends with its max timestamp, which
+                        // retention reads after a restart.
+                        seg.finish_time_index();
                         seg.persist_index()?;
                     }
                 }
@@ -829,6 +832,9 @@ impl PartitionLog {
         w.unsynced
             .retain(|s| !doomed.iter().any(|d| Arc::ptr_eq(d, s)));
         if w.recovery_point.segment_base < new_start {
+            // The recovery point may only name data that is durable: sync first.
+            self.sync_all_locked(&mut w).map_err(|e| self.fail(e))?;
+            w.active.persist_index().map_err(|e| self.fail(e))?;
             self.write_recovery_point(&mut w)
                 .map_err(|e| self.fail(e))?;
         }
@@ -900,12 +906,13 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>> {
         let Some((stem, ext)) = name.split_once('.') else {
             continue;
         };
+        // Exactly 20 ASCII digits (`parse` alone would also take a sign).
+        if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
         let Ok(base) = stem.parse::<i64>() else {
             continue;
         };
-        if stem.len() != 20 || base < 0 {
-            continue;
-        }
         match ext {
             "log" => logs.push(base),
             "index" | "timeindex" => indexes.push((base, entry.path())),

@@ -299,7 +299,19 @@ impl Segment {
         let map = self.mapped(size)?;
         let data = map.slice(0, size as usize);
         let relative = u32::try_from((from - self.base_offset).max(0)).unwrap_or(u32::MAX);
-        let mut position = self.index.read().position_for(relative) as usize;
+        let entry = self.index.read().entry_for(relative);
+        let mut position = entry.map_or(0, |e| e.position as usize);
+        // Indexes carry no checksum: an entry that does not land on the batch it names is a
+        // damaged index, not a damaged log. Scan from the start instead (correct, slower).
+        if let Some(e) = entry {
+            let lands = data
+                .get(position..)
+                .and_then(|rest| codec::peek_header(rest).ok())
+                .is_some_and(|h| h.base_offset == self.base_offset + i64::from(e.relative_offset));
+            if !lands {
+                position = 0;
+            }
+        }
         loop {
             if position >= data.len() {
                 return Ok(None);
