@@ -33,12 +33,19 @@ impl Row {
 
 /// Multiplies a record count by `EMBROKER_BENCH_SCALE` (default 1).
 pub fn scaled(n: u64) -> u64 {
-    let scale: f64 = std::env::var("EMBROKER_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let scale: f64 = std::env::var("EMBROKER_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     ((n as f64 * scale) as u64).max(1)
 }
 
 pub fn runs() -> usize {
-    std::env::var("EMBROKER_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1)
+    std::env::var("EMBROKER_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1)
 }
 
 /// Collects rows and prints them.
@@ -118,9 +125,17 @@ impl Report {
             let ratio = row
                 .baseline
                 .as_ref()
-                .and_then(|b| self.rows.iter().find(|r| r.group == row.group && &r.name == b))
+                .and_then(|b| {
+                    self.rows
+                        .iter()
+                        .find(|r| r.group == row.group && &r.name == b)
+                })
                 .map(|b| {
-                    format!("{:.0}% of {}", 100.0 * row.records_per_sec() / b.records_per_sec(), b.name)
+                    format!(
+                        "{:.0}% of {}",
+                        100.0 * row.records_per_sec() / b.records_per_sec(),
+                        b.name
+                    )
                 })
                 .unwrap_or_default();
             println!(

@@ -20,7 +20,6 @@ use crate::error::{Error, Result};
 use crate::log::{AppendInfo, PartitionLog};
 use crate::producer::future::{BatchOutcome, Completion};
 use crate::producer::record::RecordMetadata;
-use crate::types::Header;
 
 /// A user callback of `send_with_callback`.
 pub(crate) type Callback = Box<dyn FnOnce(Result<RecordMetadata>) + Send + 'static>;
@@ -66,19 +65,6 @@ impl ProducerBatch {
     /// Bytes the batch takes if finished now.
     pub(crate) fn size_bytes(&self) -> usize {
         self.builder.as_ref().map_or(0, BatchBuilder::size_bytes)
-    }
-
-    /// Bytes a record would add to this batch (`None`: it cannot join it).
-    pub(crate) fn record_size(
-        &self,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: &[Header],
-    ) -> Option<usize> {
-        self.builder
-            .as_ref()?
-            .record_size(timestamp, key, value, headers)
     }
 
     pub(crate) fn builder(&mut self) -> Option<&mut BatchBuilder> {
@@ -131,11 +117,21 @@ impl Drop for ProducerBatch {
     }
 }
 
+/// The open batches of one topic, by partition number.
+pub(crate) struct TopicSlots {
+    name: String,
+    slots: Vec<Option<ProducerBatch>>,
+}
+
 /// The open batch of every partition a producer has sent to, and the closed ones.
 #[derive(Default)]
 pub(crate) struct Accumulator {
-    /// Open batch per partition, by topic then partition number.
-    pub open: HashMap<String, Vec<Option<ProducerBatch>>>,
+    /// Open batches per topic; `topic_index` finds a topic's position.
+    open: Vec<TopicSlots>,
+    topic_index: HashMap<String, usize>,
+    /// The topic found last: producers mostly send to one topic at a time, and comparing one
+    /// name is cheaper than hashing it.
+    last_topic: usize,
     pub open_count: usize,
     /// Closed (full) batches in the order they were closed.
     pub ready: VecDeque<ProducerBatch>,
@@ -153,24 +149,40 @@ pub(crate) struct Accumulator {
 }
 
 impl Accumulator {
-    /// The open-batch slot of `topic`-`partition`, growing the table when the topic has more
-    /// partitions than seen so far. (`None` only if the map misbehaves; callers treat it as an
-    /// internal error.)
+    /// The position of `topic` in the table (added if new), with room for `partition`.
+    pub(crate) fn topic(&mut self, topic: &str, partition: usize) -> usize {
+        let i = match self.open.get(self.last_topic) {
+            Some(t) if t.name == topic => self.last_topic,
+            _ => match self.topic_index.get(topic) {
+                Some(&i) => i,
+                None => {
+                    self.open.push(TopicSlots {
+                        name: topic.to_string(),
+                        slots: Vec::new(),
+                    });
+                    self.topic_index
+                        .insert(topic.to_string(), self.open.len() - 1);
+                    self.open.len() - 1
+                }
+            },
+        };
+        self.last_topic = i;
+        if let Some(t) = self.open.get_mut(i) {
+            if t.slots.len() <= partition {
+                t.slots.resize_with(partition + 1, || None);
+            }
+        }
+        i
+    }
+
+    /// The open-batch slot of partition `partition` of the topic at `topic` (from
+    /// [`Accumulator::topic`]). `None` only for positions `topic` did not hand out.
     pub(crate) fn slot(
         &mut self,
-        topic: &str,
+        topic: usize,
         partition: usize,
     ) -> Option<&mut Option<ProducerBatch>> {
-        // Look up by `&str` first so the common case allocates nothing.
-        let slots = if self.open.contains_key(topic) {
-            self.open.get_mut(topic)?
-        } else {
-            self.open.entry(topic.to_string()).or_default()
-        };
-        if slots.len() <= partition {
-            slots.resize_with(partition + 1, || None);
-        }
-        slots.get_mut(partition)
+        self.open.get_mut(topic)?.slots.get_mut(partition)
     }
 
     /// Moves a full batch to the ready queue.
@@ -198,8 +210,8 @@ impl Accumulator {
         }
         let everything = self.closed || self.space_waiters > 0 || linger == Some(Duration::ZERO);
         let mut next_due: Option<Instant> = None;
-        for slots in self.open.values_mut() {
-            for slot in slots.iter_mut() {
+        for topic in &mut self.open {
+            for slot in topic.slots.iter_mut() {
                 let Some(batch) = slot.as_ref() else { continue };
                 let due = linger.and_then(|l| batch.created.checked_add(l));
                 let take =

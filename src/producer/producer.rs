@@ -25,6 +25,11 @@ use crate::producer::future::{Completion, SendFuture};
 use crate::producer::partitioner::Partitioner;
 use crate::producer::record::{ProducerRecord, RecordMetadata};
 
+/// The most a record's encoding grows between being first in a batch (deltas 0) and later:
+/// the offset delta varint (up to 5 bytes), the timestamp delta varint (up to 10) and the
+/// record length varint (up to 5), each at least 1 byte when first.
+const DELTA_GROWTH_BYTES_MAX: usize = 4 + 9 + 4;
+
 /// Sends records to a broker's topics, in batches, from any number of threads. Kafka's
 /// `KafkaProducer`.
 ///
@@ -371,10 +376,11 @@ impl Shared {
 
         let mut acc = self.acc.lock();
         self.wait_for_space(&mut acc, &record.topic, partition, alone as u64)?;
+        let t = acc.topic(&record.topic, p);
 
         // The open batch's limits, or, to open one, the partition's log and its limits.
         let mut log: Option<Arc<PartitionLog>> = None;
-        let limit = match acc.slot(&record.topic, p).and_then(|s| s.as_ref()) {
+        let limit = match acc.slot(t, p).and_then(|s| s.as_ref()) {
             Some(open) => open.limit_bytes,
             None => {
                 let l = inner.partition_log(&record.topic, partition)?;
@@ -388,13 +394,12 @@ impl Shared {
         }
 
         // Close the open batch if this record would take it past batch.size (or its limit).
-        let slot = acc
-            .slot(&record.topic, p)
-            .ok_or_else(|| internal("no slot"))?;
+        let slot = acc.slot(t, p).ok_or_else(|| internal("no slot"))?;
         let overflows = slot.as_ref().is_some_and(|open| {
+            // Later in a batch, a record's offset and timestamp deltas take more varint bytes
+            // than as the first record; bounding the growth saves sizing the record again.
             let cap = open.limit_bytes.min(self.batch_size);
-            open.record_size(timestamp, key, value, &record.headers)
-                .is_none_or(|size| open.size_bytes() + size > cap)
+            open.size_bytes() + (alone - HEADER_BYTES) + DELTA_GROWTH_BYTES_MAX > cap
         });
         if overflows {
             if let Some(full) = slot.take() {
@@ -405,7 +410,7 @@ impl Shared {
         }
 
         // Open a batch if there is none.
-        if acc.slot(&record.topic, p).is_none_or(|s| s.is_none()) {
+        if acc.slot(t, p).is_none_or(|s| s.is_none()) {
             let log = match log {
                 Some(l) => l,
                 None => inner.partition_log(&record.topic, partition)?,
@@ -419,17 +424,14 @@ impl Shared {
             ));
             let capacity = self.batch_size.max(alone).min(limit);
             let batch = ProducerBatch::new(seq, log, capacity, limit, completion);
-            *acc.slot(&record.topic, p)
-                .ok_or_else(|| internal("no slot"))? = Some(batch);
+            *acc.slot(t, p).ok_or_else(|| internal("no slot"))? = Some(batch);
             acc.incomplete.insert(seq);
             acc.open_count += 1;
             // The sender may be asleep with no deadline; it must learn of this batch.
             self.work.notify_one();
         }
 
-        let slot = acc
-            .slot(&record.topic, p)
-            .ok_or_else(|| internal("no slot"))?;
+        let slot = acc.slot(t, p).ok_or_else(|| internal("no slot"))?;
         let batch = slot.as_mut().ok_or_else(|| internal("no open batch"))?;
         let before = batch.size_bytes();
         let builder = batch.builder().ok_or_else(|| internal("batch finished"))?;
@@ -515,34 +517,44 @@ impl Shared {
     /// The sender thread: take due batches, write them, complete them; until closed and idle.
     fn run_sender(&self) {
         let mut batches = Vec::new();
+        let mut finished: Vec<(u64, u64)> = Vec::new();
         loop {
-            {
-                let mut acc = self.acc.lock();
-                loop {
-                    let next_due = acc.drain(Instant::now(), self.linger, &mut batches);
-                    if !batches.is_empty() {
-                        break;
+            let mut acc = self.acc.lock();
+            // Account for the previous round and take the next under one lock.
+            if !finished.is_empty() {
+                for (seq, bytes) in finished.drain(..) {
+                    acc.incomplete.remove(&seq);
+                    acc.buffered_bytes -= bytes;
+                }
+                self.space.notify_all();
+                self.done.notify_all();
+            }
+            let mut yielded = false;
+            loop {
+                let next_due = acc.drain(Instant::now(), self.linger, &mut batches);
+                if !batches.is_empty() {
+                    break;
+                }
+                if acc.closed && acc.is_idle() {
+                    return;
+                }
+                if !yielded && self.linger == Some(Duration::ZERO) {
+                    // Without linger, a sender that sleeps as soon as it catches up must be
+                    // woken (a futex call on the sending thread) for every batch. Letting the
+                    // sending threads run once first lets a busy producer's next batch fill.
+                    yielded = true;
+                    MutexGuard::unlocked(&mut acc, std::thread::yield_now);
+                    continue;
+                }
+                match next_due {
+                    Some(due) => {
+                        self.work.wait_until(&mut acc, due);
                     }
-                    if acc.closed && acc.is_idle() {
-                        return;
-                    }
-                    match next_due {
-                        Some(due) => {
-                            self.work.wait_until(&mut acc, due);
-                        }
-                        None => self.work.wait(&mut acc),
-                    }
+                    None => self.work.wait(&mut acc),
                 }
             }
-            let finished = self.write(&mut batches);
-            let mut acc = self.acc.lock();
-            for (seq, bytes) in finished {
-                acc.incomplete.remove(&seq);
-                acc.buffered_bytes -= bytes;
-            }
             drop(acc);
-            self.space.notify_all();
-            self.done.notify_all();
+            finished = self.write(&mut batches);
         }
     }
 
