@@ -53,7 +53,7 @@ pub use group::{
 };
 pub use log::{RecordRef, RecordViews, Records, RecordsIter};
 pub use producer::{
-    murmur2, to_positive, DefaultPartitioner, NullKeyStrategy, Partitioner, RandomPartitioner,
-    RoundRobinPartitioner,
+    murmur2, to_positive, DefaultPartitioner, NullKeyStrategy, Partitioner, Producer,
+    ProducerRecord, RandomPartitioner, RecordMetadata, RoundRobinPartitioner, SendFuture,
 };
 pub use types::{Bytes, Header, Record, StoredRecord, TimestampType, TopicPartition};

@@ -1,12 +1,41 @@
-//! The producer side: choosing a partition for each record (and, later, batching and sending).
+//! The producer side: choosing a partition for each record, batching records per partition,
+//! and writing batches to the partition logs under the configured `acks`.
 //!
-//! `partitioner` owns Kafka's murmur2 and the built-in partitioners. It is pure computation:
-//! no I/O, no clock, no knowledge of logs; the producer asks it for a partition number and
-//! checks the answer lies in `0..partition_count`.
+//! Owns: [`Producer`] and its sender thread, the record accumulator, [`SendFuture`],
+//! [`ProducerRecord`], [`RecordMetadata`], and the partitioners.
+//!
+//! - `partitioner` owns Kafka's murmur2 and the built-in partitioners. It is pure computation:
+//!   no I/O, no clock, no knowledge of logs; the producer asks it for a partition number and
+//!   checks the answer lies in `0..partition_count`.
+//! - `accumulator` holds, per partition, the batch being filled (already encoded with the
+//!   codec's `BatchBuilder`) and the closed batches waiting to be written.
+//! - `producer` is the handle (`send`, `flush`, `close`) and the one sender thread per
+//!   producer that writes batches and completes them.
+//! - `future` is the once-set result of a batch that every record's future shares.
+//!
+//! Invariants:
+//! - Records for one partition reach the log in the order `send` accepted them (one open
+//!   batch per partition, batches written in creation order by one thread).
+//! - Every record `send` accepted is answered exactly once: its future is set and its
+//!   callback runs, with metadata or an error, including when the producer is flushed, closed
+//!   or dropped.
+//! - A success is reported only after the record is in the log (`acks=1`) or in the log and
+//!   fsynced (`acks=all`); under `acks=0` the future is complete at once.
+//! - The bytes held in batches never exceed `buffer.memory` by more than one record; a send
+//!   that would exceed it waits at most `max.block.ms`.
+//! - The producer reaches storage only through `PartitionLog::append_batch` and `sync_to`.
 
+mod accumulator;
+mod future;
 pub(crate) mod partitioner;
+#[allow(clippy::module_inception)]
+mod producer;
+mod record;
 
+pub use future::SendFuture;
 pub use partitioner::{
     murmur2, to_positive, DefaultPartitioner, NullKeyStrategy, Partitioner, RandomPartitioner,
     RoundRobinPartitioner,
 };
+pub use producer::Producer;
+pub use record::{ProducerRecord, RecordMetadata};

@@ -1,0 +1,202 @@
+//! Producer benchmark.
+//!
+//! 1. Throughput at acks=1 (default linger.ms=0): 1,000,000 records of 100 bytes through one
+//!    producer from one thread, against the same records appended directly with
+//!    `Partition::append` in batches of 1,000 (the storage layer's own speed, no producer).
+//! 2. acks=all with 1, 4, 16 and 64 threads, each doing `send().wait()` in a loop for a fixed
+//!    time: records/s, p50/p99 latency and fsyncs per record, next to this machine's fsync
+//!    latency measured in the same run.
+//!
+//! `cargo bench --bench producer`; `EMBROKER_BENCH_SCALE=0.1` for a quick run.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+// The shared harness's `Report::measure` takes 8 arguments, which clippy flags; allowed here
+// rather than edited in the shared file.
+#[allow(clippy::too_many_arguments)]
+#[path = "support/mod.rs"]
+mod support;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use embroker::{Acks, Broker, Bytes, ProducerConfig, ProducerRecord, Record, TopicConfig};
+use support::{fsync_latency, percentiles, scaled, Report, Row};
+
+const VALUE_BYTES: usize = 100;
+const DIRECT_BATCH: usize = 1_000;
+
+fn broker() -> Broker {
+    let broker = Broker::temporary().expect("broker");
+    broker
+        .create_topic("bench", TopicConfig::default().partitions(1))
+        .expect("topic");
+    broker
+}
+
+fn main() {
+    let mut report = Report::default();
+    let value = Bytes::from(vec![b'x'; VALUE_BYTES]);
+    let n = scaled(1_000_000);
+    let bytes = n * VALUE_BYTES as u64;
+
+    report.measure(
+        "acks=1",
+        "direct Partition::append, 1,000 per batch",
+        None,
+        n,
+        bytes,
+        || {
+            let broker = broker();
+            let batches: Vec<Vec<Record>> = (0..n as usize)
+                .collect::<Vec<_>>()
+                .chunks(DIRECT_BATCH)
+                .map(|c| c.iter().map(|_| Record::new(value.clone())).collect())
+                .collect();
+            (broker, batches)
+        },
+        |(broker, batches)| {
+            let p = broker.topic("bench").unwrap().partition(0).unwrap();
+            for batch in &batches {
+                p.append(batch).expect("append");
+            }
+            assert_eq!(p.log_end_offset() as u64, n);
+            broker
+        },
+    );
+
+    report.measure(
+        "acks=1",
+        "producer send (linger.ms=0), then flush",
+        Some("direct Partition::append, 1,000 per batch"),
+        n,
+        bytes,
+        || {
+            let broker = broker();
+            let producer = broker
+                .producer(ProducerConfig::default())
+                .expect("producer");
+            let records: Vec<ProducerRecord> = (0..n)
+                .map(|_| ProducerRecord::new("bench", value.clone()))
+                .collect();
+            (broker, producer, records)
+        },
+        |(broker, producer, records)| {
+            for r in records {
+                drop(producer.send(r).expect("send"));
+            }
+            producer.flush().expect("flush");
+            let p = broker.topic("bench").unwrap().partition(0).unwrap();
+            assert_eq!(p.log_end_offset() as u64, n);
+            (broker, producer)
+        },
+    );
+
+    report.measure(
+        "acks=1",
+        "producer send_with_callback (linger.ms=0), then flush",
+        Some("direct Partition::append, 1,000 per batch"),
+        n,
+        bytes,
+        || {
+            let broker = broker();
+            let producer = broker
+                .producer(ProducerConfig::default())
+                .expect("producer");
+            let records: Vec<ProducerRecord> = (0..n)
+                .map(|_| ProducerRecord::new("bench", value.clone()))
+                .collect();
+            (broker, producer, records)
+        },
+        |(broker, producer, records)| {
+            let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            for r in records {
+                let acked = Arc::clone(&acked);
+                producer
+                    .send_with_callback(r, move |m| {
+                        m.expect("stored");
+                        acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    })
+                    .expect("send");
+            }
+            producer.flush().expect("flush");
+            assert_eq!(acked.load(std::sync::atomic::Ordering::Relaxed), n);
+            (broker, producer)
+        },
+    );
+
+    // acks=all: fixed time per thread count; latency of every send().wait().
+    let probe_dir = tempfile::tempdir_in(std::env::temp_dir()).expect("probe dir");
+    let fsync = fsync_latency(probe_dir.path(), 200);
+    report.note(
+        "acks=all",
+        "machine fsync latency (100-byte append + fdatasync), p50",
+        format!("{:.3} ms", fsync.as_secs_f64() * 1e3),
+    );
+    let run_for = Duration::from_secs_f64(2.0 * scaled(1_000) as f64 / 1_000.0);
+    for threads in [1usize, 4, 16, 64] {
+        let broker = broker();
+        let partition = broker.topic("bench").unwrap().partition(0).unwrap();
+        let producer = broker
+            .producer(ProducerConfig::default().acks(Acks::All))
+            .expect("producer");
+        let fsyncs_before = partition.fsync_count();
+        let barrier = Barrier::new(threads + 1);
+        let start_and_samples = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let producer = producer.clone();
+                    let value = value.clone();
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        barrier.wait();
+                        let start = Instant::now();
+                        let mut samples = Vec::new();
+                        while start.elapsed() < run_for {
+                            let t = Instant::now();
+                            producer
+                                .send(ProducerRecord::new("bench", value.clone()))
+                                .expect("send")
+                                .wait()
+                                .expect("stored");
+                            samples.push(t.elapsed());
+                        }
+                        samples
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let start = Instant::now();
+            let samples: Vec<Duration> = handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("thread"))
+                .collect();
+            (start.elapsed(), samples)
+        });
+        let (elapsed, samples) = start_and_samples;
+        let records = samples.len() as u64;
+        let fsyncs = partition.fsync_count() - fsyncs_before;
+        let p = percentiles(samples, &[50.0, 99.0]);
+        report.push(Row {
+            group: "acks=all".into(),
+            name: format!("{threads} thread(s), send().wait() loop"),
+            records,
+            bytes: records * VALUE_BYTES as u64,
+            elapsed,
+            baseline: Some("1 thread(s), send().wait() loop".into()),
+            note: String::new(),
+        });
+        report.note(
+            "acks=all",
+            &format!("{threads} thread(s): latency and fsyncs"),
+            format!(
+                "p50 {:.3} ms, p99 {:.3} ms; {fsyncs} fsyncs for {records} records ({:.1} records per fsync)",
+                p[0].as_secs_f64() * 1e3,
+                p[1].as_secs_f64() * 1e3,
+                records as f64 / fsyncs.max(1) as f64
+            ),
+        );
+        producer.close().expect("close");
+    }
+
+    report.print("Producer");
+}
