@@ -126,6 +126,26 @@ fn workload(report: &mut Report, group: &str, n: u64, size: usize) {
     for chunk in records.chunks(BATCH_RECORDS) {
         p.append(chunk).expect("append");
     }
+    // The floor under any read that verifies checksums: CRC-32 over the same log bytes, with
+    // no decoding and no copy.
+    let mut log_bytes: Vec<u8> = Vec::new();
+    let mut at = 0;
+    while at < p.log_end_offset() {
+        let rs = p.read(at, 1 << 20).expect("read");
+        for b in rs.batches() {
+            log_bytes.extend_from_slice(b.bytes);
+        }
+        at = rs.next_offset();
+    }
+    report.measure(
+        group,
+        "floor: crc32fast over the log bytes",
+        Some("baseline: BufReader read"),
+        n,
+        bytes,
+        || (),
+        |()| crc32fast::hash(&log_bytes),
+    );
     report.measure(
         group,
         "Partition::read 1 MiB + Records::views()",
