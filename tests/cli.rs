@@ -406,6 +406,8 @@ fn a_locked_directory_is_reported_clearly() {
     assert!(err.starts_with("embroker: "), "{err}");
     assert!(err.contains("locked"), "{err}");
     assert!(err.contains(&d), "{err}");
+    assert!(err.contains("waited 1000 ms"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     // Read-only commands take no lock.
     ok(&["verify", &d]);
     ok(&["dump", segment_log(&d).to_str().unwrap()]);
@@ -420,4 +422,49 @@ fn a_missing_directory_is_not_created() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no data directory"), "{}", stderr(&o));
     assert!(!Path::new(&d).exists());
+}
+
+/// `consume --follow` reads in sessions and does not hold the directory while it waits, so a
+/// producer in another process can append, and the follower prints what it appended.
+#[test]
+fn follow_sees_records_produced_by_another_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = dir_arg(&tmp.path().join("data"));
+    ok(&["--dir", &d, "topics", "create", "live"]);
+    let mut follower = Command::new(BIN)
+        .args([
+            "--dir",
+            &d,
+            "consume",
+            "live",
+            "--follow",
+            "--max-messages",
+            "3",
+        ])
+        .args(["--format", "%o=%s\\n"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for batch in [&b"one\ntwo\n"[..], b"three\n"] {
+        // Generous: the follower may hold the lock for a moment on a loaded machine.
+        let o = run_with_input(
+            &["--dir", &d, "--lock-timeout", "10000", "produce", "live"],
+            batch,
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while follower.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            follower.kill().unwrap();
+            panic!("the follower did not stop after 3 records");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = follower.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "0=one\n1=two\n2=three\n");
 }

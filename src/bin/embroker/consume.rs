@@ -3,20 +3,32 @@
 //! Without `--group` the consumer assigns itself the partitions (all, or `--partition`); with
 //! `--group` it subscribes as a group member (or assigns `--partition` under that group id)
 //! and commits the offsets of the records it printed, and only those, so a `--max-messages`
-//! stop never skips a record for the next run. Without `--follow` it stops once it has reached
-//! the end of every assigned partition.
+//! stop never skips a record for the next run. It stops once it has reached the end of every
+//! assigned partition.
+//!
+//! `--follow` does not hold the directory while it waits: the library locks a data directory
+//! to one process, so a follower that kept it open would never see another process's
+//! records. It reads in sessions instead (open, read to the end, commit, close, pause, again),
+//! carrying its positions over, and other commands take the lock in between (they retry for
+//! `--lock-timeout`).
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 
-use embroker::{ConsumerConfig, ConsumerRecord, OffsetAndMetadata, OffsetReset, TopicPartition};
+use embroker::{
+    Consumer, ConsumerConfig, ConsumerRecord, OffsetAndMetadata, OffsetReset, TopicPartition,
+};
 
 use crate::output::{json_arr, json_obj, json_opt_str, json_str, lossy};
 use crate::{usage_error, CmdResult, Ctx};
 
-/// How long a non-following consumer waits for a group assignment before giving up.
+/// How long a session waits for a group assignment before giving up.
 const ASSIGNMENT_WAIT: Duration = Duration::from_secs(10);
+/// How long one `poll` waits for records.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// With `--follow`, the pause between sessions, while the directory is not held.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Arguments of `consume`.
 #[derive(clap::Args)]
@@ -166,12 +178,68 @@ fn record_json(r: &ConsumerRecord) -> String {
     ])
 }
 
-/// Runs `consume`.
-pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
-    let pieces = parse_format(&args.format).unwrap_or_else(|e| usage_error(&e));
-    if args.group.is_some() && args.offset.is_some() && args.partition.is_none() {
-        usage_error("--offset needs --partition when used with --group");
+/// What carries over from one session (one open of the directory) to the next.
+#[derive(Default)]
+struct Progress {
+    /// Records printed so far.
+    printed: u64,
+    /// Without a group: the next offset to read of every partition seen.
+    positions: BTreeMap<TopicPartition, i64>,
+    /// Sessions run so far.
+    sessions: u32,
+}
+
+impl Progress {
+    fn done(&self, args: &Args) -> bool {
+        args.max_messages.is_some_and(|m| self.printed >= m)
     }
+}
+
+/// Positions an assigning consumer: where the last session stopped, else where the options
+/// say (first session), else at the start (a partition added since the first session).
+fn position_assigned(
+    consumer: &mut Consumer,
+    args: &Args,
+    progress: &Progress,
+    tps: &[TopicPartition],
+) -> Result<(), embroker::Error> {
+    let ends = consumer.end_offsets(tps)?;
+    let starts = consumer.beginning_offsets(tps)?;
+    for tp in tps {
+        if let Some(&next) = progress.positions.get(tp) {
+            consumer.seek(tp, next)?;
+        } else if progress.sessions > 0 {
+            consumer.seek(tp, starts[tp])?;
+        } else if let Some(offset) = args.offset {
+            let target = if offset < 0 {
+                (ends[tp] + offset).max(starts[tp])
+            } else {
+                offset
+            };
+            consumer.seek(tp, target)?;
+        } else if args.group.is_none() {
+            // No committed offsets to start from: the start or the end, as asked.
+            let target = if args.from_beginning {
+                starts[tp]
+            } else {
+                ends[tp]
+            };
+            consumer.seek(tp, target)?;
+        }
+    }
+    Ok(())
+}
+
+/// One session: open the directory, read to the end of every assigned partition (or to
+/// `--max-messages`), commit, close. Holding the lock only this long is what lets a producer
+/// in another process append while `--follow` waits.
+fn session(
+    ctx: &Ctx,
+    args: &Args,
+    pieces: &[Piece],
+    out: &mut impl Write,
+    progress: &mut Progress,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let broker = ctx.open(false)?;
     let partition_count = broker.topic(&args.topic)?.partition_count();
     let reset = if args.from_beginning {
@@ -186,7 +254,6 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
         config = config.group_id(g.clone());
     }
     let mut consumer = broker.consumer(config)?;
-
     if args.group.is_some() && args.partition.is_none() {
         consumer.subscribe(&[args.topic.as_str()])?;
     } else {
@@ -197,57 +264,26 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
                 .collect(),
         };
         consumer.assign(&tps)?;
-        if let Some(offset) = args.offset {
-            let ends = consumer.end_offsets(&tps)?;
-            let starts = consumer.beginning_offsets(&tps)?;
-            for tp in &tps {
-                let target = if offset < 0 {
-                    (ends[tp] + offset).max(starts[tp])
-                } else {
-                    offset
-                };
-                consumer.seek(tp, target)?;
-            }
-        } else if args.group.is_none() {
-            // No committed offsets to start from: the start or the end, as asked.
-            if args.from_beginning {
-                consumer.seek_to_beginning(&tps)?;
-            } else {
-                consumer.seek_to_end(&tps)?;
-            }
-        }
+        position_assigned(&mut consumer, args, progress, &tps)?;
     }
 
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let mut printed: u64 = 0;
-    let mut to_commit: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
+    let mut printed: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
     let started = Instant::now();
-    let poll_timeout = Duration::from_millis(if args.follow { 500 } else { 100 });
-    'outer: loop {
-        if args.max_messages.is_some_and(|m| printed >= m) {
-            break;
-        }
-        let records = consumer.poll(poll_timeout)?;
+    'outer: while !progress.done(args) {
+        let records = consumer.poll(POLL_TIMEOUT)?;
         for r in records.iter() {
-            if args.max_messages.is_some_and(|m| printed >= m) {
+            if progress.done(args) {
                 break;
             }
             if ctx.json {
                 writeln!(out, "{}", record_json(r))?;
             } else {
-                write_record(&mut out, &pieces, r)?;
+                write_record(out, pieces, r)?;
             }
-            printed += 1;
-            to_commit.insert(r.topic_partition(), OffsetAndMetadata::new(r.offset + 1));
+            progress.printed += 1;
+            printed.insert(r.topic_partition(), OffsetAndMetadata::new(r.offset + 1));
         }
         out.flush()?;
-        if args.group.is_some() && !to_commit.is_empty() {
-            consumer.commit_offsets_sync(&to_commit)?;
-            to_commit.clear();
-        }
-        if args.follow {
-            continue;
-        }
         let assignment = consumer.assignment();
         if assignment.is_empty() {
             if started.elapsed() > ASSIGNMENT_WAIT {
@@ -263,9 +299,49 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
         }
         break;
     }
+
+    if progress.done(args) {
+        // Stopped inside a poll: positions may be past records not printed; keep only what
+        // was printed.
+        if args.group.is_some() && !printed.is_empty() {
+            consumer.commit_offsets_sync(&printed)?;
+        }
+        for (tp, o) in printed {
+            progress.positions.insert(tp, o.offset);
+        }
+    } else {
+        // Everything polled was printed: the positions are the truth (also for partitions
+        // that had nothing, so a record appended before the next session is not skipped).
+        if args.group.is_some() {
+            consumer.commit_sync()?;
+        }
+        for tp in consumer.assignment() {
+            let next = consumer.position(&tp)?;
+            progress.positions.insert(tp, next);
+        }
+    }
+    progress.sessions += 1;
     consumer.close()?;
     broker.close()?;
-    eprintln!("consumed {printed} record(s)");
+    Ok(())
+}
+
+/// Runs `consume`.
+pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
+    let pieces = parse_format(&args.format).unwrap_or_else(|e| usage_error(&e));
+    if args.group.is_some() && args.offset.is_some() && args.partition.is_none() {
+        usage_error("--offset needs --partition when used with --group");
+    }
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut progress = Progress::default();
+    loop {
+        session(ctx, args, &pieces, &mut out, &mut progress)?;
+        if !args.follow || progress.done(args) {
+            break;
+        }
+        std::thread::sleep(FOLLOW_INTERVAL);
+    }
+    eprintln!("consumed {} record(s)", progress.printed);
     Ok(true)
 }
 

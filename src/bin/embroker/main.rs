@@ -19,9 +19,13 @@ use std::error::Error as StdError;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser, Subcommand};
 use embroker::Broker;
+
+/// Pause between attempts to take a locked directory.
+const LOCK_RETRY_INTERVAL: Duration = Duration::from_millis(25);
 
 /// What a subcommand returns: `Ok(true)` for success, `Ok(false)` when it ran but found a
 /// problem (exit 1, the problems already printed), `Err` for a failure (printed by `main`).
@@ -37,6 +41,9 @@ struct Cli {
     /// Print machine-readable JSON on stdout instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// How long to wait for the directory lock when another process holds it, in ms.
+    #[arg(long, global = true, value_name = "MS", default_value_t = 1000)]
+    lock_timeout: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,6 +72,8 @@ pub struct Ctx {
     pub dir: Option<PathBuf>,
     /// `--json`.
     pub json: bool,
+    /// `--lock-timeout`.
+    pub lock_timeout: Duration,
 }
 
 impl Ctx {
@@ -78,12 +87,31 @@ impl Ctx {
 
     /// Opens the data directory with the library, taking its lock. Unless `create` is set the
     /// directory must exist: a typo in `--dir` should not create an empty data directory.
+    /// While another process holds the lock, retries for `--lock-timeout`, so short commands
+    /// (and `consume --follow`, which opens the directory only while it reads) can take turns.
     pub fn open(&self, create: bool) -> Result<Broker, Box<dyn StdError + Send + Sync>> {
         let dir = self.dir();
         if !create && !dir.is_dir() {
             return Err(format!("no data directory at {}", dir.display()).into());
         }
-        Ok(Broker::open(dir)?)
+        let started = Instant::now();
+        loop {
+            match Broker::open(dir) {
+                Err(embroker::Error::DirectoryLocked { .. })
+                    if started.elapsed() < self.lock_timeout =>
+                {
+                    std::thread::sleep(LOCK_RETRY_INTERVAL);
+                }
+                Err(e @ embroker::Error::DirectoryLocked { .. }) => {
+                    return Err(format!(
+                        "{e}; waited {} ms (see --lock-timeout)",
+                        self.lock_timeout.as_millis()
+                    )
+                    .into())
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 }
 
@@ -129,6 +157,7 @@ fn main() -> ExitCode {
     let ctx = Ctx {
         dir: cli.dir,
         json: cli.json,
+        lock_timeout: Duration::from_millis(cli.lock_timeout),
     };
     let result = match cli.command {
         Command::Topics(cmd) => topics::run(&ctx, cmd),
