@@ -469,3 +469,45 @@ fn follow_sees_records_produced_by_another_process() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "0=one\n1=two\n2=three\n");
 }
+
+/// `verify` also finds a torn tail and an index entry that points nowhere, and reports in
+/// JSON for scripts; what open would quietly clean up (a stray `.tmp`) is only a warning.
+#[test]
+fn verify_finds_torn_tail_and_bad_index_entries() {
+    let (_tmp, d) = data_dir_with_records();
+    let stray = Path::new(&d).join("t-0").join("recovery-point.tmp");
+    std::fs::write(&stray, b"x").unwrap();
+    let o = run(&["--json", "verify", &d]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains(r#""problems":[]"#), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("stray temporary file"),
+        "{}",
+        stdout(&o)
+    );
+
+    let log = segment_log(&d);
+    let len = std::fs::metadata(&log).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    // One offset-index entry: offset 1 at position 9999 (past the end of the log).
+    let index = log.with_extension("index");
+    std::fs::write(&index, [0, 0, 0, 1, 0, 0, 0x27, 0x0f]).unwrap();
+
+    let o = run(&["--json", "verify", &d]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("torn batch"), "{out}");
+    assert!(
+        out.contains("position 9999 is past the end of the log"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"00000000000000000000.index","position":0"#),
+        "{out}"
+    );
+}
