@@ -163,7 +163,7 @@ pub fn decode_recovery_point(b: &[u8]) -> Result<RecoveryPoint, String> {
     let rp = RecoveryPoint {
         offset: be_i64(b, 6),
         segment_base: be_i64(b, 14),
-        position: be_i64(b, 22) as u64,
+        position: u64::from_be_bytes(be_i64(b, 22).to_be_bytes()),
         max_timestamp: be_i64(b, 30),
     };
     if rp.segment_base < 0 || rp.offset < rp.segment_base {
