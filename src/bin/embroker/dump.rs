@@ -1,0 +1,403 @@
+//! `embroker dump PATH`: print a segment file, like `kafka-dump-log.sh`.
+//!
+//! Reads the file's bytes and decodes them with `embroker::codec` (sans-I/O), so it takes no
+//! directory lock and never modifies anything. Handles `.log` (batches, optionally records),
+//! `.index`, `.timeindex` and `recovery-point` (layouts in docs/FORMAT.md §4–8). The walk of a
+//! `.log` is shared with `verify`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use embroker::codec::{decode_batch, peek_header, BatchHeader, DecodeError};
+use embroker::TimestampType;
+
+use crate::output::{json_arr, json_obj, json_str, text_or_hex};
+use crate::{CmdResult, Ctx};
+
+/// Bytes of one offset-index entry (FORMAT.md §6).
+pub const INDEX_ENTRY_BYTES: usize = 8;
+/// Bytes of one time-index entry (FORMAT.md §7).
+pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
+/// Bytes of the recovery-point file (FORMAT.md §8).
+pub const RECOVERY_POINT_BYTES: usize = 42;
+
+/// Arguments of `dump`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A segment `.log`, `.index` or `.timeindex` file, or a `recovery-point` file.
+    path: PathBuf,
+    /// Also print every record of every batch (.log only).
+    #[arg(long)]
+    records: bool,
+}
+
+/// How one batch of a `.log` walk turned out.
+pub enum BatchStatus {
+    /// Header, CRC and records all check.
+    Ok,
+    /// The bytes are there but do not check; `position` is absolute in the file.
+    Bad { position: u64, reason: String },
+    /// The file ends inside the batch (a torn write).
+    Torn { reason: String },
+}
+
+/// One batch found by [`walk_log`].
+pub struct BatchInfo {
+    /// Byte position of the batch in the file.
+    pub position: u64,
+    /// Its header, when the header itself decodes.
+    pub header: Option<BatchHeader>,
+    /// Whether it checks.
+    pub status: BatchStatus,
+}
+
+/// Walks the batches of a `.log` image from byte 0. After a batch that does not check but
+/// whose header gives a length that fits the file, the walk goes on past it; otherwise it
+/// stops there (nothing later can be located).
+pub fn walk_log(bytes: &[u8]) -> Vec<BatchInfo> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos < bytes.len() {
+        let rest = &bytes[pos..];
+        let position = pos as u64;
+        match decode_batch(rest) {
+            Ok(b) => {
+                out.push(BatchInfo {
+                    position,
+                    header: Some(b.header),
+                    status: BatchStatus::Ok,
+                });
+                pos += b.header.total_bytes();
+            }
+            Err(DecodeError::Incomplete { needed, available }) => {
+                out.push(BatchInfo {
+                    position,
+                    header: peek_header(rest).ok(),
+                    status: BatchStatus::Torn {
+                        reason: format!(
+                            "file ends inside a batch: it needs {needed} bytes, {available} remain"
+                        ),
+                    },
+                });
+                break;
+            }
+            Err(DecodeError::Corrupt {
+                position: at,
+                reason,
+            }) => {
+                let header = peek_header(rest).ok();
+                out.push(BatchInfo {
+                    position,
+                    header,
+                    status: BatchStatus::Bad {
+                        position: (pos + at) as u64,
+                        reason,
+                    },
+                });
+                match header {
+                    Some(h) if h.total_bytes() <= rest.len() => pos += h.total_bytes(),
+                    _ => break,
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The base offset a segment file's name encodes (`00000000000000000042.log` → 42).
+pub fn base_offset_of(path: &Path) -> Option<i64> {
+    let name = path.file_name()?.to_str()?;
+    let (stem, _) = name.split_once('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Big-endian integer at `at` (the caller has checked the length).
+pub fn be_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Big-endian `i64` at `at` (the caller has checked the length).
+pub fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+/// A decoded `recovery-point` file.
+pub struct RecoveryPoint {
+    /// Log end offset at `position`.
+    pub offset: i64,
+    /// Base offset of the segment the point lies in.
+    pub segment_base: i64,
+    /// Durable bytes of that segment.
+    pub position: u64,
+    /// Largest timestamp before `position`.
+    pub max_timestamp: i64,
+}
+
+/// Decodes a `recovery-point` file with the checks the library makes (FORMAT.md §8).
+pub fn decode_recovery_point(b: &[u8]) -> Result<RecoveryPoint, String> {
+    if b.len() != RECOVERY_POINT_BYTES {
+        return Err(format!(
+            "{} bytes, expected {RECOVERY_POINT_BYTES}",
+            b.len()
+        ));
+    }
+    if &b[0..4] != b"EBRP" {
+        return Err("bad magic, expected EBRP".into());
+    }
+    let version = u16::from_be_bytes([b[4], b[5]]);
+    if version != 1 {
+        return Err(format!("unknown version {version}"));
+    }
+    let stored = be_u32(b, 38);
+    let actual = crc32fast::hash(&b[..38]);
+    if stored != actual {
+        return Err(format!(
+            "CRC mismatch: stored {stored:#010x}, computed {actual:#010x}"
+        ));
+    }
+    let rp = RecoveryPoint {
+        offset: be_i64(b, 6),
+        segment_base: be_i64(b, 14),
+        position: u64::from_be_bytes(be_i64(b, 22).to_be_bytes()),
+        max_timestamp: be_i64(b, 30),
+    };
+    if rp.segment_base < 0 || rp.offset < rp.segment_base {
+        return Err("offset or segment base out of range".into());
+    }
+    Ok(rp)
+}
+
+fn dump_log(ctx: &Ctx, bytes: &[u8], with_records: bool, out: &mut impl Write) -> CmdResult {
+    let batches = walk_log(bytes);
+    let mut ok = true;
+    let mut json_batches = Vec::new();
+    if !ctx.json {
+        writeln!(
+            out,
+            "Size: {} bytes, {} batch(es)",
+            bytes.len(),
+            batches.len()
+        )?;
+    }
+    for b in &batches {
+        let (crc, problem) = match &b.status {
+            BatchStatus::Ok => ("ok", None),
+            BatchStatus::Bad { position, reason } => {
+                ok = false;
+                ("bad", Some(format!("at byte {position}: {reason}")))
+            }
+            BatchStatus::Torn { reason } => {
+                ok = false;
+                ("torn", Some(reason.clone()))
+            }
+        };
+        let mut records = Vec::new();
+        if with_records {
+            if let (BatchStatus::Ok, Some(h)) = (&b.status, b.header) {
+                let start = b.position as usize;
+                if let Ok(batch) = decode_batch(&bytes[start..]) {
+                    for r in batch.records() {
+                        let offset = h.base_offset + i64::from(r.offset_delta);
+                        let ts = match h.timestamp_type() {
+                            TimestampType::LogAppendTime => h.max_timestamp,
+                            _ => h.base_timestamp + r.timestamp_delta,
+                        };
+                        let headers: Vec<String> = r
+                            .headers
+                            .clone()
+                            .map(|(k, v)| format!("{k}={}", text_or_hex(Some(v))))
+                            .collect();
+                        records.push((
+                            offset,
+                            ts,
+                            text_or_hex(r.key),
+                            text_or_hex(r.value),
+                            headers,
+                        ));
+                    }
+                }
+            }
+        }
+        if ctx.json {
+            let mut fields = vec![("position", b.position.to_string()), ("crc", json_str(crc))];
+            if let Some(h) = &b.header {
+                fields.extend([
+                    ("base_offset", h.base_offset.to_string()),
+                    ("last_offset", h.last_offset().to_string()),
+                    ("count", h.record_count.to_string()),
+                    ("base_timestamp", h.base_timestamp.to_string()),
+                    ("max_timestamp", h.max_timestamp.to_string()),
+                    ("size", h.total_bytes().to_string()),
+                ]);
+            }
+            if let Some(p) = &problem {
+                fields.push(("problem", json_str(p)));
+            }
+            if with_records {
+                let recs: Vec<String> = records
+                    .iter()
+                    .map(|(o, t, k, v, hs)| {
+                        let hs: Vec<String> = hs.iter().map(|h| json_str(h)).collect();
+                        json_obj(&[
+                            ("offset", o.to_string()),
+                            ("timestamp", t.to_string()),
+                            ("key", json_str(k)),
+                            ("value", json_str(v)),
+                            ("headers", json_arr(&hs)),
+                        ])
+                    })
+                    .collect();
+                fields.push(("records", json_arr(&recs)));
+            }
+            json_batches.push(json_obj(&fields));
+            continue;
+        }
+        match &b.header {
+            Some(h) => writeln!(
+                out,
+                "position: {} baseOffset: {} lastOffset: {} count: {} baseTimestamp: {} \
+                 maxTimestamp: {} size: {} crc: {crc}",
+                b.position,
+                h.base_offset,
+                h.last_offset(),
+                h.record_count,
+                h.base_timestamp,
+                h.max_timestamp,
+                h.total_bytes(),
+            )?,
+            None => writeln!(
+                out,
+                "position: {} header: unreadable crc: {crc}",
+                b.position
+            )?,
+        }
+        if let Some(p) = &problem {
+            writeln!(out, "  problem: {p}")?;
+        }
+        for (o, t, k, v, hs) in &records {
+            write!(out, "  | offset: {o} timestamp: {t} key: {k} value: {v}")?;
+            if !hs.is_empty() {
+                write!(out, " headers: {}", hs.join(","))?;
+            }
+            writeln!(out)?;
+        }
+    }
+    if ctx.json {
+        writeln!(
+            out,
+            "{}",
+            json_obj(&[
+                ("size", bytes.len().to_string()),
+                ("batches", json_arr(&json_batches))
+            ])
+        )?;
+    }
+    Ok(ok)
+}
+
+fn dump_index(ctx: &Ctx, bytes: &[u8], base: i64, time: bool, out: &mut impl Write) -> CmdResult {
+    let width = if time {
+        TIME_INDEX_ENTRY_BYTES
+    } else {
+        INDEX_ENTRY_BYTES
+    };
+    let mut items = Vec::new();
+    for (i, e) in bytes.chunks_exact(width).enumerate() {
+        let (fields, text) = if time {
+            let ts = be_i64(e, 0);
+            let rel = be_u32(e, 8);
+            let offset = base + i64::from(rel);
+            (
+                vec![
+                    ("timestamp", ts.to_string()),
+                    ("offset", offset.to_string()),
+                ],
+                format!("timestamp: {ts} offset: {offset} (relative {rel})"),
+            )
+        } else {
+            let rel = be_u32(e, 0);
+            let pos = be_u32(e, 4);
+            let offset = base + i64::from(rel);
+            (
+                vec![
+                    ("offset", offset.to_string()),
+                    ("position", pos.to_string()),
+                ],
+                format!("offset: {offset} (relative {rel}) position: {pos}"),
+            )
+        };
+        if ctx.json {
+            items.push(json_obj(&fields));
+        } else {
+            writeln!(out, "entry {i} at byte {}: {text}", i * width)?;
+        }
+    }
+    let tail = bytes.len() % width;
+    if ctx.json {
+        writeln!(
+            out,
+            "{}",
+            json_obj(&[
+                ("entries", json_arr(&items)),
+                ("trailing_bytes", tail.to_string())
+            ])
+        )?;
+    } else if tail != 0 {
+        writeln!(
+            out,
+            "problem: {tail} trailing byte(s) at byte {}: not a whole {width}-byte entry",
+            bytes.len() - tail
+        )?;
+    }
+    Ok(tail == 0)
+}
+
+/// Runs `dump`.
+pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
+    let path = &args.path;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let base = base_offset_of(path).unwrap_or(0);
+    let ok = if name.ends_with(".log") {
+        dump_log(ctx, &bytes, args.records, &mut out)?
+    } else if name.ends_with(".timeindex") {
+        dump_index(ctx, &bytes, base, true, &mut out)?
+    } else if name.ends_with(".index") {
+        dump_index(ctx, &bytes, base, false, &mut out)?
+    } else if name == "recovery-point" {
+        let rp = decode_recovery_point(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        if ctx.json {
+            writeln!(
+                out,
+                "{}",
+                json_obj(&[
+                    ("offset", rp.offset.to_string()),
+                    ("segment_base", rp.segment_base.to_string()),
+                    ("position", rp.position.to_string()),
+                    ("max_timestamp", rp.max_timestamp.to_string()),
+                ])
+            )?;
+        } else {
+            writeln!(
+                out,
+                "offset: {} segmentBase: {} position: {} maxTimestamp: {}",
+                rp.offset, rp.segment_base, rp.position, rp.max_timestamp
+            )?;
+        }
+        true
+    } else {
+        return Err(format!(
+            "{}: not a .log, .index, .timeindex or recovery-point file",
+            path.display()
+        )
+        .into());
+    };
+    out.flush()?;
+    Ok(ok)
+}

@@ -1,0 +1,234 @@
+//! `embroker topics`: list, create, describe, alter, delete, add-partitions. Thin wrappers over
+//! the `Broker` topic admin calls; config keys are Kafka's topic keys (`retention.ms`, ...).
+
+use std::io::Write;
+
+use clap::Subcommand;
+use embroker::TopicConfig;
+
+use crate::output::{json_arr, json_obj, json_opt_str, json_str, Table};
+use crate::{CmdResult, Ctx};
+
+/// The `topics` subcommands.
+#[derive(Subcommand)]
+pub enum TopicsCmd {
+    /// List topics with their partition counts.
+    List,
+    /// Create a topic.
+    Create {
+        /// The topic name.
+        name: String,
+        /// Number of partitions.
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// A topic config entry, `key=value` (Kafka's keys, e.g. retention.ms=60000). Repeat.
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        configs: Vec<(String, String)>,
+    },
+    /// Show a topic's config and its partitions' offsets and sizes.
+    Describe {
+        /// The topic name.
+        name: String,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        /// The topic name.
+        name: String,
+    },
+    /// Change a topic's config entries.
+    Alter {
+        /// The topic name.
+        name: String,
+        /// A topic config entry to set, `key=value`. Repeat.
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value, required = true)]
+        configs: Vec<(String, String)>,
+    },
+    /// Grow a topic to N partitions in all (counts only grow).
+    AddPartitions {
+        /// The topic name.
+        name: String,
+        /// The new total number of partitions.
+        count: i32,
+    },
+}
+
+/// Parses `key=value` (split at the first `=`).
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Runs a `topics` subcommand.
+pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        TopicsCmd::List => {
+            let broker = ctx.open(false)?;
+            let mut rows = Vec::new();
+            for name in broker.topics() {
+                // A broken topic (unreadable config file) is listed with its error.
+                match broker.describe_topic(&name) {
+                    Ok(d) => rows.push((name, Some(d.partitions.len()), None)),
+                    Err(e) => rows.push((name, None, Some(e.to_string()))),
+                }
+            }
+            if ctx.json {
+                let items: Vec<String> = rows
+                    .iter()
+                    .map(|(n, p, e)| {
+                        json_obj(&[
+                            ("name", json_str(n)),
+                            ("partitions", p.map_or("null".into(), |p| p.to_string())),
+                            ("error", json_opt_str(e.as_deref())),
+                        ])
+                    })
+                    .collect();
+                writeln!(out, "{}", json_arr(&items))?;
+            } else {
+                let mut t = Table::new(&["TOPIC", "PARTITIONS", "ERROR"]);
+                for (n, p, e) in rows {
+                    t.row(vec![
+                        n,
+                        p.map_or("-".into(), |p| p.to_string()),
+                        e.unwrap_or_default(),
+                    ]);
+                }
+                t.print(&mut out)?;
+            }
+            broker.close()?;
+        }
+        TopicsCmd::Create {
+            name,
+            partitions,
+            configs,
+        } => {
+            let mut props = vec![("num.partitions".to_string(), partitions.to_string())];
+            props.extend(configs);
+            let config = TopicConfig::from_properties(&props)?;
+            let broker = ctx.open(true)?;
+            broker.create_topic(&name, config)?;
+            broker.close()?;
+            if ctx.json {
+                writeln!(
+                    out,
+                    "{}",
+                    json_obj(&[
+                        ("created", json_str(&name)),
+                        ("partitions", partitions.to_string())
+                    ])
+                )?;
+            } else {
+                writeln!(out, "created topic {name} with {partitions} partition(s)")?;
+            }
+        }
+        TopicsCmd::Describe { name } => {
+            let broker = ctx.open(false)?;
+            let d = broker.describe_topic(&name)?;
+            broker.close()?;
+            let config = d.config.to_properties();
+            if ctx.json {
+                let cfg: Vec<(&str, String)> =
+                    config.iter().map(|(k, v)| (*k, json_str(v))).collect();
+                let parts: Vec<String> = d
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        json_obj(&[
+                            ("partition", p.partition.to_string()),
+                            ("log_start_offset", p.log_start_offset.to_string()),
+                            ("log_end_offset", p.log_end_offset.to_string()),
+                            ("size_bytes", p.size_bytes.to_string()),
+                            ("segments", p.segment_count.to_string()),
+                            ("error", json_opt_str(p.error.as_deref())),
+                        ])
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "{}",
+                    json_obj(&[
+                        ("name", json_str(&d.name)),
+                        ("config", json_obj(&cfg)),
+                        ("partitions", json_arr(&parts)),
+                    ])
+                )?;
+            } else {
+                writeln!(out, "Topic: {}", d.name)?;
+                writeln!(out, "Config:")?;
+                for (k, v) in &config {
+                    writeln!(out, "  {k}={v}")?;
+                }
+                writeln!(out)?;
+                let mut t = Table::new(&[
+                    "PARTITION",
+                    "LOG-START-OFFSET",
+                    "LOG-END-OFFSET",
+                    "SIZE-BYTES",
+                    "SEGMENTS",
+                    "ERROR",
+                ]);
+                for p in d.partitions {
+                    t.row(vec![
+                        p.partition.to_string(),
+                        p.log_start_offset.to_string(),
+                        p.log_end_offset.to_string(),
+                        p.size_bytes.to_string(),
+                        p.segment_count.to_string(),
+                        p.error.unwrap_or_default(),
+                    ]);
+                }
+                t.print(&mut out)?;
+            }
+        }
+        TopicsCmd::Delete { name } => {
+            let broker = ctx.open(false)?;
+            broker.delete_topic(&name)?;
+            broker.close()?;
+            if ctx.json {
+                writeln!(out, "{}", json_obj(&[("deleted", json_str(&name))]))?;
+            } else {
+                writeln!(out, "deleted topic {name}")?;
+            }
+        }
+        TopicsCmd::Alter { name, configs } => {
+            let broker = ctx.open(false)?;
+            broker.alter_topic_config(&name, &configs)?;
+            broker.close()?;
+            if ctx.json {
+                let set: Vec<(&str, String)> = configs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), json_str(v)))
+                    .collect();
+                writeln!(
+                    out,
+                    "{}",
+                    json_obj(&[("altered", json_str(&name)), ("config", json_obj(&set))])
+                )?;
+            } else {
+                for (k, v) in &configs {
+                    writeln!(out, "set {k}={v} on topic {name}")?;
+                }
+            }
+        }
+        TopicsCmd::AddPartitions { name, count } => {
+            let broker = ctx.open(false)?;
+            broker.create_partitions(&name, count)?;
+            broker.close()?;
+            if ctx.json {
+                writeln!(
+                    out,
+                    "{}",
+                    json_obj(&[
+                        ("topic", json_str(&name)),
+                        ("partitions", count.to_string())
+                    ])
+                )?;
+            } else {
+                writeln!(out, "topic {name} now has {count} partition(s)")?;
+            }
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,478 @@
+//! `embroker verify DIR`: check every file of a data directory, read-only.
+//!
+//! Does not use `Broker::open` (which repairs: it truncates torn tails and removes strays) and
+//! takes no lock. It walks the files as docs/FORMAT.md lays them out: topic files parse and
+//! validate as topic configs; every partition directory a topic needs is there; every segment's
+//! batches decode with a good CRC to the end of the file with offsets that never go back; index
+//! entries are whole, increasing and point at batches that exist; the recovery point decodes
+//! and lies on a batch boundary. Problems name the file and byte position; exit 1 if any.
+//! Things open would quietly clean up (stray `.tmp` files, orphan directories, index files
+//! without a log) are warnings and do not fail the check.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use embroker::TopicConfig;
+
+use crate::dump::{
+    base_offset_of, be_i64, be_u32, decode_recovery_point, walk_log, BatchStatus,
+    INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
+};
+use crate::output::{json_arr, json_obj, json_opt_num, json_str};
+use crate::{CmdResult, Ctx};
+
+/// Arguments of `verify`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The data directory (default: --dir).
+    dir: Option<PathBuf>,
+}
+
+/// One finding.
+struct Finding {
+    file: PathBuf,
+    position: Option<u64>,
+    reason: String,
+}
+
+#[derive(Default)]
+struct Report {
+    problems: Vec<Finding>,
+    warnings: Vec<Finding>,
+    files: u64,
+}
+
+impl Report {
+    fn problem(&mut self, file: &Path, position: Option<u64>, reason: impl Into<String>) {
+        self.problems.push(Finding {
+            file: file.to_path_buf(),
+            position,
+            reason: reason.into(),
+        });
+    }
+
+    fn warning(&mut self, file: &Path, reason: impl Into<String>) {
+        self.warnings.push(Finding {
+            file: file.to_path_buf(),
+            position: None,
+            reason: reason.into(),
+        });
+    }
+
+    fn read(&mut self, path: &Path) -> Option<Vec<u8>> {
+        self.files += 1;
+        match std::fs::read(path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.problem(path, None, format!("cannot read: {e}"));
+                None
+            }
+        }
+    }
+}
+
+/// Parses and validates a topic file; returns its partition count.
+fn check_topic_file(report: &mut Report, path: &Path) -> Option<i32> {
+    let bytes = report.read(path)?;
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        report.problem(path, Some(0), "not valid UTF-8");
+        return None;
+    };
+    let mut props = Vec::new();
+    let mut pos = 0u64;
+    for line in text.split('\n') {
+        let t = line.trim();
+        if !t.is_empty() && !t.starts_with('#') {
+            match t.split_once('=') {
+                Some((k, v)) => props.push((k.trim().to_string(), v.trim().to_string())),
+                None => {
+                    report.problem(path, Some(pos), format!("line is not key=value: {t:?}"));
+                    return None;
+                }
+            }
+        }
+        pos += line.len() as u64 + 1;
+    }
+    if !props.iter().any(|(k, _)| k == "num.partitions") {
+        report.problem(path, Some(0), "no num.partitions");
+        return None;
+    }
+    match TopicConfig::from_properties(&props) {
+        Ok(c) => Some(c.partitions),
+        Err(e) => {
+            report.problem(path, Some(0), format!("invalid topic config: {e}"));
+            None
+        }
+    }
+}
+
+/// The files of one segment.
+#[derive(Default)]
+struct SegmentFiles {
+    log: Option<PathBuf>,
+    index: Option<PathBuf>,
+    timeindex: Option<PathBuf>,
+}
+
+/// What the walk of a `.log` learned, for checking its indexes.
+struct LogFacts {
+    len: u64,
+    /// Batch start position → base offset, for good batches.
+    batch_starts: HashMap<u64, i64>,
+    /// Last offset of the last good batch, if any.
+    last_offset: Option<i64>,
+    /// Offset after the last good batch (the segment base when empty).
+    next_offset: i64,
+}
+
+fn check_log(report: &mut Report, path: &Path, base: i64) -> Option<LogFacts> {
+    let bytes = report.read(path)?;
+    let mut facts = LogFacts {
+        len: bytes.len() as u64,
+        batch_starts: HashMap::new(),
+        last_offset: None,
+        next_offset: base,
+    };
+    for b in walk_log(&bytes) {
+        match (&b.status, b.header) {
+            (BatchStatus::Ok, Some(h)) => {
+                if h.base_offset < facts.next_offset {
+                    report.problem(
+                        path,
+                        Some(b.position),
+                        format!(
+                            "offsets go backwards: batch base offset {} but the previous \
+                             batch (or the segment base) reaches {}",
+                            h.base_offset, facts.next_offset
+                        ),
+                    );
+                }
+                if h.last_offset() - base > i64::from(u32::MAX) {
+                    report.problem(
+                        path,
+                        Some(b.position),
+                        format!(
+                            "offset {} too far past the segment base {base}",
+                            h.last_offset()
+                        ),
+                    );
+                }
+                facts.batch_starts.insert(b.position, h.base_offset);
+                facts.last_offset = Some(h.last_offset());
+                facts.next_offset = facts.next_offset.max(h.next_offset());
+            }
+            (BatchStatus::Bad { position, reason }, _) => {
+                report.problem(path, Some(*position), format!("bad batch: {reason}"));
+            }
+            (BatchStatus::Torn { reason }, _) => {
+                report.problem(path, Some(b.position), format!("torn batch: {reason}"));
+            }
+            (BatchStatus::Ok, None) => unreachable!("a good batch has a header"),
+        }
+    }
+    Some(facts)
+}
+
+fn check_index(report: &mut Report, path: &Path, base: i64, span_end: i64, log: &LogFacts) {
+    let Some(bytes) = report.read(path) else {
+        return;
+    };
+    let tail = bytes.len() % INDEX_ENTRY_BYTES;
+    if tail != 0 {
+        let at = (bytes.len() - tail) as u64;
+        report.problem(path, Some(at), "trailing bytes: not a whole 8-byte entry");
+    }
+    let mut prev: Option<(u32, u32)> = None;
+    for (i, e) in bytes.chunks_exact(INDEX_ENTRY_BYTES).enumerate() {
+        let at = Some((i * INDEX_ENTRY_BYTES) as u64);
+        let (rel, pos) = (be_u32(e, 0), be_u32(e, 4));
+        let offset = base + i64::from(rel);
+        if let Some((pr, pp)) = prev {
+            if rel <= pr || pos <= pp {
+                report.problem(path, at, "entries are not strictly increasing");
+            }
+        }
+        prev = Some((rel, pos));
+        if offset >= span_end {
+            report.problem(
+                path,
+                at,
+                format!("offset {offset} is past the segment's end {span_end}"),
+            );
+        }
+        match log.batch_starts.get(&u64::from(pos)) {
+            Some(&b) if b == offset => {}
+            Some(&b) => report.problem(
+                path,
+                at,
+                format!(
+                    "entry says offset {offset} at position {pos}, the batch there starts at {b}"
+                ),
+            ),
+            None if u64::from(pos) >= log.len => report.problem(
+                path,
+                at,
+                format!(
+                    "position {pos} is past the end of the log ({} bytes)",
+                    log.len
+                ),
+            ),
+            None => report.problem(
+                path,
+                at,
+                format!("position {pos} is not the start of a good batch"),
+            ),
+        }
+    }
+}
+
+fn check_time_index(report: &mut Report, path: &Path, base: i64, log: &LogFacts) {
+    let Some(bytes) = report.read(path) else {
+        return;
+    };
+    let tail = bytes.len() % TIME_INDEX_ENTRY_BYTES;
+    if tail != 0 {
+        let at = (bytes.len() - tail) as u64;
+        report.problem(path, Some(at), "trailing bytes: not a whole 12-byte entry");
+    }
+    let mut prev: Option<(i64, u32)> = None;
+    for (i, e) in bytes.chunks_exact(TIME_INDEX_ENTRY_BYTES).enumerate() {
+        let at = Some((i * TIME_INDEX_ENTRY_BYTES) as u64);
+        let (ts, rel) = (be_i64(e, 0), be_u32(e, 8));
+        if let Some((pt, pr)) = prev {
+            if ts <= pt {
+                report.problem(path, at, "timestamps are not strictly increasing");
+            }
+            if rel < pr {
+                report.problem(path, at, "offsets go backwards");
+            }
+        }
+        prev = Some((ts, rel));
+        let offset = base + i64::from(rel);
+        if log.last_offset.is_none_or(|last| offset > last) {
+            report.problem(
+                path,
+                at,
+                format!(
+                    "offset {offset} is past the last offset in the log ({:?})",
+                    log.last_offset
+                ),
+            );
+        }
+    }
+}
+
+fn check_partition(report: &mut Report, dir: &Path) {
+    let mut segments: BTreeMap<i64, SegmentFiles> = BTreeMap::new();
+    let mut recovery_point = None;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            report.problem(dir, None, format!("cannot list: {e}"));
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tmp") {
+            report.warning(&path, "stray temporary file (open removes it)");
+        } else if name == "recovery-point" {
+            recovery_point = Some(path);
+        } else if let Some(base) = base_offset_of(&path) {
+            let seg = segments.entry(base).or_default();
+            match name.split_once('.').map(|(_, ext)| ext) {
+                Some("log") => seg.log = Some(path),
+                Some("index") => seg.index = Some(path),
+                Some("timeindex") => seg.timeindex = Some(path),
+                _ => {}
+            }
+        }
+    }
+    let bases: Vec<i64> = segments.keys().copied().collect();
+    let mut facts_by_base: HashMap<i64, LogFacts> = HashMap::new();
+    let mut prev_next: Option<i64> = None;
+    for (i, (&base, files)) in segments.iter().enumerate() {
+        let Some(log_path) = &files.log else {
+            for p in [&files.index, &files.timeindex].into_iter().flatten() {
+                report.warning(p, "index file without its .log (open removes it)");
+            }
+            continue;
+        };
+        if let Some(prev) = prev_next {
+            if base < prev {
+                report.problem(
+                    log_path,
+                    Some(0),
+                    format!(
+                        "segment base {base} is below the previous segment's next offset {prev}"
+                    ),
+                );
+            }
+        }
+        let Some(facts) = check_log(report, log_path, base) else {
+            continue;
+        };
+        let span_end = bases.get(i + 1).copied().unwrap_or(facts.next_offset);
+        if let Some(p) = &files.index {
+            check_index(report, p, base, span_end.max(facts.next_offset), &facts);
+        }
+        if let Some(p) = &files.timeindex {
+            check_time_index(report, p, base, &facts);
+        }
+        prev_next = Some(facts.next_offset);
+        facts_by_base.insert(base, facts);
+    }
+    if let Some(path) = recovery_point {
+        let Some(bytes) = report.read(&path) else {
+            return;
+        };
+        match decode_recovery_point(&bytes) {
+            Err(e) => report.problem(&path, Some(0), format!("bad recovery point: {e}")),
+            Ok(rp) => match facts_by_base.get(&rp.segment_base) {
+                None => report.problem(
+                    &path,
+                    Some(14),
+                    format!("names segment {} which is not there", rp.segment_base),
+                ),
+                Some(f) if rp.position > f.len => report.problem(
+                    &path,
+                    Some(22),
+                    format!(
+                        "says {} bytes of segment {} are durable but its log has {}",
+                        rp.position, rp.segment_base, f.len
+                    ),
+                ),
+                Some(f) if rp.position != f.len && !f.batch_starts.contains_key(&rp.position) => {
+                    report.problem(
+                        &path,
+                        Some(22),
+                        format!("position {} is not a batch boundary", rp.position),
+                    );
+                }
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+/// Splits a partition directory name `<topic>-<partition>` at the last `-`.
+fn parse_partition_dir(name: &str) -> Option<(&str, i32)> {
+    let (t, p) = name.rsplit_once('-')?;
+    let p: i32 = p.parse().ok()?;
+    (!t.is_empty() && p >= 0).then_some((t, p))
+}
+
+fn verify(dir: &Path) -> Report {
+    let mut report = Report::default();
+    let mut topics: BTreeMap<String, Option<i32>> = BTreeMap::new();
+    let topics_dir = dir.join("topics");
+    match std::fs::read_dir(&topics_dir) {
+        Ok(entries) => {
+            let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            for path in paths {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                let Some(name) = name else { continue };
+                if name.ends_with(".tmp") {
+                    report.warning(&path, "stray temporary file (open removes it)");
+                    continue;
+                }
+                let count = check_topic_file(&mut report, &path);
+                topics.insert(name, count);
+            }
+        }
+        Err(e) => report.problem(&topics_dir, None, format!("cannot list: {e}")),
+    }
+    let mut seen: BTreeMap<(String, i32), PathBuf> = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut dirs: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        for path in dirs {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let Some(name) = name else { continue };
+            if name == "topics" {
+                continue;
+            }
+            let Some((topic, p)) = parse_partition_dir(&name) else {
+                continue;
+            };
+            match topics.get(topic) {
+                Some(Some(count)) if p < *count => {
+                    check_partition(&mut report, &path);
+                    seen.insert((topic.to_string(), p), path);
+                }
+                // A broken topic's directories are kept by open; check them anyway.
+                Some(None) => check_partition(&mut report, &path),
+                _ => report.warning(&path, "orphan partition directory (open removes it)"),
+            }
+        }
+    }
+    for (topic, count) in &topics {
+        for p in 0..count.unwrap_or(0) {
+            if !seen.contains_key(&(topic.clone(), p)) {
+                let missing = dir.join(format!("{topic}-{p}"));
+                report.problem(&missing, None, "partition directory is missing");
+            }
+        }
+    }
+    report
+}
+
+fn finding_line(f: &Finding) -> String {
+    match f.position {
+        Some(p) => format!("{} at byte {p}: {}", f.file.display(), f.reason),
+        None => format!("{}: {}", f.file.display(), f.reason),
+    }
+}
+
+fn finding_json(f: &Finding) -> String {
+    json_obj(&[
+        ("file", json_str(&f.file.display().to_string())),
+        ("position", json_opt_num(f.position.map(|p| p as i64))),
+        ("reason", json_str(&f.reason)),
+    ])
+}
+
+/// Runs `verify`.
+pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
+    let dir = args.dir.as_deref().unwrap_or_else(|| ctx.dir());
+    if !dir.is_dir() {
+        return Err(format!("no data directory at {}", dir.display()).into());
+    }
+    let report = verify(dir);
+    let mut out = std::io::stdout().lock();
+    if ctx.json {
+        let problems: Vec<String> = report.problems.iter().map(finding_json).collect();
+        let warnings: Vec<String> = report.warnings.iter().map(finding_json).collect();
+        writeln!(
+            out,
+            "{}",
+            json_obj(&[
+                ("files", report.files.to_string()),
+                ("problems", json_arr(&problems)),
+                ("warnings", json_arr(&warnings)),
+            ])
+        )?;
+    } else {
+        for w in &report.warnings {
+            writeln!(out, "warning: {}", finding_line(w))?;
+        }
+        for p in &report.problems {
+            writeln!(out, "problem: {}", finding_line(p))?;
+        }
+        writeln!(
+            out,
+            "checked {} file(s): {} problem(s), {} warning(s)",
+            report.files,
+            report.problems.len(),
+            report.warnings.len()
+        )?;
+    }
+    Ok(report.problems.is_empty())
+}
