@@ -12,6 +12,74 @@
 //! - [`Error`] is the one error type; its messages name the file, position, topic, partition or
 //!   config key involved.
 //! - [`codec`] is the pure record-batch codec, for inspection tools and fuzzing.
+//!
+//! # The three uses
+//!
+//! **A durable queue inside an application.** Open a directory, produce with `acks=all` so an
+//! acknowledged record survives power loss, consume as a group and commit; after a restart the
+//! group resumes after its last commit.
+//!
+//! ```
+//! use std::time::Duration;
+//! use embroker::{Acks, Broker, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord, TopicConfig};
+//! let dir = tempfile::tempdir()?;
+//! {
+//!     let broker = Broker::open(dir.path())?;
+//!     broker.create_topic("jobs", TopicConfig::default().partitions(2))?;
+//!     let producer = broker.producer(ProducerConfig::default().acks(Acks::All))?;
+//!     for i in 0..4 {
+//!         producer.send(ProducerRecord::new("jobs", format!("job {i}")).key(format!("{i}")))?.wait()?;
+//!     }
+//!     let mut worker = broker.consumer(
+//!         ConsumerConfig::default().group_id("workers").auto_offset_reset(OffsetReset::Earliest),
+//!     )?;
+//!     worker.subscribe(&["jobs"])?;
+//!     let mut done = 0;
+//!     while done < 4 {
+//!         done += worker.poll(Duration::from_secs(5))?.count();
+//!     }
+//!     worker.commit_sync()?;
+//!     worker.close()?;
+//!     broker.close()?;
+//! }
+//! // After a restart, the group has nothing left to do.
+//! let broker = Broker::open(dir.path())?;
+//! let mut worker = broker.consumer(ConsumerConfig::default().group_id("workers"))?;
+//! worker.subscribe(&["jobs"])?;
+//! assert_eq!(worker.poll(Duration::from_millis(200))?.count(), 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! **A fake Kafka in a test.** A temporary broker starts in well under a millisecond and
+//! places keyed records exactly where Kafka's Java client would.
+//!
+//! ```
+//! use embroker::{murmur2, to_positive, Broker, ProducerConfig, ProducerRecord, TopicConfig};
+//! let broker = Broker::temporary()?;
+//! broker.create_topic("orders", TopicConfig::default().partitions(12))?;
+//! let producer = broker.producer(ProducerConfig::default())?;
+//! let meta = producer.send(ProducerRecord::new("orders", "1 melon").key("foobar"))?.wait()?;
+//! assert_eq!(meta.partition, 6); // Kafka's own test vector: murmur2("foobar") -> 6 of 12
+//! assert_eq!(meta.partition, to_positive(murmur2(b"foobar")) % 12);
+//! # Ok::<(), embroker::Error>(())
+//! ```
+//!
+//! **Reading the log format.** Segment files are concatenated record batches
+//! (`docs/FORMAT.md`); [`codec::decode_batch`] checks and decodes one without any I/O.
+//!
+//! ```
+//! use embroker::{codec, Broker, Record, TopicConfig};
+//! let broker = Broker::temporary()?;
+//! broker.create_topic("t", TopicConfig::default())?;
+//! broker.topic("t")?.partition(0)?.append(&[Record::new("hello").key("k")])?;
+//! broker.flush()?;
+//! let bytes = std::fs::read(broker.path().join("t-0/00000000000000000000.log")).unwrap();
+//! let batch = codec::decode_batch(&bytes).expect("a whole batch with a good CRC");
+//! assert_eq!(batch.header.base_offset, 0);
+//! let record = batch.records().next().unwrap();
+//! assert_eq!((record.key, record.value), (Some(&b"k"[..]), Some(&b"hello"[..])));
+//! # Ok::<(), embroker::Error>(())
+//! ```
 
 // Only `io::mmap` may use unsafe code, and it says why each use holds.
 #![deny(unsafe_code)]
