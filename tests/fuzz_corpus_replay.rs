@@ -308,3 +308,23 @@ fn one_file() {
         .expect("EMBROKER_FUZZ_TARGET names a body");
     body(&std::fs::read(file).expect("EMBROKER_FUZZ_FILE is readable"));
 }
+
+/// Regression, found by the `decode_batch` target (corpus file
+/// `regress-last-offset-i64-max`): a batch with base offset i64::MAX (a field the CRC does not
+/// cover) decoded, and every caller's `next_offset()` then overflowed (a panic with overflow
+/// checks, i64::MIN without). `peek_header` now rejects a batch whose next offset does not exist.
+#[test]
+fn regression_batch_ending_at_i64_max_is_corrupt() {
+    let mut b = BatchBuilder::new();
+    b.push(1_700_000_000_000, Some(b"key"), Some(b"value"), &[]);
+    let mut batch = b.finish();
+    codec::set_base_offset(&mut batch, i64::MAX);
+    let e = codec::decode_batch(&batch).expect_err("last offset i64::MAX has no next offset");
+    assert!(
+        matches!(e, codec::DecodeError::Corrupt { position: 23, .. }),
+        "{e}"
+    );
+    codec::set_base_offset(&mut batch, i64::MAX - 1);
+    let ok = codec::decode_batch(&batch).expect("last offset i64::MAX - 1 is fine");
+    assert_eq!(ok.header.next_offset(), i64::MAX);
+}
