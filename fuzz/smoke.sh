@@ -60,7 +60,9 @@ for target in $targets; do
             sed "s/^/fuzz smoke: $target: /"
     else
         echo "fuzz smoke: $target FAILED"
-        tail -n 60 "$scratch/$target.log"
+        # The panic message first (it can be far above the end of a long stack), then the end.
+        grep -m 1 -A 1 'panicked at' "$scratch/$target.log"
+        tail -n 40 "$scratch/$target.log"
         echo "fuzz smoke: reproduce with: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $target artifacts/$target/<file>"
         failed+=("$target")
     fi

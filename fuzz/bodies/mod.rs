@@ -918,9 +918,10 @@ fn all_keys() -> Vec<&'static str> {
     keys
 }
 
-/// Arbitrary `key=value` pairs through the three configs' `from_properties`. Nothing may panic;
-/// an error must name a key; an accepted config must validate, and `to_properties` must write
-/// every key in `KEYS` order and parse back to an equal config.
+/// Arbitrary `key=value` pairs through the three configs' `from_properties`, as a list and one
+/// pair at a time. Nothing may panic; an error must name a key (for one pair: that key); an
+/// accepted config must validate, and `to_properties` must write every key in `KEYS` order and
+/// parse back to an equal config.
 pub fn config_properties(data: &[u8]) {
     let Ok(input) = ConfigInput::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
@@ -988,6 +989,31 @@ pub fn config_properties(data: &[u8]) {
             assert_eq!(back, c, "consumer config round trip");
         }
         Err(e) => check_config_error(&e, &pairs),
+    }
+    check_single_pairs(&pairs);
+}
+
+/// One pair alone through each config: an error must name exactly that key. (Also lets one
+/// input reach many keys' error paths, where the whole list stops at its first error; that
+/// keeps the minimized corpus small.)
+fn check_single_pairs(pairs: &[(String, String)]) {
+    for pair in pairs {
+        let one = std::slice::from_ref(pair);
+        let errors = [
+            TopicConfig::from_properties(one).err(),
+            ProducerConfig::from_properties(one).err(),
+            ConsumerConfig::from_properties(one).err(),
+        ];
+        for e in errors.into_iter().flatten() {
+            let _ = e.to_string();
+            match &e {
+                Error::InvalidConfig { key, .. } => {
+                    assert_eq!(key, &pair.0, "a one-pair config error names another key");
+                }
+                Error::Unsupported { .. } => {}
+                other => panic!("config parsing failed with an unexpected error kind: {other}"),
+            }
+        }
     }
 }
 
