@@ -328,3 +328,52 @@ fn regression_batch_ending_at_i64_max_is_corrupt() {
     let ok = codec::decode_batch(&batch).expect("last offset i64::MAX - 1 is fine");
     assert_eq!(ok.header.next_offset(), i64::MAX);
 }
+
+/// Regression, found by the `open_partition_dir` target (corpus file
+/// `regress-recovery-keeps-batches-before-backwards-offset`): recovery stopped at a batch whose
+/// offsets go backwards (its base offset is outside the CRC, so a flipped bit there still
+/// decodes) by cutting the segment at the start of the read chunk instead of at that batch. The
+/// good batches before it were truncated away while the log end still counted them, so reads
+/// found nothing below the end and the next open moved the end backwards.
+#[test]
+fn regression_recovery_keeps_batches_before_one_whose_offsets_go_backwards() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let part = dir.path().join("t-0");
+    std::fs::create_dir_all(dir.path().join("topics")).expect("mkdir");
+    std::fs::create_dir_all(&part).expect("mkdir");
+    std::fs::write(dir.path().join("topics/t"), "num.partitions=1\n").expect("topic file");
+    let batch = |base: i64, value: &[u8]| {
+        let mut b = BatchBuilder::new();
+        b.push(1_700_000_000_000, Some(b"k"), Some(value), &[]);
+        b.push(1_700_000_000_001, Some(b"k"), Some(value), &[]);
+        let mut bytes = b.finish();
+        codec::set_base_offset(&mut bytes, base);
+        bytes
+    };
+    let mut log = batch(0, b"good");
+    log.extend(batch(1, b"backwards")); // offsets 1..=2, but 0..=1 are taken
+    std::fs::write(part.join("00000000000000000000.log"), &log).expect("segment");
+
+    let broker = embroker::Broker::open(dir.path()).expect("open");
+    let p = broker
+        .topic("t")
+        .and_then(|t| t.partition(0))
+        .expect("partition");
+    assert_eq!(
+        p.log_end_offset(),
+        2,
+        "the good batch stays, the backwards one goes"
+    );
+    let read = p.read(0, 1 << 20).expect("read");
+    let values: Vec<_> = read.iter().map(|r| r.value).collect();
+    assert_eq!(values, [Some("good".into()), Some("good".into())]);
+    broker.close().expect("close");
+
+    let broker = embroker::Broker::open(dir.path()).expect("reopen");
+    let p = broker
+        .topic("t")
+        .and_then(|t| t.partition(0))
+        .expect("partition");
+    assert_eq!(p.log_end_offset(), 2, "reopening keeps the end");
+    broker.close().expect("close");
+}

@@ -332,6 +332,12 @@ struct BuiltSegment {
     base: i64,
     /// Per valid batch: position, base offset, last offset, running max timestamp after it.
     batches: Vec<(u64, i64, i64, i64)>,
+    /// Per valid batch: its end position and its records' (offset, key, value).
+    contents: Vec<(u64, Vec<Expected>)>,
+    /// Bytes of the valid batches that damage left alone (all of them when undamaged).
+    intact_len: u64,
+    /// Bytes follow the valid batches: recovery may cut there.
+    has_tail: bool,
     /// Offset after the valid batches.
     next_offset: i64,
     /// Bytes of the valid batches.
@@ -380,6 +386,7 @@ fn topic_file_bytes(spec: &TopicFile) -> Option<Vec<u8>> {
 fn build_segment(spec: &SegmentSpec, base: i64) -> BuiltSegment {
     let mut log = Vec::new();
     let mut batches = Vec::new();
+    let mut contents = Vec::new();
     let mut offset = base;
     let mut max_ts = i64::MIN;
     for b in spec.batches.iter().take(BATCHES_MAX) {
@@ -405,21 +412,33 @@ fn build_segment(spec: &SegmentSpec, base: i64) -> BuiltSegment {
             let h = codec::peek_header(&batch).expect("built batch");
             codec::set_log_append_time(&mut batch, h.max_timestamp);
         }
-        let h = codec::decode_batch(&batch)
-            .expect("BatchBuilder output decodes")
-            .header;
+        let decoded = codec::decode_batch(&batch).expect("BatchBuilder output decodes");
+        let h = decoded.header;
+        let expected: Vec<Expected> = decoded
+            .records()
+            .map(|r| {
+                (
+                    h.base_offset + i64::from(r.offset_delta),
+                    r.key.map(<[u8]>::to_vec),
+                    r.value.map(<[u8]>::to_vec),
+                )
+            })
+            .collect();
+        contents.push(((log.len() + batch.len()) as u64, expected));
         max_ts = max_ts.max(h.max_timestamp);
         batches.push((log.len() as u64, h.base_offset, h.last_offset(), max_ts));
         log.extend_from_slice(&batch);
         offset = h.last_offset() + 1;
     }
     let valid_len = log.len() as u64;
+    let mut intact_len = valid_len;
     let damaged = match spec.damage {
         Damage::None => false,
         Damage::Flip { at, mask } => {
             if !log.is_empty() && mask != 0 {
                 let at = usize::from(at) % log.len();
                 log[at] ^= mask;
+                intact_len = at as u64;
                 true
             } else {
                 false
@@ -428,6 +447,7 @@ fn build_segment(spec: &SegmentSpec, base: i64) -> BuiltSegment {
         Damage::Truncate(n) => {
             let n = usize::from(n).min(log.len());
             log.truncate(log.len() - n);
+            intact_len = log.len() as u64;
             n > 0
         }
     };
@@ -486,6 +506,9 @@ fn build_segment(spec: &SegmentSpec, base: i64) -> BuiltSegment {
     BuiltSegment {
         base,
         batches,
+        contents,
+        intact_len,
+        has_tail: !spec.tail.is_empty(),
         next_offset: offset,
         valid_len,
         log,
@@ -497,6 +520,9 @@ fn build_segment(spec: &SegmentSpec, base: i64) -> BuiltSegment {
         time_index_honest,
     }
 }
+
+/// A record a valid batch holds: offset, key, value.
+type Expected = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The 42-byte recovery point file, as `src/log/checkpoint.rs` documents it.
 fn recovery_point_bytes(offset: i64, segment_base: i64, position: u64, max_ts: i64) -> Vec<u8> {
@@ -630,8 +656,59 @@ pub fn open_partition_dir(data: &[u8]) {
     // when every index file was honest too.
     let honest_reopen = honest && built.iter().all(|s| s.index_honest && s.time_index_honest);
 
+    // No data loss: recovery may cut a segment at its first damaged batch or at its tail (and
+    // drop the segments after it), but every batch before the damage must be read back.
+    let mut kept: Vec<Expected> = Vec::new();
+    for seg in &built {
+        for (end, records) in &seg.contents {
+            if *end <= seg.intact_len {
+                kept.extend(records.iter().cloned());
+            }
+        }
+        // A cut segment takes every later one with it (as Kafka's recovery does).
+        if seg.intact_len < seg.valid_len || seg.has_tail {
+            break;
+        }
+    }
+
+    if debug_enabled() {
+        for seg in &built {
+            eprintln!(
+                "segment {}: valid {} bytes, intact {} bytes, batch ends {:?}",
+                seg.base,
+                seg.valid_len,
+                seg.intact_len,
+                seg.contents.iter().map(|c| c.0).collect::<Vec<_>>()
+            );
+        }
+        eprintln!("records that must survive: {}", kept.len());
+    }
     let read_bytes_max = usize::from(image.read_bytes_max);
     let first = open_and_read(dir, read_bytes_max, &image.timestamps, honest);
+    if honest && !names_overlap {
+        // With only `num.partitions=1` in the topic file, nothing may keep it from opening.
+        assert!(
+            first.is_some() || !matches!(image.topic_file, TopicFile::Minimal),
+            "an honest directory image did not open"
+        );
+    }
+    if let (true, false, Some(seen)) = (honest, names_overlap, &first) {
+        if seen.complete {
+            for want in &kept {
+                assert!(
+                    seen.records.iter().any(|r| {
+                        (r.offset, r.key.as_deref(), r.value.as_deref())
+                            == (want.0, want.1.as_deref(), want.2.as_deref())
+                    }),
+                    "recovery lost the intact record at offset {} (log [{}, {}), {} records read)",
+                    want.0,
+                    seen.log_start,
+                    seen.log_end,
+                    seen.records.len()
+                );
+            }
+        }
+    }
     if debug_enabled() {
         eprintln!(
             "honest={honest} honest_reopen={honest_reopen} opened={}",
