@@ -642,11 +642,13 @@ pub fn open_partition_dir(data: &[u8]) {
                 };
                 let b = recovery_point_bytes(offset, seg.base, position, max_ts);
                 std::fs::write(part.join("recovery-point"), b).expect("write recovery point");
-                // The log trusts the files of the checkpointed segment and every one before it.
+                // The log trusts the files of the checkpointed segment and every one before it,
+                // and the whole log of every segment before it (tail bytes included).
                 !names_overlap
                     && built[..=s]
                         .iter()
                         .all(|t| !t.damaged && t.index_honest && t.time_index_honest)
+                    && built[..s].iter().all(|t| !t.has_tail)
             }
         }
     };
@@ -785,7 +787,9 @@ fn open_and_read(
             Some(seen)
         }
         Err(e) => {
-            let _ = e.to_string();
+            if debug_enabled() {
+                eprintln!("partition did not open: {e}; described: {described:?}");
+            }
             if let Ok(d) = described {
                 let _ = format!("{d:?}");
             }
