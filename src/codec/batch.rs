@@ -180,8 +180,11 @@ pub fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
             ),
         ));
     }
+    // The offset after the batch (`next_offset`, what the log and readers move to) must exist
+    // too: a last offset of i64::MAX would overflow there. Found by the decode_batch fuzz target.
     if h.base_offset
         .checked_add(i64::from(h.last_offset_delta))
+        .and_then(|last| last.checked_add(1))
         .is_none()
     {
         return Err(DecodeError::corrupt(23, "last offset overflows"));

@@ -432,7 +432,12 @@ impl Segment {
                             || relative > i64::from(u32::MAX)
                             || last_relative > i64::from(u32::MAX)
                         {
-                            break 'scan; // offsets go backwards or leave the segment: stop here
+                            // Offsets go backwards or leave the segment: cut at this batch,
+                            // keeping the good ones before it in this chunk (found by the
+                            // open_partition_dir fuzz target: without this the cut fell at the
+                            // chunk start, losing them while the log end still counted them).
+                            pos += at as u64;
+                            break 'scan;
                         }
                         let batch_pos = pos + at as u64;
                         max_ts = max_ts.max(h.max_timestamp);

@@ -1,0 +1,1127 @@
+//! The bodies of embroker's fuzz targets, shared by the libFuzzer entry points in
+//! `fuzz/fuzz_targets/` and by `tests/fuzz_corpus_replay.rs`, which runs every checked-in corpus
+//! file through them as an ordinary test.
+//!
+//! Every body takes the raw fuzzer input (`&[u8]`) and decodes any structure from it itself
+//! (with `arbitrary`), so a corpus file means the same thing to the fuzzer and to the test.
+//! Bodies use only embroker's public API. They panic (assert) when an invariant breaks: that is
+//! what the fuzzer reports as a crash and what fails the replay test.
+
+// Each fuzz target uses one body; the replay test uses them all.
+#![allow(dead_code)]
+// Panicking on a broken invariant is the point of a fuzz body.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::Path;
+
+use arbitrary::{Arbitrary, Unstructured};
+use embroker::codec::{self, Batch, BatchBuilder, DecodeError};
+use embroker::{
+    Broker, Bytes, ConsumerConfig, Error, Header, ManualClock, Partition, ProducerConfig,
+    StoredRecord, TopicConfig,
+};
+
+// ---------------------------------------------------------------------------------------------
+// decode_batch
+// ---------------------------------------------------------------------------------------------
+
+/// Arbitrary bytes through `peek_header` and `decode_batch`. Neither may panic; they must agree
+/// with each other; an accepted batch must iterate to exactly `record_count` records with
+/// strictly increasing offset deltas within `last_offset_delta`, and re-encoding its records
+/// with `BatchBuilder` must give a batch that decodes to the same records.
+pub fn decode_batch(data: &[u8]) {
+    let peeked = codec::peek_header(data);
+    let decoded = codec::decode_batch(data);
+    match (&peeked, &decoded) {
+        (Err(p), Err(d)) => assert_eq!(p, d, "a bad header must fail both the same way"),
+        (Err(p), Ok(_)) => panic!("decode_batch accepted a header peek_header rejects: {p}"),
+        (Ok(_), _) => {}
+    }
+    match decoded {
+        Ok(batch) => check_decoded_batch(data, &batch),
+        Err(e) => check_decode_error(data, &e),
+    }
+}
+
+fn check_decode_error(data: &[u8], e: &DecodeError) {
+    // Display must not panic either (it ends up in error messages that name files).
+    let _ = e.to_string();
+    match *e {
+        DecodeError::Incomplete { needed, available } => {
+            assert_eq!(available, data.len(), "Incomplete reports the input length");
+            assert!(
+                needed > available,
+                "Incomplete needs more than there is: {e}"
+            );
+        }
+        DecodeError::Corrupt { position, .. } => {
+            // Positions are relative to the input; a record cut at the batch end may point
+            // just past the last byte, never further.
+            assert!(
+                position <= data.len(),
+                "corrupt position past the input: {e}"
+            );
+        }
+    }
+}
+
+/// One record of a decoded batch, owned, for comparisons.
+#[derive(Debug, PartialEq, Eq)]
+struct OwnedRecord {
+    timestamp: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+fn owned_records(batch: &Batch<'_>) -> Vec<OwnedRecord> {
+    let h = &batch.header;
+    let span = batch.bytes.as_ptr_range();
+    let inside = |s: &[u8]| {
+        let r = s.as_ptr_range();
+        span.start <= r.start && r.end <= span.end
+    };
+    let mut out = Vec::new();
+    let mut previous_delta: Option<i32> = None;
+    for r in batch.records() {
+        assert!(
+            r.offset_delta >= 0,
+            "negative offset delta {}",
+            r.offset_delta
+        );
+        assert!(
+            previous_delta.is_none_or(|p| r.offset_delta > p),
+            "offset deltas must strictly increase"
+        );
+        assert!(
+            r.offset_delta <= h.last_offset_delta,
+            "offset delta {} past last_offset_delta {}",
+            r.offset_delta,
+            h.last_offset_delta
+        );
+        previous_delta = Some(r.offset_delta);
+        let timestamp = h
+            .base_timestamp
+            .checked_add(r.timestamp_delta)
+            .expect("decode_batch accepted a record timestamp that overflows");
+        assert!(r.key.is_none_or(inside), "key outside the batch bytes");
+        assert!(r.value.is_none_or(inside), "value outside the batch bytes");
+        let headers: Vec<(String, Vec<u8>)> = r
+            .headers
+            .clone()
+            .map(|(k, v)| {
+                assert!(inside(v), "header value outside the batch bytes");
+                (k.to_string(), v.to_vec())
+            })
+            .collect();
+        assert_eq!(headers.len(), r.headers.len(), "header count vs iterated");
+        out.push(OwnedRecord {
+            timestamp,
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.map(<[u8]>::to_vec),
+            headers,
+        });
+    }
+    out
+}
+
+fn check_decoded_batch(data: &[u8], batch: &Batch<'_>) {
+    let h = batch.header;
+    assert_eq!(
+        codec::peek_header(data),
+        Ok(h),
+        "peek_header and decode_batch disagree"
+    );
+    let total = h.total_bytes();
+    assert_eq!(batch.bytes.len(), total, "batch bytes vs total_bytes");
+    assert_eq!(
+        batch.bytes,
+        &data[..total],
+        "batch bytes are the front of the input"
+    );
+    assert_eq!(h.magic, codec::MAGIC);
+    assert!(h.base_offset >= 0, "negative base offset accepted");
+    assert!(h.record_count >= 1, "empty batch accepted");
+    assert!(
+        h.last_offset() >= h.base_offset,
+        "last offset before base offset"
+    );
+    // The log asks every batch for the offset after it; that must exist.
+    assert!(
+        h.last_offset().checked_add(1).is_some(),
+        "decode_batch accepted a batch whose next offset overflows i64: last offset {}",
+        h.last_offset()
+    );
+    let count = usize::try_from(h.record_count).expect("record_count checked positive");
+    assert_eq!(batch.records().size_hint(), (count, Some(count)));
+    let records = owned_records(batch);
+    assert_eq!(records.len(), count, "iterated records vs record_count");
+
+    // The batch alone decodes the same; one byte short is a torn batch.
+    let alone = codec::decode_batch(batch.bytes).expect("the batch's own bytes decode");
+    assert_eq!(alone.header, h);
+    assert!(
+        matches!(
+            codec::decode_batch(&batch.bytes[..total - 1]),
+            Err(DecodeError::Incomplete { .. })
+        ),
+        "a batch cut by one byte must be Incomplete"
+    );
+
+    // Re-encode the records; the result must decode to the same records. (Skipped when the
+    // builder refuses a record, e.g. a timestamp delta it cannot represent.)
+    let mut builder = BatchBuilder::new();
+    for r in &records {
+        let headers: Vec<Header> = r
+            .headers
+            .iter()
+            .map(|(k, v)| Header::new(k.clone(), Bytes::from(v.clone())))
+            .collect();
+        if builder
+            .push(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers)
+            .is_none()
+        {
+            return;
+        }
+    }
+    let mut rebuilt = builder.finish();
+    codec::set_base_offset(&mut rebuilt, h.base_offset);
+    let again = codec::decode_batch(&rebuilt).expect("BatchBuilder output must decode");
+    assert_eq!(again.header.record_count, h.record_count);
+    assert_eq!(owned_records(&again), records, "re-encoded records differ");
+}
+
+// ---------------------------------------------------------------------------------------------
+// open_partition_dir
+// ---------------------------------------------------------------------------------------------
+
+/// Most segments in one image: enough for sealed, checkpointed and active segments.
+const SEGMENTS_MAX: usize = 3;
+/// Most valid batches per segment, records per batch, headers per record.
+const BATCHES_MAX: usize = 8;
+const RECORDS_MAX: usize = 4;
+const HEADERS_MAX: usize = 2;
+/// Reading offset by offset costs a read per offset; above this span only the offsets around
+/// records are read.
+const OFFSET_BY_OFFSET_SPAN_MAX: i64 = 512;
+
+#[derive(Arbitrary, Debug)]
+pub enum KeyChoice {
+    /// One of `TopicConfig::KEYS`, by index.
+    Known(u8),
+    Other(String),
+}
+
+impl KeyChoice {
+    fn text(&self, keys: &[&str]) -> String {
+        match self {
+            KeyChoice::Known(i) => keys[usize::from(*i) % keys.len()].to_string(),
+            KeyChoice::Other(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum TopicFile {
+    /// `num.partitions=1` alone.
+    Minimal,
+    /// `num.partitions=1` then `key=value` lines.
+    WithPairs(Vec<(KeyChoice, String)>),
+    /// Raw bytes, optionally after a `num.partitions=1` line.
+    Raw {
+        partitions_line: bool,
+        bytes: Vec<u8>,
+    },
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum SegmentBase {
+    /// The offset after the previous segment's valid batches (what a roll does).
+    AfterPrevious,
+    At(u16),
+}
+
+#[derive(Arbitrary, Debug)]
+pub struct RecordSpec {
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+#[derive(Arbitrary, Debug)]
+pub struct BatchSpec {
+    /// Offsets skipped before this batch (compaction leaves such gaps).
+    pub gap: u8,
+    pub log_append_time: bool,
+    pub records: Vec<RecordSpec>,
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum Damage {
+    None,
+    /// XOR `mask` into the byte at `at` (modulo the valid bytes).
+    Flip {
+        at: u16,
+        mask: u8,
+    },
+    /// Cut this many bytes off the valid bytes (a torn write).
+    Truncate(u16),
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum IndexFile {
+    Missing,
+    Raw(Vec<u8>),
+    /// Entries `(relative offset, position)`, written as the format says.
+    Entries(Vec<(u32, u32)>),
+    /// What the log would write: an entry for every `n`-th batch boundary.
+    Exact(u8),
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum TimeIndexFile {
+    Missing,
+    Raw(Vec<u8>),
+    /// Entries `(timestamp, relative offset)`.
+    Entries(Vec<(i64, u32)>),
+    /// What the log would write: the running maximum timestamp after every batch.
+    Exact,
+}
+
+#[derive(Arbitrary, Debug)]
+pub struct SegmentSpec {
+    pub base: SegmentBase,
+    pub batches: Vec<BatchSpec>,
+    pub damage: Damage,
+    /// Bytes after the valid batches: torn appends, garbage.
+    pub tail: Vec<u8>,
+    pub index: IndexFile,
+    pub time_index: TimeIndexFile,
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum RecoveryPointFile {
+    Missing,
+    Raw(Vec<u8>),
+    /// A well-formed checkpoint (CRC right) with arbitrary fields.
+    Fields {
+        offset: i64,
+        segment_base: i64,
+        position: u64,
+        max_timestamp: i64,
+    },
+    /// What a flush would write: after the first `batches` valid batches of segment `segment`.
+    AtBatch {
+        segment: u8,
+        batches: u8,
+    },
+}
+
+#[derive(Arbitrary, Debug)]
+pub struct DirImage {
+    pub topic_file: TopicFile,
+    pub segments: Vec<SegmentSpec>,
+    pub recovery_point: RecoveryPointFile,
+    pub read_bytes_max: u16,
+    pub timestamps: Vec<i64>,
+}
+
+/// A segment as written: its base, valid batches (position, header facts) and files.
+struct BuiltSegment {
+    base: i64,
+    /// Per valid batch: position, base offset, last offset, running max timestamp after it.
+    batches: Vec<(u64, i64, i64, i64)>,
+    /// Per valid batch: its end position and its records' (offset, key, value).
+    contents: Vec<(u64, Vec<Expected>)>,
+    /// Bytes of the valid batches that damage left alone (all of them when undamaged).
+    intact_len: u64,
+    /// Bytes follow the valid batches: recovery may cut there.
+    has_tail: bool,
+    /// Offset after the valid batches.
+    next_offset: i64,
+    /// Bytes of the valid batches.
+    valid_len: u64,
+    log: Vec<u8>,
+    damaged: bool,
+    index: Vec<u8>,
+    index_honest: bool,
+    time_index: Option<Vec<u8>>,
+    time_index_honest: bool,
+}
+
+fn topic_file_bytes(spec: &TopicFile) -> Option<Vec<u8>> {
+    let mut text = Vec::new();
+    let expected_mentions = match spec {
+        TopicFile::Minimal => {
+            text.extend_from_slice(b"num.partitions=1\n");
+            1
+        }
+        TopicFile::WithPairs(pairs) => {
+            text.extend_from_slice(b"num.partitions=1\n");
+            for (k, v) in pairs {
+                text.extend_from_slice(k.text(TopicConfig::KEYS).as_bytes());
+                text.push(b'=');
+                text.extend_from_slice(v.as_bytes());
+                text.push(b'\n');
+            }
+            1
+        }
+        TopicFile::Raw {
+            partitions_line,
+            bytes,
+        } => {
+            if *partitions_line {
+                text.extend_from_slice(b"num.partitions=1\n");
+            }
+            text.extend_from_slice(bytes);
+            usize::from(*partitions_line)
+        }
+    };
+    // More partitions only repeat the same work (up to 10 000 times): keep it to one.
+    let mentions = text.windows(10).filter(|w| w == b"partitions").count();
+    (mentions == expected_mentions).then_some(text)
+}
+
+fn build_segment(spec: &SegmentSpec, base: i64) -> BuiltSegment {
+    let mut log = Vec::new();
+    let mut batches = Vec::new();
+    let mut contents = Vec::new();
+    let mut offset = base;
+    let mut max_ts = i64::MIN;
+    for b in spec.batches.iter().take(BATCHES_MAX) {
+        let mut builder = BatchBuilder::new();
+        for r in b.records.iter().take(RECORDS_MAX) {
+            let headers: Vec<Header> = r
+                .headers
+                .iter()
+                .take(HEADERS_MAX)
+                .map(|(k, v)| Header::new(k.clone(), Bytes::from(v.clone())))
+                .collect();
+            // A record the builder refuses (timestamp delta too large) is left out.
+            let _ = builder.push(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers);
+        }
+        if builder.is_empty() {
+            continue;
+        }
+        let mut batch = builder.finish();
+        offset += i64::from(b.gap);
+        codec::set_base_offset(&mut batch, offset);
+        if b.log_append_time {
+            // The append time is the largest record timestamp: any value will do.
+            let h = codec::peek_header(&batch).expect("built batch");
+            codec::set_log_append_time(&mut batch, h.max_timestamp);
+        }
+        let decoded = codec::decode_batch(&batch).expect("BatchBuilder output decodes");
+        let h = decoded.header;
+        let expected: Vec<Expected> = decoded
+            .records()
+            .map(|r| {
+                (
+                    h.base_offset + i64::from(r.offset_delta),
+                    r.key.map(<[u8]>::to_vec),
+                    r.value.map(<[u8]>::to_vec),
+                )
+            })
+            .collect();
+        contents.push(((log.len() + batch.len()) as u64, expected));
+        max_ts = max_ts.max(h.max_timestamp);
+        batches.push((log.len() as u64, h.base_offset, h.last_offset(), max_ts));
+        log.extend_from_slice(&batch);
+        offset = h.last_offset() + 1;
+    }
+    let valid_len = log.len() as u64;
+    let mut intact_len = valid_len;
+    let damaged = match spec.damage {
+        Damage::None => false,
+        Damage::Flip { at, mask } => {
+            if !log.is_empty() && mask != 0 {
+                let at = usize::from(at) % log.len();
+                log[at] ^= mask;
+                intact_len = at as u64;
+                true
+            } else {
+                false
+            }
+        }
+        Damage::Truncate(n) => {
+            let n = usize::from(n).min(log.len());
+            log.truncate(log.len() - n);
+            intact_len = log.len() as u64;
+            n > 0
+        }
+    };
+    log.extend_from_slice(&spec.tail);
+
+    let (index, index_honest) = match &spec.index {
+        IndexFile::Missing => (None, true),
+        IndexFile::Raw(bytes) => (Some(bytes.clone()), false),
+        IndexFile::Entries(entries) => {
+            let mut out = Vec::new();
+            for (rel, pos) in entries {
+                out.extend_from_slice(&rel.to_be_bytes());
+                out.extend_from_slice(&pos.to_be_bytes());
+            }
+            (Some(out), false)
+        }
+        IndexFile::Exact(every) => {
+            let every = usize::from(*every) + 1;
+            let mut out = Vec::new();
+            for (i, (pos, first, _, _)) in batches.iter().enumerate() {
+                if i > 0 && i % every == 0 {
+                    let rel = u32::try_from(first - base).expect("u16 bases, few batches");
+                    let pos = u32::try_from(*pos).expect("small segment");
+                    out.extend_from_slice(&rel.to_be_bytes());
+                    out.extend_from_slice(&pos.to_be_bytes());
+                }
+            }
+            (Some(out), true)
+        }
+    };
+    let (time_index, time_index_honest) = match &spec.time_index {
+        TimeIndexFile::Missing => (None, true),
+        TimeIndexFile::Raw(bytes) => (Some(bytes.clone()), false),
+        TimeIndexFile::Entries(entries) => {
+            let mut out = Vec::new();
+            for (ts, rel) in entries {
+                out.extend_from_slice(&ts.to_be_bytes());
+                out.extend_from_slice(&rel.to_be_bytes());
+            }
+            (Some(out), false)
+        }
+        TimeIndexFile::Exact => {
+            let mut out = Vec::new();
+            let mut last = i64::MIN;
+            for (_, _, last_offset, max_ts) in &batches {
+                if *max_ts > last {
+                    last = *max_ts;
+                    let rel = u32::try_from(last_offset - base).expect("u16 bases, few batches");
+                    out.extend_from_slice(&max_ts.to_be_bytes());
+                    out.extend_from_slice(&rel.to_be_bytes());
+                }
+            }
+            (Some(out), true)
+        }
+    };
+    BuiltSegment {
+        base,
+        batches,
+        contents,
+        intact_len,
+        has_tail: !spec.tail.is_empty(),
+        next_offset: offset,
+        valid_len,
+        log,
+        damaged,
+        // A missing index file is written as missing, not as an empty one.
+        index: index.unwrap_or_default(),
+        index_honest,
+        time_index,
+        time_index_honest,
+    }
+}
+
+/// A record a valid batch holds: offset, key, value.
+type Expected = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The 42-byte recovery point file, as `src/log/checkpoint.rs` documents it.
+fn recovery_point_bytes(offset: i64, segment_base: i64, position: u64, max_ts: i64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(42);
+    b.extend_from_slice(b"EBRP");
+    b.extend_from_slice(&1u16.to_be_bytes());
+    b.extend_from_slice(&offset.to_be_bytes());
+    b.extend_from_slice(&segment_base.to_be_bytes());
+    b.extend_from_slice(&position.to_be_bytes());
+    b.extend_from_slice(&max_ts.to_be_bytes());
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn segment_file(dir: &Path, base: i64, extension: &str) -> std::path::PathBuf {
+    dir.join(format!("{base:020}.{extension}"))
+}
+
+/// `EMBROKER_FUZZ_DEBUG=1` prints what a structured input decodes to (to read a crash input).
+fn debug_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var_os("EMBROKER_FUZZ_DEBUG").is_some())
+}
+
+/// Builds a data directory (topic `t`, one partition) from arbitrary bytes, opens a broker on
+/// it, and reads the partition end to end. Nothing may panic. Every read must return only
+/// batches that decode (CRC and framing), records in strictly increasing offset order within
+/// `[from, log end)`. When the image tells no lies in what a recovery point makes the log trust
+/// (no checkpoint at all, or one a flush would have written over honest index files and
+/// undamaged sealed data), reads must also agree with each other: a read from any offset
+/// returns a prefix of the records at or after it; a closed and reopened broker shows the same
+/// log; `offset_for_timestamp` finds the earliest record at or after the timestamp.
+pub fn open_partition_dir(data: &[u8]) {
+    let Ok(image) = DirImage::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    if debug_enabled() {
+        eprintln!("{image:#?}");
+    }
+    let Some(topic_file) = topic_file_bytes(&image.topic_file) else {
+        return;
+    };
+    // tmpfs when there is one: the broker fsyncs on open, and on a disk that is most of an
+    // execution's time. Nothing here needs durability.
+    let shm = Path::new("/dev/shm");
+    let tmp = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .expect("temporary directory");
+    let dir = tmp.path();
+    let part = dir.join("t-0");
+    std::fs::create_dir_all(dir.join("topics")).expect("mkdir topics");
+    std::fs::create_dir_all(&part).expect("mkdir t-0");
+    std::fs::write(dir.join("topics").join("t"), &topic_file).expect("write topic file");
+
+    let mut built: Vec<BuiltSegment> = Vec::new();
+    let mut names_overlap = false;
+    for spec in image.segments.iter().take(SEGMENTS_MAX) {
+        let previous_next = built.last().map_or(0, |s| s.next_offset);
+        let base = match spec.base {
+            SegmentBase::AfterPrevious => previous_next,
+            SegmentBase::At(b) => i64::from(b),
+        };
+        if built.iter().any(|s| s.base == base) {
+            continue; // same file name: keep the first
+        }
+        names_overlap |= base < previous_next;
+        let seg = build_segment(spec, base);
+        std::fs::write(segment_file(&part, base, "log"), &seg.log).expect("write log");
+        if !matches!(spec.index, IndexFile::Missing) {
+            std::fs::write(segment_file(&part, base, "index"), &seg.index).expect("write index");
+        }
+        if let Some(t) = &seg.time_index {
+            std::fs::write(segment_file(&part, base, "timeindex"), t).expect("write timeindex");
+        }
+        built.push(seg);
+    }
+    // Files are listed sorted by base offset; so is the log.
+    built.sort_by_key(|s| s.base);
+    names_overlap |= built.windows(2).any(|w| w[1].base < w[0].next_offset);
+
+    let honest = match &image.recovery_point {
+        RecoveryPointFile::Missing => true,
+        RecoveryPointFile::Raw(bytes) => {
+            std::fs::write(part.join("recovery-point"), bytes).expect("write recovery point");
+            // Random bytes are a valid checkpoint only if the fuzzer forged the CRC.
+            bytes.len() != 42
+        }
+        RecoveryPointFile::Fields {
+            offset,
+            segment_base,
+            position,
+            max_timestamp,
+        } => {
+            let b = recovery_point_bytes(*offset, *segment_base, *position, *max_timestamp);
+            std::fs::write(part.join("recovery-point"), b).expect("write recovery point");
+            false
+        }
+        RecoveryPointFile::AtBatch { segment, batches } => {
+            if built.is_empty() {
+                true
+            } else {
+                let s = usize::from(*segment) % built.len();
+                let seg = &built[s];
+                let k = usize::from(*batches) % (seg.batches.len() + 1);
+                let (position, offset, max_ts) = if k == 0 {
+                    (0, seg.base, i64::MIN)
+                } else if k == seg.batches.len() {
+                    let (_, _, _, max_ts) = seg.batches[k - 1];
+                    (seg.valid_len, seg.next_offset, max_ts)
+                } else {
+                    let (_, _, last, max_ts) = seg.batches[k - 1];
+                    (seg.batches[k].0, last + 1, max_ts)
+                };
+                let b = recovery_point_bytes(offset, seg.base, position, max_ts);
+                std::fs::write(part.join("recovery-point"), b).expect("write recovery point");
+                // The log trusts the files of the checkpointed segment and every one before it,
+                // and the whole log of every segment before it (tail bytes included).
+                !names_overlap
+                    && built[..=s]
+                        .iter()
+                        .all(|t| !t.damaged && t.index_honest && t.time_index_honest)
+                    && built[..s].iter().all(|t| !t.has_tail)
+            }
+        }
+    };
+
+    // Open scans segments without a checkpoint but leaves their index files as they were; the
+    // next open trusts those files for sealed segments. So the reopen is held to the model only
+    // when every index file was honest too.
+    let honest_reopen = honest && built.iter().all(|s| s.index_honest && s.time_index_honest);
+
+    // No data loss: recovery may cut a segment at its first damaged batch or at its tail (and
+    // drop the segments after it), but every batch before the damage must be read back.
+    let mut kept: Vec<Expected> = Vec::new();
+    for seg in &built {
+        for (end, records) in &seg.contents {
+            if *end <= seg.intact_len {
+                kept.extend(records.iter().cloned());
+            }
+        }
+        // A cut segment takes every later one with it (as Kafka's recovery does).
+        if seg.intact_len < seg.valid_len || seg.has_tail {
+            break;
+        }
+    }
+
+    if debug_enabled() {
+        for seg in &built {
+            eprintln!(
+                "segment {}: valid {} bytes, intact {} bytes, batch ends {:?}",
+                seg.base,
+                seg.valid_len,
+                seg.intact_len,
+                seg.contents.iter().map(|c| c.0).collect::<Vec<_>>()
+            );
+        }
+        eprintln!("records that must survive: {}", kept.len());
+    }
+    let read_bytes_max = usize::from(image.read_bytes_max);
+    let first = open_and_read(dir, read_bytes_max, &image.timestamps, honest);
+    if honest && !names_overlap {
+        // With only `num.partitions=1` in the topic file, nothing may keep it from opening.
+        assert!(
+            first.is_some() || !matches!(image.topic_file, TopicFile::Minimal),
+            "an honest directory image did not open"
+        );
+    }
+    if let (true, false, Some(seen)) = (honest, names_overlap, &first) {
+        if seen.complete {
+            for want in &kept {
+                assert!(
+                    seen.records.iter().any(|r| {
+                        (r.offset, r.key.as_deref(), r.value.as_deref())
+                            == (want.0, want.1.as_deref(), want.2.as_deref())
+                    }),
+                    "recovery lost the intact record at offset {} (log [{}, {}), {} records read)",
+                    want.0,
+                    seen.log_start,
+                    seen.log_end,
+                    seen.records.len()
+                );
+            }
+        }
+    }
+    if debug_enabled() {
+        eprintln!(
+            "honest={honest} honest_reopen={honest_reopen} opened={}",
+            first.as_ref().map_or("no".to_string(), |s| format!(
+                "[{}, {}) {} records, complete={}",
+                s.log_start,
+                s.log_end,
+                s.records.len(),
+                s.complete
+            ))
+        );
+    }
+    if let Some(first) = first {
+        let second = open_and_read(dir, read_bytes_max, &image.timestamps, honest_reopen);
+        if honest_reopen {
+            let second = second.expect("the directory opened the first time; it must again");
+            assert_eq!(
+                (first.log_start, first.log_end),
+                (second.log_start, second.log_end),
+                "reopening after a clean close changed the log's offsets"
+            );
+            if first.complete && second.complete {
+                assert_eq!(
+                    first.records, second.records,
+                    "reopening changed the records"
+                );
+            }
+        }
+    }
+}
+
+/// What one open saw of partition `t-0`.
+struct Seen {
+    log_start: i64,
+    log_end: i64,
+    records: Vec<StoredRecord>,
+    /// The walk from start to end read everything without an error.
+    complete: bool,
+}
+
+/// Opens the broker, checks `describe_topic` and the partition, closes. `None` when the
+/// broker or the partition did not open.
+fn open_and_read(
+    dir: &Path,
+    read_bytes_max: usize,
+    timestamps: &[i64],
+    honest: bool,
+) -> Option<Seen> {
+    // A fixed clock: the same input must do the same thing every run.
+    let broker = match Broker::builder()
+        .clock(ManualClock::new(1_700_000_000_000))
+        .open(dir)
+    {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = e.to_string();
+            return None;
+        }
+    };
+    let described = broker.describe_topic("t");
+    let partition = broker.topic("t").and_then(|t| t.partition(0));
+    let seen = match partition {
+        Ok(p) => {
+            let seen = check_partition(&p, read_bytes_max, timestamps, honest);
+            let d = described.expect("the partition opened, so its topic describes");
+            assert_eq!(d.partitions.len(), 1, "num.partitions=1");
+            let pd = &d.partitions[0];
+            assert!(
+                pd.error.is_none(),
+                "online partition described with an error"
+            );
+            assert_eq!(pd.log_start_offset, seen.log_start);
+            assert_eq!(pd.log_end_offset, seen.log_end);
+            Some(seen)
+        }
+        Err(e) => {
+            if debug_enabled() {
+                eprintln!("partition did not open: {e}; described: {described:?}");
+            }
+            if let Ok(d) = described {
+                let _ = format!("{d:?}");
+            }
+            None
+        }
+    };
+    if let Err(e) = broker.close() {
+        let _ = e.to_string();
+    }
+    seen
+}
+
+/// Checks one read: whole batches that decode (always: reads CRC-check every batch). When
+/// `strict` (nothing trusted was damaged), also offsets in order within `[from, end)`: the
+/// CRC does not cover a batch's base offset, so damage to a flushed batch's offset field is not
+/// caught at read (see fuzz/README.md, "Findings").
+fn check_read(records: &embroker::Records, from: i64, end: i64, strict: bool) -> Vec<StoredRecord> {
+    let mut next = from;
+    for batch in records.batches() {
+        let again = codec::decode_batch(batch.bytes);
+        assert!(
+            again.is_ok(),
+            "a read returned a batch that does not decode: {again:?}"
+        );
+        if strict {
+            assert!(
+                batch.header.last_offset() >= next,
+                "a read returned a batch wholly before the read offset or the previous batch"
+            );
+        }
+        // Saturating: embroker itself computes next_offset (Records::new); a panic there is
+        // its finding, not this check's.
+        next = batch.header.last_offset().saturating_add(1);
+    }
+    if !records.is_empty() {
+        assert_eq!(
+            records.next_offset(),
+            next,
+            "next_offset is the end of the last batch"
+        );
+    }
+    let list: Vec<StoredRecord> = records.iter().collect();
+    if strict {
+        let mut previous = from - 1;
+        for r in &list {
+            assert!(
+                r.offset > previous,
+                "offsets must strictly increase from the read offset"
+            );
+            assert!(
+                r.offset < end,
+                "record offset {} at or past the log end {end}",
+                r.offset
+            );
+            previous = r.offset;
+        }
+    }
+    list
+}
+
+fn check_partition(p: &Partition, read_bytes_max: usize, timestamps: &[i64], honest: bool) -> Seen {
+    let start = p.log_start_offset();
+    let end = p.log_end_offset();
+    assert!(0 <= start && start <= end, "log start {start}, end {end}");
+    // (A recovery point with fuzzed fields can put the end at i64::MAX: nothing is past it.)
+    for outside in [Some(start - 1), end.checked_add(1)].into_iter().flatten() {
+        let r = p.read(outside, read_bytes_max);
+        assert!(
+            matches!(r, Err(Error::OffsetOutOfRange { .. })),
+            "read at {outside} outside [{start}, {end}] gave {r:?}"
+        );
+    }
+    assert!(
+        p.read(end, read_bytes_max).is_ok_and(|r| r.is_empty()),
+        "read at the end"
+    );
+
+    // Walk from start to end, batch by batch.
+    let mut records: Vec<StoredRecord> = Vec::new();
+    let mut at = start;
+    let mut complete = true;
+    while at < end {
+        match p.read(at, read_bytes_max) {
+            Ok(rs) => {
+                if rs.is_empty() {
+                    break; // a gap up to the end: nothing more to read
+                }
+                let list = check_read(&rs, at, end, honest);
+                if rs.next_offset() <= at {
+                    // Only damaged trusted data can send a read backwards (see check_read).
+                    assert!(!honest, "a non-empty read must move forward");
+                    complete = false;
+                    break;
+                }
+                if let (Some(last), Some(first)) = (records.last(), list.first()) {
+                    assert!(
+                        !honest || first.offset > last.offset,
+                        "the walk went backwards"
+                    );
+                }
+                records.extend(list);
+                at = rs.next_offset();
+            }
+            Err(e) => {
+                let _ = e.to_string();
+                complete = false;
+                break;
+            }
+        }
+    }
+
+    if honest && complete {
+        // Every offset when the span is small; otherwise the ones where reads can go wrong:
+        // each record's offset and the one after it (gaps), and both ends.
+        let offsets: Vec<i64> = if end - start <= OFFSET_BY_OFFSET_SPAN_MAX {
+            (start..end).collect()
+        } else {
+            let mut o: Vec<i64> = records
+                .iter()
+                .flat_map(|r| [r.offset, r.offset + 1])
+                .chain([start, end - 1])
+                .filter(|o| (start..end).contains(o))
+                .collect();
+            o.sort_unstable();
+            o.dedup();
+            o
+        };
+        for from in offsets {
+            let rs = p
+                .read(from, read_bytes_max)
+                .expect("the walk read everything");
+            let got = check_read(&rs, from, end, true);
+            let want: Vec<&StoredRecord> = records.iter().filter(|r| r.offset >= from).collect();
+            assert!(
+                got.len() <= want.len(),
+                "read at {from} returned extra records"
+            );
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(&g, w, "read at {from} disagrees with the walk");
+            }
+            assert!(
+                !want.is_empty() || got.is_empty(),
+                "read at {from} found records the walk did not"
+            );
+        }
+    }
+
+    for &ts in timestamps.iter().take(4) {
+        match p.offset_for_timestamp(ts) {
+            Ok(found) => {
+                if honest && complete && ts >= 0 {
+                    let want = records
+                        .iter()
+                        .find(|r| r.timestamp >= ts)
+                        .map(|r| (r.offset, r.timestamp));
+                    assert_eq!(
+                        found.map(|o| (o.offset, o.timestamp)),
+                        want,
+                        "offset_for_timestamp({ts})"
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = e.to_string();
+            }
+        }
+    }
+    Seen {
+        log_start: start,
+        log_end: end,
+        records,
+        complete,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// config_properties
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Arbitrary, Debug)]
+pub enum ConfigKey {
+    /// A key one of the three configs knows, by index over all their keys.
+    Known(u8),
+    Other(String),
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum ConfigValue {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+#[derive(Arbitrary, Debug)]
+pub struct ConfigInput {
+    pub pairs: Vec<(ConfigKey, ConfigValue)>,
+}
+
+fn all_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = Vec::new();
+    keys.extend(TopicConfig::KEYS);
+    keys.extend(ProducerConfig::KEYS);
+    keys.extend(ProducerConfig::IGNORED_KEYS);
+    keys.extend(ConsumerConfig::KEYS);
+    keys.extend(ConsumerConfig::IGNORED_KEYS);
+    keys
+}
+
+/// Arbitrary `key=value` pairs through the three configs' `from_properties`, as a list and one
+/// pair at a time. Nothing may panic; an error must name a key (for one pair: that key); an
+/// accepted config must validate, and `to_properties` must write every key in `KEYS` order and
+/// parse back to an equal config.
+pub fn config_properties(data: &[u8]) {
+    let Ok(input) = ConfigInput::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    let keys = all_keys();
+    let pairs: Vec<(String, String)> = input
+        .pairs
+        .iter()
+        .map(|(k, v)| {
+            let key = match k {
+                ConfigKey::Known(i) => keys[usize::from(*i) % keys.len()].to_string(),
+                ConfigKey::Other(s) => s.clone(),
+            };
+            let value = match v {
+                ConfigValue::Text(s) => s.clone(),
+                ConfigValue::Int(i) => i.to_string(),
+                ConfigValue::Float(f) => f.to_string(),
+                ConfigValue::Bool(b) => b.to_string(),
+            };
+            (key, value)
+        })
+        .collect();
+
+    match TopicConfig::from_properties(&pairs) {
+        Ok(c) => {
+            c.validate().expect("an accepted topic config validates");
+            let props = c.to_properties();
+            let written: Vec<&str> = props.iter().map(|(k, _)| *k).collect();
+            assert_eq!(written, TopicConfig::KEYS, "topic keys in KEYS order");
+            let back = TopicConfig::from_properties(&props).expect("topic config round trip");
+            assert_eq!(back, c, "topic config round trip");
+        }
+        Err(e) => check_config_error(&e, &pairs),
+    }
+    match ProducerConfig::from_properties(&pairs) {
+        Ok(c) => {
+            c.validate().expect("an accepted producer config validates");
+            let props = c.to_properties();
+            let written: Vec<&str> = props.iter().map(|(k, _)| *k).collect();
+            assert_eq!(written, ProducerConfig::KEYS, "producer keys in KEYS order");
+            let back = ProducerConfig::from_properties(&props).expect("producer config round trip");
+            assert_eq!(back.to_properties(), props, "producer config round trip");
+            assert_eq!(back, c, "producer config round trip");
+        }
+        Err(e) => check_config_error(&e, &pairs),
+    }
+    match ConsumerConfig::from_properties(&pairs) {
+        Ok(c) => {
+            c.validate().expect("an accepted consumer config validates");
+            let props = c.to_properties();
+            let written: Vec<&str> = props.iter().map(|(k, _)| *k).collect();
+            assert!(
+                written.iter().all(|k| ConsumerConfig::KEYS.contains(k)),
+                "consumer keys are known keys"
+            );
+            let order: Vec<usize> = written
+                .iter()
+                .map(|k| ConsumerConfig::KEYS.iter().position(|x| x == k).unwrap())
+                .collect();
+            assert!(
+                order.windows(2).all(|w| w[0] < w[1]),
+                "consumer keys in KEYS order"
+            );
+            let back = ConsumerConfig::from_properties(&props).expect("consumer config round trip");
+            assert_eq!(back, c, "consumer config round trip");
+        }
+        Err(e) => check_config_error(&e, &pairs),
+    }
+    check_single_pairs(&pairs);
+}
+
+/// One pair alone through each config: an error must name exactly that key. (Also lets one
+/// input reach many keys' error paths, where the whole list stops at its first error; that
+/// keeps the minimized corpus small.)
+fn check_single_pairs(pairs: &[(String, String)]) {
+    for pair in pairs {
+        let one = std::slice::from_ref(pair);
+        let errors = [
+            TopicConfig::from_properties(one).err(),
+            ProducerConfig::from_properties(one).err(),
+            ConsumerConfig::from_properties(one).err(),
+        ];
+        for e in errors.into_iter().flatten() {
+            let _ = e.to_string();
+            match &e {
+                Error::InvalidConfig { key, .. } => {
+                    assert_eq!(key, &pair.0, "a one-pair config error names another key");
+                }
+                Error::Unsupported { .. } => {}
+                other => panic!("config parsing failed with an unexpected error kind: {other}"),
+            }
+        }
+    }
+}
+
+fn check_config_error(e: &Error, pairs: &[(String, String)]) {
+    let _ = e.to_string();
+    match e {
+        Error::InvalidConfig { key, .. } => {
+            // A parse error names the key as given; a validation error names a known key.
+            let given = pairs.iter().any(|(k, _)| k == key);
+            assert!(
+                given || all_keys().contains(&key.as_str()),
+                "config error names key {key:?}, which is neither given nor known"
+            );
+        }
+        Error::Unsupported { .. } => {}
+        other => panic!("config parsing failed with an unexpected error kind: {other}"),
+    }
+}
+
+/// A fuzz body: raw input in, panic on a broken invariant.
+pub type Body = fn(&[u8]);
+
+/// Which bodies exist, by target name (the replay test runs `fuzz/corpus/<name>/` through each).
+pub const TARGETS: &[(&str, Body)] = &[
+    ("decode_batch", decode_batch),
+    ("open_partition_dir", open_partition_dir),
+    ("config_properties", config_properties),
+    // offsets_log: the `__consumer_offsets` record decoder's target goes here once that
+    // decoder lands (see fuzz/README.md).
+];

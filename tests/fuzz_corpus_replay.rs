@@ -1,0 +1,379 @@
+//! Runs every checked-in fuzz corpus file (`fuzz/corpus/<target>/*`) through the same body the
+//! fuzz target runs (`fuzz/bodies/mod.rs`), as an ordinary test on stable Rust.
+//!
+//! Why: the corpus holds the inputs that reached the deepest code (and every crash the fuzzer
+//! ever found, once fixed), so replaying it on each `cargo test` keeps those paths covered and
+//! those bugs fixed without needing libFuzzer. Each corpus directory must be non-empty, so a
+//! missing or misnamed directory fails instead of passing with nothing checked.
+//!
+//! It also holds the seed generator. `decode_batch_seeds_run` builds valid, torn and bit-flipped
+//! batches with `BatchBuilder` and runs them through the body on every test run. With
+//! `EMBROKER_WRITE_SEEDS=1`, `write_seeds` writes those and a few structured seeds (partition
+//! directory images with and without a recovery point, damaged ones; config pairs), found by a
+//! deterministic search that takes seconds, to `fuzz/corpus/<target>/seed-*`: that is how the
+//! checked-in seeds were made, and the corpus replay runs them from there.
+// The helpers below run outside #[test] functions; a failed expect there is a failed test.
+#![allow(clippy::expect_used)]
+
+#[path = "../fuzz/bodies/mod.rs"]
+mod bodies;
+
+use std::path::{Path, PathBuf};
+
+use arbitrary::{Arbitrary, Unstructured};
+use bodies::{
+    ConfigInput, ConfigKey, ConfigValue, Damage, DirImage, IndexFile, RecoveryPointFile,
+    TimeIndexFile, TopicFile,
+};
+use embroker::codec::{self, BatchBuilder};
+use embroker::Header;
+
+fn corpus_files(target: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join("corpus")
+        .join(target);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("corpus directory {}: {e}", dir.display()))
+        .map(|entry| entry.expect("listing the corpus").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "corpus directory {} is empty: the replay would check nothing",
+        dir.display()
+    );
+    files
+}
+
+fn replay(target: &str) {
+    let body = bodies::TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .map(|(_, body)| *body)
+        .unwrap_or_else(|| panic!("no body named {target}"));
+    for file in corpus_files(target) {
+        let data = std::fs::read(&file).expect("reading a corpus file");
+        // Name the file if the body panics, so the failure can be reproduced with
+        // `cargo fuzz run <target> <file>`.
+        let outcome = std::panic::catch_unwind(|| body(&data));
+        assert!(
+            outcome.is_ok(),
+            "{target}: corpus file {} failed",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn decode_batch_corpus() {
+    replay("decode_batch");
+}
+
+#[test]
+fn open_partition_dir_corpus() {
+    replay("open_partition_dir");
+}
+
+#[test]
+fn config_properties_corpus() {
+    replay("config_properties");
+}
+
+#[test]
+fn every_body_has_a_replay_test() {
+    let names: Vec<&str> = bodies::TARGETS.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names,
+        ["decode_batch", "open_partition_dir", "config_properties"],
+        "a new body needs its replay test above"
+    );
+}
+
+/// Seeds for `decode_batch`: batches as the producer builds them, then damaged copies.
+fn decode_batch_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let mut one = BatchBuilder::new();
+    one.push(1_700_000_000_000, Some(b"key"), Some(b"value"), &[]);
+    let one = one.finish();
+
+    let mut many = BatchBuilder::new();
+    many.push(1_700_000_000_000, Some(b"k1"), Some(b"v1"), &[]);
+    many.push(
+        1_700_000_000_005,
+        None,
+        Some(b"no key"),
+        &[Header::new("trace", "abc"), Header::new("", "")],
+    );
+    many.push(1_699_999_999_990, Some(b"k3"), None, &[]); // a tombstone, earlier timestamp
+    let mut many = many.finish();
+    codec::set_base_offset(&mut many, 42);
+
+    let mut append_time = one.clone();
+    codec::set_log_append_time(&mut append_time, 1_800_000_000_000);
+
+    let mut flipped_crc = many.clone();
+    flipped_crc[17] ^= 0x01;
+    let mut flipped_record = many.clone();
+    let last = flipped_record.len() - 3;
+    flipped_record[last] ^= 0x40;
+    let mut two = one.clone();
+    two.extend_from_slice(&many);
+
+    vec![
+        ("valid-one-record", one.clone()),
+        ("valid-three-records-headers", many.clone()),
+        ("valid-log-append-time", append_time),
+        ("header-only", one[..codec::HEADER_BYTES].to_vec()),
+        ("torn-last-byte", many[..many.len() - 1].to_vec()),
+        ("bad-crc", flipped_crc),
+        ("flipped-record-byte", flipped_record),
+        ("two-batches", two),
+    ]
+}
+
+/// A small deterministic generator (xorshift64*) for the seed search below.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Finds, by a deterministic search over random inputs, the first input for which `wanted`
+/// holds of what `arbitrary` decodes it to. (arbitrary has no encoder, so searching is the
+/// simple way to get an input that means something specific.)
+fn search<T: for<'a> Arbitrary<'a>>(seed: u64, len: usize, wanted: impl Fn(&T) -> bool) -> Vec<u8> {
+    let mut rng = Rng(seed);
+    for _ in 0..2_000_000 {
+        let data = rng.bytes(len);
+        if let Ok(value) = T::arbitrary_take_rest(Unstructured::new(&data)) {
+            if wanted(&value) {
+                return data;
+            }
+        }
+    }
+    panic!("no seed found for seed {seed}");
+}
+
+fn batch_count(image: &DirImage) -> usize {
+    image
+        .segments
+        .iter()
+        .take(3)
+        .flat_map(|s| s.batches.iter().take(8))
+        .filter(|b| !b.records.is_empty())
+        .count()
+}
+
+fn small_topic_file(image: &DirImage) -> bool {
+    matches!(image.topic_file, TopicFile::Minimal)
+}
+
+/// Seeds for `open_partition_dir`: directory images that open, checkpointed ones, damaged ones.
+fn open_partition_dir_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (
+            "clean-one-segment",
+            search::<DirImage>(1, 600, |i| {
+                small_topic_file(i)
+                    && i.segments.len() == 1
+                    && batch_count(i) >= 2
+                    && matches!(i.segments[0].damage, Damage::None)
+                    && i.segments[0].tail.is_empty()
+                    && matches!(i.recovery_point, RecoveryPointFile::Missing)
+            }),
+        ),
+        (
+            "checkpointed-exact-indexes",
+            search::<DirImage>(2, 900, |i| {
+                small_topic_file(i)
+                    && i.segments.len() >= 2
+                    && batch_count(i) >= 3
+                    && i.segments.iter().all(|s| {
+                        matches!(s.damage, Damage::None)
+                            && matches!(s.index, IndexFile::Exact(_))
+                            && matches!(s.time_index, TimeIndexFile::Exact)
+                    })
+                    && matches!(i.recovery_point, RecoveryPointFile::AtBatch { .. })
+            }),
+        ),
+        (
+            "torn-tail",
+            search::<DirImage>(3, 600, |i| {
+                small_topic_file(i)
+                    && i.segments.len() == 1
+                    && batch_count(i) >= 2
+                    && matches!(i.segments[0].damage, Damage::Truncate(n) if n < 40)
+            }),
+        ),
+        (
+            "bit-flip",
+            search::<DirImage>(4, 600, |i| {
+                small_topic_file(i)
+                    && i.segments.len() == 1
+                    && batch_count(i) >= 2
+                    && matches!(i.segments[0].damage, Damage::Flip { .. })
+            }),
+        ),
+        (
+            "topic-file-pairs",
+            search::<DirImage>(5, 600, |i| {
+                matches!(&i.topic_file, TopicFile::WithPairs(p) if !p.is_empty())
+                    && batch_count(i) >= 1
+            }),
+        ),
+    ]
+}
+
+fn known_pairs(input: &ConfigInput) -> bool {
+    input.pairs.len() >= 2
+        && input.pairs.iter().all(|(k, v)| {
+            matches!(k, ConfigKey::Known(_))
+                && matches!(v, ConfigValue::Int(0..=100_000) | ConfigValue::Bool(_))
+        })
+}
+
+/// Seeds for `config_properties`: pairs of known keys with plausible values, and unknown keys.
+fn config_properties_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("known-keys", search::<ConfigInput>(6, 48, known_pairs)),
+        ("more-known-keys", search::<ConfigInput>(7, 96, known_pairs)),
+        (
+            "unknown-key",
+            search::<ConfigInput>(8, 32, |i| {
+                i.pairs.len() == 1 && matches!(i.pairs[0].0, ConfigKey::Other(_))
+            }),
+        ),
+        ("no-pairs", Vec::new()),
+    ]
+}
+
+#[test]
+fn decode_batch_seeds_run() {
+    for (_, data) in decode_batch_seeds() {
+        bodies::decode_batch(&data);
+    }
+}
+
+#[test]
+fn write_seeds() {
+    if std::env::var_os("EMBROKER_WRITE_SEEDS").is_none() {
+        return;
+    }
+    for (target, seeds) in [
+        ("decode_batch", decode_batch_seeds()),
+        ("open_partition_dir", open_partition_dir_seeds()),
+        ("config_properties", config_properties_seeds()),
+    ] {
+        let body = bodies::TARGETS
+            .iter()
+            .find(|(name, _)| *name == target)
+            .map(|(_, body)| *body)
+            .expect("a body per target");
+        for (name, data) in seeds {
+            body(&data);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/corpus")
+                .join(target)
+                .join(format!("seed-{name}"));
+            std::fs::write(&path, &data).expect("writing a seed");
+        }
+    }
+}
+
+/// Runs one file through a body: `EMBROKER_FUZZ_FILE=path EMBROKER_FUZZ_TARGET=name cargo test
+/// --test fuzz_corpus_replay one_file -- --nocapture` reproduces a fuzzer crash on stable
+/// without libFuzzer (add `EMBROKER_FUZZ_DEBUG=1` to print the decoded input).
+#[test]
+fn one_file() {
+    let (Some(file), Some(target)) = (
+        std::env::var_os("EMBROKER_FUZZ_FILE"),
+        std::env::var("EMBROKER_FUZZ_TARGET").ok(),
+    ) else {
+        return;
+    };
+    let body = bodies::TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .map(|(_, body)| *body)
+        .expect("EMBROKER_FUZZ_TARGET names a body");
+    body(&std::fs::read(file).expect("EMBROKER_FUZZ_FILE is readable"));
+}
+
+/// Regression, found by the `decode_batch` target (corpus file
+/// `regress-last-offset-i64-max`): a batch with base offset i64::MAX (a field the CRC does not
+/// cover) decoded, and every caller's `next_offset()` then overflowed (a panic with overflow
+/// checks, i64::MIN without). `peek_header` now rejects a batch whose next offset does not exist.
+#[test]
+fn regression_batch_ending_at_i64_max_is_corrupt() {
+    let mut b = BatchBuilder::new();
+    b.push(1_700_000_000_000, Some(b"key"), Some(b"value"), &[]);
+    let mut batch = b.finish();
+    codec::set_base_offset(&mut batch, i64::MAX);
+    let e = codec::decode_batch(&batch).expect_err("last offset i64::MAX has no next offset");
+    assert!(
+        matches!(e, codec::DecodeError::Corrupt { position: 23, .. }),
+        "{e}"
+    );
+    codec::set_base_offset(&mut batch, i64::MAX - 1);
+    let ok = codec::decode_batch(&batch).expect("last offset i64::MAX - 1 is fine");
+    assert_eq!(ok.header.next_offset(), i64::MAX);
+}
+
+/// Regression, found by the `open_partition_dir` target (corpus file
+/// `regress-recovery-keeps-batches-before-backwards-offset`): recovery stopped at a batch whose
+/// offsets go backwards (its base offset is outside the CRC, so a flipped bit there still
+/// decodes) by cutting the segment at the start of the read chunk instead of at that batch. The
+/// good batches before it were truncated away while the log end still counted them, so reads
+/// found nothing below the end and the next open moved the end backwards.
+#[test]
+fn regression_recovery_keeps_batches_before_one_whose_offsets_go_backwards() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let part = dir.path().join("t-0");
+    std::fs::create_dir_all(dir.path().join("topics")).expect("mkdir");
+    std::fs::create_dir_all(&part).expect("mkdir");
+    std::fs::write(dir.path().join("topics/t"), "num.partitions=1\n").expect("topic file");
+    let batch = |base: i64, value: &[u8]| {
+        let mut b = BatchBuilder::new();
+        b.push(1_700_000_000_000, Some(b"k"), Some(value), &[]);
+        b.push(1_700_000_000_001, Some(b"k"), Some(value), &[]);
+        let mut bytes = b.finish();
+        codec::set_base_offset(&mut bytes, base);
+        bytes
+    };
+    let mut log = batch(0, b"good");
+    log.extend(batch(1, b"backwards")); // offsets 1..=2, but 0..=1 are taken
+    std::fs::write(part.join("00000000000000000000.log"), &log).expect("segment");
+
+    let broker = embroker::Broker::open(dir.path()).expect("open");
+    let p = broker
+        .topic("t")
+        .and_then(|t| t.partition(0))
+        .expect("partition");
+    assert_eq!(
+        p.log_end_offset(),
+        2,
+        "the good batch stays, the backwards one goes"
+    );
+    let read = p.read(0, 1 << 20).expect("read");
+    let values: Vec<_> = read.iter().map(|r| r.value).collect();
+    assert_eq!(values, [Some("good".into()), Some("good".into())]);
+    broker.close().expect("close");
+
+    let broker = embroker::Broker::open(dir.path()).expect("reopen");
+    let p = broker
+        .topic("t")
+        .and_then(|t| t.partition(0))
+        .expect("partition");
+    assert_eq!(p.log_end_offset(), 2, "reopening keeps the end");
+    broker.close().expect("close");
+}
