@@ -276,3 +276,39 @@ fn a_missing_index_file_is_rebuilt() {
     let p = broker.topic("t").unwrap().partition(0).unwrap();
     assert_eq!(values(&read_all(&p, 198)), ["value 198", "value 199"]);
 }
+
+/// Found by fuzzing (open_partition_dir): an index entry that points at the wrong batch
+/// (offset 0 -> the second batch) must not make offset 0 disappear, on the first open or after
+/// a close and reopen, and the rebuilt index must replace the stale file.
+#[test]
+fn a_stale_index_entry_never_hides_records_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let second_batch_at;
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        broker.create_topic("t", TopicConfig::default()).unwrap();
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        p.append(&[Record::new("zero")]).unwrap();
+        second_batch_at = std::fs::metadata(segment(dir.path(), "t-0", 0, "log"))
+            .unwrap()
+            .len();
+        p.append(&[Record::new("one")]).unwrap();
+        broker.close().unwrap();
+    }
+    let index = segment(dir.path(), "t-0", 0, "index");
+    let mut entry = 0u32.to_be_bytes().to_vec();
+    entry.extend_from_slice(&(second_batch_at as u32).to_be_bytes());
+    std::fs::write(&index, &entry).unwrap();
+    std::fs::remove_file(dir.path().join("t-0/recovery-point")).unwrap();
+    for _ in 0..2 {
+        let broker = Broker::open(dir.path()).unwrap();
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        assert_eq!(values(&read_all(&p, 0)), ["zero", "one"]);
+        broker.close().unwrap();
+    }
+    assert_ne!(
+        std::fs::read(&index).unwrap(),
+        entry,
+        "the stale index was rewritten"
+    );
+}

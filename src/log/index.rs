@@ -45,6 +45,9 @@ pub(crate) struct SegmentIndex {
     times: Vec<TimeEntry>,
     offsets_persisted: usize,
     times_persisted: usize,
+    /// The files on disk may hold entries this index no longer has (after a rebuild): the next
+    /// persist rewrites both whole, even when the index is empty.
+    rewrite: bool,
 }
 
 impl SegmentIndex {
@@ -173,7 +176,7 @@ impl SegmentIndex {
     /// Writes entries not yet on disk and fsyncs both files. Returns whether anything was written.
     pub(crate) fn persist(&mut self, offset_path: &Path, time_path: &Path) -> Result<bool> {
         let mut wrote = false;
-        if self.offsets_persisted < self.offsets.len() || !offset_path.exists() {
+        if self.offsets_persisted < self.offsets.len() || self.rewrite || !offset_path.exists() {
             let mut bytes = Vec::with_capacity((self.offsets.len() - self.offsets_persisted) * 8);
             for e in &self.offsets[self.offsets_persisted..] {
                 bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
@@ -187,7 +190,7 @@ impl SegmentIndex {
             self.offsets_persisted = self.offsets.len();
             wrote = true;
         }
-        if self.times_persisted < self.times.len() || !time_path.exists() {
+        if self.times_persisted < self.times.len() || self.rewrite || !time_path.exists() {
             let mut bytes = Vec::with_capacity((self.times.len() - self.times_persisted) * 12);
             for e in &self.times[self.times_persisted..] {
                 bytes.extend_from_slice(&e.timestamp.to_be_bytes());
@@ -201,6 +204,7 @@ impl SegmentIndex {
             self.times_persisted = self.times.len();
             wrote = true;
         }
+        self.rewrite = false;
         Ok(wrote)
     }
 
@@ -208,6 +212,7 @@ impl SegmentIndex {
     pub(crate) fn mark_unpersisted(&mut self) {
         self.offsets_persisted = 0;
         self.times_persisted = 0;
+        self.rewrite = true;
     }
 }
 

@@ -268,8 +268,14 @@ impl PartitionLog {
         if scanned || truncated {
             // What recovery checked may still be only in the page cache: make it durable before
             // the recovery point claims it.
-            for seg in log.segments.read().iter() {
+            let segments = log.segments.read().clone();
+            let sealed = segments.len() - 1;
+            for seg in &segments[..sealed] {
+                // Rebuilt sealed indexes end with the segment's max timestamp and replace
+                // whatever stale files were there, so the next open trusts the right ones.
+                seg.finish_time_index();
                 seg.sync()?;
+                seg.persist_index()?;
             }
             log.checkpoint()?;
         } else {
