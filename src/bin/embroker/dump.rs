@@ -5,13 +5,14 @@
 //! `.index`, `.timeindex` and `recovery-point` (layouts in docs/FORMAT.md §4–8). The walk of a
 //! `.log` is shared with `verify`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use embroker::codec::{decode_batch, peek_header, BatchHeader, DecodeError};
 use embroker::TimestampType;
 
 use crate::output::{json_arr, json_obj, json_str, text_or_hex};
+use crate::progress::{report, short_name, Progress};
 use crate::{CmdResult, Ctx};
 
 /// Bytes of one offset-index entry (FORMAT.md §6).
@@ -53,11 +54,13 @@ pub struct BatchInfo {
 
 /// Walks the batches of a `.log` image from byte 0. After a batch that does not check but
 /// whose header gives a length that fits the file, the walk goes on past it; otherwise it
-/// stops there (nothing later can be located).
-pub fn walk_log(bytes: &[u8]) -> Vec<BatchInfo> {
+/// stops there (nothing later can be located). Calls `on_progress` with the number of bytes
+/// walked so far before each batch and once at the end.
+pub fn walk_log(bytes: &[u8], mut on_progress: impl FnMut(u64)) -> Vec<BatchInfo> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < bytes.len() {
+        on_progress(pos as u64);
         let rest = &bytes[pos..];
         let position = pos as u64;
         match decode_batch(rest) {
@@ -101,6 +104,7 @@ pub fn walk_log(bytes: &[u8]) -> Vec<BatchInfo> {
             }
         }
     }
+    on_progress(bytes.len() as u64);
     out
 }
 
@@ -172,8 +176,19 @@ pub fn decode_recovery_point(b: &[u8]) -> Result<RecoveryPoint, String> {
     Ok(rp)
 }
 
-fn dump_log(ctx: &Ctx, bytes: &[u8], with_records: bool, out: &mut impl Write) -> CmdResult {
-    let batches = walk_log(bytes);
+fn dump_log(
+    ctx: &Ctx,
+    bytes: &[u8],
+    with_records: bool,
+    progress: &mut Option<Progress>,
+    detail: &str,
+    out: &mut impl Write,
+) -> CmdResult {
+    // The walk (decode and CRC) is most of the work; with --records, decoding the records
+    // again to print them is as much, so then each is half of the display.
+    let total = bytes.len() as u64;
+    let walk_share = if with_records { 2 } else { 1 };
+    let batches = walk_log(bytes, |done| report(progress, done / walk_share, detail));
     let mut ok = true;
     let mut json_batches = Vec::new();
     if !ctx.json {
@@ -185,6 +200,9 @@ fn dump_log(ctx: &Ctx, bytes: &[u8], with_records: bool, out: &mut impl Write) -
         )?;
     }
     for b in &batches {
+        if with_records {
+            report(progress, total / 2 + b.position / 2, detail);
+        }
         let (crc, problem) = match &b.status {
             BatchStatus::Ok => ("ok", None),
             BatchStatus::Bad { position, reason } => {
@@ -365,7 +383,19 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let base = base_offset_of(path).unwrap_or(0);
     let ok = if name.ends_with(".log") {
-        dump_log(ctx, &bytes, args.records, &mut out)?
+        // Not while stdout is the same terminal: the printed batches would tear the line.
+        let mut progress = Progress::stderr("dump", ctx.json, || bytes.len() as u64)
+            .filter(|_| !std::io::stdout().is_terminal());
+        let ok = dump_log(
+            ctx,
+            &bytes,
+            args.records,
+            &mut progress,
+            &short_name(path),
+            &mut out,
+        )?;
+        drop(progress);
+        ok
     } else if name.ends_with(".timeindex") {
         dump_index(ctx, &bytes, base, true, &mut out)?
     } else if name.ends_with(".index") {

@@ -12,6 +12,7 @@ mod dump;
 mod groups;
 mod output;
 mod produce;
+mod progress;
 mod topics;
 mod verify;
 

@@ -20,6 +20,7 @@ use crate::dump::{
     INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
 };
 use crate::output::{json_arr, json_obj, json_opt_num, json_str};
+use crate::progress::{self, short_name, Progress};
 use crate::{CmdResult, Ctx};
 
 /// Arguments of `verify`.
@@ -41,6 +42,9 @@ struct Report {
     problems: Vec<Finding>,
     warnings: Vec<Finding>,
     files: u64,
+    /// The progress display, if shown, and the segment bytes checked so far.
+    progress: Option<Progress>,
+    done: u64,
 }
 
 impl Report {
@@ -58,6 +62,14 @@ impl Report {
             position: None,
             reason: reason.into(),
         });
+    }
+
+    /// Counts `len` more segment bytes as checked, `path` the file just checked.
+    fn advance(&mut self, path: &Path, len: usize) {
+        self.done += len as u64;
+        if self.progress.is_some() {
+            progress::report(&mut self.progress, self.done, &short_name(path));
+        }
     }
 
     fn read(&mut self, path: &Path) -> Option<Vec<u8>> {
@@ -134,7 +146,10 @@ fn check_log(report: &mut Report, path: &Path, base: i64) -> Option<LogFacts> {
         last_offset: None,
         next_offset: base,
     };
-    for b in walk_log(&bytes) {
+    let (start, detail, bar) = (report.done, short_name(path), &mut report.progress);
+    let batches = walk_log(&bytes, |pos| progress::report(bar, start + pos, &detail));
+    report.advance(path, bytes.len());
+    for b in batches {
         match (&b.status, b.header) {
             (BatchStatus::Ok, Some(h)) => {
                 if h.base_offset < facts.next_offset {
@@ -178,6 +193,7 @@ fn check_index(report: &mut Report, path: &Path, base: i64, span_end: i64, log: 
     let Some(bytes) = report.read(path) else {
         return;
     };
+    report.advance(path, bytes.len());
     let tail = bytes.len() % INDEX_ENTRY_BYTES;
     if tail != 0 {
         let at = (bytes.len() - tail) as u64;
@@ -231,6 +247,7 @@ fn check_time_index(report: &mut Report, path: &Path, base: i64, log: &LogFacts)
     let Some(bytes) = report.read(path) else {
         return;
     };
+    report.advance(path, bytes.len());
     let tail = bytes.len() % TIME_INDEX_ENTRY_BYTES;
     if tail != 0 {
         let at = (bytes.len() - tail) as u64;
@@ -364,8 +381,35 @@ fn parse_partition_dir(name: &str) -> Option<(&str, i32)> {
     (!t.is_empty() && p >= 0).then_some((t, p))
 }
 
-fn verify(dir: &Path) -> Report {
-    let mut report = Report::default();
+/// The total size of the segment files (`.log`, `.index`, `.timeindex`) of the partition
+/// directories of `dir`: the 100% of the progress display.
+fn segment_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n != "topics" && parse_partition_dir(n).is_some())
+        })
+        .filter_map(|p| std::fs::read_dir(p).ok())
+        .flat_map(|files| files.flatten())
+        .filter(|f| base_offset_of(&f.path()).is_some())
+        .filter_map(|f| f.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn verify(dir: &Path, progress: Option<Progress>) -> Report {
+    let mut report = Report {
+        progress,
+        ..Report::default()
+    };
     let mut topics: BTreeMap<String, Option<i32>> = BTreeMap::new();
     let topics_dir = dir.join("topics");
     match std::fs::read_dir(&topics_dir) {
@@ -445,7 +489,10 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
     if !dir.is_dir() {
         return Err(format!("no data directory at {}", dir.display()).into());
     }
-    let report = verify(dir);
+    let progress = Progress::stderr("verify", ctx.json, || segment_bytes(dir));
+    let mut report = verify(dir, progress);
+    // Clear the line before the findings are printed.
+    report.progress = None;
     let mut out = std::io::stdout().lock();
     if ctx.json {
         let problems: Vec<String> = report.problems.iter().map(finding_json).collect();
