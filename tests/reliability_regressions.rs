@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use embroker::{Broker, Error, Record, TopicConfig};
+use embroker::{Broker, ConsumerConfig, Error, Record, TopicConfig};
 
 /// Byte positions of the batches in a `.log` file (batch length is the `i32` at byte 8).
 fn batch_positions(log: &[u8]) -> Vec<usize> {
@@ -111,4 +111,25 @@ fn base_offset_of_the_last_batch_flipped_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let broker = ten_batches_with_flipped_base(dir.path(), 9, 2); // 9 -> 11
     check_no_wrong_offsets(&broker, 9);
+}
+
+/// Found by `reliability_bad_input`: `subscribe(&[""])` was accepted (and joined the group
+/// for a topic no name can match). Kafka's `KafkaConsumer.subscribe` rejects null or blank
+/// topics with `IllegalArgumentException`; we answer `Error::InvalidArgument`.
+#[test]
+fn subscribe_to_an_empty_topic_name_is_rejected() {
+    let broker = Broker::temporary().unwrap();
+    let mut c = broker
+        .consumer(ConsumerConfig::default().group_id("g"))
+        .unwrap();
+    for topics in [&[""][..], &["  "][..], &["ok", ""][..]] {
+        let e = c.subscribe(topics).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidArgument { name: "topics", .. }),
+            "{topics:?}: {e:?}"
+        );
+        assert!(e.to_string().contains("empty"), "{e}");
+    }
+    assert!(c.subscription().is_empty());
+    c.close().unwrap();
 }
