@@ -276,7 +276,11 @@ fn durable_listing(dir: &Path) -> Image {
             let e = e.unwrap();
             let name = e.file_name().to_string_lossy().into_owned();
             let content = (name == "recovery-point").then(|| std::fs::read(e.path()).unwrap());
-            image.insert((p, name), (e.metadata().unwrap().len(), content));
+            let len = e
+                .metadata()
+                .unwrap_or_else(|err| panic!("{TOPIC}-{p}/{name} after close: {err}"))
+                .len();
+            image.insert((p, name), (len, content));
         }
     }
     image
@@ -324,6 +328,9 @@ fn power_loss_keeps_every_acknowledged_record() {
     let mut damaged_files = 0usize;
     let started = Instant::now();
     for run in 0..runs {
+        // The parent closed the broker cleanly before this run, so all of it is durable. (Taken
+        // before the child starts: the child writes as soon as it runs.)
+        let mut image = durable_listing(dir.path());
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR, dir.path())
@@ -347,8 +354,6 @@ fn power_loss_keeps_every_acknowledged_record() {
             }
         }
         let kill_at = Instant::now() + Duration::from_millis(1 + rng.below(60));
-        // The parent closed the broker cleanly before this run, so all of it is durable.
-        let mut image = durable_listing(dir.path());
         let mut pending = Image::new();
         let mut new_acks = Vec::new();
         let mut handle = |line: &str| {
