@@ -365,6 +365,13 @@ impl Consumer {
         if topics.is_empty() {
             return self.unsubscribe();
         }
+        // As Kafka's `KafkaConsumer.subscribe`: an empty (or blank) name can never match.
+        if topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(Error::argument(
+                "topics",
+                "a topic to subscribe to must not be empty",
+            ));
+        }
         if self.config.group_id.is_none() {
             return Err(Error::config(
                 "group.id",

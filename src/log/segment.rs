@@ -280,10 +280,12 @@ impl Segment {
                 .store(header.max_timestamp, Ordering::Release);
         }
         self.max_timestamp.store(max_ts, Ordering::Release);
-        self.size
-            .store(position + batch.len() as u64, Ordering::Release);
+        // The next offset is published before the size: a reader that sees the new size (with
+        // Acquire) also sees a next offset covering it, which `read` relies on.
         self.next_offset
             .store(header.next_offset(), Ordering::Release);
+        self.size
+            .store(position + batch.len() as u64, Ordering::Release);
         Ok(())
     }
 
@@ -296,19 +298,27 @@ impl Segment {
         if size == 0 {
             return Ok(None);
         }
+        // Loaded after the size: `append` publishes the next offset first, so this one covers
+        // every batch below `size`.
+        let end_offset = self.next_offset();
         let map = self.mapped(size)?;
         let data = map.slice(0, size as usize);
         let relative = u32::try_from((from - self.base_offset).max(0)).unwrap_or(u32::MAX);
         let entry = self.index.read().entry_for(relative);
         let mut position = entry.map_or(0, |e| e.position as usize);
+        // The offset the batch at `position` must start at or after.
+        let mut min_base = self.base_offset;
         // Indexes carry no checksum: an entry that does not land on the batch it names is a
         // damaged index, not a damaged log. Scan from the start instead (correct, slower).
         if let Some(e) = entry {
+            let named = self.base_offset + i64::from(e.relative_offset);
             let lands = data
                 .get(position..)
                 .and_then(|rest| codec::peek_header(rest).ok())
-                .is_some_and(|h| h.base_offset == self.base_offset + i64::from(e.relative_offset));
-            if !lands {
+                .is_some_and(|h| h.base_offset == named);
+            if lands {
+                min_base = named;
+            } else {
                 position = 0;
             }
         }
@@ -318,9 +328,11 @@ impl Segment {
             }
             let header = codec::peek_header(&data[position..])
                 .map_err(|e| self.corrupt(position as u64, e))?;
+            self.check_order(position, &header, min_base, end_offset)?;
             if header.last_offset() >= from {
                 break;
             }
+            min_base = header.next_offset();
             position += header.total_bytes();
         }
         let start = position;
@@ -338,6 +350,20 @@ impl Segment {
                     if position > start && next > limit {
                         break;
                     }
+                    // `base_offset` is outside the CRC: a batch is returned only if its offsets
+                    // follow the previous batch's and end before the next batch's and the
+                    // segment's end. Damage after a good batch is reported by the next read.
+                    let next_base = data
+                        .get(next..)
+                        .and_then(|rest| codec::peek_header(rest).ok())
+                        .map_or(end_offset, |h| h.base_offset.min(end_offset));
+                    if let Err(e) = self.check_order(position, &batch.header, min_base, next_base) {
+                        if position > start {
+                            break;
+                        }
+                        return Err(e);
+                    }
+                    min_base = batch.header.next_offset();
                     if position >= checked {
                         let _ = self.framing_checked.compare_exchange(
                             position as u64,
@@ -354,6 +380,30 @@ impl Segment {
             }
         }
         Ok(Some(crate::io::share(&map, start, position)))
+    }
+
+    /// Checks that the batch at `position` starts at or after `min_base` and ends before
+    /// `next_base`: `base_offset` is outside the CRC, so a damaged one shows only as offsets
+    /// out of order with the batch's neighbours or the segment's bounds.
+    fn check_order(
+        &self,
+        position: usize,
+        header: &BatchHeader,
+        min_base: i64,
+        next_base: i64,
+    ) -> Result<()> {
+        if header.base_offset < min_base || header.last_offset() >= next_base {
+            return Err(Error::Corrupt {
+                path: self.log_path.clone(),
+                position: position as u64,
+                reason: format!(
+                    "batch offsets {}..={} out of order: expected within {min_base}..{next_base} (base offset damaged?)",
+                    header.base_offset,
+                    header.last_offset()
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Decodes the header of the batch at `position`; damage there is an error naming the file.
