@@ -42,13 +42,14 @@ fn value(run: u64, seq: u64) -> String {
 fn child(dir: &str, run: u64) -> ! {
     let broker = Broker::open(dir).expect("child open");
     if broker.topic("crash").is_err() {
-        // Small segments so kills also land during rolls.
+        // Small segments so kills also land during rolls (64 KiB: every segment holds an open
+        // file, and the long mode writes gigabytes into this one directory).
         broker
             .create_topic(
                 "crash",
                 TopicConfig::default()
                     .partitions(2)
-                    .segment_bytes(8 * 1024)
+                    .segment_bytes(64 * 1024)
                     .index_interval_bytes(512),
             )
             .expect("create");
