@@ -243,27 +243,9 @@ pub fn decode_batch_crc_only(buf: &[u8]) -> Result<Batch<'_>, DecodeError> {
 ///
 /// Returns [`DecodeError::Incomplete`] when `buf` ends before the batch does.
 pub fn decode_batch(buf: &[u8]) -> Result<Batch<'_>, DecodeError> {
-    let header = peek_header(buf)?;
-    let total = header.total_bytes();
-    if buf.len() < total {
-        return Err(DecodeError::Incomplete {
-            needed: total,
-            available: buf.len(),
-        });
-    }
-    let bytes = &buf[..total];
-    let actual = crc32fast::hash(&bytes[CRC_START..]);
-    if actual != header.crc {
-        return Err(DecodeError::corrupt(
-            17,
-            format!(
-                "CRC mismatch: stored {:#010x}, computed {actual:#010x}",
-                header.crc
-            ),
-        ));
-    }
-    check_records(&header, &bytes[HEADER_BYTES..]).map_err(|e| e.at(HEADER_BYTES))?;
-    Ok(Batch { header, bytes })
+    let batch = decode_batch_crc_only(buf)?;
+    check_records(&batch.header, &batch.bytes[HEADER_BYTES..]).map_err(|e| e.at(HEADER_BYTES))?;
+    Ok(batch)
 }
 
 fn check_records(header: &BatchHeader, mut rest: &[u8]) -> Result<(), DecodeError> {
