@@ -250,6 +250,26 @@ pub struct RecordIter<'a> {
     pub(crate) remaining: usize,
 }
 
+impl RecordIter<'_> {
+    /// Skips `n` records reading only their length prefixes (cheaper than decoding them).
+    pub(crate) fn skip_records(&mut self, n: usize) {
+        for _ in 0..n.min(self.remaining) {
+            let mut pos = 0;
+            let next = next_zigzag(self.bytes, &mut pos)
+                .and_then(|len| usize::try_from(len).ok())
+                .and_then(|len| pos.checked_add(len))
+                .filter(|&end| end <= self.bytes.len());
+            let Some(end) = next else {
+                debug_assert!(false, "skipping records of an unchecked batch");
+                self.remaining = 0;
+                return;
+            };
+            self.bytes = &self.bytes[end..];
+            self.remaining -= 1;
+        }
+    }
+}
+
 impl<'a> Iterator for RecordIter<'a> {
     type Item = RecordView<'a>;
 

@@ -9,13 +9,12 @@
 //! - one `collect` returns at most `max` records and starts at the partition after the one
 //!   the previous `collect` started at, so a busy partition cannot starve the others.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::records::ConsumerRecord;
 use crate::config::OffsetReset;
 use crate::error::{Error, Result};
-use crate::log::PartitionLog;
+use crate::log::{PartitionLog, Records};
 use crate::types::TopicPartition;
 
 /// A lazy seek, resolved at the next `poll` or `position` (Kafka's `seekToBeginning/End`).
@@ -31,7 +30,8 @@ pub(crate) struct PartitionState {
     pub(crate) position: Option<i64>,
     pub(crate) lazy_seek: Option<LazySeek>,
     pub(crate) paused: bool,
-    buffer: VecDeque<ConsumerRecord>,
+    /// The unread part of the last read (records are built only when handed out).
+    buffer: Option<Records>,
     /// The offset after the read the buffer came from.
     next_fetch: i64,
 }
@@ -44,7 +44,7 @@ impl PartitionState {
             position: None,
             lazy_seek: None,
             paused: false,
-            buffer: VecDeque::new(),
+            buffer: None,
             next_fetch: 0,
         }
     }
@@ -53,14 +53,14 @@ impl PartitionState {
     pub(crate) fn seek(&mut self, offset: i64) {
         self.position = Some(offset);
         self.lazy_seek = None;
-        self.buffer.clear();
+        self.buffer = None;
     }
 
     /// Records a lazy seek, dropping the position and buffered records.
     pub(crate) fn seek_lazy(&mut self, to: LazySeek) {
         self.position = None;
         self.lazy_seek = Some(to);
-        self.buffer.clear();
+        self.buffer = None;
     }
 
     /// Reads into the buffer from the position. An out-of-range position is reset by
@@ -82,22 +82,8 @@ impl PartitionState {
             }
             Err(e) => return Err(e),
         };
-        let topic = self.log.topic_arc();
-        self.buffer.extend(records.iter().map(|r| ConsumerRecord {
-            topic: topic.clone(),
-            partition: self.tp.partition,
-            offset: r.offset,
-            timestamp: r.timestamp,
-            timestamp_type: r.timestamp_type,
-            key: r.key,
-            value: r.value,
-            headers: r.headers,
-        }));
         self.next_fetch = records.next_offset().max(position);
-        if self.buffer.is_empty() {
-            // Nothing visible in the read (a compaction gap): skip past it.
-            self.position = Some(self.next_fetch);
-        }
+        self.buffer = Some(records);
         Ok(())
     }
 }
@@ -177,17 +163,40 @@ impl Fetcher {
             if p.paused || p.position.is_none() {
                 continue;
             }
-            if p.buffer.is_empty() {
+            if p.buffer.is_none() {
                 p.fill(fetch_bytes, reset)?;
             }
-            let take = remaining.min(p.buffer.len());
-            if take == 0 {
+            let Some(buffer) = p.buffer.take() else {
                 continue;
+            };
+            let topic = Arc::clone(p.log.topic_arc());
+            let partition = p.tp.partition;
+            let mut records = Vec::with_capacity(remaining.min(4096));
+            let (taken, rest) = buffer.take(remaining, |r| {
+                records.push(ConsumerRecord {
+                    topic: Arc::clone(&topic),
+                    partition,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    timestamp_type: r.timestamp_type,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                });
+            });
+            let drained = rest.is_empty();
+            if !drained {
+                p.buffer = Some(rest);
             }
-            let records: Vec<ConsumerRecord> = p.buffer.drain(..take).collect();
-            remaining -= take;
-            let last = records.last().map_or(0, |r| r.offset);
-            let next = if p.buffer.is_empty() {
+            let Some(last) = records.last().map(|r| r.offset) else {
+                if drained {
+                    // Nothing visible in the read (a compaction gap): skip past it.
+                    p.position = Some(p.next_fetch);
+                }
+                continue;
+            };
+            remaining -= taken;
+            let next = if drained {
                 p.next_fetch.max(last + 1)
             } else {
                 last + 1

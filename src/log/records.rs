@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::codec::RecordHeaders;
 use crate::codec::{self, Batch};
+use crate::codec::{BatchHeader, RecordHeaders};
 use crate::types::{Header, StoredRecord, TimestampType};
 
 /// Records read from a partition: whole batches, already checked (CRC and framing), sharing one
@@ -96,6 +96,76 @@ impl Records {
         }
     }
 
+    /// The record `view` of the batch with header `h`, as an owned record sharing the buffer.
+    fn stored(&self, h: &BatchHeader, offset: i64, view: codec::RecordView<'_>) -> StoredRecord {
+        let timestamp_type = h.timestamp_type();
+        let timestamp = match timestamp_type {
+            TimestampType::LogAppendTime => h.max_timestamp,
+            TimestampType::CreateTime => h.base_timestamp + view.timestamp_delta,
+        };
+        let share = |s: &[u8]| self.bytes.slice_ref(s);
+        StoredRecord {
+            offset,
+            timestamp,
+            timestamp_type,
+            key: view.key.map(share),
+            value: view.value.map(share),
+            headers: view
+                .headers
+                .map(|(k, v)| Header {
+                    key: k.to_string(),
+                    value: share(v),
+                })
+                .collect(),
+        }
+    }
+
+    /// Hands up to `n` records to `f`, in offset order, and returns how many it handed out and
+    /// the records left: the same buffer, sliced from the batch holding the next record (a
+    /// consumer hands out a read over several polls without copying or re-reading it).
+    pub(crate) fn take(&self, n: usize, mut f: impl FnMut(StoredRecord)) -> (usize, Records) {
+        let mut taken = 0;
+        let mut position = 0;
+        let mut from = self.from_offset;
+        'batches: while position < self.bytes.len() && taken < n {
+            let Some(batch) = codec::decode_batch_unchecked(&self.bytes[position..]) else {
+                break;
+            };
+            let h = &batch.header;
+            let mut records = batch.records();
+            // In a batch without gaps the i-th record has offset delta i: jump over the records
+            // an earlier `take` handed out by their length prefixes alone.
+            if i64::from(h.record_count) == i64::from(h.last_offset_delta) + 1
+                && from > h.base_offset
+            {
+                let skip = (from - h.base_offset).min(i64::from(h.record_count));
+                records.skip_records(skip as usize);
+            }
+            for view in records {
+                let offset = batch.header.base_offset + i64::from(view.offset_delta);
+                if offset < from {
+                    continue;
+                }
+                if taken == n {
+                    // This batch still has records: the rest starts with it.
+                    break 'batches;
+                }
+                f(self.stored(&batch.header, offset, view));
+                taken += 1;
+                from = offset + 1;
+            }
+            position += batch.header.total_bytes();
+        }
+        let rest = Records {
+            bytes: self.bytes.slice(position..),
+            from_offset: from,
+            next_offset: self.next_offset,
+            topic: self.topic.clone(),
+            partition: self.partition,
+        };
+        (taken, rest)
+    }
+
     /// Number of records (walks the batches).
     pub fn len(&self) -> usize {
         self.iter().count()
@@ -148,26 +218,7 @@ impl Iterator for RecordsIter<'_> {
                     if offset < self.records.from_offset {
                         continue;
                     }
-                    let timestamp_type = h.timestamp_type();
-                    let timestamp = match timestamp_type {
-                        TimestampType::LogAppendTime => h.max_timestamp,
-                        TimestampType::CreateTime => h.base_timestamp + view.timestamp_delta,
-                    };
-                    let share = |s: &[u8]| self.records.bytes.slice_ref(s);
-                    return Some(StoredRecord {
-                        offset,
-                        timestamp,
-                        timestamp_type,
-                        key: view.key.map(share),
-                        value: view.value.map(share),
-                        headers: view
-                            .headers
-                            .map(|(k, v)| Header {
-                                key: k.to_string(),
-                                value: share(v),
-                            })
-                            .collect(),
-                    });
+                    return Some(self.records.stored(h, offset, view));
                 }
             }
             let batch = BatchIter { bytes: self.rest }.next()?;
@@ -233,6 +284,54 @@ impl<'a> Iterator for RecordViews<'a> {
             self.rest = &self.rest[batch.header.total_bytes()..];
             let records = batch.records();
             self.batch = Some((batch, records));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn records(batch_sizes: &[usize], from_skip: usize) -> Records {
+        let mut bytes = Vec::new();
+        let mut base = 0i64;
+        for &n in batch_sizes {
+            let mut b = codec::BatchBuilder::new();
+            for i in 0..n {
+                let v = format!("v{}", base + i as i64);
+                b.push(1_000 + i as i64, Some(b"k"), Some(v.as_bytes()), &[])
+                    .unwrap();
+            }
+            let mut batch = b.finish();
+            codec::set_base_offset(&mut batch, base);
+            bytes.extend_from_slice(&batch);
+            base += n as i64;
+        }
+        Records::new(Bytes::from(bytes), from_skip as i64, Arc::from("t"), 0)
+    }
+
+    proptest! {
+        /// Handing a read out in takes of any sizes yields exactly what iterating it yields.
+        #[test]
+        fn takes_concatenate_to_the_iteration(
+            batch_sizes in proptest::collection::vec(1usize..30, 1..6),
+            from_skip in 0usize..10,
+            takes in proptest::collection::vec(1usize..40, 1..20),
+        ) {
+            let all = records(&batch_sizes, from_skip);
+            let expected: Vec<i64> = all.iter().map(|r| r.offset).collect();
+            let mut got = Vec::new();
+            let mut rest = all.clone();
+            for n in takes.iter().cycle().take(200) {
+                if rest.is_empty() {
+                    break;
+                }
+                let (taken, next) = rest.take(*n, |r| got.push(r.offset));
+                prop_assert!(taken <= *n);
+                rest = next;
+            }
+            prop_assert_eq!(got, expected);
         }
     }
 }
