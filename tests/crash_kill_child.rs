@@ -74,7 +74,7 @@ fn child(dir: &str, run: u64) -> ! {
         writeln!(out, "ACK {partition} {base} {count} {seq}").expect("stdout");
         out.flush().expect("flush");
         seq += count;
-        // A short pause every 20 appends keeps the directory from growing without bound over
+        // A short pause every ~20 records keeps the directory from growing without bound over
         // hundreds of kills (each run re-verifies all of it); most kills still land mid-loop.
         if seq % 20 < count {
             std::thread::sleep(std::time::Duration::from_millis(1));
