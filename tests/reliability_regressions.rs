@@ -133,3 +133,55 @@ fn subscribe_to_an_empty_topic_name_is_rejected() {
     assert!(c.subscription().is_empty());
     c.close().unwrap();
 }
+
+/// A damaged `__consumer_offsets` used to fail `Broker::open` as a whole (found by
+/// `reliability_corruption`). Now the broker opens, topics work, and group operations report
+/// the damage, naming the file.
+#[test]
+fn damaged_offsets_log_takes_down_groups_only() {
+    use std::collections::BTreeMap;
+
+    use embroker::{OffsetAndMetadata, TopicPartition};
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        broker.create_topic("data", TopicConfig::default()).unwrap();
+        let p = broker.topic("data").unwrap().partition(0).unwrap();
+        p.append(&[Record::new("x")]).unwrap();
+        let mut c = broker
+            .consumer(
+                ConsumerConfig::default()
+                    .group_id("g")
+                    .enable_auto_commit(false),
+            )
+            .unwrap();
+        c.assign(&[TopicPartition::new("data", 0)]).unwrap();
+        for i in 0..20 {
+            let offsets =
+                BTreeMap::from([(TopicPartition::new("data", 0), OffsetAndMetadata::new(i))]);
+            c.commit_offsets_sync(&offsets).unwrap();
+        }
+        c.close().unwrap();
+        broker.close().unwrap();
+    }
+    let log = dir
+        .path()
+        .join("__consumer_offsets-0/00000000000000000000.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&log, &bytes).unwrap();
+
+    let broker = Broker::open(dir.path()).expect("a damaged offsets log must not fail the open");
+    let p = broker.topic("data").unwrap().partition(0).unwrap();
+    assert_eq!(p.read(0, 1024).unwrap().len(), 1);
+    p.append(&[Record::new("y")]).unwrap();
+    let e = broker
+        .consumer(ConsumerConfig::default().group_id("g"))
+        .unwrap_err();
+    assert!(e.to_string().contains("__consumer_offsets-0"), "{e}");
+    assert!(broker.list_groups().is_err());
+    // A consumer without a group needs no committed offsets.
+    broker.consumer(ConsumerConfig::default()).unwrap();
+}

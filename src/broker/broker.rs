@@ -153,7 +153,7 @@ impl BrokerBuilder {
             temp: Mutex::new(temp),
         });
         inner.load_topics()?;
-        inner.groups.load(&inner)?;
+        inner.groups.load(&inner);
         let tasks = Tasks::start(
             Arc::downgrade(&inner),
             self.retention_check_interval,

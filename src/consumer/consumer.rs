@@ -120,6 +120,10 @@ impl Broker {
         if self.is_closed() {
             return Err(Error::Closed { what: "broker" });
         }
+        if config.group_id.is_some() {
+            // Committed offsets that failed to load at open must not be silently replaced.
+            self.inner.groups().check()?;
+        }
         let now = self.inner.clock().now_ms();
         Ok(Consumer {
             broker: self.clone(),

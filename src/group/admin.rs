@@ -89,10 +89,9 @@ pub enum OffsetSpec {
 
 fn check_open(broker: &Broker) -> Result<()> {
     if broker.inner.is_closed() {
-        Err(Error::Closed { what: "broker" })
-    } else {
-        Ok(())
+        return Err(Error::Closed { what: "broker" });
     }
+    broker.inner.groups().check()
 }
 
 impl Broker {

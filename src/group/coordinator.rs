@@ -101,11 +101,30 @@ impl GroupState {
 pub(crate) struct GroupRegistry {
     groups: Mutex<BTreeMap<String, Arc<Group>>>,
     next_member: AtomicU64,
+    /// Why committed offsets could not be loaded at open (a damaged `__consumer_offsets`):
+    /// groups are then unavailable, and every group operation reports this, while the rest of
+    /// the broker works.
+    load_error: Mutex<Option<Error>>,
 }
 
 impl GroupRegistry {
     /// Rebuilds committed offsets from `__consumer_offsets`; called once when the broker opens.
-    pub(crate) fn load(&self, broker: &BrokerInner) -> Result<()> {
+    /// A failure does not fail the open: it is kept and reported by [`GroupRegistry::check`].
+    pub(crate) fn load(&self, broker: &BrokerInner) {
+        if let Err(e) = self.try_load(broker) {
+            *self.load_error.lock() = Some(e);
+        }
+    }
+
+    /// Fails with the load error when committed offsets could not be loaded at open.
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.load_error.lock().as_ref() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn try_load(&self, broker: &BrokerInner) -> Result<()> {
         let table = offset_store::load(broker)?;
         let mut groups = self.groups.lock();
         for (id, offsets) in table {
