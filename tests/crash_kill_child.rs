@@ -5,7 +5,7 @@
 //! `append` returned (acks=1) must survive too.
 //!
 //! The test re-runs its own binary as the child (`EMBROKER_CRASH_CHILD` names the directory).
-//! `EMBROKER_LONG=1` raises the number of kills from 25 to 500.
+//! `EMBROKER_LONG=1` raises the number of kills from 25 to 500; `EMBROKER_CRASH_KILLS=N` sets it.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -91,11 +91,11 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
             .unwrap_or(0);
         child(&dir, run);
     }
-    let kills: u64 = if std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1") {
-        500
-    } else {
-        25
-    };
+    let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
+    let kills: u64 = std::env::var("EMBROKER_CRASH_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(if long { 500 } else { 25 });
     let dir = tempfile::tempdir().unwrap();
     let mut rng = XorShift(seed());
     // (partition, offset) -> expected value, for every acknowledged record.
