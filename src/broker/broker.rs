@@ -195,7 +195,6 @@ pub(crate) struct BrokerInner {
     temp: Mutex<Option<tempfile::TempDir>>,
 }
 
-#[allow(dead_code)]
 impl BrokerInner {
     fn load_topics(&self) -> Result<()> {
         let mut topics = self.topics.write();

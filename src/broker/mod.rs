@@ -19,7 +19,6 @@ mod names;
 mod tasks;
 mod topic_store;
 
-#[allow(unused_imports)]
 pub(crate) use broker::BrokerInner;
 pub use broker::{Broker, BrokerBuilder};
 pub use handles::{OffsetAndTimestamp, Partition, PartitionDescription, Topic, TopicDescription};

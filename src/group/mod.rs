@@ -32,8 +32,6 @@ pub use admin::{GroupDescription, GroupListing, MemberDescription, OffsetSpec, P
 pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Subscription};
 pub use coordinator::GroupState;
 pub(crate) use coordinator::{is_cooperative, Group, GroupRegistry, JoinRequest, SyncOutcome};
-#[allow(unused_imports)]
-pub(crate) use offset_store::decode_offset_commit;
 pub use offset_store::OffsetAndMetadata;
 pub use range_assignor::RangeAssignor;
 pub use round_robin_assignor::RoundRobinAssignor;

@@ -14,7 +14,7 @@
 //! "at once" when another broker really holds the directory.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -26,7 +26,6 @@ const RETRY_FOR: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub(crate) struct DirLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl DirLock {
@@ -43,7 +42,7 @@ impl DirLock {
         let give_up = Instant::now() + RETRY_FOR;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(DirLock { _file: file, path }),
+                Ok(()) => return Ok(DirLock { _file: file }),
                 Err(TryLockError::WouldBlock) if Instant::now() < give_up => {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -55,12 +54,6 @@ impl DirLock {
                 Err(TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
             }
         }
-    }
-
-    /// The lock file's path.
-    #[allow(dead_code)]
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -111,10 +111,6 @@ impl SegmentIndex {
         self.times_persisted = self.times_persisted.min(self.times.len());
     }
 
-    pub(crate) fn offset_entries(&self) -> usize {
-        self.offsets.len()
-    }
-
     /// Loads both index files. `None` when either breaks an invariant or disagrees with the log
     /// (an entry past `log_size`, or an offset past `next_relative_offset`): rebuild it then.
     pub(crate) fn load(

@@ -16,6 +16,5 @@ mod records;
 mod retention;
 mod segment;
 
-#[allow(unused_imports)]
-pub(crate) use partition_log::{dir_name, AppendInfo, LogStats, PartitionLog};
+pub(crate) use partition_log::{dir_name, AppendInfo, PartitionLog};
 pub use records::{RecordRef, RecordViews, Records, RecordsIter};

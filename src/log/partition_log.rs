@@ -67,15 +67,12 @@ struct Writer {
 }
 
 #[derive(Default)]
-#[allow(dead_code)]
 struct SyncState {
     durable_offset: i64,
     in_progress: bool,
 }
 
 /// One partition's log.
-// Some accessors serve only the producer and consumer layers, which land separately.
-#[allow(dead_code)]
 pub(crate) struct PartitionLog {
     topic: Arc<str>,
     partition: i32,
@@ -107,7 +104,6 @@ pub(crate) fn dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
 }
 
-#[allow(dead_code)]
 impl PartitionLog {
     /// Opens (creating if needed) the log in `dir`, recovering whatever lies past its recovery
     /// point.
@@ -296,10 +292,6 @@ impl PartitionLog {
         self.partition
     }
 
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub(crate) fn config(&self) -> Arc<TopicConfig> {
         self.config.read().clone()
     }
@@ -319,11 +311,6 @@ impl PartitionLog {
     /// Fsyncs done on behalf of this log (for tests of group commit).
     pub(crate) fn fsync_count(&self) -> u64 {
         self.fsyncs.load(Ordering::Relaxed)
-    }
-
-    /// The notifier bumped by every append.
-    pub(crate) fn notifier(&self) -> &Notifier {
-        &self.notifier
     }
 
     pub(crate) fn stats(&self) -> LogStats {
@@ -864,16 +851,6 @@ impl PartitionLog {
         self.closed.store(true, Ordering::Release);
         self.notifier.notify();
         result
-    }
-
-    /// The segments' base offsets (for tests and describe).
-    #[allow(dead_code)]
-    pub(crate) fn segment_bases(&self) -> Vec<i64> {
-        self.segments
-            .read()
-            .iter()
-            .map(|s| s.base_offset())
-            .collect()
     }
 }
 

@@ -625,12 +625,6 @@ impl Segment {
         u64::from(index.position_for(relative))
     }
 
-    /// Number of offset-index entries (for tests and describe).
-    #[allow(dead_code)]
-    pub(crate) fn index_entries(&self) -> usize {
-        self.index.read().offset_entries()
-    }
-
     /// Removes the segment's files (log first: stray index files are cleaned up at open).
     pub(crate) fn delete_files(&self) -> Result<()> {
         for path in [&self.log_path, &self.index_path, &self.time_index_path] {
