@@ -7,9 +7,11 @@
 //!  12    4 partition_leader_epoch i32   reserved, -1
 //!  16    1 magic                  u8    1 (format v1)
 //!  17    4 crc                    u32   CRC-32 (IEEE) of bytes 21..end
-//!  21    2 attributes             i16   bit 3: LogAppendTime; others reserved, 0
+//!  21    2 attributes             i16   bit 3: LogAppendTime; bit 6: delete horizon set;
+//!                                         others reserved, 0
 //!  23    4 last_offset_delta      i32
-//!  27    8 base_timestamp         i64
+//!  27    8 base_timestamp         i64   record timestamps are deltas from it (the
+//!                                         delete horizon when bit 6 is set)
 //!  35    8 max_timestamp          i64
 //!  43    8 producer_id            i64   reserved, -1
 //!  51    2 producer_epoch         i16   reserved, -1
@@ -32,11 +34,14 @@ pub const LENGTH_PREFIX_BYTES: usize = 12;
 /// The format version this crate writes and reads.
 pub const MAGIC: u8 = 1;
 
-const CRC_START: usize = 21;
+pub(crate) const CRC_START: usize = 21;
 const ATTR_TIMESTAMP_TYPE: i16 = 1 << 3;
+/// Kafka's KIP-534 bit: `base_timestamp` holds the time after which the log cleaner may remove
+/// the batch's tombstones, set when the cleaner first rewrites a batch holding any.
+pub(crate) const ATTR_DELETE_HORIZON: i16 = 1 << 6;
 /// Attribute bits this version defines; a batch with any other bit set is rejected so that a
 /// future version's batches are never misread.
-const ATTR_KNOWN: i16 = ATTR_TIMESTAMP_TYPE;
+const ATTR_KNOWN: i16 = ATTR_TIMESTAMP_TYPE | ATTR_DELETE_HORIZON;
 
 const _: () = assert!(HEADER_BYTES == 61);
 const _: () = assert!(CRC_START == 17 + 4);
@@ -59,7 +64,8 @@ pub struct BatchHeader {
     pub attributes: i16,
     /// Last offset minus base offset.
     pub last_offset_delta: i32,
-    /// Timestamp of the first record.
+    /// The timestamp record deltas are relative to: the first record's when the batch was
+    /// produced, or the delete horizon once the log cleaner set one (attribute bit 6).
     pub base_timestamp: i64,
     /// Largest record timestamp (the append time under LogAppendTime).
     pub max_timestamp: i64,
@@ -87,6 +93,12 @@ impl BatchHeader {
     /// The offset after this batch.
     pub fn next_offset(&self) -> i64 {
         self.last_offset() + 1
+    }
+
+    /// When the log cleaner may remove this batch's tombstones (Kafka's KIP-534 delete
+    /// horizon), if a cleaning has set one.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
     }
 
     /// Whose timestamps the batch carries.

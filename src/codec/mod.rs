@@ -11,6 +11,7 @@
 //!   exact end, so iterating its records cannot fail.
 
 mod batch;
+mod filter;
 mod record;
 pub(crate) mod varint;
 
@@ -19,6 +20,7 @@ pub use batch::{
     decode_batch, decode_batch_crc_only, peek_header, set_base_offset, set_log_append_time, Batch,
     BatchBuilder, BatchHeader, HEADER_BYTES, LENGTH_PREFIX_BYTES, MAGIC,
 };
+pub(crate) use filter::filter_batch;
 pub use record::{RecordHeaders, RecordIter, RecordView};
 
 use std::fmt;

@@ -66,6 +66,28 @@ pub(crate) fn encode(
     debug_assert!(out.len() > start);
 }
 
+/// Appends the record encoded at the front of `raw` (already checked) with its timestamp delta
+/// replaced by `timestamp_delta`; every other byte is copied. `None` (nothing appended) when
+/// `raw` does not start with a record.
+pub(crate) fn encode_with_timestamp_delta(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    timestamp_delta: i64,
+) -> Option<()> {
+    let mut pos = 0;
+    let len = usize::try_from(next_zigzag(raw, &mut pos)?).ok()?;
+    let body = raw.get(pos..pos.checked_add(len)?)?;
+    let mut after = 1; // the attributes byte
+    next_zigzag(body, &mut after)?;
+    let rest = body.get(after..)?;
+    let new_len = i32::try_from(1 + varlong_size(timestamp_delta) + rest.len()).ok()?;
+    put_varint(out, new_len);
+    out.push(body[0]);
+    put_varlong(out, timestamp_delta);
+    out.extend_from_slice(rest);
+    Some(())
+}
+
 fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
     match b {
         None => put_varint(out, -1),
