@@ -101,8 +101,8 @@ mod producer;
 mod types;
 
 pub use broker::{
-    Broker, BrokerBuilder, OffsetAndTimestamp, Partition, PartitionDescription, Topic,
-    TopicDescription,
+    Broker, BrokerBuilder, CleanerReport, OffsetAndTimestamp, Partition, PartitionDescription,
+    Topic, TopicDescription,
 };
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{

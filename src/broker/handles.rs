@@ -202,6 +202,31 @@ pub struct PartitionDescription {
     pub segment_count: usize,
     /// Why the partition is offline, if it is (it failed to open).
     pub error: Option<String>,
+    /// Bytes of closed segments the log cleaner has cleaned (compacted topics; 0 otherwise).
+    pub clean_bytes: u64,
+    /// Bytes of closed segments written since the cleaner last got to them (on a topic that
+    /// is not compacted, every closed segment).
+    pub dirty_bytes: u64,
+    /// When the log cleaner last finished a pass over this partition (ms since the epoch, by
+    /// the broker's clock), if it ever has.
+    pub last_clean_ms: Option<i64>,
+    /// Why the log cleaner's last pass over this partition failed; it skips the partition
+    /// until the broker is reopened.
+    pub cleaner_error: Option<String>,
+}
+
+impl PartitionDescription {
+    /// Kafka's dirty ratio: dirty bytes over all bytes of the closed segments (0 when there
+    /// are none). The cleaner compacts a partition once this passes
+    /// `min.cleanable.dirty.ratio`.
+    pub fn dirty_ratio(&self) -> f64 {
+        let total = self.clean_bytes + self.dirty_bytes;
+        if total == 0 {
+            0.0
+        } else {
+            self.dirty_bytes as f64 / total as f64
+        }
+    }
 }
 
 impl PartitionDescription {
@@ -209,6 +234,7 @@ impl PartitionDescription {
         match slot {
             PartitionSlot::Online(log) => {
                 let s = log.stats();
+                let c = log.cleaner_view();
                 PartitionDescription {
                     partition,
                     log_start_offset: s.log_start_offset,
@@ -216,6 +242,10 @@ impl PartitionDescription {
                     size_bytes: s.size_bytes,
                     segment_count: s.segment_count,
                     error: None,
+                    clean_bytes: c.clean_bytes,
+                    dirty_bytes: c.dirty_bytes,
+                    last_clean_ms: c.last_clean_ms,
+                    cleaner_error: c.error,
                 }
             }
             PartitionSlot::Offline(e) => PartitionDescription {
@@ -225,6 +255,10 @@ impl PartitionDescription {
                 size_bytes: 0,
                 segment_count: 0,
                 error: Some(e.to_string()),
+                clean_bytes: 0,
+                dirty_bytes: 0,
+                last_clean_ms: None,
+                cleaner_error: None,
             },
         }
     }

@@ -1,5 +1,5 @@
 //! The broker: a data directory with its lock, its topics and their partition logs, and the
-//! background thread that runs retention and periodic flushes.
+//! background threads: one for retention and periodic flushes, one for the log cleaner.
 //!
 //! Owns: the data directory layout above partition directories (the `.lock` file, `topics/`),
 //! topic names and configs, and the `Broker`, `Topic` and `Partition` handles.
@@ -14,6 +14,7 @@
 
 #[allow(clippy::module_inception)]
 mod broker;
+mod cleaner;
 mod handles;
 mod names;
 mod tasks;
@@ -21,4 +22,5 @@ mod topic_store;
 
 pub(crate) use broker::BrokerInner;
 pub use broker::{Broker, BrokerBuilder};
+pub use cleaner::CleanerReport;
 pub use handles::{OffsetAndTimestamp, Partition, PartitionDescription, Topic, TopicDescription};

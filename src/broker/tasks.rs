@@ -1,8 +1,9 @@
-//! The broker's background thread: retention, time-based flushes, recovery-point checkpoints.
+//! The broker's background threads: the tasks thread (retention, time-based flushes,
+//! recovery-point checkpoints) and the frame both it and the log cleaner run in.
 //!
-//! One named thread per broker, holding only a weak reference so it never keeps the broker
-//! alive; `stop` signals it through a channel and joins it (unless called from the thread
-//! itself, when the last handle happened to drop there).
+//! Each is one named thread holding only a weak reference, so it never keeps the broker alive;
+//! `stop` signals it through a channel and joins it (unless called from the thread itself,
+//! when the last handle happened to drop there).
 
 use std::sync::Weak;
 use std::thread::JoinHandle;
@@ -13,58 +14,40 @@ use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use super::broker::BrokerInner;
 use crate::error::{Error, Result};
 
-/// How often the thread wakes to check time-based flushes (`flush.ms`).
+/// How often the tasks thread wakes to check time-based flushes (`flush.ms`).
 const TICK: Duration = Duration::from_millis(100);
 
-pub(crate) struct Tasks {
+/// A background thread that runs `body` every `period` until stopped or the broker closes.
+pub(crate) struct Background {
     stop: Sender<()>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Tasks {
-    pub(crate) fn start(
+impl Background {
+    pub(crate) fn spawn(
+        name: &str,
         broker: Weak<BrokerInner>,
-        retention_every: Duration,
-        checkpoint_every: Duration,
-    ) -> Result<Tasks> {
+        period: Duration,
+        mut body: impl FnMut(&BrokerInner) + Send + 'static,
+    ) -> Result<Background> {
         let (stop, stopped) = bounded::<()>(1);
         let thread = std::thread::Builder::new()
-            .name("embroker-tasks".into())
-            .spawn(move || {
-                let mut next_retention = Instant::now() + retention_every;
-                let mut next_checkpoint = Instant::now() + checkpoint_every;
-                loop {
-                    match stopped.recv_timeout(TICK) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        _ => return,
-                    }
-                    let Some(broker) = broker.upgrade() else {
-                        return;
-                    };
-                    if broker.is_closed() {
-                        return;
-                    }
-                    let now = Instant::now();
-                    let now_ms = broker.clock().now_ms();
-                    for log in broker.all_logs() {
-                        // Errors mark the log failed; appends then report them.
-                        let _ = log.flush_if_due(now_ms);
-                        let _ = log.sync_sealed();
-                    }
-                    if now >= next_retention {
-                        let _ = broker.enforce_retention();
-                        next_retention = now + retention_every;
-                    }
-                    if now >= next_checkpoint {
-                        for log in broker.all_logs() {
-                            let _ = log.checkpoint_if_changed();
-                        }
-                        next_checkpoint = now + checkpoint_every;
-                    }
+            .name(name.into())
+            .spawn(move || loop {
+                match stopped.recv_timeout(period) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => return,
                 }
+                let Some(broker) = broker.upgrade() else {
+                    return;
+                };
+                if broker.is_closed() {
+                    return;
+                }
+                body(&broker);
             })
             .map_err(|e| Error::io("starting background thread for", std::env::temp_dir(), e))?;
-        Ok(Tasks {
+        Ok(Background {
             stop,
             thread: Some(thread),
         })
@@ -78,4 +61,33 @@ impl Tasks {
             }
         }
     }
+}
+
+/// Starts the tasks thread.
+pub(crate) fn start(
+    broker: Weak<BrokerInner>,
+    retention_every: Duration,
+    checkpoint_every: Duration,
+) -> Result<Background> {
+    let mut next_retention = Instant::now() + retention_every;
+    let mut next_checkpoint = Instant::now() + checkpoint_every;
+    Background::spawn("embroker-tasks", broker, TICK, move |broker| {
+        let now = Instant::now();
+        let now_ms = broker.clock().now_ms();
+        for log in broker.all_logs() {
+            // Errors mark the log failed; appends then report them.
+            let _ = log.flush_if_due(now_ms);
+            let _ = log.sync_sealed();
+        }
+        if now >= next_retention {
+            let _ = broker.enforce_retention();
+            next_retention = now + retention_every;
+        }
+        if now >= next_checkpoint {
+            for log in broker.all_logs() {
+                let _ = log.checkpoint_if_changed();
+            }
+            next_checkpoint = now + checkpoint_every;
+        }
+    })
 }

@@ -58,6 +58,10 @@ use crate::types::{Record, TopicPartition};
 
 /// The internal topic holding committed offsets.
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Segment size of [`OFFSETS_TOPIC`]. Only closed segments are compacted, so this bounds how
+/// much an offsets log holds between cleanings: commits are small, and Kafka's 100 MiB
+/// (`offsets.topic.segment.bytes`) would let one busy group keep 100 MiB of old commits.
+const OFFSETS_SEGMENT_BYTES: u32 = 1 << 20;
 /// Partitions of [`OFFSETS_TOPIC`] (Kafka's `offsets.topic.num.partitions` is 50).
 pub(crate) const OFFSETS_PARTITIONS: i32 = 1;
 /// Kafka's `offset.metadata.max.bytes` default.
@@ -326,7 +330,8 @@ pub(crate) fn offsets_log(broker: &BrokerInner, group: &str) -> Result<Arc<Parti
         Err(Error::UnknownTopic { .. }) => {
             let config = TopicConfig::default()
                 .partitions(OFFSETS_PARTITIONS)
-                .cleanup_policy(CleanupPolicy::Compact);
+                .cleanup_policy(CleanupPolicy::Compact)
+                .segment_bytes(OFFSETS_SEGMENT_BYTES);
             match broker.create_topic(OFFSETS_TOPIC, config, true) {
                 Ok(()) | Err(Error::TopicExists { .. }) => {}
                 Err(e) => return Err(e),
@@ -377,7 +382,8 @@ pub(crate) fn load(broker: &BrokerInner) -> Result<OffsetTable> {
         let end = log.log_end_offset();
         while at < end {
             let records = log.read(at, LOAD_READ_BYTES)?;
-            if records.is_empty() || records.next_offset() <= at {
+            // An empty read may still move past a gap compaction left.
+            if records.next_offset() <= at {
                 break;
             }
             for r in records.iter() {

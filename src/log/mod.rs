@@ -1,4 +1,5 @@
-//! The storage layer: partition logs made of segments, their indexes, recovery and retention.
+//! The storage layer: partition logs made of segments, their indexes, recovery, retention
+//! and compaction (the log cleaner).
 //!
 //! Owns: every file inside a partition directory. Knows nothing of topics beyond a name, and
 //! nothing of producers, consumers or groups.
@@ -10,11 +11,17 @@
 //!   are checked at open and cut at the first damaged or torn batch.
 
 mod checkpoint;
+mod clean_swap;
+mod cleaner;
+mod cleaner_checkpoint;
 mod index;
+mod offset_map;
 mod partition_log;
 mod records;
 mod retention;
 mod segment;
+mod throttle;
 
 pub(crate) use partition_log::{dir_name, AppendInfo, PartitionLog};
 pub use records::{RecordRef, RecordViews, Records, RecordsIter};
+pub(crate) use throttle::Throttle;

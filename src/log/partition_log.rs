@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::checkpoint::RecoveryPoint;
+use super::clean_swap;
+use super::cleaner::CleanerState;
+use super::cleaner_checkpoint::CleanerCheckpoint;
 use super::records::Records;
 use super::retention::{deletable_prefix, SegmentFacts};
 use super::segment::{self, Segment, NO_TIMESTAMP};
@@ -50,8 +53,8 @@ pub(crate) struct LogStats {
     pub segment_count: usize,
 }
 
-struct Writer {
-    active: Arc<Segment>,
+pub(super) struct Writer {
+    pub(super) active: Arc<Segment>,
     /// Sealed segments whose data or index may not be durable yet (rolls do not fsync: the
     /// next sync, checkpoint or background pass does, as Kafka flushes rolled segments
     /// asynchronously).
@@ -63,7 +66,7 @@ struct Writer {
     bytes_since_index: u64,
     unflushed_records: i64,
     last_flush_ms: i64,
-    recovery_point: RecoveryPoint,
+    pub(super) recovery_point: RecoveryPoint,
 }
 
 #[derive(Default)]
@@ -76,16 +79,21 @@ struct SyncState {
 pub(crate) struct PartitionLog {
     topic: Arc<str>,
     partition: i32,
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     config: RwLock<Arc<TopicConfig>>,
     clock: SharedClock,
-    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
-    writer: Mutex<Writer>,
+    pub(super) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    pub(super) writer: Mutex<Writer>,
+    /// Held by retention and the cleaner, which both replace segments: never both at once.
+    /// Appends and reads never take it; `close` waits on it for a pass to stop.
+    pub(super) maintenance: Mutex<()>,
+    /// The cleaner's checkpoint and last error (see `cleaner`).
+    pub(super) cleaner: Mutex<CleanerState>,
     log_start: AtomicI64,
     log_end: AtomicI64,
     failure: Mutex<Option<String>>,
     failed: AtomicBool,
-    closed: AtomicBool,
+    pub(super) closed: AtomicBool,
     sync_state: Mutex<SyncState>,
     sync_done: Condvar,
     fsyncs: AtomicU64,
@@ -119,6 +127,9 @@ impl PartitionLog {
             io::create_dir_durable(dir)?;
         }
         let now = clock.now_ms();
+        // A cleaner swap interrupted by a crash is finished (or rolled back) first, so the
+        // listing below sees either the old segments or the new ones.
+        clean_swap::recover(dir)?;
         let bases = list_segments(dir)?;
         let interval = config.index_interval_bytes;
         let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
@@ -240,6 +251,11 @@ impl PartitionLog {
             config: RwLock::new(config),
             clock,
             segments: RwLock::new(Arc::new(segments)),
+            maintenance: Mutex::new(()),
+            cleaner: Mutex::new(CleanerState {
+                checkpoint: CleanerCheckpoint::read(dir)?,
+                error: None,
+            }),
             writer: Mutex::new(Writer {
                 active,
                 unsynced: Vec::new(),
@@ -729,7 +745,15 @@ impl PartitionLog {
                 ));
             }
         }
-        Ok(Records::empty(from, self.topic.clone(), self.partition))
+        // Compaction can remove every record from `from` to the end of the sealed segments;
+        // the reader moves past the gap rather than asking for the same offset again.
+        let scanned_to = segments.last().map_or(from, |s| s.next_offset());
+        Ok(Records::gap(
+            from,
+            scanned_to,
+            self.topic.clone(),
+            self.partition,
+        ))
     }
 
     fn out_of_range(&self, offset: i64, log_start: i64, log_end: i64) -> Error {
@@ -798,6 +822,7 @@ impl PartitionLog {
         if !config.cleanup_policy.deletes() || self.closed.load(Ordering::Acquire) {
             return Ok(0);
         }
+        let _maintenance = self.maintenance.lock();
         let mut w = self.writer.lock();
         let mut segments = self.segments.read().clone();
         let facts: Vec<SegmentFacts> = segments
@@ -850,6 +875,9 @@ impl PartitionLog {
         };
         self.closed.store(true, Ordering::Release);
         self.notifier.notify();
+        // A cleaner pass sees `closed` and stops; wait for it to leave the directory alone
+        // (topic deletion removes it next).
+        drop(self.maintenance.lock());
         result
     }
 }

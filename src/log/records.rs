@@ -38,10 +38,20 @@ impl Records {
     }
 
     pub(crate) fn empty(from_offset: i64, topic: Arc<str>, partition: i32) -> Records {
+        Records::gap(from_offset, from_offset, topic, partition)
+    }
+
+    /// No records from `from_offset` up to `next_offset`: compaction removed them all.
+    pub(crate) fn gap(
+        from_offset: i64,
+        next_offset: i64,
+        topic: Arc<str>,
+        partition: i32,
+    ) -> Records {
         Records {
             bytes: Bytes::new(),
             from_offset,
-            next_offset: from_offset,
+            next_offset: next_offset.max(from_offset),
             topic: Some(topic),
             partition,
         }
@@ -57,7 +67,8 @@ impl Records {
         self.bytes.len()
     }
 
-    /// The offset to read next: one past the last batch read (or the read's start when empty).
+    /// The offset to read next: one past the last batch read. When the read found nothing, the
+    /// read's start, or past the gap compaction left there.
     pub fn next_offset(&self) -> i64 {
         self.next_offset
     }

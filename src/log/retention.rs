@@ -47,7 +47,9 @@ pub(crate) fn deletable_prefix(
             .iter()
             .take_while(|s| match s.max_timestamp {
                 Some(ts) => now_ms.saturating_sub(ts) > config.retention_ms,
-                None => false,
+                // An empty segment (left by compaction) holds nothing to keep: it must not
+                // shield the expired segments after it.
+                None => s.size == 0,
             })
             .count()
     };

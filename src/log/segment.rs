@@ -574,6 +574,12 @@ impl Segment {
         Ok(ScanOutcome { truncated_bytes })
     }
 
+    /// Marks every byte below `size` as well framed (a cleaned segment this process wrote
+    /// from checked batches), so reads check only CRCs.
+    pub(crate) fn mark_framing_checked(&self, size: u64) {
+        self.framing_checked.store(size, Ordering::Release);
+    }
+
     /// Sets the timestamp of the first batch (after loading).
     pub(crate) fn set_first_timestamp(&self, ts: i64) {
         self.first_timestamp.store(ts, Ordering::Release);
