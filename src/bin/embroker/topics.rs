@@ -142,6 +142,14 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
                             ("size_bytes", p.size_bytes.to_string()),
                             ("segments", p.segment_count.to_string()),
                             ("error", json_opt_str(p.error.as_deref())),
+                            ("clean_bytes", p.clean_bytes.to_string()),
+                            ("dirty_bytes", p.dirty_bytes.to_string()),
+                            ("dirty_ratio", format!("{:.4}", p.dirty_ratio())),
+                            (
+                                "last_clean_ms",
+                                p.last_clean_ms.map_or("null".into(), |t| t.to_string()),
+                            ),
+                            ("cleaner_error", json_opt_str(p.cleaner_error.as_deref())),
                         ])
                     })
                     .collect();
@@ -161,23 +169,39 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
                     writeln!(out, "  {k}={v}")?;
                 }
                 writeln!(out)?;
-                let mut t = Table::new(&[
+                // The cleaner's columns only mean something on a compacted topic.
+                let compacted = d.config.cleanup_policy.compacts();
+                let mut headers = vec![
                     "PARTITION",
                     "LOG-START-OFFSET",
                     "LOG-END-OFFSET",
                     "SIZE-BYTES",
                     "SEGMENTS",
-                    "ERROR",
-                ]);
+                ];
+                if compacted {
+                    headers.extend(["DIRTY-RATIO", "LAST-CLEAN-MS"]);
+                }
+                headers.push("ERROR");
+                let mut t = Table::new(&headers);
                 for p in d.partitions {
-                    t.row(vec![
+                    let mut row = vec![
                         p.partition.to_string(),
                         p.log_start_offset.to_string(),
                         p.log_end_offset.to_string(),
                         p.size_bytes.to_string(),
                         p.segment_count.to_string(),
-                        p.error.unwrap_or_default(),
-                    ]);
+                    ];
+                    if compacted {
+                        row.push(format!("{:.2}", p.dirty_ratio()));
+                        row.push(p.last_clean_ms.map_or("-".into(), |t| t.to_string()));
+                    }
+                    let error = match (&p.error, &p.cleaner_error) {
+                        (Some(e), _) => e.clone(),
+                        (None, Some(e)) => format!("log cleaner: {e}"),
+                        (None, None) => String::new(),
+                    };
+                    row.push(error);
+                    t.row(row);
                 }
                 t.print(&mut out)?;
             }
