@@ -1,4 +1,5 @@
-//! Concurrency stress: keyed producers, two churning consumer groups and retention, at once.
+//! Concurrency stress: keyed producers, two churning consumer groups, retention and
+//! compaction, at once.
 //!
 //! For a bounded time (about 10 s in CI, `EMBROKER_LONG=1`: 60 s) these run together:
 //! - producer threads send keyed records (acks=1) to `events`; each value carries its key and a
@@ -8,7 +9,10 @@
 //!   `on_partitions_revoked` and before close);
 //! - on a separate topic `churn` with small segments and `retention.bytes`, a producer, a thread
 //!   running `broker.enforce_retention()` in a loop, and a reader that re-reads from the log
-//!   start (retention only runs on `churn`, so the `events` checks are exact).
+//!   start (retention only runs on `churn`, so the `events` checks are exact);
+//! - on a compacted topic `latest` with small segments, a writer of keyed updates and
+//!   tombstones, a reader scanning from the log start over and over, and the log cleaner thread
+//!   every 10 ms (it also compacts `__consumer_offsets` under the groups' commits).
 //!
 //! Checked:
 //! - per group, every record of `events` is delivered at least once: what the members saw,
@@ -20,7 +24,10 @@
 //! - per-key order: within a partition a key's sequence numbers increase with the offset (in
 //!   the log and in every poll), and a key never appears in two partitions;
 //! - on `churn`: reads never fail except `OffsetOutOfRange` below a moving log start, offsets
-//!   read are contiguous, and the log start only moves forward.
+//!   read are contiguous, and the log start only moves forward;
+//! - on `latest`: every scan sees offsets increasing and each key's sequence numbers
+//!   increasing with them, reads never fail, and at the end the latest value of every key is
+//!   exactly the writer's.
 //!
 //! Why it matters: these paths share locks (segment list, group coordinator, offsets topic)
 //! and only meet under load; a race shows up as a lost record, a double owner or a reorder.
@@ -32,8 +39,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use embroker::{
-    Acks, Broker, Consumer, ConsumerConfig, Error, OffsetReset, ProducerConfig, ProducerRecord,
-    RebalanceListener, Record, TopicConfig, TopicPartition,
+    Acks, Broker, CleanupPolicy, Consumer, ConsumerConfig, Error, OffsetReset, ProducerConfig,
+    ProducerRecord, RebalanceListener, Record, TopicConfig, TopicPartition,
 };
 
 const EVENTS: &str = "events";
@@ -223,7 +230,20 @@ fn producers_churning_groups_and_retention_together() {
         .as_nanos() as u64
         | 1;
     eprintln!("stress: seed {seed}, {run_for:?}");
-    let broker = Broker::temporary().unwrap();
+    let broker = Broker::builder()
+        .cleaner_backoff(Duration::from_millis(10))
+        .open_temporary()
+        .unwrap();
+    broker
+        .create_topic(
+            "latest",
+            TopicConfig::default()
+                .cleanup_policy(CleanupPolicy::Compact)
+                .segment_bytes(4 * 1024)
+                .min_cleanable_dirty_ratio(0.1)
+                .delete_retention_ms(0),
+        )
+        .unwrap();
     broker
         .create_topic(
             EVENTS,
@@ -250,6 +270,9 @@ fn producers_churning_groups_and_retention_together() {
     let produced = AtomicU64::new(0);
     let retention_deleted = AtomicU64::new(0);
     let churn_reads = AtomicU64::new(0);
+    let latest_scans = AtomicU64::new(0);
+    // The writer's model of `latest`: key -> last value (None: deleted).
+    let mut latest_model: HashMap<String, Option<String>> = HashMap::new();
     let started = Instant::now();
     std::thread::scope(|s| {
         // Keyed producers on `events`.
@@ -392,9 +415,109 @@ fn producers_churning_groups_and_retention_together() {
                 }
             });
         }
+        // `latest`: keyed updates and tombstones while the cleaner compacts under a reader.
+        {
+            let broker = broker.clone();
+            let (stop, model) = (&stop, &mut latest_model);
+            s.spawn(move || {
+                let p = broker.topic("latest").unwrap().partition(0).unwrap();
+                let mut rng = XorShift(seed ^ 0x1a7e57);
+                let mut seq = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("L{}", rng.next() % 50);
+                    seq += 1;
+                    let (record, value) = if rng.next().is_multiple_of(8) {
+                        (Record::tombstone(key.clone()), None)
+                    } else {
+                        let v = format!("{key} {seq}");
+                        (Record::new(v.clone()).key(key.clone()), Some(v))
+                    };
+                    p.append(&[record]).unwrap();
+                    model.insert(key, value);
+                    if seq.is_multiple_of(32) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            });
+        }
+        {
+            let broker = broker.clone();
+            let (stop, shared, scans) = (&stop, shared.clone(), &latest_scans);
+            s.spawn(move || {
+                let p = broker.topic("latest").unwrap().partition(0).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let mut at = p.log_start_offset();
+                    let end = p.log_end_offset();
+                    let mut last_seq: HashMap<Vec<u8>, u64> = HashMap::new();
+                    while at < end {
+                        let r = match p.read(at, 1 << 14) {
+                            Ok(r) => r,
+                            Err(e) => {
+                                shared.violation(format!("latest: read {at}: {e}"));
+                                return;
+                            }
+                        };
+                        for rec in r.iter() {
+                            if rec.offset < at {
+                                shared.violation(format!("latest: {} read from {at}", rec.offset));
+                            }
+                            at = rec.offset + 1;
+                            let key = rec.key.clone().unwrap().to_vec();
+                            // Tombstones carry no sequence; values end with theirs.
+                            let Some(v) = rec.value.as_deref() else {
+                                continue;
+                            };
+                            let (vkey, seq) = parse(v);
+                            if vkey.as_bytes() != key.as_slice() {
+                                shared.violation(format!("latest@{}: key {vkey}", rec.offset));
+                            }
+                            if last_seq.get(&key).is_some_and(|&prev| seq <= prev) {
+                                shared.violation(format!(
+                                    "latest@{}: {vkey} {seq} out of order",
+                                    rec.offset
+                                ));
+                            }
+                            last_seq.insert(key, seq);
+                        }
+                        at = at.max(r.next_offset());
+                    }
+                    scans.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
         std::thread::sleep(run_for);
         stop.store(true, Ordering::Relaxed);
     });
+    // `latest`: after a last flush and cleaner round, exactly the writer's latest values.
+    broker.flush().unwrap();
+    let cleaned = broker.run_log_cleaner().unwrap();
+    assert!(cleaned.partitions_failed.is_empty(), "{cleaned:?}");
+    let p = broker.topic("latest").unwrap().partition(0).unwrap();
+    let mut view: HashMap<String, Option<String>> = HashMap::new();
+    let mut at = p.log_start_offset();
+    while at < p.log_end_offset() {
+        let r = p.read(at, 1 << 16).unwrap();
+        for rec in r.iter() {
+            let key = String::from_utf8(rec.key.as_deref().unwrap().to_vec()).unwrap();
+            let value = rec
+                .value
+                .as_deref()
+                .map(|v| String::from_utf8(v.to_vec()).unwrap());
+            view.insert(key, value);
+        }
+        at = r.next_offset();
+    }
+    let live = |m: &HashMap<String, Option<String>>| -> BTreeMap<String, String> {
+        m.iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect()
+    };
+    assert_eq!(
+        live(&view),
+        live(&latest_model),
+        "latest values after compaction"
+    );
+    let latest_size = broker.describe_topic("latest").unwrap().partitions[0].size_bytes;
     let churned = started.elapsed();
 
     // The log: per-key order, one partition per key.
@@ -472,9 +595,12 @@ fn producers_churning_groups_and_retention_together() {
     }
     let violations = shared.violations.lock().unwrap();
     eprintln!(
-        "stress: {churned:?}, {total} records produced and delivered to 2 groups, {} churn reads, {} churn segments deleted by retention, {} violations",
+        "stress: {churned:?}, {total} records produced and delivered to 2 groups, {} churn reads, {} churn segments deleted by retention, {} scans of `latest` under compaction ({} live keys after {} writes, {latest_size} bytes left), {} violations",
         churn_reads.load(Ordering::Relaxed),
         retention_deleted.load(Ordering::Relaxed),
+        latest_scans.load(Ordering::Relaxed),
+        live(&view).len(),
+        p.log_end_offset(),
         violations.len()
     );
     assert!(
