@@ -195,6 +195,15 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes: Vec<u8>) {
+            if let Some(entries) = decode(&bytes) {
+                proptest::prop_assert_eq!(encode(&entries), bytes);
+            }
+        }
+    }
+
     fn touch(dir: &Path, name: &str, content: &str) {
         std::fs::write(dir.join(name), content).unwrap();
     }

@@ -124,7 +124,11 @@ impl PartitionLog {
 
     fn plan(&self, now: i64) -> Option<(Plan, f64)> {
         let config = self.config();
-        if !config.cleanup_policy.compacts() || self.closed.load(Ordering::Acquire) {
+        // A log that failed a write is left alone until reopened, as appends are.
+        if !config.cleanup_policy.compacts()
+            || self.closed.load(Ordering::Acquire)
+            || self.failed.load(Ordering::Acquire)
+        {
             return None;
         }
         let state = self.cleaner.lock().clone();

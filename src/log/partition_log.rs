@@ -92,7 +92,7 @@ pub(crate) struct PartitionLog {
     log_start: AtomicI64,
     log_end: AtomicI64,
     failure: Mutex<Option<String>>,
-    failed: AtomicBool,
+    pub(super) failed: AtomicBool,
     pub(super) closed: AtomicBool,
     sync_state: Mutex<SyncState>,
     sync_done: Condvar,
