@@ -601,11 +601,15 @@ impl PartitionLog {
         }
         let covered = self.sync_pending().map_err(|e| self.fail(e))?;
         let mut w = self.writer.lock();
-        if w.unsynced.is_empty()
-            && w.dir_synced == w.dir_epoch
-            && w.recovery_point.segment_base < w.active.base_offset()
-        {
-            let base = w.active.base_offset();
+        // Everything before the oldest segment still unsynced is durable: each synced segment
+        // was listed with the directory epoch its sync covered. Under a steady stream of rolls
+        // the list is never empty, and waiting for that would hold the recovery point (and the
+        // cleaner, which works below it) back indefinitely.
+        let target = match w.unsynced.first() {
+            Some(oldest) => Some(oldest.base_offset()),
+            None => (w.dir_synced == w.dir_epoch).then(|| w.active.base_offset()),
+        };
+        if let Some(base) = target.filter(|&b| w.recovery_point.segment_base < b) {
             let rp = RecoveryPoint {
                 offset: base,
                 segment_base: base,
