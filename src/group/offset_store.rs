@@ -166,7 +166,7 @@ pub(crate) fn check_commit(group: &str, tp: &TopicPartition, om: &OffsetAndMetad
     Ok(())
 }
 
-/// Encodes a key. The caller has checked lengths with [`check_commit`] (a longer string is
+/// Encodes a key. The caller has checked lengths with `check_commit` (a longer string is
 /// cut to 65535 bytes, which the decoder then rejects).
 pub fn encode_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
     let mut out = Vec::with_capacity(10 + group.len() + tp.topic.len());
@@ -177,7 +177,7 @@ pub fn encode_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
     out
 }
 
-/// Encodes a value. The caller has checked lengths with [`check_commit`] (a longer string is
+/// Encodes a value. The caller has checked lengths with `check_commit` (a longer string is
 /// cut to 65535 bytes, which the decoder then rejects).
 pub fn encode_value(om: &OffsetAndMetadata, commit_timestamp: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(20 + om.metadata.len());
