@@ -166,8 +166,8 @@ pub(crate) fn check_commit(group: &str, tp: &TopicPartition, om: &OffsetAndMetad
     Ok(())
 }
 
-/// Encodes a key. The caller has checked lengths with `check_commit` (a longer string is
-/// cut to 65535 bytes, which the decoder then rejects).
+/// Encodes a key. The caller has checked lengths with `check_commit`; a string past its
+/// bound is still written (cut to 65535 bytes if longer), and the decoder rejects the record.
 pub fn encode_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
     let mut out = Vec::with_capacity(10 + group.len() + tp.topic.len());
     out.extend_from_slice(&KEY_VERSION.to_be_bytes());
@@ -177,8 +177,8 @@ pub fn encode_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
     out
 }
 
-/// Encodes a value. The caller has checked lengths with `check_commit` (a longer string is
-/// cut to 65535 bytes, which the decoder then rejects).
+/// Encodes a value. The caller has checked lengths with `check_commit`; a string past its
+/// bound is still written (cut to 65535 bytes if longer), and the decoder rejects the record.
 pub fn encode_value(om: &OffsetAndMetadata, commit_timestamp: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(20 + om.metadata.len());
     out.extend_from_slice(&VALUE_VERSION.to_be_bytes());
