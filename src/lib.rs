@@ -125,3 +125,18 @@ pub use producer::{
     ProducerRecord, RandomPartitioner, RecordMetadata, RoundRobinPartitioner, SendFuture,
 };
 pub use types::{Bytes, Header, Record, StoredRecord, TimestampType, TopicPartition};
+
+/// Internals that embroker's fuzz targets (`fuzz/`) need and the public API does not offer:
+/// fuzz targets use the public API only, so these are re-exported here.
+///
+/// **Not part of the stable API.** Hidden from the documentation; anything here may change or
+/// disappear in any release, without a major version bump. Do not use it from applications.
+#[doc(hidden)]
+pub mod __fuzz {
+    /// The `__consumer_offsets` record codec (format in `src/group/offset_store.rs`), for the
+    /// `offsets_log` fuzz target.
+    pub use crate::group::{
+        decode_offset_commit, encode_offset_commit_key, encode_offset_commit_value,
+        OffsetCommitRecord, OffsetCommitValue,
+    };
+}

@@ -82,11 +82,21 @@ fn config_properties_corpus() {
 }
 
 #[test]
+fn offsets_log_corpus() {
+    replay("offsets_log");
+}
+
+#[test]
 fn every_body_has_a_replay_test() {
     let names: Vec<&str> = bodies::TARGETS.iter().map(|(name, _)| *name).collect();
     assert_eq!(
         names,
-        ["decode_batch", "open_partition_dir", "config_properties"],
+        [
+            "decode_batch",
+            "open_partition_dir",
+            "config_properties",
+            "offsets_log"
+        ],
         "a new body needs its replay test above"
     );
 }
@@ -257,6 +267,128 @@ fn config_properties_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// The records a real broker wrote to `__consumer_offsets`, as (key, value) pairs in log
+/// order: commits of `g` (no metadata, then UTF-8 metadata), a commit of a 300-byte group id,
+/// then the tombstones `delete_group("g")` writes.
+fn real_offset_records() -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    use std::collections::BTreeMap;
+
+    use embroker::{Broker, ConsumerConfig, OffsetAndMetadata, TopicConfig, TopicPartition};
+
+    let broker = Broker::temporary().expect("temporary broker");
+    broker
+        .create_topic("orders", TopicConfig::default().partitions(2))
+        .expect("create topic");
+    let commit = |group: &str, partition: i32, om: OffsetAndMetadata| {
+        let mut c = broker
+            .consumer(ConsumerConfig::default().group_id(group))
+            .expect("consumer");
+        let tp = TopicPartition::new("orders", partition);
+        c.assign(std::slice::from_ref(&tp)).expect("assign");
+        c.commit_offsets_sync(&BTreeMap::from([(tp, om)]))
+            .expect("commit");
+        c.close().expect("close");
+    };
+    commit("g", 0, OffsetAndMetadata::new(1));
+    commit(
+        "g",
+        1,
+        OffsetAndMetadata::new(1_234_567_890_123).metadata("worker 3 \u{2713}"),
+    );
+    commit(
+        &"long-group-".repeat(28)[..300],
+        0,
+        OffsetAndMetadata::new(42),
+    );
+    broker.delete_group("g").expect("delete group");
+    let log = broker
+        .topic("__consumer_offsets")
+        .and_then(|t| t.partition(0))
+        .expect("__consumer_offsets-0");
+    let records = log.read(0, 1 << 20).expect("read the offsets log");
+    let out: Vec<_> = records
+        .iter()
+        .map(|r| {
+            (
+                r.key.expect("offset records have keys").to_vec(),
+                r.value.map(|v| v.to_vec()),
+            )
+        })
+        .collect();
+    broker.close().expect("close");
+    assert_eq!(out.len(), 5, "3 commits and 2 tombstones");
+    out
+}
+
+/// Seeds for `offsets_log`: real records (commits, tombstones), then damaged copies (cut,
+/// lengthened, wrong version, negative offset, oversized metadata length) and one structured
+/// input.
+fn offsets_log_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let real = real_offset_records();
+    let input = |i: usize| bodies::offsets_log_input(&real[i].0, real[i].1.as_deref());
+    let (key, value) = (&real[0].0, real[0].1.as_deref().expect("a commit"));
+    let damaged_value = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut v = value.to_vec();
+        f(&mut v);
+        bodies::offsets_log_input(key, Some(&v))
+    };
+    let mut key_version_2 = key.clone();
+    key_version_2[1] = 2;
+    vec![
+        ("commit-plain", input(0)),
+        ("commit-metadata-utf8", input(1)),
+        ("commit-long-group", input(2)),
+        ("tombstone", input(3)),
+        (
+            "key-truncated",
+            bodies::offsets_log_input(&key[..key.len() - 1], None),
+        ),
+        (
+            "key-version-2",
+            bodies::offsets_log_input(&key_version_2, None),
+        ),
+        (
+            "value-truncated",
+            damaged_value(&|v| v.truncate(v.len() - 1)),
+        ),
+        ("value-trailing-byte", damaged_value(&|v| v.push(0))),
+        ("value-negative-offset", damaged_value(&|v| v[2] = 0x80)),
+        (
+            "value-metadata-too-long",
+            damaged_value(&|v| v[10..12].copy_from_slice(&4097u16.to_be_bytes())),
+        ),
+        (
+            "structured",
+            [&[bodies::OFFSETS_LOG_STRUCTURED][..], &input(1)[1..]].concat(),
+        ),
+        ("empty", Vec::new()),
+    ]
+}
+
+#[test]
+fn offsets_log_seeds_run() {
+    let seeds = offsets_log_seeds();
+    for (_, data) in &seeds {
+        bodies::offsets_log(data);
+    }
+    // The seeds mean what their names say: the real records decode, the damaged ones do not.
+    for (name, data) in seeds {
+        if data
+            .first()
+            .is_some_and(|f| f & bodies::OFFSETS_LOG_STRUCTURED != 0)
+            || data.is_empty()
+        {
+            continue;
+        }
+        let key_len = usize::from(u16::from_be_bytes([data[1], data[2]]));
+        let key = &data[3..3 + key_len];
+        let value = (data[0] & bodies::OFFSETS_LOG_HAS_VALUE != 0).then(|| &data[3 + key_len..]);
+        let decoded = embroker::__fuzz::decode_offset_commit(key, value);
+        let real = name.starts_with("commit-") || name == "tombstone";
+        assert_eq!(decoded.is_ok(), real, "seed {name}: {decoded:?}");
+    }
+}
+
 #[test]
 fn decode_batch_seeds_run() {
     for (_, data) in decode_batch_seeds() {
@@ -273,6 +405,7 @@ fn write_seeds() {
         ("decode_batch", decode_batch_seeds()),
         ("open_partition_dir", open_partition_dir_seeds()),
         ("config_properties", config_properties_seeds()),
+        ("offsets_log", offsets_log_seeds()),
     ] {
         let body = bodies::TARGETS
             .iter()

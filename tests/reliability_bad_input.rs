@@ -5,7 +5,8 @@
 //! consumer configs); records over the size limit through `Partition::append` and the
 //! producer; reads at negative offsets, past the end and at i64::MAX; `offset_for_timestamp(-1)`;
 //! consumer seeks to negative offsets and to unassigned partitions, commits of negative
-//! offsets, an empty group id; `create_partitions` to 0, -1 and i32::MAX.
+//! offsets and for topics or partitions that do not exist, an empty group id;
+//! `create_partitions` to 0, -1 and i32::MAX.
 //!
 //! Each must give a clear error: the expected variant, with a message naming what was wrong
 //! (the key, the name, the offset). Nothing may be written (the data directory listing, with
@@ -470,6 +471,58 @@ fn hostile_values_are_rejected_with_clear_errors_and_write_nothing() {
         },
         &["-1"],
     );
+    // Commits for partitions that do not exist: Kafka answers UNKNOWN_TOPIC_OR_PARTITION. A
+    // commit naming one such partition writes nothing, not even its valid partitions.
+    let commit_one = |grouped: &mut embroker::Consumer, tp: TopicPartition| {
+        grouped.commit_offsets_sync(&BTreeMap::from([(tp, OffsetAndMetadata::new(1))]))
+    };
+    c.err(
+        "commit for an unknown topic",
+        || commit_one(&mut grouped, TopicPartition::new("nope", 0)),
+        |e| matches!(e, Error::UnknownTopic { .. }),
+        &["\"nope\""],
+    );
+    c.err(
+        "commit for an illegal topic name",
+        || commit_one(&mut grouped, TopicPartition::new("../x", 0)),
+        |e| {
+            matches!(
+                e,
+                Error::UnknownTopic { .. } | Error::InvalidTopicName { .. }
+            )
+        },
+        &["../x"],
+    );
+    c.err(
+        "commit for partition 2 of a 2-partition topic",
+        || commit_one(&mut grouped, TopicPartition::new("t", 2)),
+        |e| matches!(e, Error::UnknownPartition { .. }),
+        &["\"t\"", "partition 2"],
+    );
+    c.err(
+        "commit for partition i32::MAX",
+        || commit_one(&mut grouped, TopicPartition::new("t", i32::MAX)),
+        |e| matches!(e, Error::UnknownPartition { .. }),
+        &["2147483647"],
+    );
+    c.err(
+        "commit for a known and an unknown partition",
+        || {
+            grouped.commit_offsets_sync(&BTreeMap::from([
+                (tp0.clone(), OffsetAndMetadata::new(2)),
+                (TopicPartition::new("nope", 0), OffsetAndMetadata::new(1)),
+            ]))
+        },
+        |e| matches!(e, Error::UnknownTopic { .. }),
+        &["\"nope\""],
+    );
+    c.count += 1;
+    match grouped.committed(&tp0) {
+        Ok(Some(om)) if om.offset == 1 => {}
+        other => c.failures.push(format!(
+            "t-0's commit after a failed mixed commit: {other:?}, want offset 1"
+        )),
+    }
     let mut plain = broker.consumer(ConsumerConfig::default()).unwrap();
     c.err(
         "assign of partition i32::MAX",
@@ -541,16 +594,6 @@ fn hostile_values_are_rejected_with_clear_errors_and_write_nothing() {
             "the data directory changed:\nbefore {before:#?}\nafter {after:#?}"
         ));
     }
-    // FIXME(reliability): a commit for a topic that does not exist, even one whose name is
-    // illegal (`../x`), is accepted and written to `__consumer_offsets` (as a record key, so
-    // no path escapes; Kafka answers UNKNOWN_TOPIC_OR_PARTITION). Asserted as today's
-    // behaviour, after the listing check above, until commits validate their topics.
-    grouped
-        .commit_offsets_sync(&BTreeMap::from([(
-            TopicPartition::new("../x", 0),
-            OffsetAndMetadata::new(1),
-        )]))
-        .expect("today a commit for an unknown, illegal topic name is accepted");
     let _ = grouped.close();
     // Still usable afterwards.
     assert_eq!(p.append(&[Record::new("c")]).unwrap(), 2);

@@ -185,3 +185,101 @@ fn damaged_offsets_log_takes_down_groups_only() {
     // A consumer without a group needs no committed offsets.
     broker.consumer(ConsumerConfig::default()).unwrap();
 }
+
+/// Found by `reliability_bad_input`: a commit for a topic that does not exist (even one whose
+/// name is illegal, `../x`) or for a partition past the topic's count was accepted and written
+/// to `__consumer_offsets`, where it stayed for good. Kafka answers
+/// `UNKNOWN_TOPIC_OR_PARTITION`; we fail the whole commit (also its valid partitions) and write
+/// nothing, and the group's offsets after a reopen are the last good commit.
+#[test]
+fn commits_for_unknown_topics_or_partitions_are_rejected() {
+    use std::collections::BTreeMap;
+
+    use embroker::{OffsetAndMetadata, TopicPartition};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    broker
+        .create_topic("t", TopicConfig::default().partitions(2))
+        .unwrap();
+    let mut c = broker
+        .consumer(
+            ConsumerConfig::default()
+                .group_id("g")
+                .enable_auto_commit(false),
+        )
+        .unwrap();
+    let t0 = TopicPartition::new("t", 0);
+    c.assign(std::slice::from_ref(&t0)).unwrap();
+    let commit = |c: &mut embroker::Consumer, pairs: &[(TopicPartition, i64)]| {
+        let offsets = pairs
+            .iter()
+            .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o)))
+            .collect::<BTreeMap<_, _>>();
+        c.commit_offsets_sync(&offsets)
+    };
+    commit(&mut c, &[(t0.clone(), 1)]).unwrap();
+    let offsets_log = dir
+        .path()
+        .join("__consumer_offsets-0/00000000000000000000.log");
+    let len = std::fs::metadata(&offsets_log).unwrap().len();
+
+    let e = commit(&mut c, &[(TopicPartition::new("nope", 0), 5)]).unwrap_err();
+    assert!(
+        matches!(&e, Error::UnknownTopic { topic } if topic == "nope"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("\"nope\""), "{e}");
+    let e = commit(&mut c, &[(TopicPartition::new("../x", 0), 5)]).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::UnknownTopic { .. } | Error::InvalidTopicName { .. }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("../x"), "{e}");
+    let e = commit(&mut c, &[(TopicPartition::new("t", 2), 5)]).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::UnknownPartition { topic, partition: 2, partitions: 2 } if topic == "t"
+        ),
+        "{e:?}"
+    );
+    // One unknown partition fails the whole commit: t-0 keeps its offset.
+    let e = commit(&mut c, &[(t0.clone(), 7), (TopicPartition::new("t", 9), 5)]).unwrap_err();
+    assert!(matches!(e, Error::UnknownPartition { .. }), "{e:?}");
+    assert_eq!(c.committed(&t0).unwrap().unwrap().offset, 1);
+    assert_eq!(
+        std::fs::metadata(&offsets_log).unwrap().len(),
+        len,
+        "a rejected commit wrote to {}",
+        offsets_log.display()
+    );
+    // The partitions that exist still commit.
+    commit(&mut c, &[(t0.clone(), 2), (TopicPartition::new("t", 1), 3)]).unwrap();
+    assert!(
+        std::fs::metadata(&offsets_log).unwrap().len() > len,
+        "a good commit grows the log (so the length check above can see a write)"
+    );
+    c.close().unwrap();
+    broker.close().unwrap();
+
+    let broker = Broker::open(dir.path()).unwrap();
+    let offsets = broker.describe_group("g").unwrap().offsets;
+    let committed: Vec<(String, i32, i64)> = offsets
+        .iter()
+        .filter_map(|p| {
+            let tp = &p.topic_partition;
+            p.committed
+                .as_ref()
+                .map(|om| (tp.topic.clone(), tp.partition, om.offset))
+        })
+        .collect();
+    assert_eq!(
+        committed,
+        [("t".to_string(), 0, 2), ("t".to_string(), 1, 3)]
+    );
+    broker.close().unwrap();
+}

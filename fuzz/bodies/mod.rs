@@ -15,10 +15,11 @@
 use std::path::Path;
 
 use arbitrary::{Arbitrary, Unstructured};
+use embroker::__fuzz::{self, OffsetCommitRecord};
 use embroker::codec::{self, Batch, BatchBuilder, DecodeError};
 use embroker::{
-    Broker, Bytes, ConsumerConfig, Error, Header, ManualClock, Partition, ProducerConfig,
-    StoredRecord, TopicConfig,
+    Broker, Bytes, ConsumerConfig, Error, Header, ManualClock, OffsetAndMetadata, Partition,
+    ProducerConfig, StoredRecord, TopicConfig, TopicPartition,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1114,6 +1115,225 @@ fn check_config_error(e: &Error, pairs: &[(String, String)]) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// offsets_log
+// ---------------------------------------------------------------------------------------------
+
+/// Bit 7 of an `offsets_log` input's first byte: the rest is a structured [`CommitSpec`].
+pub const OFFSETS_LOG_STRUCTURED: u8 = 0x80;
+/// Bit 0 of a raw `offsets_log` input's first byte: the record has a value (else a tombstone).
+pub const OFFSETS_LOG_HAS_VALUE: u8 = 0x01;
+
+/// A commit record built in bounds, for the encoder/decoder round trip. Out-of-bounds fields
+/// are brought into bounds (cut strings, cleared sign bits) rather than rejected, so that every
+/// input exercises the encoders.
+#[derive(Arbitrary, Debug)]
+pub struct CommitSpec {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+    pub tombstone: bool,
+}
+
+/// Lays out a raw `offsets_log` input: flags byte, key length (u16, big-endian), key, value.
+pub fn offsets_log_input(key: &[u8], value: Option<&[u8]>) -> Vec<u8> {
+    let flags = if value.is_some() {
+        OFFSETS_LOG_HAS_VALUE
+    } else {
+        0
+    };
+    let key_len = u16::try_from(key.len()).expect("a seed key fits a u16 length");
+    let mut out = vec![flags];
+    out.extend_from_slice(&key_len.to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(value.unwrap_or_default());
+    out
+}
+
+/// `__consumer_offsets` records through the decoder (`embroker::__fuzz`).
+///
+/// A raw input (first byte's bit 7 clear) is a flags byte (bit 0: the record has a value), a
+/// big-endian `u16` key length (cut to what is there), the key, and the value (the rest). The
+/// decoder must never panic. A record it accepts must lie in the format's bounds (group
+/// 1..=32767 bytes, topic 1..=249, partition and offset >= 0, metadata <= 4096 bytes),
+/// re-encode to exactly the input's key and value bytes, and stop decoding when a byte is cut
+/// off or added to either. A rejection must be `Error::Corrupt` naming `__consumer_offsets`,
+/// saying whether the key or the value is bad, at a position inside that part; and the key is
+/// judged alone (a record is rejected for its key exactly when the key alone is).
+///
+/// A structured input (bit 7 set) is a [`CommitSpec`], brought into bounds, encoded with the
+/// library's encoders, and must decode back to itself (then the raw checks run on its bytes).
+pub fn offsets_log(data: &[u8]) {
+    let (flags, rest) = data.split_first().map_or((0, data), |(f, r)| (*f, r));
+    if flags & OFFSETS_LOG_STRUCTURED != 0 {
+        if let Ok(spec) = CommitSpec::arbitrary_take_rest(Unstructured::new(rest)) {
+            check_commit_round_trip(&spec);
+        }
+        return;
+    }
+    let (key, value) = split_raw(rest);
+    let value = (flags & OFFSETS_LOG_HAS_VALUE != 0).then_some(value);
+    if debug_enabled() {
+        eprintln!("offsets_log: key {key:02x?} value {value:02x?}");
+    }
+    check_offset_record(key, value);
+}
+
+fn split_raw(rest: &[u8]) -> (&[u8], &[u8]) {
+    let Some((len, rest)) = rest.split_first_chunk::<2>() else {
+        return (rest, &[]);
+    };
+    let len = usize::from(u16::from_be_bytes(*len)).min(rest.len());
+    rest.split_at(len)
+}
+
+/// The checks on one raw record; returns what the decoder made of it.
+fn check_offset_record(key: &[u8], value: Option<&[u8]>) -> Option<OffsetCommitRecord> {
+    let decoded = __fuzz::decode_offset_commit(key, value);
+    let key_alone = __fuzz::decode_offset_commit(key, None);
+    match (&decoded, &key_alone) {
+        (Ok(_), Err(e)) => panic!("a record was accepted although its key alone is not: {e}"),
+        (Err(full), Err(alone)) => assert_eq!(
+            full.to_string(),
+            alone.to_string(),
+            "a bad key must be reported as such, value or not"
+        ),
+        _ => {}
+    }
+    match decoded {
+        Ok(record) => {
+            check_accepted_record(key, value, &record);
+            Some(record)
+        }
+        Err(e) => {
+            check_offset_error(key, value, &e);
+            None
+        }
+    }
+}
+
+fn check_accepted_record(key: &[u8], value: Option<&[u8]>, record: &OffsetCommitRecord) {
+    assert!(
+        (1..=32767).contains(&record.group.len()),
+        "group of {} bytes",
+        record.group.len()
+    );
+    let tp = &record.topic_partition;
+    assert!(
+        (1..=249).contains(&tp.topic.len()),
+        "topic of {} bytes",
+        tp.topic.len()
+    );
+    assert!(tp.partition >= 0, "partition {}", tp.partition);
+    assert_eq!(
+        __fuzz::encode_offset_commit_key(&record.group, tp),
+        key,
+        "an accepted key re-encodes to itself"
+    );
+    assert_eq!(record.value.is_some(), value.is_some(), "tombstone or not");
+    if let (Some(v), Some(bytes)) = (&record.value, value) {
+        assert!(v.offset >= 0, "offset {}", v.offset);
+        assert!(
+            v.metadata.len() <= 4096,
+            "metadata of {} bytes",
+            v.metadata.len()
+        );
+        let om = OffsetAndMetadata::new(v.offset).metadata(v.metadata.clone());
+        assert_eq!(
+            __fuzz::encode_offset_commit_value(&om, v.commit_timestamp),
+            bytes,
+            "an accepted value re-encodes to itself"
+        );
+        // One byte less or more is never a record: the format has no optional tail.
+        let cut = &bytes[..bytes.len() - 1];
+        assert!(
+            __fuzz::decode_offset_commit(key, Some(cut)).is_err(),
+            "value cut by a byte"
+        );
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(
+            __fuzz::decode_offset_commit(key, Some(&longer)).is_err(),
+            "value plus a byte"
+        );
+    }
+    let cut = &key[..key.len() - 1];
+    assert!(
+        __fuzz::decode_offset_commit(cut, None).is_err(),
+        "key cut by a byte"
+    );
+    let mut longer = key.to_vec();
+    longer.push(0);
+    assert!(
+        __fuzz::decode_offset_commit(&longer, None).is_err(),
+        "key plus a byte"
+    );
+}
+
+fn check_offset_error(key: &[u8], value: Option<&[u8]>, e: &Error) {
+    let message = e.to_string();
+    let Error::Corrupt {
+        path,
+        position,
+        reason,
+    } = e
+    else {
+        panic!("the decoder failed with something other than Corrupt: {message}");
+    };
+    assert_eq!(path, Path::new("__consumer_offsets"), "{message}");
+    assert!(message.contains("__consumer_offsets"), "{message}");
+    let part_len = if reason.starts_with("offset-commit key") {
+        key.len()
+    } else if reason.starts_with("offset-commit value") {
+        value.map_or(0, <[u8]>::len)
+    } else {
+        panic!("the error does not say whether the key or the value is bad: {message}");
+    };
+    assert!(
+        *position <= part_len as u64,
+        "error position {position} outside a part of {part_len} bytes: {message}"
+    );
+}
+
+/// Cuts `s` to at most `max` bytes at a char boundary; an empty result becomes `fill`.
+fn bounded(s: &str, max: usize, fill: &str) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end == 0 {
+        fill.to_string()
+    } else {
+        s[..end].to_string()
+    }
+}
+
+fn check_commit_round_trip(spec: &CommitSpec) {
+    let group = bounded(&spec.group, 32767, "g");
+    let tp = TopicPartition::new(bounded(&spec.topic, 249, "t"), spec.partition & i32::MAX);
+    let om =
+        OffsetAndMetadata::new(spec.offset & i64::MAX).metadata(bounded(&spec.metadata, 4096, ""));
+    let key = __fuzz::encode_offset_commit_key(&group, &tp);
+    let value =
+        (!spec.tombstone).then(|| __fuzz::encode_offset_commit_value(&om, spec.commit_timestamp));
+    let record = check_offset_record(&key, value.as_deref())
+        .unwrap_or_else(|| panic!("an in-bounds commit did not decode: {spec:?}"));
+    assert_eq!(record.group, group);
+    assert_eq!(record.topic_partition, tp);
+    match (&record.value, spec.tombstone) {
+        (None, true) => {}
+        (Some(v), false) => {
+            assert_eq!(v.offset, om.offset);
+            assert_eq!(v.metadata, om.metadata);
+            assert_eq!(v.commit_timestamp, spec.commit_timestamp);
+        }
+        (v, tombstone) => panic!("decoded value {v:?} for tombstone={tombstone}"),
+    }
+}
+
 /// A fuzz body: raw input in, panic on a broken invariant.
 pub type Body = fn(&[u8]);
 
@@ -1122,6 +1342,5 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("decode_batch", decode_batch),
     ("open_partition_dir", open_partition_dir),
     ("config_properties", config_properties),
-    // offsets_log: the `__consumer_offsets` record decoder's target goes here once that
-    // decoder lands (see fuzz/README.md).
+    ("offsets_log", offsets_log),
 ];

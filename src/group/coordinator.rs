@@ -51,7 +51,10 @@
 //! A commit from a member is accepted when the member is still in the group and its generation
 //! is the group's current one; otherwise it fails with [`Error::CommitFailed`] and changes
 //! nothing. A commit from a consumer without membership (`assign` mode) is accepted only while
-//! the group has no members, as in Kafka. Offsets are appended to the log first and applied to
+//! the group has no members, as in Kafka. A commit that names a topic that does not exist or a
+//! partition the topic does not have fails as a whole and writes nothing (Kafka commits the
+//! partitions it knows and answers `UNKNOWN_TOPIC_OR_PARTITION` for the others; one `Result`
+//! cannot say that, so none is written). Offsets are appended to the log first and applied to
 //! the table after, under the group's lock, so the table never holds what the log does not.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -452,6 +455,7 @@ impl Group {
     ) -> Result<()> {
         for (tp, om) in offsets {
             offset_store::check_commit(&self.id, tp, om)?;
+            check_partition_exists(broker, tp)?;
         }
         let mut g = self.inner.lock();
         let fail = |member_id: &str, generation: i32, current: i32| Error::CommitFailed {
@@ -543,6 +547,25 @@ impl Group {
             Phase::Stable => GroupState::Stable,
         }
     }
+}
+
+/// Fails unless `tp` names a partition of an existing topic: [`Error::UnknownTopic`] (or
+/// [`Error::InvalidTopicName`] for a name no topic can have) and [`Error::UnknownPartition`].
+///
+/// Kafka answers such a commit with `UNKNOWN_TOPIC_OR_PARTITION`; without this check the offset
+/// was written to `__consumer_offsets` and kept for ever, for a partition nothing can read.
+/// With `auto_create_topics` on, the lookup creates a missing topic, as every other lookup of
+/// a topic by name does here (Kafka's offset commit never creates one).
+fn check_partition_exists(broker: &BrokerInner, tp: &TopicPartition) -> Result<()> {
+    let partitions = broker.partition_count(&tp.topic)?;
+    if tp.partition >= partitions {
+        return Err(Error::UnknownPartition {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            partitions,
+        });
+    }
+    Ok(())
 }
 
 impl GroupInner {

@@ -33,6 +33,12 @@ pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Su
 pub use coordinator::GroupState;
 pub(crate) use coordinator::{is_cooperative, Group, GroupRegistry, JoinRequest, SyncOutcome};
 pub use offset_store::OffsetAndMetadata;
+// For `crate::__fuzz` only (see there).
+pub use offset_store::{
+    decode_offset_commit, encode_key as encode_offset_commit_key,
+    encode_value as encode_offset_commit_value, CommitValue as OffsetCommitValue,
+    OffsetCommitRecord,
+};
 pub use range_assignor::RangeAssignor;
 pub use round_robin_assignor::RoundRobinAssignor;
 pub use sticky_assignor::{CooperativeStickyAssignor, StickyAssignor};

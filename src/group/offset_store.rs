@@ -109,21 +109,30 @@ impl OffsetAndMetadata {
     }
 }
 
+// The two record types and the three functions below are `pub` only so that `lib.rs` can
+// re-export them in `__fuzz` for the `offsets_log` fuzz target; they are not part of the
+// stable API.
+
 /// The value of an offset-commit record.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct CommitValue {
-    pub(crate) offset: i64,
-    pub(crate) metadata: String,
-    pub(crate) commit_timestamp: i64,
+pub struct CommitValue {
+    /// The committed offset (the next offset to read), >= 0.
+    pub offset: i64,
+    /// The commit's metadata string, at most 4096 bytes.
+    pub metadata: String,
+    /// When the commit was made, ms since the epoch (broker clock).
+    pub commit_timestamp: i64,
 }
 
 /// One decoded `__consumer_offsets` record.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct OffsetCommitRecord {
-    pub(crate) group: String,
-    pub(crate) topic_partition: TopicPartition,
+pub struct OffsetCommitRecord {
+    /// The group id, 1..=32767 bytes.
+    pub group: String,
+    /// The committed partition (topic 1..=249 bytes, partition >= 0).
+    pub topic_partition: TopicPartition,
     /// `None` for a tombstone.
-    pub(crate) value: Option<CommitValue>,
+    pub value: Option<CommitValue>,
 }
 
 /// Committed offsets of every group, as rebuilt from the log.
@@ -161,8 +170,9 @@ pub(crate) fn check_commit(group: &str, tp: &TopicPartition, om: &OffsetAndMetad
     Ok(())
 }
 
-/// Encodes a key. The caller has checked lengths with [`check_commit`].
-pub(crate) fn encode_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
+/// Encodes a key. The caller has checked lengths with `check_commit`; a string past its
+/// bound is still written (cut to 65535 bytes if longer), and the decoder rejects the record.
+pub fn encode_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
     let mut out = Vec::with_capacity(10 + group.len() + tp.topic.len());
     out.extend_from_slice(&KEY_VERSION.to_be_bytes());
     put_str(&mut out, group);
@@ -171,8 +181,9 @@ pub(crate) fn encode_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
     out
 }
 
-/// Encodes a value. The caller has checked lengths with [`check_commit`].
-pub(crate) fn encode_value(om: &OffsetAndMetadata, commit_timestamp: i64) -> Vec<u8> {
+/// Encodes a value. The caller has checked lengths with `check_commit`; a string past its
+/// bound is still written (cut to 65535 bytes if longer), and the decoder rejects the record.
+pub fn encode_value(om: &OffsetAndMetadata, commit_timestamp: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(20 + om.metadata.len());
     out.extend_from_slice(&VALUE_VERSION.to_be_bytes());
     out.extend_from_slice(&om.offset.to_be_bytes());
@@ -188,7 +199,11 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Decodes one `__consumer_offsets` record (`value` `None` is a tombstone). Never panics.
-pub(crate) fn decode_offset_commit(key: &[u8], value: Option<&[u8]>) -> Result<OffsetCommitRecord> {
+///
+/// A record it accepts re-encodes to the same bytes (there is one encoding of each record).
+/// An error is [`Error::Corrupt`] whose `position` is the byte within the key or the value
+/// (its `reason` says which), not within a file.
+pub fn decode_offset_commit(key: &[u8], value: Option<&[u8]>) -> Result<OffsetCommitRecord> {
     let mut k = Cursor::new(key, "key");
     let version = k.i16()?;
     if version != KEY_VERSION {
