@@ -149,8 +149,10 @@ pub enum Error {
         reason: String,
     },
 
-    /// An earlier write or fsync of this partition failed; the log refuses further appends until
-    /// the broker is reopened, because the page cache can no longer be trusted.
+    /// An earlier fsync of this partition failed (or a failed write left a partial batch that
+    /// could not be cut off); the log refuses further appends until the broker is reopened,
+    /// because the page cache can no longer be trusted. A write that fails cleanly (a full
+    /// disk) is an [`Error::Io`] instead, and the log takes appends again once space returns.
     #[error(
         "partition {topic}-{partition} failed earlier ({cause}); reopen the broker to recover"
     )]

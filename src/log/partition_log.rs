@@ -8,8 +8,9 @@
 //!   segment's next offset. The last segment is the active one; there is always one.
 //! - `log_start <= log_end`; `log_end` is published (release) after the bytes are in place.
 //! - Offsets only grow; a batch gets `log_end` as its base offset.
-//! - After a failed write or fsync the log refuses appends (`Error::LogFailed`) until reopened:
-//!   the page cache can no longer be trusted to match the file.
+//! - After a failed fsync the log refuses appends (`Error::LogFailed`) until reopened: the page
+//!   cache can no longer be trusted to match the file. A failed write is cut back to the
+//!   published size and only reported: nothing was published, so the next append may succeed.
 //! - Everything before the recovery point is durable and was checked when written; open scans
 //!   only what lies after it.
 
@@ -26,7 +27,7 @@ use super::cleaner::CleanerState;
 use super::cleaner_checkpoint::CleanerCheckpoint;
 use super::records::Records;
 use super::retention::{deletable_prefix, SegmentFacts};
-use super::segment::{self, Segment, NO_TIMESTAMP};
+use super::segment::{self, AppendError, Segment, NO_TIMESTAMP};
 use crate::clock::SharedClock;
 use crate::codec::{self, BatchBuilder, BatchHeader};
 use crate::config::TopicConfig;
@@ -443,7 +444,8 @@ impl PartitionLog {
         let base = self.log_end.load(Ordering::Relaxed);
         let now = self.clock.now_ms();
         if self.should_roll(&w, &header, base, batch.len(), &config, now) {
-            self.roll(&mut w, base, now).map_err(|e| self.fail(e))?;
+            // A roll that fails (no space for the new file) has changed nothing.
+            self.roll(&mut w, base, now)?;
         }
         codec::set_base_offset(batch, base);
         header.base_offset = base;
@@ -468,7 +470,12 @@ impl PartitionLog {
                 config.index_interval_bytes,
                 bytes_since_index,
             )
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| match e {
+                // The write failed but left nothing behind: report it and stay writable, so a
+                // full disk stops appends only until space returns.
+                AppendError::Undone(e) => e,
+                AppendError::Torn(e) => self.fail(e),
+            })?;
         let next = header.next_offset();
         debug_assert!(next > base);
         self.log_end.store(next, Ordering::Release);

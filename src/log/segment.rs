@@ -66,6 +66,16 @@ fn buf_at(segment: &Segment, pos: u64, file_len: u64) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Why [`Segment::append`] failed.
+#[derive(Debug)]
+pub(crate) enum AppendError {
+    /// The write failed and the file was cut back to its published size: the segment is as
+    /// it was, and a later append may succeed.
+    Undone(Error),
+    /// The write failed and the partial batch could not be cut off.
+    Torn(Error),
+}
+
 /// What a recovery scan found.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ScanOutcome {
@@ -251,11 +261,19 @@ impl Segment {
         header: &BatchHeader,
         index_interval_bytes: u32,
         bytes_since_index: &mut u64,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), AppendError> {
         let position = self.size.load(Ordering::Relaxed);
         debug_assert!(header.base_offset >= self.next_offset.load(Ordering::Relaxed));
         debug_assert!(u32::try_from(position + batch.len() as u64).is_ok());
-        io::write_all_at(&self.file, batch, position, &self.log_path)?;
+        if let Err(e) = io::write_all_at(&self.file, batch, position, &self.log_path) {
+            // Nothing was published. Cutting off whatever part of the batch reached the file
+            // leaves file, page cache and published size agreeing again, so the log can take
+            // the next append once space returns (a full disk, a file-size limit).
+            return Err(match self.file.set_len(position) {
+                Ok(()) => AppendError::Undone(e),
+                Err(_) => AppendError::Torn(e),
+            });
+        }
         let relative = (header.base_offset - self.base_offset) as u32;
         let last_relative = (header.last_offset() - self.base_offset) as u32;
         let max_ts = self
