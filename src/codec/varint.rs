@@ -82,9 +82,29 @@ fn get_unsigned(buf: &[u8], bytes_max: usize) -> Result<(u64, usize), DecodeErro
 
 /// Reads a zig-zag varint (of either width) at `*pos` and advances it; `None` when the bytes
 /// are not a varint. For bytes already checked: no error is built.
-#[inline]
+#[inline(always)]
 pub(crate) fn next_zigzag(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let (u, n) = get_unsigned(buf.get(*pos..)?, VARLONG_BYTES_MAX).ok()?;
+    // The one- and two-byte cases (every length and delta of a small record) without building
+    // a `Result`: this runs several times per record on every read.
+    let b0 = *buf.get(*pos)?;
+    let u = if b0 < 0x80 {
+        *pos += 1;
+        u64::from(b0)
+    } else {
+        match buf.get(*pos + 1) {
+            Some(&b1) if b1 < 0x80 => {
+                *pos += 2;
+                u64::from(b0 & 0x7f) | (u64::from(b1) << 7)
+            }
+            _ => return next_zigzag_long(buf, pos),
+        }
+    };
+    Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+}
+
+#[cold]
+fn next_zigzag_long(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let (u, n) = get_unsigned_slow(buf.get(*pos..)?, VARLONG_BYTES_MAX).ok()?;
     *pos += n;
     Some(((u >> 1) as i64) ^ -((u & 1) as i64))
 }
