@@ -190,3 +190,33 @@ fn a_consumer_without_membership_cannot_commit_while_the_group_has_members() {
     member.close().unwrap();
     simple.commit_offsets_sync(&offsets).unwrap();
 }
+
+/// Kafka's close logs a failed auto-commit and still leaves the group
+/// (`ConsumerCoordinator.maybeAutoCommitOffsetsSync`); so does ours.
+#[test]
+fn close_succeeds_when_its_auto_commit_is_refused() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let broker = Broker::builder()
+        .clock(clock.clone())
+        .open_temporary()
+        .unwrap();
+    broker.create_topic("t", TopicConfig::default()).unwrap();
+    fill(&broker, 5);
+    let cfg = config().enable_auto_commit(true);
+    let mut a = broker.consumer(cfg.clone()).unwrap();
+    a.subscribe(&["t"]).unwrap();
+    assert_eq!(a.poll(Duration::from_secs(1)).unwrap().count(), 5);
+    // `a` stops polling past max.poll.interval.ms; a second member's poll expels it and takes
+    // the partition, so `a`'s generation is stale and its commit on close is refused.
+    clock.advance_ms(300_001);
+    let mut b = broker.consumer(cfg).unwrap();
+    b.subscribe(&["t"]).unwrap();
+    let _ = b.poll(Duration::from_millis(200)).unwrap();
+    assert!(b.assignment().contains(&tp(0)));
+    let refused = a.commit_sync();
+    assert!(
+        matches!(refused, Err(Error::CommitFailed { .. })),
+        "{refused:?}"
+    );
+    a.close().unwrap();
+}

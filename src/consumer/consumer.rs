@@ -843,6 +843,11 @@ impl Consumer {
 
     /// Commits positions (with auto-commit on), runs `on_partitions_revoked`, leaves the group
     /// and runs pending commit callbacks. Later calls fail with [`Error::Closed`].
+    ///
+    /// As in Kafka, a failed auto-commit here (say [`Error::CommitFailed`] because a rebalance
+    /// moved the partitions first) is logged, not returned: the records it would have
+    /// committed are delivered again to their next owner, which at-least-once allows. Commit
+    /// with [`Consumer::commit_sync`] before closing to see that error.
     pub fn close(mut self) -> Result<()> {
         self.close_inner()
     }
@@ -853,8 +858,10 @@ impl Consumer {
         }
         let mut first_error = None;
         if self.config.auto_commit_enabled() && !self.broker.is_closed() {
+            // Kafka's ConsumerCoordinator.maybeAutoCommitOffsetsSync logs and swallows this
+            // too: closing must still leave the group.
             if let Err(e) = self.commit_positions() {
-                first_error.get_or_insert(e);
+                log::warn!("auto-commit on close failed: {e}");
             }
         }
         if let Err(e) = self.leave_group() {
