@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::latest;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,30 +34,8 @@ fn broker(clock: &Arc<ManualClock>) -> Broker {
         .unwrap()
 }
 
-/// Every record in the partition, following gaps to the end.
 fn read_all(p: &Partition) -> Vec<StoredRecord> {
-    let mut out = Vec::new();
-    let mut at = p.log_start_offset();
-    while at < p.log_end_offset() {
-        let records = p.read(at, 1 << 20).unwrap();
-        assert!(records.next_offset() > at, "read at {at} made no progress");
-        out.extend(records.iter());
-        at = records.next_offset();
-    }
-    out
-}
-
-/// Latest value per key (a tombstone removes the key), and that record's offset.
-fn latest(records: &[StoredRecord]) -> BTreeMap<Vec<u8>, (i64, Vec<u8>)> {
-    let mut view = BTreeMap::new();
-    for r in records {
-        let key = r.key.as_deref().unwrap().to_vec();
-        match &r.value {
-            Some(v) => view.insert(key, (r.offset, v.to_vec())),
-            None => view.remove(&key),
-        };
-    }
-    view
+    common::read_all(p, p.log_start_offset())
 }
 
 /// `n` records with keys `filler-{i}` that no other record shares.

@@ -10,6 +10,10 @@
 //! directory). `EMBROKER_LONG=1` raises the kills from 30 to 1,000.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{seed, XorShift};
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -20,43 +24,13 @@ use embroker::{Broker, CleanupPolicy, Partition, Record, TopicConfig};
 const TEST: &str = "sigkill_during_cleaning_keeps_the_latest_value_of_every_key";
 const KEYS: u64 = 300;
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-fn seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    u64::from(nanos) | 1
-}
-
 type View = BTreeMap<Vec<u8>, Vec<u8>>;
 
 fn view(p: &Partition) -> View {
-    let mut view = View::new();
-    let mut at = p.log_start_offset();
-    while at < p.log_end_offset() {
-        let records = p.read(at, 1 << 20).unwrap();
-        assert!(records.next_offset() > at, "read at {at} made no progress");
-        for r in records.iter() {
-            let key = r.key.as_deref().unwrap().to_vec();
-            match r.value {
-                Some(v) => view.insert(key, v.to_vec()),
-                None => view.remove(&key),
-            };
-        }
-        at = records.next_offset();
-    }
-    view
+    common::latest(&common::read_all(p, p.log_start_offset()))
+        .into_iter()
+        .map(|(k, (_, v))| (k, v))
+        .collect()
 }
 
 fn key(k: u64) -> String {

@@ -3,6 +3,8 @@
 //! equals the uncompacted log's, after every pass and after a reopen.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use embroker::{Broker, CleanupPolicy, ManualClock, Partition, Record, TopicConfig};
@@ -32,21 +34,7 @@ fn op() -> impl Strategy<Value = Op> {
 type View = BTreeMap<Vec<u8>, (i64, Vec<u8>)>;
 
 fn view_of_log(p: &Partition) -> View {
-    let mut view = View::new();
-    let mut at = p.log_start_offset();
-    while at < p.log_end_offset() {
-        let records = p.read(at, 1 << 20).unwrap();
-        assert!(records.next_offset() > at);
-        for r in records.iter() {
-            let key = r.key.as_deref().unwrap().to_vec();
-            match r.value {
-                Some(v) => view.insert(key, (r.offset, v.to_vec())),
-                None => view.remove(&key),
-            };
-        }
-        at = records.next_offset();
-    }
-    view
+    common::latest(&common::read_all(p, p.log_start_offset()))
 }
 
 fn record(k: u8, v: Option<u16>) -> Record {

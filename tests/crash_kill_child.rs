@@ -14,31 +14,16 @@
 //! (Kafka's too), not what this test is about. The test prints the most segment files and open
 //! descriptors it saw, to show the headroom.
 
+mod common;
+
+use common::{seed, XorShift};
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use embroker::{Broker, Record, TopicConfig};
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-fn seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    u64::from(nanos) | 1
-}
 
 fn value(run: u64, seq: u64) -> String {
     format!("run{run}-seq{seq}-{}", "x".repeat((seq % 40) as usize))

@@ -28,6 +28,10 @@
 //! `EMBROKER_SEED=<n>` replays it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{seed, XorShift};
+
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -37,38 +41,6 @@ use embroker::{
     Broker, ConsumerConfig, Error, OffsetAndMetadata, Record, StoredRecord, TopicConfig,
     TopicPartition,
 };
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-}
-
-fn seed() -> u64 {
-    if let Some(s) = std::env::var("EMBROKER_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        return s;
-    }
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1
-}
 
 const DATA_PARTITIONS: i32 = 2;
 const RECORDS: usize = 300;

@@ -34,6 +34,10 @@
 //! parent's damage choices (the child's timing is not reproducible).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{seed, XorShift};
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -47,38 +51,6 @@ const CHILD_RUN: &str = "EMBROKER_POWER_LOSS_RUN";
 const TEST_NAME: &str = "power_loss_keeps_every_acknowledged_record";
 const TOPIC: &str = "power";
 const PARTITIONS: i32 = 2;
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-}
-
-fn seed() -> u64 {
-    if let Some(s) = std::env::var("EMBROKER_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        return s;
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    nanos | 1
-}
 
 fn long() -> bool {
     std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1")

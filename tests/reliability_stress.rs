@@ -33,6 +33,10 @@
 //! and only meet under load; a race shows up as a lost record, a double owner or a reorder.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::XorShift;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,17 +52,6 @@ const PARTITIONS: i32 = 4;
 const PRODUCERS: usize = 3;
 const KEYS_PER_PRODUCER: u64 = 8;
 const MEMBERS_PER_GROUP: usize = 3;
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// One group's shared state.
 #[derive(Default)]

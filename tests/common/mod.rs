@@ -10,13 +10,14 @@ pub fn numbered(start: usize, n: usize) -> Vec<Record> {
         .collect()
 }
 
-/// Every record from `from` to the end of the partition.
+/// Every record from `from` to the end of the partition (following the gaps compaction
+/// leaves: a read that finds only a gap still moves on).
 pub fn read_all(p: &Partition, from: i64) -> Vec<StoredRecord> {
     let mut out = Vec::new();
     let mut at = from;
     while at < p.log_end_offset() {
         let records = p.read(at, 64 * 1024).expect("read");
-        if records.is_empty() {
+        if records.next_offset() <= at {
             break;
         }
         out.extend(records.iter());
@@ -25,10 +26,60 @@ pub fn read_all(p: &Partition, from: i64) -> Vec<StoredRecord> {
     out
 }
 
+/// The latest value of every key and the offset it is at (a tombstone removes the key):
+/// what compaction must preserve.
+pub fn latest(records: &[StoredRecord]) -> std::collections::BTreeMap<Vec<u8>, (i64, Vec<u8>)> {
+    let mut view = std::collections::BTreeMap::new();
+    for r in records {
+        let key = r.key.as_deref().expect("a keyed record").to_vec();
+        match &r.value {
+            Some(v) => view.insert(key, (r.offset, v.to_vec())),
+            None => view.remove(&key),
+        };
+    }
+    view
+}
+
 /// The values as strings.
 pub fn values(records: &[StoredRecord]) -> Vec<String> {
     records
         .iter()
         .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or(b"<null>")).into_owned())
         .collect()
+}
+
+/// A xorshift64 generator: reproducible random choices in tests from one printed seed.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+}
+
+/// `EMBROKER_SEED` when set (to replay a run), else one from the clock; never 0.
+pub fn seed() -> u64 {
+    if let Some(s) = std::env::var("EMBROKER_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        return s | 1;
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64
+        | 1
 }
