@@ -8,13 +8,15 @@
 
 use std::path::Path;
 
+use super::sealed;
 use crate::error::Result;
 use crate::io;
 
 pub(crate) const FILE_NAME: &str = "recovery-point";
 const MAGIC: &[u8; 4] = b"EBRP";
 const VERSION: u16 = 1;
-const BYTES: usize = 42;
+/// Bytes between the version and the CRC.
+const BODY_BYTES: usize = 32;
 
 /// Everything before `position` in segment `segment_base` (and every earlier segment) is
 /// durable and was checked when written; `offset` is the log end offset there.
@@ -28,38 +30,23 @@ pub(crate) struct RecoveryPoint {
 }
 
 impl RecoveryPoint {
-    pub(crate) fn encode(&self) -> [u8; BYTES] {
-        let mut b = [0u8; BYTES];
-        b[0..4].copy_from_slice(MAGIC);
-        b[4..6].copy_from_slice(&VERSION.to_be_bytes());
-        b[6..14].copy_from_slice(&self.offset.to_be_bytes());
-        b[14..22].copy_from_slice(&self.segment_base.to_be_bytes());
-        b[22..30].copy_from_slice(&self.position.to_be_bytes());
-        b[30..38].copy_from_slice(&self.max_timestamp.to_be_bytes());
-        let crc = crc32fast::hash(&b[..38]);
-        b[38..42].copy_from_slice(&crc.to_be_bytes());
-        b
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut body = [0u8; BODY_BYTES];
+        body[0..8].copy_from_slice(&self.offset.to_be_bytes());
+        body[8..16].copy_from_slice(&self.segment_base.to_be_bytes());
+        body[16..24].copy_from_slice(&self.position.to_be_bytes());
+        body[24..32].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        sealed::seal(MAGIC, VERSION, &body)
     }
 
     /// `None` for anything that is not a well-formed checkpoint.
     pub(crate) fn decode(b: &[u8]) -> Option<RecoveryPoint> {
-        if b.len() != BYTES || &b[0..4] != MAGIC || b[4..6] != VERSION.to_be_bytes() {
-            return None;
-        }
-        let crc = u32::from_be_bytes([b[38], b[39], b[40], b[41]]);
-        if crc != crc32fast::hash(&b[..38]) {
-            return None;
-        }
-        let i64_at = |at: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[at..at + 8]);
-            a
-        };
+        let body = sealed::open(MAGIC, VERSION, b).filter(|body| body.len() == BODY_BYTES)?;
         let rp = RecoveryPoint {
-            offset: i64::from_be_bytes(i64_at(6)),
-            segment_base: i64::from_be_bytes(i64_at(14)),
-            position: u64::from_be_bytes(i64_at(22)),
-            max_timestamp: i64::from_be_bytes(i64_at(30)),
+            offset: sealed::i64_at(body, 0),
+            segment_base: sealed::i64_at(body, 8),
+            position: sealed::i64_at(body, 16) as u64,
+            max_timestamp: sealed::i64_at(body, 24),
         };
         (rp.offset >= rp.segment_base && rp.segment_base >= 0).then_some(rp)
     }
@@ -86,9 +73,10 @@ mod tests {
             max_timestamp: 7,
         };
         let b = rp.encode();
+        assert_eq!(b.len(), 42);
         assert_eq!(RecoveryPoint::decode(&b), Some(rp));
-        for i in 0..BYTES {
-            let mut bad = b;
+        for i in 0..b.len() {
+            let mut bad = b.clone();
             bad[i] ^= 0x10;
             assert_eq!(RecoveryPoint::decode(&bad), None, "byte {i}");
         }

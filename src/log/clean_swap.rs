@@ -18,6 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::sealed;
 use super::segment::file_name;
 use crate::error::{Error, Result};
 use crate::io;
@@ -45,9 +46,7 @@ pub(crate) fn cleaned_path(dir: &Path, base: i64, extension: &str) -> PathBuf {
 }
 
 fn encode(entries: &[SwapEntry]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(16 + entries.len() * 24);
-    b.extend_from_slice(MAGIC);
-    b.extend_from_slice(&VERSION.to_be_bytes());
+    let mut b = Vec::with_capacity(4 + entries.len() * 24);
     b.extend_from_slice(&(entries.len() as u32).to_be_bytes());
     for e in entries {
         b.extend_from_slice(&e.new_base.to_be_bytes());
@@ -56,9 +55,7 @@ fn encode(entries: &[SwapEntry]) -> Vec<u8> {
             b.extend_from_slice(&base.to_be_bytes());
         }
     }
-    let crc = crc32fast::hash(&b);
-    b.extend_from_slice(&crc.to_be_bytes());
-    b
+    sealed::seal(MAGIC, VERSION, &b)
 }
 
 /// Reads a big-endian field at the front of `b` and advances it.
@@ -69,14 +66,7 @@ fn take<const N: usize>(b: &mut &[u8]) -> Option<[u8; N]> {
 }
 
 fn decode(bytes: &[u8]) -> Option<Vec<SwapEntry>> {
-    let (body, crc) = bytes.split_last_chunk::<4>()?;
-    if u32::from_be_bytes(*crc) != crc32fast::hash(body) {
-        return None;
-    }
-    let mut b = body;
-    if &take::<4>(&mut b)? != MAGIC || u16::from_be_bytes(take(&mut b)?) != VERSION {
-        return None;
-    }
+    let mut b = sealed::open(MAGIC, VERSION, bytes)?;
     let count = u32::from_be_bytes(take(&mut b)?);
     let mut entries = Vec::new();
     for _ in 0..count {

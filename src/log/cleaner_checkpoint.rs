@@ -8,13 +8,15 @@
 
 use std::path::Path;
 
+use super::sealed;
 use crate::error::Result;
 use crate::io;
 
 pub(crate) const FILE_NAME: &str = "cleaner-checkpoint";
 const MAGIC: &[u8; 4] = b"EBCC";
 const VERSION: u16 = 1;
-const BYTES: usize = 34;
+/// Bytes between the version and the CRC.
+const BODY_BYTES: usize = 24;
 
 /// The cleaner's progress in one partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,34 +41,20 @@ impl Default for CleanerCheckpoint {
 }
 
 impl CleanerCheckpoint {
-    fn encode(&self) -> [u8; BYTES] {
-        let mut b = [0u8; BYTES];
-        b[0..4].copy_from_slice(MAGIC);
-        b[4..6].copy_from_slice(&VERSION.to_be_bytes());
-        b[6..14].copy_from_slice(&self.first_dirty.to_be_bytes());
-        b[14..22].copy_from_slice(&self.tombstone_horizon.to_be_bytes());
-        b[22..30].copy_from_slice(&self.last_clean_ms.to_be_bytes());
-        let crc = crc32fast::hash(&b[..30]);
-        b[30..34].copy_from_slice(&crc.to_be_bytes());
-        b
+    fn encode(&self) -> Vec<u8> {
+        let mut body = [0u8; BODY_BYTES];
+        body[0..8].copy_from_slice(&self.first_dirty.to_be_bytes());
+        body[8..16].copy_from_slice(&self.tombstone_horizon.to_be_bytes());
+        body[16..24].copy_from_slice(&self.last_clean_ms.to_be_bytes());
+        sealed::seal(MAGIC, VERSION, &body)
     }
 
     fn decode(b: &[u8]) -> Option<CleanerCheckpoint> {
-        if b.len() != BYTES || &b[0..4] != MAGIC || b[4..6] != VERSION.to_be_bytes() {
-            return None;
-        }
-        if u32::from_be_bytes([b[30], b[31], b[32], b[33]]) != crc32fast::hash(&b[..30]) {
-            return None;
-        }
-        let i64_at = |at: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[at..at + 8]);
-            i64::from_be_bytes(a)
-        };
+        let body = sealed::open(MAGIC, VERSION, b).filter(|body| body.len() == BODY_BYTES)?;
         let c = CleanerCheckpoint {
-            first_dirty: i64_at(6),
-            tombstone_horizon: i64_at(14),
-            last_clean_ms: i64_at(22),
+            first_dirty: sealed::i64_at(body, 0),
+            tombstone_horizon: sealed::i64_at(body, 8),
+            last_clean_ms: sealed::i64_at(body, 16),
         };
         (c.first_dirty >= 0).then_some(c)
     }
@@ -95,12 +83,13 @@ mod tests {
             last_clean_ms: 7,
         };
         let b = c.encode();
+        assert_eq!(b.len(), 34);
         assert_eq!(CleanerCheckpoint::decode(&b), Some(c));
-        for i in 0..BYTES {
-            let mut bad = b;
+        for i in 0..b.len() {
+            let mut bad = b.clone();
             bad[i] ^= 0x20;
             assert_eq!(CleanerCheckpoint::decode(&bad), None, "byte {i}");
         }
-        assert_eq!(CleanerCheckpoint::decode(&b[..BYTES - 1]), None);
+        assert_eq!(CleanerCheckpoint::decode(&b[..b.len() - 1]), None);
     }
 }

@@ -19,6 +19,7 @@ mod offset_map;
 mod partition_log;
 mod records;
 mod retention;
+mod sealed;
 mod segment;
 mod throttle;
 
