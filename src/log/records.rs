@@ -278,7 +278,17 @@ impl Iterator for RecordsIter<'_> {
             }
             let batch = BatchIter { bytes: self.rest }.next()?;
             self.rest = &self.rest[batch.header.total_bytes()..];
-            let records = batch.records();
+            let mut records = batch.records();
+            // A read that starts inside a batch (a consumer handing out part of a read) passes
+            // over the records before its start by their length prefixes, as `take` does.
+            let h = &batch.header;
+            let from = self.records.from_offset;
+            if i64::from(h.record_count) == i64::from(h.last_offset_delta) + 1
+                && from > h.base_offset
+            {
+                let skip = (from - h.base_offset).min(i64::from(h.record_count));
+                records.skip_records(skip as usize);
+            }
             self.batch = Some((batch, records));
         }
     }
