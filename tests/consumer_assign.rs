@@ -44,7 +44,7 @@ fn assign_reads_everything_in_offset_order_and_position_follows() {
     let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
     assert_eq!(offsets, (0..10).collect::<Vec<_>>());
     let first = records.records(&tp(0))[0].clone();
-    assert_eq!(&*first.topic, "t");
+    assert_eq!(first.topic, "t");
     assert_eq!(first.key.as_deref(), Some(&b"k0"[..]));
     assert_eq!(first.value.as_deref(), Some(&b"v0"[..]));
     assert_eq!(c.position(&tp(0)).unwrap(), 10);

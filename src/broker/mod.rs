@@ -20,7 +20,7 @@ mod names;
 mod tasks;
 mod topic_store;
 
-pub(crate) use broker::BrokerInner;
 pub use broker::{Broker, BrokerBuilder};
+pub(crate) use broker::{BrokerInner, PartitionSlot, TopicState};
 pub use cleaner::CleanerReport;
 pub use handles::{OffsetAndTimestamp, Partition, PartitionDescription, Topic, TopicDescription};

@@ -162,8 +162,9 @@ pub struct ProducerConfig {
     /// Upper bound of a batch's size in bytes, and the sticky partitioner's switch point
     /// (`batch.size`). Default: 16384.
     pub batch_size: u32,
-    /// Bytes of records the producer may hold before `send` blocks (`buffer.memory`).
-    /// Default: 33554432 (32 MiB).
+    /// Bytes of records the producer may hold before `send` blocks (`buffer.memory`). As in
+    /// Kafka, room is taken per batch (up to `batch.size` ahead of its records, the unused
+    /// part given back when the batch is sent). Default: 33554432 (32 MiB).
     pub buffer_memory: i64,
     /// How long `send` may block waiting for buffer space (`max.block.ms`). Default: 60000.
     pub max_block_ms: i64,

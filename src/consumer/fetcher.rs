@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use super::records::ConsumerRecord;
+use super::records::{intern_topic, PartitionRecords};
 use crate::config::OffsetReset;
 use crate::error::{Error, Result};
 use crate::log::{PartitionLog, Records};
@@ -26,6 +26,8 @@ pub(crate) enum LazySeek {
 
 pub(crate) struct PartitionState {
     pub(crate) tp: TopicPartition,
+    /// `tp.topic`, interned (see `ConsumerRecord::topic`).
+    topic: &'static str,
     pub(crate) log: Arc<PartitionLog>,
     pub(crate) position: Option<i64>,
     pub(crate) lazy_seek: Option<LazySeek>,
@@ -39,6 +41,7 @@ pub(crate) struct PartitionState {
 impl PartitionState {
     pub(crate) fn new(tp: TopicPartition, log: Arc<PartitionLog>) -> Self {
         PartitionState {
+            topic: intern_topic(&tp.topic),
             tp,
             log,
             position: None,
@@ -140,13 +143,15 @@ impl Fetcher {
     }
 
     /// Hands out up to `max` records across the unpaused partitions that have a position,
-    /// reading into empty buffers as needed.
+    /// reading into empty buffers as needed. A partition's records are handed out as the part
+    /// of its buffer they occupy (`Records::skip` finds where the rest starts); they are built
+    /// only when the caller iterates them.
     pub(crate) fn collect(
         &mut self,
         max: usize,
         fetch_bytes: usize,
         reset: OffsetReset,
-    ) -> Result<Vec<(TopicPartition, Vec<ConsumerRecord>)>> {
+    ) -> Result<Vec<PartitionRecords>> {
         let n = self.partitions.len();
         let mut out = Vec::new();
         if n == 0 {
@@ -169,40 +174,27 @@ impl Fetcher {
             let Some(buffer) = p.buffer.take() else {
                 continue;
             };
-            let topic = Arc::clone(p.log.topic_arc());
-            let partition = p.tp.partition;
-            let mut records = Vec::with_capacity(remaining.min(4096));
-            let (taken, rest) = buffer.take(remaining, |r| {
-                records.push(ConsumerRecord {
-                    topic: Arc::clone(&topic),
-                    partition,
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                    timestamp_type: r.timestamp_type,
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers,
-                });
-            });
+            let (count, rest) = buffer.skip(remaining);
             let drained = rest.is_empty();
-            if !drained {
-                p.buffer = Some(rest);
-            }
-            let Some(last) = records.last().map(|r| r.offset) else {
+            if count == 0 {
                 if drained {
                     // Nothing visible in the read (a compaction gap): skip past it.
                     p.position = Some(p.next_fetch);
                 }
                 continue;
-            };
-            remaining -= taken;
-            let next = if drained {
-                p.next_fetch.max(last + 1)
+            }
+            remaining -= count;
+            // One past the last record handed out.
+            let next = rest.start_offset();
+            p.position = Some(if drained {
+                p.next_fetch.max(next)
             } else {
-                last + 1
-            };
-            p.position = Some(next);
-            out.push((p.tp.clone(), records));
+                next
+            });
+            if !drained {
+                p.buffer = Some(rest);
+            }
+            out.push(PartitionRecords::new(p.tp.clone(), p.topic, buffer, count));
         }
         Ok(out)
     }

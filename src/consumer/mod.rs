@@ -8,8 +8,9 @@
 //! - `assign` and `subscribe` are exclusive; `poll` with neither is an error.
 //! - A position is the offset of the next record `poll` returns; it moves only when records
 //!   are returned, on seek, or on an out-of-range reset. A committed offset is a position.
-//! - Records are never copied: key, value and headers share the buffer one read returned, and
-//!   records fetched but not yet returned stay buffered for the next `poll`.
+//! - Records are never copied: key, value and headers share the buffer one read returned,
+//!   records are built only as the `ConsumerRecords` holding them is iterated, and records
+//!   fetched but not yet returned stay buffered for the next `poll`.
 //! - Listener callbacks run on the consumer's thread, inside `poll`, `unsubscribe` or `close`,
 //!   never while a group lock is held.
 //! - Time (auto-commit interval, `max.poll.interval.ms`) is the broker's clock.

@@ -1,17 +1,29 @@
 //! What `poll` returns: [`ConsumerRecord`]s grouped by partition in [`ConsumerRecords`].
 //!
-//! Key, value and header values are [`Bytes`] slices of the buffer the fetch read (no copy per
-//! record); the topic name is one shared `Arc<str>` per partition.
+//! A `ConsumerRecords` keeps, per partition, the part of a read that `poll` handed out (the
+//! read's shared buffer and a record count) and builds each [`ConsumerRecord`] as it is
+//! iterated, rather than building, storing and later dropping them all inside `poll`: a
+//! record then costs what iterating the read directly costs. Key, value and header values
+//! are [`Bytes`] slices of the read's buffer (no copy per record), and the topic name is
+//! interned (`intern_topic`), so a record carries it without a reference count.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::OnceLock;
 
-use crate::types::{Bytes, Header, TimestampType, TopicPartition};
+use parking_lot::Mutex;
+
+use crate::log::{Records, RecordsIter};
+use crate::types::{Bytes, Header, StoredRecord, TimestampType, TopicPartition};
 
 /// A record as a consumer receives it. Kafka's `ConsumerRecord`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsumerRecord {
-    /// The topic.
-    pub topic: Arc<str>,
+    /// The topic. Topic names are interned: the process keeps one copy of each name a
+    /// consumer was assigned (at most 249 bytes each) for as long as it runs, so that a
+    /// record carries its topic without a reference count (an `Arc<str>` per record cost
+    /// `poll` about a fifth of its throughput).
+    pub topic: &'static str,
     /// The partition.
     pub partition: i32,
     /// The record's offset in its partition.
@@ -31,21 +43,87 @@ pub struct ConsumerRecord {
 impl ConsumerRecord {
     /// The record's topic and partition.
     pub fn topic_partition(&self) -> TopicPartition {
-        TopicPartition::new(&*self.topic, self.partition)
+        TopicPartition::new(self.topic, self.partition)
+    }
+}
+
+/// The one copy of the topic name `name` (see [`ConsumerRecord::topic`]). Called when a
+/// partition is assigned, not per record.
+pub(crate) fn intern_topic(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(|| Mutex::new(HashSet::new())).lock();
+    if let Some(&interned) = names.get(name) {
+        return interned;
+    }
+    let interned: &'static str = Box::leak(name.into());
+    names.insert(interned);
+    interned
+}
+
+/// The records of one partition that one `poll` handed out.
+#[derive(Clone, Debug)]
+pub(crate) struct PartitionRecords {
+    tp: TopicPartition,
+    topic: &'static str,
+    /// The read, starting at the first record handed out.
+    records: Records,
+    /// How many of its records were handed out.
+    count: usize,
+}
+
+impl PartitionRecords {
+    pub(crate) fn new(
+        tp: TopicPartition,
+        topic: &'static str,
+        records: Records,
+        count: usize,
+    ) -> Self {
+        PartitionRecords {
+            tp,
+            topic,
+            records,
+            count,
+        }
+    }
+
+    #[inline]
+    fn record(&self, r: StoredRecord) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: self.topic,
+            partition: self.tp.partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            timestamp_type: r.timestamp_type,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        }
+    }
+
+    fn iter(&self) -> PartitionIter<'_> {
+        PartitionIter {
+            part: self,
+            records: self.records.iter(),
+            left: self.count,
+        }
     }
 }
 
 /// The records one `poll` returned, grouped by partition, each partition's in offset order.
 /// Kafka's `ConsumerRecords`.
+///
+/// Records are built as they are iterated, from the buffer of the read they came from, which
+/// the `ConsumerRecords` keeps alive (a clone is cheap: it shares that buffer). Iterating
+/// twice builds them twice, the same records both times.
 #[derive(Clone, Debug, Default)]
 pub struct ConsumerRecords {
-    parts: Vec<(TopicPartition, Vec<ConsumerRecord>)>,
+    parts: Vec<PartitionRecords>,
     count: usize,
 }
 
 impl ConsumerRecords {
-    pub(crate) fn new(parts: Vec<(TopicPartition, Vec<ConsumerRecord>)>) -> Self {
-        let count = parts.iter().map(|(_, r)| r.len()).sum();
+    pub(crate) fn new(parts: Vec<PartitionRecords>) -> Self {
+        let count = parts.iter().map(|p| p.count).sum();
         ConsumerRecords { parts, count }
     }
 
@@ -61,50 +139,91 @@ impl ConsumerRecords {
 
     /// The partitions that have records here, in the order `poll` visited them.
     pub fn partitions(&self) -> Vec<TopicPartition> {
-        self.parts.iter().map(|(tp, _)| tp.clone()).collect()
+        self.parts.iter().map(|p| p.tp.clone()).collect()
     }
 
-    /// The records of one partition (empty if none).
-    pub fn records(&self, tp: &TopicPartition) -> &[ConsumerRecord] {
+    /// The records of one partition, in offset order (empty if none); built on each call.
+    pub fn records(&self, tp: &TopicPartition) -> Vec<ConsumerRecord> {
         self.parts
             .iter()
-            .find(|(t, _)| t == tp)
-            .map_or(&[], |(_, r)| r.as_slice())
+            .filter(|p| &p.tp == tp)
+            .flat_map(PartitionRecords::iter)
+            .collect()
     }
 
     /// Every record, partition by partition.
     pub fn iter(&self) -> ConsumerRecordsIter<'_> {
         ConsumerRecordsIter {
             parts: self.parts.iter(),
-            current: [].iter(),
+            current: None,
+            left: self.count,
         }
     }
 }
 
-/// Iterator over `&ConsumerRecord`, from [`ConsumerRecords::iter`].
-#[derive(Debug)]
-pub struct ConsumerRecordsIter<'a> {
-    parts: std::slice::Iter<'a, (TopicPartition, Vec<ConsumerRecord>)>,
-    current: std::slice::Iter<'a, ConsumerRecord>,
+/// The records of one partition, built as iterated.
+struct PartitionIter<'a> {
+    part: &'a PartitionRecords,
+    records: RecordsIter<'a>,
+    left: usize,
 }
 
-impl<'a> Iterator for ConsumerRecordsIter<'a> {
-    type Item = &'a ConsumerRecord;
+impl Iterator for PartitionIter<'_> {
+    type Item = ConsumerRecord;
 
-    fn next(&mut self) -> Option<&'a ConsumerRecord> {
+    #[inline]
+    fn next(&mut self) -> Option<ConsumerRecord> {
+        if self.left == 0 {
+            return None;
+        }
+        let r = self.records.next()?;
+        self.left -= 1;
+        Some(self.part.record(r))
+    }
+}
+
+/// Iterator over the records of a [`ConsumerRecords`], from [`ConsumerRecords::iter`]; each
+/// record is built as it is reached.
+pub struct ConsumerRecordsIter<'a> {
+    parts: std::slice::Iter<'a, PartitionRecords>,
+    current: Option<PartitionIter<'a>>,
+    /// Records not yet yielded.
+    left: usize,
+}
+
+impl fmt::Debug for ConsumerRecordsIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerRecordsIter")
+            .field("left", &self.left)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Iterator for ConsumerRecordsIter<'_> {
+    type Item = ConsumerRecord;
+
+    #[inline]
+    fn next(&mut self) -> Option<ConsumerRecord> {
         loop {
-            if let Some(r) = self.current.next() {
+            if let Some(r) = self.current.as_mut().and_then(Iterator::next) {
+                self.left -= 1;
                 return Some(r);
             }
-            self.current = self.parts.next()?.1.iter();
+            self.current = Some(self.parts.next()?.iter());
         }
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
 }
+
+impl ExactSizeIterator for ConsumerRecordsIter<'_> {}
 
 /// Owning iterator over the records, from `ConsumerRecords::into_iter`.
 #[derive(Debug)]
 pub struct ConsumerRecordsIntoIter {
-    parts: std::vec::IntoIter<(TopicPartition, Vec<ConsumerRecord>)>,
+    parts: std::vec::IntoIter<PartitionRecords>,
     current: std::vec::IntoIter<ConsumerRecord>,
 }
 
@@ -116,13 +235,18 @@ impl Iterator for ConsumerRecordsIntoIter {
             if let Some(r) = self.current.next() {
                 return Some(r);
             }
-            self.current = self.parts.next()?.1.into_iter();
+            // A partition's records are built when the iteration reaches it.
+            let part = self.parts.next()?;
+            let mut records = Vec::with_capacity(part.count);
+            part.records
+                .take(part.count, |r| records.push(part.record(r)));
+            self.current = records.into_iter();
         }
     }
 }
 
 impl<'a> IntoIterator for &'a ConsumerRecords {
-    type Item = &'a ConsumerRecord;
+    type Item = ConsumerRecord;
     type IntoIter = ConsumerRecordsIter<'a>;
 
     fn into_iter(self) -> ConsumerRecordsIter<'a> {
@@ -139,5 +263,69 @@ impl IntoIterator for ConsumerRecords {
             parts: self.parts.into_iter(),
             current: Vec::new().into_iter(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::codec::{self, BatchBuilder};
+
+    /// Two batches of 5 records (offsets 0..10), read from `from`.
+    fn read(from: i64) -> Records {
+        let mut bytes = Vec::new();
+        for base in [0i64, 5] {
+            let mut b = BatchBuilder::new();
+            for i in 0..5 {
+                let v = format!("v{}", base + i);
+                b.push(1_000 + i, Some(b"k"), Some(v.as_bytes()), &[])
+                    .unwrap();
+            }
+            let mut batch = b.finish();
+            codec::set_base_offset(&mut batch, base);
+            bytes.extend_from_slice(&batch);
+        }
+        Records::new(Bytes::from(bytes), from, Arc::from("t"), 3)
+    }
+
+    fn offsets(records: impl IntoIterator<Item = ConsumerRecord>) -> Vec<i64> {
+        records.into_iter().map(|r| r.offset).collect()
+    }
+
+    #[test]
+    fn every_way_of_reading_yields_the_handed_out_part() {
+        let tp = TopicPartition::new("t", 3);
+        let topic = intern_topic("t");
+        // Offsets 2..9 of the read, in two parts as two polls would hand them out.
+        let (first, rest) = read(2).skip(4);
+        assert_eq!(first, 4);
+        let records = ConsumerRecords::new(vec![
+            PartitionRecords::new(tp.clone(), topic, read(2), 4),
+            PartitionRecords::new(tp.clone(), topic, rest, 3),
+        ]);
+        let expected: Vec<i64> = (2..9).collect();
+        assert_eq!(records.count(), 7);
+        assert_eq!(records.iter().len(), 7);
+        assert_eq!(offsets(&records), expected);
+        // Records are built anew on each iteration, the same each time.
+        assert_eq!(offsets(records.iter()), expected);
+        assert_eq!(offsets(records.records(&tp)), expected);
+        assert!(records.records(&TopicPartition::new("t", 0)).is_empty());
+        let built: Vec<ConsumerRecord> = records.clone().into_iter().collect();
+        assert_eq!(built, records.iter().collect::<Vec<_>>());
+        let first = &built[0];
+        assert_eq!((first.topic, first.partition), ("t", 3));
+        assert_eq!(first.value.as_deref(), Some(&b"v2"[..]));
+        assert_eq!(first.timestamp, 1_002);
+    }
+
+    #[test]
+    fn topic_names_are_interned_once() {
+        let a = intern_topic("interned-topic");
+        let b = intern_topic(&String::from("interned-topic"));
+        assert!(std::ptr::eq(a, b));
+        assert_ne!(intern_topic("another-topic"), a);
     }
 }

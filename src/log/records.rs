@@ -73,6 +73,12 @@ impl Records {
         self.next_offset
     }
 
+    /// The offset the records start at: records below it in the first batch are passed
+    /// over (after [`Records::skip`], one past the last record skipped).
+    pub(crate) fn start_offset(&self) -> i64 {
+        self.from_offset
+    }
+
     /// The topic read from.
     pub fn topic(&self) -> &str {
         self.topic.as_deref().unwrap_or("")
@@ -177,6 +183,55 @@ impl Records {
         (taken, rest)
     }
 
+    /// The records left after the first `n`, and how many were passed over (fewer than `n`
+    /// when the read holds fewer): what [`Records::take`] returns, found from batch headers
+    /// and record length prefixes alone. A consumer hands a read out in parts this way and
+    /// builds each record only when it is iterated.
+    pub(crate) fn skip(&self, n: usize) -> (usize, Records) {
+        let mut skipped = 0;
+        let mut position = 0;
+        let mut from = self.from_offset;
+        'batches: while position < self.bytes.len() && skipped < n {
+            let Some(batch) = codec::decode_batch_unchecked(&self.bytes[position..]) else {
+                break;
+            };
+            let h = &batch.header;
+            if i64::from(h.record_count) == i64::from(h.last_offset_delta) + 1 {
+                // No gaps: the records at or after `from` are the offsets `from..next`.
+                let first = from.max(h.base_offset);
+                let left = usize::try_from(h.next_offset() - first).unwrap_or(0);
+                if n - skipped < left {
+                    from = first + (n - skipped) as i64;
+                    skipped = n;
+                    break;
+                }
+                skipped += left;
+                from = from.max(h.next_offset());
+            } else {
+                for view in batch.records() {
+                    let offset = h.base_offset + i64::from(view.offset_delta);
+                    if offset < from {
+                        continue;
+                    }
+                    if skipped == n {
+                        break 'batches;
+                    }
+                    skipped += 1;
+                    from = offset + 1;
+                }
+            }
+            position += h.total_bytes();
+        }
+        let rest = Records {
+            bytes: self.bytes.slice(position..),
+            from_offset: from,
+            next_offset: self.next_offset,
+            topic: self.topic.clone(),
+            partition: self.partition,
+        };
+        (skipped, rest)
+    }
+
     /// Number of records (walks the batches).
     pub fn len(&self) -> usize {
         self.iter().count()
@@ -234,7 +289,17 @@ impl Iterator for RecordsIter<'_> {
             }
             let batch = BatchIter { bytes: self.rest }.next()?;
             self.rest = &self.rest[batch.header.total_bytes()..];
-            let records = batch.records();
+            let mut records = batch.records();
+            // A read that starts inside a batch (a consumer handing out part of a read) passes
+            // over the records before its start by their length prefixes, as `take` does.
+            let h = &batch.header;
+            let from = self.records.from_offset;
+            if i64::from(h.record_count) == i64::from(h.last_offset_delta) + 1
+                && from > h.base_offset
+            {
+                let skip = (from - h.base_offset).min(i64::from(h.record_count));
+                records.skip_records(skip as usize);
+            }
             self.batch = Some((batch, records));
         }
     }
@@ -343,6 +408,31 @@ mod tests {
                 rest = next;
             }
             prop_assert_eq!(got, expected);
+        }
+
+        /// Skipping parts of a read and iterating the rest yields what iterating it yields,
+        /// from the same place `take` would leave it.
+        #[test]
+        fn skips_match_takes(
+            batch_sizes in proptest::collection::vec(1usize..30, 1..6),
+            from_skip in 0usize..10,
+            steps in proptest::collection::vec(0usize..40, 1..20),
+        ) {
+            let all = records(&batch_sizes, from_skip);
+            let expected: Vec<i64> = all.iter().map(|r| r.offset).collect();
+            let mut rest = all.clone();
+            let mut passed = 0;
+            for n in &steps {
+                let (skipped, skip_rest) = rest.skip(*n);
+                let (taken, take_rest) = rest.take(*n, |_| {});
+                prop_assert_eq!(skipped, taken);
+                let after_skip: Vec<i64> = skip_rest.iter().map(|r| r.offset).collect();
+                let after_take: Vec<i64> = take_rest.iter().map(|r| r.offset).collect();
+                prop_assert_eq!(&after_skip, &after_take);
+                passed += skipped;
+                prop_assert_eq!(&after_skip[..], &expected[passed.min(expected.len())..]);
+                rest = skip_rest;
+            }
         }
     }
 }

@@ -1,20 +1,35 @@
-//! The record accumulator: per partition, one open batch being filled, plus a queue of
-//! closed batches waiting for the sender thread. Kafka's `RecordAccumulator`.
+//! The record accumulator: per partition, one open batch being filled and the closed batches
+//! waiting for the sender thread; per producer, the topics it has looked up and the accounting
+//! the sender and `flush` share. Kafka's `RecordAccumulator`.
 //!
-//! Invariants (all under the producer's one accumulator mutex):
+//! Locks, and why there are several: a record takes only its partition's [`Lane`] lock (and
+//! a read of the topic table), so threads sending to different partitions do not serialize,
+//! and the sender taking one partition's batches does not stop sends to another. The
+//! producer-wide [`Accumulator`] mutex is taken once per batch (to open, close or complete
+//! one), never per record. Lock order: a lane, then the accumulator; the sender never holds
+//! the accumulator while it locks a lane.
+//!
+//! Invariants:
 //! - A partition has at most one open batch; records are encoded into it in `send` order.
-//! - A batch leaves the accumulator either closed (full: moved to `ready`) or drained by the
-//!   sender; for one partition, closed batches are older than the open one, and the sender
-//!   drains `ready` (FIFO) before open batches, so batches reach the log in `send` order.
-//! - Every batch that holds records has a sequence number in `incomplete` and its bytes in
-//!   `buffered_bytes` until the sender has completed it (futures set, callbacks run).
+//! - A lane's closed batches are older than its open one, and the sender takes a lane's closed
+//!   batches (oldest first) before its open one under one hold of the lane lock, so batches
+//!   reach the log in `send` order.
+//! - Every batch that holds records has a sequence number in `incomplete` and its bytes counted
+//!   in the producer's buffered bytes until the sender has completed it (futures set,
+//!   callbacks run).
+//! - A lane that holds a batch is `listed`: on the sender's list of lanes to visit, or in
+//!   `new_lanes` on its way there; a lane is listed at most once.
 //! - A batch is never empty: it is created for the record that is pushed into it.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
 
+use parking_lot::{Mutex, RwLock};
+
+use crate::broker::{BrokerInner, PartitionSlot, TopicState};
 use crate::codec::BatchBuilder;
 use crate::error::{Error, Result};
 use crate::log::{AppendInfo, PartitionLog};
@@ -35,8 +50,11 @@ pub(crate) struct ProducerBatch {
     /// The largest this batch may grow: `max.request.size` and the topic's
     /// `max.message.bytes` at the time the batch was opened.
     pub limit_bytes: usize,
-    /// Bytes counted against `buffer.memory` for this batch.
-    pub buffered_bytes: u64,
+    /// Room this batch holds in `buffer.memory` (taken ahead of its records, see
+    /// `Shared::push`); given back when the batch completes.
+    pub reserved_bytes: u64,
+    /// Bytes of records in the batch (its header aside).
+    pub used_bytes: u64,
     pub completion: Arc<Completion>,
     /// (index in the batch, record timestamp, callback), in push order.
     callbacks: Vec<(i32, i64, Callback)>,
@@ -56,10 +74,21 @@ impl ProducerBatch {
             builder: Some(BatchBuilder::with_capacity(capacity_bytes)),
             created: Instant::now(),
             limit_bytes,
-            buffered_bytes: 0,
+            reserved_bytes: 0,
+            used_bytes: 0,
             completion,
             callbacks: Vec::new(),
         }
+    }
+
+    /// Room the batch lacks for `bytes` more of records.
+    pub(crate) fn lacking_bytes(&self, bytes: u64) -> u64 {
+        (self.used_bytes + bytes).saturating_sub(self.reserved_bytes)
+    }
+
+    /// Records in the batch.
+    pub(crate) fn record_count(&self) -> i32 {
+        self.builder.as_ref().map_or(0, BatchBuilder::record_count)
     }
 
     /// Bytes the batch takes if finished now.
@@ -117,29 +146,199 @@ impl Drop for ProducerBatch {
     }
 }
 
-/// The open batches of one topic, by partition number.
-pub(crate) struct TopicSlots {
-    name: String,
-    slots: Vec<Option<ProducerBatch>>,
+/// The batches of one partition (under its lane's lock).
+#[derive(Default)]
+pub(crate) struct LaneBatches {
+    /// The batch records are encoded into.
+    pub open: Option<ProducerBatch>,
+    /// Full batches waiting for the sender, oldest first.
+    pub ready: VecDeque<ProducerBatch>,
+    /// On the sender's list, or in `Accumulator::new_lanes` (see the module invariants).
+    pub listed: bool,
 }
 
-/// The open batch of every partition a producer has sent to, and the closed ones.
+impl LaneBatches {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.open.is_none() && self.ready.is_empty()
+    }
+}
+
+/// One partition a producer sends to: its log (or why it is offline) and its batches.
+///
+/// The log is held weakly: a lane can outlive its producer in a thread's cache of the topic
+/// sent to last (`producer::LAST_TOPIC`), and must not keep a deleted topic's or a closed
+/// broker's files open. The broker holds the log while the topic exists, and a batch holds it
+/// while the batch does.
+pub(crate) struct Lane {
+    pub partition: i32,
+    log: std::result::Result<Weak<PartitionLog>, Error>,
+    pub batches: Mutex<LaneBatches>,
+}
+
+impl Lane {
+    fn new(partition: i32, slot: &PartitionSlot) -> Arc<Lane> {
+        Arc::new(Lane {
+            partition,
+            log: match slot {
+                PartitionSlot::Online(log) => Ok(Arc::downgrade(log)),
+                PartitionSlot::Offline(e) => Err(e.clone()),
+            },
+            batches: Mutex::new(LaneBatches::default()),
+        })
+    }
+
+    /// The partition's log; an error if it is offline or gone (its topic deleted).
+    pub(crate) fn log(&self) -> Result<Arc<PartitionLog>> {
+        match &self.log {
+            Ok(log) => log.upgrade().ok_or(Error::Closed {
+                what: "partition log (its topic was deleted or its broker closed)",
+            }),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+/// A topic as this producer last looked it up.
+pub(crate) struct TopicEntry {
+    pub name: Arc<str>,
+    /// The broker's state of the topic, to tell a topic recreated under the same name (weak,
+    /// since it holds the logs; see `Lane`).
+    state: Weak<TopicState>,
+    /// One lane per partition, by partition number.
+    pub lanes: Vec<Arc<Lane>>,
+    /// The broker metadata version this entry was last known to be current at.
+    version: AtomicU64,
+}
+
+impl TopicEntry {
+    pub(crate) fn partition_count(&self) -> i32 {
+        i32::try_from(self.lanes.len()).unwrap_or(i32::MAX)
+    }
+
+    /// True when this is the entry of `topic` and nothing changed at the broker since it was
+    /// checked (`version` is the broker's metadata version now).
+    pub(crate) fn is_current(&self, topic: &str, version: u64) -> bool {
+        self.version.load(Ordering::Acquire) == version && &*self.name == topic
+    }
+}
+
+/// The topics a producer has sent to, looked up once and then only when the broker's metadata
+/// version moves.
+#[derive(Default)]
+pub(crate) struct TopicTable {
+    entries: RwLock<Entries>,
+    /// The entry found last: producers mostly send to one topic at a time, and comparing one
+    /// name is cheaper than hashing it.
+    last: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Entries {
+    list: Vec<Arc<TopicEntry>>,
+    index: HashMap<Arc<str>, usize>,
+}
+
+impl Entries {
+    fn position(&self, name: &str, hint: usize) -> Option<usize> {
+        match self.list.get(hint) {
+            Some(e) if &*e.name == name => Some(hint),
+            _ => self.index.get(name).copied(),
+        }
+    }
+}
+
+impl TopicTable {
+    /// The current entry of `topic`: the cached one when the broker's metadata has not changed
+    /// since it was made, otherwise looked up again (auto-creating the topic if that is on).
+    /// `version` is the broker's metadata version, read before anything else of the lookup,
+    /// so that a change racing with it leaves the entry stale, not wrong.
+    pub(crate) fn get(
+        &self,
+        broker: &BrokerInner,
+        topic: &str,
+        version: u64,
+    ) -> Result<Arc<TopicEntry>> {
+        {
+            let entries = self.entries.read();
+            let hint = self.last.load(Ordering::Relaxed);
+            if let Some(i) = entries.position(topic, hint) {
+                if let Some(e) = entries.list.get(i) {
+                    if e.is_current(topic, version) {
+                        if i != hint {
+                            self.last.store(i, Ordering::Relaxed);
+                        }
+                        return Ok(Arc::clone(e));
+                    }
+                }
+            }
+        }
+        self.refresh(broker, topic, version)
+    }
+
+    fn refresh(&self, broker: &BrokerInner, topic: &str, version: u64) -> Result<Arc<TopicEntry>> {
+        let state = broker.topic_state(topic)?;
+        let slots = state.partitions.read().clone();
+        let mut entries = self.entries.write();
+        let found = entries.position(topic, self.last.load(Ordering::Relaxed));
+        let current = found.and_then(|i| entries.list.get(i));
+        let same = |e: &TopicEntry| std::ptr::eq(e.state.as_ptr(), Arc::as_ptr(&state));
+        let lanes: Vec<Arc<Lane>> = match current {
+            Some(e) if same(e) && e.lanes.len() == slots.len() => {
+                e.version.store(version, Ordering::Release);
+                return Ok(Arc::clone(e));
+            }
+            // Partitions were added: keep the lanes (and their open batches) of the old ones.
+            Some(e) if same(e) && e.lanes.len() < slots.len() => e
+                .lanes
+                .iter()
+                .cloned()
+                .chain(
+                    slots
+                        .iter()
+                        .enumerate()
+                        .skip(e.lanes.len())
+                        .map(|(p, slot)| Lane::new(p as i32, slot)),
+                )
+                .collect(),
+            // New to this producer, or deleted and created again: fresh lanes. Batches left in
+            // the old lanes are still on the sender's list, which writes (or fails) them.
+            _ => slots
+                .iter()
+                .enumerate()
+                .map(|(p, slot)| Lane::new(p as i32, slot))
+                .collect(),
+        };
+        let entry = Arc::new(TopicEntry {
+            name: Arc::clone(&state.name),
+            state: Arc::downgrade(&state),
+            lanes,
+            version: AtomicU64::new(version),
+        });
+        let i = match found {
+            Some(i) => i,
+            None => {
+                entries.list.push(Arc::clone(&entry));
+                let i = entries.list.len() - 1;
+                entries.index.insert(Arc::clone(&entry.name), i);
+                i
+            }
+        };
+        if let Some(slot) = entries.list.get_mut(i) {
+            *slot = Arc::clone(&entry);
+        }
+        self.last.store(i, Ordering::Relaxed);
+        Ok(entry)
+    }
+}
+
+/// What the sending threads, the sender thread and `flush` share, changed once per batch.
 #[derive(Default)]
 pub(crate) struct Accumulator {
-    /// Open batches per topic; `topic_index` finds a topic's position.
-    open: Vec<TopicSlots>,
-    topic_index: HashMap<String, usize>,
-    /// The topic found last: producers mostly send to one topic at a time, and comparing one
-    /// name is cheaper than hashing it.
-    last_topic: usize,
-    pub open_count: usize,
-    /// Closed (full) batches in the order they were closed.
-    pub ready: VecDeque<ProducerBatch>,
     pub next_seq: u64,
     /// Sequence numbers of batches not completed yet.
     pub incomplete: BTreeSet<u64>,
-    /// Bytes of records held (counted against `buffer.memory`).
-    pub buffered_bytes: u64,
+    /// Lanes that got a batch since the sender last looked (see `LaneBatches::listed`).
+    pub new_lanes: Vec<Arc<Lane>>,
     /// Open batches with a sequence number below this are sent without lingering (`flush`).
     pub flush_below: u64,
     /// Senders blocked on `buffer.memory`: while any waits, nothing lingers.
@@ -149,83 +348,17 @@ pub(crate) struct Accumulator {
 }
 
 impl Accumulator {
-    /// The position of `topic` in the table (added if new), with room for `partition`.
-    pub(crate) fn topic(&mut self, topic: &str, partition: usize) -> usize {
-        let i = match self.open.get(self.last_topic) {
-            Some(t) if t.name == topic => self.last_topic,
-            _ => match self.topic_index.get(topic) {
-                Some(&i) => i,
-                None => {
-                    self.open.push(TopicSlots {
-                        name: topic.to_string(),
-                        slots: Vec::new(),
-                    });
-                    self.topic_index
-                        .insert(topic.to_string(), self.open.len() - 1);
-                    self.open.len() - 1
-                }
-            },
-        };
-        self.last_topic = i;
-        if let Some(t) = self.open.get_mut(i) {
-            if t.slots.len() <= partition {
-                t.slots.resize_with(partition + 1, || None);
-            }
-        }
-        i
-    }
-
-    /// The open-batch slot of partition `partition` of the topic at `topic` (from
-    /// [`Accumulator::topic`]). `None` only for positions `topic` did not hand out.
-    pub(crate) fn slot(
-        &mut self,
-        topic: usize,
-        partition: usize,
-    ) -> Option<&mut Option<ProducerBatch>> {
-        self.open.get_mut(topic)?.slots.get_mut(partition)
-    }
-
-    /// Moves a full batch to the ready queue.
-    pub(crate) fn close_batch(&mut self, batch: ProducerBatch) {
-        self.ready.push_back(batch);
-    }
-
     /// True when nothing is buffered or in flight.
     pub(crate) fn is_idle(&self) -> bool {
         self.incomplete.is_empty()
     }
+}
 
-    /// Moves every batch the sender should write now into `out` (closed batches first, then
-    /// open ones whose linger expired, or all of them when flushing, closing or short of
-    /// buffer space). Returns when the next open batch will be due, if any lingers.
-    pub(crate) fn drain(
-        &mut self,
-        now: Instant,
-        linger: Option<Duration>,
-        out: &mut Vec<ProducerBatch>,
-    ) -> Option<Instant> {
-        out.extend(self.ready.drain(..));
-        if self.open_count == 0 {
-            return None;
-        }
-        let everything = self.closed || self.space_waiters > 0 || linger == Some(Duration::ZERO);
-        let mut next_due: Option<Instant> = None;
-        for topic in &mut self.open {
-            for slot in topic.slots.iter_mut() {
-                let Some(batch) = slot.as_ref() else { continue };
-                let due = linger.and_then(|l| batch.created.checked_add(l));
-                let take =
-                    everything || batch.seq < self.flush_below || due.is_some_and(|d| d <= now);
-                if take {
-                    if let Some(batch) = slot.take() {
-                        self.open_count -= 1;
-                        out.push(batch);
-                    }
-                } else if let Some(d) = due {
-                    next_due = Some(next_due.map_or(d, |n| n.min(d)));
-                }
-            }
-        }
-        next_due
-    }
+/// What the sender takes from the lanes in one round.
+pub(crate) struct Drain {
+    /// Every open batch with records is due now (closing, or a send waits for room).
+    pub urgent: bool,
+    /// Open batches below this sequence number are due now (`flush`).
+    pub flush_below: u64,
+    pub now: Instant,
 }

@@ -21,8 +21,10 @@
 //!   or dropped.
 //! - A success is reported only after the record is in the log (`acks=1`) or in the log and
 //!   fsynced (`acks=all`); under `acks=0` the future is complete at once.
-//! - The bytes held in batches never exceed `buffer.memory` by more than one record; a send
-//!   that would exceed it waits at most `max.block.ms`.
+//! - The room batches hold in `buffer.memory` never exceeds it. A batch takes room ahead of
+//!   its records, up to `batch.size` at a time (as Kafka's buffer pool allocates whole
+//!   batches), and gives back what it did not use once the sender takes it; a send that finds
+//!   no room waits at most `max.block.ms`.
 //! - The producer reaches storage only through `PartitionLog::append_batch` and `sync_to`.
 
 mod accumulator;

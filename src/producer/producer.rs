@@ -1,14 +1,22 @@
 //! The producer handle and its sender thread.
 //!
 //! Threading: the threads that call `send` choose the partition and encode the record into
-//! that partition's open batch (under the accumulator mutex); one sender thread per producer
-//! takes whole batches out and writes them (`append_batch`, then under `acks=all` one
-//! group-committed `sync_to` per partition for everything it appended in that round), then
-//! completes futures and runs callbacks. Batches form on their own while the sender is busy,
-//! so `linger.ms=0` still gives large batches under load, and a lone send costs one wake-up
-//! of the sender and no timer.
+//! that partition's open batch, under that partition's lock only (see `accumulator`); one
+//! sender thread per producer takes whole batches out and writes them (`append_batch`, then
+//! under `acks=all` one group-committed `sync_to` per partition for everything it appended in
+//! that round), then completes futures and runs callbacks. Batches form while the sender is
+//! busy; without linger it also leaves an open batch that is still growing until records
+//! stop arriving into it (it looks again microseconds later, see `Shared::drain_lane`), so
+//! `linger.ms=0` gives full batches under load, and a lone send waits microseconds and no
+//! timer.
+//!
+//! Per record, `send` takes one lock (its partition's) and touches nothing shared with other
+//! partitions: the topic comes from a per-thread cache checked against the broker's metadata
+//! version, room in `buffer.memory` is taken per batch, and the sender is signalled only
+//! when a batch gets its first record or fills up.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -20,7 +28,9 @@ use crate::codec::{BatchBuilder, HEADER_BYTES};
 use crate::config::{Acks, ProducerConfig};
 use crate::error::{Error, Result};
 use crate::log::PartitionLog;
-use crate::producer::accumulator::{Accumulator, Callback, ProducerBatch};
+use crate::producer::accumulator::{
+    Accumulator, Callback, Drain, Lane, LaneBatches, ProducerBatch, TopicEntry, TopicTable,
+};
 use crate::producer::future::{Completion, SendFuture};
 use crate::producer::partitioner::Partitioner;
 use crate::producer::record::{ProducerRecord, RecordMetadata};
@@ -29,6 +39,29 @@ use crate::producer::record::{ProducerRecord, RecordMetadata};
 /// the offset delta varint (up to 5 bytes), the timestamp delta varint (up to 10) and the
 /// record length varint (up to 5), each at least 1 byte when first.
 const DELTA_GROWTH_BYTES_MAX: usize = 4 + 9 + 4;
+// A record reserves its size as the first of a batch plus a batch header when it has to wait
+// for room; that must cover its size anywhere in a batch.
+const _: () = assert!(DELTA_GROWTH_BYTES_MAX < HEADER_BYTES);
+
+/// Attempts `lock_politely` makes before it parks (half spinning, half yielding).
+const LANE_LOCK_TRIES: u32 = 200;
+/// Without linger, how long the sender waits before it looks again at an open batch that grew
+/// since its last look (see `drain_lane`): about the time it takes to write a full batch, so
+/// that records arriving faster than batches can be written form batches. A timed park
+/// rounds this up to the thread's timer slack (50 µs by default on Linux).
+const GROWTH_WAIT: Duration = Duration::from_micros(5);
+/// Without linger, how many looks an open batch that keeps growing waits for at most, so
+/// that a steady stream slower than a batch per look still goes out within ~0.1 ms.
+const GROWTH_LOOKS_MAX: u32 = 2;
+
+/// Numbers producers, so that a thread's cache can tell whose entry it holds.
+static NEXT_PRODUCER_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The topic this thread sent to last, and through which producer (see `Shared::send`).
+    /// It holds no files: lanes hold their logs weakly.
+    static LAST_TOPIC: RefCell<Option<(u64, Arc<TopicEntry>)>> = const { RefCell::new(None) };
+}
 
 /// Sends records to a broker's topics, in batches, from any number of threads. Kafka's
 /// `KafkaProducer`.
@@ -37,10 +70,11 @@ const DELTA_GROWTH_BYTES_MAX: usize = 4 + 9 + 4;
 /// with Kafka. [`Producer::send`] and [`Producer::send_with_callback`] return at once; the
 /// record is encoded into its partition's open batch, and a sender thread writes the batch
 /// when it reaches `batch.size` bytes or has waited `linger.ms`, whichever comes first (with
-/// the default `linger.ms=0`, as soon as the sender is free). A send is complete when the
-/// record is stored under the configured [`Acks`]. [`Producer::flush`] sends everything
-/// pending and waits for it; [`Producer::close`] flushes and stops the sender thread; dropping
-/// the last handle does the same, best-effort.
+/// the default `linger.ms=0`, once records stop arriving into it, which the sender checks
+/// microseconds apart; at once under `acks=all`, whose fsyncs batch records). A send is
+/// complete when the record is stored under the configured [`Acks`]. [`Producer::flush`]
+/// sends everything pending and waits for it; [`Producer::close`] flushes and stops the
+/// sender thread; dropping the last handle does the same, best-effort.
 ///
 /// ```
 /// use embroker::{Acks, Broker, ProducerConfig, ProducerRecord, TopicConfig};
@@ -79,6 +113,8 @@ struct Handle {
 
 /// What the sending threads and the sender thread share.
 struct Shared {
+    /// Unique in the process (see `LAST_TOPIC`).
+    id: u64,
     broker: Broker,
     config: ProducerConfig,
     partitioner: Arc<dyn Partitioner>,
@@ -90,7 +126,19 @@ struct Shared {
     max_request_size: usize,
     /// An empty batch, to size a record as the first of a batch without allocating.
     empty: BatchBuilder,
+    /// The topics sent to, with their partitions' lanes (each lane has its own lock).
+    topics: TopicTable,
+    /// Taken once per batch, not per record (see `accumulator`).
     acc: Mutex<Accumulator>,
+    /// Bytes of records held, counted against `buffer.memory`.
+    buffered_bytes: AtomicU64,
+    /// Mirrors `Accumulator::space_waiters`, so that giving bytes back takes the lock only
+    /// when someone waits for them.
+    space_waiting: AtomicUsize,
+    /// Bumped by everything the sender must act on (see `signal`).
+    work_seq: AtomicU64,
+    /// Set while the sender is parked on `work` (see `signal`).
+    parked: AtomicBool,
     /// Wakes the sender: a batch was opened or closed, a flush or close began, or a sender is
     /// short of buffer space.
     work: Condvar,
@@ -127,6 +175,7 @@ impl Producer {
         config.validate()?;
         let to_usize = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
         let shared = Arc::new(Shared {
+            id: NEXT_PRODUCER_ID.fetch_add(1, Ordering::Relaxed),
             partitioner: config.build_partitioner(),
             linger: Some(Duration::from_millis(
                 u64::try_from(config.linger_ms).unwrap_or(0),
@@ -137,7 +186,12 @@ impl Producer {
             max_block: Duration::from_millis(u64::try_from(config.max_block_ms).unwrap_or(0)),
             max_request_size: to_usize(config.max_request_size),
             empty: BatchBuilder::with_capacity(0),
+            topics: TopicTable::default(),
             acc: Mutex::new(Accumulator::default()),
+            buffered_bytes: AtomicU64::new(0),
+            space_waiting: AtomicUsize::new(0),
+            work_seq: AtomicU64::new(0),
+            parked: AtomicBool::new(false),
             work: Condvar::new(),
             space: Condvar::new(),
             done: Condvar::new(),
@@ -232,6 +286,7 @@ impl Producer {
         let mut acc = shared.acc.lock();
         let target = acc.next_seq;
         acc.flush_below = acc.flush_below.max(target);
+        shared.work_seq.fetch_add(1, Ordering::SeqCst);
         shared.work.notify_one();
         while acc.incomplete.first().is_some_and(|&seq| seq < target) {
             shared.done.wait(&mut acc);
@@ -251,7 +306,11 @@ impl Producer {
 impl Handle {
     fn close(&self) -> Result<()> {
         let shared = &self.shared;
-        shared.acc.lock().closed = true;
+        {
+            let mut acc = shared.acc.lock();
+            acc.closed = true;
+            shared.work_seq.fetch_add(1, Ordering::SeqCst);
+        }
         shared.closed.store(true, Ordering::Release);
         shared.work.notify_all();
         shared.space.notify_all();
@@ -341,9 +400,49 @@ impl Shared {
             ));
         }
         let inner = &self.broker.inner;
-        let count = inner.partition_count(&record.topic)?;
-        let partition = self.choose_partition(&record, count)?;
-        let timestamp = record.timestamp.unwrap_or_else(|| inner.clock().now_ms());
+        // Read before any lookup: a change racing with the lookup leaves it stale, not wrong.
+        let version = inner.metadata_version();
+        // The callback is moved at most once, into the batch; the record is not moved at all
+        // (it is large, and copying it showed in profiles).
+        let mut callback = callback;
+        // The topic this thread sent to last through this producer, without a lock or a
+        // reference count: the table's lock and `Arc` cost four atomic operations a record.
+        let hit = LAST_TOPIC.try_with(|cell| {
+            // A shared borrow, so that a partitioner that sends from inside `send` finds it too.
+            let last = cell.try_borrow().ok()?;
+            let (id, entry) = last.as_ref()?;
+            if *id != self.id || !entry.is_current(&record.topic, version) {
+                return None;
+            }
+            Some(self.send_to(entry, &record, callback.take()))
+        });
+        if let Ok(Some(result)) = hit {
+            return result;
+        }
+        let entry = self.topics.get(inner, &record.topic, version)?;
+        let _ = LAST_TOPIC.try_with(|cell| {
+            if let Ok(mut last) = cell.try_borrow_mut() {
+                *last = Some((self.id, Arc::clone(&entry)));
+            }
+        });
+        self.send_to(&entry, &record, callback)
+    }
+
+    /// [`Shared::send`] once the topic is known.
+    fn send_to(
+        &self,
+        topic: &TopicEntry,
+        record: &ProducerRecord,
+        callback: Option<Callback>,
+    ) -> Result<SendFuture> {
+        let partition = self.choose_partition(record, topic.partition_count())?;
+        let lane = usize::try_from(partition)
+            .ok()
+            .and_then(|p| topic.lanes.get(p))
+            .ok_or_else(|| internal("a partition without a lane"))?;
+        let timestamp = record
+            .timestamp
+            .unwrap_or_else(|| self.broker.inner.clock().now_ms());
         let key = record.key.as_deref();
         let value = record.value.as_deref();
         let too_large =
@@ -372,94 +471,262 @@ impl Shared {
             let limit = usize::try_from(self.buffer_memory).unwrap_or(usize::MAX);
             return Err(too_large(alone, limit, "buffer.memory"));
         }
-        let p = usize::try_from(partition).map_err(|_| internal("negative partition"))?;
+        match self.push(lane, timestamp, record, alone, callback) {
+            Ok(future) => Ok(future),
+            Err(PushError::TooLarge(limit)) => Err(too_large(alone, limit, "max.message.bytes")),
+            Err(PushError::Failed(e)) => Err(e),
+        }
+    }
 
-        let mut acc = self.acc.lock();
-        self.wait_for_space(&mut acc, &record.topic, partition, alone as u64)?;
-        let t = acc.topic(&record.topic, p);
-
-        // The open batch's limits, or, to open one, the partition's log and its limits.
-        let mut log: Option<Arc<PartitionLog>> = None;
-        let limit = match acc.slot(t, p).and_then(|s| s.as_ref()) {
-            Some(open) => open.limit_bytes,
-            None => {
-                let l = inner.partition_log(&record.topic, partition)?;
-                let topic_limit = usize::try_from(l.config().max_message_bytes).unwrap_or(0);
-                log = Some(l);
-                topic_limit.min(self.max_request_size)
+    /// Encodes the record into its lane's open batch, closing that batch first if the record
+    /// would take it past `batch.size` or its limit, and opening one if there is none. `alone`
+    /// is the record's size as the first of a batch.
+    ///
+    /// Room in `buffer.memory` is taken per batch, as Kafka's buffer pool does: a batch takes
+    /// up to `batch.size` at once and its records use it up without touching the shared count
+    /// (one atomic operation a record saved). If there is no room, the send waits for it
+    /// without the lane lock (the sender needs that lock to free room).
+    fn push(
+        &self,
+        lane: &Arc<Lane>,
+        timestamp: i64,
+        record: &ProducerRecord,
+        alone: usize,
+        callback: Option<Callback>,
+    ) -> std::result::Result<SendFuture, PushError> {
+        let key = record.key.as_deref();
+        let value = record.value.as_deref();
+        let headers = &record.headers;
+        // As the first record of a new batch, the record adds its size without the header.
+        let first = (alone - HEADER_BYTES) as u64;
+        // Room this send took that no batch holds yet.
+        let mut taken = 0u64;
+        let mut guard = lane.batches.lock();
+        let fits = loop {
+            // The record's exact size in the open batch, if it fits there.
+            let fits = guard.open.as_mut().and_then(|open| {
+                let cap = open.limit_bytes.min(self.batch_size);
+                let size = open
+                    .builder()?
+                    .record_size(timestamp, key, value, headers)?;
+                (open.size_bytes() + size <= cap).then_some(size)
+            });
+            let lacking = match (fits, guard.open.as_ref()) {
+                (Some(size), Some(open)) => open.lacking_bytes(size as u64),
+                _ => first,
+            };
+            if lacking <= taken {
+                break fits;
+            }
+            if let Some(got) = self.try_reserve(lacking - taken) {
+                taken += got;
+                break fits;
+            }
+            // `alone` is more than the record takes in any batch (a batch header outweighs
+            // the growth of its offset and timestamp deltas), so one wait is enough.
+            drop(guard);
+            let more = alone as u64 - taken;
+            if let Err(e) = self.reserve_blocking(&record.topic, lane.partition, more) {
+                self.release(taken);
+                return Err(PushError::Failed(e));
+            }
+            taken = alone as u64;
+            guard = lane.batches.lock();
+        };
+        let batches = &mut *guard;
+        let index = match self.push_locked(lane, batches, fits.is_some(), timestamp, record, alone)
+        {
+            Ok(index) => index,
+            Err(e) => {
+                self.release(taken);
+                return Err(e);
             }
         };
-        if alone > limit {
-            return Err(too_large(alone, limit, "max.message.bytes"));
+        let Some(open) = batches.open.as_mut() else {
+            self.release(taken);
+            return Err(PushError::Failed(internal("no open batch")));
+        };
+        open.reserved_bytes += taken;
+        if let Some(callback) = callback {
+            open.add_callback(index, timestamp, callback);
         }
-
-        // Close the open batch if this record would take it past batch.size (or its limit).
-        let slot = acc.slot(t, p).ok_or_else(|| internal("no slot"))?;
-        let overflows = slot.as_ref().is_some_and(|open| {
-            // Later in a batch, a record's offset and timestamp deltas take more varint bytes
-            // than as the first record; bounding the growth saves sizing the record again.
-            let cap = open.limit_bytes.min(self.batch_size);
-            open.size_bytes() + (alone - HEADER_BYTES) + DELTA_GROWTH_BYTES_MAX > cap
-        });
-        if overflows {
-            if let Some(full) = slot.take() {
-                acc.open_count -= 1;
-                acc.close_batch(full);
-                self.work.notify_one();
+        let future = SendFuture::new(Arc::clone(&open.completion), index, timestamp);
+        if open.size_bytes() >= self.batch_size {
+            if let Some(full) = batches.open.take() {
+                batches.ready.push_back(full);
+                self.signal();
             }
         }
+        Ok(future)
+    }
 
-        // Open a batch if there is none.
-        if acc.slot(t, p).is_none_or(|s| s.is_none()) {
-            let log = match log {
-                Some(l) => l,
-                None => inner.partition_log(&record.topic, partition)?,
-            };
-            let seq = acc.next_seq;
-            acc.next_seq += 1;
-            let completion = Arc::new(Completion::new(
-                Arc::clone(log.topic_arc()),
-                partition,
-                self.config.acks,
-            ));
-            let capacity = self.batch_size.max(alone).min(limit);
-            let batch = ProducerBatch::new(seq, log, capacity, limit, completion);
-            *acc.slot(t, p).ok_or_else(|| internal("no slot"))? = Some(batch);
-            acc.incomplete.insert(seq);
-            acc.open_count += 1;
-            // The sender may be asleep with no deadline; it must learn of this batch.
-            self.work.notify_one();
+    /// [`Shared::push`] under the lane lock: closes the open batch unless the record `fits`,
+    /// opens one if needed, and encodes the record. Returns its index in the batch.
+    fn push_locked(
+        &self,
+        lane: &Arc<Lane>,
+        batches: &mut LaneBatches,
+        fits: bool,
+        timestamp: i64,
+        record: &ProducerRecord,
+        alone: usize,
+    ) -> std::result::Result<i32, PushError> {
+        let mut signal = false;
+        if !fits {
+            if let Some(full) = batches.open.take() {
+                batches.ready.push_back(full);
+                signal = true;
+            }
         }
-
-        let slot = acc.slot(t, p).ok_or_else(|| internal("no slot"))?;
-        let batch = slot.as_mut().ok_or_else(|| internal("no open batch"))?;
-        let before = batch.size_bytes();
-        let builder = batch.builder().ok_or_else(|| internal("batch finished"))?;
+        if batches.open.is_none() {
+            let batch = match self.open_batch(lane, alone) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    if signal {
+                        self.signal();
+                    }
+                    return Err(e);
+                }
+            };
+            self.register(lane, batches, batch)
+                .map_err(PushError::Failed)?;
+        }
+        let Some(open) = batches.open.as_mut() else {
+            return Err(PushError::Failed(internal("no open batch")));
+        };
+        let limit = open.limit_bytes;
+        let before = open.size_bytes();
+        let Some(builder) = open.builder() else {
+            return Err(PushError::Failed(internal("batch finished")));
+        };
+        let first = builder.is_empty();
+        let key = record.key.as_deref();
+        let value = record.value.as_deref();
         if builder
             .push(timestamp, key, value, &record.headers)
             .is_none()
         {
             // Cannot happen: the size was checked against limits far below the format's.
-            return Err(too_large(alone, limit, "max.message.bytes"));
+            return Err(PushError::TooLarge(limit));
         }
         let index = builder.record_count() - 1;
-        let size_now = builder.size_bytes();
-        let added = (size_now - before) as u64;
-        batch.buffered_bytes += added;
-        if let Some(callback) = callback {
-            batch.add_callback(index, timestamp, callback);
+        let added = (builder.size_bytes() - before) as u64;
+        open.used_bytes += added;
+        if first || signal {
+            // The sender sleeps while every batch is empty: it must learn of this record.
+            self.signal();
         }
-        let future = SendFuture::new(Arc::clone(&batch.completion), index, timestamp);
-        let full = size_now >= self.batch_size;
-        if full {
-            if let Some(full) = slot.take() {
-                acc.open_count -= 1;
-                acc.close_batch(full);
-                self.work.notify_one();
+        Ok(index)
+    }
+
+    /// Puts `batch` as the open batch of `lane` (whose lock is held), registered: a sequence
+    /// number in `incomplete` and the lane on the sender's list. Fails if the producer is
+    /// closed: a closed producer takes no new batch.
+    fn register(
+        &self,
+        lane: &Arc<Lane>,
+        batches: &mut LaneBatches,
+        mut batch: ProducerBatch,
+    ) -> Result<()> {
+        let mut acc = self.acc.lock();
+        if acc.closed {
+            return Err(Error::Closed { what: "producer" });
+        }
+        batch.seq = acc.next_seq;
+        acc.next_seq += 1;
+        acc.incomplete.insert(batch.seq);
+        if !batches.listed {
+            batches.listed = true;
+            acc.new_lanes.push(Arc::clone(lane));
+        }
+        batches.open = Some(batch);
+        Ok(())
+    }
+
+    /// A new batch for `lane`, for a record of `alone` bytes (sequence number set by
+    /// `register`).
+    fn open_batch(
+        &self,
+        lane: &Lane,
+        alone: usize,
+    ) -> std::result::Result<ProducerBatch, PushError> {
+        let log = lane.log().map_err(PushError::Failed)?;
+        let topic_limit = usize::try_from(log.config().max_message_bytes).unwrap_or(0);
+        let limit = topic_limit.min(self.max_request_size);
+        if alone > limit {
+            return Err(PushError::TooLarge(limit));
+        }
+        let completion = Arc::new(Completion::new(
+            Arc::clone(log.topic_arc()),
+            lane.partition,
+            self.config.acks,
+        ));
+        let capacity = self.batch_size.max(alone).min(limit);
+        Ok(ProducerBatch::new(0, log, capacity, limit, completion))
+    }
+
+    /// Tells the sender there is work: a record in an empty batch, a full batch, a flush, a
+    /// close. Costs an atomic add, and a lock and a wake-up only if the sender is parked.
+    fn signal(&self) {
+        self.work_seq.fetch_add(1, Ordering::SeqCst);
+        // Pairs with `park`: either the sender sees the new `work_seq` before it parks, or
+        // this sees `parked` and wakes it (under the lock it parks with, so not too early).
+        if self.parked.load(Ordering::SeqCst) {
+            let _acc = self.acc.lock();
+            self.work.notify_one();
+        }
+    }
+
+    /// Counts `bytes` against `buffer.memory`, waiting up to `max.block.ms` for room.
+    fn reserve_blocking(&self, topic: &str, partition: i32, bytes: u64) -> Result<()> {
+        let mut acc = self.acc.lock();
+        self.wait_for_space(&mut acc, topic, partition, bytes)
+    }
+
+    /// Takes room for at least `bytes` in `buffer.memory` if there is that much now: up to
+    /// `batch.size` (what the batch will likely grow to) if there is that much, so that the
+    /// records after this one use what was taken. Returns the room taken.
+    fn try_reserve(&self, bytes: u64) -> Option<u64> {
+        self.try_take(bytes, self.batch_size as u64)
+    }
+
+    /// Takes exactly `bytes` of room in `buffer.memory` if there is that much now.
+    fn try_reserve_exact(&self, bytes: u64) -> bool {
+        self.try_take(bytes, 0).is_some()
+    }
+
+    /// Takes `bytes` of room, or up to `want` if there is more, if there are `bytes` free.
+    fn try_take(&self, bytes: u64, want: u64) -> Option<u64> {
+        let mut current = self.buffered_bytes.load(Ordering::Relaxed);
+        loop {
+            let free = self.buffer_memory.saturating_sub(current);
+            if bytes > free {
+                return None;
+            }
+            let take = bytes.max(free.min(want));
+            match self.buffered_bytes.compare_exchange_weak(
+                current,
+                current + take,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(take),
+                Err(now) => current = now,
             }
         }
-        acc.buffered_bytes += added;
-        Ok(future)
+    }
+
+    /// Gives back `bytes` of `buffer.memory`, waking senders that wait for room.
+    fn release(&self, bytes: u64) {
+        self.buffered_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        // Pairs with the fence in `wait_for_space`: either the waiter sees these bytes or
+        // this sees the waiter.
+        fence(Ordering::SeqCst);
+        if self.space_waiting.load(Ordering::Relaxed) > 0 {
+            // Under the lock, so that a waiter between its check and its wait is not missed.
+            let _acc = self.acc.lock();
+            self.space.notify_all();
+        }
     }
 
     /// Blocks while `buffer.memory` has no room for `bytes`, up to `max.block.ms`.
@@ -473,7 +740,7 @@ impl Shared {
         if acc.closed {
             return Err(Error::Closed { what: "producer" });
         }
-        if acc.buffered_bytes + bytes <= self.buffer_memory {
+        if self.try_reserve_exact(bytes) {
             return Ok(());
         }
         let timeout = |waited: Duration| Error::Timeout {
@@ -490,13 +757,16 @@ impl Shared {
         }
         let deadline = Instant::now().checked_add(self.max_block);
         acc.space_waiters += 1;
+        self.work_seq.fetch_add(1, Ordering::SeqCst);
+        self.space_waiting.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
         // Nothing lingers while someone waits for space.
         self.work.notify_one();
         let result = loop {
             if acc.closed {
                 break Err(Error::Closed { what: "producer" });
             }
-            if acc.buffered_bytes + bytes <= self.buffer_memory {
+            if self.try_reserve_exact(bytes) {
                 break Ok(());
             }
             let timed_out = match deadline {
@@ -506,11 +776,15 @@ impl Shared {
                     false
                 }
             };
-            if timed_out && acc.buffered_bytes + bytes > self.buffer_memory {
+            if timed_out && !self.try_reserve_exact(bytes) {
                 break Err(timeout(self.max_block));
+            }
+            if timed_out {
+                break Ok(());
             }
         };
         acc.space_waiters -= 1;
+        self.space_waiting.fetch_sub(1, Ordering::Relaxed);
         result
     }
 
@@ -518,64 +792,179 @@ impl Shared {
     fn run_sender(&self) {
         let mut batches = Vec::new();
         let mut finished: Vec<(u64, u64)> = Vec::new();
+        // Lanes holding batches (see `LaneBatches::listed`); only this thread touches it.
+        let mut lanes: Vec<Listed> = Vec::new();
         loop {
             let mut acc = self.acc.lock();
             // Account for the previous round and take the next under one lock.
             if !finished.is_empty() {
-                for (seq, bytes) in finished.drain(..) {
+                let mut bytes = 0;
+                for (seq, b) in finished.drain(..) {
                     acc.incomplete.remove(&seq);
-                    acc.buffered_bytes -= bytes;
+                    bytes += b;
                 }
+                self.buffered_bytes.fetch_sub(bytes, Ordering::AcqRel);
                 self.space.notify_all();
                 self.done.notify_all();
             }
-            let mut yielded = false;
             loop {
-                let next_due = acc.drain(Instant::now(), self.linger, &mut batches);
+                lanes.extend(
+                    acc.new_lanes
+                        .drain(..)
+                        .map(|lane| Listed { lane, seen: None }),
+                );
+                let seen = self.work_seq.load(Ordering::SeqCst);
+                let drain = Drain {
+                    urgent: acc.closed || acc.space_waiters > 0,
+                    flush_below: acc.flush_below,
+                    now: Instant::now(),
+                };
+                let (next_due, spin) = MutexGuard::unlocked(&mut acc, || {
+                    let mut next_due: Option<Instant> = None;
+                    let mut spin = false;
+                    lanes.retain_mut(|listed| {
+                        let look = self.drain_lane(&drain, listed, &mut batches);
+                        if let Some(d) = look.again_at {
+                            next_due = Some(next_due.map_or(d, |n| n.min(d)));
+                        }
+                        spin |= look.spin;
+                        look.holds
+                    });
+                    (next_due, spin)
+                });
                 if !batches.is_empty() {
                     break;
+                }
+                if self.work_seq.load(Ordering::SeqCst) != seen || !acc.new_lanes.is_empty() {
+                    // Something happened while the lanes were visited.
+                    continue;
                 }
                 if acc.closed && acc.is_idle() {
                     return;
                 }
-                if !yielded && self.linger == Some(Duration::ZERO) {
-                    // Without linger, a sender that sleeps as soon as it catches up must be
-                    // woken (a futex call on the sending thread) for every batch. Letting the
-                    // sending threads run once first lets a busy producer's next batch fill.
-                    yielded = true;
-                    MutexGuard::unlocked(&mut acc, std::thread::yield_now);
+                if let Some(until) = next_due.filter(|_| spin) {
+                    // A lone record is looked at again within microseconds: not worth a
+                    // timed park, which sleeps for tens of them (timer slack).
+                    MutexGuard::unlocked(&mut acc, || {
+                        while self.work_seq.load(Ordering::SeqCst) == seen && Instant::now() < until
+                        {
+                            std::thread::yield_now();
+                        }
+                    });
                     continue;
                 }
-                match next_due {
-                    Some(due) => {
-                        self.work.wait_until(&mut acc, due);
+                // Park, unless a signal came after `seen` (see `signal`).
+                self.parked.store(true, Ordering::SeqCst);
+                if self.work_seq.load(Ordering::SeqCst) == seen {
+                    match next_due {
+                        Some(due) => {
+                            self.work.wait_until(&mut acc, due);
+                        }
+                        None => self.work.wait(&mut acc),
                     }
-                    None => self.work.wait(&mut acc),
                 }
+                self.parked.store(false, Ordering::SeqCst);
             }
             drop(acc);
             finished = self.write(&mut batches);
         }
     }
 
-    /// Appends `batches` in order and completes them; returns each one's sequence number and
-    /// buffered bytes. Under `acks=all`, everything is appended first and then each partition
-    /// is fsynced once (`sync_to`, which also shares fsyncs with other producers), so one
-    /// fsync covers every record that arrived while the previous one ran: group commit.
-    fn write(&self, batches: &mut Vec<ProducerBatch>) -> Vec<(u64, u64)> {
-        let mut finished = Vec::with_capacity(batches.len());
-        if self.config.acks != Acks::All {
-            for mut batch in batches.drain(..) {
-                let result = batch.append();
-                finished.push((batch.seq, batch.buffered_bytes));
-                batch.complete(result);
+    /// Moves the batches of `listed`'s lane the sender should write now into `out`: its
+    /// closed ones, then its open one if due. Returns whether the lane still holds a batch,
+    /// and when to look at its open batch again.
+    ///
+    /// Without linger (and with `acks` 0 or 1), an open batch is due once records stop
+    /// arriving into it: the sender takes it when it has not grown since the sender last
+    /// looked, [`GROWTH_WAIT`] earlier, or after [`GROWTH_LOOKS_MAX`] looks. This is Kafka's "records that arrive in between
+    /// request transmissions form a batch" with this sender's transmission time (a write
+    /// takes microseconds): a lone record waits one look, a stream fills batches. Taking a
+    /// batch as soon as it had a record made batches of a few records, each costing the
+    /// sending thread a new batch and the cache misses of handing one over.
+    fn drain_lane(&self, drain: &Drain, listed: &mut Listed, out: &mut Vec<ProducerBatch>) -> Look {
+        let mut batches = lock_politely(&listed.lane.batches);
+        out.extend(batches.ready.drain(..));
+        let mut due_at = None;
+        let mut spin = false;
+        if let Some(open) = &batches.open {
+            let forced = drain.urgent || open.seq < drain.flush_below;
+            let take = match self.linger {
+                _ if forced => true,
+                // Under acks=all records gather while the sender fsyncs (group commit);
+                // waiting for a batch to stop growing would only add to their latency.
+                Some(l) if l.is_zero() && self.config.acks == Acks::All => true,
+                Some(l) if !l.is_zero() => match open.created.checked_add(l) {
+                    Some(due) if due > drain.now => {
+                        due_at = Some(due);
+                        false
+                    }
+                    Some(_) => true,
+                    None => false,
+                },
+                None => false,
+                // No linger: take it once it stops growing.
+                Some(_) => {
+                    let now = (open.seq, open.record_count());
+                    match listed.seen {
+                        Some((seq, count, _)) if (seq, count) == now => true,
+                        Some((seq, _, looks)) if seq == now.0 && looks >= GROWTH_LOOKS_MAX => true,
+                        Some((seq, _, looks)) if seq == now.0 => {
+                            listed.seen = Some((now.0, now.1, looks + 1));
+                            due_at = drain.now.checked_add(GROWTH_WAIT);
+                            false
+                        }
+                        _ => {
+                            listed.seen = Some((now.0, now.1, 1));
+                            due_at = drain.now.checked_add(GROWTH_WAIT);
+                            // One record: likely a lone send, worth a quick second look. More:
+                            // a stream, which fills the batch while the sender sleeps.
+                            spin = now.1 == 1;
+                            false
+                        }
+                    }
+                }
+            };
+            if take {
+                out.extend(batches.open.take());
             }
-            return finished;
         }
+        let holds = !batches.is_empty();
+        if !holds {
+            batches.listed = false;
+        }
+        Look {
+            holds,
+            again_at: due_at,
+            spin,
+        }
+    }
+
+    /// Appends `batches` in order and completes them; returns each one's sequence number and
+    /// the room it held in `buffer.memory`. Under `acks=all`, everything is appended first and
+    /// then each partition is fsynced once (`sync_to`, which also shares fsyncs with other
+    /// producers), so one fsync covers every record that arrived while the previous one ran:
+    /// group commit.
+    fn write(&self, batches: &mut Vec<ProducerBatch>) -> Vec<(u64, u64)> {
+        // The batches are out of their lanes and cannot grow: give back the room they took
+        // ahead and did not use.
+        let mut spare = 0;
+        for batch in batches.iter_mut() {
+            spare += batch.reserved_bytes - batch.used_bytes.min(batch.reserved_bytes);
+            batch.reserved_bytes = batch.used_bytes.min(batch.reserved_bytes);
+        }
+        if spare > 0 {
+            self.release(spare);
+        }
+        let mut finished = Vec::with_capacity(batches.len());
         let mut appended = Vec::with_capacity(batches.len());
         let mut ends: Vec<(Arc<PartitionLog>, i64)> = Vec::new();
         for mut batch in batches.drain(..) {
             let result = batch.append();
+            if self.config.acks != Acks::All {
+                finished.push((batch.seq, batch.reserved_bytes));
+                batch.complete(result);
+                continue;
+            }
             if let Ok(info) = &result {
                 let end = info.last_offset + 1;
                 match ends
@@ -602,9 +991,53 @@ impl Shared {
                     _ => Ok(info),
                 }
             });
-            finished.push((batch.seq, batch.buffered_bytes));
+            finished.push((batch.seq, batch.reserved_bytes));
             batch.complete(result);
         }
         finished
     }
+}
+
+/// Locks `mutex` without parking at first: the sender uses it for lanes, which a sending
+/// thread holds for a record at a time and takes again at once. Parked on a lane, the sender
+/// made every release of it a wake-up (a futex call on the sending thread) and then lost the
+/// race for the lock anyway; spinning briefly costs neither. Parks after a while, so a
+/// descheduled holder is waited for without burning the core.
+fn lock_politely<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    for i in 0..LANE_LOCK_TRIES {
+        if let Some(guard) = mutex.try_lock() {
+            return guard;
+        }
+        if i < LANE_LOCK_TRIES / 2 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    mutex.lock()
+}
+
+/// What `drain_lane` found in a lane.
+struct Look {
+    /// The lane still holds a batch.
+    holds: bool,
+    /// When to look at the lane's open batch again.
+    again_at: Option<Instant>,
+    /// The second look is so soon that waiting for it awake is cheaper than a timed park.
+    spin: bool,
+}
+
+/// A lane on the sender's list.
+struct Listed {
+    lane: Arc<Lane>,
+    /// The open batch (sequence number, records) when the sender last looked, and how many
+    /// times it looked at that batch (see `drain_lane`).
+    seen: Option<(u64, i32, u32)>,
+}
+
+/// Why a record could not be pushed into a batch.
+enum PushError {
+    /// Over this limit (`max.message.bytes`, or `max.request.size` if lower).
+    TooLarge(usize),
+    Failed(Error),
 }

@@ -165,7 +165,7 @@ fn record_json(r: &ConsumerRecord) -> String {
         })
         .collect();
     json_obj(&[
-        ("topic", json_str(&r.topic)),
+        ("topic", json_str(r.topic)),
         ("partition", r.partition.to_string()),
         ("offset", r.offset.to_string()),
         ("timestamp", r.timestamp.to_string()),
@@ -276,9 +276,9 @@ fn session(
                 break;
             }
             if ctx.json {
-                writeln!(out, "{}", record_json(r))?;
+                writeln!(out, "{}", record_json(&r))?;
             } else {
-                write_record(out, pieces, r)?;
+                write_record(out, pieces, &r)?;
             }
             progress.printed += 1;
             printed.insert(r.topic_partition(), OffsetAndMetadata::new(r.offset + 1));
