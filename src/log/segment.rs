@@ -298,6 +298,16 @@ impl Segment {
                 .store(header.max_timestamp, Ordering::Release);
         }
         self.max_timestamp.store(max_ts, Ordering::Release);
+        // Every appended batch comes from `BatchBuilder` (the log's own or the producer's), so
+        // its framing is known good: reads of it check only the CRC. Only a contiguous
+        // watermark moves (a segment recovered without a full scan starts below its end).
+        let end = position + batch.len() as u64;
+        let _ = self.framing_checked.compare_exchange(
+            position,
+            end,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
         // The next offset is published before the size: a reader that sees the new size (with
         // Acquire) also sees a next offset covering it, which `read` relies on.
         self.next_offset
