@@ -538,3 +538,40 @@ fn the_io_throttle_paces_a_pass() {
         "{moved} bytes in {elapsed} s"
     );
 }
+
+#[test]
+fn the_cleaner_thread_starts_with_the_first_compacted_topic() {
+    let broker = Broker::builder()
+        .cleaner_backoff(Duration::from_millis(10))
+        .open_temporary()
+        .unwrap();
+    broker
+        .create_topic("plain", TopicConfig::default().segment_bytes(512))
+        .unwrap();
+    broker.create_topic("made", compacted(512)).unwrap();
+    for topic in ["plain", "made"] {
+        let p = broker.topic(topic).unwrap().partition(0).unwrap();
+        for i in 0..50 {
+            p.append(&[Record::new(format!("{i}")).key(format!("k{}", i % 3))])
+                .unwrap();
+        }
+    }
+    // Altering a topic to compact also gets it cleaned.
+    broker
+        .alter_topic_config("plain", &[("cleanup.policy", "compact")])
+        .unwrap();
+    broker.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for topic in ["made", "plain"] {
+        while broker.describe_topic(topic).unwrap().partitions[0]
+            .last_clean_ms
+            .is_none()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{topic} never cleaned"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! The broker's log-cleaner thread (Kafka's `LogCleaner`) and what one round of it reports.
 //!
-//! One named thread per broker (`embroker-cleaner`), started with the broker unless the
-//! builder turns it off. Every `log.cleaner.backoff.ms` it runs a round: the partitions whose
+//! One named thread per broker (`embroker-cleaner`), started with the first compacted topic
+//! (at open, or when one is created or altered to compact) unless the builder turns it off. Every `log.cleaner.backoff.ms` it runs a round: the partitions whose
 //! cleaning is due, dirtiest first, one pass each (see `log::cleaner`). Like the tasks thread
 //! it holds only a weak reference to the broker; closing the broker cancels a pass in flight
 //! (it stops before its commit and leaves the log as it was) and joins the thread.
