@@ -21,7 +21,8 @@ fn filled(n: u64, size: usize, keys: u64) -> (Broker, Partition, u64) {
         .expect("broker");
     let config = TopicConfig::default()
         .cleanup_policy(CleanupPolicy::Compact)
-        .segment_bytes(8 << 20);
+        // Scaled with the workload, so a smoke run at 1% still has sealed segments to clean.
+        .segment_bytes((scaled(8 << 20) as u32).max(16 * 1024));
     broker.create_topic("bench", config).expect("topic");
     let p = broker
         .topic("bench")
