@@ -12,7 +12,8 @@ mod support;
 use embroker::{Broker, CleanupPolicy, Partition, Record, TopicConfig};
 use support::{scaled, Report};
 
-const BATCH_RECORDS: u64 = 1000;
+/// Bytes of records per `append`: about 100 KB, 1,000 records of 100 B.
+const BATCH_BYTES: u64 = 100_000;
 
 fn filled(n: u64, size: usize, keys: u64) -> (Broker, Partition, u64) {
     let broker = Broker::builder()
@@ -29,9 +30,10 @@ fn filled(n: u64, size: usize, keys: u64) -> (Broker, Partition, u64) {
         .expect("topic")
         .partition(0)
         .expect("partition");
+    let per_batch = (BATCH_BYTES / size as u64).max(1);
     let mut i = 0u64;
     while i < n {
-        let batch: Vec<Record> = (i..(i + BATCH_RECORDS).min(n))
+        let batch: Vec<Record> = (i..(i + per_batch).min(n))
             .map(|j| {
                 let mut v = vec![b'a' + (j % 26) as u8; size];
                 v[..8].copy_from_slice(&j.to_be_bytes());
@@ -41,7 +43,7 @@ fn filled(n: u64, size: usize, keys: u64) -> (Broker, Partition, u64) {
             })
             .collect();
         p.append(&batch).expect("append");
-        i += BATCH_RECORDS;
+        i += per_batch;
     }
     broker.flush().expect("flush");
     let bytes = broker.describe_topic("bench").expect("describe").partitions[0].size_bytes;
