@@ -15,8 +15,7 @@ mod common;
 use common::{seed, XorShift};
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use embroker::{Broker, CleanupPolicy, Partition, Record, TopicConfig};
@@ -113,26 +112,10 @@ fn sigkill_during_cleaning_keeps_the_latest_value_of_every_key() {
     let (mut in_pass, mut passes, mut replaced) = (0u64, 0u64, 0u64);
     let started = Instant::now();
     for run in 0..kills {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
-            .env("EMBROKER_COMPACTION_CHILD", dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("child-stderr")).unwrap(),
-            ))
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        loop {
-            let Some(Ok(line)) = lines.next() else {
-                let stderr =
-                    std::fs::read_to_string(dir.path().join("child-stderr")).unwrap_or_default();
-                panic!("run {run}: child exited before READY: {stderr}");
-            };
-            if line.ends_with("READY") {
-                break;
-            }
-        }
+        let (mut child, lines) =
+            common::spawn_ready_child(TEST, dir.path(), &format!("run {run}"), |c| {
+                c.env("EMBROKER_COMPACTION_CHILD", dir.path());
+            });
         // The child prints only between steps; read on another thread so the kill lands on
         // time even in the middle of a long pass.
         let reader = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());

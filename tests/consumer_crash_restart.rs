@@ -20,11 +20,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{seed, XorShift};
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use embroker::{Broker, ConsumerConfig, Error, OffsetReset, Record, TopicConfig};
 
@@ -160,14 +164,6 @@ fn check_contiguous(
     next
 }
 
-/// A small xorshift generator: kill points vary from run to run without a dependency.
-fn next_random(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 fn append(broker: &Broker, per_partition: &[usize], next_value: &mut usize) {
     let topic = broker.topic("t").unwrap();
     for (p, n) in per_partition.iter().enumerate() {
@@ -185,12 +181,9 @@ fn append(broker: &Broker, per_partition: &[usize], next_value: &mut usize) {
 fn killed_consumer_restarts_from_its_last_commit_at_least_once() {
     let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
     let kills = if long { LONG_KILLS } else { 1 };
-    let mut seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let seed = seed();
     eprintln!("seed {seed}");
+    let mut rng = XorShift(seed);
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -211,7 +204,7 @@ fn killed_consumer_restarts_from_its_last_commit_at_least_once() {
     let mut committed_before = BTreeMap::new();
     for run in 0..kills {
         let (commits_before_kill, delay_ms) = if long {
-            (next_random(&mut seed) % 7, next_random(&mut seed) % 16)
+            (rng.next() % 7, rng.next() % 16)
         } else {
             (6, 0)
         };
@@ -272,7 +265,7 @@ fn killed_consumer_restarts_from_its_last_commit_at_least_once() {
         }
         if long {
             let per_partition: Vec<usize> = (0..PARTITIONS)
-                .map(|_| (next_random(&mut seed) % 151) as usize)
+                .map(|_| (rng.next() % 151) as usize)
                 .collect();
             append(&broker, &per_partition, &mut next_value);
         }

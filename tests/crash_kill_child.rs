@@ -19,8 +19,7 @@ mod common;
 use common::{seed, XorShift};
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use embroker::{Broker, Record, TopicConfig};
@@ -123,34 +122,13 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
             acked.clear();
             dir = tempfile::tempdir().unwrap();
         }
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "sigkill_during_appends_loses_nothing_acknowledged",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("EMBROKER_CRASH_CHILD", dir.path())
-            .env("EMBROKER_CRASH_RUN", run.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("child-stderr")).unwrap(),
-            ))
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
+        let test = "sigkill_during_appends_loses_nothing_acknowledged";
         // Wait until the child is appending, then let it run for a random while.
-        loop {
-            let Some(Ok(line)) = lines.next() else {
-                let stderr =
-                    std::fs::read_to_string(dir.path().join("child-stderr")).unwrap_or_default();
-                panic!("run {run}: child exited before READY: {stderr}");
-            };
-            if line.ends_with("READY") {
-                break;
-            }
-        }
+        let (mut child, mut lines) =
+            common::spawn_ready_child(test, dir.path(), &format!("run {run}"), |c| {
+                c.env("EMBROKER_CRASH_CHILD", dir.path())
+                    .env("EMBROKER_CRASH_RUN", run.to_string());
+            });
         let kill_at = Instant::now() + Duration::from_millis(rng.next() % 40);
         let mut acks_this_run = Vec::new();
         while Instant::now() < kill_at {

@@ -14,10 +14,14 @@
 //! (its offset handed to another record) fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{seed, XorShift};
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use embroker::{Acks, Broker, Error, ProducerConfig, ProducerRecord, TopicConfig};
 
@@ -75,14 +79,6 @@ fn child_produces_with_acks_all_until_killed() {
     });
 }
 
-/// A small xorshift generator: the kill points vary from run to run without a dependency.
-fn next_random(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 #[test]
 fn acknowledged_records_survive_sigkill_of_the_producing_process() {
     let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
@@ -91,12 +87,9 @@ fn acknowledged_records_survive_sigkill_of_the_producing_process() {
     } else {
         (ITERATIONS, 1)
     };
-    let mut seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let seed = seed();
     eprintln!("seed {seed}");
+    let mut rng = XorShift(seed);
     let started = Instant::now();
     let exe = std::env::current_exe().unwrap();
     let mut dir = tempfile::tempdir().unwrap();
@@ -108,7 +101,7 @@ fn acknowledged_records_survive_sigkill_of_the_producing_process() {
             dir = tempfile::tempdir().unwrap();
             acked.clear();
         }
-        let kill_after = 1 + (next_random(&mut seed) % 300) as usize;
+        let kill_after = 1 + (rng.next() % 300) as usize;
         let mut child = Command::new(&exe)
             .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
             .env(DIR_VAR, dir.path())

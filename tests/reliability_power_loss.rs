@@ -39,9 +39,8 @@ mod common;
 use common::{seed, XorShift};
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use embroker::{Acks, Broker, ProducerConfig, ProducerRecord, Record, TopicConfig};
@@ -303,28 +302,13 @@ fn power_loss_keeps_every_acknowledged_record() {
         // The parent closed the broker cleanly before this run, so all of it is durable. (Taken
         // before the child starts: the child writes as soon as it runs.)
         let mut image = durable_listing(dir.path());
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR, dir.path())
-            .env(CHILD_RUN, run.to_string())
-            .env_remove("EMBROKER_SEED")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("child-stderr")).unwrap(),
-            ))
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        loop {
-            let Some(Ok(line)) = lines.next() else {
-                let stderr =
-                    std::fs::read_to_string(dir.path().join("child-stderr")).unwrap_or_default();
-                panic!("seed {seed} run {run}: child exited before READY: {stderr}");
-            };
-            if line.ends_with("READY") {
-                break;
-            }
-        }
+        let context = format!("seed {seed} run {run}");
+        let (mut child, mut lines) =
+            common::spawn_ready_child(TEST_NAME, dir.path(), &context, |c| {
+                c.env(CHILD_DIR, dir.path())
+                    .env(CHILD_RUN, run.to_string())
+                    .env_remove("EMBROKER_SEED");
+            });
         let kill_at = Instant::now() + Duration::from_millis(1 + rng.below(60));
         let mut pending = Image::new();
         let mut new_acks = Vec::new();

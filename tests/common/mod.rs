@@ -83,3 +83,39 @@ pub fn seed() -> u64 {
         .as_nanos() as u64
         | 1
 }
+
+/// Starts this test binary again as a child running only `test` (the crash tests' child),
+/// set up further by `configure` (its environment), with stdout piped and stderr in
+/// `dir/child-stderr`. Returns once the child printed a line ending in `READY`, with the rest
+/// of its stdout; `context` starts the panic message if it exits first.
+pub fn spawn_ready_child(
+    test: &str,
+    dir: &std::path::Path,
+    context: &str,
+    configure: impl FnOnce(&mut std::process::Command),
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead;
+    let stderr_path = dir.join("child-stderr");
+    let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).expect("child stderr file"));
+    configure(&mut command);
+    let mut child = command.spawn().expect("spawn child");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.wait();
+            let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            panic!("{context}: child exited before READY: {stderr}");
+        };
+        if line.ends_with("READY") {
+            return (child, lines);
+        }
+    }
+}
