@@ -173,14 +173,18 @@ impl Records {
             }
             position += batch.header.total_bytes();
         }
-        let rest = Records {
+        (taken, self.rest(position, from))
+    }
+
+    /// What is left of this read from byte `position` (a batch boundary), starting at `from`.
+    fn rest(&self, position: usize, from: i64) -> Records {
+        Records {
             bytes: self.bytes.slice(position..),
             from_offset: from,
             next_offset: self.next_offset,
             topic: self.topic.clone(),
             partition: self.partition,
-        };
-        (taken, rest)
+        }
     }
 
     /// The records left after the first `n`, and how many were passed over (fewer than `n`
@@ -222,14 +226,7 @@ impl Records {
             }
             position += h.total_bytes();
         }
-        let rest = Records {
-            bytes: self.bytes.slice(position..),
-            from_offset: from,
-            next_offset: self.next_offset,
-            topic: self.topic.clone(),
-            partition: self.partition,
-        };
-        (skipped, rest)
+        (skipped, self.rest(position, from))
     }
 
     /// Number of records (walks the batches).
