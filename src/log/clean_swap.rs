@@ -8,7 +8,8 @@
 //! segments other than the first are deleted and the `.cleaned` files are renamed over the
 //! first's names; the directory is fsynced and the manifest removed.
 //!
-//! At open, before segments are listed ([`recover`]): a manifest means the swap was committed,
+//! At open, when the segment listing finds a manifest or `.cleaned` files ([`recover`], then
+//! the listing is taken again): a manifest means the swap was committed,
 //! so it is finished (every step is idempotent: a file already deleted or renamed is skipped);
 //! `.cleaned` files without a manifest belong to a pass that never committed and are removed.
 //!

@@ -128,10 +128,14 @@ impl PartitionLog {
             io::create_dir_durable(dir)?;
         }
         let now = clock.now_ms();
-        // A cleaner swap interrupted by a crash is finished (or rolled back) first, so the
-        // listing below sees either the old segments or the new ones.
-        clean_swap::recover(dir)?;
-        let bases = list_segments(dir)?;
+        let mut listing = list_segments(dir)?;
+        if listing.swap_leftovers {
+            // A cleaner swap interrupted by a crash is finished (or rolled back) first, so
+            // the segments are either the old ones or the new ones.
+            clean_swap::recover(dir)?;
+            listing = list_segments(dir)?;
+        }
+        let bases = listing.bases;
         let interval = config.index_interval_bytes;
         let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
         let checkpoint = RecoveryPoint::read(dir)?;
@@ -245,6 +249,12 @@ impl PartitionLog {
             position: 0,
             max_timestamp: NO_TIMESTAMP,
         });
+        // Only compacted logs keep one (a missing one costs a pass, never a record).
+        let cleaner_checkpoint = if config.cleanup_policy.compacts() {
+            CleanerCheckpoint::read(dir)?
+        } else {
+            CleanerCheckpoint::default()
+        };
         let log = PartitionLog {
             topic,
             partition,
@@ -254,7 +264,7 @@ impl PartitionLog {
             segments: RwLock::new(Arc::new(segments)),
             maintenance: Mutex::new(()),
             cleaner: Mutex::new(CleanerState {
-                checkpoint: CleanerCheckpoint::read(dir)?,
+                checkpoint: cleaner_checkpoint,
                 error: None,
             }),
             writer: Mutex::new(Writer {
@@ -910,16 +920,29 @@ fn approx_size(r: &Record) -> usize {
             .sum::<usize>()
 }
 
-/// Base offsets of the segments in `dir`, sorted; removes leftovers of interrupted work
-/// (`.tmp` files, index files whose log is gone).
-fn list_segments(dir: &Path) -> Result<Vec<i64>> {
+/// What [`list_segments`] found.
+struct Listing {
+    /// Base offsets of the segments, sorted.
+    bases: Vec<i64>,
+    /// A cleaner swap manifest or `.cleaned` files are there: a pass was interrupted.
+    swap_leftovers: bool,
+}
+
+/// The segments in `dir`; removes leftovers of interrupted work (`.tmp` files, index files
+/// whose log is gone) and notes those of an interrupted cleaner pass.
+fn list_segments(dir: &Path) -> Result<Listing> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
+    let mut swap_leftovers = false;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
+        if name == clean_swap::MANIFEST || name.ends_with(clean_swap::CLEANED_SUFFIX) {
+            swap_leftovers = true;
+            continue;
+        }
         if name.ends_with(".tmp") {
             let path = entry.path();
             std::fs::remove_file(&path).map_err(|e| Error::io("removing leftover", &path, e))?;
@@ -941,14 +964,17 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>> {
             _ => {}
         }
     }
+    logs.sort_unstable();
     for (base, path) in indexes {
-        if !logs.contains(&base) {
+        if logs.binary_search(&base).is_err() {
             std::fs::remove_file(&path).map_err(|e| Error::io("removing stray index", &path, e))?;
         }
     }
-    logs.sort_unstable();
     debug_assert!(logs
         .iter()
         .all(|&b| segment::file_name(b, "log").len() == 24));
-    Ok(logs)
+    Ok(Listing {
+        bases: logs,
+        swap_leftovers,
+    })
 }
