@@ -754,7 +754,8 @@ impl PartitionLog {
         let first = segments.partition_point(|s| s.base_offset() <= from);
         if first == 0 {
             // Retention moved the start past `from` between the check and the snapshot.
-            return Err(self.out_of_range(from, self.log_start_offset(), end));
+            let start = segments.first().map_or(end, |s| s.base_offset());
+            return Err(self.out_of_range(from, start.max(self.log_start_offset()), end));
         }
         for seg in &segments[first - 1..] {
             if let Some(bytes) = seg.read(from, max_bytes)? {
@@ -866,8 +867,11 @@ impl PartitionLog {
         let doomed: Vec<Arc<Segment>> = segments[..n].to_vec();
         let kept: Vec<Arc<Segment>> = segments[n..].to_vec();
         let new_start = kept[0].base_offset();
-        *self.segments.write() = Arc::new(kept);
+        // The start moves before the segments go: a reader whose snapshot lacks them then
+        // also sees the start past them (the segment lock orders the two), so its
+        // `OffsetOutOfRange` never names a start at or below the offset it asked for.
         self.log_start.fetch_max(new_start, Ordering::AcqRel);
+        *self.segments.write() = Arc::new(kept);
         w.unsynced
             .retain(|s| !doomed.iter().any(|d| Arc::ptr_eq(d, s)));
         if w.recovery_point.segment_base < new_start {
