@@ -102,6 +102,13 @@ pub(crate) fn next_zigzag(buf: &[u8], pos: &mut usize) -> Option<i64> {
     Some(((u >> 1) as i64) ^ -((u & 1) as i64))
 }
 
+/// A zigzag varint of any length at the front of `buf`, and its length in bytes.
+#[cold]
+pub(crate) fn zigzag_long(buf: &[u8]) -> Option<(i64, usize)> {
+    let (u, n) = get_unsigned_slow(buf, VARLONG_BYTES_MAX).ok()?;
+    Some((((u >> 1) as i64) ^ -((u & 1) as i64), n))
+}
+
 #[cold]
 fn next_zigzag_long(buf: &[u8], pos: &mut usize) -> Option<i64> {
     let (u, n) = get_unsigned_slow(buf.get(*pos..)?, VARLONG_BYTES_MAX).ok()?;

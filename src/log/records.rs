@@ -108,12 +108,16 @@ impl Records {
     pub fn views(&self) -> RecordViews<'_> {
         RecordViews {
             from_offset: self.from_offset,
-            batch: None,
+            base_offset: 0,
+            base_timestamp: 0,
+            log_append_time: None,
+            records: codec::RecordIter::default(),
             rest: &self.bytes,
         }
     }
 
     /// The record `view` of the batch with header `h`, as an owned record sharing the buffer.
+    #[inline]
     fn stored(&self, h: &BatchHeader, offset: i64, view: codec::RecordView<'_>) -> StoredRecord {
         let timestamp_type = h.timestamp_type();
         let timestamp = match timestamp_type {
@@ -272,6 +276,7 @@ pub struct RecordsIter<'a> {
 impl Iterator for RecordsIter<'_> {
     type Item = StoredRecord;
 
+    #[inline]
     fn next(&mut self) -> Option<StoredRecord> {
         loop {
             if let Some((batch, records)) = &mut self.batch {
@@ -320,43 +325,64 @@ pub struct RecordRef<'a> {
 }
 
 /// Iterator of [`RecordRef`]s.
+///
+/// Holds the few header fields each record needs rather than the batch: the per-record path is
+/// inlined into the caller's loop, and a small iterator stays in registers there (this took
+/// 100-byte reads from 27.7 to 18.7 ns a record; see docs/ARCHITECTURE.md).
 pub struct RecordViews<'a> {
     from_offset: i64,
-    batch: Option<(Batch<'a>, codec::RecordIter<'a>)>,
+    /// The current batch's base offset and base timestamp.
+    base_offset: i64,
+    base_timestamp: i64,
+    /// `Some(max_timestamp)` when the current batch's records take the log's append time.
+    log_append_time: Option<i64>,
+    records: codec::RecordIter<'a>,
     rest: &'a [u8],
+}
+
+impl<'a> RecordViews<'a> {
+    /// Moves to the next batch; `None` at the end of the buffer.
+    fn next_batch(&mut self) -> Option<()> {
+        let batch = BatchIter { bytes: self.rest }.next()?;
+        let h = &batch.header;
+        self.rest = &self.rest[h.total_bytes()..];
+        self.base_offset = h.base_offset;
+        self.base_timestamp = h.base_timestamp;
+        self.log_append_time =
+            (h.timestamp_type() == TimestampType::LogAppendTime).then_some(h.max_timestamp);
+        self.records = batch.records();
+        Some(())
+    }
 }
 
 impl<'a> Iterator for RecordViews<'a> {
     type Item = RecordRef<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<RecordRef<'a>> {
         loop {
-            if let Some((batch, records)) = &mut self.batch {
-                let h = &batch.header;
-                for view in records.by_ref() {
-                    let offset = h.base_offset + i64::from(view.offset_delta);
-                    if offset < self.from_offset {
-                        continue;
-                    }
-                    let timestamp_type = h.timestamp_type();
-                    let timestamp = match timestamp_type {
-                        TimestampType::LogAppendTime => h.max_timestamp,
-                        TimestampType::CreateTime => h.base_timestamp + view.timestamp_delta,
-                    };
-                    return Some(RecordRef {
-                        offset,
-                        timestamp,
-                        timestamp_type,
-                        key: view.key,
-                        value: view.value,
-                        headers: view.headers,
-                    });
+            for view in self.records.by_ref() {
+                let offset = self.base_offset + i64::from(view.offset_delta);
+                if offset < self.from_offset {
+                    continue;
                 }
+                let (timestamp, timestamp_type) = match self.log_append_time {
+                    Some(t) => (t, TimestampType::LogAppendTime),
+                    None => (
+                        self.base_timestamp + view.timestamp_delta,
+                        TimestampType::CreateTime,
+                    ),
+                };
+                return Some(RecordRef {
+                    offset,
+                    timestamp,
+                    timestamp_type,
+                    key: view.key,
+                    value: view.value,
+                    headers: view.headers,
+                });
             }
-            let batch = BatchIter { bytes: self.rest }.next()?;
-            self.rest = &self.rest[batch.header.total_bytes()..];
-            let records = batch.records();
-            self.batch = Some((batch, records));
+            self.next_batch()?;
         }
     }
 }
