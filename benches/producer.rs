@@ -66,60 +66,21 @@ fn main() {
         },
     );
 
-    report.measure(
-        "acks=1",
+    measure_send(
+        &mut report,
         "producer send (linger.ms=0), then flush",
-        Some("direct Partition::append, 1,000 per batch"),
+        &value,
         n,
-        bytes,
-        || {
-            let broker = broker();
-            let producer = broker
-                .producer(ProducerConfig::default())
-                .expect("producer");
-            let records: Vec<ProducerRecord> = (0..n)
-                .map(|_| ProducerRecord::new("bench", value.clone()))
-                .collect();
-            (broker, producer, records)
-        },
-        |(broker, producer, records)| {
-            for r in records {
-                drop(producer.send(r).expect("send"));
-            }
-            producer.flush().expect("flush");
-            let p = broker.topic("bench").unwrap().partition(0).unwrap();
-            assert_eq!(p.log_end_offset() as u64, n);
-            (broker, producer)
-        },
+        None,
     );
-
     // The same with each record's timestamp set by the caller: what a send costs without its
     // clock read (35 ns on the project's VM), which the direct path makes once per 1,000.
-    report.measure(
-        "acks=1",
+    measure_send(
+        &mut report,
         "producer send, timestamps set by the caller",
-        Some("direct Partition::append, 1,000 per batch"),
+        &value,
         n,
-        bytes,
-        || {
-            let broker = broker();
-            let producer = broker
-                .producer(ProducerConfig::default())
-                .expect("producer");
-            let records: Vec<ProducerRecord> = (0..n)
-                .map(|_| ProducerRecord::new("bench", value.clone()).timestamp(1_700_000_000_000))
-                .collect();
-            (broker, producer, records)
-        },
-        |(broker, producer, records)| {
-            for r in records {
-                drop(producer.send(r).expect("send"));
-            }
-            producer.flush().expect("flush");
-            let p = broker.topic("bench").unwrap().partition(0).unwrap();
-            assert_eq!(p.log_end_offset() as u64, n);
-            (broker, producer)
-        },
+        Some(1_700_000_000_000),
     );
 
     report.measure(
@@ -230,4 +191,41 @@ fn main() {
     }
 
     report.print("Producer");
+}
+
+/// `n` sends of `value` from one thread (each future dropped), then a flush, against the
+/// direct append row; records carry `timestamp` if given.
+fn measure_send(report: &mut Report, name: &str, value: &Bytes, n: u64, timestamp: Option<i64>) {
+    report.measure(
+        "acks=1",
+        name,
+        Some("direct Partition::append, 1,000 per batch"),
+        n,
+        n * VALUE_BYTES as u64,
+        || {
+            let broker = broker();
+            let producer = broker
+                .producer(ProducerConfig::default())
+                .expect("producer");
+            let records: Vec<ProducerRecord> = (0..n)
+                .map(|_| {
+                    let r = ProducerRecord::new("bench", value.clone());
+                    match timestamp {
+                        Some(ts) => r.timestamp(ts),
+                        None => r,
+                    }
+                })
+                .collect();
+            (broker, producer, records)
+        },
+        |(broker, producer, records)| {
+            for r in records {
+                drop(producer.send(r).expect("send"));
+            }
+            producer.flush().expect("flush");
+            let p = broker.topic("bench").unwrap().partition(0).unwrap();
+            assert_eq!(p.log_end_offset() as u64, n);
+            (broker, producer)
+        },
+    );
 }
