@@ -7,8 +7,7 @@
 //! ```
 
 use super::varint::{
-    get_varint, get_varlong, next_zigzag, put_varint, put_varlong, varint_size, varlong_size,
-    zigzag_long,
+    get_varint, get_varlong, put_varint, put_varlong, take_zigzag, varint_size, varlong_size,
 };
 use super::DecodeError;
 use crate::types::Header;
@@ -75,12 +74,11 @@ pub(crate) fn encode_with_timestamp_delta(
     raw: &[u8],
     timestamp_delta: i64,
 ) -> Option<()> {
-    let mut pos = 0;
-    let len = usize::try_from(next_zigzag(raw, &mut pos)?).ok()?;
-    let body = raw.get(pos..pos.checked_add(len)?)?;
-    let mut after = 1; // the attributes byte
-    next_zigzag(body, &mut after)?;
-    let rest = body.get(after..)?;
+    let mut cur = raw;
+    let len = usize::try_from(take_zigzag(&mut cur)?).ok()?;
+    let body = cur.get(..len)?;
+    let mut rest = body.get(1..)?; // past the attributes byte
+    take_zigzag(&mut rest)?;
     let new_len = i32::try_from(1 + varlong_size(timestamp_delta) + rest.len()).ok()?;
     put_varint(out, new_len);
     out.push(body[0]);
@@ -264,25 +262,6 @@ pub(crate) fn parse_checked(buf: &[u8]) -> Option<(RecordView<'_>, usize)> {
     Some((record, end))
 }
 
-/// Takes a zigzag varint off the front of `cur`.
-///
-/// One and two bytes (values to ±8191) are decoded here; longer ones by a call that takes and
-/// returns values only, so that nothing of the caller's has to live in memory for it.
-#[inline(always)]
-fn take_zigzag(cur: &mut &[u8]) -> Option<i64> {
-    let (u, rest): (u64, &[u8]) = match **cur {
-        [b0, ref rest @ ..] if b0 < 0x80 => (u64::from(b0), rest),
-        [b0, b1, ref rest @ ..] if b1 < 0x80 => (u64::from(b0 & 0x7f) | (u64::from(b1) << 7), rest),
-        _ => {
-            let (v, n) = zigzag_long(cur)?;
-            *cur = cur.get(n..)?;
-            return Some(v);
-        }
-    };
-    *cur = rest;
-    Some(((u >> 1) as i64) ^ -((u & 1) as i64))
-}
-
 /// Takes a length-prefixed byte string (-1 = null) off the front of `cur`.
 #[inline(always)]
 fn take_bytes<'a>(cur: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
@@ -321,17 +300,16 @@ impl RecordIter<'_> {
     /// Skips `n` records reading only their length prefixes (cheaper than decoding them).
     pub(crate) fn skip_records(&mut self, n: usize) {
         for _ in 0..n.min(self.remaining) {
-            let mut pos = 0;
-            let next = next_zigzag(self.bytes, &mut pos)
+            let mut cur = self.bytes;
+            let next = take_zigzag(&mut cur)
                 .and_then(|len| usize::try_from(len).ok())
-                .and_then(|len| pos.checked_add(len))
-                .filter(|&end| end <= self.bytes.len());
-            let Some(end) = next else {
+                .and_then(|len| cur.get(len..));
+            let Some(rest) = next else {
                 debug_assert!(false, "skipping records of an unchecked batch");
                 self.remaining = 0;
                 return;
             };
-            self.bytes = &self.bytes[end..];
+            self.bytes = rest;
             self.remaining -= 1;
         }
     }

@@ -67,7 +67,7 @@ pub fn get_varint(buf: &[u8]) -> Result<(i32, usize), DecodeError> {
 #[inline]
 pub fn get_varlong(buf: &[u8]) -> Result<(i64, usize), DecodeError> {
     let (u, n) = get_unsigned(buf, VARLONG_BYTES_MAX)?;
-    Ok((((u >> 1) as i64) ^ -((u & 1) as i64), n))
+    Ok((unzigzag(u), n))
 }
 
 #[inline]
@@ -80,40 +80,38 @@ fn get_unsigned(buf: &[u8], bytes_max: usize) -> Result<(u64, usize), DecodeErro
     }
 }
 
-/// Reads a zig-zag varint (of either width) at `*pos` and advances it; `None` when the bytes
-/// are not a varint. For bytes already checked: no error is built.
+/// Takes a zig-zag varint (of either width) off the front of `cur`; `None` when the bytes
+/// are not a varint. For bytes already checked: no error is built, and this runs several times
+/// per record on every read.
+///
+/// One and two bytes (values to ±8191, every length and delta of a small record) are decoded
+/// here; longer ones by a call that takes and returns values only, so that nothing of the
+/// caller's has to live in memory for it (a `&mut pos` there kept a parser's position in a
+/// stack slot, stored and reloaded for every field).
 #[inline(always)]
-pub(crate) fn next_zigzag(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    // The one- and two-byte cases (every length and delta of a small record) without building
-    // a `Result`: this runs several times per record on every read.
-    let b0 = *buf.get(*pos)?;
-    let u = if b0 < 0x80 {
-        *pos += 1;
-        u64::from(b0)
-    } else {
-        match buf.get(*pos + 1) {
-            Some(&b1) if b1 < 0x80 => {
-                *pos += 2;
-                u64::from(b0 & 0x7f) | (u64::from(b1) << 7)
-            }
-            _ => return next_zigzag_long(buf, pos),
+pub(crate) fn take_zigzag(cur: &mut &[u8]) -> Option<i64> {
+    let (u, rest): (u64, &[u8]) = match **cur {
+        [b0, ref rest @ ..] if b0 < 0x80 => (u64::from(b0), rest),
+        [b0, b1, ref rest @ ..] if b1 < 0x80 => (u64::from(b0 & 0x7f) | (u64::from(b1) << 7), rest),
+        _ => {
+            let (v, n) = zigzag_long(cur)?;
+            *cur = cur.get(n..)?;
+            return Some(v);
         }
     };
-    Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+    *cur = rest;
+    Some(unzigzag(u))
 }
 
-/// A zigzag varint of any length at the front of `buf`, and its length in bytes.
+/// A zig-zag varint of any length at the front of `buf`, and its length in bytes.
 #[cold]
-pub(crate) fn zigzag_long(buf: &[u8]) -> Option<(i64, usize)> {
+fn zigzag_long(buf: &[u8]) -> Option<(i64, usize)> {
     let (u, n) = get_unsigned_slow(buf, VARLONG_BYTES_MAX).ok()?;
-    Some((((u >> 1) as i64) ^ -((u & 1) as i64), n))
+    Some((unzigzag(u), n))
 }
 
-#[cold]
-fn next_zigzag_long(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let (u, n) = get_unsigned_slow(buf.get(*pos..)?, VARLONG_BYTES_MAX).ok()?;
-    *pos += n;
-    Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
 #[cold]
