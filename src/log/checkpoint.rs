@@ -15,8 +15,6 @@ use crate::io;
 pub(crate) const FILE_NAME: &str = "recovery-point";
 const MAGIC: &[u8; 4] = b"EBRP";
 const VERSION: u16 = 1;
-/// Bytes between the version and the CRC.
-const BODY_BYTES: usize = 32;
 
 /// Everything before `position` in segment `segment_base` (and every earlier segment) is
 /// durable and was checked when written; `offset` is the log end offset there.
@@ -31,22 +29,24 @@ pub(crate) struct RecoveryPoint {
 
 impl RecoveryPoint {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut body = [0u8; BODY_BYTES];
-        body[0..8].copy_from_slice(&self.offset.to_be_bytes());
-        body[8..16].copy_from_slice(&self.segment_base.to_be_bytes());
-        body[16..24].copy_from_slice(&self.position.to_be_bytes());
-        body[24..32].copy_from_slice(&self.max_timestamp.to_be_bytes());
-        sealed::seal(MAGIC, VERSION, &body)
+        // The position is stored as the i64 with its bits (it is below 2^63 in practice).
+        let values = [
+            self.offset,
+            self.segment_base,
+            self.position as i64,
+            self.max_timestamp,
+        ];
+        sealed::seal_i64s(MAGIC, VERSION, &values)
     }
 
     /// `None` for anything that is not a well-formed checkpoint.
     pub(crate) fn decode(b: &[u8]) -> Option<RecoveryPoint> {
-        let body = sealed::open(MAGIC, VERSION, b).filter(|body| body.len() == BODY_BYTES)?;
+        let [offset, segment_base, position, max_timestamp] = sealed::open_i64s(MAGIC, VERSION, b)?;
         let rp = RecoveryPoint {
-            offset: sealed::i64_at(body, 0),
-            segment_base: sealed::i64_at(body, 8),
-            position: sealed::i64_at(body, 16) as u64,
-            max_timestamp: sealed::i64_at(body, 24),
+            offset,
+            segment_base,
+            position: position as u64,
+            max_timestamp,
         };
         (rp.offset >= rp.segment_base && rp.segment_base >= 0).then_some(rp)
     }

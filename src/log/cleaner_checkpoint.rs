@@ -15,8 +15,6 @@ use crate::io;
 pub(crate) const FILE_NAME: &str = "cleaner-checkpoint";
 const MAGIC: &[u8; 4] = b"EBCC";
 const VERSION: u16 = 1;
-/// Bytes between the version and the CRC.
-const BODY_BYTES: usize = 24;
 
 /// The cleaner's progress in one partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,19 +40,16 @@ impl Default for CleanerCheckpoint {
 
 impl CleanerCheckpoint {
     fn encode(&self) -> Vec<u8> {
-        let mut body = [0u8; BODY_BYTES];
-        body[0..8].copy_from_slice(&self.first_dirty.to_be_bytes());
-        body[8..16].copy_from_slice(&self.tombstone_horizon.to_be_bytes());
-        body[16..24].copy_from_slice(&self.last_clean_ms.to_be_bytes());
-        sealed::seal(MAGIC, VERSION, &body)
+        let values = [self.first_dirty, self.tombstone_horizon, self.last_clean_ms];
+        sealed::seal_i64s(MAGIC, VERSION, &values)
     }
 
     fn decode(b: &[u8]) -> Option<CleanerCheckpoint> {
-        let body = sealed::open(MAGIC, VERSION, b).filter(|body| body.len() == BODY_BYTES)?;
+        let [first_dirty, tombstone_horizon, last_clean_ms] = sealed::open_i64s(MAGIC, VERSION, b)?;
         let c = CleanerCheckpoint {
-            first_dirty: sealed::i64_at(body, 0),
-            tombstone_horizon: sealed::i64_at(body, 8),
-            last_clean_ms: sealed::i64_at(body, 16),
+            first_dirty,
+            tombstone_horizon,
+            last_clean_ms,
         };
         (c.first_dirty >= 0).then_some(c)
     }

@@ -29,11 +29,25 @@ pub(crate) fn open<'a>(magic: &[u8; 4], version: u16, bytes: &'a [u8]) -> Option
     ok.then_some(body)
 }
 
-/// The big-endian i64 at `at` of a body whose length the caller checked.
-pub(crate) fn i64_at(body: &[u8], at: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&body[at..at + 8]);
-    i64::from_be_bytes(a)
+/// Frames a body of big-endian i64s (the checkpoints' bodies).
+pub(crate) fn seal_i64s(magic: &[u8; 4], version: u16, values: &[i64]) -> Vec<u8> {
+    let body: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
+    seal(magic, version, &body)
+}
+
+/// The `N` big-endian i64s of a framed file, if magic, version and CRC hold and the body is
+/// exactly that long.
+pub(crate) fn open_i64s<const N: usize>(
+    magic: &[u8; 4],
+    version: u16,
+    bytes: &[u8],
+) -> Option<[i64; N]> {
+    let body = open(magic, version, bytes).filter(|body| body.len() == N * 8)?;
+    let mut values = [0i64; N];
+    for (v, chunk) in values.iter_mut().zip(body.chunks_exact(8)) {
+        *v = i64::from_be_bytes(chunk.try_into().ok()?);
+    }
+    Some(values)
 }
 
 #[cfg(test)]
@@ -54,5 +68,14 @@ mod tests {
         for len in 0..b.len() {
             assert_eq!(open(b"TEST", 3, &b[..len]), None, "length {len}");
         }
+    }
+
+    #[test]
+    fn i64_bodies_round_trip_and_need_their_exact_length() {
+        let b = seal_i64s(b"TEST", 1, &[-1, 0, i64::MAX]);
+        assert_eq!(b.len(), FRAME_BYTES + 24);
+        assert_eq!(open_i64s::<3>(b"TEST", 1, &b), Some([-1, 0, i64::MAX]));
+        assert_eq!(open_i64s::<2>(b"TEST", 1, &b), None);
+        assert_eq!(open_i64s::<4>(b"TEST", 1, &b), None);
     }
 }
