@@ -89,16 +89,7 @@ fn main() {
         Some("direct Partition::append, 1,000 per batch"),
         n,
         bytes,
-        || {
-            let broker = broker();
-            let producer = broker
-                .producer(ProducerConfig::default())
-                .expect("producer");
-            let records: Vec<ProducerRecord> = (0..n)
-                .map(|_| ProducerRecord::new("bench", value.clone()))
-                .collect();
-            (broker, producer, records)
-        },
+        || producer_and_records(&value, n, None),
         |(broker, producer, records)| {
             let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
             for r in records {
@@ -202,22 +193,7 @@ fn measure_send(report: &mut Report, name: &str, value: &Bytes, n: u64, timestam
         Some("direct Partition::append, 1,000 per batch"),
         n,
         n * VALUE_BYTES as u64,
-        || {
-            let broker = broker();
-            let producer = broker
-                .producer(ProducerConfig::default())
-                .expect("producer");
-            let records: Vec<ProducerRecord> = (0..n)
-                .map(|_| {
-                    let r = ProducerRecord::new("bench", value.clone());
-                    match timestamp {
-                        Some(ts) => r.timestamp(ts),
-                        None => r,
-                    }
-                })
-                .collect();
-            (broker, producer, records)
-        },
+        || producer_and_records(value, n, timestamp),
         |(broker, producer, records)| {
             for r in records {
                 drop(producer.send(r).expect("send"));
@@ -228,4 +204,27 @@ fn measure_send(report: &mut Report, name: &str, value: &Bytes, n: u64, timestam
             (broker, producer)
         },
     );
+}
+
+/// A fresh broker, a default producer on it, and `n` records of `value` for "bench" (with
+/// `timestamp` if given).
+fn producer_and_records(
+    value: &Bytes,
+    n: u64,
+    timestamp: Option<i64>,
+) -> (Broker, embroker::Producer, Vec<ProducerRecord>) {
+    let broker = broker();
+    let producer = broker
+        .producer(ProducerConfig::default())
+        .expect("producer");
+    let records = (0..n)
+        .map(|_| {
+            let r = ProducerRecord::new("bench", value.clone());
+            match timestamp {
+                Some(ts) => r.timestamp(ts),
+                None => r,
+            }
+        })
+        .collect();
+    (broker, producer, records)
 }
