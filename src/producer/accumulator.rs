@@ -71,7 +71,7 @@ impl ProducerBatch {
         ProducerBatch {
             seq,
             log,
-            builder: Some(BatchBuilder::with_capacity(capacity_bytes)),
+            builder: Some(BatchBuilder::with_buffer(written_ahead(capacity_bytes))),
             created: Instant::now(),
             limit_bytes,
             reserved_bytes: 0,
@@ -144,6 +144,20 @@ impl Drop for ProducerBatch {
         }
         self.completion.set(outcome);
     }
+}
+
+/// A buffer of `capacity` bytes, zeroed (the batch builder then starts it empty).
+///
+/// The buffer usually reuses memory the sender thread freed after writing an earlier batch, so
+/// its cache lines sit in the other core's cache. Encoding records into it then stalls the
+/// sending thread on each line's transfer, a record at a time: `perf` put ~30 ns of each send
+/// on the next locked instruction after the encoding (the future's reference count). One
+/// zeroing here moves the whole buffer in bulk (the allocator zeroes reused memory with one
+/// `memset`; fresh memory is in no cache). A/B on the project's 2-core VM, caller timestamps:
+/// 158 → 149 ns a send. It costs a lone record under 1 µs, against the microseconds the sender
+/// takes to look at its batch anyway.
+fn written_ahead(capacity: usize) -> Vec<u8> {
+    vec![0u8; capacity]
 }
 
 /// The batches of one partition (under its lane's lock).
