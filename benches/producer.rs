@@ -5,6 +5,8 @@
 //!    `Partition::append` in batches of 1,000 (the storage layer's own speed, no producer).
 //!    Also with timestamps set by the caller: the producer otherwise reads the clock for every
 //!    record (as Kafka's does), the direct path once per append.
+//!    Two floor rows do only what any per-record send must (clock read, lock, encode, a future's
+//!    reference, dropping the record), with no producer: the best ratio a send can reach here.
 //! 2. acks=all with 1, 4, 16 and 64 threads, each doing `send().wait()` in a loop for a fixed
 //!    time: records/s, p50/p99 latency and fsyncs per record, next to this machine's fsync
 //!    latency measured in the same run.
@@ -21,7 +23,11 @@ mod support;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use embroker::{Acks, Broker, Bytes, ProducerConfig, ProducerRecord, Record, TopicConfig};
+use embroker::codec::BatchBuilder;
+use embroker::{
+    Acks, Broker, Bytes, ProducerConfig, ProducerRecord, Record, SharedClock, SystemClock,
+    TopicConfig,
+};
 use support::{fsync_latency, percentiles, scaled, Report, Row};
 
 const VALUE_BYTES: usize = 100;
@@ -78,6 +84,23 @@ fn main() {
     measure_send(
         &mut report,
         "producer send, timestamps set by the caller",
+        &value,
+        n,
+        Some(1_700_000_000_000),
+    );
+
+    // What any per-record send costs before a producer does anything of its own: the floor
+    // under the two rows above.
+    measure_send_floor(
+        &mut report,
+        "floor: clock, lock, encode, future, drop (no producer)",
+        &value,
+        n,
+        None,
+    );
+    measure_send_floor(
+        &mut report,
+        "floor: lock, encode, future, drop (caller's timestamps)",
         &value,
         n,
         Some(1_700_000_000_000),
@@ -206,6 +229,66 @@ fn measure_send(report: &mut Report, name: &str, value: &Bytes, n: u64, timestam
     );
 }
 
+/// The least a `send` of each record must do, as the producer does it but with no producer
+/// around it: read the broker's clock for the record's timestamp (unless the caller set it),
+/// lock the partition's open batch, encode the record into it, take a reference to the batch's
+/// result for the record's future and drop it, and drop the caller's record. No partitioner,
+/// topic lookup, size limits, buffer accounting or sender thread: full batches are dropped, not
+/// written. Against the direct row, this is the best ratio any per-record send can reach.
+fn measure_send_floor(
+    report: &mut Report,
+    name: &str,
+    value: &Bytes,
+    n: u64,
+    timestamp: Option<i64>,
+) {
+    let batch_size = ProducerConfig::default().batch_size as usize;
+    report.measure(
+        "acks=1",
+        name,
+        Some("direct Partition::append, 1,000 per batch"),
+        n,
+        n * VALUE_BYTES as u64,
+        || records(value, n, timestamp),
+        |records| {
+            let clock: SharedClock = Arc::new(SystemClock);
+            let open = parking_lot::Mutex::new(BatchBuilder::with_capacity(batch_size));
+            let result = Arc::new(parking_lot::Mutex::new(None::<i64>));
+            let mut encoded = 0usize;
+            for r in records {
+                let ts = r.timestamp.unwrap_or_else(|| clock.now_ms());
+                let future = {
+                    let mut batch = open.lock();
+                    batch
+                        .push(ts, r.key.as_deref(), r.value.as_deref(), &r.headers)
+                        .expect("fits");
+                    if batch.size_bytes() >= batch_size {
+                        encoded += batch.size_bytes();
+                        *batch = BatchBuilder::with_capacity(batch_size);
+                    }
+                    Arc::clone(&result)
+                };
+                drop(future);
+            }
+            let last = open.lock().size_bytes();
+            encoded + last
+        },
+    );
+}
+
+/// `n` records of `value` for "bench" (with `timestamp` if given).
+fn records(value: &Bytes, n: u64, timestamp: Option<i64>) -> Vec<ProducerRecord> {
+    (0..n)
+        .map(|_| {
+            let r = ProducerRecord::new("bench", value.clone());
+            match timestamp {
+                Some(ts) => r.timestamp(ts),
+                None => r,
+            }
+        })
+        .collect()
+}
+
 /// A fresh broker, a default producer on it, and `n` records of `value` for "bench" (with
 /// `timestamp` if given).
 fn producer_and_records(
@@ -217,14 +300,5 @@ fn producer_and_records(
     let producer = broker
         .producer(ProducerConfig::default())
         .expect("producer");
-    let records = (0..n)
-        .map(|_| {
-            let r = ProducerRecord::new("bench", value.clone());
-            match timestamp {
-                Some(ts) => r.timestamp(ts),
-                None => r,
-            }
-        })
-        .collect();
-    (broker, producer, records)
+    (broker, producer, records(value, n, timestamp))
 }
