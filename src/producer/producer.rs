@@ -378,7 +378,7 @@ impl Shared {
         match record.partition {
             Some(p) if (0..count).contains(&p) => Ok(p),
             Some(p) => Err(Error::UnknownPartition {
-                topic: record.topic.clone(),
+                topic: record.topic.to_string(),
                 partition: p,
                 partitions: count,
             }),
@@ -461,7 +461,7 @@ impl Shared {
         let value = record.value.as_deref();
         let too_large =
             |size: usize, limit: usize, limit_name: &'static str| Error::RecordTooLarge {
-                topic: record.topic.clone(),
+                topic: record.topic.to_string(),
                 partition,
                 size: size as u64,
                 limit: limit as u64,

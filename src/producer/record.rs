@@ -1,6 +1,8 @@
 //! What a producer sends ([`ProducerRecord`]) and what it gets back ([`RecordMetadata`]),
 //! named after Kafka's classes of the same names.
 
+use std::borrow::Cow;
+
 use crate::types::{Bytes, Header, TopicPartition};
 
 /// A record to send: the topic, and optionally a partition, key, value (`None` is a
@@ -24,8 +26,9 @@ use crate::types::{Bytes, Header, TopicPartition};
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerRecord {
-    /// The topic to send to.
-    pub topic: String,
+    /// The topic to send to: borrowed when given as a `&'static str` (a literal or a
+    /// `const`), so that sending to a fixed topic allocates nothing for its name.
+    pub topic: Cow<'static, str>,
     /// The partition, or `None` to let the partitioner choose.
     pub partition: Option<i32>,
     /// The key, if any.
@@ -41,7 +44,11 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record with this value, no key, for the partitioner to place.
-    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+    ///
+    /// `topic` is a `&'static str` (kept by reference: a fixed topic costs no allocation per
+    /// record) or a `String` (moved in); pass a name borrowed for less than `'static` as
+    /// `name.to_owned()`.
+    pub fn new(topic: impl Into<Cow<'static, str>>, value: impl Into<Bytes>) -> Self {
         ProducerRecord {
             topic: topic.into(),
             partition: None,
@@ -54,7 +61,7 @@ impl ProducerRecord {
 
     /// A tombstone (a record with this key and no value): on a compacted topic, it deletes the
     /// key.
-    pub fn tombstone(topic: impl Into<String>, key: impl Into<Bytes>) -> Self {
+    pub fn tombstone(topic: impl Into<Cow<'static, str>>, key: impl Into<Bytes>) -> Self {
         ProducerRecord {
             topic: topic.into(),
             partition: None,
@@ -114,5 +121,22 @@ impl RecordMetadata {
     /// The topic and partition.
     pub fn topic_partition(&self) -> TopicPartition {
         TopicPartition::new(self.topic.clone(), self.partition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_static_topic_is_borrowed_and_a_string_moved_in() {
+        const TOPIC: &str = "orders";
+        let r = ProducerRecord::new(TOPIC, "v");
+        assert!(matches!(&r.topic, Cow::Borrowed(t) if std::ptr::eq(*t, TOPIC)));
+        let name = String::from("orders");
+        let at = name.as_ptr();
+        let r = ProducerRecord::tombstone(name, "k");
+        assert!(matches!(&r.topic, Cow::Owned(t) if t.as_ptr() == at));
+        assert_eq!(r.topic, "orders");
     }
 }

@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
             Some(sep) => split_key(&line, sep),
             None => (None, &line[..]),
         };
-        let mut record = ProducerRecord::new(args.topic.as_str(), value.to_vec());
+        let mut record = ProducerRecord::new(args.topic.clone(), value.to_vec());
         if let Some(key) = key {
             record = record.key(key.to_vec());
         }
