@@ -98,6 +98,7 @@ mod io;
 mod log;
 mod notify;
 mod producer;
+mod topic_names;
 mod types;
 
 pub use broker::{

@@ -44,7 +44,7 @@ fn sync_send_returns_metadata_and_stores_every_field() {
     assert_eq!(
         meta,
         RecordMetadata {
-            topic: "t".into(),
+            topic: "t",
             partition: 0,
             offset: 0,
             timestamp: 1_234

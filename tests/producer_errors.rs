@@ -39,7 +39,7 @@ fn unknown_topic_is_created_when_the_broker_auto_creates() {
         .unwrap()
         .wait()
         .unwrap();
-    assert_eq!((meta.topic.as_str(), meta.offset), ("fresh", 0));
+    assert_eq!((meta.topic, meta.offset), ("fresh", 0));
     assert_eq!(broker.topics(), ["fresh"]);
 }
 

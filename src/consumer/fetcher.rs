@@ -11,10 +11,11 @@
 
 use std::sync::Arc;
 
-use super::records::{intern_topic, PartitionRecords};
+use super::records::PartitionRecords;
 use crate::config::OffsetReset;
 use crate::error::{Error, Result};
 use crate::log::{PartitionLog, Records};
+use crate::topic_names::intern_topic;
 use crate::types::TopicPartition;
 
 /// A lazy seek, resolved at the next `poll` or `position` (Kafka's `seekToBeginning/End`).

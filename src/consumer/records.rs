@@ -5,13 +5,9 @@
 //! iterated, rather than building, storing and later dropping them all inside `poll`: a
 //! record then costs what iterating the read directly costs. Key, value and header values
 //! are [`Bytes`] slices of the read's buffer (no copy per record), and the topic name is
-//! interned (`intern_topic`), so a record carries it without a reference count.
+//! interned (`topic_names`), so a record carries it without a reference count.
 
-use std::collections::HashSet;
 use std::fmt;
-use std::sync::OnceLock;
-
-use parking_lot::Mutex;
 
 use crate::log::{Records, RecordsIter};
 use crate::types::{Bytes, Header, StoredRecord, TimestampType, TopicPartition};
@@ -45,19 +41,6 @@ impl ConsumerRecord {
     pub fn topic_partition(&self) -> TopicPartition {
         TopicPartition::new(self.topic, self.partition)
     }
-}
-
-/// The one copy of the topic name `name` (see [`ConsumerRecord::topic`]). Called when a
-/// partition is assigned, not per record.
-pub(crate) fn intern_topic(name: &str) -> &'static str {
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut names = NAMES.get_or_init(|| Mutex::new(HashSet::new())).lock();
-    if let Some(&interned) = names.get(name) {
-        return interned;
-    }
-    let interned: &'static str = Box::leak(name.into());
-    names.insert(interned);
-    interned
 }
 
 /// The records of one partition that one `poll` handed out.
@@ -272,6 +255,7 @@ mod tests {
 
     use super::*;
     use crate::codec::{self, BatchBuilder};
+    use crate::topic_names::intern_topic;
 
     /// Two batches of 5 records (offsets 0..10), read from `from`.
     fn read(from: i64) -> Records {
@@ -319,13 +303,5 @@ mod tests {
         assert_eq!((first.topic, first.partition), ("t", 3));
         assert_eq!(first.value.as_deref(), Some(&b"v2"[..]));
         assert_eq!(first.timestamp, 1_002);
-    }
-
-    #[test]
-    fn topic_names_are_interned_once() {
-        let a = intern_topic("interned-topic");
-        let b = intern_topic(&String::from("interned-topic"));
-        assert!(std::ptr::eq(a, b));
-        assert_ne!(intern_topic("another-topic"), a);
     }
 }

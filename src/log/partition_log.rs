@@ -311,10 +311,6 @@ impl PartitionLog {
         &self.topic
     }
 
-    pub(crate) fn topic_arc(&self) -> &Arc<str> {
-        &self.topic
-    }
-
     pub(crate) fn partition(&self) -> i32 {
         self.partition
     }

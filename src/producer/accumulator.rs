@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::log::{AppendInfo, PartitionLog};
 use crate::producer::future::{BatchOutcome, Completion};
 use crate::producer::record::RecordMetadata;
+use crate::topic_names::intern_topic;
 
 /// A user callback of `send_with_callback`.
 pub(crate) type Callback = Box<dyn FnOnce(Result<RecordMetadata>) + Send + 'static>;
@@ -184,14 +185,17 @@ impl LaneBatches {
 /// broker's files open. The broker holds the log while the topic exists, and a batch holds it
 /// while the batch does.
 pub(crate) struct Lane {
+    /// The topic's name, interned once here for every batch's metadata.
+    pub topic: &'static str,
     pub partition: i32,
     log: std::result::Result<Weak<PartitionLog>, Error>,
     pub batches: Mutex<LaneBatches>,
 }
 
 impl Lane {
-    fn new(partition: i32, slot: &PartitionSlot) -> Arc<Lane> {
+    fn new(topic: &'static str, partition: i32, slot: &PartitionSlot) -> Arc<Lane> {
         Arc::new(Lane {
+            topic,
             partition,
             log: match slot {
                 PartitionSlot::Online(log) => Ok(Arc::downgrade(log)),
@@ -296,6 +300,7 @@ impl TopicTable {
         let found = entries.position(topic, self.last.load(Ordering::Relaxed));
         let current = found.and_then(|i| entries.list.get(i));
         let same = |e: &TopicEntry| std::ptr::eq(e.state.as_ptr(), Arc::as_ptr(&state));
+        let topic_name = intern_topic(&state.name);
         let lanes: Vec<Arc<Lane>> = match current {
             Some(e) if same(e) && e.lanes.len() == slots.len() => {
                 e.version.store(version, Ordering::Release);
@@ -311,7 +316,7 @@ impl TopicTable {
                         .iter()
                         .enumerate()
                         .skip(e.lanes.len())
-                        .map(|(p, slot)| Lane::new(p as i32, slot)),
+                        .map(|(p, slot)| Lane::new(topic_name, p as i32, slot)),
                 )
                 .collect(),
             // New to this producer, or deleted and created again: fresh lanes. Batches left in
@@ -319,7 +324,7 @@ impl TopicTable {
             _ => slots
                 .iter()
                 .enumerate()
-                .map(|(p, slot)| Lane::new(p as i32, slot))
+                .map(|(p, slot)| Lane::new(topic_name, p as i32, slot))
                 .collect(),
         };
         let entry = Arc::new(TopicEntry {

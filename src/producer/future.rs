@@ -25,7 +25,8 @@ pub(crate) struct BatchOutcome {
 /// The once-set result of one batch.
 #[derive(Debug)]
 pub(crate) struct Completion {
-    topic: Arc<str>,
+    /// Interned (see `topic_names`): copied into every record's metadata.
+    topic: &'static str,
     partition: i32,
     acks: Acks,
     result: Mutex<Option<Result<BatchOutcome>>>,
@@ -33,7 +34,7 @@ pub(crate) struct Completion {
 }
 
 impl Completion {
-    pub(crate) fn new(topic: Arc<str>, partition: i32, acks: Acks) -> Self {
+    pub(crate) fn new(topic: &'static str, partition: i32, acks: Acks) -> Self {
         Completion {
             topic,
             partition,
@@ -65,7 +66,7 @@ impl Completion {
     ) -> Result<RecordMetadata> {
         match outcome {
             Ok(o) => Ok(RecordMetadata {
-                topic: self.topic.to_string(),
+                topic: self.topic,
                 partition: self.partition,
                 // acks=0 reports no offset, as Kafka's producer does.
                 offset: if self.acks == Acks::None {
@@ -166,7 +167,7 @@ impl SendFuture {
     fn immediate(&self) -> Option<Result<RecordMetadata>> {
         (self.completion.acks == Acks::None).then(|| {
             Ok(RecordMetadata {
-                topic: self.completion.topic.to_string(),
+                topic: self.completion.topic,
                 partition: self.completion.partition,
                 offset: -1,
                 timestamp: self.timestamp,

@@ -671,7 +671,7 @@ impl Shared {
             return Err(PushError::TooLarge(limit));
         }
         let completion = Arc::new(Completion::new(
-            Arc::clone(log.topic_arc()),
+            lane.topic,
             lane.partition,
             self.config.acks,
         ));

@@ -103,10 +103,12 @@ impl ProducerRecord {
 }
 
 /// Where a sent record was stored. Kafka's `RecordMetadata`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RecordMetadata {
-    /// The topic.
-    pub topic: String,
+    /// The topic. Interned, as [`ConsumerRecord::topic`](crate::ConsumerRecord) is: one copy of
+    /// each distinct topic name, kept for the life of the process, so that a send's result
+    /// carries no allocation.
+    pub topic: &'static str,
     /// The partition the record went to.
     pub partition: i32,
     /// The record's offset in the partition; -1 under `acks=0`, where nothing is awaited
@@ -120,7 +122,7 @@ pub struct RecordMetadata {
 impl RecordMetadata {
     /// The topic and partition.
     pub fn topic_partition(&self) -> TopicPartition {
-        TopicPartition::new(self.topic.clone(), self.partition)
+        TopicPartition::new(self.topic, self.partition)
     }
 }
 
