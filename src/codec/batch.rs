@@ -387,19 +387,23 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> Option<usize> {
-        let base = if self.record_count == 0 {
+        self.placed_size(timestamp, record::fields_size(key, value, headers)?)
+    }
+
+    /// [`BatchBuilder::record_size`] of a record whose [`record::fields_size`] is `fields`.
+    #[inline]
+    pub(crate) fn placed_size(&self, timestamp: i64, fields: usize) -> Option<usize> {
+        let delta = timestamp.checked_sub(self.base_timestamp_for(timestamp))?;
+        record::placed_size(fields, delta, self.record_count).map(|(size, _)| size)
+    }
+
+    /// The batch's base timestamp once a record stamped `timestamp` is in it.
+    fn base_timestamp_for(&self, timestamp: i64) -> i64 {
+        if self.record_count == 0 {
             timestamp
         } else {
             self.base_timestamp
-        };
-        record::encoded_size(
-            timestamp.checked_sub(base)?,
-            self.record_count,
-            key,
-            value,
-            headers,
-        )
-        .map(|(size, _)| size)
+        }
     }
 
     /// Appends a record with the next offset delta. Returns the bytes it took, or `None` when a
@@ -412,16 +416,26 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> Option<usize> {
+        let fields = record::fields_size(key, value, headers)?;
+        self.push_placed(timestamp, key, value, headers, fields)
+    }
+
+    /// [`BatchBuilder::push`] of a record whose [`record::fields_size`] is `fields` (the
+    /// producer sizes each record once and uses the size for its limits, its batch and this).
+    pub(crate) fn push_placed(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        fields: usize,
+    ) -> Option<usize> {
         if self.record_count == i32::MAX {
             return None;
         }
-        let base = if self.record_count == 0 {
-            timestamp
-        } else {
-            self.base_timestamp
-        };
+        let base = self.base_timestamp_for(timestamp);
         let delta = timestamp.checked_sub(base)?;
-        let (size, body_len) = record::encoded_size(delta, self.record_count, key, value, headers)?;
+        let (size, body_len) = record::placed_size(fields, delta, self.record_count)?;
         if self.buf.len() + size - LENGTH_PREFIX_BYTES > i32::MAX as usize {
             return None;
         }

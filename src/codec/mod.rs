@@ -21,6 +21,7 @@ pub use batch::{
     BatchBuilder, BatchHeader, HEADER_BYTES, LENGTH_PREFIX_BYTES, MAGIC,
 };
 pub(crate) use filter::filter_batch;
+pub(crate) use record::fields_size;
 pub use record::{RecordHeaders, RecordIter, RecordView};
 
 use std::fmt;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::broker::Broker;
-use crate::codec::{BatchBuilder, HEADER_BYTES};
+use crate::codec::{self, BatchBuilder, HEADER_BYTES};
 use crate::config::{Acks, ProducerConfig};
 use crate::error::{Error, Result};
 use crate::log::PartitionLog;
@@ -467,12 +467,12 @@ impl Shared {
                 limit: limit as u64,
                 limit_name,
             };
-        // The record as the first of a batch: the smallest batch it can travel in.
-        let alone = match self
-            .empty
-            .record_size(timestamp, key, value, &record.headers)
-        {
-            Some(size) => HEADER_BYTES + size,
+        // Sized once: the record's key, value and headers (`fields`); where it lands adds its
+        // deltas. `alone`: the record as the first of a batch, the smallest batch it fits in.
+        let sized = codec::fields_size(key, value, &record.headers)
+            .and_then(|f| Some((f, self.empty.placed_size(timestamp, f)?)));
+        let (fields, alone) = match sized {
+            Some((fields, size)) => (fields, HEADER_BYTES + size),
             None => {
                 let fields = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
                 return Err(too_large(fields, self.max_request_size, "max.request.size"));
@@ -485,7 +485,7 @@ impl Shared {
             let limit = usize::try_from(self.buffer_memory).unwrap_or(usize::MAX);
             return Err(too_large(alone, limit, "buffer.memory"));
         }
-        match self.push(lane, timestamp, record, alone, callback) {
+        match self.push(lane, timestamp, record, fields, alone, callback) {
             Ok(future) => Ok(future),
             Err(PushError::TooLarge(limit)) => Err(too_large(alone, limit, "max.message.bytes")),
             Err(PushError::Failed(e)) => Err(e),
@@ -505,12 +505,10 @@ impl Shared {
         lane: &Arc<Lane>,
         timestamp: i64,
         record: &ProducerRecord,
+        fields: usize,
         alone: usize,
         callback: Option<Callback>,
     ) -> std::result::Result<SendFuture, PushError> {
-        let key = record.key.as_deref();
-        let value = record.value.as_deref();
-        let headers = &record.headers;
         // As the first record of a new batch, the record adds its size without the header.
         let first = (alone - HEADER_BYTES) as u64;
         // Room this send took that no batch holds yet.
@@ -520,9 +518,7 @@ impl Shared {
             // The record's exact size in the open batch, if it fits there.
             let fits = guard.open.as_mut().and_then(|open| {
                 let cap = open.limit_bytes.min(self.batch_size);
-                let size = open
-                    .builder()?
-                    .record_size(timestamp, key, value, headers)?;
+                let size = open.builder()?.placed_size(timestamp, fields)?;
                 (open.size_bytes() + size <= cap).then_some(size)
             });
             let lacking = match (fits, guard.open.as_ref()) {
@@ -548,8 +544,15 @@ impl Shared {
             guard = lane.batches.lock();
         };
         let batches = &mut *guard;
-        let index = match self.push_locked(lane, batches, fits.is_some(), timestamp, record, alone)
-        {
+        let pushed = self.push_locked(
+            lane,
+            batches,
+            fits.is_some(),
+            timestamp,
+            (record, fields),
+            alone,
+        );
+        let index = match pushed {
             Ok(index) => index,
             Err(e) => {
                 self.release(taken);
@@ -582,7 +585,7 @@ impl Shared {
         batches: &mut LaneBatches,
         fits: bool,
         timestamp: i64,
-        record: &ProducerRecord,
+        (record, fields): (&ProducerRecord, usize),
         alone: usize,
     ) -> std::result::Result<i32, PushError> {
         let mut signal = false;
@@ -617,7 +620,7 @@ impl Shared {
         let key = record.key.as_deref();
         let value = record.value.as_deref();
         if builder
-            .push(timestamp, key, value, &record.headers)
+            .push_placed(timestamp, key, value, &record.headers, fields)
             .is_none()
         {
             // Cannot happen: the size was checked against limits far below the format's.
