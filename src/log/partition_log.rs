@@ -397,7 +397,7 @@ impl PartitionLog {
             }
         }
         let mut batch = builder.finish();
-        let result = self.append_batch_in_place(&mut batch);
+        let result = self.append_batch(&mut batch);
         if batch.capacity() <= SCRATCH_BYTES_MAX {
             SCRATCH.with(|s| *s.borrow_mut() = batch);
         }
@@ -414,13 +414,9 @@ impl PartitionLog {
         }
     }
 
-    /// Appends one encoded batch (from [`BatchBuilder`]); the log stamps its base offset.
-    pub(crate) fn append_batch(&self, mut batch: Vec<u8>) -> Result<AppendInfo> {
-        self.append_batch_in_place(&mut batch)
-    }
-
-    /// [`PartitionLog::append_batch`] on a buffer the caller keeps (offsets are stamped in it).
-    pub(crate) fn append_batch_in_place(&self, batch: &mut [u8]) -> Result<AppendInfo> {
+    /// Appends one encoded batch (from [`BatchBuilder`]) from a buffer the caller keeps; the
+    /// log stamps its base offset in it.
+    pub(crate) fn append_batch(&self, batch: &mut [u8]) -> Result<AppendInfo> {
         self.check_writable()?;
         let config = self.config();
         if batch.len() > config.max_message_bytes as usize {

@@ -65,6 +65,7 @@ impl ProducerBatch {
     pub(crate) fn new(
         seq: u64,
         log: Arc<PartitionLog>,
+        buffer: Vec<u8>,
         capacity_bytes: usize,
         limit_bytes: usize,
         completion: Arc<Completion>,
@@ -72,7 +73,10 @@ impl ProducerBatch {
         ProducerBatch {
             seq,
             log,
-            builder: Some(BatchBuilder::with_buffer(written_ahead(capacity_bytes))),
+            builder: Some(BatchBuilder::with_buffer(written_ahead(
+                buffer,
+                capacity_bytes,
+            ))),
             created: Instant::now(),
             limit_bytes,
             reserved_bytes: 0,
@@ -105,13 +109,21 @@ impl ProducerBatch {
         self.callbacks.push((index, timestamp, callback));
     }
 
-    /// Finishes the encoding and appends the batch to its log.
-    pub(crate) fn append(&mut self) -> Result<AppendInfo> {
+    /// Finishes the encoding and appends the batch to its log. Returns the batch's buffer too,
+    /// for a later batch to encode into.
+    pub(crate) fn append(&mut self) -> (Result<AppendInfo>, Option<Vec<u8>>) {
         match self.builder.take() {
-            Some(builder) if !builder.is_empty() => self.log.append_batch(builder.finish()),
-            _ => Err(Error::IllegalState {
-                reason: "producer batch appended twice or empty".into(),
-            }),
+            Some(builder) if !builder.is_empty() => {
+                let mut buffer = builder.finish();
+                let result = self.log.append_batch(&mut buffer);
+                (result, Some(buffer))
+            }
+            _ => (
+                Err(Error::IllegalState {
+                    reason: "producer batch appended twice or empty".into(),
+                }),
+                None,
+            ),
         }
     }
 
@@ -147,18 +159,20 @@ impl Drop for ProducerBatch {
     }
 }
 
-/// A buffer of `capacity` bytes, zeroed (the batch builder then starts it empty).
+/// `buffer` (a written batch's, or a new one) cleared and zeroed to `capacity` bytes; the batch
+/// builder then starts it empty.
 ///
-/// The buffer usually reuses memory the sender thread freed after writing an earlier batch, so
-/// its cache lines sit in the other core's cache. Encoding records into it then stalls the
-/// sending thread on each line's transfer, a record at a time: `perf` put ~30 ns of each send
-/// on the next locked instruction after the encoding (the future's reference count). One
-/// zeroing here moves the whole buffer in bulk (the allocator zeroes reused memory with one
-/// `memset`; fresh memory is in no cache). A/B on the project's 2-core VM, caller timestamps:
-/// 158 → 149 ns a send. It costs a lone record under 1 µs, against the microseconds the sender
-/// takes to look at its batch anyway.
-fn written_ahead(capacity: usize) -> Vec<u8> {
-    vec![0u8; capacity]
+/// A written batch's buffer, and most new memory too (freed by the sender thread after an
+/// earlier write), has its cache lines in the sender's core. Encoding records into it then
+/// stalled the sending thread on each line's transfer, a record at a time: `perf` put ~30 ns
+/// of each send on the next locked instruction after the encoding (the future's reference
+/// count). Zeroing moves the whole buffer in bulk with one `memset`. A/B on the project's
+/// 2-core VM, caller timestamps: 158 → 149 ns a send. It costs a lone record under 1 µs,
+/// against the microseconds the sender takes to look at its batch anyway.
+fn written_ahead(mut buffer: Vec<u8>, capacity: usize) -> Vec<u8> {
+    buffer.clear();
+    buffer.resize(capacity, 0);
+    buffer
 }
 
 /// The batches of one partition (under its lane's lock).
