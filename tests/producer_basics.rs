@@ -371,3 +371,48 @@ fn a_producer_ported_from_kafka_properties_works() {
         0
     );
 }
+
+/// Batches reuse the buffers and result slots of batches already written (a pool, as Kafka's
+/// producer has): a future kept from an early batch still answers for that batch, and futures
+/// of later batches, sent after many batches whose futures were dropped, answer for theirs.
+#[test]
+fn futures_answer_for_their_own_batch_across_reused_batches() {
+    let broker = broker_with("t", 2);
+    // Small batches, so that the rounds below open and reuse many of them.
+    let producer = broker
+        .producer(ProducerConfig::default().batch_size(512))
+        .unwrap();
+    let kept = producer
+        .send(ProducerRecord::new("t", "first").partition(0))
+        .unwrap();
+    let mut expected = [1i64, 0];
+    for round in 0..20 {
+        for i in 0..200 {
+            let p = i % 2;
+            drop(
+                producer
+                    .send(ProducerRecord::new("t", vec![b'x'; 40]).partition(p))
+                    .unwrap(),
+            );
+            expected[p as usize] += 1;
+        }
+        producer.flush().unwrap();
+        let p = round % 2;
+        let meta = producer
+            .send(ProducerRecord::new("t", "marker").partition(p))
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!((meta.partition, meta.offset), (p, expected[p as usize]));
+        expected[p as usize] += 1;
+    }
+    let first = kept.wait().unwrap();
+    assert_eq!((first.topic, first.partition, first.offset), ("t", 0, 0));
+    let p0 = broker.topic("t").unwrap().partition(0).unwrap();
+    let got = p0.read(0, 1 << 20).unwrap();
+    assert_eq!(
+        got.iter().next().unwrap().value.as_deref(),
+        Some(&b"first"[..])
+    );
+    producer.close().unwrap();
+}

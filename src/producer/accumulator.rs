@@ -130,7 +130,9 @@ impl ProducerBatch {
     /// Runs the callbacks, then sets the futures: Kafka's order, so that a caller whose
     /// `wait` returned knows the callbacks of that batch ran. A panicking callback is caught
     /// so that the sender thread, and every later record, survives it.
-    pub(crate) fn complete(mut self, result: Result<AppendInfo>) {
+    ///
+    /// Returns the batch's completion, for the producer to reuse once no future holds it.
+    pub(crate) fn complete(mut self, result: Result<AppendInfo>) -> Arc<Completion> {
         let outcome = result.map(|info| BatchOutcome {
             base_offset: info.base_offset,
             log_append_time: info.log_append_time,
@@ -140,6 +142,7 @@ impl ProducerBatch {
             let _ = catch_unwind(AssertUnwindSafe(move || callback(metadata)));
         }
         self.completion.set(outcome);
+        Arc::clone(&self.completion)
     }
 }
 

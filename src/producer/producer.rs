@@ -54,13 +54,14 @@ const GROWTH_WAIT: Duration = Duration::from_micros(5);
 /// that a steady stream slower than a batch per look still goes out within ~0.1 ms.
 const GROWTH_LOOKS_MAX: u32 = 2;
 
-/// Written batches' buffers kept for new batches. A batch buffer allocated on the sending
-/// thread and freed on the sender thread made the allocator move memory between the threads:
-/// with `send_with_callback` (a boxed callback allocated per record, freed by the sender) every
-/// batch's 16 KiB allocation consolidated the sender's frees on the sending thread
-/// (`malloc_consolidate` and `_int_malloc`, 11% of it in `perf`). Eight cover the batches in
-/// flight of a few partitions; more are freed.
-const SPARE_BUFFERS_MAX: usize = 8;
+/// Written batches' buffers and completions kept for new batches, of each at most this many
+/// (eight cover the batches in flight of a few partitions; more are freed). Allocated on the
+/// sending thread and freed on the sender thread, they made the allocator move memory between
+/// the threads: every batch's 16 KiB buffer consolidated the sender's frees on the sending
+/// thread (`malloc_consolidate` and `_int_malloc`, 11% of it in `perf` with callbacks), and
+/// every batch's completion took the allocator's arena lock on both threads (`strace`: ~430
+/// futex wake-ups a round of 1,000,000 sends on the sending thread, ~300 waits on the sender).
+const SPARES_MAX: usize = 8;
 
 /// The sender is not parked.
 const AWAKE: u8 = 0;
@@ -147,9 +148,9 @@ struct Shared {
     max_request_size: usize,
     /// An empty batch, to size a record as the first of a batch without allocating.
     empty: BatchBuilder,
-    /// Buffers of written batches, for new batches to encode into (Kafka's `BufferPool`; see
-    /// `SPARE_BUFFERS_MAX`).
-    spare_buffers: Mutex<Vec<Vec<u8>>>,
+    /// Written batches' buffers and completions, for new batches (Kafka's `BufferPool`; see
+    /// [`SPARES_MAX`]).
+    spares: Mutex<Spares>,
     /// The topics sent to, with their partitions' lanes (each lane has its own lock).
     topics: TopicTable,
     /// Taken once per batch, not per record (see `accumulator`).
@@ -211,7 +212,7 @@ impl Producer {
             max_block: Duration::from_millis(u64::try_from(config.max_block_ms).unwrap_or(0)),
             max_request_size: to_usize(config.max_request_size),
             empty: BatchBuilder::with_capacity(0),
-            spare_buffers: Mutex::new(Vec::new()),
+            spares: Mutex::new(Spares::default()),
             topics: TopicTable::default(),
             acc: Mutex::new(Accumulator::default()),
             buffered_bytes: AtomicU64::new(0),
@@ -685,13 +686,24 @@ impl Shared {
         if alone > limit {
             return Err(PushError::TooLarge(limit));
         }
-        let completion = Arc::new(Completion::new(
-            lane.topic,
-            lane.partition,
-            self.config.acks,
-        ));
+        let (buffer, spare) = {
+            let mut spares = self.spares.lock();
+            (spares.buffers.pop(), spares.completions.pop())
+        };
+        let fresh = Completion::new(lane.topic, lane.partition, self.config.acks);
+        let completion = match spare {
+            Some(mut spare) => match Arc::get_mut(&mut spare) {
+                // Unique: only completions no future holds are kept.
+                Some(c) => {
+                    *c = fresh;
+                    spare
+                }
+                None => Arc::new(fresh),
+            },
+            None => Arc::new(fresh),
+        };
         let capacity = self.batch_size.max(alone).min(limit);
-        let buffer = self.spare_buffers.lock().pop().unwrap_or_default();
+        let buffer = buffer.unwrap_or_default();
         Ok(ProducerBatch::new(
             0, log, buffer, capacity, limit, completion,
         ))
@@ -995,14 +1007,16 @@ impl Shared {
         let mut finished = Vec::with_capacity(batches.len());
         let mut appended = Vec::with_capacity(batches.len());
         let mut ends: Vec<(Arc<PartitionLog>, i64)> = Vec::new();
-        let mut buffers = Vec::new();
+        let mut spares = Spares::default();
         for mut batch in batches.drain(..) {
             let (result, buffer) = batch.append();
             // A buffer grown past `batch.size` by a large record is not worth keeping.
-            buffers.extend(buffer.filter(|b| b.capacity() <= self.batch_size));
+            spares
+                .buffers
+                .extend(buffer.filter(|b| b.capacity() <= self.batch_size));
             if self.config.acks != Acks::All {
                 finished.push((batch.seq, batch.reserved_bytes));
-                batch.complete(result);
+                spares.keep_completion(batch.complete(result));
                 continue;
             }
             if let Ok(info) = &result {
@@ -1032,14 +1046,37 @@ impl Shared {
                 }
             });
             finished.push((batch.seq, batch.reserved_bytes));
-            batch.complete(result);
+            spares.keep_completion(batch.complete(result));
         }
-        if !buffers.is_empty() {
-            let mut spare = self.spare_buffers.lock();
-            let room = SPARE_BUFFERS_MAX.saturating_sub(spare.len());
-            spare.extend(buffers.into_iter().take(room));
+        if !spares.buffers.is_empty() || !spares.completions.is_empty() {
+            self.spares.lock().take_from(spares);
         }
         finished
+    }
+}
+
+/// Written batches' buffers and completions no future holds (see [`SPARES_MAX`]).
+#[derive(Default)]
+struct Spares {
+    buffers: Vec<Vec<u8>>,
+    completions: Vec<Arc<Completion>>,
+}
+
+impl Spares {
+    /// Keeps `completion` if nothing else holds it (no future of its batch is left).
+    fn keep_completion(&mut self, mut completion: Arc<Completion>) {
+        if Arc::get_mut(&mut completion).is_some() {
+            self.completions.push(completion);
+        }
+    }
+
+    /// Keeps what `more` holds, up to [`SPARES_MAX`] of each; the rest is freed.
+    fn take_from(&mut self, more: Spares) {
+        let room = SPARES_MAX.saturating_sub(self.buffers.len());
+        self.buffers.extend(more.buffers.into_iter().take(room));
+        let room = SPARES_MAX.saturating_sub(self.completions.len());
+        self.completions
+            .extend(more.completions.into_iter().take(room));
     }
 }
 
