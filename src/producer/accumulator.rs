@@ -317,12 +317,12 @@ impl TopicTable {
         let found = entries.position(topic, self.last.load(Ordering::Relaxed));
         let current = found.and_then(|i| entries.list.get(i));
         let same = |e: &TopicEntry| std::ptr::eq(e.state.as_ptr(), Arc::as_ptr(&state));
+        if let Some(e) = current.filter(|e| same(e) && e.lanes.len() == slots.len()) {
+            e.version.store(version, Ordering::Release);
+            return Ok(Arc::clone(e));
+        }
         let topic_name = intern_topic(&state.name);
         let lanes: Vec<Arc<Lane>> = match current {
-            Some(e) if same(e) && e.lanes.len() == slots.len() => {
-                e.version.store(version, Ordering::Release);
-                return Ok(Arc::clone(e));
-            }
             // Partitions were added: keep the lanes (and their open batches) of the old ones.
             Some(e) if same(e) && e.lanes.len() < slots.len() => e
                 .lanes

@@ -484,13 +484,17 @@ impl Shared {
         // deltas. `alone`: the record as the first of a batch, the smallest batch it fits in.
         let sized = codec::fields_size(key, value, &record.headers)
             .and_then(|f| Some((f, self.empty.placed_size(timestamp, f)?)));
-        let (fields, alone) = match sized {
-            Some((fields, size)) => (fields, HEADER_BYTES + size),
+        let size = match sized {
+            Some((fields, size)) => RecordSize {
+                fields,
+                alone: HEADER_BYTES + size,
+            },
             None => {
                 let fields = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
                 return Err(too_large(fields, self.max_request_size, "max.request.size"));
             }
         };
+        let alone = size.alone;
         if alone > self.max_request_size {
             return Err(too_large(alone, self.max_request_size, "max.request.size"));
         }
@@ -498,7 +502,7 @@ impl Shared {
             let limit = usize::try_from(self.buffer_memory).unwrap_or(usize::MAX);
             return Err(too_large(alone, limit, "buffer.memory"));
         }
-        match self.push(lane, timestamp, record, fields, alone, callback) {
+        match self.push(lane, timestamp, record, size, callback) {
             Ok(future) => Ok(future),
             Err(PushError::TooLarge(limit)) => Err(too_large(alone, limit, "max.message.bytes")),
             Err(PushError::Failed(e)) => Err(e),
@@ -506,8 +510,7 @@ impl Shared {
     }
 
     /// Encodes the record into its lane's open batch, closing that batch first if the record
-    /// would take it past `batch.size` or its limit, and opening one if there is none. `alone`
-    /// is the record's size as the first of a batch.
+    /// would take it past `batch.size` or its limit, and opening one if there is none.
     ///
     /// Room in `buffer.memory` is taken per batch, as Kafka's buffer pool does: a batch takes
     /// up to `batch.size` at once and its records use it up without touching the shared count
@@ -518,10 +521,10 @@ impl Shared {
         lane: &Arc<Lane>,
         timestamp: i64,
         record: &ProducerRecord,
-        fields: usize,
-        alone: usize,
+        size: RecordSize,
         callback: Option<Callback>,
     ) -> std::result::Result<SendFuture, PushError> {
+        let RecordSize { fields, alone } = size;
         // As the first record of a new batch, the record adds its size without the header.
         let first = (alone - HEADER_BYTES) as u64;
         // Room this send took that no batch holds yet.
@@ -557,15 +560,7 @@ impl Shared {
             guard = lane.batches.lock();
         };
         let batches = &mut *guard;
-        let pushed = self.push_locked(
-            lane,
-            batches,
-            fits.is_some(),
-            timestamp,
-            (record, fields),
-            alone,
-        );
-        let index = match pushed {
+        let index = match self.push_locked(lane, batches, fits.is_some(), timestamp, record, size) {
             Ok(index) => index,
             Err(e) => {
                 self.release(taken);
@@ -598,8 +593,8 @@ impl Shared {
         batches: &mut LaneBatches,
         fits: bool,
         timestamp: i64,
-        (record, fields): (&ProducerRecord, usize),
-        alone: usize,
+        record: &ProducerRecord,
+        size: RecordSize,
     ) -> std::result::Result<i32, PushError> {
         let mut signal = false;
         if !fits {
@@ -609,7 +604,7 @@ impl Shared {
             }
         }
         if batches.open.is_none() {
-            let batch = match self.open_batch(lane, alone) {
+            let batch = match self.open_batch(lane, size.alone) {
                 Ok(batch) => batch,
                 Err(e) => {
                     if signal {
@@ -633,7 +628,7 @@ impl Shared {
         let key = record.key.as_deref();
         let value = record.value.as_deref();
         if builder
-            .push_placed(timestamp, key, value, &record.headers, fields)
+            .push_placed(timestamp, key, value, &record.headers, size.fields)
             .is_none()
         {
             // Cannot happen: the size was checked against limits far below the format's.
@@ -1115,6 +1110,15 @@ struct Listed {
     /// The open batch (sequence number, records) when the sender last looked, and how many
     /// times it looked at that batch (see `drain_lane`).
     seen: Option<(u64, i32, u32)>,
+}
+
+/// A record's size, computed once per send.
+#[derive(Clone, Copy)]
+struct RecordSize {
+    /// Its key, value and headers (`codec::fields_size`); its place in a batch adds its deltas.
+    fields: usize,
+    /// As the first record of a batch, header included: the smallest batch it fits in.
+    alone: usize,
 }
 
 /// Why a record could not be pushed into a batch.
