@@ -378,6 +378,7 @@ fn a_producer_ported_from_kafka_properties_works() {
 #[test]
 fn futures_answer_for_their_own_batch_across_reused_batches() {
     let broker = broker_with("t", 2);
+    broker.create_topic("u", TopicConfig::default()).unwrap();
     // Small batches, so that the rounds below open and reuse many of them.
     let producer = broker
         .producer(ProducerConfig::default().batch_size(512))
@@ -405,6 +406,21 @@ fn futures_answer_for_their_own_batch_across_reused_batches() {
             .unwrap();
         assert_eq!((meta.partition, meta.offset), (p, expected[p as usize]));
         expected[p as usize] += 1;
+        // A completion last used for "t" now answers for "u": its place moves with it.
+        for _ in 0..50 {
+            drop(producer.send(ProducerRecord::new("u", "y")).unwrap());
+        }
+        producer.flush().unwrap();
+        let meta = producer
+            .send(ProducerRecord::new("u", "marker"))
+            .unwrap()
+            .wait()
+            .unwrap();
+        let u_offset = i64::from(round) * 51 + 50;
+        assert_eq!(
+            (meta.topic, meta.partition, meta.offset),
+            ("u", 0, u_offset)
+        );
     }
     let first = kept.wait().unwrap();
     assert_eq!((first.topic, first.partition, first.offset), ("t", 0, 0));

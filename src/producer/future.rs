@@ -2,8 +2,14 @@
 //!
 //! A batch has one [`Completion`]; every [`SendFuture`] of a record in it holds an `Arc` of it
 //! and its own index in the batch, so sending a record costs a reference count, not an
-//! allocation. Invariant: a completion is set exactly once (the first `set` wins), and every
-//! batch sets it, on success, on failure, or from `Drop` (see `accumulator::ProducerBatch`).
+//! allocation. Invariant: a completion is set exactly once per use (the first `set` wins),
+//! and every batch sets it, on success, on failure, or from `Drop` (see
+//! `accumulator::ProducerBatch`).
+//!
+//! A completion no future holds any more is used again by a later batch, possibly of another
+//! partition: where it belongs (topic, partition) therefore sits with its outcome under its
+//! lock, and `reuse` clears the outcome. The producer reuses only completions whose `Arc` was
+//! unique when their batch completed, so no future of an earlier use can see a later one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,41 +28,32 @@ pub(crate) struct BatchOutcome {
     pub log_append_time: Option<i64>,
 }
 
-/// The once-set result of one batch.
+/// The result of one batch, set once per use.
 #[derive(Debug)]
 pub(crate) struct Completion {
-    /// Interned (see `topic_names`): copied into every record's metadata.
-    topic: &'static str,
-    partition: i32,
     acks: Acks,
-    result: Mutex<Option<Result<BatchOutcome>>>,
+    state: Mutex<State>,
     done: Condvar,
 }
 
-impl Completion {
-    pub(crate) fn new(topic: &'static str, partition: i32, acks: Acks) -> Self {
-        Completion {
-            topic,
-            partition,
-            acks,
-            result: Mutex::new(None),
-            done: Condvar::new(),
-        }
-    }
+/// A completion's batch and, once set, its outcome.
+#[derive(Debug)]
+struct State {
+    /// Interned (see `topic_names`): copied into every record's metadata.
+    topic: &'static str,
+    partition: i32,
+    outcome: Option<Result<BatchOutcome>>,
+}
 
-    /// Sets the result unless one is set already, and wakes the waiters.
-    pub(crate) fn set(&self, result: Result<BatchOutcome>) {
-        let mut slot = self.result.lock();
-        if slot.is_none() {
-            *slot = Some(result);
-            self.done.notify_all();
-        }
-    }
+/// The topic and partition of a batch, for its records' metadata.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Place {
+    pub topic: &'static str,
+    pub partition: i32,
+    pub acks: Acks,
+}
 
-    pub(crate) fn is_set(&self) -> bool {
-        self.result.lock().is_some()
-    }
-
+impl Place {
     /// The metadata of the record at `index` in the batch, given the batch's outcome.
     pub(crate) fn metadata(
         &self,
@@ -81,6 +78,62 @@ impl Completion {
     }
 }
 
+impl Completion {
+    pub(crate) fn new(topic: &'static str, partition: i32, acks: Acks) -> Self {
+        Completion {
+            acks,
+            state: Mutex::new(State {
+                topic,
+                partition,
+                outcome: None,
+            }),
+            done: Condvar::new(),
+        }
+    }
+
+    /// Makes the completion, whose earlier use is over, that of a new batch of `topic` and
+    /// `partition`.
+    pub(crate) fn reuse(&self, topic: &'static str, partition: i32) {
+        let mut state = self.state.lock();
+        state.topic = topic;
+        state.partition = partition;
+        state.outcome = None;
+    }
+
+    /// The batch's topic and partition.
+    pub(crate) fn place(&self) -> Place {
+        let state = self.state.lock();
+        Place {
+            topic: state.topic,
+            partition: state.partition,
+            acks: self.acks,
+        }
+    }
+
+    /// Sets the result unless one is set already, and wakes the waiters.
+    pub(crate) fn set(&self, result: Result<BatchOutcome>) {
+        let mut state = self.state.lock();
+        if state.outcome.is_none() {
+            state.outcome = Some(result);
+            self.done.notify_all();
+        }
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.state.lock().outcome.is_some()
+    }
+}
+
+impl State {
+    fn place(&self, acks: Acks) -> Place {
+        Place {
+            topic: self.topic,
+            partition: self.partition,
+            acks,
+        }
+    }
+}
+
 /// The pending result of [`Producer::send`](crate::Producer::send): wait on it for the
 /// record's [`RecordMetadata`] once the record is stored under the producer's `acks`, or drop
 /// it (the record is sent all the same). Kafka's `Future<RecordMetadata>`.
@@ -91,21 +144,29 @@ impl Completion {
 pub struct SendFuture {
     completion: Arc<Completion>,
     index: i32,
+    /// Also in the completion; here so that [`SendFuture::partition`] takes no lock.
+    partition: i32,
     timestamp: i64,
 }
 
 impl SendFuture {
-    pub(crate) fn new(completion: Arc<Completion>, index: i32, timestamp: i64) -> Self {
+    pub(crate) fn new(
+        completion: Arc<Completion>,
+        index: i32,
+        partition: i32,
+        timestamp: i64,
+    ) -> Self {
         SendFuture {
             completion,
             index,
+            partition,
             timestamp,
         }
     }
 
     /// The partition the record was assigned to (known as soon as `send` returns).
     pub fn partition(&self) -> i32 {
-        self.completion.partition
+        self.partition
     }
 
     /// True when [`SendFuture::wait`] would return without blocking.
@@ -119,14 +180,16 @@ impl SendFuture {
         if let Some(immediate) = self.immediate() {
             return immediate;
         }
-        let mut slot = self.completion.result.lock();
+        let mut state = self.completion.state.lock();
         loop {
-            if let Some(outcome) = slot.as_ref() {
-                return self
-                    .completion
-                    .metadata(outcome, self.index, self.timestamp);
+            if let Some(outcome) = state.outcome.as_ref() {
+                return state.place(self.completion.acks).metadata(
+                    outcome,
+                    self.index,
+                    self.timestamp,
+                );
             }
-            self.completion.done.wait(&mut slot);
+            self.completion.done.wait(&mut state);
         }
     }
 
@@ -137,25 +200,27 @@ impl SendFuture {
             return immediate;
         }
         let deadline = Instant::now().checked_add(timeout);
-        let mut slot = self.completion.result.lock();
+        let mut state = self.completion.state.lock();
         loop {
-            if let Some(outcome) = slot.as_ref() {
-                return self
-                    .completion
-                    .metadata(outcome, self.index, self.timestamp);
+            if let Some(outcome) = state.outcome.as_ref() {
+                return state.place(self.completion.acks).metadata(
+                    outcome,
+                    self.index,
+                    self.timestamp,
+                );
             }
             let timed_out = match deadline {
-                Some(d) => self.completion.done.wait_until(&mut slot, d).timed_out(),
+                Some(d) => self.completion.done.wait_until(&mut state, d).timed_out(),
                 None => {
-                    self.completion.done.wait(&mut slot);
+                    self.completion.done.wait(&mut state);
                     false
                 }
             };
-            if timed_out && slot.is_none() {
+            if timed_out && state.outcome.is_none() {
                 return Err(Error::Timeout {
                     operation: format!(
                         "waiting for a record sent to {}-{}",
-                        self.completion.topic, self.completion.partition
+                        state.topic, state.partition
                     ),
                     timeout,
                 });
@@ -167,8 +232,8 @@ impl SendFuture {
     fn immediate(&self) -> Option<Result<RecordMetadata>> {
         (self.completion.acks == Acks::None).then(|| {
             Ok(RecordMetadata {
-                topic: self.completion.topic,
-                partition: self.completion.partition,
+                topic: self.completion.place().topic,
+                partition: self.partition,
                 offset: -1,
                 timestamp: self.timestamp,
             })
