@@ -314,6 +314,18 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Where the next record lands in a batch, from [`BatchBuilder::place`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Placement {
+    /// Bytes the record takes, its length prefix included.
+    pub size: usize,
+    body_len: i32,
+    timestamp_delta: i64,
+    /// The batch's base timestamp with the record in it.
+    base_timestamp: i64,
+    offset_delta: i32,
+}
+
 /// Encodes records into one batch, as the producer accumulates them.
 ///
 /// ```
@@ -393,8 +405,29 @@ impl BatchBuilder {
     /// [`BatchBuilder::record_size`] of a record whose [`record::fields_size`] is `fields`.
     #[inline]
     pub(crate) fn placed_size(&self, timestamp: i64, fields: usize) -> Option<usize> {
-        let delta = timestamp.checked_sub(self.base_timestamp_for(timestamp))?;
-        record::placed_size(fields, delta, self.record_count).map(|(size, _)| size)
+        self.place(timestamp, fields).map(|at| at.size)
+    }
+
+    /// Where a record stamped `timestamp` whose [`record::fields_size`] is `fields` would land
+    /// next, for [`BatchBuilder::push_at`]; `None` when it cannot (see [`BatchBuilder::push`]).
+    #[inline]
+    pub(crate) fn place(&self, timestamp: i64, fields: usize) -> Option<Placement> {
+        if self.record_count == i32::MAX {
+            return None;
+        }
+        let base_timestamp = self.base_timestamp_for(timestamp);
+        let timestamp_delta = timestamp.checked_sub(base_timestamp)?;
+        let (size, body_len) = record::placed_size(fields, timestamp_delta, self.record_count)?;
+        if self.buf.len() + size - LENGTH_PREFIX_BYTES > i32::MAX as usize {
+            return None;
+        }
+        Some(Placement {
+            size,
+            body_len,
+            timestamp_delta,
+            base_timestamp,
+            offset_delta: self.record_count,
+        })
     }
 
     /// The batch's base timestamp once a record stamped `timestamp` is in it.
@@ -420,8 +453,7 @@ impl BatchBuilder {
         self.push_placed(timestamp, key, value, headers, fields)
     }
 
-    /// [`BatchBuilder::push`] of a record whose [`record::fields_size`] is `fields` (the
-    /// producer sizes each record once and uses the size for its limits, its batch and this).
+    /// [`BatchBuilder::push`] of a record whose [`record::fields_size`] is `fields`.
     pub(crate) fn push_placed(
         &mut self,
         timestamp: i64,
@@ -430,28 +462,39 @@ impl BatchBuilder {
         headers: &[Header],
         fields: usize,
     ) -> Option<usize> {
-        if self.record_count == i32::MAX {
-            return None;
-        }
-        let base = self.base_timestamp_for(timestamp);
-        let delta = timestamp.checked_sub(base)?;
-        let (size, body_len) = record::placed_size(fields, delta, self.record_count)?;
-        if self.buf.len() + size - LENGTH_PREFIX_BYTES > i32::MAX as usize {
+        let at = self.place(timestamp, fields)?;
+        self.push_at(at, timestamp, key, value, headers)
+    }
+
+    /// Appends a record where [`BatchBuilder::place`] placed it: the producer places each
+    /// record once, to check its batch's size, and encodes it there without sizing it again.
+    /// `None` (the batch unchanged) if records were pushed since `at` was computed.
+    pub(crate) fn push_at(
+        &mut self,
+        at: Placement,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> Option<usize> {
+        if at.offset_delta != self.record_count
+            || at.base_timestamp != self.base_timestamp_for(timestamp)
+        {
             return None;
         }
         record::encode(
             &mut self.buf,
-            body_len,
-            delta,
-            self.record_count,
+            at.body_len,
+            at.timestamp_delta,
+            at.offset_delta,
             key,
             value,
             headers,
         );
-        self.base_timestamp = base;
+        self.base_timestamp = at.base_timestamp;
         self.max_timestamp = self.max_timestamp.max(timestamp);
         self.record_count += 1;
-        Some(size)
+        Some(at.size)
     }
 
     /// Writes the header (base offset 0; the log stamps the real one) and returns the bytes.
@@ -481,6 +524,34 @@ impl BatchBuilder {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_placement_encodes_as_push_does_and_only_where_it_was_made() {
+        let fields = |k: &[u8], v: &[u8]| record::fields_size(Some(k), Some(v), &[]).unwrap();
+        let mut pushed = BatchBuilder::new();
+        pushed.push(1_000, Some(b"k"), Some(b"v1"), &[]).unwrap();
+        pushed.push(1_007, Some(b"k"), Some(b"v22"), &[]).unwrap();
+
+        let mut placed = BatchBuilder::new();
+        let first = placed.place(1_000, fields(b"k", b"v1")).unwrap();
+        let second_too_early = placed.place(1_007, fields(b"k", b"v22")).unwrap();
+        assert_eq!(
+            placed.push_at(first, 1_000, Some(b"k"), Some(b"v1"), &[]),
+            Some(first.size)
+        );
+        // Made before the first record went in: its offset delta and base timestamp are stale.
+        assert_eq!(
+            placed.push_at(second_too_early, 1_007, Some(b"k"), Some(b"v22"), &[]),
+            None
+        );
+        assert_eq!(placed.record_count(), 1);
+        let second = placed.place(1_007, fields(b"k", b"v22")).unwrap();
+        assert_eq!(
+            placed.push_at(second, 1_007, Some(b"k"), Some(b"v22"), &[]),
+            Some(second.size)
+        );
+        assert_eq!(placed.finish(), pushed.finish());
+    }
 
     #[derive(Debug, Clone)]
     struct Rec {

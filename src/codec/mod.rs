@@ -15,11 +15,11 @@ mod filter;
 mod record;
 pub(crate) mod varint;
 
-pub(crate) use batch::decode_batch_unchecked;
 pub use batch::{
     decode_batch, decode_batch_crc_only, peek_header, set_base_offset, set_log_append_time, Batch,
     BatchBuilder, BatchHeader, HEADER_BYTES, LENGTH_PREFIX_BYTES, MAGIC,
 };
+pub(crate) use batch::{decode_batch_unchecked, Placement};
 pub(crate) use filter::filter_batch;
 pub(crate) use record::fields_size;
 pub use record::{RecordHeaders, RecordIter, RecordView};

@@ -277,7 +277,13 @@ impl TopicEntry {
     /// True when this is the entry of `topic` and nothing changed at the broker since it was
     /// checked (`version` is the broker's metadata version now).
     pub(crate) fn is_current(&self, topic: &str, version: u64) -> bool {
-        self.version.load(Ordering::Acquire) == version && &*self.name == topic
+        self.is_current_at(version) && &*self.name == topic
+    }
+
+    /// True when nothing changed at the broker since this entry was checked (`version` is the
+    /// broker's metadata version now).
+    pub(crate) fn is_current_at(&self, version: u64) -> bool {
+        self.version.load(Ordering::Acquire) == version
     }
 }
 
