@@ -17,6 +17,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
@@ -874,6 +875,8 @@ impl Shared {
     /// The sender thread: take due batches, write them, complete them; until closed and idle.
     fn run_sender(&self) {
         let mut batches = Vec::new();
+        // A lane's closed batches, swapped out of it (see `drain_lane`).
+        let mut taken = VecDeque::new();
         let mut finished: Vec<(u64, u64)> = Vec::new();
         // Lanes holding batches (see `LaneBatches::listed`); only this thread touches it.
         let mut lanes: Vec<Listed> = Vec::new();
@@ -906,7 +909,7 @@ impl Shared {
                     let mut next_due: Option<Instant> = None;
                     let mut spin = false;
                     lanes.retain_mut(|listed| {
-                        let look = self.drain_lane(&drain, listed, &mut batches);
+                        let look = self.drain_lane(&drain, listed, &mut taken, &mut batches);
                         if let Some(d) = look.again_at {
                             next_due = Some(next_due.map_or(d, |n| n.min(d)));
                         }
@@ -968,9 +971,21 @@ impl Shared {
     /// takes microseconds): a lone record waits one look, a stream fills batches. Taking a
     /// batch as soon as it had a record made batches of a few records, each costing the
     /// sending thread a new batch and the cache misses of handing one over.
-    fn drain_lane(&self, drain: &Drain, listed: &mut Listed, out: &mut Vec<ProducerBatch>) -> Look {
+    ///
+    /// The lane's lock is held only to swap its closed batches with `taken` (an empty queue)
+    /// and to look at its open batch: the batches are moved out after it is released. Moving
+    /// them under the lock, their cache lines still with the sending thread, held it for a
+    /// microsecond, and a sending thread that then found it taken waited or parked.
+    fn drain_lane(
+        &self,
+        drain: &Drain,
+        listed: &mut Listed,
+        taken: &mut VecDeque<ProducerBatch>,
+        out: &mut Vec<ProducerBatch>,
+    ) -> Look {
+        debug_assert!(taken.is_empty());
         let mut batches = lock_politely(&listed.lane.batches);
-        out.extend(batches.ready.drain(..));
+        std::mem::swap(&mut batches.ready, taken);
         let mut due_at = None;
         let mut spin = false;
         if let Some(open) = &batches.open {
@@ -1012,13 +1027,15 @@ impl Shared {
                 }
             };
             if take {
-                out.extend(batches.open.take());
+                taken.extend(batches.open.take());
             }
         }
         let holds = !batches.is_empty();
         if !holds {
             batches.listed = false;
         }
+        drop(batches);
+        out.extend(taken.drain(..));
         Look {
             holds,
             again_at: due_at,
