@@ -58,8 +58,8 @@ pub(crate) struct ProducerBatch {
     pub used_bytes: u64,
     pub completion: Arc<Completion>,
     /// References to `completion` made ahead by the sender thread, one for each record's
-    /// future (see `Shared::write`): the sending thread takes one instead of counting a new
-    /// one, an atomic operation it no longer pays per record.
+    /// future (see `producer::Spares::keep_completion`): the sending thread takes one instead
+    /// of counting a new one, an atomic operation it no longer pays per record.
     refs: Vec<Arc<Completion>>,
     /// (index in the batch, record timestamp, callback), in push order.
     callbacks: Vec<(i32, i64, Callback)>,
