@@ -449,20 +449,7 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> Option<usize> {
-        let fields = record::fields_size(key, value, headers)?;
-        self.push_placed(timestamp, key, value, headers, fields)
-    }
-
-    /// [`BatchBuilder::push`] of a record whose [`record::fields_size`] is `fields`.
-    pub(crate) fn push_placed(
-        &mut self,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: &[Header],
-        fields: usize,
-    ) -> Option<usize> {
-        let at = self.place(timestamp, fields)?;
+        let at = self.place(timestamp, record::fields_size(key, value, headers)?)?;
         self.push_at(at, timestamp, key, value, headers)
     }
 
