@@ -97,6 +97,16 @@ impl ProducerBatch {
         (self.used_bytes + bytes).saturating_sub(self.reserved_bytes)
     }
 
+    /// About how many records like this batch's fill `batch_size` bytes: what the next batch
+    /// of the lane likely holds, if records keep coming faster than the sender takes them.
+    pub(crate) fn records_when_full(&self, batch_size: usize) -> usize {
+        let records = usize::try_from(self.record_count()).unwrap_or(0);
+        let used = usize::try_from(self.used_bytes)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        records.max(records.saturating_mul(batch_size) / used)
+    }
+
     /// Records in the batch.
     pub(crate) fn record_count(&self) -> i32 {
         self.builder.as_ref().map_or(0, BatchBuilder::record_count)
@@ -145,7 +155,7 @@ impl ProducerBatch {
     /// so that the sender thread, and every later record, survives it.
     ///
     /// Returns the batch's completion, for the producer to reuse once no future holds it, and
-    /// the emptied vector its unused references were in.
+    /// the references to it made ahead that no record used: they serve the next batch.
     pub(crate) fn complete(
         mut self,
         result: Result<AppendInfo>,
@@ -163,9 +173,7 @@ impl ProducerBatch {
             }
         }
         self.completion.set(outcome);
-        let mut refs = std::mem::take(&mut self.refs);
-        refs.clear();
-        (Arc::clone(&self.completion), refs)
+        (Arc::clone(&self.completion), std::mem::take(&mut self.refs))
     }
 }
 

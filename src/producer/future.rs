@@ -8,8 +8,9 @@
 //!
 //! A completion no future holds any more is used again by a later batch, possibly of another
 //! partition: where it belongs (topic, partition) therefore sits with its outcome under its
-//! lock, and `reuse` clears the outcome. The producer reuses only completions whose `Arc` was
-//! unique when their batch completed, so no future of an earlier use can see a later one.
+//! lock, and `reuse` clears the outcome. The producer reuses only completions no future held
+//! when their batch completed (only its own references made ahead did), so no future of an
+//! earlier use can see a later one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
