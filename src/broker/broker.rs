@@ -240,7 +240,10 @@ impl BrokerBuilder {
         if compacted {
             inner.start_cleaner()?;
         }
-        Ok(Broker { inner })
+        Ok(Broker {
+            _last: Arc::new(LastHandle(Arc::clone(&inner))),
+            inner,
+        })
     }
 }
 
@@ -702,6 +705,26 @@ impl Drop for BrokerInner {
 #[derive(Clone)]
 pub struct Broker {
     pub(crate) inner: Arc<BrokerInner>,
+    /// Shared by every clone: the last one to drop closes the broker (see [`LastHandle`]).
+    _last: Arc<LastHandle>,
+}
+
+/// Closes the broker when the last [`Broker`] handle drops, on the thread that drops it.
+///
+/// The background threads hold the broker only while they work on it, and not as handles:
+/// left to `BrokerInner`'s own `Drop`, a handle dropped while the tasks thread fsynced rolled
+/// segments returned at once and the tasks thread closed the broker later. The caller then
+/// found the directory still locked, and a process that exited meanwhile left its temporary
+/// directory behind (tests/broker_last_handle.rs).
+struct LastHandle(Arc<BrokerInner>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        // Best effort: Drop cannot report errors; `Broker::close` does. `close` stops and
+        // joins the background threads first.
+        let _ = self.0.close();
+        drop(self.0.temp.lock().take());
+    }
 }
 
 impl std::fmt::Debug for Broker {
