@@ -196,3 +196,60 @@ fn partitions_added_later_are_used() {
         .unwrap();
     assert_eq!((meta.partition, meta.offset), (3, 0));
 }
+
+#[test]
+fn a_custom_partitioner_is_asked_on_a_topic_of_one_partition() {
+    // Built-in partitioners are skipped there (they can only answer 0); the caller's own may
+    // count or refuse, so it is always asked.
+    let broker = broker_with("one", 1);
+    let refuses =
+        ProducerConfig::default().partitioner(PartitionerChoice::Custom(Arc::new(Refuses)));
+    let e = broker
+        .producer(refuses)
+        .unwrap()
+        .send(ProducerRecord::new("one", "v"))
+        .unwrap_err();
+    assert!(e.to_string().contains("no partition for you"), "{e}");
+    let out_of_range =
+        ProducerConfig::default().partitioner(PartitionerChoice::Custom(Arc::new(Fixed(1))));
+    let e = broker
+        .producer(out_of_range)
+        .unwrap()
+        .send(ProducerRecord::new("one", "v"))
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Callback { callback: "partitioner", reason } if reason.contains("partition 1")),
+        "{e}"
+    );
+}
+
+#[test]
+fn built_in_partitioners_use_partition_0_of_one_then_every_partition_added() {
+    for choice in [
+        PartitionerChoice::Default,
+        PartitionerChoice::UniformSticky,
+        PartitionerChoice::RoundRobin,
+        PartitionerChoice::Random,
+    ] {
+        let broker = broker_with("t", 1);
+        let producer = broker
+            .producer(ProducerConfig::default().partitioner(choice))
+            .unwrap();
+        for record in [
+            ProducerRecord::new("t", "v"),
+            ProducerRecord::new("t", "v").key("k"),
+        ] {
+            assert_eq!(producer.send(record).unwrap().partition(), 0);
+        }
+        broker.create_partitions("t", 3).unwrap();
+        let used: std::collections::BTreeSet<i32> = (0..3_000)
+            .map(|i| {
+                producer
+                    .send(ProducerRecord::new("t", vec![b'v'; 200]).key(format!("k{i}")))
+                    .unwrap()
+                    .partition()
+            })
+            .collect();
+        assert_eq!(used.len(), 3, "{used:?}");
+    }
+}
