@@ -12,7 +12,7 @@ use super::cleaner::{self, CleanerReport};
 use super::handles::{PartitionDescription, Topic, TopicDescription};
 use super::tasks::{self, Background};
 use super::{names, topic_store};
-use crate::clock::{self, SharedClock};
+use crate::clock::{self, Clock, SharedClock, SystemClock};
 use crate::config::TopicConfig;
 use crate::error::{Error, Result};
 use crate::group::GroupRegistry;
@@ -52,6 +52,9 @@ pub struct BrokerBuilder {
     checkpoint_interval: Duration,
     auto_create_topics: bool,
     clock: SharedClock,
+    /// `clock` is the system clock it started as (not set by [`BrokerBuilder::clock`]): read
+    /// without a virtual call (see `BrokerInner::now_ms`).
+    system_clock: bool,
     log_cleaner: bool,
     cleaner_backoff: Duration,
     cleaner_dedupe_buffer_size: usize,
@@ -66,6 +69,7 @@ impl Default for BrokerBuilder {
             checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
             auto_create_topics: false,
             clock: clock::system(),
+            system_clock: true,
             log_cleaner: true,
             cleaner_backoff: CLEANER_BACKOFF_DEFAULT,
             cleaner_dedupe_buffer_size: CLEANER_DEDUPE_BUFFER_DEFAULT,
@@ -134,6 +138,7 @@ impl BrokerBuilder {
     /// The clock for timestamps, retention and timers. Default: the system clock.
     pub fn clock(&mut self, clock: SharedClock) -> &mut Self {
         self.clock = clock;
+        self.system_clock = false;
         self
     }
 
@@ -537,6 +542,18 @@ impl BrokerInner {
 
     pub(crate) fn clock(&self) -> &SharedClock {
         &self.options.clock
+    }
+
+    /// The broker's clock now. The system clock is called directly, so that the call inlines:
+    /// a producer reads it for every record, and through the `dyn Clock` the call and its
+    /// frame were 13 of the ~960 instructions of a send (`callgrind`).
+    #[inline]
+    pub(crate) fn now_ms(&self) -> i64 {
+        if self.options.system_clock {
+            SystemClock.now_ms()
+        } else {
+            self.options.clock.now_ms()
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {

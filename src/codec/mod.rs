@@ -21,7 +21,7 @@ pub use batch::{
 };
 pub(crate) use batch::{decode_batch_unchecked, Placement};
 pub(crate) use filter::filter_batch;
-pub(crate) use record::fields_size;
+pub(crate) use record::{fields_size, placed_size};
 pub use record::{RecordHeaders, RecordIter, RecordView};
 
 use std::fmt;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::broker::Broker;
-use crate::codec::{self, BatchBuilder, Placement, HEADER_BYTES};
+use crate::codec::{self, Placement, HEADER_BYTES};
 use crate::config::{Acks, PartitionerChoice, ProducerConfig};
 use crate::error::{Error, Result};
 use crate::log::PartitionLog;
@@ -178,8 +178,6 @@ struct Shared {
     buffer_memory: u64,
     max_block: Duration,
     max_request_size: usize,
-    /// An empty batch, to size a record as the first of a batch without allocating.
-    empty: BatchBuilder,
     /// Written batches' buffers and completions, for new batches (Kafka's `BufferPool`; see
     /// [`SPARES_MAX`]).
     spares: Mutex<Spares>,
@@ -244,7 +242,6 @@ impl Producer {
             buffer_memory: u64::try_from(config.buffer_memory).unwrap_or(0),
             max_block: Duration::from_millis(u64::try_from(config.max_block_ms).unwrap_or(0)),
             max_request_size: to_usize(config.max_request_size),
-            empty: BatchBuilder::with_capacity(0),
             spares: Mutex::new(Spares::default()),
             topics: TopicTable::default(),
             acc: Mutex::new(Accumulator::default()),
@@ -519,7 +516,7 @@ impl Shared {
             .ok_or_else(|| internal("a partition without a lane"))?;
         let timestamp = record
             .timestamp
-            .unwrap_or_else(|| self.broker.inner.clock().now_ms());
+            .unwrap_or_else(|| self.broker.inner.now_ms());
         let key = record.key.as_deref();
         let value = record.value.as_deref();
         let too_large =
@@ -531,9 +528,10 @@ impl Shared {
                 limit_name,
             };
         // Sized once: the record's key, value and headers (`fields`); where it lands adds its
-        // deltas. `alone`: the record as the first of a batch, the smallest batch it fits in.
+        // deltas. `alone`: the record as the first of a batch (both deltas 0), the smallest
+        // batch it fits in.
         let sized = codec::fields_size(key, value, &record.headers)
-            .and_then(|f| Some((f, self.empty.placed_size(timestamp, f)?)));
+            .and_then(|f| Some((f, codec::placed_size(f, 0, 0)?.0)));
         let size = match sized {
             Some((fields, size)) => RecordSize {
                 fields,
