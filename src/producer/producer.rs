@@ -298,8 +298,9 @@ impl Producer {
     /// ([`Error::Callback`]), a closed producer or broker ([`Error::Closed`]), and a buffer that
     /// stayed full for `max.block.ms` ([`Error::Timeout`]). Errors of the write itself come
     /// through the future.
+    #[inline]
     pub fn send(&self, record: ProducerRecord) -> Result<SendFuture> {
-        self.handle.shared.send(record, None)
+        self.handle.shared.send(record, None).map_err(|e| *e)
     }
 
     /// Sends a record and returns at once; `callback` runs exactly once, on the producer's
@@ -323,6 +324,7 @@ impl Producer {
             .shared
             .send(record, Some(Box::new(callback)))
             .map(drop)
+            .map_err(|e| *e)
     }
 
     /// Sends every record handed to this producer so far, ignoring `linger.ms`, and waits until
@@ -455,13 +457,13 @@ impl Shared {
         }
     }
 
-    fn send(&self, record: ProducerRecord, callback: Option<Callback>) -> Result<SendFuture> {
+    fn send(&self, record: ProducerRecord, callback: Option<Callback>) -> Sent {
         self.check_open()?;
         if let Some(ts) = record.timestamp.filter(|ts| *ts < 0) {
-            return Err(Error::argument(
+            return Err(Box::new(Error::argument(
                 "timestamp",
                 format!("{ts} is negative; timestamps are milliseconds since the Unix epoch"),
-            ));
+            )));
         }
         let inner = &self.broker.inner;
         // Read before any lookup: a change racing with the lookup leaves it stale, not wrong.
@@ -508,7 +510,7 @@ impl Shared {
         topic: &TopicEntry,
         record: &ProducerRecord,
         callback: Option<Callback>,
-    ) -> Result<SendFuture> {
+    ) -> Sent {
         let partition = self.choose_partition(record, topic.partition_count())?;
         let lane = usize::try_from(partition)
             .ok()
@@ -519,14 +521,15 @@ impl Shared {
             .unwrap_or_else(|| self.broker.inner.now_ms());
         let key = record.key.as_deref();
         let value = record.value.as_deref();
-        let too_large =
-            |size: usize, limit: usize, limit_name: &'static str| Error::RecordTooLarge {
+        let too_large = |size: usize, limit: usize, limit_name: &'static str| {
+            Box::new(Error::RecordTooLarge {
                 topic: record.topic.to_string(),
                 partition,
                 size: size as u64,
                 limit: limit as u64,
                 limit_name,
-            };
+            })
+        };
         // Sized once: the record's key, value and headers (`fields`); where it lands adds its
         // deltas. `alone`: the record as the first of a batch (both deltas 0), the smallest
         // batch it fits in.
@@ -602,7 +605,7 @@ impl Shared {
             let more = alone as u64 - taken;
             if let Err(e) = self.reserve_blocking(&record.topic, lane.partition, more) {
                 self.release(taken);
-                return Err(PushError::Failed(e));
+                return Err(PushError::from(e));
             }
             taken = alone as u64;
             guard = lane.batches.lock();
@@ -617,7 +620,7 @@ impl Shared {
         };
         let Some(open) = batches.open.as_mut() else {
             self.release(taken);
-            return Err(PushError::Failed(internal("no open batch")));
+            return Err(PushError::from(internal("no open batch")));
         };
         open.reserved_bytes += taken;
         if let Some(callback) = callback {
@@ -663,15 +666,15 @@ impl Shared {
                 }
             };
             self.register(lane, batches, batch)
-                .map_err(PushError::Failed)?;
+                .map_err(PushError::from)?;
         }
         let Some(open) = batches.open.as_mut() else {
-            return Err(PushError::Failed(internal("no open batch")));
+            return Err(PushError::from(internal("no open batch")));
         };
         let limit = open.limit_bytes;
         let before = open.size_bytes();
         let Some(builder) = open.builder() else {
-            return Err(PushError::Failed(internal("batch finished")));
+            return Err(PushError::from(internal("batch finished")));
         };
         let first = builder.is_empty();
         let key = record.key.as_deref();
@@ -726,7 +729,7 @@ impl Shared {
         lane: &Lane,
         alone: usize,
     ) -> std::result::Result<ProducerBatch, PushError> {
-        let log = lane.log().map_err(PushError::Failed)?;
+        let log = lane.log().map_err(PushError::from)?;
         let topic_limit = usize::try_from(log.config().max_message_bytes).unwrap_or(0);
         let limit = topic_limit.min(self.max_request_size);
         if alone > limit {
@@ -1229,7 +1232,18 @@ struct RecordSize {
 enum PushError {
     /// Over this limit (`max.message.bytes`, or `max.request.size` if lower).
     TooLarge(usize),
-    Failed(Error),
+    Failed(Box<Error>),
+}
+
+/// What a send returns inside the producer: the error boxed, so that the result is the
+/// future's 24 bytes, not `Error`'s 72. It is moved through four calls per record; at 72
+/// bytes the moves were ~30 of a send's ~920 instructions (`callgrind`).
+type Sent = std::result::Result<SendFuture, Box<Error>>;
+
+impl From<Error> for PushError {
+    fn from(e: Error) -> Self {
+        PushError::Failed(Box::new(e))
+    }
 }
 
 #[cfg(test)]
