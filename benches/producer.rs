@@ -25,10 +25,9 @@ use std::time::{Duration, Instant};
 
 use embroker::codec::BatchBuilder;
 use embroker::{
-    Acks, Broker, Bytes, ProducerConfig, ProducerRecord, Record, SharedClock, SystemClock,
-    TopicConfig,
+    Acks, Broker, Bytes, Clock, ProducerConfig, ProducerRecord, Record, SystemClock, TopicConfig,
 };
-use support::{fsync_latency, percentiles, scaled, Report, Row};
+use support::{fsync_latency, percentiles, scaled, Contender, Report, Row};
 
 const VALUE_BYTES: usize = 100;
 const DIRECT_BATCH: usize = 1_000;
@@ -47,7 +46,8 @@ fn main() {
     let n = scaled(1_000_000);
     let bytes = n * VALUE_BYTES as u64;
 
-    report.measure(
+    // The acks=1 rows take their passes in turn (see `Report::measure_interleaved`).
+    let mut acks1 = vec![Contender::new(
         "acks=1",
         "direct Partition::append, 1,000 per batch",
         None,
@@ -70,43 +70,39 @@ fn main() {
             assert_eq!(p.log_end_offset() as u64, n);
             broker
         },
-    );
+    )];
 
-    measure_send(
-        &mut report,
+    acks1.push(send_row(
         "producer send (linger.ms=0), then flush",
         &value,
         n,
         None,
-    );
+    ));
     // The same with each record's timestamp set by the caller: what a send costs without its
     // clock read (35 ns on the project's VM), which the direct path makes once per 1,000.
-    measure_send(
-        &mut report,
+    acks1.push(send_row(
         "producer send, timestamps set by the caller",
         &value,
         n,
         Some(1_700_000_000_000),
-    );
+    ));
 
     // What any per-record send costs before a producer does anything of its own: the floor
     // under the two rows above.
-    measure_send_floor(
-        &mut report,
+    acks1.push(send_floor_row(
         "floor: clock, lock, encode, future, drop (no producer)",
         &value,
         n,
         None,
-    );
-    measure_send_floor(
-        &mut report,
+    ));
+    acks1.push(send_floor_row(
         "floor: lock, encode, future, drop (caller's timestamps)",
         &value,
         n,
         Some(1_700_000_000_000),
-    );
+    ));
 
-    report.measure(
+    acks1.push(Contender::new(
         "acks=1",
         "producer send_with_callback (linger.ms=0), then flush",
         Some("direct Partition::append, 1,000 per batch"),
@@ -128,7 +124,8 @@ fn main() {
             assert_eq!(acked.load(std::sync::atomic::Ordering::Relaxed), n);
             (broker, producer)
         },
-    );
+    ));
+    report.measure_interleaved(acks1);
 
     // acks=all: fixed time per thread count; latency of every send().wait().
     let probe_dir = tempfile::tempdir_in(std::env::temp_dir()).expect("probe dir");
@@ -209,15 +206,15 @@ fn main() {
 
 /// `n` sends of `value` from one thread (each future dropped), then a flush, against the
 /// direct append row; records carry `timestamp` if given.
-fn measure_send(report: &mut Report, name: &str, value: &Bytes, n: u64, timestamp: Option<i64>) {
-    report.measure(
+fn send_row<'a>(name: &str, value: &'a Bytes, n: u64, timestamp: Option<i64>) -> Contender<'a> {
+    Contender::new(
         "acks=1",
         name,
         Some("direct Partition::append, 1,000 per batch"),
         n,
         n * VALUE_BYTES as u64,
-        || producer_and_records(value, n, timestamp),
-        |(broker, producer, records)| {
+        move || producer_and_records(value, n, timestamp),
+        move |(broker, producer, records)| {
             for r in records {
                 drop(producer.send(r).expect("send"));
             }
@@ -226,7 +223,7 @@ fn measure_send(report: &mut Report, name: &str, value: &Bytes, n: u64, timestam
             assert_eq!(p.log_end_offset() as u64, n);
             (broker, producer)
         },
-    );
+    )
 }
 
 /// The least a `send` of each record must do, as the producer does it but with no producer
@@ -235,28 +232,27 @@ fn measure_send(report: &mut Report, name: &str, value: &Bytes, n: u64, timestam
 /// result for the record's future and drop it, and drop the caller's record. No partitioner,
 /// topic lookup, size limits, buffer accounting or sender thread: full batches are dropped, not
 /// written. Against the direct row, this is the best ratio any per-record send can reach.
-fn measure_send_floor(
-    report: &mut Report,
+fn send_floor_row<'a>(
     name: &str,
-    value: &Bytes,
+    value: &'a Bytes,
     n: u64,
     timestamp: Option<i64>,
-) {
+) -> Contender<'a> {
     let batch_size = ProducerConfig::default().batch_size as usize;
-    report.measure(
+    Contender::new(
         "acks=1",
         name,
         Some("direct Partition::append, 1,000 per batch"),
         n,
         n * VALUE_BYTES as u64,
-        || records(value, n, timestamp),
-        |records| {
-            let clock: SharedClock = Arc::new(SystemClock);
+        move || records(value, n, timestamp),
+        move |records| {
             let open = parking_lot::Mutex::new(BatchBuilder::with_capacity(batch_size));
             let result = Arc::new(parking_lot::Mutex::new(None::<i64>));
             let mut encoded = 0usize;
             for r in records {
-                let ts = r.timestamp.unwrap_or_else(|| clock.now_ms());
+                // Called directly, as the producer calls the broker's default clock.
+                let ts = r.timestamp.unwrap_or_else(|| SystemClock.now_ms());
                 let future = {
                     let mut batch = open.lock();
                     batch
@@ -273,7 +269,7 @@ fn measure_send_floor(
             let last = open.lock().size_bytes();
             encoded + last
         },
-    );
+    )
 }
 
 /// `n` records of `value` for "bench" (with `timestamp` if given).

@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench NAME` runs the full workload; `EMBROKER_BENCH_SCALE=0.1` scales record
 //! counts down (CI smoke runs). Each measurement is the best of `EMBROKER_BENCH_RUNS` runs
-//! (default 3), which is the usual way to report a throughput on a noisy shared machine.
+//! (default 3), which is the usual way to report a throughput on a noisy shared machine; rows
+//! compared with each other can take their runs in turn (`Report::measure_interleaved`).
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -48,6 +49,47 @@ pub fn runs() -> usize {
         .max(1)
 }
 
+/// One row for [`Report::measure_interleaved`]: its labels and sizes as for
+/// [`Report::measure`], and one timed pass (set-up untimed, then the work).
+pub struct Contender<'a> {
+    group: String,
+    name: String,
+    baseline: Option<String>,
+    records: u64,
+    bytes: u64,
+    run: Box<dyn FnMut() -> Duration + 'a>,
+}
+
+impl<'a> Contender<'a> {
+    #[allow(clippy::too_many_arguments)] // as `Report::measure`
+    pub fn new<S, T>(
+        group: &str,
+        name: &str,
+        baseline: Option<&str>,
+        records: u64,
+        bytes: u64,
+        mut setup: impl FnMut() -> S + 'a,
+        mut work: impl FnMut(S) -> T + 'a,
+    ) -> Self {
+        Contender {
+            group: group.into(),
+            name: name.into(),
+            baseline: baseline.map(str::to_string),
+            records,
+            bytes,
+            run: Box::new(move || {
+                let state = setup();
+                let start = Instant::now();
+                let out = work(state);
+                let elapsed = start.elapsed();
+                // Dropped after the clock stops, as in `Report::measure`.
+                std::hint::black_box(out);
+                elapsed
+            }),
+        }
+    }
+}
+
 /// Collects rows and prints them.
 #[derive(Default)]
 pub struct Report {
@@ -86,6 +128,30 @@ impl Report {
             note: String::new(),
         });
         best
+    }
+
+    /// Times `rows` as [`Report::measure`] does, but interleaved: pass `k` of every row runs
+    /// before pass `k + 1` of any. Rows compared with each other then meet the machine's slow
+    /// spells (another VM on the host, the kernel's writeback) alike, instead of one row
+    /// taking all of a spell and its baseline none.
+    pub fn measure_interleaved(&mut self, mut rows: Vec<Contender<'_>>) {
+        let mut best = vec![Duration::MAX; rows.len()];
+        for _ in 0..runs() {
+            for (row, best) in rows.iter_mut().zip(&mut best) {
+                *best = (*best).min((row.run)());
+            }
+        }
+        for (row, best) in rows.into_iter().zip(best) {
+            self.push(Row {
+                group: row.group,
+                name: row.name,
+                records: row.records,
+                bytes: row.bytes,
+                elapsed: best,
+                baseline: row.baseline,
+                note: String::new(),
+            });
+        }
     }
 
     pub fn push(&mut self, row: Row) {
