@@ -127,6 +127,37 @@ fn lone_send_with_linger_zero_does_not_wait_for_a_timer() {
 }
 
 #[test]
+fn a_record_after_a_full_batch_goes_out_without_flush() {
+    // The record that opens a batch while the lane still holds a full one does not signal the
+    // sender (the full batch did); the sender must find it when it takes the full one.
+    for linger_ms in [0, 20] {
+        let broker = broker_with("t", 1);
+        let producer = broker
+            .producer(
+                ProducerConfig::default()
+                    .linger_ms(linger_ms)
+                    .batch_size(1_000),
+            )
+            .unwrap();
+        for round in 0..50 {
+            // Ten records of 100 bytes fill a 1,000-byte batch; the eleventh opens the next.
+            let futures: Vec<_> = (0..11)
+                .map(|_| {
+                    producer
+                        .send(ProducerRecord::new("t", vec![7u8; 100]))
+                        .unwrap()
+                })
+                .collect();
+            for (i, f) in futures.iter().enumerate() {
+                if let Err(e) = f.wait_timeout(Duration::from_secs(10)) {
+                    panic!("linger.ms={linger_ms}, round {round}, record {i}: {e}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn linger_holds_a_partial_batch_until_it_expires() {
     let broker = broker_with("t", 1);
     let producer = broker
