@@ -1152,10 +1152,11 @@ impl Spares {
     /// has time to spare; each costs the sending thread an atomic operation otherwise (~10 ns
     /// on the project's VM, 7% of a send).
     ///
-    /// Sized for the last batch alone and made anew each time, the references ran out in one
-    /// send of ten (a small batch, taken early, followed by a full one): each such send then
-    /// counted a reference on a line the sender had just written, 10% of `Shared::push` in
-    /// `perf`.
+    /// Keeping the unused ones instead of dropping them and making all anew saves the sender
+    /// a few references a batch; scratch runs measured a send ~4 ns faster with it (see
+    /// ARCHITECTURE, sixth session), for a reason not established. Sends that find no
+    /// reference made ahead are those of batches whose completion is new (opened while the
+    /// sender was behind), not of kept ones running out.
     fn keep_completion(
         &mut self,
         (completion, mut refs): (Arc<Completion>, Vec<Arc<Completion>>),
