@@ -399,12 +399,7 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> Option<usize> {
-        self.placed_size(timestamp, record::fields_size(key, value, headers)?)
-    }
-
-    /// [`BatchBuilder::record_size`] of a record whose [`record::fields_size`] is `fields`.
-    #[inline]
-    pub(crate) fn placed_size(&self, timestamp: i64, fields: usize) -> Option<usize> {
+        let fields = record::fields_size(key, value, headers)?;
         self.place(timestamp, fields).map(|at| at.size)
     }
 

@@ -13,7 +13,8 @@
 //! Per record, `send` takes one lock (its partition's) and touches nothing shared with other
 //! partitions: the topic comes from a per-thread cache checked against the broker's metadata
 //! version, room in `buffer.memory` is taken per batch, and the sender is signalled only
-//! when a batch gets its first record or fills up.
+//! when a batch fills up or gets its first record while its lane holds no closed batch (see
+//! `Shared::push_locked`).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -679,10 +680,7 @@ impl Shared {
         let first = builder.is_empty();
         let key = record.key.as_deref();
         let value = record.value.as_deref();
-        let at = match fits {
-            Some(at) => Some(at),
-            None => builder.place(timestamp, size.fields),
-        };
+        let at = fits.or_else(|| builder.place(timestamp, size.fields));
         let pushed = at.and_then(|at| builder.push_at(at, timestamp, key, value, &record.headers));
         if pushed.is_none() {
             // Cannot happen: the size was checked against limits far below the format's.
@@ -1260,12 +1258,17 @@ mod tests {
         Arc::new(Completion::new("t", 0, Acks::Leader))
     }
 
+    /// A completion and `n` references to it, as a batch returns them unused.
+    fn with_unused(n: usize) -> (Arc<Completion>, Vec<Arc<Completion>>) {
+        let c = completion();
+        let unused = (0..n).map(|_| Arc::clone(&c)).collect();
+        (c, unused)
+    }
+
     #[test]
     fn a_spare_completion_keeps_its_unused_references_and_is_topped_up() {
         let mut spares = Spares::default();
-        let c = completion();
-        let unused: Vec<_> = (0..5).map(|_| Arc::clone(&c)).collect();
-        spares.keep_completion((c, unused), 16);
+        spares.keep_completion(with_unused(5), 16);
         let [spare] = spares.completions.as_slice() else {
             panic!("{} spares kept, not one", spares.completions.len());
         };
@@ -1278,18 +1281,15 @@ mod tests {
     #[test]
     fn more_unused_references_than_the_next_batch_wants_are_kept_as_they_are() {
         let mut spares = Spares::default();
-        let c = completion();
-        let unused: Vec<_> = (0..40).map(|_| Arc::clone(&c)).collect();
-        spares.keep_completion((c, unused), 8);
+        spares.keep_completion(with_unused(40), 8);
         assert_eq!(spares.completions[0].refs.len(), 40);
     }
 
     #[test]
     fn a_completion_a_future_still_holds_is_not_kept() {
         let mut spares = Spares::default();
-        let c = completion();
+        let (c, unused) = with_unused(1);
         let future = Arc::clone(&c);
-        let unused = vec![Arc::clone(&c)];
         spares.keep_completion((c, unused), 4);
         assert!(spares.completions.is_empty());
         // Dropped with the references made for it: only the future holds it now.
