@@ -227,6 +227,37 @@ pub enum Error {
         current_generation: i32,
     },
 
+    /// A commit from a group member whose generation the group has moved past in a rebalance
+    /// the member has not completed yet, for partitions no other member owns: retryable.
+    /// `poll` (which completes the rebalance) and commit again what is still assigned.
+    /// Kafka's `RebalanceInProgressException`.
+    #[error(
+        "commit not possible now in group {group:?}: member {member_id:?} of generation {generation} has not completed the group's rebalance to generation {current_generation}; poll and retry"
+    )]
+    RebalanceInProgress {
+        /// The group.
+        group: String,
+        /// The member that tried to commit.
+        member_id: String,
+        /// The generation it had.
+        generation: i32,
+        /// The group's current generation.
+        current_generation: i32,
+    },
+
+    /// Another consumer joined the group with this consumer's `group.instance.id` and
+    /// replaced it: this consumer is no longer a member, and every later group call fails
+    /// with this error (fatal for the consumer; close it). Kafka's `FencedInstanceIdException`.
+    #[error(
+        "consumer of group {group:?} with group.instance.id {instance_id:?} was fenced: another consumer joined with the same group.instance.id"
+    )]
+    FencedInstanceId {
+        /// The group.
+        group: String,
+        /// The shared `group.instance.id`.
+        instance_id: String,
+    },
+
     /// A blocking consumer call was interrupted by `wakeup()`.
     #[error("consumer woken up")]
     Wakeup,
@@ -423,6 +454,21 @@ impl Clone for Error {
                 member_id: member_id.clone(),
                 generation: *generation,
                 current_generation: *current_generation,
+            },
+            Error::RebalanceInProgress {
+                group,
+                member_id,
+                generation,
+                current_generation,
+            } => Error::RebalanceInProgress {
+                group: group.clone(),
+                member_id: member_id.clone(),
+                generation: *generation,
+                current_generation: *current_generation,
+            },
+            Error::FencedInstanceId { group, instance_id } => Error::FencedInstanceId {
+                group: group.clone(),
+                instance_id: instance_id.clone(),
             },
             Error::Wakeup => Error::Wakeup,
             Error::UnknownGroup { group } => Error::UnknownGroup {

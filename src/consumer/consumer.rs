@@ -11,7 +11,9 @@ use super::records::ConsumerRecords;
 use crate::broker::{Broker, OffsetAndTimestamp};
 use crate::config::{ConsumerConfig, OffsetReset};
 use crate::error::{Error, Result};
-use crate::group::{is_cooperative, Group, JoinRequest, OffsetAndMetadata, SyncOutcome};
+use crate::group::{
+    is_cooperative, Group, JoinRequest, LeaveStatus, OffsetAndMetadata, SyncOutcome,
+};
 use crate::types::TopicPartition;
 
 /// Most group steps (join, pick up, rejoin) one wake-up of `poll` takes; a bound, never
@@ -97,6 +99,9 @@ pub struct Consumer {
     )>,
     in_callback: bool,
     closed: bool,
+    /// Set once another consumer replaced this one by its `group.instance.id`: fatal, every
+    /// later `poll` and commit returns it.
+    fenced: Option<Error>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -138,6 +143,7 @@ impl Broker {
             completed_commits: Vec::new(),
             in_callback: false,
             closed: false,
+            fenced: None,
         })
     }
 }
@@ -417,14 +423,45 @@ impl Consumer {
 
     fn leave_group(&mut self) -> Result<()> {
         let mut first_error = None;
-        if self.member.is_some() {
+        if let Some(m) = &self.member {
+            let (group, id, generation) = (m.group.clone(), m.member_id.clone(), m.generation);
             let owned = self.fetcher.assigned();
-            self.invoke(Callback::Revoked, &owned, &mut first_error);
+            // Kafka's onLeavePrepare: revoke while the generation is valid (the group then
+            // waits for this leave, so commits in the callback work); otherwise the
+            // partitions are lost.
+            match group.begin_leave(&id, generation, self.now()) {
+                LeaveStatus::Current => self.invoke(Callback::Revoked, &owned, &mut first_error),
+                LeaveStatus::Lost if !owned.is_empty() => {
+                    self.invoke(Callback::Lost, &owned, &mut first_error)
+                }
+                LeaveStatus::Lost => {}
+            }
+            self.fetcher.clear();
+            group.leave(&self.broker.inner, &id, self.now());
+            self.member = None;
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Fails with the fencing error once this consumer was replaced by its
+    /// `group.instance.id`; the first time, runs `on_partitions_lost` for what it holds and
+    /// releases it to the group.
+    fn check_fenced(&mut self) -> Result<()> {
+        let Some(e) = self.fenced.clone() else {
+            return Ok(());
+        };
+        if self.member.is_some() && !self.in_callback {
+            let mut ignored = None;
+            let owned = self.fetcher.assigned();
+            if !owned.is_empty() {
+                self.invoke(Callback::Lost, &owned, &mut ignored);
+            }
+            self.fetcher.clear();
             if let Some(m) = self.member.take() {
                 m.group.leave(&self.broker.inner, &m.member_id, self.now());
             }
         }
-        first_error.map_or(Ok(()), Err)
+        Err(e)
     }
 
     fn invoke(&mut self, which: Callback, partitions: &[TopicPartition], err: &mut Option<Error>) {
@@ -482,6 +519,13 @@ impl Consumer {
                 SyncOutcome::Rejoin => self.rejoin(topics, err),
                 SyncOutcome::Waiting { wake_at_ms } => return Ok(wake_at_ms),
                 SyncOutcome::Stable => return Ok(None),
+                SyncOutcome::Fenced { instance_id } => {
+                    self.fenced = Some(Error::FencedInstanceId {
+                        group: group.id.clone(),
+                        instance_id,
+                    });
+                    self.check_fenced()?;
+                }
             }
         }
         Ok(None)
@@ -597,7 +641,9 @@ impl Consumer {
     /// Errors: [`Error::IllegalState`] with neither `assign` nor `subscribe`;
     /// [`Error::Wakeup`] after [`WakeupHandle::wakeup`]; [`Error::NoOffsetForPartition`] /
     /// [`Error::OffsetOutOfRange`] under `auto.offset.reset=none`; [`Error::Callback`] when a
-    /// listener failed (the rebalance still completed).
+    /// listener failed (the rebalance still completed); [`Error::FencedInstanceId`] once
+    /// another consumer joined with this one's `group.instance.id` (after
+    /// `on_partitions_lost`; fatal, every later `poll` and commit fails so too).
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
         self.check_usable()?;
         if self.in_callback {
@@ -605,6 +651,7 @@ impl Consumer {
                 reason: "poll from inside a rebalance callback".to_string(),
             });
         }
+        self.check_fenced()?;
         self.run_commit_callbacks();
         let topics = match &self.mode {
             Mode::None => {
@@ -703,20 +750,37 @@ impl Consumer {
         self.commit_map(&offsets)
     }
 
-    fn commit_map(&self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) -> Result<()> {
+    fn commit_map(&mut self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) -> Result<()> {
+        if let Some(e) = &self.fenced {
+            return Err(e.clone());
+        }
         let group = self.group()?;
         let member = self
             .member
             .as_ref()
             .map(|m| (m.member_id.as_str(), m.generation));
-        group.commit(&self.broker.inner, member, offsets)
+        let result = group.commit(&self.broker.inner, member, offsets);
+        if let Err(e @ Error::FencedInstanceId { .. }) = &result {
+            // Fatal for this consumer; the next poll or close runs on_partitions_lost.
+            self.fenced = Some(e.clone());
+        }
+        result
     }
 
     /// Commits the positions of every assigned partition (what `poll` has returned so far).
-    /// [`Error::CommitFailed`] if this member's generation is stale (the partitions moved).
+    ///
+    /// Errors for a group member: [`Error::RebalanceInProgress`] (retryable) when the group
+    /// completed a rebalance this member has not picked up yet and the partitions have no
+    /// other owner: `poll`, then commit again what is still assigned; [`Error::CommitFailed`]
+    /// when the member left the group (expelled) or a partition was reassigned;
+    /// [`Error::FencedInstanceId`] when another consumer took this one's `group.instance.id`
+    /// (fatal: close the consumer).
     pub fn commit_sync(&mut self) -> Result<()> {
         self.check_usable()?;
         self.group_id()?;
+        if let Some(e) = &self.fenced {
+            return Err(e.clone());
+        }
         self.run_commit_callbacks();
         self.commit_positions()
     }
@@ -728,6 +792,9 @@ impl Consumer {
     ) -> Result<()> {
         self.check_usable()?;
         self.group_id()?;
+        if let Some(e) = &self.fenced {
+            return Err(e.clone());
+        }
         self.run_commit_callbacks();
         self.commit_map(offsets)
     }
@@ -740,6 +807,9 @@ impl Consumer {
     ) -> Result<()> {
         self.check_usable()?;
         self.group_id()?;
+        if let Some(e) = &self.fenced {
+            return Err(e.clone());
+        }
         let offsets = self.positions();
         let result = if offsets.is_empty() {
             Ok(())
@@ -843,6 +913,10 @@ impl Consumer {
 
     /// Commits positions (with auto-commit on), runs `on_partitions_revoked`, leaves the group
     /// and runs pending commit callbacks. Later calls fail with [`Error::Closed`].
+    ///
+    /// The listener gets `on_partitions_revoked` while this member's generation is the group's
+    /// (commits there are accepted), `on_partitions_lost` once the group completed a rebalance
+    /// this member has not picked up, or it was expelled or fenced (Kafka's `onLeavePrepare`).
     ///
     /// As in Kafka, a failed auto-commit here (say [`Error::CommitFailed`] because a rebalance
     /// moved the partitions first) is logged, not returned: the records it would have

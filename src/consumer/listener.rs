@@ -19,8 +19,14 @@ use crate::types::TopicPartition;
 /// move away (and only if there are any), then `on_partitions_assigned` with the partitions it
 /// gained (possibly none); the moved partitions reach their new owner in a follow-up rebalance.
 /// The old owner's `on_partitions_revoked` always returns before the new owner's
-/// `on_partitions_assigned` starts, so committing inside `on_partitions_revoked` (through the
-/// `consumer` argument) hands over exactly.
+/// `on_partitions_assigned` starts, and `on_partitions_revoked` runs only while the member's
+/// generation is the group's, so committing inside it (through the `consumer` argument) is
+/// accepted and hands over exactly.
+///
+/// On `close`, `unsubscribe` or drop, the member runs `on_partitions_revoked` when its
+/// generation is still current (even while a rebalance waits for it: the group then waits for
+/// it to leave), and `on_partitions_lost` when the group has already completed a rebalance the
+/// member has not picked up in a `poll`, as Kafka's `onLeavePrepare` does during a rebalance.
 ///
 /// An error returned by a callback comes out of `poll` as [`crate::Error::Callback`]; the
 /// rebalance still completes.
@@ -40,9 +46,13 @@ pub trait RebalanceListener: Send {
         partitions: &[TopicPartition],
     ) -> Result<()>;
 
-    /// These partitions were taken away without a clean revoke (the member was expelled after
-    /// `max.poll.interval.ms`, or its group was deleted); they may already have a new owner and
-    /// commits for them fail. Default: calls [`RebalanceListener::on_partitions_revoked`].
+    /// These partitions were taken away without a clean revoke: the member was expelled after
+    /// `max.poll.interval.ms`, its group was deleted, another consumer joined with its
+    /// `group.instance.id` (fenced), or it is leaving after the group completed a rebalance it
+    /// has not picked up. They may already have a new owner, and commits for them fail
+    /// ([`crate::Error::CommitFailed`], [`crate::Error::FencedInstanceId`] or, for partitions
+    /// no one else owns yet, [`crate::Error::RebalanceInProgress`]). Default: calls
+    /// [`RebalanceListener::on_partitions_revoked`].
     fn on_partitions_lost(
         &mut self,
         consumer: &mut Consumer,

@@ -46,11 +46,31 @@
 //! ten digits: ids with the same prefix sort in join order, which makes Kafka's range
 //! assignment of a group deterministic (Kafka uses a random UUID there).
 //!
+//! # Static members
+//!
+//! A join with the `group.instance.id` of a current member replaces it, as in Kafka: the old
+//! member id leaves the group and is *fenced*; its consumer's next `poll`, commit or `close`
+//! fails with [`Error::FencedInstanceId`] (after running `on_partitions_lost`), and then
+//! releases the partitions it held. No rebalance completes while a fenced member may still
+//! hold partitions (unless it has been silent for `max.poll.interval.ms`, as an expelled
+//! member), so one owner per partition holds across the replacement too.
+//!
 //! # Commits
 //!
 //! A commit from a member is accepted when the member is still in the group and its generation
-//! is the group's current one; otherwise it fails with [`Error::CommitFailed`] and changes
-//! nothing. A commit from a consumer without membership (`assign` mode) is accepted only while
+//! is the group's current one, whatever the group's state: while a rebalance is being prepared
+//! no partition has moved, since moving one needs a new generation (Kafka's broker accepts
+//! these too). A member whose generation the group has moved past in a rebalance it has not
+//! picked up yet gets [`Error::RebalanceInProgress`] (retryable: `poll`, then commit again)
+//! unless a committed partition is now assigned to another member, which is
+//! [`Error::CommitFailed`], as is a commit from a member no longer in the group; a fenced
+//! member gets [`Error::FencedInstanceId`]. A failed commit changes nothing.
+//!
+//! A leaving member (`close`, `unsubscribe`, drop) asks [`Group::begin_leave`] whether its
+//! generation is still current: then it runs `on_partitions_revoked`, the group waits for it to
+//! leave, and commits there work; otherwise (a rebalance completed that it has not picked up,
+//! or it was expelled or fenced) it runs `on_partitions_lost`, as Kafka's `onLeavePrepare`
+//! does while a rebalance is in progress. A commit from a consumer without membership (`assign` mode) is accepted only while
 //! the group has no members, as in Kafka. A commit that names a topic that does not exist or a
 //! partition the topic does not have fails as a whole and writes nothing (Kafka commits the
 //! partitions it knows and answers `UNKNOWN_TOPIC_OR_PARTITION` for the others; one `Result`
@@ -192,6 +212,22 @@ pub(crate) struct GroupInner {
     partition_counts: BTreeMap<String, i32>,
     /// No rebalance completes before this (clock ms): `group.initial.rebalance.delay.ms`.
     not_before_ms: i64,
+    /// Members replaced by a newer member with the same `group.instance.id`, by member id,
+    /// until their consumer has learnt of it.
+    fenced: BTreeMap<String, Fenced>,
+}
+
+/// A member fenced by a newer one with the same `group.instance.id` (Kafka's static member
+/// replacement). Its consumer learns of it at its next `poll`, commit or `close`, runs
+/// `on_partitions_lost` and then releases the entry.
+struct Fenced {
+    instance_id: String,
+    /// Its consumer may still hold partitions: no rebalance completes until it releases them,
+    /// or until it has been silent for `max.poll.interval.ms` (as an expelled member).
+    holds: bool,
+    in_poll: bool,
+    last_poll_ms: i64,
+    max_poll_interval_ms: i64,
 }
 
 /// A member as the coordinator sees it.
@@ -240,6 +276,24 @@ pub(crate) enum SyncOutcome {
     Waiting { wake_at_ms: Option<i64> },
     /// Nothing to do.
     Stable,
+    /// Another member joined with this member's `group.instance.id` and replaced it.
+    Fenced {
+        /// The shared `group.instance.id`.
+        instance_id: String,
+    },
+}
+
+/// Whether a leaving member's generation is still the group's, decided under the group's
+/// lock by [`Group::begin_leave`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LeaveStatus {
+    /// The member's generation is current and no rebalance completes before it leaves: its
+    /// partitions have no other owner, a revoke hands them over and commits there work.
+    Current,
+    /// The group has completed a rebalance the member has not picked up (or the member is
+    /// gone, or fenced): its partitions are lost, as Kafka's `onLeavePrepare` decides while a
+    /// rebalance is in progress.
+    Lost,
 }
 
 /// Whether a member with these strategies rebalances cooperatively: only when every strategy
@@ -264,6 +318,7 @@ impl Group {
                 offsets: BTreeMap::new(),
                 partition_counts: BTreeMap::new(),
                 not_before_ms: i64::MIN,
+                fenced: BTreeMap::new(),
             }),
         }
     }
@@ -312,6 +367,29 @@ impl Group {
             request.client_id.clone()
         };
         let member_id = format!("{prefix}-{number:010}");
+        if let Some(instance) = &request.instance_id {
+            // Kafka replaces a static member by a new join with its group.instance.id; the
+            // old member id is fenced. It may still hold partitions, which nobody else gets
+            // until it has released them (see `try_complete`).
+            let old: Vec<String> = g
+                .members
+                .iter()
+                .filter(|(_, m)| m.instance_id.as_ref() == Some(instance))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in old {
+                if let Some(m) = g.members.remove(&id) {
+                    let fenced = Fenced {
+                        instance_id: instance.clone(),
+                        holds: !m.assignment.is_empty() || m.pending.is_some(),
+                        in_poll: m.in_poll,
+                        last_poll_ms: m.last_poll_ms,
+                        max_poll_interval_ms: m.max_poll_interval_ms,
+                    };
+                    g.fenced.insert(id, fenced);
+                }
+            }
+        }
         if g.phase == Phase::Empty && request.initial_delay_ms > 0 {
             g.not_before_ms = now.saturating_add(i64::from(request.initial_delay_ms));
         }
@@ -345,7 +423,18 @@ impl Group {
     pub(crate) fn sync(&self, broker: &BrokerInner, member_id: &str, now: i64) -> SyncOutcome {
         let mut g = self.inner.lock();
         match g.members.get_mut(member_id) {
-            None => return SyncOutcome::Unknown,
+            None => {
+                return match g.fenced.get_mut(member_id) {
+                    Some(f) => {
+                        f.in_poll = true;
+                        f.last_poll_ms = now;
+                        SyncOutcome::Fenced {
+                            instance_id: f.instance_id.clone(),
+                        }
+                    }
+                    None => SyncOutcome::Unknown,
+                };
+            }
             Some(m) => {
                 m.in_poll = true;
                 m.last_poll_ms = now;
@@ -430,18 +519,46 @@ impl Group {
 
     /// The member left `poll` at `now`.
     pub(crate) fn poll_done(&self, member_id: &str, now: i64) {
-        if let Some(m) = self.inner.lock().members.get_mut(member_id) {
+        let mut g = self.inner.lock();
+        if let Some(m) = g.members.get_mut(member_id) {
             m.in_poll = false;
             m.last_poll_ms = now;
+        } else if let Some(f) = g.fenced.get_mut(member_id) {
+            f.in_poll = false;
+            f.last_poll_ms = now;
         }
     }
 
-    /// The member leaves the group (close, unsubscribe, drop).
+    /// A member is about to leave (close, unsubscribe, drop) and run its listener: says
+    /// whether its generation is still the group's. When it is, the member counts as not
+    /// rejoined and as inside `poll` until [`Group::leave`], so no rebalance completes and no
+    /// expiry takes its partitions while its `on_partitions_revoked` runs: commits there are
+    /// accepted and hand over exactly.
+    pub(crate) fn begin_leave(&self, member_id: &str, generation: i32, now: i64) -> LeaveStatus {
+        let mut g = self.inner.lock();
+        let current = g.generation;
+        match g.members.get_mut(member_id) {
+            Some(m) if generation == current => {
+                m.joined = None;
+                m.in_poll = true;
+                m.last_poll_ms = now;
+                LeaveStatus::Current
+            }
+            _ => LeaveStatus::Lost,
+        }
+    }
+
+    /// The member leaves the group (close, unsubscribe, drop), or a fenced member's consumer
+    /// releases what it held.
     pub(crate) fn leave(&self, broker: &BrokerInner, member_id: &str, now: i64) {
         let mut g = self.inner.lock();
         if g.members.remove(member_id).is_some() {
             g.start_rebalance(broker);
             g.try_complete(broker, now);
+        } else if g.fenced.remove(member_id).is_some() {
+            g.try_complete(broker, now);
+            // Members waiting for the release look again.
+            broker.notifier().notify();
         }
     }
 
@@ -466,8 +583,34 @@ impl Group {
         };
         match member {
             Some((id, generation)) => {
-                if !g.members.contains_key(id) || generation != g.generation {
+                if let Some(f) = g.fenced.get(id) {
+                    return Err(Error::FencedInstanceId {
+                        group: self.id.clone(),
+                        instance_id: f.instance_id.clone(),
+                    });
+                }
+                if !g.members.contains_key(id) {
                     return Err(fail(id, generation, g.generation));
+                }
+                if generation != g.generation {
+                    // The group completed a rebalance this member has not picked up yet
+                    // (Kafka's CompletingRebalance). Partitions it still owns have no other
+                    // owner (the cooperative assignor withholds them): retryable after a
+                    // poll. A partition now assigned to another member was reassigned.
+                    let reassigned = offsets.keys().any(|tp| {
+                        g.members
+                            .iter()
+                            .any(|(other, m)| other != id && m.assignment.contains(tp))
+                    });
+                    if reassigned {
+                        return Err(fail(id, generation, g.generation));
+                    }
+                    return Err(Error::RebalanceInProgress {
+                        group: self.id.clone(),
+                        member_id: id.to_string(),
+                        generation,
+                        current_generation: g.generation,
+                    });
                 }
             }
             None => {
@@ -593,6 +736,14 @@ impl GroupInner {
             })
             .map(|(id, _)| id.clone())
             .collect();
+        for f in self.fenced.values_mut() {
+            if f.holds && !f.in_poll && now.saturating_sub(f.last_poll_ms) > f.max_poll_interval_ms
+            {
+                // As an expelled member: its partitions are taken without a revoke. The entry
+                // stays so that its consumer still learns it was fenced.
+                f.holds = false;
+            }
+        }
         if expired.is_empty() {
             return;
         }
@@ -610,7 +761,14 @@ impl GroupInner {
             .members
             .values()
             .filter(|m| !m.in_poll && m.joined.is_none())
-            .map(|m| m.last_poll_ms.saturating_add(m.max_poll_interval_ms) + 1)
+            .map(|m| m.last_poll_ms.saturating_add(m.max_poll_interval_ms))
+            .chain(
+                self.fenced
+                    .values()
+                    .filter(|f| f.holds && !f.in_poll)
+                    .map(|f| f.last_poll_ms.saturating_add(f.max_poll_interval_ms)),
+            )
+            .map(|at| at.saturating_add(1))
             .min();
         match (delay, expiry) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -676,6 +834,10 @@ impl GroupInner {
         if now < self.not_before_ms || self.members.values().any(|m| m.joined.is_none()) {
             return;
         }
+        // A fenced member's consumer may still hold partitions: one owner at a time.
+        if self.fenced.values().any(|f| f.holds) {
+            return;
+        }
         let Some(strategy) = self.select_protocol() else {
             return;
         };
@@ -717,5 +879,104 @@ impl GroupInner {
         self.partition_counts = counts;
         self.phase = Phase::Stable;
         broker.notifier().notify();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Broker, TopicConfig};
+
+    fn request(instance: Option<&str>) -> JoinRequest {
+        JoinRequest {
+            client_id: "c".to_string(),
+            instance_id: instance.map(str::to_string),
+            topics: vec!["t".to_string()],
+            strategies: vec![AssignmentStrategy::Range],
+            max_poll_interval_ms: 300_000,
+            initial_delay_ms: 0,
+        }
+    }
+
+    fn setup() -> (Broker, Arc<Group>) {
+        let broker = Broker::temporary().unwrap();
+        broker
+            .create_topic("t", TopicConfig::default().partitions(2))
+            .unwrap();
+        let group = broker.inner.groups().get_or_create("g");
+        (broker, group)
+    }
+
+    fn take(group: &Group, broker: &Broker, id: &str) -> (i32, Vec<TopicPartition>) {
+        match group.sync(&broker.inner, id, 0) {
+            SyncOutcome::Assignment {
+                generation,
+                partitions,
+            } => (generation, partitions),
+            other => panic!("expected an assignment, got {other:?}"),
+        }
+    }
+
+    fn one(tp: TopicPartition) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
+        BTreeMap::from([(tp, OffsetAndMetadata::new(1))])
+    }
+
+    #[test]
+    fn stale_generation_commit_is_retryable_unless_the_partition_moved() {
+        let (broker, group) = setup();
+        let b = &broker.inner;
+        let a = group.join(b, request(None), 1, 0).unwrap();
+        let (gen1, owned) = take(&group, &broker, &a);
+        assert_eq!(owned.len(), 2);
+        let c = group.join(b, request(None), 2, 0).unwrap();
+        // a's generation is still current while the rebalance waits for it.
+        assert_eq!(group.sync(b, &a, 0), SyncOutcome::Rejoin);
+        let t0 = TopicPartition::new("t", 0);
+        let t1 = TopicPartition::new("t", 1);
+        group.commit(b, Some((&a, gen1)), &one(t0.clone())).unwrap();
+        assert!(group.rejoin(b, &a, Vec::new(), gen1, 0));
+        // Completed: range gives t-0 to a, t-1 to c; a has not picked up generation 2.
+        let (_, mine) = take(&group, &broker, &c);
+        assert_eq!(mine, vec![t1.clone()]);
+        assert!(matches!(
+            group.commit(b, Some((&a, gen1)), &one(t0)),
+            Err(Error::RebalanceInProgress { .. })
+        ));
+        assert!(matches!(
+            group.commit(b, Some((&a, gen1)), &one(t1)),
+            Err(Error::CommitFailed { .. })
+        ));
+        assert_eq!(group.begin_leave(&a, gen1, 0), LeaveStatus::Lost);
+        let (gen2, _) = take(&group, &broker, &a);
+        assert_eq!(group.begin_leave(&a, gen2, 0), LeaveStatus::Current);
+    }
+
+    #[test]
+    fn a_second_static_member_fences_the_first_and_waits_for_its_release() {
+        let (broker, group) = setup();
+        let b = &broker.inner;
+        let old = group.join(b, request(Some("i")), 1, 0).unwrap();
+        let (gen1, owned) = take(&group, &broker, &old);
+        assert_eq!(owned.len(), 2);
+        let new = group.join(b, request(Some("i")), 2, 0).unwrap();
+        assert_eq!(group.inner.lock().members.len(), 1);
+        // The newcomer gets nothing while the old consumer may still hold its partitions.
+        assert!(matches!(
+            group.sync(b, &new, 0),
+            SyncOutcome::Waiting { .. }
+        ));
+        assert!(matches!(
+            group.commit(b, Some((&old, gen1)), &BTreeMap::new()),
+            Err(Error::FencedInstanceId { .. })
+        ));
+        assert_eq!(
+            group.sync(b, &old, 0),
+            SyncOutcome::Fenced {
+                instance_id: "i".to_string()
+            }
+        );
+        group.leave(b, &old, 0);
+        let (_, mine) = take(&group, &broker, &new);
+        assert_eq!(mine.len(), 2);
     }
 }

@@ -31,7 +31,9 @@ mod testkit;
 pub use admin::{GroupDescription, GroupListing, MemberDescription, OffsetSpec, PartitionOffsets};
 pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Subscription};
 pub use coordinator::GroupState;
-pub(crate) use coordinator::{is_cooperative, Group, GroupRegistry, JoinRequest, SyncOutcome};
+pub(crate) use coordinator::{
+    is_cooperative, Group, GroupRegistry, JoinRequest, LeaveStatus, SyncOutcome,
+};
 pub use offset_store::OffsetAndMetadata;
 // For `crate::__fuzz` only (see there).
 pub use offset_store::{
