@@ -55,7 +55,9 @@ enum Callback {
 /// or after its timeout with nothing. Offsets are committed automatically inside `poll` every
 /// `auto.commit.interval.ms` and on `close` when `enable.auto.commit` is on and a `group.id` is
 /// set (at-least-once: what was returned is committed at a later poll); committed offsets are
-/// the next offset to read and survive a restart of the process.
+/// the next offset to read and survive a restart of the process. [`Consumer::commit_sync`] and
+/// [`Consumer::commit_offsets_sync`] also survive a power loss (they fsync); auto-commit and
+/// [`Consumer::commit_async`] survive a crash of the process, not of the machine.
 ///
 /// Dropping a consumer closes it (commits, runs revoke callbacks, leaves its group), ignoring
 /// errors; call [`Consumer::close`] to see them.
@@ -559,7 +561,7 @@ impl Consumer {
     fn rejoin(&mut self, topics: &[String], err: &mut Option<Error>) {
         if self.config.auto_commit_enabled() {
             // Kafka's onJoinPrepare: commit what was consumed before anything moves.
-            let _ = self.commit_positions();
+            let _ = self.commit_positions(false);
         }
         let owned = self.fetcher.assigned();
         let reported = if self.cooperative {
@@ -729,7 +731,7 @@ impl Consumer {
         self.next_auto_commit_ms =
             now.saturating_add(i64::from(self.config.auto_commit_interval_ms));
         // Kafka logs auto-commit failures rather than throwing them.
-        let _ = self.commit_positions();
+        let _ = self.commit_positions(false);
     }
 
     fn positions(&self) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
@@ -742,15 +744,21 @@ impl Consumer {
             .collect()
     }
 
-    fn commit_positions(&mut self) -> Result<()> {
+    /// `durable`: fsynced before returning (`commit_sync`); otherwise in the page cache
+    /// (auto-commit, `commit_async`).
+    fn commit_positions(&mut self, durable: bool) -> Result<()> {
         let offsets = self.positions();
         if offsets.is_empty() {
             return Ok(());
         }
-        self.commit_map(&offsets)
+        self.commit_map(&offsets, durable)
     }
 
-    fn commit_map(&mut self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) -> Result<()> {
+    fn commit_map(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+        durable: bool,
+    ) -> Result<()> {
         if let Some(e) = &self.fenced {
             return Err(e.clone());
         }
@@ -759,7 +767,7 @@ impl Consumer {
             .member
             .as_ref()
             .map(|m| (m.member_id.as_str(), m.generation));
-        let result = group.commit(&self.broker.inner, member, offsets);
+        let result = group.commit(&self.broker.inner, member, offsets, durable);
         if let Err(e @ Error::FencedInstanceId { .. }) = &result {
             // Fatal for this consumer; the next poll or close runs on_partitions_lost.
             self.fenced = Some(e.clone());
@@ -768,6 +776,12 @@ impl Consumer {
     }
 
     /// Commits the positions of every assigned partition (what `poll` has returned so far).
+    ///
+    /// Durable: returns once the commit is fsynced to `__consumer_offsets`, so it survives a
+    /// crash of the process and a power loss (Kafka's commit is as durable as its `acks=all`
+    /// replication; fsync is the one-machine equivalent). Concurrent `commit_sync` calls of
+    /// any consumers of the broker share fsyncs (group commit). [`Consumer::commit_async`]
+    /// and auto-commit skip the fsync.
     ///
     /// Errors for a group member: [`Error::RebalanceInProgress`] (retryable) when the group
     /// completed a rebalance this member has not picked up yet and the partitions have no
@@ -782,10 +796,11 @@ impl Consumer {
             return Err(e.clone());
         }
         self.run_commit_callbacks();
-        self.commit_positions()
+        self.commit_positions(true)
     }
 
-    /// Commits these offsets (each the next offset to read, with optional metadata).
+    /// Commits these offsets (each the next offset to read, with optional metadata). Durable
+    /// and failing as [`Consumer::commit_sync`].
     pub fn commit_offsets_sync(
         &mut self,
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
@@ -796,11 +811,16 @@ impl Consumer {
             return Err(e.clone());
         }
         self.run_commit_callbacks();
-        self.commit_map(offsets)
+        self.commit_map(offsets, true)
     }
 
     /// Commits the positions of every assigned partition; `callback` gets the offsets and the
     /// outcome on this thread during a later `poll`, `commit_sync` or `close` (as in Kafka).
+    ///
+    /// Not fsynced: the commit is in the page cache when the callback runs, so it survives a
+    /// crash of the process but may roll back after a power loss or an OS crash, until a
+    /// later [`Consumer::commit_sync`] (or a `flush.ms`/checkpoint of the offsets log) syncs
+    /// it. Auto-commit (`enable.auto.commit`, including the one in `close`) is the same.
     pub fn commit_async(
         &mut self,
         callback: impl FnOnce(&BTreeMap<TopicPartition, OffsetAndMetadata>, Result<()>) + Send + 'static,
@@ -814,7 +834,7 @@ impl Consumer {
         let result = if offsets.is_empty() {
             Ok(())
         } else {
-            self.commit_map(&offsets)
+            self.commit_map(&offsets, false)
         };
         self.completed_commits
             .push((Box::new(callback), offsets, result));
@@ -934,7 +954,7 @@ impl Consumer {
         if self.config.auto_commit_enabled() && !self.broker.is_closed() {
             // Kafka's ConsumerCoordinator.maybeAutoCommitOffsetsSync logs and swallows this
             // too: closing must still leave the group.
-            if let Err(e) = self.commit_positions() {
+            if let Err(e) = self.commit_positions(false) {
                 log::warn!("auto-commit on close failed: {e}");
             }
         }

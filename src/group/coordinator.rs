@@ -76,6 +76,8 @@
 //! partitions it knows and answers `UNKNOWN_TOPIC_OR_PARTITION` for the others; one `Result`
 //! cannot say that, so none is written). Offsets are appended to the log first and applied to
 //! the table after, under the group's lock, so the table never holds what the log does not.
+//! A durable commit (`commit_sync`, administrative writes) then fsyncs the offsets log up to
+//! its batch with the log's group commit, outside the group's lock.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -563,12 +565,15 @@ impl Group {
     }
 
     /// Commits offsets for a member (`Some((id, generation))`) or a consumer without
-    /// membership (`None`).
+    /// membership (`None`). With `durable`, returns only once the commit is fsynced (outside
+    /// the group's lock, so concurrent commits share fsyncs); otherwise once it is in the
+    /// page cache.
     pub(crate) fn commit(
         &self,
         broker: &BrokerInner,
         member: Option<(&str, i32)>,
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+        durable: bool,
     ) -> Result<()> {
         for (tp, om) in offsets {
             offset_store::check_commit(&self.id, tp, om)?;
@@ -626,14 +631,18 @@ impl Group {
             .iter()
             .map(|(tp, om)| (tp.clone(), Some(om.clone())))
             .collect();
-        offset_store::append_commits(broker, &self.id, &commits)?;
+        let appended = offset_store::append_commits(broker, &self.id, &commits)?;
         if g.phase == Phase::Dead {
             g.phase = Phase::Empty;
         }
         for (tp, om) in offsets {
             g.offsets.insert(tp.clone(), om.clone());
         }
-        Ok(())
+        drop(g);
+        match appended {
+            Some(a) if durable => a.sync(),
+            _ => Ok(()),
+        }
     }
 
     /// The committed offset of a partition.
@@ -661,7 +670,7 @@ impl Group {
                 offset_store::check_commit(&self.id, tp, om)?;
             }
         }
-        offset_store::append_commits(broker, &self.id, changes)?;
+        let appended = offset_store::append_commits(broker, &self.id, changes)?;
         for (tp, om) in changes {
             match om {
                 Some(om) => {
@@ -675,7 +684,9 @@ impl Group {
         if delete_group {
             g.phase = Phase::Dead;
         }
-        Ok(())
+        drop(g);
+        // Administrative writes are rare: always durable.
+        appended.map_or(Ok(()), |a| a.sync())
     }
 
     /// The group's state as Kafka names it.
@@ -933,22 +944,36 @@ mod tests {
         assert_eq!(group.sync(b, &a, 0), SyncOutcome::Rejoin);
         let t0 = TopicPartition::new("t", 0);
         let t1 = TopicPartition::new("t", 1);
-        group.commit(b, Some((&a, gen1)), &one(t0.clone())).unwrap();
+        group
+            .commit(b, Some((&a, gen1)), &one(t0.clone()), true)
+            .unwrap();
         assert!(group.rejoin(b, &a, Vec::new(), gen1, 0));
         // Completed: range gives t-0 to a, t-1 to c; a has not picked up generation 2.
         let (_, mine) = take(&group, &broker, &c);
         assert_eq!(mine, vec![t1.clone()]);
         assert!(matches!(
-            group.commit(b, Some((&a, gen1)), &one(t0)),
+            group.commit(b, Some((&a, gen1)), &one(t0), true),
             Err(Error::RebalanceInProgress { .. })
         ));
         assert!(matches!(
-            group.commit(b, Some((&a, gen1)), &one(t1)),
+            group.commit(b, Some((&a, gen1)), &one(t1), true),
             Err(Error::CommitFailed { .. })
         ));
         assert_eq!(group.begin_leave(&a, gen1, 0), LeaveStatus::Lost);
         let (gen2, _) = take(&group, &broker, &a);
         assert_eq!(group.begin_leave(&a, gen2, 0), LeaveStatus::Current);
+    }
+
+    #[test]
+    fn a_durable_commit_fsyncs_the_offsets_log() {
+        let (broker, group) = setup();
+        let b = &broker.inner;
+        let tp = TopicPartition::new("t", 0);
+        group.commit(b, None, &one(tp.clone()), false).unwrap();
+        let log = offset_store::offsets_log(b, "g").unwrap();
+        let before = log.fsync_count();
+        group.commit(b, None, &one(tp), true).unwrap();
+        assert!(log.fsync_count() > before);
     }
 
     #[test]
@@ -966,7 +991,7 @@ mod tests {
             SyncOutcome::Waiting { .. }
         ));
         assert!(matches!(
-            group.commit(b, Some((&old, gen1)), &BTreeMap::new()),
+            group.commit(b, Some((&old, gen1)), &BTreeMap::new(), true),
             Err(Error::FencedInstanceId { .. })
         ));
         assert_eq!(

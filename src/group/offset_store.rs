@@ -357,15 +357,31 @@ pub(crate) fn offsets_log(broker: &BrokerInner, group: &str) -> Result<Arc<Parti
     }
 }
 
-/// Appends one commit (several partitions, one batch) to the group's offsets log.
-/// `None` values are tombstones.
+/// Where a commit was appended: the offsets log and the end offset just past its batch, for
+/// [`PartitionLog::sync_to`] when the commit must be durable.
+pub(crate) struct Appended {
+    pub(crate) log: Arc<PartitionLog>,
+    pub(crate) end_offset: i64,
+}
+
+impl Appended {
+    /// Fsyncs the offsets log through this commit (shared with concurrent callers: group
+    /// commit).
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.log.sync_to(self.end_offset)
+    }
+}
+
+/// Appends one commit (several partitions, one batch) to the group's offsets log, to the page
+/// cache (it survives a crash of the process, not of the machine; see [`Appended::sync`]).
+/// `None` values are tombstones. `None` when there was nothing to append.
 pub(crate) fn append_commits(
     broker: &BrokerInner,
     group: &str,
     commits: &[(TopicPartition, Option<OffsetAndMetadata>)],
-) -> Result<()> {
+) -> Result<Option<Appended>> {
     if commits.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let now = broker.clock().now_ms();
     let records: Vec<Record> = commits
@@ -378,8 +394,12 @@ pub(crate) fn append_commits(
             }
         })
         .collect();
-    offsets_log(broker, group)?.append_records(&records)?;
-    Ok(())
+    let log = offsets_log(broker, group)?;
+    let info = log.append_records(&records)?;
+    Ok(Some(Appended {
+        log,
+        end_offset: info.last_offset.saturating_add(1),
+    }))
 }
 
 /// Rebuilds every group's committed offsets from `__consumer_offsets` (empty if it does not
