@@ -7,13 +7,22 @@
 //!   `RebalanceInProgress`, not `CommitFailed`;
 //! * defect 10: a second live member with the same `group.instance.id` fences the first
 //!   (`FencedInstanceId`), and no partition ever has two owners;
-//! * `commit_sync` is durable (fsynced) before it returns.
+//! * group members under CPU contention (spinning threads on a 2-core machine): members of a
+//!   cooperative-sticky group join, commit and leave in a loop; no partition ever has two
+//!   owners, commits in `on_partitions_revoked` never fail, every record is delivered at least
+//!   once. A few seconds in CI; `EMBROKER_LONG=1` runs 30 s; `EMBROKER_SEED` replays a seed
+//!   (which every failure message names).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::{seed, XorShift};
 
 use embroker::{
     AssignmentStrategy, Broker, Consumer, ConsumerConfig, Error, GroupState, OffsetReset,
@@ -426,4 +435,284 @@ fn defect10_fencing_while_both_poll_never_makes_two_owners() {
     let a = a_thread.join().unwrap();
     assert!(a.assignment().is_empty());
     assert_eq!(violations.lock().unwrap().clone(), Vec::<String>::new());
+}
+
+fn long() -> bool {
+    std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1")
+}
+
+const CONTENTION_PARTITIONS: i32 = 6;
+
+#[derive(Default)]
+struct Contention {
+    owners: Mutex<BTreeMap<i32, usize>>,
+    violations: Mutex<Vec<String>>,
+    seen: Mutex<BTreeSet<(i32, i64)>>,
+    revoke_commits: AtomicUsize,
+    rebalances_in_progress: AtomicUsize,
+}
+
+struct ContentionOwner {
+    id: usize,
+    seed: u64,
+    shared: Arc<Contention>,
+}
+
+impl ContentionOwner {
+    fn violation(&self, what: String) {
+        self.shared
+            .violations
+            .lock()
+            .unwrap()
+            .push(format!("member {}: {what} (seed {})", self.id, self.seed));
+    }
+
+    fn release(&self, ps: &[TopicPartition], how: &str) {
+        let mut owners = self.shared.owners.lock().unwrap();
+        for tp in ps {
+            match owners.get(&tp.partition) {
+                Some(&owner) if owner == self.id => {
+                    owners.remove(&tp.partition);
+                }
+                other => {
+                    let other = other.copied();
+                    drop(owners);
+                    self.violation(format!("{how} {tp} owned by {other:?}"));
+                    owners = self.shared.owners.lock().unwrap();
+                }
+            }
+        }
+    }
+}
+
+impl RebalanceListener for ContentionOwner {
+    fn on_partitions_revoked(
+        &mut self,
+        consumer: &mut Consumer,
+        ps: &[TopicPartition],
+    ) -> embroker::Result<()> {
+        if !ps.is_empty() {
+            match consumer.commit_sync() {
+                Ok(()) => {
+                    self.shared.revoke_commits.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => self.violation(format!("commit in on_partitions_revoked({ps:?}): {e}")),
+            }
+        }
+        self.release(ps, "revokes");
+        Ok(())
+    }
+
+    fn on_partitions_assigned(
+        &mut self,
+        _: &mut Consumer,
+        ps: &[TopicPartition],
+    ) -> embroker::Result<()> {
+        let mut owners = self.shared.owners.lock().unwrap();
+        for tp in ps {
+            if let Some(other) = owners.insert(tp.partition, self.id) {
+                drop(owners);
+                self.violation(format!("assigned {tp} still owned by member {other}"));
+                owners = self.shared.owners.lock().unwrap();
+            }
+        }
+        Ok(())
+    }
+
+    fn on_partitions_lost(
+        &mut self,
+        _: &mut Consumer,
+        ps: &[TopicPartition],
+    ) -> embroker::Result<()> {
+        self.release(ps, "loses");
+        Ok(())
+    }
+}
+
+/// One member thread: join, poll and commit a random number of times, leave (close,
+/// unsubscribe or drop, at random), again, until `stop`.
+fn contention_member(
+    broker: Broker,
+    id: usize,
+    seed: u64,
+    shared: Arc<Contention>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut rng = XorShift(seed ^ (id as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut life = 0;
+    while !stop.load(Ordering::Relaxed) {
+        life += 1;
+        let cfg = coop("contention").max_poll_records(1 + rng.below(100) as u32);
+        let mut c = broker.consumer(cfg).unwrap();
+        let owner = ContentionOwner {
+            id: id * 1000 + life,
+            seed,
+            shared: shared.clone(),
+        };
+        c.subscribe_with_listener(&["t"], owner).unwrap();
+        let polls = 1 + rng.below(20);
+        for _ in 0..polls {
+            let records = match c.poll(Duration::from_millis(rng.below(5))) {
+                Ok(r) => r,
+                Err(e) => {
+                    shared
+                        .violations
+                        .lock()
+                        .unwrap()
+                        .push(format!("member {id}: poll: {e} (seed {seed})"));
+                    break;
+                }
+            };
+            let owned = c.assignment();
+            {
+                let mut seen = shared.seen.lock().unwrap();
+                for r in &records {
+                    if !owned.contains(&r.topic_partition()) {
+                        shared.violations.lock().unwrap().push(format!(
+                            "member {id}: record of {} not assigned (seed {seed})",
+                            r.topic_partition()
+                        ));
+                    }
+                    seen.insert((r.partition, r.offset));
+                }
+            }
+            // Processing time: other members rejoin and complete rebalances meanwhile.
+            std::thread::sleep(Duration::from_micros(rng.below(2000)));
+            if rng.below(2) == 0 {
+                match c.commit_sync() {
+                    Ok(()) => {}
+                    // Retryable: the group completed a rebalance this member has not picked
+                    // up; the next poll does, and these records may be delivered again.
+                    Err(Error::RebalanceInProgress { .. }) => {
+                        shared
+                            .rebalances_in_progress
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => shared
+                        .violations
+                        .lock()
+                        .unwrap()
+                        .push(format!("member {id}: commit_sync: {e} (seed {seed})")),
+                }
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        let result = match rng.below(3) {
+            0 => c.close(),
+            1 => c.unsubscribe(),
+            _ => {
+                drop(c);
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            shared
+                .violations
+                .lock()
+                .unwrap()
+                .push(format!("member {id}: leaving: {e} (seed {seed})"));
+        }
+    }
+}
+
+/// Three members of a cooperative-sticky group join, poll, commit and leave in a loop while
+/// an appender writes and two threads spin (on a 2-core machine the members then get
+/// descheduled at any point): no partition ever has two owners (as seen by the listeners),
+/// every commit in `on_partitions_revoked` succeeds, and every record is delivered at least
+/// once.
+#[test]
+fn group_members_under_cpu_contention_keep_one_owner_and_revoke_commits_never_fail() {
+    let seed = seed();
+    let (min_run, records) = if long() {
+        (Duration::from_secs(30), 200_000)
+    } else {
+        (Duration::from_secs(2), 5_000)
+    };
+    let broker = Broker::temporary().unwrap();
+    broker
+        .create_topic(
+            "t",
+            TopicConfig::default().partitions(CONTENTION_PARTITIONS),
+        )
+        .unwrap();
+    let stop_spin = Arc::new(AtomicBool::new(false));
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop_spin.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    std::hint::black_box(x);
+                }
+            })
+        })
+        .collect();
+    let producer = {
+        let broker = broker.clone();
+        std::thread::spawn(move || {
+            let topic = broker.topic("t").unwrap();
+            for i in 0..records {
+                let p = topic.partition(i as i32 % CONTENTION_PARTITIONS).unwrap();
+                p.append(&[Record::new(format!("{i}"))]).unwrap();
+                if i % 500 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let shared = Arc::new(Contention::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let members: Vec<_> = (0..3)
+        .map(|id| {
+            let (b, s, st) = (broker.clone(), shared.clone(), stop.clone());
+            std::thread::spawn(move || contention_member(b, id, seed, s, st))
+        })
+        .collect();
+    producer.join().unwrap();
+    let start = Instant::now();
+    let deadline = start + min_run + Duration::from_secs(60);
+    loop {
+        let seen = shared.seen.lock().unwrap().len();
+        if (seen == records && start.elapsed() >= min_run) || Instant::now() > deadline {
+            break;
+        }
+        if !shared.violations.lock().unwrap().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for m in members {
+        m.join().unwrap();
+    }
+    stop_spin.store(true, Ordering::Relaxed);
+    for s in spinners {
+        s.join().unwrap();
+    }
+    let violations = shared.violations.lock().unwrap().clone();
+    assert!(violations.is_empty(), "seed {seed}: {violations:#?}");
+    let seen = shared.seen.lock().unwrap().len();
+    assert_eq!(
+        seen, records,
+        "seed {seed}: records delivered at least once"
+    );
+    let owners = shared.owners.lock().unwrap().clone();
+    assert!(
+        owners.is_empty(),
+        "seed {seed}: partitions still owned after every member left: {owners:?}"
+    );
+    let generation = broker.describe_group("contention").unwrap().generation;
+    eprintln!(
+        "seed {seed}: generation {generation}, {} commits in on_partitions_revoked, {} \
+         RebalanceInProgress on plain commits",
+        shared.revoke_commits.load(Ordering::Relaxed),
+        shared.rebalances_in_progress.load(Ordering::Relaxed)
+    );
+    assert!(
+        generation >= 5,
+        "seed {seed}: only {generation} generations: no churn happened"
+    );
 }
