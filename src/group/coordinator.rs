@@ -610,7 +610,11 @@ impl GroupInner {
             .members
             .values()
             .filter(|m| !m.in_poll && m.joined.is_none())
-            .map(|m| m.last_poll_ms.saturating_add(m.max_poll_interval_ms) + 1)
+            .map(|m| {
+                m.last_poll_ms
+                    .saturating_add(m.max_poll_interval_ms)
+                    .saturating_add(1)
+            })
             .min();
         match (delay, expiry) {
             (Some(a), Some(b)) => Some(a.min(b)),
