@@ -227,6 +227,11 @@ fn live_broker(dir: &Path, stop: Arc<AtomicBool>, appended: Arc<AtomicU64>) -> B
 #[test]
 fn verify_and_dump_beside_a_live_broker_never_report_damage() {
     let seed = seed();
+    common::with_seed(seed, || verify_and_dump_beside(seed));
+}
+
+/// The body of `verify_and_dump_beside_a_live_broker_never_report_damage`.
+fn verify_and_dump_beside(seed: u64) {
     let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
     let budget = Duration::from_secs(if long { 60 } else { 4 });
     let mut rng = XorShift(seed);
@@ -302,22 +307,12 @@ fn verify_and_dump_beside_a_live_broker_never_report_damage() {
     );
     assert!(
         failures.is_empty(),
-        "seed {seed} (replay: EMBROKER_SEED={seed} cargo test --features cli --test \
-         hostile_cli_live): {} of {verifies} verify runs / {dumps} dumps failed beside a live \
-         broker; first: {}",
+        "{} of {verifies} verify runs / {dumps} dumps failed beside a live broker; first: {}",
         failures.len(),
         failures[0]
     );
-    assert!(
-        appends > 100,
-        "seed {seed}: the broker appended only {appends} batches"
-    );
+    assert!(appends > 100, "the broker appended only {appends} batches");
     // Once closed, the directory verifies exactly.
     let o = run(&["verify", &d]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "seed {seed}: after close: {}",
-        text(&o.stdout)
-    );
+    assert_eq!(o.status.code(), Some(0), "after close: {}", text(&o.stdout));
 }
