@@ -85,9 +85,14 @@ impl ManualClock {
         })
     }
 
-    /// Moves the clock forward (or back, with a negative delta).
+    /// Moves the clock forward (or back, with a negative delta), saturating at the ends of
+    /// `i64`.
     pub fn advance_ms(&self, delta_ms: i64) {
-        self.now_ms.fetch_add(delta_ms, Ordering::SeqCst);
+        let _ = self
+            .now_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                Some(now.saturating_add(delta_ms))
+            });
     }
 
     /// Sets the clock.

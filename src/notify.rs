@@ -33,17 +33,22 @@ impl Notifier {
         }
     }
 
-    /// Waits until the count differs from `seen` or `deadline` passes. Returns true when an
-    /// event happened.
-    pub(crate) fn wait_past(&self, seen: u64, deadline: Instant) -> bool {
+    /// Waits until the count differs from `seen` or `deadline` passes (`None`: no deadline, for
+    /// a timeout too long to add to an `Instant`). Returns true when an event happened.
+    pub(crate) fn wait_past(&self, seen: u64, deadline: Option<Instant>) -> bool {
         let mut guard = self.lock.lock();
         self.waiters.fetch_add(1, Ordering::AcqRel);
         let happened = loop {
             if self.events.load(Ordering::Acquire) != seen {
                 break true;
             }
-            if self.cv.wait_until(&mut guard, deadline).timed_out() {
-                break self.events.load(Ordering::Acquire) != seen;
+            match deadline {
+                Some(d) => {
+                    if self.cv.wait_until(&mut guard, d).timed_out() {
+                        break self.events.load(Ordering::Acquire) != seen;
+                    }
+                }
+                None => self.cv.wait(&mut guard),
             }
         };
         self.waiters.fetch_sub(1, Ordering::AcqRel);
@@ -61,14 +66,14 @@ mod tests {
     fn wakes_on_notify_and_times_out_without() {
         let n = Arc::new(Notifier::default());
         let seen = n.events();
-        assert!(!n.wait_past(seen, Instant::now() + Duration::from_millis(10)));
+        assert!(!n.wait_past(seen, Some(Instant::now() + Duration::from_millis(10))));
         let n2 = n.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             n2.notify();
         });
         let start = Instant::now();
-        assert!(n.wait_past(seen, Instant::now() + Duration::from_secs(10)));
+        assert!(n.wait_past(seen, None));
         assert!(start.elapsed() < Duration::from_secs(5));
         t.join().unwrap();
     }

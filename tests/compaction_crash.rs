@@ -76,10 +76,17 @@ fn sigkill_during_cleaning_keeps_the_latest_value_of_every_key() {
     if let Ok(dir) = std::env::var("EMBROKER_COMPACTION_CHILD") {
         child(&dir);
     }
+    let seed = seed();
+    eprintln!("seed {seed}");
+    common::with_seed(seed, || kill_cleaning(seed));
+}
+
+/// The parent of `sigkill_during_cleaning_keeps_the_latest_value_of_every_key`.
+fn kill_cleaning(seed: u64) {
     let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
     let kills = if long { 1_000 } else { 30 };
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = XorShift(seed());
+    let mut rng = XorShift(seed);
     let expected = {
         let broker = Broker::builder()
             .log_cleaner(false)
@@ -114,7 +121,9 @@ fn sigkill_during_cleaning_keeps_the_latest_value_of_every_key() {
     for run in 0..kills {
         let (mut child, lines) =
             common::spawn_ready_child(TEST, dir.path(), &format!("run {run}"), |c| {
-                c.env("EMBROKER_COMPACTION_CHILD", dir.path());
+                // Each child's choices follow the seed (its timing does not).
+                c.env("EMBROKER_COMPACTION_CHILD", dir.path())
+                    .env("EMBROKER_SEED", (seed ^ (run << 32)).to_string());
             });
         // The child prints only between steps; read on another thread so the kill lands on
         // time even in the middle of a long pass.

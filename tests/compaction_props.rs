@@ -45,8 +45,20 @@ fn record(k: u8, v: Option<u16>) -> Record {
     }
 }
 
+/// `EMBROKER_SEED` replays a run's cases; without it proptest picks its own. Either way a
+/// failure's message carries the (shrunk) failing input itself.
+fn rng_seed() -> proptest::test_runner::RngSeed {
+    match std::env::var("EMBROKER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(seed) => proptest::test_runner::RngSeed::Fixed(seed),
+        None => proptest::test_runner::RngSeed::Random,
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig { rng_seed: rng_seed(), ..ProptestConfig::with_cases(96) })]
     #[test]
     fn compaction_keeps_the_latest_value_of_every_key(
         ops in proptest::collection::vec(op(), 1..120),

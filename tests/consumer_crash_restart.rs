@@ -179,10 +179,15 @@ fn append(broker: &Broker, per_partition: &[usize], next_value: &mut usize) {
 
 #[test]
 fn killed_consumer_restarts_from_its_last_commit_at_least_once() {
-    let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
-    let kills = if long { LONG_KILLS } else { 1 };
     let seed = seed();
     eprintln!("seed {seed}");
+    common::with_seed(seed, || kill_and_restart(seed));
+}
+
+/// The body of `killed_consumer_restarts_from_its_last_commit_at_least_once`.
+fn kill_and_restart(seed: u64) {
+    let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
+    let kills = if long { LONG_KILLS } else { 1 };
     let mut rng = XorShift(seed);
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();

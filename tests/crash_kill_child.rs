@@ -105,13 +105,20 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
             .unwrap_or(0);
         child(&dir, run);
     }
+    let seed = seed();
+    eprintln!("seed {seed}");
+    common::with_seed(seed, || kill_runs(seed));
+}
+
+/// The parent of `sigkill_during_appends_loses_nothing_acknowledged`.
+fn kill_runs(seed: u64) {
     let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
     let kills: u64 = std::env::var("EMBROKER_CRASH_KILLS")
         .ok()
         .and_then(|k| k.parse().ok())
         .unwrap_or(if long { 500 } else { 25 });
     let mut dir = tempfile::tempdir().unwrap();
-    let mut rng = XorShift(seed());
+    let mut rng = XorShift(seed);
     // (partition, offset) -> expected value, for every record acknowledged in `dir`.
     let mut acked: BTreeMap<(i32, i64), String> = BTreeMap::new();
     let (mut total_acks, mut records_acked, mut records_checked) = (0u64, 0usize, 0usize);
@@ -127,7 +134,9 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
         let (mut child, mut lines) =
             common::spawn_ready_child(test, dir.path(), &format!("run {run}"), |c| {
                 c.env("EMBROKER_CRASH_CHILD", dir.path())
-                    .env("EMBROKER_CRASH_RUN", run.to_string());
+                    .env("EMBROKER_CRASH_RUN", run.to_string())
+                    // The child's choices follow the seed (its timing does not).
+                    .env("EMBROKER_SEED", seed.to_string());
             });
         let kill_at = Instant::now() + Duration::from_millis(rng.next() % 40);
         let mut acks_this_run = Vec::new();

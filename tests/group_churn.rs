@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -117,7 +119,14 @@ fn run_member(
     }
 }
 
+/// The churn with its joining times from `EMBROKER_SEED`, else a fixed seed; a failure
+/// message names it.
 fn churn(strategy: AssignmentStrategy) {
+    let seed = common::seed_or(0x9e37_79b9);
+    common::with_seed(seed, || churn_with(strategy, seed));
+}
+
+fn churn_with(strategy: AssignmentStrategy, mut seed: u64) {
     let broker = Broker::temporary().unwrap();
     broker
         .create_topic("churn", TopicConfig::default().partitions(PARTITIONS))
@@ -147,7 +156,6 @@ fn churn(strategy: AssignmentStrategy) {
             run_member(b, id, 400, strategy, s)
         }));
     }
-    let mut seed = 0x9e37_79b9_u64;
     let mut next = || {
         seed ^= seed << 13;
         seed ^= seed >> 7;

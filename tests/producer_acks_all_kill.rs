@@ -81,14 +81,19 @@ fn child_produces_with_acks_all_until_killed() {
 
 #[test]
 fn acknowledged_records_survive_sigkill_of_the_producing_process() {
+    let seed = seed();
+    eprintln!("seed {seed}");
+    common::with_seed(seed, || kill_runs(seed));
+}
+
+/// The body of `acknowledged_records_survive_sigkill_of_the_producing_process`.
+fn kill_runs(seed: u64) {
     let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
     let (kills, kills_per_dir) = if long {
         (LONG_KILLS, LONG_KILLS_PER_DIR)
     } else {
         (ITERATIONS, 1)
     };
-    let seed = seed();
-    eprintln!("seed {seed}");
     let mut rng = XorShift(seed);
     let started = Instant::now();
     let exe = std::env::current_exe().unwrap();

@@ -397,10 +397,15 @@ fn check(dir: &Path, target: Target, written: &Written, tally: &mut Tally, ctx: 
 
 #[test]
 fn random_damage_is_reported_or_repaired_never_returned() {
-    let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
-    let iterations = if long { 5000 } else { 240 };
     let seed = seed();
     eprintln!("corruption: seed {seed} (EMBROKER_SEED={seed} replays it)");
+    common::with_seed(seed, || random_damage(seed));
+}
+
+/// The body of `random_damage_is_reported_or_repaired_never_returned`.
+fn random_damage(seed: u64) {
+    let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
+    let iterations = if long { 5000 } else { 240 };
     let mut rng = XorShift(seed);
     let root = tempfile::tempdir().unwrap();
     let pristine = root.path().join("pristine");
@@ -409,9 +414,6 @@ fn random_damage_is_reported_or_repaired_never_returned() {
     let mut tally = Tally::default();
     let mut per_target: BTreeMap<String, u64> = BTreeMap::new();
     let mut failures = Vec::new();
-    // Violations are collected from the panic payloads; the default hook would print each.
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     for i in 0..iterations {
         let work = root.path().join(format!("work-{i}"));
         copy_dir(&pristine, &work);
@@ -425,9 +427,14 @@ fn random_damage_is_reported_or_repaired_never_returned() {
         let ctx = format!("seed {seed} iteration {i}, {target:?} {rel}: {what}");
         *per_target.entry(format!("{target:?}")).or_default() += 1;
         tally.iterations += 1;
+        // Violations are collected from the panic payloads; the default hook would print each.
+        // Silenced only around the check, so a panic elsewhere keeps its message.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             check(&work, target, &written, &mut tally, &ctx)
         }));
+        std::panic::set_hook(hook);
         if let Err(panic) = outcome {
             let msg = panic
                 .downcast_ref::<String>()
@@ -438,7 +445,6 @@ fn random_damage_is_reported_or_repaired_never_returned() {
         }
         std::fs::remove_dir_all(&work).unwrap();
     }
-    std::panic::set_hook(hook);
     eprintln!(
         "corruption: {} iterations {per_target:?}, {} records checked, {} partitions offline, {} read errors, {} failures, {:?}",
         tally.iterations,

@@ -30,6 +30,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(unix)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::Command;
@@ -210,12 +212,10 @@ fn appends_fail_cleanly_when_the_disk_is_full() {
     let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
     let modes = ["append", "producer", "flush"];
     let mut plan = Vec::new();
+    // Only the long mode's plan is random; the seed is in every failure message either way.
+    let seed = common::seed();
     if long {
-        let mut x = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            | 1;
+        let mut x = seed;
         eprintln!("disk full: seed {x}");
         for run in 0..60 {
             x ^= x << 13;
@@ -233,7 +233,7 @@ fn appends_fail_cleanly_when_the_disk_is_full() {
     let started = std::time::Instant::now();
     let mut records = 0;
     for (run, (mode, limit)) in plan.iter().enumerate() {
-        let (n, first) = run_once(mode, *limit, run as u64);
+        let (n, first) = common::with_seed(seed, || run_once(mode, *limit, run as u64));
         records += n;
         if run == 0 {
             eprintln!("disk full: first failure looks like: {first}");

@@ -290,9 +290,14 @@ fn power_loss_keeps_every_acknowledged_record() {
             .unwrap_or(0);
         child(&dir, run);
     }
-    let runs: u64 = if long() { 400 } else { 40 };
     let seed = seed();
     eprintln!("power loss: seed {seed} (EMBROKER_SEED={seed} replays the damage choices)");
+    common::with_seed(seed, || power_loss_runs(seed));
+}
+
+/// The parent of `power_loss_keeps_every_acknowledged_record`.
+fn power_loss_runs(seed: u64) {
+    let runs: u64 = if long() { 400 } else { 40 };
     let mut rng = XorShift(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut acked: BTreeMap<(i32, i64), String> = BTreeMap::new();
@@ -307,7 +312,8 @@ fn power_loss_keeps_every_acknowledged_record() {
             common::spawn_ready_child(TEST_NAME, dir.path(), &context, |c| {
                 c.env(CHILD_DIR, dir.path())
                     .env(CHILD_RUN, run.to_string())
-                    .env_remove("EMBROKER_SEED");
+                    // The child's choices follow the seed too (its timing does not).
+                    .env("EMBROKER_SEED", seed.to_string());
             });
         let kill_at = Instant::now() + Duration::from_millis(1 + rng.below(60));
         let mut pending = Image::new();

@@ -215,13 +215,14 @@ fn member_loop(
 
 #[test]
 fn producers_churning_groups_and_retention_together() {
+    let seed = common::seed();
+    common::with_seed(seed, || stress(seed));
+}
+
+/// The body of `producers_churning_groups_and_retention_together`.
+fn stress(seed: u64) {
     let long = std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1");
     let run_for = Duration::from_secs(if long { 60 } else { 10 });
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
     eprintln!("stress: seed {seed}, {run_for:?}");
     let broker = Broker::builder()
         .cleaner_backoff(Duration::from_millis(10))

@@ -86,13 +86,15 @@ impl BrokerBuilder {
     }
 
     /// How often retention runs (Kafka's `log.retention.check.interval.ms`). Default: 5 minutes.
+    /// Zero is a config error; a period too long to reach (`Duration::MAX`) means never.
     pub fn retention_check_interval(&mut self, interval: Duration) -> &mut Self {
         self.retention_check_interval = interval;
         self
     }
 
     /// How often recovery points are checkpointed (Kafka's
-    /// `log.flush.offset.checkpoint.interval.ms`). Default: 60 seconds.
+    /// `log.flush.offset.checkpoint.interval.ms`). Default: 60 seconds. Zero is a config
+    /// error; a period too long to reach (`Duration::MAX`) means never.
     pub fn checkpoint_interval(&mut self, interval: Duration) -> &mut Self {
         self.checkpoint_interval = interval;
         self
@@ -114,7 +116,8 @@ impl BrokerBuilder {
     }
 
     /// How long the cleaner thread sleeps between rounds (Kafka's `log.cleaner.backoff.ms`).
-    /// Default: 15 seconds.
+    /// Default: 15 seconds. Zero is a config error; `Duration::MAX` means the thread never
+    /// runs a round ([`Broker::run_log_cleaner`] still cleans).
     pub fn cleaner_backoff(&mut self, backoff: Duration) -> &mut Self {
         self.cleaner_backoff = backoff;
         self

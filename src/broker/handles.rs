@@ -163,6 +163,8 @@ impl Partition {
 
     /// Waits until the log end offset is greater than `offset` (a record at `offset` exists)
     /// or `timeout` passes. Woken by the append, not by polling. Returns whether it happened.
+    /// A timeout too long to add to the current instant (`Duration::MAX`) waits until the
+    /// append or until the broker closes.
     pub fn wait_for_end_offset_past(&self, offset: i64, timeout: Duration) -> bool {
         self.log.wait_for_end_past(offset, timeout)
     }

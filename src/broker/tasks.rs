@@ -69,8 +69,9 @@ pub(crate) fn start(
     retention_every: Duration,
     checkpoint_every: Duration,
 ) -> Result<Background> {
-    let mut next_retention = Instant::now() + retention_every;
-    let mut next_checkpoint = Instant::now() + checkpoint_every;
+    // An interval too long to add to an `Instant` (`Duration::MAX`) means never: `None`.
+    let mut next_retention = Instant::now().checked_add(retention_every);
+    let mut next_checkpoint = Instant::now().checked_add(checkpoint_every);
     Background::spawn("embroker-tasks", broker, TICK, move |broker| {
         let now = Instant::now();
         let now_ms = broker.clock().now_ms();
@@ -79,15 +80,15 @@ pub(crate) fn start(
             let _ = log.flush_if_due(now_ms);
             let _ = log.sync_sealed();
         }
-        if now >= next_retention {
+        if next_retention.is_some_and(|at| now >= at) {
             let _ = broker.enforce_retention();
-            next_retention = now + retention_every;
+            next_retention = now.checked_add(retention_every);
         }
-        if now >= next_checkpoint {
+        if next_checkpoint.is_some_and(|at| now >= at) {
             for log in broker.all_logs() {
                 let _ = log.checkpoint_if_changed();
             }
-            next_checkpoint = now + checkpoint_every;
+            next_checkpoint = now.checked_add(checkpoint_every);
         }
     })
 }

@@ -712,9 +712,11 @@ impl Consumer {
             };
             if let Some(at) = wake_at_ms {
                 let delta = u64::try_from(at.saturating_sub(self.now())).unwrap_or(0);
-                wait_until = wait_until.min(now + Duration::from_millis(delta));
+                if let Some(wake) = now.checked_add(Duration::from_millis(delta)) {
+                    wait_until = wait_until.min(wake);
+                }
             }
-            notifier.wait_past(seen, wait_until);
+            notifier.wait_past(seen, Some(wait_until));
         }
     }
 

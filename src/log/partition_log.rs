@@ -522,7 +522,7 @@ impl PartitionLog {
                 > i64::from(u32::MAX);
         let first = active.first_timestamp();
         let waited = if first == NO_TIMESTAMP {
-            now - active.created_ms()
+            now.saturating_sub(active.created_ms())
         } else {
             incoming.max_timestamp.saturating_sub(first)
         };
@@ -780,9 +780,10 @@ impl PartitionLog {
         }
     }
 
-    /// Waits until the log end offset passes `offset` or `timeout` elapses; true if it did.
+    /// Waits until the log end offset passes `offset` or `timeout` elapses; true if it did. A
+    /// timeout too long to add to an `Instant` (`Duration::MAX`) waits without a deadline.
     pub(crate) fn wait_for_end_past(&self, offset: i64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             let seen = self.notifier.events();
             if self.log_end_offset() > offset {

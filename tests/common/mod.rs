@@ -84,6 +84,15 @@ pub fn seed() -> u64 {
         | 1
 }
 
+/// `EMBROKER_SEED` when set, else `default` (for a test that runs a fixed seed unless told).
+pub fn seed_or(default: u64) -> u64 {
+    std::env::var("EMBROKER_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(default)
+        | 1
+}
+
 /// Starts this test binary again as a child running only `test` (the crash tests' child),
 /// set up further by `configure` (its environment), with stdout piped and stderr in
 /// `dir/child-stderr`. Returns once the child printed a line ending in `READY`, with the rest
@@ -116,6 +125,37 @@ pub fn spawn_ready_child(
         };
         if line.ends_with("READY") {
             return (child, lines);
+        }
+    }
+}
+
+/// How to replay a run of this test binary with `seed`, for failure messages.
+pub fn replay_hint(seed: u64) -> String {
+    let features = if cfg!(feature = "cli") {
+        " --features cli"
+    } else {
+        ""
+    };
+    format!(
+        "seed {seed} (replay: EMBROKER_SEED={seed} cargo test{features} --test {})",
+        env!("CARGO_CRATE_NAME")
+    )
+}
+
+/// Runs `body`, the randomized part of a test using `seed`; a panic in it (an assert, an
+/// `expect`, a joined thread's panic) is raised again with [`replay_hint`] in front of its
+/// message, so the seed is in the failure message itself. Children spawned by the test must
+/// get `EMBROKER_SEED` too, so that they make the same choices.
+pub fn with_seed<T>(seed: u64, body: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(v) => v,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic without a message".into());
+            panic!("{}: {message}", replay_hint(seed))
         }
     }
 }

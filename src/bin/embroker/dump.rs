@@ -4,6 +4,11 @@
 //! directory lock and never modifies anything. Handles `.log` (batches, optionally records),
 //! `.index`, `.timeindex` and `recovery-point` (layouts in docs/FORMAT.md §4–8). The walk of a
 //! `.log` is shared with `verify`.
+//!
+//! Exit 1 when the file shows damage, unless the file changed while it was read (its inode,
+//! size or times moved: a live broker appending, rewriting an index, deleting or replacing
+//! it): then the damage may be a write in progress, and dump says so on stderr and exits 0. A
+//! path that is not there (deleted before dump opened it) is an error, exit 1.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -106,6 +111,46 @@ pub fn walk_log(bytes: &[u8], mut on_progress: impl FnMut(u64)) -> Vec<BatchInfo
     }
     on_progress(bytes.len() as u64);
     out
+}
+
+/// What identifies a file's contents without reading them: if any of these differ between
+/// two looks, the file may have changed in between (a live broker appended to it, rewrote it
+/// in place, or replaced it by a rename).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Stamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    changed_ns: i64,
+}
+
+impl Stamp {
+    /// The stamp of a file's metadata.
+    pub fn of(m: &std::fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        let (inode, changed_ns) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                m.ino(),
+                m.ctime()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(m.ctime_nsec()),
+            )
+        };
+        #[cfg(not(unix))]
+        let (inode, changed_ns) = (0, 0);
+        Stamp {
+            inode,
+            len: m.len(),
+            modified: m.modified().ok(),
+            changed_ns,
+        }
+    }
+
+    /// The stamp of the file at `path`, `None` when it is not there.
+    pub fn at(path: &Path) -> Option<Stamp> {
+        std::fs::metadata(path).ok().map(|m| Stamp::of(&m))
+    }
 }
 
 /// The base offset a segment file's name encodes (`00000000000000000042.log` → 42).
@@ -378,6 +423,7 @@ fn dump_index(ctx: &Ctx, bytes: &[u8], base: i64, time: bool, out: &mut impl Wri
 /// Runs `dump`.
 pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
     let path = &args.path;
+    let before = Stamp::at(path);
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -429,5 +475,15 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
         .into());
     };
     out.flush()?;
+    if !ok && Stamp::at(path) != before {
+        // Beside a live broker: a batch being appended, an index being rewritten, a file
+        // deleted or replaced while it was read. Not damage; a second dump shows.
+        eprintln!(
+            "embroker: {} changed while it was read (a broker is writing it): the torn or bad \
+             part above may be a write in progress, not damage; dump it again to check",
+            path.display()
+        );
+        return Ok(true);
+    }
     Ok(ok)
 }

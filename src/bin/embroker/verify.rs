@@ -7,16 +7,29 @@
 //! entries are whole, increasing and point at batches that exist; the recovery point decodes
 //! and lies on a batch boundary. Problems name the file and byte position; exit 1 if any.
 //! Things open would quietly clean up (stray `.tmp` files, orphan directories, index files
-//! without a log) are warnings and do not fail the check.
+//! without a log, a recovery point naming a segment retention deleted) are warnings and do not
+//! fail the check.
+//!
+//! Beside a live broker, files change while they are read: segments are appended to, deleted by
+//! retention, replaced by the cleaner. So each partition is checked between two listings of its
+//! files' identities (inode, size, modification and change times), and a finding counts as
+//! damage only when every file it rests on (its segment's three files; for the recovery point,
+//! that file and the segment it names) was the same before and after, and a second check finds
+//! it again (coarse file times can hide a rewrite in the same tick). A finding on a file that
+//! changed, or that was gone when read, is checked again (up to [`ATTEMPTS`] times, backing
+//! off); if the file keeps changing it is listed as "changed while verifying" (not checked),
+//! which does not fail the check: exit 0 unless damage was found. On a closed directory
+//! nothing changes, so every finding is confirmed and the result is exact.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use embroker::TopicConfig;
 
 use crate::dump::{
-    base_offset_of, be_i64, be_u32, decode_recovery_point, walk_log, BatchStatus,
+    base_offset_of, be_i64, be_u32, decode_recovery_point, walk_log, BatchStatus, Stamp,
     INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
 };
 use crate::output::{json_arr, json_obj, json_opt_num, json_str};
@@ -30,38 +43,74 @@ pub struct Args {
     dir: Option<PathBuf>,
 }
 
+/// How many times a partition with findings on changing files is checked before those are
+/// listed as changed while verifying.
+pub const ATTEMPTS: u32 = 6;
+
 /// One finding.
 struct Finding {
     file: PathBuf,
     position: Option<u64>,
     reason: String,
+    /// The files whose contents the finding rests on (besides `file`).
+    rests_on: Vec<PathBuf>,
+    /// The file was not there when read: it changed, whatever the listings say.
+    vanished: bool,
+}
+
+impl Finding {
+    /// What identifies the finding from one check to the next.
+    fn key(&self) -> (PathBuf, Option<u64>, String) {
+        (self.file.clone(), self.position, self.reason.clone())
+    }
 }
 
 #[derive(Default)]
 struct Report {
     problems: Vec<Finding>,
     warnings: Vec<Finding>,
+    /// Findings on files that kept changing under the check: not damage, not checked.
+    changed: Vec<Finding>,
     files: u64,
+    /// The files the findings made now rest on (see [`Finding::rests_on`]).
+    scope: Vec<PathBuf>,
     /// The progress display, if shown, and the segment bytes checked so far.
     progress: Option<Progress>,
     done: u64,
 }
 
 impl Report {
-    fn problem(&mut self, file: &Path, position: Option<u64>, reason: impl Into<String>) {
-        self.problems.push(Finding {
+    fn finding(&self, file: &Path, position: Option<u64>, reason: String) -> Finding {
+        Finding {
             file: file.to_path_buf(),
             position,
-            reason: reason.into(),
-        });
+            reason,
+            rests_on: self.scope.clone(),
+            vanished: false,
+        }
+    }
+
+    fn problem(&mut self, file: &Path, position: Option<u64>, reason: impl Into<String>) {
+        let f = self.finding(file, position, reason.into());
+        self.problems.push(f);
+    }
+
+    /// A problem that rests also on `log` (the segment a recovery point names).
+    fn problem_on(
+        &mut self,
+        log: Option<PathBuf>,
+        file: &Path,
+        position: Option<u64>,
+        reason: impl Into<String>,
+    ) {
+        let mut f = self.finding(file, position, reason.into());
+        f.rests_on.extend(log);
+        self.problems.push(f);
     }
 
     fn warning(&mut self, file: &Path, reason: impl Into<String>) {
-        self.warnings.push(Finding {
-            file: file.to_path_buf(),
-            position: None,
-            reason: reason.into(),
-        });
+        let f = self.finding(file, None, reason.into());
+        self.warnings.push(f);
     }
 
     /// Counts `len` more segment bytes as checked, `path` the file just checked.
@@ -77,10 +126,77 @@ impl Report {
         match std::fs::read(path) {
             Ok(b) => Some(b),
             Err(e) => {
-                self.problem(path, None, format!("cannot read: {e}"));
+                let mut f = self.finding(path, None, format!("cannot read: {e}"));
+                // Listed, then gone: deleted by retention or the cleaner.
+                f.vanished = e.kind() == std::io::ErrorKind::NotFound;
+                self.problems.push(f);
                 None
             }
         }
+    }
+}
+
+/// The stamps of the files in `dir`.
+fn stamps(dir: &Path) -> HashMap<PathBuf, Stamp> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return HashMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| Some((e.path(), Stamp::of(&e.metadata().ok()?))))
+        .collect()
+}
+
+/// Whether every file `f` rests on looked the same before and after the check.
+fn settled(f: &Finding, before: &HashMap<PathBuf, Stamp>, after: &HashMap<PathBuf, Stamp>) -> bool {
+    !f.vanished
+        && std::iter::once(&f.file)
+            .chain(&f.rests_on)
+            .all(|p| before.get(p) == after.get(p))
+}
+
+/// Checks a partition directory until its findings are confirmed on files that did not
+/// change, or [`ATTEMPTS`] checks have been made (see the module doc).
+fn check_partition_settled(report: &mut Report, dir: &Path) {
+    let mut previous: HashSet<(PathBuf, Option<u64>, String)> = HashSet::new();
+    for attempt in 1..=ATTEMPTS {
+        let before = stamps(dir);
+        let mut part = Report {
+            progress: report.progress.take(),
+            done: report.done,
+            ..Report::default()
+        };
+        check_partition(&mut part, dir);
+        let after = stamps(dir);
+        report.progress = part.progress.take();
+        report.done = part.done;
+        let (settled_problems, mut changed): (Vec<Finding>, Vec<Finding>) = part
+            .problems
+            .into_iter()
+            .partition(|f| settled(f, &before, &after));
+        let (confirmed, unconfirmed): (Vec<Finding>, Vec<Finding>) = settled_problems
+            .into_iter()
+            .partition(|f| previous.contains(&f.key()));
+        let (warnings, changed_warnings): (Vec<Finding>, Vec<Finding>) = part
+            .warnings
+            .into_iter()
+            .partition(|f| settled(f, &before, &after));
+        let done = changed.is_empty() && unconfirmed.is_empty();
+        if done || attempt == ATTEMPTS {
+            report.files += part.files;
+            report.problems.extend(confirmed);
+            report.warnings.extend(warnings);
+            changed.extend(unconfirmed);
+            changed.extend(changed_warnings);
+            report.changed.extend(changed);
+            return;
+        }
+        previous = confirmed
+            .iter()
+            .chain(&unconfirmed)
+            .map(Finding::key)
+            .collect();
+        std::thread::sleep(Duration::from_millis(5 << attempt));
     }
 }
 
@@ -243,7 +359,10 @@ fn check_index(report: &mut Report, path: &Path, base: i64, span_end: i64, log: 
     }
 }
 
-fn check_time_index(report: &mut Report, path: &Path, base: i64, log: &LogFacts) {
+/// Each entry must name an offset inside the segment's span (below `span_end`, the next
+/// segment's base): the cleaner ends a cleaned segment's time index with the span's last
+/// offset even when the batch there was removed (FORMAT.md §7).
+fn check_time_index(report: &mut Report, path: &Path, base: i64, span_end: i64) {
     let Some(bytes) = report.read(path) else {
         return;
     };
@@ -267,14 +386,11 @@ fn check_time_index(report: &mut Report, path: &Path, base: i64, log: &LogFacts)
         }
         prev = Some((ts, rel));
         let offset = base + i64::from(rel);
-        if log.last_offset.is_none_or(|last| offset > last) {
+        if offset >= span_end {
             report.problem(
                 path,
                 at,
-                format!(
-                    "offset {offset} is past the last offset in the log ({:?})",
-                    log.last_offset
-                ),
+                format!("offset {offset} is past the segment's end {span_end}"),
             );
         }
     }
@@ -310,7 +426,13 @@ fn check_partition(report: &mut Report, dir: &Path) {
     let bases: Vec<i64> = segments.keys().copied().collect();
     let mut facts_by_base: HashMap<i64, LogFacts> = HashMap::new();
     let mut prev_next: Option<i64> = None;
+    let mut prev_log: Option<PathBuf> = None;
     for (i, (&base, files)) in segments.iter().enumerate() {
+        report.scope = [&files.log, &files.index, &files.timeindex]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
         let Some(log_path) = &files.log else {
             for p in [&files.index, &files.timeindex].into_iter().flatten() {
                 report.warning(p, "index file without its .log (open removes it)");
@@ -319,6 +441,7 @@ fn check_partition(report: &mut Report, dir: &Path) {
         };
         if let Some(prev) = prev_next {
             if base < prev {
+                report.scope.extend(prev_log.clone());
                 report.problem(
                     log_path,
                     Some(0),
@@ -328,32 +451,47 @@ fn check_partition(report: &mut Report, dir: &Path) {
                 );
             }
         }
+        prev_log = Some(log_path.clone());
         let Some(facts) = check_log(report, log_path, base) else {
             continue;
         };
-        let span_end = bases.get(i + 1).copied().unwrap_or(facts.next_offset);
+        let span_end = bases
+            .get(i + 1)
+            .copied()
+            .unwrap_or(facts.next_offset)
+            .max(facts.next_offset);
         if let Some(p) = &files.index {
-            check_index(report, p, base, span_end.max(facts.next_offset), &facts);
+            check_index(report, p, base, span_end, &facts);
         }
         if let Some(p) = &files.timeindex {
-            check_time_index(report, p, base, &facts);
+            check_time_index(report, p, base, span_end);
         }
         prev_next = Some(facts.next_offset);
         facts_by_base.insert(base, facts);
     }
     if let Some(path) = recovery_point {
+        report.scope = Vec::new();
         let Some(bytes) = report.read(&path) else {
             return;
         };
         match decode_recovery_point(&bytes) {
             Err(e) => report.problem(&path, Some(0), format!("bad recovery point: {e}")),
             Ok(rp) => match facts_by_base.get(&rp.segment_base) {
-                None => report.problem(
-                    &path,
-                    Some(14),
-                    format!("names segment {} which is not there", rp.segment_base),
-                ),
-                Some(f) if rp.position > f.len => report.problem(
+                // Open ignores a checkpoint naming a segment retention has since deleted.
+                None => {
+                    if let Some(files) = segments.get(&rp.segment_base) {
+                        report.scope.extend(files.log.clone());
+                    }
+                    report.warning(
+                        &path,
+                        format!(
+                            "names segment {} which is not there (open ignores it)",
+                            rp.segment_base
+                        ),
+                    );
+                }
+                Some(f) if rp.position > f.len => report.problem_on(
+                    segments.get(&rp.segment_base).and_then(|s| s.log.clone()),
                     &path,
                     Some(22),
                     format!(
@@ -362,7 +500,8 @@ fn check_partition(report: &mut Report, dir: &Path) {
                     ),
                 ),
                 Some(f) if rp.position != f.len && !f.batch_starts.contains_key(&rp.position) => {
-                    report.problem(
+                    report.problem_on(
+                        segments.get(&rp.segment_base).and_then(|s| s.log.clone()),
                         &path,
                         Some(22),
                         format!("position {} is not a batch boundary", rp.position),
@@ -448,11 +587,11 @@ fn verify(dir: &Path, progress: Option<Progress>) -> Report {
             };
             match topics.get(topic) {
                 Some(Some(count)) if p < *count => {
-                    check_partition(&mut report, &path);
+                    check_partition_settled(&mut report, &path);
                     seen.insert((topic.to_string(), p), path);
                 }
                 // A broken topic's directories are kept by open; check them anyway.
-                Some(None) => check_partition(&mut report, &path),
+                Some(None) => check_partition_settled(&mut report, &path),
                 _ => report.warning(&path, "orphan partition directory (open removes it)"),
             }
         }
@@ -461,10 +600,20 @@ fn verify(dir: &Path, progress: Option<Progress>) -> Report {
         for p in 0..count.unwrap_or(0) {
             if !seen.contains_key(&(topic.clone(), p)) {
                 let missing = dir.join(format!("{topic}-{p}"));
-                report.problem(&missing, None, "partition directory is missing");
+                let mut f = report.finding(&missing, None, "partition directory is missing".into());
+                // A topic created or deleted while verifying: its directory appeared since the
+                // listing, or its topic file is gone.
+                f.vanished = missing.is_dir() || !topics_dir.join(topic).exists();
+                report.problems.push(f);
             }
         }
     }
+    // A topic file listed and then gone was deleted, not damaged.
+    let (vanished, problems) = std::mem::take(&mut report.problems)
+        .into_iter()
+        .partition(|f| f.vanished);
+    report.problems = problems;
+    report.changed.extend::<Vec<Finding>>(vanished);
     report
 }
 
@@ -497,6 +646,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
     if ctx.json {
         let problems: Vec<String> = report.problems.iter().map(finding_json).collect();
         let warnings: Vec<String> = report.warnings.iter().map(finding_json).collect();
+        let changed: Vec<String> = report.changed.iter().map(finding_json).collect();
         writeln!(
             out,
             "{}",
@@ -504,18 +654,31 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
                 ("files", report.files.to_string()),
                 ("problems", json_arr(&problems)),
                 ("warnings", json_arr(&warnings)),
+                ("changed_while_verifying", json_arr(&changed)),
             ])
         )?;
     } else {
         for w in &report.warnings {
             writeln!(out, "warning: {}", finding_line(w))?;
         }
+        for c in &report.changed {
+            writeln!(out, "changed while verifying: {}", finding_line(c))?;
+        }
         for p in &report.problems {
             writeln!(out, "problem: {}", finding_line(p))?;
         }
+        // Files a live broker kept changing were not checked: said, but not a failure.
+        let changed = if report.changed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} finding(s) on files that changed while verifying (not checked)",
+                report.changed.len()
+            )
+        };
         writeln!(
             out,
-            "checked {} file(s): {} problem(s), {} warning(s)",
+            "checked {} file(s): {} problem(s), {} warning(s){changed}",
             report.files,
             report.problems.len(),
             report.warnings.len()
