@@ -6,7 +6,10 @@
 //!   segment's published size, so they never see a half-written batch and never block appends.
 //! - Segments are contiguous and ordered: each segment's base offset is at least the previous
 //!   segment's next offset. The last segment is the active one; there is always one.
-//! - `log_start <= log_end`; `log_end` is published (release) after the bytes are in place.
+//! - `log_start <= log_end`; `log_end` is published (release) after the bytes are in place
+//!   and after the active segment's size. A read loads the log end first (acquire) and returns
+//!   only batches below it: a segment's size alone may already cover a batch whose log end is
+//!   not yet published, and handing that out moved a consumer past the log end (issue #15).
 //! - Offsets only grow; a batch gets `log_end` as its base offset.
 //! - After a failed fsync the log refuses appends (`Error::LogFailed`) until reopened: the page
 //!   cache can no longer be trusted to match the file. A failed write is cut back to the
@@ -734,6 +737,11 @@ impl PartitionLog {
                 what: "partition log (its broker or topic)",
             });
         }
+        // Memory ordering: `append_batch` stores a segment's size (release) and then the log
+        // end (release). Loading the log end first (acquire) makes every byte and size store
+        // behind it visible, so each segment below covers every offset below `end`; a size
+        // loaded later may cover more (a batch whose log end is not yet published), and the
+        // segment read stops before `end` so that batch is never returned.
         let end = self.log_end_offset();
         let start = self.log_start_offset();
         if from < start || from > end {
@@ -750,7 +758,7 @@ impl PartitionLog {
             return Err(self.out_of_range(from, start.max(self.log_start_offset()), end));
         }
         for seg in &segments[first - 1..] {
-            if let Some(bytes) = seg.read(from, max_bytes)? {
+            if let Some(bytes) = seg.read(from, max_bytes, end)? {
                 return Ok(Records::new(
                     bytes,
                     from,
@@ -761,7 +769,7 @@ impl PartitionLog {
         }
         // Compaction can remove every record from `from` to the end of the sealed segments;
         // the reader moves past the gap rather than asking for the same offset again.
-        let scanned_to = segments.last().map_or(from, |s| s.next_offset());
+        let scanned_to = segments.last().map_or(from, |s| s.next_offset()).min(end);
         Ok(Records::gap(
             from,
             scanned_to,
@@ -799,6 +807,9 @@ impl PartitionLog {
 
     /// The earliest offset whose record timestamp is at least `target`, with that timestamp.
     pub(crate) fn offset_for_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>> {
+        // Loaded before the snapshot and bounding the reads, as in `read`: an offset handed
+        // out here is one a consumer can seek to.
+        let end = self.log_end_offset();
         let segments = self.segments.read().clone();
         let start = self.log_start_offset();
         for seg in segments.iter() {
@@ -814,7 +825,7 @@ impl PartitionLog {
             };
             from = from.max(start);
             while from < seg.next_offset() {
-                let Some(bytes) = seg.read(from, 64 * 1024)? else {
+                let Some(bytes) = seg.read(from, 64 * 1024, end)? else {
                     break;
                 };
                 let records = Records::new(bytes, from, self.topic.clone(), self.partition);
@@ -973,4 +984,68 @@ fn list_segments(dir: &Path) -> Result<Listing> {
         bases: logs,
         swap_leftovers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn open_log(dir: &Path) -> PartitionLog {
+        PartitionLog::open(
+            &dir.join(dir_name("t", 0)),
+            Arc::from("t"),
+            0,
+            Arc::new(TopicConfig::default()),
+            ManualClock::new(1_000),
+            Arc::new(Notifier::default()),
+        )
+        .expect("open")
+    }
+
+    /// Appends one record to the active segment the way `append_batch` does, but stops before
+    /// publishing the log end: the window a preempted appender leaves open (defect 1).
+    fn append_unpublished(log: &PartitionLog, timestamp: i64, value: &str) {
+        let mut builder = BatchBuilder::new();
+        builder
+            .push(timestamp, None, Some(value.as_bytes()), &[])
+            .expect("push");
+        let mut batch = builder.finish();
+        let base = log.log_end.load(Ordering::Acquire);
+        codec::set_base_offset(&mut batch, base);
+        let header = codec::peek_header(&batch).expect("header");
+        let mut w = log.writer.lock();
+        let Writer {
+            active,
+            bytes_since_index,
+            ..
+        } = &mut *w;
+        assert!(active
+            .append(&batch, &header, 4096, bytes_since_index)
+            .is_ok());
+    }
+
+    #[test]
+    fn read_never_returns_a_batch_past_the_published_log_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = open_log(dir.path());
+        log.append_records(&[Record::new("a")]).expect("append");
+        append_unpublished(&log, 2_000, "b");
+        assert_eq!(log.log_end_offset(), 1);
+        assert_eq!(log.segments.read()[0].next_offset(), 2);
+        let records = log.read(0, 1 << 20).expect("read");
+        let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0], "read returned offsets past the log end 1");
+        assert_eq!(records.next_offset(), 1);
+        // At the log end: nothing, and not out of range.
+        let at_end = log.read(1, 1 << 20).expect("read at end");
+        assert!(at_end.is_empty());
+        assert_eq!(at_end.next_offset(), 1);
+        // A timestamp lookup does not hand out the unpublished offset either.
+        assert_eq!(
+            log.offset_for_timestamp(0).expect("lookup"),
+            Some((0, 1_000))
+        );
+        assert_eq!(log.offset_for_timestamp(2_000).expect("lookup"), None);
+    }
 }

@@ -318,12 +318,17 @@ impl Segment {
     }
 
     /// Reads whole batches starting with the one that holds `from` (or the first after it),
-    /// up to `max_bytes` (at least one batch, however large). `None` when the segment holds
-    /// nothing at or after `from`. Every returned batch has been checked (CRC and framing).
-    /// The bytes are shared with the segment's map, not copied.
-    pub(crate) fn read(&self, from: i64, max_bytes: usize) -> Result<Option<Bytes>> {
+    /// up to `max_bytes` (at least one batch, however large), and only batches that end before
+    /// `below` (the log end offset the caller loaded). `None` when the segment holds nothing
+    /// at or after `from` and below `below`. Every returned batch has been checked (CRC and
+    /// framing). The bytes are shared with the segment's map, not copied.
+    ///
+    /// `below` is what keeps a read within the published log end: the writer publishes a
+    /// segment's size before the partition's log end, so the size a reader loads may already
+    /// cover a batch at or past the log end it loaded; that batch is not returned.
+    pub(crate) fn read(&self, from: i64, max_bytes: usize, below: i64) -> Result<Option<Bytes>> {
         let size = self.size();
-        if size == 0 {
+        if size == 0 || from >= below {
             return Ok(None);
         }
         // Loaded after the size: `append` publishes the next offset first, so this one covers
@@ -357,6 +362,9 @@ impl Segment {
             let header = codec::peek_header(&data[position..])
                 .map_err(|e| self.corrupt(position as u64, e))?;
             self.check_order(position, &header, min_base, end_offset)?;
+            if header.last_offset() >= below {
+                return Ok(None);
+            }
             if header.last_offset() >= from {
                 break;
             }
@@ -375,7 +383,7 @@ impl Segment {
             match decoded {
                 Ok(batch) => {
                     let next = position + batch.header.total_bytes();
-                    if position > start && next > limit {
+                    if position > start && (next > limit || batch.header.last_offset() >= below) {
                         break;
                     }
                     // `base_offset` is outside the CRC: a batch is returned only if its offsets

@@ -1,0 +1,183 @@
+//! Regressions for issue #15's log-read defects, through the public API.
+//!
+//! - Defect 1: a consumer trailing a busy appender must never be handed a record at or past
+//!   the published log end (the segment's size was published before the log end, so a poll
+//!   under CPU contention returned the batch at the log end, and the next fetch was out of
+//!   range). Spinning threads and threads waking every 20 µs (which preempt at arbitrary
+//!   instants) compete with an appender per partition, one consumer and one raw reader; 3 s
+//!   in CI, 30 s with `EMBROKER_LONG=1`. Before the fix it failed in 4 of 5 runs; the
+//!   deterministic check is `log::partition_log::tests`.
+
+// Setup helpers panic on failure: in a test that is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use embroker::{Broker, ConsumerConfig, OffsetReset, Record, TopicConfig, TopicPartition};
+
+fn long_mode() -> bool {
+    std::env::var("EMBROKER_LONG").is_ok_and(|v| v == "1")
+}
+
+/// Sets a flag on drop, so helper threads stop even when an assertion fails.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Partitions, each with its own appender: more appenders, more chances that one is preempted
+/// between publishing a segment's size and the log end.
+const PARTITIONS: i32 = 3;
+
+#[test]
+fn defect1_consumer_trailing_a_busy_appender_never_reads_past_the_log_end() {
+    let run_for = Duration::from_secs(if long_mode() { 30 } else { 3 });
+    let broker = Broker::temporary().unwrap();
+    // Small segments, so rolls (a new segment published before its first batch) happen too.
+    broker
+        .create_topic(
+            "t",
+            TopicConfig::default()
+                .partitions(PARTITIONS)
+                .segment_bytes(256 * 1024),
+        )
+        .unwrap();
+    let parts: Vec<_> = (0..PARTITIONS)
+        .map(|i| broker.topic("t").unwrap().partition(i).unwrap())
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_guard = StopOnDrop(stop.clone());
+    let mut spinners = Vec::new();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    for _ in 0..2 * cores {
+        let stop = stop.clone();
+        spinners.push(std::thread::spawn(move || {
+            let mut x = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_add(1));
+                std::hint::spin_loop();
+            }
+        }));
+    }
+    // Threads that wake every few microseconds preempt whatever runs at arbitrary instants
+    // (a woken thread that slept preempts a spinning one), far more often than the scheduler
+    // tick: that is what lands an appender between its two stores.
+    for _ in 0..2 * cores {
+        let stop = stop.clone();
+        spinners.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }));
+    }
+    let appenders: Vec<_> = parts
+        .iter()
+        .map(|p| {
+            let stop = stop.clone();
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    p.append(&[Record::new(format!("v{n}"))]).expect("append");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    // A raw reader of `Partition::read`: what it returns stays below the log end loaded after.
+    let reader = {
+        let stop = stop.clone();
+        let p = parts[0].clone();
+        std::thread::spawn(move || -> Result<u64, String> {
+            let mut at = 0i64;
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let records = p.read(at, 4096).map_err(|e| format!("read at {at}: {e}"))?;
+                let end = p.log_end_offset();
+                if let Some(r) = records.iter().find(|r| r.offset >= end) {
+                    return Err(format!(
+                        "read at {at} returned offset {} >= log end {end}",
+                        r.offset
+                    ));
+                }
+                if records.next_offset() > end {
+                    return Err(format!(
+                        "read at {at} moved to {} past log end {end}",
+                        records.next_offset()
+                    ));
+                }
+                at = records.next_offset();
+                reads += 1;
+            }
+            Ok(reads)
+        })
+    };
+    let tps: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|i| TopicPartition::new("t", i))
+        .collect();
+    let mut consumer = broker
+        .consumer(
+            ConsumerConfig::default()
+                .auto_offset_reset(OffsetReset::None)
+                .max_poll_records(50),
+        )
+        .unwrap();
+    consumer.assign(&tps).unwrap();
+    for tp in &tps {
+        consumer.seek(tp, 0).unwrap();
+    }
+    let mut expected = vec![0i64; tps.len()];
+    let mut polls = 0u64;
+    let started = Instant::now();
+    while started.elapsed() < run_for && !reader.is_finished() {
+        let records = match consumer.poll(Duration::from_millis(5)) {
+            Ok(r) => r,
+            Err(e) => panic!(
+                "poll {polls} after {:?} at positions {expected:?} failed: {e}",
+                started.elapsed()
+            ),
+        };
+        for (i, tp) in tps.iter().enumerate() {
+            let end = parts[i].log_end_offset();
+            for r in records.records(tp) {
+                assert!(
+                    r.offset < end,
+                    "poll {polls} after {:?} returned {tp:?} offset {} at or past the log end {end} it could observe",
+                    started.elapsed(),
+                    r.offset
+                );
+                assert_eq!(
+                    r.offset, expected[i],
+                    "poll {polls}: offsets not contiguous"
+                );
+                expected[i] += 1;
+            }
+        }
+        polls += 1;
+    }
+    stop.store(true, Ordering::Release);
+    let appended: Vec<u64> = appenders.into_iter().map(|t| t.join().unwrap()).collect();
+    let reads = reader
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("raw reader: {e}"));
+    let spun = spinners.len();
+    for t in spinners {
+        t.join().unwrap();
+    }
+    println!(
+        "appends {appended:?}, {polls} polls up to offsets {expected:?}, {reads} raw reads, {spun} competing threads"
+    );
+    assert!(
+        expected.iter().all(|&e| e > 0),
+        "the consumer read nothing in {run_for:?}"
+    );
+}
