@@ -181,3 +181,99 @@ fn defect1_consumer_trailing_a_busy_appender_never_reads_past_the_log_end() {
         "the consumer read nothing in {run_for:?}"
     );
 }
+
+/// Writes `n` numbered records to a fresh topic `t` (one partition) in `dir`, and closes.
+fn topic_with_records(dir: &std::path::Path, n: usize) {
+    let broker = Broker::open(dir).unwrap();
+    broker.create_topic("t", TopicConfig::default()).unwrap();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    p.append(&common::numbered(0, n)).unwrap();
+    broker.close().unwrap();
+}
+
+/// Defect 5: a crafted segment named for offset i64::MAX was accepted; the next append
+/// overflowed the offset, and the next open cut the acknowledged records. Now the partition
+/// stays offline with an error naming the file, and the rest of the broker works.
+#[test]
+fn defect5_segment_named_past_the_last_appendable_offset_is_an_error_naming_it() {
+    for name in [
+        "09223372036854775807.log",
+        "99999999999999999999.log",
+        "9223372036854775806.log",
+        "0000000000000000000x.log",
+        "-0000000000000000001.log",
+        "00000000000000000001.x.log",
+        "+0000000000000000001.index",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        topic_with_records(dir.path(), 3);
+        let crafted = dir.path().join("t-0").join(name);
+        std::fs::write(&crafted, b"").unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        broker
+            .create_topic("other", TopicConfig::default())
+            .unwrap();
+        let other = broker.topic("other").unwrap().partition(0).unwrap();
+        assert_eq!(other.append(&common::numbered(0, 1)).unwrap(), 0, "{name}");
+        let err = match broker.topic("t").unwrap().partition(0) {
+            Ok(p) => panic!(
+                "{name}: partition opened (log end {}) instead of an error naming the file",
+                p.log_end_offset()
+            ),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(err, embroker::Error::Corrupt { .. }) && err.to_string().contains(name),
+            "{name}: {err}"
+        );
+        broker.close().unwrap();
+        // Removing the crafted file brings every acknowledged record back.
+        std::fs::remove_file(&crafted).unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        assert_eq!(
+            common::values(&common::read_all(&p, 0)),
+            ["v0", "v1", "v2"],
+            "{name}"
+        );
+    }
+}
+
+/// Defect 5, the other half: a segment at the largest base that still leaves an offset opens;
+/// an append that would pass i64::MAX is an error naming the partition, and nothing
+/// acknowledged is lost at the next open.
+#[test]
+fn defect5_append_that_would_pass_the_largest_offset_is_refused_and_nothing_acked_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    topic_with_records(dir.path(), 3);
+    let last_base = i64::MAX - 1;
+    std::fs::write(
+        dir.path().join("t-0").join(format!("{last_base:020}.log")),
+        b"",
+    )
+    .unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(p.log_end_offset(), last_base);
+    assert_eq!(p.append(&common::numbered(3, 1)).unwrap(), last_base);
+    assert_eq!(p.log_end_offset(), i64::MAX);
+    for n in [1, 2] {
+        let err = p.append(&common::numbered(4, n)).unwrap_err();
+        assert!(
+            matches!(err, embroker::Error::InvalidRecord { .. })
+                && err.to_string().contains("t-0")
+                && err.to_string().contains(&i64::MAX.to_string()),
+            "{err}"
+        );
+    }
+    assert_eq!(p.log_end_offset(), i64::MAX);
+    broker.close().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(p.log_end_offset(), i64::MAX);
+    assert_eq!(
+        common::values(&common::read_all(&p, 0)),
+        ["v0", "v1", "v2", "v3"]
+    );
+    assert!(p.append(&common::numbered(5, 1)).is_err());
+}

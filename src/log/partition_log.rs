@@ -10,7 +10,9 @@
 //!   and after the active segment's size. A read loads the log end first (acquire) and returns
 //!   only batches below it: a segment's size alone may already cover a batch whose log end is
 //!   not yet published, and handing that out moved a consumer past the log end (issue #15).
-//! - Offsets only grow; a batch gets `log_end` as its base offset.
+//! - Offsets only grow; a batch gets `log_end` as its base offset. They never wrap: a batch
+//!   whose next offset would pass `i64::MAX` is refused, and a segment file whose name is not
+//!   20 digits of a base offset below `i64::MAX` is an error at open naming the file.
 //! - After a failed fsync the log refuses appends (`Error::LogFailed`) until reopened: the page
 //!   cache can no longer be trusted to match the file. A failed write is cut back to the
 //!   published size and only reported: nothing was published, so the next append may succeed.
@@ -447,6 +449,22 @@ impl PartitionLog {
         let mut w = self.writer.lock();
         self.check_writable()?;
         let base = self.log_end.load(Ordering::Relaxed);
+        // Offsets never wrap: a batch whose next offset would pass i64::MAX is refused before
+        // anything is written (the log end is then left where it is, and stays readable).
+        let Some(next) = base
+            .checked_add(i64::from(header.last_offset_delta))
+            .and_then(|last| last.checked_add(1))
+        else {
+            return Err(Error::InvalidRecord {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                reason: format!(
+                    "a batch of {} offsets at log end {base} would pass the largest offset {}",
+                    i64::from(header.last_offset_delta) + 1,
+                    i64::MAX
+                ),
+            });
+        };
         let now = self.clock.now_ms();
         if self.should_roll(&w, &header, base, batch.len(), &config, now) {
             // A roll that fails (no space for the new file) has changed nothing.
@@ -481,8 +499,7 @@ impl PartitionLog {
                 AppendError::Undone(e) => e,
                 AppendError::Torn(e) => self.fail(e),
             })?;
-        let next = header.next_offset();
-        debug_assert!(next > base);
+        debug_assert_eq!(next, header.next_offset());
         self.log_end.store(next, Ordering::Release);
         w.unflushed_records += i64::from(header.record_count);
         if w.unflushed_records >= config.flush_messages
@@ -520,8 +537,9 @@ impl PartitionLog {
         let size = active.size();
         let full = size + len as u64 > u64::from(config.segment_bytes);
         // Positions and relative offsets are u32 in the index.
+        // `base + last_offset_delta` was checked by the caller: it does not overflow.
         let overflow = size + len as u64 > u64::from(u32::MAX)
-            || base + i64::from(incoming.last_offset_delta) - active.base_offset()
+            || base.saturating_add(i64::from(incoming.last_offset_delta)) - active.base_offset()
                 > i64::from(u32::MAX);
         let first = active.first_timestamp();
         let waited = if first == NO_TIMESTAMP {
@@ -927,6 +945,26 @@ fn approx_size(r: &Record) -> usize {
             .sum::<usize>()
 }
 
+/// The largest base offset a segment may have: its first record needs a next offset, so the
+/// base must be below `i64::MAX`.
+pub(super) const MAX_SEGMENT_BASE: i64 = i64::MAX - 1;
+
+/// The base offset a segment file name's stem (before the extension) names: exactly 20 ASCII
+/// digits (`parse` alone would also take a sign) of an offset at most [`MAX_SEGMENT_BASE`].
+fn segment_base_from_stem(stem: &str) -> std::result::Result<i64, String> {
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(
+            "not a segment file name: a segment's name is its base offset in 20 digits".into(),
+        );
+    }
+    match stem.parse::<i64>() {
+        Ok(base) if base <= MAX_SEGMENT_BASE => Ok(base),
+        _ => Err(format!(
+            "segment base offset {stem} leaves no offset to append at (the largest is {MAX_SEGMENT_BASE})"
+        )),
+    }
+}
+
 /// What [`list_segments`] found.
 struct Listing {
     /// Base offsets of the segments, sorted.
@@ -955,20 +993,24 @@ fn list_segments(dir: &Path) -> Result<Listing> {
             std::fs::remove_file(&path).map_err(|e| Error::io("removing leftover", &path, e))?;
             continue;
         }
-        let Some((stem, ext)) = name.split_once('.') else {
+        let Some((stem, ext)) = name.rsplit_once('.') else {
             continue;
         };
-        // Exactly 20 ASCII digits (`parse` alone would also take a sign).
-        if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        if !matches!(ext, "log" | "index" | "timeindex") {
             continue;
         }
-        let Ok(base) = stem.parse::<i64>() else {
-            continue;
-        };
+        // A segment file that is not one of ours, or whose base offset leaves no room to append,
+        // is an error naming it (Kafka fails to load a log whose `.log` file name is not an
+        // offset). Skipping it could hide data, and accepting it let the next append overflow
+        // the offset and lose acknowledged records at the next open (issue #15).
+        let base = segment_base_from_stem(stem).map_err(|reason| Error::Corrupt {
+            path: entry.path(),
+            position: 0,
+            reason,
+        })?;
         match ext {
             "log" => logs.push(base),
-            "index" | "timeindex" => indexes.push((base, entry.path())),
-            _ => {}
+            _ => indexes.push((base, entry.path())),
         }
     }
     logs.sort_unstable();
@@ -1047,5 +1089,25 @@ mod tests {
             Some((0, 1_000))
         );
         assert_eq!(log.offset_for_timestamp(2_000).expect("lookup"), None);
+    }
+
+    #[test]
+    fn segment_names_must_be_20_digits_of_an_offset_that_leaves_room() {
+        assert_eq!(segment_base_from_stem("00000000000000000000"), Ok(0));
+        assert_eq!(
+            segment_base_from_stem("09223372036854775806"),
+            Ok(MAX_SEGMENT_BASE)
+        );
+        for bad in [
+            "09223372036854775807",
+            "99999999999999999999",
+            "9223372036854775806",
+            "+0000000000000000001",
+            "-0000000000000000001",
+            "0000000000000000000x",
+            "",
+        ] {
+            assert!(segment_base_from_stem(bad).is_err(), "{bad:?}");
+        }
     }
 }
