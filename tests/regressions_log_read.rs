@@ -277,3 +277,131 @@ fn defect5_append_that_would_pass_the_largest_offset_is_refused_and_nothing_acke
     );
     assert!(p.append(&common::numbered(5, 1)).is_err());
 }
+
+fn is_timestamp_argument(e: &embroker::Error) -> bool {
+    matches!(
+        e,
+        embroker::Error::InvalidArgument {
+            name: "timestamp",
+            ..
+        }
+    )
+}
+
+/// Defect 7, at the API: a negative timestamp (i64::MIN was the log's own "no timestamp")
+/// is refused naming the value and the partition, by `Partition::append` and `Producer::send`;
+/// a batch mixing i64::MIN and i64::MAX is that error, not `RecordTooLarge`. `None` and the
+/// whole non-negative range are accepted.
+#[test]
+fn defect7_negative_timestamps_are_refused_at_the_api_naming_the_value() {
+    let broker = Broker::temporary().unwrap();
+    broker.create_topic("t", TopicConfig::default()).unwrap();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    let mixed = [
+        Record::new("a").timestamp(i64::MAX),
+        Record::new("b").timestamp(i64::MIN),
+    ];
+    let e = p.append(&mixed).unwrap_err();
+    assert!(
+        is_timestamp_argument(&e) && e.to_string().contains(&i64::MIN.to_string()),
+        "{e}"
+    );
+    for ts in [i64::MIN, -2, -1] {
+        let e = p.append(&[Record::new("v").timestamp(ts)]).unwrap_err();
+        assert!(
+            is_timestamp_argument(&e)
+                && e.to_string().contains(&ts.to_string())
+                && e.to_string().contains("t-0"),
+            "{ts}: {e}"
+        );
+    }
+    assert_eq!(p.log_end_offset(), 0, "a refused append wrote nothing");
+    let extremes = [
+        Record::new("a").timestamp(0),
+        Record::new("b").timestamp(i64::MAX),
+        Record::new("c"),
+    ];
+    assert_eq!(p.append(&extremes).unwrap(), 0);
+    let stamps: Vec<i64> = common::read_all(&p, 0)
+        .iter()
+        .map(|r| r.timestamp)
+        .collect();
+    assert_eq!(&stamps[..2], [0, i64::MAX]);
+    assert!(stamps[2] > 0);
+
+    let producer = broker
+        .producer(embroker::ProducerConfig::default())
+        .unwrap();
+    let e = producer
+        .send(embroker::ProducerRecord::new("t", "v").timestamp(i64::MIN))
+        .unwrap_err();
+    assert!(
+        is_timestamp_argument(&e)
+            && e.to_string().contains(&i64::MIN.to_string())
+            && e.to_string().contains("\"t\""),
+        "{e}"
+    );
+}
+
+/// Defect 7, on disk: a segment whose stored timestamps are no time at all (i64::MIN, written
+/// by an older version or damage) pinned time-based retention for the whole partition. Now
+/// such a segment ages by its file's last-modified time (Kafka's fallback), and the expired
+/// segments before and after it go.
+#[test]
+fn defect7_garbage_timestamps_on_disk_do_not_stop_time_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 24 * 3600 * 1000;
+    let start = 1_000 * day;
+    let clock = embroker::ManualClock::new(start);
+    {
+        let broker = Broker::builder()
+            .clock(clock.clone())
+            .open(dir.path())
+            .unwrap();
+        broker.create_topic("t", TopicConfig::default()).unwrap();
+        broker.close().unwrap();
+    }
+    // Segment 0: one ordinary batch. Segment 1: a batch stamped i64::MIN. Segment 2: ordinary.
+    let part = dir.path().join("t-0");
+    std::fs::remove_file(part.join(format!("{:020}.log", 0))).ok();
+    for (at, ts) in (0i64..).zip([start, i64::MIN, start]) {
+        let mut b = embroker::codec::BatchBuilder::new();
+        b.push(ts, None, Some(format!("v{at}").as_bytes()), &[])
+            .unwrap();
+        let mut batch = b.finish();
+        embroker::codec::set_base_offset(&mut batch, at);
+        let path = part.join(format!("{at:020}.log"));
+        std::fs::write(&path, &batch).unwrap();
+        // Written long ago, as far as the file system knows.
+        let old = std::time::UNIX_EPOCH + Duration::from_millis((start - 10 * day) as u64);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let broker = Broker::builder()
+        .clock(clock.clone())
+        .open(dir.path())
+        .unwrap();
+    broker
+        .alter_topic_config("t", &[("retention.ms", day.to_string())])
+        .unwrap();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(p.log_end_offset(), 3);
+    assert_eq!(
+        broker.describe_topic("t").unwrap().partitions[0].segment_count,
+        3
+    );
+    clock.advance_ms(2 * day);
+    let deleted = broker.enforce_retention().unwrap();
+    assert_eq!(
+        deleted, 3,
+        "expired segments deleted (a segment stamped i64::MIN among them)"
+    );
+    assert_eq!(p.log_start_offset(), 3);
+    assert_eq!(p.log_end_offset(), 3);
+    // The log goes on.
+    assert_eq!(p.append(&[Record::new("next")]).unwrap(), 3);
+}

@@ -385,6 +385,23 @@ impl PartitionLog {
                 "an append needs at least one record",
             ));
         }
+        // Kafka's `ProducerRecord` refuses negative timestamps; `None` means "no timestamp"
+        // (the clock's time). Refusing them here also keeps every timestamp delta in a batch
+        // within i64, and `NO_TIMESTAMP` (i64::MIN) out of the log.
+        if let Some((i, ts)) = records
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.timestamp.filter(|ts| *ts < 0).map(|ts| (i, ts)))
+        {
+            return Err(Error::argument(
+                "timestamp",
+                format!(
+                    "{ts} (record {i} of an append to {}-{}) is negative; timestamps are \
+                     milliseconds since the Unix epoch, or None for the broker clock's time",
+                    self.topic, self.partition
+                ),
+            ));
+        }
         let now = self.clock.now_ms();
         let limit = self.config().max_message_bytes;
         let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
@@ -872,7 +889,9 @@ impl PartitionLog {
             .iter()
             .map(|s| SegmentFacts {
                 size: s.size(),
-                max_timestamp: (s.max_timestamp() != NO_TIMESTAMP).then(|| s.max_timestamp()),
+                // Stored timestamps that are no time at all (negative, left by an older
+                // version or damage) fall back to the file's age, so they cannot pin the log.
+                max_timestamp: s.retention_timestamp(),
             })
             .collect();
         let n = deletable_prefix(&facts, &config, now);

@@ -217,6 +217,28 @@ impl Segment {
         self.first_timestamp.load(Ordering::Acquire)
     }
 
+    /// The time retention ages the segment by (Kafka's `LogSegment.largestTimestamp`): its
+    /// largest record timestamp; for a segment holding records but no valid (non-negative)
+    /// timestamp, the log file's last-modified time (the time it was opened here if the file
+    /// system cannot say). `None` for an empty segment.
+    pub(crate) fn retention_timestamp(&self) -> Option<i64> {
+        let max = self.max_timestamp();
+        if max >= 0 {
+            return Some(max);
+        }
+        if self.is_empty() {
+            return None;
+        }
+        let modified = self
+            .file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Some(modified.unwrap_or(self.created_ms))
+    }
+
     pub(crate) fn created_ms(&self) -> i64 {
         self.created_ms
     }
