@@ -405,3 +405,84 @@ fn defect7_garbage_timestamps_on_disk_do_not_stop_time_retention() {
     // The log goes on.
     assert_eq!(p.append(&[Record::new("next")]).unwrap(), 3);
 }
+
+/// Partitions the address-space test opens and reads.
+const AS_PARTITIONS: i32 = 200;
+/// The address-space limit the child runs under (the issue's `ulimit -v 4G`).
+const AS_LIMIT_BYTES: u64 = 4 << 30;
+const AS_CHILD_ENV: &str = "EMBROKER_AS_CHILD";
+
+/// The child of the address-space test: under `RLIMIT_AS` = 4 GiB, create 200 partitions with
+/// the default 64 MiB segments, append to each and read each back. Each read active segment
+/// used to map a whole `segment.bytes`, so reads failed after ~59 partitions.
+fn address_space_child(dir: &str) {
+    if let Err(e) = rlimit::setrlimit(rlimit::Resource::AS, AS_LIMIT_BYTES, AS_LIMIT_BYTES) {
+        println!("SKIP setrlimit(RLIMIT_AS): {e}");
+        return;
+    }
+    let broker = Broker::open(dir).expect("open");
+    broker
+        .create_topic("t", TopicConfig::default().partitions(AS_PARTITIONS))
+        .expect("create");
+    let topic = broker.topic("t").expect("topic");
+    let parts: Vec<_> = (0..AS_PARTITIONS)
+        .map(|i| topic.partition(i).expect("partition"))
+        .collect();
+    for (i, p) in parts.iter().enumerate() {
+        p.append(&common::numbered(i, 3)).expect("append");
+        let records = p
+            .read(0, 1 << 20)
+            .unwrap_or_else(|e| panic!("read of partition {i} of {AS_PARTITIONS}: {e}"));
+        assert_eq!(records.iter().count(), 3, "partition {i}");
+    }
+    // Reading again while the active segments grow.
+    for round in 0..3 {
+        for (i, p) in parts.iter().enumerate() {
+            p.append(&common::numbered(round, 100)).expect("append");
+            let at = p.log_end_offset() - 1;
+            let records = p
+                .read(at, 1 << 20)
+                .unwrap_or_else(|e| panic!("read {round} of partition {i}: {e}"));
+            assert_eq!(records.iter().count(), 1, "partition {i}");
+        }
+    }
+    println!("OK {AS_PARTITIONS} partitions read under RLIMIT_AS={AS_LIMIT_BYTES}");
+}
+
+/// Address space: reading 200 partitions with default 64 MiB segments works under a 4 GiB
+/// address-space limit (in a child process, which sets the limit on itself).
+#[test]
+fn address_space_reads_of_many_partitions_fit_under_rlimit_as() {
+    let name = "address_space_reads_of_many_partitions_fit_under_rlimit_as";
+    if let Ok(dir) = std::env::var(AS_CHILD_ENV) {
+        address_space_child(&dir);
+        return;
+    }
+    // tmpfs when there is one: 200 partition directories are fsynced at creation.
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(AS_CHILD_ENV, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Some(line) = stdout.lines().find(|l| l.starts_with("SKIP")) {
+        println!("skipped: {line}");
+        return;
+    }
+    assert!(
+        out.status.success() && stdout.contains("OK "),
+        "child under RLIMIT_AS failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    if let Some(line) = stdout.lines().find(|l| l.starts_with("OK ")) {
+        println!("child: {line}");
+    }
+}

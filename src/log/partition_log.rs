@@ -150,7 +150,8 @@ impl PartitionLog {
         let mut truncated = false;
         let last_index = bases.len().saturating_sub(1);
         for (i, &base) in bases.iter().enumerate() {
-            // Map the active segment as large as it may grow, sealed ones as they are.
+            // The active segment's maps may run ahead of its size up to what it may grow to;
+            // sealed segments are mapped as they are.
             let hint = if i == last_index {
                 u64::from(config.segment_bytes)
             } else {
