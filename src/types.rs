@@ -96,7 +96,9 @@ pub struct Record {
     pub value: Option<Bytes>,
     /// Headers, in order.
     pub headers: Vec<Header>,
-    /// Timestamp in milliseconds since the epoch; `None` takes the clock's time at append.
+    /// Timestamp in milliseconds since the epoch, never negative (an append of a record with a
+    /// negative one is [`Error::InvalidArgument`](crate::Error::InvalidArgument), as Kafka's
+    /// `ProducerRecord` refuses it); `None` takes the clock's time at append.
     pub timestamp: Option<i64>,
 }
 

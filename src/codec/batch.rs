@@ -435,7 +435,9 @@ impl BatchBuilder {
     }
 
     /// Appends a record with the next offset delta. Returns the bytes it took, or `None` when a
-    /// field is too large for the format (over `i32::MAX` bytes, or the batch would be) — the
+    /// field is too large for the format (over `i32::MAX` bytes, or the batch would be), or
+    /// when `timestamp` minus the batch's first timestamp does not fit an `i64` (only possible
+    /// with negative timestamps, which the log and the producer refuse before encoding) — the
     /// batch is then unchanged.
     pub fn push(
         &mut self,

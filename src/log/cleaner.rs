@@ -217,7 +217,8 @@ impl PartitionLog {
         let mut map_end = segments[segments.len() - 1].next_offset();
         'map: for seg in &segments[plan.dirty_from..] {
             let mut from = plan.first_dirty.max(seg.base_offset());
-            while let Some(bytes) = seg.read(from, READ_CHUNK_BYTES)? {
+            // Sealed segments lie wholly below the log end: no bound needed.
+            while let Some(bytes) = seg.read(from, READ_CHUNK_BYTES, i64::MAX)? {
                 stats.bytes_read += bytes.len() as u64;
                 for batch in batches(&bytes) {
                     for r in batch.records() {
@@ -335,7 +336,8 @@ impl PartitionLog {
                 changed = true;
             }
             let mut from = seg.base_offset();
-            while let Some(bytes) = seg.read(from, READ_CHUNK_BYTES)? {
+            // Sealed segments lie wholly below the log end: no bound needed.
+            while let Some(bytes) = seg.read(from, READ_CHUNK_BYTES, i64::MAX)? {
                 g.stats.bytes_read += bytes.len() as u64;
                 for batch in batches(&bytes) {
                     let count = batch.header.record_count as usize;

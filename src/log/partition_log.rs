@@ -6,8 +6,13 @@
 //!   segment's published size, so they never see a half-written batch and never block appends.
 //! - Segments are contiguous and ordered: each segment's base offset is at least the previous
 //!   segment's next offset. The last segment is the active one; there is always one.
-//! - `log_start <= log_end`; `log_end` is published (release) after the bytes are in place.
-//! - Offsets only grow; a batch gets `log_end` as its base offset.
+//! - `log_start <= log_end`; `log_end` is published (release) after the bytes are in place
+//!   and after the active segment's size. A read loads the log end first (acquire) and returns
+//!   only batches below it: a segment's size alone may already cover a batch whose log end is
+//!   not yet published, and handing that out moved a consumer past the log end (issue #15).
+//! - Offsets only grow; a batch gets `log_end` as its base offset. They never wrap: a batch
+//!   whose next offset would pass `i64::MAX` is refused, and a segment file whose name is not
+//!   20 digits of a base offset below `i64::MAX` is an error at open naming the file.
 //! - After a failed fsync the log refuses appends (`Error::LogFailed`) until reopened: the page
 //!   cache can no longer be trusted to match the file. A failed write is cut back to the
 //!   published size and only reported: nothing was published, so the next append may succeed.
@@ -145,7 +150,8 @@ impl PartitionLog {
         let mut truncated = false;
         let last_index = bases.len().saturating_sub(1);
         for (i, &base) in bases.iter().enumerate() {
-            // Map the active segment as large as it may grow, sealed ones as they are.
+            // The active segment's maps may run ahead of its size up to what it may grow to;
+            // sealed segments are mapped as they are.
             let hint = if i == last_index {
                 u64::from(config.segment_bytes)
             } else {
@@ -380,6 +386,23 @@ impl PartitionLog {
                 "an append needs at least one record",
             ));
         }
+        // Kafka's `ProducerRecord` refuses negative timestamps; `None` means "no timestamp"
+        // (the clock's time). Refusing them here also keeps every timestamp delta in a batch
+        // within i64, and `NO_TIMESTAMP` (i64::MIN) out of the log.
+        if let Some((i, ts)) = records
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.timestamp.filter(|ts| *ts < 0).map(|ts| (i, ts)))
+        {
+            return Err(Error::argument(
+                "timestamp",
+                format!(
+                    "{ts} (record {i} of an append to {}-{}) is negative; timestamps are \
+                     milliseconds since the Unix epoch, or None for the broker clock's time",
+                    self.topic, self.partition
+                ),
+            ));
+        }
         let now = self.clock.now_ms();
         let limit = self.config().max_message_bytes;
         let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
@@ -444,6 +467,22 @@ impl PartitionLog {
         let mut w = self.writer.lock();
         self.check_writable()?;
         let base = self.log_end.load(Ordering::Relaxed);
+        // Offsets never wrap: a batch whose next offset would pass i64::MAX is refused before
+        // anything is written (the log end is then left where it is, and stays readable).
+        let Some(next) = base
+            .checked_add(i64::from(header.last_offset_delta))
+            .and_then(|last| last.checked_add(1))
+        else {
+            return Err(Error::InvalidRecord {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                reason: format!(
+                    "a batch of {} offsets at log end {base} would pass the largest offset {}",
+                    i64::from(header.last_offset_delta) + 1,
+                    i64::MAX
+                ),
+            });
+        };
         let now = self.clock.now_ms();
         if self.should_roll(&w, &header, base, batch.len(), &config, now) {
             // A roll that fails (no space for the new file) has changed nothing.
@@ -478,8 +517,7 @@ impl PartitionLog {
                 AppendError::Undone(e) => e,
                 AppendError::Torn(e) => self.fail(e),
             })?;
-        let next = header.next_offset();
-        debug_assert!(next > base);
+        debug_assert_eq!(next, header.next_offset());
         self.log_end.store(next, Ordering::Release);
         w.unflushed_records += i64::from(header.record_count);
         if w.unflushed_records >= config.flush_messages
@@ -517,8 +555,9 @@ impl PartitionLog {
         let size = active.size();
         let full = size + len as u64 > u64::from(config.segment_bytes);
         // Positions and relative offsets are u32 in the index.
+        // `base + last_offset_delta` was checked by the caller: it does not overflow.
         let overflow = size + len as u64 > u64::from(u32::MAX)
-            || base + i64::from(incoming.last_offset_delta) - active.base_offset()
+            || base.saturating_add(i64::from(incoming.last_offset_delta)) - active.base_offset()
                 > i64::from(u32::MAX);
         let first = active.first_timestamp();
         let waited = if first == NO_TIMESTAMP {
@@ -734,6 +773,11 @@ impl PartitionLog {
                 what: "partition log (its broker or topic)",
             });
         }
+        // Memory ordering: `append_batch` stores a segment's size (release) and then the log
+        // end (release). Loading the log end first (acquire) makes every byte and size store
+        // behind it visible, so each segment below covers every offset below `end`; a size
+        // loaded later may cover more (a batch whose log end is not yet published), and the
+        // segment read stops before `end` so that batch is never returned.
         let end = self.log_end_offset();
         let start = self.log_start_offset();
         if from < start || from > end {
@@ -750,7 +794,7 @@ impl PartitionLog {
             return Err(self.out_of_range(from, start.max(self.log_start_offset()), end));
         }
         for seg in &segments[first - 1..] {
-            if let Some(bytes) = seg.read(from, max_bytes)? {
+            if let Some(bytes) = seg.read(from, max_bytes, end)? {
                 return Ok(Records::new(
                     bytes,
                     from,
@@ -761,7 +805,7 @@ impl PartitionLog {
         }
         // Compaction can remove every record from `from` to the end of the sealed segments;
         // the reader moves past the gap rather than asking for the same offset again.
-        let scanned_to = segments.last().map_or(from, |s| s.next_offset());
+        let scanned_to = segments.last().map_or(from, |s| s.next_offset()).min(end);
         Ok(Records::gap(
             from,
             scanned_to,
@@ -800,6 +844,9 @@ impl PartitionLog {
 
     /// The earliest offset whose record timestamp is at least `target`, with that timestamp.
     pub(crate) fn offset_for_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>> {
+        // Loaded before the snapshot and bounding the reads, as in `read`: an offset handed
+        // out here is one a consumer can seek to.
+        let end = self.log_end_offset();
         let segments = self.segments.read().clone();
         let start = self.log_start_offset();
         for seg in segments.iter() {
@@ -815,7 +862,7 @@ impl PartitionLog {
             };
             from = from.max(start);
             while from < seg.next_offset() {
-                let Some(bytes) = seg.read(from, 64 * 1024)? else {
+                let Some(bytes) = seg.read(from, 64 * 1024, end)? else {
                     break;
                 };
                 let records = Records::new(bytes, from, self.topic.clone(), self.partition);
@@ -844,7 +891,9 @@ impl PartitionLog {
             .iter()
             .map(|s| SegmentFacts {
                 size: s.size(),
-                max_timestamp: (s.max_timestamp() != NO_TIMESTAMP).then(|| s.max_timestamp()),
+                // Stored timestamps that are no time at all (negative, left by an older
+                // version or damage) fall back to the file's age, so they cannot pin the log.
+                max_timestamp: s.retention_timestamp(),
             })
             .collect();
         let n = deletable_prefix(&facts, &config, now);
@@ -917,6 +966,26 @@ fn approx_size(r: &Record) -> usize {
             .sum::<usize>()
 }
 
+/// The largest base offset a segment may have: its first record needs a next offset, so the
+/// base must be below `i64::MAX`.
+pub(super) const MAX_SEGMENT_BASE: i64 = i64::MAX - 1;
+
+/// The base offset a segment file name's stem (before the extension) names: exactly 20 ASCII
+/// digits (`parse` alone would also take a sign) of an offset at most [`MAX_SEGMENT_BASE`].
+fn segment_base_from_stem(stem: &str) -> std::result::Result<i64, String> {
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(
+            "not a segment file name: a segment's name is its base offset in 20 digits".into(),
+        );
+    }
+    match stem.parse::<i64>() {
+        Ok(base) if base <= MAX_SEGMENT_BASE => Ok(base),
+        _ => Err(format!(
+            "segment base offset {stem} leaves no offset to append at (the largest is {MAX_SEGMENT_BASE})"
+        )),
+    }
+}
+
 /// What [`list_segments`] found.
 struct Listing {
     /// Base offsets of the segments, sorted.
@@ -945,20 +1014,24 @@ fn list_segments(dir: &Path) -> Result<Listing> {
             std::fs::remove_file(&path).map_err(|e| Error::io("removing leftover", &path, e))?;
             continue;
         }
-        let Some((stem, ext)) = name.split_once('.') else {
+        let Some((stem, ext)) = name.rsplit_once('.') else {
             continue;
         };
-        // Exactly 20 ASCII digits (`parse` alone would also take a sign).
-        if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        if !matches!(ext, "log" | "index" | "timeindex") {
             continue;
         }
-        let Ok(base) = stem.parse::<i64>() else {
-            continue;
-        };
+        // A segment file that is not one of ours, or whose base offset leaves no room to append,
+        // is an error naming it (Kafka fails to load a log whose `.log` file name is not an
+        // offset). Skipping it could hide data, and accepting it let the next append overflow
+        // the offset and lose acknowledged records at the next open (issue #15).
+        let base = segment_base_from_stem(stem).map_err(|reason| Error::Corrupt {
+            path: entry.path(),
+            position: 0,
+            reason,
+        })?;
         match ext {
             "log" => logs.push(base),
-            "index" | "timeindex" => indexes.push((base, entry.path())),
-            _ => {}
+            _ => indexes.push((base, entry.path())),
         }
     }
     logs.sort_unstable();
@@ -974,4 +1047,88 @@ fn list_segments(dir: &Path) -> Result<Listing> {
         bases: logs,
         swap_leftovers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn open_log(dir: &Path) -> PartitionLog {
+        PartitionLog::open(
+            &dir.join(dir_name("t", 0)),
+            Arc::from("t"),
+            0,
+            Arc::new(TopicConfig::default()),
+            ManualClock::new(1_000),
+            Arc::new(Notifier::default()),
+        )
+        .expect("open")
+    }
+
+    /// Appends one record to the active segment the way `append_batch` does, but stops before
+    /// publishing the log end: the window a preempted appender leaves open (defect 1).
+    fn append_unpublished(log: &PartitionLog, timestamp: i64, value: &str) {
+        let mut builder = BatchBuilder::new();
+        builder
+            .push(timestamp, None, Some(value.as_bytes()), &[])
+            .expect("push");
+        let mut batch = builder.finish();
+        let base = log.log_end.load(Ordering::Acquire);
+        codec::set_base_offset(&mut batch, base);
+        let header = codec::peek_header(&batch).expect("header");
+        let mut w = log.writer.lock();
+        let Writer {
+            active,
+            bytes_since_index,
+            ..
+        } = &mut *w;
+        assert!(active
+            .append(&batch, &header, 4096, bytes_since_index)
+            .is_ok());
+    }
+
+    #[test]
+    fn read_never_returns_a_batch_past_the_published_log_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = open_log(dir.path());
+        log.append_records(&[Record::new("a")]).expect("append");
+        append_unpublished(&log, 2_000, "b");
+        assert_eq!(log.log_end_offset(), 1);
+        assert_eq!(log.segments.read()[0].next_offset(), 2);
+        let records = log.read(0, 1 << 20).expect("read");
+        let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0], "read returned offsets past the log end 1");
+        assert_eq!(records.next_offset(), 1);
+        // At the log end: nothing, and not out of range.
+        let at_end = log.read(1, 1 << 20).expect("read at end");
+        assert!(at_end.is_empty());
+        assert_eq!(at_end.next_offset(), 1);
+        // A timestamp lookup does not hand out the unpublished offset either.
+        assert_eq!(
+            log.offset_for_timestamp(0).expect("lookup"),
+            Some((0, 1_000))
+        );
+        assert_eq!(log.offset_for_timestamp(2_000).expect("lookup"), None);
+    }
+
+    #[test]
+    fn segment_names_must_be_20_digits_of_an_offset_that_leaves_room() {
+        assert_eq!(segment_base_from_stem("00000000000000000000"), Ok(0));
+        assert_eq!(
+            segment_base_from_stem("09223372036854775806"),
+            Ok(MAX_SEGMENT_BASE)
+        );
+        for bad in [
+            "09223372036854775807",
+            "99999999999999999999",
+            "9223372036854775806",
+            "+0000000000000000001",
+            "-0000000000000000001",
+            "0000000000000000000x",
+            "",
+        ] {
+            assert!(segment_base_from_stem(bad).is_err(), "{bad:?}");
+        }
+    }
 }

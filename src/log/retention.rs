@@ -12,7 +12,8 @@ use crate::config::TopicConfig;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SegmentFacts {
     pub size: u64,
-    /// Newest record timestamp; `None` for an empty segment.
+    /// Newest record timestamp (the file's last-modified time when the segment holds no
+    /// valid one, as Kafka's `largestTimestamp`); `None` for an empty segment.
     pub max_timestamp: Option<i64>,
 }
 

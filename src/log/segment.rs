@@ -7,6 +7,9 @@
 //! - `size` and `next_offset` are published (release) after the bytes they cover are written,
 //!   so a reader that loads them (acquire) reads only whole batches.
 //! - Only the partition's writer (holding the writer lock) appends, truncates or indexes.
+//! - A segment's map covers at least the size a reader loaded; a growing segment's map runs
+//!   at most about twice its size ahead (from 1 MiB, doubling, capped at `segment.bytes`), so
+//!   address space grows with data, not with the number of partitions times `segment.bytes`.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -24,6 +27,9 @@ use crate::io::SegmentMap;
 
 /// No timestamp seen yet.
 pub(crate) const NO_TIMESTAMP: i64 = i64::MIN;
+
+/// The least a growing segment's map covers (see `Segment::mapped`).
+const MAP_MIN_BYTES: u64 = 1 << 20;
 
 /// Largest chunk read at once while scanning during recovery.
 const SCAN_CHUNK_BYTES: usize = 1 << 20;
@@ -53,8 +59,8 @@ pub(crate) struct Segment {
     /// in this process, or fully checked once), so reads check only their CRC. Advanced only
     /// contiguously from 0.
     framing_checked: AtomicU64,
-    /// How long to make the map when first made: the segment's expected final size, so an
-    /// active segment is mapped once rather than every time it grows.
+    /// The most a map of this segment is made beyond its size: the size it may grow to
+    /// (`segment.bytes`) for an active segment, 0 for a sealed one.
     map_len_hint: u64,
 }
 
@@ -166,6 +172,14 @@ impl Segment {
     }
 
     /// A map covering at least `size` bytes (made, or remade larger, as needed).
+    ///
+    /// A growing (active) segment is mapped only a little past what is written, not as large
+    /// as it may grow: each such map used to reserve a whole `segment.bytes` of address space,
+    /// so reads failed after ~60 partitions under a 4 GiB `RLIMIT_AS`. The first map is at
+    /// least [`MAP_MIN_BYTES`] and each remap at least doubles, so a segment growing to
+    /// `segment.bytes` is remapped only a few times, and never past `map_len_hint` unless its
+    /// size is. A reader holding an older, shorter map keeps it (readers touch only bytes
+    /// below the size they loaded, which that map covers).
     fn mapped(&self, size: u64) -> Result<Arc<SegmentMap>> {
         if let Some(map) = self.map.read().as_ref() {
             if map.len() as u64 >= size {
@@ -173,12 +187,17 @@ impl Segment {
             }
         }
         let mut slot = self.map.write();
-        if let Some(map) = slot.as_ref() {
-            if map.len() as u64 >= size {
-                return Ok(map.clone());
-            }
-        }
-        let len = size.max(self.map_len_hint).max(1);
+        let current = match slot.as_ref() {
+            Some(map) if map.len() as u64 >= size => return Ok(map.clone()),
+            Some(map) => map.len() as u64,
+            None => 0,
+        };
+        let len = current
+            .saturating_mul(2)
+            .max(MAP_MIN_BYTES)
+            .min(self.map_len_hint)
+            .max(size)
+            .max(1);
         let len = usize::try_from(len).map_err(|_| Error::Corrupt {
             path: self.log_path.clone(),
             position: size,
@@ -215,6 +234,28 @@ impl Segment {
     /// Timestamp of the first batch, or [`NO_TIMESTAMP`].
     pub(crate) fn first_timestamp(&self) -> i64 {
         self.first_timestamp.load(Ordering::Acquire)
+    }
+
+    /// The time retention ages the segment by (Kafka's `LogSegment.largestTimestamp`): its
+    /// largest record timestamp; for a segment holding records but no valid (non-negative)
+    /// timestamp, the log file's last-modified time (the time it was opened here if the file
+    /// system cannot say). `None` for an empty segment.
+    pub(crate) fn retention_timestamp(&self) -> Option<i64> {
+        let max = self.max_timestamp();
+        if max >= 0 {
+            return Some(max);
+        }
+        if self.is_empty() {
+            return None;
+        }
+        let modified = self
+            .file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Some(modified.unwrap_or(self.created_ms))
     }
 
     pub(crate) fn created_ms(&self) -> i64 {
@@ -318,12 +359,17 @@ impl Segment {
     }
 
     /// Reads whole batches starting with the one that holds `from` (or the first after it),
-    /// up to `max_bytes` (at least one batch, however large). `None` when the segment holds
-    /// nothing at or after `from`. Every returned batch has been checked (CRC and framing).
-    /// The bytes are shared with the segment's map, not copied.
-    pub(crate) fn read(&self, from: i64, max_bytes: usize) -> Result<Option<Bytes>> {
+    /// up to `max_bytes` (at least one batch, however large), and only batches that end before
+    /// `below` (the log end offset the caller loaded). `None` when the segment holds nothing
+    /// at or after `from` and below `below`. Every returned batch has been checked (CRC and
+    /// framing). The bytes are shared with the segment's map, not copied.
+    ///
+    /// `below` is what keeps a read within the published log end: the writer publishes a
+    /// segment's size before the partition's log end, so the size a reader loads may already
+    /// cover a batch at or past the log end it loaded; that batch is not returned.
+    pub(crate) fn read(&self, from: i64, max_bytes: usize, below: i64) -> Result<Option<Bytes>> {
         let size = self.size();
-        if size == 0 {
+        if size == 0 || from >= below {
             return Ok(None);
         }
         // Loaded after the size: `append` publishes the next offset first, so this one covers
@@ -357,6 +403,9 @@ impl Segment {
             let header = codec::peek_header(&data[position..])
                 .map_err(|e| self.corrupt(position as u64, e))?;
             self.check_order(position, &header, min_base, end_offset)?;
+            if header.last_offset() >= below {
+                return Ok(None);
+            }
             if header.last_offset() >= from {
                 break;
             }
@@ -375,7 +424,7 @@ impl Segment {
             match decoded {
                 Ok(batch) => {
                     let next = position + batch.header.total_bytes();
-                    if position > start && next > limit {
+                    if position > start && (next > limit || batch.header.last_offset() >= below) {
                         break;
                     }
                     // `base_offset` is outside the CRC: a batch is returned only if its offsets
@@ -669,5 +718,59 @@ impl Segment {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::BatchBuilder;
+
+    fn append_value(seg: &Segment, value: &[u8], since_index: &mut u64) {
+        let mut b = BatchBuilder::new();
+        b.push(1_000, None, Some(value), &[]).expect("push");
+        let mut batch = b.finish();
+        codec::set_base_offset(&mut batch, seg.next_offset());
+        let header = codec::peek_header(&batch).expect("header");
+        assert!(seg.append(&batch, &header, 4096, since_index).is_ok());
+    }
+
+    fn map_len(seg: &Segment) -> Option<usize> {
+        seg.map.read().as_ref().map(|m| m.len())
+    }
+
+    #[test]
+    fn a_growing_segment_is_mapped_a_little_past_its_size_not_to_its_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limit = 64u64 << 20;
+        let seg = Segment::create(dir.path(), 0, 0, limit).expect("create");
+        let mut since_index = 0;
+        append_value(&seg, b"small", &mut since_index);
+        assert!(seg.read(0, 1 << 20, i64::MAX).expect("read").is_some());
+        assert_eq!(map_len(&seg), Some(MAP_MIN_BYTES as usize));
+        // Past the first map: the next one doubles it.
+        let value = vec![7u8; 300 << 10];
+        let mut remaps = 0;
+        let mut last = map_len(&seg);
+        while seg.size() < 5 << 20 {
+            append_value(&seg, &value, &mut since_index);
+            let end = seg.next_offset();
+            assert!(seg.read(end - 1, 1 << 20, end).expect("read").is_some());
+            let len = map_len(&seg).expect("mapped");
+            assert!(len as u64 >= seg.size() && (len as u64) < 2 * seg.size().max(MAP_MIN_BYTES));
+            remaps += usize::from(Some(len) != last);
+            last = Some(len);
+        }
+        assert_eq!(last, Some(8 << 20));
+        assert_eq!(remaps, 3, "1 -> 2 -> 4 -> 8 MiB");
+        // A sealed segment is mapped exactly as large as it is.
+        let size = seg.size();
+        drop(seg);
+        let sealed = Segment::open(dir.path(), 0, 0, 0).expect("open");
+        sealed
+            .recover(0, 0, NO_TIMESTAMP, 4096, 0)
+            .expect("recover");
+        assert!(sealed.read(0, 1 << 20, i64::MAX).expect("read").is_some());
+        assert_eq!(map_len(&sealed), Some(size as usize));
     }
 }

@@ -463,7 +463,11 @@ impl Shared {
         if let Some(ts) = record.timestamp.filter(|ts| *ts < 0) {
             return Err(Box::new(Error::argument(
                 "timestamp",
-                format!("{ts} is negative; timestamps are milliseconds since the Unix epoch"),
+                format!(
+                    "{ts} (a record for topic {:?}) is negative; timestamps are milliseconds \
+                     since the Unix epoch, or None for the broker clock's time",
+                    record.topic
+                ),
             )));
         }
         let inner = &self.broker.inner;
