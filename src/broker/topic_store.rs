@@ -4,7 +4,15 @@
 //! name) and holds Kafka's keys, one `key=value` per line. It is the commit point of topic
 //! creation and deletion: partition directories are created before it is written and removed
 //! after it is deleted, and open removes partition directories that no file accounts for.
+//!
+//! A file is replaced through `NAME~` (fsync, rename, fsync the directory): `~` cannot occur in a
+//! topic name, so the temporary file of one topic is never another topic's file. Before, the
+//! temporary file was `NAME.tmp`, which is also the file of the legal topic `NAME.tmp`: writing
+//! topic `x` overwrote topic `x.tmp`'s file, and open removed `x.tmp` as a leftover, then its
+//! partitions as orphans. A `NAME.tmp` left by an older version is told from a topic by its
+//! first line, which names the topic it was written for.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::TopicConfig;
@@ -26,7 +34,31 @@ pub(crate) fn write(data_dir: &Path, topic: &str, config: &TopicConfig) -> Resul
         text.push_str(&v);
         text.push('\n');
     }
-    io::write_atomic(&path(data_dir, topic), text.as_bytes())
+    let file = path(data_dir, topic);
+    let tmp = tmp_path(data_dir, topic);
+    let mut out = std::fs::File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
+    out.write_all(text.as_bytes())
+        .map_err(|e| Error::io("writing", &tmp, e))?;
+    out.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
+    drop(out);
+    std::fs::rename(&tmp, &file).map_err(|e| Error::io("renaming into place", &file, e))?;
+    io::sync_dir(&data_dir.join(DIR_NAME))
+}
+
+/// Suffix of a topic file being written: `~` is not allowed in topic names.
+const TMP_SUFFIX: char = '~';
+
+fn tmp_path(data_dir: &Path, topic: &str) -> PathBuf {
+    data_dir.join(DIR_NAME).join(format!("{topic}{TMP_SUFFIX}"))
+}
+
+/// The topic a config file says it was written for (its first line), if it says.
+fn written_for(bytes: &[u8]) -> Option<&str> {
+    let first = bytes.split(|&b| b == b'\n').next()?;
+    let first = std::str::from_utf8(first).ok()?;
+    first
+        .strip_prefix("# embroker topic config, format 1: topic ")
+        .map(str::trim_end)
 }
 
 /// Removes a topic's config file durably.
@@ -78,17 +110,26 @@ pub(crate) fn load_all(data_dir: &Path) -> Result<Vec<(String, Result<TopicConfi
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if name.ends_with(".tmp") {
+        if name.ends_with(TMP_SUFFIX) {
             std::fs::remove_file(&p).map_err(|e| Error::io("removing leftover", &p, e))?;
             continue;
         }
         if super::names::validate(&name).is_err() {
             continue;
         }
-        let config = match io::read_small(&p)? {
-            Some(bytes) => parse(&p, &bytes),
-            None => continue,
+        let Some(bytes) = io::read_small(&p)? else {
+            continue;
         };
+        // An older version's temporary file `NAME.tmp` names topic `NAME` on its first line;
+        // topic `NAME.tmp`'s own file names `NAME.tmp`.
+        let legacy_tmp = name
+            .strip_suffix(".tmp")
+            .is_some_and(|stem| written_for(&bytes) == Some(stem));
+        if legacy_tmp {
+            std::fs::remove_file(&p).map_err(|e| Error::io("removing leftover", &p, e))?;
+            continue;
+        }
+        let config = parse(&p, &bytes);
         topics.push((name, config));
     }
     topics.sort_by(|a, b| a.0.cmp(&b.0));
@@ -116,5 +157,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("retention.ms"));
+    }
+
+    #[test]
+    fn topics_named_like_temporary_files_are_kept_and_leftovers_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = dir.path().join(DIR_NAME);
+        std::fs::create_dir(&topics).unwrap();
+        let tmp_topic = TopicConfig::default().partitions(2);
+        write(dir.path(), "x.tmp", &tmp_topic).unwrap();
+        // Writing `x` goes through `x~`, not through topic `x.tmp`'s file.
+        write(dir.path(), "x", &TopicConfig::default()).unwrap();
+        // Leftovers: an interrupted write, and an older version's `y.tmp` written for `y`.
+        std::fs::write(topics.join("z~"), b"half").unwrap();
+        std::fs::copy(topics.join("x"), topics.join("y.tmp")).unwrap();
+        std::fs::write(
+            topics.join("y.tmp"),
+            std::fs::read_to_string(topics.join("x"))
+                .unwrap()
+                .replace("topic x\n", "topic y\n"),
+        )
+        .unwrap();
+        let all = load_all(dir.path()).unwrap();
+        let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["x", "x.tmp"]);
+        assert_eq!(all[1].1.as_ref().unwrap(), &tmp_topic);
+        assert!(!topics.join("z~").exists() && !topics.join("y.tmp").exists());
     }
 }

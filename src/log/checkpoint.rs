@@ -15,6 +15,8 @@ use crate::io;
 pub(crate) const FILE_NAME: &str = "recovery-point";
 const MAGIC: &[u8; 4] = b"EBRP";
 const VERSION: u16 = 1;
+/// Far more than any version's checkpoint (42 bytes): a larger file is not read.
+const MAX_FILE_BYTES: u64 = 4096;
 
 /// Everything before `position` in segment `segment_base` (and every earlier segment) is
 /// durable and was checked when written; `offset` is the log end offset there.
@@ -52,7 +54,13 @@ impl RecoveryPoint {
     }
 
     pub(crate) fn read(dir: &Path) -> Result<Option<RecoveryPoint>> {
-        Ok(io::read_small(&dir.join(FILE_NAME))?.and_then(|b| RecoveryPoint::decode(&b)))
+        let path = dir.join(FILE_NAME);
+        // A file far larger than a checkpoint is damage: read whole, a huge (sparse) one made
+        // the partition fail to open (out of memory) or exhausted memory.
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_FILE_BYTES) {
+            return Ok(None);
+        }
+        Ok(io::read_small(&path)?.and_then(|b| RecoveryPoint::decode(&b)))
     }
 
     pub(crate) fn write(&self, dir: &Path) -> Result<()> {

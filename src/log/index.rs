@@ -119,6 +119,16 @@ impl SegmentIndex {
         log_size: u64,
         next_relative_offset: Option<u64>,
     ) -> Result<Option<SegmentIndex>> {
+        // Each entry names a different batch of at least a header's size (the time index has
+        // one more, its final max timestamp): a larger file is damage, and reading a huge
+        // (sparse) one whole made the partition fail to open or exhausted memory.
+        let batches = log_size / crate::codec::HEADER_BYTES as u64 + 2;
+        let too_big = |path: &Path, entry: usize| {
+            std::fs::metadata(path).is_ok_and(|m| m.len() > batches * entry as u64)
+        };
+        if too_big(offset_path, OFFSET_ENTRY_BYTES) || too_big(time_path, TIME_ENTRY_BYTES) {
+            return Ok(None);
+        }
         let offset_bytes = io::read_small(offset_path)?;
         let time_bytes = io::read_small(time_path)?;
         // A non-empty log whose index files are missing has lost them: rebuild.
