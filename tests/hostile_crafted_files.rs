@@ -747,3 +747,80 @@ fn topics_with_names_of_leftover_files_survive_reopen() {
         broker.close().unwrap();
     }
 }
+
+#[test]
+fn topic_file_huge() {
+    // A topic file far larger than any config: one broken topic, never a failed open.
+    let f = Fixture::new();
+    sparse(&f.dir.join("topics").join("huge"), huge());
+    check("huge topic file", &f, &[]);
+    let broker = Broker::open(&f.dir).unwrap();
+    match broker.topic("huge") {
+        Err(Error::Corrupt { path, .. }) => assert!(path.ends_with("huge"), "{path:?}"),
+        other => panic!("topic `huge`: {other:?}"),
+    }
+    broker.close().unwrap();
+}
+
+#[test]
+fn directory_in_the_topics_directory() {
+    let f = Fixture::new();
+    std::fs::create_dir(f.dir.join("topics").join("adir")).unwrap();
+    check("directory in topics/", &f, &[]);
+    let broker = Broker::open(&f.dir).unwrap();
+    let e = broker
+        .topic("adir")
+        .expect_err("a directory is not a topic config");
+    assert!(e.to_string().contains("adir"), "{e}");
+    broker.close().unwrap();
+}
+
+#[test]
+fn cleaner_files_huge_on_a_compacted_topic() {
+    // The cleaner checkpoint only saves work (a huge one costs a pass); a huge swap manifest is
+    // damage that cannot be guessed around (partition offline, naming it).
+    for (file, must_stay_online) in [("cleaner-checkpoint", true), ("cleaner-swap", false)] {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data");
+        let broker = Broker::open(&dir).unwrap();
+        broker
+            .create_topic(
+                "t",
+                TopicConfig::default()
+                    .segment_bytes(SEGMENT_BYTES)
+                    .cleanup_policy(embroker::CleanupPolicy::Compact),
+            )
+            .unwrap();
+        broker
+            .create_topic("other", TopicConfig::default())
+            .unwrap();
+        broker
+            .topic("other")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .append(&[Record::new("other-0")])
+            .unwrap();
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        let mut acked = Vec::new();
+        for i in 0..60 {
+            let value = format!("c{i}-{}", "z".repeat(100));
+            let record = Record::new(value.clone()).key(format!("k{i}"));
+            acked.push((p.append(&[record]).unwrap(), value));
+        }
+        broker.close().unwrap();
+        let f = Fixture {
+            _temp: temp,
+            dir,
+            acked,
+        };
+        sparse(&f.part().join(file), huge());
+        let outcome = check(&format!("huge {file}"), &f, &[file]);
+        if must_stay_online {
+            assert!(
+                matches!(outcome, Outcome::Online),
+                "huge {file}: {outcome:?}"
+            );
+        }
+    }
+}
