@@ -824,3 +824,34 @@ fn cleaner_files_huge_on_a_compacted_topic() {
         }
     }
 }
+
+#[test]
+fn empty_log_below_the_log_start() {
+    // Retention deleted the first segments; a crafted empty `.log` at offset 0 is below the
+    // log start. Kafka keeps the start in a checkpoint; embroker takes the first segment's base.
+    let mut f = Fixture::new();
+    let broker = Broker::open(&f.dir).unwrap();
+    broker
+        .alter_topic_config("t", &[("retention.bytes", "4096")])
+        .unwrap();
+    broker.enforce_retention().unwrap();
+    let start = broker
+        .topic("t")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .log_start_offset();
+    assert!(start > 0, "retention deleted nothing");
+    broker.close().unwrap();
+    f.acked.retain(|(o, _)| *o >= start);
+    let name = seg(0, "log");
+    write_file(&f.part().join(&name), b"");
+    check("empty .log below the log start", &f, &[&name]);
+    let broker = Broker::open(&f.dir).unwrap();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    eprintln!(
+        "empty .log below the log start {start}: log start now {}",
+        p.log_start_offset()
+    );
+    broker.close().unwrap();
+}
