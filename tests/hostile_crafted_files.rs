@@ -747,3 +747,111 @@ fn topics_with_names_of_leftover_files_survive_reopen() {
         broker.close().unwrap();
     }
 }
+
+#[test]
+fn topic_file_huge() {
+    // A topic file far larger than any config: one broken topic, never a failed open.
+    let f = Fixture::new();
+    sparse(&f.dir.join("topics").join("huge"), huge());
+    check("huge topic file", &f, &[]);
+    let broker = Broker::open(&f.dir).unwrap();
+    match broker.topic("huge") {
+        Err(Error::Corrupt { path, .. }) => assert!(path.ends_with("huge"), "{path:?}"),
+        other => panic!("topic `huge`: {other:?}"),
+    }
+    broker.close().unwrap();
+}
+
+#[test]
+fn directory_in_the_topics_directory() {
+    let f = Fixture::new();
+    std::fs::create_dir(f.dir.join("topics").join("adir")).unwrap();
+    check("directory in topics/", &f, &[]);
+    let broker = Broker::open(&f.dir).unwrap();
+    let e = broker
+        .topic("adir")
+        .expect_err("a directory is not a topic config");
+    assert!(e.to_string().contains("adir"), "{e}");
+    broker.close().unwrap();
+}
+
+#[test]
+fn cleaner_files_huge_on_a_compacted_topic() {
+    // The cleaner checkpoint only saves work (a huge one costs a pass); a huge swap manifest is
+    // damage that cannot be guessed around (partition offline, naming it).
+    for (file, must_stay_online) in [("cleaner-checkpoint", true), ("cleaner-swap", false)] {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data");
+        let broker = Broker::open(&dir).unwrap();
+        broker
+            .create_topic(
+                "t",
+                TopicConfig::default()
+                    .segment_bytes(SEGMENT_BYTES)
+                    .cleanup_policy(embroker::CleanupPolicy::Compact),
+            )
+            .unwrap();
+        broker
+            .create_topic("other", TopicConfig::default())
+            .unwrap();
+        broker
+            .topic("other")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .append(&[Record::new("other-0")])
+            .unwrap();
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        let mut acked = Vec::new();
+        for i in 0..60 {
+            let value = format!("c{i}-{}", "z".repeat(100));
+            let record = Record::new(value.clone()).key(format!("k{i}"));
+            acked.push((p.append(&[record]).unwrap(), value));
+        }
+        broker.close().unwrap();
+        let f = Fixture {
+            _temp: temp,
+            dir,
+            acked,
+        };
+        sparse(&f.part().join(file), huge());
+        let outcome = check(&format!("huge {file}"), &f, &[file]);
+        if must_stay_online {
+            assert!(
+                matches!(outcome, Outcome::Online),
+                "huge {file}: {outcome:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn empty_log_below_the_log_start() {
+    // Retention deleted the first segments; a crafted empty `.log` at offset 0 is below the
+    // log start. Kafka keeps the start in a checkpoint; embroker takes the first segment's base.
+    let mut f = Fixture::new();
+    let broker = Broker::open(&f.dir).unwrap();
+    broker
+        .alter_topic_config("t", &[("retention.bytes", "4096")])
+        .unwrap();
+    broker.enforce_retention().unwrap();
+    let start = broker
+        .topic("t")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .log_start_offset();
+    assert!(start > 0, "retention deleted nothing");
+    broker.close().unwrap();
+    f.acked.retain(|(o, _)| *o >= start);
+    let name = seg(0, "log");
+    write_file(&f.part().join(&name), b"");
+    check("empty .log below the log start", &f, &[&name]);
+    let broker = Broker::open(&f.dir).unwrap();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    eprintln!(
+        "empty .log below the log start {start}: log start now {}",
+        p.log_start_offset()
+    );
+    broker.close().unwrap();
+}

@@ -52,6 +52,26 @@ fn tmp_path(data_dir: &Path, topic: &str) -> PathBuf {
     data_dir.join(DIR_NAME).join(format!("{topic}{TMP_SUFFIX}"))
 }
 
+/// Far more than any topic config (about 1 KiB): a larger file is damage, not read whole.
+const MAX_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a topic file whole unless it is larger than any config could be.
+fn read_bounded(p: &Path) -> Result<Option<Vec<u8>>> {
+    if let Ok(m) = std::fs::metadata(p) {
+        if m.is_file() && m.len() > MAX_FILE_BYTES {
+            return Err(Error::Corrupt {
+                path: p.to_path_buf(),
+                position: MAX_FILE_BYTES,
+                reason: format!(
+                    "topic config file of {} bytes, more than any config ({MAX_FILE_BYTES})",
+                    m.len()
+                ),
+            });
+        }
+    }
+    io::read_small(p)
+}
+
 /// The topic a config file says it was written for (its first line), if it says.
 fn written_for(bytes: &[u8]) -> Option<&str> {
     let first = bytes.split(|&b| b == b'\n').next()?;
@@ -111,14 +131,23 @@ pub(crate) fn load_all(data_dir: &Path) -> Result<Vec<(String, Result<TopicConfi
             continue;
         };
         if name.ends_with(TMP_SUFFIX) {
-            std::fs::remove_file(&p).map_err(|e| Error::io("removing leftover", &p, e))?;
+            if p.is_file() {
+                std::fs::remove_file(&p).map_err(|e| Error::io("removing leftover", &p, e))?;
+            }
             continue;
         }
         if super::names::validate(&name).is_err() {
             continue;
         }
-        let Some(bytes) = io::read_small(&p)? else {
-            continue;
+        // A file that cannot be read (a directory, no permission, far too large) breaks its
+        // topic only, as damage does: before, it failed the whole `Broker::open`.
+        let bytes = match read_bounded(&p) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => continue,
+            Err(e) => {
+                topics.push((name, Err(e)));
+                continue;
+            }
         };
         // An older version's temporary file `NAME.tmp` names topic `NAME` on its first line;
         // topic `NAME.tmp`'s own file names `NAME.tmp`.

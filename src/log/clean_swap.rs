@@ -123,11 +123,28 @@ fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
+/// Far more than a manifest of every segment a partition can hold.
+const MANIFEST_BYTES_MAX: u64 = 64 << 20;
+
 /// Finishes a committed swap, or rolls back an uncommitted one (removes its `.cleaned` files).
 /// Called at open, before the segments are listed. A manifest that does not decode is
 /// `Error::Corrupt`: which old segments it replaced cannot be known, so nothing is guessed.
 pub(crate) fn recover(dir: &Path) -> Result<()> {
     let manifest = dir.join(MANIFEST);
+    // Larger than any manifest (a few bytes per segment): damage, reported without reading it
+    // whole (a huge sparse one meant an allocation of its size).
+    if let Ok(m) = std::fs::metadata(&manifest) {
+        if m.len() > MANIFEST_BYTES_MAX {
+            return Err(Error::Corrupt {
+                path: manifest,
+                position: MANIFEST_BYTES_MAX,
+                reason: format!(
+                    "cleaner swap manifest of {} bytes, more than any manifest",
+                    m.len()
+                ),
+            });
+        }
+    }
     if let Some(bytes) = io::read_small(&manifest)? {
         let entries = decode(&bytes).ok_or_else(|| Error::Corrupt {
             path: manifest.clone(),

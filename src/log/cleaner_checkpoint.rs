@@ -15,6 +15,8 @@ use crate::io;
 pub(crate) const FILE_NAME: &str = "cleaner-checkpoint";
 const MAGIC: &[u8; 4] = b"EBCC";
 const VERSION: u16 = 1;
+/// Far more than any version's checkpoint (34 bytes): a larger file is not read.
+const MAX_FILE_BYTES: u64 = 4096;
 
 /// The cleaner's progress in one partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +58,13 @@ impl CleanerCheckpoint {
 
     /// The checkpoint in `dir`, or the default (nothing cleaned) when missing or damaged.
     pub(crate) fn read(dir: &Path) -> Result<CleanerCheckpoint> {
-        Ok(io::read_small(&dir.join(FILE_NAME))?
+        let path = dir.join(FILE_NAME);
+        // A file far larger than a checkpoint is damage: read whole, a huge (sparse) one made
+        // the partition fail to open (out of memory) or exhausted memory.
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_FILE_BYTES) {
+            return Ok(CleanerCheckpoint::default());
+        }
+        Ok(io::read_small(&path)?
             .and_then(|b| CleanerCheckpoint::decode(&b))
             .unwrap_or_default())
     }
