@@ -511,3 +511,25 @@ fn verify_finds_torn_tail_and_bad_index_entries() {
         "{out}"
     );
 }
+
+/// Topic `x.tmp` is legal in Kafka: its file in `topics/` is not a stray temporary file, while
+/// a leftover `x~` (how topic files are written) is.
+#[test]
+fn verify_keeps_a_topic_named_like_a_temporary_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = dir_arg(tmp.path());
+    {
+        let broker = Broker::open(tmp.path()).unwrap();
+        broker
+            .create_topic("x.tmp", embroker::TopicConfig::default())
+            .unwrap();
+        broker.close().unwrap();
+    }
+    let out = ok(&["verify", &d]);
+    assert!(!out.contains("stray temporary file"), "{out}");
+    assert!(out.contains("0 problem(s)"), "{out}");
+
+    std::fs::write(tmp.path().join("topics").join("x~"), b"partial").unwrap();
+    let out = ok(&["verify", &d]);
+    assert!(out.contains("stray temporary file"), "{out}");
+}

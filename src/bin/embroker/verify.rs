@@ -396,6 +396,34 @@ fn check_time_index(report: &mut Report, path: &Path, base: i64, span_end: i64) 
     }
 }
 
+/// Whether a file in `topics/` is a temporary file that open removes: `NAME~` (how topic files
+/// are written now; `~` cannot occur in a topic name), or an older version's `NAME.tmp` whose
+/// first line names topic `NAME`. Topic `NAME.tmp` is legal in Kafka, and its own file names
+/// `NAME.tmp`.
+fn is_topic_tmp_file(path: &Path, name: &str) -> bool {
+    if name.ends_with('~') {
+        return true;
+    }
+    let Some(stem) = name.strip_suffix(".tmp") else {
+        return false;
+    };
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut first = String::new();
+    use std::io::{BufRead, Read};
+    if std::io::BufReader::new(file.take(4096))
+        .read_line(&mut first)
+        .is_err()
+    {
+        return false;
+    }
+    first
+        .trim_end()
+        .strip_prefix("# embroker topic config, format 1: topic ")
+        .is_some_and(|written_for| written_for == stem)
+}
+
 fn check_partition(report: &mut Report, dir: &Path) {
     let mut segments: BTreeMap<i64, SegmentFiles> = BTreeMap::new();
     let mut recovery_point = None;
@@ -558,7 +586,7 @@ fn verify(dir: &Path, progress: Option<Progress>) -> Report {
             for path in paths {
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
                 let Some(name) = name else { continue };
-                if name.ends_with(".tmp") {
+                if is_topic_tmp_file(&path, &name) {
                     report.warning(&path, "stray temporary file (open removes it)");
                     continue;
                 }
