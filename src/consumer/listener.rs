@@ -52,7 +52,9 @@ pub trait RebalanceListener: Send {
     /// has not picked up. They may already have a new owner, and commits for them fail
     /// ([`crate::Error::CommitFailed`], [`crate::Error::FencedInstanceId`] or, for partitions
     /// no one else owns yet, [`crate::Error::RebalanceInProgress`]). Default: calls
-    /// [`RebalanceListener::on_partitions_revoked`].
+    /// [`RebalanceListener::on_partitions_revoked`] (as Kafka's does), so a listener that
+    /// commits there and does not override this method sees that commit fail here: override
+    /// it to drop the partitions' state without committing.
     fn on_partitions_lost(
         &mut self,
         consumer: &mut Consumer,
