@@ -7,6 +7,8 @@
 //!   `RebalanceInProgress`, not `CommitFailed`;
 //! * defect 10: a second live member with the same `group.instance.id` fences the first
 //!   (`FencedInstanceId`), and no partition ever has two owners;
+//! * durable appends (`commit_sync`, `acks=all`) do not hold the cleaner back: the recovery
+//!   point, below which it works, still moves with the background sync;
 //! * group members under CPU contention (spinning threads on a 2-core machine): members of a
 //!   cooperative-sticky group join, commit and leave in a loop; no partition ever has two
 //!   owners, commits in `on_partitions_revoked` never fail, every record is delivered at least
@@ -25,8 +27,9 @@ use std::time::{Duration, Instant};
 use common::{seed, XorShift};
 
 use embroker::{
-    AssignmentStrategy, Broker, Consumer, ConsumerConfig, Error, GroupState, OffsetReset,
-    RebalanceListener, Record, TopicConfig, TopicPartition,
+    Acks, AssignmentStrategy, Broker, CleanupPolicy, Consumer, ConsumerConfig, Error, GroupState,
+    OffsetReset, ProducerConfig, ProducerRecord, RebalanceListener, Record, TopicConfig,
+    TopicPartition,
 };
 
 fn broker_with(partitions: i32, records_per_partition: usize) -> Broker {
@@ -715,4 +718,47 @@ fn group_members_under_cpu_contention_keep_one_owner_and_revoke_commits_never_fa
         generation >= 5,
         "seed {seed}: only {generation} generations: no churn happened"
     );
+}
+
+/// Found when `commit_sync` started to fsync: `sync_to` (the group commit behind `acks=all`
+/// and now `commit_sync`) synced rolled segments itself, the background pass then found
+/// nothing unsynced and did not move the recovery point, and the cleaner, which works below
+/// it, waited for the 60 s checkpoint. Here: a compacted topic with small segments written
+/// with `acks=all` must be compacted within seconds.
+#[test]
+fn durable_appends_do_not_hold_the_cleaner_back() {
+    let broker = Broker::builder()
+        .cleaner_backoff(Duration::from_millis(20))
+        .open_temporary()
+        .unwrap();
+    broker
+        .create_topic(
+            "compacted",
+            TopicConfig::default()
+                .cleanup_policy(CleanupPolicy::Compact)
+                .segment_bytes(4096),
+        )
+        .unwrap();
+    let producer = broker
+        .producer(ProducerConfig::default().acks(Acks::All))
+        .unwrap();
+    for i in 0..2_000 {
+        producer
+            .send(
+                ProducerRecord::new("compacted", format!("value-{i:06}"))
+                    .key(format!("k{}", i % 10)),
+            )
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    // Every closed segment is cleaned once writes stop (the dirty ratio of the last one is
+    // far above 0.5): nothing dirty is left below the active segment.
+    let dirty = || broker.describe_topic("compacted").unwrap().partitions[0].dirty_bytes;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dirty() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let d = broker.describe_topic("compacted").unwrap();
+    assert_eq!(d.partitions[0].dirty_bytes, 0, "after 10 s: {d:?}");
 }
