@@ -453,11 +453,15 @@ struct Contention {
     seen: Mutex<BTreeSet<(i32, i64)>>,
     revoke_commits: AtomicUsize,
     rebalances_in_progress: AtomicUsize,
+    fenced: AtomicUsize,
 }
 
 struct ContentionOwner {
     id: usize,
     seed: u64,
+    /// A static member: another consumer with its `group.instance.id` may fence it at any
+    /// moment, even inside a revoke, whose commit then fails with `FencedInstanceId`.
+    is_static: bool,
     shared: Arc<Contention>,
 }
 
@@ -499,6 +503,7 @@ impl RebalanceListener for ContentionOwner {
                 Ok(()) => {
                     self.shared.revoke_commits.fetch_add(1, Ordering::Relaxed);
                 }
+                Err(Error::FencedInstanceId { .. }) if self.is_static => {}
                 Err(e) => self.violation(format!("commit in on_partitions_revoked({ps:?}): {e}")),
             }
         }
@@ -537,6 +542,7 @@ impl RebalanceListener for ContentionOwner {
 fn contention_member(
     broker: Broker,
     id: usize,
+    instance: Option<&'static str>,
     seed: u64,
     shared: Arc<Contention>,
     stop: Arc<AtomicBool>,
@@ -545,11 +551,15 @@ fn contention_member(
     let mut life = 0;
     while !stop.load(Ordering::Relaxed) {
         life += 1;
-        let cfg = coop("contention").max_poll_records(1 + rng.below(100) as u32);
+        let mut cfg = coop("contention").max_poll_records(1 + rng.below(100) as u32);
+        if let Some(instance) = instance {
+            cfg = cfg.group_instance_id(instance);
+        }
         let mut c = broker.consumer(cfg).unwrap();
         let owner = ContentionOwner {
             id: id * 1000 + life,
             seed,
+            is_static: instance.is_some(),
             shared: shared.clone(),
         };
         c.subscribe_with_listener(&["t"], owner).unwrap();
@@ -557,6 +567,11 @@ fn contention_member(
         for _ in 0..polls {
             let records = match c.poll(Duration::from_millis(rng.below(5))) {
                 Ok(r) => r,
+                // Another consumer took this one's group.instance.id: fatal, leave.
+                Err(Error::FencedInstanceId { .. }) if instance.is_some() => {
+                    shared.fenced.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
                 Err(e) => {
                     shared
                         .violations
@@ -590,6 +605,10 @@ fn contention_member(
                         shared
                             .rebalances_in_progress
                             .fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(Error::FencedInstanceId { .. }) if instance.is_some() => {
+                        shared.fenced.fetch_add(1, Ordering::Relaxed);
+                        break;
                     }
                     Err(e) => shared
                         .violations
@@ -627,6 +646,23 @@ fn contention_member(
 /// once.
 #[test]
 fn group_members_under_cpu_contention_keep_one_owner_and_revoke_commits_never_fail() {
+    contention(&[None, None, None]);
+}
+
+/// As above, plus two consumers sharing one `group.instance.id` that keep fencing each other
+/// (defect 10 under contention): still one owner per partition and every record delivered.
+#[test]
+fn static_members_fencing_each_other_under_cpu_contention_keep_one_owner() {
+    let (shared, seed) = contention(&[None, None, Some("shared"), Some("shared")]);
+    assert!(
+        shared.fenced.load(Ordering::Relaxed) > 0,
+        "seed {seed}: the static members never fenced each other"
+    );
+}
+
+/// Runs the members (`Some`: a `group.instance.id`) until every record is seen and the
+/// minimum time has passed; checks; returns the counters and the seed.
+fn contention(members: &[Option<&'static str>]) -> (Arc<Contention>, u64) {
     let seed = seed();
     let (min_run, records) = if long() {
         (Duration::from_secs(30), 200_000)
@@ -668,10 +704,12 @@ fn group_members_under_cpu_contention_keep_one_owner_and_revoke_commits_never_fa
     };
     let shared = Arc::new(Contention::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let members: Vec<_> = (0..3)
-        .map(|id| {
+    let members: Vec<_> = members
+        .iter()
+        .enumerate()
+        .map(|(id, &instance)| {
             let (b, s, st) = (broker.clone(), shared.clone(), stop.clone());
-            std::thread::spawn(move || contention_member(b, id, seed, s, st))
+            std::thread::spawn(move || contention_member(b, id, instance, seed, s, st))
         })
         .collect();
     producer.join().unwrap();
@@ -710,14 +748,16 @@ fn group_members_under_cpu_contention_keep_one_owner_and_revoke_commits_never_fa
     let generation = broker.describe_group("contention").unwrap().generation;
     eprintln!(
         "seed {seed}: generation {generation}, {} commits in on_partitions_revoked, {} \
-         RebalanceInProgress on plain commits",
+         RebalanceInProgress on plain commits, {} fenced",
         shared.revoke_commits.load(Ordering::Relaxed),
-        shared.rebalances_in_progress.load(Ordering::Relaxed)
+        shared.rebalances_in_progress.load(Ordering::Relaxed),
+        shared.fenced.load(Ordering::Relaxed)
     );
     assert!(
         generation >= 5,
         "seed {seed}: only {generation} generations: no churn happened"
     );
+    (shared, seed)
 }
 
 /// Found when `commit_sync` started to fsync: `sync_to` (the group commit behind `acks=all`

@@ -21,7 +21,8 @@ use crate::types::TopicPartition;
 /// The old owner's `on_partitions_revoked` always returns before the new owner's
 /// `on_partitions_assigned` starts, and `on_partitions_revoked` runs only while the member's
 /// generation is the group's, so committing inside it (through the `consumer` argument) is
-/// accepted and hands over exactly.
+/// accepted and hands over exactly (the one exception: a consumer with this one's
+/// `group.instance.id` joins meanwhile and fences it, [`crate::Error::FencedInstanceId`]).
 ///
 /// On `close`, `unsubscribe` or drop, the member runs `on_partitions_revoked` when its
 /// generation is still current (even while a rebalance waits for it: the group then waits for
