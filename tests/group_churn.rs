@@ -32,6 +32,22 @@ struct Owner {
     shared: Arc<Shared>,
 }
 
+impl Owner {
+    fn release(&self, ps: &[TopicPartition], how: &str) {
+        let mut owners = self.shared.owners.lock().unwrap();
+        for tp in ps {
+            if owners.get(tp) != Some(&self.id) {
+                self.shared.violations.lock().unwrap().push(format!(
+                    "{} {how} {tp} owned by {:?}",
+                    self.id,
+                    owners.get(tp)
+                ));
+            }
+            owners.remove(tp);
+        }
+    }
+}
+
 impl RebalanceListener for Owner {
     fn on_partitions_revoked(
         &mut self,
@@ -39,25 +55,23 @@ impl RebalanceListener for Owner {
         ps: &[TopicPartition],
     ) -> embroker::Result<()> {
         if !ps.is_empty() {
-            // Under churn another member's join can make this generation stale while the
-            // revoke runs (a close, say); the commit is then refused and the records go to the
-            // next owner again, which at-least-once allows. Anything else is an error.
-            match consumer.commit_sync() {
-                Ok(()) | Err(embroker::Error::CommitFailed { .. }) => {}
-                Err(e) => return Err(e),
-            }
+            // A revoke runs only while the member's generation is current (issue #15,
+            // defect 9), so its commit never fails.
+            consumer.commit_sync()?;
         }
-        let mut owners = self.shared.owners.lock().unwrap();
-        for tp in ps {
-            if owners.get(tp) != Some(&self.id) {
-                self.shared.violations.lock().unwrap().push(format!(
-                    "{} revokes {tp} owned by {:?}",
-                    self.id,
-                    owners.get(tp)
-                ));
-            }
-            owners.remove(tp);
-        }
+        self.release(ps, "revokes");
+        Ok(())
+    }
+
+    fn on_partitions_lost(
+        &mut self,
+        _: &mut Consumer,
+        ps: &[TopicPartition],
+    ) -> embroker::Result<()> {
+        // A member leaving after the group completed a rebalance it has not picked up loses
+        // its partitions (Kafka's onLeavePrepare): no commit, the next owner reads from the
+        // last one (at least once).
+        self.release(ps, "loses");
         Ok(())
     }
 

@@ -7,6 +7,8 @@
 //!   `RebalanceInProgress`, not `CommitFailed`;
 //! * defect 10: a second live member with the same `group.instance.id` fences the first
 //!   (`FencedInstanceId`), and no partition ever has two owners;
+//! * durable appends (`commit_sync`, `acks=all`) do not hold the cleaner back: the recovery
+//!   point, below which it works, still moves with the background sync;
 //! * group members under CPU contention (spinning threads on a 2-core machine): members of a
 //!   cooperative-sticky group join, commit and leave in a loop; no partition ever has two
 //!   owners, commits in `on_partitions_revoked` never fail, every record is delivered at least
@@ -25,8 +27,9 @@ use std::time::{Duration, Instant};
 use common::{seed, XorShift};
 
 use embroker::{
-    AssignmentStrategy, Broker, Consumer, ConsumerConfig, Error, GroupState, OffsetReset,
-    RebalanceListener, Record, TopicConfig, TopicPartition,
+    Acks, AssignmentStrategy, Broker, CleanupPolicy, Consumer, ConsumerConfig, Error, GroupState,
+    OffsetReset, ProducerConfig, ProducerRecord, RebalanceListener, Record, TopicConfig,
+    TopicPartition,
 };
 
 fn broker_with(partitions: i32, records_per_partition: usize) -> Broker {
@@ -450,11 +453,15 @@ struct Contention {
     seen: Mutex<BTreeSet<(i32, i64)>>,
     revoke_commits: AtomicUsize,
     rebalances_in_progress: AtomicUsize,
+    fenced: AtomicUsize,
 }
 
 struct ContentionOwner {
     id: usize,
     seed: u64,
+    /// A static member: another consumer with its `group.instance.id` may fence it at any
+    /// moment, even inside a revoke, whose commit then fails with `FencedInstanceId`.
+    is_static: bool,
     shared: Arc<Contention>,
 }
 
@@ -496,6 +503,7 @@ impl RebalanceListener for ContentionOwner {
                 Ok(()) => {
                     self.shared.revoke_commits.fetch_add(1, Ordering::Relaxed);
                 }
+                Err(Error::FencedInstanceId { .. }) if self.is_static => {}
                 Err(e) => self.violation(format!("commit in on_partitions_revoked({ps:?}): {e}")),
             }
         }
@@ -534,6 +542,7 @@ impl RebalanceListener for ContentionOwner {
 fn contention_member(
     broker: Broker,
     id: usize,
+    instance: Option<&'static str>,
     seed: u64,
     shared: Arc<Contention>,
     stop: Arc<AtomicBool>,
@@ -542,11 +551,15 @@ fn contention_member(
     let mut life = 0;
     while !stop.load(Ordering::Relaxed) {
         life += 1;
-        let cfg = coop("contention").max_poll_records(1 + rng.below(100) as u32);
+        let mut cfg = coop("contention").max_poll_records(1 + rng.below(100) as u32);
+        if let Some(instance) = instance {
+            cfg = cfg.group_instance_id(instance);
+        }
         let mut c = broker.consumer(cfg).unwrap();
         let owner = ContentionOwner {
             id: id * 1000 + life,
             seed,
+            is_static: instance.is_some(),
             shared: shared.clone(),
         };
         c.subscribe_with_listener(&["t"], owner).unwrap();
@@ -554,6 +567,11 @@ fn contention_member(
         for _ in 0..polls {
             let records = match c.poll(Duration::from_millis(rng.below(5))) {
                 Ok(r) => r,
+                // Another consumer took this one's group.instance.id: fatal, leave.
+                Err(Error::FencedInstanceId { .. }) if instance.is_some() => {
+                    shared.fenced.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
                 Err(e) => {
                     shared
                         .violations
@@ -587,6 +605,10 @@ fn contention_member(
                         shared
                             .rebalances_in_progress
                             .fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(Error::FencedInstanceId { .. }) if instance.is_some() => {
+                        shared.fenced.fetch_add(1, Ordering::Relaxed);
+                        break;
                     }
                     Err(e) => shared
                         .violations
@@ -624,6 +646,23 @@ fn contention_member(
 /// once.
 #[test]
 fn group_members_under_cpu_contention_keep_one_owner_and_revoke_commits_never_fail() {
+    contention(&[None, None, None]);
+}
+
+/// As above, plus two consumers sharing one `group.instance.id` that keep fencing each other
+/// (defect 10 under contention): still one owner per partition and every record delivered.
+#[test]
+fn static_members_fencing_each_other_under_cpu_contention_keep_one_owner() {
+    let (shared, seed) = contention(&[None, None, Some("shared"), Some("shared")]);
+    assert!(
+        shared.fenced.load(Ordering::Relaxed) > 0,
+        "seed {seed}: the static members never fenced each other"
+    );
+}
+
+/// Runs the members (`Some`: a `group.instance.id`) until every record is seen and the
+/// minimum time has passed; checks; returns the counters and the seed.
+fn contention(members: &[Option<&'static str>]) -> (Arc<Contention>, u64) {
     let seed = seed();
     let (min_run, records) = if long() {
         (Duration::from_secs(30), 200_000)
@@ -665,10 +704,12 @@ fn group_members_under_cpu_contention_keep_one_owner_and_revoke_commits_never_fa
     };
     let shared = Arc::new(Contention::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let members: Vec<_> = (0..3)
-        .map(|id| {
+    let members: Vec<_> = members
+        .iter()
+        .enumerate()
+        .map(|(id, &instance)| {
             let (b, s, st) = (broker.clone(), shared.clone(), stop.clone());
-            std::thread::spawn(move || contention_member(b, id, seed, s, st))
+            std::thread::spawn(move || contention_member(b, id, instance, seed, s, st))
         })
         .collect();
     producer.join().unwrap();
@@ -707,12 +748,57 @@ fn group_members_under_cpu_contention_keep_one_owner_and_revoke_commits_never_fa
     let generation = broker.describe_group("contention").unwrap().generation;
     eprintln!(
         "seed {seed}: generation {generation}, {} commits in on_partitions_revoked, {} \
-         RebalanceInProgress on plain commits",
+         RebalanceInProgress on plain commits, {} fenced",
         shared.revoke_commits.load(Ordering::Relaxed),
-        shared.rebalances_in_progress.load(Ordering::Relaxed)
+        shared.rebalances_in_progress.load(Ordering::Relaxed),
+        shared.fenced.load(Ordering::Relaxed)
     );
     assert!(
         generation >= 5,
         "seed {seed}: only {generation} generations: no churn happened"
     );
+    (shared, seed)
+}
+
+/// Found when `commit_sync` started to fsync: `sync_to` (the group commit behind `acks=all`
+/// and now `commit_sync`) synced rolled segments itself, the background pass then found
+/// nothing unsynced and did not move the recovery point, and the cleaner, which works below
+/// it, waited for the 60 s checkpoint. Here: a compacted topic with small segments written
+/// with `acks=all` must be compacted within seconds.
+#[test]
+fn durable_appends_do_not_hold_the_cleaner_back() {
+    let broker = Broker::builder()
+        .cleaner_backoff(Duration::from_millis(20))
+        .open_temporary()
+        .unwrap();
+    broker
+        .create_topic(
+            "compacted",
+            TopicConfig::default()
+                .cleanup_policy(CleanupPolicy::Compact)
+                .segment_bytes(4096),
+        )
+        .unwrap();
+    let producer = broker
+        .producer(ProducerConfig::default().acks(Acks::All))
+        .unwrap();
+    for i in 0..2_000 {
+        producer
+            .send(
+                ProducerRecord::new("compacted", format!("value-{i:06}"))
+                    .key(format!("k{}", i % 10)),
+            )
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    // Every closed segment is cleaned once writes stop (the dirty ratio of the last one is
+    // far above 0.5): nothing dirty is left below the active segment.
+    let dirty = || broker.describe_topic("compacted").unwrap().partitions[0].dirty_bytes;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dirty() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let d = broker.describe_topic("compacted").unwrap();
+    assert_eq!(d.partitions[0].dirty_bytes, 0, "after 10 s: {d:?}");
 }

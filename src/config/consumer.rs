@@ -126,7 +126,9 @@ pub struct ConsumerConfig {
     /// A name for this consumer in logs and errors (`client.id`). Default: empty.
     pub client_id: String,
     /// A static member's fixed identity in its group (`group.instance.id`): 1 to 249 of
-    /// `a-z A-Z 0-9 . _ -`. Default: `None` (a dynamic member).
+    /// `a-z A-Z 0-9 . _ -`. A consumer joining with the id of a current member replaces it, as
+    /// in Kafka: the older one is fenced ([`crate::Error::FencedInstanceId`]).
+    /// Default: `None` (a dynamic member).
     pub group_instance_id: Option<String>,
     /// Where to start without a valid committed offset (`auto.offset.reset`).
     /// Default: [`OffsetReset::Latest`].

@@ -843,6 +843,29 @@ impl Consumer {
         Ok(())
     }
 
+    /// Commits these offsets without the fsync of [`Consumer::commit_offsets_sync`] (Kafka's
+    /// `commitAsync(offsets, callback)`); `callback` gets the offsets and the outcome as with
+    /// [`Consumer::commit_async`], and the same durability note applies.
+    pub fn commit_offsets_async(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+        callback: impl FnOnce(&BTreeMap<TopicPartition, OffsetAndMetadata>, Result<()>) + Send + 'static,
+    ) -> Result<()> {
+        self.check_usable()?;
+        self.group_id()?;
+        if let Some(e) = &self.fenced {
+            return Err(e.clone());
+        }
+        let result = if offsets.is_empty() {
+            Ok(())
+        } else {
+            self.commit_map(offsets, false)
+        };
+        self.completed_commits
+            .push((Box::new(callback), offsets.clone(), result));
+        Ok(())
+    }
+
     fn run_commit_callbacks(&mut self) {
         for (callback, offsets, result) in std::mem::take(&mut self.completed_commits) {
             callback(&offsets, result);

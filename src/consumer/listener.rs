@@ -21,7 +21,8 @@ use crate::types::TopicPartition;
 /// The old owner's `on_partitions_revoked` always returns before the new owner's
 /// `on_partitions_assigned` starts, and `on_partitions_revoked` runs only while the member's
 /// generation is the group's, so committing inside it (through the `consumer` argument) is
-/// accepted and hands over exactly.
+/// accepted and hands over exactly (the one exception: a consumer with this one's
+/// `group.instance.id` joins meanwhile and fences it, [`crate::Error::FencedInstanceId`]).
 ///
 /// On `close`, `unsubscribe` or drop, the member runs `on_partitions_revoked` when its
 /// generation is still current (even while a rebalance waits for it: the group then waits for
@@ -52,7 +53,9 @@ pub trait RebalanceListener: Send {
     /// has not picked up. They may already have a new owner, and commits for them fail
     /// ([`crate::Error::CommitFailed`], [`crate::Error::FencedInstanceId`] or, for partitions
     /// no one else owns yet, [`crate::Error::RebalanceInProgress`]). Default: calls
-    /// [`RebalanceListener::on_partitions_revoked`].
+    /// [`RebalanceListener::on_partitions_revoked`] (as Kafka's does), so a listener that
+    /// commits there and does not override this method sees that commit fail here: override
+    /// it to drop the partitions' state without committing.
     fn on_partitions_lost(
         &mut self,
         consumer: &mut Consumer,

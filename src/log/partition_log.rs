@@ -641,13 +641,22 @@ impl PartitionLog {
     /// Background pass: fsyncs sealed segments left by rolls and moves the recovery point to
     /// the start of the active segment once none is pending.
     pub(crate) fn sync_sealed(&self) -> Result<()> {
-        {
+        let pending = {
             let w = self.writer.lock();
-            if w.unsynced.is_empty() || self.failed.load(Ordering::Acquire) {
+            // `sync_to` (acks=all, commit_sync) may have synced the sealed segments already:
+            // the recovery point must still move, or the cleaner (which works below it) waits
+            // for the next checkpoint.
+            let behind = w.recovery_point.segment_base < w.active.base_offset();
+            if (w.unsynced.is_empty() && !behind) || self.failed.load(Ordering::Acquire) {
                 return Ok(());
             }
-        }
-        let covered = self.sync_pending().map_err(|e| self.fail(e))?;
+            !w.unsynced.is_empty()
+        };
+        let covered = if pending {
+            Some(self.sync_pending().map_err(|e| self.fail(e))?)
+        } else {
+            None
+        };
         let mut w = self.writer.lock();
         // Everything before the oldest segment still unsynced is durable: each synced segment
         // was listed with the directory epoch its sync covered. Under a steady stream of rolls
@@ -668,8 +677,10 @@ impl PartitionLog {
             w.recovery_point = rp;
         }
         drop(w);
-        let mut s = self.sync_state.lock();
-        s.durable_offset = s.durable_offset.max(covered.min(self.log_end_offset()));
+        if let Some(covered) = covered {
+            let mut s = self.sync_state.lock();
+            s.durable_offset = s.durable_offset.max(covered.min(self.log_end_offset()));
+        }
         Ok(())
     }
 
