@@ -3,9 +3,9 @@
 //! round so that both see the same machine state; and how concurrent `commit_sync` callers
 //! share fsyncs (group commit).
 //!
-//! `cargo run --release --example commit_cost [data-dir]` (default: a temporary directory;
-//! pass a directory on the disk to measure). `EMBROKER_COMMIT_ROUNDS` (default 5) and
-//! `EMBROKER_COMMIT_SECONDS` (per row and round, default 1).
+//! `cargo bench --bench commit` (data in a temporary directory; `EMBROKER_COMMIT_DIR=DIR` to
+//! measure another disk). `EMBROKER_BENCH_RUNS` rounds (default 5), each row measured for
+//! one second times `EMBROKER_BENCH_SCALE` (default 1; at least 20 ms) per round.
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -76,9 +76,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> embroker::Result<()> {
-    let rounds = env_or("EMBROKER_COMMIT_ROUNDS", 5).max(1);
-    let period = Duration::from_secs(env_or("EMBROKER_COMMIT_SECONDS", 1).max(1));
-    let broker = match std::env::args().nth(1) {
+    let rounds = env_or("EMBROKER_BENCH_RUNS", 5).max(1);
+    let scale = std::env::var("EMBROKER_BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(1.0);
+    let period = Duration::from_secs_f64(scale.min(60.0)).max(Duration::from_millis(20));
+    let broker = match std::env::var_os("EMBROKER_COMMIT_DIR") {
         Some(dir) => Broker::open(dir)?,
         None => Broker::temporary()?,
     };
