@@ -964,7 +964,7 @@ fn approx_size(r: &Record) -> usize {
 
 /// The largest base offset a segment may have: its first record needs a next offset, so the
 /// base must be below `i64::MAX`.
-pub(super) const MAX_SEGMENT_BASE: i64 = i64::MAX - 1;
+const MAX_SEGMENT_BASE: i64 = i64::MAX - 1;
 
 /// The base offset a segment file name's stem (before the extension) names: exactly 20 ASCII
 /// digits (`parse` alone would also take a sign) of an offset at most [`MAX_SEGMENT_BASE`].
