@@ -386,35 +386,21 @@ impl PartitionLog {
                 "an append needs at least one record",
             ));
         }
-        // Kafka's `ProducerRecord` refuses negative timestamps; `None` means "no timestamp"
-        // (the clock's time). Refusing them here also keeps every timestamp delta in a batch
-        // within i64, and `NO_TIMESTAMP` (i64::MIN) out of the log.
-        if let Some((i, ts)) = records
-            .iter()
-            .enumerate()
-            .find_map(|(i, r)| r.timestamp.filter(|ts| *ts < 0).map(|ts| (i, ts)))
-        {
-            return Err(Error::argument(
-                "timestamp",
-                format!(
-                    "{ts} (record {i} of an append to {}-{}) is negative; timestamps are \
-                     milliseconds since the Unix epoch, or None for the broker clock's time",
-                    self.topic, self.partition
-                ),
-            ));
-        }
         let now = self.clock.now_ms();
         let limit = self.config().max_message_bytes;
         let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
         scratch.reserve(codec::HEADER_BYTES + records.iter().map(approx_size).sum::<usize>());
         let mut builder = BatchBuilder::with_buffer(scratch);
-        for r in records {
-            let pushed = builder.push(
-                r.timestamp.unwrap_or(now),
-                r.key.as_deref(),
-                r.value.as_deref(),
-                &r.headers,
-            );
+        for (i, r) in records.iter().enumerate() {
+            // Kafka's `ProducerRecord` refuses negative timestamps; `None` means "no
+            // timestamp" (the clock's time). Refusing them also keeps every timestamp delta in
+            // a batch within i64, and `NO_TIMESTAMP` (i64::MIN) out of the log.
+            let timestamp = match r.timestamp {
+                None => now,
+                Some(ts) if ts >= 0 => ts,
+                Some(ts) => return Err(self.negative_timestamp(i, ts)),
+            };
+            let pushed = builder.push(timestamp, r.key.as_deref(), r.value.as_deref(), &r.headers);
             if pushed.is_none() || builder.size_bytes() > limit as usize {
                 return Err(self.too_large(builder.size_bytes().max(limit as usize + 1), limit));
             }
@@ -425,6 +411,17 @@ impl PartitionLog {
             SCRATCH.with(|s| *s.borrow_mut() = batch);
         }
         result
+    }
+
+    fn negative_timestamp(&self, index: usize, timestamp: i64) -> Error {
+        Error::argument(
+            "timestamp",
+            format!(
+                "{timestamp} (record {index} of an append to {}-{}) is negative; timestamps are \
+                 milliseconds since the Unix epoch, or None for the broker clock's time",
+                self.topic, self.partition
+            ),
+        )
     }
 
     fn too_large(&self, size: usize, limit: u32) -> Error {
@@ -979,7 +976,7 @@ fn approx_size(r: &Record) -> usize {
 
 /// The largest base offset a segment may have: its first record needs a next offset, so the
 /// base must be below `i64::MAX`.
-pub(super) const MAX_SEGMENT_BASE: i64 = i64::MAX - 1;
+const MAX_SEGMENT_BASE: i64 = i64::MAX - 1;
 
 /// The base offset a segment file name's stem (before the extension) names: exactly 20 ASCII
 /// digits (`parse` alone would also take a sign) of an offset at most [`MAX_SEGMENT_BASE`].
