@@ -179,7 +179,6 @@ fn value_str(v: Option<&[u8]>) -> String {
 // (a) ------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "defect 15.1: fixed on branch log-read (fails intermittently until then)"]
 fn a_consumer_trailing_a_one_record_appender_sees_each_offset_once_below_the_log_end() {
     let (seed, v, _spin) = start("contention-a");
     let broker = v.must(Broker::temporary(), "open");
@@ -1070,7 +1069,6 @@ fn e_range_members_churning_own_each_partition_once_and_deliver_everything() {
 }
 
 #[test]
-#[ignore = "defect 15.9: fixed on branch group (a commit in on_partitions_revoked refused as stale in long runs)"]
 fn e_cooperative_sticky_members_churning_own_each_partition_once_and_deliver_everything() {
     group_members_under_contention(
         "contention-e-cooperative",

@@ -1037,6 +1037,20 @@ fn list_segments(dir: &Path) -> Result<Listing> {
             position: 0,
             reason,
         })?;
+        // Only regular files are ours: a symlink named like a segment would make appends and
+        // recovery's truncation write through it to a file outside the data directory.
+        let file_type = entry
+            .file_type()
+            .map_err(|e| Error::io("listing", &entry.path(), e))?;
+        if !file_type.is_file() {
+            return Err(Error::Corrupt {
+                path: entry.path(),
+                position: 0,
+                reason: "named like a segment file but not a regular file (a symlink or a \
+                         directory); embroker never writes through one"
+                    .to_string(),
+            });
+        }
         match ext {
             "log" => logs.push(base),
             _ => indexes.push((base, entry.path())),
