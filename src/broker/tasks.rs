@@ -75,19 +75,29 @@ pub(crate) fn start(
         let now = Instant::now();
         let now_ms = broker.clock().now_ms();
         for log in broker.all_logs() {
-            // Errors mark the log failed; appends then report them.
-            let _ = log.flush_if_due(now_ms);
-            let _ = log.sync_sealed();
+            // A fatal error marks the log failed (appends then report it); any other is
+            // retried by the next tick.
+            warn_unless_failed("flush", log.flush_if_due(now_ms));
+            warn_unless_failed("sync", log.sync_sealed());
         }
         if now >= next_retention {
-            let _ = broker.enforce_retention();
+            warn_unless_failed("retention", broker.enforce_retention());
             next_retention = now + retention_every;
         }
         if now >= next_checkpoint {
             for log in broker.all_logs() {
-                let _ = log.checkpoint_if_changed();
+                warn_unless_failed("checkpoint", log.checkpoint_if_changed());
             }
             next_checkpoint = now + checkpoint_every;
         }
     })
+}
+
+/// Logs a background task's error, except those that only repeat an earlier one (a failed or
+/// closed log).
+fn warn_unless_failed<T>(task: &str, result: Result<T>) {
+    match result {
+        Ok(_) | Err(Error::LogFailed { .. }) | Err(Error::Closed { .. }) => {}
+        Err(e) => log::warn!("background {task} failed, will retry: {e}"),
+    }
 }
