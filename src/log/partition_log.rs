@@ -143,6 +143,8 @@ pub(crate) struct PartitionLog {
     #[cfg(test)]
     sync_hook: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
     fsyncs: AtomicU64,
+    /// Rolls since retention last ran (see [`PartitionLog::retention_backlog`]).
+    rolls_since_retention: AtomicU64,
     notifier: Notifier,
     broker_notifier: Arc<Notifier>,
 }
@@ -333,6 +335,7 @@ impl PartitionLog {
             #[cfg(test)]
             sync_hook: Mutex::new(None),
             fsyncs: AtomicU64::new(0),
+            rolls_since_retention: AtomicU64::new(0),
             notifier: Notifier::default(),
             broker_notifier,
         };
@@ -601,6 +604,7 @@ impl PartitionLog {
         }
         let sealed = std::mem::replace(&mut w.active, segment);
         w.unsynced.push(sealed);
+        self.rolls_since_retention.fetch_add(1, Ordering::Relaxed);
         w.dir_epoch += 1;
         w.bytes_since_index = 0;
         Ok(())
@@ -613,23 +617,25 @@ impl PartitionLog {
         w.last_flush_ms = w.last_flush_ms.max(now);
     }
 
-    /// Fsyncs the directory, the sealed segments pending when called and the active segment,
-    /// then persists the pending segments' indexes, without holding the writer lock during
-    /// any of it; publishes the durable end offset and returns it.
+    /// Fsyncs the directory, the sealed segments pending when called (the oldest `limit` of
+    /// them) and, if that was all of them, the active segment; then persists the synced
+    /// segments' indexes. The writer lock is not held during any of it. Publishes the durable
+    /// end offset: the log end when called, or the base of the first segment left pending.
     ///
     /// Only an fsync of log data or of the directory is fatal. An index that cannot be
     /// persisted keeps its segment pending (so the recovery point stays before it) and is
     /// retried by the next sync: the data it indexes is durable all the same.
-    fn sync_pending(&self) -> std::result::Result<Synced, SyncFailure> {
+    fn sync_pending(&self, limit: usize) -> std::result::Result<Synced, SyncFailure> {
         let (sealed, active, epoch, covered) = {
             let w = self.writer.lock();
             let epoch = (w.dir_epoch > w.dir_synced).then_some(w.dir_epoch);
-            (
-                w.unsynced.clone(),
-                w.active.clone(),
-                epoch,
-                self.log_end.load(Ordering::Acquire),
-            )
+            let n = w.unsynced.len().min(limit);
+            // `unsynced` is in offset order, and every segment before its first is synced.
+            let (active, covered) = match w.unsynced.get(n) {
+                None => (Some(w.active.clone()), self.log_end.load(Ordering::Acquire)),
+                Some(first_left) => (None, first_left.base_offset()),
+            };
+            (w.unsynced[..n].to_vec(), active, epoch, covered)
         };
         #[cfg(test)]
         {
@@ -644,7 +650,9 @@ impl PartitionLog {
         for seg in &sealed {
             seg.sync().map_err(SyncFailure::Fatal)?;
         }
-        active.sync().map_err(SyncFailure::Fatal)?;
+        if let Some(active) = &active {
+            active.sync().map_err(SyncFailure::Fatal)?;
+        }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         let mut index_error = None;
         let mut done = Vec::with_capacity(sealed.len());
@@ -669,7 +677,7 @@ impl PartitionLog {
         Ok(Synced { index_error })
     }
 
-    /// Background pass: fsyncs sealed segments left by rolls and moves the recovery point to
+    /// Background pass: fsyncs (some of the) sealed segments left by rolls and moves the recovery point to
     /// the start of the oldest segment still pending (the active one once none is). Failures
     /// that changed nothing durable are logged and retried by the next pass.
     pub(crate) fn sync_sealed(&self) -> Result<()> {
@@ -679,7 +687,11 @@ impl PartitionLog {
                 return Ok(());
             }
         }
-        let synced = self.sync_pending().map_err(|f| self.settle(f))?;
+        // A bounded batch, so the tasks thread gets back to retention (which deletes what a
+        // fast appender rolls faster than it can be fsynced) between batches.
+        let synced = self
+            .sync_pending(SYNC_BATCH_SEGMENTS)
+            .map_err(|f| self.settle(f))?;
         if let Some(e) = &synced.index_error {
             log::warn!("{self:?}: index not persisted, will retry: {e}");
         }
@@ -742,7 +754,7 @@ impl PartitionLog {
             (rp, w.active.clone(), w.unflushed_records)
         };
         // Captured after `rp`: covers the segment `rp` names even if it was sealed since.
-        let synced = self.sync_pending().map_err(|f| self.settle(f))?;
+        let synced = self.sync_pending(usize::MAX).map_err(|f| self.settle(f))?;
         self.note_flushed(unflushed, now);
         if let Some(e) = synced.index_error {
             return Err(e);
@@ -807,7 +819,7 @@ impl PartitionLog {
             s.in_progress = true;
             drop(s);
             // The end is captured before syncing: the fsyncs cover at least that much.
-            let result = self.sync_pending();
+            let result = self.sync_pending(usize::MAX);
             s = self.sync_state.lock();
             s.in_progress = false;
             self.sync_done.notify_all();
@@ -929,6 +941,14 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// Whether enough segments were rolled since retention last ran that it should run now,
+    /// before its interval: a fast appender on small segments would otherwise pile up
+    /// thousands of files between two checks.
+    pub(crate) fn retention_backlog(&self) -> bool {
+        self.rolls_since_retention.load(Ordering::Relaxed) >= ROLLS_BEFORE_RETENTION
+            && self.config().cleanup_policy.deletes()
+    }
+
     /// Deletes old segments by `retention.ms` and `retention.bytes`; returns how many.
     ///
     /// Files go first, then memory: a segment leaves the list (and the log start moves past
@@ -944,6 +964,7 @@ impl PartitionLog {
             return Ok(0);
         }
         let _maintenance = self.maintenance.lock();
+        self.rolls_since_retention.store(0, Ordering::Relaxed);
         let doomed: Vec<Arc<Segment>> = {
             let mut w = self.writer.lock();
             let mut segments = self.segments.read().clone();
@@ -1073,6 +1094,12 @@ impl PartitionLog {
         result
     }
 }
+
+/// Sealed segments one background sync pass fsyncs at most.
+const SYNC_BATCH_SEGMENTS: usize = 32;
+
+/// Rolls after which the tasks thread runs retention without waiting for its interval.
+const ROLLS_BEFORE_RETENTION: u64 = 16;
 
 /// Largest encode buffer kept per thread between appends (larger ones are freed).
 const SCRATCH_BYTES_MAX: usize = 4 << 20;
