@@ -197,6 +197,20 @@ mod tests {
     }
 
     #[test]
+    fn durable_dir_creation_makes_every_missing_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a").join("b").join("c");
+        create_dir_durable(&deep).unwrap();
+        assert!(deep.is_dir());
+        // Existing directories are fine, and so is a relative path.
+        create_dir_durable(&deep).unwrap();
+        let cwd_relative = Path::new("target").join("create-dir-durable-test");
+        create_dir_durable(&cwd_relative).unwrap();
+        assert!(cwd_relative.is_dir());
+        let _ = fs::remove_dir(&cwd_relative);
+    }
+
+    #[test]
     fn positioned_io_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");

@@ -854,6 +854,10 @@ impl PartitionLog {
             return Ok(Records::empty(from, self.topic.clone(), self.partition));
         }
         let segments = self.segments.read().clone();
+        if segments.is_empty() {
+            // Closed since the check above: `close` empties the list.
+            return Err(Self::closed_error());
+        }
         let first = segments.partition_point(|s| s.base_offset() <= from);
         if first == 0 {
             // Retention moved the start past `from` between the check and the snapshot.
@@ -910,6 +914,9 @@ impl PartitionLog {
 
     /// The earliest offset whose record timestamp is at least `target`, with that timestamp.
     pub(crate) fn offset_for_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Self::closed_error());
+        }
         let segments = self.segments.read().clone();
         let start = self.log_start_offset();
         for seg in segments.iter() {
@@ -1090,8 +1097,24 @@ impl PartitionLog {
         self.notifier.notify();
         // A cleaner pass sees `closed` and stops; wait for it to leave the directory alone
         // (topic deletion removes it next).
-        drop(self.maintenance.lock());
+        let maintenance = self.maintenance.lock();
+        // Release files and maps though handles may live on (they get `Error::Closed`): the
+        // sealed segments go with the list (a read already holding one finishes first), the
+        // active segment's map goes; only its open file stays until the last handle drops.
+        {
+            let w = self.writer.lock();
+            *self.segments.write() = Arc::new(Vec::new());
+            w.active.release_map();
+        }
+        self.writer.lock().unsynced.clear();
+        drop(maintenance);
         result
+    }
+
+    fn closed_error() -> Error {
+        Error::Closed {
+            what: "partition log (its broker or topic)",
+        }
     }
 }
 
@@ -1332,6 +1355,42 @@ mod tests {
             worst < Duration::from_secs(2),
             "an append waited {worst:?} for a flush of {backlog} segments ({flush:?})"
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn close_releases_files_and_maps_while_a_handle_lives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = open_log(tmp.path(), TopicConfig::default().segment_bytes(1024));
+        for i in 0..40 {
+            append(&log, i).unwrap();
+        }
+        for offset in 0..40 {
+            log.read(offset, 100).unwrap();
+        }
+        let open_here = || {
+            std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|target| target.starts_with(tmp.path()))
+                .count()
+        };
+        let maps_here = || {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            let dir = tmp.path().to_string_lossy().into_owned();
+            maps.lines().filter(|l| l.contains(&dir)).count()
+        };
+        assert!(open_here() > 10 && maps_here() > 10);
+        log.close(true).unwrap();
+        // `log` is still alive, as a `Partition` handle would keep it.
+        assert!(open_here() <= 1, "{} files still open", open_here());
+        assert_eq!(maps_here(), 0, "maps still made");
+        assert!(matches!(log.read(0, 100), Err(Error::Closed { .. })));
+        assert!(matches!(append(&log, 99), Err(Error::Closed { .. })));
+        assert!(matches!(
+            log.offset_for_timestamp(0),
+            Err(Error::Closed { .. })
+        ));
     }
 
     #[test]

@@ -199,6 +199,12 @@ impl Segment {
         Ok(map)
     }
 
+    /// Drops the segment's map (a reader holding it keeps it until done); the next read
+    /// would make a new one. For a closed log, so its address space is given back.
+    pub(crate) fn release_map(&self) {
+        *self.map.write() = None;
+    }
+
     pub(crate) fn base_offset(&self) -> i64 {
         self.base_offset
     }
