@@ -141,7 +141,12 @@ impl Run {
         let broker = Broker::builder()
             .retention_check_interval(Duration::from_millis(50))
             .checkpoint_interval(Duration::from_millis(50))
-            .cleaner_backoff(Duration::from_millis(20))
+            // The compacted mode runs cleaner passes itself, at the moments that matter.
+            .cleaner_backoff(if mode == Mode::Compacted {
+                Duration::from_secs(3600)
+            } else {
+                Duration::from_millis(20)
+            })
             .open(dir)
             .unwrap_or_else(|e| panic!("mode {mode:?}: open: {e}"));
         if create {
@@ -222,6 +227,13 @@ fn cycle(run: &mut Run, mnt: &Path, round: u32) {
     let ctx = format!("mode {mode:?}, round {round}");
     let reserve = mnt.join("reserve");
     let filler = mnt.join("filler");
+    if mode == Mode::Compacted {
+        // Dirty records below the recovery point, so a cleaner pass is due on the full disk.
+        for _ in 0..1500 {
+            run.op().unwrap();
+        }
+        run.broker.flush().unwrap();
+    }
     fill(&reserve, 512 * 1024);
     fill(&filler, u64::MAX);
     std::fs::remove_file(&reserve).unwrap();
@@ -255,6 +267,14 @@ fn cycle(run: &mut Run, mnt: &Path, round: u32) {
     );
     if mode != Mode::Offsets {
         agree(run, mnt, &ctx);
+    }
+    if mode == Mode::Compacted {
+        let pass = run.broker.run_log_cleaner();
+        eprintln!("{ctx}: a cleaner pass on the full disk: {pass:?}");
+        assert!(
+            pass.is_ok_and(|r| !r.partitions_failed.is_empty()),
+            "{ctx}: the cleaner pass did not meet the full disk"
+        );
     }
     std::fs::remove_file(&filler).unwrap();
     for n in 0..50 {
@@ -293,6 +313,33 @@ fn agree(run: &Run, mnt: &Path, ctx: &str) {
         "{ctx}: {} .log files on disk but the log reports {} segments",
         seen.0, seen.1
     );
+}
+
+/// The cleaner cleans again once space returned: a pass that failed on the full disk before
+/// its commit left the log as it was, and is retried.
+fn cleaner_recovers(run: &Run, ctx: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let before = run.broker.describe_topic(TOPIC).unwrap().partitions[0].last_clean_ms;
+    loop {
+        let d = run.broker.describe_topic(TOPIC).unwrap();
+        let p = &d.partitions[0];
+        if p.cleaner_error.is_none() && p.last_clean_ms > before {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ctx}: the cleaner did not clean again after space returned (error: {:?})",
+            p.cleaner_error
+        );
+        let _ = run.broker.run_log_cleaner();
+        // Dirty the log so a pass is due.
+        let topic = run.broker.topic(TOPIC).unwrap();
+        let part = topic.partition(0).unwrap();
+        for i in 0..50 {
+            let _ = part.append(&[Record::new("again").key(format!("again{}", i % 40))]);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn verify(run: &Run, ctx: &str) {
@@ -360,6 +407,9 @@ fn run_mode(mode: Mode) {
     let mut run = Run::open(&dir, mode, true);
     for round in 0..rounds {
         cycle(&mut run, &fs.mnt, round);
+    }
+    if mode == Mode::Compacted {
+        cleaner_recovers(&run, &format!("mode {mode:?}"));
     }
     let acked = std::mem::take(&mut run.acked);
     let next = run.next;

@@ -51,9 +51,13 @@ const WRITE_CHUNK_BYTES: usize = 1 << 20;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CleanerState {
     pub checkpoint: CleanerCheckpoint,
-    /// Why the last pass failed. The cleaner skips the partition until it is reopened (Kafka
-    /// marks such a partition uncleanable).
+    /// Why the last pass failed.
     pub error: Option<String>,
+    /// The failed pass failed with an I/O error before its swap was committed (or after the
+    /// swapped segments were installed): the log is as a finished pass or no pass left it,
+    /// and the next pass retries (a full disk, no file descriptors). Otherwise the cleaner skips the partition
+    /// until it is reopened (Kafka marks such a partition uncleanable).
+    pub retry: bool,
 }
 
 /// What one pass did.
@@ -132,7 +136,7 @@ impl PartitionLog {
             return None;
         }
         let state = self.cleaner.lock().clone();
-        if state.error.is_some() {
+        if state.error.is_some() && !state.retry {
             return None;
         }
         let segments = self.segments.read().clone();
@@ -194,9 +198,20 @@ impl PartitionLog {
             return Ok(None);
         };
         let cancelled = || cancelled() || self.closed.load(Ordering::Acquire);
-        let result = self.clean_planned(&plan, dedupe_buffer_bytes, throttle, now, &cancelled);
+        let mut swapping = false;
+        let result = self.clean_planned(
+            &plan,
+            dedupe_buffer_bytes,
+            throttle,
+            now,
+            &cancelled,
+            &mut swapping,
+        );
         if let Err(e) = &result {
-            self.cleaner.lock().error = Some(e.to_string());
+            let mut state = self.cleaner.lock();
+            state.error = Some(e.to_string());
+            // Only I/O errors are retried: damage found in a segment would fail every pass.
+            state.retry = !swapping && matches!(e, Error::Io { .. });
         }
         result
     }
@@ -208,6 +223,7 @@ impl PartitionLog {
         throttle: &mut Throttle,
         now: i64,
         cancelled: &dyn Fn() -> bool,
+        swapping: &mut bool,
     ) -> Result<Option<CleanStats>> {
         let config = self.config();
         let mut stats = CleanStats::default();
@@ -289,8 +305,12 @@ impl PartitionLog {
                     old_bases: c.old.iter().map(|s| s.base_offset()).collect(),
                 })
                 .collect();
+            // From here until the new segments are installed, a failure leaves memory and
+            // disk disagreeing: no retry before a reopen (which finishes the swap).
+            *swapping = true;
             clean_swap::commit(&self.dir, &entries)?;
             self.install(&cleaned, now)?;
+            *swapping = false;
             stats.segments_replaced = cleaned.iter().map(|c| c.old.len()).sum();
         }
         // 5. Checkpoint.
@@ -304,6 +324,7 @@ impl PartitionLog {
         let mut state = self.cleaner.lock();
         state.checkpoint = checkpoint;
         state.error = None;
+        state.retry = false;
         Ok(Some(stats))
     }
 

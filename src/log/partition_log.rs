@@ -313,6 +313,7 @@ impl PartitionLog {
             cleaner: Mutex::new(CleanerState {
                 checkpoint: cleaner_checkpoint,
                 error: None,
+                retry: false,
             }),
             writer: Mutex::new(Writer {
                 active,
