@@ -208,6 +208,13 @@ impl PartitionLog {
             &mut swapping,
         );
         if let Err(e) = &result {
+            if swapping {
+                // The swap is committed on disk but memory still lists the old segments (say
+                // the new ones could not be opened): retention or a new roll acting on that
+                // list could delete the files that now hold their records. Stop writes until
+                // a reopen finishes the swap; reads go on from the old segments' open files.
+                let _ = self.fail(e.clone());
+            }
             let mut state = self.cleaner.lock();
             state.error = Some(e.to_string());
             // Only I/O errors are retried: damage found in a segment would fail every pass.
@@ -306,9 +313,19 @@ impl PartitionLog {
                 })
                 .collect();
             // From here until the new segments are installed, a failure leaves memory and
-            // disk disagreeing: no retry before a reopen (which finishes the swap).
+            // disk disagreeing: the log fails until a reopen, which finishes the swap.
             *swapping = true;
-            clean_swap::commit(&self.dir, &entries)?;
+            if let Err(e) = clean_swap::commit(&self.dir, &entries) {
+                if !self.dir.join(clean_swap::MANIFEST).exists() {
+                    // The manifest, the commit point, was never put in place (no space for
+                    // it): nothing was swapped, and this pass is undone like any other.
+                    *swapping = false;
+                    for path in &written_paths {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                return Err(e);
+            }
             self.install(&cleaned, now)?;
             *swapping = false;
             stats.segments_replaced = cleaned.iter().map(|c| c.old.len()).sum();

@@ -423,7 +423,7 @@ impl PartitionLog {
     }
 
     /// Marks the log failed after an I/O error on the write path, and returns the error.
-    fn fail(&self, e: Error) -> Error {
+    pub(super) fn fail(&self, e: Error) -> Error {
         let mut failure = self.failure.lock();
         if failure.is_none() {
             *failure = Some(e.to_string());
@@ -1392,6 +1392,46 @@ mod tests {
             log.offset_for_timestamp(0),
             Err(Error::Closed { .. })
         ));
+    }
+
+    #[test]
+    fn a_cleaner_pass_that_cannot_commit_is_undone_and_retried() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = open_log(
+            tmp.path(),
+            TopicConfig::default()
+                .segment_bytes(1024)
+                .cleanup_policy(crate::CleanupPolicy::Compact),
+        );
+        for i in 0..60 {
+            log.append_records(&[Record::new("v").key(format!("k{}", i % 3))])
+                .unwrap();
+        }
+        log.checkpoint().unwrap();
+        let clean = || {
+            let mut throttle = super::super::Throttle::new(f64::INFINITY);
+            log.clean(1 << 20, &mut throttle, log.clock.now_ms(), &|| false)
+        };
+        let manifest_tmp = tmp.path().join(format!("{}.tmp", clean_swap::MANIFEST));
+        block(&manifest_tmp);
+        assert!(clean().is_err(), "the manifest write must fail");
+        assert!(!log.failed.load(Ordering::Acquire), "nothing was swapped");
+        assert!(log.cleaner.lock().retry);
+        let leftovers = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref().is_ok_and(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .ends_with(clean_swap::CLEANED_SUFFIX)
+                })
+            })
+            .count();
+        assert_eq!(leftovers, 0, ".cleaned files left behind");
+        std::fs::remove_dir(&manifest_tmp).unwrap();
+        let stats = clean().unwrap().expect("a pass is due again");
+        assert!(stats.records_removed > 0);
+        log.append_records(&[Record::new("v").key("k0")]).unwrap();
     }
 
     #[test]
