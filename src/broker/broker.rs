@@ -203,10 +203,14 @@ impl BrokerBuilder {
 
     fn open_inner(&self, dir: PathBuf, temp: Option<tempfile::TempDir>) -> Result<Broker> {
         self.validate()?;
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating data directory", &dir, e))?;
+        let ephemeral = temp.is_some();
+        if !ephemeral {
+            // A data directory (and any parent) this creates is made durable in its parent
+            // before anything inside it is.
+            io::create_dir_durable(&dir)?;
+        }
         let lock = DirLock::acquire(&dir)?;
         let topics_dir = dir.join(topic_store::DIR_NAME);
-        let ephemeral = temp.is_some();
         if !topics_dir.exists() {
             if ephemeral {
                 // Nothing about a temporary directory needs to survive a power loss.

@@ -212,8 +212,9 @@ pub struct PartitionDescription {
     /// When the log cleaner last finished a pass over this partition (ms since the epoch, by
     /// the broker's clock), if it ever has.
     pub last_clean_ms: Option<i64>,
-    /// Why the log cleaner's last pass over this partition failed; it skips the partition
-    /// until the broker is reopened.
+    /// Why the log cleaner's last pass over this partition failed. A pass that failed before
+    /// replacing any segment (out of space, out of file descriptors) is retried; after any
+    /// other failure the cleaner skips the partition until the broker is reopened.
     pub cleaner_error: Option<String>,
 }
 

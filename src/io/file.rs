@@ -60,13 +60,39 @@ fn write_all_at_impl(file: &File, mut buf: &[u8], mut position: u64) -> io::Resu
     Ok(())
 }
 
+/// Why a durable operation failed: before anything was fsynced (an open, a write, a rename:
+/// nothing durable changed, and the caller may retry), or in the fsync itself (the page cache
+/// may no longer match the disk).
+#[derive(Debug)]
+pub(crate) enum SyncError {
+    /// Failed before the fsync.
+    Before(Error),
+    /// The fsync failed.
+    Fsync(Error),
+}
+
+impl SyncError {
+    /// The error, whichever step failed.
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            SyncError::Before(e) | SyncError::Fsync(e) => e,
+        }
+    }
+}
+
 /// Fsyncs a directory, so that entries created, renamed or removed in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    sync_dir_steps(dir).map_err(SyncError::into_error)
+}
+
+/// [`sync_dir`], telling a failed open (out of file descriptors) from a failed fsync.
+pub(crate) fn sync_dir_steps(dir: &Path) -> std::result::Result<(), SyncError> {
     #[cfg(unix)]
     {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("syncing directory", dir, e))
+        let d = File::open(dir)
+            .map_err(|e| SyncError::Before(Error::io("opening directory", dir, e)))?;
+        d.sync_all()
+            .map_err(|e| SyncError::Fsync(Error::io("syncing directory", dir, e)))
     }
     #[cfg(not(unix))]
     {
@@ -76,11 +102,27 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Creates `dir` (and missing parents) and makes its entry durable in its parent.
+/// Creates `dir` (and missing parents) and makes each new entry durable by fsyncing the
+/// directory that holds it, so a power loss cannot drop a directory something inside it
+/// already counts on.
 pub(crate) fn create_dir_durable(dir: &Path) -> Result<()> {
+    // The directories that do not exist yet, innermost first.
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(p) = at {
+        if p.as_os_str().is_empty() || p.exists() {
+            break;
+        }
+        missing.push(p);
+        at = p.parent();
+    }
     fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
+    // Outermost first: each parent's entry is durable before its child's.
+    for p in missing.iter().rev() {
+        match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent)?,
+            _ => sync_dir(Path::new("."))?,
+        }
     }
     Ok(())
 }
@@ -99,21 +141,31 @@ pub(crate) fn remove_dir_all_durable(dir: &Path) -> Result<()> {
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new file.
+///
+/// On failure the `.tmp` file is removed (best effort: it may hold the space a full disk
+/// needs back); `path` then holds the old or the new contents, so a caller that only ever
+/// writes true statements there may treat any failure as "not written yet" and retry.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = Path::new(&tmp_name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(tmp)
-        .map_err(|e| Error::io("creating", tmp, e))?;
-    file.write_all(bytes)
-        .map_err(|e| Error::io("writing", tmp, e))?;
-    file.sync_all().map_err(|e| Error::io("syncing", tmp, e))?;
-    drop(file);
-    fs::rename(tmp, path).map_err(|e| Error::io("renaming into place", path, e))?;
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(tmp)
+            .map_err(|e| Error::io("creating", tmp, e))?;
+        file.write_all(bytes)
+            .map_err(|e| Error::io("writing", tmp, e))?;
+        file.sync_all().map_err(|e| Error::io("syncing", tmp, e))?;
+        drop(file);
+        fs::rename(tmp, path).map_err(|e| Error::io("renaming into place", path, e))
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(tmp);
+        return Err(e);
+    }
     match path.parent() {
         Some(parent) => sync_dir(parent),
         None => Ok(()),
@@ -142,6 +194,20 @@ mod tests {
         assert_eq!(read_small(&p).unwrap().unwrap(), b"two");
         assert!(!dir.path().join("x.properties.tmp").exists());
         assert!(read_small(&dir.path().join("missing")).unwrap().is_none());
+    }
+
+    #[test]
+    fn durable_dir_creation_makes_every_missing_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a").join("b").join("c");
+        create_dir_durable(&deep).unwrap();
+        assert!(deep.is_dir());
+        // Existing directories are fine, and so is a relative path.
+        create_dir_durable(&deep).unwrap();
+        let cwd_relative = Path::new("target").join("create-dir-durable-test");
+        create_dir_durable(&cwd_relative).unwrap();
+        assert!(cwd_relative.is_dir());
+        let _ = fs::remove_dir(&cwd_relative);
     }
 
     #[test]

@@ -14,8 +14,8 @@ mod lock;
 mod mmap;
 
 pub(crate) use file::{
-    create_dir_durable, read_at, read_small, remove_dir_all_durable, sync_dir, write_all_at,
-    write_atomic,
+    create_dir_durable, read_at, read_small, remove_dir_all_durable, sync_dir, sync_dir_steps,
+    write_all_at, write_atomic, SyncError,
 };
 pub(crate) use lock::DirLock;
 pub(crate) use mmap::{share, SegmentMap};

@@ -51,9 +51,13 @@ const WRITE_CHUNK_BYTES: usize = 1 << 20;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CleanerState {
     pub checkpoint: CleanerCheckpoint,
-    /// Why the last pass failed. The cleaner skips the partition until it is reopened (Kafka
-    /// marks such a partition uncleanable).
+    /// Why the last pass failed.
     pub error: Option<String>,
+    /// The failed pass failed with an I/O error before its swap was committed (or after the
+    /// swapped segments were installed): the log is as a finished pass or no pass left it,
+    /// and the next pass retries (a full disk, no file descriptors). Otherwise the cleaner skips the partition
+    /// until it is reopened (Kafka marks such a partition uncleanable).
+    pub retry: bool,
 }
 
 /// What one pass did.
@@ -132,7 +136,7 @@ impl PartitionLog {
             return None;
         }
         let state = self.cleaner.lock().clone();
-        if state.error.is_some() {
+        if state.error.is_some() && !state.retry {
             return None;
         }
         let segments = self.segments.read().clone();
@@ -194,9 +198,27 @@ impl PartitionLog {
             return Ok(None);
         };
         let cancelled = || cancelled() || self.closed.load(Ordering::Acquire);
-        let result = self.clean_planned(&plan, dedupe_buffer_bytes, throttle, now, &cancelled);
+        let mut swapping = false;
+        let result = self.clean_planned(
+            &plan,
+            dedupe_buffer_bytes,
+            throttle,
+            now,
+            &cancelled,
+            &mut swapping,
+        );
         if let Err(e) = &result {
-            self.cleaner.lock().error = Some(e.to_string());
+            if swapping {
+                // The swap is committed on disk but memory still lists the old segments (say
+                // the new ones could not be opened): retention or a new roll acting on that
+                // list could delete the files that now hold their records. Stop writes until
+                // a reopen finishes the swap; reads go on from the old segments' open files.
+                let _ = self.fail(e.clone());
+            }
+            let mut state = self.cleaner.lock();
+            state.error = Some(e.to_string());
+            // Only I/O errors are retried: damage found in a segment would fail every pass.
+            state.retry = !swapping && matches!(e, Error::Io { .. });
         }
         result
     }
@@ -208,6 +230,7 @@ impl PartitionLog {
         throttle: &mut Throttle,
         now: i64,
         cancelled: &dyn Fn() -> bool,
+        swapping: &mut bool,
     ) -> Result<Option<CleanStats>> {
         let config = self.config();
         let mut stats = CleanStats::default();
@@ -290,8 +313,22 @@ impl PartitionLog {
                     old_bases: c.old.iter().map(|s| s.base_offset()).collect(),
                 })
                 .collect();
-            clean_swap::commit(&self.dir, &entries)?;
+            // From here until the new segments are installed, a failure leaves memory and
+            // disk disagreeing: the log fails until a reopen, which finishes the swap.
+            *swapping = true;
+            if let Err(e) = clean_swap::commit(&self.dir, &entries) {
+                if !self.dir.join(clean_swap::MANIFEST).exists() {
+                    // The manifest, the commit point, was never put in place (no space for
+                    // it): nothing was swapped, and this pass is undone like any other.
+                    *swapping = false;
+                    for path in &written_paths {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                return Err(e);
+            }
             self.install(&cleaned, now)?;
+            *swapping = false;
             stats.segments_replaced = cleaned.iter().map(|c| c.old.len()).sum();
         }
         // 5. Checkpoint.
@@ -305,6 +342,7 @@ impl PartitionLog {
         let mut state = self.cleaner.lock();
         state.checkpoint = checkpoint;
         state.error = None;
+        state.retry = false;
         Ok(Some(stats))
     }
 

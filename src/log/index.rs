@@ -179,39 +179,54 @@ impl SegmentIndex {
         Ok(Some(index))
     }
 
-    /// Writes entries not yet on disk and fsyncs both files. Returns whether anything was written.
+    /// Writes entries not yet on disk and fsyncs the files; true if it wrote anything.
     pub(crate) fn persist(&mut self, offset_path: &Path, time_path: &Path) -> Result<bool> {
-        let mut wrote = false;
-        if self.offsets_persisted < self.offsets.len() || self.rewrite || !offset_path.exists() {
+        let plan = self.plan_persist(offset_path, time_path);
+        plan.write(offset_path, time_path)?;
+        self.persisted(&plan);
+        Ok(plan.writes())
+    }
+
+    /// What the next persist must write, copied out so the files can be written and fsynced
+    /// without holding the index (appends and reads then never wait on that I/O).
+    pub(crate) fn plan_persist(&self, offset_path: &Path, time_path: &Path) -> PersistPlan {
+        let offsets = (self.offsets_persisted < self.offsets.len()
+            || self.rewrite
+            || !offset_path.exists())
+        .then(|| {
             let mut bytes = Vec::with_capacity((self.offsets.len() - self.offsets_persisted) * 8);
             for e in &self.offsets[self.offsets_persisted..] {
                 bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
                 bytes.extend_from_slice(&e.position.to_be_bytes());
             }
-            write_tail(
-                offset_path,
-                &bytes,
-                (self.offsets_persisted * OFFSET_ENTRY_BYTES) as u64,
-            )?;
-            self.offsets_persisted = self.offsets.len();
-            wrote = true;
-        }
-        if self.times_persisted < self.times.len() || self.rewrite || !time_path.exists() {
+            let at = (self.offsets_persisted * OFFSET_ENTRY_BYTES) as u64;
+            (bytes, at)
+        });
+        let times = (self.times_persisted < self.times.len()
+            || self.rewrite
+            || !time_path.exists())
+        .then(|| {
             let mut bytes = Vec::with_capacity((self.times.len() - self.times_persisted) * 12);
             for e in &self.times[self.times_persisted..] {
                 bytes.extend_from_slice(&e.timestamp.to_be_bytes());
                 bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
             }
-            write_tail(
-                time_path,
-                &bytes,
-                (self.times_persisted * TIME_ENTRY_BYTES) as u64,
-            )?;
-            self.times_persisted = self.times.len();
-            wrote = true;
+            let at = (self.times_persisted * TIME_ENTRY_BYTES) as u64;
+            (bytes, at)
+        });
+        PersistPlan {
+            offsets,
+            times,
+            offsets_count: self.offsets.len(),
+            times_count: self.times.len(),
         }
+    }
+
+    /// Records that `plan` (made from this index, whose entries only grew since) is on disk.
+    pub(crate) fn persisted(&mut self, plan: &PersistPlan) {
+        self.offsets_persisted = plan.offsets_count.min(self.offsets.len());
+        self.times_persisted = plan.times_count.min(self.times.len());
         self.rewrite = false;
-        Ok(wrote)
     }
 
     /// Forgets what was persisted, so the next persist rewrites both files whole.
@@ -219,6 +234,34 @@ impl SegmentIndex {
         self.offsets_persisted = 0;
         self.times_persisted = 0;
         self.rewrite = true;
+    }
+}
+
+/// The tails of both index files one persist writes (see [`SegmentIndex::plan_persist`]).
+#[derive(Debug)]
+pub(crate) struct PersistPlan {
+    offsets: Option<(Vec<u8>, u64)>,
+    times: Option<(Vec<u8>, u64)>,
+    offsets_count: usize,
+    times_count: usize,
+}
+
+impl PersistPlan {
+    /// Whether the plan writes anything.
+    pub(crate) fn writes(&self) -> bool {
+        self.offsets.is_some() || self.times.is_some()
+    }
+
+    /// Writes and fsyncs the planned tails. A failure leaves the index to be rewritten whole
+    /// by the caller (`mark_unpersisted`): nothing trusts these files until a persist succeeds.
+    pub(crate) fn write(&self, offset_path: &Path, time_path: &Path) -> Result<()> {
+        if let Some((bytes, at)) = &self.offsets {
+            write_tail(offset_path, bytes, *at)?;
+        }
+        if let Some((bytes, at)) = &self.times {
+            write_tail(time_path, bytes, *at)?;
+        }
+        Ok(())
     }
 }
 

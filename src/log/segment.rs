@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::index::{OffsetEntry, SegmentIndex, TimeEntry};
 use crate::codec::{self, BatchHeader, DecodeError, HEADER_BYTES};
@@ -62,6 +62,15 @@ pub(crate) struct Segment {
     /// The most a map of this segment is made beyond its size: the size it may grow to
     /// (`segment.bytes`) for an active segment, 0 for a sealed one.
     map_len_hint: u64,
+    /// True once the files were deleted. Held while the index files are written, so a
+    /// persist racing with retention never writes index files back after their deletion.
+    files: Mutex<FilesState>,
+}
+
+/// Whether a segment's files still exist (see `Segment::files`).
+#[derive(Debug, Default)]
+struct FilesState {
+    deleted: bool,
 }
 
 /// Up to one header's worth of bytes at `pos`, for describing damage.
@@ -168,6 +177,7 @@ impl Segment {
             map: RwLock::new(None),
             framing_checked: AtomicU64::new(0),
             map_len_hint,
+            files: Mutex::new(FilesState::default()),
         }
     }
 
@@ -206,6 +216,12 @@ impl Segment {
         let map = SegmentMap::new(&self.file, len, &self.log_path)?;
         *slot = Some(map.clone());
         Ok(map)
+    }
+
+    /// Drops the segment's map (a reader holding it keeps it until done); the next read
+    /// would make a new one. For a closed log, so its address space is given back.
+    pub(crate) fn release_map(&self) {
+        *self.map.write() = None;
     }
 
     pub(crate) fn base_offset(&self) -> i64 {
@@ -680,12 +696,32 @@ impl Segment {
             .map_err(|e| Error::io("syncing", &self.log_path, e))
     }
 
-    /// Writes index entries not yet on disk and fsyncs the index files.
+    /// Writes index entries not yet on disk and fsyncs the index files. The index itself is
+    /// only locked to copy the unwritten entries out, not across the writes and fsyncs.
+    ///
+    /// A failure changes nothing anything relies on (the index files are hints, trusted at
+    /// open only for segments before the recovery point, which never passes a segment whose
+    /// index has not been persisted): the next persist rewrites both files whole, so pages a
+    /// failed write or fsync left behind are written again, and the caller retries later.
     pub(crate) fn persist_index(&self) -> Result<()> {
-        self.index
-            .write()
-            .persist(&self.index_path, &self.time_index_path)?;
-        Ok(())
+        let files = self.files.lock();
+        if files.deleted {
+            return Ok(());
+        }
+        let plan = self
+            .index
+            .read()
+            .plan_persist(&self.index_path, &self.time_index_path);
+        match plan.write(&self.index_path, &self.time_index_path) {
+            Ok(()) => {
+                self.index.write().persisted(&plan);
+                Ok(())
+            }
+            Err(e) => {
+                self.index.write().mark_unpersisted();
+                Err(e)
+            }
+        }
     }
 
     /// Records the segment's max timestamp as a final time-index entry (what retention reads
@@ -709,12 +745,25 @@ impl Segment {
     }
 
     /// Removes the segment's files (log first: stray index files are cleaned up at open).
+    /// Once the log file is gone the segment is deleted: a failure to remove an index file
+    /// after it is only logged (open removes index files whose log is gone). Unlinking needs
+    /// no free space and no file descriptor, so this works on a full disk.
     pub(crate) fn delete_files(&self) -> Result<()> {
-        for path in [&self.log_path, &self.index_path, &self.time_index_path] {
+        let mut files = self.files.lock();
+        match std::fs::remove_file(&self.log_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("deleting", self.log_path.as_path(), e)),
+        }
+        files.deleted = true;
+        for path in [&self.index_path, &self.time_index_path] {
             match std::fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("deleting", path.as_path(), e)),
+                Err(e) => log::warn!(
+                    "{}; left for the next open to remove",
+                    Error::io("deleting", path.as_path(), e)
+                ),
             }
         }
         Ok(())
