@@ -200,9 +200,11 @@ fn offset_for_timestamp_finds_the_earliest_at_or_after() {
     broker
         .create_topic(
             "t",
+            // Timestamps of 1970 would be past `retention.ms`: keep everything.
             TopicConfig::default()
                 .segment_bytes(1024)
-                .index_interval_bytes(100),
+                .index_interval_bytes(100)
+                .retention_ms(-1),
         )
         .unwrap();
     let p = broker.topic("t").unwrap().partition(0).unwrap();
