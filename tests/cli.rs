@@ -533,3 +533,32 @@ fn verify_keeps_a_topic_named_like_a_temporary_file() {
     let out = ok(&["verify", &d]);
     assert!(out.contains("stray temporary file"), "{out}");
 }
+
+/// What `Broker::open` refuses in a partition directory, verify reports as a problem naming
+/// the file: a segment name that is not 20 digits of an appendable offset, or a symlink.
+#[test]
+fn verify_reports_segment_files_open_refuses() {
+    for (name, link) in [
+        ("09223372036854775807.log", false),
+        ("0000000000000000100.log", false),
+        ("00000000000000000001.x.log", false),
+        ("00000000000000000100.log", true),
+    ] {
+        let (_tmp, d) = data_dir_with_records();
+        let path = Path::new(&d).join("t-0").join(name);
+        if link {
+            std::os::unix::fs::symlink("/nonexistent/embroker", &path).unwrap();
+        } else {
+            std::fs::write(&path, b"").unwrap();
+        }
+        let o = run(&["verify", &d]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stdout(&o));
+        assert!(
+            stdout(&o)
+                .lines()
+                .any(|l| l.starts_with("problem: ") && l.contains(name)),
+            "{name}: {}",
+            stdout(&o)
+        );
+    }
+}

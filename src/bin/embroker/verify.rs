@@ -424,6 +424,45 @@ fn is_topic_tmp_file(path: &Path, name: &str) -> bool {
         .is_some_and(|written_for| written_for == stem)
 }
 
+/// Why a file named like a segment file (`.log`, `.index`, `.timeindex`) is one `Broker::open`
+/// refuses: a name that is not 20 digits of a base offset that leaves room to append (at most
+/// 09223372036854775806), or an entry that is not a regular file (a symlink or a directory).
+fn unusable_segment_file(entry: &std::fs::DirEntry, name: &str) -> Option<String> {
+    let (stem, ext) = name.rsplit_once('.')?;
+    if !matches!(ext, "log" | "index" | "timeindex") {
+        return None;
+    }
+    let base = (stem.len() == 20 && stem.bytes().all(|c| c.is_ascii_digit()))
+        .then(|| stem.parse::<i64>().ok())
+        .flatten();
+    match base {
+        None => {
+            return Some(
+                "named like a segment file but not 20 digits of a base offset (open refuses \
+                 the partition)"
+                    .to_string(),
+            )
+        }
+        Some(i64::MAX) => {
+            return Some(
+                "a segment at base offset 9223372036854775807 leaves no offset to append (open \
+                 refuses the partition)"
+                    .to_string(),
+            )
+        }
+        Some(_) => {}
+    }
+    match entry.file_type() {
+        Ok(t) if t.is_file() => None,
+        Ok(_) => Some(
+            "named like a segment file but not a regular file: a symlink or a directory (open \
+             refuses the partition)"
+                .to_string(),
+        ),
+        Err(_) => None,
+    }
+}
+
 fn check_partition(report: &mut Report, dir: &Path) {
     let mut segments: BTreeMap<i64, SegmentFiles> = BTreeMap::new();
     let mut recovery_point = None;
@@ -441,6 +480,9 @@ fn check_partition(report: &mut Report, dir: &Path) {
             report.warning(&path, "stray temporary file (open removes it)");
         } else if name == "recovery-point" {
             recovery_point = Some(path);
+        } else if let Some(reason) = unusable_segment_file(&entry, &name) {
+            // Open refuses the partition over it (an error naming the file), so it is damage.
+            report.problem(&path, None, reason);
         } else if let Some(base) = base_offset_of(&path) {
             let seg = segments.entry(base).or_default();
             match name.split_once('.').map(|(_, ext)| ext) {
