@@ -149,10 +149,12 @@ pub enum Error {
         reason: String,
     },
 
-    /// An earlier fsync of this partition failed (or a failed write left a partial batch that
-    /// could not be cut off); the log refuses further appends until the broker is reopened,
-    /// because the page cache can no longer be trusted. A write that fails cleanly (a full
-    /// disk) is an [`Error::Io`] instead, and the log takes appends again once space returns.
+    /// An earlier fsync of this partition's data or directory failed (or a failed write left a
+    /// partial batch that could not be cut off, or a cleaner swap stopped halfway); the log
+    /// refuses further appends until the broker is reopened, because the page cache (or the
+    /// segment list) can no longer be trusted. A write or open that fails cleanly (a full disk,
+    /// no file descriptors) is an [`Error::Io`] instead, and the log takes appends again once
+    /// space or descriptors return.
     #[error(
         "partition {topic}-{partition} failed earlier ({cause}); reopen the broker to recover"
     )]

@@ -138,7 +138,7 @@ struct Run {
 
 impl Run {
     fn open(dir: &Path, mode: Mode, create: bool) -> Run {
-        let broker = Broker::builder()
+        let builder = Broker::builder()
             .retention_check_interval(Duration::from_millis(50))
             .checkpoint_interval(Duration::from_millis(50))
             // The compacted mode runs cleaner passes itself, at the moments that matter.
@@ -147,8 +147,19 @@ impl Run {
             } else {
                 Duration::from_millis(20)
             })
-            .open(dir)
-            .unwrap_or_else(|e| panic!("mode {mode:?}: open: {e}"));
+            .clone();
+        // The tests of this file run in parallel and fork `mount`/`umount`: a child shares
+        // the directory lock's open file until it execs (see io/lock.rs), which on a loaded
+        // machine can outlast the broker's own 20 ms retry. Retry a reopen a while longer.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let broker = loop {
+            match builder.open(dir) {
+                Err(embroker::Error::DirectoryLocked { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other.unwrap_or_else(|e| panic!("mode {mode:?}: open: {e}")),
+            }
+        };
         if create {
             let mut cfg = TopicConfig::default()
                 .segment_bytes(16 * 1024)

@@ -587,7 +587,7 @@ impl BrokerInner {
         let mut deleted = 0;
         let mut first_error = None;
         for log in self.all_logs() {
-            match log.enforce_retention(now) {
+            match log.enforce_retention(now, false) {
                 Ok(n) => deleted += n,
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -657,7 +657,7 @@ impl BrokerInner {
                 Ok(None) => {}
                 Err(e) => {
                     log::warn!(
-                        "log cleaner failed on {}-{} and skips it until reopened: {e}",
+                        "log cleaner failed on {}-{}: {e}",
                         log.topic(),
                         log.partition()
                     );

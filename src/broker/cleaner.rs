@@ -21,8 +21,8 @@ pub struct CleanerReport {
     /// Partitions a pass cleaned.
     pub partitions_cleaned: usize,
     /// Partitions whose pass failed; each one's error is in its
-    /// [`PartitionDescription::cleaner_error`](crate::PartitionDescription::cleaner_error), and
-    /// the cleaner skips it until the broker is reopened.
+    /// [`PartitionDescription::cleaner_error`](crate::PartitionDescription::cleaner_error), which
+    /// says whether the cleaner retries it or skips it until the broker is reopened.
     pub partitions_failed: Vec<TopicPartition>,
     /// Bytes of log read.
     pub bytes_read: u64,

@@ -96,10 +96,12 @@ pub(crate) fn start(
             }
             let now_ms = broker.clock().now_ms();
             for log in broker.all_logs() {
-                // Every `retention_every`, and sooner for a log that rolled many segments
-                // since its last pass.
-                if due || log.retention_backlog() {
-                    warn_unless_failed("retention", log.enforce_retention(now_ms));
+                // Every `retention_every`, and sooner (by size only) for a log over its
+                // `retention.bytes` that rolled many segments since its last pass.
+                if due {
+                    warn_unless_failed("retention", log.enforce_retention(now_ms, false));
+                } else if log.retention_backlog() {
+                    warn_unless_failed("retention", log.enforce_retention(now_ms, true));
                 }
             }
         },

@@ -55,8 +55,8 @@ pub(crate) struct CleanerState {
     pub error: Option<String>,
     /// The failed pass failed with an I/O error before its swap was committed (or after the
     /// swapped segments were installed): the log is as a finished pass or no pass left it,
-    /// and the next pass retries (a full disk, no file descriptors). Otherwise the cleaner skips the partition
-    /// until it is reopened (Kafka marks such a partition uncleanable).
+    /// and the next pass retries (a full disk, no file descriptors). Otherwise the cleaner
+    /// skips the partition until it is reopened (Kafka marks such a partition uncleanable).
     pub retry: bool,
 }
 
@@ -185,7 +185,8 @@ impl PartitionLog {
 
     /// Runs one cleaner pass if one is due. `Ok(None)`: nothing was due, or `cancelled` said
     /// stop before the commit (the log is then as it was). An error is also kept for
-    /// `describe_topic`, and the cleaner skips this partition until it is reopened.
+    /// `describe_topic`; the cleaner retries the partition or skips it until it is reopened
+    /// (see [`CleanerState::retry`]).
     pub(crate) fn clean(
         &self,
         dedupe_buffer_bytes: usize,

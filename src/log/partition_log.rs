@@ -714,9 +714,10 @@ impl PartitionLog {
         Ok(Synced { index_error })
     }
 
-    /// Background pass: fsyncs (some of the) sealed segments left by rolls and moves the recovery point to
-    /// the start of the oldest segment still pending (the active one once none is). Failures
-    /// that changed nothing durable are logged and retried by the next pass.
+    /// Background pass: fsyncs up to [`SYNC_BATCH_SEGMENTS`] sealed segments left by rolls
+    /// and moves the recovery point to the start of the oldest segment still pending (the
+    /// active one once none is). Failures that changed nothing durable are logged and retried
+    /// by the next pass.
     pub(crate) fn sync_sealed(&self) -> Result<()> {
         {
             let w = self.writer.lock();
@@ -998,22 +999,34 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// Whether enough segments were rolled since retention last ran that it should run now,
-    /// before its interval: a fast appender on small segments would otherwise pile up
-    /// thousands of files between two checks.
+    /// Whether size-based retention should run now, before its interval: enough segments
+    /// were rolled since it last ran and the log is over `retention.bytes`. A fast appender on
+    /// small segments would otherwise pile up thousands of files between two checks. (Time
+    /// limits do not pile up faster with rolls, and they wait for the interval as in Kafka.)
     pub(crate) fn retention_backlog(&self) -> bool {
-        self.rolls_since_retention.load(Ordering::Relaxed) >= ROLLS_BEFORE_RETENTION
-            && self.config().cleanup_policy.deletes()
+        if self.rolls_since_retention.load(Ordering::Relaxed) < ROLLS_BEFORE_RETENTION {
+            return false;
+        }
+        let config = self.config();
+        config.cleanup_policy.deletes()
+            && config.retention_bytes >= 0
+            && self.stats().size_bytes > config.retention_bytes as u64
     }
 
-    /// Deletes old segments by `retention.ms` and `retention.bytes`; returns how many.
+    /// Deletes old segments by `retention.ms` and `retention.bytes` (only the latter when
+    /// `size_only`: an early pass, see [`PartitionLog::retention_backlog`]); returns how many.
     ///
     /// Files go first, then memory: a segment leaves the list (and the log start moves past
     /// it) only once its log file is deleted, so a failure partway leaves disk, memory and log
     /// start agreeing. Nothing is fsynced but the directory, and nothing written but the
     /// recovery point (best effort), so retention can free a full disk.
-    pub(crate) fn enforce_retention(&self, now: i64) -> Result<usize> {
-        let config = self.config();
+    pub(crate) fn enforce_retention(&self, now: i64, size_only: bool) -> Result<usize> {
+        let mut config = self.config();
+        if size_only {
+            let mut by_size = (*config).clone();
+            by_size.retention_ms = -1;
+            config = Arc::new(by_size);
+        }
         if !config.cleanup_policy.deletes()
             || self.closed.load(Ordering::Acquire)
             || self.failed.load(Ordering::Acquire)
@@ -1381,7 +1394,7 @@ mod tests {
         }
         // Nothing synced yet: the recovery point names segment 0, which retention deletes.
         block(&tmp.path().join("recovery-point.tmp"));
-        let deleted = log.enforce_retention(log.clock.now_ms()).unwrap();
+        let deleted = log.enforce_retention(log.clock.now_ms(), false).unwrap();
         assert!(deleted > 0);
         let stats = log.stats();
         assert_eq!(
