@@ -1274,7 +1274,7 @@ fn list_segments(dir: &Path) -> Result<Listing> {
         // recovery's truncation write through it to a file outside the data directory.
         let file_type = entry
             .file_type()
-            .map_err(|e| Error::io("listing", &entry.path(), e))?;
+            .map_err(|e| Error::io("listing", entry.path(), e))?;
         if !file_type.is_file() {
             return Err(Error::Corrupt {
                 path: entry.path(),
