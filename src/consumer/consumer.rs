@@ -792,11 +792,7 @@ impl Consumer {
     /// [`Error::FencedInstanceId`] when another consumer took this one's `group.instance.id`
     /// (fatal: close the consumer).
     pub fn commit_sync(&mut self) -> Result<()> {
-        self.check_usable()?;
-        self.group_id()?;
-        if let Some(e) = &self.fenced {
-            return Err(e.clone());
-        }
+        self.check_can_commit()?;
         self.run_commit_callbacks();
         self.commit_positions(true)
     }
@@ -807,11 +803,7 @@ impl Consumer {
         &mut self,
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
     ) -> Result<()> {
-        self.check_usable()?;
-        self.group_id()?;
-        if let Some(e) = &self.fenced {
-            return Err(e.clone());
-        }
+        self.check_can_commit()?;
         self.run_commit_callbacks();
         self.commit_map(offsets, true)
     }
@@ -827,19 +819,9 @@ impl Consumer {
         &mut self,
         callback: impl FnOnce(&BTreeMap<TopicPartition, OffsetAndMetadata>, Result<()>) + Send + 'static,
     ) -> Result<()> {
-        self.check_usable()?;
-        self.group_id()?;
-        if let Some(e) = &self.fenced {
-            return Err(e.clone());
-        }
+        self.check_can_commit()?;
         let offsets = self.positions();
-        let result = if offsets.is_empty() {
-            Ok(())
-        } else {
-            self.commit_map(&offsets, false)
-        };
-        self.completed_commits
-            .push((Box::new(callback), offsets, result));
+        self.commit_map_async(offsets, Box::new(callback));
         Ok(())
     }
 
@@ -851,19 +833,35 @@ impl Consumer {
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
         callback: impl FnOnce(&BTreeMap<TopicPartition, OffsetAndMetadata>, Result<()>) + Send + 'static,
     ) -> Result<()> {
+        self.check_can_commit()?;
+        self.commit_map_async(offsets.clone(), Box::new(callback));
+        Ok(())
+    }
+
+    /// What every commit checks first: the consumer is open, has a `group.id` and is not
+    /// fenced.
+    fn check_can_commit(&self) -> Result<()> {
         self.check_usable()?;
         self.group_id()?;
         if let Some(e) = &self.fenced {
             return Err(e.clone());
         }
+        Ok(())
+    }
+
+    /// Commits `offsets` without the fsync (nothing to write when empty) and queues
+    /// `callback` with the outcome for the next `poll`, `commit_sync` or `close`.
+    fn commit_map_async(
+        &mut self,
+        offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+        callback: CommitCallback,
+    ) {
         let result = if offsets.is_empty() {
             Ok(())
         } else {
-            self.commit_map(offsets, false)
+            self.commit_map(&offsets, false)
         };
-        self.completed_commits
-            .push((Box::new(callback), offsets.clone(), result));
-        Ok(())
+        self.completed_commits.push((callback, offsets, result));
     }
 
     fn run_commit_callbacks(&mut self) {
