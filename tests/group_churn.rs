@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ const RECORDS: usize = 10_000;
 
 #[derive(Default)]
 struct Shared {
-    owners: Mutex<BTreeMap<TopicPartition, usize>>,
+    owners: common::Owners<usize>,
     violations: Mutex<Vec<String>>,
     seen: Mutex<BTreeSet<(i32, i64)>>,
 }
@@ -34,17 +34,8 @@ struct Owner {
 
 impl Owner {
     fn release(&self, ps: &[TopicPartition], how: &str) {
-        let mut owners = self.shared.owners.lock().unwrap();
-        for tp in ps {
-            if owners.get(tp) != Some(&self.id) {
-                self.shared.violations.lock().unwrap().push(format!(
-                    "{} {how} {tp} owned by {:?}",
-                    self.id,
-                    owners.get(tp)
-                ));
-            }
-            owners.remove(tp);
-        }
+        let violations = self.shared.owners.release(&self.id, ps, how);
+        self.shared.violations.lock().unwrap().extend(violations);
     }
 }
 
@@ -80,16 +71,8 @@ impl RebalanceListener for Owner {
         _: &mut Consumer,
         ps: &[TopicPartition],
     ) -> embroker::Result<()> {
-        let mut owners = self.shared.owners.lock().unwrap();
-        for tp in ps {
-            if let Some(other) = owners.insert(tp.clone(), self.id) {
-                self.shared
-                    .violations
-                    .lock()
-                    .unwrap()
-                    .push(format!("{} assigned {tp} still owned by {other}", self.id));
-            }
-        }
+        let violations = self.shared.owners.assign(&self.id, ps);
+        self.shared.violations.lock().unwrap().extend(violations);
         Ok(())
     }
 }
@@ -199,7 +182,7 @@ fn churn_with(strategy: AssignmentStrategy, mut seed: u64) {
     assert_eq!(produced.load(Ordering::Relaxed), RECORDS);
     assert_eq!(seen.len(), RECORDS, "every record delivered");
     assert!(
-        shared.owners.lock().unwrap().is_empty(),
+        shared.owners.snapshot().is_empty(),
         "everyone revoked on leaving"
     );
     // 16 members joined and left, but joins and leaves that meet in one rebalance share a

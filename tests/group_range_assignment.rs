@@ -4,35 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+mod common;
 
-use embroker::{Broker, Consumer, ConsumerConfig, GroupState, TopicConfig, TopicPartition};
+use std::time::Duration;
 
-/// Polls every consumer until the group is stable and each consumer holds what the group
-/// says it was assigned.
-fn settle(consumers: &mut [Consumer], broker: &Broker, group: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        for c in consumers.iter_mut() {
-            c.poll(Duration::ZERO).unwrap();
-        }
-        let d = broker.describe_group(group).unwrap();
-        let consistent = consumers.iter().all(|c| {
-            d.members.iter().any(|m| {
-                let mut a = m.assignment.clone();
-                a.sort();
-                Some(m.member_id.as_str()) == c.member_id() && a == c.assignment()
-            })
-        });
-        if d.state == GroupState::Stable && d.members.len() == consumers.len() && consistent {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "group {group} did not settle: {d:?}"
-        );
-    }
-}
+use common::settle;
+use embroker::{Broker, Consumer, ConsumerConfig, TopicConfig, TopicPartition};
 
 fn group_of(broker: &Broker, group: &str, n: usize) -> Vec<Consumer> {
     let mut consumers = Vec::new();

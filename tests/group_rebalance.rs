@@ -5,13 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use embroker::{
     AssignmentStrategy, Broker, Consumer, ConsumerConfig, Error, GroupState, ManualClock,
-    OffsetAndMetadata, OffsetReset, RebalanceListener, Record, TopicConfig, TopicPartition,
+    OffsetAndMetadata, RebalanceListener, Record, TopicConfig, TopicPartition,
 };
 
 fn broker_with(partitions: i32) -> Broker {
@@ -32,10 +34,7 @@ fn produce(broker: &Broker, n: usize) {
 }
 
 fn config(group: &str) -> ConsumerConfig {
-    ConsumerConfig::default()
-        .group_id(group)
-        .auto_offset_reset(OffsetReset::Earliest)
-        .enable_auto_commit(false)
+    common::manual_commit_config(group)
 }
 
 fn member(broker: &Broker, cfg: ConsumerConfig) -> Consumer {
@@ -49,27 +48,12 @@ type Seen = BTreeSet<(i32, i64)>;
 /// Polls every consumer (committing after each poll) until the group is stable and each
 /// consumer holds what the group assigned it; returns the records seen.
 fn settle(consumers: &mut [&mut Consumer], broker: &Broker, group: &str, seen: &mut Seen) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        for c in consumers.iter_mut() {
-            for r in &c.poll(Duration::ZERO).unwrap() {
-                seen.insert((r.partition, r.offset));
-            }
-            c.commit_sync().unwrap();
+    common::settle_with(consumers, broker, group, |c| {
+        for r in &c.poll(Duration::ZERO).unwrap() {
+            seen.insert((r.partition, r.offset));
         }
-        let d = broker.describe_group(group).unwrap();
-        let consistent = consumers.iter().all(|c| {
-            d.members.iter().any(|m| {
-                let mut a = m.assignment.clone();
-                a.sort();
-                Some(m.member_id.as_str()) == c.member_id() && a == c.assignment()
-            })
-        });
-        if d.state == GroupState::Stable && d.members.len() == consumers.len() && consistent {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no settle: {d:?}");
-    }
+        c.commit_sync().unwrap();
+    });
 }
 
 fn drain(c: &mut Consumer, seen: &mut Seen) {

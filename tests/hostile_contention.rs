@@ -836,7 +836,7 @@ const E_PARTITIONS: i32 = 4;
 
 #[derive(Default)]
 struct Ownership {
-    owners: Mutex<HashMap<i32, String>>,
+    owners: common::Owners<String>,
     seen: Mutex<BTreeSet<(i32, i64)>>,
 }
 
@@ -848,16 +848,8 @@ struct Owner {
 
 impl Owner {
     fn release(&self, ps: &[TopicPartition], how: &str) {
-        let mut owners = self.own.owners.lock().unwrap();
-        for tp in ps {
-            if owners.get(&tp.partition) != Some(&self.name) {
-                self.v.add(format!(
-                    "{} {how} {tp} owned by {:?}",
-                    self.name,
-                    owners.get(&tp.partition)
-                ));
-            }
-            owners.remove(&tp.partition);
+        for violation in self.own.owners.release(&self.name, ps, how) {
+            self.v.add(violation);
         }
     }
 }
@@ -895,15 +887,8 @@ impl RebalanceListener for Owner {
         _: &mut Consumer,
         ps: &[TopicPartition],
     ) -> embroker::Result<()> {
-        let mut owners = self.own.owners.lock().unwrap();
-        for tp in ps {
-            if let Some(other) = owners.get(&tp.partition) {
-                self.v.add(format!(
-                    "{} is assigned {tp} still owned by {other}",
-                    self.name
-                ));
-            }
-            owners.insert(tp.partition, self.name.clone());
+        for violation in self.own.owners.assign(&self.name, ps) {
+            self.v.add(violation);
         }
         Ok(())
     }
@@ -926,10 +911,7 @@ fn group_members_under_contention(scenario: &'static str, strategy: AssignmentSt
     let stop = AtomicBool::new(false);
     let generations = AtomicU64::new(0);
     let config = || {
-        ConsumerConfig::default()
-            .group_id("g")
-            .enable_auto_commit(false)
-            .auto_offset_reset(OffsetReset::Earliest)
+        common::manual_commit_config("g")
             .max_poll_records(100)
             .partition_assignment_strategy(vec![strategy])
     };
@@ -986,7 +968,7 @@ fn group_members_under_contention(scenario: &'static str, strategy: AssignmentSt
                                 break;
                             }
                         };
-                        let owners = own.owners.lock().unwrap().clone();
+                        let owners = own.owners.snapshot();
                         let mut seen = own.seen.lock().unwrap();
                         for r in records.iter() {
                             if owners.get(&r.partition) != Some(&me) {

@@ -24,12 +24,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{seed, XorShift};
+use common::{seed, settle, XorShift};
 
 use embroker::{
     Acks, AssignmentStrategy, Broker, CleanupPolicy, Consumer, ConsumerConfig, Error, GroupState,
-    OffsetReset, ProducerConfig, ProducerRecord, RebalanceListener, Record, TopicConfig,
-    TopicPartition,
+    ProducerConfig, ProducerRecord, RebalanceListener, Record, TopicConfig, TopicPartition,
 };
 
 fn broker_with(partitions: i32, records_per_partition: usize) -> Broker {
@@ -48,10 +47,7 @@ fn broker_with(partitions: i32, records_per_partition: usize) -> Broker {
 }
 
 fn coop(group: &str) -> ConsumerConfig {
-    ConsumerConfig::default()
-        .group_id(group)
-        .auto_offset_reset(OffsetReset::Earliest)
-        .enable_auto_commit(false)
+    common::manual_commit_config(group)
         .partition_assignment_strategy(vec![AssignmentStrategy::CooperativeSticky])
 }
 
@@ -158,28 +154,6 @@ fn defect9_close_before_rejoining_a_rebalance_revokes_and_its_commit_works() {
         assert!(Instant::now() < deadline, "b never got the partitions");
     }
     assert_eq!(drain(&mut b), 0);
-}
-
-/// Polls every consumer until the group is stable and each holds what the group assigned it.
-fn settle(consumers: &mut [&mut Consumer], broker: &Broker, group: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        for c in consumers.iter_mut() {
-            c.poll(Duration::ZERO).unwrap();
-        }
-        let d = broker.describe_group(group).unwrap();
-        let consistent = consumers.iter().all(|c| {
-            d.members.iter().any(|m| {
-                let mut a = m.assignment.clone();
-                a.sort();
-                Some(m.member_id.as_str()) == c.member_id() && a == c.assignment()
-            })
-        });
-        if d.state == GroupState::Stable && d.members.len() == consumers.len() && consistent {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no settle: {d:?}");
-    }
 }
 
 /// Defect 9, the reported case: the member has rejoined the rebalance (from a poll that
@@ -448,7 +422,7 @@ const CONTENTION_PARTITIONS: i32 = 6;
 
 #[derive(Default)]
 struct Contention {
-    owners: Mutex<BTreeMap<i32, usize>>,
+    owners: common::Owners<usize>,
     violations: Mutex<Vec<String>>,
     seen: Mutex<BTreeSet<(i32, i64)>>,
     revoke_commits: AtomicUsize,
@@ -475,19 +449,8 @@ impl ContentionOwner {
     }
 
     fn release(&self, ps: &[TopicPartition], how: &str) {
-        let mut owners = self.shared.owners.lock().unwrap();
-        for tp in ps {
-            match owners.get(&tp.partition) {
-                Some(&owner) if owner == self.id => {
-                    owners.remove(&tp.partition);
-                }
-                other => {
-                    let other = other.copied();
-                    drop(owners);
-                    self.violation(format!("{how} {tp} owned by {other:?}"));
-                    owners = self.shared.owners.lock().unwrap();
-                }
-            }
+        for violation in self.shared.owners.release(&self.id, ps, how) {
+            self.violation(violation);
         }
     }
 }
@@ -516,13 +479,8 @@ impl RebalanceListener for ContentionOwner {
         _: &mut Consumer,
         ps: &[TopicPartition],
     ) -> embroker::Result<()> {
-        let mut owners = self.shared.owners.lock().unwrap();
-        for tp in ps {
-            if let Some(other) = owners.insert(tp.partition, self.id) {
-                drop(owners);
-                self.violation(format!("assigned {tp} still owned by member {other}"));
-                owners = self.shared.owners.lock().unwrap();
-            }
+        for violation in self.shared.owners.assign(&self.id, ps) {
+            self.violation(violation);
         }
         Ok(())
     }
@@ -740,7 +698,7 @@ fn contention(members: &[Option<&'static str>]) -> (Arc<Contention>, u64) {
         seen, records,
         "seed {seed}: records delivered at least once"
     );
-    let owners = shared.owners.lock().unwrap().clone();
+    let owners = shared.owners.snapshot();
     assert!(
         owners.is_empty(),
         "seed {seed}: partitions still owned after every member left: {owners:?}"

@@ -43,8 +43,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use embroker::{
-    Acks, Broker, CleanupPolicy, Consumer, ConsumerConfig, Error, OffsetReset, ProducerConfig,
-    ProducerRecord, RebalanceListener, Record, TopicConfig, TopicPartition,
+    Acks, Broker, CleanupPolicy, Consumer, Error, ProducerConfig, ProducerRecord,
+    RebalanceListener, Record, TopicConfig, TopicPartition,
 };
 
 const EVENTS: &str = "events";
@@ -56,7 +56,7 @@ const MEMBERS_PER_GROUP: usize = 3;
 /// One group's shared state.
 #[derive(Default)]
 struct GroupState {
-    owners: Mutex<HashMap<i32, String>>,
+    owners: common::Owners<String>,
     seen: Mutex<BTreeSet<(i32, i64)>>,
 }
 
@@ -89,16 +89,8 @@ impl RebalanceListener for Owner {
         if !ps.is_empty() {
             consumer.commit_sync()?;
         }
-        let mut owners = self.group.owners.lock().unwrap();
-        for tp in ps {
-            if owners.get(&tp.partition) != Some(&self.name) {
-                self.shared.violation(format!(
-                    "{} revokes {tp} owned by {:?}",
-                    self.name,
-                    owners.get(&tp.partition)
-                ));
-            }
-            owners.remove(&tp.partition);
+        for violation in self.group.owners.release(&self.name, ps, "revokes") {
+            self.shared.violation(violation);
         }
         Ok(())
     }
@@ -108,15 +100,8 @@ impl RebalanceListener for Owner {
         _: &mut Consumer,
         ps: &[TopicPartition],
     ) -> embroker::Result<()> {
-        let mut owners = self.group.owners.lock().unwrap();
-        for tp in ps {
-            if let Some(other) = owners.get(&tp.partition) {
-                self.shared.violation(format!(
-                    "{} is assigned {tp} still owned by {other}",
-                    self.name
-                ));
-            }
-            owners.insert(tp.partition, self.name.clone());
+        for violation in self.group.owners.assign(&self.name, ps) {
+            self.shared.violation(violation);
         }
         Ok(())
     }
@@ -144,13 +129,7 @@ fn member_loop(
         generation += 1;
         let me = format!("{name}#{generation}");
         let mut c = broker
-            .consumer(
-                ConsumerConfig::default()
-                    .group_id(group_id)
-                    .enable_auto_commit(false)
-                    .auto_offset_reset(OffsetReset::Earliest)
-                    .max_poll_records(200),
-            )
+            .consumer(common::manual_commit_config(group_id).max_poll_records(200))
             .unwrap();
         c.subscribe_with_listener(
             &[EVENTS],
@@ -173,7 +152,7 @@ fn member_loop(
                     break;
                 }
             };
-            let owners = group.owners.lock().unwrap().clone();
+            let owners = group.owners.snapshot();
             let mut seen = group.seen.lock().unwrap();
             for r in records.iter() {
                 if owners.get(&r.partition) != Some(&me) {
@@ -553,12 +532,7 @@ fn stress(seed: u64) {
     // Per group: what was seen, plus a drain from the committed offsets, covers everything.
     for (group_id, group) in &groups {
         let mut c = broker
-            .consumer(
-                ConsumerConfig::default()
-                    .group_id(group_id.as_str())
-                    .enable_auto_commit(false)
-                    .auto_offset_reset(OffsetReset::Earliest),
-            )
+            .consumer(common::manual_commit_config(group_id.as_str()))
             .unwrap();
         c.subscribe(&[EVENTS]).unwrap();
         let mut seen = group.seen.lock().unwrap();

@@ -159,3 +159,109 @@ pub fn with_seed<T>(seed: u64, body: impl FnOnce() -> T) -> T {
         }
     }
 }
+
+/// Which member owns each partition, kept only from the rebalance callbacks: the group tests'
+/// check that no partition ever has two owners (one topic a table; `O` names a member).
+pub struct Owners<O>(std::sync::Mutex<std::collections::BTreeMap<i32, O>>);
+
+impl<O> Default for Owners<O> {
+    fn default() -> Self {
+        Owners(std::sync::Mutex::new(std::collections::BTreeMap::new()))
+    }
+}
+
+impl<O: Clone + PartialEq + std::fmt::Display> Owners<O> {
+    /// `member` was assigned `ps` (`on_partitions_assigned`): it owns them now. Returns a
+    /// violation for each partition another member still owned.
+    pub fn assign(&self, member: &O, ps: &[embroker::TopicPartition]) -> Vec<String> {
+        let mut owners = self.0.lock().unwrap();
+        ps.iter()
+            .filter_map(|tp| {
+                let other = owners.insert(tp.partition, member.clone())?;
+                Some(format!("{member} is assigned {tp} still owned by {other}"))
+            })
+            .collect()
+    }
+
+    /// `member` gave `ps` up (`how`: "revokes" or "loses"): nobody owns them now. Returns a
+    /// violation for each partition `member` did not own.
+    pub fn release(&self, member: &O, ps: &[embroker::TopicPartition], how: &str) -> Vec<String> {
+        let mut owners = self.0.lock().unwrap();
+        ps.iter()
+            .filter_map(|tp| match owners.remove(&tp.partition) {
+                Some(owner) if owner == *member => None,
+                owner => Some(format!(
+                    "{member} {how} {tp} owned by {:?}",
+                    owner.map(|o| o.to_string())
+                )),
+            })
+            .collect()
+    }
+
+    /// The table as it is now (partition to owner).
+    pub fn snapshot(&self) -> std::collections::BTreeMap<i32, O> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A group member's configuration in the group tests: `group`, reading from the earliest
+/// offset when nothing is committed, committing only when the test does.
+pub fn manual_commit_config(group: &str) -> embroker::ConsumerConfig {
+    embroker::ConsumerConfig::default()
+        .group_id(group)
+        .auto_offset_reset(embroker::OffsetReset::Earliest)
+        .enable_auto_commit(false)
+}
+
+/// Whether `d` shows the group stable with exactly `consumers` as its members, each holding
+/// what the group assigned it.
+pub fn group_settled<C: std::borrow::Borrow<embroker::Consumer>>(
+    d: &embroker::GroupDescription,
+    consumers: &[C],
+) -> bool {
+    d.state == embroker::GroupState::Stable
+        && d.members.len() == consumers.len()
+        && consumers.iter().all(|c| {
+            let c = c.borrow();
+            d.members.iter().any(|m| {
+                let mut a = m.assignment.clone();
+                a.sort();
+                Some(m.member_id.as_str()) == c.member_id() && a == c.assignment()
+            })
+        })
+}
+
+/// Runs `each` (a poll and what goes with it) on every consumer until the group is
+/// [`group_settled`]; fails after 10 s.
+pub fn settle_with<C: std::borrow::BorrowMut<embroker::Consumer>>(
+    consumers: &mut [C],
+    broker: &embroker::Broker,
+    group: &str,
+    mut each: impl FnMut(&mut embroker::Consumer),
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        for c in consumers.iter_mut() {
+            each(c.borrow_mut());
+        }
+        let d = broker.describe_group(group).unwrap();
+        if group_settled(&d, consumers) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group {group} did not settle: {d:?}"
+        );
+    }
+}
+
+/// Polls every consumer until the group is [`group_settled`]; fails after 10 s.
+pub fn settle<C: std::borrow::BorrowMut<embroker::Consumer>>(
+    consumers: &mut [C],
+    broker: &embroker::Broker,
+    group: &str,
+) {
+    settle_with(consumers, broker, group, |c| {
+        c.poll(std::time::Duration::ZERO).unwrap();
+    });
+}
