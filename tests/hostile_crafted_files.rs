@@ -42,24 +42,40 @@ impl Fixture {
     }
 
     fn with_records(n: usize) -> Fixture {
+        Fixture::build(
+            TopicConfig::default().segment_bytes(SEGMENT_BYTES),
+            (0..n).map(|i| (format!("t{i}-{}", "x".repeat(100)), None)),
+            |_| {},
+        )
+    }
+
+    /// Topic `t` with `config` and `records` ((value, key) each) in `t-0`, topic `other` with
+    /// one record; `before_close` runs last on the open broker.
+    fn build(
+        config: TopicConfig,
+        records: impl IntoIterator<Item = (String, Option<String>)>,
+        before_close: impl FnOnce(&Broker),
+    ) -> Fixture {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = temp.path().join("data");
         let broker = Broker::open(&dir).expect("open");
-        broker
-            .create_topic("t", TopicConfig::default().segment_bytes(SEGMENT_BYTES))
-            .expect("create t");
+        broker.create_topic("t", config).expect("create t");
         broker
             .create_topic("other", TopicConfig::default())
             .expect("create other");
         let p = broker.topic("t").unwrap().partition(0).unwrap();
         let mut acked = Vec::new();
-        for i in 0..n {
-            let value = format!("t{i}-{}", "x".repeat(100));
-            let offset = p.append(&[Record::new(value.clone())]).expect("append");
+        for (value, key) in records {
+            let mut record = Record::new(value.clone());
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            let offset = p.append(&[record]).expect("append");
             acked.push((offset, value));
         }
         let o = broker.topic("other").unwrap().partition(0).unwrap();
         o.append(&[Record::new("other-0")]).expect("append other");
+        before_close(&broker);
         broker.close().expect("close");
         Fixture {
             _temp: temp,
@@ -369,37 +385,15 @@ fn log_of_exactly_the_segment_size_past_the_end() {
 fn active_log_larger_than_segment_bytes_of_real_batches() {
     // Written with 64 KiB segments, reopened with segment.bytes 4 KiB: the active segment is
     // larger than a segment may be, and the next append must roll.
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("data");
-    let broker = Broker::open(&dir).unwrap();
-    broker
-        .create_topic("t", TopicConfig::default().segment_bytes(64 * 1024))
-        .unwrap();
-    broker
-        .create_topic("other", TopicConfig::default())
-        .unwrap();
-    broker
-        .topic("other")
-        .unwrap()
-        .partition(0)
-        .unwrap()
-        .append(&[Record::new("other-0")])
-        .unwrap();
-    let p = broker.topic("t").unwrap().partition(0).unwrap();
-    let mut acked = Vec::new();
-    for i in 0..200 {
-        let value = format!("big{i}-{}", "y".repeat(100));
-        acked.push((p.append(&[Record::new(value.clone())]).unwrap(), value));
-    }
-    broker
-        .alter_topic_config("t", &[("segment.bytes", SEGMENT_BYTES.to_string())])
-        .unwrap();
-    broker.close().unwrap();
-    let f = Fixture {
-        _temp: temp,
-        dir,
-        acked,
-    };
+    let f = Fixture::build(
+        TopicConfig::default().segment_bytes(64 * 1024),
+        (0..200).map(|i| (format!("big{i}-{}", "y".repeat(100)), None)),
+        |broker| {
+            broker
+                .alter_topic_config("t", &[("segment.bytes", SEGMENT_BYTES.to_string())])
+                .unwrap();
+        },
+    );
     assert!(matches!(
         check("active .log > segment.bytes", &f, &[]),
         Outcome::Online
@@ -786,40 +780,13 @@ fn cleaner_files_huge_on_a_compacted_topic() {
     // The cleaner checkpoint only saves work (a huge one costs a pass); a huge swap manifest is
     // damage that cannot be guessed around (partition offline, naming it).
     for (file, must_stay_online) in [("cleaner-checkpoint", true), ("cleaner-swap", false)] {
-        let temp = tempfile::tempdir().unwrap();
-        let dir = temp.path().join("data");
-        let broker = Broker::open(&dir).unwrap();
-        broker
-            .create_topic(
-                "t",
-                TopicConfig::default()
-                    .segment_bytes(SEGMENT_BYTES)
-                    .cleanup_policy(embroker::CleanupPolicy::Compact),
-            )
-            .unwrap();
-        broker
-            .create_topic("other", TopicConfig::default())
-            .unwrap();
-        broker
-            .topic("other")
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .append(&[Record::new("other-0")])
-            .unwrap();
-        let p = broker.topic("t").unwrap().partition(0).unwrap();
-        let mut acked = Vec::new();
-        for i in 0..60 {
-            let value = format!("c{i}-{}", "z".repeat(100));
-            let record = Record::new(value.clone()).key(format!("k{i}"));
-            acked.push((p.append(&[record]).unwrap(), value));
-        }
-        broker.close().unwrap();
-        let f = Fixture {
-            _temp: temp,
-            dir,
-            acked,
-        };
+        let f = Fixture::build(
+            TopicConfig::default()
+                .segment_bytes(SEGMENT_BYTES)
+                .cleanup_policy(embroker::CleanupPolicy::Compact),
+            (0..60).map(|i| (format!("c{i}-{}", "z".repeat(100)), Some(format!("k{i}")))),
+            |_| {},
+        );
         sparse(&f.part().join(file), huge());
         let outcome = check(&format!("huge {file}"), &f, &[file]);
         if must_stay_online {
