@@ -165,6 +165,36 @@ fn start(scenario: &'static str) -> (u64, Arc<Violations>, Spinners) {
 }
 
 /// The value written at `offset` where values are derived from offsets.
+/// Appends `record(i)` for i = 0, 1, … until `stop`, each of which must land at offset i;
+/// publishes the count in `appended` and calls `pace` with it after each append. A failed or
+/// misplaced append is a violation and ends the loop.
+fn append_in_order(
+    p: &Partition,
+    stop: &AtomicBool,
+    appended: &AtomicI64,
+    v: &Violations,
+    record: impl Fn(i64) -> Record,
+    pace: impl Fn(i64),
+) {
+    let mut i = 0i64;
+    while !stop.load(Ordering::Relaxed) {
+        match p.append(&[record(i)]) {
+            Ok(base) if base == i => {}
+            Ok(base) => {
+                v.add(format!("append {i} landed at {base}"));
+                break;
+            }
+            Err(e) => {
+                v.add(format!("append {i}: {e}"));
+                break;
+            }
+        }
+        i += 1;
+        appended.store(i, Ordering::Release);
+        pace(i);
+    }
+}
+
 fn value_for(offset: i64) -> String {
     format!("o{offset}")
 }
@@ -209,25 +239,18 @@ fn a_consumer_trailing_a_one_record_appender_sees_each_offset_once_below_the_log
             let (p, stop, appended, v) = (p.clone(), &stop, &appended, &v);
             let pause_every = 64 + XorShift(seed ^ 0xa99e).below(512);
             s.spawn(move || {
-                let mut i = 0i64;
-                while !stop.load(Ordering::Relaxed) {
-                    match p.append(&[Record::new(value_for(i))]) {
-                        Ok(base) if base == i => {}
-                        Ok(base) => {
-                            v.add(format!("append {i} landed at {base}"));
-                            break;
+                append_in_order(
+                    &p,
+                    stop,
+                    appended,
+                    v,
+                    |i| Record::new(value_for(i)),
+                    |i| {
+                        if (i as u64).is_multiple_of(pause_every) {
+                            std::thread::yield_now();
                         }
-                        Err(e) => {
-                            v.add(format!("append {i}: {e}"));
-                            break;
-                        }
-                    }
-                    i += 1;
-                    appended.store(i, Ordering::Release);
-                    if (i as u64).is_multiple_of(pause_every) {
-                        std::thread::yield_now();
-                    }
-                }
+                    },
+                );
             });
         }
         // A tail reader: `Partition::read` of the last published record, over and over, so that
@@ -506,28 +529,20 @@ fn c_readers_following_retention_see_out_of_range_only_below_the_moving_start() 
             let (p, stop, appended, v) = (&p, &stop, &appended, &v);
             s.spawn(move || {
                 let pad = "c".repeat(60);
-                let mut i = 0i64;
-                while !stop.load(Ordering::Relaxed) {
+                append_in_order(
+                    p,
+                    stop,
+                    appended,
+                    v,
                     // The value starts with `o<offset>` and is padded to fill segments.
-                    let record = Record::new(value_for(i)).header("pad", pad.clone());
-                    match p.append(&[record]) {
-                        Ok(base) if base == i => {}
-                        Ok(base) => {
-                            v.add(format!("append {i} landed at {base}"));
-                            break;
-                        }
-                        Err(e) => {
-                            v.add(format!("append {i}: {e}"));
-                            break;
-                        }
-                    }
-                    i += 1;
-                    appended.store(i, Ordering::Release);
+                    |i| Record::new(value_for(i)).header("pad", pad.clone()),
                     // Paced, so retention keeps up: this scenario is about readers.
-                    if (i as u64).is_multiple_of(32) {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                }
+                    |i| {
+                        if (i as u64).is_multiple_of(32) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    },
+                );
             });
         }
         for reader in 0..2u64 {

@@ -156,6 +156,44 @@ fn defect9_close_before_rejoining_a_rebalance_revokes_and_its_commit_works() {
     assert_eq!(drain(&mut b), 0);
 }
 
+/// Defect 9's later cases start alike: `a` (a [`Committer`] writing to `log`) and `b` share
+/// the 4 partitions of `t` in `group` and have read everything; then `c` joins (a rebalance
+/// starts). `owned_by_a`: what `a` owned before `c` joined.
+struct Defect9 {
+    broker: Broker,
+    log: Log,
+    a: Consumer,
+    b: Consumer,
+    c: Consumer,
+    owned_by_a: Vec<i32>,
+}
+
+fn defect9_third_member_joins(group: &str) -> Defect9 {
+    let broker = broker_with(4, 5);
+    let log = Log::default();
+    let mut a = broker.consumer(coop(group)).unwrap();
+    a.subscribe_with_listener(&["t"], Committer { log: log.clone() })
+        .unwrap();
+    let mut b = broker.consumer(coop(group)).unwrap();
+    b.subscribe(&["t"]).unwrap();
+    settle(&mut [&mut a, &mut b], &broker, group);
+    drain(&mut a);
+    drain(&mut b);
+    let owned_by_a: Vec<i32> = a.assignment().iter().map(|tp| tp.partition).collect();
+    // c joins: a rebalance starts.
+    let mut c = broker.consumer(coop(group)).unwrap();
+    c.subscribe(&["t"]).unwrap();
+    assert!(c.poll(Duration::ZERO).unwrap().is_empty());
+    Defect9 {
+        broker,
+        log,
+        a,
+        b,
+        c,
+        owned_by_a,
+    }
+}
+
 /// Defect 9, the reported case: the member has rejoined the rebalance (from a poll that
 /// returned records while another member had not rejoined yet), and the rebalance then
 /// completed without it picking up its new generation. Closing now finds its generation
@@ -164,22 +202,15 @@ fn defect9_close_before_rejoining_a_rebalance_revokes_and_its_commit_works() {
 /// partitions were reassigned".
 #[test]
 fn defect9_close_after_the_group_moved_on_calls_lost_and_commits_are_rebalance_in_progress() {
-    let broker = broker_with(4, 5);
-    let log = Log::default();
-    let mut a = broker.consumer(coop("g9b")).unwrap();
-    a.subscribe_with_listener(&["t"], Committer { log: log.clone() })
-        .unwrap();
-    let mut b = broker.consumer(coop("g9b")).unwrap();
-    b.subscribe(&["t"]).unwrap();
-    settle(&mut [&mut a, &mut b], &broker, "g9b");
-    drain(&mut a);
-    drain(&mut b);
-    let owned_by_a: Vec<i32> = a.assignment().iter().map(|tp| tp.partition).collect();
+    let Defect9 {
+        broker,
+        log,
+        mut a,
+        mut b,
+        mut c,
+        owned_by_a,
+    } = defect9_third_member_joins("g9b");
     assert_eq!(owned_by_a.len(), 2);
-    // c joins: a rebalance starts.
-    let mut c = broker.consumer(coop("g9b")).unwrap();
-    c.subscribe(&["t"]).unwrap();
-    assert!(c.poll(Duration::ZERO).unwrap().is_empty());
     let late = a.assignment()[0].clone();
     broker
         .topic("t")
@@ -233,20 +264,14 @@ fn defect9_close_after_the_group_moved_on_calls_lost_and_commits_are_rebalance_i
 /// before its commit).
 #[test]
 fn defect9_close_after_rejoining_a_waiting_rebalance_revokes_and_its_commit_works() {
-    let broker = broker_with(4, 5);
-    let log = Log::default();
-    let mut a = broker.consumer(coop("g9c")).unwrap();
-    a.subscribe_with_listener(&["t"], Committer { log: log.clone() })
-        .unwrap();
-    let mut b = broker.consumer(coop("g9c")).unwrap();
-    b.subscribe(&["t"]).unwrap();
-    settle(&mut [&mut a, &mut b], &broker, "g9c");
-    drain(&mut a);
-    drain(&mut b);
-    let owned_by_a: Vec<i32> = a.assignment().iter().map(|tp| tp.partition).collect();
-    let mut c = broker.consumer(coop("g9c")).unwrap();
-    c.subscribe(&["t"]).unwrap();
-    assert!(c.poll(Duration::ZERO).unwrap().is_empty());
+    let Defect9 {
+        broker,
+        log,
+        mut a,
+        mut b,
+        mut c,
+        owned_by_a,
+    } = defect9_third_member_joins("g9c");
     // a rejoins and returns (nothing to read): the group waits for b.
     assert!(a.poll(Duration::ZERO).unwrap().is_empty());
     assert_eq!(
