@@ -20,6 +20,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -250,31 +252,15 @@ fn cycle(run: &mut Run, mnt: &Path, round: u32) {
     std::fs::remove_file(&reserve).unwrap();
     // Use up the reserve, then keep going a while on the full disk so the background tasks
     // (index files, recovery point, cleaner, retention) meet it too.
-    let mut failures = 0u64;
-    let mut first_failure = None;
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
-        match run.op() {
-            Ok(()) => {}
-            Err(e) => {
-                failures += 1;
-                first_failure.get_or_insert_with(|| (Instant::now(), e.to_string()));
-            }
-        }
-        if let Some((at, _)) = &first_failure {
-            if at.elapsed() > Duration::from_millis(600) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
+    let (failures, first_failure) =
+        common::run_until_failing(Duration::from_millis(600), || run.op());
     if mode != Mode::Retention {
         // Retention frees space as it goes: the disk may never stay full for it.
         assert!(failures > 0, "{ctx}: the disk never filled");
     }
     eprintln!(
         "{ctx}: {failures} failed operations on the full disk; first: {:?}",
-        first_failure.as_ref().map(|f| &f.1)
+        first_failure
     );
     if mode != Mode::Offsets {
         agree(run, mnt, &ctx);
@@ -293,7 +279,7 @@ fn cycle(run: &mut Run, mnt: &Path, round: u32) {
             panic!(
                 "{ctx}: operation {n} of 50 after space returned failed (first failure on the \
                  full disk: {:?}): {e}",
-                first_failure.as_ref().map(|f| &f.1)
+                first_failure
             )
         });
     }

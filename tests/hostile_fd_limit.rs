@@ -16,11 +16,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use embroker::{
     Acks, Broker, ConsumerConfig, OffsetAndMetadata, ProducerConfig, ProducerRecord, Record,
@@ -98,28 +100,13 @@ fn child(dir: &str, mode: &str, slack: u64) -> ! {
     let limit = open_fds() + slack;
     rlimit::setrlimit(rlimit::Resource::NOFILE, limit, hard).expect("lowering RLIMIT_NOFILE");
     let mut i = 0u64;
-    let mut failed = 0u64;
-    let mut first = None;
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
-        match op(i) {
-            Ok(offset) => {
-                writeln!(out, "ACK {offset} {i}").unwrap();
-                i += 1;
-            }
-            Err(e) => {
-                failed += 1;
-                first.get_or_insert_with(|| (Instant::now(), e.to_string()));
-            }
-        }
-        if let Some((at, _)) = &first {
-            if at.elapsed() > Duration::from_millis(500) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-    let first = first.map(|f| f.1).unwrap_or_default();
+    let (failed, first) = common::run_until_failing(Duration::from_millis(500), || {
+        op(i).map(|offset| {
+            writeln!(out, "ACK {offset} {i}").unwrap();
+            i += 1;
+        })
+    });
+    let first = first.unwrap_or_default();
     writeln!(out, "FAILED {failed} {first}").unwrap();
     rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard).expect("raising RLIMIT_NOFILE");
     for n in 0..50 {
@@ -177,14 +164,7 @@ fn run_once(mode: &str, slack: u64, run: u32) {
         assert!(n_failed > 0, "{ctx}: the limit never hit");
     }
     eprintln!("{ctx}: {failed}");
-    let acked: BTreeMap<i64, u64> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("ACK "))
-        .map(|l| {
-            let (o, i) = l.split_once(' ').unwrap();
-            (o.parse().unwrap(), i.parse().unwrap())
-        })
-        .collect();
+    let acked = common::acked_lines(&stdout);
     let broker = open_broker(dir.path());
     if mode == "offsets" {
         let c = broker

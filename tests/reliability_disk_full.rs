@@ -167,14 +167,7 @@ fn run_once(mode: &str, limit_blocks: u64, run: u64) -> (usize, String) {
         "{ctx}: later failure (the log must stay writable): {later}"
     );
     assert_eq!(line("RESUMED "), "50", "{ctx}: appends once space returned");
-    let acked: BTreeMap<i64, u64> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("ACK "))
-        .map(|l| {
-            let (o, i) = l.split_once(' ').unwrap();
-            (o.parse().unwrap(), i.parse().unwrap())
-        })
-        .collect();
+    let acked = common::acked_lines(&stdout);
     assert!(!acked.is_empty(), "{ctx}: nothing was acknowledged");
     assert_eq!(read, acked.len().to_string(), "{ctx}: child reads");
 

@@ -265,3 +265,41 @@ pub fn settle<C: std::borrow::BorrowMut<embroker::Consumer>>(
         c.poll(std::time::Duration::ZERO).unwrap();
     });
 }
+
+/// Runs `op` over and over for up to 30 s, stopping `grace` after its first failure (with a
+/// 2 ms pause between tries once it failed): returns how many tries failed and the first
+/// error. For the tests that drive a broker into a resource limit.
+pub fn run_until_failing<E: std::fmt::Display>(
+    grace: std::time::Duration,
+    mut op: impl FnMut() -> Result<(), E>,
+) -> (u64, Option<String>) {
+    let mut failures = 0u64;
+    let mut first: Option<(std::time::Instant, String)> = None;
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(30) {
+        if let Err(e) = op() {
+            failures += 1;
+            first.get_or_insert_with(|| (std::time::Instant::now(), e.to_string()));
+        }
+        if let Some((at, _)) = &first {
+            if at.elapsed() > grace {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    (failures, first.map(|f| f.1))
+}
+
+/// The "ACK <offset> <i>" lines a child process printed: each acknowledged offset and the
+/// number of the record it holds.
+pub fn acked_lines(stdout: &str) -> std::collections::BTreeMap<i64, u64> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("ACK "))
+        .map(|l| {
+            let (o, i) = l.split_once(' ').unwrap();
+            (o.parse().unwrap(), i.parse().unwrap())
+        })
+        .collect()
+}
