@@ -181,17 +181,7 @@ fn run_once(mode: &str, slack: u64, run: u32) {
     } else {
         let p = broker.topic(TOPIC).unwrap().partition(0).unwrap();
         let start = p.log_start_offset();
-        for (&offset, &i) in acked.range(start..) {
-            let r = p
-                .read(offset, 1 << 16)
-                .unwrap_or_else(|e| panic!("{ctx}: read {offset}: {e}"));
-            let rec = r
-                .iter()
-                .next()
-                .unwrap_or_else(|| panic!("{ctx}: acknowledged offset {offset} lost"));
-            assert_eq!(rec.offset, offset, "{ctx}");
-            assert_eq!(rec.value.as_deref(), Some(value(i).as_bytes()), "{ctx}");
-        }
+        common::assert_acked_read_back(&p, acked.range(start..), value, &ctx);
         let end = p.log_end_offset();
         assert_eq!(p.append(&[Record::new("after")]).unwrap(), end, "{ctx}");
     }

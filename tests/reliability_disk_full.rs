@@ -174,21 +174,7 @@ fn run_once(mode: &str, limit_blocks: u64, run: u64) -> (usize, String) {
     // Reopen without the limit: everything acknowledged is there, appends work again.
     let broker = Broker::open(dir.path()).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
     let p = broker.topic(TOPIC).unwrap().partition(0).unwrap();
-    for (&offset, &i) in &acked {
-        let r = p
-            .read(offset, 1 << 16)
-            .unwrap_or_else(|e| panic!("{ctx}: read {offset}: {e}"));
-        let rec = r
-            .iter()
-            .next()
-            .unwrap_or_else(|| panic!("{ctx}: {offset} lost"));
-        assert_eq!(rec.offset, offset, "{ctx}");
-        assert_eq!(
-            rec.value.as_deref(),
-            Some(value(i).as_bytes()),
-            "{ctx}: {offset}"
-        );
-    }
+    common::assert_acked_read_back(&p, &acked, value, &ctx);
     let end = p.log_end_offset();
     let next = p.append(&[Record::new("after")]).unwrap();
     assert_eq!(next, end, "{ctx}: append after reopen");

@@ -303,3 +303,28 @@ pub fn acked_lines(stdout: &str) -> std::collections::BTreeMap<i64, u64> {
         })
         .collect()
 }
+
+/// Asserts that every acknowledged `(offset, i)` reads back from `p` at that offset with the
+/// value `value(i)`; `ctx` starts each failure message.
+pub fn assert_acked_read_back<'a>(
+    p: &Partition,
+    acked: impl IntoIterator<Item = (&'a i64, &'a u64)>,
+    value: impl Fn(u64) -> String,
+    ctx: &str,
+) {
+    for (&offset, &i) in acked {
+        let r = p
+            .read(offset, 1 << 16)
+            .unwrap_or_else(|e| panic!("{ctx}: read {offset}: {e}"));
+        let rec = r
+            .iter()
+            .next()
+            .unwrap_or_else(|| panic!("{ctx}: acknowledged offset {offset} lost"));
+        assert_eq!(rec.offset, offset, "{ctx}");
+        assert_eq!(
+            rec.value.as_deref(),
+            Some(value(i).as_bytes()),
+            "{ctx}: {offset}"
+        );
+    }
+}
