@@ -12,69 +12,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use embroker::{
-    AssignmentStrategy, Broker, Consumer, ConsumerConfig, OffsetReset, RebalanceListener, Record,
-    TopicConfig, TopicPartition,
-};
+use embroker::{AssignmentStrategy, Broker, ConsumerConfig, OffsetReset, Record, TopicConfig};
 
 const PARTITIONS: i32 = 6;
 const RECORDS: usize = 10_000;
 
 #[derive(Default)]
 struct Shared {
-    owners: common::Owners<usize>,
+    owners: Arc<common::Owners<usize>>,
     violations: Mutex<Vec<String>>,
     seen: Mutex<BTreeSet<(i32, i64)>>,
-}
-
-struct Owner {
-    id: usize,
-    shared: Arc<Shared>,
-}
-
-impl Owner {
-    fn release(&self, ps: &[TopicPartition], how: &str) {
-        let violations = self.shared.owners.release(&self.id, ps, how);
-        self.shared.violations.lock().unwrap().extend(violations);
-    }
-}
-
-impl RebalanceListener for Owner {
-    fn on_partitions_revoked(
-        &mut self,
-        consumer: &mut Consumer,
-        ps: &[TopicPartition],
-    ) -> embroker::Result<()> {
-        if !ps.is_empty() {
-            // A revoke runs only while the member's generation is current (issue #15,
-            // defect 9), so its commit never fails.
-            consumer.commit_sync()?;
-        }
-        self.release(ps, "revokes");
-        Ok(())
-    }
-
-    fn on_partitions_lost(
-        &mut self,
-        _: &mut Consumer,
-        ps: &[TopicPartition],
-    ) -> embroker::Result<()> {
-        // A member leaving after the group completed a rebalance it has not picked up loses
-        // its partitions (Kafka's onLeavePrepare): no commit, the next owner reads from the
-        // last one (at least once).
-        self.release(ps, "loses");
-        Ok(())
-    }
-
-    fn on_partitions_assigned(
-        &mut self,
-        _: &mut Consumer,
-        ps: &[TopicPartition],
-    ) -> embroker::Result<()> {
-        let violations = self.shared.owners.assign(&self.id, ps);
-        self.shared.violations.lock().unwrap().extend(violations);
-        Ok(())
-    }
 }
 
 /// One member's life: join, consume for `polls` polls (or until everything is seen), leave.
@@ -92,10 +39,17 @@ fn run_member(
         .max_poll_records(50)
         .partition_assignment_strategy(vec![strategy]);
     let mut c = broker.consumer(cfg).unwrap();
-    let owner = Owner {
+    let violations = shared.clone();
+    let owner = common::OwnerListener::new(
         id,
-        shared: shared.clone(),
-    };
+        shared.owners.clone(),
+        // A revoke runs only while the member's generation is current (issue #15, defect 9),
+        // so its commit never fails. A loss (Kafka's onLeavePrepare, a member leaving after
+        // the group completed a rebalance it has not picked up) commits nothing: the next
+        // owner reads from the last commit (at least once).
+        |consumer, _| consumer.commit_sync(),
+        move |violation| violations.violations.lock().unwrap().push(violation),
+    );
     c.subscribe_with_listener(&["churn"], owner).unwrap();
     for _ in 0..polls {
         let records = c.poll(Duration::from_millis(10)).unwrap();

@@ -40,8 +40,7 @@ use std::time::{Duration, Instant};
 
 use embroker::{
     Acks, AssignmentStrategy, Broker, CleanupPolicy, Consumer, ConsumerConfig, Error, OffsetReset,
-    Partition, ProducerConfig, ProducerRecord, RebalanceListener, Record, TopicConfig,
-    TopicPartition,
+    Partition, ProducerConfig, ProducerRecord, Record, TopicConfig, TopicPartition,
 };
 
 fn long() -> bool {
@@ -851,62 +850,28 @@ const E_PARTITIONS: i32 = 4;
 
 #[derive(Default)]
 struct Ownership {
-    owners: common::Owners<String>,
+    owners: Arc<common::Owners<String>>,
     seen: Mutex<BTreeSet<(i32, i64)>>,
 }
 
-struct Owner {
-    name: String,
-    own: Arc<Ownership>,
-    v: Arc<Violations>,
-}
-
-impl Owner {
-    fn release(&self, ps: &[TopicPartition], how: &str) {
-        for violation in self.own.owners.release(&self.name, ps, how) {
-            self.v.add(violation);
-        }
-    }
-}
-
-impl RebalanceListener for Owner {
-    fn on_partitions_revoked(
-        &mut self,
-        consumer: &mut Consumer,
-        ps: &[TopicPartition],
-    ) -> embroker::Result<()> {
-        if !ps.is_empty() {
-            // The listener's promise: a commit here hands over exactly.
+/// Member `name`'s listener: keeps `own`'s table, commits in a revoke (the listener's
+/// promise: a commit there hands over exactly), and reports to `v`.
+fn owner(name: String, own: &Ownership, v: &Arc<Violations>) -> common::OwnerListener<String> {
+    let (v_commit, v) = (v.clone(), v.clone());
+    let me = name.clone();
+    common::OwnerListener::new(
+        name,
+        own.owners.clone(),
+        move |consumer, ps| {
             if let Err(e) = consumer.commit_sync() {
-                self.v.add(format!(
-                    "{}: commit in on_partitions_revoked({ps:?}): {e}",
-                    self.name
+                v_commit.add(format!(
+                    "{me}: commit in on_partitions_revoked({ps:?}): {e}"
                 ));
             }
-        }
-        self.release(ps, "revokes");
-        Ok(())
-    }
-
-    fn on_partitions_lost(
-        &mut self,
-        _: &mut Consumer,
-        ps: &[TopicPartition],
-    ) -> embroker::Result<()> {
-        self.release(ps, "loses");
-        Ok(())
-    }
-
-    fn on_partitions_assigned(
-        &mut self,
-        _: &mut Consumer,
-        ps: &[TopicPartition],
-    ) -> embroker::Result<()> {
-        for violation in self.own.owners.assign(&self.name, ps) {
-            self.v.add(violation);
-        }
-        Ok(())
-    }
+            Ok(())
+        },
+        move |violation| v.add(violation),
+    )
 }
 
 fn group_members_under_contention(scenario: &'static str, strategy: AssignmentStrategy) {
@@ -968,11 +933,7 @@ fn group_members_under_contention(scenario: &'static str, strategy: AssignmentSt
                     generations.fetch_add(1, Ordering::Relaxed);
                     let me = format!("m{m}#{generation}");
                     let mut c = v.must(broker.consumer(config()), "consumer");
-                    let listener = Owner {
-                        name: me.clone(),
-                        own: own.clone(),
-                        v: v.clone(),
-                    };
+                    let listener = owner(me.clone(), &own, &v);
                     v.must(c.subscribe_with_listener(&["e"], listener), "subscribe");
                     let until = Instant::now() + Duration::from_millis(50 + rng.below(400));
                     while Instant::now() < until && !stop.load(Ordering::Relaxed) {

@@ -447,7 +447,7 @@ const CONTENTION_PARTITIONS: i32 = 6;
 
 #[derive(Default)]
 struct Contention {
-    owners: common::Owners<usize>,
+    owners: Arc<common::Owners<usize>>,
     violations: Mutex<Vec<String>>,
     seen: Mutex<BTreeSet<(i32, i64)>>,
     revoke_commits: AtomicUsize,
@@ -455,69 +455,44 @@ struct Contention {
     fenced: AtomicUsize,
 }
 
-struct ContentionOwner {
-    id: usize,
-    seed: u64,
-    /// A static member: another consumer with its `group.instance.id` may fence it at any
-    /// moment, even inside a revoke, whose commit then fails with `FencedInstanceId`.
-    is_static: bool,
-    shared: Arc<Contention>,
-}
-
-impl ContentionOwner {
-    fn violation(&self, what: String) {
-        self.shared
-            .violations
+impl Contention {
+    fn violation(&self, member: usize, seed: u64, what: String) {
+        self.violations
             .lock()
             .unwrap()
-            .push(format!("member {}: {what} (seed {})", self.id, self.seed));
-    }
-
-    fn release(&self, ps: &[TopicPartition], how: &str) {
-        for violation in self.shared.owners.release(&self.id, ps, how) {
-            self.violation(violation);
-        }
+            .push(format!("member {member}: {what} (seed {seed})"));
     }
 }
 
-impl RebalanceListener for ContentionOwner {
-    fn on_partitions_revoked(
-        &mut self,
-        consumer: &mut Consumer,
-        ps: &[TopicPartition],
-    ) -> embroker::Result<()> {
-        if !ps.is_empty() {
+/// Member `id`'s listener: keeps the ownership table and commits in a revoke. A static
+/// member (`is_static`): another consumer with its `group.instance.id` may fence it at any
+/// moment, even inside a revoke, whose commit then fails with `FencedInstanceId`.
+fn contention_owner(
+    id: usize,
+    seed: u64,
+    is_static: bool,
+    shared: &Arc<Contention>,
+) -> common::OwnerListener<usize> {
+    let (on_revoke, on_violation) = (shared.clone(), shared.clone());
+    common::OwnerListener::new(
+        id,
+        shared.owners.clone(),
+        move |consumer, ps| {
             match consumer.commit_sync() {
                 Ok(()) => {
-                    self.shared.revoke_commits.fetch_add(1, Ordering::Relaxed);
+                    on_revoke.revoke_commits.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(Error::FencedInstanceId { .. }) if self.is_static => {}
-                Err(e) => self.violation(format!("commit in on_partitions_revoked({ps:?}): {e}")),
+                Err(Error::FencedInstanceId { .. }) if is_static => {}
+                Err(e) => on_revoke.violation(
+                    id,
+                    seed,
+                    format!("commit in on_partitions_revoked({ps:?}): {e}"),
+                ),
             }
-        }
-        self.release(ps, "revokes");
-        Ok(())
-    }
-
-    fn on_partitions_assigned(
-        &mut self,
-        _: &mut Consumer,
-        ps: &[TopicPartition],
-    ) -> embroker::Result<()> {
-        for violation in self.shared.owners.assign(&self.id, ps) {
-            self.violation(violation);
-        }
-        Ok(())
-    }
-
-    fn on_partitions_lost(
-        &mut self,
-        _: &mut Consumer,
-        ps: &[TopicPartition],
-    ) -> embroker::Result<()> {
-        self.release(ps, "loses");
-        Ok(())
-    }
+            Ok(())
+        },
+        move |violation| on_violation.violation(id, seed, violation),
+    )
 }
 
 /// One member thread: join, poll and commit a random number of times, leave (close,
@@ -539,12 +514,7 @@ fn contention_member(
             cfg = cfg.group_instance_id(instance);
         }
         let mut c = broker.consumer(cfg).unwrap();
-        let owner = ContentionOwner {
-            id: id * 1000 + life,
-            seed,
-            is_static: instance.is_some(),
-            shared: shared.clone(),
-        };
+        let owner = contention_owner(id * 1000 + life, seed, instance.is_some(), &shared);
         c.subscribe_with_listener(&["t"], owner).unwrap();
         let polls = 1 + rng.below(20);
         for _ in 0..polls {

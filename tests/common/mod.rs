@@ -328,3 +328,78 @@ pub fn assert_acked_read_back<'a>(
         );
     }
 }
+
+/// The commit a [`OwnerListener`] makes in a revoke, and what the test makes of its outcome.
+type OnRevoke = Box<
+    dyn FnMut(&mut embroker::Consumer, &[embroker::TopicPartition]) -> embroker::Result<()> + Send,
+>;
+
+/// A rebalance listener that keeps an [`Owners`] table for `member`: a revoke of some
+/// partitions first runs `on_revoke` (the test's commit; an error it returns is the
+/// callback's, and the partitions stay owned), then releases them ("revokes"); a loss releases
+/// them ("loses") without a commit; an assignment takes them. Every violation of the table
+/// goes to `violation`.
+pub struct OwnerListener<O> {
+    member: O,
+    owners: std::sync::Arc<Owners<O>>,
+    on_revoke: OnRevoke,
+    violation: Box<dyn Fn(String) + Send>,
+}
+
+impl<O> OwnerListener<O> {
+    pub fn new(
+        member: O,
+        owners: std::sync::Arc<Owners<O>>,
+        on_revoke: impl FnMut(&mut embroker::Consumer, &[embroker::TopicPartition]) -> embroker::Result<()>
+            + Send
+            + 'static,
+        violation: impl Fn(String) + Send + 'static,
+    ) -> OwnerListener<O> {
+        OwnerListener {
+            member,
+            owners,
+            on_revoke: Box::new(on_revoke),
+            violation: Box::new(violation),
+        }
+    }
+}
+
+impl<O: Clone + PartialEq + std::fmt::Display + Send + 'static> embroker::RebalanceListener
+    for OwnerListener<O>
+{
+    fn on_partitions_revoked(
+        &mut self,
+        consumer: &mut embroker::Consumer,
+        ps: &[embroker::TopicPartition],
+    ) -> embroker::Result<()> {
+        if !ps.is_empty() {
+            (self.on_revoke)(consumer, ps)?;
+        }
+        for violation in self.owners.release(&self.member, ps, "revokes") {
+            (self.violation)(violation);
+        }
+        Ok(())
+    }
+
+    fn on_partitions_lost(
+        &mut self,
+        _: &mut embroker::Consumer,
+        ps: &[embroker::TopicPartition],
+    ) -> embroker::Result<()> {
+        for violation in self.owners.release(&self.member, ps, "loses") {
+            (self.violation)(violation);
+        }
+        Ok(())
+    }
+
+    fn on_partitions_assigned(
+        &mut self,
+        _: &mut embroker::Consumer,
+        ps: &[embroker::TopicPartition],
+    ) -> embroker::Result<()> {
+        for violation in self.owners.assign(&self.member, ps) {
+            (self.violation)(violation);
+        }
+        Ok(())
+    }
+}
