@@ -1455,8 +1455,11 @@ mod tests {
             "flush of {backlog} rolled 4 KiB segments took {flush:?}; meanwhile {appended} \
              appends, the longest {worst:?}"
         );
+        // A sanity bound only, loose enough for a loaded CI machine: the figure is what this
+        // test is for, and `appends_proceed_while_a_flush_is_inside_its_fsyncs` is the exact
+        // regression test of the lock.
         assert!(
-            worst < Duration::from_secs(2),
+            worst < Duration::from_secs(10),
             "an append waited {worst:?} for a flush of {backlog} segments ({flush:?})"
         );
     }
@@ -1554,14 +1557,14 @@ mod tests {
         *log.sync_hook.lock() = Some(Arc::new(move || {
             let _ = entered_tx.lock().send(());
             // Held until the test has appended (or gave up waiting for the append).
-            let _ = released.lock().recv_timeout(Duration::from_secs(10));
+            let _ = released.lock().recv_timeout(Duration::from_secs(60));
         }));
         let flusher = {
             let log = log.clone();
             std::thread::spawn(move || log.checkpoint())
         };
         entered
-            .recv_timeout(Duration::from_secs(10))
+            .recv_timeout(Duration::from_secs(60))
             .expect("the flush reached its fsyncs");
         let (done_tx, done) = mpsc::channel();
         let appender = {
@@ -1574,7 +1577,7 @@ mod tests {
                 let _ = done_tx.send(());
             })
         };
-        let proceeded = done.recv_timeout(Duration::from_secs(3)).is_ok();
+        let proceeded = done.recv_timeout(Duration::from_secs(20)).is_ok();
         *log.sync_hook.lock() = None;
         let _ = release.send(());
         appender.join().unwrap();
