@@ -179,8 +179,12 @@ fn member_loop(
             }
         }
         if let Err(e) = c.commit_sync() {
-            // A commit may race a rebalance (CommitFailed); anything else is a bug.
-            if !matches!(e, Error::CommitFailed { .. }) {
+            // A commit may race a rebalance (CommitFailed, or the retryable
+            // RebalanceInProgress while the partitions have not moved); anything else is a bug.
+            if !matches!(
+                e,
+                Error::CommitFailed { .. } | Error::RebalanceInProgress { .. }
+            ) {
                 shared.violation(format!("{me}: commit: {e}"));
             }
         }
