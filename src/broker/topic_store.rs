@@ -12,7 +12,6 @@
 //! partitions as orphans. A `NAME.tmp` left by an older version is told from a topic by its
 //! first line, which names the topic it was written for.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::TopicConfig;
@@ -34,15 +33,11 @@ pub(crate) fn write(data_dir: &Path, topic: &str, config: &TopicConfig) -> Resul
         text.push_str(&v);
         text.push('\n');
     }
-    let file = path(data_dir, topic);
-    let tmp = tmp_path(data_dir, topic);
-    let mut out = std::fs::File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
-    out.write_all(text.as_bytes())
-        .map_err(|e| Error::io("writing", &tmp, e))?;
-    out.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
-    drop(out);
-    std::fs::rename(&tmp, &file).map_err(|e| Error::io("renaming into place", &file, e))?;
-    io::sync_dir(&data_dir.join(DIR_NAME))
+    io::write_atomic_via(
+        &path(data_dir, topic),
+        &tmp_path(data_dir, topic),
+        text.as_bytes(),
+    )
 }
 
 /// Suffix of a topic file being written: `~` is not allowed in topic names.
@@ -55,21 +50,20 @@ fn tmp_path(data_dir: &Path, topic: &str) -> PathBuf {
 /// Far more than any topic config (about 1 KiB): a larger file is damage, not read whole.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
 
-/// Reads a topic file whole unless it is larger than any config could be.
+/// Reads a topic file whole unless it is larger than any config could be (then it is
+/// damage, and not read).
 fn read_bounded(p: &Path) -> Result<Option<Vec<u8>>> {
-    if let Ok(m) = std::fs::metadata(p) {
-        if m.is_file() && m.len() > MAX_FILE_BYTES {
-            return Err(Error::Corrupt {
-                path: p.to_path_buf(),
-                position: MAX_FILE_BYTES,
-                reason: format!(
-                    "topic config file of {} bytes, more than any config ({MAX_FILE_BYTES})",
-                    m.len()
-                ),
-            });
-        }
+    match io::read_small(p, MAX_FILE_BYTES)? {
+        io::SmallFile::Missing => Ok(None),
+        io::SmallFile::Bytes(bytes) => Ok(Some(bytes)),
+        io::SmallFile::TooLarge(len) => Err(Error::Corrupt {
+            path: p.to_path_buf(),
+            position: MAX_FILE_BYTES,
+            reason: format!(
+                "topic config file of {len} bytes, more than any config ({MAX_FILE_BYTES})"
+            ),
+        }),
     }
-    io::read_small(p)
 }
 
 /// The topic a config file says it was written for (its first line), if it says.

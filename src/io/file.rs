@@ -1,7 +1,7 @@
 //! Positioned I/O and durable file operations.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -140,15 +140,21 @@ pub(crate) fn remove_dir_all_durable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Replaces `path` with `bytes` so that a crash leaves either the old or the new file.
-///
-/// On failure the `.tmp` file is removed (best effort: it may hold the space a full disk
-/// needs back); `path` then holds the old or the new contents, so a caller that only ever
-/// writes true statements there may treat any failure as "not written yet" and retry.
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new file, writing
+/// them first to `PATH.tmp` (see [`write_atomic_via`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
-    let tmp = Path::new(&tmp_name);
+    write_atomic_via(path, Path::new(&tmp_name), bytes)
+}
+
+/// Replaces `path` with `bytes` through the temporary file `tmp` (in the same directory), so
+/// that a crash leaves either the old or the new file.
+///
+/// On failure the temporary file is removed (best effort: it may hold the space a full disk
+/// needs back); `path` then holds the old or the new contents, so a caller that only ever
+/// writes true statements there may treat any failure as "not written yet" and retry.
+pub(crate) fn write_atomic_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<()> {
     let written = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -172,13 +178,42 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
 }
 
-/// Reads a small file whole; `Ok(None)` when it does not exist.
-pub(crate) fn read_small(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("reading", path, e)),
+/// What [`read_small`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SmallFile {
+    /// No such file.
+    Missing,
+    /// Larger than the caller's bound (its length): damage, and not read, so a huge (sparse)
+    /// file costs neither memory nor time.
+    TooLarge(u64),
+    /// The whole file.
+    Bytes(Vec<u8>),
+}
+
+/// Reads a small file whole, unless it is longer than `max_bytes` (more than any valid
+/// version of it could be).
+pub(crate) fn read_small(path: &Path, max_bytes: u64) -> Result<SmallFile> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SmallFile::Missing),
+        Err(e) => return Err(Error::io("reading", path, e)),
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("reading", path, e))?
+        .len();
+    if len > max_bytes {
+        return Ok(SmallFile::TooLarge(len));
     }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    // Bounded again: the file may grow between the length and the read.
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("reading", path, e))?;
+    if bytes.len() as u64 > max_bytes {
+        return Ok(SmallFile::TooLarge(bytes.len() as u64));
+    }
+    Ok(SmallFile::Bytes(bytes))
 }
 
 #[cfg(test)]
@@ -191,9 +226,16 @@ mod tests {
         let p = dir.path().join("x.properties");
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
-        assert_eq!(read_small(&p).unwrap().unwrap(), b"two");
+        assert_eq!(
+            read_small(&p, 3).unwrap(),
+            SmallFile::Bytes(b"two".to_vec())
+        );
+        assert_eq!(read_small(&p, 2).unwrap(), SmallFile::TooLarge(3));
         assert!(!dir.path().join("x.properties.tmp").exists());
-        assert!(read_small(&dir.path().join("missing")).unwrap().is_none());
+        assert_eq!(
+            read_small(&dir.path().join("missing"), 3).unwrap(),
+            SmallFile::Missing
+        );
     }
 
     #[test]

@@ -54,13 +54,11 @@ impl RecoveryPoint {
     }
 
     pub(crate) fn read(dir: &Path) -> Result<Option<RecoveryPoint>> {
-        let path = dir.join(FILE_NAME);
-        // A file far larger than a checkpoint is damage: read whole, a huge (sparse) one made
-        // the partition fail to open (out of memory) or exhausted memory.
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_FILE_BYTES) {
-            return Ok(None);
+        // A file far larger than a checkpoint is damage, like one that does not decode.
+        match io::read_small(&dir.join(FILE_NAME), MAX_FILE_BYTES)? {
+            io::SmallFile::Bytes(b) => Ok(RecoveryPoint::decode(&b)),
+            io::SmallFile::Missing | io::SmallFile::TooLarge(_) => Ok(None),
         }
-        Ok(io::read_small(&path)?.and_then(|b| RecoveryPoint::decode(&b)))
     }
 
     pub(crate) fn write(&self, dir: &Path) -> Result<()> {

@@ -131,27 +131,24 @@ const MANIFEST_BYTES_MAX: u64 = 64 << 20;
 /// `Error::Corrupt`: which old segments it replaced cannot be known, so nothing is guessed.
 pub(crate) fn recover(dir: &Path) -> Result<()> {
     let manifest = dir.join(MANIFEST);
-    // Larger than any manifest (a few bytes per segment): damage, reported without reading it
-    // whole (a huge sparse one meant an allocation of its size).
-    if let Ok(m) = std::fs::metadata(&manifest) {
-        if m.len() > MANIFEST_BYTES_MAX {
+    match io::read_small(&manifest, MANIFEST_BYTES_MAX)? {
+        io::SmallFile::Missing => {}
+        // Larger than any manifest (a few bytes per segment): damage, reported unread.
+        io::SmallFile::TooLarge(len) => {
             return Err(Error::Corrupt {
                 path: manifest,
                 position: MANIFEST_BYTES_MAX,
-                reason: format!(
-                    "cleaner swap manifest of {} bytes, more than any manifest",
-                    m.len()
-                ),
-            });
+                reason: format!("cleaner swap manifest of {len} bytes, more than any manifest"),
+            })
         }
-    }
-    if let Some(bytes) = io::read_small(&manifest)? {
-        let entries = decode(&bytes).ok_or_else(|| Error::Corrupt {
-            path: manifest.clone(),
-            position: 0,
-            reason: "cleaner swap manifest does not decode (checksum or layout)".into(),
-        })?;
-        finish(dir, &entries)?;
+        io::SmallFile::Bytes(bytes) => {
+            let entries = decode(&bytes).ok_or_else(|| Error::Corrupt {
+                path: manifest.clone(),
+                position: 0,
+                reason: "cleaner swap manifest does not decode (checksum or layout)".into(),
+            })?;
+            finish(dir, &entries)?;
+        }
     }
     let mut removed = false;
     let listing = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;

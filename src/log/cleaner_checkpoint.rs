@@ -58,15 +58,13 @@ impl CleanerCheckpoint {
 
     /// The checkpoint in `dir`, or the default (nothing cleaned) when missing or damaged.
     pub(crate) fn read(dir: &Path) -> Result<CleanerCheckpoint> {
-        let path = dir.join(FILE_NAME);
-        // A file far larger than a checkpoint is damage: read whole, a huge (sparse) one made
-        // the partition fail to open (out of memory) or exhausted memory.
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_FILE_BYTES) {
-            return Ok(CleanerCheckpoint::default());
-        }
-        Ok(io::read_small(&path)?
-            .and_then(|b| CleanerCheckpoint::decode(&b))
-            .unwrap_or_default())
+        // A file far larger than a checkpoint is damage, like one that does not decode.
+        Ok(
+            match io::read_small(&dir.join(FILE_NAME), MAX_FILE_BYTES)? {
+                io::SmallFile::Bytes(b) => CleanerCheckpoint::decode(&b).unwrap_or_default(),
+                io::SmallFile::Missing | io::SmallFile::TooLarge(_) => CleanerCheckpoint::default(),
+            },
+        )
     }
 
     pub(crate) fn write(&self, dir: &Path) -> Result<()> {

@@ -123,17 +123,14 @@ impl SegmentIndex {
         // one more, its final max timestamp): a larger file is damage, and reading a huge
         // (sparse) one whole made the partition fail to open or exhausted memory.
         let batches = log_size / crate::codec::HEADER_BYTES as u64 + 2;
-        let too_big = |path: &Path, entry: usize| {
-            std::fs::metadata(path).is_ok_and(|m| m.len() > batches * entry as u64)
-        };
-        if too_big(offset_path, OFFSET_ENTRY_BYTES) || too_big(time_path, TIME_ENTRY_BYTES) {
-            return Ok(None);
-        }
-        let offset_bytes = io::read_small(offset_path)?;
-        let time_bytes = io::read_small(time_path)?;
-        // A non-empty log whose index files are missing has lost them: rebuild.
-        let (Some(offset_bytes), Some(time_bytes)) = (offset_bytes, time_bytes) else {
-            return Ok((log_size == 0).then(SegmentIndex::default));
+        let bound = |entry: usize| batches.saturating_mul(entry as u64);
+        let offset_bytes = io::read_small(offset_path, bound(OFFSET_ENTRY_BYTES))?;
+        let time_bytes = io::read_small(time_path, bound(TIME_ENTRY_BYTES))?;
+        let (offset_bytes, time_bytes) = match (offset_bytes, time_bytes) {
+            (io::SmallFile::Bytes(o), io::SmallFile::Bytes(t)) => (o, t),
+            (io::SmallFile::TooLarge(_), _) | (_, io::SmallFile::TooLarge(_)) => return Ok(None),
+            // A non-empty log whose index files are missing has lost them: rebuild.
+            _ => return Ok((log_size == 0).then(SegmentIndex::default)),
         };
         if offset_bytes.len() % OFFSET_ENTRY_BYTES != 0 || time_bytes.len() % TIME_ENTRY_BYTES != 0
         {
