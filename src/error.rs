@@ -48,6 +48,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// A file was written in an on-disk format this version no longer reads (embroker's format
+    /// 1, before batches became Kafka's RecordBatch v2). Nothing is converted or truncated.
+    #[error(
+        "{} was written in an older on-disk format ({found}, at byte {position}); this version \
+         of embroker reads format 2 (Kafka's record batch v2) only and does not convert old \
+         data: recreate the data directory, or read it with the version that wrote it",
+        path.display()
+    )]
+    FormatChanged {
+        /// The file.
+        path: PathBuf,
+        /// Byte position in the file where the old format was recognised.
+        position: u64,
+        /// What was found.
+        found: String,
+    },
+
     /// A topic name breaks one of Kafka's naming rules.
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopicName {
@@ -350,6 +367,15 @@ impl Clone for Error {
                 path: path.clone(),
                 position: *position,
                 reason: reason.clone(),
+            },
+            Error::FormatChanged {
+                path,
+                position,
+                found,
+            } => Error::FormatChanged {
+                path: path.clone(),
+                position: *position,
+                found: found.clone(),
             },
             Error::InvalidTopicName { name, reason } => Error::InvalidTopicName {
                 name: name.clone(),

@@ -529,7 +529,7 @@ type Expected = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 fn recovery_point_bytes(offset: i64, segment_base: i64, position: u64, max_ts: i64) -> Vec<u8> {
     let mut b = Vec::with_capacity(42);
     b.extend_from_slice(b"EBRP");
-    b.extend_from_slice(&1u16.to_be_bytes());
+    b.extend_from_slice(&2u16.to_be_bytes());
     b.extend_from_slice(&offset.to_be_bytes());
     b.extend_from_slice(&segment_base.to_be_bytes());
     b.extend_from_slice(&position.to_be_bytes());

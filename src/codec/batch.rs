@@ -1,23 +1,26 @@
-//! The record batch: a 61-byte header and varint-framed records. Big-endian throughout.
+//! The record batch: Kafka's RecordBatch v2 (magic 2), a 61-byte header and varint-framed
+//! records. Big-endian throughout. Kafka's own layout is in its
+//! `clients/src/main/java/org/apache/kafka/common/record/DefaultRecordBatch.java`.
 //!
 //! ```text
 //! off size field
 //!   0    8 base_offset            i64   assigned by the log at append
 //!   8    4 batch_length           i32   bytes after this field
-//!  12    4 partition_leader_epoch i32   reserved, -1
-//!  16    1 magic                  u8    1 (format v1)
-//!  17    4 crc                    u32   CRC-32 (IEEE) of bytes 21..end
-//!  21    2 attributes             i16   bit 3: LogAppendTime; bit 6: delete horizon set;
-//!                                         others reserved, 0
+//!  12    4 partition_leader_epoch i32   -1 (no leader epochs in one process)
+//!  16    1 magic                  i8    2
+//!  17    4 crc                    u32   CRC-32C (Castagnoli) of bytes 21..end
+//!  21    2 attributes             i16   bits 0-2 compression codec, 3 LogAppendTime,
+//!                                         4 transactional, 5 control, 6 delete horizon set;
+//!                                         7-15 unused, 0
 //!  23    4 last_offset_delta      i32
 //!  27    8 base_timestamp         i64   record timestamps are deltas from it (the
 //!                                         delete horizon when bit 6 is set)
 //!  35    8 max_timestamp          i64
-//!  43    8 producer_id            i64   reserved, -1
-//!  51    2 producer_epoch         i16   reserved, -1
-//!  53    4 base_sequence          i32   reserved, -1
+//!  43    8 producer_id            i64   -1 unless idempotent or transactional
+//!  51    2 producer_epoch         i16   -1 unless idempotent or transactional
+//!  53    4 base_sequence          i32   -1 unless idempotent or transactional
 //!  57    4 record_count           i32
-//!  61    … records
+//!  61    … records (one compressed stream when bits 0-2 are not 0)
 //! ```
 //!
 //! The CRC skips the base offset, length, epoch and magic, as Kafka's does, so the log can
@@ -31,17 +34,41 @@ use crate::types::{Header, TimestampType};
 pub const HEADER_BYTES: usize = 61;
 /// Bytes before `batch_length` counts: base offset and the length field itself.
 pub const LENGTH_PREFIX_BYTES: usize = 12;
-/// The format version this crate writes and reads.
-pub const MAGIC: u8 = 1;
+/// The batch format this crate writes and reads: Kafka's RecordBatch v2.
+pub const MAGIC: u8 = 2;
 
 pub(crate) const CRC_START: usize = 21;
+/// Bits 0-2: the compression codec's id (Kafka's `CompressionType`: 0 none, 1 gzip, 2 snappy,
+/// 3 lz4, 4 zstd; 5-7 undefined).
+pub(crate) const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_TIMESTAMP_TYPE: i16 = 1 << 3;
+/// The batch belongs to a transaction (KIP-98).
+pub(crate) const ATTR_TRANSACTIONAL: i16 = 1 << 4;
+/// The batch holds one control record (a transaction marker), not user data.
+pub(crate) const ATTR_CONTROL: i16 = 1 << 5;
 /// Kafka's KIP-534 bit: `base_timestamp` holds the time after which the log cleaner may remove
 /// the batch's tombstones, set when the cleaner first rewrites a batch holding any.
 pub(crate) const ATTR_DELETE_HORIZON: i16 = 1 << 6;
-/// Attribute bits this version defines; a batch with any other bit set is rejected so that a
-/// future version's batches are never misread.
-const ATTR_KNOWN: i16 = ATTR_TIMESTAMP_TYPE | ATTR_DELETE_HORIZON;
+/// Attribute bits Kafka defines; a batch with any other bit set is rejected so that a future
+/// version's batches are never misread.
+const ATTR_KNOWN: i16 = ATTR_COMPRESSION_MASK
+    | ATTR_TIMESTAMP_TYPE
+    | ATTR_TRANSACTIONAL
+    | ATTR_CONTROL
+    | ATTR_DELETE_HORIZON;
+/// The largest compression codec id Kafka defines (zstd).
+const MAX_COMPRESSION_ID: i16 = 4;
+
+/// The CRC a v2 batch carries: CRC-32C (Castagnoli) of everything from the attributes on.
+pub(crate) fn batch_crc(bytes_from_attributes: &[u8]) -> u32 {
+    crc32c::crc32c(bytes_from_attributes)
+}
+
+/// Writes the CRC of a whole encoded batch into its header.
+pub(crate) fn write_crc(batch: &mut [u8]) {
+    let crc = batch_crc(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
 
 const _: () = assert!(HEADER_BYTES == 61);
 const _: () = assert!(CRC_START == 17 + 4);
@@ -54,7 +81,7 @@ pub struct BatchHeader {
     pub base_offset: i64,
     /// Bytes after the length field.
     pub batch_length: i32,
-    /// Reserved (-1).
+    /// The leader epoch (-1: embroker has no leaders; a client's value is kept as sent).
     pub partition_leader_epoch: i32,
     /// Format version.
     pub magic: u8,
@@ -69,11 +96,11 @@ pub struct BatchHeader {
     pub base_timestamp: i64,
     /// Largest record timestamp (the append time under LogAppendTime).
     pub max_timestamp: i64,
-    /// Reserved (-1).
+    /// The idempotent or transactional producer's id; -1 for any other producer.
     pub producer_id: i64,
-    /// Reserved (-1).
+    /// The producer's epoch; -1 without a producer id.
     pub producer_epoch: i16,
-    /// Reserved (-1).
+    /// The first record's sequence number for this producer and partition; -1 without one.
     pub base_sequence: i32,
     /// Number of records.
     pub record_count: i32,
@@ -99,6 +126,27 @@ impl BatchHeader {
     /// horizon), if a cleaning has set one.
     pub fn delete_horizon(&self) -> Option<i64> {
         (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
+    }
+
+    /// The compression codec's id (attributes bits 0-2): 0 none, 1 gzip, 2 snappy, 3 lz4,
+    /// 4 zstd, as Kafka's `CompressionType` numbers them.
+    pub fn compression_id(&self) -> i16 {
+        self.attributes & ATTR_COMPRESSION_MASK
+    }
+
+    /// True when the records are one compressed stream (attributes bits 0-2 are not 0).
+    pub fn is_compressed(&self) -> bool {
+        self.compression_id() != 0
+    }
+
+    /// True when the batch belongs to a transaction (attributes bit 4).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    /// True when the batch holds a control record, such as a transaction marker (bit 5).
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
     }
 
     /// Whose timestamps the batch carries.
@@ -160,10 +208,15 @@ pub fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
         ));
     }
     if h.magic != MAGIC {
-        return Err(DecodeError::corrupt(
-            16,
-            format!("unknown magic byte {}", h.magic),
-        ));
+        let reason = match h.magic {
+            0 | 1 => format!(
+                "magic {} is an older message format (embroker's format 1, or Kafka's v0/v1 \
+                 messages); this version reads Kafka's record batch v2 (magic 2) only",
+                h.magic
+            ),
+            _ => format!("unknown magic byte {}", h.magic),
+        };
+        return Err(DecodeError::corrupt(16, reason));
     }
     if h.base_offset < 0 {
         return Err(DecodeError::corrupt(
@@ -175,6 +228,12 @@ pub fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
         return Err(DecodeError::corrupt(
             21,
             format!("unknown attribute bits {:#x}", h.attributes),
+        ));
+    }
+    if h.compression_id() > MAX_COMPRESSION_ID {
+        return Err(DecodeError::corrupt(
+            21,
+            format!("unknown compression codec id {}", h.compression_id()),
         ));
     }
     if h.record_count < 1 {
@@ -202,6 +261,28 @@ pub fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
         return Err(DecodeError::corrupt(23, "last offset overflows"));
     }
     Ok(h)
+}
+
+/// True when `buf` starts with a whole batch of embroker's format 1: this layout with magic 1
+/// and a CRC-32 (IEEE) that holds. Recovery asks before truncating anything it cannot decode,
+/// so that data of the old format is reported as such and never cut as a torn tail (a torn
+/// write of this version cannot hold a magic-1 batch whose CRC-32 holds).
+pub(crate) fn is_format_1_batch(buf: &[u8]) -> bool {
+    if buf.len() < HEADER_BYTES || buf[16] != 1 {
+        return false;
+    }
+    let length = be_i32(buf, 8);
+    let Ok(length) = usize::try_from(length) else {
+        return false;
+    };
+    let Some(total) = length.checked_add(LENGTH_PREFIX_BYTES) else {
+        return false;
+    };
+    if total < HEADER_BYTES || total > buf.len() {
+        return false;
+    }
+    let stored = u32::from_be_bytes([buf[17], buf[18], buf[19], buf[20]]);
+    crc32fast::hash(&buf[CRC_START..total]) == stored
 }
 
 /// A batch whose CRC holds and whose records parse, borrowing its bytes.
@@ -237,7 +318,7 @@ pub fn decode_batch_crc_only(buf: &[u8]) -> Result<Batch<'_>, DecodeError> {
         });
     }
     let bytes = &buf[..total];
-    let actual = crc32fast::hash(&bytes[CRC_START..]);
+    let actual = batch_crc(&bytes[CRC_START..]);
     if actual != header.crc {
         return Err(DecodeError::corrupt(
             17,
@@ -310,8 +391,7 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attributes = be_i16(batch, 21) | ATTR_TIMESTAMP_TYPE;
     batch[21..23].copy_from_slice(&attributes.to_be_bytes());
     batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32fast::hash(&batch[CRC_START..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    write_crc(batch);
 }
 
 /// Where the next record lands in a batch, from [`BatchBuilder::place`].
@@ -344,6 +424,36 @@ pub struct BatchBuilder {
     record_count: i32,
     base_timestamp: i64,
     max_timestamp: i64,
+    producer: ProducerFields,
+    /// Attribute bits set by the caller (transactional, control).
+    attributes: i16,
+}
+
+/// The idempotence fields of a batch header, -1 each as Kafka writes them for a producer
+/// without idempotence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerFields {
+    /// The producer id the broker handed out.
+    pub producer_id: i64,
+    /// The producer's epoch.
+    pub producer_epoch: i16,
+    /// The first record's sequence number for this producer and partition.
+    pub base_sequence: i32,
+}
+
+impl ProducerFields {
+    /// No producer id: what a producer without idempotence writes.
+    pub const NONE: ProducerFields = ProducerFields {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+    };
+}
+
+impl Default for ProducerFields {
+    fn default() -> Self {
+        ProducerFields::NONE
+    }
 }
 
 impl Default for BatchBuilder {
@@ -373,6 +483,32 @@ impl BatchBuilder {
             record_count: 0,
             base_timestamp: 0,
             max_timestamp: i64::MIN,
+            producer: ProducerFields::NONE,
+            attributes: 0,
+        }
+    }
+
+    /// Sets the producer id, epoch and base sequence the header carries (all -1 unless set).
+    pub fn set_producer(&mut self, fields: ProducerFields) {
+        self.producer = fields;
+    }
+
+    /// Marks the batch as part of a transaction (attributes bit 4).
+    pub fn set_transactional(&mut self, transactional: bool) {
+        self.set_attribute(ATTR_TRANSACTIONAL, transactional);
+    }
+
+    /// Marks the batch as a control batch (attributes bit 5): its one record is a control
+    /// record such as [`super::ControlRecord`] encodes.
+    pub fn set_control(&mut self, control: bool) {
+        self.set_attribute(ATTR_CONTROL, control);
+    }
+
+    fn set_attribute(&mut self, bit: i16, on: bool) {
+        if on {
+            self.attributes |= bit;
+        } else {
+            self.attributes &= !bit;
         }
     }
 
@@ -490,16 +626,15 @@ impl BatchBuilder {
         b[8..12].copy_from_slice(&batch_length.to_be_bytes());
         b[12..16].copy_from_slice(&(-1i32).to_be_bytes());
         b[16] = MAGIC;
-        b[21..23].copy_from_slice(&0i16.to_be_bytes());
+        b[21..23].copy_from_slice(&self.attributes.to_be_bytes());
         b[23..27].copy_from_slice(&(self.record_count - 1).to_be_bytes());
         b[27..35].copy_from_slice(&self.base_timestamp.to_be_bytes());
         b[35..43].copy_from_slice(&self.max_timestamp.to_be_bytes());
-        b[43..51].copy_from_slice(&(-1i64).to_be_bytes());
-        b[51..53].copy_from_slice(&(-1i16).to_be_bytes());
-        b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        b[43..51].copy_from_slice(&self.producer.producer_id.to_be_bytes());
+        b[51..53].copy_from_slice(&self.producer.producer_epoch.to_be_bytes());
+        b[53..57].copy_from_slice(&self.producer.base_sequence.to_be_bytes());
         b[57..61].copy_from_slice(&self.record_count.to_be_bytes());
-        let crc = crc32fast::hash(&b[CRC_START..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        write_crc(b);
         self.buf
     }
 }
@@ -636,6 +771,102 @@ mod tests {
         let batch = decode_batch(&bytes).unwrap();
         assert_eq!(batch.header.max_timestamp, 99);
         assert_eq!(batch.header.timestamp_type(), TimestampType::LogAppendTime);
+    }
+
+    #[test]
+    fn every_attribute_bit_and_producer_field_round_trips() {
+        for transactional in [false, true] {
+            for control in [false, true] {
+                let mut b = BatchBuilder::new();
+                let producer = ProducerFields {
+                    producer_id: 1 << 40,
+                    producer_epoch: 7,
+                    base_sequence: 99,
+                };
+                b.set_producer(producer);
+                b.set_transactional(transactional);
+                b.set_control(control);
+                b.push(5, Some(b"k"), Some(b"v"), &[]).unwrap();
+                let bytes = b.finish();
+                let h = decode_batch(&bytes).unwrap().header;
+                assert_eq!(h.magic, 2);
+                assert_eq!(h.is_transactional(), transactional);
+                assert_eq!(h.is_control(), control);
+                assert_eq!(h.delete_horizon(), None);
+                assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
+                assert_eq!(
+                    (h.producer_id, h.producer_epoch, h.base_sequence),
+                    (1 << 40, 7, 99)
+                );
+            }
+        }
+        // Without a producer, the idempotence fields are -1 as Kafka writes them.
+        let mut b = BatchBuilder::new();
+        b.push(5, None, Some(b"v"), &[]).unwrap();
+        let h = decode_batch(&b.finish()).unwrap().header;
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (-1, -1, -1)
+        );
+        assert_eq!((h.partition_leader_epoch, h.attributes), (-1, 0));
+    }
+
+    /// A batch with `attributes` forced in and its CRC recomputed.
+    fn with_attributes(attributes: i16) -> Vec<u8> {
+        let mut b = BatchBuilder::new();
+        b.push(5, None, Some(b"v"), &[]).unwrap();
+        let mut bytes = b.finish();
+        bytes[21..23].copy_from_slice(&attributes.to_be_bytes());
+        write_crc(&mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn undefined_attribute_bits_and_codec_ids_are_refused() {
+        for id in 5..=7 {
+            let err = peek_header(&with_attributes(id)).unwrap_err();
+            assert!(err.to_string().contains("compression codec id"), "{err}");
+        }
+        for bit in 7..16 {
+            let err = peek_header(&with_attributes(1 << bit)).unwrap_err();
+            assert!(err.to_string().contains("attribute bits"), "{err}");
+        }
+        for id in 1..=4 {
+            assert_eq!(
+                peek_header(&with_attributes(id)).unwrap().compression_id(),
+                id
+            );
+        }
+    }
+
+    #[test]
+    fn the_crc_is_crc32c_of_attributes_to_end() {
+        let bytes = build(&[Rec {
+            ts: 5,
+            key: None,
+            value: Some(b"x".to_vec()),
+            headers: vec![],
+        }]);
+        let stored = u32::from_be_bytes([bytes[17], bytes[18], bytes[19], bytes[20]]);
+        assert_eq!(stored, crc32c::crc32c(&bytes[21..]));
+        // The well-known CRC-32C check value (RFC 3720 appendix B.4).
+        assert_eq!(batch_crc(b"123456789"), 0xe306_9283);
+    }
+
+    #[test]
+    fn an_older_magic_is_named_as_an_older_format() {
+        let mut bytes = with_attributes(0);
+        bytes[16] = 1;
+        let err = peek_header(&bytes).unwrap_err().to_string();
+        assert!(err.contains("older message format"), "{err}");
+        assert!(
+            !is_format_1_batch(&bytes),
+            "the CRC is CRC-32C, not format 1's"
+        );
+        let crc = crc32fast::hash(&bytes[CRC_START..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(is_format_1_batch(&bytes));
+        assert!(!is_format_1_batch(&bytes[..bytes.len() - 1]));
     }
 
     #[test]

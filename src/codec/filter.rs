@@ -9,7 +9,7 @@
 //!   each record's timestamp delta is re-encoded against it.
 //! - The result is a whole batch that [`super::decode_batch`] accepts.
 
-use super::batch::{Batch, ATTR_DELETE_HORIZON, CRC_START, HEADER_BYTES, LENGTH_PREFIX_BYTES};
+use super::batch::{write_crc, Batch, ATTR_DELETE_HORIZON, HEADER_BYTES, LENGTH_PREFIX_BYTES};
 use super::record::{self, RecordView};
 use crate::types::TimestampType;
 
@@ -79,8 +79,7 @@ pub(crate) fn filter_batch(
     b[27..35].copy_from_slice(&base_timestamp.to_be_bytes());
     b[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
     b[57..61].copy_from_slice(&kept.to_be_bytes());
-    let crc = crc32fast::hash(&b[CRC_START..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    write_crc(b);
     kept as usize
 }
 

@@ -1,6 +1,7 @@
-//! The record batch codec: bytes in, values out. Format v1, documented in `docs/FORMAT.md`.
+//! The record batch codec: bytes in, values out. Kafka's RecordBatch v2 (magic 2), documented
+//! in `docs/FORMAT.md`.
 //!
-//! Owns: the byte layout of a batch and its records, the CRC, varints.
+//! Owns: the byte layout of a batch and its records, the CRC-32C, varints, control records.
 //!
 //! Invariants:
 //! - No I/O, no clock, no global state: every function is a pure function of its input, which
@@ -11,15 +12,17 @@
 //!   exact end, so iterating its records cannot fail.
 
 mod batch;
+mod control;
 mod filter;
 mod record;
 pub(crate) mod varint;
 
 pub use batch::{
     decode_batch, decode_batch_crc_only, peek_header, set_base_offset, set_log_append_time, Batch,
-    BatchBuilder, BatchHeader, HEADER_BYTES, LENGTH_PREFIX_BYTES, MAGIC,
+    BatchBuilder, BatchHeader, ProducerFields, HEADER_BYTES, LENGTH_PREFIX_BYTES, MAGIC,
 };
-pub(crate) use batch::{decode_batch_unchecked, Placement};
+pub(crate) use batch::{decode_batch_unchecked, is_format_1_batch, Placement};
+pub use control::{ControlRecordType, EndTransactionMarker};
 pub(crate) use filter::filter_batch;
 pub(crate) use record::{fields_size, placed_size};
 pub use record::{RecordHeaders, RecordIter, RecordView};

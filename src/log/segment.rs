@@ -626,6 +626,13 @@ impl Segment {
                         break 'scan; // torn tail
                     }
                     Err(DecodeError::Corrupt { .. }) => {
+                        if codec::is_format_1_batch(&buf[at..]) {
+                            return Err(Error::FormatChanged {
+                                path: self.log_path.clone(),
+                                position: pos + at as u64,
+                                found: "a record batch of embroker's format 1 (magic 1)".into(),
+                            });
+                        }
                         pos += at as u64;
                         break 'scan;
                     }

@@ -199,7 +199,12 @@ pub fn decode_recovery_point(b: &[u8]) -> Result<RecoveryPoint, String> {
         return Err("bad magic, expected EBRP".into());
     }
     let version = u16::from_be_bytes([b[4], b[5]]);
-    if version != 1 {
+    if version == 1 {
+        return Err(
+            "version 1, written by embroker's format 1, which this version does not read".into(),
+        );
+    }
+    if version != 2 {
         return Err(format!("unknown version {version}"));
     }
     let stored = be_u32(b, 38);
