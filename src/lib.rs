@@ -102,8 +102,8 @@ mod topic_names;
 mod types;
 
 pub use broker::{
-    Broker, BrokerBuilder, CleanerReport, OffsetAndTimestamp, Partition, PartitionDescription,
-    Topic, TopicDescription,
+    BatchesAppended, Broker, BrokerBuilder, CleanerReport, OffsetAndTimestamp, Partition,
+    PartitionDescription, Topic, TopicDescription,
 };
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{

@@ -113,6 +113,12 @@ pub struct TopicConfig {
     pub flush_ms: i64,
     /// Whose timestamp is stored (`message.timestamp.type`). Default: CreateTime.
     pub timestamp_type: TimestampType,
+    /// Under CreateTime, the most a record's timestamp may lie before the broker's time
+    /// (`message.timestamp.before.max.ms`). Default: no bound (i64::MAX), as Kafka.
+    pub message_timestamp_before_max_ms: i64,
+    /// Under CreateTime, the most a record's timestamp may lie after the broker's time
+    /// (`message.timestamp.after.max.ms`). Default: no bound (i64::MAX), as Kafka.
+    pub message_timestamp_after_max_ms: i64,
     /// Compact a partition when its dirty ratio passes this (`min.cleanable.dirty.ratio`).
     /// Default: 0.5.
     pub min_cleanable_dirty_ratio: f64,
@@ -141,6 +147,8 @@ impl Default for TopicConfig {
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
             timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
             delete_retention_ms: DAY_MS,
             min_compaction_lag_ms: 0,
@@ -167,6 +175,8 @@ impl TopicConfig {
         "flush.messages",
         "flush.ms",
         "message.timestamp.type",
+        "message.timestamp.before.max.ms",
+        "message.timestamp.after.max.ms",
         "min.cleanable.dirty.ratio",
         "delete.retention.ms",
         "min.compaction.lag.ms",
@@ -196,6 +206,10 @@ impl TopicConfig {
         flush_ms: i64,
         /// Sets `message.timestamp.type`.
         timestamp_type: TimestampType,
+        /// Sets `message.timestamp.before.max.ms`.
+        message_timestamp_before_max_ms: i64,
+        /// Sets `message.timestamp.after.max.ms`.
+        message_timestamp_after_max_ms: i64,
         /// Sets `min.cleanable.dirty.ratio`.
         min_cleanable_dirty_ratio: f64,
         /// Sets `delete.retention.ms`.
@@ -253,6 +267,12 @@ impl TopicConfig {
                         ))
                     }
                 };
+            }
+            "message.timestamp.before.max.ms" => {
+                self.message_timestamp_before_max_ms = parse_i64(key, value, 0, i64::MAX)?;
+            }
+            "message.timestamp.after.max.ms" => {
+                self.message_timestamp_after_max_ms = parse_i64(key, value, 0, i64::MAX)?;
             }
             "min.cleanable.dirty.ratio" => {
                 self.min_cleanable_dirty_ratio = parse_f64(key, value, 0.0, 1.0)?;
@@ -338,6 +358,14 @@ impl TopicConfig {
             (
                 "message.timestamp.type",
                 self.timestamp_type.as_str().to_string(),
+            ),
+            (
+                "message.timestamp.before.max.ms",
+                self.message_timestamp_before_max_ms.to_string(),
+            ),
+            (
+                "message.timestamp.after.max.ms",
+                self.message_timestamp_after_max_ms.to_string(),
             ),
             (
                 "min.cleanable.dirty.ratio",
