@@ -169,12 +169,15 @@ impl<'a> RecordHeaders<'a> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-impl<'a> Iterator for RecordHeaders<'a> {
-    type Item = (&'a str, &'a [u8]);
+    /// The headers with a null value told apart from an empty one. Kafka's header values are
+    /// nullable (length -1: Java's `Header.value()` returns null); iterating `RecordHeaders`
+    /// itself gives a null value as empty, as [`crate::Header`] has no null.
+    pub fn nullable(self) -> NullableHeaders<'a> {
+        NullableHeaders(self)
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next_nullable(&mut self) -> Option<(&'a str, Option<&'a [u8]>)> {
         (self.count, self.bytes) = self.decoded();
         if self.count == 0 {
             return None;
@@ -186,7 +189,28 @@ impl<'a> Iterator for RecordHeaders<'a> {
         self.bytes = &rest[m..];
         self.count -= 1;
         let key = std::str::from_utf8(key.unwrap_or_default()).ok()?;
-        Some((key, value.unwrap_or_default()))
+        Some((key, value))
+    }
+}
+
+impl<'a> Iterator for RecordHeaders<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_nullable()
+            .map(|(key, value)| (key, value.unwrap_or_default()))
+    }
+}
+
+/// The headers of a record with null values as `None`; see [`RecordHeaders::nullable`].
+#[derive(Clone, Debug)]
+pub struct NullableHeaders<'a>(RecordHeaders<'a>);
+
+impl<'a> Iterator for NullableHeaders<'a> {
+    type Item = (&'a str, Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next_nullable()
     }
 }
 
@@ -376,6 +400,25 @@ mod tests {
                 proptest::prop_assert_eq!(parse_checked(&bytes), Some((r, n)));
             }
         }
+    }
+
+    #[test]
+    fn a_null_header_value_is_none_when_asked_and_empty_otherwise() {
+        // Kafka's record with headers "a" = null and "b" = "" (kafka-python writes a null header
+        // value as length -1): length, attributes, deltas, null key, value "v", 2 headers.
+        let body = [0u8, 0, 0, 1, 2, b'v', 4, 2, b'a', 1, 2, b'b', 0];
+        let mut bytes = vec![(body.len() * 2) as u8];
+        bytes.extend_from_slice(&body);
+        let (r, n) = parse(&bytes).unwrap();
+        assert_eq!(n, bytes.len());
+        assert_eq!(
+            r.headers.clone().nullable().collect::<Vec<_>>(),
+            vec![("a", None), ("b", Some(&b""[..]))]
+        );
+        assert_eq!(
+            r.headers.collect::<Vec<_>>(),
+            vec![("a", &b""[..]), ("b", &b""[..])]
+        );
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use embroker::codec::{
-    decode_batch, peek_header, BatchHeader, ControlRecordType, DecodeError, EndTransactionMarker,
+    batch_records, decode_batch, decode_batch_crc_only, peek_header, BatchHeader,
+    ControlRecordType, DecodeError, EndTransactionMarker, RecordView,
 };
 use embroker::TimestampType;
 
@@ -253,7 +254,10 @@ fn header_json(h: &BatchHeader) -> Vec<(&'static str, String)> {
         ("max_timestamp", h.max_timestamp.to_string()),
         ("size", h.total_bytes().to_string()),
         ("batch_length", h.batch_length.to_string()),
-        ("partition_leader_epoch", h.partition_leader_epoch.to_string()),
+        (
+            "partition_leader_epoch",
+            h.partition_leader_epoch.to_string(),
+        ),
         ("magic", h.magic.to_string()),
         ("crc32c", h.crc.to_string()),
         ("attributes", h.attributes.to_string()),
@@ -269,19 +273,21 @@ fn header_json(h: &BatchHeader) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// One record as `dump --records` shows it.
-struct DumpedRecord<'a> {
+/// One record as `dump --records` shows it (owned: a compressed batch's records live in a
+/// buffer of their own).
+struct DumpedRecord {
     offset: i64,
     timestamp: i64,
-    key: Option<&'a [u8]>,
-    value: Option<&'a [u8]>,
-    headers: Vec<(&'a str, &'a [u8])>,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    /// Header values are nullable in Kafka's format; kept so, to be shown exactly.
+    headers: Vec<(String, Option<Vec<u8>>)>,
     /// A control batch's record: its type, and the marker when it is a transaction marker.
     control: Option<(ControlRecordType, Option<EndTransactionMarker>)>,
 }
 
-impl<'a> DumpedRecord<'a> {
-    fn of(h: &BatchHeader, r: &embroker::codec::RecordView<'a>) -> Self {
+impl DumpedRecord {
+    fn of(h: &BatchHeader, r: &RecordView<'_>) -> Self {
         let timestamp = match h.timestamp_type() {
             TimestampType::LogAppendTime => h.max_timestamp,
             TimestampType::CreateTime => h.base_timestamp + r.timestamp_delta,
@@ -295,35 +301,50 @@ impl<'a> DumpedRecord<'a> {
         DumpedRecord {
             offset: h.base_offset + i64::from(r.offset_delta),
             timestamp,
-            key: r.key,
-            value: r.value,
-            headers: r.headers.clone().collect(),
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.map(<[u8]>::to_vec),
+            headers: r
+                .headers
+                .clone()
+                .nullable()
+                .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+                .collect(),
             control,
         }
+    }
+
+    /// The headers for people: `key=value`, the value as text, 0x-hex or null.
+    fn shown_headers(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text_or_hex(v.as_deref())))
+            .collect()
     }
 
     /// Keys, values and headers twice: for people (`key`, text or 0x-hex) and exactly
     /// (`key_hex`, hex or null), so a tool can tell bytes, text and null apart.
     fn json(&self) -> String {
-        let hex_or_null = |b: Option<&[u8]>| b.map_or_else(|| "null".to_string(), |b| json_str(&hex(b)));
-        let shown: Vec<String> = self
-            .headers
-            .iter()
-            .map(|(k, v)| json_str(&format!("{k}={}", text_or_hex(Some(v)))))
-            .collect();
+        let hex_or_null =
+            |b: Option<&[u8]>| b.map_or_else(|| "null".to_string(), |b| json_str(&hex(b)));
+        let shown: Vec<String> = self.shown_headers().iter().map(|h| json_str(h)).collect();
         let exact: Vec<String> = self
             .headers
             .iter()
-            .map(|(k, v)| json_obj(&[("key", json_str(k)), ("value_hex", json_str(&hex(v)))]))
+            .map(|(k, v)| {
+                json_obj(&[
+                    ("key", json_str(k)),
+                    ("value_hex", hex_or_null(v.as_deref())),
+                ])
+            })
             .collect();
         let mut fields = vec![
             ("offset", self.offset.to_string()),
             ("timestamp", self.timestamp.to_string()),
-            ("key", json_str(&text_or_hex(self.key))),
-            ("value", json_str(&text_or_hex(self.value))),
+            ("key", json_str(&text_or_hex(self.key.as_deref()))),
+            ("value", json_str(&text_or_hex(self.value.as_deref()))),
             ("headers", json_arr(&shown)),
-            ("key_hex", hex_or_null(self.key)),
-            ("value_hex", hex_or_null(self.value)),
+            ("key_hex", hex_or_null(self.key.as_deref())),
+            ("value_hex", hex_or_null(self.value.as_deref())),
             ("headers_hex", json_arr(&exact)),
         ];
         if let Some((kind, marker)) = self.control {
@@ -345,16 +366,11 @@ impl<'a> DumpedRecord<'a> {
             "  | offset: {} timestamp: {} key: {} value: {}",
             self.offset,
             self.timestamp,
-            text_or_hex(self.key),
-            text_or_hex(self.value)
+            text_or_hex(self.key.as_deref()),
+            text_or_hex(self.value.as_deref())
         )?;
         if !self.headers.is_empty() {
-            let hs: Vec<String> = self
-                .headers
-                .iter()
-                .map(|(k, v)| format!("{k}={}", text_or_hex(Some(v))))
-                .collect();
-            write!(out, " headers: {}", hs.join(","))?;
+            write!(out, " headers: {}", self.shown_headers().join(","))?;
         }
         match self.control {
             Some((kind, Some(m))) => write!(
@@ -421,8 +437,12 @@ fn dump_log(
         if with_records {
             if let (BatchStatus::Ok, Some(h)) = (&b.status, b.header) {
                 let start = b.position as usize;
-                if let Ok(batch) = decode_batch(&bytes[start..]) {
-                    records.extend(batch.records().map(|r| DumpedRecord::of(&h, &r)));
+                // The walk checked the batch, decompressing it if compressed; this decodes it
+                // again to list its records.
+                if let Ok(batch) = decode_batch_crc_only(&bytes[start..]) {
+                    if let Ok(decoded) = batch_records(&batch) {
+                        records.extend(decoded.iter().map(|r| DumpedRecord::of(&h, &r)));
+                    }
                 }
             }
         }
