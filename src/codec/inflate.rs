@@ -1,5 +1,6 @@
-//! A batch's records as plain bytes, whatever its compression: the one place that turns a
-//! compressed batch into records, for readers, the log cleaner, validation and the CLI.
+//! A batch's records as plain bytes, whatever its compression, and a batch recompressed with
+//! another codec: the one place that turns compressed batches into records and back, for
+//! readers, the log cleaner, validation, the producer and the CLI.
 //!
 //! Invariants:
 //! - [`batch_records`] returns records only when they parse to the exact end of the
@@ -8,7 +9,8 @@
 //!   batch that would inflate to gigabytes is an error, not an allocation.
 //! - [`inflate_batch`] writes a whole uncompressed batch that [`super::decode_batch`] accepts,
 //!   with the original's header fields (offsets, timestamps, producer fields, other attribute
-//!   bits) and records.
+//!   bits) and records. [`compress_batch`] does the same the other way, with the codec's id in
+//!   attributes bits 0-2.
 
 use std::borrow::Cow;
 
@@ -101,6 +103,45 @@ pub fn inflate_batch(batch: &Batch<'_>, out: &mut Vec<u8>) -> Result<(), DecodeE
     let b = &mut out[start..];
     b[8..12].copy_from_slice(&length.to_be_bytes());
     let attributes = batch.header.attributes & !ATTR_COMPRESSION_MASK;
+    b[21..23].copy_from_slice(&attributes.to_be_bytes());
+    write_crc(b);
+    Ok(())
+}
+
+/// Appends to `out` `batch` with its records compressed by `codec` (decompressed first if the
+/// batch is compressed with another codec; copied as it is if it already uses `codec`'s
+/// codec), the header otherwise the same, its length, attributes and CRC recomputed. With
+/// [`super::Compression::None`] this is [`inflate_batch`]. On error `out` is as it was.
+pub fn compress_batch(
+    batch: &Batch<'_>,
+    codec: super::CompressionCodec,
+    out: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
+    let target = codec.compression().id();
+    if batch.header.compression_id() == target {
+        out.extend_from_slice(batch.bytes);
+        return Ok(());
+    }
+    if target == 0 {
+        return inflate_batch(batch, out);
+    }
+    let records = batch_records(batch)?;
+    let start = out.len();
+    out.extend_from_slice(&batch.bytes[..HEADER_BYTES]);
+    if let Err(e) = super::compression::compress(codec, &records.bytes, out) {
+        out.truncate(start);
+        return Err(DecodeError::corrupt(HEADER_BYTES, e.to_string()));
+    }
+    let Ok(length) = i32::try_from(out.len() - start - LENGTH_PREFIX_BYTES) else {
+        out.truncate(start);
+        return Err(DecodeError::corrupt(
+            HEADER_BYTES,
+            "compressed records do not fit one batch",
+        ));
+    };
+    let b = &mut out[start..];
+    b[8..12].copy_from_slice(&length.to_be_bytes());
+    let attributes = (batch.header.attributes & !ATTR_COMPRESSION_MASK) | target;
     b[21..23].copy_from_slice(&attributes.to_be_bytes());
     write_crc(b);
     Ok(())

@@ -763,7 +763,14 @@ impl Shared {
         let capacity = self.batch_size.max(alone).min(limit);
         let buffer = buffer.unwrap_or_default();
         Ok(ProducerBatch::new(
-            0, log, buffer, capacity, limit, completion, refs,
+            0,
+            log,
+            buffer,
+            capacity,
+            limit,
+            completion,
+            refs,
+            self.config.compression_codec(),
         ))
     }
 
