@@ -95,7 +95,7 @@ impl CompressionLevels {
     }
 
     /// The levels as Kafka's `(key, value)` pairs.
-    pub(crate) fn to_properties(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn to_properties(self) -> Vec<(&'static str, String)> {
         self.entries()
             .into_iter()
             .map(|(key, _, level)| (key, level.to_string()))

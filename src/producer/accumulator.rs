@@ -76,7 +76,6 @@ impl ProducerBatch {
         limit_bytes: usize,
         completion: Arc<Completion>,
         refs: Vec<Arc<Completion>>,
-        compression: CompressionCodec,
     ) -> Self {
         ProducerBatch {
             seq,
@@ -92,8 +91,15 @@ impl ProducerBatch {
             completion,
             refs,
             callbacks: Vec::new(),
-            compression,
+            compression: CompressionCodec::NONE,
         }
+    }
+
+    /// Compresses the batch with `codec` when it is appended (the producer's
+    /// `compression.type`).
+    pub(crate) fn compressed_with(mut self, codec: CompressionCodec) -> Self {
+        self.compression = codec;
+        self
     }
 
     /// Room the batch lacks for `bytes` more of records.
