@@ -107,8 +107,8 @@ pub use broker::{
 };
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{
-    Acks, AssignmentStrategy, CleanupPolicy, ConsumerConfig, IsolationLevel, OffsetReset,
-    PartitionerChoice, ProducerConfig, TopicConfig,
+    Acks, AssignmentStrategy, CleanupPolicy, CompressionLevels, ConsumerConfig, IsolationLevel,
+    OffsetReset, PartitionerChoice, ProducerConfig, TopicCompression, TopicConfig,
 };
 pub use consumer::{
     Consumer, ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter, ConsumerRecordsIter,

@@ -25,10 +25,10 @@ pub use batch::{
     LENGTH_PREFIX_BYTES, MAGIC,
 };
 pub(crate) use batch::{decode_batch_unchecked, is_format_1_batch, Placement};
-pub use compression::{decompress, Compression, CompressionError};
+pub use compression::{compress, decompress, Compression, CompressionCodec, CompressionError};
 pub use control::{ControlRecordType, EndTransactionMarker};
 pub(crate) use filter::filter_batch;
-pub use inflate::{batch_records, inflate_batch, BatchRecords, INFLATED_BYTES_MAX};
+pub use inflate::{batch_records, compress_batch, inflate_batch, BatchRecords, INFLATED_BYTES_MAX};
 pub(crate) use record::{fields_size, placed_size};
 pub use record::{NullableHeaders, RecordHeaders, RecordIter, RecordView};
 

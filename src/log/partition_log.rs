@@ -514,18 +514,81 @@ impl PartitionLog {
             partition: self.partition,
             reason: "batch header does not decode".into(),
         })?;
-        if config.cleanup_policy.compacts() && parsed.records().any(|r| r.key.is_none()) {
-            return Err(Error::InvalidRecord {
+        if config.cleanup_policy.compacts() {
+            let records = codec::batch_records(&parsed).map_err(|e| Error::InvalidRecord {
                 topic: self.topic.to_string(),
                 partition: self.partition,
-                reason: "compacted topic cannot accept a record without a key".into(),
-            });
+                reason: format!("batch does not decompress: {e}"),
+            })?;
+            if records.iter().any(|r| r.key.is_none()) {
+                return Err(Error::InvalidRecord {
+                    topic: self.topic.to_string(),
+                    partition: self.partition,
+                    reason: "compacted topic cannot accept a record without a key".into(),
+                });
+            }
         }
-        let one = [ValidBatch {
+        let one = vec![ValidBatch {
             range: 0..batch.len(),
             header: parsed.header,
         }];
+        if let Some((mut bytes, batches)) = self.recompress(batch, &one, &config)? {
+            return self.append_checked(&mut bytes, &batches, &config);
+        }
         self.append_checked(batch, &one, &config)
+    }
+
+    /// The batches re-encoded with the topic's `compression.type` when it names a codec that
+    /// some of them do not use (as Kafka's broker recompresses them); `None` when every batch
+    /// is stored as it came. A recompressed batch must still fit `max.message.bytes`.
+    fn recompress(
+        &self,
+        bytes: &[u8],
+        batches: &[ValidBatch],
+        config: &TopicConfig,
+    ) -> Result<Option<(Vec<u8>, Vec<ValidBatch>)>> {
+        let Some(target) = config.compression_codec() else {
+            return Ok(None);
+        };
+        let id = target.compression().id();
+        if batches.iter().all(|b| b.header.compression_id() == id) {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut rebuilt = Vec::with_capacity(batches.len());
+        for valid in batches {
+            let start = out.len();
+            let batch =
+                codec::decode_batch_unchecked(&bytes[valid.range.clone()]).ok_or_else(|| {
+                    Error::InvalidRecord {
+                        topic: self.topic.to_string(),
+                        partition: self.partition,
+                        reason: "batch header does not decode".into(),
+                    }
+                })?;
+            codec::compress_batch(&batch, target, &mut out).map_err(|e| Error::InvalidRecord {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                reason: format!(
+                    "recompressing a batch with compression.type={}: {e}",
+                    config.compression_type.name()
+                ),
+            })?;
+            let len = out.len() - start;
+            if len > config.max_message_bytes as usize {
+                return Err(self.too_large(len, config.max_message_bytes));
+            }
+            let header = codec::peek_header(&out[start..]).map_err(|e| Error::InvalidRecord {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                reason: format!("recompressed batch does not decode: {e}"),
+            })?;
+            rebuilt.push(ValidBatch {
+                range: start..out.len(),
+                header,
+            });
+        }
+        Ok(Some((out, rebuilt)))
     }
 
     /// Appends whole v2 batches a client encoded (see [`validate`] for what is checked; a
@@ -541,6 +604,9 @@ impl PartitionLog {
             // leaders, and embroker's own batches carry -1. The CRC does not cover the field.
             owned[valid.range.start + 12..valid.range.start + 16]
                 .copy_from_slice(&(-1i32).to_be_bytes());
+        }
+        if let Some((mut bytes, batches)) = self.recompress(&owned, &batches, &config)? {
+            return self.append_checked(&mut bytes, &batches, &config);
         }
         self.append_checked(&mut owned, &batches, &config)
     }

@@ -89,7 +89,9 @@ impl Records {
         self.partition
     }
 
-    /// The raw batches (for inspection tools).
+    /// The batches read (for inspection tools), uncompressed: a batch stored compressed
+    /// appears as its uncompressed equivalent, with the same header but for the codec bits,
+    /// length and CRC (see [`crate::codec::inflate_batch`]).
     pub fn batches(&self) -> impl Iterator<Item = Batch<'_>> {
         BatchIter { bytes: &self.bytes }
     }
