@@ -245,7 +245,14 @@ impl PartitionLog {
             while let Some(bytes) = seg.read(from, READ_CHUNK_BYTES, i64::MAX)? {
                 stats.bytes_read += bytes.len() as u64;
                 for batch in batches(&bytes) {
-                    for r in batch.records() {
+                    // A control record's key is its marker type, not a user key: it must not
+                    // shadow a user record that happens to share the bytes.
+                    let records = if batch.header.is_control() {
+                        codec::RecordIter::default()
+                    } else {
+                        batch.records()
+                    };
+                    for r in records {
                         let offset = batch.header.base_offset + i64::from(r.offset_delta);
                         if offset < plan.first_dirty {
                             continue;
@@ -496,7 +503,10 @@ impl Retain<'_> {
     /// and, if tombstones did, their batch's delete horizon.
     fn filter(&self, batch: &Batch<'_>, out: &mut Vec<u8>) -> (usize, Option<i64>) {
         let base = batch.header.base_offset;
-        if base >= self.map_end {
+        // Control batches (transaction markers) are kept whole: Kafka drops one only once the
+        // transaction's records are gone, which needs transaction state this cleaner does not
+        // keep yet; keeping it costs a few bytes and never changes what a reader sees.
+        if base >= self.map_end || batch.header.is_control() {
             out.extend_from_slice(batch.bytes);
             return (batch.header.record_count as usize, None);
         }
