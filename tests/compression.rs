@@ -84,7 +84,10 @@ fn check_all(p: &Partition, n: usize) {
         assert_eq!(r.timestamp, T0 + i as i64);
         assert_eq!(r.key.as_deref(), Some(format!("k{}", i % 50).as_bytes()));
         assert_eq!(r.value.as_deref(), Some(value(i).as_bytes()));
-        assert_eq!(r.headers[0].value.as_ref(), i.to_string().as_bytes());
+        assert_eq!(
+            r.headers[0].value.as_deref(),
+            Some(i.to_string().as_bytes())
+        );
     }
 }
 

@@ -72,7 +72,7 @@ struct OwnedRecord {
     timestamp: i64,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
-    headers: Vec<(String, Vec<u8>)>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 fn owned_records(batch: &Batch<'_>) -> Vec<OwnedRecord> {
@@ -107,12 +107,12 @@ fn owned_records(batch: &Batch<'_>) -> Vec<OwnedRecord> {
             .expect("decode_batch accepted a record timestamp that overflows");
         assert!(r.key.is_none_or(inside), "key outside the batch bytes");
         assert!(r.value.is_none_or(inside), "value outside the batch bytes");
-        let headers: Vec<(String, Vec<u8>)> = r
+        let headers: Vec<(String, Option<Vec<u8>>)> = r
             .headers
             .clone()
             .map(|(k, v)| {
-                assert!(inside(v), "header value outside the batch bytes");
-                (k.to_string(), v.to_vec())
+                assert!(v.is_none_or(inside), "header value outside the batch bytes");
+                (k.to_string(), v.map(<[u8]>::to_vec))
             })
             .collect();
         assert_eq!(headers.len(), r.headers.len(), "header count vs iterated");
@@ -252,7 +252,10 @@ fn check_decoded_batch(data: &[u8], batch: &Batch<'_>) {
         let headers: Vec<Header> = r
             .headers
             .iter()
-            .map(|(k, v)| Header::new(k.clone(), Bytes::from(v.clone())))
+            .map(|(k, v)| Header {
+                key: k.clone(),
+                value: v.clone().map(Bytes::from),
+            })
             .collect();
         if builder
             .push(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers)

@@ -745,7 +745,7 @@ mod tests {
                 prop_assert_eq!(view.key, r.key.as_deref());
                 prop_assert_eq!(view.value, r.value.as_deref());
                 let hs: Vec<(String, Vec<u8>)> =
-                    view.headers.map(|(k, v)| (k.to_string(), v.to_vec())).collect();
+                    view.headers.map(|(k, v)| (k.to_string(), v.unwrap_or_default().to_vec())).collect();
                 prop_assert_eq!(&hs, &r.headers);
             }
         }

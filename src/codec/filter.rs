@@ -191,7 +191,7 @@ mod tests {
                 prop_assert_eq!(filtered.header.base_timestamp + view.timestamp_delta, *ts);
                 prop_assert_eq!(view.key, k.as_deref());
                 prop_assert_eq!(view.value, v.as_deref());
-                prop_assert_eq!(view.headers.clone().collect::<Vec<_>>(), vec![("h", &b"x"[..])]);
+                prop_assert_eq!(view.headers.clone().collect::<Vec<_>>(), vec![("h", Some(&b"x"[..]))]);
             }
             let max = expected.iter().map(|(_, r)| r.0).max().unwrap();
             prop_assert_eq!(filtered.header.max_timestamp, max);

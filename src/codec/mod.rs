@@ -30,7 +30,7 @@ pub use control::{ControlRecordType, EndTransactionMarker};
 pub(crate) use filter::filter_batch;
 pub use inflate::{batch_records, compress_batch, inflate_batch, BatchRecords, INFLATED_BYTES_MAX};
 pub(crate) use record::{fields_size, placed_size};
-pub use record::{NullableHeaders, RecordHeaders, RecordIter, RecordView};
+pub use record::{RecordHeaders, RecordIter, RecordView};
 
 use std::fmt;
 

@@ -24,7 +24,7 @@ pub(crate) fn fields_size(
     size += varint_size(i32::try_from(headers.len()).ok()?);
     for h in headers {
         size += bytes_size(Some(h.key.as_bytes()))?;
-        size += bytes_size(Some(&h.value))?;
+        size += bytes_size(h.value.as_deref())?;
     }
     Some(size)
 }
@@ -71,7 +71,7 @@ pub(crate) fn encode(
     put_varint(out, headers.len() as i32);
     for h in headers {
         put_bytes(out, Some(h.key.as_bytes()));
-        put_bytes(out, Some(&h.value));
+        put_bytes(out, h.value.as_deref());
     }
     debug_assert_eq!(out.len() - body_start, body_len as usize);
     debug_assert!(out.len() > start);
@@ -170,13 +170,6 @@ impl<'a> RecordHeaders<'a> {
         self.len() == 0
     }
 
-    /// The headers with a null value told apart from an empty one. Kafka's header values are
-    /// nullable (length -1: Java's `Header.value()` returns null); iterating `RecordHeaders`
-    /// itself gives a null value as empty, as [`crate::Header`] has no null.
-    pub fn nullable(self) -> NullableHeaders<'a> {
-        NullableHeaders(self)
-    }
-
     fn next_nullable(&mut self) -> Option<(&'a str, Option<&'a [u8]>)> {
         (self.count, self.bytes) = self.decoded();
         if self.count == 0 {
@@ -193,24 +186,13 @@ impl<'a> RecordHeaders<'a> {
     }
 }
 
+/// Each header's key and value; a null value (length -1, Kafka's header values are nullable)
+/// is `None`, an empty one `Some(&[])`.
 impl<'a> Iterator for RecordHeaders<'a> {
-    type Item = (&'a str, &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.next_nullable()
-            .map(|(key, value)| (key, value.unwrap_or_default()))
-    }
-}
-
-/// The headers of a record with null values as `None`; see [`RecordHeaders::nullable`].
-#[derive(Clone, Debug)]
-pub struct NullableHeaders<'a>(RecordHeaders<'a>);
-
-impl<'a> Iterator for NullableHeaders<'a> {
     type Item = (&'a str, Option<&'a [u8]>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next_nullable()
+        self.next_nullable()
     }
 }
 
@@ -412,12 +394,8 @@ mod tests {
         let (r, n) = parse(&bytes).unwrap();
         assert_eq!(n, bytes.len());
         assert_eq!(
-            r.headers.clone().nullable().collect::<Vec<_>>(),
+            r.headers.clone().collect::<Vec<_>>(),
             vec![("a", None), ("b", Some(&b""[..]))]
-        );
-        assert_eq!(
-            r.headers.collect::<Vec<_>>(),
-            vec![("a", &b""[..]), ("b", &b""[..])]
         );
     }
 
@@ -431,7 +409,7 @@ mod tests {
         let (r, _) = parse(&out).unwrap();
         assert_eq!(
             r.headers.clone().collect::<Vec<_>>(),
-            vec![("k", &b"v"[..])]
+            vec![("k", Some(&b"v"[..]))]
         );
         let mut bad = out.clone();
         let key_pos = bad.len() - 4; // header key byte

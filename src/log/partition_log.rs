@@ -1313,7 +1313,7 @@ fn approx_size(r: &Record) -> usize {
         + r.value.as_ref().map_or(0, |v| v.len())
         + r.headers
             .iter()
-            .map(|h| h.key.len() + h.value.len() + 4)
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 4)
             .sum::<usize>()
 }
 

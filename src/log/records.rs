@@ -137,7 +137,7 @@ impl Records {
                 .headers
                 .map(|(k, v)| Header {
                     key: k.to_string(),
-                    value: share(v),
+                    value: v.map(share),
                 })
                 .collect(),
         }

@@ -306,7 +306,6 @@ impl DumpedRecord {
             headers: r
                 .headers
                 .clone()
-                .nullable()
                 .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
                 .collect(),
             control,
