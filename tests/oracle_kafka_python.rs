@@ -33,9 +33,9 @@ use embroker::codec::{
     ProducerFields,
 };
 use embroker::{
-    Broker, CleanupPolicy, ConsumerConfig, ConsumerRecord, Header, ManualClock, OffsetReset,
-    Partition, ProducerConfig, ProducerRecord, Record, TimestampType, TopicCompression,
-    TopicConfig, TopicPartition,
+    Broker, CleanupPolicy, ConsumerConfig, ConsumerRecord, ManualClock, OffsetReset, Partition,
+    ProducerConfig, ProducerRecord, Record, TimestampType, TopicCompression, TopicConfig,
+    TopicPartition,
 };
 use serde_json::{json, Value};
 
