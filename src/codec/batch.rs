@@ -351,6 +351,12 @@ pub fn decode_batch(buf: &[u8]) -> Result<Batch<'_>, DecodeError> {
     Ok(batch)
 }
 
+/// Checks the framing of an uncompressed batch's records (its CRC already checked), as
+/// [`decode_batch`] does after the CRC.
+pub(crate) fn check_plain_records(batch: &Batch<'_>) -> Result<(), DecodeError> {
+    check_records(&batch.header, &batch.bytes[HEADER_BYTES..]).map_err(|e| e.at(HEADER_BYTES))
+}
+
 pub(crate) fn check_records(header: &BatchHeader, mut rest: &[u8]) -> Result<(), DecodeError> {
     let mut pos = 0;
     let mut previous_delta = -1i64;

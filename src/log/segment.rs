@@ -465,11 +465,10 @@ impl Segment {
                 // A compressed batch's records are checked where they are decompressed,
                 // below: checking them here too would decompress them twice.
                 codec::decode_batch_crc_only(&data[position..]).and_then(|batch| {
-                    if batch.header.is_compressed() {
-                        Ok(batch)
-                    } else {
-                        codec::decode_batch(&data[position..])
+                    if !batch.header.is_compressed() {
+                        codec::check_plain_records(&batch)?;
                     }
+                    Ok(batch)
                 })
             };
             match decoded {
