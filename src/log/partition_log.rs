@@ -528,7 +528,7 @@ impl PartitionLog {
                 });
             }
         }
-        let one = vec![ValidBatch {
+        let one = [ValidBatch {
             range: 0..batch.len(),
             header: parsed.header,
         }];
