@@ -661,3 +661,59 @@ fn verify_reports_segment_files_open_refuses() {
         );
     }
 }
+
+#[test]
+fn produce_compresses_and_consume_and_dump_read_compressed_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = dir_arg(&tmp.path().join("data"));
+    ok(&["--dir", &d, "topics", "create", "t"]);
+    let lines: String = (0..200)
+        .map(|i| format!("k{i}:value number {i} of many\n"))
+        .collect();
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let o = run_with_input(
+            &[
+                "--dir",
+                &d,
+                "produce",
+                "t",
+                "--key-separator",
+                ":",
+                "--compression-type",
+                codec,
+            ],
+            lines.as_bytes(),
+        );
+        assert_eq!(o.status.code(), Some(0), "{codec}: {}", stderr(&o));
+    }
+    let out = ok(&[
+        "--dir",
+        &d,
+        "consume",
+        "t",
+        "--from-beginning",
+        "--format",
+        "%k=%s\\n",
+    ]);
+    let want: String = (0..200)
+        .map(|i| format!("k{i}=value number {i} of many\n"))
+        .collect();
+    assert_eq!(out, want.repeat(4));
+    let dumped = ok(&[
+        "--json",
+        "dump",
+        segment_log(&d).to_str().unwrap(),
+        "--records",
+    ]);
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        assert!(
+            dumped.contains(&format!("\"compression\":\"{codec}\"")),
+            "{codec} missing from {dumped:.400}"
+        );
+    }
+    assert!(dumped.contains("value number 199 of many"), "{dumped:.400}");
+    let verified = run(&["--dir", &d, "verify"]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stdout(&verified));
+    let o = run(&["--dir", &d, "produce", "t", "--compression-type", "brotli"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
