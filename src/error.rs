@@ -166,6 +166,37 @@ pub enum Error {
         reason: String,
     },
 
+    /// A batch given to [`crate::Partition::append_batches`] is damaged: its CRC does not hold,
+    /// or its bytes do not parse (Kafka's `CORRUPT_MESSAGE`).
+    #[error(
+        "corrupt batch for {topic}-{partition} at byte {position} of the appended bytes: {reason}"
+    )]
+    CorruptRecord {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Byte position in the appended bytes where the batch starts.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A record's timestamp is outside what the topic accepts (negative, or outside
+    /// `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` of the broker's
+    /// time; Kafka's `INVALID_TIMESTAMP`).
+    #[error("timestamp {timestamp} rejected by {topic}-{partition}: {reason}")]
+    InvalidTimestamp {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The record's timestamp.
+        timestamp: i64,
+        /// Which bound it broke.
+        reason: String,
+    },
+
     /// An earlier fsync of this partition's data or directory failed (or a failed write left a
     /// partial batch that could not be cut off, or a cleaner swap stopped halfway); the log
     /// refuses further appends until the broker is reopened, because the page cache (or the
@@ -435,6 +466,28 @@ impl Clone for Error {
                 size: *size,
                 limit: *limit,
                 limit_name,
+            },
+            Error::CorruptRecord {
+                topic,
+                partition,
+                position,
+                reason,
+            } => Error::CorruptRecord {
+                topic: topic.clone(),
+                partition: *partition,
+                position: *position,
+                reason: reason.clone(),
+            },
+            Error::InvalidTimestamp {
+                topic,
+                partition,
+                timestamp,
+                reason,
+            } => Error::InvalidTimestamp {
+                topic: topic.clone(),
+                partition: *partition,
+                timestamp: *timestamp,
+                reason: reason.clone(),
             },
             Error::InvalidRecord {
                 topic,

@@ -102,13 +102,13 @@ mod topic_names;
 mod types;
 
 pub use broker::{
-    Broker, BrokerBuilder, CleanerReport, OffsetAndTimestamp, Partition, PartitionDescription,
-    Topic, TopicDescription,
+    BatchesAppended, Broker, BrokerBuilder, CleanerReport, OffsetAndTimestamp, Partition,
+    PartitionDescription, Topic, TopicDescription,
 };
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{
-    Acks, AssignmentStrategy, CleanupPolicy, ConsumerConfig, IsolationLevel, OffsetReset,
-    PartitionerChoice, ProducerConfig, TopicConfig,
+    Acks, AssignmentStrategy, CleanupPolicy, CompressionLevels, ConsumerConfig, IsolationLevel,
+    OffsetReset, PartitionerChoice, ProducerConfig, TopicCompression, TopicConfig,
 };
 pub use consumer::{
     Consumer, ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter, ConsumerRecordsIter,

@@ -43,16 +43,25 @@ impl fmt::Display for TopicPartition {
 pub struct Header {
     /// The header's key.
     pub key: String,
-    /// The header's value.
-    pub value: Bytes,
+    /// The header's value; `None` is a null value (Kafka's header values are nullable: length
+    /// -1 in the record, `null` from Java's `Header.value()`), distinct from an empty one.
+    pub value: Option<Bytes>,
 }
 
 impl Header {
-    /// Builds a header.
+    /// A header with this value.
     pub fn new(key: impl Into<String>, value: impl Into<Bytes>) -> Self {
         Header {
             key: key.into(),
-            value: value.into(),
+            value: Some(value.into()),
+        }
+    }
+
+    /// A header with a null value.
+    pub fn null(key: impl Into<String>) -> Self {
+        Header {
+            key: key.into(),
+            value: None,
         }
     }
 }

@@ -357,6 +357,48 @@ fn dump_shows_batches_and_records() {
     assert!(out.contains("key: \"k3\" value: \"v:3\""), "{out}");
     assert!(out.contains("key: null value: \"nokey\""), "{out}");
 
+    // Every header field, as Kafka's kafka-dump-log.sh names them.
+    for field in [
+        "crc32c: 0x",
+        "magic: 2",
+        "attributes: 0",
+        "compresscodec: none",
+        "timestampType: CreateTime",
+        "isTransactional: false",
+        "isControl: false",
+        "producerId: -1",
+        "producerEpoch: -1",
+        "baseSequence: -1",
+        "partitionLeaderEpoch: -1",
+    ] {
+        assert!(out.contains(field), "{field}: {out}");
+    }
+
+    // --json: the same fields, and records exactly (hex, null told apart from text).
+    let out = ok(&["--json", "dump", log.to_str().unwrap(), "--records"]);
+    for field in [
+        "\"crc\":\"ok\"",
+        "\"batch_length\":",
+        "\"partition_leader_epoch\":-1",
+        "\"magic\":2",
+        "\"crc32c\":",
+        "\"attributes\":0",
+        "\"compression\":\"none\"",
+        "\"timestamp_type\":\"CreateTime\"",
+        "\"transactional\":false",
+        "\"control\":false",
+        "\"delete_horizon\":null",
+        "\"last_offset_delta\":",
+        "\"producer_id\":-1",
+        "\"producer_epoch\":-1",
+        "\"base_sequence\":-1",
+        // k3 -> v:3, and the keyless record.
+        "\"key_hex\":\"6b33\",\"value_hex\":\"763a33\",\"headers_hex\":[]",
+        "\"key_hex\":null,\"value_hex\":\"6e6f6b6579\"",
+    ] {
+        assert!(out.contains(field), "{field}: {out}");
+    }
+
     let index = log.with_extension("timeindex");
     let out = ok(&["dump", index.to_str().unwrap()]);
     assert!(out.contains("offset: 3"), "{out}");
@@ -364,6 +406,63 @@ fn dump_shows_batches_and_records() {
     let rp = Path::new(&d).join("t-0").join("recovery-point");
     let out = ok(&["dump", rp.to_str().unwrap()]);
     assert!(out.contains("offset: 4 segmentBase: 0"), "{out}");
+}
+
+#[test]
+fn dump_shows_producer_fields_and_transaction_markers() {
+    use embroker::codec::{
+        set_base_offset, BatchBuilder, ControlRecordType, EndTransactionMarker, ProducerFields,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let producer = ProducerFields {
+        producer_id: 4242,
+        producer_epoch: 3,
+        base_sequence: 17,
+    };
+    let mut b = BatchBuilder::new();
+    b.set_producer(producer);
+    b.set_transactional(true);
+    b.push(1_000, Some(b"k"), Some(b"v"), &[]).unwrap();
+    let mut image = b.finish();
+    let marker = EndTransactionMarker {
+        kind: ControlRecordType::Commit,
+        coordinator_epoch: 5,
+    };
+    let mut control = marker.encode_batch(producer, 1_001).unwrap();
+    set_base_offset(&mut control, 1);
+    image.extend_from_slice(&control);
+    let log = tmp.path().join("00000000000000000000.log");
+    std::fs::write(&log, &image).unwrap();
+
+    let out = ok(&["dump", log.to_str().unwrap(), "--records"]);
+    assert!(
+        out.contains(
+            "attributes: 16 compresscodec: none timestampType: CreateTime isTransactional: true \
+             isControl: false producerId: 4242 producerEpoch: 3 baseSequence: 17"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("attributes: 48 compresscodec: none timestampType: CreateTime isTransactional: true isControl: true producerId: 4242 producerEpoch: 3 baseSequence: -1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("offset: 1 timestamp: 1001 key: 0x00000001 value: 0x000000000005 endTxnMarker: COMMIT coordinatorEpoch: 5"),
+        "{out}"
+    );
+    let out = ok(&["--json", "dump", log.to_str().unwrap(), "--records"]);
+    assert!(
+        out.contains("\"transactional\":true,\"control\":true"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"control\":{\"type\":\"COMMIT\",\"type_id\":1,\"coordinator_epoch\":5}"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"producer_id\":4242,\"producer_epoch\":3,\"base_sequence\":17"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -561,4 +660,60 @@ fn verify_reports_segment_files_open_refuses() {
             stdout(&o)
         );
     }
+}
+
+#[test]
+fn produce_compresses_and_consume_and_dump_read_compressed_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = dir_arg(&tmp.path().join("data"));
+    ok(&["--dir", &d, "topics", "create", "t"]);
+    let lines: String = (0..200)
+        .map(|i| format!("k{i}:value number {i} of many\n"))
+        .collect();
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let o = run_with_input(
+            &[
+                "--dir",
+                &d,
+                "produce",
+                "t",
+                "--key-separator",
+                ":",
+                "--compression-type",
+                codec,
+            ],
+            lines.as_bytes(),
+        );
+        assert_eq!(o.status.code(), Some(0), "{codec}: {}", stderr(&o));
+    }
+    let out = ok(&[
+        "--dir",
+        &d,
+        "consume",
+        "t",
+        "--from-beginning",
+        "--format",
+        "%k=%s\\n",
+    ]);
+    let want: String = (0..200)
+        .map(|i| format!("k{i}=value number {i} of many\n"))
+        .collect();
+    assert_eq!(out, want.repeat(4));
+    let dumped = ok(&[
+        "--json",
+        "dump",
+        segment_log(&d).to_str().unwrap(),
+        "--records",
+    ]);
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        assert!(
+            dumped.contains(&format!("\"compression\":\"{codec}\"")),
+            "{codec} missing from {dumped:.400}"
+        );
+    }
+    assert!(dumped.contains("value number 199 of many"), "{dumped:.400}");
+    let verified = run(&["--dir", &d, "verify"]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stdout(&verified));
+    let o = run(&["--dir", &d, "produce", "t", "--compression-type", "brotli"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

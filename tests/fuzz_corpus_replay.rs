@@ -606,10 +606,7 @@ fn decode_batch_seeds_run() {
 fn decode_batch_seeds_are_what_they_say() {
     for (name, data) in decode_batch_seeds() {
         let decoded = codec::decode_batch(&data);
-        let expect_ok = name.starts_with("valid-")
-            || name == "two-batches"
-            // Until the compression codecs land, the codec id is read but not acted on.
-            || name == "gzip-id-over-plain-records";
+        let expect_ok = name.starts_with("valid-") || name == "two-batches";
         assert_eq!(decoded.is_ok(), expect_ok, "seed {name}: {decoded:?}");
         if let Err(e) = decoded {
             let about_crc = matches!(name, "bad-crc" | "flipped-record-byte");

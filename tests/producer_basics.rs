@@ -71,7 +71,7 @@ fn sync_send_returns_metadata_and_stores_every_field() {
     assert_eq!(stored[0].timestamp, 1_234);
     assert_eq!(stored[0].headers.len(), 1);
     assert_eq!(stored[0].headers[0].key, "h");
-    assert_eq!(stored[0].headers[0].value, Bytes::from("x"));
+    assert_eq!(stored[0].headers[0].value, Some(Bytes::from("x")));
     assert_eq!(stored[1].key.as_deref(), Some(&b"k0"[..]));
     assert!(stored[1].value.is_none(), "tombstone has no value");
     assert_eq!(stored[2].key.as_deref(), Some(&[1u8, 2][..]));

@@ -98,6 +98,20 @@ impl std::fmt::Debug for Partition {
     }
 }
 
+/// What [`Partition::append_batches`] wrote: the fields of Kafka's produce response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchesAppended {
+    /// Offset of the first record of the first batch.
+    pub base_offset: i64,
+    /// Offset of the last record of the last batch.
+    pub last_offset: i64,
+    /// The broker's timestamp on the batches when the topic is LogAppendTime.
+    pub log_append_time: Option<i64>,
+    /// The partition's log start offset after the append.
+    pub log_start_offset: i64,
+}
+
 impl Partition {
     /// The topic's name.
     pub fn topic(&self) -> &str {
@@ -122,6 +136,53 @@ impl Partition {
         self.log
             .append_records(records)
             .map(|info| info.base_offset)
+    }
+
+    /// Appends whole Kafka record batches (v2, back to back), as a Kafka producer encodes a
+    /// partition's records in a produce request. Each batch is checked as Kafka's broker
+    /// checks a client's: whole and CRC-32C-valid, magic 2, not a control batch, record count
+    /// and offset deltas consistent (0, 1, 2, ...), a key on every record of a compacted
+    /// topic, timestamps within `message.timestamp.before.max.ms` / `.after.max.ms`, and at
+    /// most `max.message.bytes` (compressed size, as Kafka counts it). A bad batch refuses the
+    /// whole call and nothing of it is written: [`Error::CorruptRecord`] for a CRC or framing
+    /// fault, [`Error::InvalidRecord`], [`Error::InvalidTimestamp`] or
+    /// [`Error::RecordTooLarge`] for the rest, each naming the batch and its byte position.
+    ///
+    /// The log gives the batches consecutive offsets by rewriting each base offset (and, for
+    /// a LogAppendTime topic, the timestamp type and max timestamp); the records are not
+    /// re-encoded. A CreateTime batch whose `max_timestamp` is not its records' largest gets
+    /// the right one, as Kafka fixes it.
+    ///
+    /// ```
+    /// use embroker::codec::BatchBuilder;
+    /// use embroker::{Broker, TopicConfig};
+    ///
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("events", TopicConfig::default())?;
+    /// let p = broker.topic("events")?.partition(0)?;
+    /// let mut bytes = Vec::new();
+    /// for i in 0..2 {
+    ///     let mut b = BatchBuilder::new();
+    ///     b.push(1_700_000_000_000, Some(b"k"), Some(format!("v{i}").as_bytes()), &[]).unwrap();
+    ///     b.push(1_700_000_000_001, None, Some(b"w"), &[]).unwrap();
+    ///     bytes.extend_from_slice(&b.finish());
+    /// }
+    /// let appended = p.append_batches(&bytes)?;
+    /// assert_eq!((appended.base_offset, appended.last_offset), (0, 3));
+    ///
+    /// bytes[30] ^= 1; // damage the first batch: the call writes nothing
+    /// assert!(p.append_batches(&bytes).is_err());
+    /// assert_eq!(p.log_end_offset(), 4);
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn append_batches(&self, batches: &[u8]) -> Result<BatchesAppended> {
+        let info = self.log.append_client_batches(batches)?;
+        Ok(BatchesAppended {
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            log_append_time: info.log_append_time,
+            log_start_offset: self.log.log_start_offset(),
+        })
     }
 
     /// Reads whole record batches starting at `from_offset`, up to about `max_bytes` (at least

@@ -23,4 +23,6 @@ mod topic_store;
 pub use broker::{Broker, BrokerBuilder};
 pub(crate) use broker::{BrokerInner, PartitionSlot, TopicState};
 pub use cleaner::CleanerReport;
-pub use handles::{OffsetAndTimestamp, Partition, PartitionDescription, Topic, TopicDescription};
+pub use handles::{
+    BatchesAppended, OffsetAndTimestamp, Partition, PartitionDescription, Topic, TopicDescription,
+};

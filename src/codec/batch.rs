@@ -295,11 +295,18 @@ pub struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    /// The records, in offset order.
+    /// The records, in offset order, of an uncompressed batch. A compressed batch's records
+    /// are one compressed stream: this iterates none of them, and [`super::batch_records`]
+    /// decompresses them.
     pub fn records(&self) -> RecordIter<'a> {
+        let remaining = if self.header.is_compressed() {
+            0
+        } else {
+            self.header.record_count as usize
+        };
         RecordIter {
             bytes: &self.bytes[HEADER_BYTES..],
-            remaining: self.header.record_count as usize,
+            remaining,
         }
     }
 }
@@ -335,13 +342,22 @@ pub fn decode_batch_crc_only(buf: &[u8]) -> Result<Batch<'_>, DecodeError> {
 /// framing (offset deltas increasing and within `last_offset_delta`, exact end).
 ///
 /// Returns [`DecodeError::Incomplete`] when `buf` ends before the batch does.
+///
+/// A compressed batch is decompressed to check its records (and the result dropped): callers
+/// that want the records too call [`decode_batch_crc_only`] and [`super::batch_records`].
 pub fn decode_batch(buf: &[u8]) -> Result<Batch<'_>, DecodeError> {
     let batch = decode_batch_crc_only(buf)?;
-    check_records(&batch.header, &batch.bytes[HEADER_BYTES..]).map_err(|e| e.at(HEADER_BYTES))?;
+    super::inflate::batch_records(&batch)?;
     Ok(batch)
 }
 
-fn check_records(header: &BatchHeader, mut rest: &[u8]) -> Result<(), DecodeError> {
+/// Checks the framing of an uncompressed batch's records (its CRC already checked), as
+/// [`decode_batch`] does after the CRC.
+pub(crate) fn check_plain_records(batch: &Batch<'_>) -> Result<(), DecodeError> {
+    check_records(&batch.header, &batch.bytes[HEADER_BYTES..]).map_err(|e| e.at(HEADER_BYTES))
+}
+
+pub(crate) fn check_records(header: &BatchHeader, mut rest: &[u8]) -> Result<(), DecodeError> {
     let mut pos = 0;
     let mut previous_delta = -1i64;
     for _ in 0..header.record_count {
@@ -382,6 +398,13 @@ pub(crate) fn decode_batch_unchecked(buf: &[u8]) -> Option<Batch<'_>> {
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     debug_assert!(batch.len() >= HEADER_BYTES);
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
+}
+
+/// Sets an encoded batch's `max_timestamp` and recomputes its CRC.
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
+    debug_assert!(batch.len() >= HEADER_BYTES);
+    batch[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    write_crc(batch);
 }
 
 /// Marks an encoded batch as LogAppendTime with `now_ms` as its timestamp, and recomputes the
@@ -728,7 +751,7 @@ mod tests {
                 prop_assert_eq!(view.key, r.key.as_deref());
                 prop_assert_eq!(view.value, r.value.as_deref());
                 let hs: Vec<(String, Vec<u8>)> =
-                    view.headers.map(|(k, v)| (k.to_string(), v.to_vec())).collect();
+                    view.headers.map(|(k, v)| (k.to_string(), v.unwrap_or_default().to_vec())).collect();
                 prop_assert_eq!(&hs, &r.headers);
             }
         }

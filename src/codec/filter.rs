@@ -4,9 +4,11 @@
 //! - It keeps the original's base offset, `last_offset_delta` and every kept record's offset
 //!   delta, so offsets never change and the batch still spans the original's offsets; the
 //!   removed records leave gaps.
-//! - Kept records keep their timestamps. Without a new delete horizon the record bytes are
-//!   copied untouched; with one, `base_timestamp` becomes the horizon (attribute bit 6) and
-//!   each record's timestamp delta is re-encoded against it.
+//! - Kept records keep their timestamps. A batch that keeps every record and gets no new
+//!   delete horizon is copied untouched. Otherwise it is rebuilt as Kafka's cleaner rebuilds
+//!   it: `base_timestamp` becomes the delete horizon (attribute bit 6) if the batch has or
+//!   gets one, else the first kept record's timestamp (a LogAppendTime batch's records all
+//!   take its max timestamp), and each record's timestamp delta is re-encoded from there.
 //! - The result is a whole batch that [`super::decode_batch`] accepts.
 
 use super::batch::{write_crc, Batch, ATTR_DELETE_HORIZON, HEADER_BYTES, LENGTH_PREFIX_BYTES};
@@ -27,60 +29,91 @@ pub(crate) fn filter_batch(
 ) -> usize {
     let h = &batch.header;
     let horizon = delete_horizon.filter(|_| h.delete_horizon().is_none());
-    let start = out.len();
-    out.extend_from_slice(&batch.bytes[..HEADER_BYTES]);
-    let base_timestamp = horizon.unwrap_or(h.base_timestamp);
-    let mut kept = 0i32;
-    let mut max_timestamp = i64::MIN;
+    let log_append_time = h.timestamp_type() == TimestampType::LogAppendTime;
+    // Kafka reads a LogAppendTime batch's records as stamped with its max timestamp.
+    let timestamp_of = |view: &RecordView<'_>| {
+        if log_append_time {
+            h.max_timestamp
+        } else {
+            h.base_timestamp.saturating_add(view.timestamp_delta)
+        }
+    };
+    // Which records stay (asking `keep` once each), with their bytes and timestamps.
+    let mut kept_records: Vec<(&[u8], i64)> = Vec::new();
     let mut rest = &batch.bytes[HEADER_BYTES..];
     while let Some((view, n)) = record::parse_checked(rest) {
         let raw = &rest[..n];
         rest = &rest[n..];
-        if !keep(&view) {
-            continue;
+        if keep(&view) {
+            kept_records.push((raw, timestamp_of(&view)));
         }
-        let timestamp = h.base_timestamp.saturating_add(view.timestamp_delta);
-        max_timestamp = max_timestamp.max(timestamp);
-        if horizon.is_none() {
-            out.extend_from_slice(raw);
-        } else {
-            let encoded = timestamp
-                .checked_sub(base_timestamp)
-                .and_then(|delta| record::encode_with_timestamp_delta(out, raw, delta));
-            if encoded.is_none() {
-                out.truncate(start);
-                return filter_batch(batch, None, out, keep);
-            }
-        }
-        kept += 1;
     }
     debug_assert!(rest.is_empty(), "filtering a batch that was not checked");
+    let kept = kept_records.len() as i32;
     if kept == 0 {
-        out.truncate(start);
         return 0;
     }
     let all_kept = kept == h.record_count && horizon.is_none();
-    let max_timestamp = if all_kept || h.timestamp_type() == TimestampType::LogAppendTime {
-        // LogAppendTime batches carry their one timestamp here; an untouched batch stays
-        // byte-for-byte what it was.
+    if all_kept {
+        // Kafka writes a batch that loses nothing as it was.
+        out.extend_from_slice(batch.bytes);
+        return kept as usize;
+    }
+    // Only a horizon far from the records' timestamps can overflow a delta: the batch is
+    // then rewritten without one.
+    // A batch that has a horizon keeps it (and its bit), as Kafka's does.
+    write_kept(batch, &kept_records, horizon.or(h.delete_horizon()), out)
+        .or_else(|| write_kept(batch, &kept_records, None, out))
+        .unwrap_or(0)
+}
+
+/// Appends the batch holding `kept` (record bytes and timestamps, in order), built as Kafka's
+/// cleaner builds it (`MemoryRecordsBuilder`): its base timestamp is the delete horizon when
+/// it gets one, else its first record's timestamp, and each record's delta is taken from
+/// there. `None` (nothing appended) when a delta does not fit.
+fn write_kept(
+    batch: &Batch<'_>,
+    kept: &[(&[u8], i64)],
+    horizon: Option<i64>,
+    out: &mut Vec<u8>,
+) -> Option<usize> {
+    let h = &batch.header;
+    let first_timestamp = kept.first()?.1;
+    let base_timestamp = horizon.unwrap_or(first_timestamp);
+    let start = out.len();
+    out.extend_from_slice(&batch.bytes[..HEADER_BYTES]);
+    for &(raw, timestamp) in kept {
+        let encoded = timestamp
+            .checked_sub(base_timestamp)
+            .and_then(|delta| record::encode_with_timestamp_delta(out, raw, delta));
+        if encoded.is_none() {
+            out.truncate(start);
+            return None;
+        }
+    }
+    let max_timestamp = if h.timestamp_type() == TimestampType::LogAppendTime {
         h.max_timestamp
     } else {
-        max_timestamp
+        kept.iter()
+            .map(|&(_, t)| t)
+            .max()
+            .unwrap_or(first_timestamp)
     };
     let attributes = if horizon.is_some() {
         h.attributes | ATTR_DELETE_HORIZON
     } else {
         h.attributes
     };
+    let count = kept.len() as i32;
     let b = &mut out[start..];
     let batch_length = (b.len() - LENGTH_PREFIX_BYTES) as i32;
     b[8..12].copy_from_slice(&batch_length.to_be_bytes());
     b[21..23].copy_from_slice(&attributes.to_be_bytes());
     b[27..35].copy_from_slice(&base_timestamp.to_be_bytes());
     b[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
-    b[57..61].copy_from_slice(&kept.to_be_bytes());
+    b[57..61].copy_from_slice(&count.to_be_bytes());
     write_crc(b);
-    kept as usize
+    Some(kept.len())
 }
 
 #[cfg(test)]
@@ -158,7 +191,7 @@ mod tests {
                 prop_assert_eq!(filtered.header.base_timestamp + view.timestamp_delta, *ts);
                 prop_assert_eq!(view.key, k.as_deref());
                 prop_assert_eq!(view.value, v.as_deref());
-                prop_assert_eq!(view.headers.clone().collect::<Vec<_>>(), vec![("h", &b"x"[..])]);
+                prop_assert_eq!(view.headers.clone().collect::<Vec<_>>(), vec![("h", Some(&b"x"[..]))]);
             }
             let max = expected.iter().map(|(_, r)| r.0).max().unwrap();
             prop_assert_eq!(filtered.header.max_timestamp, max);

@@ -12,18 +12,23 @@
 //!   exact end, so iterating its records cannot fail.
 
 mod batch;
+mod compression;
 mod control;
 mod filter;
+mod inflate;
 mod record;
 pub(crate) mod varint;
 
+pub(crate) use batch::{check_plain_records, decode_batch_unchecked, is_format_1_batch, Placement};
 pub use batch::{
-    decode_batch, decode_batch_crc_only, peek_header, set_base_offset, set_log_append_time, Batch,
-    BatchBuilder, BatchHeader, ProducerFields, HEADER_BYTES, LENGTH_PREFIX_BYTES, MAGIC,
+    decode_batch, decode_batch_crc_only, peek_header, set_base_offset, set_log_append_time,
+    set_max_timestamp, Batch, BatchBuilder, BatchHeader, ProducerFields, HEADER_BYTES,
+    LENGTH_PREFIX_BYTES, MAGIC,
 };
-pub(crate) use batch::{decode_batch_unchecked, is_format_1_batch, Placement};
+pub use compression::{compress, decompress, Compression, CompressionCodec, CompressionError};
 pub use control::{ControlRecordType, EndTransactionMarker};
 pub(crate) use filter::filter_batch;
+pub use inflate::{batch_records, compress_batch, inflate_batch, BatchRecords, INFLATED_BYTES_MAX};
 pub(crate) use record::{fields_size, placed_size};
 pub use record::{RecordHeaders, RecordIter, RecordView};
 

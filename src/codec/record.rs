@@ -24,7 +24,7 @@ pub(crate) fn fields_size(
     size += varint_size(i32::try_from(headers.len()).ok()?);
     for h in headers {
         size += bytes_size(Some(h.key.as_bytes()))?;
-        size += bytes_size(Some(&h.value))?;
+        size += bytes_size(h.value.as_deref())?;
     }
     Some(size)
 }
@@ -71,7 +71,7 @@ pub(crate) fn encode(
     put_varint(out, headers.len() as i32);
     for h in headers {
         put_bytes(out, Some(h.key.as_bytes()));
-        put_bytes(out, Some(&h.value));
+        put_bytes(out, h.value.as_deref());
     }
     debug_assert_eq!(out.len() - body_start, body_len as usize);
     debug_assert!(out.len() > start);
@@ -169,12 +169,8 @@ impl<'a> RecordHeaders<'a> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-impl<'a> Iterator for RecordHeaders<'a> {
-    type Item = (&'a str, &'a [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next_nullable(&mut self) -> Option<(&'a str, Option<&'a [u8]>)> {
         (self.count, self.bytes) = self.decoded();
         if self.count == 0 {
             return None;
@@ -186,7 +182,17 @@ impl<'a> Iterator for RecordHeaders<'a> {
         self.bytes = &rest[m..];
         self.count -= 1;
         let key = std::str::from_utf8(key.unwrap_or_default()).ok()?;
-        Some((key, value.unwrap_or_default()))
+        Some((key, value))
+    }
+}
+
+/// Each header's key and value; a null value (length -1, Kafka's header values are nullable)
+/// is `None`, an empty one `Some(&[])`.
+impl<'a> Iterator for RecordHeaders<'a> {
+    type Item = (&'a str, Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_nullable()
     }
 }
 
@@ -379,6 +385,21 @@ mod tests {
     }
 
     #[test]
+    fn a_null_header_value_is_none_when_asked_and_empty_otherwise() {
+        // Kafka's record with headers "a" = null and "b" = "" (kafka-python writes a null header
+        // value as length -1): length, attributes, deltas, null key, value "v", 2 headers.
+        let body = [0u8, 0, 0, 1, 2, b'v', 4, 2, b'a', 1, 2, b'b', 0];
+        let mut bytes = vec![(body.len() * 2) as u8];
+        bytes.extend_from_slice(&body);
+        let (r, n) = parse(&bytes).unwrap();
+        assert_eq!(n, bytes.len());
+        assert_eq!(
+            r.headers.clone().collect::<Vec<_>>(),
+            vec![("a", None), ("b", Some(&b""[..]))]
+        );
+    }
+
+    #[test]
     fn rejects_trailing_bytes_and_bad_utf8() {
         let mut out = Vec::new();
         let headers = [Header::new("k", "v")];
@@ -388,7 +409,7 @@ mod tests {
         let (r, _) = parse(&out).unwrap();
         assert_eq!(
             r.headers.clone().collect::<Vec<_>>(),
-            vec![("k", &b"v"[..])]
+            vec![("k", Some(&b"v"[..]))]
         );
         let mut bad = out.clone();
         let key_pos = bad.len() - 4; // header key byte

@@ -5,11 +5,13 @@
 //! name the key. Validation happens where the config is used (`create_topic`, `producer`,
 //! `consumer`), so a typed setter with a bad value fails there, naming the same key.
 
+pub(crate) mod compression;
 pub(crate) mod consumer;
 pub(crate) mod producer;
 pub(crate) mod properties;
 pub(crate) mod topic;
 
+pub use compression::CompressionLevels;
 pub use consumer::{AssignmentStrategy, ConsumerConfig, IsolationLevel, OffsetReset};
 pub use producer::{Acks, PartitionerChoice, ProducerConfig};
-pub use topic::{CleanupPolicy, TopicConfig};
+pub use topic::{CleanupPolicy, TopicCompression, TopicConfig};

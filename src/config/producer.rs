@@ -22,6 +22,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::codec::{Compression, CompressionCodec, CompressionError};
+use crate::config::compression::CompressionLevels;
 use crate::config::properties::{
     check_range, parse_bool, parse_choice, parse_i64, parse_u32, setters,
 };
@@ -185,6 +187,12 @@ pub struct ProducerConfig {
     /// The idempotent producer (`enable.idempotence`). Default: false (Kafka: true); `true` is
     /// not supported yet and fails validation.
     pub enable_idempotence: bool,
+    /// The codec batches are compressed with (`compression.type`: none, gzip, snappy, lz4 or
+    /// zstd). Default: none, as Kafka.
+    pub compression_type: Compression,
+    /// Each codec's level (`compression.gzip.level`, `compression.lz4.level`,
+    /// `compression.zstd.level`). Default: Kafka's.
+    pub compression_levels: CompressionLevels,
 }
 
 impl Default for ProducerConfig {
@@ -201,6 +209,8 @@ impl Default for ProducerConfig {
             null_key_strategy: NullKeyStrategy::RoundRobin,
             client_id: String::new(),
             enable_idempotence: false,
+            compression_type: Compression::None,
+            compression_levels: CompressionLevels::default(),
         }
     }
 }
@@ -234,6 +244,10 @@ impl ProducerConfig {
         "embroker.partitioner.null.key",
         "client.id",
         "enable.idempotence",
+        "compression.type",
+        "compression.gzip.level",
+        "compression.lz4.level",
+        "compression.zstd.level",
     ];
 
     /// Keys `from_properties` accepts and ignores because they have no meaning in one process.
@@ -261,6 +275,11 @@ impl ProducerConfig {
         null_key_strategy: NullKeyStrategy,
         /// Sets `enable.idempotence`.
         enable_idempotence: bool,
+        /// Sets `compression.type`.
+        compression_type: Compression,
+        /// Sets `compression.gzip.level`, `compression.lz4.level` and
+        /// `compression.zstd.level`.
+        compression_levels: CompressionLevels,
     }
 
     /// Sets `client.id`.
@@ -305,7 +324,14 @@ impl ProducerConfig {
             }
             "client.id" => self.client_id = value.to_string(),
             "enable.idempotence" => self.enable_idempotence = parse_bool(key, value)?,
+            "compression.type" => {
+                self.compression_type = value
+                    .trim()
+                    .parse()
+                    .map_err(|e: CompressionError| Error::config(key, value, e.to_string()))?;
+            }
             "bootstrap.servers" => {}
+            _ if self.compression_levels.set(key, value)? => {}
             _ => {
                 return Err(Error::config(
                     key,
@@ -364,6 +390,7 @@ impl ProducerConfig {
         check_range("buffer.memory", self.buffer_memory, 0, i64::MAX)?;
         check_range("max.block.ms", self.max_block_ms, 0, i64::MAX)?;
         check_range("max.request.size", self.max_request_size, 0, INT_MAX)?;
+        self.compression_levels.validate()?;
         if self.enable_idempotence {
             return Err(Error::Unsupported {
                 feature: "enable.idempotence=true (idempotent producer)".to_string(),
@@ -409,7 +436,16 @@ impl ProducerConfig {
             ),
             ("client.id", self.client_id.clone()),
             ("enable.idempotence", self.enable_idempotence.to_string()),
+            ("compression.type", self.compression_type.name().to_string()),
         ]
+        .into_iter()
+        .chain(self.compression_levels.to_properties())
+        .collect()
+    }
+
+    /// The codec and level batches are compressed with.
+    pub fn compression_codec(&self) -> CompressionCodec {
+        self.compression_levels.codec(self.compression_type)
     }
 }
 

@@ -5,6 +5,8 @@
 //! partition past `retention.ms` and `retention.bytes`, which is too much for an application that
 //! links the log in, and for a test suite that makes hundreds of topics.
 
+use crate::codec::{Compression, CompressionCodec};
+use crate::config::compression::CompressionLevels;
 use crate::config::properties::{check_range, parse_f64, parse_i32, parse_i64, parse_u32, setters};
 use crate::error::{Error, Result};
 use crate::types::TimestampType;
@@ -113,6 +115,18 @@ pub struct TopicConfig {
     pub flush_ms: i64,
     /// Whose timestamp is stored (`message.timestamp.type`). Default: CreateTime.
     pub timestamp_type: TimestampType,
+    /// What the log stores batches as (`compression.type`). Default:
+    /// [`TopicCompression::Producer`], each batch as its producer compressed it.
+    pub compression_type: TopicCompression,
+    /// Each codec's level when the topic recompresses (`compression.gzip.level`,
+    /// `compression.lz4.level`, `compression.zstd.level`). Default: Kafka's.
+    pub compression_levels: CompressionLevels,
+    /// Under CreateTime, the most a record's timestamp may lie before the broker's time
+    /// (`message.timestamp.before.max.ms`). Default: no bound (i64::MAX), as Kafka.
+    pub message_timestamp_before_max_ms: i64,
+    /// Under CreateTime, the most a record's timestamp may lie after the broker's time
+    /// (`message.timestamp.after.max.ms`). Default: no bound (i64::MAX), as Kafka.
+    pub message_timestamp_after_max_ms: i64,
     /// Compact a partition when its dirty ratio passes this (`min.cleanable.dirty.ratio`).
     /// Default: 0.5.
     pub min_cleanable_dirty_ratio: f64,
@@ -141,10 +155,56 @@ impl Default for TopicConfig {
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
             timestamp_type: TimestampType::CreateTime,
+            compression_type: TopicCompression::Producer,
+            compression_levels: CompressionLevels::default(),
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
             delete_retention_ms: DAY_MS,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
+        }
+    }
+}
+
+/// What a topic stores its batches as (`compression.type`, Kafka's `BrokerCompressionType`).
+///
+/// ```
+/// use embroker::codec::Compression;
+/// use embroker::{TopicCompression, TopicConfig};
+///
+/// let config = TopicConfig::from_properties(&[("compression.type", "zstd")])?;
+/// assert_eq!(config.compression_type, TopicCompression::Codec(Compression::Zstd));
+/// assert_eq!(TopicCompression::Codec(Compression::None).name(), "uncompressed");
+/// # Ok::<(), embroker::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TopicCompression {
+    /// Keep each batch as its producer compressed it (`producer`).
+    #[default]
+    Producer,
+    /// Store every batch with this codec, recompressing batches that use another
+    /// (`uncompressed` for [`Compression::None`], else the codec's name).
+    Codec(Compression),
+}
+
+impl TopicCompression {
+    /// Kafka's name: `producer`, `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TopicCompression::Producer => "producer",
+            TopicCompression::Codec(Compression::None) => "uncompressed",
+            TopicCompression::Codec(c) => c.name(),
+        }
+    }
+
+    /// The value Kafka names `name` (exact, lower case, as Kafka's `BrokerCompressionType`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "producer" => Some(TopicCompression::Producer),
+            "uncompressed" => Some(TopicCompression::Codec(Compression::None)),
+            "none" => None,
+            other => other.parse().ok().map(TopicCompression::Codec),
         }
     }
 }
@@ -167,6 +227,12 @@ impl TopicConfig {
         "flush.messages",
         "flush.ms",
         "message.timestamp.type",
+        "message.timestamp.before.max.ms",
+        "message.timestamp.after.max.ms",
+        "compression.type",
+        "compression.gzip.level",
+        "compression.lz4.level",
+        "compression.zstd.level",
         "min.cleanable.dirty.ratio",
         "delete.retention.ms",
         "min.compaction.lag.ms",
@@ -196,6 +262,15 @@ impl TopicConfig {
         flush_ms: i64,
         /// Sets `message.timestamp.type`.
         timestamp_type: TimestampType,
+        /// Sets `compression.type`.
+        compression_type: TopicCompression,
+        /// Sets `compression.gzip.level`, `compression.lz4.level` and
+        /// `compression.zstd.level`.
+        compression_levels: CompressionLevels,
+        /// Sets `message.timestamp.before.max.ms`.
+        message_timestamp_before_max_ms: i64,
+        /// Sets `message.timestamp.after.max.ms`.
+        message_timestamp_after_max_ms: i64,
         /// Sets `min.cleanable.dirty.ratio`.
         min_cleanable_dirty_ratio: f64,
         /// Sets `delete.retention.ms`.
@@ -254,6 +329,22 @@ impl TopicConfig {
                     }
                 };
             }
+            "compression.type" => {
+                self.compression_type =
+                    TopicCompression::from_name(value.trim()).ok_or_else(|| {
+                        Error::config(
+                            key,
+                            value,
+                            "must be uncompressed, zstd, lz4, snappy, gzip or producer",
+                        )
+                    })?;
+            }
+            "message.timestamp.before.max.ms" => {
+                self.message_timestamp_before_max_ms = parse_i64(key, value, 0, i64::MAX)?;
+            }
+            "message.timestamp.after.max.ms" => {
+                self.message_timestamp_after_max_ms = parse_i64(key, value, 0, i64::MAX)?;
+            }
             "min.cleanable.dirty.ratio" => {
                 self.min_cleanable_dirty_ratio = parse_f64(key, value, 0.0, 1.0)?;
             }
@@ -264,6 +355,7 @@ impl TopicConfig {
             "max.compaction.lag.ms" => {
                 self.max_compaction_lag_ms = parse_i64(key, value, 1, i64::MAX)?;
             }
+            _ if self.compression_levels.set(key, value)? => {}
             _ => {
                 return Err(Error::config(
                     key,
@@ -273,6 +365,14 @@ impl TopicConfig {
             }
         }
         Ok(())
+    }
+
+    /// The codec the log stores batches with; `None` under `compression.type=producer`.
+    pub fn compression_codec(&self) -> Option<CompressionCodec> {
+        match self.compression_type {
+            TopicCompression::Producer => None,
+            TopicCompression::Codec(c) => Some(self.compression_levels.codec(c)),
+        }
     }
 
     /// Checks every field against Kafka's bounds; the error names the key.
@@ -304,6 +404,19 @@ impl TopicConfig {
             ));
         }
         check_range("delete.retention.ms", self.delete_retention_ms, 0, i64::MAX)?;
+        check_range(
+            "message.timestamp.before.max.ms",
+            self.message_timestamp_before_max_ms,
+            0,
+            i64::MAX,
+        )?;
+        check_range(
+            "message.timestamp.after.max.ms",
+            self.message_timestamp_after_max_ms,
+            0,
+            i64::MAX,
+        )?;
+        self.compression_levels.validate()?;
         check_range(
             "min.compaction.lag.ms",
             self.min_compaction_lag_ms,
@@ -338,6 +451,27 @@ impl TopicConfig {
             (
                 "message.timestamp.type",
                 self.timestamp_type.as_str().to_string(),
+            ),
+            (
+                "message.timestamp.before.max.ms",
+                self.message_timestamp_before_max_ms.to_string(),
+            ),
+            (
+                "message.timestamp.after.max.ms",
+                self.message_timestamp_after_max_ms.to_string(),
+            ),
+            ("compression.type", self.compression_type.name().to_string()),
+            (
+                "compression.gzip.level",
+                self.compression_levels.gzip.to_string(),
+            ),
+            (
+                "compression.lz4.level",
+                self.compression_levels.lz4.to_string(),
+            ),
+            (
+                "compression.zstd.level",
+                self.compression_levels.zstd.to_string(),
             ),
             (
                 "min.cleanable.dirty.ratio",

@@ -245,7 +245,14 @@ impl PartitionLog {
             while let Some(bytes) = seg.read(from, READ_CHUNK_BYTES, i64::MAX)? {
                 stats.bytes_read += bytes.len() as u64;
                 for batch in batches(&bytes) {
-                    for r in batch.records() {
+                    // A control record's key is its marker type, not a user key: it must not
+                    // shadow a user record that happens to share the bytes.
+                    let records = if batch.header.is_control() {
+                        codec::RecordIter::default()
+                    } else {
+                        batch.records()
+                    };
+                    for r in records {
                         let offset = batch.header.base_offset + i64::from(r.offset_delta);
                         if offset < plan.first_dirty {
                             continue;
@@ -376,11 +383,21 @@ impl PartitionLog {
             }
             let mut from = seg.base_offset();
             // Sealed segments lie wholly below the log end: no bound needed.
-            while let Some(bytes) = seg.read(from, READ_CHUNK_BYTES, i64::MAX)? {
+            // As stored: a compressed batch is rewritten with its own codec, as Kafka's cleaner
+            // does, and one that loses nothing is copied as it is.
+            let mut scratch = Vec::new();
+            while let Some((position, bytes)) = seg.read_stored(from, READ_CHUNK_BYTES, i64::MAX)? {
                 g.stats.bytes_read += bytes.len() as u64;
+                let mut at = position;
                 for batch in batches(&bytes) {
                     let count = batch.header.record_count as usize;
-                    let (kept, horizon) = rule.filter(&batch, &mut out.buf);
+                    let (kept, horizon) = if batch.header.is_compressed() {
+                        rule.filter_compressed(&batch, &mut out.buf, &mut scratch)
+                            .map_err(|e| seg.corrupt(at, e))?
+                    } else {
+                        rule.filter(&batch, &mut out.buf)
+                    };
+                    at += batch.header.total_bytes() as u64;
                     g.stats.records_read += count as u64;
                     g.stats.records_removed += (count - kept) as u64;
                     let stamped = horizon.is_some() && batch.header.delete_horizon().is_none();
@@ -486,7 +503,10 @@ impl Retain<'_> {
     /// and, if tombstones did, their batch's delete horizon.
     fn filter(&self, batch: &Batch<'_>, out: &mut Vec<u8>) -> (usize, Option<i64>) {
         let base = batch.header.base_offset;
-        if base >= self.map_end {
+        // Control batches (transaction markers) are kept whole: Kafka drops one only once the
+        // transaction's records are gone, which needs transaction state this cleaner does not
+        // keep yet; keeping it costs a few bytes and never changes what a reader sees.
+        if base >= self.map_end || batch.header.is_control() {
             out.extend_from_slice(batch.bytes);
             return (batch.header.record_count as usize, None);
         }
@@ -527,6 +547,45 @@ impl Retain<'_> {
             .and_then(|b| codec::peek_header(b).ok())
             .and_then(|h| h.delete_horizon());
         (kept, set)
+    }
+}
+
+impl Retain<'_> {
+    /// [`Retain::filter`] for a compressed batch: decompressed into `scratch`, filtered, and
+    /// compressed again with the batch's own codec (at its default level); a batch that keeps
+    /// every record and gets no new delete horizon is copied as it is.
+    fn filter_compressed(
+        &self,
+        batch: &Batch<'_>,
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> std::result::Result<(usize, Option<i64>), codec::DecodeError> {
+        let count = batch.header.record_count as usize;
+        if batch.header.base_offset >= self.map_end {
+            out.extend_from_slice(batch.bytes);
+            return Ok((count, None));
+        }
+        scratch.clear();
+        codec::inflate_batch(batch, scratch)?;
+        let plain = codec::decode_batch_unchecked(scratch)
+            .ok_or_else(|| codec::DecodeError::corrupt(0, "decompressed batch does not decode"))?;
+        let mut filtered = Vec::with_capacity(scratch.len());
+        let (kept, horizon) = self.filter(&plain, &mut filtered);
+        let existing = batch.header.delete_horizon();
+        if kept == 0 {
+            return Ok((0, horizon));
+        }
+        if kept == count && (horizon.is_none() || existing.is_some()) {
+            out.extend_from_slice(batch.bytes);
+            return Ok((kept, horizon));
+        }
+        let filtered = codec::decode_batch_unchecked(&filtered)
+            .ok_or_else(|| codec::DecodeError::corrupt(0, "filtered batch does not decode"))?;
+        let id = batch.header.compression_id();
+        let compression = codec::Compression::from_id(id)
+            .ok_or_else(|| codec::DecodeError::corrupt(21, format!("unknown codec id {id}")))?;
+        codec::compress_batch(&filtered, codec::CompressionCodec::new(compression), out)?;
+        Ok((kept, horizon))
     }
 }
 

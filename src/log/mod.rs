@@ -22,6 +22,7 @@ mod retention;
 mod sealed;
 mod segment;
 mod throttle;
+mod validate;
 
 pub(crate) use partition_log::{dir_name, AppendInfo, PartitionLog};
 pub use records::{RecordRef, RecordViews, Records, RecordsIter};

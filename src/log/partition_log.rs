@@ -45,6 +45,7 @@ use super::cleaner_checkpoint::CleanerCheckpoint;
 use super::records::Records;
 use super::retention::{deletable_prefix, SegmentFacts};
 use super::segment::{self, AppendError, Segment, NO_TIMESTAMP};
+use super::validate::{self, ValidBatch};
 use crate::clock::SharedClock;
 use crate::codec::{self, BatchBuilder, BatchHeader};
 use crate::config::TopicConfig;
@@ -513,70 +514,179 @@ impl PartitionLog {
             partition: self.partition,
             reason: "batch header does not decode".into(),
         })?;
-        if config.cleanup_policy.compacts() && parsed.records().any(|r| r.key.is_none()) {
-            return Err(Error::InvalidRecord {
+        if config.cleanup_policy.compacts() {
+            let records = codec::batch_records(&parsed).map_err(|e| Error::InvalidRecord {
                 topic: self.topic.to_string(),
                 partition: self.partition,
-                reason: "compacted topic cannot accept a record without a key".into(),
+                reason: format!("batch does not decompress: {e}"),
+            })?;
+            if records.iter().any(|r| r.key.is_none()) {
+                return Err(Error::InvalidRecord {
+                    topic: self.topic.to_string(),
+                    partition: self.partition,
+                    reason: "compacted topic cannot accept a record without a key".into(),
+                });
+            }
+        }
+        let one = [ValidBatch {
+            range: 0..batch.len(),
+            header: parsed.header,
+        }];
+        if let Some((mut bytes, batches)) = self.recompress(batch, &one, &config)? {
+            return self.append_checked(&mut bytes, &batches, &config);
+        }
+        self.append_checked(batch, &one, &config)
+    }
+
+    /// The batches re-encoded with the topic's `compression.type` when it names a codec that
+    /// some of them do not use (as Kafka's broker recompresses them); `None` when every batch
+    /// is stored as it came. A recompressed batch must still fit `max.message.bytes`.
+    fn recompress(
+        &self,
+        bytes: &[u8],
+        batches: &[ValidBatch],
+        config: &TopicConfig,
+    ) -> Result<Option<(Vec<u8>, Vec<ValidBatch>)>> {
+        let Some(target) = config.compression_codec() else {
+            return Ok(None);
+        };
+        let id = target.compression().id();
+        if batches.iter().all(|b| b.header.compression_id() == id) {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut rebuilt = Vec::with_capacity(batches.len());
+        for valid in batches {
+            let start = out.len();
+            let batch =
+                codec::decode_batch_unchecked(&bytes[valid.range.clone()]).ok_or_else(|| {
+                    Error::InvalidRecord {
+                        topic: self.topic.to_string(),
+                        partition: self.partition,
+                        reason: "batch header does not decode".into(),
+                    }
+                })?;
+            codec::compress_batch(&batch, target, &mut out).map_err(|e| Error::InvalidRecord {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                reason: format!(
+                    "recompressing a batch with compression.type={}: {e}",
+                    config.compression_type.name()
+                ),
+            })?;
+            let len = out.len() - start;
+            if len > config.max_message_bytes as usize {
+                return Err(self.too_large(len, config.max_message_bytes));
+            }
+            let header = codec::peek_header(&out[start..]).map_err(|e| Error::InvalidRecord {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                reason: format!("recompressed batch does not decode: {e}"),
+            })?;
+            rebuilt.push(ValidBatch {
+                range: start..out.len(),
+                header,
             });
         }
-        let mut header = parsed.header;
+        Ok(Some((out, rebuilt)))
+    }
+
+    /// Appends whole v2 batches a client encoded (see [`validate`] for what is checked; a
+    /// call with any bad batch writes nothing). The batches get consecutive offsets.
+    pub(crate) fn append_client_batches(&self, bytes: &[u8]) -> Result<AppendInfo> {
+        self.check_writable()?;
+        let config = self.config();
+        let mut owned = bytes.to_vec();
+        let now = self.clock.now_ms();
+        let batches = validate::validate(&mut owned, &config, now, &self.topic, self.partition)?;
+        for valid in &batches {
+            // Kafka's broker stamps its leader epoch on every batch; one process has no
+            // leaders, and embroker's own batches carry -1. The CRC does not cover the field.
+            owned[valid.range.start + 12..valid.range.start + 16]
+                .copy_from_slice(&(-1i32).to_be_bytes());
+        }
+        if let Some((mut bytes, batches)) = self.recompress(&owned, &batches, &config)? {
+            return self.append_checked(&mut bytes, &batches, &config);
+        }
+        self.append_checked(&mut owned, &batches, &config)
+    }
+
+    /// Appends `batches` (ranges of `bytes`, each already checked) under one hold of the writer
+    /// lock, so that they get consecutive offsets. Should a write fail cleanly after some of
+    /// them, those stay in the log (and the log end counts them) and the error is returned.
+    fn append_checked(
+        &self,
+        bytes: &mut [u8],
+        batches: &[ValidBatch],
+        config: &TopicConfig,
+    ) -> Result<AppendInfo> {
+        let offsets: i64 = batches
+            .iter()
+            .map(|b| i64::from(b.header.last_offset_delta) + 1)
+            .sum();
+        let records: i64 = batches
+            .iter()
+            .map(|b| i64::from(b.header.record_count))
+            .sum();
         let mut w = self.writer.lock();
         self.check_writable()?;
-        let base = self.log_end.load(Ordering::Relaxed);
-        // Offsets never wrap: a batch whose next offset would pass i64::MAX is refused before
+        let first = self.log_end.load(Ordering::Relaxed);
+        // Offsets never wrap: a call whose next offset would pass i64::MAX is refused before
         // anything is written (the log end is then left where it is, and stays readable).
-        let Some(next) = base
-            .checked_add(i64::from(header.last_offset_delta))
-            .and_then(|last| last.checked_add(1))
-        else {
+        if first.checked_add(offsets).is_none() {
             return Err(Error::InvalidRecord {
                 topic: self.topic.to_string(),
                 partition: self.partition,
                 reason: format!(
-                    "a batch of {} offsets at log end {base} would pass the largest offset {}",
-                    i64::from(header.last_offset_delta) + 1,
+                    "{offsets} offsets at log end {first} would pass the largest offset {}",
                     i64::MAX
                 ),
             });
-        };
+        }
         let now = self.clock.now_ms();
-        if self.should_roll(&w, &header, base, batch.len(), &config, now) {
-            // A roll that fails (no space for the new file) has changed nothing.
-            self.roll(&mut w, base, now)?;
-        }
-        codec::set_base_offset(batch, base);
-        header.base_offset = base;
+        let mut base = first;
+        let mut last_offset = first;
         let mut log_append_time = None;
-        if config.timestamp_type == TimestampType::LogAppendTime {
-            codec::set_log_append_time(batch, now);
-            header.max_timestamp = now;
-            header.attributes = codec::peek_header(batch)
-                .map(|h| h.attributes)
-                .unwrap_or(header.attributes);
-            log_append_time = Some(now);
-        }
-        let Writer {
-            active,
-            bytes_since_index,
-            ..
-        } = &mut *w;
-        active
-            .append(
-                batch,
-                &header,
-                config.index_interval_bytes,
+        for valid in batches {
+            let batch = &mut bytes[valid.range.clone()];
+            let mut header = valid.header;
+            if self.should_roll(&w, &header, base, batch.len(), config, now) {
+                // A roll that fails (no space for the new file) has changed nothing.
+                self.roll(&mut w, base, now)?;
+            }
+            codec::set_base_offset(batch, base);
+            header.base_offset = base;
+            if config.timestamp_type == TimestampType::LogAppendTime {
+                codec::set_log_append_time(batch, now);
+                header.max_timestamp = now;
+                header.attributes = codec::peek_header(batch)
+                    .map(|h| h.attributes)
+                    .unwrap_or(header.attributes);
+                log_append_time = Some(now);
+            }
+            let Writer {
+                active,
                 bytes_since_index,
-            )
-            .map_err(|e| match e {
-                // The write failed but left nothing behind: report it and stay writable, so a
-                // full disk stops appends only until space returns.
-                AppendError::Undone(e) => e,
-                AppendError::Torn(e) => self.fail(e),
-            })?;
-        debug_assert_eq!(next, header.next_offset());
-        self.log_end.store(next, Ordering::Release);
-        w.unflushed_records += i64::from(header.record_count);
+                ..
+            } = &mut *w;
+            active
+                .append(
+                    batch,
+                    &header,
+                    config.index_interval_bytes,
+                    bytes_since_index,
+                )
+                .map_err(|e| match e {
+                    // The write failed but left nothing behind: report it and stay writable,
+                    // so a full disk stops appends only until space returns.
+                    AppendError::Undone(e) => e,
+                    AppendError::Torn(e) => self.fail(e),
+                })?;
+            base = header.next_offset();
+            last_offset = header.last_offset();
+            self.log_end.store(base, Ordering::Release);
+        }
+        w.unflushed_records += records;
         let flush = (w.unflushed_records >= config.flush_messages
             || now.saturating_sub(w.last_flush_ms) >= config.flush_ms)
             .then_some(w.unflushed_records);
@@ -586,12 +696,12 @@ impl PartitionLog {
         if let Some(unflushed) = flush {
             // The fsync runs without the writer lock (concurrent appenders share it). If it
             // fails the batch is in the log but not known durable: the caller gets the error.
-            self.sync_to(next)?;
+            self.sync_to(base)?;
             self.note_flushed(unflushed, now);
         }
         Ok(AppendInfo {
-            base_offset: base,
-            last_offset: header.last_offset(),
+            base_offset: first,
+            last_offset,
             log_append_time,
         })
     }
@@ -1203,7 +1313,7 @@ fn approx_size(r: &Record) -> usize {
         + r.value.as_ref().map_or(0, |v| v.len())
         + r.headers
             .iter()
-            .map(|h| h.key.len() + h.value.len() + 4)
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 4)
             .sum::<usize>()
 }
 

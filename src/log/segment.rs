@@ -378,12 +378,38 @@ impl Segment {
     /// up to `max_bytes` (at least one batch, however large), and only batches that end before
     /// `below` (the log end offset the caller loaded). `None` when the segment holds nothing
     /// at or after `from` and below `below`. Every returned batch has been checked (CRC and
-    /// framing). The bytes are shared with the segment's map, not copied.
+    /// framing). The bytes are shared with the segment's map, not copied, unless a batch is
+    /// compressed: the read then returns every batch uncompressed (see [`Segment::inflate`]),
+    /// so readers see records whatever the producer or topic compressed them with.
     ///
     /// `below` is what keeps a read within the published log end: the writer publishes a
     /// segment's size before the partition's log end, so the size a reader loads may already
     /// cover a batch at or past the log end it loaded; that batch is not returned.
     pub(crate) fn read(&self, from: i64, max_bytes: usize, below: i64) -> Result<Option<Bytes>> {
+        Ok(self
+            .read_batches(from, max_bytes, below, true)?
+            .map(|(_, bytes)| bytes))
+    }
+
+    /// [`Segment::read`] without decompressing: the batches as stored (the log cleaner keeps
+    /// each batch's codec), and the byte position in the file where they start. The records of
+    /// a compressed batch have not been checked.
+    pub(crate) fn read_stored(
+        &self,
+        from: i64,
+        max_bytes: usize,
+        below: i64,
+    ) -> Result<Option<(u64, Bytes)>> {
+        self.read_batches(from, max_bytes, below, false)
+    }
+
+    fn read_batches(
+        &self,
+        from: i64,
+        max_bytes: usize,
+        below: i64,
+        inflate: bool,
+    ) -> Result<Option<(u64, Bytes)>> {
         let size = self.size();
         if size == 0 || from >= below {
             return Ok(None);
@@ -431,14 +457,23 @@ impl Segment {
         let start = position;
         let limit = start.saturating_add(max_bytes);
         let checked = self.framing_checked.load(Ordering::Acquire) as usize;
+        let mut compressed = false;
         while position < data.len() {
             let decoded = if position < checked {
                 codec::decode_batch_crc_only(&data[position..])
             } else {
-                codec::decode_batch(&data[position..])
+                // A compressed batch's records are checked where they are decompressed,
+                // below: checking them here too would decompress them twice.
+                codec::decode_batch_crc_only(&data[position..]).and_then(|batch| {
+                    if !batch.header.is_compressed() {
+                        codec::check_plain_records(&batch)?;
+                    }
+                    Ok(batch)
+                })
             };
             match decoded {
                 Ok(batch) => {
+                    compressed |= batch.header.is_compressed();
                     let next = position + batch.header.total_bytes();
                     if position > start && (next > limit || batch.header.last_offset() >= below) {
                         break;
@@ -472,7 +507,31 @@ impl Segment {
                 Err(e) => return Err(self.corrupt(position as u64, e)),
             }
         }
-        Ok(Some(crate::io::share(&map, start, position)))
+        let bytes = crate::io::share(&map, start, position);
+        if !compressed || !inflate {
+            return Ok(Some((start as u64, bytes)));
+        }
+        Ok(Some((start as u64, self.inflate(&bytes, start)?)))
+    }
+
+    /// The batches of `bytes` (read from byte `start` of this segment, whole and CRC-checked)
+    /// with every compressed one replaced by its uncompressed equivalent, so that readers
+    /// iterate records whatever the producer or topic compressed them with.
+    fn inflate(&self, bytes: &[u8], start: usize) -> Result<Bytes> {
+        let mut out = Vec::with_capacity(bytes.len().saturating_mul(4));
+        let mut at = 0;
+        while at < bytes.len() {
+            let batch = codec::decode_batch_unchecked(&bytes[at..]).ok_or_else(|| {
+                self.corrupt(
+                    (start + at) as u64,
+                    DecodeError::corrupt(0, "batch header does not decode"),
+                )
+            })?;
+            codec::inflate_batch(&batch, &mut out)
+                .map_err(|e| self.corrupt((start + at) as u64, e))?;
+            at += batch.header.total_bytes();
+        }
+        Ok(Bytes::from(out))
     }
 
     /// Checks that the batch at `position` starts at or after `min_base` and ends before

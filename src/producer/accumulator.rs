@@ -30,7 +30,7 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 
 use crate::broker::{BrokerInner, PartitionSlot, TopicState};
-use crate::codec::BatchBuilder;
+use crate::codec::{self, BatchBuilder, Compression, CompressionCodec};
 use crate::error::{Error, Result};
 use crate::log::{AppendInfo, PartitionLog};
 use crate::producer::future::{BatchOutcome, Completion};
@@ -63,6 +63,8 @@ pub(crate) struct ProducerBatch {
     refs: Vec<Arc<Completion>>,
     /// (index in the batch, record timestamp, callback), in push order.
     callbacks: Vec<(i32, i64, Callback)>,
+    /// The producer's `compression.type` and level.
+    compression: CompressionCodec,
 }
 
 impl ProducerBatch {
@@ -89,7 +91,15 @@ impl ProducerBatch {
             completion,
             refs,
             callbacks: Vec::new(),
+            compression: CompressionCodec::NONE,
         }
+    }
+
+    /// Compresses the batch with `codec` when it is appended (the producer's
+    /// `compression.type`).
+    pub(crate) fn compressed_with(mut self, codec: CompressionCodec) -> Self {
+        self.compression = codec;
+        self
     }
 
     /// Room the batch lacks for `bytes` more of records.
@@ -138,7 +148,13 @@ impl ProducerBatch {
         match self.builder.take() {
             Some(builder) if !builder.is_empty() => {
                 let mut buffer = builder.finish();
-                let result = self.log.append_batch(&mut buffer);
+                if self.compression.compression() == Compression::None {
+                    let result = self.log.append_batch(&mut buffer);
+                    return (result, Some(buffer));
+                }
+                // Compressed into a batch of its own: the plain buffer goes back for reuse.
+                let result = compress_own_batch(&buffer, self.compression)
+                    .and_then(|mut compressed| self.log.append_batch(&mut compressed));
                 (result, Some(buffer))
             }
             _ => (
@@ -192,6 +208,21 @@ impl Drop for ProducerBatch {
         }
         self.completion.set(outcome);
     }
+}
+
+/// `plain` (a batch `BatchBuilder` finished) with its records compressed by `codec`.
+fn compress_own_batch(plain: &[u8], codec: CompressionCodec) -> Result<Vec<u8>> {
+    let batch = codec::decode_batch_unchecked(plain).ok_or_else(|| Error::IllegalState {
+        reason: "the producer's own batch does not decode".into(),
+    })?;
+    let mut out = Vec::with_capacity(plain.len() / 2 + codec::HEADER_BYTES);
+    codec::compress_batch(&batch, codec, &mut out).map_err(|e| Error::IllegalState {
+        reason: format!(
+            "compressing a batch with {}: {e}",
+            codec.compression().name()
+        ),
+    })?;
+    Ok(out)
 }
 
 /// `buffer` (a written batch's, or a new one) cleared and zeroed to `capacity` bytes; the batch

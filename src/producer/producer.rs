@@ -762,9 +762,10 @@ impl Shared {
         };
         let capacity = self.batch_size.max(alone).min(limit);
         let buffer = buffer.unwrap_or_default();
-        Ok(ProducerBatch::new(
-            0, log, buffer, capacity, limit, completion, refs,
-        ))
+        Ok(
+            ProducerBatch::new(0, log, buffer, capacity, limit, completion, refs)
+                .compressed_with(self.config.compression_codec()),
+        )
     }
 
     /// Tells the sender there is work: a record in an empty batch or a full batch. Costs an

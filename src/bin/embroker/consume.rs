@@ -141,7 +141,9 @@ fn write_record(out: &mut impl Write, pieces: &[Piece], r: &ConsumerRecord) -> s
                         out.write_all(b",")?;
                     }
                     write!(out, "{}=", h.key)?;
-                    out.write_all(&h.value)?;
+                    if let Some(v) = &h.value {
+                        out.write_all(v)?;
+                    }
                 }
             }
             Piece::KeyLen => write!(out, "{}", r.key.as_ref().map_or(-1, |k| k.len() as i64))?,
@@ -160,7 +162,10 @@ fn record_json(r: &ConsumerRecord) -> String {
         .map(|h| {
             json_obj(&[
                 ("key", json_str(&h.key)),
-                ("value", json_str(&lossy(&h.value))),
+                (
+                    "value",
+                    json_opt_str(h.value.as_deref().map(lossy).as_deref()),
+                ),
             ])
         })
         .collect();

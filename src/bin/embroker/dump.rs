@@ -13,10 +13,13 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use embroker::codec::{decode_batch, peek_header, BatchHeader, DecodeError};
+use embroker::codec::{
+    batch_records, decode_batch, decode_batch_crc_only, peek_header, BatchHeader,
+    ControlRecordType, DecodeError, EndTransactionMarker, RecordView,
+};
 use embroker::TimestampType;
 
-use crate::output::{json_arr, json_obj, json_str, text_or_hex};
+use crate::output::{hex, json_arr, json_obj, json_opt_num, json_str, text_or_hex};
 use crate::progress::{report, short_name, Progress};
 use crate::{CmdResult, Ctx};
 
@@ -226,6 +229,171 @@ pub fn decode_recovery_point(b: &[u8]) -> Result<RecoveryPoint, String> {
     Ok(rp)
 }
 
+/// Kafka's name for a batch's compression codec (`compression.type`), or its id when Kafka
+/// defines none.
+fn compression_name(h: &BatchHeader) -> String {
+    match h.compression_id() {
+        0 => "none".to_string(),
+        1 => "gzip".to_string(),
+        2 => "snappy".to_string(),
+        3 => "lz4".to_string(),
+        4 => "zstd".to_string(),
+        id => id.to_string(),
+    }
+}
+
+/// Every field of a batch header, for `--json`: the fields a user bridges to other tools
+/// with (the outside oracle, tests/outside/kafka_python_oracle.py, compares each with
+/// kafka-python's reading of the same bytes).
+fn header_json(h: &BatchHeader) -> Vec<(&'static str, String)> {
+    vec![
+        ("base_offset", h.base_offset.to_string()),
+        ("last_offset", h.last_offset().to_string()),
+        ("count", h.record_count.to_string()),
+        ("base_timestamp", h.base_timestamp.to_string()),
+        ("max_timestamp", h.max_timestamp.to_string()),
+        ("size", h.total_bytes().to_string()),
+        ("batch_length", h.batch_length.to_string()),
+        (
+            "partition_leader_epoch",
+            h.partition_leader_epoch.to_string(),
+        ),
+        ("magic", h.magic.to_string()),
+        ("crc32c", h.crc.to_string()),
+        ("attributes", h.attributes.to_string()),
+        ("compression", json_str(&compression_name(h))),
+        ("timestamp_type", json_str(h.timestamp_type().as_str())),
+        ("transactional", h.is_transactional().to_string()),
+        ("control", h.is_control().to_string()),
+        ("delete_horizon", json_opt_num(h.delete_horizon())),
+        ("last_offset_delta", h.last_offset_delta.to_string()),
+        ("producer_id", h.producer_id.to_string()),
+        ("producer_epoch", h.producer_epoch.to_string()),
+        ("base_sequence", h.base_sequence.to_string()),
+    ]
+}
+
+/// One record as `dump --records` shows it (owned: a compressed batch's records live in a
+/// buffer of their own).
+struct DumpedRecord {
+    offset: i64,
+    timestamp: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    /// Header values are nullable in Kafka's format; kept so, to be shown exactly.
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    /// A control batch's record: its type, and the marker when it is a transaction marker.
+    control: Option<(ControlRecordType, Option<EndTransactionMarker>)>,
+}
+
+impl DumpedRecord {
+    fn of(h: &BatchHeader, r: &RecordView<'_>) -> Self {
+        let timestamp = match h.timestamp_type() {
+            TimestampType::LogAppendTime => h.max_timestamp,
+            TimestampType::CreateTime => h.base_timestamp + r.timestamp_delta,
+        };
+        let control = match (h.is_control(), r.key) {
+            (true, Some(key)) => ControlRecordType::parse_key(key)
+                .ok()
+                .map(|kind| (kind, EndTransactionMarker::parse(key, r.value).ok())),
+            _ => None,
+        };
+        DumpedRecord {
+            offset: h.base_offset + i64::from(r.offset_delta),
+            timestamp,
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.map(<[u8]>::to_vec),
+            headers: r
+                .headers
+                .clone()
+                .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+                .collect(),
+            control,
+        }
+    }
+
+    /// The headers for people: `key=value`, the value as text, 0x-hex or null.
+    fn shown_headers(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text_or_hex(v.as_deref())))
+            .collect()
+    }
+
+    /// Keys, values and headers twice: for people (`key`, text or 0x-hex) and exactly
+    /// (`key_hex`, hex or null), so a tool can tell bytes, text and null apart.
+    fn json(&self) -> String {
+        let hex_or_null =
+            |b: Option<&[u8]>| b.map_or_else(|| "null".to_string(), |b| json_str(&hex(b)));
+        let shown: Vec<String> = self.shown_headers().iter().map(|h| json_str(h)).collect();
+        let exact: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                json_obj(&[
+                    ("key", json_str(k)),
+                    ("value_hex", hex_or_null(v.as_deref())),
+                ])
+            })
+            .collect();
+        let mut fields = vec![
+            ("offset", self.offset.to_string()),
+            ("timestamp", self.timestamp.to_string()),
+            ("key", json_str(&text_or_hex(self.key.as_deref()))),
+            ("value", json_str(&text_or_hex(self.value.as_deref()))),
+            ("headers", json_arr(&shown)),
+            ("key_hex", hex_or_null(self.key.as_deref())),
+            ("value_hex", hex_or_null(self.value.as_deref())),
+            ("headers_hex", json_arr(&exact)),
+        ];
+        if let Some((kind, marker)) = self.control {
+            let mut control = vec![
+                ("type", json_str(&control_name(kind))),
+                ("type_id", kind.id().to_string()),
+            ];
+            if let Some(m) = marker {
+                control.push(("coordinator_epoch", m.coordinator_epoch.to_string()));
+            }
+            fields.push(("control", json_obj(&control)));
+        }
+        json_obj(&fields)
+    }
+
+    fn text(&self, out: &mut impl Write) -> std::io::Result<()> {
+        write!(
+            out,
+            "  | offset: {} timestamp: {} key: {} value: {}",
+            self.offset,
+            self.timestamp,
+            text_or_hex(self.key.as_deref()),
+            text_or_hex(self.value.as_deref())
+        )?;
+        if !self.headers.is_empty() {
+            write!(out, " headers: {}", self.shown_headers().join(","))?;
+        }
+        match self.control {
+            Some((kind, Some(m))) => write!(
+                out,
+                " endTxnMarker: {} coordinatorEpoch: {}",
+                control_name(kind),
+                m.coordinator_epoch
+            )?,
+            Some((kind, None)) => write!(out, " controlType: {}", control_name(kind))?,
+            None => {}
+        }
+        writeln!(out)
+    }
+}
+
+/// Kafka's name for a control record type (as `kafka-dump-log.sh` prints it).
+fn control_name(kind: ControlRecordType) -> String {
+    match kind {
+        ControlRecordType::Commit => "COMMIT".to_string(),
+        ControlRecordType::Abort => "ABORT".to_string(),
+        ControlRecordType::Other(id) => format!("UNKNOWN({id})"),
+    }
+}
+
 fn dump_log(
     ctx: &Ctx,
     bytes: &[u8],
@@ -268,25 +436,11 @@ fn dump_log(
         if with_records {
             if let (BatchStatus::Ok, Some(h)) = (&b.status, b.header) {
                 let start = b.position as usize;
-                if let Ok(batch) = decode_batch(&bytes[start..]) {
-                    for r in batch.records() {
-                        let offset = h.base_offset + i64::from(r.offset_delta);
-                        let ts = match h.timestamp_type() {
-                            TimestampType::LogAppendTime => h.max_timestamp,
-                            _ => h.base_timestamp + r.timestamp_delta,
-                        };
-                        let headers: Vec<String> = r
-                            .headers
-                            .clone()
-                            .map(|(k, v)| format!("{k}={}", text_or_hex(Some(v))))
-                            .collect();
-                        records.push((
-                            offset,
-                            ts,
-                            text_or_hex(r.key),
-                            text_or_hex(r.value),
-                            headers,
-                        ));
+                // The walk checked the batch, decompressing it if compressed; this decodes it
+                // again to list its records.
+                if let Ok(batch) = decode_batch_crc_only(&bytes[start..]) {
+                    if let Ok(decoded) = batch_records(&batch) {
+                        records.extend(decoded.iter().map(|r| DumpedRecord::of(&h, &r)));
                     }
                 }
             }
@@ -294,50 +448,51 @@ fn dump_log(
         if ctx.json {
             let mut fields = vec![("position", b.position.to_string()), ("crc", json_str(crc))];
             if let Some(h) = &b.header {
-                fields.extend([
-                    ("base_offset", h.base_offset.to_string()),
-                    ("last_offset", h.last_offset().to_string()),
-                    ("count", h.record_count.to_string()),
-                    ("base_timestamp", h.base_timestamp.to_string()),
-                    ("max_timestamp", h.max_timestamp.to_string()),
-                    ("size", h.total_bytes().to_string()),
-                ]);
+                fields.extend(header_json(h));
             }
             if let Some(p) = &problem {
                 fields.push(("problem", json_str(p)));
             }
             if with_records {
-                let recs: Vec<String> = records
-                    .iter()
-                    .map(|(o, t, k, v, hs)| {
-                        let hs: Vec<String> = hs.iter().map(|h| json_str(h)).collect();
-                        json_obj(&[
-                            ("offset", o.to_string()),
-                            ("timestamp", t.to_string()),
-                            ("key", json_str(k)),
-                            ("value", json_str(v)),
-                            ("headers", json_arr(&hs)),
-                        ])
-                    })
-                    .collect();
+                let recs: Vec<String> = records.iter().map(DumpedRecord::json).collect();
                 fields.push(("records", json_arr(&recs)));
             }
             json_batches.push(json_obj(&fields));
             continue;
         }
         match &b.header {
-            Some(h) => writeln!(
-                out,
-                "position: {} baseOffset: {} lastOffset: {} count: {} baseTimestamp: {} \
-                 maxTimestamp: {} size: {} crc: {crc}",
-                b.position,
-                h.base_offset,
-                h.last_offset(),
-                h.record_count,
-                h.base_timestamp,
-                h.max_timestamp,
-                h.total_bytes(),
-            )?,
+            Some(h) => {
+                write!(
+                    out,
+                    "position: {} baseOffset: {} lastOffset: {} count: {} baseTimestamp: {} \
+                     maxTimestamp: {} size: {} crc: {crc} crc32c: {:#010x} magic: {} \
+                     attributes: {} compresscodec: {} timestampType: {} isTransactional: {} \
+                     isControl: {} producerId: {} producerEpoch: {} baseSequence: {} \
+                     partitionLeaderEpoch: {}",
+                    b.position,
+                    h.base_offset,
+                    h.last_offset(),
+                    h.record_count,
+                    h.base_timestamp,
+                    h.max_timestamp,
+                    h.total_bytes(),
+                    h.crc,
+                    h.magic,
+                    h.attributes,
+                    compression_name(h),
+                    h.timestamp_type().as_str(),
+                    h.is_transactional(),
+                    h.is_control(),
+                    h.producer_id,
+                    h.producer_epoch,
+                    h.base_sequence,
+                    h.partition_leader_epoch,
+                )?;
+                if let Some(horizon) = h.delete_horizon() {
+                    write!(out, " deleteHorizonMs: {horizon}")?;
+                }
+                writeln!(out)?;
+            }
             None => writeln!(
                 out,
                 "position: {} header: unreadable crc: {crc}",
@@ -347,12 +502,8 @@ fn dump_log(
         if let Some(p) = &problem {
             writeln!(out, "  problem: {p}")?;
         }
-        for (o, t, k, v, hs) in &records {
-            write!(out, "  | offset: {o} timestamp: {t} key: {k} value: {v}")?;
-            if !hs.is_empty() {
-                write!(out, " headers: {}", hs.join(","))?;
-            }
-            writeln!(out)?;
+        for r in &records {
+            r.text(out)?;
         }
     }
     if ctx.json {

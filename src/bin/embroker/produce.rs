@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 
+use embroker::codec::Compression;
 use embroker::{Acks, ProducerConfig, ProducerRecord, SendFuture};
 
 use crate::output::{json_obj, json_str};
@@ -29,6 +30,15 @@ pub struct Args {
     /// When a record counts as stored: 0 (handed over), 1 (in the log), all (fsynced).
     #[arg(long, default_value = "1", value_parser = parse_acks)]
     acks: Acks,
+    /// Compress batches with this codec (the producer's compression.type): none, gzip,
+    /// snappy, lz4 or zstd.
+    #[arg(long, default_value = "none", value_parser = parse_compression)]
+    compression_type: Compression,
+}
+
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    s.parse()
+        .map_err(|e: embroker::codec::CompressionError| e.to_string())
 }
 
 fn parse_acks(s: &str) -> Result<Acks, String> {
@@ -56,7 +66,11 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
     let broker = ctx.open(false)?;
     // Fail early, before reading stdin, if the topic does not exist.
     broker.topic(&args.topic)?;
-    let producer = broker.producer(ProducerConfig::default().acks(args.acks))?;
+    let producer = broker.producer(
+        ProducerConfig::default()
+            .acks(args.acks)
+            .compression_type(args.compression_type),
+    )?;
     let mut pending: VecDeque<SendFuture> = VecDeque::new();
     let mut stored: u64 = 0;
     let mut first_error = None;
