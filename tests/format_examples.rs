@@ -570,6 +570,20 @@ fn consumer_offsets() -> String {
     batch_example(&log, Payload::OffsetCommit)
 }
 
+/// §9: the topic file of a topic created with the defaults.
+fn topic_file() -> String {
+    let broker = temporary(&ManualClock::new(T0));
+    broker.create_topic("t", TopicConfig::default()).unwrap();
+    let text = std::fs::read_to_string(broker.path().join("topics/t")).unwrap();
+    let keys: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('=').next().unwrap())
+        .collect();
+    assert_eq!(keys, TopicConfig::KEYS, "every key, in KEYS order");
+    format!("```text\n{text}```\n")
+}
+
 fn examples() -> Vec<(&'static str, String)> {
     let (time_index, recovery_point) = after_close();
     vec![
@@ -578,6 +592,7 @@ fn examples() -> Vec<(&'static str, String)> {
         ("offset-index", offset_index()),
         ("time-index", time_index),
         ("recovery-point", recovery_point),
+        ("topic-file", topic_file()),
         ("consumer-offsets", consumer_offsets()),
     ]
 }
