@@ -11,6 +11,7 @@
 //!   exact end, so iterating its records cannot fail.
 
 mod batch;
+mod compression;
 mod filter;
 mod record;
 pub(crate) mod varint;
@@ -20,6 +21,7 @@ pub use batch::{
     BatchBuilder, BatchHeader, HEADER_BYTES, LENGTH_PREFIX_BYTES, MAGIC,
 };
 pub(crate) use batch::{decode_batch_unchecked, Placement};
+pub use compression::{compress, decompress, Compression, CompressionCodec, CompressionError};
 pub(crate) use filter::filter_batch;
 pub(crate) use record::{fields_size, placed_size};
 pub use record::{RecordHeaders, RecordIter, RecordView};
