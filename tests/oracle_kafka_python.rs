@@ -53,7 +53,7 @@ const T0: i64 = 1_700_000_000_000;
 /// codecs (`src/codec/compression.rs`, a placeholder on main until then) land, and these
 /// tests assert exactly that meanwhile, so they fail, and this is set, once they work.
 /// FIXME: true once the codecs are on main.
-const COMPRESSION_LANDED: bool = false;
+const COMPRESSION_LANDED: bool = true;
 
 /// The venv's Python, or `None` (the test then says it is skipped).
 fn oracle_python(test: &str) -> Option<PathBuf> {
