@@ -174,7 +174,9 @@ fn delete_horizon_batch() -> Vec<u8> {
 /// comes with a CRC that holds, so that the seed reaches the check it is about; the fuzzer
 /// cannot forge one.
 fn decode_batch_seeds() -> Vec<(&'static str, Vec<u8>)> {
-    use embroker::codec::{ControlRecordType, EndTransactionMarker, ProducerFields};
+    use embroker::codec::{
+        Compression, CompressionCodec, ControlRecordType, EndTransactionMarker, ProducerFields,
+    };
 
     let one = one_batch(&[(1_700_000_000_000, some(b"key"), some(b"value"), vec![])]);
     let mut many = one_batch(&[
@@ -301,6 +303,42 @@ fn decode_batch_seeds() -> Vec<(&'static str, Vec<u8>)> {
     long_varint[8..12].copy_from_slice(&length.to_be_bytes());
     fix_crc(&mut long_varint);
 
+    // The same three records compressed with each codec, as the producer's and the topic's
+    // `compression.type` write them; a raw snappy block as librdkafka writes it; and two
+    // damaged streams, each with a CRC that holds so that the codec meets the damage.
+    let compressed = |c: Compression| {
+        let mut out = Vec::new();
+        codec::compress_batch(
+            &codec::decode_batch(&many).expect("a seed decodes"),
+            CompressionCodec::new(c),
+            &mut out,
+        )
+        .expect("the codecs compress");
+        out
+    };
+    let with_records_section = |batch: &[u8], attributes: i16, section: &[u8]| {
+        let mut b = batch[..codec::HEADER_BYTES].to_vec();
+        b.extend_from_slice(section);
+        let length = i32::try_from(b.len() - codec::LENGTH_PREFIX_BYTES).expect("small");
+        b[8..12].copy_from_slice(&length.to_be_bytes());
+        b[21..23].copy_from_slice(&attributes.to_be_bytes());
+        fix_crc(&mut b);
+        b
+    };
+    let snappy_raw = with_records_section(
+        &many,
+        2,
+        &snap::raw::Encoder::new()
+            .compress_vec(&many[codec::HEADER_BYTES..])
+            .expect("snappy compresses"),
+    );
+    let gzip = compressed(Compression::Gzip);
+    let gzip_cut = with_records_section(&gzip, 1, &gzip[codec::HEADER_BYTES..gzip.len() - 1]);
+    let lz4 = compressed(Compression::Lz4);
+    let mut lz4_stream = lz4[codec::HEADER_BYTES..].to_vec();
+    lz4_stream[6] ^= 0xff; // the frame descriptor's checksum
+    let lz4_bad_header = with_records_section(&lz4, 3, &lz4_stream);
+
     vec![
         ("valid-one-record", one.clone()),
         ("valid-three-records-headers", many.clone()),
@@ -329,6 +367,13 @@ fn decode_batch_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("byte-after-last-record", trailing_byte),
         ("non-utf8-header-key", non_utf8_header_key),
         ("record-length-varint-too-long", long_varint),
+        ("valid-gzip", gzip),
+        ("valid-snappy", compressed(Compression::Snappy)),
+        ("valid-snappy-raw-block", snappy_raw),
+        ("valid-lz4", lz4),
+        ("valid-zstd", compressed(Compression::Zstd)),
+        ("gzip-stream-cut", gzip_cut),
+        ("lz4-bad-frame-header-checksum", lz4_bad_header),
     ]
 }
 
