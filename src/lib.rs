@@ -64,8 +64,9 @@
 //! # Ok::<(), embroker::Error>(())
 //! ```
 //!
-//! **Reading the log format.** Segment files are concatenated record batches
-//! (`docs/FORMAT.md`); [`codec::decode_batch`] checks and decodes one without any I/O.
+//! **Reading the log format.** Segment files are concatenated record batches in Kafka's own
+//! format (RecordBatch v2: magic 2, CRC-32C; `docs/FORMAT.md` has every byte);
+//! [`codec::decode_batch`] checks and decodes one without any I/O.
 //!
 //! ```
 //! use embroker::{codec, Broker, Record, TopicConfig};
