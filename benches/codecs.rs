@@ -15,6 +15,10 @@
 //! lz4_flex's block API); zstd through `ruzstd` (with feature `zstd-native`: the C library at
 //! level 3, Kafka's default).
 //!
+//! Two more rows per codec go through the batch path the log uses: `compress_batch` (a whole
+//! uncompressed batch in, its compressed twin out, CRC-32C included) and `inflate_batch` (the
+//! other way, the records checked), against the same crate rows.
+//!
 //! With feature `zstd-native`, a last table compares the two zstd implementations themselves
 //! (ratio and speed, JSON-ish and random bytes, 16 KiB and 1 MiB).
 //!
@@ -28,7 +32,10 @@ mod support;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use embroker::codec::{compress, decompress, Compression, CompressionCodec};
+use embroker::codec::{
+    compress, compress_batch, decode_batch, decode_batch_crc_only, decompress, inflate_batch,
+    BatchBuilder, Compression, CompressionCodec, HEADER_BYTES,
+};
 use support::{Report, Row};
 
 /// Uncompressed bytes each row processes per round, before `EMBROKER_BENCH_SCALE`.
@@ -187,6 +194,38 @@ fn ours_decompress(c: Compression) -> impl FnMut(&[u8]) -> Vec<u8> {
     }
 }
 
+/// An uncompressed v2 batch holding `section` (`records` records): a real header in front.
+fn plain_batch(section: &[u8], records: u64) -> Vec<u8> {
+    let mut b = BatchBuilder::new();
+    b.push(1_700_000_000_000, None, Some(b"x"), &[]).unwrap();
+    let mut batch = b.finish()[..HEADER_BYTES].to_vec();
+    batch.extend_from_slice(section);
+    let length = (batch.len() - 12) as i32;
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    batch[23..27].copy_from_slice(&(records as i32 - 1).to_be_bytes());
+    batch[57..61].copy_from_slice(&(records as i32).to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    decode_batch(&batch).expect("the bench's plain batch decodes");
+    batch
+}
+
+fn ours_compress_batch(codec: CompressionCodec) -> impl FnMut(&[u8]) -> Vec<u8> {
+    move |plain| {
+        let batch = decode_batch_crc_only(plain).expect("plain batch");
+        let mut out = Vec::new();
+        compress_batch(&batch, codec, &mut out).expect("compress_batch");
+        out
+    }
+}
+
+fn ours_inflate_batch(compressed: &[u8]) -> Vec<u8> {
+    let batch = decode_batch_crc_only(compressed).expect("compressed batch");
+    let mut out = Vec::new();
+    inflate_batch(&batch, &mut out).expect("inflate_batch");
+    out
+}
+
 /// A crate's own call, named.
 type CrateOp = (&'static str, Box<dyn FnMut(&[u8]) -> Vec<u8>>);
 
@@ -300,8 +339,17 @@ fn workload(report: &mut Report, label: &str, size: usize) {
             (ours, theirs)
         })
         .collect();
+    let plain = plain_batch(&section, records);
+    let batches: Vec<Vec<u8>> = codecs
+        .iter()
+        .map(|&c| {
+            let compressed = ours_compress_batch(CompressionCodec::new(c))(&plain);
+            assert_eq!(ours_inflate_batch(&compressed), plain);
+            compressed
+        })
+        .collect();
     let mut rows = Vec::new();
-    for (&c, (ours, theirs)) in codecs.iter().zip(&streams) {
+    for ((&c, (ours, theirs)), batch) in codecs.iter().zip(&streams).zip(&batches) {
         let group = format!("{c} {label}");
         let (name, op) = crate_compress(c);
         let base = format!("compress: {name}");
@@ -342,6 +390,24 @@ fn workload(report: &mut Report, label: &str, size: usize) {
             ours,
             section.len(),
             ours_decompress(c),
+        ));
+        rows.push(contender(
+            &group,
+            "decompress: embroker inflate_batch",
+            Some(&base),
+            records,
+            batch,
+            section.len(),
+            ours_inflate_batch,
+        ));
+        rows.push(contender(
+            &group,
+            "compress: embroker compress_batch",
+            Some(&format!("compress: {}", crate_compress(c).0)),
+            records,
+            &plain,
+            section.len(),
+            ours_compress_batch(CompressionCodec::new(c)),
         ));
     }
     measure_interleaved(report, rows);

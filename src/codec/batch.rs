@@ -522,7 +522,7 @@ impl BatchBuilder {
     }
 
     /// Marks the batch as a control batch (attributes bit 5): its one record is a control
-    /// record such as [`super::ControlRecord`] encodes.
+    /// record such as [`super::EndTransactionMarker`] encodes.
     pub fn set_control(&mut self, control: bool) {
         self.set_attribute(ATTR_CONTROL, control);
     }

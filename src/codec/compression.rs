@@ -689,11 +689,20 @@ mod gzip {
             if out.capacity() - out.len() < GROW_BYTES {
                 out.reserve(GROW_BYTES.max(rest.len() / 2));
             }
+            let before = (deflate.total_in(), deflate.total_out());
             let status = deflate
                 .compress_vec(rest, out, FlushCompress::Finish)
                 .map_err(|e| compress_failed(Compression::Gzip, e))?;
             if status == Status::StreamEnd {
                 break;
+            }
+            if (deflate.total_in(), deflate.total_out()) == before {
+                // With room to write, deflate always moves; this only keeps a broken backend
+                // from looping forever.
+                return Err(compress_failed(
+                    Compression::Gzip,
+                    "deflate made no progress",
+                ));
             }
         }
         out.extend_from_slice(&le_u32_bytes(crc32fast::hash(input)));

@@ -59,7 +59,7 @@ impl CompressionLevels {
     }
 
     /// `compression` at its configured level (its default level if the configured one is out
-    /// of range, which [`CompressionLevels::validate`] reports before any use).
+    /// of range, which the config's validation reports before any use).
     pub fn codec(&self, compression: Compression) -> CompressionCodec {
         self.level(compression)
             .and_then(|level| CompressionCodec::with_level(compression, level).ok())
