@@ -170,7 +170,16 @@ fn workload(report: &mut Report, group: &str, n: u64, size: usize) {
         ),
         Contender::new(
             group,
-            "floor: crc32c (CRC-32C) over the log bytes",
+            "floor: crc-fast (CRC-32C, what reads check) over the log bytes",
+            Some("baseline: BufReader read"),
+            n,
+            bytes,
+            || (),
+            |()| crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &log_bytes),
+        ),
+        Contender::new(
+            group,
+            "floor: crc32c crate (CRC-32C) over the log bytes",
             Some("baseline: BufReader read"),
             n,
             bytes,

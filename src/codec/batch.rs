@@ -61,7 +61,8 @@ const MAX_COMPRESSION_ID: i16 = 4;
 
 /// The CRC a v2 batch carries: CRC-32C (Castagnoli) of everything from the attributes on.
 pub(crate) fn batch_crc(bytes_from_attributes: &[u8]) -> u32 {
-    crc32c::crc32c(bytes_from_attributes)
+    // crc-fast returns the 32-bit CRC in a u64.
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes_from_attributes) as u32
 }
 
 /// Writes the CRC of a whole encoded batch into its header.
