@@ -292,14 +292,8 @@ fn write_and_read(python: &Path, root: &Path, written: &BTreeMap<String, Written
 }
 
 /// A batch built with embroker's codec (idempotent or transactional), appended whole.
-fn append_built(
-    w: &mut Written,
-    kind: &str,
-    p: &Partition,
-    producer: ProducerFields,
-    transactional: bool,
-    records: &[Record],
-) -> i64 {
+/// `records` encoded as one batch by embroker's codec, with these producer fields.
+fn build_batch(producer: ProducerFields, transactional: bool, records: &[Record]) -> Vec<u8> {
     let mut b = BatchBuilder::new();
     b.set_producer(producer);
     b.set_transactional(transactional);
@@ -312,7 +306,18 @@ fn append_built(
         )
         .unwrap();
     }
-    let bytes = b.finish();
+    b.finish()
+}
+
+fn append_built(
+    w: &mut Written,
+    kind: &str,
+    p: &Partition,
+    producer: ProducerFields,
+    transactional: bool,
+    records: &[Record],
+) -> i64 {
+    let bytes = build_batch(producer, transactional, records);
     let crc = u32::from_be_bytes(bytes[17..21].try_into().unwrap());
     let appended = p.append_batches(&bytes).unwrap();
     let base = appended.base_offset;
@@ -390,19 +395,7 @@ fn built_at(
     producer: ProducerFields,
     records: &[Record],
 ) -> i64 {
-    let mut b = BatchBuilder::new();
-    b.set_producer(producer);
-    b.set_transactional(true);
-    for r in records {
-        b.push(
-            r.timestamp.unwrap(),
-            r.key.as_deref(),
-            r.value.as_deref(),
-            &r.headers,
-        )
-        .unwrap();
-    }
-    let mut bytes = b.finish();
+    let mut bytes = build_batch(producer, true, records);
     set_base_offset(&mut bytes, base);
     let crc = u32::from_be_bytes(bytes[17..21].try_into().unwrap());
     log.extend_from_slice(&bytes);
