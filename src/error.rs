@@ -112,6 +112,17 @@ pub enum Error {
         requested: i32,
     },
 
+    /// A config file could not be read as Java `.properties` (a malformed escape, ...).
+    #[error("config file {} line {line}: {reason}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// The line (1-based) where the entry starts.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A config key is unknown or its value is bad.
     #[error("invalid config {key}={value:?}: {reason}")]
     InvalidConfig {
@@ -435,6 +446,11 @@ impl Clone for Error {
                 topic: topic.clone(),
                 current: *current,
                 requested: *requested,
+            },
+            Error::ConfigFile { path, line, reason } => Error::ConfigFile {
+                path: path.clone(),
+                line: *line,
+                reason: reason.clone(),
             },
             Error::InvalidConfig { key, value, reason } => Error::InvalidConfig {
                 key: key.clone(),

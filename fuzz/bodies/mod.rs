@@ -1104,9 +1104,9 @@ fn all_keys() -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = Vec::new();
     keys.extend(TopicConfig::KEYS);
     keys.extend(ProducerConfig::KEYS);
-    keys.extend(ProducerConfig::IGNORED_KEYS);
+    keys.extend(ProducerConfig::IGNORED_KEYS.iter().map(|(k, _)| *k));
     keys.extend(ConsumerConfig::KEYS);
-    keys.extend(ConsumerConfig::IGNORED_KEYS);
+    keys.extend(ConsumerConfig::IGNORED_KEYS.iter().map(|(k, _)| *k));
     keys
 }
 

@@ -11,13 +11,20 @@
 //! `group.max.session.timeout.ms` (1800000): with an injected clock, tests may use any positive
 //! value.
 //!
-//! `bootstrap.servers` is accepted and ignored, so that property files ported from a Kafka
-//! client load unchanged; every other key the consumer does not use is rejected.
+//! Every key the Kafka Java consumer defines is accepted, so that a Java client's `.properties`
+//! file loads unchanged ([`ConsumerConfig::from_file`]): keys that cannot apply in one process
+//! (`bootstrap.servers`, `security.protocol`, serializer classes, ...) are ignored, listed by
+//! `ignored_keys` and logged once; librdkafka's aliases are accepted; a key Kafka does not define is
+//! an error that suggests the closest known key. The catalogue, with a reason for each ignored
+//! key, is `IGNORED_KEYS`.
 
+use crate::config::known_keys::{self, Catalogue};
+use crate::config::load::{self, IgnoredKeys, KafkaKeys};
 use crate::config::properties::{
     check_range, list_items, parse_bool, parse_choice, parse_u32, setters,
 };
 use crate::error::{Error, Result};
+use std::path::Path;
 
 /// Where a consumer starts in a partition that has no committed offset, or whose committed
 /// offset is out of range. Kafka's `auto.offset.reset`.
@@ -114,7 +121,7 @@ impl IsolationLevel {
 ///     ("partition.assignment.strategy", "org.apache.kafka.clients.consumer.RangeAssignor"),
 /// ])?;
 /// assert_eq!(typed, parsed);
-/// assert!(ConsumerConfig::from_properties(&[("auto.offset.reset", "smallest")]).is_err());
+/// assert!(ConsumerConfig::from_properties(&[("auto.offset.reset", "first")]).is_err());
 /// # Ok::<(), embroker::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -166,11 +173,15 @@ pub struct ConsumerConfig {
     /// (`group.initial.rebalance.delay.ms`; a broker setting in Kafka). Default: 0 (Kafka's
     /// broker: 3000; see the module docs).
     pub group_initial_rebalance_delay_ms: u32,
+
+    /// The keys given that were accepted and ignored ([`Self::ignored_keys`]).
+    ignored: IgnoredKeys,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
         ConsumerConfig {
+            ignored: IgnoredKeys::default(),
             group_id: None,
             client_id: String::new(),
             group_instance_id: None,
@@ -203,6 +214,12 @@ const OFFSET_RESET: &[(&str, OffsetReset)] = &[
     ("earliest", OffsetReset::Earliest),
     ("latest", OffsetReset::Latest),
     ("none", OffsetReset::None),
+    // librdkafka's spellings.
+    ("smallest", OffsetReset::Earliest),
+    ("beginning", OffsetReset::Earliest),
+    ("largest", OffsetReset::Latest),
+    ("end", OffsetReset::Latest),
+    ("error", OffsetReset::None),
 ];
 
 const ASSIGNORS: &[(&str, AssignmentStrategy)] = &[
@@ -256,8 +273,12 @@ impl ConsumerConfig {
         "group.initial.rebalance.delay.ms",
     ];
 
-    /// Keys `from_properties` accepts and ignores because they have no meaning in one process.
-    pub const IGNORED_KEYS: &'static [&'static str] = &["bootstrap.servers"];
+    /// Keys Kafka defines that `from_properties` and `from_file` accept and ignore, each with
+    /// the reason it cannot apply in one process.
+    pub const IGNORED_KEYS: &'static [(&'static str, &'static str)] = known_keys::CONSUMER_IGNORED;
+
+    /// librdkafka's names accepted for Kafka's keys: `(librdkafka, Kafka)`.
+    pub const ALIASES: &'static [(&'static str, &'static str)] = known_keys::CONSUMER_ALIASES;
 
     setters! {
         /// Sets `auto.offset.reset`.
@@ -326,15 +347,39 @@ impl ConsumerConfig {
     }
 
     /// This config with the given Kafka keys applied over it, then validated.
-    pub fn with_properties<K: AsRef<str>, V: AsRef<str>>(
-        mut self,
-        props: &[(K, V)],
-    ) -> Result<Self> {
-        for (key, value) in props {
-            self.set(key.as_ref(), value.as_ref())?;
-        }
-        self.validate()?;
-        Ok(self)
+    pub fn with_properties<K: AsRef<str>, V: AsRef<str>>(self, props: &[(K, V)]) -> Result<Self> {
+        load::apply(self, props.iter().map(|(k, v)| (k, v, None)), None)
+    }
+
+    /// This library's defaults with the keys of a Java `.properties` file applied over them
+    /// (`#`/`!` comments, `=`/`:`/space separators, continuation lines and escapes, as
+    /// `java.util.Properties.load`). Keys Kafka defines that cannot apply in one process are
+    /// accepted, listed by [`ConsumerConfig::ignored_keys`] and logged once; librdkafka's aliases are
+    /// accepted; any other key is an error naming it, its line and the closest known key.
+    ///
+    /// ```
+    /// use embroker::{ConsumerConfig, OffsetReset};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("consumer.properties");
+    /// std::fs::write(&path, "\
+    ///     bootstrap.servers=localhost:9092\n\
+    ///     group.id=test-consumer-group\n\
+    ///     auto.offset.reset=smallest\n")?; // librdkafka's spelling of earliest
+    /// let config = ConsumerConfig::from_file(&path)?;
+    /// assert_eq!(config.group_id.as_deref(), Some("test-consumer-group"));
+    /// assert_eq!(config.auto_offset_reset, OffsetReset::Earliest);
+    /// assert_eq!(config.ignored_keys(), ["bootstrap.servers"]);
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        load::apply_file(ConsumerConfig::default(), path.as_ref())
+    }
+
+    /// The keys given to this config that it accepted and ignored because they cannot apply in
+    /// one process (`bootstrap.servers`, `security.protocol`, ...), as written, in the order
+    /// first given. See [`ConsumerConfig::IGNORED_KEYS`] for every such key and why.
+    pub fn ignored_keys(&self) -> &[String] {
+        self.ignored.as_slice()
     }
 
     /// Sets one Kafka key.
@@ -345,7 +390,7 @@ impl ConsumerConfig {
             "group.instance.id" => self.group_instance_id = Some(value.to_string()),
             "auto.offset.reset" => {
                 self.auto_offset_reset =
-                    parse_choice(key, value, OFFSET_RESET, "earliest, latest or none")?;
+                    parse_choice(key, value, OFFSET_RESET, "earliest, latest or none (or librdkafka's smallest, beginning, largest, end, error)")?;
             }
             "enable.auto.commit" => self.enable_auto_commit = parse_bool(key, value)?,
             "auto.commit.interval.ms" => {
@@ -374,12 +419,11 @@ impl ConsumerConfig {
             "group.initial.rebalance.delay.ms" => {
                 self.group_initial_rebalance_delay_ms = parse_u32(key, value, 0, INT_MAX)?;
             }
-            "bootstrap.servers" => {}
             _ => {
                 return Err(Error::config(
                     key,
                     value,
-                    "unknown consumer config key (known keys: see ConsumerConfig::KEYS)",
+                    Self::CATALOGUE.unknown_reason(key),
                 ))
             }
         }
@@ -566,6 +610,26 @@ fn check_group_instance_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+impl KafkaKeys for ConsumerConfig {
+    const CATALOGUE: Catalogue = Catalogue {
+        what: "consumer",
+        applied: ConsumerConfig::KEYS,
+        ignored: known_keys::CONSUMER_IGNORED,
+        aliases: known_keys::CONSUMER_ALIASES,
+    };
+
+    fn set_key(&mut self, key: &str, value: &str) -> Result<()> {
+        self.set(key, value)
+    }
+    fn validate_all(&self) -> Result<()> {
+        self.validate()
+    }
+
+    fn ignored_mut(&mut self) -> &mut IgnoredKeys {
+        &mut self.ignored
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,13 +706,18 @@ mod tests {
             ("latest", OffsetReset::Latest),
             ("none", OffsetReset::None),
             ("Earliest", OffsetReset::Earliest),
+            ("smallest", OffsetReset::Earliest),
+            ("beginning", OffsetReset::Earliest),
+            ("largest", OffsetReset::Latest),
+            ("end", OffsetReset::Latest),
+            ("error", OffsetReset::None),
         ] {
             assert_eq!(
                 parse("auto.offset.reset", text).unwrap().auto_offset_reset,
                 reset
             );
         }
-        for bad in ["smallest", "largest", "", "by_duration:PT1H"] {
+        for bad in ["first", "", "by_duration:PT1H"] {
             assert_names_key("auto.offset.reset", bad);
         }
     }
@@ -767,7 +836,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_and_bootstrap_servers_ignored() {
-        for key in ["key.deserializer", "heartbeat.interval.ms", "group_id", ""] {
+        for key in ["key.deserialiser", "acks", "group_id", ""] {
             assert_names_key(key, "1");
         }
         assert_eq!(

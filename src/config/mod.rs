@@ -7,6 +7,9 @@
 
 pub(crate) mod compression;
 pub(crate) mod consumer;
+pub(crate) mod java_properties;
+pub(crate) mod known_keys;
+pub(crate) mod load;
 pub(crate) mod producer;
 pub(crate) mod properties;
 pub(crate) mod topic;

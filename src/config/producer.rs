@@ -16,14 +16,20 @@
 //! * Keyless records go round robin, not uniform sticky: see [`NullKeyStrategy`] and the
 //!   embroker-specific key `embroker.partitioner.null.key`.
 //!
-//! `bootstrap.servers` is accepted and ignored, so that property files ported from a Kafka
-//! client load unchanged; every other key the producer does not use is rejected.
+//! Every key the Kafka Java producer defines is accepted, so that a Java client's `.properties`
+//! file loads unchanged ([`ProducerConfig::from_file`]): keys that cannot apply in one process
+//! (`bootstrap.servers`, `security.protocol`, serializer classes, ...) are ignored, listed by
+//! `ignored_keys` and logged once; librdkafka's aliases are accepted; a key Kafka does not define is
+//! an error that suggests the closest known key. The catalogue, with a reason for each ignored
+//! key, is `IGNORED_KEYS`.
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::codec::{Compression, CompressionCodec, CompressionError};
 use crate::config::compression::CompressionLevels;
+use crate::config::known_keys::{self, Catalogue};
+use crate::config::load::{self, IgnoredKeys, KafkaKeys};
 use crate::config::properties::{
     check_range, parse_bool, parse_choice, parse_i64, parse_u32, setters,
 };
@@ -31,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::producer::{
     DefaultPartitioner, NullKeyStrategy, Partitioner, RandomPartitioner, RoundRobinPartitioner,
 };
+use std::path::Path;
 
 /// When a send counts as complete. Kafka's `acks`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -149,7 +156,7 @@ impl PartialEq for PartitionerChoice {
 /// ])?;
 /// assert_eq!(typed, parsed);
 /// assert!(ProducerConfig::from_properties(&[("acks", "2")]).is_err());
-/// assert!(ProducerConfig::from_properties(&[("key.serializer", "x")]).is_err());
+/// assert!(ProducerConfig::from_properties(&[("lingerms", "5")]).is_err());
 /// # Ok::<(), embroker::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -193,11 +200,15 @@ pub struct ProducerConfig {
     /// Each codec's level (`compression.gzip.level`, `compression.lz4.level`,
     /// `compression.zstd.level`). Default: Kafka's.
     pub compression_levels: CompressionLevels,
+
+    /// The keys given that were accepted and ignored ([`Self::ignored_keys`]).
+    ignored: IgnoredKeys,
 }
 
 impl Default for ProducerConfig {
     fn default() -> Self {
         ProducerConfig {
+            ignored: IgnoredKeys::default(),
             acks: Acks::Leader,
             linger_ms: 0,
             batch_size: 16384,
@@ -250,8 +261,12 @@ impl ProducerConfig {
         "compression.zstd.level",
     ];
 
-    /// Keys `from_properties` accepts and ignores because they have no meaning in one process.
-    pub const IGNORED_KEYS: &'static [&'static str] = &["bootstrap.servers"];
+    /// Keys Kafka defines that `from_properties` and `from_file` accept and ignore, each with
+    /// the reason it cannot apply in one process.
+    pub const IGNORED_KEYS: &'static [(&'static str, &'static str)] = known_keys::PRODUCER_IGNORED;
+
+    /// librdkafka's names accepted for Kafka's keys: `(librdkafka, Kafka)`.
+    pub const ALIASES: &'static [(&'static str, &'static str)] = known_keys::PRODUCER_ALIASES;
 
     setters! {
         /// Sets `acks`.
@@ -296,15 +311,45 @@ impl ProducerConfig {
     }
 
     /// This config with the given Kafka keys applied over it, then validated.
-    pub fn with_properties<K: AsRef<str>, V: AsRef<str>>(
-        mut self,
-        props: &[(K, V)],
-    ) -> Result<Self> {
-        for (key, value) in props {
-            self.set(key.as_ref(), value.as_ref())?;
-        }
-        self.validate()?;
-        Ok(self)
+    pub fn with_properties<K: AsRef<str>, V: AsRef<str>>(self, props: &[(K, V)]) -> Result<Self> {
+        load::apply(self, props.iter().map(|(k, v)| (k, v, None)), None)
+    }
+
+    /// This library's defaults with the keys of a Java `.properties` file applied over them
+    /// (`#`/`!` comments, `=`/`:`/space separators, continuation lines and escapes, as
+    /// `java.util.Properties.load`). Keys Kafka defines that cannot apply in one process are
+    /// accepted, listed by [`ProducerConfig::ignored_keys`] and logged once; librdkafka's aliases are
+    /// accepted; any other key is an error naming it, its line and the closest known key.
+    ///
+    /// ```
+    /// use embroker::{Acks, ProducerConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("producer.properties");
+    /// std::fs::write(&path, "\
+    ///     # from Kafka's config/producer.properties\n\
+    ///     bootstrap.servers=localhost:9092\n\
+    ///     key.serializer=org.apache.kafka.common.serialization.StringSerializer\n\
+    ///     acks=all\n\
+    ///     linger.ms: 5\n")?;
+    /// let config = ProducerConfig::from_file(&path)?;
+    /// assert_eq!(config.acks, Acks::All);
+    /// assert_eq!(config.linger_ms, 5);
+    /// assert_eq!(config.ignored_keys(), ["bootstrap.servers", "key.serializer"]);
+    ///
+    /// std::fs::write(&path, "lingerms=5\n")?;
+    /// let error = ProducerConfig::from_file(&path).unwrap_err().to_string();
+    /// assert!(error.contains("did you mean linger.ms?"), "{error}");
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        load::apply_file(ProducerConfig::default(), path.as_ref())
+    }
+
+    /// The keys given to this config that it accepted and ignored because they cannot apply in
+    /// one process (`bootstrap.servers`, `security.protocol`, ...), as written, in the order
+    /// first given. See [`ProducerConfig::IGNORED_KEYS`] for every such key and why.
+    pub fn ignored_keys(&self) -> &[String] {
+        self.ignored.as_slice()
     }
 
     /// Sets one Kafka key.
@@ -330,13 +375,12 @@ impl ProducerConfig {
                     .parse()
                     .map_err(|e: CompressionError| Error::config(key, value, e.to_string()))?;
             }
-            "bootstrap.servers" => {}
             _ if self.compression_levels.set(key, value)? => {}
             _ => {
                 return Err(Error::config(
                     key,
                     value,
-                    "unknown producer config key (known keys: see ProducerConfig::KEYS)",
+                    Self::CATALOGUE.unknown_reason(key),
                 ))
             }
         }
@@ -446,6 +490,35 @@ impl ProducerConfig {
     /// The codec and level batches are compressed with.
     pub fn compression_codec(&self) -> CompressionCodec {
         self.compression_levels.codec(self.compression_type)
+    }
+}
+
+impl KafkaKeys for ProducerConfig {
+    const CATALOGUE: Catalogue = Catalogue {
+        what: "producer",
+        applied: ProducerConfig::KEYS,
+        ignored: known_keys::PRODUCER_IGNORED,
+        aliases: known_keys::PRODUCER_ALIASES,
+    };
+
+    fn set_key(&mut self, key: &str, value: &str) -> Result<()> {
+        self.set(key, value)
+    }
+
+    fn check_ignored(&self, key: &str, value: &str) -> Result<()> {
+        if key == "transactional.id" && !value.trim().is_empty() {
+            return Err(Error::Unsupported {
+                feature: format!("transactional.id={value:?} (transactions)"),
+            });
+        }
+        Ok(())
+    }
+    fn validate_all(&self) -> Result<()> {
+        self.validate()
+    }
+
+    fn ignored_mut(&mut self) -> &mut IgnoredKeys {
+        &mut self.ignored
     }
 }
 
@@ -631,7 +704,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        for key in ["key.serializer", "retries", "acks ", "linger_ms", ""] {
+        for key in ["acks ", "linger_ms", "group.id", ""] {
             assert_names_key(key, "1");
         }
     }

@@ -7,9 +7,12 @@
 
 use crate::codec::{Compression, CompressionCodec};
 use crate::config::compression::CompressionLevels;
+use crate::config::known_keys::{self, Catalogue};
+use crate::config::load::{self, IgnoredKeys, KafkaKeys};
 use crate::config::properties::{check_range, parse_f64, parse_i32, parse_i64, parse_u32, setters};
 use crate::error::{Error, Result};
 use crate::types::TimestampType;
+use std::path::Path;
 
 /// What happens to old data: deletion by retention, compaction by key, or both.
 /// Kafka's `cleanup.policy`.
@@ -137,6 +140,9 @@ pub struct TopicConfig {
     /// Force compaction of records older than this (`max.compaction.lag.ms`).
     /// Default: never (i64::MAX).
     pub max_compaction_lag_ms: i64,
+
+    /// The keys given that were accepted and ignored ([`Self::ignored_keys`]).
+    ignored: IgnoredKeys,
 }
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -144,6 +150,7 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 impl Default for TopicConfig {
     fn default() -> Self {
         TopicConfig {
+            ignored: IgnoredKeys::default(),
             partitions: 1,
             segment_bytes: 64 * 1024 * 1024,
             segment_ms: 7 * DAY_MS,
@@ -239,6 +246,10 @@ impl TopicConfig {
         "max.compaction.lag.ms",
     ];
 
+    /// Keys Kafka defines for topics that `from_properties` and `from_file` accept and ignore,
+    /// each with the reason it cannot apply in one process.
+    pub const IGNORED_KEYS: &'static [(&'static str, &'static str)] = known_keys::TOPIC_IGNORED;
+
     setters! {
         /// Sets `num.partitions`.
         partitions: i32,
@@ -288,15 +299,38 @@ impl TopicConfig {
     }
 
     /// This config with the given Kafka keys applied over it (what `alter_topic_config` does).
-    pub fn with_properties<K: AsRef<str>, V: AsRef<str>>(
-        mut self,
-        props: &[(K, V)],
-    ) -> Result<Self> {
-        for (key, value) in props {
-            self.set(key.as_ref(), value.as_ref())?;
-        }
-        self.validate()?;
-        Ok(self)
+    pub fn with_properties<K: AsRef<str>, V: AsRef<str>>(self, props: &[(K, V)]) -> Result<Self> {
+        load::apply(self, props.iter().map(|(k, v)| (k, v, None)), None)
+    }
+
+    /// This library's defaults with the keys of a Java `.properties` file applied over them
+    /// (`#`/`!` comments, `=`/`:`/space separators, continuation lines and escapes, as
+    /// `java.util.Properties.load`). Keys Kafka defines that cannot apply in one process are
+    /// accepted, listed by [`TopicConfig::ignored_keys`] and logged once; librdkafka's aliases are
+    /// accepted; any other key is an error naming it, its line and the closest known key.
+    ///
+    /// ```
+    /// use embroker::TopicConfig;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("orders.properties");
+    /// std::fs::write(&path, "\
+    ///     cleanup.policy=compact\n\
+    ///     min.insync.replicas=2\n\
+    ///     retention.ms=604800000\n")?;
+    /// let config = TopicConfig::from_file(&path)?;
+    /// assert_eq!(config.retention_ms, 604_800_000);
+    /// assert_eq!(config.ignored_keys(), ["min.insync.replicas"]);
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        load::apply_file(TopicConfig::default(), path.as_ref())
+    }
+
+    /// The keys given to this config that it accepted and ignored because they cannot apply in
+    /// one process (`bootstrap.servers`, `security.protocol`, ...), as written, in the order
+    /// first given. See [`TopicConfig::IGNORED_KEYS`] for every such key and why.
+    pub fn ignored_keys(&self) -> &[String] {
+        self.ignored.as_slice()
     }
 
     /// Sets one Kafka key.
@@ -360,7 +394,7 @@ impl TopicConfig {
                 return Err(Error::config(
                     key,
                     value,
-                    "unknown topic config key (known keys: see TopicConfig::KEYS)",
+                    Self::CATALOGUE.unknown_reason(key),
                 ))
             }
         }
@@ -487,6 +521,26 @@ impl TopicConfig {
                 self.max_compaction_lag_ms.to_string(),
             ),
         ]
+    }
+}
+
+impl KafkaKeys for TopicConfig {
+    const CATALOGUE: Catalogue = Catalogue {
+        what: "topic",
+        applied: TopicConfig::KEYS,
+        ignored: known_keys::TOPIC_IGNORED,
+        aliases: &[],
+    };
+
+    fn set_key(&mut self, key: &str, value: &str) -> Result<()> {
+        self.set(key, value)
+    }
+    fn validate_all(&self) -> Result<()> {
+        self.validate()
+    }
+
+    fn ignored_mut(&mut self) -> &mut IgnoredKeys {
+        &mut self.ignored
     }
 }
 
