@@ -369,7 +369,7 @@ impl ConsumerConfig {
     /// assert_eq!(config.group_id.as_deref(), Some("test-consumer-group"));
     /// assert_eq!(config.auto_offset_reset, OffsetReset::Earliest);
     /// assert_eq!(config.ignored_keys(), ["bootstrap.servers"]);
-    /// # Ok::<(), embroker::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         load::apply_file(ConsumerConfig::default(), path.as_ref())

@@ -58,7 +58,7 @@ pub(crate) fn parse(text: &str) -> std::result::Result<Vec<Property>, (usize, St
         let mut logical = String::new();
         loop {
             let trailing = current.len() - current.trim_end_matches('\\').len();
-            if trailing % 2 == 0 {
+            if trailing.is_multiple_of(2) {
                 logical.push_str(current);
                 break;
             }

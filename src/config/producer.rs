@@ -326,7 +326,7 @@ impl ProducerConfig {
     /// let dir = tempfile::tempdir()?;
     /// let path = dir.path().join("producer.properties");
     /// std::fs::write(&path, "\
-    ///     # from Kafka's config/producer.properties\n\
+    ///     ! a comment, as in Kafka's config/producer.properties\n\
     ///     bootstrap.servers=localhost:9092\n\
     ///     key.serializer=org.apache.kafka.common.serialization.StringSerializer\n\
     ///     acks=all\n\
@@ -339,7 +339,7 @@ impl ProducerConfig {
     /// std::fs::write(&path, "lingerms=5\n")?;
     /// let error = ProducerConfig::from_file(&path).unwrap_err().to_string();
     /// assert!(error.contains("did you mean linger.ms?"), "{error}");
-    /// # Ok::<(), embroker::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         load::apply_file(ProducerConfig::default(), path.as_ref())

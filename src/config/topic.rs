@@ -320,7 +320,7 @@ impl TopicConfig {
     /// let config = TopicConfig::from_file(&path)?;
     /// assert_eq!(config.retention_ms, 604_800_000);
     /// assert_eq!(config.ignored_keys(), ["min.insync.replicas"]);
-    /// # Ok::<(), embroker::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         load::apply_file(TopicConfig::default(), path.as_ref())
