@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use embroker::Broker;
+use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_embroker");
 
@@ -51,6 +52,26 @@ fn ok(args: &[&str]) -> String {
         stderr(&o)
     );
     stdout(&o)
+}
+
+/// Parses one `--json` document (the whole of stdout: one line).
+fn parse(out: &str) -> Value {
+    assert_eq!(out.lines().count(), 1, "one JSON document per line: {out}");
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// Parses JSON lines (`consume --json`).
+fn parse_lines(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Runs with `--json` (after `--dir DIR` when given) and parses stdout.
+fn ok_json(args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    parse(&ok(&all))
 }
 
 fn dir_arg(dir: &Path) -> String {
@@ -151,11 +172,24 @@ fn topics_create_list_describe_alter_delete_round_trip() {
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["orders", "3"]),
         "{list}"
     );
-    let json = ok(&["--dir", &d, "--json", "topics", "list"]);
     assert_eq!(
-        json.trim(),
-        r#"[{"name":"orders","partitions":3,"error":null}]"#
+        ok_json(&["--dir", &d, "topics", "list"]),
+        json!([{"name": "orders", "partitions": 3, "error": null}])
     );
+    let desc = ok_json(&["--dir", &d, "topics", "describe", "orders"]);
+    assert_eq!(desc["name"], "orders");
+    assert_eq!(desc["config"]["retention.ms"], "60000");
+    assert_eq!(desc["config"]["cleanup.policy"], "delete");
+    let parts = desc["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 3);
+    for (i, p) in parts.iter().enumerate() {
+        assert_eq!(p["partition"], i);
+        assert_eq!(p["log_start_offset"], 0);
+        assert_eq!(p["log_end_offset"], 0);
+        assert_eq!(p["error"], Value::Null);
+        assert_eq!(p["last_clean_ms"], Value::Null);
+        assert_eq!(p["dirty_ratio"], 0.0);
+    }
 
     let desc = ok(&["--dir", &d, "topics", "describe", "orders"]);
     assert!(desc.contains("retention.ms=60000"), "{desc}");
@@ -179,9 +213,42 @@ fn topics_create_list_describe_alter_delete_round_trip() {
     let desc = ok(&["--dir", &d, "topics", "describe", "orders"]);
     assert!(desc.contains("retention.ms=5000"), "{desc}");
 
-    ok(&["--dir", &d, "topics", "add-partitions", "orders", "5"]);
-    let json = ok(&["--dir", &d, "--json", "topics", "list"]);
-    assert!(json.contains(r#""partitions":5"#), "{json}");
+    assert_eq!(
+        ok_json(&[
+            "--dir",
+            &d,
+            "topics",
+            "alter",
+            "orders",
+            "--config",
+            "retention.ms=7000"
+        ]),
+        json!({"altered": "orders", "config": {"retention.ms": "7000"}})
+    );
+    assert_eq!(
+        ok_json(&["--dir", &d, "topics", "add-partitions", "orders", "5"]),
+        json!({"topic": "orders", "partitions": 5})
+    );
+    assert_eq!(
+        ok_json(&["--dir", &d, "topics", "list"])[0]["partitions"],
+        5
+    );
+    assert_eq!(
+        ok_json(&[
+            "--dir",
+            &d,
+            "topics",
+            "create",
+            "other",
+            "--partitions",
+            "2"
+        ]),
+        json!({"created": "other", "partitions": 2})
+    );
+    assert_eq!(
+        ok_json(&["--dir", &d, "topics", "delete", "other"]),
+        json!({"deleted": "other"})
+    );
 
     // A bad config value is a failed operation (1) naming the key.
     let o = run(&[
@@ -199,8 +266,7 @@ fn topics_create_list_describe_alter_delete_round_trip() {
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
 
     ok(&["--dir", &d, "topics", "delete", "orders"]);
-    let list = ok(&["--dir", &d, "--json", "topics", "list"]);
-    assert_eq!(list.trim(), "[]");
+    assert_eq!(ok_json(&["--dir", &d, "topics", "list"]), json!([]));
     let o = run(&["--dir", &d, "topics", "describe", "orders"]);
     assert_eq!(o.status.code(), Some(1));
 }
@@ -243,15 +309,12 @@ fn produce_consume_round_trip_with_keys_and_format() {
         "--offset",
         "3",
     ]);
-    assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(
-        out.starts_with(r#"{"topic":"t","partition":0,"offset":3,"timestamp":"#),
-        "{out}"
-    );
-    assert!(
-        out.trim_end()
-            .ends_with(r#","key":null,"value":"nokey","headers":[]}"#),
-        "{out}"
+    let r = parse(&out);
+    let ts = r["timestamp"].as_i64().expect("a timestamp");
+    assert_eq!(
+        r,
+        json!({"topic": "t", "partition": 0, "offset": 3, "timestamp": ts,
+               "key": null, "value": "nokey", "headers": []})
     );
 
     // Without --from-beginning a consumer starts at the end: nothing to print.
@@ -276,6 +339,9 @@ fn groups_describe_and_reset_after_consume_with_group() {
 
     let list = ok(&["--dir", &d, "groups", "list"]);
     assert!(list.contains("billing"), "{list}");
+    let list = ok_json(&["--dir", &d, "groups", "list"]);
+    assert_eq!(list[0]["group"], "billing");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
 
     let desc = ok(&["--dir", &d, "groups", "describe", "billing"]);
     let row: Vec<&str> = desc
@@ -307,10 +373,13 @@ fn groups_describe_and_reset_after_consume_with_group() {
         "1",
     ]);
     assert!(out.contains("billing  t      0          1"), "{out}");
-    let json = ok(&["--dir", &d, "--json", "groups", "describe", "billing"]);
-    assert!(
-        json.contains(r#""partition":0,"committed":1,"end_offset":4,"lag":3"#),
-        "{json}"
+    let desc = ok_json(&["--dir", &d, "groups", "describe", "billing"]);
+    assert_eq!(desc["group"], "billing");
+    assert_eq!(desc["members"], json!([]));
+    assert_eq!(
+        desc["offsets"][0],
+        json!({"topic": "t", "partition": 0, "committed": 1, "end_offset": 4, "lag": 3,
+               "member_id": null})
     );
 
     ok(&[
@@ -323,8 +392,23 @@ fn groups_describe_and_reset_after_consume_with_group() {
         "t",
         "--to-earliest",
     ]);
-    let json = ok(&["--dir", &d, "--json", "groups", "describe", "billing"]);
-    assert!(json.contains(r#""partition":0,"committed":0"#), "{json}");
+    let desc = ok_json(&["--dir", &d, "groups", "describe", "billing"]);
+    assert_eq!(desc["offsets"][0]["committed"], 0);
+    assert_eq!(
+        ok_json(&[
+            "--dir",
+            &d,
+            "groups",
+            "reset-offsets",
+            "billing",
+            "--topic",
+            "t",
+            "--partition",
+            "0",
+            "--to-latest",
+        ]),
+        json!({"group": "billing", "offsets": [{"topic": "t", "partition": 0, "new_offset": 4}]})
+    );
     ok(&[
         "--dir",
         &d,
@@ -337,9 +421,11 @@ fn groups_describe_and_reset_after_consume_with_group() {
         "2000-01-01T00:00:00.000Z",
     ]);
 
-    ok(&["--dir", &d, "groups", "delete", "billing"]);
-    let list = ok(&["--dir", &d, "--json", "groups", "list"]);
-    assert_eq!(list.trim(), "[]");
+    assert_eq!(
+        ok_json(&["--dir", &d, "groups", "delete", "billing"]),
+        json!({"deleted": "billing"})
+    );
+    assert_eq!(ok_json(&["--dir", &d, "groups", "list"]), json!([]));
 }
 
 #[test]
@@ -374,38 +460,81 @@ fn dump_shows_batches_and_records() {
         assert!(out.contains(field), "{field}: {out}");
     }
 
-    // --json: the same fields, and records exactly (hex, null told apart from text).
-    let out = ok(&["--json", "dump", log.to_str().unwrap(), "--records"]);
-    for field in [
-        "\"crc\":\"ok\"",
-        "\"batch_length\":",
-        "\"partition_leader_epoch\":-1",
-        "\"magic\":2",
-        "\"crc32c\":",
-        "\"attributes\":0",
-        "\"compression\":\"none\"",
-        "\"timestamp_type\":\"CreateTime\"",
-        "\"transactional\":false",
-        "\"control\":false",
-        "\"delete_horizon\":null",
-        "\"last_offset_delta\":",
-        "\"producer_id\":-1",
-        "\"producer_epoch\":-1",
-        "\"base_sequence\":-1",
-        // k3 -> v:3, and the keyless record.
-        "\"key_hex\":\"6b33\",\"value_hex\":\"763a33\",\"headers_hex\":[]",
-        "\"key_hex\":null,\"value_hex\":\"6e6f6b6579\"",
-    ] {
-        assert!(out.contains(field), "{field}: {out}");
+    // --json: the same fields, and records exactly (null told apart from text), in the
+    // convention and in hex.
+    let dumped = ok_json(&["dump", log.to_str().unwrap(), "--records"]);
+    assert_eq!(dumped["size"], std::fs::metadata(&log).unwrap().len());
+    let batches = dumped["batches"].as_array().unwrap();
+    for b in batches {
+        for (field, want) in [
+            ("crc", json!("ok")),
+            ("partition_leader_epoch", json!(-1)),
+            ("magic", json!(2)),
+            ("attributes", json!(0)),
+            ("compression", json!("none")),
+            ("timestamp_type", json!("CreateTime")),
+            ("transactional", json!(false)),
+            ("control", json!(false)),
+            ("delete_horizon", Value::Null),
+            ("producer_id", json!(-1)),
+            ("producer_epoch", json!(-1)),
+            ("base_sequence", json!(-1)),
+        ] {
+            assert_eq!(b[field], want, "{field}: {b}");
+        }
+        assert_eq!(b["size"], b["batch_length"].as_u64().unwrap() + 12, "{b}");
+        assert!(
+            b["crc32c"].is_u64() && b["last_offset_delta"].is_u64(),
+            "{b}"
+        );
     }
+    let records: Vec<&Value> = batches
+        .iter()
+        .flat_map(|b| b["records"].as_array().unwrap())
+        .collect();
+    let fields = |r: &Value| {
+        json!([
+            r["offset"],
+            r["key"],
+            r["value"],
+            r["headers"],
+            r["key_hex"],
+            r["value_hex"],
+            r["headers_hex"]
+        ])
+    };
+    let got: Vec<Value> = records.iter().map(|r| fields(r)).collect();
+    assert_eq!(
+        got,
+        [
+            json!([0, "k1", "v1", [], "6b31", "7631", []]),
+            json!([1, "k2", "v2", [], "6b32", "7632", []]),
+            json!([2, "k3", "v:3", [], "6b33", "763a33", []]),
+            json!([3, null, "nokey", [], null, "6e6f6b6579", []]),
+        ]
+    );
 
     let index = log.with_extension("timeindex");
     let out = ok(&["dump", index.to_str().unwrap()]);
     assert!(out.contains("offset: 3"), "{out}");
+    let ts = records[3]["timestamp"].clone();
+    assert_eq!(
+        ok_json(&["dump", index.to_str().unwrap()]),
+        json!({"entries": [{"timestamp": ts, "offset": 3}], "trailing_bytes": 0})
+    );
+    // The offset index: empty at this size (one entry per index.interval.bytes).
+    assert_eq!(
+        ok_json(&["dump", log.with_extension("index").to_str().unwrap()]),
+        json!({"entries": [], "trailing_bytes": 0})
+    );
 
     let rp = Path::new(&d).join("t-0").join("recovery-point");
     let out = ok(&["dump", rp.to_str().unwrap()]);
     assert!(out.contains("offset: 4 segmentBase: 0"), "{out}");
+    let rp = ok_json(&["dump", rp.to_str().unwrap()]);
+    assert_eq!((&rp["offset"], &rp["segment_base"]), (&json!(4), &json!(0)));
+    assert_eq!(rp["position"], dumped["size"]);
+    assert_eq!(rp["max_timestamp"], ts);
 }
 
 #[test]
@@ -450,19 +579,37 @@ fn dump_shows_producer_fields_and_transaction_markers() {
         out.contains("offset: 1 timestamp: 1001 key: 0x00000001 value: 0x000000000005 endTxnMarker: COMMIT coordinatorEpoch: 5"),
         "{out}"
     );
-    let out = ok(&["--json", "dump", log.to_str().unwrap(), "--records"]);
-    assert!(
-        out.contains("\"transactional\":true,\"control\":true"),
-        "{out}"
+    let out = ok_json(&["dump", log.to_str().unwrap(), "--records"]);
+    let (data, marker) = (&out["batches"][0], &out["batches"][1]);
+    assert_eq!(
+        json!([
+            data["transactional"],
+            data["control"],
+            data["producer_id"],
+            data["producer_epoch"],
+            data["base_sequence"]
+        ]),
+        json!([true, false, 4242, 3, 17])
     );
-    assert!(
-        out.contains("\"control\":{\"type\":\"COMMIT\",\"type_id\":1,\"coordinator_epoch\":5}"),
-        "{out}"
+    assert_eq!(
+        json!([
+            marker["transactional"],
+            marker["control"],
+            marker["base_sequence"]
+        ]),
+        json!([true, true, -1])
     );
-    assert!(
-        out.contains("\"producer_id\":4242,\"producer_epoch\":3,\"base_sequence\":17"),
-        "{out}"
+    let r = &marker["records"][0];
+    assert_eq!(
+        r["control"],
+        json!({"type": "COMMIT", "type_id": 1, "coordinator_epoch": 5})
     );
+    // A control record's key and value are bytes that happen to be UTF-8 (NULs and a
+    // one): JSON strings in the convention, with the exact bytes in hex beside.
+    assert_eq!(r["key"], "\u{0}\u{0}\u{0}\u{1}");
+    assert_eq!(r["key_hex"], "00000001");
+    assert_eq!(r["value"], "\u{0}\u{0}\u{0}\u{0}\u{0}\u{5}");
+    assert_eq!(r["value_hex"], "000000000005");
 }
 
 #[test]
@@ -578,11 +725,19 @@ fn verify_finds_torn_tail_and_bad_index_entries() {
     std::fs::write(&stray, b"x").unwrap();
     let o = run(&["--json", "verify", &d]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains(r#""problems":[]"#), "{}", stdout(&o));
+    let v = parse(&stdout(&o));
+    assert_eq!(v["problems"], json!([]));
+    assert_eq!(v["changed_while_verifying"], json!([]));
+    assert!(v["files"].as_u64().unwrap() > 0, "{v}");
+    let w = &v["warnings"][0];
+    assert_eq!(w["file"], stray.to_str().unwrap());
+    assert_eq!(w["position"], Value::Null);
     assert!(
-        stdout(&o).contains("stray temporary file"),
-        "{}",
-        stdout(&o)
+        w["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stray temporary file"),
+        "{v}"
     );
 
     let log = segment_log(&d);
@@ -599,16 +754,18 @@ fn verify_finds_torn_tail_and_bad_index_entries() {
 
     let o = run(&["--json", "verify", &d]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    let out = stdout(&o);
-    assert!(out.contains("torn batch"), "{out}");
-    assert!(
-        out.contains("position 9999 is past the end of the log"),
-        "{out}"
-    );
-    assert!(
-        out.contains(r#"00000000000000000000.index","position":0"#),
-        "{out}"
-    );
+    let v = parse(&stdout(&o));
+    let problems = v["problems"].as_array().unwrap();
+    let find = |text: &str| {
+        problems
+            .iter()
+            .find(|p| p["reason"].as_str().unwrap().contains(text))
+            .unwrap_or_else(|| panic!("no problem saying {text:?}: {v}"))
+    };
+    assert_eq!(find("torn batch")["file"], log.to_str().unwrap());
+    let bad_entry = find("position 9999 is past the end of the log");
+    assert_eq!(bad_entry["file"], index.to_str().unwrap());
+    assert_eq!(bad_entry["position"], 0);
 }
 
 /// Topic `x.tmp` is legal in Kafka: its file in `topics/` is not a stray temporary file, while
@@ -699,21 +856,173 @@ fn produce_compresses_and_consume_and_dump_read_compressed_batches() {
         .map(|i| format!("k{i}=value number {i} of many\n"))
         .collect();
     assert_eq!(out, want.repeat(4));
-    let dumped = ok(&[
-        "--json",
-        "dump",
-        segment_log(&d).to_str().unwrap(),
-        "--records",
-    ]);
+    let dumped = ok_json(&["dump", segment_log(&d).to_str().unwrap(), "--records"]);
+    let batches = dumped["batches"].as_array().unwrap();
     for codec in ["gzip", "snappy", "lz4", "zstd"] {
         assert!(
-            dumped.contains(&format!("\"compression\":\"{codec}\"")),
+            batches.iter().any(|b| b["compression"] == codec),
             "{codec} missing from {dumped:.400}"
         );
     }
-    assert!(dumped.contains("value number 199 of many"), "{dumped:.400}");
+    assert!(
+        batches
+            .iter()
+            .flat_map(|b| b["records"].as_array().unwrap())
+            .any(|r| r["value"] == "value number 199 of many"),
+        "{dumped:.400}"
+    );
     let verified = run(&["--dir", &d, "verify"]);
     assert_eq!(verified.status.code(), Some(0), "{}", stdout(&verified));
     let o = run(&["--dir", &d, "produce", "t", "--compression-type", "brotli"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// Binary keys, values and header values, null keys, null header values and tombstones go in
+/// through `produce --json-input` and come out of `consume --json` and `dump --json` as the
+/// same JSON values: UTF-8 as strings, other bytes as `{"base64": ...}`, null as null.
+#[test]
+fn json_carries_binary_bytes_nulls_and_tombstones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = dir_arg(&tmp.path().join("data"));
+    ok(&["--dir", &d, "topics", "create", "t", "--partitions", "2"]);
+    let lines = [
+        // Binary key and value, a binary and a null header value, a timestamp.
+        json!({"key": {"base64": "AP+A"}, "value": {"base64": "//79"}, "timestamp": 1_700_000_000_123_i64,
+               "headers": [{"key": "bin", "value": {"base64": "gA=="}},
+                           {"key": "nul", "value": null},
+                           {"key": "txt", "value": "a \"quoted\"\nline"}]}),
+        // No key; text with characters JSON must escape.
+        json!({"key": null, "value": "tab\tand \u{1} and é", "timestamp": 5}),
+        // A tombstone (null value) with a key; an empty header value.
+        json!({"key": "gone", "value": null, "timestamp": 6, "headers": [{"key": "e", "value": ""}]}),
+        // Fields a consume --json line has are ignored; partition is the line's own.
+        json!({"topic": "other", "offset": 42, "partition": 1, "value": "p1", "timestamp": 7}),
+    ];
+    let mut input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    input.push_str("\n  \n"); // blank lines are skipped
+    let o = run_with_input(
+        &[
+            "--dir",
+            &d,
+            "--json",
+            "produce",
+            "t",
+            "--json-input",
+            "--partition",
+            "0",
+        ],
+        input.as_bytes(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(parse(&stdout(&o)), json!({"topic": "t", "records": 4}));
+
+    let out = ok(&["--dir", &d, "--json", "consume", "t", "--from-beginning"]);
+    let got = parse_lines(&out);
+    let want = [
+        json!({"topic": "t", "partition": 0, "offset": 0, "timestamp": 1_700_000_000_123_i64,
+               "key": {"base64": "AP+A"}, "value": {"base64": "//79"},
+               "headers": [{"key": "bin", "value": {"base64": "gA=="}},
+                           {"key": "nul", "value": null},
+                           {"key": "txt", "value": "a \"quoted\"\nline"}]}),
+        json!({"topic": "t", "partition": 0, "offset": 1, "timestamp": 5,
+               "key": null, "value": "tab\tand \u{1} and é", "headers": []}),
+        json!({"topic": "t", "partition": 0, "offset": 2, "timestamp": 6,
+               "key": "gone", "value": null, "headers": [{"key": "e", "value": ""}]}),
+        json!({"topic": "t", "partition": 1, "offset": 0, "timestamp": 7,
+               "key": null, "value": "p1", "headers": []}),
+    ];
+    assert_eq!(got, want);
+
+    // dump --json --records: the same values, and the exact bytes in hex beside them.
+    let dumped = ok_json(&["dump", segment_log(&d).to_str().unwrap(), "--records"]);
+    let records: Vec<Value> = dumped["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["records"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(records.len(), 3, "{dumped}");
+    for (r, w) in records.iter().zip(&want) {
+        for field in ["offset", "timestamp", "key", "value", "headers"] {
+            assert_eq!(r[field], w[field], "{field}: {r}");
+        }
+    }
+    assert_eq!(
+        json!([
+            records[0]["key_hex"],
+            records[0]["value_hex"],
+            records[0]["headers_hex"]
+        ]),
+        json!(["00ff80", "fffefd", [{"key": "bin", "value_hex": "80"},
+                                    {"key": "nul", "value_hex": null},
+                                    {"key": "txt", "value_hex": "61202271756f746564220a6c696e65"}]])
+    );
+    assert_eq!(records[2]["value_hex"], Value::Null);
+
+    // consume --json output fed back to produce --json-input gives the same records.
+    ok(&["--dir", &d, "topics", "create", "copy", "--partitions", "2"]);
+    let o = run_with_input(
+        &["--dir", &d, "produce", "copy", "--json-input"],
+        out.as_bytes(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let copied = parse_lines(&ok(&[
+        "--dir",
+        &d,
+        "--json",
+        "consume",
+        "copy",
+        "--from-beginning",
+    ]));
+    let strip = |v: &[Value]| -> Vec<Value> {
+        v.iter()
+            .map(|r| {
+                json!([
+                    r["partition"],
+                    r["offset"],
+                    r["timestamp"],
+                    r["key"],
+                    r["value"],
+                    r["headers"]
+                ])
+            })
+            .collect()
+    };
+    assert_eq!(strip(&copied), strip(&want));
+
+    // A bad line stops produce with its line number; the lines before it were sent.
+    let o = run_with_input(
+        &["--dir", &d, "produce", "copy", "--json-input"],
+        b"{\"value\": \"fine\"}\n{\"value\": 3}\n{\"value\": \"not reached\"}\n",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("line 2: value:"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("produced 1 record(s)"),
+        "{}",
+        stderr(&o)
+    );
+    // --json-input and --key-separator do not mix (usage error).
+    let o = run(&[
+        "--dir",
+        &d,
+        "produce",
+        "copy",
+        "--json-input",
+        "--key-separator",
+        ":",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// The top-level help states the JSON convention.
+#[test]
+fn help_states_the_json_convention() {
+    let out = ok(&["--help"]);
+    assert!(
+        out.contains(r#"{"base64": "...."#) || out.contains(r#"{"base64": "..."}"#),
+        "{out}"
+    );
+    let out = ok(&["produce", "--help"]);
+    assert!(out.contains("--json-input"), "{out}");
 }

@@ -20,7 +20,9 @@ use embroker::{
     Consumer, ConsumerConfig, ConsumerRecord, OffsetAndMetadata, OffsetReset, TopicPartition,
 };
 
-use crate::output::{json_arr, json_obj, json_opt_str, json_str, lossy};
+use serde_json::{json, Value};
+
+use crate::output::{headers_json, opt_bytes_json, print_json};
 use crate::{usage_error, CmdResult, Ctx};
 
 /// How long a session waits for a group assignment before giving up.
@@ -155,32 +157,16 @@ fn write_record(out: &mut impl Write, pieces: &[Piece], r: &ConsumerRecord) -> s
     Ok(())
 }
 
-fn record_json(r: &ConsumerRecord) -> String {
-    let headers: Vec<String> = r
-        .headers
-        .iter()
-        .map(|h| {
-            json_obj(&[
-                ("key", json_str(&h.key)),
-                (
-                    "value",
-                    json_opt_str(h.value.as_deref().map(lossy).as_deref()),
-                ),
-            ])
-        })
-        .collect();
-    json_obj(&[
-        ("topic", json_str(r.topic)),
-        ("partition", r.partition.to_string()),
-        ("offset", r.offset.to_string()),
-        ("timestamp", r.timestamp.to_string()),
-        ("key", json_opt_str(r.key.as_deref().map(lossy).as_deref())),
-        (
-            "value",
-            json_opt_str(r.value.as_deref().map(lossy).as_deref()),
-        ),
-        ("headers", json_arr(&headers)),
-    ])
+fn record_json(r: &ConsumerRecord) -> Value {
+    json!({
+        "topic": r.topic,
+        "partition": r.partition,
+        "offset": r.offset,
+        "timestamp": r.timestamp,
+        "key": opt_bytes_json(r.key.as_deref()),
+        "value": opt_bytes_json(r.value.as_deref()),
+        "headers": headers_json(r.headers.iter().map(|h| (h.key.as_str(), h.value.as_deref()))),
+    })
 }
 
 /// What carries over from one session (one open of the directory) to the next.
@@ -281,7 +267,7 @@ fn session(
                 break;
             }
             if ctx.json {
-                writeln!(out, "{}", record_json(&r))?;
+                print_json(out, &record_json(&r))?;
             } else {
                 write_record(out, pieces, &r)?;
             }

@@ -19,7 +19,9 @@ use embroker::codec::{
 };
 use embroker::TimestampType;
 
-use crate::output::{hex, json_arr, json_obj, json_opt_num, json_str, text_or_hex};
+use serde_json::{json, Map, Value};
+
+use crate::output::{headers_json, hex, opt_bytes_json, print_json, text_or_hex};
 use crate::progress::{report, short_name, Progress};
 use crate::{CmdResult, Ctx};
 
@@ -245,32 +247,32 @@ fn compression_name(h: &BatchHeader) -> String {
 /// Every field of a batch header, for `--json`: the fields a user bridges to other tools
 /// with (the outside oracle, tests/outside/kafka_python_oracle.py, compares each with
 /// kafka-python's reading of the same bytes).
-fn header_json(h: &BatchHeader) -> Vec<(&'static str, String)> {
-    vec![
-        ("base_offset", h.base_offset.to_string()),
-        ("last_offset", h.last_offset().to_string()),
-        ("count", h.record_count.to_string()),
-        ("base_timestamp", h.base_timestamp.to_string()),
-        ("max_timestamp", h.max_timestamp.to_string()),
-        ("size", h.total_bytes().to_string()),
-        ("batch_length", h.batch_length.to_string()),
-        (
-            "partition_leader_epoch",
-            h.partition_leader_epoch.to_string(),
-        ),
-        ("magic", h.magic.to_string()),
-        ("crc32c", h.crc.to_string()),
-        ("attributes", h.attributes.to_string()),
-        ("compression", json_str(&compression_name(h))),
-        ("timestamp_type", json_str(h.timestamp_type().as_str())),
-        ("transactional", h.is_transactional().to_string()),
-        ("control", h.is_control().to_string()),
-        ("delete_horizon", json_opt_num(h.delete_horizon())),
-        ("last_offset_delta", h.last_offset_delta.to_string()),
-        ("producer_id", h.producer_id.to_string()),
-        ("producer_epoch", h.producer_epoch.to_string()),
-        ("base_sequence", h.base_sequence.to_string()),
-    ]
+fn header_json(h: &BatchHeader, fields: &mut Map<String, Value>) {
+    let header = json!({
+        "base_offset": h.base_offset,
+        "last_offset": h.last_offset(),
+        "count": h.record_count,
+        "base_timestamp": h.base_timestamp,
+        "max_timestamp": h.max_timestamp,
+        "size": h.total_bytes(),
+        "batch_length": h.batch_length,
+        "partition_leader_epoch": h.partition_leader_epoch,
+        "magic": h.magic,
+        "crc32c": h.crc,
+        "attributes": h.attributes,
+        "compression": compression_name(h),
+        "timestamp_type": h.timestamp_type().as_str(),
+        "transactional": h.is_transactional(),
+        "control": h.is_control(),
+        "delete_horizon": h.delete_horizon(),
+        "last_offset_delta": h.last_offset_delta,
+        "producer_id": h.producer_id,
+        "producer_epoch": h.producer_epoch,
+        "base_sequence": h.base_sequence,
+    });
+    if let Value::Object(header) = header {
+        fields.extend(header);
+    }
 }
 
 /// One record as `dump --records` shows it (owned: a compressed batch's records live in a
@@ -320,43 +322,35 @@ impl DumpedRecord {
             .collect()
     }
 
-    /// Keys, values and headers twice: for people (`key`, text or 0x-hex) and exactly
-    /// (`key_hex`, hex or null), so a tool can tell bytes, text and null apart.
-    fn json(&self) -> String {
-        let hex_or_null =
-            |b: Option<&[u8]>| b.map_or_else(|| "null".to_string(), |b| json_str(&hex(b)));
-        let shown: Vec<String> = self.shown_headers().iter().map(|h| json_str(h)).collect();
-        let exact: Vec<String> = self
+    /// Keys, values and headers twice: in the tool's JSON convention (`key`: a string, a
+    /// `{"base64": ...}` object or null; `headers`: `[{"key", "value"}]`), and as hex
+    /// (`key_hex`: lower-case hex or null), which the outside oracle
+    /// (tests/outside/kafka_python_oracle.py) reads.
+    fn json(&self) -> Value {
+        let hex_or_null = |b: Option<&[u8]>| b.map_or(Value::Null, |b| Value::String(hex(b)));
+        let exact: Vec<Value> = self
             .headers
             .iter()
-            .map(|(k, v)| {
-                json_obj(&[
-                    ("key", json_str(k)),
-                    ("value_hex", hex_or_null(v.as_deref())),
-                ])
-            })
+            .map(|(k, v)| json!({ "key": k, "value_hex": hex_or_null(v.as_deref()) }))
             .collect();
-        let mut fields = vec![
-            ("offset", self.offset.to_string()),
-            ("timestamp", self.timestamp.to_string()),
-            ("key", json_str(&text_or_hex(self.key.as_deref()))),
-            ("value", json_str(&text_or_hex(self.value.as_deref()))),
-            ("headers", json_arr(&shown)),
-            ("key_hex", hex_or_null(self.key.as_deref())),
-            ("value_hex", hex_or_null(self.value.as_deref())),
-            ("headers_hex", json_arr(&exact)),
-        ];
+        let mut record = json!({
+            "offset": self.offset,
+            "timestamp": self.timestamp,
+            "key": opt_bytes_json(self.key.as_deref()),
+            "value": opt_bytes_json(self.value.as_deref()),
+            "headers": headers_json(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref()))),
+            "key_hex": hex_or_null(self.key.as_deref()),
+            "value_hex": hex_or_null(self.value.as_deref()),
+            "headers_hex": exact,
+        });
         if let Some((kind, marker)) = self.control {
-            let mut control = vec![
-                ("type", json_str(&control_name(kind))),
-                ("type_id", kind.id().to_string()),
-            ];
+            let mut control = json!({ "type": control_name(kind), "type_id": kind.id() });
             if let Some(m) = marker {
-                control.push(("coordinator_epoch", m.coordinator_epoch.to_string()));
+                control["coordinator_epoch"] = json!(m.coordinator_epoch);
             }
-            fields.push(("control", json_obj(&control)));
+            record["control"] = control;
         }
-        json_obj(&fields)
+        record
     }
 
     fn text(&self, out: &mut impl Write) -> std::io::Result<()> {
@@ -446,18 +440,20 @@ fn dump_log(
             }
         }
         if ctx.json {
-            let mut fields = vec![("position", b.position.to_string()), ("crc", json_str(crc))];
+            let mut fields = Map::new();
+            fields.insert("position".into(), json!(b.position));
+            fields.insert("crc".into(), json!(crc));
             if let Some(h) = &b.header {
-                fields.extend(header_json(h));
+                header_json(h, &mut fields);
             }
-            if let Some(p) = &problem {
-                fields.push(("problem", json_str(p)));
+            if let Some(p) = problem {
+                fields.insert("problem".into(), json!(p));
             }
             if with_records {
-                let recs: Vec<String> = records.iter().map(DumpedRecord::json).collect();
-                fields.push(("records", json_arr(&recs)));
+                let recs: Vec<Value> = records.iter().map(DumpedRecord::json).collect();
+                fields.insert("records".into(), Value::Array(recs));
             }
-            json_batches.push(json_obj(&fields));
+            json_batches.push(Value::Object(fields));
             continue;
         }
         match &b.header {
@@ -507,13 +503,9 @@ fn dump_log(
         }
     }
     if ctx.json {
-        writeln!(
+        print_json(
             out,
-            "{}",
-            json_obj(&[
-                ("size", bytes.len().to_string()),
-                ("batches", json_arr(&json_batches))
-            ])
+            &json!({ "size": bytes.len(), "batches": json_batches }),
         )?;
     }
     Ok(ok)
@@ -532,10 +524,7 @@ fn dump_index(ctx: &Ctx, bytes: &[u8], base: i64, time: bool, out: &mut impl Wri
             let rel = be_u32(e, 8);
             let offset = base + i64::from(rel);
             (
-                vec![
-                    ("timestamp", ts.to_string()),
-                    ("offset", offset.to_string()),
-                ],
+                json!({ "timestamp": ts, "offset": offset }),
                 format!("timestamp: {ts} offset: {offset} (relative {rel})"),
             )
         } else {
@@ -543,29 +532,19 @@ fn dump_index(ctx: &Ctx, bytes: &[u8], base: i64, time: bool, out: &mut impl Wri
             let pos = be_u32(e, 4);
             let offset = base + i64::from(rel);
             (
-                vec![
-                    ("offset", offset.to_string()),
-                    ("position", pos.to_string()),
-                ],
+                json!({ "offset": offset, "position": pos }),
                 format!("offset: {offset} (relative {rel}) position: {pos}"),
             )
         };
         if ctx.json {
-            items.push(json_obj(&fields));
+            items.push(fields);
         } else {
             writeln!(out, "entry {i} at byte {}: {text}", i * width)?;
         }
     }
     let tail = bytes.len() % width;
     if ctx.json {
-        writeln!(
-            out,
-            "{}",
-            json_obj(&[
-                ("entries", json_arr(&items)),
-                ("trailing_bytes", tail.to_string())
-            ])
-        )?;
+        print_json(out, &json!({ "entries": items, "trailing_bytes": tail }))?;
     } else if tail != 0 {
         writeln!(
             out,
@@ -605,15 +584,14 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
     } else if name == "recovery-point" {
         let rp = decode_recovery_point(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         if ctx.json {
-            writeln!(
-                out,
-                "{}",
-                json_obj(&[
-                    ("offset", rp.offset.to_string()),
-                    ("segment_base", rp.segment_base.to_string()),
-                    ("position", rp.position.to_string()),
-                    ("max_timestamp", rp.max_timestamp.to_string()),
-                ])
+            print_json(
+                &mut out,
+                &json!({
+                    "offset": rp.offset,
+                    "segment_base": rp.segment_base,
+                    "position": rp.position,
+                    "max_timestamp": rp.max_timestamp,
+                }),
             )?;
         } else {
             writeln!(

@@ -9,7 +9,9 @@ use std::io::Write;
 use clap::Subcommand;
 use embroker::{OffsetSpec, TopicPartition};
 
-use crate::output::{json_arr, json_obj, json_opt_num, json_opt_str, json_str, Table};
+use serde_json::{json, Value};
+
+use crate::output::{print_json, Table};
 use crate::{CmdResult, Ctx};
 
 /// The `groups` subcommands.
@@ -129,16 +131,11 @@ pub fn run(ctx: &Ctx, cmd: GroupsCmd) -> CmdResult {
             let groups = broker.list_groups()?;
             broker.close()?;
             if ctx.json {
-                let items: Vec<String> = groups
+                let items: Vec<Value> = groups
                     .iter()
-                    .map(|g| {
-                        json_obj(&[
-                            ("group", json_str(&g.group_id)),
-                            ("state", json_str(g.state.as_str())),
-                        ])
-                    })
+                    .map(|g| json!({ "group": g.group_id, "state": g.state.as_str() }))
                     .collect();
-                writeln!(out, "{}", json_arr(&items))?;
+                print_json(&mut out, &Value::Array(items))?;
             } else {
                 let mut t = Table::new(&["GROUP", "STATE"]);
                 for g in groups {
@@ -158,53 +155,43 @@ pub fn run(ctx: &Ctx, cmd: GroupsCmd) -> CmdResult {
                     .map(|m| m.member_id.clone())
             };
             if ctx.json {
-                let members: Vec<String> = d
+                let members: Vec<Value> = d
                     .members
                     .iter()
                     .map(|m| {
-                        let assigned: Vec<String> = m
-                            .assignment
-                            .iter()
-                            .map(|tp| json_str(&tp.to_string()))
-                            .collect();
-                        json_obj(&[
-                            ("member_id", json_str(&m.member_id)),
-                            ("client_id", json_str(&m.client_id)),
-                            ("assignment", json_arr(&assigned)),
-                        ])
+                        let assigned: Vec<String> =
+                            m.assignment.iter().map(ToString::to_string).collect();
+                        json!({
+                            "member_id": m.member_id,
+                            "client_id": m.client_id,
+                            "assignment": assigned,
+                        })
                     })
                     .collect();
-                let offsets: Vec<String> = d
+                let offsets: Vec<Value> = d
                     .offsets
                     .iter()
                     .map(|o| {
-                        json_obj(&[
-                            ("topic", json_str(&o.topic_partition.topic)),
-                            ("partition", o.topic_partition.partition.to_string()),
-                            (
-                                "committed",
-                                json_opt_num(o.committed.as_ref().map(|c| c.offset)),
-                            ),
-                            ("end_offset", o.end_offset.to_string()),
-                            ("lag", json_opt_num(o.lag)),
-                            (
-                                "member_id",
-                                json_opt_str(owner(&o.topic_partition).as_deref()),
-                            ),
-                        ])
+                        json!({
+                            "topic": o.topic_partition.topic,
+                            "partition": o.topic_partition.partition,
+                            "committed": o.committed.as_ref().map(|c| c.offset),
+                            "end_offset": o.end_offset,
+                            "lag": o.lag,
+                            "member_id": owner(&o.topic_partition),
+                        })
                     })
                     .collect();
-                writeln!(
-                    out,
-                    "{}",
-                    json_obj(&[
-                        ("group", json_str(&d.group_id)),
-                        ("state", json_str(d.state.as_str())),
-                        ("generation", d.generation.to_string()),
-                        ("protocol", json_opt_str(d.protocol.as_deref())),
-                        ("members", json_arr(&members)),
-                        ("offsets", json_arr(&offsets)),
-                    ])
+                print_json(
+                    &mut out,
+                    &json!({
+                        "group": d.group_id,
+                        "state": d.state.as_str(),
+                        "generation": d.generation,
+                        "protocol": d.protocol,
+                        "members": members,
+                        "offsets": offsets,
+                    }),
                 )?;
             } else {
                 writeln!(
@@ -279,21 +266,13 @@ pub fn run(ctx: &Ctx, cmd: GroupsCmd) -> CmdResult {
             let result = broker.reset_group_offsets(&a.group, &tps, to)?;
             broker.close()?;
             if ctx.json {
-                let items: Vec<String> = result
+                let items: Vec<Value> = result
                     .iter()
                     .map(|(tp, o)| {
-                        json_obj(&[
-                            ("topic", json_str(&tp.topic)),
-                            ("partition", tp.partition.to_string()),
-                            ("new_offset", o.to_string()),
-                        ])
+                        json!({ "topic": tp.topic, "partition": tp.partition, "new_offset": o })
                     })
                     .collect();
-                writeln!(
-                    out,
-                    "{}",
-                    json_obj(&[("group", json_str(&a.group)), ("offsets", json_arr(&items))])
-                )?;
+                print_json(&mut out, &json!({ "group": a.group, "offsets": items }))?;
             } else {
                 let mut t = Table::new(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"]);
                 for (tp, o) in result {
@@ -312,7 +291,7 @@ pub fn run(ctx: &Ctx, cmd: GroupsCmd) -> CmdResult {
             broker.delete_group(&group)?;
             broker.close()?;
             if ctx.json {
-                writeln!(out, "{}", json_obj(&[("deleted", json_str(&group))]))?;
+                print_json(&mut out, &json!({ "deleted": group }))?;
             } else {
                 writeln!(out, "deleted group {group}")?;
             }

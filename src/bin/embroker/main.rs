@@ -34,7 +34,13 @@ pub type CmdResult = Result<bool, Box<dyn StdError + Send + Sync>>;
 
 /// Inspect and drive an embroker data directory.
 #[derive(Parser)]
-#[command(name = "embroker", version, about, propagate_version = true)]
+#[command(
+    name = "embroker",
+    version,
+    about,
+    propagate_version = true,
+    after_help = output::JSON_CONVENTION
+)]
 struct Cli {
     /// The data directory (the one passed to `Broker::open`).
     #[arg(long, global = true, value_name = "DIR")]

@@ -1,10 +1,13 @@
-//! Output helpers shared by every subcommand: aligned tables for people, a tiny JSON writer
-//! for scripts, and the rendering of keys and values (lossy UTF-8, or hex when not text).
-//!
-//! JSON is written by hand (an escaper and a few builders) so the tool needs no serde.
+//! Output helpers shared by every subcommand: aligned tables for people, the one JSON
+//! convention for scripts ([`JSON_CONVENTION`], written with `serde_json`), and the rendering
+//! of keys and values for people (text, or hex when not text).
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde_json::{json, Value};
 
 /// A table printed with columns padded to their widest cell.
 pub struct Table {
@@ -52,54 +55,69 @@ impl Table {
     }
 }
 
-/// `s` as a JSON string literal, quotes included.
-pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
+/// The JSON convention of every `--json` output (and of `produce --json-input`), in one place:
+///
+/// - null (an absent key, a tombstone's value, a null header value) is `null`;
+/// - bytes that are valid UTF-8 are a JSON string;
+/// - other bytes are an object `{"base64": "..."}` (RFC 4648 standard alphabet, padded);
+/// - headers are a list of `{"key": "...", "value": <bytes or null>}`, in record order.
+///
+/// Everything is written through `serde_json`, one JSON document per line.
+pub const JSON_CONVENTION: &str = "JSON (--json): one document per line. null is null; bytes \
+    that are UTF-8 are a string, other bytes are {\"base64\": \"...\"} (standard alphabet, \
+    padded); headers are [{\"key\": \"...\", \"value\": bytes or null}].";
+
+/// The marker field of bytes that are not UTF-8.
+pub const BASE64_FIELD: &str = "base64";
+
+/// Bytes as JSON: a string when they are UTF-8, else `{"base64": "..."}`.
+pub fn bytes_json(bytes: &[u8]) -> Value {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Value::String(s.to_string()),
+        Err(_) => json!({ BASE64_FIELD: BASE64.encode(bytes) }),
     }
-    out.push('"');
-    out
 }
 
-/// An optional string as JSON (`null` when absent).
-pub fn json_opt_str(s: Option<&str>) -> String {
-    s.map_or_else(|| "null".to_string(), json_str)
+/// Nullable bytes as JSON: `null`, or [`bytes_json`].
+pub fn opt_bytes_json(bytes: Option<&[u8]>) -> Value {
+    bytes.map_or(Value::Null, bytes_json)
 }
 
-/// An optional number as JSON (`null` when absent).
-pub fn json_opt_num(n: Option<i64>) -> String {
-    n.map_or_else(|| "null".to_string(), |n| n.to_string())
+/// Headers as JSON: `[{"key": "...", "value": <bytes or null>}]`.
+pub fn headers_json<'a>(headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>) -> Value {
+    Value::Array(
+        headers
+            .into_iter()
+            .map(|(k, v)| json!({ "key": k, "value": opt_bytes_json(v) }))
+            .collect(),
+    )
 }
 
-/// A JSON object from `(name, already-encoded value)` pairs.
-pub fn json_obj(fields: &[(&str, String)]) -> String {
-    let body: Vec<String> = fields
-        .iter()
-        .map(|(k, v)| format!("{}:{v}", json_str(k)))
-        .collect();
-    format!("{{{}}}", body.join(","))
+/// The inverse of [`opt_bytes_json`]: `null`, a string (its UTF-8 bytes) or
+/// `{"base64": "..."}`.
+pub fn bytes_from_json(v: &Value) -> Result<Option<Vec<u8>>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone().into_bytes())),
+        Value::Object(o) if o.len() == 1 => match o.get(BASE64_FIELD) {
+            Some(Value::String(b)) => BASE64
+                .decode(b)
+                .map(Some)
+                .map_err(|e| format!("bad base64: {e}")),
+            _ => Err(format!(
+                "expected null, a string or {{\"{BASE64_FIELD}\": \"...\"}}, got {v}"
+            )),
+        },
+        _ => Err(format!(
+            "expected null, a string or {{\"{BASE64_FIELD}\": \"...\"}}, got {v}"
+        )),
+    }
 }
 
-/// A JSON array from already-encoded values.
-pub fn json_arr(items: &[String]) -> String {
-    format!("[{}]", items.join(","))
-}
-
-/// Bytes for display: the text if they are UTF-8, else lossy text.
-pub fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// Writes `v` on one line of `out`.
+pub fn print_json(out: &mut impl Write, v: &Value) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, v)?;
+    writeln!(out)
 }
 
 /// Bytes for display in `dump`: quoted text when UTF-8 without control characters, else hex.
@@ -127,8 +145,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_escapes_controls_and_quotes() {
-        assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    fn bytes_follow_the_convention() {
+        assert_eq!(bytes_json(b"hi \"x\"\n"), json!("hi \"x\"\n"));
+        assert_eq!(bytes_json(&[0, 0xff, 0xfe]), json!({"base64": "AP/+"}));
+        assert_eq!(opt_bytes_json(None), Value::Null);
+        assert_eq!(bytes_json(b""), json!(""));
+        let h = headers_json([
+            ("a", Some(&b"1"[..])),
+            ("b", None),
+            ("c", Some(&[0x80][..])),
+        ]);
+        assert_eq!(
+            h,
+            json!([
+                {"key": "a", "value": "1"},
+                {"key": "b", "value": null},
+                {"key": "c", "value": {"base64": "gA=="}}
+            ])
+        );
+        let mut out = Vec::new();
+        print_json(&mut out, &h).unwrap();
+        assert!(out.ends_with(b"]\n") && !out[..out.len() - 1].contains(&b'\n'));
+    }
+
+    #[test]
+    fn bytes_round_trip() {
+        for b in [&b""[..], b"text", &[0, 1, 2, 0xff], &[0xe2, 0x82]] {
+            assert_eq!(bytes_from_json(&bytes_json(b)).unwrap().as_deref(), Some(b));
+        }
+        assert_eq!(bytes_from_json(&Value::Null).unwrap(), None);
+        assert!(bytes_from_json(&json!(5)).is_err());
+        assert!(bytes_from_json(&json!({"base64": "!!"})).is_err());
+        assert!(bytes_from_json(&json!({"hex": "00"})).is_err());
+        assert!(bytes_from_json(&json!({"base64": "AA==", "x": 1})).is_err());
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::io::Write;
 use clap::Subcommand;
 use embroker::TopicConfig;
 
-use crate::output::{json_arr, json_obj, json_opt_str, json_str, Table};
+use serde_json::{json, Value};
+
+use crate::output::{print_json, Table};
 use crate::{CmdResult, Ctx};
 
 /// The `topics` subcommands.
@@ -75,17 +77,11 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
                 }
             }
             if ctx.json {
-                let items: Vec<String> = rows
+                let items: Vec<Value> = rows
                     .iter()
-                    .map(|(n, p, e)| {
-                        json_obj(&[
-                            ("name", json_str(n)),
-                            ("partitions", p.map_or("null".into(), |p| p.to_string())),
-                            ("error", json_opt_str(e.as_deref())),
-                        ])
-                    })
+                    .map(|(n, p, e)| json!({ "name": n, "partitions": p, "error": e }))
                     .collect();
-                writeln!(out, "{}", json_arr(&items))?;
+                print_json(&mut out, &Value::Array(items))?;
             } else {
                 let mut t = Table::new(&["TOPIC", "PARTITIONS", "ERROR"]);
                 for (n, p, e) in rows {
@@ -111,13 +107,9 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
             broker.create_topic(&name, config)?;
             broker.close()?;
             if ctx.json {
-                writeln!(
-                    out,
-                    "{}",
-                    json_obj(&[
-                        ("created", json_str(&name)),
-                        ("partitions", partitions.to_string())
-                    ])
+                print_json(
+                    &mut out,
+                    &json!({ "created": name, "partitions": partitions }),
                 )?;
             } else {
                 writeln!(out, "created topic {name} with {partitions} partition(s)")?;
@@ -129,38 +121,32 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
             broker.close()?;
             let config = d.config.to_properties();
             if ctx.json {
-                let cfg: Vec<(&str, String)> =
-                    config.iter().map(|(k, v)| (*k, json_str(v))).collect();
-                let parts: Vec<String> = d
+                let cfg: serde_json::Map<String, Value> = config
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), Value::from(v.as_str())))
+                    .collect();
+                let parts: Vec<Value> = d
                     .partitions
                     .iter()
                     .map(|p| {
-                        json_obj(&[
-                            ("partition", p.partition.to_string()),
-                            ("log_start_offset", p.log_start_offset.to_string()),
-                            ("log_end_offset", p.log_end_offset.to_string()),
-                            ("size_bytes", p.size_bytes.to_string()),
-                            ("segments", p.segment_count.to_string()),
-                            ("error", json_opt_str(p.error.as_deref())),
-                            ("clean_bytes", p.clean_bytes.to_string()),
-                            ("dirty_bytes", p.dirty_bytes.to_string()),
-                            ("dirty_ratio", format!("{:.4}", p.dirty_ratio())),
-                            (
-                                "last_clean_ms",
-                                p.last_clean_ms.map_or("null".into(), |t| t.to_string()),
-                            ),
-                            ("cleaner_error", json_opt_str(p.cleaner_error.as_deref())),
-                        ])
+                        json!({
+                            "partition": p.partition,
+                            "log_start_offset": p.log_start_offset,
+                            "log_end_offset": p.log_end_offset,
+                            "size_bytes": p.size_bytes,
+                            "segments": p.segment_count,
+                            "error": p.error,
+                            "clean_bytes": p.clean_bytes,
+                            "dirty_bytes": p.dirty_bytes,
+                            "dirty_ratio": p.dirty_ratio(),
+                            "last_clean_ms": p.last_clean_ms,
+                            "cleaner_error": p.cleaner_error,
+                        })
                     })
                     .collect();
-                writeln!(
-                    out,
-                    "{}",
-                    json_obj(&[
-                        ("name", json_str(&d.name)),
-                        ("config", json_obj(&cfg)),
-                        ("partitions", json_arr(&parts)),
-                    ])
+                print_json(
+                    &mut out,
+                    &json!({ "name": d.name, "config": cfg, "partitions": parts }),
                 )?;
             } else {
                 writeln!(out, "Topic: {}", d.name)?;
@@ -211,7 +197,7 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
             broker.delete_topic(&name)?;
             broker.close()?;
             if ctx.json {
-                writeln!(out, "{}", json_obj(&[("deleted", json_str(&name))]))?;
+                print_json(&mut out, &json!({ "deleted": name }))?;
             } else {
                 writeln!(out, "deleted topic {name}")?;
             }
@@ -221,15 +207,11 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
             broker.alter_topic_config(&name, &configs)?;
             broker.close()?;
             if ctx.json {
-                let set: Vec<(&str, String)> = configs
+                let set: serde_json::Map<String, Value> = configs
                     .iter()
-                    .map(|(k, v)| (k.as_str(), json_str(v)))
+                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
                     .collect();
-                writeln!(
-                    out,
-                    "{}",
-                    json_obj(&[("altered", json_str(&name)), ("config", json_obj(&set))])
-                )?;
+                print_json(&mut out, &json!({ "altered": name, "config": set }))?;
             } else {
                 for (k, v) in &configs {
                     writeln!(out, "set {k}={v} on topic {name}")?;
@@ -241,14 +223,7 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
             broker.create_partitions(&name, count)?;
             broker.close()?;
             if ctx.json {
-                writeln!(
-                    out,
-                    "{}",
-                    json_obj(&[
-                        ("topic", json_str(&name)),
-                        ("partitions", count.to_string())
-                    ])
-                )?;
+                print_json(&mut out, &json!({ "topic": name, "partitions": count }))?;
             } else {
                 writeln!(out, "topic {name} now has {count} partition(s)")?;
             }

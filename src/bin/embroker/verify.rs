@@ -32,7 +32,9 @@ use crate::dump::{
     base_offset_of, be_i64, be_u32, decode_recovery_point, walk_log, BatchStatus, Stamp,
     INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
 };
-use crate::output::{json_arr, json_obj, json_opt_num, json_str};
+use serde_json::{json, Value};
+
+use crate::output::print_json;
 use crate::progress::{self, short_name, Progress};
 use crate::{CmdResult, Ctx};
 
@@ -694,12 +696,12 @@ fn finding_line(f: &Finding) -> String {
     }
 }
 
-fn finding_json(f: &Finding) -> String {
-    json_obj(&[
-        ("file", json_str(&f.file.display().to_string())),
-        ("position", json_opt_num(f.position.map(|p| p as i64))),
-        ("reason", json_str(&f.reason)),
-    ])
+fn finding_json(f: &Finding) -> Value {
+    json!({
+        "file": f.file.display().to_string(),
+        "position": f.position,
+        "reason": f.reason,
+    })
 }
 
 /// Runs `verify`.
@@ -714,18 +716,15 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
     report.progress = None;
     let mut out = std::io::stdout().lock();
     if ctx.json {
-        let problems: Vec<String> = report.problems.iter().map(finding_json).collect();
-        let warnings: Vec<String> = report.warnings.iter().map(finding_json).collect();
-        let changed: Vec<String> = report.changed.iter().map(finding_json).collect();
-        writeln!(
-            out,
-            "{}",
-            json_obj(&[
-                ("files", report.files.to_string()),
-                ("problems", json_arr(&problems)),
-                ("warnings", json_arr(&warnings)),
-                ("changed_while_verifying", json_arr(&changed)),
-            ])
+        let list = |fs: &[Finding]| fs.iter().map(finding_json).collect::<Vec<_>>();
+        print_json(
+            &mut out,
+            &json!({
+                "files": report.files,
+                "problems": list(&report.problems),
+                "warnings": list(&report.warnings),
+                "changed_while_verifying": list(&report.changed),
+            }),
         )?;
     } else {
         for w in &report.warnings {
