@@ -55,7 +55,8 @@ impl<K, V> TypedConsumerRecord<K, V> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use embroker::{Broker, ConsumerConfig, Error, ProducerConfig, ProducerRecord, TopicConfig, TopicPartition};
+/// use embroker::{Broker, ConsumerConfig, Error, OffsetReset, ProducerConfig, ProducerRecord};
+/// use embroker::{TopicConfig, TopicPartition};
 /// let broker = Broker::temporary()?;
 /// broker.create_topic("counts", TopicConfig::default())?;
 /// let producer = broker.producer(ProducerConfig::default())?;
@@ -64,7 +65,8 @@ impl<K, V> TypedConsumerRecord<K, V> {
 /// producer.send(ProducerRecord::new("counts", 9i32.to_be_bytes().to_vec()))?;
 /// producer.flush()?;
 ///
-/// let mut consumer = broker.consumer(ConsumerConfig::default())?.typed::<String, i32>();
+/// let config = ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest);
+/// let mut consumer = broker.consumer(config)?.typed::<String, i32>();
 /// let tp = TopicPartition::new("counts", 0);
 /// consumer.assign(&[tp.clone()])?;
 /// let first = consumer.poll(Duration::from_secs(1))?;
