@@ -200,7 +200,7 @@ fn a_wrong_length_integer_stops_at_its_offset_until_seeked_past() {
 
     let tp = TopicPartition::new("t", 0);
     let mut consumer = broker.consumer(earliest()).unwrap().typed::<Bytes, i32>();
-    consumer.assign(&[tp.clone()]).unwrap();
+    consumer.assign(std::slice::from_ref(&tp)).unwrap();
     let first = consumer.poll(POLL).unwrap();
     let values: Vec<Option<i32>> = first.iter().map(|r| r.value).collect();
     assert_eq!(values, vec![Some(0), Some(1), Some(2)]);

@@ -68,7 +68,7 @@ impl<K, V> TypedConsumerRecord<K, V> {
 /// let config = ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest);
 /// let mut consumer = broker.consumer(config)?.typed::<String, i32>();
 /// let tp = TopicPartition::new("counts", 0);
-/// consumer.assign(&[tp.clone()])?;
+/// consumer.assign(std::slice::from_ref(&tp))?;
 /// let first = consumer.poll(Duration::from_secs(1))?;
 /// assert_eq!((first[0].key.as_deref(), first[0].value), (Some("a"), Some(7)));
 /// let err = consumer.poll(Duration::from_secs(1)).unwrap_err();
