@@ -347,6 +347,39 @@ pub enum Error {
         /// Its error, as text.
         reason: String,
     },
+
+    /// A [`TypedProducer`](crate::TypedProducer)'s serializer failed on a record's key or
+    /// value (Kafka's `SerializationException`); the record was not sent.
+    #[error("could not serialize the {part} of a record for topic {topic:?}: {reason}")]
+    Serialization {
+        /// The record's topic.
+        topic: String,
+        /// The key or the value.
+        part: crate::RecordPart,
+        /// The serializer's error, as text.
+        reason: String,
+    },
+
+    /// A [`TypedConsumer`](crate::TypedConsumer)'s deserializer failed on a record's key or
+    /// value (Kafka's `RecordDeserializationException`). The partition's position stays at
+    /// the record: seek past it to skip it.
+    #[error(
+        "could not deserialize the {part} of the record at offset {offset} of {topic}-{partition}: \
+         {reason} (the position stays at this record; seek to {} to skip it)",
+        offset.saturating_add(1)
+    )]
+    Deserialization {
+        /// The record's topic.
+        topic: String,
+        /// The record's partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// The key or the value.
+        part: crate::RecordPart,
+        /// The deserializer's error, as text.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -579,6 +612,28 @@ impl Clone for Error {
                 callback,
                 reason: reason.clone(),
             },
+            Error::Serialization {
+                topic,
+                part,
+                reason,
+            } => Error::Serialization {
+                topic: topic.clone(),
+                part: *part,
+                reason: reason.clone(),
+            },
+            Error::Deserialization {
+                topic,
+                partition,
+                offset,
+                part,
+                reason,
+            } => Error::Deserialization {
+                topic: topic.clone(),
+                partition: *partition,
+                offset: *offset,
+                part: *part,
+                reason: reason.clone(),
+            },
         }
     }
 }
@@ -608,6 +663,25 @@ mod tests {
             e.to_string(),
             "invalid config retention.ms=\"abc\": not an integer"
         );
+    }
+
+    #[test]
+    fn a_deserialization_error_names_the_record() {
+        let e = Error::Deserialization {
+            topic: "counts".into(),
+            partition: 2,
+            offset: 41,
+            part: crate::RecordPart::Value,
+            reason: "3 bytes".into(),
+        };
+        let text = e.clone().to_string();
+        assert!(
+            text.starts_with(
+                "could not deserialize the value of the record at offset 41 of counts-2: 3 bytes"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("seek to 42"), "{text}");
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! - [`Consumer`] reads with Kafka's consumer semantics, by assignment or as a group member.
 //! - [`TopicPartition`] names a partition; [`Record`], [`StoredRecord`] and the consumer's
 //!   records carry keys, values, headers and timestamps as zero-copy [`Bytes`].
+//! - [`TypedProducer`] and [`TypedConsumer`] (from [`Producer::typed`], [`Consumer::typed`])
+//!   send and receive keys and values of application types through Kafka-style
+//!   [`Serializer`]s and [`Deserializer`]s: strings, bytes, big-endian numbers ([`Builtin`]),
+//!   JSON with feature `serde`.
 //! - [`Error`] is the one error type; its messages name the file, position, topic, partition or
 //!   config key involved.
 //! - [`codec`] is the pure record-batch codec, for inspection tools and fuzzing.
@@ -100,6 +104,7 @@ mod log;
 mod notify;
 mod producer;
 mod topic_names;
+mod typed;
 mod types;
 
 pub use broker::{
@@ -125,6 +130,12 @@ pub use log::{RecordRef, RecordViews, Records, RecordsIter};
 pub use producer::{
     murmur2, to_positive, DefaultPartitioner, NullKeyStrategy, Partitioner, Producer,
     ProducerRecord, RandomPartitioner, RecordMetadata, RoundRobinPartitioner, SendFuture,
+};
+#[cfg(feature = "serde")]
+pub use typed::Json;
+pub use typed::{
+    Builtin, Deserializer, RecordPart, SerdeError, Serializer, TypedConsumer, TypedConsumerRecord,
+    TypedProducer, TypedProducerRecord,
 };
 pub use types::{Bytes, Header, Record, StoredRecord, TimestampType, TopicPartition};
 
