@@ -101,6 +101,7 @@ mod error;
 mod group;
 mod io;
 mod log;
+pub mod metrics;
 mod notify;
 mod producer;
 mod topic_names;
@@ -127,6 +128,7 @@ pub use group::{
     RangeAssignor, RebalanceProtocol, RoundRobinAssignor, StickyAssignor, Subscription,
 };
 pub use log::{RecordRef, RecordViews, Records, RecordsIter};
+pub use metrics::{Metric, MetricName, Metrics};
 pub use producer::{
     murmur2, to_positive, DefaultPartitioner, NullKeyStrategy, Partitioner, Producer,
     ProducerRecord, RandomPartitioner, RecordMetadata, RoundRobinPartitioner, SendFuture,

@@ -190,9 +190,21 @@ fn topics_create_list_describe_alter_delete_round_trip() {
         assert_eq!(p["last_clean_ms"], Value::Null);
         assert_eq!(p["dirty_ratio"], 0.0);
     }
+    // The kafka.log gauges of each partition: 4 metrics a partition.
+    let metrics = desc["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 12, "{desc}");
+    assert_eq!(
+        metrics[1],
+        json!({"group": "kafka.log", "name": "log-end-offset",
+               "tags": {"partition": "0", "topic": "orders"}, "value": 0.0})
+    );
 
     let desc = ok(&["--dir", &d, "topics", "describe", "orders"]);
     assert!(desc.contains("retention.ms=60000"), "{desc}");
+    assert!(
+        desc.contains("kafka.log:num-log-segments:{partition=2, topic=orders} : 1"),
+        "{desc}"
+    );
     assert_eq!(
         desc.lines()
             .filter(|l| l.starts_with(['0', '1', '2']))
@@ -352,6 +364,20 @@ fn groups_describe_and_reset_after_consume_with_group() {
         .collect();
     // TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID
     assert_eq!(row, ["t", "0", "3", "4", "1", "-"], "{desc}");
+
+    // The group's metrics: its lag (end 4, committed 3) in Kafka's print-metrics form.
+    assert!(
+        desc.contains("consumer-group-metrics:records-lag-max:{group=billing} : 1"),
+        "{desc}"
+    );
+    let json_desc = ok_json(&["--dir", &d, "groups", "describe", "billing"]);
+    let lag_max = json_desc["metrics"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["name"] == "records-lag-max"))
+        .unwrap_or_else(|| panic!("no records-lag-max: {json_desc}"));
+    assert_eq!(lag_max["group"], "consumer-group-metrics");
+    assert_eq!(lag_max["tags"], json!({"group": "billing"}));
+    assert_eq!(lag_max["value"], 1.0);
 
     // The next run of the group starts where the last one committed.
     assert_eq!(

@@ -7,6 +7,7 @@ use super::broker::{Broker, PartitionSlot, TopicState};
 use crate::config::TopicConfig;
 use crate::error::{Error, Result};
 use crate::log::{PartitionLog, Records};
+use crate::metrics::{self, Metrics};
 use crate::types::{Record, TopicPartition};
 
 /// A handle to a topic.
@@ -202,6 +203,35 @@ impl Partition {
         self.log.log_end_offset()
     }
 
+    /// A snapshot of the partition's `kafka.log` gauges (Kafka's `kafka.log:type=Log`):
+    /// `log-start-offset`, `log-end-offset`, `size` and `num-log-segments`, tagged with
+    /// `topic` and `partition` (see the [`metrics` module docs](crate::metrics)).
+    ///
+    /// ```
+    /// use embroker::{Broker, Record, TopicConfig};
+    ///
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("t", TopicConfig::default())?;
+    /// let p = broker.topic("t")?.partition(0)?;
+    /// p.append(&[Record::new("a"), Record::new("b")])?;
+    /// let metrics = p.metrics();
+    /// assert_eq!(metrics.get("log-end-offset"), Some(2.0));
+    /// assert_eq!(metrics.get("num-log-segments"), Some(1.0));
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let s = self.log.stats();
+        let mut out = Metrics::default();
+        let figures = (
+            s.log_start_offset,
+            s.log_end_offset,
+            s.size_bytes,
+            s.segment_count,
+        );
+        metrics::push_log(&mut out, self.log.topic(), self.log.partition(), figures);
+        out
+    }
+
     /// The earliest record whose timestamp is at least `timestamp_ms`; `None` if every record
     /// is older. A negative timestamp is an error.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<OffsetAndTimestamp>> {
@@ -290,6 +320,24 @@ impl PartitionDescription {
         } else {
             self.dirty_bytes as f64 / total as f64
         }
+    }
+}
+
+impl TopicDescription {
+    /// The `kafka.log` gauges of the topic's partitions, as described (see
+    /// [`Partition::metrics`]); an offline partition has none.
+    pub fn metrics(&self) -> Metrics {
+        let mut out = Metrics::default();
+        for p in self.partitions.iter().filter(|p| p.error.is_none()) {
+            let figures = (
+                p.log_start_offset,
+                p.log_end_offset,
+                p.size_bytes,
+                p.segment_count,
+            );
+            metrics::push_log(&mut out, &self.name, p.partition, figures);
+        }
+        out
     }
 }
 

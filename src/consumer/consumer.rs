@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::group::{
     is_cooperative, Group, JoinRequest, LeaveStatus, OffsetAndMetadata, SyncOutcome,
 };
+use crate::metrics::{self as m, nanos, LocalStat, Metrics, Since};
 use crate::types::TopicPartition;
 
 /// Most group steps (join, pick up, rejoin) one wake-up of `poll` takes; a bound, never
@@ -104,6 +105,25 @@ pub struct Consumer {
     /// Set once another consumer replaced this one by its `group.instance.id`: fatal, every
     /// later `poll` and commit returns it.
     fenced: Option<Error>,
+    /// Counted once per poll pass or commit (see `crate::metrics`).
+    metrics: ConsumerMetrics,
+}
+
+/// The consumer's counters (see `crate::metrics`); the consumer has one user at a time, so
+/// these are plain fields.
+#[derive(Debug)]
+struct ConsumerMetrics {
+    since: Since,
+    /// Records returned by `poll`.
+    records: u64,
+    /// Nanoseconds of each pass of `poll` over the assigned partitions.
+    fetch_nanos: LocalStat,
+    /// The largest lag over the assigned partitions at the last pass; `None` before one.
+    lag_max: Option<i64>,
+    /// Nanoseconds of each commit that wrote offsets.
+    commit_nanos: LocalStat,
+    /// Assignments received from the group.
+    rebalances: u64,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -146,6 +166,14 @@ impl Broker {
             in_callback: false,
             closed: false,
             fenced: None,
+            metrics: ConsumerMetrics {
+                since: Since::now(),
+                records: 0,
+                fetch_nanos: LocalStat::default(),
+                lag_max: None,
+                commit_nanos: LocalStat::default(),
+                rebalances: 0,
+            },
         })
     }
 }
@@ -608,6 +636,7 @@ impl Consumer {
             .collect();
         if let Some(m) = &mut self.member {
             m.generation = generation;
+            self.metrics.rebalances += 1;
         }
         if !revoked.is_empty() {
             self.invoke(Callback::Revoked, &revoked, err);
@@ -696,13 +725,23 @@ impl Consumer {
             }
             self.maybe_auto_commit();
             self.resolve_positions(None)?;
+            let fetch = Instant::now();
             let parts = self.fetcher.collect(
                 self.config.max_poll_records as usize,
                 self.config.max_partition_fetch_bytes.max(1) as usize,
                 self.config.auto_offset_reset,
             )?;
+            self.metrics.fetch_nanos.record(nanos(fetch.elapsed()));
+            // One load of each assigned partition's end offset a pass, not a record.
+            self.metrics.lag_max = self
+                .fetcher
+                .iter()
+                .filter_map(|p| Some(p.log.log_end_offset() - p.position?))
+                .max();
             if !parts.is_empty() {
-                return Ok(ConsumerRecords::new(parts));
+                let records = ConsumerRecords::new(parts);
+                self.metrics.records += records.count() as u64;
+                return Ok(records);
             }
             let now = Instant::now();
             let mut wait_until = match deadline {
@@ -769,7 +808,9 @@ impl Consumer {
             .member
             .as_ref()
             .map(|m| (m.member_id.as_str(), m.generation));
+        let start = Instant::now();
         let result = group.commit(&self.broker.inner, member, offsets, durable);
+        self.metrics.commit_nanos.record(nanos(start.elapsed()));
         if let Err(e @ Error::FencedInstanceId { .. }) = &result {
             // Fatal for this consumer; the next poll or close runs on_partitions_lost.
             self.fenced = Some(e.clone());
@@ -942,6 +983,78 @@ impl Consumer {
             flag: self.wakeup.clone(),
             notifier: self.broker.inner.notifier().clone(),
         }
+    }
+
+    /// A snapshot of the consumer's metrics: Kafka's `consumer-fetch-manager-metrics`
+    /// (`records-consumed-rate`, `bytes-consumed-total`, `records-lag-max`,
+    /// `fetch-latency-avg`, ...) and `consumer-coordinator-metrics` (`commit-latency-avg`,
+    /// `commit-rate`, `assigned-partitions`, `rebalance-total`, ...), tagged with the
+    /// `client-id`. The [`metrics` module docs](crate::metrics) list every metric, its Kafka
+    /// meaning and how embroker measures it (rates are over the consumer's lifetime). Nothing
+    /// is counted per record: `poll` counts once per pass over its partitions.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use embroker::{Broker, ConsumerConfig, OffsetReset, Record, TopicConfig, TopicPartition};
+    ///
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("orders", TopicConfig::default())?;
+    /// let p0 = broker.topic("orders")?.partition(0)?;
+    /// p0.append(&[Record::new("a"), Record::new("b"), Record::new("c")])?;
+    ///
+    /// let config = ConsumerConfig::default()
+    ///     .group_id("billing")
+    ///     .auto_offset_reset(OffsetReset::Earliest)
+    ///     .max_poll_records(2);
+    /// let mut consumer = broker.consumer(config)?;
+    /// consumer.assign(&[TopicPartition::new("orders", 0)])?;
+    /// let records = consumer.poll(Duration::from_secs(1))?;
+    /// assert_eq!(records.count(), 2);
+    /// consumer.commit_sync()?;
+    ///
+    /// let metrics = consumer.metrics();
+    /// assert_eq!(metrics.get("records-consumed-total"), Some(2.0));
+    /// assert_eq!(metrics.get("records-lag-max"), Some(1.0)); // end 3, position 2
+    /// assert_eq!(metrics.get("commit-total"), Some(1.0));
+    /// assert_eq!(metrics.get("assigned-partitions"), Some(1.0));
+    /// consumer.close()?;
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let c = &self.metrics;
+        let elapsed = c.since.elapsed();
+        let tags = m::tags(&[("client-id", &self.config.client_id)]);
+        let bytes = self.fetcher.bytes_handed_out;
+        let mut out = Metrics::default();
+        let fetch = "consumer-fetch-manager-metrics";
+        out.push(fetch, "records-consumed-total", &tags, c.records as f64);
+        let records_rate = m::rate(c.records, elapsed);
+        out.push(fetch, "records-consumed-rate", &tags, records_rate);
+        out.push(fetch, "bytes-consumed-total", &tags, bytes as f64);
+        out.push(fetch, "bytes-consumed-rate", &tags, m::rate(bytes, elapsed));
+        let fetches = c.fetch_nanos.count;
+        out.push(fetch, "fetch-total", &tags, fetches as f64);
+        out.push(fetch, "fetch-rate", &tags, m::rate(fetches, elapsed));
+        let fetch_avg = m::ms(c.fetch_nanos.avg());
+        out.push(fetch, "fetch-latency-avg", &tags, fetch_avg);
+        let fetch_max = m::ms(c.fetch_nanos.max as f64);
+        out.push(fetch, "fetch-latency-max", &tags, fetch_max);
+        let lag = c.lag_max.map_or(0.0, |l| l as f64);
+        out.push(fetch, "records-lag-max", &tags, lag);
+        let coord = "consumer-coordinator-metrics";
+        let commits = c.commit_nanos.count;
+        out.push(coord, "commit-total", &tags, commits as f64);
+        out.push(coord, "commit-rate", &tags, m::rate(commits, elapsed));
+        let commit_avg = m::ms(c.commit_nanos.avg());
+        out.push(coord, "commit-latency-avg", &tags, commit_avg);
+        let commit_max = m::ms(c.commit_nanos.max as f64);
+        out.push(coord, "commit-latency-max", &tags, commit_max);
+        let assigned = self.fetcher.iter().count() as f64;
+        out.push(coord, "assigned-partitions", &tags, assigned);
+        out.push(coord, "rebalance-total", &tags, c.rebalances as f64);
+        let per_hour = m::rate(c.rebalances, elapsed) * 3600.0;
+        out.push(coord, "rebalance-rate-per-hour", &tags, per_hour);
+        out
     }
 
     /// This consumer's member id in its group, once joined.

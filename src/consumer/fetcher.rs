@@ -97,6 +97,9 @@ impl PartitionState {
 pub(crate) struct Fetcher {
     partitions: Vec<PartitionState>,
     cursor: usize,
+    /// Bytes of the stored batches that `collect` handed records out from, since creation
+    /// (the consumer's `bytes-consumed-total`).
+    pub(crate) bytes_handed_out: u64,
 }
 
 impl Fetcher {
@@ -185,6 +188,8 @@ impl Fetcher {
                 continue;
             }
             remaining -= count;
+            let bytes = buffer.size_bytes().saturating_sub(rest.size_bytes());
+            self.bytes_handed_out = self.bytes_handed_out.saturating_add(bytes as u64);
             // One past the last record handed out.
             let next = rest.start_offset();
             p.position = Some(if drained {

@@ -11,6 +11,7 @@ use super::coordinator::{Group, GroupState};
 use super::offset_store::OffsetAndMetadata;
 use crate::broker::Broker;
 use crate::error::{Error, Result};
+use crate::metrics::{self, Metrics};
 use crate::types::TopicPartition;
 
 /// One line of [`Broker::list_groups`].
@@ -69,6 +70,38 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
     /// Every partition that has a commit or is assigned, in order.
     pub offsets: Vec<PartitionOffsets>,
+}
+
+impl GroupDescription {
+    /// The group's lag and membership as metrics (group `consumer-group-metrics`, tag
+    /// `group`): `records-lag` per partition with a commit (tags `topic`, `partition`),
+    /// `records-lag-max` and `records-lag-sum` over them (0 without commits), `members`, and
+    /// `assigned-partitions` over all members. See the [`metrics` module docs](crate::metrics).
+    pub fn metrics(&self) -> Metrics {
+        let group = "consumer-group-metrics";
+        let mut out = Metrics::default();
+        let tags = metrics::tags(&[("group", &self.group_id)]);
+        let lags: Vec<i64> = self.offsets.iter().filter_map(|o| o.lag).collect();
+        let lag_max = lags.iter().copied().max().unwrap_or(0);
+        let lag_sum: i64 = lags.iter().sum();
+        out.push(group, "records-lag-max", &tags, lag_max as f64);
+        out.push(group, "records-lag-sum", &tags, lag_sum as f64);
+        out.push(group, "members", &tags, self.members.len() as f64);
+        let assigned: usize = self.members.iter().map(|m| m.assignment.len()).sum();
+        out.push(group, "assigned-partitions", &tags, assigned as f64);
+        for o in &self.offsets {
+            if let Some(lag) = o.lag {
+                let tp = &o.topic_partition;
+                let tags = metrics::tags(&[
+                    ("group", &self.group_id),
+                    ("topic", &tp.topic),
+                    ("partition", &tp.partition.to_string()),
+                ]);
+                out.push(group, "records-lag", &tags, lag as f64);
+            }
+        }
+        out
+    }
 }
 
 /// Where [`Broker::reset_group_offsets`] moves a group's committed offsets

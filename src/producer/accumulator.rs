@@ -143,25 +143,32 @@ impl ProducerBatch {
     }
 
     /// Finishes the encoding and appends the batch to its log. Returns the batch's buffer too,
-    /// for a later batch to encode into.
-    pub(crate) fn append(&mut self) -> (Result<AppendInfo>, Option<Vec<u8>>) {
+    /// for a later batch to encode into, and the bytes of the batch as written (compressed, if
+    /// it was; 0 if compression failed), for the producer's `compression-rate-avg`.
+    pub(crate) fn append(&mut self) -> (Result<AppendInfo>, Option<Vec<u8>>, usize) {
         match self.builder.take() {
             Some(builder) if !builder.is_empty() => {
                 let mut buffer = builder.finish();
                 if self.compression.compression() == Compression::None {
+                    let written = buffer.len();
                     let result = self.log.append_batch(&mut buffer);
-                    return (result, Some(buffer));
+                    return (result, Some(buffer), written);
                 }
                 // Compressed into a batch of its own: the plain buffer goes back for reuse.
-                let result = compress_own_batch(&buffer, self.compression)
-                    .and_then(|mut compressed| self.log.append_batch(&mut compressed));
-                (result, Some(buffer))
+                let mut written = 0;
+                let result =
+                    compress_own_batch(&buffer, self.compression).and_then(|mut compressed| {
+                        written = compressed.len();
+                        self.log.append_batch(&mut compressed)
+                    });
+                (result, Some(buffer), written)
             }
             _ => (
                 Err(Error::IllegalState {
                     reason: "producer batch appended twice or empty".into(),
                 }),
                 None,
+                0,
             ),
         }
     }

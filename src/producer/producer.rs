@@ -31,6 +31,7 @@ use crate::codec::{self, Placement, HEADER_BYTES};
 use crate::config::{Acks, PartitionerChoice, ProducerConfig};
 use crate::error::{Error, Result};
 use crate::log::PartitionLog;
+use crate::metrics::{self as m, nanos, Counter, Metrics, Since, Stat};
 use crate::producer::accumulator::{
     Accumulator, Callback, Drain, Lane, LaneBatches, ProducerBatch, TopicEntry, TopicTable,
 };
@@ -206,6 +207,47 @@ struct Shared {
     /// Mirrors `Accumulator::closed`, so a closed producer refuses sends without the lock.
     closed: AtomicBool,
     sender_id: OnceLock<ThreadId>,
+    /// Counted by the sender thread per batch, and by `send` per rejected record.
+    metrics: ProducerMetrics,
+}
+
+/// The producer's counters (see `crate::metrics` for each metric's meaning). Written by the
+/// sender thread once per batch and per round; a send adds to `rejected` only when it fails.
+#[derive(Debug)]
+struct ProducerMetrics {
+    since: Since,
+    /// Records of the batches written, failed or not.
+    records: Counter,
+    /// Records of the batches whose write failed.
+    failed: Counter,
+    /// Sends refused before their record was queued.
+    rejected: Counter,
+    /// Rounds of the sender thread that wrote batches.
+    rounds: Counter,
+    /// Bytes of each batch as encoded.
+    batch_bytes: Stat,
+    /// Written / encoded size of each batch, in millionths.
+    compression_ppm: Stat,
+    /// Nanoseconds from a round's start to each of its batches' completion.
+    latency_nanos: Stat,
+    /// Nanoseconds from a batch's creation to the round that writes it.
+    queue_nanos: Stat,
+}
+
+impl ProducerMetrics {
+    fn new() -> ProducerMetrics {
+        ProducerMetrics {
+            since: Since::now(),
+            records: Counter::default(),
+            failed: Counter::default(),
+            rejected: Counter::default(),
+            rounds: Counter::default(),
+            batch_bytes: Stat::default(),
+            compression_ppm: Stat::default(),
+            latency_nanos: Stat::default(),
+            queue_nanos: Stat::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Producer {
@@ -255,6 +297,7 @@ impl Producer {
             done: Condvar::new(),
             closed: AtomicBool::new(false),
             sender_id: OnceLock::new(),
+            metrics: ProducerMetrics::new(),
             broker,
             config,
         });
@@ -286,6 +329,69 @@ impl Producer {
     /// The configuration the producer was created with.
     pub fn config(&self) -> &ProducerConfig {
         &self.handle.shared.config
+    }
+
+    /// A snapshot of the producer's metrics: Kafka's `producer-metrics` group
+    /// (`record-send-rate`, `record-error-total`, `batch-size-avg`, `request-latency-avg`, ...),
+    /// tagged with the `client-id`. The [`metrics` module docs](crate::metrics) list every
+    /// metric, its Kafka meaning and how embroker measures it (rates are over the producer's
+    /// lifetime). Counting costs the sending threads nothing per record: the sender thread
+    /// counts once per batch.
+    ///
+    /// ```
+    /// use embroker::{Broker, ProducerConfig, ProducerRecord, TopicConfig};
+    ///
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("events", TopicConfig::default())?;
+    /// let producer = broker.producer(ProducerConfig::default().client_id("p1"))?;
+    /// for i in 0..10 {
+    ///     producer.send(ProducerRecord::new("events", format!("event {i}")))?;
+    /// }
+    /// producer.flush()?;
+    /// let metrics = producer.metrics();
+    /// assert_eq!(metrics.get("record-send-total"), Some(10.0));
+    /// assert_eq!(metrics.get("record-error-total"), Some(0.0));
+    /// assert!(metrics.get("batch-size-avg").unwrap() > 0.0);
+    /// let rate = metrics.find("producer-metrics", "record-send-rate", &[("client-id", "p1")]);
+    /// assert!(rate.unwrap() > 0.0);
+    /// producer.close()?;
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let shared = &self.handle.shared;
+        let c = &shared.metrics;
+        let elapsed = c.since.elapsed();
+        let tags = m::tags(&[("client-id", &shared.config.client_id)]);
+        let sent = c.records.get();
+        let errors = c.failed.get() + c.rejected.get();
+        let rounds = c.rounds.get();
+        let available = shared
+            .buffer_memory
+            .saturating_sub(shared.buffered_bytes.load(Ordering::Relaxed));
+        let compression = if c.compression_ppm.count() == 0 {
+            1.0
+        } else {
+            c.compression_ppm.avg() / 1e6
+        };
+        let mut out = Metrics::default();
+        let mut put = |name: &str, value: f64| out.push("producer-metrics", name, &tags, value);
+        put("record-send-total", sent as f64);
+        put("record-send-rate", m::rate(sent, elapsed));
+        put("record-error-total", errors as f64);
+        put("record-error-rate", m::rate(errors, elapsed));
+        put("batch-size-avg", c.batch_bytes.avg());
+        put("batch-size-max", c.batch_bytes.max() as f64);
+        put("compression-rate-avg", compression);
+        put("records-per-request-avg", m::avg(sent, rounds));
+        put("request-total", rounds as f64);
+        put("request-rate", m::rate(rounds, elapsed));
+        put("request-latency-avg", m::ms(c.latency_nanos.avg()));
+        put("request-latency-max", m::ms(c.latency_nanos.max() as f64));
+        put("record-queue-time-avg", m::ms(c.queue_nanos.avg()));
+        put("record-queue-time-max", m::ms(c.queue_nanos.max() as f64));
+        put("buffer-total-bytes", shared.buffer_memory as f64);
+        put("buffer-available-bytes", available as f64);
+        out
     }
 
     /// Sends a record and returns at once with a future of its [`RecordMetadata`]; call
@@ -459,6 +565,16 @@ impl Shared {
     }
 
     fn send(&self, record: ProducerRecord, callback: Option<Callback>) -> Sent {
+        let sent = self.send_unmetered(record, callback);
+        if sent.is_err() {
+            // The only count a send makes, and only when it fails.
+            self.metrics.rejected.add(1);
+        }
+        sent
+    }
+
+    /// [`Shared::send`] without counting a failure.
+    fn send_unmetered(&self, record: ProducerRecord, callback: Option<Callback>) -> Sent {
         self.check_open()?;
         if let Some(ts) = record.timestamp.filter(|ts| *ts < 0) {
             return Err(Box::new(Error::argument(
@@ -1069,6 +1185,9 @@ impl Shared {
     /// producers), so one fsync covers every record that arrived while the previous one ran:
     /// group commit.
     fn write(&self, batches: &mut Vec<ProducerBatch>) -> Vec<(u64, u64)> {
+        let round = Instant::now();
+        let metrics = &self.metrics;
+        metrics.rounds.add(1);
         // The batches are out of their lanes and cannot grow: give back the room they took
         // ahead and did not use.
         let mut spare = 0;
@@ -1085,14 +1204,30 @@ impl Shared {
         let mut spares = Spares::default();
         for mut batch in batches.drain(..) {
             let records = batch.records_when_full(self.batch_size);
-            let (result, buffer) = batch.append();
+            let count = u64::try_from(batch.record_count()).unwrap_or(0);
+            let encoded = batch.size_bytes() as u64;
+            metrics.records.add(count);
+            metrics.batch_bytes.record(encoded);
+            metrics
+                .queue_nanos
+                .record(nanos(round.saturating_duration_since(batch.created)));
+            let (result, buffer, written) = batch.append();
+            if written > 0 && encoded > 0 {
+                metrics
+                    .compression_ppm
+                    .record(written as u64 * 1_000_000 / encoded);
+            }
             // A buffer grown past `batch.size` by a large record is not worth keeping.
             spares
                 .buffers
                 .extend(buffer.filter(|b| b.capacity() <= self.batch_size));
             if self.config.acks != Acks::All {
+                if result.is_err() {
+                    metrics.failed.add(count);
+                }
                 finished.push((batch.seq, batch.reserved_bytes));
                 spares.keep_completion(batch.complete(result), records);
+                metrics.latency_nanos.record(nanos(round.elapsed()));
                 continue;
             }
             if let Ok(info) = &result {
@@ -1105,7 +1240,7 @@ impl Shared {
                     None => ends.push((Arc::clone(&batch.log), end)),
                 }
             }
-            appended.push((batch, result, records));
+            appended.push((batch, result, records, count));
         }
         let synced: Vec<(Arc<PartitionLog>, Result<()>)> = ends
             .into_iter()
@@ -1114,15 +1249,19 @@ impl Shared {
                 (log, result)
             })
             .collect();
-        for (batch, result, records) in appended {
+        for (batch, result, records, count) in appended {
             let result = result.and_then(|info| {
                 match synced.iter().find(|(log, _)| Arc::ptr_eq(log, &batch.log)) {
                     Some((_, Err(e))) => Err(e.clone()),
                     _ => Ok(info),
                 }
             });
+            if result.is_err() {
+                metrics.failed.add(count);
+            }
             finished.push((batch.seq, batch.reserved_bytes));
             spares.keep_completion(batch.complete(result), records);
+            metrics.latency_nanos.record(nanos(round.elapsed()));
         }
         if !spares.buffers.is_empty() || !spares.completions.is_empty() {
             let unused = self.spares.lock().take_from(spares);

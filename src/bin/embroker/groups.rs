@@ -11,7 +11,7 @@ use embroker::{OffsetSpec, TopicPartition};
 
 use serde_json::{json, Value};
 
-use crate::output::{print_json, Table};
+use crate::output::{metrics_json, print_json, Table};
 use crate::{CmdResult, Ctx};
 
 /// The `groups` subcommands.
@@ -191,6 +191,7 @@ pub fn run(ctx: &Ctx, cmd: GroupsCmd) -> CmdResult {
                         "protocol": d.protocol,
                         "members": members,
                         "offsets": offsets,
+                        "metrics": metrics_json(&d.metrics()),
                     }),
                 )?;
             } else {
@@ -225,6 +226,9 @@ pub fn run(ctx: &Ctx, cmd: GroupsCmd) -> CmdResult {
                     ]);
                 }
                 t.print(&mut out)?;
+                writeln!(out)?;
+                writeln!(out, "Metrics:")?;
+                write!(out, "{}", d.metrics())?;
                 if !d.members.is_empty() {
                     writeln!(out)?;
                     let mut t = Table::new(&["MEMBER-ID", "CLIENT-ID", "ASSIGNMENT"]);

@@ -140,6 +140,21 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Metrics as JSON: a list of `{"group", "name", "tags", "value"}`, in snapshot order.
+pub fn metrics_json(metrics: &embroker::Metrics) -> Value {
+    metrics
+        .iter()
+        .map(|m| {
+            json!({
+                "group": m.name.group,
+                "name": m.name.name,
+                "tags": m.name.tags,
+                "value": m.value,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use embroker::TopicConfig;
 
 use serde_json::{json, Value};
 
-use crate::output::{print_json, Table};
+use crate::output::{metrics_json, print_json, Table};
 use crate::{CmdResult, Ctx};
 
 /// The `topics` subcommands.
@@ -146,7 +146,12 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
                     .collect();
                 print_json(
                     &mut out,
-                    &json!({ "name": d.name, "config": cfg, "partitions": parts }),
+                    &json!({
+                        "name": d.name,
+                        "config": cfg,
+                        "partitions": parts,
+                        "metrics": metrics_json(&d.metrics()),
+                    }),
                 )?;
             } else {
                 writeln!(out, "Topic: {}", d.name)?;
@@ -169,7 +174,7 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
                 }
                 headers.push("ERROR");
                 let mut t = Table::new(&headers);
-                for p in d.partitions {
+                for p in &d.partitions {
                     let mut row = vec![
                         p.partition.to_string(),
                         p.log_start_offset.to_string(),
@@ -190,6 +195,10 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
                     t.row(row);
                 }
                 t.print(&mut out)?;
+                // Kafka's `--print-metrics` form: `group:name:{tags} : value`.
+                writeln!(out)?;
+                writeln!(out, "Metrics:")?;
+                write!(out, "{}", d.metrics())?;
             }
         }
         TopicsCmd::Delete { name } => {
