@@ -14,7 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use embroker::{Broker, ConsumerConfig, OffsetReset, Record, TopicConfig, TopicPartition};
-use support::{percentiles, scaled, Report};
+use support::{percentiles, scaled, Contender, Report};
 
 const VALUE_BYTES: usize = 100;
 const APPEND_BATCH: usize = 1_000;
@@ -49,6 +49,46 @@ fn direct_read(broker: &Broker, records: u64) -> u64 {
         at = rs.next_offset();
     }
     assert_eq!(n, records);
+    bytes
+}
+
+fn consumer(broker: &Broker, max_poll_records: u32) -> embroker::Consumer {
+    let mut c = broker
+        .consumer(
+            ConsumerConfig::default()
+                .auto_offset_reset(OffsetReset::Earliest)
+                .max_poll_records(max_poll_records),
+        )
+        .expect("consumer");
+    c.assign(&[TopicPartition::new("bench", 0)]).unwrap();
+    c
+}
+
+/// As `consume`, with `recv().await` in place of `poll`.
+async fn consume_async(mut c: embroker::Consumer, records: u64) -> u64 {
+    let (mut n, mut bytes) = (0u64, 0u64);
+    while n < records {
+        let rs = c.recv().await.expect("recv");
+        for r in &rs {
+            bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+            n += 1;
+        }
+    }
+    assert_eq!(n, records);
+    bytes
+}
+
+/// As `consume`, one record at a time from `Consumer::stream`.
+#[cfg(feature = "stream")]
+async fn consume_stream(mut c: embroker::Consumer, records: u64) -> u64 {
+    use futures::StreamExt;
+    let mut stream = c.stream();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    while n < records {
+        let r = stream.next().await.expect("endless").expect("record");
+        bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+        n += 1;
+    }
     bytes
 }
 
@@ -158,6 +198,63 @@ fn main() {
         || (),
         |()| consume(&broker, records, 5000),
     );
+    // The async receive next to the blocking poll, interleaved (same consumer settings).
+    let blocking = "blocking Consumer::poll loop (max.poll.records=500)";
+    let mut rows = vec![Contender::new(
+        "async",
+        blocking,
+        None,
+        records,
+        bytes,
+        || consumer(&broker, 500),
+        |mut c| {
+            let (mut n, mut bytes) = (0u64, 0u64);
+            while n < records {
+                for r in &c.poll(Duration::from_secs(1)).expect("poll") {
+                    bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+                    n += 1;
+                }
+            }
+            (c, bytes)
+        },
+    )];
+    rows.push(Contender::new(
+        "async",
+        "Consumer::recv().await loop, futures::executor",
+        Some(blocking),
+        records,
+        bytes,
+        || consumer(&broker, 500),
+        |c| futures::executor::block_on(consume_async(c, records)),
+    ));
+    rows.push(Contender::new(
+        "async",
+        "Consumer::recv().await loop, tokio current-thread",
+        Some(blocking),
+        records,
+        bytes,
+        || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            (rt, consumer(&broker, 500))
+        },
+        |(rt, c)| {
+            let bytes = rt.block_on(consume_async(c, records));
+            (rt, bytes)
+        },
+    ));
+    #[cfg(feature = "stream")]
+    rows.push(Contender::new(
+        "async",
+        "Consumer::stream, per record, futures::executor",
+        Some(blocking),
+        records,
+        bytes,
+        || consumer(&broker, 500),
+        |c| futures::executor::block_on(consume_stream(c, records)),
+    ));
+    report.measure_interleaved(rows);
     latency(&mut report);
     report.print("consumer");
 }

@@ -127,6 +127,75 @@ fn main() {
     ));
     report.measure_interleaved(acks1);
 
+    // send().await next to send().wait(), interleaved: every record sent, then every future
+    // waited on (blocking) or awaited (async), in order.
+    let na = scaled(200_000);
+    let blocking = "send all, then wait() each";
+    let mut awaited = vec![Contender::new(
+        "async",
+        blocking,
+        None,
+        na,
+        na * VALUE_BYTES as u64,
+        || producer_and_records(&value, na, None),
+        |(broker, producer, records)| {
+            let futures: Vec<_> = records
+                .into_iter()
+                .map(|r| producer.send(r).expect("send"))
+                .collect();
+            for f in futures {
+                f.wait().expect("stored");
+            }
+            (broker, producer)
+        },
+    )];
+    awaited.push(Contender::new(
+        "async",
+        "send all, then .await each, futures::executor",
+        Some(blocking),
+        na,
+        na * VALUE_BYTES as u64,
+        || producer_and_records(&value, na, None),
+        |(broker, producer, records)| {
+            let futures: Vec<_> = records
+                .into_iter()
+                .map(|r| producer.send(r).expect("send"))
+                .collect();
+            futures::executor::block_on(async {
+                for f in futures {
+                    f.await.expect("stored");
+                }
+            });
+            (broker, producer)
+        },
+    ));
+    awaited.push(Contender::new(
+        "async",
+        "send all, then .await each, tokio current-thread",
+        Some(blocking),
+        na,
+        na * VALUE_BYTES as u64,
+        || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            (rt, producer_and_records(&value, na, None))
+        },
+        |(rt, (broker, producer, records))| {
+            let futures: Vec<_> = records
+                .into_iter()
+                .map(|r| producer.send(r).expect("send"))
+                .collect();
+            rt.block_on(async {
+                for f in futures {
+                    f.await.expect("stored");
+                }
+            });
+            (rt, broker, producer)
+        },
+    ));
+    report.measure_interleaved(awaited);
+
     // acks=all: fixed time per thread count; latency of every send().wait().
     let probe_dir = tempfile::tempdir_in(std::env::temp_dir()).expect("probe dir");
     let fsync = fsync_latency(probe_dir.path(), 200);

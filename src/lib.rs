@@ -117,9 +117,11 @@ pub use config::{
     Acks, AssignmentStrategy, CleanupPolicy, CompressionLevels, ConsumerConfig, IsolationLevel,
     OffsetReset, PartitionerChoice, ProducerConfig, TopicCompression, TopicConfig,
 };
+#[cfg(feature = "stream")]
+pub use consumer::RecordStream;
 pub use consumer::{
     Consumer, ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter, ConsumerRecordsIter,
-    RebalanceListener, WakeupHandle,
+    RebalanceListener, Recv, WakeupHandle,
 };
 pub use error::{Error, Result};
 pub use group::{

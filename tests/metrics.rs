@@ -102,9 +102,11 @@ fn compressed_batches_report_their_compression_rate() {
     let config = ProducerConfig::from_properties(&[("compression.type", "gzip")]).unwrap();
     let producer = broker.producer(config).unwrap();
     for _ in 0..100 {
-        let _ = producer
-            .send(ProducerRecord::new("t", vec![b'a'; 200]))
-            .unwrap();
+        drop(
+            producer
+                .send(ProducerRecord::new("t", vec![b'a'; 200]))
+                .unwrap(),
+        );
     }
     producer.flush().unwrap();
     let rate = producer.metrics().get("compression-rate-avg").unwrap();

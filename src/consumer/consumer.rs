@@ -15,6 +15,7 @@ use crate::group::{
     is_cooperative, Group, JoinRequest, LeaveStatus, OffsetAndMetadata, SyncOutcome,
 };
 use crate::metrics::{self as m, nanos, LocalStat, Metrics, Since};
+use crate::notify::Notifier;
 use crate::types::TopicPartition;
 
 /// Most group steps (join, pick up, rejoin) one wake-up of `poll` takes; a bound, never
@@ -176,6 +177,12 @@ impl Broker {
             },
         })
     }
+}
+
+/// The outcome of one look for records (`Consumer::poll_step`).
+pub(super) enum PollStep {
+    Ready(ConsumerRecords),
+    Idle { seen: u64, wake_at_ms: Option<i64> },
 }
 
 impl Consumer {
@@ -676,6 +683,15 @@ impl Consumer {
     /// another consumer joined with this one's `group.instance.id` (after
     /// `on_partitions_lost`; fatal, every later `poll` and commit fails so too).
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
+        let topics = self.poll_begin()?;
+        let result = self.poll_loop(timeout, topics.as_deref());
+        self.poll_end();
+        result
+    }
+
+    /// The checks at the start of `poll` (and of an async receive), and the topics of the
+    /// subscription (`None`: assigned partitions).
+    pub(super) fn poll_begin(&mut self) -> Result<Option<Vec<String>>> {
         self.check_usable()?;
         if self.in_callback {
             return Err(Error::IllegalState {
@@ -684,20 +700,67 @@ impl Consumer {
         }
         self.check_fenced()?;
         self.run_commit_callbacks();
-        let topics = match &self.mode {
-            Mode::None => {
-                return Err(Error::IllegalState {
-                    reason: "poll with neither assign nor subscribe".to_string(),
-                })
-            }
-            Mode::Assigned => None,
-            Mode::Subscribed(t) => Some(t.clone()),
-        };
-        let result = self.poll_loop(timeout, topics.as_deref());
+        match &self.mode {
+            Mode::None => Err(Error::IllegalState {
+                reason: "poll with neither assign nor subscribe".to_string(),
+            }),
+            Mode::Assigned => Ok(None),
+            Mode::Subscribed(t) => Ok(Some(t.clone())),
+        }
+    }
+
+    /// The member left `poll` (or its async receive completed or was dropped).
+    pub(super) fn poll_end(&mut self) {
         if let Some(m) = &self.member {
             m.group.poll_done(&m.member_id, self.now());
         }
-        result
+    }
+
+    /// The broker's notifier: appends, group changes and wake-ups bump it.
+    pub(super) fn notifier(&self) -> &Arc<Notifier> {
+        self.broker.inner.notifier()
+    }
+
+    /// One look for records, as `poll` makes on each wake-up: the group protocol, auto-commit,
+    /// position resets, then a fetch. `Idle` carries the notifier's event count read before
+    /// looking (wait past it) and when the group protocol wants to look again (clock ms).
+    pub(super) fn poll_step(&mut self, topics: Option<&[String]>) -> Result<PollStep> {
+        if self.wakeup.swap(false, Ordering::SeqCst) {
+            return Err(Error::Wakeup);
+        }
+        if self.broker.is_closed() {
+            return Err(Error::Closed { what: "broker" });
+        }
+        let seen = self.notifier().events();
+        let mut err = None;
+        let wake_at_ms = match topics {
+            Some(topics) => self.group_step(topics, &mut err)?,
+            None => None,
+        };
+        if let Some(e) = err.take() {
+            return Err(e);
+        }
+        self.maybe_auto_commit();
+        self.resolve_positions(None)?;
+        let fetch = Instant::now();
+        let parts = self.fetcher.collect(
+            self.config.max_poll_records as usize,
+            self.config.max_partition_fetch_bytes.max(1) as usize,
+            self.config.auto_offset_reset,
+        )?;
+        self.metrics.fetch_nanos.record(nanos(fetch.elapsed()));
+        // One load of each assigned partition's end offset a pass, not a record.
+        self.metrics.lag_max = self
+            .fetcher
+            .iter()
+            .filter_map(|p| Some(p.log.log_end_offset() - p.position?))
+            .max();
+        if !parts.is_empty() {
+            let records = ConsumerRecords::new(parts);
+            self.metrics.records += records.count() as u64;
+            return Ok(PollStep::Ready(records));
+        }
+        Ok(PollStep::Idle { seen, wake_at_ms })
     }
 
     fn poll_loop(
@@ -706,43 +769,12 @@ impl Consumer {
         topics: Option<&[String]>,
     ) -> Result<ConsumerRecords> {
         let deadline = Instant::now().checked_add(timeout);
-        let notifier = self.broker.inner.notifier().clone();
-        let mut err = None;
+        let notifier = self.notifier().clone();
         loop {
-            if self.wakeup.swap(false, Ordering::SeqCst) {
-                return Err(Error::Wakeup);
-            }
-            if self.broker.is_closed() {
-                return Err(Error::Closed { what: "broker" });
-            }
-            let seen = notifier.events();
-            let wake_at_ms = match topics {
-                Some(topics) => self.group_step(topics, &mut err)?,
-                None => None,
+            let (seen, wake_at_ms) = match self.poll_step(topics)? {
+                PollStep::Ready(records) => return Ok(records),
+                PollStep::Idle { seen, wake_at_ms } => (seen, wake_at_ms),
             };
-            if let Some(e) = err.take() {
-                return Err(e);
-            }
-            self.maybe_auto_commit();
-            self.resolve_positions(None)?;
-            let fetch = Instant::now();
-            let parts = self.fetcher.collect(
-                self.config.max_poll_records as usize,
-                self.config.max_partition_fetch_bytes.max(1) as usize,
-                self.config.auto_offset_reset,
-            )?;
-            self.metrics.fetch_nanos.record(nanos(fetch.elapsed()));
-            // One load of each assigned partition's end offset a pass, not a record.
-            self.metrics.lag_max = self
-                .fetcher
-                .iter()
-                .filter_map(|p| Some(p.log.log_end_offset() - p.position?))
-                .max();
-            if !parts.is_empty() {
-                let records = ConsumerRecords::new(parts);
-                self.metrics.records += records.count() as u64;
-                return Ok(records);
-            }
             let now = Instant::now();
             let mut wait_until = match deadline {
                 Some(d) if now >= d => return Ok(ConsumerRecords::default()),

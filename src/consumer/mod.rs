@@ -20,7 +20,11 @@ mod consumer;
 mod fetcher;
 mod listener;
 mod records;
+mod recv;
 
 pub use consumer::Consumer;
 pub use listener::{RebalanceListener, WakeupHandle};
 pub use records::{ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter, ConsumerRecordsIter};
+#[cfg(feature = "stream")]
+pub use recv::RecordStream;
+pub use recv::Recv;

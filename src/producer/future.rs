@@ -12,7 +12,10 @@
 //! when their batch completed (only its own references made ahead did), so no future of an
 //! earlier use can see a later one.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -44,6 +47,10 @@ struct State {
     topic: &'static str,
     partition: i32,
     outcome: Option<Result<BatchOutcome>>,
+    /// Wakers of the batch's pending async futures, by the record's index in the batch (a
+    /// record has one future, so the index is a key). `set` takes and wakes them all, so none
+    /// is left for a later use of the completion.
+    wakers: Vec<(i32, Waker)>,
 }
 
 /// The topic and partition of a batch, for its records' metadata.
@@ -87,6 +94,7 @@ impl Completion {
                 topic,
                 partition,
                 outcome: None,
+                wakers: Vec::new(),
             }),
             done: Condvar::new(),
         }
@@ -117,6 +125,12 @@ impl Completion {
         if state.outcome.is_none() {
             state.outcome = Some(result);
             self.done.notify_all();
+            let wakers = std::mem::take(&mut state.wakers);
+            // Woken outside the lock: an executor may poll the future inline.
+            drop(state);
+            for (_, w) in wakers {
+                w.wake();
+            }
         }
     }
 
@@ -139,7 +153,24 @@ impl State {
 /// record's [`RecordMetadata`] once the record is stored under the producer's `acks`, or drop
 /// it (the record is sent all the same). Kafka's `Future<RecordMetadata>`.
 ///
+/// `SendFuture` is also a [`Future`]: `.await` it on any executor (tokio, async-std,
+/// `futures::executor`, ...) instead of calling [`SendFuture::wait`]. The batch's completion
+/// wakes the task through its [`Waker`]: no thread or timer per future. Dropping a pending
+/// future removes its waker.
+///
 /// Under `acks=0` the future is complete at once, with offset -1.
+///
+/// ```
+/// # use embroker::{Broker, ProducerConfig, ProducerRecord, TopicConfig};
+/// let broker = Broker::temporary()?;
+/// broker.create_topic("events", TopicConfig::default())?;
+/// let producer = broker.producer(ProducerConfig::default())?;
+/// let metadata = futures::executor::block_on(async {
+///     producer.send(ProducerRecord::new("events", "hello"))?.await
+/// })?;
+/// assert_eq!(metadata.offset, 0);
+/// # Ok::<(), embroker::Error>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "the record is sent whether or not the future is waited on; drop it explicitly if no result is wanted"]
 pub struct SendFuture {
@@ -148,6 +179,9 @@ pub struct SendFuture {
     /// Also in the completion; here so that [`SendFuture::partition`] takes no lock.
     partition: i32,
     timestamp: i64,
+    /// True once `poll` left a waker in the completion (so `Drop` looks for it; a future that
+    /// was never polled, the blocking path's, takes no lock when dropped).
+    registered: bool,
 }
 
 impl SendFuture {
@@ -162,6 +196,7 @@ impl SendFuture {
             index,
             partition,
             timestamp,
+            registered: false,
         }
     }
 
@@ -239,5 +274,45 @@ impl SendFuture {
                 timestamp: self.timestamp,
             })
         })
+    }
+}
+
+impl Future for SendFuture {
+    type Output = Result<RecordMetadata>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(immediate) = this.immediate() {
+            return Poll::Ready(immediate);
+        }
+        let mut state = this.completion.state.lock();
+        if let Some(outcome) = state.outcome.as_ref() {
+            this.registered = false;
+            return Poll::Ready(state.place(this.completion.acks).metadata(
+                outcome,
+                this.index,
+                this.timestamp,
+            ));
+        }
+        let index = this.index;
+        match state.wakers.iter_mut().find(|(i, _)| *i == index) {
+            Some((_, w)) => w.clone_from(cx.waker()),
+            None => state.wakers.push((index, cx.waker().clone())),
+        }
+        this.registered = true;
+        Poll::Pending
+    }
+}
+
+impl Drop for SendFuture {
+    fn drop(&mut self) {
+        if self.registered {
+            let index = self.index;
+            self.completion
+                .state
+                .lock()
+                .wakers
+                .retain(|(i, _)| *i != index);
+        }
     }
 }
