@@ -9,24 +9,41 @@
 //!
 //! # What "rate" and "avg" mean here
 //!
-//! Kafka's rates and averages are windowed (two samples of 30 s by default). embroker keeps
-//! only monotonic totals (atomic counters, no lock, no allocation) and computes at snapshot
-//! time:
+//! As in Kafka, rates, averages and maxes are windowed: each is a `SampledStat` over the last
+//! `metrics.num.samples` samples (default 2) of `metrics.sample.window.ms` each (default
+//! 30000), keys of [`ProducerConfig`](crate::ProducerConfig) and
+//! [`ConsumerConfig`](crate::ConsumerConfig). Time is the broker's clock
+//! ([`BrokerBuilder::clock`](crate::BrokerBuilder::clock)), so a
+//! [`ManualClock`](crate::ManualClock) moves the windows too.
 //!
-//! - `*-total`: the count since the client was created;
-//! - `*-rate`: that total divided by the seconds since the client was created (a lifetime
-//!   rate: for the rate over an interval, subtract two snapshots' totals and divide by the
-//!   interval);
-//! - `*-avg`: the sum of the measured values divided by their number, since creation
-//!   (`0` before the first measure, where Kafka reports `NaN`);
-//! - `*-max`: the largest value since creation (`0` before the first measure).
+//! - `*-total`: the count since the client was created (cumulative, never windowed);
+//! - `*-rate`: per second, the sum of the measures in the samples younger than
+//!   `num.samples × window`, divided by the time from the oldest such sample's start to now —
+//!   counted as at least `num.samples − 1` full windows (Kafka's `Rate.windowSize`, so that a
+//!   young client's first burst is not a huge rate) and at least 1 ms. After
+//!   `num.samples × window` without a measure, a rate is 0;
+//! - `*-avg`: the mean of the measures in those samples;
+//! - `*-max`: the largest measure in those samples.
+//!
+//! A sample starts with the first measure after the previous one is `window` old, and takes the
+//! oldest's place once there are `num.samples` (Kafka's `SampledStat.record`). An average or
+//! maximum with no measure in the window is `NaN` in Kafka; embroker reports `0` (and
+//! `compression-rate-avg` 1), so that values compare, sum and serialize (JSON has no `NaN`).
+//!
+//! The counts behind the rates are measured per batch, poll pass or commit, never per record:
+//! the producer's sender thread adds a round's measures together and records them under one
+//! lock at the end of the round (sends pay nothing; the totals are atomics); the consumer's are
+//! plain fields. Sends refused by `send` are counted with an atomic add and moved into the
+//! error rate's window at the next round or snapshot, so they count from then.
 //!
 //! Times are in milliseconds, as in Kafka.
 //!
 //! # Producer (group `producer-metrics`, tag `client-id`)
 //!
 //! Counted by the sender thread once per batch it writes: the sending threads pay nothing per
-//! record (a send rejected before it is queued adds one to `record-error-total`).
+//! record (a send rejected before it is queued adds one to `record-error-total`). The windows
+//! are recorded at the end of the sender's round, after its batches complete: after
+//! [`Producer::flush`](crate::Producer::flush) they include every record sent before it.
 //!
 //! | Name | Kafka's meaning | How embroker measures it |
 //! |---|---|---|
@@ -54,7 +71,7 @@
 //! | `bytes-consumed-total`, `bytes-consumed-rate` | bytes consumed | bytes of the stored batches `poll` has handed out, each counted once its last record is handed out |
 //! | `fetch-total`, `fetch-rate` | fetch requests | reads of the assigned partitions by `poll` (one per pass over them) |
 //! | `fetch-latency-avg`, `fetch-latency-max` | fetch request latency | time of one such pass (waiting for records is not counted) |
-//! | `records-lag-max` | the largest lag in records of any partition | at the last `poll` that read, the largest `log end offset − position` over the assigned partitions |
+//! | `records-lag-max` | the largest lag in records of any partition | the largest `log end offset − position` over the assigned partitions, measured once per pass of `poll`, maximum over the window |
 //!
 //! Group `consumer-coordinator-metrics`:
 //!
@@ -63,7 +80,7 @@
 //! | `commit-total`, `commit-rate` | offset commits | commits that wrote offsets (sync, async and auto; failed ones included) |
 //! | `commit-latency-avg`, `commit-latency-max` | commit request latency | time of each such commit, its fsync included for `commit_sync` |
 //! | `assigned-partitions` | partitions currently assigned | partitions currently assigned (by `assign` or the group) |
-//! | `rebalance-total`, `rebalance-rate-per-hour` | rebalances this member took part in | assignments this member received from its group |
+//! | `rebalance-total`, `rebalance-rate-per-hour` | rebalances this member took part in | assignments this member received from its group (the rate: per hour over the window) |
 //!
 //! # Partitions (group `kafka.log`, tags `topic`, `partition`)
 //!

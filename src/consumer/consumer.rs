@@ -1064,8 +1064,9 @@ impl Consumer {
     /// `fetch-latency-avg`, ...) and `consumer-coordinator-metrics` (`commit-latency-avg`,
     /// `commit-rate`, `assigned-partitions`, `rebalance-total`, ...), tagged with the
     /// `client-id`. The [`metrics` module docs](crate::metrics) list every metric, its Kafka
-    /// meaning and how embroker measures it (rates are over the consumer's lifetime). Nothing
-    /// is counted per record: `poll` counts once per pass over its partitions.
+    /// meaning and how embroker measures it (rates, averages and maxes over the last
+    /// `metrics.num.samples` windows of `metrics.sample.window.ms`, as Kafka's). Nothing is
+    /// counted per record: `poll` counts once per pass over its partitions.
     ///
     /// ```
     /// use std::time::Duration;

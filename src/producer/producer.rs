@@ -371,9 +371,10 @@ impl Producer {
     /// A snapshot of the producer's metrics: Kafka's `producer-metrics` group
     /// (`record-send-rate`, `record-error-total`, `batch-size-avg`, `request-latency-avg`, ...),
     /// tagged with the `client-id`. The [`metrics` module docs](crate::metrics) list every
-    /// metric, its Kafka meaning and how embroker measures it (rates are over the producer's
-    /// lifetime). Counting costs the sending threads nothing per record: the sender thread
-    /// counts once per batch.
+    /// metric, its Kafka meaning and how embroker measures it (rates, averages and maxes over
+    /// the last `metrics.num.samples` windows of `metrics.sample.window.ms`, as Kafka's).
+    /// Counting costs the sending threads nothing per record: the sender thread counts once
+    /// per batch and records its windows once per round.
     ///
     /// ```
     /// use embroker::{Broker, ProducerConfig, ProducerRecord, TopicConfig};
