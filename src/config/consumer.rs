@@ -678,6 +678,37 @@ mod tests {
     }
 
     #[test]
+    fn metrics_window_keys_are_applied_with_kafka_bounds() {
+        let c = ConsumerConfig::default();
+        assert_eq!(
+            (c.metrics_sample_window_ms, c.metrics_num_samples),
+            (30_000, 2)
+        );
+        let c = ConsumerConfig::from_properties(&[
+            ("metrics.sample.window.ms", "500"),
+            ("metrics.num.samples", "3"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.metrics_sample_window_ms, c.metrics_num_samples),
+            (500, 3)
+        );
+        assert!(c.ignored_keys().is_empty());
+        assert_eq!(
+            parse("metrics.sample.window.ms", "0")
+                .unwrap()
+                .metrics_sample_window_ms,
+            0
+        );
+        assert_names_key("metrics.sample.window.ms", "-1");
+        assert_names_key("metrics.num.samples", "0");
+        assert!(ConsumerConfig::default()
+            .metrics_num_samples(0)
+            .validate()
+            .is_err());
+    }
+
+    #[test]
     fn defaults() {
         let c = ConsumerConfig::default();
         assert_eq!(c.group_id, None);
