@@ -17,18 +17,23 @@
 //! [`ManualClock`](crate::ManualClock) moves the windows too.
 //!
 //! - `*-total`: the count since the client was created (cumulative, never windowed);
-//! - `*-rate`: per second, the sum of the measures in the samples younger than
-//!   `num.samples × window`, divided by the time from the oldest such sample's start to now —
-//!   counted as at least `num.samples − 1` full windows (Kafka's `Rate.windowSize`, so that a
-//!   young client's first burst is not a huge rate) and at least 1 ms. After
+//! - `*-rate`: per second, the sum of the measures in the samples whose last measure is less
+//!   than `num.samples × window` old, divided by the time from the oldest such sample's start
+//!   to now, counted as at least `num.samples − 1` full windows (Kafka's `Rate.windowSize`, so
+//!   that a young client's first burst is not a huge rate) and at least 1 ms. After
 //!   `num.samples × window` without a measure, a rate is 0;
 //! - `*-avg`: the mean of the measures in those samples;
 //! - `*-max`: the largest measure in those samples.
 //!
 //! A sample starts with the first measure after the previous one is `window` old, and takes the
-//! oldest's place once there are `num.samples` (Kafka's `SampledStat.record`). An average or
-//! maximum with no measure in the window is `NaN` in Kafka; embroker reports `0` (and
-//! `compression-rate-avg` 1), so that values compare, sum and serialize (JSON has no `NaN`).
+//! oldest's place once there are `num.samples + 1` (Kafka's current `SampledStat`: a sample
+//! that began before the window but overlaps it still counts). Kafka's current
+//! `Rate.windowSize` has no 1 ms floor; here it only keeps `num.samples = 1` from dividing by
+//! 0.
+//!
+//! An average or maximum with no measure in the window is `NaN` in Kafka; embroker reports `0`
+//! (and `compression-rate-avg` 1), so that values compare, sum and serialize (JSON has no
+//! `NaN`).
 //!
 //! The counts behind the rates are measured per batch, poll pass or commit, never per record:
 //! the producer's sender thread adds a round's measures together and records them under one
@@ -311,10 +316,12 @@ impl Agg {
     }
 }
 
-/// One sample of a [`Sampled`]: the measures recorded from `start_ms` on.
+/// One sample of a [`Sampled`]: the measures recorded from `start_ms` on, the last at
+/// `last_event_ms`.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     start_ms: i64,
+    last_event_ms: i64,
     count: u64,
     sum: f64,
     max: f64,
@@ -324,6 +331,7 @@ impl Sample {
     fn new(start_ms: i64) -> Sample {
         Sample {
             start_ms,
+            last_event_ms: start_ms,
             count: 0,
             sum: 0.0,
             max: 0.0,
@@ -332,9 +340,11 @@ impl Sample {
 }
 
 /// Kafka's `SampledStat`, with the `Rate`, `WindowedCount`/`WindowedSum`, `Avg` and `Max`
-/// stats read from the same samples. Recording moves to the next sample (reusing the oldest
-/// once `samples` exist) when the current one is `window_ms` old; reading ignores the samples
-/// older than `samples × window_ms`, as Kafka's `purgeObsoleteSamples` resets them.
+/// stats read from the same samples (as Kafka's trunk has them). Recording moves to the
+/// next sample when the current one started `window_ms` ago, keeping `samples + 1` of them
+/// (the oldest reused); reading ignores a sample whose last measure is `samples × window_ms`
+/// old or older, as Kafka's `purgeObsoleteSamples` resets it (a sample that overlaps the
+/// monitored window is kept, even if it started before it).
 ///
 /// Not synchronized: the producer keeps its own under a lock taken once per sender round, the
 /// consumer as a plain field.
@@ -366,7 +376,8 @@ impl Sampled {
             .get(self.current)
             .is_none_or(|s| now_ms.saturating_sub(s.start_ms) >= w.window_ms);
         if complete {
-            self.current = (self.current + 1) % w.samples;
+            // Kafka keeps one sample more than `samples` (see `live`).
+            self.current = (self.current + 1) % w.samples.saturating_add(1);
             if self.current >= self.samples.len() {
                 self.samples.push(Sample::new(now_ms));
                 self.current = self.samples.len() - 1;
@@ -382,6 +393,7 @@ impl Sampled {
             };
             s.count += agg.count;
             s.sum += agg.sum;
+            s.last_event_ms = now_ms;
         }
     }
 
@@ -390,7 +402,7 @@ impl Sampled {
         let expire = w.expire_ms();
         self.samples
             .iter()
-            .filter(move |s| now_ms.saturating_sub(s.start_ms) < expire)
+            .filter(move |s| now_ms.saturating_sub(s.last_event_ms) < expire)
     }
 
     /// Kafka's `Rate.windowSize`: from the oldest sample's start to `now_ms`, counted as at
@@ -402,7 +414,7 @@ impl Sampled {
             .samples
             .iter()
             .map(|s| {
-                if now_ms.saturating_sub(s.start_ms) < expire {
+                if now_ms.saturating_sub(s.last_event_ms) < expire {
                     s.start_ms
                 } else {
                     now_ms
@@ -528,14 +540,25 @@ mod tests {
         s.record(W, 2.0, 1000);
         assert_eq!(s.avg(W, 1500), Some(14.0));
         assert_eq!(s.rate(W, 1500), 42.0 / 1.5);
-        // A third takes the first's place: 10 and 30 are forgotten.
+        // A third sample: the first, whose last measure (500) is less than 2 windows old, is
+        // still counted.
         s.record(W, 4.0, 2100);
-        assert_eq!(s.avg(W, 2100), Some(3.0));
-        assert_eq!(s.max(W, 2100), Some(4.0));
-        // Two windows after the last sample began, nothing is left.
-        assert_eq!(s.avg(W, 4100), None);
-        assert_eq!(s.max(W, 4100), None);
-        assert_eq!(s.rate(W, 4100), 0.0);
+        assert_eq!(s.avg(W, 2100), Some(11.5));
+        assert_eq!(s.max(W, 2100), Some(30.0));
+        // Two windows after its last measure, 10 and 30 are forgotten; the rate runs from the
+        // second sample's start.
+        assert_eq!(s.avg(W, 2500), Some(3.0));
+        assert_eq!(s.max(W, 2500), Some(4.0));
+        assert_eq!(s.rate(W, 2500), 6.0 / 1.5);
+        // A fourth takes the first's place (3 samples are kept for 2); the second's last
+        // measure (1000) is now 2 windows old.
+        s.record(W, 8.0, 3100);
+        assert_eq!(s.samples.len(), 3);
+        assert_eq!(s.avg(W, 3100), Some(6.0));
+        // Two windows after the last measure, nothing is left.
+        assert_eq!(s.avg(W, 5100), None);
+        assert_eq!(s.max(W, 5100), None);
+        assert_eq!(s.rate(W, 5100), 0.0);
     }
 
     #[test]
