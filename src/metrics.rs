@@ -9,24 +9,46 @@
 //!
 //! # What "rate" and "avg" mean here
 //!
-//! Kafka's rates and averages are windowed (two samples of 30 s by default). embroker keeps
-//! only monotonic totals (atomic counters, no lock, no allocation) and computes at snapshot
-//! time:
+//! As in Kafka, rates, averages and maxes are windowed: each is a `SampledStat` over the last
+//! `metrics.num.samples` samples (default 2) of `metrics.sample.window.ms` each (default
+//! 30000), keys of [`ProducerConfig`](crate::ProducerConfig) and
+//! [`ConsumerConfig`](crate::ConsumerConfig). Time is the broker's clock
+//! ([`BrokerBuilder::clock`](crate::BrokerBuilder::clock)), so a
+//! [`ManualClock`](crate::ManualClock) moves the windows too.
 //!
-//! - `*-total`: the count since the client was created;
-//! - `*-rate`: that total divided by the seconds since the client was created (a lifetime
-//!   rate: for the rate over an interval, subtract two snapshots' totals and divide by the
-//!   interval);
-//! - `*-avg`: the sum of the measured values divided by their number, since creation
-//!   (`0` before the first measure, where Kafka reports `NaN`);
-//! - `*-max`: the largest value since creation (`0` before the first measure).
+//! - `*-total`: the count since the client was created (cumulative, never windowed);
+//! - `*-rate`: per second, the sum of the measures in the samples whose last measure is less
+//!   than `num.samples × window` old, divided by the time from the oldest such sample's start
+//!   to now, counted as at least `num.samples − 1` full windows (Kafka's `Rate.windowSize`, so
+//!   that a young client's first burst is not a huge rate) and at least 1 ms. After
+//!   `num.samples × window` without a measure, a rate is 0;
+//! - `*-avg`: the mean of the measures in those samples;
+//! - `*-max`: the largest measure in those samples.
+//!
+//! A sample starts with the first measure after the previous one is `window` old, and takes the
+//! oldest's place once there are `num.samples + 1` (Kafka's current `SampledStat`: a sample
+//! that began before the window but overlaps it still counts). Kafka's current
+//! `Rate.windowSize` has no 1 ms floor; here it only keeps `num.samples = 1` from dividing by
+//! 0.
+//!
+//! An average or maximum with no measure in the window is `NaN` in Kafka; embroker reports `0`
+//! (and `compression-rate-avg` 1), so that values compare, sum and serialize (JSON has no
+//! `NaN`).
+//!
+//! The counts behind the rates are measured per batch, poll pass or commit, never per record:
+//! the producer's sender thread adds a round's measures together and records them under one
+//! lock at the end of the round (sends pay nothing; the totals are atomics); the consumer's are
+//! plain fields. Sends refused by `send` are counted with an atomic add and moved into the
+//! error rate's window at the next round or snapshot, so they count from then.
 //!
 //! Times are in milliseconds, as in Kafka.
 //!
 //! # Producer (group `producer-metrics`, tag `client-id`)
 //!
 //! Counted by the sender thread once per batch it writes: the sending threads pay nothing per
-//! record (a send rejected before it is queued adds one to `record-error-total`).
+//! record (a send rejected before it is queued adds one to `record-error-total`). The windows
+//! are recorded at the end of the sender's round, after its batches complete: after
+//! [`Producer::flush`](crate::Producer::flush) they include every record sent before it.
 //!
 //! | Name | Kafka's meaning | How embroker measures it |
 //! |---|---|---|
@@ -54,7 +76,7 @@
 //! | `bytes-consumed-total`, `bytes-consumed-rate` | bytes consumed | bytes of the stored batches `poll` has handed out, each counted once its last record is handed out |
 //! | `fetch-total`, `fetch-rate` | fetch requests | reads of the assigned partitions by `poll` (one per pass over them) |
 //! | `fetch-latency-avg`, `fetch-latency-max` | fetch request latency | time of one such pass (waiting for records is not counted) |
-//! | `records-lag-max` | the largest lag in records of any partition | at the last `poll` that read, the largest `log end offset − position` over the assigned partitions |
+//! | `records-lag-max` | the largest lag in records of any partition | the largest `log end offset − position` over the assigned partitions, measured once per pass of `poll`, maximum over the window |
 //!
 //! Group `consumer-coordinator-metrics`:
 //!
@@ -63,7 +85,7 @@
 //! | `commit-total`, `commit-rate` | offset commits | commits that wrote offsets (sync, async and auto; failed ones included) |
 //! | `commit-latency-avg`, `commit-latency-max` | commit request latency | time of each such commit, its fsync included for `commit_sync` |
 //! | `assigned-partitions` | partitions currently assigned | partitions currently assigned (by `assign` or the group) |
-//! | `rebalance-total`, `rebalance-rate-per-hour` | rebalances this member took part in | assignments this member received from its group |
+//! | `rebalance-total`, `rebalance-rate-per-hour` | rebalances this member took part in | assignments this member received from its group (the rate: per hour over the window) |
 //!
 //! # Partitions (group `kafka.log`, tags `topic`, `partition`)
 //!
@@ -87,7 +109,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The name of a metric: its group, its name within the group, and its tags (Kafka's
 /// `org.apache.kafka.common.MetricName`).
@@ -240,23 +262,216 @@ pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// `total` per second over `elapsed` (0 over no time).
-pub(crate) fn rate(total: u64, elapsed: Duration) -> f64 {
-    let secs = elapsed.as_secs_f64();
-    if secs > 0.0 {
-        total as f64 / secs
-    } else {
-        0.0
+/// Kafka's `MetricConfig` for windowed stats: `metrics.num.samples` samples of
+/// `metrics.sample.window.ms` each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// Length of one sample, in milliseconds (`metrics.sample.window.ms`).
+    pub(crate) window_ms: i64,
+    /// Samples kept (`metrics.num.samples`), at least 1.
+    pub(crate) samples: usize,
+}
+
+impl Window {
+    /// From the config's values (a sample count below 1 is taken as 1, a negative window as 0).
+    pub(crate) fn new(window_ms: i64, samples: u32) -> Window {
+        Window {
+            window_ms: window_ms.max(0),
+            samples: usize::try_from(samples).unwrap_or(usize::MAX).max(1),
+        }
+    }
+
+    /// Age from which a sample no longer counts (Kafka's `samples × timeWindowMs`).
+    fn expire_ms(&self) -> i64 {
+        i64::try_from(self.samples)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(self.window_ms)
     }
 }
 
-/// `sum / count`, 0 when there is no measure.
-pub(crate) fn avg(sum: u64, count: u64) -> f64 {
-    if count == 0 {
-        0.0
-    } else {
-        sum as f64 / count as f64
+/// Measures added together before they are recorded: a round's batches, recorded at once
+/// under one lock (they share the round's timestamp, hence one sample).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Agg {
+    count: u64,
+    sum: f64,
+    max: f64,
+}
+
+impl Agg {
+    /// Adds one measure.
+    pub(crate) fn add(&mut self, value: f64) {
+        self.max = if self.count == 0 {
+            value
+        } else {
+            self.max.max(value)
+        };
+        self.count += 1;
+        self.sum += value;
     }
+
+    /// The sum of the measures.
+    pub(crate) fn sum(&self) -> f64 {
+        self.sum
+    }
+}
+
+/// One sample of a [`Sampled`]: the measures recorded from `start_ms` on, the last at
+/// `last_event_ms`.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    start_ms: i64,
+    last_event_ms: i64,
+    count: u64,
+    sum: f64,
+    max: f64,
+}
+
+impl Sample {
+    fn new(start_ms: i64) -> Sample {
+        Sample {
+            start_ms,
+            last_event_ms: start_ms,
+            count: 0,
+            sum: 0.0,
+            max: 0.0,
+        }
+    }
+}
+
+/// Kafka's `SampledStat`, with the `Rate`, `WindowedCount`/`WindowedSum`, `Avg` and `Max`
+/// stats read from the same samples (as Kafka's trunk has them). Recording moves to the
+/// next sample when the current one started `window_ms` ago, keeping `samples + 1` of them
+/// (the oldest reused); reading ignores a sample whose last measure is `samples × window_ms`
+/// old or older, as Kafka's `purgeObsoleteSamples` resets it (a sample that overlaps the
+/// monitored window is kept, even if it started before it).
+///
+/// Not synchronized: the producer keeps its own under a lock taken once per sender round, the
+/// consumer as a plain field.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Sampled {
+    samples: Vec<Sample>,
+    current: usize,
+}
+
+impl Sampled {
+    /// Records one measure at `now_ms`.
+    pub(crate) fn record(&mut self, w: Window, value: f64, now_ms: i64) {
+        let mut agg = Agg::default();
+        agg.add(value);
+        self.record_agg(w, agg, now_ms);
+    }
+
+    /// Records measures added together, all at `now_ms` (nothing if there are none).
+    pub(crate) fn record_agg(&mut self, w: Window, agg: Agg, now_ms: i64) {
+        if agg.count == 0 {
+            return;
+        }
+        if self.samples.is_empty() {
+            self.samples.push(Sample::new(now_ms));
+            self.current = 0;
+        }
+        let complete = self
+            .samples
+            .get(self.current)
+            .is_none_or(|s| now_ms.saturating_sub(s.start_ms) >= w.window_ms);
+        if complete {
+            // Kafka keeps one sample more than `samples` (see `live`).
+            self.current = (self.current + 1) % w.samples.saturating_add(1);
+            if self.current >= self.samples.len() {
+                self.samples.push(Sample::new(now_ms));
+                self.current = self.samples.len() - 1;
+            } else if let Some(s) = self.samples.get_mut(self.current) {
+                *s = Sample::new(now_ms);
+            }
+        }
+        if let Some(s) = self.samples.get_mut(self.current) {
+            s.max = if s.count == 0 {
+                agg.max
+            } else {
+                s.max.max(agg.max)
+            };
+            s.count += agg.count;
+            s.sum += agg.sum;
+            s.last_event_ms = now_ms;
+        }
+    }
+
+    /// The samples still counted at `now_ms`.
+    fn live(&self, w: Window, now_ms: i64) -> impl Iterator<Item = &Sample> {
+        let expire = w.expire_ms();
+        self.samples
+            .iter()
+            .filter(move |s| now_ms.saturating_sub(s.last_event_ms) < expire)
+    }
+
+    /// Kafka's `Rate.windowSize`: from the oldest sample's start to `now_ms`, counted as at
+    /// least `samples − 1` full windows (so that a young stat does not report a burst as a
+    /// huge rate), and at least 1 ms. An obsolete sample counts as starting now.
+    fn window_size_ms(&self, w: Window, now_ms: i64) -> i64 {
+        let expire = w.expire_ms();
+        let oldest = self
+            .samples
+            .iter()
+            .map(|s| {
+                if now_ms.saturating_sub(s.last_event_ms) < expire {
+                    s.start_ms
+                } else {
+                    now_ms
+                }
+            })
+            .min()
+            .unwrap_or(now_ms);
+        let mut elapsed = now_ms.saturating_sub(oldest);
+        let full = if w.window_ms > 0 {
+            elapsed / w.window_ms
+        } else {
+            i64::MAX
+        };
+        let min_full = i64::try_from(w.samples - 1).unwrap_or(i64::MAX);
+        if full < min_full {
+            elapsed = elapsed.saturating_add((min_full - full).saturating_mul(w.window_ms));
+        }
+        elapsed.max(1)
+    }
+
+    /// Kafka's `Rate` over `WindowedSum`: the sum of the measures of the live samples per
+    /// second.
+    pub(crate) fn rate(&self, w: Window, now_ms: i64) -> f64 {
+        let sum: f64 = self.live(w, now_ms).map(|s| s.sum).sum();
+        sum * 1000.0 / self.window_size_ms(w, now_ms) as f64
+    }
+
+    /// Kafka's `Rate` over `WindowedCount`: the number of measures of the live samples per
+    /// second.
+    pub(crate) fn count_rate(&self, w: Window, now_ms: i64) -> f64 {
+        let count: u64 = self.live(w, now_ms).map(|s| s.count).sum();
+        count as f64 * 1000.0 / self.window_size_ms(w, now_ms) as f64
+    }
+
+    /// Kafka's `Avg`: the mean of the live samples' measures; `None` without one (Kafka's
+    /// `NaN`).
+    pub(crate) fn avg(&self, w: Window, now_ms: i64) -> Option<f64> {
+        let (count, sum) = self
+            .live(w, now_ms)
+            .fold((0u64, 0.0), |(c, s), x| (c + x.count, s + x.sum));
+        (count > 0).then(|| sum / count as f64)
+    }
+
+    /// Kafka's `Max`: the largest of the live samples' measures; `None` without one (Kafka's
+    /// `NaN`).
+    pub(crate) fn max(&self, w: Window, now_ms: i64) -> Option<f64> {
+        self.live(w, now_ms)
+            .filter(|s| s.count > 0)
+            .map(|s| s.max)
+            .reduce(f64::max)
+    }
+}
+
+/// An average or maximum as reported: `0` when there was no measure in the window (Kafka
+/// reports `NaN`; see the [module docs](self)).
+pub(crate) fn or_zero(value: Option<f64>) -> f64 {
+    value.unwrap_or(0.0)
 }
 
 /// A monotonic count, added to with one relaxed atomic add.
@@ -273,84 +488,9 @@ impl Counter {
     }
 }
 
-/// Measures of one quantity: their count, sum and maximum (three relaxed atomic operations a
-/// measure). Kafka's `Avg` and `Max` stats on one sensor.
-#[derive(Debug, Default)]
-pub(crate) struct Stat {
-    count: AtomicU64,
-    sum: AtomicU64,
-    max: AtomicU64,
-}
-
-impl Stat {
-    pub(crate) fn record(&self, value: u64) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(value, Ordering::Relaxed);
-        self.max.fetch_max(value, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn avg(&self) -> f64 {
-        // Read separately: a measure racing with the snapshot may be half counted.
-        avg(self.sum.load(Ordering::Relaxed), self.count())
-    }
-
-    pub(crate) fn max(&self) -> u64 {
-        self.max.load(Ordering::Relaxed)
-    }
-}
-
-/// Single-threaded measures (the consumer's): count, sum and maximum.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct LocalStat {
-    pub(crate) count: u64,
-    pub(crate) sum: u64,
-    pub(crate) max: u64,
-}
-
-impl LocalStat {
-    pub(crate) fn record(&mut self, value: u64) {
-        self.count += 1;
-        self.sum = self.sum.saturating_add(value);
-        self.max = self.max.max(value);
-    }
-
-    pub(crate) fn avg(&self) -> f64 {
-        avg(self.sum, self.count)
-    }
-}
-
-/// When a client was created, for its lifetime rates.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Since(Instant);
-
-impl Since {
-    pub(crate) fn now() -> Since {
-        Since(Instant::now())
-    }
-
-    pub(crate) fn elapsed(&self) -> Duration {
-        self.0.elapsed()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_stat_keeps_count_average_and_maximum() {
-        let s = Stat::default();
-        assert_eq!(s.avg(), 0.0);
-        s.record(10);
-        s.record(30);
-        assert_eq!(s.count(), 2);
-        assert_eq!(s.avg(), 20.0);
-        assert_eq!(s.max(), 30);
-    }
 
     #[test]
     fn a_name_prints_as_kafka_prints_it() {
@@ -365,9 +505,72 @@ mod tests {
         );
     }
 
+    const W: Window = Window {
+        window_ms: 1000,
+        samples: 2,
+    };
+
     #[test]
-    fn rates_over_no_time_are_zero() {
-        assert_eq!(rate(5, Duration::ZERO), 0.0);
-        assert_eq!(rate(5, Duration::from_secs(2)), 2.5);
+    fn an_empty_stat_has_no_average_or_maximum_and_no_rate() {
+        let s = Sampled::default();
+        assert_eq!(s.avg(W, 0), None);
+        assert_eq!(s.max(W, 0), None);
+        assert_eq!(s.rate(W, 0), 0.0);
+    }
+
+    #[test]
+    fn a_young_rate_counts_at_least_samples_minus_one_windows() {
+        let mut s = Sampled::default();
+        s.record(W, 10.0, 0);
+        // 10 over max(0 ms, 1 full window of 1 s): Kafka's rule for a window not yet full.
+        assert_eq!(s.rate(W, 0), 10.0);
+        assert_eq!(s.count_rate(W, 0), 1.0);
+        // Half a second later: 10 over 1 s still (the elapsed 0.5 s + the 1 s minimum).
+        assert_eq!(s.rate(W, 500), 10.0 / 1.5);
+    }
+
+    #[test]
+    fn samples_roll_and_expire() {
+        let mut s = Sampled::default();
+        s.record(W, 10.0, 0);
+        s.record(W, 30.0, 500);
+        assert_eq!(s.avg(W, 500), Some(20.0));
+        assert_eq!(s.max(W, 500), Some(30.0));
+        // A second sample from 1000 on.
+        s.record(W, 2.0, 1000);
+        assert_eq!(s.avg(W, 1500), Some(14.0));
+        assert_eq!(s.rate(W, 1500), 42.0 / 1.5);
+        // A third sample: the first, whose last measure (500) is less than 2 windows old, is
+        // still counted.
+        s.record(W, 4.0, 2100);
+        assert_eq!(s.avg(W, 2100), Some(11.5));
+        assert_eq!(s.max(W, 2100), Some(30.0));
+        // Two windows after its last measure, 10 and 30 are forgotten; the rate runs from the
+        // second sample's start.
+        assert_eq!(s.avg(W, 2500), Some(3.0));
+        assert_eq!(s.max(W, 2500), Some(4.0));
+        assert_eq!(s.rate(W, 2500), 6.0 / 1.5);
+        // A fourth takes the first's place (3 samples are kept for 2); the second's last
+        // measure (1000) is now 2 windows old.
+        s.record(W, 8.0, 3100);
+        assert_eq!(s.samples.len(), 3);
+        assert_eq!(s.avg(W, 3100), Some(6.0));
+        // Two windows after the last measure, nothing is left.
+        assert_eq!(s.avg(W, 5100), None);
+        assert_eq!(s.max(W, 5100), None);
+        assert_eq!(s.rate(W, 5100), 0.0);
+    }
+
+    #[test]
+    fn measures_added_together_record_as_many() {
+        let mut s = Sampled::default();
+        let mut agg = Agg::default();
+        agg.add(5.0);
+        agg.add(1.0);
+        s.record_agg(W, agg, 0);
+        s.record_agg(W, Agg::default(), 0);
+        assert_eq!(s.count_rate(W, 0), 2.0);
+        assert_eq!(s.max(W, 0), Some(5.0));
+        assert_eq!(s.avg(W, 0), Some(3.0));
     }
 }

@@ -3,12 +3,28 @@
 //! with totals that match what was done.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use embroker::{
-    Broker, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord, Record, TopicConfig,
-    TopicPartition,
+    Broker, ConsumerConfig, ManualClock, OffsetReset, ProducerConfig, ProducerRecord, Record,
+    TopicConfig, TopicPartition,
 };
+
+const T0: i64 = 1_700_000_000_000;
+
+/// A broker on a manual clock, with topic `t` of one partition.
+fn broker_on(clock: &Arc<ManualClock>) -> Broker {
+    let broker = Broker::builder()
+        .log_cleaner(false)
+        .clock(clock.clone())
+        .open_temporary()
+        .unwrap();
+    broker
+        .create_topic("t", TopicConfig::default().partitions(1))
+        .unwrap();
+    broker
+}
 
 fn broker_with(topic: &str, partitions: i32) -> Broker {
     let broker = Broker::temporary().unwrap();
@@ -155,7 +171,12 @@ fn consumer_totals_lag_and_commits() {
     assert!(m.get("fetch-total").unwrap() >= 3.0);
     let lag0 = p0.log_end_offset() - consumer.position(&tp0).unwrap();
     let lag1 = p1.log_end_offset() - consumer.position(&tp1).unwrap();
-    assert_eq!(m.get("records-lag-max"), Some(lag0.max(lag1) as f64));
+    // The largest lag of the passes in the window: at least the lag now.
+    let lag_max = m.get("records-lag-max").unwrap();
+    assert!(
+        lag_max >= lag0.max(lag1) as f64 && lag_max <= 10.0,
+        "{lag_max}"
+    );
     assert!(lag0.max(lag1) > 0, "the test leaves records unread");
 
     consumer.commit_sync().unwrap();
@@ -183,11 +204,11 @@ fn consumer_totals_lag_and_commits() {
         )
         .is_some());
 
-    // Reading everything: the lag goes to 0, every record and byte counted.
+    // Reading everything: every record and byte counted (the lag going to 0 shows once the
+    // earlier passes leave the window: `windowed_consumer_metrics_forget_old_passes`).
     while consumer.poll(Duration::from_millis(10)).unwrap().count() > 0 {}
     let m = consumer.metrics();
     assert_eq!(m.get("records-consumed-total"), Some(14.0));
-    assert_eq!(m.get("records-lag-max"), Some(0.0));
     let stored = p0.metrics().get("size").unwrap() + p1.metrics().get("size").unwrap();
     assert_eq!(m.get("bytes-consumed-total"), Some(stored));
     consumer.close().unwrap();
@@ -288,5 +309,155 @@ fn group_metrics_are_the_lag_of_committed_offsets() {
         ),
         Some(2.0)
     );
+    consumer.close().unwrap();
+}
+
+/// Rates, averages and maxes cover the last `metrics.num.samples` windows of
+/// `metrics.sample.window.ms` (here 2 × 1 s of the broker's clock), as Kafka's `SampledStat`s:
+/// a burst then idle shows the rates falling to 0 while the totals stay, and a later burst's
+/// maximum does not remember the first.
+#[test]
+fn windowed_producer_metrics_forget_old_bursts() {
+    let clock = ManualClock::new(T0);
+    let broker = broker_on(&clock);
+    let producer = broker
+        .producer(
+            ProducerConfig::default()
+                .max_request_size(1_000)
+                .metrics_sample_window_ms(1_000)
+                .metrics_num_samples(2),
+        )
+        .unwrap();
+    let sent: Vec<_> = (0..100)
+        .map(|_| {
+            producer
+                .send(ProducerRecord::new("t", vec![b'x'; 500]))
+                .unwrap()
+        })
+        .collect();
+    assert!(producer
+        .send(ProducerRecord::new("t", vec![b'x'; 2_000]))
+        .is_err());
+    for f in sent {
+        f.wait().unwrap();
+    }
+    // The windows are recorded at the end of the sender's round, after its completions.
+    producer.flush().unwrap();
+    let m = producer.metrics();
+    // Everything at T0: Kafka's rule counts a window not yet full as `num.samples − 1` full
+    // windows, so 100 records over 1 s.
+    assert_eq!(m.get("record-send-rate"), Some(100.0));
+    assert_eq!(m.get("record-error-rate"), Some(1.0));
+    let big_max = m.get("batch-size-max").unwrap();
+    assert!(big_max > 500.0, "{big_max}");
+    assert!(m.get("request-rate").unwrap() > 0.0);
+
+    // Half a window on: the same records over 1.5 s.
+    clock.advance_ms(500);
+    let m = producer.metrics();
+    assert_eq!(m.get("record-send-rate"), Some(100.0 / 1.5));
+
+    // Both windows past: rates, averages and maxes are back to 0, the totals stay.
+    clock.advance_ms(1_500);
+    let m = producer.metrics();
+    for name in [
+        "record-send-rate",
+        "record-error-rate",
+        "request-rate",
+        "batch-size-avg",
+        "batch-size-max",
+        "records-per-request-avg",
+        "request-latency-avg",
+        "request-latency-max",
+        "record-queue-time-avg",
+        "record-queue-time-max",
+    ] {
+        assert_eq!(m.get(name), Some(0.0), "{name}");
+    }
+    assert_eq!(m.get("compression-rate-avg"), Some(1.0));
+    assert_eq!(m.get("record-send-total"), Some(100.0));
+    assert_eq!(m.get("record-error-total"), Some(1.0));
+    assert!(m.get("request-total").unwrap() >= 1.0);
+
+    // A burst of small records: the maximum is theirs, not the first burst's.
+    let sent: Vec<_> = (0..10)
+        .map(|_| {
+            producer
+                .send(ProducerRecord::new("t", vec![b'y'; 10]))
+                .unwrap()
+        })
+        .collect();
+    for f in sent {
+        f.wait().unwrap();
+    }
+    // The windows are recorded at the end of the sender's round, after its completions.
+    producer.flush().unwrap();
+    let m = producer.metrics();
+    let small_max = m.get("batch-size-max").unwrap();
+    assert!(small_max > 0.0 && small_max < 500.0, "{small_max}");
+    assert_eq!(m.get("record-send-rate"), Some(10.0));
+    assert_eq!(m.get("record-send-total"), Some(110.0));
+    producer.close().unwrap();
+}
+
+/// The consumer's windowed metrics, on the broker's manual clock: the lag maximum, rates and
+/// latencies forget the passes older than the windows.
+#[test]
+fn windowed_consumer_metrics_forget_old_passes() {
+    let clock = ManualClock::new(T0);
+    let broker = broker_on(&clock);
+    let p0 = broker.topic("t").unwrap().partition(0).unwrap();
+    let records: Vec<Record> = (0..10).map(|i| Record::new(format!("v{i}"))).collect();
+    p0.append(&records).unwrap();
+    let mut consumer = broker
+        .consumer(
+            ConsumerConfig::default()
+                .group_id("g")
+                .enable_auto_commit(false)
+                .auto_offset_reset(OffsetReset::Earliest)
+                .max_poll_records(4)
+                .metrics_sample_window_ms(1_000)
+                .metrics_num_samples(2),
+        )
+        .unwrap();
+    let tp = TopicPartition::new("t", 0);
+    consumer.assign(&[tp]).unwrap();
+    let before = consumer.metrics();
+    assert_eq!(before.get("records-lag-max"), Some(0.0));
+    assert_eq!(before.get("fetch-latency-avg"), Some(0.0));
+
+    assert_eq!(consumer.poll(Duration::from_secs(1)).unwrap().count(), 4);
+    consumer.commit_sync().unwrap();
+    let m = consumer.metrics();
+    assert_eq!(m.get("records-consumed-rate"), Some(4.0));
+    assert_eq!(m.get("records-lag-max"), Some(6.0));
+    assert_eq!(m.get("commit-rate"), Some(1.0));
+
+    // Two windows on, a second pass: only it counts.
+    clock.advance_ms(2_000);
+    assert_eq!(consumer.poll(Duration::from_secs(1)).unwrap().count(), 4);
+    let m = consumer.metrics();
+    assert_eq!(m.get("records-consumed-rate"), Some(4.0));
+    assert_eq!(m.get("records-lag-max"), Some(2.0));
+    assert_eq!(m.get("commit-rate"), Some(0.0));
+    assert_eq!(m.get("commit-latency-max"), Some(0.0));
+    assert_eq!(m.get("commit-total"), Some(1.0));
+
+    // Idle for two more windows: rates and latencies 0, totals kept.
+    clock.advance_ms(2_000);
+    let m = consumer.metrics();
+    for name in [
+        "records-consumed-rate",
+        "fetch-rate",
+        "fetch-latency-avg",
+        "fetch-latency-max",
+        "records-lag-max",
+        "commit-rate",
+        "commit-latency-avg",
+    ] {
+        assert_eq!(m.get(name), Some(0.0), "{name}");
+    }
+    assert_eq!(m.get("records-consumed-total"), Some(8.0));
+    assert!(m.get("fetch-total").unwrap() >= 2.0);
     consumer.close().unwrap();
 }

@@ -21,7 +21,7 @@
 use crate::config::known_keys::{self, Catalogue};
 use crate::config::load::{self, IgnoredKeys, KafkaKeys};
 use crate::config::properties::{
-    check_range, list_items, parse_bool, parse_choice, parse_u32, setters,
+    check_range, list_items, parse_bool, parse_choice, parse_i64, parse_u32, setters,
 };
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -132,6 +132,12 @@ pub struct ConsumerConfig {
     pub group_id: Option<String>,
     /// A name for this consumer in logs and errors (`client.id`). Default: empty.
     pub client_id: String,
+    /// Length of one sample of the windowed metrics (`*-rate`, `*-avg`, `*-max`) in
+    /// milliseconds (`metrics.sample.window.ms`); see [`crate::metrics`]. Default: 30000.
+    pub metrics_sample_window_ms: i64,
+    /// Samples the windowed metrics keep (`metrics.num.samples`): they cover the last
+    /// `metrics.num.samples × metrics.sample.window.ms`. Default: 2.
+    pub metrics_num_samples: u32,
     /// A static member's fixed identity in its group (`group.instance.id`): 1 to 249 of
     /// `a-z A-Z 0-9 . _ -`. A consumer joining with the id of a current member replaces it, as
     /// in Kafka: the older one is fenced ([`crate::Error::FencedInstanceId`]).
@@ -184,6 +190,8 @@ impl Default for ConsumerConfig {
             ignored: IgnoredKeys::default(),
             group_id: None,
             client_id: String::new(),
+            metrics_sample_window_ms: 30_000,
+            metrics_num_samples: 2,
             group_instance_id: None,
             auto_offset_reset: OffsetReset::Latest,
             enable_auto_commit: true,
@@ -271,6 +279,8 @@ impl ConsumerConfig {
         "partition.assignment.strategy",
         "isolation.level",
         "group.initial.rebalance.delay.ms",
+        "metrics.sample.window.ms",
+        "metrics.num.samples",
     ];
 
     /// Keys Kafka defines that `from_properties` and `from_file` accept and ignore, each with
@@ -287,6 +297,10 @@ impl ConsumerConfig {
         enable_auto_commit: bool,
         /// Sets `auto.commit.interval.ms`.
         auto_commit_interval_ms: u32,
+        /// Sets `metrics.sample.window.ms`.
+        metrics_sample_window_ms: i64,
+        /// Sets `metrics.num.samples`.
+        metrics_num_samples: u32,
         /// Sets `max.poll.records`.
         max_poll_records: u32,
         /// Sets `max.poll.interval.ms`.
@@ -387,6 +401,10 @@ impl ConsumerConfig {
         match key {
             "group.id" => self.group_id = Some(value.to_string()),
             "client.id" => self.client_id = value.to_string(),
+            "metrics.sample.window.ms" => {
+                self.metrics_sample_window_ms = parse_i64(key, value, 0, i64::MAX)?
+            }
+            "metrics.num.samples" => self.metrics_num_samples = parse_u32(key, value, 1, INT_MAX)?,
             "group.instance.id" => self.group_instance_id = Some(value.to_string()),
             "auto.offset.reset" => {
                 self.auto_offset_reset =
@@ -468,6 +486,13 @@ impl ConsumerConfig {
         )?;
         check_range("fetch.min.bytes", self.fetch_min_bytes, 0, INT_MAX)?;
         check_range("fetch.max.wait.ms", self.fetch_max_wait_ms, 0, INT_MAX)?;
+        check_range(
+            "metrics.sample.window.ms",
+            self.metrics_sample_window_ms,
+            0,
+            i64::MAX,
+        )?;
+        check_range("metrics.num.samples", self.metrics_num_samples, 1, INT_MAX)?;
         self.check_assignors()?;
         check_range(
             "group.initial.rebalance.delay.ms",
@@ -549,6 +574,11 @@ impl ConsumerConfig {
                 "group.initial.rebalance.delay.ms",
                 self.group_initial_rebalance_delay_ms.to_string(),
             ),
+            (
+                "metrics.sample.window.ms",
+                self.metrics_sample_window_ms.to_string(),
+            ),
+            ("metrics.num.samples", self.metrics_num_samples.to_string()),
         ]);
         props
     }
@@ -645,6 +675,37 @@ mod tests {
             matches!(&e, Error::InvalidConfig { key: k, .. } if k == key),
             "{key}={value}: {e}"
         );
+    }
+
+    #[test]
+    fn metrics_window_keys_are_applied_with_kafka_bounds() {
+        let c = ConsumerConfig::default();
+        assert_eq!(
+            (c.metrics_sample_window_ms, c.metrics_num_samples),
+            (30_000, 2)
+        );
+        let c = ConsumerConfig::from_properties(&[
+            ("metrics.sample.window.ms", "500"),
+            ("metrics.num.samples", "3"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.metrics_sample_window_ms, c.metrics_num_samples),
+            (500, 3)
+        );
+        assert!(c.ignored_keys().is_empty());
+        assert_eq!(
+            parse("metrics.sample.window.ms", "0")
+                .unwrap()
+                .metrics_sample_window_ms,
+            0
+        );
+        assert_names_key("metrics.sample.window.ms", "-1");
+        assert_names_key("metrics.num.samples", "0");
+        assert!(ConsumerConfig::default()
+            .metrics_num_samples(0)
+            .validate()
+            .is_err());
     }
 
     #[test]

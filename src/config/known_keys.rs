@@ -60,8 +60,6 @@ macro_rules! client_ignored {
             ("socket.connection.setup.timeout.max.ms", NETWORK),
             ("connections.max.idle.ms", NETWORK),
             ("enable.metrics.push", METRICS),
-            ("metrics.sample.window.ms", METRICS),
-            ("metrics.num.samples", METRICS),
             ("metrics.recording.level", METRICS),
             ("metric.reporters", METRICS),
             ("security.protocol", SECURITY),

@@ -191,6 +191,12 @@ pub struct ProducerConfig {
     pub null_key_strategy: NullKeyStrategy,
     /// A name for this producer in logs and errors (`client.id`). Default: empty.
     pub client_id: String,
+    /// Length of one sample of the windowed metrics (`*-rate`, `*-avg`, `*-max`) in
+    /// milliseconds (`metrics.sample.window.ms`); see [`crate::metrics`]. Default: 30000.
+    pub metrics_sample_window_ms: i64,
+    /// Samples the windowed metrics keep (`metrics.num.samples`): they cover the last
+    /// `metrics.num.samples × metrics.sample.window.ms`. Default: 2.
+    pub metrics_num_samples: u32,
     /// The idempotent producer (`enable.idempotence`). Default: false (Kafka: true); `true` is
     /// not supported yet and fails validation.
     pub enable_idempotence: bool,
@@ -219,6 +225,8 @@ impl Default for ProducerConfig {
             partitioner_ignore_keys: false,
             null_key_strategy: NullKeyStrategy::RoundRobin,
             client_id: String::new(),
+            metrics_sample_window_ms: 30_000,
+            metrics_num_samples: 2,
             enable_idempotence: false,
             compression_type: Compression::None,
             compression_levels: CompressionLevels::default(),
@@ -254,6 +262,8 @@ impl ProducerConfig {
         "partitioner.ignore.keys",
         "embroker.partitioner.null.key",
         "client.id",
+        "metrics.sample.window.ms",
+        "metrics.num.samples",
         "enable.idempotence",
         "compression.type",
         "compression.gzip.level",
@@ -288,6 +298,10 @@ impl ProducerConfig {
         partitioner_ignore_keys: bool,
         /// Sets `embroker.partitioner.null.key`.
         null_key_strategy: NullKeyStrategy,
+        /// Sets `metrics.sample.window.ms`.
+        metrics_sample_window_ms: i64,
+        /// Sets `metrics.num.samples`.
+        metrics_num_samples: u32,
         /// Sets `enable.idempotence`.
         enable_idempotence: bool,
         /// Sets `compression.type`.
@@ -368,6 +382,10 @@ impl ProducerConfig {
                     parse_choice(key, value, NULL_KEY, "round_robin or sticky")?;
             }
             "client.id" => self.client_id = value.to_string(),
+            "metrics.sample.window.ms" => {
+                self.metrics_sample_window_ms = parse_i64(key, value, 0, i64::MAX)?
+            }
+            "metrics.num.samples" => self.metrics_num_samples = parse_u32(key, value, 1, INT_MAX)?,
             "enable.idempotence" => self.enable_idempotence = parse_bool(key, value)?,
             "compression.type" => {
                 self.compression_type = value
@@ -434,6 +452,13 @@ impl ProducerConfig {
         check_range("buffer.memory", self.buffer_memory, 0, i64::MAX)?;
         check_range("max.block.ms", self.max_block_ms, 0, i64::MAX)?;
         check_range("max.request.size", self.max_request_size, 0, INT_MAX)?;
+        check_range(
+            "metrics.sample.window.ms",
+            self.metrics_sample_window_ms,
+            0,
+            i64::MAX,
+        )?;
+        check_range("metrics.num.samples", self.metrics_num_samples, 1, INT_MAX)?;
         self.compression_levels.validate()?;
         if self.enable_idempotence {
             return Err(Error::Unsupported {
@@ -479,6 +504,11 @@ impl ProducerConfig {
                 self.null_key_strategy.as_str().to_string(),
             ),
             ("client.id", self.client_id.clone()),
+            (
+                "metrics.sample.window.ms",
+                self.metrics_sample_window_ms.to_string(),
+            ),
+            ("metrics.num.samples", self.metrics_num_samples.to_string()),
             ("enable.idempotence", self.enable_idempotence.to_string()),
             ("compression.type", self.compression_type.name().to_string()),
         ]
@@ -537,6 +567,37 @@ mod tests {
             matches!(&e, Error::InvalidConfig { key: k, .. } if k == key),
             "{key}={value}: {e}"
         );
+    }
+
+    #[test]
+    fn metrics_window_keys_are_applied_with_kafka_bounds() {
+        let c = ProducerConfig::default();
+        assert_eq!(
+            (c.metrics_sample_window_ms, c.metrics_num_samples),
+            (30_000, 2)
+        );
+        let c = ProducerConfig::from_properties(&[
+            ("metrics.sample.window.ms", "500"),
+            ("metrics.num.samples", "3"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.metrics_sample_window_ms, c.metrics_num_samples),
+            (500, 3)
+        );
+        assert!(c.ignored_keys().is_empty());
+        assert_eq!(
+            parse("metrics.sample.window.ms", "0")
+                .unwrap()
+                .metrics_sample_window_ms,
+            0
+        );
+        assert_names_key("metrics.sample.window.ms", "-1");
+        assert_names_key("metrics.num.samples", "0");
+        assert!(ProducerConfig::default()
+            .metrics_num_samples(0)
+            .validate()
+            .is_err());
     }
 
     #[test]

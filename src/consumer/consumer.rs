@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::group::{
     is_cooperative, Group, JoinRequest, LeaveStatus, OffsetAndMetadata, SyncOutcome,
 };
-use crate::metrics::{self as m, nanos, LocalStat, Metrics, Since};
+use crate::metrics::{self as m, nanos, Metrics, Sampled, Window};
 use crate::notify::Notifier;
 use crate::types::TopicPartition;
 
@@ -114,17 +114,30 @@ pub struct Consumer {
 /// these are plain fields.
 #[derive(Debug)]
 struct ConsumerMetrics {
-    since: Since,
+    /// `metrics.sample.window.ms` and `metrics.num.samples`.
+    window: Window,
     /// Records returned by `poll`.
     records: u64,
-    /// Nanoseconds of each pass of `poll` over the assigned partitions.
-    fetch_nanos: LocalStat,
-    /// The largest lag over the assigned partitions at the last pass; `None` before one.
-    lag_max: Option<i64>,
-    /// Nanoseconds of each commit that wrote offsets.
-    commit_nanos: LocalStat,
+    /// The same, windowed (one measure per pass that returned records).
+    records_window: Sampled,
+    /// The fetcher's `bytes_handed_out` as last recorded in `bytes_window`.
+    bytes_seen: u64,
+    /// Bytes handed out, windowed (one measure per pass).
+    bytes_window: Sampled,
+    /// Passes of `poll` over the assigned partitions.
+    fetches: u64,
+    /// Nanoseconds of each such pass.
+    fetch_nanos: Sampled,
+    /// The largest lag over the assigned partitions, one measure per pass.
+    lag: Sampled,
+    /// Commits that wrote offsets.
+    commits: u64,
+    /// Nanoseconds of each such commit.
+    commit_nanos: Sampled,
     /// Assignments received from the group.
     rebalances: u64,
+    /// The same, windowed.
+    rebalance_window: Sampled,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -153,6 +166,7 @@ impl Broker {
             self.inner.groups().check()?;
         }
         let now = self.inner.clock().now_ms();
+        let window = Window::new(config.metrics_sample_window_ms, config.metrics_num_samples);
         Ok(Consumer {
             broker: self.clone(),
             cooperative: is_cooperative(&config.partition_assignment_strategy),
@@ -168,12 +182,18 @@ impl Broker {
             closed: false,
             fenced: None,
             metrics: ConsumerMetrics {
-                since: Since::now(),
+                window,
                 records: 0,
-                fetch_nanos: LocalStat::default(),
-                lag_max: None,
-                commit_nanos: LocalStat::default(),
+                records_window: Sampled::default(),
+                bytes_seen: 0,
+                bytes_window: Sampled::default(),
+                fetches: 0,
+                fetch_nanos: Sampled::default(),
+                lag: Sampled::default(),
+                commits: 0,
+                commit_nanos: Sampled::default(),
                 rebalances: 0,
+                rebalance_window: Sampled::default(),
             },
         })
     }
@@ -644,6 +664,8 @@ impl Consumer {
         if let Some(m) = &mut self.member {
             m.generation = generation;
             self.metrics.rebalances += 1;
+            let (w, now) = (self.metrics.window, self.now());
+            self.metrics.rebalance_window.record(w, 1.0, now);
         }
         if !revoked.is_empty() {
             self.invoke(Callback::Revoked, &revoked, err);
@@ -748,16 +770,31 @@ impl Consumer {
             self.config.max_partition_fetch_bytes.max(1) as usize,
             self.config.auto_offset_reset,
         )?;
-        self.metrics.fetch_nanos.record(nanos(fetch.elapsed()));
+        let fetch_nanos = nanos(fetch.elapsed());
         // One load of each assigned partition's end offset a pass, not a record.
-        self.metrics.lag_max = self
+        let lag = self
             .fetcher
             .iter()
             .filter_map(|p| Some(p.log.log_end_offset() - p.position?))
             .max();
+        let (w, now) = (self.metrics.window, self.now());
+        let bytes = self.fetcher.bytes_handed_out;
+        let c = &mut self.metrics;
+        c.fetches += 1;
+        c.fetch_nanos.record(w, fetch_nanos as f64, now);
+        if let Some(lag) = lag {
+            c.lag.record(w, lag as f64, now);
+        }
+        let new_bytes = bytes.saturating_sub(c.bytes_seen);
+        if new_bytes > 0 {
+            c.bytes_window.record(w, new_bytes as f64, now);
+            c.bytes_seen = bytes;
+        }
         if !parts.is_empty() {
             let records = ConsumerRecords::new(parts);
-            self.metrics.records += records.count() as u64;
+            let count = records.count() as u64;
+            c.records += count;
+            c.records_window.record(w, count as f64, now);
             return Ok(PollStep::Ready(records));
         }
         Ok(PollStep::Idle { seen, wake_at_ms })
@@ -842,7 +879,12 @@ impl Consumer {
             .map(|m| (m.member_id.as_str(), m.generation));
         let start = Instant::now();
         let result = group.commit(&self.broker.inner, member, offsets, durable);
-        self.metrics.commit_nanos.record(nanos(start.elapsed()));
+        let (w, now) = (self.metrics.window, self.now());
+        self.metrics.commits += 1;
+        let commit_nanos = nanos(start.elapsed());
+        self.metrics
+            .commit_nanos
+            .record(w, commit_nanos as f64, now);
         if let Err(e @ Error::FencedInstanceId { .. }) = &result {
             // Fatal for this consumer; the next poll or close runs on_partitions_lost.
             self.fenced = Some(e.clone());
@@ -1022,8 +1064,9 @@ impl Consumer {
     /// `fetch-latency-avg`, ...) and `consumer-coordinator-metrics` (`commit-latency-avg`,
     /// `commit-rate`, `assigned-partitions`, `rebalance-total`, ...), tagged with the
     /// `client-id`. The [`metrics` module docs](crate::metrics) list every metric, its Kafka
-    /// meaning and how embroker measures it (rates are over the consumer's lifetime). Nothing
-    /// is counted per record: `poll` counts once per pass over its partitions.
+    /// meaning and how embroker measures it (rates, averages and maxes over the last
+    /// `metrics.num.samples` windows of `metrics.sample.window.ms`, as Kafka's). Nothing is
+    /// counted per record: `poll` counts once per pass over its partitions.
     ///
     /// ```
     /// use std::time::Duration;
@@ -1054,37 +1097,38 @@ impl Consumer {
     /// ```
     pub fn metrics(&self) -> Metrics {
         let c = &self.metrics;
-        let elapsed = c.since.elapsed();
+        let (w, now) = (c.window, self.now());
         let tags = m::tags(&[("client-id", &self.config.client_id)]);
         let bytes = self.fetcher.bytes_handed_out;
         let mut out = Metrics::default();
         let fetch = "consumer-fetch-manager-metrics";
         out.push(fetch, "records-consumed-total", &tags, c.records as f64);
-        let records_rate = m::rate(c.records, elapsed);
+        let records_rate = c.records_window.rate(w, now);
         out.push(fetch, "records-consumed-rate", &tags, records_rate);
         out.push(fetch, "bytes-consumed-total", &tags, bytes as f64);
-        out.push(fetch, "bytes-consumed-rate", &tags, m::rate(bytes, elapsed));
-        let fetches = c.fetch_nanos.count;
-        out.push(fetch, "fetch-total", &tags, fetches as f64);
-        out.push(fetch, "fetch-rate", &tags, m::rate(fetches, elapsed));
-        let fetch_avg = m::ms(c.fetch_nanos.avg());
+        let bytes_rate = c.bytes_window.rate(w, now);
+        out.push(fetch, "bytes-consumed-rate", &tags, bytes_rate);
+        out.push(fetch, "fetch-total", &tags, c.fetches as f64);
+        let fetch_rate = c.fetch_nanos.count_rate(w, now);
+        out.push(fetch, "fetch-rate", &tags, fetch_rate);
+        let fetch_avg = m::or_zero(c.fetch_nanos.avg(w, now).map(m::ms));
         out.push(fetch, "fetch-latency-avg", &tags, fetch_avg);
-        let fetch_max = m::ms(c.fetch_nanos.max as f64);
+        let fetch_max = m::or_zero(c.fetch_nanos.max(w, now).map(m::ms));
         out.push(fetch, "fetch-latency-max", &tags, fetch_max);
-        let lag = c.lag_max.map_or(0.0, |l| l as f64);
+        let lag = m::or_zero(c.lag.max(w, now));
         out.push(fetch, "records-lag-max", &tags, lag);
         let coord = "consumer-coordinator-metrics";
-        let commits = c.commit_nanos.count;
-        out.push(coord, "commit-total", &tags, commits as f64);
-        out.push(coord, "commit-rate", &tags, m::rate(commits, elapsed));
-        let commit_avg = m::ms(c.commit_nanos.avg());
+        out.push(coord, "commit-total", &tags, c.commits as f64);
+        let commit_rate = c.commit_nanos.count_rate(w, now);
+        out.push(coord, "commit-rate", &tags, commit_rate);
+        let commit_avg = m::or_zero(c.commit_nanos.avg(w, now).map(m::ms));
         out.push(coord, "commit-latency-avg", &tags, commit_avg);
-        let commit_max = m::ms(c.commit_nanos.max as f64);
+        let commit_max = m::or_zero(c.commit_nanos.max(w, now).map(m::ms));
         out.push(coord, "commit-latency-max", &tags, commit_max);
         let assigned = self.fetcher.iter().count() as f64;
         out.push(coord, "assigned-partitions", &tags, assigned);
         out.push(coord, "rebalance-total", &tags, c.rebalances as f64);
-        let per_hour = m::rate(c.rebalances, elapsed) * 3600.0;
+        let per_hour = c.rebalance_window.count_rate(w, now) * 3600.0;
         out.push(coord, "rebalance-rate-per-hour", &tags, per_hour);
         out
     }

@@ -31,7 +31,7 @@ use crate::codec::{self, Placement, HEADER_BYTES};
 use crate::config::{Acks, PartitionerChoice, ProducerConfig};
 use crate::error::{Error, Result};
 use crate::log::PartitionLog;
-use crate::metrics::{self as m, nanos, Counter, Metrics, Since, Stat};
+use crate::metrics::{self as m, nanos, Agg, Counter, Metrics, Sampled, Window};
 use crate::producer::accumulator::{
     Accumulator, Callback, Drain, Lane, LaneBatches, ProducerBatch, TopicEntry, TopicTable,
 };
@@ -212,10 +212,10 @@ struct Shared {
 }
 
 /// The producer's counters (see `crate::metrics` for each metric's meaning). Written by the
-/// sender thread once per batch and per round; a send adds to `rejected` only when it fails.
+/// sender thread once per round (the totals with an atomic add per batch, the windows under
+/// one lock a round); a send adds to `rejected` only when it fails.
 #[derive(Debug)]
 struct ProducerMetrics {
-    since: Since,
     /// Records of the batches written, failed or not.
     records: Counter,
     /// Records of the batches whose write failed.
@@ -224,28 +224,65 @@ struct ProducerMetrics {
     rejected: Counter,
     /// Rounds of the sender thread that wrote batches.
     rounds: Counter,
+    /// `metrics.sample.window.ms` and `metrics.num.samples`.
+    window: Window,
+    /// The windowed stats, recorded once per round and read by snapshots.
+    windows: Mutex<ProducerWindows>,
+}
+
+/// The producer's windowed stats (Kafka's sensors).
+#[derive(Debug, Default)]
+struct ProducerWindows {
+    /// Records written (sum per batch).
+    records: Sampled,
+    /// Records failed or rejected (sum).
+    errors: Sampled,
+    /// `rejected` as last moved into `errors`.
+    rejected_seen: u64,
+    /// One measure per round: the records it wrote.
+    rounds: Sampled,
     /// Bytes of each batch as encoded.
-    batch_bytes: Stat,
-    /// Written / encoded size of each batch, in millionths.
-    compression_ppm: Stat,
+    batch_bytes: Sampled,
+    /// Written / encoded size of each batch.
+    compression: Sampled,
     /// Nanoseconds from a round's start to each of its batches' completion.
-    latency_nanos: Stat,
+    latency_nanos: Sampled,
     /// Nanoseconds from a batch's creation to the round that writes it.
-    queue_nanos: Stat,
+    queue_nanos: Sampled,
+}
+
+impl ProducerWindows {
+    /// Moves the sends rejected since the last call into `errors`, as if rejected now (they
+    /// are counted with an atomic add, without a lock).
+    fn take_rejected(&mut self, w: Window, rejected: u64, now_ms: i64) {
+        let new = rejected.saturating_sub(self.rejected_seen);
+        if new > 0 {
+            self.errors.record(w, new as f64, now_ms);
+            self.rejected_seen = rejected;
+        }
+    }
+}
+
+/// What one round of the sender adds to the windows, summed before the lock is taken.
+#[derive(Default)]
+struct RoundMeasures {
+    records: Agg,
+    errors: Agg,
+    batch_bytes: Agg,
+    compression: Agg,
+    latency_nanos: Agg,
+    queue_nanos: Agg,
 }
 
 impl ProducerMetrics {
-    fn new() -> ProducerMetrics {
+    fn new(config: &ProducerConfig) -> ProducerMetrics {
         ProducerMetrics {
-            since: Since::now(),
             records: Counter::default(),
             failed: Counter::default(),
             rejected: Counter::default(),
             rounds: Counter::default(),
-            batch_bytes: Stat::default(),
-            compression_ppm: Stat::default(),
-            latency_nanos: Stat::default(),
-            queue_nanos: Stat::default(),
+            window: Window::new(config.metrics_sample_window_ms, config.metrics_num_samples),
+            windows: Mutex::new(ProducerWindows::default()),
         }
     }
 }
@@ -297,7 +334,7 @@ impl Producer {
             done: Condvar::new(),
             closed: AtomicBool::new(false),
             sender_id: OnceLock::new(),
-            metrics: ProducerMetrics::new(),
+            metrics: ProducerMetrics::new(&config),
             broker,
             config,
         });
@@ -334,9 +371,10 @@ impl Producer {
     /// A snapshot of the producer's metrics: Kafka's `producer-metrics` group
     /// (`record-send-rate`, `record-error-total`, `batch-size-avg`, `request-latency-avg`, ...),
     /// tagged with the `client-id`. The [`metrics` module docs](crate::metrics) list every
-    /// metric, its Kafka meaning and how embroker measures it (rates are over the producer's
-    /// lifetime). Counting costs the sending threads nothing per record: the sender thread
-    /// counts once per batch.
+    /// metric, its Kafka meaning and how embroker measures it (rates, averages and maxes over
+    /// the last `metrics.num.samples` windows of `metrics.sample.window.ms`, as Kafka's).
+    /// Counting costs the sending threads nothing per record: the sender thread counts once
+    /// per batch and records its windows once per round.
     ///
     /// ```
     /// use embroker::{Broker, ProducerConfig, ProducerRecord, TopicConfig};
@@ -360,7 +398,8 @@ impl Producer {
     pub fn metrics(&self) -> Metrics {
         let shared = &self.handle.shared;
         let c = &shared.metrics;
-        let elapsed = c.since.elapsed();
+        let w = c.window;
+        let now = shared.broker.inner.now_ms();
         let tags = m::tags(&[("client-id", &shared.config.client_id)]);
         let sent = c.records.get();
         let errors = c.failed.get() + c.rejected.get();
@@ -368,27 +407,43 @@ impl Producer {
         let available = shared
             .buffer_memory
             .saturating_sub(shared.buffered_bytes.load(Ordering::Relaxed));
-        let compression = if c.compression_ppm.count() == 0 {
-            1.0
-        } else {
-            c.compression_ppm.avg() / 1e6
-        };
         let mut out = Metrics::default();
         let mut put = |name: &str, value: f64| out.push("producer-metrics", name, &tags, value);
+        let mut ws = shared.metrics.windows.lock();
+        ws.take_rejected(w, c.rejected.get(), now);
         put("record-send-total", sent as f64);
-        put("record-send-rate", m::rate(sent, elapsed));
+        put("record-send-rate", ws.records.rate(w, now));
         put("record-error-total", errors as f64);
-        put("record-error-rate", m::rate(errors, elapsed));
-        put("batch-size-avg", c.batch_bytes.avg());
-        put("batch-size-max", c.batch_bytes.max() as f64);
-        put("compression-rate-avg", compression);
-        put("records-per-request-avg", m::avg(sent, rounds));
+        put("record-error-rate", ws.errors.rate(w, now));
+        put("batch-size-avg", m::or_zero(ws.batch_bytes.avg(w, now)));
+        put("batch-size-max", m::or_zero(ws.batch_bytes.max(w, now)));
+        // 1 (no compression) without a batch in the window.
+        put(
+            "compression-rate-avg",
+            ws.compression.avg(w, now).unwrap_or(1.0),
+        );
+        put("records-per-request-avg", m::or_zero(ws.rounds.avg(w, now)));
         put("request-total", rounds as f64);
-        put("request-rate", m::rate(rounds, elapsed));
-        put("request-latency-avg", m::ms(c.latency_nanos.avg()));
-        put("request-latency-max", m::ms(c.latency_nanos.max() as f64));
-        put("record-queue-time-avg", m::ms(c.queue_nanos.avg()));
-        put("record-queue-time-max", m::ms(c.queue_nanos.max() as f64));
+        put("request-rate", ws.rounds.count_rate(w, now));
+        let latency = &ws.latency_nanos;
+        put(
+            "request-latency-avg",
+            m::or_zero(latency.avg(w, now).map(m::ms)),
+        );
+        put(
+            "request-latency-max",
+            m::or_zero(latency.max(w, now).map(m::ms)),
+        );
+        let queue = &ws.queue_nanos;
+        put(
+            "record-queue-time-avg",
+            m::or_zero(queue.avg(w, now).map(m::ms)),
+        );
+        put(
+            "record-queue-time-max",
+            m::or_zero(queue.max(w, now).map(m::ms)),
+        );
+        drop(ws);
         put("buffer-total-bytes", shared.buffer_memory as f64);
         put("buffer-available-bytes", available as f64);
         out
@@ -1179,6 +1234,22 @@ impl Shared {
         }
     }
 
+    /// Records one round's measures in the windows, under their lock (once a round).
+    fn record_round(&self, r: &RoundMeasures) {
+        let metrics = &self.metrics;
+        let w = metrics.window;
+        let now = self.broker.inner.now_ms();
+        let mut ws = metrics.windows.lock();
+        ws.take_rejected(w, metrics.rejected.get(), now);
+        ws.records.record_agg(w, r.records, now);
+        ws.errors.record_agg(w, r.errors, now);
+        ws.rounds.record(w, r.records.sum(), now);
+        ws.batch_bytes.record_agg(w, r.batch_bytes, now);
+        ws.compression.record_agg(w, r.compression, now);
+        ws.latency_nanos.record_agg(w, r.latency_nanos, now);
+        ws.queue_nanos.record_agg(w, r.queue_nanos, now);
+    }
+
     /// Appends `batches` in order and completes them; returns each one's sequence number and
     /// the room it held in `buffer.memory`. Under `acks=all`, everything is appended first and
     /// then each partition is fsynced once (`sync_to`, which also shares fsyncs with other
@@ -1188,6 +1259,7 @@ impl Shared {
         let round = Instant::now();
         let metrics = &self.metrics;
         metrics.rounds.add(1);
+        let mut measures = RoundMeasures::default();
         // The batches are out of their lanes and cannot grow: give back the room they took
         // ahead and did not use.
         let mut spare = 0;
@@ -1207,15 +1279,13 @@ impl Shared {
             let count = u64::try_from(batch.record_count()).unwrap_or(0);
             let encoded = batch.size_bytes() as u64;
             metrics.records.add(count);
-            metrics.batch_bytes.record(encoded);
-            metrics
-                .queue_nanos
-                .record(nanos(round.saturating_duration_since(batch.created)));
+            measures.records.add(count as f64);
+            measures.batch_bytes.add(encoded as f64);
+            let queued = nanos(round.saturating_duration_since(batch.created));
+            measures.queue_nanos.add(queued as f64);
             let (result, buffer, written) = batch.append();
             if written > 0 && encoded > 0 {
-                metrics
-                    .compression_ppm
-                    .record(written as u64 * 1_000_000 / encoded);
+                measures.compression.add(written as f64 / encoded as f64);
             }
             // A buffer grown past `batch.size` by a large record is not worth keeping.
             spares
@@ -1224,10 +1294,12 @@ impl Shared {
             if self.config.acks != Acks::All {
                 if result.is_err() {
                     metrics.failed.add(count);
+                    measures.errors.add(count as f64);
                 }
                 finished.push((batch.seq, batch.reserved_bytes));
                 spares.keep_completion(batch.complete(result), records);
-                metrics.latency_nanos.record(nanos(round.elapsed()));
+                let latency = nanos(round.elapsed());
+                measures.latency_nanos.add(latency as f64);
                 continue;
             }
             if let Ok(info) = &result {
@@ -1258,11 +1330,13 @@ impl Shared {
             });
             if result.is_err() {
                 metrics.failed.add(count);
+                measures.errors.add(count as f64);
             }
             finished.push((batch.seq, batch.reserved_bytes));
             spares.keep_completion(batch.complete(result), records);
-            metrics.latency_nanos.record(nanos(round.elapsed()));
+            measures.latency_nanos.add(nanos(round.elapsed()) as f64);
         }
+        self.record_round(&measures);
         if !spares.buffers.is_empty() || !spares.completions.is_empty() {
             let unused = self.spares.lock().take_from(spares);
             // Freed here, not under the lock the sending threads take for new batches.
