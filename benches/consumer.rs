@@ -220,6 +220,24 @@ fn main() {
     )];
     rows.push(Contender::new(
         "async",
+        "blocking Consumer::poll loop, owning ConsumerRecords::into_iter",
+        Some(blocking),
+        records,
+        bytes,
+        || consumer(&broker, 500),
+        |mut c| {
+            let (mut n, mut bytes) = (0u64, 0u64);
+            while n < records {
+                for r in c.poll(Duration::from_secs(1)).expect("poll") {
+                    bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+                    n += 1;
+                }
+            }
+            (c, bytes)
+        },
+    ));
+    rows.push(Contender::new(
+        "async",
         "Consumer::recv().await loop, futures::executor",
         Some(blocking),
         records,

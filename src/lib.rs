@@ -129,10 +129,10 @@ pub use group::{
     GroupListing, GroupState, MemberDescription, OffsetAndMetadata, OffsetSpec, PartitionOffsets,
     RangeAssignor, RebalanceProtocol, RoundRobinAssignor, StickyAssignor, Subscription,
 };
-pub use log::{RecordRef, RecordViews, Records, RecordsIter};
+pub use log::{RecordRef, RecordViews, Records, RecordsIntoIter, RecordsIter};
 pub use metrics::{Metric, MetricName, Metrics};
 pub use producer::{
-    murmur2, to_positive, DefaultPartitioner, NullKeyStrategy, Partitioner, Producer,
+    murmur2, to_positive, DefaultPartitioner, Flush, NullKeyStrategy, Partitioner, Producer,
     ProducerRecord, RandomPartitioner, RecordMetadata, RoundRobinPartitioner, SendFuture,
 };
 #[cfg(feature = "serde")]

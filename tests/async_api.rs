@@ -187,6 +187,91 @@ fn dropped_recv_deregisters_its_waker() {
     assert_eq!(records.iter().next().map(|r| r.offset), Some(0));
 }
 
+/// `flush_async` sends lingering batches and completes once they are: on every executor.
+async fn flush_scenario(broker: Broker) {
+    // A long linger: without the flush the records would wait a minute.
+    let producer = broker
+        .producer(ProducerConfig::default().linger_ms(60_000))
+        .unwrap();
+    let sent: Vec<_> = (0..N)
+        .map(|i| {
+            producer
+                .send(ProducerRecord::new("t", format!("f{i}")))
+                .unwrap()
+        })
+        .collect();
+    producer.flush_async().await.unwrap();
+    for (i, mut f) in sent.into_iter().enumerate() {
+        // Complete already: ready at the first poll, with no wake-up.
+        let (_, waker) = counting_waker();
+        match poll_once(&mut f, &waker) {
+            Poll::Ready(Ok(meta)) => assert_eq!(meta.offset, i as i64),
+            other => panic!("record {i} not complete after flush_async: {other:?}"),
+        }
+    }
+    // Nothing pending: ready at once.
+    producer.flush_async().await.unwrap();
+    producer.close().unwrap();
+}
+
+#[test]
+fn flush_async_futures_executor() {
+    futures::executor::block_on(flush_scenario(broker_with("t")));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn flush_async_tokio_current_thread() {
+    flush_scenario(broker_with("t")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_async_tokio_multi_thread() {
+    flush_scenario(broker_with("t")).await;
+}
+
+/// A pending `flush_async` is woken by the sender when the batches complete, and a dropped
+/// one leaves no waker behind.
+#[test]
+fn flush_async_is_woken_and_deregisters() {
+    let broker = broker_with("t");
+    let producer = broker
+        .producer(ProducerConfig::default().linger_ms(60_000))
+        .unwrap();
+    let (counter, waker) = counting_waker();
+    // Nothing sent: complete at the first poll, no waker kept.
+    assert!(matches!(
+        poll_once(&mut producer.flush_async(), &waker),
+        Poll::Ready(Ok(()))
+    ));
+    assert_eq!(Arc::strong_count(&counter), 2);
+    let sent = producer.send(ProducerRecord::new("t", "a")).unwrap();
+    let mut dropped = Box::pin(producer.flush_async());
+    let mut flush = Box::pin(producer.flush_async());
+    // Each is pending (the sender has yet to write the batch) or already done.
+    let _ = poll_once(&mut dropped, &waker);
+    drop(dropped);
+    assert_eq!(
+        Arc::strong_count(&counter),
+        2,
+        "a dropped flush keeps its waker"
+    );
+    if poll_once(&mut flush, &waker).is_pending() {
+        // Woken by the completion: wait for the wake-up, then it is ready.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while counter.0.load(Ordering::SeqCst) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "flush_async never woken"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(matches!(poll_once(&mut flush, &waker), Poll::Ready(Ok(()))));
+    }
+    assert_eq!(Arc::strong_count(&counter), 2);
+    assert_eq!(sent.wait().unwrap().offset, 0);
+    producer.close().unwrap();
+}
+
 /// Dropping a pending `SendFuture` removes its waker from the batch's completion.
 #[test]
 fn dropped_send_future_deregisters_its_waker() {

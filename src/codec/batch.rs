@@ -76,7 +76,7 @@ const _: () = assert!(CRC_START == 17 + 4);
 const _: () = assert!(HEADER_BYTES > LENGTH_PREFIX_BYTES);
 
 /// The decoded fixed header of a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BatchHeader {
     /// Offset of the first record.
     pub base_offset: i64,

@@ -150,6 +150,7 @@ impl<'a> RecordHeaders<'a> {
 
     /// The headers left and their bytes, decoding the count if that is still to do. A
     /// checked record cannot fail here; if one does, it has no headers.
+    #[inline]
     fn decoded(&self) -> (usize, &'a [u8]) {
         if self.count != COUNT_UNREAD {
             return (self.count, self.bytes);
@@ -161,11 +162,13 @@ impl<'a> RecordHeaders<'a> {
     }
 
     /// How many headers there are.
+    #[inline]
     pub fn len(&self) -> usize {
         self.decoded().0
     }
 
     /// True when there are none.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::log::{Records, RecordsIter};
+use crate::log::{self, Records, RecordsIntoIter, RecordsIter};
 use crate::types::{Bytes, Header, StoredRecord, TimestampType, TopicPartition};
 
 /// A record as a consumer receives it. Kafka's `ConsumerRecord`.
@@ -203,30 +203,78 @@ impl Iterator for ConsumerRecordsIter<'_> {
 
 impl ExactSizeIterator for ConsumerRecordsIter<'_> {}
 
-/// Owning iterator over the records, from `ConsumerRecords::into_iter`.
+/// Owning iterator over the records, from `ConsumerRecords::into_iter`: each record is
+/// decoded from the read's buffer as it is reached, as [`ConsumerRecords::iter`] does.
 #[derive(Debug)]
 pub struct ConsumerRecordsIntoIter {
     parts: std::vec::IntoIter<PartitionRecords>,
-    current: std::vec::IntoIter<ConsumerRecord>,
+    current: Option<PartitionIntoIter>,
+    /// Records not yet yielded.
+    left: usize,
+}
+
+/// The records of one partition, owned, built as iterated.
+#[derive(Debug)]
+struct PartitionIntoIter {
+    topic: &'static str,
+    partition: i32,
+    records: RecordsIntoIter,
+    left: usize,
+}
+
+impl PartitionIntoIter {
+    #[inline]
+    fn next(&mut self) -> Option<ConsumerRecord> {
+        if self.left == 0 {
+            return None;
+        }
+        let (topic, partition) = (self.topic, self.partition);
+        // Built in place from the record's view, not through a `StoredRecord`.
+        let record = self.records.next_with(|read, h, offset, view| {
+            let (timestamp, timestamp_type) = log::timestamp(h, &view);
+            ConsumerRecord {
+                topic,
+                partition,
+                offset,
+                timestamp,
+                timestamp_type,
+                key: view.key.map(|s| read.share(s)),
+                value: view.value.map(|s| read.share(s)),
+                headers: read.headers(view.headers),
+            }
+        })?;
+        self.left -= 1;
+        Some(record)
+    }
 }
 
 impl Iterator for ConsumerRecordsIntoIter {
     type Item = ConsumerRecord;
 
+    #[inline]
     fn next(&mut self) -> Option<ConsumerRecord> {
         loop {
-            if let Some(r) = self.current.next() {
+            if let Some(r) = self.current.as_mut().and_then(PartitionIntoIter::next) {
+                self.left -= 1;
                 return Some(r);
             }
-            // A partition's records are built when the iteration reaches it.
+            // A partition's records are decoded one at a time once the iteration reaches it.
             let part = self.parts.next()?;
-            let mut records = Vec::with_capacity(part.count);
-            part.records
-                .take(part.count, |r| records.push(part.record(r)));
-            self.current = records.into_iter();
+            self.current = Some(PartitionIntoIter {
+                topic: part.topic,
+                partition: part.tp.partition,
+                records: part.records.into_iter(),
+                left: part.count,
+            });
         }
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
 }
+
+impl ExactSizeIterator for ConsumerRecordsIntoIter {}
 
 impl<'a> IntoIterator for &'a ConsumerRecords {
     type Item = ConsumerRecord;
@@ -244,7 +292,8 @@ impl IntoIterator for ConsumerRecords {
     fn into_iter(self) -> ConsumerRecordsIntoIter {
         ConsumerRecordsIntoIter {
             parts: self.parts.into_iter(),
-            current: Vec::new().into_iter(),
+            current: None,
+            left: self.count,
         }
     }
 }

@@ -172,16 +172,33 @@ mod stream {
     impl Stream for RecordStream<'_> {
         type Item = Result<ConsumerRecord>;
 
+        // Inlined into the caller's loop (across crates): the next buffered record is
+        // decoded where it is used, as `for r in &records` does in a blocking loop.
+        #[inline]
         fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
             let this = self.get_mut();
+            if let Some(record) = this.buffered.as_mut().and_then(Iterator::next) {
+                return Poll::Ready(Some(Ok(record)));
+            }
+            this.fetch(cx)
+        }
+    }
+
+    impl RecordStream<'_> {
+        /// The buffered records are all yielded: receives the next ones.
+        #[inline(never)]
+        fn fetch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<ConsumerRecord>>> {
             loop {
-                if let Some(record) = this.buffered.as_mut().and_then(Iterator::next) {
-                    return Poll::Ready(Some(Ok(record)));
-                }
-                this.buffered = None;
-                match this.state.poll(this.consumer, cx) {
+                self.buffered = None;
+                match self.state.poll(self.consumer, cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(records)) => this.buffered = Some(records.into_iter()),
+                    Poll::Ready(Ok(records)) => {
+                        let mut records = records.into_iter();
+                        if let Some(record) = records.next() {
+                            self.buffered = Some(records);
+                            return Poll::Ready(Some(Ok(record)));
+                        }
+                    }
                     Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
                 }
             }

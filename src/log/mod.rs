@@ -25,5 +25,6 @@ mod throttle;
 mod validate;
 
 pub(crate) use partition_log::{dir_name, AppendInfo, PartitionLog};
-pub use records::{RecordRef, RecordViews, Records, RecordsIter};
+pub(crate) use records::timestamp;
+pub use records::{RecordRef, RecordViews, Records, RecordsIntoIter, RecordsIter};
 pub(crate) use throttle::Throttle;

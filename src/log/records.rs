@@ -121,31 +121,44 @@ impl Records {
     /// The record `view` of the batch with header `h`, as an owned record sharing the buffer.
     #[inline]
     fn stored(&self, h: &BatchHeader, offset: i64, view: codec::RecordView<'_>) -> StoredRecord {
-        let timestamp_type = h.timestamp_type();
-        let timestamp = match timestamp_type {
-            TimestampType::LogAppendTime => h.max_timestamp,
-            TimestampType::CreateTime => h.base_timestamp + view.timestamp_delta,
-        };
-        let share = |s: &[u8]| self.bytes.slice_ref(s);
+        let (timestamp, timestamp_type) = timestamp(h, &view);
         StoredRecord {
             offset,
             timestamp,
             timestamp_type,
-            key: view.key.map(share),
-            value: view.value.map(share),
-            headers: view
-                .headers
-                .map(|(k, v)| Header {
-                    key: k.to_string(),
-                    value: v.map(share),
-                })
-                .collect(),
+            key: view.key.map(|s| self.share(s)),
+            value: view.value.map(|s| self.share(s)),
+            headers: self.headers(view.headers),
         }
+    }
+
+    /// `s`, a part of this read's buffer, as a `Bytes` sharing it.
+    #[inline]
+    pub(crate) fn share(&self, s: &[u8]) -> Bytes {
+        self.bytes.slice_ref(s)
+    }
+
+    /// A record's headers, their values sharing this read's buffer.
+    #[inline]
+    pub(crate) fn headers(&self, headers: RecordHeaders<'_>) -> Vec<Header> {
+        // Most records have none: skip the collecting iterator for them.
+        if headers.is_empty() {
+            return Vec::new();
+        }
+        headers
+            .map(|(k, v)| Header {
+                key: k.to_string(),
+                value: v.map(|s| self.share(s)),
+            })
+            .collect()
     }
 
     /// Hands up to `n` records to `f`, in offset order, and returns how many it handed out and
     /// the records left: the same buffer, sliced from the batch holding the next record (a
     /// consumer hands out a read over several polls without copying or re-reading it).
+    /// The consumer now uses [`Records::skip`] and builds records as iterated; `take` stays as
+    /// the reference the tests check `skip` and the iterators against.
+    #[cfg(test)]
     pub(crate) fn take(&self, n: usize, mut f: impl FnMut(StoredRecord)) -> (usize, Records) {
         let mut taken = 0;
         let mut position = 0;
@@ -252,6 +265,17 @@ impl<'a> IntoIterator for &'a Records {
     }
 }
 
+/// A record's timestamp and its type, from its batch's header.
+#[inline]
+pub(crate) fn timestamp(h: &BatchHeader, view: &codec::RecordView<'_>) -> (i64, TimestampType) {
+    let timestamp_type = h.timestamp_type();
+    let timestamp = match timestamp_type {
+        TimestampType::LogAppendTime => h.max_timestamp,
+        TimestampType::CreateTime => h.base_timestamp + view.timestamp_delta,
+    };
+    (timestamp, timestamp_type)
+}
+
 /// Iterates the batches of a checked buffer.
 struct BatchIter<'a> {
     bytes: &'a [u8],
@@ -318,6 +342,113 @@ impl Iterator for RecordsIter<'_> {
                 records.skip_records(skip as usize);
             }
             self.batch = Some((batch, records));
+        }
+    }
+}
+
+/// Owning iterator over the records of [`Records`], from `Records::into_iter`: decodes one
+/// record at a time from the shared buffer it keeps, as [`RecordsIter`] does from a borrowed
+/// one. It holds byte positions instead of borrowed slices, so it can be stored (a consumer's
+/// record stream holds one).
+#[derive(Clone, Debug)]
+pub struct RecordsIntoIter {
+    records: Records,
+    /// The header of the batch being iterated (meaningful while `remaining > 0`).
+    header: BatchHeader,
+    /// Byte position of the batch's next record in `records.bytes`.
+    position: usize,
+    /// End of the batch being iterated in `records.bytes`.
+    batch_end: usize,
+    /// Records of the batch not yet decoded.
+    remaining: usize,
+}
+
+impl RecordsIntoIter {
+    /// Moves to the next batch; false at the end of the buffer.
+    #[cold]
+    fn next_batch(&mut self) -> bool {
+        let Some(batch) = self
+            .records
+            .bytes
+            .get(self.batch_end..)
+            .and_then(codec::decode_batch_unchecked)
+        else {
+            return false;
+        };
+        let start = self.batch_end;
+        let mut records = user_records(&batch);
+        let h = batch.header;
+        let from = self.records.from_offset;
+        // Pass over the records before the start by their length prefixes, as `iter` does.
+        if i64::from(h.record_count) == i64::from(h.last_offset_delta) + 1 && from > h.base_offset {
+            let skip = (from - h.base_offset).min(i64::from(h.record_count));
+            records.skip_records(skip as usize);
+        }
+        self.batch_end = start + h.total_bytes();
+        self.position = self.batch_end - records.bytes.len();
+        self.remaining = records.remaining;
+        self.header = h;
+        true
+    }
+}
+
+impl RecordsIntoIter {
+    /// The next record, built by `make` from the read, its batch's header, its offset and
+    /// its view (a caller building its own record type builds it in place this way).
+    #[inline]
+    pub(crate) fn next_with<T>(
+        &mut self,
+        make: impl FnOnce(&Records, &BatchHeader, i64, codec::RecordView<'_>) -> T,
+    ) -> Option<T> {
+        loop {
+            while self.remaining > 0 {
+                let bytes = self.records.bytes.get(self.position..self.batch_end)?;
+                let mut records = codec::RecordIter {
+                    bytes,
+                    remaining: self.remaining,
+                };
+                let view = records.next();
+                self.position = self.batch_end - records.bytes.len();
+                self.remaining = records.remaining;
+                let Some(view) = view else {
+                    // Unreachable for a checked batch; end the batch rather than loop.
+                    self.remaining = 0;
+                    break;
+                };
+                let h = &self.header;
+                let offset = h.base_offset + i64::from(view.offset_delta);
+                if offset < self.records.from_offset {
+                    continue;
+                }
+                return Some(make(&self.records, h, offset, view));
+            }
+            if !self.next_batch() {
+                return None;
+            }
+        }
+    }
+}
+
+impl Iterator for RecordsIntoIter {
+    type Item = StoredRecord;
+
+    #[inline]
+    fn next(&mut self) -> Option<StoredRecord> {
+        self.next_with(|records, h, offset, view| records.stored(h, offset, view))
+    }
+}
+
+impl IntoIterator for Records {
+    type Item = StoredRecord;
+    type IntoIter = RecordsIntoIter;
+
+    fn into_iter(self) -> RecordsIntoIter {
+        RecordsIntoIter {
+            records: self,
+            header: BatchHeader::default(),
+            position: 0,
+            batch_end: 0,
+            remaining: 0,
         }
     }
 }
@@ -495,6 +626,23 @@ mod tests {
                 passed += skipped;
                 prop_assert_eq!(&after_skip[..], &expected[passed.min(expected.len())..]);
                 rest = skip_rest;
+            }
+        }
+
+        /// The owning iterator yields the same records as the borrowing one, from the start
+        /// of a read and from any point a skip leaves it at.
+        #[test]
+        fn into_iter_matches_iter(
+            batch_sizes in proptest::collection::vec(0usize..30, 1..6),
+            from_skip in 0usize..10,
+            skip in 0usize..60,
+        ) {
+            let all = records(&batch_sizes, from_skip);
+            let (_, rest) = all.skip(skip);
+            for read in [all, rest] {
+                let borrowed: Vec<StoredRecord> = read.iter().collect();
+                let owned: Vec<StoredRecord> = read.clone().into_iter().collect();
+                prop_assert_eq!(owned, borrowed);
             }
         }
     }

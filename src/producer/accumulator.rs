@@ -457,6 +457,11 @@ pub(crate) struct Accumulator {
     pub space_waiters: usize,
     /// Set by `close`: no new records; everything pending is sent now.
     pub closed: bool,
+    /// Wakers of pending [`crate::Flush`] futures, by key; taken and woken whenever batches
+    /// complete (where `done` is notified).
+    pub flush_wakers: Vec<(u64, std::task::Waker)>,
+    /// The key of the next flush waker.
+    pub next_flush_waker: u64,
 }
 
 impl Accumulator {

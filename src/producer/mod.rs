@@ -39,5 +39,5 @@ pub use partitioner::{
     murmur2, to_positive, DefaultPartitioner, NullKeyStrategy, Partitioner, RandomPartitioner,
     RoundRobinPartitioner,
 };
-pub use producer::Producer;
+pub use producer::{Flush, Producer};
 pub use record::{ProducerRecord, RecordMetadata};

@@ -19,8 +19,12 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -505,14 +509,39 @@ impl Producer {
             });
         }
         let mut acc = shared.acc.lock();
-        let target = acc.next_seq;
-        acc.flush_below = acc.flush_below.max(target);
-        shared.work_seq.fetch_add(1, Ordering::SeqCst);
-        shared.work.notify_one();
-        while acc.incomplete.first().is_some_and(|&seq| seq < target) {
+        let target = shared.start_flush(&mut acc);
+        while !Shared::flushed(&acc, target) {
             shared.done.wait(&mut acc);
         }
         Ok(())
+    }
+
+    /// [`Producer::flush`] as a future, for async code on any executor: sends every record
+    /// handed to this producer before the future's first poll, ignoring `linger.ms`, and
+    /// completes once each is complete (its future set and its callback run).
+    ///
+    /// The sender thread wakes the future's task when batches complete: a pending flush takes
+    /// no thread of its own. Dropping it stops waiting (the records are sent anyway).
+    ///
+    /// Errors: as [`Producer::flush`] ([`Error::IllegalState`] when polled from a send
+    /// callback).
+    ///
+    /// ```
+    /// # use embroker::{Broker, ProducerConfig, ProducerRecord, TopicConfig};
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("events", TopicConfig::default())?;
+    /// let producer = broker.producer(ProducerConfig::default().linger_ms(60_000))?;
+    /// let sent = producer.send(ProducerRecord::new("events", "hello"))?;
+    /// futures::executor::block_on(producer.flush_async())?;
+    /// assert_eq!(sent.wait()?.offset, 0);
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn flush_async(&self) -> Flush<'_> {
+        Flush {
+            shared: &self.handle.shared,
+            target: None,
+            key: None,
+        }
     }
 
     /// Refuses new records, sends everything pending (as `flush`), and stops the sender
@@ -1063,6 +1092,21 @@ impl Shared {
         result
     }
 
+    /// Asks the sender to send every batch opened so far without lingering; returns the
+    /// sequence number below which they all are (see [`Shared::flushed`]).
+    fn start_flush(&self, acc: &mut Accumulator) -> u64 {
+        let target = acc.next_seq;
+        acc.flush_below = acc.flush_below.max(target);
+        self.work_seq.fetch_add(1, Ordering::SeqCst);
+        self.work.notify_one();
+        target
+    }
+
+    /// True when every batch below `target` is complete.
+    fn flushed(acc: &Accumulator, target: u64) -> bool {
+        acc.incomplete.first().is_none_or(|&seq| seq >= target)
+    }
+
     /// The sender thread: take due batches, write them, complete them; until closed and idle.
     fn run_sender(&self) {
         let mut batches = Vec::new();
@@ -1083,6 +1127,13 @@ impl Shared {
                 self.buffered_bytes.fetch_sub(bytes, Ordering::AcqRel);
                 self.space.notify_all();
                 self.done.notify_all();
+                if !acc.flush_wakers.is_empty() {
+                    // Woken outside the lock: a waker may poll its future at once.
+                    let wakers = std::mem::take(&mut acc.flush_wakers);
+                    MutexGuard::unlocked(&mut acc, || {
+                        wakers.into_iter().for_each(|(_, waker)| waker.wake());
+                    });
+                }
             }
             loop {
                 lanes.extend(
@@ -1465,6 +1516,79 @@ type Sent = std::result::Result<SendFuture, Box<Error>>;
 impl From<Error> for PushError {
     fn from(e: Error) -> Self {
         PushError::Failed(Box::new(e))
+    }
+}
+
+/// The future of [`Producer::flush_async`]: completes once every record handed to the
+/// producer before its first poll is complete.
+#[must_use = "futures do nothing unless awaited or polled"]
+pub struct Flush<'a> {
+    shared: &'a Shared,
+    /// The sequence number the flush waits for, set at the first poll.
+    target: Option<u64>,
+    /// The key of this future's waker in `Accumulator::flush_wakers`, while one is there.
+    key: Option<u64>,
+}
+
+impl fmt::Debug for Flush<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flush")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Future for Flush<'_> {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        let shared = this.shared;
+        if shared.on_sender_thread() {
+            return Poll::Ready(Err(Error::IllegalState {
+                reason: "Producer::flush_async polled from a send callback, which runs on the \
+                         sender thread that the flush waits for"
+                    .into(),
+            }));
+        }
+        let mut acc = shared.acc.lock();
+        let target = match this.target {
+            Some(t) => t,
+            None => *this.target.insert(shared.start_flush(&mut acc)),
+        };
+        if Shared::flushed(&acc, target) {
+            if let Some(key) = this.key.take() {
+                acc.flush_wakers.retain(|(k, _)| *k != key);
+            }
+            return Poll::Ready(Ok(()));
+        }
+        // Checked and registered under the lock the sender completes batches under: a
+        // completion cannot fall between the two.
+        match this
+            .key
+            .and_then(|key| acc.flush_wakers.iter_mut().find(|(k, _)| *k == key))
+        {
+            Some((_, waker)) => waker.clone_from(cx.waker()),
+            None => {
+                let key = acc.next_flush_waker;
+                acc.next_flush_waker += 1;
+                acc.flush_wakers.push((key, cx.waker().clone()));
+                this.key = Some(key);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Flush<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.shared
+                .acc
+                .lock()
+                .flush_wakers
+                .retain(|(k, _)| *k != key);
+        }
     }
 }
 
