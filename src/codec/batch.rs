@@ -310,6 +310,16 @@ impl<'a> Batch<'a> {
             remaining,
         }
     }
+
+    /// The records an application sees: [`Batch::records`], but none of a control batch (a
+    /// transaction marker takes an offset and is never handed to readers, as in Kafka).
+    pub(crate) fn data_records(&self) -> RecordIter<'a> {
+        if self.header.is_control() {
+            RecordIter::default()
+        } else {
+            self.records()
+        }
+    }
 }
 
 /// Decodes the batch at the front of `buf` and checks its header and CRC, but not the framing

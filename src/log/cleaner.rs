@@ -247,12 +247,7 @@ impl PartitionLog {
                 for batch in batches(&bytes) {
                     // A control record's key is its marker type, not a user key: it must not
                     // shadow a user record that happens to share the bytes.
-                    let records = if batch.header.is_control() {
-                        codec::RecordIter::default()
-                    } else {
-                        batch.records()
-                    };
-                    for r in records {
+                    for r in batch.data_records() {
                         let offset = batch.header.base_offset + i64::from(r.offset_delta);
                         if offset < plan.first_dirty {
                             continue;

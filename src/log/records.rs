@@ -168,7 +168,7 @@ impl Records {
                 break;
             };
             let h = &batch.header;
-            let mut records = user_records(&batch);
+            let mut records = batch.data_records();
             // In a batch without gaps the i-th record has offset delta i: jump over the records
             // an earlier `take` handed out by their length prefixes alone.
             if i64::from(h.record_count) == i64::from(h.last_offset_delta) + 1
@@ -233,7 +233,7 @@ impl Records {
                 skipped += left;
                 from = from.max(h.next_offset());
             } else {
-                for view in user_records(&batch) {
+                for view in batch.data_records() {
                     let offset = h.base_offset + i64::from(view.offset_delta);
                     if offset < from {
                         continue;
@@ -294,17 +294,6 @@ impl<'a> Iterator for BatchIter<'a> {
     }
 }
 
-/// The records of `batch` a reader sees: none for a control batch (a transaction marker
-/// takes an offset but is never handed to applications, as in Kafka's consumer).
-#[inline]
-fn user_records<'a>(batch: &Batch<'a>) -> codec::RecordIter<'a> {
-    if batch.header.is_control() {
-        codec::RecordIter::default()
-    } else {
-        batch.records()
-    }
-}
-
 /// Iterator over the records of [`Records`].
 pub struct RecordsIter<'a> {
     records: &'a Records,
@@ -330,7 +319,7 @@ impl Iterator for RecordsIter<'_> {
             }
             let batch = BatchIter { bytes: self.rest }.next()?;
             self.rest = &self.rest[batch.header.total_bytes()..];
-            let mut records = user_records(&batch);
+            let mut records = batch.data_records();
             // A read that starts inside a batch (a consumer handing out part of a read) passes
             // over the records before its start by their length prefixes, as `take` does.
             let h = &batch.header;
@@ -376,7 +365,7 @@ impl RecordsIntoIter {
             return false;
         };
         let start = self.batch_end;
-        let mut records = user_records(&batch);
+        let mut records = batch.data_records();
         let h = batch.header;
         let from = self.records.from_offset;
         // Pass over the records before the start by their length prefixes, as `iter` does.
@@ -496,7 +485,7 @@ impl<'a> RecordViews<'a> {
         self.base_timestamp = h.base_timestamp;
         self.log_append_time =
             (h.timestamp_type() == TimestampType::LogAppendTime).then_some(h.max_timestamp);
-        self.records = user_records(&batch);
+        self.records = batch.data_records();
         Some(())
     }
 }
