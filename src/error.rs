@@ -208,6 +208,46 @@ pub enum Error {
         reason: String,
     },
 
+    /// A producer's batch does not follow its last one: its first sequence is not the last
+    /// acknowledged sequence plus one (wrapping after `i32::MAX` to 0), or a new epoch does
+    /// not start at 0. Kafka's `OUT_OF_ORDER_SEQUENCE_NUMBER`; nothing was written.
+    #[error(
+        "out of order sequence from producer {producer_id} to {topic}-{partition}: expected \
+         {expected}, received {received}"
+    )]
+    OutOfOrderSequence {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The producer id.
+        producer_id: i64,
+        /// The first sequence the log expected (the last one plus one, or 0 for a new epoch).
+        expected: i32,
+        /// The batch's first sequence.
+        received: i32,
+    },
+
+    /// A producer's batch (or a transaction marker for it) carries an epoch older than the
+    /// one the partition last saw from that producer: a newer instance has taken over.
+    /// Kafka's `INVALID_PRODUCER_EPOCH`; nothing was written.
+    #[error(
+        "producer {producer_id} sent epoch {received} to {topic}-{partition}, older than its \
+         current epoch {expected}"
+    )]
+    InvalidProducerEpoch {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The producer id.
+        producer_id: i64,
+        /// The epoch the partition last saw.
+        expected: i16,
+        /// The epoch the batch carried.
+        received: i16,
+    },
+
     /// An earlier fsync of this partition's data or directory failed (or a failed write left a
     /// partial batch that could not be cut off, or a cleaner swap stopped halfway); the log
     /// refuses further appends until the broker is reopened, because the page cache (or the
@@ -546,6 +586,32 @@ impl Clone for Error {
                 topic: topic.clone(),
                 partition: *partition,
                 reason: reason.clone(),
+            },
+            Error::OutOfOrderSequence {
+                topic,
+                partition,
+                producer_id,
+                expected,
+                received,
+            } => Error::OutOfOrderSequence {
+                topic: topic.clone(),
+                partition: *partition,
+                producer_id: *producer_id,
+                expected: *expected,
+                received: *received,
+            },
+            Error::InvalidProducerEpoch {
+                topic,
+                partition,
+                producer_id,
+                expected,
+                received,
+            } => Error::InvalidProducerEpoch {
+                topic: topic.clone(),
+                partition: *partition,
+                producer_id: *producer_id,
+                expected: *expected,
+                received: *received,
             },
             Error::LogFailed {
                 topic,

@@ -19,7 +19,9 @@ mod inflate;
 mod record;
 pub(crate) mod varint;
 
-pub(crate) use batch::{check_plain_records, decode_batch_unchecked, is_format_1_batch, Placement};
+pub(crate) use batch::{
+    batch_crc, check_plain_records, decode_batch_unchecked, is_format_1_batch, Placement,
+};
 pub use batch::{
     decode_batch, decode_batch_crc_only, peek_header, set_base_offset, set_log_append_time,
     set_max_timestamp, Batch, BatchBuilder, BatchHeader, ProducerFields, HEADER_BYTES,

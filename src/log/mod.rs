@@ -17,14 +17,17 @@ mod cleaner_checkpoint;
 mod index;
 mod offset_map;
 mod partition_log;
+mod producer_state;
 mod records;
 mod retention;
 mod sealed;
 mod segment;
 mod throttle;
+mod txn_index;
 mod validate;
 
-pub(crate) use partition_log::{dir_name, AppendInfo, PartitionLog};
+pub(crate) use partition_log::{dir_name, AppendInfo, PartitionLog, ProducerStateInfo};
 pub(crate) use records::timestamp;
 pub use records::{RecordRef, RecordViews, Records, RecordsIntoIter, RecordsIter};
 pub(crate) use throttle::Throttle;
+pub(crate) use txn_index::AbortedTxn;

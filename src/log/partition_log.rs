@@ -42,9 +42,11 @@ use super::checkpoint::RecoveryPoint;
 use super::clean_swap;
 use super::cleaner::CleanerState;
 use super::cleaner_checkpoint::CleanerCheckpoint;
+use super::producer_state::{self, BatchFacts, Origin, ProducerAppend, ProducerStates, StateError};
 use super::records::Records;
 use super::retention::{deletable_prefix, SegmentFacts};
 use super::segment::{self, AppendError, Segment, NO_TIMESTAMP};
+use super::txn_index::AbortedTxn;
 use super::validate::{self, ValidBatch};
 use crate::clock::SharedClock;
 use crate::codec::{self, BatchBuilder, BatchHeader};
@@ -61,6 +63,22 @@ pub(crate) struct AppendInfo {
     pub last_offset: i64,
     /// The timestamp the log gave the batch, under LogAppendTime.
     pub log_append_time: Option<i64>,
+    /// The batch repeats one of its producer's last batches: nothing was written, and the
+    /// offsets are those the original got (Kafka acknowledges a duplicate the same way).
+    pub duplicate: bool,
+}
+
+/// One producer's state in a partition (for the transaction coordinator and tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProducerStateInfo {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last sequence appended; -1 when none is known.
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    /// The first offset of the producer's open transaction.
+    pub current_txn_start_offset: Option<i64>,
 }
 
 /// Sizes and offsets of one partition, for `describe_topic`.
@@ -86,6 +104,11 @@ pub(super) struct Writer {
     unflushed_records: i64,
     last_flush_ms: i64,
     pub(super) recovery_point: RecoveryPoint,
+    /// Idempotence and transaction state, updated after each write (see `producer_state`).
+    pub(super) producers: ProducerStates,
+    /// Snapshots of `producers` taken at rolls (offset, bytes), written once the data below
+    /// their offset is durable: a snapshot must never describe data a crash could lose.
+    pending_snapshots: Vec<(i64, Vec<u8>)>,
 }
 
 #[derive(Default)]
@@ -138,6 +161,9 @@ pub(crate) struct PartitionLog {
     pub(super) cleaner: Mutex<CleanerState>,
     log_start: AtomicI64,
     log_end: AtomicI64,
+    /// The last stable offset: the log end, or the first offset of the earliest open
+    /// transaction if that is lower. Stored after the log end, never above it.
+    lso: AtomicI64,
     failure: Mutex<Option<String>>,
     pub(super) failed: AtomicBool,
     pub(super) closed: AtomicBool,
@@ -196,6 +222,9 @@ impl PartitionLog {
         let checkpoint = checkpoint.filter(|rp| bases.contains(&rp.segment_base));
         let mut scanned = false;
         let mut truncated = false;
+        // Transaction index entries for markers at or after this offset are rebuilt from the
+        // log: those after the recovery point may be missing or stale.
+        let mut txn_rebuild_from = checkpoint.map_or(i64::MIN, |rp| rp.offset);
         let last_index = bases.len().saturating_sub(1);
         for (i, &base) in bases.iter().enumerate() {
             // The active segment's maps may run ahead of its size up to what it may grow to;
@@ -278,6 +307,11 @@ impl PartitionLog {
                     seg.load_first_timestamp()?;
                 }
             }
+            if let Err(e) = seg.load_txn_index() {
+                // Rebuilt by replaying the log from this segment on.
+                log::warn!("{e}; rebuilding it from the log");
+                txn_rebuild_from = txn_rebuild_from.min(base);
+            }
             segments.push(Arc::new(seg));
         }
         // A new log's first segment is made durable (directory fsync) by its first sync.
@@ -331,9 +365,12 @@ impl PartitionLog {
                 unflushed_records: 0,
                 last_flush_ms: now,
                 recovery_point,
+                producers: ProducerStates::new(first),
+                pending_snapshots: Vec::new(),
             }),
             log_start: AtomicI64::new(first),
             log_end: AtomicI64::new(log_end),
+            lso: AtomicI64::new(log_end),
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -347,6 +384,7 @@ impl PartitionLog {
             notifier: Notifier::default(),
             broker_notifier,
         };
+        let replayed = log.load_producer_state(txn_rebuild_from)?;
         if scanned || truncated {
             // What recovery checked may still be only in the page cache: make it durable before
             // the recovery point claims it.
@@ -362,6 +400,14 @@ impl PartitionLog {
             log.checkpoint()?;
         } else {
             log.sync_state.lock().durable_offset = log_end;
+            for seg in log.segments.read().iter() {
+                seg.persist_txn_index_only()?;
+            }
+        }
+        if replayed {
+            // Everything is durable now: a snapshot at the log end spares the next open the
+            // replay.
+            log.write_snapshot_now();
         }
         Ok(log)
     }
@@ -533,9 +579,9 @@ impl PartitionLog {
             header: parsed.header,
         }];
         if let Some((mut bytes, batches)) = self.recompress(batch, &one, &config)? {
-            return self.append_checked(&mut bytes, &batches, &config);
+            return self.append_checked(&mut bytes, &batches, &config, false);
         }
-        self.append_checked(batch, &one, &config)
+        self.append_checked(batch, &one, &config, false)
     }
 
     /// The batches re-encoded with the topic's `compression.type` when it names a codec that
@@ -551,13 +597,25 @@ impl PartitionLog {
             return Ok(None);
         };
         let id = target.compression().id();
-        if batches.iter().all(|b| b.header.compression_id() == id) {
+        // Control batches (transaction markers) stay as written, as Kafka's broker keeps them.
+        if batches
+            .iter()
+            .all(|b| b.header.compression_id() == id || b.header.is_control())
+        {
             return Ok(None);
         }
         let mut out = Vec::with_capacity(bytes.len());
         let mut rebuilt = Vec::with_capacity(batches.len());
         for valid in batches {
             let start = out.len();
+            if valid.header.is_control() {
+                out.extend_from_slice(&bytes[valid.range.clone()]);
+                rebuilt.push(ValidBatch {
+                    range: start..out.len(),
+                    header: valid.header,
+                });
+                continue;
+            }
             let batch =
                 codec::decode_batch_unchecked(&bytes[valid.range.clone()]).ok_or_else(|| {
                     Error::InvalidRecord {
@@ -606,19 +664,24 @@ impl PartitionLog {
                 .copy_from_slice(&(-1i32).to_be_bytes());
         }
         if let Some((mut bytes, batches)) = self.recompress(&owned, &batches, &config)? {
-            return self.append_checked(&mut bytes, &batches, &config);
+            return self.append_checked(&mut bytes, &batches, &config, true);
         }
-        self.append_checked(&mut owned, &batches, &config)
+        self.append_checked(&mut owned, &batches, &config, true)
     }
 
     /// Appends `batches` (ranges of `bytes`, each already checked) under one hold of the writer
     /// lock, so that they get consecutive offsets. Should a write fail cleanly after some of
     /// them, those stay in the log (and the log end counts them) and the error is returned.
+    ///
+    /// Batches with a producer id are checked against the producer state first (`client`:
+    /// they come from a client's produce call, see `check_producers`); the state follows each
+    /// batch once it is in the file, so it never describes a batch the log lacks.
     fn append_checked(
         &self,
         bytes: &mut [u8],
         batches: &[ValidBatch],
         config: &TopicConfig,
+        client: bool,
     ) -> Result<AppendInfo> {
         let offsets: i64 = batches
             .iter()
@@ -643,11 +706,15 @@ impl PartitionLog {
                 ),
             });
         }
+        let facts = match self.check_producers(&w.producers, bytes, batches, first, client)? {
+            Ok(facts) => facts,
+            Err(duplicate) => return Ok(duplicate),
+        };
         let now = self.clock.now_ms();
         let mut base = first;
         let mut last_offset = first;
         let mut log_append_time = None;
-        for valid in batches {
+        for (valid, facts) in batches.iter().zip(facts) {
             let batch = &mut bytes[valid.range.clone()];
             let mut header = valid.header;
             if self.should_roll(&w, &header, base, batch.len(), config, now) {
@@ -685,6 +752,15 @@ impl PartitionLog {
             base = header.next_offset();
             last_offset = header.last_offset();
             self.log_end.store(base, Ordering::Release);
+            if let Some(mut f) = facts {
+                f.max_timestamp = header.max_timestamp;
+                let Writer {
+                    active, producers, ..
+                } = &mut *w;
+                apply_written(producers, &f, Some(active));
+                producers.set_map_end_offset(base);
+            }
+            self.publish_lso(&w.producers);
         }
         w.unflushed_records += records;
         let flush = (w.unflushed_records >= config.flush_messages
@@ -703,6 +779,7 @@ impl PartitionLog {
             base_offset: first,
             last_offset,
             log_append_time,
+            duplicate: false,
         })
     }
 
@@ -751,6 +828,15 @@ impl PartitionLog {
         }
         let sealed = std::mem::replace(&mut w.active, segment);
         w.unsynced.push(sealed);
+        if !w.producers.is_empty() {
+            // The state as of the new segment's base (Kafka snapshots at each roll); written
+            // once the data below it is durable.
+            let snapshot = producer_state::encode_snapshot(&w.producers);
+            if w.pending_snapshots.len() >= PENDING_SNAPSHOTS_MAX {
+                w.pending_snapshots.remove(0);
+            }
+            w.pending_snapshots.push((base, snapshot));
+        }
         self.rolls_since_retention.fetch_add(1, Ordering::Relaxed);
         w.dir_epoch += 1;
         w.bytes_since_index = 0;
@@ -801,6 +887,7 @@ impl PartitionLog {
             active.sync().map_err(SyncFailure::Fatal)?;
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.write_due_snapshots(covered);
         let mut index_error = None;
         let mut done = Vec::with_capacity(sealed.len());
         for seg in &sealed {
@@ -992,6 +1079,12 @@ impl PartitionLog {
 
     /// Reads whole batches from `from` up to about `max_bytes` (at least one batch).
     pub(crate) fn read(&self, from: i64, max_bytes: usize) -> Result<Records> {
+        self.read_below(from, max_bytes, None)
+    }
+
+    /// [`PartitionLog::read`], returning only batches below `bound` when given (the last
+    /// stable offset; a position between it and the log end reads nothing).
+    fn read_below(&self, from: i64, max_bytes: usize, bound: Option<i64>) -> Result<Records> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed {
                 what: "partition log (its broker or topic)",
@@ -1007,7 +1100,10 @@ impl PartitionLog {
         if from < start || from > end {
             return Err(self.out_of_range(from, start, end));
         }
-        if from == end {
+        // The bound was stored before it was loaded and never passes the log end loaded after
+        // it: every batch below it is whole.
+        let end = bound.map_or(end, |b| b.min(end));
+        if from >= end {
             return Ok(Records::empty(from, self.topic.clone(), self.partition));
         }
         let segments = self.segments.read().clone();
@@ -1209,6 +1305,7 @@ impl PartitionLog {
                 w.dir_epoch += 1;
                 new_start
             };
+            self.delete_snapshots_below(new_start);
             self.forget_deleted(new_start)?;
         }
         match error {
@@ -1265,7 +1362,12 @@ impl PartitionLog {
     pub(crate) fn close(&self, checkpoint: bool) -> Result<()> {
         let result = if checkpoint && !self.failed.load(Ordering::Acquire) {
             self.writer.lock().active.finish_time_index();
-            self.checkpoint()
+            let result = self.checkpoint();
+            if result.is_ok() {
+                // Everything is durable: the next open starts from this state.
+                self.write_snapshot_now();
+            }
+            result
         } else {
             Ok(())
         };
@@ -1291,6 +1393,406 @@ impl PartitionLog {
         Error::Closed {
             what: "partition log (its broker or topic)",
         }
+    }
+
+    /// The last stable offset: what `read_committed` readers may read up to (Kafka's LSO).
+    pub(crate) fn last_stable_offset(&self) -> i64 {
+        self.lso.load(Ordering::Acquire)
+    }
+
+    /// Every producer's state here, by producer id.
+    pub(crate) fn producer_states(&self) -> Vec<ProducerStateInfo> {
+        let w = self.writer.lock();
+        w.producers
+            .entries()
+            .map(|e| ProducerStateInfo {
+                producer_id: e.producer_id,
+                epoch: e.epoch,
+                last_sequence: e.last_seq(),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.current_txn_first_offset,
+            })
+            .collect()
+    }
+
+    /// The open transactions as (producer id, first offset), earliest first.
+    pub(crate) fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
+        self.writer.lock().producers.ongoing()
+    }
+
+    /// Forgets producers without an open transaction whose last write is `expiration_ms` or
+    /// more before `now_ms` (Kafka's `producer.id.expiration.ms`); returns how many.
+    pub(crate) fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.writer.lock().producers.expire(now_ms, expiration_ms)
+    }
+
+    /// Publishes the last stable offset from the producer state (called under the writer
+    /// lock, after the log end).
+    fn publish_lso(&self, producers: &ProducerStates) {
+        let end = self.log_end.load(Ordering::Relaxed);
+        let lso = producers
+            .first_unstable_offset()
+            .map_or(end, |f| f.min(end));
+        self.lso.store(lso, Ordering::Release);
+    }
+
+    fn state_error(&self, e: StateError) -> Error {
+        match e {
+            StateError::OutOfOrder {
+                producer_id,
+                expected,
+                received,
+            } => Error::OutOfOrderSequence {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                producer_id,
+                expected,
+                received,
+            },
+            StateError::OldEpoch {
+                producer_id,
+                current,
+                received,
+            } => Error::InvalidProducerEpoch {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                producer_id,
+                expected: current,
+                received,
+            },
+            StateError::Invalid {
+                producer_id,
+                reason,
+            } => Error::InvalidRecord {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                reason: format!("producer {producer_id}: {reason}"),
+            },
+        }
+    }
+
+    /// Checks the producer batches of a call against the state (Kafka's
+    /// `analyzeAndValidateProducerState`) before anything is written; returns their facts
+    /// (offsets as they will be assigned from `first`), or the duplicate's `AppendInfo` when a
+    /// batch repeats one already written (then the whole call is that duplicate).
+    ///
+    /// A client's data batches are checked fully. A control batch (transaction marker) is the
+    /// coordinator's: its epochs are checked. So is a data batch through `append_batch`
+    /// without a sequence (the group coordinator's transactional offset commits).
+    fn check_producers(
+        &self,
+        producers: &ProducerStates,
+        bytes: &[u8],
+        batches: &[ValidBatch],
+        first: i64,
+        client: bool,
+    ) -> Result<std::result::Result<Vec<Option<BatchFacts>>, AppendInfo>> {
+        let mut facts = Vec::with_capacity(batches.len());
+        let mut appends: Vec<ProducerAppend> = Vec::new();
+        let mut base = first;
+        for valid in batches {
+            let h = &valid.header;
+            let this_base = base;
+            base += i64::from(h.last_offset_delta) + 1;
+            if h.producer_id < 0 {
+                facts.push(None);
+                continue;
+            }
+            let invalid = |reason: String| Error::InvalidRecord {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                reason,
+            };
+            let batch = codec::decode_batch_unchecked(&bytes[valid.range.clone()])
+                .ok_or_else(|| invalid("batch header does not decode".into()))?;
+            let mut f = producer_state::batch_facts(&batch).map_err(|e| {
+                invalid(format!(
+                    "control batch of producer {} is not a transaction marker: {e}",
+                    h.producer_id
+                ))
+            })?;
+            f.base_offset = this_base;
+            let origin = if f.control.is_some() || (!client && h.base_sequence < 0) {
+                Origin::Coordinator
+            } else {
+                Origin::Client
+            };
+            if origin == Origin::Client {
+                let dup = producers
+                    .entry(f.producer_id)
+                    .and_then(|e| e.find_duplicate(f.epoch, f.base_sequence, f.last_sequence()));
+                if let Some(dup) = dup {
+                    return Ok(Err(AppendInfo {
+                        base_offset: dup.first_offset(),
+                        last_offset: dup.last_offset,
+                        log_append_time: None,
+                        duplicate: true,
+                    }));
+                }
+            }
+            let i = match appends
+                .iter()
+                .position(|a| a.producer_id() == f.producer_id)
+            {
+                Some(i) => i,
+                None => {
+                    appends.push(producers.prepare(f.producer_id, origin));
+                    appends.len() - 1
+                }
+            };
+            appends[i].append(&f).map_err(|e| self.state_error(e))?;
+            facts.push(Some(f));
+        }
+        Ok(Ok(facts))
+    }
+
+    /// Loads the producer state at open: the newest snapshot at or below both the log end and
+    /// `txn_rebuild_from` (newer ones are deleted, damaged ones skipped), then replays the
+    /// log from there, re-adding transaction index entries for markers at or after
+    /// `txn_rebuild_from`. True when it replayed anything.
+    fn load_producer_state(&self, txn_rebuild_from: i64) -> Result<bool> {
+        let end = self.log_end_offset();
+        let start = self.log_start_offset();
+        let rebuild_from = txn_rebuild_from.max(start).min(end);
+        let segments = self.segments.read().clone();
+        for seg in segments.iter() {
+            seg.truncate_aborted_from(rebuild_from);
+        }
+        let mut states = None;
+        let mut snapshots = list_snapshots(&self.dir)?;
+        snapshots.sort_unstable();
+        for &offset in snapshots.iter().rev() {
+            let path = self
+                .dir
+                .join(segment::file_name(offset, SNAPSHOT_EXTENSION));
+            if offset > end {
+                // Describes data the log no longer has (Kafka deletes these too).
+                remove_best_effort(&path);
+                continue;
+            }
+            if offset > rebuild_from {
+                continue;
+            }
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    log::warn!("{}; ignoring it", Error::io("reading", &path, e));
+                    continue;
+                }
+            };
+            match producer_state::decode_snapshot(&bytes, offset, 0, i64::MAX) {
+                Ok(s) => {
+                    states = Some(s);
+                    break;
+                }
+                Err(e) => {
+                    log::warn!(
+                        "{self:?}: producer snapshot {} is damaged ({}); ignoring it",
+                        path.display(),
+                        e.0
+                    );
+                    remove_best_effort(&path);
+                }
+            }
+        }
+        let mut states = states.unwrap_or_else(|| ProducerStates::new(start));
+        let mut from = states.map_end_offset().max(start);
+        let replayed = from < end;
+        while from < end {
+            let records = self.read(from, REPLAY_READ_BYTES)?;
+            for batch in records.batches() {
+                let h = batch.header;
+                if h.producer_id < 0 || h.next_offset() <= from {
+                    continue;
+                }
+                match producer_state::batch_facts(&batch) {
+                    Ok(f) => {
+                        let seg = segment_holding(&segments, h.base_offset);
+                        let rebuild = h.base_offset >= rebuild_from;
+                        apply_written(&mut states, &f, seg.filter(|_| rebuild));
+                    }
+                    Err(e) => log::warn!(
+                        "{self:?}: batch at offset {} is not a transaction marker ({e}); \
+                         skipped in the producer state",
+                        h.base_offset
+                    ),
+                }
+            }
+            if records.next_offset() <= from {
+                break;
+            }
+            from = records.next_offset();
+        }
+        states.set_map_end_offset(end);
+        let mut w = self.writer.lock();
+        w.producers = states;
+        self.publish_lso(&w.producers);
+        Ok(replayed)
+    }
+
+    /// Writes a snapshot of the producer state at the log end now. For when everything is
+    /// durable (after open, at a clean close); a failure costs the next open a replay.
+    fn write_snapshot_now(&self) {
+        let (offset, bytes) = {
+            let w = self.writer.lock();
+            (
+                self.log_end.load(Ordering::Relaxed),
+                producer_state::encode_snapshot(&w.producers),
+            )
+        };
+        self.write_snapshot(offset, &bytes);
+    }
+
+    fn write_snapshot(&self, offset: i64, bytes: &[u8]) {
+        let path = self
+            .dir
+            .join(segment::file_name(offset, SNAPSHOT_EXTENSION));
+        if let Err(e) = io::write_atomic(&path, bytes) {
+            log::warn!("{self:?}: producer snapshot not written: {e}");
+        }
+    }
+
+    /// Writes the snapshots taken at rolls whose offset `covered` (now durable) reaches.
+    fn write_due_snapshots(&self, covered: i64) {
+        let due: Vec<(i64, Vec<u8>)> = {
+            let mut w = self.writer.lock();
+            let (due, keep) = std::mem::take(&mut w.pending_snapshots)
+                .into_iter()
+                .partition(|(offset, _)| *offset <= covered);
+            w.pending_snapshots = keep;
+            due
+        };
+        for (offset, bytes) in due {
+            self.write_snapshot(offset, &bytes);
+        }
+    }
+
+    /// Deletes snapshots below `offset` (the new log start), keeping the newest.
+    fn delete_snapshots_below(&self, offset: i64) {
+        let Ok(mut snapshots) = list_snapshots(&self.dir) else {
+            return;
+        };
+        snapshots.sort_unstable();
+        snapshots.pop();
+        for s in snapshots.into_iter().filter(|s| *s < offset) {
+            remove_best_effort(&self.dir.join(segment::file_name(s, SNAPSHOT_EXTENSION)));
+        }
+    }
+
+    /// Reads for a `read_committed` reader: like [`PartitionLog::read`] but only below the
+    /// last stable offset, with the aborted transactions overlapping what was read (Kafka's
+    /// `collectAbortedTransactions`: from the segment holding `from` on, entries whose marker
+    /// is at or after `from` and whose first offset is below the end of the read).
+    pub(crate) fn read_committed(
+        &self,
+        from: i64,
+        max_bytes: usize,
+    ) -> Result<(Records, Vec<AbortedTxn>)> {
+        let lso = self.last_stable_offset();
+        let records = self.read_below(from, max_bytes, Some(lso))?;
+        let upper = records.next_offset();
+        let mut aborted = Vec::new();
+        if upper > from {
+            let segments = self.segments.read().clone();
+            let first = segments
+                .partition_point(|s| s.base_offset() <= from)
+                .saturating_sub(1);
+            for seg in &segments[first..] {
+                if seg.collect_aborted(from, upper, &mut aborted) {
+                    break;
+                }
+            }
+        }
+        Ok((records, aborted))
+    }
+
+    /// Waits until the last stable offset passes `offset` or `timeout` elapses; true if it
+    /// did (what a `read_committed` reader long-polls on).
+    pub(crate) fn wait_for_stable_past(&self, offset: i64, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let seen = self.notifier.events();
+            if self.last_stable_offset() > offset {
+                return true;
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            if !self.notifier.wait_past(seen, deadline) {
+                return self.last_stable_offset() > offset;
+            }
+        }
+    }
+}
+
+/// Applies a batch already in the log to `states` (no checks: it passed them when written,
+/// or is replayed at open); a completed abort is added to `segment`'s transaction index when
+/// one is given.
+fn apply_written(states: &mut ProducerStates, facts: &BatchFacts, segment: Option<&Arc<Segment>>) {
+    let mut append = states.prepare(facts.producer_id, Origin::Replay);
+    let completed = match append.append(facts) {
+        Ok(c) => c,
+        Err(_) => return, // a replay checks nothing: unreachable, and harmless if reached
+    };
+    states.update(append);
+    if let Some(c) = completed {
+        if c.aborted {
+            if let Some(seg) = segment {
+                seg.append_aborted(AbortedTxn {
+                    producer_id: c.producer_id,
+                    first_offset: c.first_offset,
+                    last_offset: c.last_offset,
+                    last_stable_offset: states.last_stable_offset_after(&c),
+                });
+            }
+        }
+        states.complete(&c);
+    }
+}
+
+/// The segment holding `offset`.
+fn segment_holding(segments: &[Arc<Segment>], offset: i64) -> Option<&Arc<Segment>> {
+    let i = segments.partition_point(|s| s.base_offset() <= offset);
+    i.checked_sub(1).map(|i| &segments[i])
+}
+
+/// The extension of producer snapshot files, `<offset:020>.snapshot` (Kafka's).
+const SNAPSHOT_EXTENSION: &str = "snapshot";
+
+/// Bytes read at a time while replaying the log into the producer state.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+
+/// Pending roll snapshots kept at most (older ones are dropped: a missing snapshot costs a
+/// longer replay at open, nothing else).
+const PENDING_SNAPSHOTS_MAX: usize = 16;
+
+/// The offsets of the producer snapshots in `dir`.
+fn list_snapshots(dir: &Path) -> Result<Vec<i64>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".snapshot")) else {
+            continue;
+        };
+        match segment_base_from_stem(stem) {
+            Ok(offset) => out.push(offset),
+            Err(_) => log::warn!(
+                "{}: not a producer snapshot name; left alone",
+                entry.path().display()
+            ),
+        }
+    }
+    Ok(out)
+}
+
+fn remove_best_effort(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("{}", Error::io("removing", path, e)),
     }
 }
 
@@ -1368,7 +1870,7 @@ fn list_segments(dir: &Path) -> Result<Listing> {
         let Some((stem, ext)) = name.rsplit_once('.') else {
             continue;
         };
-        if !matches!(ext, "log" | "index" | "timeindex") {
+        if !matches!(ext, "log" | "index" | "timeindex" | "txnindex") {
             continue;
         }
         // A segment file that is not one of ours, or whose base offset leaves no room to append,

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use super::index::{OffsetEntry, SegmentIndex, TimeEntry};
+use super::txn_index::{self, AbortedTxn};
 use crate::codec::{self, BatchHeader, DecodeError, HEADER_BYTES};
 use crate::error::{Error, Result};
 use crate::io;
@@ -46,6 +47,7 @@ pub(crate) struct Segment {
     log_path: PathBuf,
     index_path: PathBuf,
     time_index_path: PathBuf,
+    txn_index_path: PathBuf,
     file: File,
     size: AtomicU64,
     next_offset: AtomicI64,
@@ -65,6 +67,16 @@ pub(crate) struct Segment {
     /// True once the files were deleted. Held while the index files are written, so a
     /// persist racing with retention never writes index files back after their deletion.
     files: Mutex<FilesState>,
+    /// The aborted transactions whose markers are in this segment (see `txn_index`).
+    txn: Mutex<TxnIndexState>,
+}
+
+/// A segment's transaction index in memory.
+#[derive(Debug, Default)]
+struct TxnIndexState {
+    entries: Vec<AbortedTxn>,
+    /// The file does not hold `entries` yet.
+    dirty: bool,
 }
 
 /// Whether a segment's files still exist (see `Segment::files`).
@@ -117,7 +129,11 @@ impl Segment {
         let segment = Segment::with_file(dir, base_offset, file, 0, now_ms, map_len_hint);
         // Stale index files from an earlier life of this base offset would mislead lookups;
         // the index files are written when the segment is first synced.
-        for path in [&segment.index_path, &segment.time_index_path] {
+        for path in [
+            &segment.index_path,
+            &segment.time_index_path,
+            &segment.txn_index_path,
+        ] {
             match std::fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -167,6 +183,7 @@ impl Segment {
             log_path: dir.join(file_name(base_offset, "log")),
             index_path: dir.join(file_name(base_offset, "index")),
             time_index_path: dir.join(file_name(base_offset, "timeindex")),
+            txn_index_path: dir.join(file_name(base_offset, "txnindex")),
             file,
             size: AtomicU64::new(size),
             next_offset: AtomicI64::new(base_offset),
@@ -178,6 +195,7 @@ impl Segment {
             framing_checked: AtomicU64::new(0),
             map_len_hint,
             files: Mutex::new(FilesState::default()),
+            txn: Mutex::new(TxnIndexState::default()),
         }
     }
 
@@ -781,13 +799,108 @@ impl Segment {
         match plan.write(&self.index_path, &self.time_index_path) {
             Ok(()) => {
                 self.index.write().persisted(&plan);
-                Ok(())
             }
             Err(e) => {
                 self.index.write().mark_unpersisted();
-                Err(e)
+                return Err(e);
             }
         }
+        self.persist_txn_index()
+    }
+
+    /// Writes the transaction index whole if it changed (aborts are rare): through a `.tmp`
+    /// file, so a crash leaves the old list or the new one. Called with `files` held.
+    fn persist_txn_index(&self) -> Result<()> {
+        let bytes = {
+            let txn = self.txn.lock();
+            if !txn.dirty {
+                return Ok(());
+            }
+            txn_index::encode(&txn.entries)
+        };
+        // An entry appended meanwhile keeps the index dirty: only a write of the whole list
+        // clears it.
+        let written = bytes.len() / txn_index::ENTRY_BYTES;
+        let result = if bytes.is_empty() {
+            match std::fs::remove_file(&self.txn_index_path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::io("removing", self.txn_index_path.as_path(), e)),
+            }
+        } else {
+            io::write_atomic(&self.txn_index_path, &bytes)
+        };
+        if result.is_ok() {
+            let mut txn = self.txn.lock();
+            if txn.entries.len() == written {
+                txn.dirty = false;
+            }
+        }
+        result
+    }
+
+    /// Persists the transaction index alone, if it changed (after open rebuilt it).
+    pub(crate) fn persist_txn_index_only(&self) -> Result<()> {
+        let files = self.files.lock();
+        if files.deleted {
+            return Ok(());
+        }
+        self.persist_txn_index()
+    }
+
+    /// Records an aborted transaction whose marker was just appended to this segment.
+    pub(crate) fn append_aborted(&self, entry: AbortedTxn) {
+        let mut txn = self.txn.lock();
+        txn.entries.push(entry);
+        txn.dirty = true;
+    }
+
+    /// Forgets the entries whose marker is at or after `offset` (they are rebuilt by replaying
+    /// the log from before it).
+    pub(crate) fn truncate_aborted_from(&self, offset: i64) {
+        let mut txn = self.txn.lock();
+        let keep = txn.entries.partition_point(|e| e.last_offset < offset);
+        if keep < txn.entries.len() {
+            txn.entries.truncate(keep);
+            txn.dirty = true;
+        }
+    }
+
+    /// Replaces the entries (a cleaned segment takes those of the segments it replaces).
+    pub(crate) fn set_aborted(&self, entries: Vec<AbortedTxn>) {
+        let mut txn = self.txn.lock();
+        txn.dirty = txn.dirty || !entries.is_empty() || !txn.entries.is_empty();
+        txn.entries = entries;
+    }
+
+    /// The aborted transactions whose markers are in this segment.
+    pub(crate) fn aborted(&self) -> Vec<AbortedTxn> {
+        self.txn.lock().entries.clone()
+    }
+
+    /// Adds the entries overlapping `[from, upper)` to `out` (see [`txn_index::collect`]);
+    /// true when no later segment can add more.
+    pub(crate) fn collect_aborted(&self, from: i64, upper: i64, out: &mut Vec<AbortedTxn>) -> bool {
+        txn_index::collect(&self.txn.lock().entries, from, upper, out).complete
+    }
+
+    /// Loads `<base>.txnindex` if there is one. A file that does not decode is an error the
+    /// caller answers by rebuilding the index from the log.
+    pub(crate) fn load_txn_index(&self) -> Result<()> {
+        let bytes = match std::fs::read(&self.txn_index_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("reading", self.txn_index_path.as_path(), e)),
+        };
+        let entries = txn_index::decode(&bytes).map_err(|e| Error::Corrupt {
+            path: self.txn_index_path.clone(),
+            position: e.position as u64,
+            reason: e.reason,
+        })?;
+        let mut txn = self.txn.lock();
+        txn.entries = entries;
+        txn.dirty = false;
+        Ok(())
     }
 
     /// Records the segment's max timestamp as a final time-index entry (what retention reads
@@ -822,7 +935,11 @@ impl Segment {
             Err(e) => return Err(Error::io("deleting", self.log_path.as_path(), e)),
         }
         files.deleted = true;
-        for path in [&self.index_path, &self.time_index_path] {
+        for path in [
+            &self.index_path,
+            &self.time_index_path,
+            &self.txn_index_path,
+        ] {
             match std::fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
