@@ -31,3 +31,5 @@ pub(crate) use records::timestamp;
 pub use records::{RecordRef, RecordViews, Records, RecordsIntoIter, RecordsIter};
 pub(crate) use throttle::Throttle;
 pub(crate) use txn_index::AbortedTxn;
+#[cfg(test)]
+mod txn_tests;
