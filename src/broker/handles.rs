@@ -111,6 +111,9 @@ pub struct BatchesAppended {
     pub log_append_time: Option<i64>,
     /// The partition's log start offset after the append.
     pub log_start_offset: i64,
+    /// The call repeated a batch its producer already wrote (one of its last five): nothing
+    /// was written, and the offsets are the original's, as Kafka acknowledges a retry.
+    pub duplicate: bool,
 }
 
 impl Partition {
@@ -149,6 +152,13 @@ impl Partition {
     /// fault, [`Error::InvalidRecord`], [`Error::InvalidTimestamp`] or
     /// [`Error::RecordTooLarge`] for the rest, each naming the batch and its byte position.
     ///
+    /// A batch with a producer id (`BatchBuilder::set_producer`, an idempotent producer's) is
+    /// checked against that producer's state in the partition, as Kafka's broker checks it:
+    /// a repeat of one of its last five batches (same epoch, first and last sequence) writes
+    /// nothing and is acknowledged with the original offsets (`duplicate`); a first sequence
+    /// that does not follow its last one is [`Error::OutOfOrderSequence`]; an epoch older than
+    /// its current one is [`Error::InvalidProducerEpoch`]. The state survives a reopen.
+    ///
     /// The log gives the batches consecutive offsets by rewriting each base offset (and, for
     /// a LogAppendTime topic, the timestamp type and max timestamp); the records are not
     /// re-encoded. A CreateTime batch whose `max_timestamp` is not its records' largest gets
@@ -183,6 +193,7 @@ impl Partition {
             last_offset: info.last_offset,
             log_append_time: info.log_append_time,
             log_start_offset: self.log.log_start_offset(),
+            duplicate: info.duplicate,
         })
     }
 
