@@ -86,9 +86,8 @@ pub enum IsolationLevel {
     /// `read_uncommitted`: every record up to the log end. Kafka's default.
     #[default]
     ReadUncommitted,
-    /// `read_committed`: only records of committed transactions, up to the last stable offset.
-    /// Accepted, but not supported yet (there are no transactions): validation fails with
-    /// [`Error::Unsupported`].
+    /// `read_committed`: records up to the last stable offset (the first offset of the
+    /// earliest open transaction), without those of aborted transactions.
     ReadCommitted,
 }
 
@@ -173,7 +172,8 @@ pub struct ConsumerConfig {
     /// comma-separated). Default: `[Range, CooperativeSticky]`, as Kafka.
     pub partition_assignment_strategy: Vec<AssignmentStrategy>,
     /// Which records are visible (`isolation.level`). Default:
-    /// [`IsolationLevel::ReadUncommitted`]; `ReadCommitted` is not supported yet.
+    /// [`IsolationLevel::ReadUncommitted`]. `ReadCommitted` reads only up to the last stable
+    /// offset and drops the records of aborted transactions.
     pub isolation_level: IsolationLevel,
     /// How long the first rebalance of an empty group waits for more members
     /// (`group.initial.rebalance.delay.ms`; a broker setting in Kafka). Default: 0 (Kafka's
@@ -500,11 +500,6 @@ impl ConsumerConfig {
             0,
             INT_MAX,
         )?;
-        if self.isolation_level == IsolationLevel::ReadCommitted {
-            return Err(Error::Unsupported {
-                feature: "isolation.level=read_committed (transactions)".to_string(),
-            });
-        }
         Ok(())
     }
 
@@ -880,18 +875,16 @@ mod tests {
     }
 
     #[test]
-    fn isolation_level_read_committed_is_unsupported() {
+    fn isolation_level_takes_both_kafka_values() {
         assert_eq!(
             parse("isolation.level", "read_uncommitted")
                 .unwrap()
                 .isolation_level,
             IsolationLevel::ReadUncommitted
         );
-        let e = parse("isolation.level", "read_committed").unwrap_err();
-        assert!(
-            matches!(&e, Error::Unsupported { feature } if feature.contains("read_committed")),
-            "{e}"
-        );
+        let c = parse("isolation.level", "read_committed").unwrap();
+        assert_eq!(c.isolation_level, IsolationLevel::ReadCommitted);
+        assert!(c.validate().is_ok());
         assert_names_key("isolation.level", "serializable");
     }
 
@@ -1012,7 +1005,6 @@ mod tests {
             match ConsumerConfig::from_properties(&[(key, value.as_str())]) {
                 Ok(c) => prop_assert!(c.validate().is_ok()),
                 Err(Error::InvalidConfig { key: k, .. }) => prop_assert_eq!(k, key),
-                Err(Error::Unsupported { .. }) => prop_assert_eq!(key, "isolation.level"),
                 Err(e) => prop_assert!(false, "unexpected error {}", e),
             }
         }

@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::fetcher::{Fetcher, LazySeek, PartitionState};
+use super::fetcher::{end_offset, Fetcher, LazySeek, PartitionState};
 use super::listener::{RebalanceListener, WakeupHandle};
 use super::records::ConsumerRecords;
 use crate::broker::{Broker, OffsetAndTimestamp};
-use crate::config::{ConsumerConfig, OffsetReset};
+use crate::config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::error::{Error, Result};
 use crate::group::{
     is_cooperative, Group, JoinRequest, LeaveStatus, OffsetAndMetadata, SyncOutcome,
@@ -167,13 +167,14 @@ impl Broker {
         }
         let now = self.inner.clock().now_ms();
         let window = Window::new(config.metrics_sample_window_ms, config.metrics_num_samples);
+        let read_committed = config.isolation_level == IsolationLevel::ReadCommitted;
         Ok(Consumer {
             broker: self.clone(),
             cooperative: is_cooperative(&config.partition_assignment_strategy),
             next_auto_commit_ms: now.saturating_add(i64::from(config.auto_commit_interval_ms)),
             config,
             mode: Mode::None,
-            fetcher: Fetcher::default(),
+            fetcher: Fetcher::new(read_committed),
             member: None,
             listener: None,
             wakeup: Arc::new(AtomicBool::new(false)),
@@ -382,6 +383,7 @@ impl Consumer {
             None => None,
         };
         let reset = self.config.auto_offset_reset;
+        let read_committed = self.fetcher.read_committed;
         let mut missing = Vec::new();
         for p in self.fetcher.iter_mut() {
             if p.position.is_some() || only.is_some_and(|tp| tp != &p.tp) {
@@ -393,11 +395,11 @@ impl Consumer {
             };
             let position = match (p.lazy_seek.take(), committed) {
                 (Some(LazySeek::Beginning), _) => p.log.log_start_offset(),
-                (Some(LazySeek::End), _) => p.log.log_end_offset(),
+                (Some(LazySeek::End), _) => end_offset(&p.log, read_committed),
                 (None, Some(c)) => c.offset,
                 (None, None) => match reset {
                     OffsetReset::Earliest => p.log.log_start_offset(),
-                    OffsetReset::Latest => p.log.log_end_offset(),
+                    OffsetReset::Latest => end_offset(&p.log, read_committed),
                     OffsetReset::None => {
                         missing.push(p.tp.to_string());
                         continue;
@@ -772,10 +774,11 @@ impl Consumer {
         )?;
         let fetch_nanos = nanos(fetch.elapsed());
         // One load of each assigned partition's end offset a pass, not a record.
+        let read_committed = self.fetcher.read_committed;
         let lag = self
             .fetcher
             .iter()
-            .filter_map(|p| Some(p.log.log_end_offset() - p.position?))
+            .filter_map(|p| Some(end_offset(&p.log, read_committed) - p.position?))
             .max();
         let (w, now) = (self.metrics.window, self.now());
         let bytes = self.fetcher.bytes_handed_out;
@@ -998,7 +1001,9 @@ impl Consumer {
             .and_then(|g| g.committed(tp)))
     }
 
-    /// Log end offsets (the offset the next record will get); does not move positions.
+    /// End offsets: the log end (the offset the next record will get), or under
+    /// `read_committed` the last stable offset, as Kafka's `endOffsets` follows the isolation
+    /// level. Does not move positions.
     pub fn end_offsets(
         &self,
         partitions: &[TopicPartition],
@@ -1007,7 +1012,7 @@ impl Consumer {
             .iter()
             .map(|tp| {
                 let log = self.broker.inner.partition_log(&tp.topic, tp.partition)?;
-                Ok((tp.clone(), log.log_end_offset()))
+                Ok((tp.clone(), end_offset(&log, self.fetcher.read_committed)))
             })
             .collect()
     }

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use super::aborted::drop_aborted;
 use super::records::PartitionRecords;
 use crate::config::OffsetReset;
 use crate::error::{Error, Result};
@@ -68,21 +69,30 @@ impl PartitionState {
     }
 
     /// Reads into the buffer from the position. An out-of-range position is reset by
-    /// `reset` (or is the error under `none`).
-    fn fill(&mut self, fetch_bytes: usize, reset: OffsetReset) -> Result<()> {
+    /// `reset` (or is the error under `none`). Under `read_committed` the read stops at the
+    /// last stable offset and drops aborted transactions.
+    fn fill(&mut self, fetch_bytes: usize, reset: OffsetReset, read_committed: bool) -> Result<()> {
         let Some(mut position) = self.position else {
             return Ok(());
         };
-        let records = match self.log.read(position, fetch_bytes) {
+        let read = |position: i64| -> Result<Records> {
+            if read_committed {
+                let (records, aborted) = self.log.read_committed(position, fetch_bytes)?;
+                Ok(drop_aborted(records, aborted))
+            } else {
+                self.log.read(position, fetch_bytes)
+            }
+        };
+        let records = match read(position) {
             Ok(r) => r,
             Err(e @ Error::OffsetOutOfRange { .. }) => {
                 position = match reset {
                     OffsetReset::Earliest => self.log.log_start_offset(),
-                    OffsetReset::Latest => self.log.log_end_offset(),
+                    OffsetReset::Latest => end_offset(&self.log, read_committed),
                     OffsetReset::None => return Err(e),
                 };
                 self.position = Some(position);
-                self.log.read(position, fetch_bytes)?
+                read(position)?
             }
             Err(e) => return Err(e),
         };
@@ -92,9 +102,22 @@ impl PartitionState {
     }
 }
 
+/// The offset a consumer's "end" is: the last stable offset under `read_committed`, else the
+/// log end (Kafka's `endOffsets`, `seekToEnd` and `latest` reset follow the isolation level).
+pub(crate) fn end_offset(log: &PartitionLog, read_committed: bool) -> i64 {
+    if read_committed {
+        log.last_stable_offset()
+    } else {
+        log.log_end_offset()
+    }
+}
+
 /// The assigned partitions, sorted, with a round-robin cursor.
 #[derive(Default)]
 pub(crate) struct Fetcher {
+    /// `isolation.level=read_committed`: reads stop at the last stable offset and drop
+    /// aborted transactions.
+    pub(crate) read_committed: bool,
     partitions: Vec<PartitionState>,
     cursor: usize,
     /// Bytes of the stored batches that `collect` handed records out from, since creation
@@ -103,6 +126,14 @@ pub(crate) struct Fetcher {
 }
 
 impl Fetcher {
+    /// No partitions yet; `read_committed` for `isolation.level=read_committed`.
+    pub(crate) fn new(read_committed: bool) -> Self {
+        Fetcher {
+            read_committed,
+            ..Fetcher::default()
+        }
+    }
+
     pub(crate) fn assigned(&self) -> Vec<TopicPartition> {
         self.partitions.iter().map(|p| p.tp.clone()).collect()
     }
@@ -173,7 +204,7 @@ impl Fetcher {
                 continue;
             }
             if p.buffer.is_none() {
-                p.fill(fetch_bytes, reset)?;
+                p.fill(fetch_bytes, reset, self.read_committed)?;
             }
             let Some(buffer) = p.buffer.take() else {
                 continue;

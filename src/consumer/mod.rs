@@ -15,6 +15,7 @@
 //!   never while a group lock is held.
 //! - Time (auto-commit interval, `max.poll.interval.ms`) is the broker's clock.
 
+mod aborted;
 #[allow(clippy::module_inception)]
 mod consumer;
 mod fetcher;
@@ -28,3 +29,5 @@ pub use records::{ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter, Cons
 #[cfg(feature = "stream")]
 pub use recv::RecordStream;
 pub use recv::Recv;
+#[cfg(test)]
+mod read_committed_tests;

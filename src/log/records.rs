@@ -250,6 +250,48 @@ impl Records {
         (skipped, self.rest(position, from))
     }
 
+    /// The read with only the batches `keep` accepts (a `read_committed` reader drops aborted
+    /// transactions' batches this way). The next offset stays the read's, so a reader moves
+    /// past what was dropped. Shares the buffer when every batch is kept; copies otherwise.
+    pub(crate) fn retain_batches(&self, mut keep: impl FnMut(&Batch<'_>) -> bool) -> Records {
+        let mut kept: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut position = 0usize;
+        let mut all = true;
+        for batch in self.batches() {
+            let len = batch.header.total_bytes();
+            if keep(&batch) {
+                match kept.last_mut() {
+                    Some(r) if r.end == position => r.end += len,
+                    _ => kept.push(position..position + len),
+                }
+            } else {
+                all = false;
+            }
+            position += len;
+        }
+        if all {
+            return self.clone();
+        }
+        let bytes = match kept.as_slice() {
+            [] => Bytes::new(),
+            [one] => self.bytes.slice(one.clone()),
+            many => {
+                let mut out = Vec::with_capacity(many.iter().map(|r| r.len()).sum());
+                for r in many {
+                    out.extend_from_slice(&self.bytes[r.clone()]);
+                }
+                Bytes::from(out)
+            }
+        };
+        Records {
+            bytes,
+            from_offset: self.from_offset,
+            next_offset: self.next_offset,
+            topic: self.topic.clone(),
+            partition: self.partition,
+        }
+    }
+
     /// Number of records (walks the batches).
     pub fn len(&self) -> usize {
         self.iter().count()
