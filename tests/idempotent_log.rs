@@ -219,3 +219,48 @@ fn state_survives_a_clean_reopen_with_duplicates_detected() {
     p.append_batches(&batch(9, 2, 4, 1)).unwrap();
     assert_eq!(p.log_end_offset(), 5);
 }
+
+/// `producer.id.expiration.ms`: the background task forgets a producer idle that long (by its
+/// last batch's timestamp, as Kafka compares it), after which any sequence starts it afresh.
+#[test]
+fn idle_producers_expire_in_the_background() {
+    let broker = Broker::builder()
+        .producer_id_expiration(std::time::Duration::from_millis(300))
+        .open_temporary()
+        .unwrap();
+    broker.create_topic("t", TopicConfig::default()).unwrap();
+    let p = partition(&broker);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut b = BatchBuilder::new();
+    b.set_producer(ProducerFields {
+        producer_id: 4,
+        producer_epoch: 0,
+        base_sequence: 0,
+    });
+    b.push(now - 60_000, None, Some(b"old"), &[]).unwrap();
+    p.append_batches(&b.finish()).unwrap();
+    assert!(matches!(
+        p.append_batches(&batch(4, 0, 50, 1)),
+        Err(Error::OutOfOrderSequence { .. })
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match p.append_batches(&batch(4, 0, 50, 1)) {
+            Ok(info) => {
+                assert!(!info.duplicate);
+                break;
+            }
+            Err(Error::OutOfOrderSequence { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("the producer never expired: {e}"),
+        }
+    }
+    assert!(Broker::builder()
+        .producer_id_expiration(std::time::Duration::ZERO)
+        .open_temporary()
+        .is_err());
+}

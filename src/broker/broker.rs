@@ -23,6 +23,8 @@ use crate::types::TopicPartition;
 
 /// Kafka's `log.retention.check.interval.ms` default.
 const RETENTION_CHECK_INTERVAL_DEFAULT: Duration = Duration::from_secs(300);
+/// Kafka's `producer.id.expiration.ms` default (one day).
+const PRODUCER_ID_EXPIRATION_DEFAULT: Duration = Duration::from_millis(86_400_000);
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
 const CHECKPOINT_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
 /// Kafka's `log.cleaner.backoff.ms` default.
@@ -59,6 +61,7 @@ pub struct BrokerBuilder {
     cleaner_backoff: Duration,
     cleaner_dedupe_buffer_size: usize,
     cleaner_io_max_bytes_per_second: f64,
+    producer_id_expiration: Duration,
 }
 
 impl Default for BrokerBuilder {
@@ -74,6 +77,7 @@ impl Default for BrokerBuilder {
             cleaner_backoff: CLEANER_BACKOFF_DEFAULT,
             cleaner_dedupe_buffer_size: CLEANER_DEDUPE_BUFFER_DEFAULT,
             cleaner_io_max_bytes_per_second: f64::INFINITY,
+            producer_id_expiration: PRODUCER_ID_EXPIRATION_DEFAULT,
         }
     }
 }
@@ -138,6 +142,17 @@ impl BrokerBuilder {
         self
     }
 
+    /// How long a partition keeps an idle producer's state (epoch, sequences) after its last
+    /// write, when it has no open transaction (Kafka's `producer.id.expiration.ms`). A
+    /// producer that writes again after that starts afresh: its retries are no longer
+    /// recognised as duplicates. Checked every 10 minutes, or this often if shorter (Kafka's
+    /// `producer.id.expiration.check.interval.ms`). Default: 1 day. Zero is a config error;
+    /// `Duration::MAX` means never.
+    pub fn producer_id_expiration(&mut self, expiration: Duration) -> &mut Self {
+        self.producer_id_expiration = expiration;
+        self
+    }
+
     /// The clock for timestamps, retention and timers. Default: the system clock.
     pub fn clock(&mut self, clock: SharedClock) -> &mut Self {
         self.clock = clock;
@@ -164,6 +179,13 @@ impl BrokerBuilder {
         if self.retention_check_interval.is_zero() {
             return Err(Error::config(
                 "log.retention.check.interval.ms",
+                0,
+                "must be positive",
+            ));
+        }
+        if self.producer_id_expiration.is_zero() {
+            return Err(Error::config(
+                "producer.id.expiration.ms",
                 0,
                 "must be positive",
             ));
@@ -242,6 +264,7 @@ impl BrokerBuilder {
             Arc::downgrade(&inner),
             self.retention_check_interval,
             self.checkpoint_interval,
+            self.producer_id_expiration,
         )?;
         *inner.tasks.lock() = Some(tasks);
         let compacted = inner

@@ -23,6 +23,8 @@ use crate::error::{Error, Result};
 const TICK: Duration = Duration::from_millis(100);
 /// How often the retention thread wakes to look for logs that rolled many segments.
 const RETENTION_TICK: Duration = Duration::from_millis(20);
+/// Kafka's `producer.id.expiration.check.interval.ms` default.
+const PRODUCER_EXPIRATION_CHECK: Duration = Duration::from_secs(600);
 
 /// A background thread that runs `body` every `period` until stopped or the broker closes.
 pub(crate) struct Background {
@@ -81,6 +83,7 @@ pub(crate) fn start(
     broker: Weak<BrokerInner>,
     retention_every: Duration,
     checkpoint_every: Duration,
+    producer_expiration: Duration,
 ) -> Result<Background> {
     // An interval too long to add to an `Instant` (`Duration::MAX`) means never: `None`.
     let mut next_retention = Instant::now().checked_add(retention_every);
@@ -107,6 +110,11 @@ pub(crate) fn start(
         },
     )?;
     let mut next_checkpoint = Instant::now().checked_add(checkpoint_every);
+    // Kafka checks every `producer.id.expiration.check.interval.ms` (10 minutes); a shorter
+    // expiration is checked as often as it is long.
+    let expiry_every = producer_expiration.min(PRODUCER_EXPIRATION_CHECK);
+    let expiration_ms = i64::try_from(producer_expiration.as_millis()).unwrap_or(i64::MAX);
+    let mut next_expiry = Instant::now().checked_add(expiry_every);
     let mut tasks = Background::spawn("embroker-tasks", broker, TICK, move |broker| {
         let now = Instant::now();
         let now_ms = broker.clock().now_ms();
@@ -121,6 +129,15 @@ pub(crate) fn start(
                 warn_unless_failed("checkpoint", log.checkpoint_if_changed());
             }
             next_checkpoint = now.checked_add(checkpoint_every);
+        }
+        if next_expiry.is_some_and(|at| now >= at) {
+            for log in broker.all_logs() {
+                let expired = log.expire_producers(now_ms, expiration_ms);
+                if expired > 0 {
+                    log::debug!("{log:?}: {expired} idle producers expired");
+                }
+            }
+            next_expiry = now.checked_add(expiry_every);
         }
     });
     match &mut tasks {

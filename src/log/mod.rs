@@ -26,7 +26,9 @@ mod throttle;
 mod txn_index;
 mod validate;
 
-pub(crate) use partition_log::{dir_name, AppendInfo, PartitionLog, ProducerStateInfo};
+#[allow(unused_imports)] // for the transaction coordinator (src/txn)
+pub(crate) use partition_log::ProducerStateInfo;
+pub(crate) use partition_log::{dir_name, AppendInfo, PartitionLog};
 pub(crate) use records::timestamp;
 pub use records::{RecordRef, RecordViews, Records, RecordsIntoIter, RecordsIter};
 pub(crate) use throttle::Throttle;

@@ -1400,7 +1400,8 @@ impl PartitionLog {
         self.lso.load(Ordering::Acquire)
     }
 
-    /// Every producer's state here, by producer id.
+    /// Every producer's state here, by producer id (for the transaction coordinator).
+    #[cfg_attr(not(test), allow(dead_code))] // used by the transaction coordinator (src/txn)
     pub(crate) fn producer_states(&self) -> Vec<ProducerStateInfo> {
         let w = self.writer.lock();
         w.producers
@@ -1417,6 +1418,7 @@ impl PartitionLog {
     }
 
     /// The open transactions as (producer id, first offset), earliest first.
+    #[cfg_attr(not(test), allow(dead_code))] // used by the transaction coordinator (src/txn)
     pub(crate) fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
         self.writer.lock().producers.ongoing()
     }
@@ -1705,24 +1707,6 @@ impl PartitionLog {
             }
         }
         Ok((records, aborted))
-    }
-
-    /// Waits until the last stable offset passes `offset` or `timeout` elapses; true if it
-    /// did (what a `read_committed` reader long-polls on).
-    pub(crate) fn wait_for_stable_past(&self, offset: i64, timeout: Duration) -> bool {
-        let deadline = Instant::now().checked_add(timeout);
-        loop {
-            let seen = self.notifier.events();
-            if self.last_stable_offset() > offset {
-                return true;
-            }
-            if self.closed.load(Ordering::Acquire) {
-                return false;
-            }
-            if !self.notifier.wait_past(seen, deadline) {
-                return self.last_stable_offset() > offset;
-            }
-        }
     }
 }
 
