@@ -31,3 +31,7 @@ pub use recv::RecordStream;
 pub use recv::Recv;
 #[cfg(test)]
 mod read_committed_tests;
+
+/// The consumer's aborted-transaction filter, for the log's tests.
+#[cfg(test)]
+pub(crate) use aborted::drop_aborted as drop_aborted_for_tests;

@@ -1,9 +1,9 @@
 //! Swapping cleaned segments into a partition directory so that a crash at any moment leaves
 //! either the old segments or the new ones, never a mix and never a loss.
 //!
-//! The cleaner writes each cleaned segment as `<base>.log.cleaned` with `<base>.index.cleaned`
-//! and `<base>.timeindex.cleaned` (named by the first old segment it replaces) and fsyncs
-//! them. The commit point is the atomic replacement of the `cleaner-swap` manifest, which
+//! The cleaner writes each cleaned segment as `<base>.log.cleaned` with `<base>.index.cleaned`,
+//! `<base>.timeindex.cleaned` and, when its segments had aborted transactions,
+//! `<base>.txnindex.cleaned` (named by the first old segment it replaces) and fsyncs them. The commit point is the atomic replacement of the `cleaner-swap` manifest, which
 //! lists, per cleaned segment, the old segments it replaces. Then, per entry, the old
 //! segments other than the first are deleted and the `.cleaned` files are renamed over the
 //! first's names; the directory is fsynced and the manifest removed.
@@ -32,7 +32,7 @@ const MAGIC: &[u8; 4] = b"EBCS";
 const VERSION: u16 = 1;
 /// The extensions of a segment's files, the log last: until its rename, the old log is still
 /// the one at that name.
-const EXTENSIONS: [&str; 3] = ["index", "timeindex", "log"];
+const EXTENSIONS: [&str; 4] = ["index", "timeindex", "txnindex", "log"];
 
 /// One cleaned segment and the old segments it replaces (the first shares its base offset).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,7 +98,7 @@ pub(crate) fn commit(dir: &Path, entries: &[SwapEntry]) -> Result<()> {
 fn finish(dir: &Path, entries: &[SwapEntry]) -> Result<()> {
     for e in entries {
         for &old in e.old_bases.iter().filter(|&&b| b != e.new_base) {
-            for ext in ["log", "index", "timeindex"] {
+            for ext in ["log", "index", "timeindex", "txnindex"] {
                 remove_if_present(&dir.join(file_name(old, ext)))?;
             }
         }
@@ -284,7 +284,11 @@ mod tests {
                         break 'replay;
                     }
                     let to = d.join(file_name(e.new_base, ext));
-                    std::fs::rename(cleaned_path(d, e.new_base, ext), to).unwrap();
+                    let from = cleaned_path(d, e.new_base, ext);
+                    // A cleaned segment without aborted transactions has no `.txnindex`.
+                    if from.exists() {
+                        std::fs::rename(from, to).unwrap();
+                    }
                     steps += 1;
                 }
             }

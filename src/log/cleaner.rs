@@ -27,6 +27,7 @@
 //! the latest record of every key (and every record at or after `map_end`) survives a pass;
 //! a pass that fails or is cancelled before its commit leaves the log as it was.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use super::offset_map::OffsetMap;
 use super::partition_log::PartitionLog;
 use super::segment::{Segment, NO_TIMESTAMP};
 use super::throttle::Throttle;
+use super::txn_index::{self, AbortedTxn};
 use crate::codec::{self, Batch};
 use crate::error::{Error, Result};
 use crate::io;
@@ -144,10 +146,16 @@ impl PartitionLog {
             let w = self.writer.lock();
             w.active.base_offset().min(w.recovery_point.segment_base)
         };
+        // Nothing at or past the last stable offset is cleaned (Kafka's first uncleanable
+        // offset): an open transaction may still abort, and its records must not have
+        // superseded anything.
+        let lso = self.last_stable_offset();
         let young = now.saturating_sub(config.min_compaction_lag_ms);
         let cleanable = segments
             .iter()
-            .take_while(|s| s.base_offset() < bound && s.max_timestamp() <= young)
+            .take_while(|s| {
+                s.base_offset() < bound && s.next_offset() <= lso && s.max_timestamp() <= young
+            })
             .count();
         if cleanable == 0 {
             return None;
@@ -239,12 +247,18 @@ impl PartitionLog {
         // 2. Map the dirty records, up to `map_end` if the map fills.
         let mut map = OffsetMap::with_memory(dedupe_buffer_bytes);
         let mut map_end = segments[segments.len() - 1].next_offset();
+        // Records of aborted transactions supersede nothing (Kafka skips them when mapping).
+        let mut aborted = AbortedBatches::new(aborted_from(plan.first_dirty, &plan.segments));
         'map: for seg in &segments[plan.dirty_from..] {
             let mut from = plan.first_dirty.max(seg.base_offset());
             // Sealed segments lie wholly below the log end: no bound needed.
             while let Some(bytes) = seg.read(from, READ_CHUNK_BYTES, i64::MAX)? {
                 stats.bytes_read += bytes.len() as u64;
                 for batch in batches(&bytes) {
+                    if aborted.is_aborted(&batch) {
+                        from = batch.header.next_offset();
+                        continue;
+                    }
                     // A control record's key is its marker type, not a user key: it must not
                     // shadow a user record that happens to share the bytes.
                     for r in batch.data_records() {
@@ -273,7 +287,12 @@ impl PartitionLog {
             map_end,
             now,
             new_horizon: now.saturating_add(config.delete_retention_ms),
+            last_batches: self.last_batches(),
         };
+        let mut aborted = AbortedBatches::new(aborted_from(
+            to_clean.first().map_or(map_end, |s| s.base_offset()),
+            &plan.segments,
+        ));
         let mut min_horizon = i64::MAX;
         let mut cleaned = Vec::new();
         let mut written_paths = Vec::new();
@@ -281,7 +300,7 @@ impl PartitionLog {
             let mut start = 0;
             while start < to_clean.len() {
                 let base = to_clean[start].base_offset();
-                for ext in ["log", "index", "timeindex"] {
+                for ext in ["log", "index", "timeindex", "txnindex"] {
                     written_paths.push(cleaned_path(&self.dir, base, ext));
                 }
                 let mut group = Group {
@@ -289,6 +308,7 @@ impl PartitionLog {
                     min_horizon: &mut min_horizon,
                     throttle: &mut *throttle,
                     cancelled,
+                    aborted: &mut aborted,
                 };
                 let Some((c, end)) = self.clean_group(to_clean, start, &rule, &mut group)? else {
                     return Ok(false);
@@ -386,7 +406,24 @@ impl PartitionLog {
                 let mut at = position;
                 for batch in batches(&bytes) {
                     let count = batch.header.record_count as usize;
-                    let (kept, horizon) = if batch.header.is_compressed() {
+                    let last_of_producer = rule.is_last_of_producer(&batch);
+                    if g.aborted.is_aborted(&batch) && !last_of_producer {
+                        // An aborted transaction's records: no reader at read_committed sees
+                        // them, and compaction drops them (Kafka's cleaner does).
+                        at += batch.header.total_bytes() as u64;
+                        g.stats.records_read += count as u64;
+                        g.stats.records_removed += count as u64;
+                        changed = true;
+                        from = batch.header.next_offset();
+                        continue;
+                    }
+                    let (kept, horizon) = if last_of_producer {
+                        // A producer's last batch stays whole, so its sequence and epoch
+                        // survive compaction (Kafka keeps it, emptied if need be; a batch here
+                        // cannot be empty).
+                        out.buf.extend_from_slice(batch.bytes);
+                        (count, None)
+                    } else if batch.header.is_compressed() {
                         rule.filter_compressed(&batch, &mut out.buf, &mut scratch)
                             .map_err(|e| seg.corrupt(at, e))?
                     } else {
@@ -415,6 +452,17 @@ impl PartitionLog {
         }
         let next_offset = segments[end - 1].next_offset();
         let (size, max_timestamp) = out.finish(&self.dir, base, next_offset)?;
+        // The aborted transactions of the old segments stay listed (their markers stay too).
+        let aborted: Vec<_> = segments[start..end]
+            .iter()
+            .flat_map(|s| s.aborted())
+            .collect();
+        if !aborted.is_empty() {
+            io::write_atomic(
+                &cleaned_path(&self.dir, base, "txnindex"),
+                &txn_index::encode(&aborted),
+            )?;
+        }
         g.stats.bytes_written += size;
         if !g.throttle.pace(size as usize, g.cancelled) {
             return Ok(None);
@@ -444,6 +492,7 @@ impl PartitionLog {
             }
             seg.set_loaded_end(c.size, c.next_offset, c.max_timestamp);
             seg.mark_framing_checked(c.size);
+            seg.load_txn_index()?;
             seg.load_first_timestamp()?;
             fresh.push(Arc::new(seg));
         }
@@ -482,6 +531,67 @@ struct Group<'a, 'c> {
     min_horizon: &'a mut i64,
     throttle: &'a mut Throttle,
     cancelled: &'c dyn Fn() -> bool,
+    aborted: &'a mut AbortedBatches,
+}
+
+/// Tells, batch by batch in offset order, which belong to aborted transactions (the Kafka
+/// consumer's algorithm, as in `consumer::aborted`), given the aborted transactions whose
+/// marker is at or after the first batch fed.
+struct AbortedBatches {
+    queue: std::iter::Peekable<std::vec::IntoIter<AbortedTxn>>,
+    producers: HashSet<i64>,
+}
+
+impl AbortedBatches {
+    fn new(mut aborted: Vec<AbortedTxn>) -> Self {
+        aborted.sort_by_key(|a| a.first_offset);
+        AbortedBatches {
+            queue: aborted.into_iter().peekable(),
+            producers: HashSet::new(),
+        }
+    }
+
+    fn is_aborted(&mut self, batch: &Batch<'_>) -> bool {
+        let h = &batch.header;
+        if h.producer_id < 0 {
+            return false;
+        }
+        while let Some(a) = self.queue.next_if(|a| a.first_offset <= h.last_offset()) {
+            self.producers.insert(a.producer_id);
+        }
+        if h.is_control() {
+            let abort = batch.records().next().and_then(|r| r.key).is_some_and(|k| {
+                codec::ControlRecordType::parse_key(k) == Ok(codec::ControlRecordType::Abort)
+            });
+            if abort {
+                self.producers.remove(&h.producer_id);
+            }
+            return false;
+        }
+        h.is_transactional() && self.producers.contains(&h.producer_id)
+    }
+}
+
+/// The aborted transactions whose marker is at or after `from`, from every segment's index
+/// (a marker may lie past the cleaned range, up to the last stable offset).
+fn aborted_from(from: i64, segments: &[Arc<Segment>]) -> Vec<AbortedTxn> {
+    segments
+        .iter()
+        .flat_map(|s| s.aborted())
+        .filter(|a| a.last_offset >= from)
+        .collect()
+}
+
+impl PartitionLog {
+    /// Each producer's last batch, by its last offset.
+    fn last_batches(&self) -> HashMap<i64, i64> {
+        let w = self.writer.lock();
+        w.producers
+            .entries()
+            .filter(|e| e.last_data_offset() >= 0)
+            .map(|e| (e.producer_id, e.last_data_offset()))
+            .collect()
+    }
 }
 
 /// Which records of the cleaned range survive.
@@ -491,6 +601,17 @@ struct Retain<'a> {
     now: i64,
     /// The delete horizon a batch gets when this pass first keeps a tombstone of it.
     new_horizon: i64,
+    /// Each producer's last batch (by last offset): kept whole.
+    last_batches: HashMap<i64, i64>,
+}
+
+impl Retain<'_> {
+    fn is_last_of_producer(&self, batch: &Batch<'_>) -> bool {
+        let h = &batch.header;
+        h.producer_id >= 0
+            && !h.is_control()
+            && self.last_batches.get(&h.producer_id) == Some(&h.last_offset())
+    }
 }
 
 impl Retain<'_> {

@@ -866,13 +866,6 @@ impl Segment {
         }
     }
 
-    /// Replaces the entries (a cleaned segment takes those of the segments it replaces).
-    pub(crate) fn set_aborted(&self, entries: Vec<AbortedTxn>) {
-        let mut txn = self.txn.lock();
-        txn.dirty = txn.dirty || !entries.is_empty() || !txn.entries.is_empty();
-        txn.entries = entries;
-    }
-
     /// The aborted transactions whose markers are in this segment.
     pub(crate) fn aborted(&self) -> Vec<AbortedTxn> {
         self.txn.lock().entries.clone()

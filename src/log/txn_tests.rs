@@ -431,3 +431,154 @@ fn idle_producers_expire_unless_a_transaction_is_open() {
     // An expired producer is unknown again: any sequence is accepted (KIP-360).
     log.append_batch(&mut batch(1, 0, 40, 1, false)).unwrap();
 }
+
+fn keyed(pid: i64, epoch: i16, seq: i32, txn: bool, kvs: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = BatchBuilder::new();
+    b.set_producer(ProducerFields {
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+    });
+    b.set_transactional(txn);
+    for (k, v) in kvs {
+        b.push(1_000, Some(k.as_bytes()), Some(v.as_bytes()), &[])
+            .unwrap();
+    }
+    b.finish()
+}
+
+/// The latest committed value of each key, as a read_committed reader of the whole log sees it.
+fn committed_latest(log: &PartitionLog) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut from = log.log_start_offset();
+    while from < log.last_stable_offset() {
+        let (records, aborted) = log.read_committed(from, 1 << 20).unwrap();
+        let visible = crate::consumer::drop_aborted_for_tests(records.clone(), aborted);
+        for r in visible.iter() {
+            let k = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            let v = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+            out.insert(k, v);
+        }
+        if records.next_offset() <= from {
+            break;
+        }
+        from = records.next_offset();
+    }
+    out
+}
+
+/// Compaction with transactions (Kafka's cleaner): aborted records are dropped and supersede
+/// nothing, a producer's last batch survives, markers stay, the aborted transactions stay in
+/// the cleaned segment's `.txnindex` (through the swap and a reopen), and nothing at or past
+/// the last stable offset is cleaned.
+#[test]
+fn the_cleaner_drops_aborted_records_and_keeps_each_producers_last_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = TopicConfig::default()
+        .segment_bytes(400)
+        .cleanup_policy(crate::CleanupPolicy::Compact);
+    let log = open(tmp.path(), config.clone());
+    let mut seq = 0;
+    for round in 0..6 {
+        let v = format!("committed-{round}");
+        log.append_batch(&mut keyed(1, 0, seq, true, &[("a", &v), ("b", &v)]))
+            .unwrap();
+        log.append_batch(&mut marker(1, 0, true)).unwrap();
+        // An aborted overwrite of both keys: it must neither show nor win.
+        log.append_batch(&mut keyed(
+            1,
+            0,
+            seq + 2,
+            true,
+            &[("a", "aborted"), ("b", "aborted")],
+        ))
+        .unwrap();
+        log.append_batch(&mut marker(1, 0, false)).unwrap();
+        seq += 4;
+    }
+    // Producer 2 writes key c once, then only plain records overwrite it.
+    log.append_batch(&mut keyed(2, 0, 0, false, &[("c", "from-2")]))
+        .unwrap();
+    for i in 0..6 {
+        log.append_records(&[crate::types::Record::new(format!("plain-{i}")).key("c")])
+            .unwrap();
+    }
+    // An open transaction at the end: nothing from it on is cleaned.
+    log.append_batch(&mut keyed(3, 0, 0, true, &[("a", "open")]))
+        .unwrap();
+    for i in 0..6 {
+        log.append_records(&[crate::types::Record::new(format!("late-{i}")).key("d")])
+            .unwrap();
+    }
+    log.checkpoint().unwrap();
+    let before = committed_latest(&log);
+    assert_eq!(before["a"], "committed-5");
+    let lso = log.last_stable_offset();
+    let aborted_before: Vec<AbortedTxn> = log
+        .segments
+        .read()
+        .iter()
+        .flat_map(|s| s.aborted())
+        .collect();
+    assert_eq!(aborted_before.len(), 6);
+
+    let mut throttle = super::Throttle::new(f64::INFINITY);
+    let stats = log
+        .clean(1 << 20, &mut throttle, i64::MAX / 2, &|| false)
+        .unwrap()
+        .expect("a pass is due");
+    assert!(stats.records_removed >= 12, "{stats:?}");
+    assert_eq!(committed_latest(&log), before);
+    let aborted_after: Vec<AbortedTxn> = log
+        .segments
+        .read()
+        .iter()
+        .flat_map(|s| s.aborted())
+        .collect();
+    assert_eq!(aborted_after, aborted_before);
+    // Aborted records are gone below the LSO, and producer 2's only batch is left.
+    let mut from = log.log_start_offset();
+    let mut aborted_values = 0;
+    let mut from_2 = 0;
+    while from < lso {
+        let records = log.read(from, 1 << 20).unwrap();
+        for batch in records.batches() {
+            if batch.header.base_offset >= lso {
+                break;
+            }
+            if batch.header.producer_id == 2 {
+                from_2 += 1;
+            }
+            for r in batch.data_records() {
+                if r.value == Some(b"aborted".as_slice()) {
+                    aborted_values += 1;
+                }
+            }
+        }
+        from = records.next_offset();
+    }
+    // Only producer 1's last batch (an aborted one) is left, kept whole for its state; no
+    // read_committed reader sees it.
+    assert_eq!(aborted_values, 2);
+    assert_eq!(from_2, 1, "producer 2's last batch survives");
+    // The open transaction and what follows it are untouched.
+    let mut from = lso;
+    let mut untouched = 0;
+    while from < log.log_end_offset() {
+        let records = log.read(from, 1 << 20).unwrap();
+        untouched += records.iter().count();
+        from = records.next_offset();
+    }
+    assert_eq!(untouched, 7);
+    log.close(true).unwrap();
+    drop(log);
+    let log = open(tmp.path(), config);
+    assert_eq!(committed_latest(&log), before, "after a reopen");
+    let reopened: Vec<AbortedTxn> = log
+        .segments
+        .read()
+        .iter()
+        .flat_map(|s| s.aborted())
+        .collect();
+    assert_eq!(reopened, aborted_before);
+}
