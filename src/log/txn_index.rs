@@ -66,7 +66,7 @@ pub(crate) fn encode(entries: &[AbortedTxn]) -> Vec<u8> {
 
 /// Decodes a whole index file.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<AbortedTxn>, Damage> {
-    if bytes.len() % ENTRY_BYTES != 0 {
+    if !bytes.len().is_multiple_of(ENTRY_BYTES) {
         return Err(damage(
             bytes.len() - bytes.len() % ENTRY_BYTES,
             format!(
