@@ -714,7 +714,8 @@ impl PartitionLog {
         let mut base = first;
         let mut last_offset = first;
         let mut log_append_time = None;
-        for (valid, facts) in batches.iter().zip(facts) {
+        for (i, valid) in batches.iter().enumerate() {
+            let facts = facts.get(i).copied().flatten();
             let batch = &mut bytes[valid.range.clone()];
             let mut header = valid.header;
             if self.should_roll(&w, &header, base, batch.len(), config, now) {
@@ -1490,6 +1491,10 @@ impl PartitionLog {
         first: i64,
         client: bool,
     ) -> Result<std::result::Result<Vec<Option<BatchFacts>>, AppendInfo>> {
+        if batches.iter().all(|b| b.header.producer_id < 0) {
+            // The common case (no idempotent producer): no allocation on the append path.
+            return Ok(Ok(Vec::new()));
+        }
         let mut facts = Vec::with_capacity(batches.len());
         let mut appends: Vec<ProducerAppend> = Vec::new();
         let mut base = first;
@@ -1595,6 +1600,20 @@ impl PartitionLog {
                         e.0
                     );
                     remove_best_effort(&path);
+                }
+            }
+        }
+        // Kafka's removeStraySnapshots: keep the snapshots at segment bases and the newest.
+        if let Ok(mut left) = list_snapshots(&self.dir) {
+            left.sort_unstable();
+            left.pop();
+            for offset in left {
+                if !segments.iter().any(|s| s.base_offset() == offset) {
+                    remove_best_effort(
+                        &self
+                            .dir
+                            .join(segment::file_name(offset, SNAPSHOT_EXTENSION)),
+                    );
                 }
             }
         }
