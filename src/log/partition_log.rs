@@ -42,7 +42,9 @@ use super::checkpoint::RecoveryPoint;
 use super::clean_swap;
 use super::cleaner::CleanerState;
 use super::cleaner_checkpoint::CleanerCheckpoint;
-use super::producer_state::{self, BatchFacts, Origin, ProducerAppend, ProducerStates, StateError};
+use super::producer_state::{
+    self, BatchFacts, BatchMetadata, Origin, ProducerAppend, ProducerStates, StateError,
+};
 use super::records::Records;
 use super::retention::{deletable_prefix, SegmentFacts};
 use super::segment::{self, AppendError, Segment, NO_TIMESTAMP};
@@ -708,7 +710,18 @@ impl PartitionLog {
         }
         let facts = match self.check_producers(&w.producers, bytes, batches, first, client)? {
             Ok(facts) => facts,
-            Err(duplicate) => return Ok(duplicate),
+            Err(dup) => {
+                // Kafka answers with the original's offsets and timestamp (its append time
+                // under LogAppendTime).
+                let log_append_time = (config.timestamp_type == TimestampType::LogAppendTime)
+                    .then_some(dup.timestamp);
+                return Ok(AppendInfo {
+                    base_offset: dup.first_offset(),
+                    last_offset: dup.last_offset,
+                    log_append_time,
+                    duplicate: true,
+                });
+            }
         };
         let now = self.clock.now_ms();
         let mut base = first;
@@ -1477,7 +1490,7 @@ impl PartitionLog {
 
     /// Checks the producer batches of a call against the state (Kafka's
     /// `analyzeAndValidateProducerState`) before anything is written; returns their facts
-    /// (offsets as they will be assigned from `first`), or the duplicate's `AppendInfo` when a
+    /// (offsets as they will be assigned from `first`), or the original's metadata when a
     /// batch repeats one already written (then the whole call is that duplicate).
     ///
     /// A client's data batches are checked fully. A control batch (transaction marker) is the
@@ -1490,7 +1503,7 @@ impl PartitionLog {
         batches: &[ValidBatch],
         first: i64,
         client: bool,
-    ) -> Result<std::result::Result<Vec<Option<BatchFacts>>, AppendInfo>> {
+    ) -> Result<std::result::Result<Vec<Option<BatchFacts>>, BatchMetadata>> {
         if batches.iter().all(|b| b.header.producer_id < 0) {
             // The common case (no idempotent producer): no allocation on the append path.
             return Ok(Ok(Vec::new()));
@@ -1530,12 +1543,7 @@ impl PartitionLog {
                     .entry(f.producer_id)
                     .and_then(|e| e.find_duplicate(f.epoch, f.base_sequence, f.last_sequence()));
                 if let Some(dup) = dup {
-                    return Ok(Err(AppendInfo {
-                        base_offset: dup.first_offset(),
-                        last_offset: dup.last_offset,
-                        log_append_time: None,
-                        duplicate: true,
-                    }));
+                    return Ok(Err(dup));
                 }
             }
             let i = match appends

@@ -582,3 +582,23 @@ fn the_cleaner_drops_aborted_records_and_keeps_each_producers_last_batch() {
         .collect();
     assert_eq!(reopened, aborted_before);
 }
+
+#[test]
+fn a_duplicate_on_a_log_append_time_topic_reports_the_original_append_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = open(
+        tmp.path(),
+        TopicConfig::default().timestamp_type(crate::types::TimestampType::LogAppendTime),
+    );
+    let first = log
+        .append_client_batches(&batch(7, 0, 0, 2, false))
+        .unwrap();
+    let at = first.log_append_time.expect("stamped");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let again = log
+        .append_client_batches(&batch(7, 0, 0, 2, false))
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.log_append_time, Some(at));
+    assert_eq!((again.base_offset, again.last_offset), (0, 1));
+}
