@@ -1,14 +1,18 @@
 //! The storage layer: partition logs made of segments, their indexes, recovery, retention
 //! and compaction (the log cleaner).
 //!
-//! Owns: every file inside a partition directory. Knows nothing of topics beyond a name, and
-//! nothing of producers, consumers or groups.
+//! Owns: every file inside a partition directory, and each partition's producer state
+//! (idempotence, transactions, the last stable offset; `producer_state`, `txn_index`). Knows
+//! nothing of topics beyond a name, nothing of consumers or groups, and of producers only what
+//! their batches' producer fields say.
 //!
 //! Invariants (details in each module):
 //! - Appends go through one writer per partition; reads never block on it.
 //! - A reader sees only whole, CRC-checked batches below a published end.
 //! - Bytes below the recovery point are durable and never rescanned at open; bytes after it
 //!   are checked at open and cut at the first damaged or torn batch.
+//! - The producer state follows the log: it changes only after a write, and a `.snapshot`
+//!   exists only for an offset below which every byte is durable.
 
 mod checkpoint;
 mod clean_swap;
