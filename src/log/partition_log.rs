@@ -1629,7 +1629,23 @@ impl PartitionLog {
         let mut from = states.map_end_offset().max(start);
         let replayed = from < end;
         while from < end {
-            let records = self.read(from, REPLAY_READ_BYTES)?;
+            let records = match self.read(from, REPLAY_READ_BYTES) {
+                Ok(records) => records,
+                Err(e @ Error::Corrupt { .. }) => {
+                    // Damage in trusted data fails the reads that reach it, not the open: the
+                    // state goes on from the next segment (a producer whose batches were in
+                    // the damaged part may then see a sequence error, never a lost record).
+                    let next = segments
+                        .iter()
+                        .map(|s| s.base_offset())
+                        .find(|&b| b > from)
+                        .unwrap_or(end);
+                    log::warn!("{self:?}: producer state replay skips offsets {from}..{next}: {e}");
+                    from = next;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for batch in records.batches() {
                 let h = batch.header;
                 if h.producer_id < 0 || h.next_offset() <= from {

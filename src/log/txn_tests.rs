@@ -602,3 +602,36 @@ fn a_duplicate_on_a_log_append_time_topic_reports_the_original_append_time() {
     assert_eq!(again.log_append_time, Some(at));
     assert_eq!((again.base_offset, again.last_offset), (0, 1));
 }
+
+/// Damage in flushed data fails the reads that reach it, not the open: the producer-state
+/// replay skips to the next segment.
+#[test]
+fn damage_below_the_recovery_point_does_not_fail_the_replay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = TopicConfig::default().segment_bytes(600);
+    let log = open(tmp.path(), config.clone());
+    for seq in 0..12 {
+        log.append_batch(&mut batch(9, 0, seq, 1, false)).unwrap();
+    }
+    log.close(true).unwrap();
+    drop(log);
+    for s in snapshots(tmp.path()) {
+        std::fs::remove_file(tmp.path().join(s)).unwrap();
+    }
+    let first = tmp.path().join(segment::file_name(0, "log"));
+    let mut bytes = std::fs::read(&first).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0xff;
+    std::fs::write(&first, &bytes).unwrap();
+    let log = open(tmp.path(), config);
+    let mut from = 0;
+    let damaged = loop {
+        match log.read(from, 1) {
+            Ok(r) if r.next_offset() > from => from = r.next_offset(),
+            other => break other,
+        }
+    };
+    assert!(matches!(damaged, Err(Error::Corrupt { .. })), "{damaged:?}");
+    assert_eq!(state(&log, 9).last_sequence, 11, "later segments replayed");
+    log.append_batch(&mut batch(9, 0, 12, 1, false)).unwrap();
+}
