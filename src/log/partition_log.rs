@@ -403,7 +403,11 @@ impl PartitionLog {
         } else {
             log.sync_state.lock().durable_offset = log_end;
             for seg in log.segments.read().iter() {
-                seg.persist_txn_index_only()?;
+                // A transaction index rebuilt at open (its file did not decode). If it cannot
+                // be written now (a full disk), the next open rebuilds it again.
+                if let Err(e) = seg.persist_txn_index_only() {
+                    log::warn!("{e}; the transaction index is rebuilt again at the next open");
+                }
             }
         }
         if replayed {
