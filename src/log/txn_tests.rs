@@ -635,3 +635,130 @@ fn damage_below_the_recovery_point_does_not_fail_the_replay() {
     assert_eq!(state(&log, 9).last_sequence, 11, "later segments replayed");
     log.append_batch(&mut batch(9, 0, 12, 1, false)).unwrap();
 }
+
+mod model {
+    //! A proptest of the whole chain (producer state, markers, LSO, transaction index, snapshots,
+    //! reopen and crash, the consumer's filter) against a model: which offsets a
+    //! `read_committed` reader sees.
+
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Plain,
+        Data { pid: i64, n: i64, txn: bool },
+        End { pid: i64, commit: bool },
+        Reopen { clean: bool },
+        Sync,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            2 => Just(Op::Plain),
+            6 => (0i64..3, 1i64..4, any::<bool>()).prop_map(|(pid, n, txn)| Op::Data { pid, n, txn }),
+            3 => (0i64..3, any::<bool>()).prop_map(|(pid, commit)| Op::End { pid, commit }),
+            1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
+            1 => Just(Op::Sync),
+        ]
+    }
+
+    /// Offsets a read_committed reader gets, reading the whole log.
+    fn visible(log: &PartitionLog) -> Vec<i64> {
+        let mut out = Vec::new();
+        let mut from = log.log_start_offset();
+        while from < log.last_stable_offset() {
+            let (records, aborted) = log.read_committed(from, 700).unwrap();
+            let kept = crate::consumer::drop_aborted_for_tests(records.clone(), aborted);
+            out.extend(kept.iter().map(|r| r.offset));
+            if records.next_offset() <= from {
+                break;
+            }
+            from = records.next_offset();
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn read_committed_sees_exactly_the_committed_records(ops in proptest::collection::vec(op(), 1..50)) {
+            let tmp = tempfile::tempdir().unwrap();
+            let config = TopicConfig::default().segment_bytes(700);
+            let mut log = open(tmp.path(), config.clone());
+            let mut next_seq = [0i32; 3];
+            // Per producer: the open transaction's offsets.
+            let mut open_txn: [Option<Vec<i64>>; 3] = [None, None, None];
+            // offset -> visible once decided (None: in an open transaction).
+            let mut model: BTreeMap<i64, Option<bool>> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Plain => {
+                        let info = log.append_records(&[crate::types::Record::new("p")]).unwrap();
+                        model.insert(info.base_offset, Some(true));
+                    }
+                    Op::Data { pid, n, txn } => {
+                        let p = pid as usize;
+                        let result = log.append_batch(&mut batch(pid, 0, next_seq[p], n, txn));
+                        if open_txn[p].is_some() && !txn {
+                            prop_assert!(matches!(result, Err(Error::InvalidRecord { .. })), "{:?}", result);
+                            continue;
+                        }
+                        let info = result.unwrap();
+                        prop_assert!(!info.duplicate);
+                        next_seq[p] += n as i32;
+                        for o in info.base_offset..=info.last_offset {
+                            if txn {
+                                model.insert(o, None);
+                                open_txn[p].get_or_insert_with(Vec::new).push(o);
+                            } else {
+                                model.insert(o, Some(true));
+                            }
+                        }
+                    }
+                    Op::End { pid, commit } => {
+                        let p = pid as usize;
+                        log.append_batch(&mut marker(pid, 0, commit)).unwrap();
+                        for o in open_txn[p].take().unwrap_or_default() {
+                            model.insert(o, Some(commit));
+                        }
+                    }
+                    Op::Reopen { clean } => {
+                        if clean {
+                            log.close(true).unwrap();
+                        }
+                        drop(log);
+                        log = open(tmp.path(), config.clone());
+                    }
+                    Op::Sync => log.sync_sealed().unwrap(),
+                }
+                let first_open = open_txn.iter().flatten().filter_map(|v| v.first()).min().copied();
+                let end = log.log_end_offset();
+                prop_assert_eq!(log.last_stable_offset(), first_open.map_or(end, |f| f.min(end)));
+            }
+            let lso = log.last_stable_offset();
+            let want: Vec<i64> = model
+                .iter()
+                .filter(|(o, v)| **o < lso && **v == Some(true))
+                .map(|(o, _)| *o)
+                .collect();
+            prop_assert_eq!(visible(&log), want.clone());
+            // The same after a crash and after a clean close.
+            drop(log);
+            let log = open(tmp.path(), config.clone());
+            prop_assert_eq!(log.last_stable_offset(), lso);
+            prop_assert_eq!(visible(&log), want.clone());
+            log.close(true).unwrap();
+            drop(log);
+            let log = open(tmp.path(), config);
+            prop_assert_eq!(visible(&log), want);
+            for (p, seq) in next_seq.iter().enumerate() {
+                if *seq > 0 {
+                    prop_assert_eq!(state(&log, p as i64).last_sequence, seq - 1);
+                }
+            }
+        }
+    }
+}
