@@ -34,21 +34,29 @@ pub(crate) const NO_EPOCH: i16 = -1;
 
 /// `sequence` moved on by `increment`, wrapping after `i32::MAX` to 0 (Kafka's
 /// `DefaultRecordBatch.incrementSequence`).
+///
+/// Java's `int` arithmetic wraps, and so does this: values from a snapshot are not checked,
+/// and must never make it panic.
 pub(crate) fn increment_sequence(sequence: i32, increment: i32) -> i32 {
-    if sequence > i32::MAX - increment {
-        increment - (i32::MAX - sequence) - 1
+    if sequence > i32::MAX.wrapping_sub(increment) {
+        increment
+            .wrapping_sub(i32::MAX.wrapping_sub(sequence))
+            .wrapping_sub(1)
     } else {
-        sequence + increment
+        sequence.wrapping_add(increment)
     }
 }
 
 /// `sequence` moved back by `decrement`, wrapping below 0 to `i32::MAX` (Kafka's
 /// `DefaultRecordBatch.decrementSequence`).
+/// Wraps as Java's `int` arithmetic does.
 pub(crate) fn decrement_sequence(sequence: i32, decrement: i32) -> i32 {
     if sequence < decrement {
-        i32::MAX - (decrement - sequence) + 1
+        i32::MAX
+            .wrapping_sub(decrement.wrapping_sub(sequence))
+            .wrapping_add(1)
     } else {
-        sequence - decrement
+        sequence.wrapping_sub(decrement)
     }
 }
 
@@ -999,6 +1007,18 @@ mod tests {
         #[test]
         fn snapshot_decoding_never_panics(bytes: Vec<u8>) {
             let _ = decode_snapshot(&bytes, 0, 0, 0);
+        }
+
+        #[test]
+        fn sequence_arithmetic_never_panics(a: i32, b: i32, epoch: i16) {
+            let _ = increment_sequence(a, b);
+            let _ = decrement_sequence(a, b);
+            let meta = BatchMetadata { last_seq: a, last_offset: 0, offset_delta: b.max(0), timestamp: 0 };
+            let _ = meta.first_seq();
+            let mut e = ProducerEntry::empty(1);
+            e.epoch = epoch;
+            e.batches.push_back(meta);
+            let _ = e.find_duplicate(epoch, a, b);
         }
     }
 }
