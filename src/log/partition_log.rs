@@ -1632,34 +1632,44 @@ impl PartitionLog {
         let mut states = states.unwrap_or_else(|| ProducerStates::new(start));
         let mut from = states.map_end_offset().max(start);
         let replayed = from < end;
+        // Batches as stored: only headers matter but for markers, so nothing is inflated.
         while from < end {
-            let records = match self.read(from, REPLAY_READ_BYTES) {
-                Ok(records) => records,
+            let i = segments
+                .partition_point(|s| s.base_offset() <= from)
+                .saturating_sub(1);
+            let Some(seg) = segments.get(i) else { break };
+            let next_segment = segments.get(i + 1).map_or(end, |s| s.base_offset());
+            let bytes = match seg.read_stored(from, REPLAY_READ_BYTES, end) {
+                Ok(Some((_, bytes))) => bytes,
+                Ok(None) => {
+                    from = next_segment.max(from + 1);
+                    continue;
+                }
                 Err(e @ Error::Corrupt { .. }) => {
                     // Damage in trusted data fails the reads that reach it, not the open: the
                     // state goes on from the next segment (a producer whose batches were in
                     // the damaged part may then see a sequence error, never a lost record).
-                    let next = segments
-                        .iter()
-                        .map(|s| s.base_offset())
-                        .find(|&b| b > from)
-                        .unwrap_or(end);
-                    log::warn!("{self:?}: producer state replay skips offsets {from}..{next}: {e}");
-                    from = next;
+                    log::warn!(
+                        "{self:?}: producer state replay skips offsets {from}..{next_segment}: {e}"
+                    );
+                    from = next_segment.max(from + 1);
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            for batch in records.batches() {
+            let mut rest: &[u8] = &bytes;
+            let mut next = from;
+            while let Some(batch) = codec::decode_batch_unchecked(rest) {
+                rest = &rest[batch.header.total_bytes()..];
                 let h = batch.header;
+                next = next.max(h.next_offset());
                 if h.producer_id < 0 || h.next_offset() <= from {
                     continue;
                 }
                 match producer_state::batch_facts(&batch) {
                     Ok(f) => {
-                        let seg = segment_holding(&segments, h.base_offset);
                         let rebuild = h.base_offset >= rebuild_from;
-                        apply_written(&mut states, &f, seg.filter(|_| rebuild));
+                        apply_written(&mut states, &f, Some(seg).filter(|_| rebuild));
                     }
                     Err(e) => log::warn!(
                         "{self:?}: batch at offset {} is not a transaction marker ({e}); \
@@ -1668,10 +1678,12 @@ impl PartitionLog {
                     ),
                 }
             }
-            if records.next_offset() <= from {
-                break;
-            }
-            from = records.next_offset();
+            // Compaction may leave nothing between here and the segment's end.
+            from = if next > from {
+                next
+            } else {
+                next_segment.max(from + 1)
+            };
         }
         states.set_map_end_offset(end);
         let mut w = self.writer.lock();
@@ -1782,16 +1794,10 @@ fn apply_written(states: &mut ProducerStates, facts: &BatchFacts, segment: Optio
     }
 }
 
-/// The segment holding `offset`.
-fn segment_holding(segments: &[Arc<Segment>], offset: i64) -> Option<&Arc<Segment>> {
-    let i = segments.partition_point(|s| s.base_offset() <= offset);
-    i.checked_sub(1).map(|i| &segments[i])
-}
-
 /// The extension of producer snapshot files, `<offset:020>.snapshot` (Kafka's).
 const SNAPSHOT_EXTENSION: &str = "snapshot";
 
-/// Bytes read at a time while replaying the log into the producer state.
+/// Bytes read at a time while replaying the log into the producer state (at least a batch).
 const REPLAY_READ_BYTES: usize = 1 << 20;
 
 /// Pending roll snapshots kept at most (older ones are dropped: a missing snapshot costs a
