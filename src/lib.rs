@@ -120,7 +120,7 @@ pub use config::{
 #[cfg(feature = "stream")]
 pub use consumer::RecordStream;
 pub use consumer::{
-    Consumer, ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter, ConsumerRecordsIter,
+    Commit, Consumer, ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter, ConsumerRecordsIter,
     RebalanceListener, Recv, WakeupHandle,
 };
 pub use error::{Error, Result};

@@ -16,12 +16,14 @@
 //! - Time (auto-commit interval, `max.poll.interval.ms`) is the broker's clock.
 
 #[allow(clippy::module_inception)]
+mod commit;
 mod consumer;
 mod fetcher;
 mod listener;
 mod records;
 mod recv;
 
+pub use commit::Commit;
 pub use consumer::Consumer;
 pub use listener::{RebalanceListener, WakeupHandle};
 pub use records::{ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter, ConsumerRecordsIter};

@@ -31,6 +31,7 @@ mod testkit;
 pub use admin::{GroupDescription, GroupListing, MemberDescription, OffsetSpec, PartitionOffsets};
 pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Subscription};
 pub use coordinator::GroupState;
+pub(crate) use offset_store::Appended;
 pub(crate) use coordinator::{
     is_cooperative, Group, GroupRegistry, JoinRequest, LeaveStatus, SyncOutcome,
 };
