@@ -24,8 +24,8 @@ mod topic_store;
 
 pub use broker::{Broker, BrokerBuilder};
 pub(crate) use broker::{BrokerInner, PartitionSlot, TopicState};
-pub(crate) use syncer::Durable;
 pub use cleaner::CleanerReport;
 pub use handles::{
     BatchesAppended, OffsetAndTimestamp, Partition, PartitionDescription, Topic, TopicDescription,
 };
+pub(crate) use syncer::Durable;

@@ -114,7 +114,10 @@ impl Consumer {
     /// Commits these offsets (each the next offset to read, with optional metadata) durably,
     /// as a future: the async form of [`Consumer::commit_offsets_sync`], completing and
     /// failing as [`Consumer::commit`].
-    pub fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>) -> Commit {
+    pub fn commit_offsets(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Commit {
         if let Err(e) = self.check_can_commit() {
             return Commit::done(Err(e));
         }

@@ -31,10 +31,10 @@ mod testkit;
 pub use admin::{GroupDescription, GroupListing, MemberDescription, OffsetSpec, PartitionOffsets};
 pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Subscription};
 pub use coordinator::GroupState;
-pub(crate) use offset_store::Appended;
 pub(crate) use coordinator::{
     is_cooperative, Group, GroupRegistry, JoinRequest, LeaveStatus, SyncOutcome,
 };
+pub(crate) use offset_store::Appended;
 pub use offset_store::OffsetAndMetadata;
 // For `crate::__fuzz` only (see there).
 pub use offset_store::{
