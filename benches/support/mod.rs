@@ -119,7 +119,7 @@ pub struct Report {
 
 impl Report {
     /// Runs `setup` then times `work` `runs()` times; keeps the fastest run. A row left out by
-/// `EMBROKER_BENCH_ONLY` is not run (`Duration::MAX`).
+    /// `EMBROKER_BENCH_ONLY` is not run (`Duration::MAX`).
     #[allow(clippy::too_many_arguments)] // one row: its labels, its sizes, its two closures
     pub fn measure<S, T>(
         &mut self,
@@ -190,6 +190,31 @@ impl Report {
                 rounds,
             });
         }
+    }
+
+    /// Adds a note comparing two measured rows of `group` (a second baseline for `name`):
+    /// the ratio of their best passes and, when interleaved, the median and range of their
+    /// per-round ratios. Nothing when either row did not run.
+    pub fn compare(&mut self, group: &str, name: &str, baseline: &str) {
+        let find = |n: &str| {
+            self.rows
+                .iter()
+                .find(|r| r.group == group && r.name == n && r.note.is_empty())
+        };
+        let (Some(row), Some(base)) = (find(name), find(baseline)) else {
+            return;
+        };
+        let mut note = format!(
+            "{:.0}% of {baseline}",
+            100.0 * row.records_per_sec() / base.records_per_sec()
+        );
+        if let Some((median, lo, hi)) = round_ratios(&base.rounds, &row.rounds) {
+            note.push_str(&format!(
+                " (per round: median {median:.0}%, {lo:.0}-{hi:.0}% over {})",
+                row.rounds.len()
+            ));
+        }
+        self.note(group, name, note);
     }
 
     pub fn push(&mut self, row: Row) {
