@@ -15,8 +15,8 @@
 //!   never while a group lock is held.
 //! - Time (auto-commit interval, `max.poll.interval.ms`) is the broker's clock.
 
-#[allow(clippy::module_inception)]
 mod commit;
+#[allow(clippy::module_inception)]
 mod consumer;
 mod fetcher;
 mod listener;
