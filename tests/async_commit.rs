@@ -104,6 +104,25 @@ async fn tokio_multi_thread() {
     scenario(broker_with(1, 10)).await;
 }
 
+/// The future borrows nothing: it can be spawned on another task while the consumer goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_future_is_send_and_static() {
+    let broker = broker_with(1, 3);
+    let mut consumer = member_that_read(&broker, "spawned", 3).await;
+    let commit = tokio::spawn(consumer.commit());
+    broker
+        .topic("t")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .append(&[Record::new("more")])
+        .unwrap();
+    assert_eq!(consumer.recv().await.unwrap().count(), 1);
+    commit.await.unwrap().unwrap();
+    let tp = TopicPartition::new("t", 0);
+    assert_eq!(consumer.committed(&tp).unwrap().map(|c| c.offset), Some(3));
+}
+
 /// Awaited commits are in the reopened broker's offsets (the directory survives the broker).
 #[test]
 fn awaited_offsets_are_there_after_a_reopen() {

@@ -80,7 +80,9 @@ impl Consumer {
     /// fsync. Errors are those of `commit_sync` and arrive through the future:
     /// [`Error::RebalanceInProgress`], [`Error::CommitFailed`], [`Error::FencedInstanceId`],
     /// [`Error::Closed`], a failed fsync. Commit callbacks of earlier
-    /// [`Consumer::commit_async`] calls run here, as in `commit_sync`.
+    /// [`Consumer::commit_async`] calls run here, as in `commit_sync`. The consumer's commit
+    /// metrics count the call (`commit-latency-avg` is the time to the append, without the
+    /// fsync, which runs after the call returns).
     ///
     /// ```
     /// # use embroker::{Broker, ConsumerConfig, OffsetReset, Record, TopicConfig, TopicPartition};
