@@ -174,6 +174,7 @@ fn measure_interleaved(report: &mut Report, mut rows: Vec<Contender<'_>>) {
             elapsed: samples[samples.len() / 2],
             baseline: row.baseline,
             note: String::new(),
+            rounds: Vec::new(),
         });
     }
 }

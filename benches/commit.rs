@@ -1,7 +1,9 @@
 //! What a durable `commit_sync` costs against a page-cache commit (`commit_async`, which is
 //! what `commit_sync` did before it fsynced), in commits per second, interleaved round by
-//! round so that both see the same machine state; and how concurrent `commit_sync` callers
-//! share fsyncs (group commit).
+//! round so that both see the same machine state; how concurrent `commit_sync` callers
+//! share fsyncs (group commit); and the durable commit as a future (`commit().await`), from one
+//! consumer and from several consumers' tasks on one thread (their pending commits share the
+//! syncer's fsyncs).
 //!
 //! `cargo bench --bench commit` (data in a temporary directory; `EMBROKER_COMMIT_DIR=DIR` to
 //! measure another disk). `EMBROKER_BENCH_RUNS` rounds (default 5), each row measured for
@@ -70,6 +72,50 @@ fn run(broker: &Broker, threads: usize, durable: bool, period: Duration) -> embr
     Ok(total as f64 / period.as_secs_f64())
 }
 
+/// A member of group `bench-{t}` reading `t{t}`, assigned, committing only when told.
+fn member(broker: &Broker, t: usize) -> embroker::Result<embroker::Consumer> {
+    let mut c = broker.consumer(
+        ConsumerConfig::default()
+            .group_id(format!("bench-{t}"))
+            .enable_auto_commit(false)
+            .auto_offset_reset(OffsetReset::Earliest),
+    )?;
+    c.subscribe(&[format!("t{t}").as_str()])?;
+    while c.assignment().is_empty() {
+        c.poll(Duration::from_millis(10))?;
+    }
+    Ok(c)
+}
+
+/// As `run` with durable commits, but each as `commit().await`, all `consumers` as tasks of
+/// one thread (`futures::executor`): their pending commits share the syncer's fsyncs.
+fn run_futures(broker: &Broker, consumers: usize, period: Duration) -> embroker::Result<f64> {
+    let members = (0..consumers)
+        .map(|t| member(broker, t))
+        .collect::<embroker::Result<Vec<_>>>()?;
+    let end = Instant::now() + period;
+    let tasks = members
+        .into_iter()
+        .enumerate()
+        .map(|(t, mut c)| async move {
+            let tp = TopicPartition::new(format!("t{t}"), 0);
+            let mut n = 0u64;
+            while Instant::now() < end {
+                c.seek(&tp, (n % 100) as i64)?;
+                c.commit().await?;
+                n += 1;
+            }
+            c.close()?;
+            Ok::<u64, embroker::Error>(n)
+        });
+    let counts = futures::executor::block_on(futures::future::join_all(tasks));
+    let mut total = 0;
+    for n in counts {
+        total += n?;
+    }
+    Ok(total as f64 / period.as_secs_f64())
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -114,6 +160,9 @@ fn main() -> embroker::Result<()> {
             rows.push((name, Vec::new()));
         }
     }
+    for &t in &threads {
+        rows.push((format!("commit().await x{t} (tasks, 1 thread)"), Vec::new()));
+    }
     for round in 0..rounds {
         let mut i = 0;
         for &t in &threads {
@@ -123,6 +172,12 @@ fn main() -> embroker::Result<()> {
                 i += 1;
                 println!("round {round}: {} {rate:.0}/s", rows[i - 1].0);
             }
+        }
+        for &t in &threads {
+            let rate = run_futures(&broker, t, period)?;
+            rows[i].1.push(rate);
+            i += 1;
+            println!("round {round}: {} {rate:.0}/s", rows[i - 1].0);
         }
     }
     println!("\nmedian of {rounds} interleaved rounds, commits/s (all threads):");

@@ -78,17 +78,22 @@ async fn consume_async(mut c: embroker::Consumer, records: u64) -> u64 {
     bytes
 }
 
-/// As `consume`, one record at a time from `Consumer::stream`.
+/// As `consume`, one record at a time from `Consumer::stream`, in the form async code
+/// writes it (`while let Some(item) = stream.next().await`).
 #[cfg(feature = "stream")]
 async fn consume_stream(mut c: embroker::Consumer, records: u64) -> u64 {
     use futures::StreamExt;
     let mut stream = c.stream();
     let (mut n, mut bytes) = (0u64, 0u64);
-    while n < records {
-        let r = stream.next().await.expect("endless").expect("record");
+    while let Some(item) = stream.next().await {
+        let r = item.expect("record");
         bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
         n += 1;
+        if n == records {
+            break;
+        }
     }
+    assert_eq!(n, records);
     bytes
 }
 
@@ -218,9 +223,10 @@ fn main() {
             (c, bytes)
         },
     )];
+    let owning = "blocking Consumer::poll loop, owning ConsumerRecords::into_iter";
     rows.push(Contender::new(
         "async",
-        "blocking Consumer::poll loop, owning ConsumerRecords::into_iter",
+        owning,
         Some(blocking),
         records,
         bytes,
@@ -273,6 +279,15 @@ fn main() {
         |c| futures::executor::block_on(consume_stream(c, records)),
     ));
     report.measure_interleaved(rows);
-    latency(&mut report);
+    // A stream of owned records next to the blocking loop that owns each record too.
+    #[cfg(feature = "stream")]
+    report.compare(
+        "async",
+        "Consumer::stream, per record, futures::executor",
+        owning,
+    );
+    if support::selected("latency") {
+        latency(&mut report);
+    }
     report.print("consumer");
 }

@@ -256,6 +256,7 @@ fn main() {
             elapsed,
             baseline: Some("1 thread(s), send().wait() loop".into()),
             note: String::new(),
+            rounds: Vec::new(),
         });
         report.note(
             "acks=all",

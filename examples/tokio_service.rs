@@ -1,6 +1,7 @@
 //! A plain tokio service over embroker: a task consumes the `requests` topic with the async
 //! receive (`Consumer::recv`), computes an answer for each request, and produces it to the
-//! `responses` topic, awaiting each `SendFuture`; a client task sends requests and awaits
+//! `responses` topic, awaiting each `SendFuture`, then commits durably with
+//! `Consumer::commit().await`; a client task sends requests and awaits
 //! their answers the same way. No thread per consumer: the service's receive is woken by the
 //! append. The service stops by itself once every request is answered, so CI can run it.
 //!
@@ -43,16 +44,16 @@ async fn serve(broker: Broker, expected: u64) -> embroker::Result<u64> {
             }
             pending.push(producer.send(answer)?);
         }
-        // Answers first, then the commit: at-least-once.
+        // Answers first, then the commit: at-least-once. `commit().await` is durable (fsynced
+        // by the broker's syncer thread while this task waits, no runtime thread blocked); a
+        // failed commit (a rebalance, say) is reported and the next one catches up.
         for answer in pending {
             answer.await?;
             served += 1;
         }
-        consumer.commit_async(|_, result| {
-            if let Err(e) = result {
-                eprintln!("commit failed: {e}");
-            }
-        })?;
+        if let Err(e) = consumer.commit().await {
+            eprintln!("commit failed: {e}");
+        }
     }
     producer.close()?;
     consumer.close()?;

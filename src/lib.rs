@@ -120,8 +120,8 @@ pub use config::{
 #[cfg(feature = "stream")]
 pub use consumer::RecordStream;
 pub use consumer::{
-    Consumer, ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter, ConsumerRecordsIter,
-    RebalanceListener, Recv, WakeupHandle,
+    Commit, Consumer, ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter,
+    ConsumerRecordsIter, RebalanceListener, Recv, WakeupHandle,
 };
 pub use error::{Error, Result};
 pub use group::{

@@ -4,7 +4,9 @@
 //! `cargo bench --bench NAME` runs the full workload; `EMBROKER_BENCH_SCALE=0.1` scales record
 //! counts down (CI smoke runs). Each measurement is the best of `EMBROKER_BENCH_RUNS` runs
 //! (default 3), which is the usual way to report a throughput on a noisy shared machine; rows
-//! compared with each other can take their runs in turn (`Report::measure_interleaved`).
+//! compared with each other can take their runs in turn (`Report::measure_interleaved`), after
+//! `EMBROKER_BENCH_WARMUP` untimed rounds (default 1). `EMBROKER_BENCH_ONLY=text` runs only the
+//! rows whose name contains `text` (for `perf` or `valgrind --tool=callgrind` on one row).
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -20,6 +22,9 @@ pub struct Row {
     /// The row in the same group this one is compared against.
     pub baseline: Option<String>,
     pub note: String,
+    /// Every pass's time, in round order, for rows timed by `Report::measure_interleaved`
+    /// (empty otherwise): the table then also gives the median of the per-round ratios.
+    pub rounds: Vec<Duration>,
 }
 
 impl Row {
@@ -39,6 +44,22 @@ pub fn scaled(n: u64) -> u64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     ((n as f64 * scale) as u64).max(1)
+}
+
+/// Untimed passes of every row before the timed ones in `Report::measure_interleaved`
+/// (`EMBROKER_BENCH_WARMUP`, default 1): the first pass of a process pays for page faults,
+/// allocator growth and cold caches that later passes do not.
+pub fn warmup() -> usize {
+    std::env::var("EMBROKER_BENCH_WARMUP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Whether a row named `name` runs: `EMBROKER_BENCH_ONLY` (a substring of row names, for
+/// profiling one row under `perf` or callgrind) when set, every row otherwise.
+pub fn selected(name: &str) -> bool {
+    std::env::var("EMBROKER_BENCH_ONLY").map_or(true, |only| name.contains(&only))
 }
 
 pub fn runs() -> usize {
@@ -97,7 +118,8 @@ pub struct Report {
 }
 
 impl Report {
-    /// Runs `setup` then times `work` `runs()` times; keeps the fastest run.
+    /// Runs `setup` then times `work` `runs()` times; keeps the fastest run. A row left out by
+    /// `EMBROKER_BENCH_ONLY` is not run (`Duration::MAX`).
     #[allow(clippy::too_many_arguments)] // one row: its labels, its sizes, its two closures
     pub fn measure<S, T>(
         &mut self,
@@ -110,6 +132,9 @@ impl Report {
         mut work: impl FnMut(S) -> T,
     ) -> Duration {
         let mut best = Duration::MAX;
+        if !selected(name) {
+            return best;
+        }
         for _ in 0..runs() {
             let state = setup();
             let start = Instant::now();
@@ -126,32 +151,70 @@ impl Report {
             elapsed: best,
             baseline: baseline.map(str::to_string),
             note: String::new(),
+            rounds: Vec::new(),
         });
         best
     }
 
     /// Times `rows` as [`Report::measure`] does, but interleaved: pass `k` of every row runs
-    /// before pass `k + 1` of any. Rows compared with each other then meet the machine's slow
-    /// spells (another VM on the host, the kernel's writeback) alike, instead of one row
-    /// taking all of a spell and its baseline none.
-    pub fn measure_interleaved(&mut self, mut rows: Vec<Contender<'_>>) {
-        let mut best = vec![Duration::MAX; rows.len()];
-        for _ in 0..runs() {
-            for (row, best) in rows.iter_mut().zip(&mut best) {
-                *best = (*best).min((row.run)());
+    /// before pass `k + 1` of any, in turn forwards and backwards (so no row always follows
+    /// the same one and pays for its after-effects: the kernel writing back its pages, a
+    /// fragmented heap), after `warmup()` untimed passes. Rows compared with each other then
+    /// meet the machine's slow spells (another VM on the host, the kernel's writeback) alike,
+    /// instead of one row taking all of a spell and its baseline none. The table gives each
+    /// row's best pass and the median of its per-round ratios to its baseline.
+    pub fn measure_interleaved(&mut self, rows: Vec<Contender<'_>>) {
+        let mut rows: Vec<Contender<'_>> = rows.into_iter().filter(|r| selected(&r.name)).collect();
+        let mut times = vec![Vec::new(); rows.len()];
+        for round in 0..warmup() + runs() {
+            let mut order: Vec<usize> = (0..rows.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let elapsed = (rows[i].run)();
+                if round >= warmup() {
+                    times[i].push(elapsed);
+                }
             }
         }
-        for (row, best) in rows.into_iter().zip(best) {
+        for (row, rounds) in rows.into_iter().zip(times) {
             self.push(Row {
                 group: row.group,
                 name: row.name,
                 records: row.records,
                 bytes: row.bytes,
-                elapsed: best,
+                elapsed: rounds.iter().copied().min().unwrap_or(Duration::MAX),
                 baseline: row.baseline,
                 note: String::new(),
+                rounds,
             });
         }
+    }
+
+    /// Adds a note comparing two measured rows of `group` (a second baseline for `name`):
+    /// the ratio of their best passes and, when interleaved, the median and range of their
+    /// per-round ratios. Nothing when either row did not run.
+    pub fn compare(&mut self, group: &str, name: &str, baseline: &str) {
+        let find = |n: &str| {
+            self.rows
+                .iter()
+                .find(|r| r.group == group && r.name == n && r.note.is_empty())
+        };
+        let (Some(row), Some(base)) = (find(name), find(baseline)) else {
+            return;
+        };
+        let mut note = format!(
+            "{:.0}% of {baseline}",
+            100.0 * row.records_per_sec() / base.records_per_sec()
+        );
+        if let Some((median, lo, hi)) = round_ratios(&base.rounds, &row.rounds) {
+            note.push_str(&format!(
+                " (per round: median {median:.0}%, {lo:.0}-{hi:.0}% over {})",
+                row.rounds.len()
+            ));
+        }
+        self.note(group, name, note);
     }
 
     pub fn push(&mut self, row: Row) {
@@ -176,6 +239,7 @@ impl Report {
             elapsed: Duration::ZERO,
             baseline: None,
             note,
+            rounds: Vec::new(),
         });
     }
 
@@ -189,20 +253,25 @@ impl Report {
                 println!("| {} | {} | | | | {} |", row.group, row.name, row.note);
                 continue;
             }
-            let ratio = row
-                .baseline
-                .as_ref()
-                .and_then(|b| {
-                    self.rows
-                        .iter()
-                        .find(|r| r.group == row.group && &r.name == b)
-                })
+            let baseline = row.baseline.as_ref().and_then(|b| {
+                self.rows
+                    .iter()
+                    .find(|r| r.group == row.group && &r.name == b)
+            });
+            let ratio = baseline
                 .map(|b| {
-                    format!(
+                    let best = format!(
                         "{:.0}% of {}",
                         100.0 * row.records_per_sec() / b.records_per_sec(),
                         b.name
-                    )
+                    );
+                    match round_ratios(&b.rounds, &row.rounds) {
+                        Some((median, lo, hi)) => format!(
+                            "{best} (per round: median {median:.0}%, {lo:.0}-{hi:.0}% over {})",
+                            row.rounds.len()
+                        ),
+                        None => best,
+                    }
                 })
                 .unwrap_or_default();
             println!(
@@ -216,6 +285,26 @@ impl Report {
             );
         }
     }
+}
+
+/// The ratios (%) of a row's speed to its baseline's, round by round: median, min, max.
+fn round_ratios(baseline: &[Duration], row: &[Duration]) -> Option<(f64, f64, f64)> {
+    if baseline.len() != row.len() || row.is_empty() {
+        return None;
+    }
+    let mut ratios: Vec<f64> = baseline
+        .iter()
+        .zip(row)
+        .map(|(b, r)| 100.0 * b.as_secs_f64() / r.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    let median = if n % 2 == 1 {
+        ratios[n / 2]
+    } else {
+        (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
+    };
+    Some((median, ratios[0], ratios[n - 1]))
 }
 
 /// Percentiles of a set of latencies.

@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::cleaner::{self, CleanerReport};
 use super::handles::{PartitionDescription, Topic, TopicDescription};
+use super::syncer::Syncer;
 use super::tasks::{self, Background};
 use super::{names, topic_store};
 use crate::clock::{self, Clock, SharedClock, SystemClock};
@@ -253,6 +254,7 @@ impl BrokerBuilder {
             metadata_version: AtomicU64::new(0),
             notifier: Arc::new(Notifier::default()),
             tasks: Mutex::new(None),
+            syncer: Syncer::default(),
             cleaner: Mutex::new(None),
             groups: GroupRegistry::default(),
             lock: Mutex::new(Some(lock)),
@@ -310,6 +312,8 @@ pub(crate) struct BrokerInner {
     metadata_version: AtomicU64,
     notifier: Arc<Notifier>,
     tasks: Mutex<Option<Background>>,
+    /// Fsyncs for async durable commits; its thread starts with the first one.
+    syncer: Syncer,
     /// Started with the first compacted topic (most brokers, and most test brokers, have
     /// none, and a thread costs ~25 µs to start and ~35 µs to stop).
     cleaner: Mutex<Option<Background>>,
@@ -566,6 +570,11 @@ impl BrokerInner {
         &self.groups
     }
 
+    /// The syncer that makes async commits durable (`Consumer::commit`).
+    pub(crate) fn syncer(&self) -> &Syncer {
+        &self.syncer
+    }
+
     pub(crate) fn notifier(&self) -> &Arc<Notifier> {
         &self.notifier
     }
@@ -698,6 +707,8 @@ impl BrokerInner {
             return Ok(());
         }
         self.bump_metadata_version();
+        // First, while the logs are open: the syncs queued for pending futures complete.
+        self.syncer.stop();
         if let Some(tasks) = self.tasks.lock().take() {
             tasks.stop();
         }

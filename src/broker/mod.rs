@@ -1,5 +1,6 @@
 //! The broker: a data directory with its lock, its topics and their partition logs, and the
-//! background threads: one for retention and periodic flushes, one for the log cleaner.
+//! background threads: one for retention and periodic flushes, one for the log cleaner, one
+//! (`syncer`) for the fsyncs of async durable commits.
 //!
 //! Owns: the data directory layout above partition directories (the `.lock` file, `topics/`),
 //! topic names and configs, and the `Broker`, `Topic` and `Partition` handles.
@@ -17,6 +18,7 @@ mod broker;
 mod cleaner;
 mod handles;
 mod names;
+mod syncer;
 mod tasks;
 mod topic_store;
 
@@ -26,3 +28,4 @@ pub use cleaner::CleanerReport;
 pub use handles::{
     BatchesAppended, OffsetAndTimestamp, Partition, PartitionDescription, Topic, TopicDescription,
 };
+pub(crate) use syncer::Durable;

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use super::fetcher::{end_offset, Fetcher, LazySeek, PartitionState};
 use super::listener::{RebalanceListener, WakeupHandle};
 use super::records::ConsumerRecords;
-use crate::broker::{Broker, OffsetAndTimestamp};
+use crate::broker::{Broker, BrokerInner, OffsetAndTimestamp};
 use crate::config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::error::{Error, Result};
 use crate::group::{
-    is_cooperative, Group, JoinRequest, LeaveStatus, OffsetAndMetadata, SyncOutcome,
+    is_cooperative, Appended, Group, JoinRequest, LeaveStatus, OffsetAndMetadata, SyncOutcome,
 };
 use crate::metrics::{self as m, nanos, Metrics, Sampled, Window};
 use crate::notify::Notifier;
@@ -740,6 +740,11 @@ impl Consumer {
         }
     }
 
+    /// The broker this consumer reads from.
+    pub(super) fn broker_inner(&self) -> &Arc<BrokerInner> {
+        &self.broker.inner
+    }
+
     /// The broker's notifier: appends, group changes and wake-ups bump it.
     pub(super) fn notifier(&self) -> &Arc<Notifier> {
         self.broker.inner.notifier()
@@ -847,7 +852,7 @@ impl Consumer {
         let _ = self.commit_positions(false);
     }
 
-    fn positions(&self) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
+    pub(super) fn positions(&self) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
         self.fetcher
             .iter()
             .filter_map(|p| {
@@ -872,6 +877,20 @@ impl Consumer {
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
         durable: bool,
     ) -> Result<()> {
+        self.commit_map_then(offsets, |appended| match appended {
+            Some(a) if durable => a.sync(),
+            _ => Ok(()),
+        })
+    }
+
+    /// Commits `offsets` to the page cache, then `then` decides what to do about
+    /// durability with where they were appended (`None` when there was nothing to append).
+    /// Counted in the commit metrics (with `then`'s time).
+    pub(super) fn commit_map_then<T>(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+        then: impl FnOnce(Option<Appended>) -> Result<T>,
+    ) -> Result<T> {
         if let Some(e) = &self.fenced {
             return Err(e.clone());
         }
@@ -881,7 +900,9 @@ impl Consumer {
             .as_ref()
             .map(|m| (m.member_id.as_str(), m.generation));
         let start = Instant::now();
-        let result = group.commit(&self.broker.inner, member, offsets, durable);
+        let result = group
+            .append_commit(&self.broker.inner, member, offsets)
+            .and_then(then);
         let (w, now) = (self.metrics.window, self.now());
         self.metrics.commits += 1;
         let commit_nanos = nanos(start.elapsed());
@@ -958,7 +979,7 @@ impl Consumer {
 
     /// What every commit checks first: the consumer is open, has a `group.id` and is not
     /// fenced.
-    fn check_can_commit(&self) -> Result<()> {
+    pub(super) fn check_can_commit(&self) -> Result<()> {
         self.check_usable()?;
         self.group_id()?;
         if let Some(e) = &self.fenced {
@@ -982,7 +1003,7 @@ impl Consumer {
         self.completed_commits.push((callback, offsets, result));
     }
 
-    fn run_commit_callbacks(&mut self) {
+    pub(super) fn run_commit_callbacks(&mut self) {
         for (callback, offsets, result) in std::mem::take(&mut self.completed_commits) {
             callback(&offsets, result);
         }

@@ -16,6 +16,7 @@
 //! - Time (auto-commit interval, `max.poll.interval.ms`) is the broker's clock.
 
 mod aborted;
+mod commit;
 #[allow(clippy::module_inception)]
 mod consumer;
 mod fetcher;
@@ -23,6 +24,7 @@ mod listener;
 mod records;
 mod recv;
 
+pub use commit::Commit;
 pub use consumer::Consumer;
 pub use listener::{RebalanceListener, WakeupHandle};
 pub use records::{ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter, ConsumerRecordsIter};

@@ -85,7 +85,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::offset_store::{self, OffsetAndMetadata};
+use super::offset_store::{self, Appended, OffsetAndMetadata};
 use crate::broker::BrokerInner;
 use crate::config::AssignmentStrategy;
 use crate::error::{Error, Result};
@@ -564,10 +564,8 @@ impl Group {
         }
     }
 
-    /// Commits offsets for a member (`Some((id, generation))`) or a consumer without
-    /// membership (`None`). With `durable`, returns only once the commit is fsynced (outside
-    /// the group's lock, so concurrent commits share fsyncs); otherwise once it is in the
-    /// page cache.
+    /// `append_commit`, then the fsync when `durable` (what `Consumer::commit_sync` does).
+    #[cfg(test)]
     pub(crate) fn commit(
         &self,
         broker: &BrokerInner,
@@ -575,6 +573,23 @@ impl Group {
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
         durable: bool,
     ) -> Result<()> {
+        match self.append_commit(broker, member, offsets)? {
+            Some(a) if durable => a.sync(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Commits offsets for a member (`Some((id, generation))`) or a consumer without
+    /// membership (`None`), up to the fsync: checked, appended to the page cache and visible
+    /// to `committed`. The caller makes it durable, outside the group's lock so that
+    /// concurrent commits share fsyncs (`Appended::sync`, or the broker's syncer for an async
+    /// commit). `None` when there was nothing to append.
+    pub(crate) fn append_commit(
+        &self,
+        broker: &BrokerInner,
+        member: Option<(&str, i32)>,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<Option<Appended>> {
         for (tp, om) in offsets {
             offset_store::check_commit(&self.id, tp, om)?;
             check_partition_exists(broker, tp)?;
@@ -625,7 +640,7 @@ impl Group {
             }
         }
         if offsets.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let commits: Vec<(TopicPartition, Option<OffsetAndMetadata>)> = offsets
             .iter()
@@ -639,10 +654,7 @@ impl Group {
             g.offsets.insert(tp.clone(), om.clone());
         }
         drop(g);
-        match appended {
-            Some(a) if durable => a.sync(),
-            _ => Ok(()),
-        }
+        Ok(appended)
     }
 
     /// The committed offset of a partition.

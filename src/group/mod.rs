@@ -34,6 +34,7 @@ pub use coordinator::GroupState;
 pub(crate) use coordinator::{
     is_cooperative, Group, GroupRegistry, JoinRequest, LeaveStatus, SyncOutcome,
 };
+pub(crate) use offset_store::Appended;
 pub use offset_store::OffsetAndMetadata;
 // For `crate::__fuzz` only (see there).
 pub use offset_store::{
