@@ -109,8 +109,8 @@ mod typed;
 mod types;
 
 pub use broker::{
-    BatchesAppended, Broker, BrokerBuilder, CleanerReport, OffsetAndTimestamp, Partition,
-    PartitionDescription, Topic, TopicDescription,
+    BatchesAppended, Broker, BrokerBuilder, CleanerReport, OffsetAndTimestamp, OpenTransaction,
+    Partition, PartitionDescription, Topic, TopicDescription,
 };
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::{

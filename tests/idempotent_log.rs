@@ -264,3 +264,34 @@ fn idle_producers_expire_in_the_background() {
         .open_temporary()
         .is_err());
 }
+
+#[test]
+fn an_open_transaction_holds_the_last_stable_offset_and_is_described() {
+    let broker = Broker::temporary().unwrap();
+    broker.create_topic("t", TopicConfig::default()).unwrap();
+    let p = partition(&broker);
+    p.append_batches(&batch(1, 0, 0, 2)).unwrap();
+    let mut txn = BatchBuilder::new();
+    txn.set_producer(ProducerFields {
+        producer_id: 7,
+        producer_epoch: 0,
+        base_sequence: 0,
+    });
+    txn.set_transactional(true);
+    txn.push(T0, None, Some(b"in a transaction"), &[]).unwrap();
+    p.append_batches(&txn.finish()).unwrap();
+    p.append_batches(&batch(1, 0, 2, 1)).unwrap();
+    assert_eq!(p.log_end_offset(), 4);
+    assert_eq!(p.last_stable_offset(), 2, "the open transaction starts at 2");
+    let d = broker.describe_topic("t").unwrap();
+    let part = &d.partitions[0];
+    assert_eq!(part.last_stable_offset, 2);
+    assert_eq!(part.open_transactions.len(), 1);
+    assert_eq!(
+        (
+            part.open_transactions[0].producer_id,
+            part.open_transactions[0].first_offset
+        ),
+        (7, 2)
+    );
+}

@@ -214,6 +214,12 @@ impl Partition {
         self.log.log_end_offset()
     }
 
+    /// The last stable offset (LSO): the first offset of the earliest transaction still open
+    /// here, or the log end when none is. A `read_committed` consumer reads below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log.last_stable_offset()
+    }
+
     /// A snapshot of the partition's `kafka.log` gauges (Kafka's `kafka.log:type=Log`):
     /// `log-start-offset`, `log-end-offset`, `size` and `num-log-segments`, tagged with
     /// `topic` and `partition` (see the [`metrics` module docs](crate::metrics)).
@@ -318,6 +324,22 @@ pub struct PartitionDescription {
     /// replacing any segment (out of space, out of file descriptors) is retried; after any
     /// other failure the cleaner skips the partition until the broker is reopened.
     pub cleaner_error: Option<String>,
+    /// The last stable offset: the first offset of the earliest open transaction, or the log
+    /// end when none is open (-1 when offline).
+    pub last_stable_offset: i64,
+    /// The transactions open in this partition (data written, no marker yet), oldest first.
+    pub open_transactions: Vec<OpenTransaction>,
+}
+
+/// A transaction with data in a partition and no COMMIT or ABORT marker after it yet (Kafka's
+/// `kafka-transactions.sh describe-producers` shows the same pair).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenTransaction {
+    /// The producer that wrote it.
+    pub producer_id: i64,
+    /// The offset of its first batch in the partition.
+    pub first_offset: i64,
 }
 
 impl PartitionDescription {
@@ -369,6 +391,15 @@ impl PartitionDescription {
                     dirty_bytes: c.dirty_bytes,
                     last_clean_ms: c.last_clean_ms,
                     cleaner_error: c.error,
+                    last_stable_offset: log.last_stable_offset(),
+                    open_transactions: log
+                        .ongoing_transactions()
+                        .into_iter()
+                        .map(|(producer_id, first_offset)| OpenTransaction {
+                            producer_id,
+                            first_offset,
+                        })
+                        .collect(),
                 }
             }
             PartitionSlot::Offline(e) => PartitionDescription {
@@ -382,6 +413,8 @@ impl PartitionDescription {
                 dirty_bytes: 0,
                 last_clean_ms: None,
                 cleaner_error: None,
+                last_stable_offset: -1,
+                open_transactions: Vec::new(),
             },
         }
     }

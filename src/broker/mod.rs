@@ -26,6 +26,7 @@ pub use broker::{Broker, BrokerBuilder};
 pub(crate) use broker::{BrokerInner, PartitionSlot, TopicState};
 pub use cleaner::CleanerReport;
 pub use handles::{
-    BatchesAppended, OffsetAndTimestamp, Partition, PartitionDescription, Topic, TopicDescription,
+    BatchesAppended, OffsetAndTimestamp, OpenTransaction, Partition, PartitionDescription, Topic,
+    TopicDescription,
 };
 pub(crate) use syncer::Durable;

@@ -1436,7 +1436,6 @@ impl PartitionLog {
     }
 
     /// The open transactions as (producer id, first offset), earliest first.
-    #[cfg_attr(not(test), allow(dead_code))] // used by the transaction coordinator (src/txn)
     pub(crate) fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
         self.writer.lock().producers.ongoing()
     }

@@ -133,6 +133,15 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
                             "partition": p.partition,
                             "log_start_offset": p.log_start_offset,
                             "log_end_offset": p.log_end_offset,
+                            "last_stable_offset": p.last_stable_offset,
+                            "open_transactions": p
+                                .open_transactions
+                                .iter()
+                                .map(|t| json!({
+                                    "producer_id": t.producer_id,
+                                    "first_offset": t.first_offset,
+                                }))
+                                .collect::<Vec<_>>(),
                             "size_bytes": p.size_bytes,
                             "segments": p.segment_count,
                             "error": p.error,
@@ -166,6 +175,7 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
                     "PARTITION",
                     "LOG-START-OFFSET",
                     "LOG-END-OFFSET",
+                    "LAST-STABLE-OFFSET",
                     "SIZE-BYTES",
                     "SEGMENTS",
                 ];
@@ -179,6 +189,7 @@ pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
                         p.partition.to_string(),
                         p.log_start_offset.to_string(),
                         p.log_end_offset.to_string(),
+                        p.last_stable_offset.to_string(),
                         p.size_bytes.to_string(),
                         p.segment_count.to_string(),
                     ];
