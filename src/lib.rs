@@ -105,6 +105,7 @@ pub mod metrics;
 mod notify;
 mod producer;
 mod topic_names;
+mod txn;
 mod typed;
 mod types;
 
@@ -141,6 +142,7 @@ pub use typed::{
     Builtin, Deserializer, RecordPart, SerdeError, Serializer, TypedConsumer, TypedConsumerRecord,
     TypedProducer, TypedProducerRecord,
 };
+pub use txn::{TransactionDescription, TxnState};
 pub use types::{Bytes, Header, Record, StoredRecord, TimestampType, TopicPartition};
 
 /// Internals that embroker's fuzz targets (`fuzz/`) need and the public API does not offer:
@@ -155,5 +157,10 @@ pub mod __fuzz {
     pub use crate::group::{
         decode_offset_commit, encode_offset_commit_key, encode_offset_commit_value,
         OffsetCommitRecord, OffsetCommitValue,
+    };
+    /// The `__transaction_state` record codec (format in `src/txn/state_log.rs`).
+    pub use crate::txn::{
+        decode_txn_log_record, encode_txn_log_key, encode_txn_log_value, TxnLogRecord,
+        TxnLogValue, TxnTopicPartitions,
     };
 }

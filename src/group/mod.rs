@@ -35,6 +35,7 @@ pub(crate) use coordinator::{
     is_cooperative, Group, GroupRegistry, JoinRequest, LeaveStatus, SyncOutcome,
 };
 pub use offset_store::OffsetAndMetadata;
+pub(crate) use offset_store::{offsets_log as offsets_log_for, OFFSETS_TOPIC as OFFSETS_TOPIC_NAME};
 // For `crate::__fuzz` only (see there).
 pub use offset_store::{
     decode_offset_commit, encode_key as encode_offset_commit_key,
