@@ -126,7 +126,7 @@ pub use consumer::{
 };
 pub use error::{Error, Result};
 pub use group::{
-    assignor_by_name, Assignment, Assignor, CooperativeStickyAssignor, GroupDescription,
+    assignor_by_name, Assignment, Assignor, ConsumerGroupMetadata, CooperativeStickyAssignor, GroupDescription,
     GroupListing, GroupState, MemberDescription, OffsetAndMetadata, OffsetSpec, PartitionOffsets,
     RangeAssignor, RebalanceProtocol, RoundRobinAssignor, StickyAssignor, Subscription,
 };

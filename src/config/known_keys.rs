@@ -139,12 +139,6 @@ pub(crate) const PRODUCER_IGNORED: &[(&str, &str)] =
         "partitioner.availability.timeout.ms",
         "adapts to slow brokers; every partition here is in the same process"
     ),
-    (
-        "transactional.id",
-        "only an empty value is accepted: transactions are not implemented yet (a non-empty id \
-         is an error)"
-    ),
-    ("transaction.timeout.ms", "used by transactions, which are not implemented yet"),
 );
 
 /// Consumer keys accepted and ignored, with the reason each cannot apply in one process.

@@ -21,6 +21,7 @@
 mod admin;
 mod assignor;
 mod coordinator;
+mod group_metadata;
 mod offset_store;
 mod range_assignor;
 mod round_robin_assignor;
@@ -31,6 +32,7 @@ mod testkit;
 pub use admin::{GroupDescription, GroupListing, MemberDescription, OffsetSpec, PartitionOffsets};
 pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Subscription};
 pub use coordinator::GroupState;
+pub use group_metadata::ConsumerGroupMetadata;
 pub(crate) use coordinator::{
     is_cooperative, Group, GroupRegistry, JoinRequest, LeaveStatus, SyncOutcome,
 };
