@@ -402,9 +402,7 @@ pub enum Error {
     /// A transactional call that the transaction's state does not allow (a commit with no
     /// transaction begun, a send before `init_transactions`, ...). Kafka's
     /// `InvalidTxnStateException` and the client's `IllegalStateException`.
-    #[error(
-        "transactional.id {transactional_id:?}: cannot {operation} in state {state}"
-    )]
+    #[error("transactional.id {transactional_id:?}: cannot {operation} in state {state}")]
     InvalidTxnState {
         /// The transactional id.
         transactional_id: String,

@@ -126,9 +126,10 @@ pub use consumer::{
 };
 pub use error::{Error, Result};
 pub use group::{
-    assignor_by_name, Assignment, Assignor, ConsumerGroupMetadata, CooperativeStickyAssignor, GroupDescription,
-    GroupListing, GroupState, MemberDescription, OffsetAndMetadata, OffsetSpec, PartitionOffsets,
-    RangeAssignor, RebalanceProtocol, RoundRobinAssignor, StickyAssignor, Subscription,
+    assignor_by_name, Assignment, Assignor, ConsumerGroupMetadata, CooperativeStickyAssignor,
+    GroupDescription, GroupListing, GroupState, MemberDescription, OffsetAndMetadata, OffsetSpec,
+    PartitionOffsets, RangeAssignor, RebalanceProtocol, RoundRobinAssignor, StickyAssignor,
+    Subscription,
 };
 pub use log::{RecordRef, RecordViews, Records, RecordsIntoIter, RecordsIter};
 pub use metrics::{Metric, MetricName, Metrics};
@@ -136,13 +137,13 @@ pub use producer::{
     murmur2, to_positive, DefaultPartitioner, Flush, NullKeyStrategy, Partitioner, Producer,
     ProducerRecord, RandomPartitioner, RecordMetadata, RoundRobinPartitioner, SendFuture,
 };
+pub use txn::{TransactionDescription, TxnState};
 #[cfg(feature = "serde")]
 pub use typed::Json;
 pub use typed::{
     Builtin, Deserializer, RecordPart, SerdeError, Serializer, TypedConsumer, TypedConsumerRecord,
     TypedProducer, TypedProducerRecord,
 };
-pub use txn::{TransactionDescription, TxnState};
 pub use types::{Bytes, Header, Record, StoredRecord, TimestampType, TopicPartition};
 
 /// Internals that embroker's fuzz targets (`fuzz/`) need and the public API does not offer:
@@ -160,7 +161,7 @@ pub mod __fuzz {
     };
     /// The `__transaction_state` record codec (format in `src/txn/state_log.rs`).
     pub use crate::txn::{
-        decode_txn_log_record, encode_txn_log_key, encode_txn_log_value, TxnLogRecord,
-        TxnLogValue, TxnTopicPartitions,
+        decode_txn_log_record, encode_txn_log_key, encode_txn_log_value, TxnLogRecord, TxnLogValue,
+        TxnTopicPartitions,
     };
 }

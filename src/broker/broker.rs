@@ -16,10 +16,10 @@ use crate::clock::{self, Clock, SharedClock, SystemClock};
 use crate::config::TopicConfig;
 use crate::error::{Error, Result};
 use crate::group::GroupRegistry;
-use crate::txn::{ProducerIds, TxnCoordinator};
 use crate::io::{self, DirLock};
 use crate::log::{dir_name, PartitionLog, Throttle};
 use crate::notify::Notifier;
+use crate::txn::{ProducerIds, TxnCoordinator};
 use crate::types::TopicPartition;
 
 /// Kafka's `log.retention.check.interval.ms` default.

@@ -882,7 +882,10 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("enable.idempotence"), "{e}");
-        assert_eq!(parse("transactional.id", "").unwrap().transactional_id, None);
+        assert_eq!(
+            parse("transactional.id", "").unwrap().transactional_id,
+            None
+        );
         assert_names_key("transaction.timeout.ms", "0");
         assert_eq!(
             parse("transaction.timeout.ms", "5000")

@@ -32,12 +32,14 @@ mod testkit;
 pub use admin::{GroupDescription, GroupListing, MemberDescription, OffsetSpec, PartitionOffsets};
 pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Subscription};
 pub use coordinator::GroupState;
-pub use group_metadata::ConsumerGroupMetadata;
 pub(crate) use coordinator::{
     is_cooperative, Group, GroupRegistry, JoinRequest, LeaveStatus, SyncOutcome,
 };
+pub use group_metadata::ConsumerGroupMetadata;
 pub use offset_store::OffsetAndMetadata;
-pub(crate) use offset_store::{offsets_log as offsets_log_for, OFFSETS_TOPIC as OFFSETS_TOPIC_NAME};
+pub(crate) use offset_store::{
+    offsets_log as offsets_log_for, OFFSETS_TOPIC as OFFSETS_TOPIC_NAME,
+};
 // For `crate::__fuzz` only (see there).
 pub use offset_store::{
     decode_offset_commit, encode_key as encode_offset_commit_key,

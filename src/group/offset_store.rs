@@ -432,7 +432,9 @@ pub(crate) fn append_txn_commits(
         builder
             .push(now, Some(&key), Some(&value), &[])
             .ok_or_else(|| Error::IllegalState {
-                reason: format!("transactional offset commit of group {group:?} does not fit a batch"),
+                reason: format!(
+                    "transactional offset commit of group {group:?} does not fit a batch"
+                ),
             })?;
     }
     let log = offsets_log(broker, group)?;

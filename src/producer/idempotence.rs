@@ -49,7 +49,12 @@ impl Sequences {
     }
 
     /// Moves `log`'s sequence past a batch of `records` appended with `fields`.
-    pub(crate) fn appended(&mut self, log: &Arc<PartitionLog>, fields: ProducerFields, records: i32) {
+    pub(crate) fn appended(
+        &mut self,
+        log: &Arc<PartitionLog>,
+        fields: ProducerFields,
+        records: i32,
+    ) {
         let key = Arc::as_ptr(log) as usize;
         let next = increment(fields.base_sequence, records);
         self.next

@@ -41,9 +41,9 @@ use crate::producer::accumulator::{
 };
 use crate::producer::future::{Completion, SendFuture};
 use crate::producer::idempotence::Sequences;
-use crate::producer::transaction::Idempotence;
 use crate::producer::partitioner::Partitioner;
 use crate::producer::record::{ProducerRecord, RecordMetadata};
+use crate::producer::transaction::Idempotence;
 
 /// The most a record's encoding grows between being first in a batch (deltas 0) and later:
 /// the offset delta varint (up to 5 bytes), the timestamp delta varint (up to 10) and the
@@ -1366,10 +1366,7 @@ impl Shared {
                 (idem.current(), registered.err())
             }
         };
-        let transactional = self
-            .idempotence
-            .as_ref()
-            .is_some_and(|i| i.txn.is_some());
+        let transactional = self.idempotence.as_ref().is_some_and(|i| i.txn.is_some());
         for mut batch in batches.drain(..) {
             let records = batch.records_when_full(self.batch_size);
             let record_count = batch.record_count();

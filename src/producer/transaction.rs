@@ -89,7 +89,10 @@ impl Idempotence {
         timeout_ms: i64,
     ) -> Result<Idempotence> {
         let (ids, txn) = match transactional_id {
-            None => (Some(broker.txns().init_producer_id(broker, None, timeout_ms)?), None),
+            None => (
+                Some(broker.txns().init_producer_id(broker, None, timeout_ms)?),
+                None,
+            ),
             Some(id) => (
                 None,
                 Some(TxnManager {

@@ -191,7 +191,10 @@ impl TxnCoordinator {
             TxnState::Ongoing if partitions.iter().all(|tp| m.partitions.contains(tp)) => {
                 return Ok(())
             }
-            TxnState::Ongoing | TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {}
+            TxnState::Ongoing
+            | TxnState::Empty
+            | TxnState::CompleteCommit
+            | TxnState::CompleteAbort => {}
             _ => return Err(m.invalid("add partitions")),
         }
         let mut next = m.clone();
@@ -373,7 +376,9 @@ impl TxnCoordinator {
                     break;
                 }
                 for r in records.iter() {
-                    let Some(key) = r.key.as_deref() else { continue };
+                    let Some(key) = r.key.as_deref() else {
+                        continue;
+                    };
                     // A record that does not decode can only come from a newer version.
                     let Ok(rec) = state_log::decode(key, r.value.as_deref()) else {
                         continue;

@@ -72,8 +72,7 @@ impl ProducerIds {
             SmallFile::Bytes(bytes) => decode(&bytes).ok_or_else(|| Error::Corrupt {
                 path: path.clone(),
                 position: 0,
-                reason: "producer id file: bad magic, version, length, CRC or a negative id"
-                    .into(),
+                reason: "producer id file: bad magic, version, length, CRC or a negative id".into(),
             })?,
         };
         Ok(ProducerIds {
@@ -87,9 +86,12 @@ impl ProducerIds {
     pub(crate) fn next_id(&self) -> Result<i64> {
         let mut block = self.state.lock();
         if block.next >= block.end {
-            let end = block.end.checked_add(BLOCK_SIZE).ok_or_else(|| Error::IllegalState {
-                reason: "producer ids exhausted".into(),
-            })?;
+            let end = block
+                .end
+                .checked_add(BLOCK_SIZE)
+                .ok_or_else(|| Error::IllegalState {
+                    reason: "producer ids exhausted".into(),
+                })?;
             if let Some(path) = &self.path {
                 io::write_atomic(path, &encode(end))?;
             }
