@@ -11,7 +11,7 @@
 //! `cargo bench --bench transactions`; `EMBROKER_BENCH_SCALE=0.1` for a quick run.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-#[allow(clippy::too_many_arguments, dead_code)]
+#[allow(clippy::too_many_arguments)]
 #[path = "support/mod.rs"]
 mod support;
 

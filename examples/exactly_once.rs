@@ -57,7 +57,7 @@ fn process_once(
     for r in records.iter() {
         let order = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).to_string();
         let invoice = ProducerRecord::new("invoices", format!("invoice for {order}"));
-        let _ = producer.send(invoice)?;
+        drop(producer.send(invoice)?);
         next.insert(
             TopicPartition::new(r.topic, r.partition),
             OffsetAndMetadata::new(r.offset + 1),
@@ -76,8 +76,8 @@ fn main() -> embroker::Result<()> {
     broker.create_topic("invoices", TopicConfig::default())?;
     let input = broker.producer(ProducerConfig::default())?;
     for i in 0..ORDERS {
-        let _ =
-            input.send(ProducerRecord::new("orders", format!("order-{i}")).key(format!("{i}")))?;
+        let order = ProducerRecord::new("orders", format!("order-{i}")).key(format!("{i}"));
+        drop(input.send(order)?);
     }
     input.flush()?;
 

@@ -79,9 +79,11 @@ fn an_idempotent_producer_stamps_id_epoch_and_consecutive_sequences() {
     let mut counts = Vec::new();
     for round in 0..3 {
         for i in 0..=round {
-            let _ = producer
-                .send(ProducerRecord::new("t", format!("{round}-{i}")))
-                .unwrap();
+            drop(
+                producer
+                    .send(ProducerRecord::new("t", format!("{round}-{i}")))
+                    .unwrap(),
+            );
         }
         producer.flush().unwrap();
         counts.push(round + 1);
@@ -228,11 +230,11 @@ fn commit_and_abort_write_one_marker_after_the_records() {
     let p = broker.producer(txn_config("tx")).unwrap();
     p.init_transactions().unwrap();
     p.begin_transaction().unwrap();
-    let _ = p.send(ProducerRecord::new("t", "c1")).unwrap();
-    let _ = p.send(ProducerRecord::new("t", "c2")).unwrap();
+    drop(p.send(ProducerRecord::new("t", "c1")).unwrap());
+    drop(p.send(ProducerRecord::new("t", "c2")).unwrap());
     p.commit_transaction().unwrap();
     p.begin_transaction().unwrap();
-    let _ = p.send(ProducerRecord::new("t", "a1")).unwrap();
+    drop(p.send(ProducerRecord::new("t", "a1")).unwrap());
     p.abort_transaction().unwrap();
 
     let headers = batches(&broker, "t", 0);
@@ -267,9 +269,10 @@ fn a_second_producer_with_the_same_id_fences_the_first() {
     let old = broker.producer(txn_config("shared")).unwrap();
     old.init_transactions().unwrap();
     old.begin_transaction().unwrap();
-    let _ = old
-        .send(ProducerRecord::new("t", "old").partition(0))
-        .unwrap();
+    drop(
+        old.send(ProducerRecord::new("t", "old").partition(0))
+            .unwrap(),
+    );
     old.flush().unwrap();
 
     let new = broker.producer(txn_config("shared")).unwrap();
@@ -316,9 +319,10 @@ fn a_second_producer_with_the_same_id_fences_the_first() {
 
     // The new producer works.
     new.begin_transaction().unwrap();
-    let _ = new
-        .send(ProducerRecord::new("t", "new").partition(1))
-        .unwrap();
+    drop(
+        new.send(ProducerRecord::new("t", "new").partition(1))
+            .unwrap(),
+    );
     new.commit_transaction().unwrap();
     let headers = batches(&broker, "t", 1);
     assert_eq!(headers.last().unwrap().1, Some(ControlRecordType::Commit));
@@ -376,9 +380,10 @@ fn a_failed_append_makes_the_transaction_abort_only() {
     );
     // The next transaction starts clean.
     p.begin_transaction().unwrap();
-    let _ = p
-        .send(ProducerRecord::new("compacted", "w").key("k"))
-        .unwrap();
+    drop(
+        p.send(ProducerRecord::new("compacted", "w").key("k"))
+            .unwrap(),
+    );
     p.commit_transaction().unwrap();
 }
 
@@ -402,14 +407,14 @@ fn offsets_sent_to_a_transaction_are_committed_only_with_it() {
         let offsets = |o: i64| BTreeMap::from([(tp.clone(), OffsetAndMetadata::new(o))]);
 
         p.begin_transaction().unwrap();
-        let _ = p.send(ProducerRecord::new("out", "x")).unwrap();
+        drop(p.send(ProducerRecord::new("out", "x")).unwrap());
         p.send_offsets_to_transaction(&offsets(5), &group).unwrap();
         assert_eq!(committed(&broker), None, "pending until the marker");
         p.abort_transaction().unwrap();
         assert_eq!(committed(&broker), None, "aborted offsets are discarded");
 
         p.begin_transaction().unwrap();
-        let _ = p.send(ProducerRecord::new("out", "y")).unwrap();
+        drop(p.send(ProducerRecord::new("out", "y")).unwrap());
         p.send_offsets_to_transaction(&offsets(7), &group).unwrap();
         p.commit_transaction().unwrap();
         assert_eq!(committed(&broker), Some(OffsetAndMetadata::new(7)));
@@ -661,10 +666,10 @@ fn read_committed_sees_committed_records_only() {
     let p = broker.producer(txn_config("tx")).unwrap();
     p.init_transactions().unwrap();
     p.begin_transaction().unwrap();
-    let _ = p.send(ProducerRecord::new("t", "aborted")).unwrap();
+    drop(p.send(ProducerRecord::new("t", "aborted")).unwrap());
     p.abort_transaction().unwrap();
     p.begin_transaction().unwrap();
-    let _ = p.send(ProducerRecord::new("t", "committed")).unwrap();
+    drop(p.send(ProducerRecord::new("t", "committed")).unwrap());
     p.commit_transaction().unwrap();
     p.begin_transaction().unwrap();
     p.send(ProducerRecord::new("t", "open"))
@@ -696,7 +701,7 @@ fn a_fenced_producers_records_stay_invisible_to_read_committed() {
     let e = old.send(ProducerRecord::new("t", "late")).unwrap().wait();
     assert!(e.is_err());
     new.begin_transaction().unwrap();
-    let _ = new.send(ProducerRecord::new("t", "new")).unwrap();
+    drop(new.send(ProducerRecord::new("t", "new")).unwrap());
     new.commit_transaction().unwrap();
     assert_eq!(read_committed_values(&broker, "t"), ["new"]);
 }
