@@ -610,3 +610,98 @@ impl crate::Broker {
         Ok(self.inner.txns().describe(transactional_id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Broker, TopicConfig};
+
+    fn setup() -> Broker {
+        let broker = Broker::temporary().unwrap();
+        broker.create_topic("t", TopicConfig::default()).unwrap();
+        broker
+    }
+
+    #[test]
+    fn an_exhausted_epoch_gets_a_new_producer_id() {
+        let broker = setup();
+        let inner = &broker.inner;
+        let c = inner.txns();
+        let (pid, epoch) = c.init_producer_id(inner, Some("x"), 1000).unwrap();
+        assert_eq!(epoch, 0);
+        c.entry("x").lock().as_mut().unwrap().producer_epoch = i16::MAX - 1;
+        let (next_pid, next_epoch) = c.init_producer_id(inner, Some("x"), 1000).unwrap();
+        assert_ne!(next_pid, pid);
+        assert_eq!(next_epoch, 0);
+    }
+
+    #[test]
+    fn calls_check_producer_and_state_and_ends_repeat_as_kafka() {
+        let broker = setup();
+        let inner = &broker.inner;
+        let c = inner.txns();
+        let tp = [TopicPartition::new("t", 0)];
+        // Unknown id.
+        assert!(matches!(
+            c.add_partitions(inner, "x", 0, 0, &tp),
+            Err(Error::InvalidTxnState { .. })
+        ));
+        let (pid, epoch) = c.init_producer_id(inner, Some("x"), 1000).unwrap();
+        // Nothing to end yet.
+        assert!(matches!(
+            c.end_txn(inner, "x", pid, epoch, true),
+            Err(Error::InvalidTxnState { .. })
+        ));
+        // A wrong epoch or producer id is fenced.
+        assert!(matches!(
+            c.add_partitions(inner, "x", pid, epoch + 1, &tp),
+            Err(Error::ProducerFenced { .. })
+        ));
+        assert!(matches!(
+            c.add_partitions(inner, "x", pid + 1, epoch, &tp),
+            Err(Error::ProducerFenced { .. })
+        ));
+        c.add_partitions(inner, "x", pid, epoch, &tp).unwrap();
+        c.end_txn(inner, "x", pid, epoch, true).unwrap();
+        // A retried commit succeeds; an abort of a committed transaction does not.
+        c.end_txn(inner, "x", pid, epoch, true).unwrap();
+        assert!(matches!(
+            c.end_txn(inner, "x", pid, epoch, false),
+            Err(Error::InvalidTxnState { .. })
+        ));
+        let d = c.describe("x").unwrap();
+        assert_eq!(d.state, TxnState::CompleteCommit);
+        // One marker written, not two.
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        assert_eq!(p.log_end_offset(), 1);
+        // A timeout of zero or above the maximum is refused.
+        for timeout in [0, MAX_TIMEOUT_MS_DEFAULT + 1] {
+            assert!(matches!(
+                c.init_producer_id(inner, Some("y"), timeout),
+                Err(Error::InvalidTransactionTimeout { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn timeouts_abort_only_expired_transactions() {
+        let broker = setup();
+        let inner = &broker.inner;
+        let c = inner.txns();
+        let tp = [TopicPartition::new("t", 0)];
+        // A timeout the broker's own check (on the real clock) does not reach in this test.
+        let (pid, epoch) = c.init_producer_id(inner, Some("slow"), 600_000).unwrap();
+        c.add_partitions(inner, "slow", pid, epoch, &tp).unwrap();
+        let started = c.describe("slow").unwrap().start_ms;
+        c.abort_expired(inner, started + 600_000);
+        assert_eq!(c.describe("slow").unwrap().state, TxnState::Ongoing);
+        c.abort_expired(inner, started + 600_001);
+        let d = c.describe("slow").unwrap();
+        assert_eq!(d.state, TxnState::CompleteAbort);
+        assert_eq!(d.producer_epoch, epoch + 1);
+        assert!(matches!(
+            c.end_txn(inner, "slow", pid, epoch, true),
+            Err(Error::ProducerFenced { .. })
+        ));
+    }
+}
