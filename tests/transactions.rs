@@ -9,7 +9,9 @@
 //! storage branch (producer state, LSO, aborted-transaction index) provides; they are to be
 //! un-ignored when it is merged.
 
-use std::collections::BTreeMap;
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use embroker::codec::{ControlRecordType, EndTransactionMarker};
@@ -433,6 +435,45 @@ fn offsets_sent_to_a_transaction_are_committed_only_with_it() {
     );
 }
 
+/// Found by `random_transactions_and_reopens_agree_with_a_model` (seed 1796607115423109283): a
+/// transaction with offsets and no record ended on the client only, left the coordinator's
+/// transaction open, and the next transaction's commit committed its offsets too.
+#[test]
+fn a_transaction_of_offsets_only_ends_at_the_coordinator() {
+    let broker = Broker::temporary().unwrap();
+    broker.create_topic("in", TopicConfig::default()).unwrap();
+    let tp = TopicPartition::new("in", 0);
+    let p = broker.producer(txn_config("tx")).unwrap();
+    p.init_transactions().unwrap();
+    let group = ConsumerGroupMetadata::new("g");
+    p.begin_transaction().unwrap();
+    p.send_offsets_to_transaction(
+        &BTreeMap::from([(tp.clone(), OffsetAndMetadata::new(3))]),
+        &group,
+    )
+    .unwrap();
+    p.abort_transaction().unwrap();
+    assert_eq!(
+        broker.describe_transaction("tx").unwrap().unwrap().state,
+        TxnState::CompleteAbort
+    );
+    p.begin_transaction().unwrap();
+    p.send_offsets_to_transaction(
+        &BTreeMap::from([(tp.clone(), OffsetAndMetadata::new(5))]),
+        &group,
+    )
+    .unwrap();
+    p.commit_transaction().unwrap();
+    let c = broker
+        .consumer(ConsumerConfig::default().group_id("g"))
+        .unwrap();
+    assert_eq!(c.committed(&tp).unwrap(), Some(OffsetAndMetadata::new(5)));
+    assert_eq!(
+        broker.describe_transaction("tx").unwrap().unwrap().state,
+        TxnState::CompleteCommit
+    );
+}
+
 #[test]
 fn offsets_from_a_stale_group_member_are_refused() {
     let broker = Broker::temporary().unwrap();
@@ -636,6 +677,165 @@ fn a_durable_commit_decision_completes_on_reopen() {
         batches(&broker, "t", 0).last().unwrap().1,
         Some(ControlRecordType::Commit)
     );
+}
+
+/// Random transactions of three producers over three partitions, with offsets sent to their
+/// transactions, random commits and aborts, and reopens of the broker, some while transactions
+/// are open: every transaction ends with exactly one marker in each partition it wrote to, the
+/// records under COMMIT markers are exactly those of the transactions the model committed, and
+/// each group's committed offset is that of its producer's last committed transaction.
+#[test]
+fn random_transactions_and_reopens_agree_with_a_model() {
+    let seed = common::seed();
+    let hint = common::replay_hint(seed);
+    let mut rng = common::XorShift(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let open = |dir: &std::path::Path| {
+        let broker = Broker::open(dir).unwrap();
+        let producers: Vec<_> = (0..3)
+            .map(|i| {
+                let p = broker.producer(txn_config(&format!("p{i}"))).unwrap();
+                p.init_transactions().unwrap();
+                p
+            })
+            .collect();
+        (broker, producers)
+    };
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        broker
+            .create_topic("out", TopicConfig::default().partitions(3))
+            .unwrap();
+        broker.create_topic("in", TopicConfig::default()).unwrap();
+        broker.close().unwrap();
+    }
+    let (mut broker, mut producers) = open(dir.path());
+    let mut committed_values: BTreeSet<String> = BTreeSet::new();
+    let mut committed_offsets: BTreeMap<String, i64> = BTreeMap::new();
+    let steps = if std::env::var_os("EMBROKER_LONG").is_some() {
+        400
+    } else {
+        60
+    };
+    for step in 0..steps {
+        let i = rng.below(3) as usize;
+        let p = &producers[i];
+        p.begin_transaction().unwrap();
+        let mut values = Vec::new();
+        for j in 0..rng.below(5) {
+            let value = format!("p{i}-s{step}-r{j}");
+            let partition = rng.below(3) as i32;
+            drop(
+                p.send(ProducerRecord::new("out", value.clone()).partition(partition))
+                    .unwrap(),
+            );
+            values.push(value);
+        }
+        let offsets = rng.below(2) == 0;
+        if offsets {
+            let om = BTreeMap::from([(TopicPartition::new("in", 0), OffsetAndMetadata::new(step))]);
+            p.send_offsets_to_transaction(&om, &ConsumerGroupMetadata::new(format!("g{i}")))
+                .unwrap();
+        }
+        let decision = rng.below(10);
+        if std::env::var_os("TXN_DEBUG").is_some() {
+            eprintln!("step {step}: p{i} offsets {offsets} decision {decision}");
+        }
+        match decision {
+            // Left open, then the broker reopens: aborted.
+            0 => {
+                p.flush().unwrap();
+                drop(producers);
+                broker.close().unwrap();
+                (broker, producers) = open(dir.path());
+            }
+            1..=3 => p.abort_transaction().unwrap(),
+            _ => {
+                p.commit_transaction().unwrap();
+                committed_values.extend(values);
+                if offsets {
+                    committed_offsets.insert(format!("g{i}"), step);
+                }
+            }
+        }
+        if rng.below(15) == 0 {
+            if std::env::var_os("TXN_DEBUG").is_some() {
+                eprintln!("reopen");
+            }
+            drop(producers);
+            broker.close().unwrap();
+            (broker, producers) = open(dir.path());
+        }
+    }
+    drop(producers);
+    broker.close().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+
+    if std::env::var_os("TXN_DEBUG").is_some() {
+        for (h, m) in batches(&broker, "__consumer_offsets", 0) {
+            eprintln!(
+                "offsets batch @{} pid {} epoch {} txn {} marker {:?} n {}",
+                h.base_offset,
+                h.producer_id,
+                h.producer_epoch,
+                h.is_transactional(),
+                m,
+                h.record_count
+            );
+        }
+    }
+    let mut seen_committed = BTreeSet::new();
+    for partition in 0..3 {
+        let p = broker.topic("out").unwrap().partition(partition).unwrap();
+        let records = p.read(0, 64 << 20).unwrap();
+        let mut open: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for b in records.batches() {
+            let h = b.header;
+            assert!(h.is_transactional(), "{hint}");
+            if h.is_control() {
+                let r = b.records().next().unwrap();
+                let marker = EndTransactionMarker::parse(r.key.unwrap(), r.value).unwrap();
+                let values = open.remove(&h.producer_id).unwrap_or_default();
+                if marker.kind == ControlRecordType::Commit {
+                    seen_committed.extend(values);
+                }
+            } else {
+                let values = open.entry(h.producer_id).or_default();
+                for r in b.records() {
+                    values.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+                }
+            }
+        }
+        assert!(
+            open.is_empty(),
+            "out-{partition}: transactions without a marker {open:?}; {hint}"
+        );
+    }
+    assert_eq!(seen_committed, committed_values, "{hint}");
+    for i in 0..3 {
+        let group = format!("g{i}");
+        let c = broker
+            .consumer(ConsumerConfig::default().group_id(group.clone()))
+            .unwrap();
+        let got = c
+            .committed(&TopicPartition::new("in", 0))
+            .unwrap()
+            .map(|o| o.offset);
+        assert_eq!(
+            got,
+            committed_offsets.get(&group).copied(),
+            "{group}; {hint}"
+        );
+    }
+    for d in broker.list_transactions().unwrap() {
+        assert!(
+            matches!(
+                d.state,
+                TxnState::CompleteCommit | TxnState::CompleteAbort | TxnState::Empty
+            ),
+            "{d:?}; {hint}"
+        );
+    }
 }
 
 // ---- read_committed visibility: needs the storage branch (log-txn) ----

@@ -296,9 +296,13 @@ impl Producer {
         let inner = &self.shared().broker.inner;
         let result = (|| {
             inner.groups().check()?;
-            inner
-                .txns()
-                .add_offsets(inner, &txn.id, producer_id, epoch, &group.group_id)?;
+            let offsets_partition =
+                inner
+                    .txns()
+                    .add_offsets(inner, &txn.id, producer_id, epoch, &group.group_id)?;
+            // The transaction is open at the coordinator now, records sent or not: the
+            // commit or abort must reach it.
+            txn.inner.lock().partitions.insert(offsets_partition);
             let g = inner.groups().get_or_create(&group.group_id);
             g.txn_commit(inner, producer_id, epoch, group.member(), offsets)
         })();

@@ -210,7 +210,7 @@ impl TxnCoordinator {
     }
 
     /// Kafka's `AddOffsetsToTxn`: adds the `__consumer_offsets` partition of `group` to the
-    /// transaction (creating the topic on first use).
+    /// transaction (creating the topic on first use); returns that partition.
     pub(crate) fn add_offsets(
         &self,
         broker: &BrokerInner,
@@ -218,10 +218,11 @@ impl TxnCoordinator {
         producer_id: i64,
         epoch: i16,
         group: &str,
-    ) -> Result<()> {
+    ) -> Result<TopicPartition> {
         let log = crate::group::offsets_log_for(broker, group)?;
         let tp = TopicPartition::new(log.topic(), log.partition());
-        self.add_partitions(broker, tid, producer_id, epoch, &[tp])
+        self.add_partitions(broker, tid, producer_id, epoch, std::slice::from_ref(&tp))?;
+        Ok(tp)
     }
 
     /// Kafka's `EndTxn`: commits or aborts the producer's transaction (see the module docs
