@@ -302,7 +302,11 @@ impl TxnCoordinator {
         }
         let entries: Vec<Entry> = self.entries.lock().values().cloned().collect();
         for entry in entries {
-            let mut slot = entry.lock();
+            // An id busy in a call is skipped: the background thread never waits for a
+            // producer's commit (and that call ends or re-checks the transaction itself).
+            let Some(mut slot) = entry.try_lock() else {
+                continue;
+            };
             let Some(m) = slot.as_mut() else { continue };
             let result = match m.state {
                 TxnState::Ongoing
