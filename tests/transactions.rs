@@ -236,7 +236,11 @@ fn commit_and_abort_write_one_marker_after_the_records() {
     drop(p.send(ProducerRecord::new("t", "c2")).unwrap());
     p.commit_transaction().unwrap();
     p.begin_transaction().unwrap();
-    drop(p.send(ProducerRecord::new("t", "a1")).unwrap());
+    // Written before the abort (an abort drops only what is not written yet).
+    p.send(ProducerRecord::new("t", "a1"))
+        .unwrap()
+        .wait()
+        .unwrap();
     p.abort_transaction().unwrap();
 
     let headers = batches(&broker, "t", 0);
@@ -260,6 +264,41 @@ fn commit_and_abort_write_one_marker_after_the_records() {
     let listed = broker.list_transactions().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].transactional_id, "tx");
+}
+
+#[test]
+fn abort_drops_records_not_written_yet() {
+    let broker = Broker::temporary().unwrap();
+    broker.create_topic("t", TopicConfig::default()).unwrap();
+    // Batches linger for a minute: nothing is written before the abort.
+    let p = broker.producer(txn_config("tx").linger_ms(60_000)).unwrap();
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    let futures: Vec<_> = (0..3)
+        .map(|i| p.send(ProducerRecord::new("t", format!("r{i}"))).unwrap())
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    p.send_with_callback(ProducerRecord::new("t", "cb"), move |r| {
+        tx.send(r.is_err()).unwrap();
+    })
+    .unwrap();
+    p.abort_transaction().unwrap();
+    for f in futures {
+        let e = f.wait().unwrap_err();
+        assert!(matches!(e, Error::TransactionAborted { .. }), "{e}");
+    }
+    assert!(rx.recv().unwrap(), "the callback got the error");
+    let partition = broker.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(
+        partition.log_end_offset(),
+        0,
+        "nothing written, no marker needed"
+    );
+    // The producer goes on.
+    p.begin_transaction().unwrap();
+    drop(p.send(ProducerRecord::new("t", "kept")).unwrap());
+    p.commit_transaction().unwrap();
+    assert_eq!(values_read_uncommitted(&broker, "t"), ["kept"]);
 }
 
 #[test]
@@ -866,7 +905,10 @@ fn read_committed_sees_committed_records_only() {
     let p = broker.producer(txn_config("tx")).unwrap();
     p.init_transactions().unwrap();
     p.begin_transaction().unwrap();
-    drop(p.send(ProducerRecord::new("t", "aborted")).unwrap());
+    p.send(ProducerRecord::new("t", "aborted"))
+        .unwrap()
+        .wait()
+        .unwrap();
     p.abort_transaction().unwrap();
     p.begin_transaction().unwrap();
     drop(p.send(ProducerRecord::new("t", "committed")).unwrap());

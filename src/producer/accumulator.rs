@@ -353,6 +353,18 @@ pub(crate) struct TopicTable {
     last: AtomicUsize,
 }
 
+impl TopicTable {
+    /// Every lane of every topic looked up (for an abort that drops what is buffered).
+    pub(crate) fn lanes(&self) -> Vec<Arc<Lane>> {
+        self.entries
+            .read()
+            .list
+            .iter()
+            .flat_map(|e| e.lanes.iter().cloned())
+            .collect()
+    }
+}
+
 #[derive(Default)]
 struct Entries {
     list: Vec<Arc<TopicEntry>>,

@@ -617,7 +617,7 @@ fn internal(what: &str) -> Error {
 }
 
 impl Shared {
-    fn on_sender_thread(&self) -> bool {
+    pub(super) fn on_sender_thread(&self) -> bool {
         self.sender_id.get() == Some(&std::thread::current().id())
     }
 
@@ -1122,6 +1122,44 @@ impl Shared {
         self.work_seq.fetch_add(1, Ordering::SeqCst);
         self.work.notify_one();
         target
+    }
+
+    /// Takes every batch the sender has not taken yet out of its lane and fails it with
+    /// `error` (Kafka's `RecordAccumulator.abortUndrainedBatches`, used by
+    /// `abort_transaction`): callbacks run on the calling thread, futures get `error`.
+    /// Batches the sender already took are left to it. Returns the records dropped.
+    pub(super) fn abort_undrained(&self, error: &Error) -> u64 {
+        let mut taken = Vec::new();
+        for lane in self.topics.lanes() {
+            let mut batches = lane.batches.lock();
+            taken.extend(batches.ready.drain(..));
+            taken.extend(batches.open.take());
+        }
+        if taken.is_empty() {
+            return 0;
+        }
+        let mut records = 0;
+        let mut bytes = 0;
+        let mut seqs = Vec::with_capacity(taken.len());
+        for batch in taken {
+            records += u64::try_from(batch.record_count()).unwrap_or(0);
+            bytes += batch.reserved_bytes;
+            seqs.push(batch.seq);
+            drop(batch.complete(Err(error.clone())));
+        }
+        self.metrics.failed.add(records);
+        self.metrics.records.add(records);
+        let mut acc = self.acc.lock();
+        for seq in seqs {
+            acc.incomplete.remove(&seq);
+        }
+        self.buffered_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.space.notify_all();
+        self.done.notify_all();
+        let wakers = std::mem::take(&mut acc.flush_wakers);
+        drop(acc);
+        wakers.into_iter().for_each(|(_, waker)| waker.wake());
+        records
     }
 
     /// True when every batch below `target` is complete.

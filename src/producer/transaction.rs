@@ -326,10 +326,12 @@ impl Producer {
         self.end_transaction(true)
     }
 
-    /// Flushes, then aborts the current transaction (Kafka's `abortTransaction`): its records
-    /// stay in the log but `read_committed` consumers never see them, and its offsets are
-    /// discarded. Records still in the producer's buffer are written first and aborted with
-    /// the rest. Legal in a transaction, also after one of its operations failed.
+    /// Aborts the current transaction (Kafka's `abortTransaction`): records still in the
+    /// producer's buffer are dropped, their futures and callbacks failing with
+    /// [`Error::TransactionAborted`] (callbacks run on this thread); records already written
+    /// stay in the log, but `read_committed` consumers never see them; offsets sent to the
+    /// transaction are discarded. Waits for the writes in progress first. Legal in a
+    /// transaction, also after one of its operations failed.
     pub fn abort_transaction(&self) -> Result<()> {
         self.end_transaction(false)
     }
@@ -354,6 +356,13 @@ impl Producer {
             txn.fail(&mut inner, e.clone());
             e
         };
+        if !commit && !self.shared().on_sender_thread() {
+            // Kafka's abort fails the records not sent yet instead of writing them.
+            self.shared().abort_undrained(&Error::TransactionAborted {
+                transactional_id: txn.id.clone(),
+                reason: "abort_transaction was called before the record was written".into(),
+            });
+        }
         if let Err(e) = self.flush() {
             // Called from a send callback: nothing happened.
             txn.state.store(previous, Ordering::Release);
