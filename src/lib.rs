@@ -13,6 +13,11 @@
 //!   send and receive keys and values of application types through Kafka-style
 //!   [`Serializer`]s and [`Deserializer`]s: strings, bytes, big-endian numbers ([`Builtin`]),
 //!   JSON with feature `serde`.
+//! - Exactly-once: an `acks=all` [`Producer`] is idempotent (Kafka's producer id, epoch and
+//!   sequence in every batch); with a `transactional.id` it writes transactions
+//!   ([`Producer::init_transactions`], [`Producer::send_offsets_to_transaction`] with a
+//!   consumer's [`ConsumerGroupMetadata`], [`Producer::commit_transaction`]) through the
+//!   broker's transaction coordinator; [`Broker::list_transactions`] shows their state.
 //! - [`Error`] is the one error type; its messages name the file, position, topic, partition or
 //!   config key involved.
 //! - [`codec`] is the pure record-batch codec, for inspection tools and fuzzing.

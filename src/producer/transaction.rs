@@ -246,6 +246,28 @@ impl Producer {
     /// Errors: [`Error::InvalidTxnState`] when called twice or the producer is not
     /// transactional; [`Error::InvalidTransactionTimeout`] when `transaction.timeout.ms` is above
     /// the broker's `transaction.max.timeout.ms`.
+    ///
+    /// ```
+    /// use embroker::{Acks, Broker, Error, ProducerConfig, ProducerRecord, TopicConfig};
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("invoices", TopicConfig::default())?;
+    /// let config = ProducerConfig::default().acks(Acks::All).transactional_id("billing-1");
+    /// let producer = broker.producer(config.clone())?;
+    /// producer.init_transactions()?;
+    /// producer.begin_transaction()?;
+    /// producer.send(ProducerRecord::new("invoices", "invoice 1"))?;
+    /// producer.commit_transaction()?;
+    ///
+    /// // A second producer with the same transactional.id fences the first: its next
+    /// // transaction fails at its first send, and for good.
+    /// let newer = broker.producer(config)?;
+    /// newer.init_transactions()?;
+    /// producer.begin_transaction()?;
+    /// let sent = producer.send(ProducerRecord::new("invoices", "invoice 2"))?;
+    /// assert!(matches!(sent.wait(), Err(Error::ProducerFenced { .. })));
+    /// assert!(matches!(producer.commit_transaction(), Err(Error::ProducerFenced { .. })));
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
     pub fn init_transactions(&self) -> Result<()> {
         let (idem, txn) = self.txn_parts()?;
         txn.enter(&[UNINITIALIZED], UNINITIALIZED, "init_transactions")?;
