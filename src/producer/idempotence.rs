@@ -13,7 +13,7 @@
 //! epoch or producer id starts every partition at 0.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::codec::ProducerFields;
 use crate::log::PartitionLog;
@@ -22,8 +22,10 @@ use crate::log::PartitionLog;
 #[derive(Default)]
 pub(crate) struct Sequences {
     owner: Option<(i64, i16)>,
-    /// By the log's address; the `Arc` keeps the address from being reused while listed.
-    next: HashMap<usize, (Arc<PartitionLog>, i32)>,
+    /// By the log's address. The `Weak` keeps the address from being reused while listed
+    /// (an allocation lives while a weak reference does) without keeping a deleted topic's
+    /// log, and its files, open.
+    next: HashMap<usize, (Weak<PartitionLog>, i32)>,
 }
 
 impl Sequences {
@@ -60,7 +62,7 @@ impl Sequences {
         self.next
             .entry(key)
             .and_modify(|(_, s)| *s = next)
-            .or_insert_with(|| (Arc::clone(log), next));
+            .or_insert_with(|| (Arc::downgrade(log), next));
     }
 }
 
