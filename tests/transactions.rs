@@ -206,10 +206,21 @@ fn transactional_calls_follow_the_client_state_machine() {
         Err(Error::InvalidTxnState { .. })
     ));
     p.begin_transaction().unwrap();
+    p.send(ProducerRecord::new("t", "in"))
+        .unwrap()
+        .wait()
+        .unwrap();
+    // A second begin changes nothing: the transaction still ends at the coordinator.
     assert!(matches!(
         p.begin_transaction(),
         Err(Error::InvalidTxnState { .. })
     ));
+    p.commit_transaction().unwrap();
+    assert_eq!(
+        broker.describe_transaction("tx").unwrap().unwrap().state,
+        TxnState::CompleteCommit
+    );
+    p.begin_transaction().unwrap();
     // An empty transaction commits without the coordinator.
     p.commit_transaction().unwrap();
     p.begin_transaction().unwrap();
@@ -221,7 +232,7 @@ fn transactional_calls_follow_the_client_state_machine() {
         Err(Error::InvalidTxnState { .. })
     ));
     let d = broker.describe_transaction("tx").unwrap().unwrap();
-    assert_eq!(d.state, TxnState::Empty);
+    assert_eq!(d.state, TxnState::CompleteCommit);
     assert_eq!(d.producer_epoch, 0);
 }
 

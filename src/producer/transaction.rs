@@ -285,14 +285,12 @@ impl Producer {
     /// Legal after `init_transactions` or the end of the previous transaction.
     pub fn begin_transaction(&self) -> Result<()> {
         let (_, txn) = self.txn_parts()?;
+        // Checked before anything is cleared: a second begin must leave the transaction be
+        // (and a fenced producer's state is FatalError, whose error this returns).
+        txn.enter(&[READY], IN_TRANSACTION, "begin_transaction")?;
         let mut inner = txn.inner.lock();
-        if let Some(e) = &inner.fatal {
-            return Err(e.clone());
-        }
         inner.partitions.clear();
         inner.abortable = None;
-        drop(inner);
-        txn.enter(&[READY], IN_TRANSACTION, "begin_transaction")?;
         Ok(())
     }
 
