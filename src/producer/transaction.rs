@@ -132,7 +132,14 @@ impl Idempotence {
         }
         let state = txn.state.load(Ordering::Acquire);
         if !matches!(state, IN_TRANSACTION | COMMITTING | ABORTING) {
-            return Err(txn.invalid(state, "send"));
+            return Err(match &inner.abortable {
+                // Records sent before an earlier batch of the transaction failed.
+                Some(e) if state == ABORTABLE_ERROR => Error::TransactionAborted {
+                    transactional_id: txn.id.clone(),
+                    reason: format!("an earlier send of the transaction failed: {e}"),
+                },
+                _ => txn.invalid(state, "send"),
+            });
         }
         let mut new: Vec<TopicPartition> = Vec::new();
         for log in logs {
