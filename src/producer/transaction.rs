@@ -186,7 +186,7 @@ impl TxnManager {
 
     /// Records a failure: fencing is fatal, anything else aborts the transaction.
     fn fail(&self, inner: &mut TxnInner, e: Error) {
-        if matches!(e, Error::ProducerFenced { .. }) {
+        if is_fencing(&e) {
             inner.fatal = Some(e);
             self.state.store(FATAL_ERROR, Ordering::Release);
         } else if inner.fatal.is_none() {
@@ -427,6 +427,14 @@ impl Producer {
         txn.state.store(READY, Ordering::Release);
         Ok(())
     }
+}
+
+/// True for the errors that mean a newer epoch of this producer exists: fatal for a
+/// transactional producer (Kafka's `ProducerFencedException`). The coordinator reports
+/// [`Error::ProducerFenced`]; a partition log that checks epochs reports its own kind for a
+/// batch of an older epoch, which belongs here too.
+fn is_fencing(e: &Error) -> bool {
+    matches!(e, Error::ProducerFenced { .. })
 }
 
 fn not_transactional() -> Error {
