@@ -420,6 +420,62 @@ pub enum Error {
         /// The deserializer's error, as text.
         reason: String,
     },
+
+    /// A newer producer with the same `transactional.id` (or the coordinator, aborting a
+    /// transaction past its `transaction.timeout.ms`) bumped the producer's epoch: this
+    /// producer can no longer write or end transactions. Fatal for the producer: close it.
+    /// Kafka's `ProducerFencedException`.
+    #[error(
+        "producer with transactional.id {transactional_id:?} (producer id {producer_id}, epoch {epoch}) was fenced by a newer epoch {current_epoch}: another producer initialized the same transactional.id, or the transaction timed out; close this producer"
+    )]
+    ProducerFenced {
+        /// The transactional id.
+        transactional_id: String,
+        /// The fenced producer's id.
+        producer_id: i64,
+        /// The fenced producer's epoch.
+        epoch: i16,
+        /// The epoch the coordinator holds now.
+        current_epoch: i16,
+    },
+
+    /// A transactional call that the transaction's state does not allow (a commit with no
+    /// transaction begun, a send before `init_transactions`, ...). Kafka's
+    /// `InvalidTxnStateException` and the client's `IllegalStateException`.
+    #[error("transactional.id {transactional_id:?}: cannot {operation} in state {state}")]
+    InvalidTxnState {
+        /// The transactional id.
+        transactional_id: String,
+        /// The state the transaction (or the producer's transaction manager) is in.
+        state: String,
+        /// What was attempted.
+        operation: &'static str,
+    },
+
+    /// The transaction failed (one of its sends failed, or it was aborted by the
+    /// coordinator): the records of its sends are not committed. `abort_transaction` and
+    /// begin again. Kafka's `TransactionAbortedException` / abortable error.
+    #[error("transaction of transactional.id {transactional_id:?} must be aborted: {reason}")]
+    TransactionAborted {
+        /// The transactional id.
+        transactional_id: String,
+        /// What failed.
+        reason: String,
+    },
+
+    /// `transaction.timeout.ms` above the broker's `transaction.max.timeout.ms` (or not
+    /// positive). Kafka's `InvalidTxnTimeoutException`.
+    #[error(
+        "transaction.timeout.ms={timeout_ms} for transactional.id {transactional_id:?} must be 1..={max_ms} (the broker's transaction.max.timeout.ms)"
+    )]
+    InvalidTransactionTimeout {
+        /// The transactional id.
+        transactional_id: String,
+        /// The timeout asked for.
+        timeout_ms: i64,
+        /// The broker's `transaction.max.timeout.ms`.
+        max_ms: i64,
+    },
 }
 
 impl Error {
@@ -699,6 +755,42 @@ impl Clone for Error {
                 offset: *offset,
                 part: *part,
                 reason: reason.clone(),
+            },
+            Error::ProducerFenced {
+                transactional_id,
+                producer_id,
+                epoch,
+                current_epoch,
+            } => Error::ProducerFenced {
+                transactional_id: transactional_id.clone(),
+                producer_id: *producer_id,
+                epoch: *epoch,
+                current_epoch: *current_epoch,
+            },
+            Error::InvalidTxnState {
+                transactional_id,
+                state,
+                operation,
+            } => Error::InvalidTxnState {
+                transactional_id: transactional_id.clone(),
+                state: state.clone(),
+                operation,
+            },
+            Error::TransactionAborted {
+                transactional_id,
+                reason,
+            } => Error::TransactionAborted {
+                transactional_id: transactional_id.clone(),
+                reason: reason.clone(),
+            },
+            Error::InvalidTransactionTimeout {
+                transactional_id,
+                timeout_ms,
+                max_ms,
+            } => Error::InvalidTransactionTimeout {
+                transactional_id: transactional_id.clone(),
+                timeout_ms: *timeout_ms,
+                max_ms: *max_ms,
             },
         }
     }

@@ -13,6 +13,11 @@
 //!   send and receive keys and values of application types through Kafka-style
 //!   [`Serializer`]s and [`Deserializer`]s: strings, bytes, big-endian numbers ([`Builtin`]),
 //!   JSON with feature `serde`.
+//! - Exactly-once: an `acks=all` [`Producer`] is idempotent (Kafka's producer id, epoch and
+//!   sequence in every batch); with a `transactional.id` it writes transactions
+//!   ([`Producer::init_transactions`], [`Producer::send_offsets_to_transaction`] with a
+//!   consumer's [`ConsumerGroupMetadata`], [`Producer::commit_transaction`]) through the
+//!   broker's transaction coordinator; [`Broker::list_transactions`] shows their state.
 //! - [`Error`] is the one error type; its messages name the file, position, topic, partition or
 //!   config key involved.
 //! - [`codec`] is the pure record-batch codec, for inspection tools and fuzzing.
@@ -105,6 +110,7 @@ pub mod metrics;
 mod notify;
 mod producer;
 mod topic_names;
+mod txn;
 mod typed;
 mod types;
 
@@ -125,9 +131,10 @@ pub use consumer::{
 };
 pub use error::{Error, Result};
 pub use group::{
-    assignor_by_name, Assignment, Assignor, CooperativeStickyAssignor, GroupDescription,
-    GroupListing, GroupState, MemberDescription, OffsetAndMetadata, OffsetSpec, PartitionOffsets,
-    RangeAssignor, RebalanceProtocol, RoundRobinAssignor, StickyAssignor, Subscription,
+    assignor_by_name, Assignment, Assignor, ConsumerGroupMetadata, CooperativeStickyAssignor,
+    GroupDescription, GroupListing, GroupState, MemberDescription, OffsetAndMetadata, OffsetSpec,
+    PartitionOffsets, RangeAssignor, RebalanceProtocol, RoundRobinAssignor, StickyAssignor,
+    Subscription,
 };
 pub use log::{RecordRef, RecordViews, Records, RecordsIntoIter, RecordsIter};
 pub use metrics::{Metric, MetricName, Metrics};
@@ -135,6 +142,7 @@ pub use producer::{
     murmur2, to_positive, DefaultPartitioner, Flush, NullKeyStrategy, Partitioner, Producer,
     ProducerRecord, RandomPartitioner, RecordMetadata, RoundRobinPartitioner, SendFuture,
 };
+pub use txn::{TransactionDescription, TxnState};
 #[cfg(feature = "serde")]
 pub use typed::Json;
 pub use typed::{
@@ -155,5 +163,10 @@ pub mod __fuzz {
     pub use crate::group::{
         decode_offset_commit, encode_offset_commit_key, encode_offset_commit_value,
         OffsetCommitRecord, OffsetCommitValue,
+    };
+    /// The `__transaction_state` record codec (format in `src/txn/state_log.rs`).
+    pub use crate::txn::{
+        decode_txn_log_record, encode_txn_log_key, encode_txn_log_value, TxnLogRecord, TxnLogValue,
+        TxnTopicPartitions,
     };
 }

@@ -127,6 +127,9 @@ fn help_of_every_subcommand_exits_0() {
         &["groups", "describe"],
         &["groups", "reset-offsets"],
         &["groups", "delete"],
+        &["transactions"],
+        &["transactions", "list"],
+        &["transactions", "describe"],
         &["dump"],
         &["verify"],
     ];
@@ -331,6 +334,46 @@ fn produce_consume_round_trip_with_keys_and_format() {
 
     // Without --from-beginning a consumer starts at the end: nothing to print.
     assert_eq!(ok(&["--dir", &d, "consume", "t"]), "");
+}
+
+#[test]
+fn transactions_list_and_describe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = dir_arg(tmp.path());
+    {
+        let broker = Broker::open(tmp.path()).unwrap();
+        broker
+            .create_topic("t", embroker::TopicConfig::default())
+            .unwrap();
+        let p = broker
+            .producer(
+                embroker::ProducerConfig::default()
+                    .acks(embroker::Acks::All)
+                    .transactional_id("tx-1"),
+            )
+            .unwrap();
+        p.init_transactions().unwrap();
+        p.begin_transaction().unwrap();
+        p.send(embroker::ProducerRecord::new("t", "v"))
+            .unwrap()
+            .wait()
+            .unwrap();
+        p.commit_transaction().unwrap();
+        p.close().unwrap();
+        broker.close().unwrap();
+    }
+    let list = ok(&["--dir", &d, "transactions", "list"]);
+    assert!(
+        list.contains("tx-1") && list.contains("CompleteCommit"),
+        "{list}"
+    );
+    let json = ok_json(&["--dir", &d, "transactions", "describe", "tx-1"]);
+    assert_eq!(json["state"], "CompleteCommit");
+    assert_eq!(json["producer_epoch"], 0);
+    assert_eq!(json["partitions"], json!([]));
+    let o = run(&["--dir", &d, "transactions", "describe", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
 }
 
 #[test]

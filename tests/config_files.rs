@@ -167,7 +167,7 @@ fn java_producer_properties_load() {
     assert_eq!(c.compression_type, Compression::Lz4);
     assert_eq!(c.partitioner, PartitionerChoice::RoundRobin);
     assert_eq!(c.client_id, "orders-service-producer");
-    assert!(!c.enable_idempotence);
+    assert_eq!(c.enable_idempotence, Some(false));
     assert_eq!(
         c.ignored_keys(),
         [
@@ -204,7 +204,8 @@ fn java_producer_properties_load() {
         .max_request_size(2_097_152)
         .compression_type(Compression::Lz4)
         .partitioner(PartitionerChoice::RoundRobin)
-        .client_id("orders-service-producer");
+        .client_id("orders-service-producer")
+        .enable_idempotence(false);
     assert_eq!(c, typed);
     assert!(typed.ignored_keys().is_empty());
 }
@@ -356,11 +357,16 @@ fn file_errors_name_the_file_and_line() {
 }
 
 #[test]
-fn a_transactional_id_is_refused_not_ignored() {
-    assert!(ProducerConfig::from_properties(&[("transactional.id", "")])
-        .unwrap()
-        .ignored_keys()
-        .contains(&"transactional.id".to_string()));
+fn a_transactional_id_is_applied_and_needs_acks_all() {
+    let c = ProducerConfig::from_properties(&[("transactional.id", "")]).unwrap();
+    assert_eq!(c.transactional_id, None);
+    assert!(c.ignored_keys().is_empty());
     let e = ProducerConfig::from_properties(&[("transactional.id", "tx-1")]).unwrap_err();
-    assert!(matches!(&e, Error::Unsupported { .. }), "{e}");
+    assert!(
+        matches!(&e, Error::InvalidConfig { key, .. } if key == "transactional.id"),
+        "{e}"
+    );
+    let c =
+        ProducerConfig::from_properties(&[("transactional.id", "tx-1"), ("acks", "all")]).unwrap();
+    assert_eq!(c.transactional_id.as_deref(), Some("tx-1"));
 }

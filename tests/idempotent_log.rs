@@ -282,7 +282,11 @@ fn an_open_transaction_holds_the_last_stable_offset_and_is_described() {
     p.append_batches(&txn.finish()).unwrap();
     p.append_batches(&batch(1, 0, 2, 1)).unwrap();
     assert_eq!(p.log_end_offset(), 4);
-    assert_eq!(p.last_stable_offset(), 2, "the open transaction starts at 2");
+    assert_eq!(
+        p.last_stable_offset(),
+        2,
+        "the open transaction starts at 2"
+    );
     let d = broker.describe_topic("t").unwrap();
     let part = &d.partitions[0];
     assert_eq!(part.last_stable_offset, 2);

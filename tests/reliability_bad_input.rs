@@ -128,6 +128,11 @@ fn hostile_values_are_rejected_with_clear_errors_and_write_nothing() {
             OffsetAndMetadata::new(1),
         )]))
         .unwrap();
+    // An idempotent producer's id is reserved in `producer-ids` when it is created: create it
+    // now so the listing below includes that file.
+    let producer = broker
+        .producer(ProducerConfig::default().acks(Acks::All))
+        .unwrap();
     broker.flush().unwrap();
     let before = listing(dir.path());
     let mut c = Checks::default();
@@ -328,9 +333,6 @@ fn hostile_values_are_rejected_with_clear_errors_and_write_nothing() {
         invalid_argument,
         &["records"],
     );
-    let producer = broker
-        .producer(ProducerConfig::default().acks(Acks::All))
-        .unwrap();
     c.err(
         "producer send of a 5000-byte record",
         || {

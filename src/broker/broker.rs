@@ -20,6 +20,7 @@ use crate::group::GroupRegistry;
 use crate::io::{self, DirLock};
 use crate::log::{dir_name, PartitionLog, Throttle};
 use crate::notify::Notifier;
+use crate::txn::{ProducerIds, TxnCoordinator};
 use crate::types::TopicPartition;
 
 /// Kafka's `log.retention.check.interval.ms` default.
@@ -63,6 +64,7 @@ pub struct BrokerBuilder {
     cleaner_dedupe_buffer_size: usize,
     cleaner_io_max_bytes_per_second: f64,
     producer_id_expiration: Duration,
+    transaction_max_timeout_ms: i64,
 }
 
 impl Default for BrokerBuilder {
@@ -79,6 +81,7 @@ impl Default for BrokerBuilder {
             cleaner_dedupe_buffer_size: CLEANER_DEDUPE_BUFFER_DEFAULT,
             cleaner_io_max_bytes_per_second: f64::INFINITY,
             producer_id_expiration: PRODUCER_ID_EXPIRATION_DEFAULT,
+            transaction_max_timeout_ms: crate::txn::MAX_TIMEOUT_MS_DEFAULT,
         }
     }
 }
@@ -154,6 +157,14 @@ impl BrokerBuilder {
         self
     }
 
+    /// The longest `transaction.timeout.ms` a transactional producer may ask for (Kafka's
+    /// `transaction.max.timeout.ms`); `init_transactions` with a longer one fails with
+    /// [`Error::InvalidTransactionTimeout`]. Default: 15 minutes. Zero is a config error.
+    pub fn transaction_max_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.transaction_max_timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        self
+    }
+
     /// The clock for timestamps, retention and timers. Default: the system clock.
     pub fn clock(&mut self, clock: SharedClock) -> &mut Self {
         self.clock = clock;
@@ -213,6 +224,13 @@ impl BrokerBuilder {
                 "must be at least 1 MiB",
             ));
         }
+        if self.transaction_max_timeout_ms <= 0 {
+            return Err(Error::config(
+                "transaction.max.timeout.ms",
+                self.transaction_max_timeout_ms,
+                "must be positive",
+            ));
+        }
         let rate = self.cleaner_io_max_bytes_per_second;
         if rate.is_nan() || rate <= 0.0 {
             return Err(Error::config(
@@ -233,6 +251,7 @@ impl BrokerBuilder {
             io::create_dir_durable(&dir)?;
         }
         let lock = DirLock::acquire(&dir)?;
+        let producer_ids = ProducerIds::open(&dir, !ephemeral)?;
         let topics_dir = dir.join(topic_store::DIR_NAME);
         if !topics_dir.exists() {
             if ephemeral {
@@ -257,11 +276,14 @@ impl BrokerBuilder {
             syncer: Syncer::default(),
             cleaner: Mutex::new(None),
             groups: GroupRegistry::default(),
+            txns: TxnCoordinator::new(producer_ids, self.transaction_max_timeout_ms),
             lock: Mutex::new(Some(lock)),
             temp: Mutex::new(temp),
         });
         inner.load_topics()?;
         inner.groups.load(&inner);
+        // After the groups: markers written on open complete their pending offsets.
+        inner.txns.load(&inner);
         let tasks = tasks::start(
             Arc::downgrade(&inner),
             self.retention_check_interval,
@@ -321,6 +343,8 @@ pub(crate) struct BrokerInner {
     this: Weak<BrokerInner>,
     /// Consumer groups: members, generations, committed offsets (see `group::coordinator`).
     groups: GroupRegistry,
+    /// Transactions: producer ids, transactional ids' state, markers (see `txn::coordinator`).
+    txns: TxnCoordinator,
     lock: Mutex<Option<DirLock>>,
     /// Declared last: the temporary directory is removed after everything else is closed.
     temp: Mutex<Option<tempfile::TempDir>>,
@@ -573,6 +597,10 @@ impl BrokerInner {
     /// The syncer that makes async commits durable (`Consumer::commit`).
     pub(crate) fn syncer(&self) -> &Syncer {
         &self.syncer
+    }
+
+    pub(crate) fn txns(&self) -> &TxnCoordinator {
+        &self.txns
     }
 
     pub(crate) fn notifier(&self) -> &Arc<Notifier> {

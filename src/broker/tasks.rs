@@ -124,6 +124,9 @@ pub(crate) fn start(
             warn_unless_failed("flush", log.flush_if_due(now_ms));
             warn_unless_failed("sync", log.sync_sealed());
         }
+        // Kafka checks every `transaction.abort.timed.out.transaction.cleanup.interval.ms`
+        // (10 s); a tick is cheaper here than a timer of its own.
+        broker.txns().abort_expired(broker, now_ms);
         if next_checkpoint.is_some_and(|at| now >= at) {
             for log in broker.all_logs() {
                 warn_unless_failed("checkpoint", log.checkpoint_if_changed());

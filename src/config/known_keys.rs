@@ -122,15 +122,23 @@ const INTERCEPTORS: &str =
     "Java classes cannot be loaded: wrap the producer or consumer in your code";
 
 /// Producer keys accepted and ignored, with the reason each cannot apply in one process.
-pub(crate) const PRODUCER_IGNORED: &[(&str, &str)] =
-    client_ignored!(
+pub(crate) const PRODUCER_IGNORED: &[(&str, &str)] = client_ignored!(
     ("key.serializer", JAVA_CLASS),
     ("value.serializer", JAVA_CLASS),
     ("interceptor.classes", INTERCEPTORS),
-    ("retries", "an append succeeds or fails at once; there is no network error to retry"),
-    ("delivery.timeout.ms", "an append succeeds or fails at once; nothing waits on a broker"),
+    (
+        "retries",
+        "an append succeeds or fails at once; there is no network error to retry"
+    ),
+    (
+        "delivery.timeout.ms",
+        "an append succeeds or fails at once; nothing waits on a broker"
+    ),
     ("max.in.flight.requests.per.connection", NETWORK),
-    ("metadata.max.idle.ms", "metadata is read in-process, never cached or refreshed"),
+    (
+        "metadata.max.idle.ms",
+        "metadata is read in-process, never cached or refreshed"
+    ),
     (
         "partitioner.adaptive.partitioning.enable",
         "adapts to slow brokers; every partition here is in the same process"
@@ -139,12 +147,6 @@ pub(crate) const PRODUCER_IGNORED: &[(&str, &str)] =
         "partitioner.availability.timeout.ms",
         "adapts to slow brokers; every partition here is in the same process"
     ),
-    (
-        "transactional.id",
-        "only an empty value is accepted: transactions are not implemented yet (a non-empty id \
-         is an error)"
-    ),
-    ("transaction.timeout.ms", "used by transactions, which are not implemented yet"),
 );
 
 /// Consumer keys accepted and ignored, with the reason each cannot apply in one process.

@@ -11,8 +11,15 @@
 //! * `linger.ms` is 0 (Kafka 4.0: 5; before 4.0: 0). Lingering trades latency for fewer network
 //!   requests; in-process there is no request to save, batches still form while the log is
 //!   busy, and a test that sends and waits in a loop would pay 5 ms per record.
-//! * `enable.idempotence` is `false` (Kafka: `true`), because the idempotent producer is not
-//!   implemented yet; setting it to `true` fails validation with [`Error::Unsupported`].
+//! * `enable.idempotence` follows Kafka's rule, which with our `acks=1` default means off:
+//!   left unset, idempotence is on exactly when `acks=all` (Kafka silently turns it off when
+//!   other settings conflict, and `acks` other than `all` conflicts); set to `true` with `acks`
+//!   other than `all` it is a config error naming both keys. What it costs here: the producer
+//!   asks the broker for a producer id once at creation, and its sender stamps each batch
+//!   with the id, epoch and sequence (a few stores and one map lookup per batch, not per
+//!   record); the partition log checks the sequence on append.
+//! * `transactional.id` needs idempotence, hence `acks=all`, as in Kafka (where `all` is the
+//!   default): set without it, validation fails naming `transactional.id` and `acks`.
 //! * Keyless records go round robin, not uniform sticky: see [`NullKeyStrategy`] and the
 //!   embroker-specific key `embroker.partitioner.null.key`.
 //!
@@ -197,9 +204,19 @@ pub struct ProducerConfig {
     /// Samples the windowed metrics keep (`metrics.num.samples`): they cover the last
     /// `metrics.num.samples × metrics.sample.window.ms`. Default: 2.
     pub metrics_num_samples: u32,
-    /// The idempotent producer (`enable.idempotence`). Default: false (Kafka: true); `true` is
-    /// not supported yet and fails validation.
-    pub enable_idempotence: bool,
+    /// The idempotent producer (`enable.idempotence`). Default: `None`, not set: on when
+    /// `acks=all` or a `transactional.id` is set, off otherwise (Kafka's rule for a default it
+    /// turns off when other settings conflict; see the module docs). `Some(true)` with `acks`
+    /// other than `all` fails validation. [`ProducerConfig::idempotent`] gives the outcome.
+    pub enable_idempotence: Option<bool>,
+    /// The producer's transactional id (`transactional.id`): set, the producer is
+    /// transactional ([`Producer::init_transactions`](crate::Producer::init_transactions)).
+    /// Default: `None`. Needs `acks=all`.
+    pub transactional_id: Option<String>,
+    /// How long a transaction may stay open before the broker aborts it
+    /// (`transaction.timeout.ms`, at most the broker's `transaction.max.timeout.ms`).
+    /// Default: 60000.
+    pub transaction_timeout_ms: i64,
     /// The codec batches are compressed with (`compression.type`: none, gzip, snappy, lz4 or
     /// zstd). Default: none, as Kafka.
     pub compression_type: Compression,
@@ -227,7 +244,9 @@ impl Default for ProducerConfig {
             client_id: String::new(),
             metrics_sample_window_ms: 30_000,
             metrics_num_samples: 2,
-            enable_idempotence: false,
+            enable_idempotence: None,
+            transactional_id: None,
+            transaction_timeout_ms: 60_000,
             compression_type: Compression::None,
             compression_levels: CompressionLevels::default(),
         }
@@ -265,6 +284,8 @@ impl ProducerConfig {
         "metrics.sample.window.ms",
         "metrics.num.samples",
         "enable.idempotence",
+        "transactional.id",
+        "transaction.timeout.ms",
         "compression.type",
         "compression.gzip.level",
         "compression.lz4.level",
@@ -302,13 +323,36 @@ impl ProducerConfig {
         metrics_sample_window_ms: i64,
         /// Sets `metrics.num.samples`.
         metrics_num_samples: u32,
-        /// Sets `enable.idempotence`.
-        enable_idempotence: bool,
+        /// Sets `transaction.timeout.ms`.
+        transaction_timeout_ms: i64,
         /// Sets `compression.type`.
         compression_type: Compression,
         /// Sets `compression.gzip.level`, `compression.lz4.level` and
         /// `compression.zstd.level`.
         compression_levels: CompressionLevels,
+    }
+
+    /// Sets `enable.idempotence` explicitly (see [`ProducerConfig::enable_idempotence`]).
+    #[must_use]
+    pub fn enable_idempotence(mut self, enabled: bool) -> Self {
+        self.enable_idempotence = Some(enabled);
+        self
+    }
+
+    /// Sets `transactional.id`.
+    #[must_use]
+    pub fn transactional_id(mut self, id: impl Into<String>) -> Self {
+        self.transactional_id = Some(id.into());
+        self
+    }
+
+    /// True when the producer is idempotent: `enable.idempotence` as set, or when not set,
+    /// `acks=all` or a `transactional.id` (Kafka's rule).
+    pub fn idempotent(&self) -> bool {
+        match self.enable_idempotence {
+            Some(enabled) => enabled,
+            None => self.acks == Acks::All || self.transactional_id.is_some(),
+        }
     }
 
     /// Sets `client.id`.
@@ -386,7 +430,14 @@ impl ProducerConfig {
                 self.metrics_sample_window_ms = parse_i64(key, value, 0, i64::MAX)?
             }
             "metrics.num.samples" => self.metrics_num_samples = parse_u32(key, value, 1, INT_MAX)?,
-            "enable.idempotence" => self.enable_idempotence = parse_bool(key, value)?,
+            // Empty: not set (what `to_properties` writes for `None`).
+            "enable.idempotence" if value.trim().is_empty() => self.enable_idempotence = None,
+            "enable.idempotence" => self.enable_idempotence = Some(parse_bool(key, value)?),
+            "transactional.id" if value.trim().is_empty() => self.transactional_id = None,
+            "transactional.id" => self.transactional_id = Some(value.to_string()),
+            "transaction.timeout.ms" => {
+                self.transaction_timeout_ms = parse_i64(key, value, 1, i64::from(i32::MAX))?
+            }
             "compression.type" => {
                 self.compression_type = value
                     .trim()
@@ -460,10 +511,48 @@ impl ProducerConfig {
         )?;
         check_range("metrics.num.samples", self.metrics_num_samples, 1, INT_MAX)?;
         self.compression_levels.validate()?;
-        if self.enable_idempotence {
-            return Err(Error::Unsupported {
-                feature: "enable.idempotence=true (idempotent producer)".to_string(),
-            });
+        check_range(
+            "transaction.timeout.ms",
+            self.transaction_timeout_ms,
+            1,
+            i64::from(i32::MAX),
+        )?;
+        if self.enable_idempotence == Some(true) && self.acks != Acks::All {
+            return Err(Error::config(
+                "enable.idempotence",
+                true,
+                format!(
+                    "requires acks=all (acks is {}): set acks=all, or leave enable.idempotence \
+                     unset to have it off with these acks",
+                    self.acks.as_str()
+                ),
+            ));
+        }
+        if let Some(id) = &self.transactional_id {
+            if id.is_empty() || id.len() > i16::MAX as usize {
+                return Err(Error::config(
+                    "transactional.id",
+                    id,
+                    "must be 1..=32767 bytes",
+                ));
+            }
+            if self.enable_idempotence == Some(false) {
+                return Err(Error::config(
+                    "transactional.id",
+                    id,
+                    "requires enable.idempotence (set to false)",
+                ));
+            }
+            if self.acks != Acks::All {
+                return Err(Error::config(
+                    "transactional.id",
+                    id,
+                    format!(
+                        "requires acks=all (acks is {}): a transactional producer is idempotent",
+                        self.acks.as_str()
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -509,7 +598,19 @@ impl ProducerConfig {
                 self.metrics_sample_window_ms.to_string(),
             ),
             ("metrics.num.samples", self.metrics_num_samples.to_string()),
-            ("enable.idempotence", self.enable_idempotence.to_string()),
+            (
+                "enable.idempotence",
+                self.enable_idempotence
+                    .map_or_else(String::new, |b| b.to_string()),
+            ),
+            (
+                "transactional.id",
+                self.transactional_id.clone().unwrap_or_default(),
+            ),
+            (
+                "transaction.timeout.ms",
+                self.transaction_timeout_ms.to_string(),
+            ),
             ("compression.type", self.compression_type.name().to_string()),
         ]
         .into_iter()
@@ -535,12 +636,7 @@ impl KafkaKeys for ProducerConfig {
         self.set(key, value)
     }
 
-    fn check_ignored(&self, key: &str, value: &str) -> Result<()> {
-        if key == "transactional.id" && !value.trim().is_empty() {
-            return Err(Error::Unsupported {
-                feature: format!("transactional.id={value:?} (transactions)"),
-            });
-        }
+    fn check_ignored(&self, _key: &str, _value: &str) -> Result<()> {
         Ok(())
     }
     fn validate_all(&self) -> Result<()> {
@@ -613,7 +709,8 @@ mod tests {
         assert!(!c.partitioner_ignore_keys);
         assert_eq!(c.null_key_strategy, NullKeyStrategy::RoundRobin);
         assert_eq!(c.client_id, "");
-        assert!(!c.enable_idempotence);
+        assert_eq!(c.enable_idempotence, None);
+        assert!(!c.idempotent());
         c.validate().unwrap();
         assert_eq!(
             ProducerConfig::from_properties::<&str, &str>(&[]).unwrap(),
@@ -749,18 +846,53 @@ mod tests {
     }
 
     #[test]
-    fn idempotence_is_accepted_but_unsupported() {
-        assert!(
-            !parse("enable.idempotence", "false")
-                .unwrap()
-                .enable_idempotence
+    fn idempotence_follows_kafkas_rule() {
+        // Not set: on exactly with acks=all.
+        assert!(!ProducerConfig::default().idempotent());
+        assert!(ProducerConfig::default().acks(Acks::All).idempotent());
+        assert!(!parse("enable.idempotence", "false").unwrap().idempotent());
+        assert_eq!(
+            parse("enable.idempotence", "").unwrap().enable_idempotence,
+            None
         );
+        // Set true with conflicting acks: an error naming both keys.
         let e = parse("enable.idempotence", "true").unwrap_err();
         assert!(
-            matches!(&e, Error::Unsupported { feature } if feature.contains("enable.idempotence")),
+            matches!(&e, Error::InvalidConfig { key, reason, .. }
+                if key == "enable.idempotence" && reason.contains("acks")),
             "{e}"
         );
+        let c = ProducerConfig::from_properties(&[("enable.idempotence", "true"), ("acks", "all")])
+            .unwrap();
+        assert!(c.idempotent());
         assert_names_key("enable.idempotence", "maybe");
+    }
+
+    #[test]
+    fn transactional_id_needs_acks_all_and_idempotence() {
+        assert_names_key("transactional.id", "tx-1");
+        let c = ProducerConfig::from_properties(&[("transactional.id", "tx-1"), ("acks", "all")])
+            .unwrap();
+        assert_eq!(c.transactional_id.as_deref(), Some("tx-1"));
+        assert!(c.idempotent());
+        let e = ProducerConfig::from_properties(&[
+            ("transactional.id", "tx-1"),
+            ("acks", "all"),
+            ("enable.idempotence", "false"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("enable.idempotence"), "{e}");
+        assert_eq!(
+            parse("transactional.id", "").unwrap().transactional_id,
+            None
+        );
+        assert_names_key("transaction.timeout.ms", "0");
+        assert_eq!(
+            parse("transaction.timeout.ms", "5000")
+                .unwrap()
+                .transaction_timeout_ms,
+            5000
+        );
     }
 
     #[test]
@@ -877,7 +1009,6 @@ mod tests {
             match ProducerConfig::from_properties(&[(key, value.as_str())]) {
                 Ok(c) => prop_assert!(c.validate().is_ok()),
                 Err(Error::InvalidConfig { key: k, .. }) => prop_assert_eq!(k, key),
-                Err(Error::Unsupported { .. }) => prop_assert_eq!(key, "enable.idempotence"),
                 Err(e) => prop_assert!(false, "unexpected error {}", e),
             }
         }

@@ -1169,6 +1169,20 @@ impl Consumer {
         self.member.as_ref().map_or(-1, |m| m.generation)
     }
 
+    /// This consumer's group, generation, member id and `group.instance.id`, for
+    /// [`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction)
+    /// (Kafka's `groupMetadata()`). Fails with [`Error::IllegalState`] when the consumer
+    /// has no `group.id`.
+    pub fn group_metadata(&self) -> Result<crate::ConsumerGroupMetadata> {
+        let group_id = self.group_id()?.to_string();
+        Ok(crate::ConsumerGroupMetadata {
+            group_id,
+            generation_id: self.generation(),
+            member_id: self.member_id().unwrap_or_default().to_string(),
+            group_instance_id: self.config.group_instance_id.clone(),
+        })
+    }
+
     /// Commits positions (with auto-commit on), runs `on_partitions_revoked`, leaves the group
     /// and runs pending commit callbacks. Later calls fail with [`Error::Closed`].
     ///

@@ -150,14 +150,28 @@ impl GroupRegistry {
     }
 
     fn try_load(&self, broker: &BrokerInner) -> Result<()> {
-        let table = offset_store::load(broker)?;
+        let (table, mut pending) = offset_store::load(broker)?;
         let mut groups = self.groups.lock();
         for (id, offsets) in table {
             let group = Group::new(&id);
             group.inner.lock().offsets = offsets;
             groups.insert(id, Arc::new(group));
         }
+        for (id, by_producer) in std::mem::take(&mut pending) {
+            let group = groups
+                .entry(id.clone())
+                .or_insert_with(|| Arc::new(Group::new(&id)));
+            group.inner.lock().pending_txn = by_producer;
+        }
         Ok(())
+    }
+
+    /// Completes producer `producer_id`'s pending transactional offsets in every group: the
+    /// transaction coordinator wrote its marker to `__consumer_offsets`.
+    pub(crate) fn complete_txn(&self, producer_id: i64, commit: bool) {
+        for group in self.all() {
+            group.complete_txn(producer_id, commit);
+        }
     }
 
     pub(crate) fn get_or_create(&self, id: &str) -> Arc<Group> {
@@ -210,6 +224,9 @@ pub(crate) struct GroupInner {
     pub(crate) protocol: Option<String>,
     pub(crate) members: BTreeMap<String, Member>,
     pub(crate) offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+    /// Offsets written in a transaction whose marker has not come yet, by producer id
+    /// (Kafka's `pendingTransactionalOffsetCommits`): not committed until a COMMIT marker.
+    pub(crate) pending_txn: BTreeMap<i64, BTreeMap<TopicPartition, OffsetAndMetadata>>,
     /// Partition counts the last assignment was computed with.
     partition_counts: BTreeMap<String, i32>,
     /// No rebalance completes before this (clock ms): `group.initial.rebalance.delay.ms`.
@@ -318,6 +335,7 @@ impl Group {
                 protocol: None,
                 members: BTreeMap::new(),
                 offsets: BTreeMap::new(),
+                pending_txn: BTreeMap::new(),
                 partition_counts: BTreeMap::new(),
                 not_before_ms: i64::MIN,
                 fenced: BTreeMap::new(),
@@ -595,6 +613,33 @@ impl Group {
             check_partition_exists(broker, tp)?;
         }
         let mut g = self.inner.lock();
+        self.check_member(&g, member, offsets)?;
+        if offsets.is_empty() {
+            return Ok(None);
+        }
+        let commits: Vec<(TopicPartition, Option<OffsetAndMetadata>)> = offsets
+            .iter()
+            .map(|(tp, om)| (tp.clone(), Some(om.clone())))
+            .collect();
+        let appended = offset_store::append_commits(broker, &self.id, &commits)?;
+        if g.phase == Phase::Dead {
+            g.phase = Phase::Empty;
+        }
+        for (tp, om) in offsets {
+            g.offsets.insert(tp.clone(), om.clone());
+        }
+        drop(g);
+        Ok(appended)
+    }
+
+    /// Checks that `member` (`Some((id, generation))`) may commit `offsets` now, or that a
+    /// consumer without membership (`None`) may (the group has no members).
+    fn check_member(
+        &self,
+        g: &GroupInner,
+        member: Option<(&str, i32)>,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<()> {
         let fail = |member_id: &str, generation: i32, current: i32| Error::CommitFailed {
             group: self.id.clone(),
             member_id: member_id.to_string(),
@@ -639,22 +684,55 @@ impl Group {
                 }
             }
         }
-        if offsets.is_empty() {
-            return Ok(None);
-        }
-        let commits: Vec<(TopicPartition, Option<OffsetAndMetadata>)> = offsets
-            .iter()
-            .map(|(tp, om)| (tp.clone(), Some(om.clone())))
-            .collect();
-        let appended = offset_store::append_commits(broker, &self.id, &commits)?;
-        if g.phase == Phase::Dead {
-            g.phase = Phase::Empty;
-        }
+        Ok(())
+    }
+
+    /// Writes offsets as part of producer `producer_id`'s transaction (Kafka's
+    /// `TxnOffsetCommit`, KIP-447: the member and generation are checked as for a commit):
+    /// appended to `__consumer_offsets` as a transactional batch and kept pending, not
+    /// committed, until the transaction's marker ([`GroupRegistry::complete_txn`]).
+    pub(crate) fn txn_commit(
+        &self,
+        broker: &BrokerInner,
+        producer_id: i64,
+        producer_epoch: i16,
+        member: Option<(&str, i32)>,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<()> {
         for (tp, om) in offsets {
-            g.offsets.insert(tp.clone(), om.clone());
+            offset_store::check_commit(&self.id, tp, om)?;
+            check_partition_exists(broker, tp)?;
         }
-        drop(g);
-        Ok(appended)
+        let mut g = self.inner.lock();
+        // Kafka checks the member only when the request names one (KIP-447): a consumer
+        // without group management sends no member id and generation -1.
+        if member.is_some() {
+            self.check_member(&g, member, offsets)?;
+        }
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        offset_store::append_txn_commits(broker, &self.id, producer_id, producer_epoch, offsets)?;
+        let pending = g.pending_txn.entry(producer_id).or_default();
+        for (tp, om) in offsets {
+            pending.insert(tp.clone(), om.clone());
+        }
+        Ok(())
+    }
+
+    /// Completes producer `producer_id`'s pending transactional offsets: committed
+    /// (`commit`) or discarded (Kafka's `completePendingTxnOffsetCommit`).
+    pub(crate) fn complete_txn(&self, producer_id: i64, commit: bool) {
+        let mut g = self.inner.lock();
+        let Some(pending) = g.pending_txn.remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            if g.phase == Phase::Dead {
+                g.phase = Phase::Empty;
+            }
+            g.offsets.extend(pending);
+        }
     }
 
     /// The committed offset of a partition.

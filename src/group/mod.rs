@@ -21,6 +21,7 @@
 mod admin;
 mod assignor;
 mod coordinator;
+mod group_metadata;
 mod offset_store;
 mod range_assignor;
 mod round_robin_assignor;
@@ -34,8 +35,12 @@ pub use coordinator::GroupState;
 pub(crate) use coordinator::{
     is_cooperative, Group, GroupRegistry, JoinRequest, LeaveStatus, SyncOutcome,
 };
+pub use group_metadata::ConsumerGroupMetadata;
 pub(crate) use offset_store::Appended;
 pub use offset_store::OffsetAndMetadata;
+pub(crate) use offset_store::{
+    offsets_log as offsets_log_for, OFFSETS_TOPIC as OFFSETS_TOPIC_NAME,
+};
 // For `crate::__fuzz` only (see there).
 pub use offset_store::{
     decode_offset_commit, encode_key as encode_offset_commit_key,

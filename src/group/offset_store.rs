@@ -51,6 +51,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::broker::BrokerInner;
+use crate::codec::{self, BatchBuilder, ControlRecordType, EndTransactionMarker, ProducerFields};
 use crate::config::{CleanupPolicy, TopicConfig};
 use crate::error::{Error, Result};
 use crate::log::PartitionLog;
@@ -137,6 +138,9 @@ pub struct OffsetCommitRecord {
 
 /// Committed offsets of every group, as rebuilt from the log.
 pub(crate) type OffsetTable = BTreeMap<String, BTreeMap<TopicPartition, OffsetAndMetadata>>;
+/// Transactional offsets without a marker yet: by group, then producer id.
+pub(crate) type PendingTable =
+    BTreeMap<String, BTreeMap<i64, BTreeMap<TopicPartition, OffsetAndMetadata>>>;
 
 /// Checks the parts of a commit that the format bounds.
 pub(crate) fn check_commit(group: &str, tp: &TopicPartition, om: &OffsetAndMetadata) -> Result<()> {
@@ -402,13 +406,53 @@ pub(crate) fn append_commits(
     }))
 }
 
+/// Appends offsets of producer `producer_id`'s transaction to the group's offsets log as one
+/// transactional batch (Kafka's `GroupMetadataManager.storeOffsets` for a `TxnOffsetCommit`),
+/// durably: they become committed offsets only when the transaction's COMMIT marker follows.
+/// The batch carries no sequence number (-1): like Kafka's coordinator writes, it is not a
+/// client append and takes no part in the producer's sequences.
+pub(crate) fn append_txn_commits(
+    broker: &BrokerInner,
+    group: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+) -> Result<()> {
+    let now = broker.clock().now_ms().max(0);
+    let mut builder = BatchBuilder::new();
+    builder.set_producer(ProducerFields {
+        producer_id,
+        producer_epoch,
+        base_sequence: -1,
+    });
+    builder.set_transactional(true);
+    for (tp, om) in offsets {
+        let key = encode_key(group, tp);
+        let value = encode_value(om, now);
+        builder
+            .push(now, Some(&key), Some(&value), &[])
+            .ok_or_else(|| Error::IllegalState {
+                reason: format!(
+                    "transactional offset commit of group {group:?} does not fit a batch"
+                ),
+            })?;
+    }
+    let log = offsets_log(broker, group)?;
+    let mut batch = builder.finish();
+    let info = log.append_batch(&mut batch)?;
+    log.sync_to(info.last_offset.saturating_add(1))
+}
+
 /// Rebuilds every group's committed offsets from `__consumer_offsets` (empty if it does not
-/// exist yet).
-pub(crate) fn load(broker: &BrokerInner) -> Result<OffsetTable> {
+/// exist yet), and the transactional offsets still waiting for their marker. A transactional
+/// batch's offsets are pending under its producer id; that producer's COMMIT marker makes them
+/// committed, its ABORT marker discards them (Kafka's `GroupMetadataManager.loadGroupsAndOffsets`).
+pub(crate) fn load(broker: &BrokerInner) -> Result<(OffsetTable, PendingTable)> {
     let mut table = OffsetTable::new();
+    let mut pending: BTreeMap<i64, Vec<OffsetCommitRecord>> = BTreeMap::new();
     let count = match broker.partition_count(OFFSETS_TOPIC) {
         Ok(n) => n,
-        Err(Error::UnknownTopic { .. }) => return Ok(table),
+        Err(Error::UnknownTopic { .. }) => return Ok((table, PendingTable::new())),
         Err(e) => return Err(e),
     };
     for p in 0..count {
@@ -421,20 +465,58 @@ pub(crate) fn load(broker: &BrokerInner) -> Result<OffsetTable> {
             if records.next_offset() <= at {
                 break;
             }
-            for r in records.iter() {
-                let Some(key) = r.key.as_deref() else {
+            for batch in records.batches() {
+                let header = batch.header;
+                if header.is_control() {
+                    let commit = batch
+                        .records()
+                        .next()
+                        .and_then(|r| EndTransactionMarker::parse(r.key?, r.value).ok())
+                        .map(|m| m.kind == ControlRecordType::Commit);
+                    let done = pending.remove(&header.producer_id);
+                    if let (Some(true), Some(recs)) = (commit, done) {
+                        recs.into_iter().for_each(|rec| apply(&mut table, rec));
+                    }
+                    continue;
+                }
+                let Ok(recs) = codec::batch_records(&batch) else {
                     continue;
                 };
-                // Undecodable records can only come from a newer version: skip them.
-                let Ok(rec) = decode_offset_commit(key, r.value.as_deref()) else {
-                    continue;
-                };
-                apply(&mut table, rec);
+                for r in recs.iter() {
+                    let Some(key) = r.key else { continue };
+                    // Undecodable records can only come from a newer version: skip them.
+                    let Ok(rec) = decode_offset_commit(key, r.value) else {
+                        continue;
+                    };
+                    if header.is_transactional() {
+                        pending.entry(header.producer_id).or_default().push(rec);
+                    } else {
+                        apply(&mut table, rec);
+                    }
+                }
             }
             at = records.next_offset();
         }
     }
-    Ok(table)
+    let mut out = PendingTable::new();
+    for (producer_id, recs) in pending {
+        for rec in recs {
+            if let Some(v) = rec.value {
+                out.entry(rec.group)
+                    .or_default()
+                    .entry(producer_id)
+                    .or_default()
+                    .insert(
+                        rec.topic_partition,
+                        OffsetAndMetadata {
+                            offset: v.offset,
+                            metadata: v.metadata,
+                        },
+                    );
+            }
+        }
+    }
+    Ok((table, out))
 }
 
 fn apply(table: &mut OffsetTable, rec: OffsetCommitRecord) {

@@ -30,7 +30,7 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 
 use crate::broker::{BrokerInner, PartitionSlot, TopicState};
-use crate::codec::{self, BatchBuilder, Compression, CompressionCodec};
+use crate::codec::{self, BatchBuilder, Compression, CompressionCodec, ProducerFields};
 use crate::error::{Error, Result};
 use crate::log::{AppendInfo, PartitionLog};
 use crate::producer::future::{BatchOutcome, Completion};
@@ -145,9 +145,19 @@ impl ProducerBatch {
     /// Finishes the encoding and appends the batch to its log. Returns the batch's buffer too,
     /// for a later batch to encode into, and the bytes of the batch as written (compressed, if
     /// it was; 0 if compression failed), for the producer's `compression-rate-avg`.
-    pub(crate) fn append(&mut self) -> (Result<AppendInfo>, Option<Vec<u8>>, usize) {
+    ///
+    /// `producer`: the idempotent producer's id, epoch and sequence to stamp, and whether the
+    /// batch is transactional; set before the header (and its CRC) is written.
+    pub(crate) fn append(
+        &mut self,
+        producer: Option<(ProducerFields, bool)>,
+    ) -> (Result<AppendInfo>, Option<Vec<u8>>, usize) {
         match self.builder.take() {
-            Some(builder) if !builder.is_empty() => {
+            Some(mut builder) if !builder.is_empty() => {
+                if let Some((fields, transactional)) = producer {
+                    builder.set_producer(fields);
+                    builder.set_transactional(transactional);
+                }
                 let mut buffer = builder.finish();
                 if self.compression.compression() == Compression::None {
                     let written = buffer.len();
@@ -341,6 +351,18 @@ pub(crate) struct TopicTable {
     /// The entry found last: producers mostly send to one topic at a time, and comparing one
     /// name is cheaper than hashing it.
     last: AtomicUsize,
+}
+
+impl TopicTable {
+    /// Every lane of every topic looked up (for an abort that drops what is buffered).
+    pub(crate) fn lanes(&self) -> Vec<Arc<Lane>> {
+        self.entries
+            .read()
+            .list
+            .iter()
+            .flat_map(|e| e.lanes.iter().cloned())
+            .collect()
+    }
 }
 
 #[derive(Default)]

@@ -29,10 +29,12 @@
 
 mod accumulator;
 mod future;
+mod idempotence;
 pub(crate) mod partitioner;
 #[allow(clippy::module_inception)]
 mod producer;
 mod record;
+mod transaction;
 
 pub use future::SendFuture;
 pub use partitioner::{

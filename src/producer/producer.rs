@@ -40,8 +40,10 @@ use crate::producer::accumulator::{
     Accumulator, Callback, Drain, Lane, LaneBatches, ProducerBatch, TopicEntry, TopicTable,
 };
 use crate::producer::future::{Completion, SendFuture};
+use crate::producer::idempotence::Sequences;
 use crate::producer::partitioner::Partitioner;
 use crate::producer::record::{ProducerRecord, RecordMetadata};
+use crate::producer::transaction::Idempotence;
 
 /// The most a record's encoding grows between being first in a batch (deltas 0) and later:
 /// the offset delta varint (up to 5 bytes), the timestamp delta varint (up to 10) and the
@@ -169,11 +171,14 @@ struct Handle {
 }
 
 /// What the sending threads and the sender thread share.
-struct Shared {
+pub(super) struct Shared {
     /// Unique in the process (see `LAST_TOPIC`).
     id: u64,
-    broker: Broker,
+    pub(super) broker: Broker,
     config: ProducerConfig,
+    /// The producer id, epoch and transaction state of an idempotent producer; `None` for a
+    /// plain one (which then pays one branch per batch and per send for it).
+    pub(super) idempotence: Option<Idempotence>,
     partitioner: Arc<dyn Partitioner>,
     /// The partitioner is one of ours (not [`PartitionerChoice::Custom`]): on a topic of one
     /// partition it can only answer 0, so it is not asked (see `choose_partition`).
@@ -313,6 +318,15 @@ impl Broker {
 impl Producer {
     fn new(broker: Broker, config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
+        let idempotence = if config.idempotent() {
+            Some(Idempotence::new(
+                &broker.inner,
+                config.transactional_id.as_deref(),
+                config.transaction_timeout_ms,
+            )?)
+        } else {
+            None
+        };
         let to_usize = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
         let shared = Arc::new(Shared {
             id: NEXT_PRODUCER_ID.fetch_add(1, Ordering::Relaxed),
@@ -339,6 +353,7 @@ impl Producer {
             closed: AtomicBool::new(false),
             sender_id: OnceLock::new(),
             metrics: ProducerMetrics::new(&config),
+            idempotence,
             broker,
             config,
         });
@@ -365,6 +380,10 @@ impl Producer {
                 thread: Mutex::new(Some(thread)),
             }),
         })
+    }
+
+    pub(super) fn shared(&self) -> &Shared {
+        &self.handle.shared
     }
 
     /// The configuration the producer was created with.
@@ -598,7 +617,7 @@ fn internal(what: &str) -> Error {
 }
 
 impl Shared {
-    fn on_sender_thread(&self) -> bool {
+    pub(super) fn on_sender_thread(&self) -> bool {
         self.sender_id.get() == Some(&std::thread::current().id())
     }
 
@@ -660,6 +679,9 @@ impl Shared {
     /// [`Shared::send`] without counting a failure.
     fn send_unmetered(&self, record: ProducerRecord, callback: Option<Callback>) -> Sent {
         self.check_open()?;
+        if let Some(txn) = self.idempotence.as_ref().and_then(|i| i.txn.as_ref()) {
+            txn.check_send().map_err(Box::new)?;
+        }
         if let Some(ts) = record.timestamp.filter(|ts| *ts < 0) {
             return Err(Box::new(Error::argument(
                 "timestamp",
@@ -1102,6 +1124,44 @@ impl Shared {
         target
     }
 
+    /// Takes every batch the sender has not taken yet out of its lane and fails it with
+    /// `error` (Kafka's `RecordAccumulator.abortUndrainedBatches`, used by
+    /// `abort_transaction`): callbacks run on the calling thread, futures get `error`.
+    /// Batches the sender already took are left to it. Returns the records dropped.
+    pub(super) fn abort_undrained(&self, error: &Error) -> u64 {
+        let mut taken = Vec::new();
+        for lane in self.topics.lanes() {
+            let mut batches = lane.batches.lock();
+            taken.extend(batches.ready.drain(..));
+            taken.extend(batches.open.take());
+        }
+        if taken.is_empty() {
+            return 0;
+        }
+        let mut records = 0;
+        let mut bytes = 0;
+        let mut seqs = Vec::with_capacity(taken.len());
+        for batch in taken {
+            records += u64::try_from(batch.record_count()).unwrap_or(0);
+            bytes += batch.reserved_bytes;
+            seqs.push(batch.seq);
+            drop(batch.complete(Err(error.clone())));
+        }
+        self.metrics.failed.add(records);
+        self.metrics.records.add(records);
+        let mut acc = self.acc.lock();
+        for seq in seqs {
+            acc.incomplete.remove(&seq);
+        }
+        self.buffered_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.space.notify_all();
+        self.done.notify_all();
+        let wakers = std::mem::take(&mut acc.flush_wakers);
+        drop(acc);
+        wakers.into_iter().for_each(|(_, waker)| waker.wake());
+        records
+    }
+
     /// True when every batch below `target` is complete.
     fn flushed(acc: &Accumulator, target: u64) -> bool {
         acc.incomplete.first().is_none_or(|&seq| seq >= target)
@@ -1115,6 +1175,8 @@ impl Shared {
         let mut finished: Vec<(u64, u64)> = Vec::new();
         // Lanes holding batches (see `LaneBatches::listed`); only this thread touches it.
         let mut lanes: Vec<Listed> = Vec::new();
+        // The idempotent producer's sequences (only this thread stamps batches).
+        let mut sequences = Sequences::default();
         loop {
             let mut acc = self.acc.lock();
             // Account for the previous round and take the next under one lock.
@@ -1198,7 +1260,7 @@ impl Shared {
                 self.parked.store(AWAKE, Ordering::SeqCst);
             }
             drop(acc);
-            finished = self.write(&mut batches);
+            finished = self.write(&mut batches, &mut sequences);
         }
     }
 
@@ -1306,7 +1368,16 @@ impl Shared {
     /// then each partition is fsynced once (`sync_to`, which also shares fsyncs with other
     /// producers), so one fsync covers every record that arrived while the previous one ran:
     /// group commit.
-    fn write(&self, batches: &mut Vec<ProducerBatch>) -> Vec<(u64, u64)> {
+    ///
+    /// An idempotent producer's batches are stamped with its producer id, epoch and each
+    /// partition's next sequence as they are appended (see `idempotence`); a transactional
+    /// producer first registers the round's new partitions with the transaction coordinator,
+    /// and fails the round's batches without appending them if that fails.
+    fn write(
+        &self,
+        batches: &mut Vec<ProducerBatch>,
+        sequences: &mut Sequences,
+    ) -> Vec<(u64, u64)> {
         let round = Instant::now();
         let metrics = &self.metrics;
         metrics.rounds.add(1);
@@ -1325,16 +1396,37 @@ impl Shared {
         let mut appended = Vec::with_capacity(batches.len());
         let mut ends: Vec<(Arc<PartitionLog>, i64)> = Vec::new();
         let mut spares = Spares::default();
+        // Idempotence: the ids to stamp, and a transaction's registration of new partitions.
+        let (stamp, refused) = match &self.idempotence {
+            None => (None, None),
+            Some(idem) => {
+                let registered = idem.register(&self.broker.inner, batches.iter().map(|b| &b.log));
+                (idem.current(), registered.err())
+            }
+        };
+        let transactional = self.idempotence.as_ref().is_some_and(|i| i.txn.is_some());
         for mut batch in batches.drain(..) {
             let records = batch.records_when_full(self.batch_size);
-            let count = u64::try_from(batch.record_count()).unwrap_or(0);
+            let record_count = batch.record_count();
+            let count = u64::try_from(record_count).unwrap_or(0);
             let encoded = batch.size_bytes() as u64;
             metrics.records.add(count);
             measures.records.add(count as f64);
             measures.batch_bytes.add(encoded as f64);
             let queued = nanos(round.saturating_duration_since(batch.created));
             measures.queue_nanos.add(queued as f64);
-            let (result, buffer, written) = batch.append();
+            let (result, buffer, written) = match (&refused, stamp) {
+                (Some(e), _) => (Err(e.clone()), None, 0),
+                (None, None) => batch.append(None),
+                (None, Some((producer_id, epoch))) => {
+                    let fields = sequences.fields(producer_id, epoch, &batch.log);
+                    let appended = batch.append(Some((fields, transactional)));
+                    if appended.0.is_ok() {
+                        sequences.appended(&batch.log, fields, record_count);
+                    }
+                    appended
+                }
+            };
             if written > 0 && encoded > 0 {
                 measures.compression.add(written as f64 / encoded as f64);
             }
@@ -1379,9 +1471,12 @@ impl Shared {
                     _ => Ok(info),
                 }
             });
-            if result.is_err() {
+            if let Err(e) = &result {
                 metrics.failed.add(count);
                 measures.errors.add(count as f64);
+                if let Some(idem) = &self.idempotence {
+                    idem.batch_failed(e);
+                }
             }
             finished.push((batch.seq, batch.reserved_bytes));
             spares.keep_completion(batch.complete(result), records);

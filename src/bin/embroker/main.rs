@@ -14,6 +14,7 @@ mod output;
 mod produce;
 mod progress;
 mod topics;
+mod transactions;
 mod verify;
 
 use std::error::Error as StdError;
@@ -67,6 +68,9 @@ enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCmd),
+    /// List and describe transactional ids (`kafka-transactions.sh list|describe`).
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCmd),
     /// Print the batches and records of a segment `.log`, or the entries of an index file.
     Dump(dump::Args),
     /// Check every file of a data directory without modifying it.
@@ -171,6 +175,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce::run(&ctx, &args),
         Command::Consume(args) => consume::run(&ctx, &args),
         Command::Groups(cmd) => groups::run(&ctx, cmd),
+        Command::Transactions(cmd) => transactions::run(&ctx, cmd),
         Command::Dump(args) => dump::run(&ctx, &args),
         Command::Verify(args) => verify::run(&ctx, &args),
     };

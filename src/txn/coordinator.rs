@@ -1,0 +1,712 @@
+//! The transaction coordinator of this broker: Kafka's `TransactionCoordinator` and
+//! `TransactionStateManager` (`core/src/main/scala/kafka/coordinator/transaction/`), in one
+//! process and synchronous: each call writes what it decides before it returns.
+//!
+//! Owns: every transactional id's [`TransactionMetadata`], its records in
+//! `__transaction_state`, the order in which a transaction ends, and the transaction markers.
+//!
+//! Invariants:
+//! - A state change is written to `__transaction_state` before memory changes; a failed write
+//!   leaves memory as it was (Kafka's `prepareTransitionTo` / `completeTransitionTo`).
+//! - A transaction ends in Kafka's order: `PrepareCommit`/`PrepareAbort` is written and
+//!   fsynced before any marker; every marker is appended and fsynced before
+//!   `CompleteCommit`/`CompleteAbort` is written. So after a crash a durable decision is
+//!   completed on open (its markers re-written: a duplicate marker is harmless), and a
+//!   transaction without one is aborted.
+//! - `Ongoing` (with each partition added) is fsynced before the producer appends to the
+//!   partition, so a crash never leaves a partition with transactional records the
+//!   coordinator does not know of (which would hold its last stable offset forever).
+//! - Every call from a producer checks its producer id and epoch ([`Error::ProducerFenced`])
+//!   and the transaction's state ([`Error::InvalidTxnState`]).
+//! - Lock order: the map of ids, then one id's entry; markers are written under the entry's
+//!   lock (and may take a partition's writer lock and a group's lock, never the map's).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::metadata::{TransactionMetadata, TxnState};
+use super::producer_ids::ProducerIds;
+use super::state_log::{self, TxnLogValue, TxnTopicPartitions, TXN_PARTITIONS, TXN_TOPIC};
+use crate::broker::BrokerInner;
+use crate::codec::{ControlRecordType, EndTransactionMarker, ProducerFields};
+use crate::config::{CleanupPolicy, TopicConfig};
+use crate::error::{Error, Result};
+use crate::log::PartitionLog;
+use crate::types::{Record, TopicPartition};
+
+/// Kafka's `transaction.max.timeout.ms` default (15 minutes).
+pub(crate) const MAX_TIMEOUT_MS_DEFAULT: i64 = 900_000;
+/// The coordinator epoch markers carry: one coordinator, never moved.
+const COORDINATOR_EPOCH: i32 = 0;
+/// Bytes read per step when loading.
+const LOAD_READ_BYTES: usize = 1 << 20;
+
+type Entry = Arc<Mutex<Option<TransactionMetadata>>>;
+
+/// The coordinator (see the module docs).
+pub(crate) struct TxnCoordinator {
+    ids: ProducerIds,
+    entries: Mutex<BTreeMap<String, Entry>>,
+    max_timeout_ms: i64,
+    /// Why `__transaction_state` could not be loaded at open: every transactional call
+    /// reports it, the rest of the broker works.
+    load_error: Mutex<Option<Error>>,
+}
+
+/// A transaction as `Broker::describe_transaction` shows it (Kafka's
+/// `kafka-transactions.sh describe`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionDescription {
+    /// The transactional id.
+    pub transactional_id: String,
+    /// The producer id it uses.
+    pub producer_id: i64,
+    /// The producer's current epoch.
+    pub producer_epoch: i16,
+    /// `transaction.timeout.ms`.
+    pub timeout_ms: i32,
+    /// The state, as Kafka names it (`Empty`, `Ongoing`, `PrepareCommit`, ...).
+    pub state: TxnState,
+    /// When the ongoing transaction began (ms), -1 without one.
+    pub start_ms: i64,
+    /// The partitions of the ongoing transaction.
+    pub partitions: Vec<TopicPartition>,
+}
+
+impl TxnCoordinator {
+    pub(crate) fn new(ids: ProducerIds, max_timeout_ms: i64) -> TxnCoordinator {
+        TxnCoordinator {
+            ids,
+            entries: Mutex::new(BTreeMap::new()),
+            max_timeout_ms,
+            load_error: Mutex::new(None),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        match self.load_error.lock().as_ref() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn entry(&self, transactional_id: &str) -> Entry {
+        self.entries
+            .lock()
+            .entry(transactional_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Kafka's `InitProducerId`. Without a transactional id: a fresh producer id, epoch 0.
+    /// With one: the id's producer id with its epoch bumped (a new producer id once the epoch
+    /// is exhausted), which fences any older producer; its open transaction is first
+    /// completed (a durable decision) or aborted.
+    pub(crate) fn init_producer_id(
+        &self,
+        broker: &BrokerInner,
+        transactional_id: Option<&str>,
+        timeout_ms: i64,
+    ) -> Result<(i64, i16)> {
+        let Some(tid) = transactional_id else {
+            return Ok((self.ids.next_id()?, 0));
+        };
+        self.check()?;
+        if tid.is_empty() || tid.len() > i16::MAX as usize {
+            return Err(Error::argument(
+                "transactional.id",
+                "must be 1..=32767 bytes",
+            ));
+        }
+        if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
+            return Err(Error::InvalidTransactionTimeout {
+                transactional_id: tid.to_string(),
+                timeout_ms,
+                max_ms: self.max_timeout_ms,
+            });
+        }
+        let entry = self.entry(tid);
+        let mut slot = entry.lock();
+        let now = broker.now_ms();
+        let next = match slot.as_mut().filter(|m| m.state != TxnState::Dead) {
+            None => TransactionMetadata {
+                transactional_id: tid.to_string(),
+                producer_id: self.ids.next_id()?,
+                producer_epoch: 0,
+                timeout_ms: timeout_ms as i32,
+                state: TxnState::Empty,
+                partitions: BTreeSet::new(),
+                txn_start_ms: -1,
+                last_update_ms: now,
+            },
+            Some(m) => {
+                match m.state {
+                    TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                        self.complete(broker, m)?;
+                    }
+                    TxnState::Ongoing | TxnState::PrepareEpochFence => {
+                        self.fence_and_abort(broker, m)?;
+                    }
+                    _ => {}
+                }
+                let mut next = m.clone();
+                if m.producer_epoch >= i16::MAX - 1 {
+                    // Kafka's `isProducerEpochExhausted`: a new producer id, epoch 0.
+                    next.producer_id = self.ids.next_id()?;
+                    next.producer_epoch = 0;
+                } else {
+                    next.producer_epoch = m.producer_epoch + 1;
+                }
+                next.transition(TxnState::Empty, "init producer id")?;
+                next.timeout_ms = timeout_ms as i32;
+                next.partitions.clear();
+                next.txn_start_ms = -1;
+                next.last_update_ms = now;
+                next
+            }
+        };
+        persist(broker, &next, true)?;
+        let out = (next.producer_id, next.producer_epoch);
+        *slot = Some(next);
+        Ok(out)
+    }
+
+    /// Kafka's `AddPartitionsToTxn`: adds partitions to the producer's transaction (beginning
+    /// it), durably, before the producer appends to them.
+    pub(crate) fn add_partitions(
+        &self,
+        broker: &BrokerInner,
+        tid: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        self.check()?;
+        let entry = self.entry(tid);
+        let mut slot = entry.lock();
+        let m = checked(&mut slot, tid, producer_id, epoch, "add partitions")?;
+        match m.state {
+            TxnState::Ongoing if partitions.iter().all(|tp| m.partitions.contains(tp)) => {
+                return Ok(())
+            }
+            TxnState::Ongoing
+            | TxnState::Empty
+            | TxnState::CompleteCommit
+            | TxnState::CompleteAbort => {}
+            _ => return Err(m.invalid("add partitions")),
+        }
+        let mut next = m.clone();
+        if m.state != TxnState::Ongoing {
+            next.txn_start_ms = broker.now_ms();
+        }
+        next.transition(TxnState::Ongoing, "add partitions")?;
+        next.partitions.extend(partitions.iter().cloned());
+        next.last_update_ms = broker.now_ms();
+        persist(broker, &next, true)?;
+        *m = next;
+        Ok(())
+    }
+
+    /// Kafka's `AddOffsetsToTxn`: adds the `__consumer_offsets` partition of `group` to the
+    /// transaction (creating the topic on first use); returns that partition.
+    pub(crate) fn add_offsets(
+        &self,
+        broker: &BrokerInner,
+        tid: &str,
+        producer_id: i64,
+        epoch: i16,
+        group: &str,
+    ) -> Result<TopicPartition> {
+        let log = crate::group::offsets_log_for(broker, group)?;
+        let tp = TopicPartition::new(log.topic(), log.partition());
+        self.add_partitions(broker, tid, producer_id, epoch, std::slice::from_ref(&tp))?;
+        Ok(tp)
+    }
+
+    /// Kafka's `EndTxn`: commits or aborts the producer's transaction (see the module docs
+    /// for the order). Repeating the call for a transaction that already ended the same way
+    /// succeeds, as in Kafka.
+    pub(crate) fn end_txn(
+        &self,
+        broker: &BrokerInner,
+        tid: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<()> {
+        self.check()?;
+        let entry = self.entry(tid);
+        let mut slot = entry.lock();
+        let operation = if commit { "commit" } else { "abort" };
+        let m = checked(&mut slot, tid, producer_id, epoch, operation)?;
+        let (prepare, complete) = if commit {
+            (TxnState::PrepareCommit, TxnState::CompleteCommit)
+        } else {
+            (TxnState::PrepareAbort, TxnState::CompleteAbort)
+        };
+        match m.state {
+            TxnState::Ongoing => {
+                let mut next = m.clone();
+                next.transition(prepare, operation)?;
+                next.last_update_ms = broker.now_ms();
+                persist(broker, &next, true)?;
+                *m = next;
+                self.complete(broker, m)
+            }
+            s if s == prepare => self.complete(broker, m),
+            s if s == complete => Ok(()),
+            _ => Err(m.invalid(operation)),
+        }
+    }
+
+    /// Writes the markers of a prepared transaction, then its `Complete*` record.
+    fn complete(&self, broker: &BrokerInner, m: &mut TransactionMetadata) -> Result<()> {
+        let (kind, complete) = match m.state {
+            TxnState::PrepareCommit => (ControlRecordType::Commit, TxnState::CompleteCommit),
+            TxnState::PrepareAbort => (ControlRecordType::Abort, TxnState::CompleteAbort),
+            _ => return Err(m.invalid("complete")),
+        };
+        write_markers(broker, m, kind)?;
+        let mut next = m.clone();
+        next.transition(complete, "complete")?;
+        next.partitions.clear();
+        next.last_update_ms = broker.now_ms();
+        // Not fsynced: lost, the `Prepare*` record is replayed and the markers re-written.
+        persist(broker, &next, false)?;
+        *m = next;
+        Ok(())
+    }
+
+    /// Bumps the epoch of an open transaction's producer (fencing it) and aborts the
+    /// transaction with the new epoch: Kafka's `prepareFenceProducerEpoch` then an abort.
+    fn fence_and_abort(&self, broker: &BrokerInner, m: &mut TransactionMetadata) -> Result<()> {
+        let mut next = m.clone();
+        next.state = TxnState::Ongoing;
+        next.transition(TxnState::PrepareEpochFence, "fence")?;
+        next.producer_epoch = m.producer_epoch.saturating_add(1);
+        next.transition(TxnState::PrepareAbort, "abort")?;
+        next.last_update_ms = broker.now_ms();
+        persist(broker, &next, true)?;
+        *m = next;
+        self.complete(broker, m)
+    }
+
+    /// Aborts every transaction open longer than its timeout, fencing its producer; retries
+    /// the completion of any left prepared by an earlier failure. Run by the broker's tasks
+    /// thread (Kafka's `abortTimedOutTransactions`).
+    pub(crate) fn abort_expired(&self, broker: &BrokerInner, now: i64) {
+        if self.check().is_err() {
+            return;
+        }
+        let entries: Vec<Entry> = self.entries.lock().values().cloned().collect();
+        for entry in entries {
+            // An id busy in a call is skipped: the background thread never waits for a
+            // producer's commit (and that call ends or re-checks the transaction itself).
+            let Some(mut slot) = entry.try_lock() else {
+                continue;
+            };
+            let Some(m) = slot.as_mut() else { continue };
+            let result = match m.state {
+                TxnState::Ongoing
+                    if now.saturating_sub(m.txn_start_ms) > i64::from(m.timeout_ms) =>
+                {
+                    self.fence_and_abort(broker, m)
+                }
+                TxnState::PrepareCommit | TxnState::PrepareAbort => self.complete(broker, m),
+                _ => Ok(()),
+            };
+            if let Err(e) = result {
+                if !matches!(e, Error::Closed { .. }) {
+                    log::warn!(
+                        "transaction of transactional.id {:?} not aborted yet, will retry: {e}",
+                        m.transactional_id
+                    );
+                }
+            }
+        }
+    }
+
+    /// Replays `__transaction_state`, then completes every durable decision and aborts
+    /// every transaction left open. Called once when the broker opens, after the groups
+    /// loaded (markers on `__consumer_offsets` complete their pending offsets). A failure is
+    /// kept and reported by every transactional call.
+    pub(crate) fn load(&self, broker: &BrokerInner) {
+        match self.try_load(broker) {
+            Ok(loaded) => {
+                *self.entries.lock() = loaded
+                    .into_iter()
+                    .map(|(id, m)| (id, Arc::new(Mutex::new(Some(m)))))
+                    .collect();
+                for entry in self.entries.lock().values().cloned().collect::<Vec<_>>() {
+                    let mut slot = entry.lock();
+                    let Some(m) = slot.as_mut() else { continue };
+                    let result = match m.state {
+                        TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                            self.complete(broker, m)
+                        }
+                        TxnState::Ongoing | TxnState::PrepareEpochFence => {
+                            self.fence_and_abort(broker, m)
+                        }
+                        _ => Ok(()),
+                    };
+                    if let Err(e) = result {
+                        log::warn!(
+                            "transaction of transactional.id {:?} left {} at open, will retry: {e}",
+                            m.transactional_id,
+                            m.state
+                        );
+                    }
+                }
+            }
+            Err(e) => *self.load_error.lock() = Some(e),
+        }
+    }
+
+    fn try_load(&self, broker: &BrokerInner) -> Result<BTreeMap<String, TransactionMetadata>> {
+        let mut out = BTreeMap::new();
+        let count = match broker.partition_count(TXN_TOPIC) {
+            Ok(n) => n,
+            Err(Error::UnknownTopic { .. }) => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for p in 0..count {
+            let log = broker.partition_log(TXN_TOPIC, p)?;
+            let mut at = log.log_start_offset();
+            let end = log.log_end_offset();
+            while at < end {
+                let records = log.read(at, LOAD_READ_BYTES)?;
+                if records.next_offset() <= at {
+                    break;
+                }
+                for r in records.iter() {
+                    let Some(key) = r.key.as_deref() else {
+                        continue;
+                    };
+                    // A record that does not decode can only come from a newer version.
+                    let Ok(rec) = state_log::decode(key, r.value.as_deref()) else {
+                        continue;
+                    };
+                    match rec.value {
+                        None => {
+                            out.remove(&rec.transactional_id);
+                        }
+                        Some(v) => {
+                            let m = from_value(rec.transactional_id.clone(), v);
+                            out.insert(rec.transactional_id, m);
+                        }
+                    }
+                }
+                at = records.next_offset();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every transactional id with its state, sorted by id.
+    pub(crate) fn list(&self) -> Vec<TransactionDescription> {
+        let entries: Vec<Entry> = self.entries.lock().values().cloned().collect();
+        entries
+            .iter()
+            .filter_map(|e| e.lock().as_ref().map(describe))
+            .collect()
+    }
+
+    /// One transactional id's state.
+    pub(crate) fn describe(&self, tid: &str) -> Option<TransactionDescription> {
+        let entry = self.entries.lock().get(tid).cloned()?;
+        let slot = entry.lock();
+        slot.as_ref().map(describe)
+    }
+}
+
+fn describe(m: &TransactionMetadata) -> TransactionDescription {
+    TransactionDescription {
+        transactional_id: m.transactional_id.clone(),
+        producer_id: m.producer_id,
+        producer_epoch: m.producer_epoch,
+        timeout_ms: m.timeout_ms,
+        state: m.state,
+        start_ms: m.txn_start_ms,
+        partitions: m.partitions.iter().cloned().collect(),
+    }
+}
+
+/// The metadata of `slot` if the caller's producer id and epoch are current.
+fn checked<'a>(
+    slot: &'a mut Option<TransactionMetadata>,
+    tid: &str,
+    producer_id: i64,
+    epoch: i16,
+    operation: &'static str,
+) -> Result<&'a mut TransactionMetadata> {
+    let Some(m) = slot.as_mut() else {
+        return Err(Error::InvalidTxnState {
+            transactional_id: tid.to_string(),
+            state: "unknown (init_transactions was not called)".into(),
+            operation,
+        });
+    };
+    if m.producer_id != producer_id || m.producer_epoch != epoch {
+        return Err(Error::ProducerFenced {
+            transactional_id: tid.to_string(),
+            producer_id,
+            epoch,
+            current_epoch: m.producer_epoch,
+        });
+    }
+    Ok(m)
+}
+
+fn to_value(m: &TransactionMetadata) -> TxnLogValue {
+    // Kafka writes null partitions for Empty, a (possibly empty) list otherwise.
+    let partitions = (m.state != TxnState::Empty).then(|| {
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in &m.partitions {
+            by_topic.entry(&tp.topic).or_default().push(tp.partition);
+        }
+        by_topic
+            .into_iter()
+            .map(|(topic, partitions)| TxnTopicPartitions {
+                topic: topic.to_string(),
+                partitions,
+            })
+            .collect()
+    });
+    TxnLogValue {
+        version: state_log::VALUE_VERSION,
+        producer_id: m.producer_id,
+        producer_epoch: m.producer_epoch,
+        timeout_ms: m.timeout_ms,
+        state: m.state,
+        partitions,
+        last_update_ms: m.last_update_ms,
+        start_ms: m.txn_start_ms,
+        previous_producer_id: -1,
+        next_producer_id: -1,
+        client_transaction_version: 0,
+    }
+}
+
+fn from_value(transactional_id: String, v: TxnLogValue) -> TransactionMetadata {
+    let partitions = v
+        .partitions
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|t| {
+            let topic = t.topic;
+            t.partitions
+                .into_iter()
+                .map(move |p| TopicPartition::new(topic.clone(), p))
+        })
+        .collect();
+    TransactionMetadata {
+        transactional_id,
+        producer_id: v.producer_id,
+        producer_epoch: v.producer_epoch,
+        timeout_ms: v.timeout_ms,
+        state: v.state,
+        partitions,
+        txn_start_ms: v.start_ms,
+        last_update_ms: v.last_update_ms,
+    }
+}
+
+/// The `__transaction_state` log of `tid`, creating the topic on first use.
+fn state_log_for(broker: &BrokerInner, tid: &str) -> Result<Arc<PartitionLog>> {
+    let partition = state_log::partition_for(tid);
+    match broker.partition_log(TXN_TOPIC, partition) {
+        Err(Error::UnknownTopic { .. }) => {
+            let config = TopicConfig::default()
+                .partitions(TXN_PARTITIONS)
+                .cleanup_policy(CleanupPolicy::Compact)
+                .segment_bytes(state_log::TXN_SEGMENT_BYTES);
+            match broker.create_topic(TXN_TOPIC, config, true) {
+                Ok(()) | Err(Error::TopicExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            broker.partition_log(TXN_TOPIC, partition)
+        }
+        other => other,
+    }
+}
+
+/// Appends `m`'s record to `__transaction_state`; with `durable`, fsyncs it too.
+fn persist(broker: &BrokerInner, m: &TransactionMetadata, durable: bool) -> Result<()> {
+    let log = state_log_for(broker, &m.transactional_id)?;
+    let record = Record::new(state_log::encode_value(&to_value(m)))
+        .key(state_log::encode_key(&m.transactional_id));
+    let info = log.append_records(&[record])?;
+    if durable {
+        log.sync_to(info.last_offset.saturating_add(1))?;
+    }
+    Ok(())
+}
+
+/// Appends a `kind` marker to every partition of `m`'s transaction and fsyncs them; then
+/// completes the pending transactional offset commits of `m`'s producer. A partition whose
+/// topic was deleted is skipped, as Kafka skips it.
+fn write_markers(
+    broker: &BrokerInner,
+    m: &TransactionMetadata,
+    kind: ControlRecordType,
+) -> Result<()> {
+    let now = broker.now_ms().max(0);
+    let marker = EndTransactionMarker {
+        kind,
+        coordinator_epoch: COORDINATOR_EPOCH,
+    };
+    let producer = ProducerFields {
+        producer_id: m.producer_id,
+        producer_epoch: m.producer_epoch,
+        base_sequence: -1,
+    };
+    let mut ends: Vec<(Arc<PartitionLog>, i64)> = Vec::new();
+    let mut offsets = false;
+    for tp in &m.partitions {
+        let log = match broker.partition_log(&tp.topic, tp.partition) {
+            Ok(log) => log,
+            Err(Error::UnknownTopic { .. } | Error::UnknownPartition { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let mut batch = marker
+            .encode_batch(producer, now)
+            .ok_or_else(|| Error::IllegalState {
+                reason: "transaction marker could not be encoded".into(),
+            })?;
+        let info = log.append_batch(&mut batch)?;
+        ends.push((log, info.last_offset.saturating_add(1)));
+        offsets |= tp.topic == crate::group::OFFSETS_TOPIC_NAME;
+    }
+    for (log, end) in ends {
+        log.sync_to(end)?;
+    }
+    if offsets {
+        broker
+            .groups()
+            .complete_txn(m.producer_id, kind == ControlRecordType::Commit);
+    }
+    Ok(())
+}
+
+impl crate::Broker {
+    /// Every transactional id the broker knows, with its producer, state and partitions
+    /// (Kafka's `kafka-transactions.sh list`, with `describe`'s detail), sorted by id.
+    ///
+    /// ```
+    /// use embroker::{Acks, Broker, ProducerConfig};
+    /// let broker = Broker::temporary()?;
+    /// assert!(broker.list_transactions()?.is_empty());
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn list_transactions(&self) -> Result<Vec<TransactionDescription>> {
+        self.inner.txns().check()?;
+        Ok(self.inner.txns().list())
+    }
+
+    /// One transactional id's producer, state and partitions (Kafka's
+    /// `kafka-transactions.sh describe`); `None` if the broker does not know it.
+    pub fn describe_transaction(
+        &self,
+        transactional_id: &str,
+    ) -> Result<Option<TransactionDescription>> {
+        self.inner.txns().check()?;
+        Ok(self.inner.txns().describe(transactional_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Broker, TopicConfig};
+
+    fn setup() -> Broker {
+        let broker = Broker::temporary().unwrap();
+        broker.create_topic("t", TopicConfig::default()).unwrap();
+        broker
+    }
+
+    #[test]
+    fn an_exhausted_epoch_gets_a_new_producer_id() {
+        let broker = setup();
+        let inner = &broker.inner;
+        let c = inner.txns();
+        let (pid, epoch) = c.init_producer_id(inner, Some("x"), 1000).unwrap();
+        assert_eq!(epoch, 0);
+        c.entry("x").lock().as_mut().unwrap().producer_epoch = i16::MAX - 1;
+        let (next_pid, next_epoch) = c.init_producer_id(inner, Some("x"), 1000).unwrap();
+        assert_ne!(next_pid, pid);
+        assert_eq!(next_epoch, 0);
+    }
+
+    #[test]
+    fn calls_check_producer_and_state_and_ends_repeat_as_kafka() {
+        let broker = setup();
+        let inner = &broker.inner;
+        let c = inner.txns();
+        let tp = [TopicPartition::new("t", 0)];
+        // Unknown id.
+        assert!(matches!(
+            c.add_partitions(inner, "x", 0, 0, &tp),
+            Err(Error::InvalidTxnState { .. })
+        ));
+        let (pid, epoch) = c.init_producer_id(inner, Some("x"), 1000).unwrap();
+        // Nothing to end yet.
+        assert!(matches!(
+            c.end_txn(inner, "x", pid, epoch, true),
+            Err(Error::InvalidTxnState { .. })
+        ));
+        // A wrong epoch or producer id is fenced.
+        assert!(matches!(
+            c.add_partitions(inner, "x", pid, epoch + 1, &tp),
+            Err(Error::ProducerFenced { .. })
+        ));
+        assert!(matches!(
+            c.add_partitions(inner, "x", pid + 1, epoch, &tp),
+            Err(Error::ProducerFenced { .. })
+        ));
+        c.add_partitions(inner, "x", pid, epoch, &tp).unwrap();
+        c.end_txn(inner, "x", pid, epoch, true).unwrap();
+        // A retried commit succeeds; an abort of a committed transaction does not.
+        c.end_txn(inner, "x", pid, epoch, true).unwrap();
+        assert!(matches!(
+            c.end_txn(inner, "x", pid, epoch, false),
+            Err(Error::InvalidTxnState { .. })
+        ));
+        let d = c.describe("x").unwrap();
+        assert_eq!(d.state, TxnState::CompleteCommit);
+        // One marker written, not two.
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        assert_eq!(p.log_end_offset(), 1);
+        // A timeout of zero or above the maximum is refused.
+        for timeout in [0, MAX_TIMEOUT_MS_DEFAULT + 1] {
+            assert!(matches!(
+                c.init_producer_id(inner, Some("y"), timeout),
+                Err(Error::InvalidTransactionTimeout { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn timeouts_abort_only_expired_transactions() {
+        let broker = setup();
+        let inner = &broker.inner;
+        let c = inner.txns();
+        let tp = [TopicPartition::new("t", 0)];
+        // A timeout the broker's own check (on the real clock) does not reach in this test.
+        let (pid, epoch) = c.init_producer_id(inner, Some("slow"), 600_000).unwrap();
+        c.add_partitions(inner, "slow", pid, epoch, &tp).unwrap();
+        let started = c.describe("slow").unwrap().start_ms;
+        c.abort_expired(inner, started + 600_000);
+        assert_eq!(c.describe("slow").unwrap().state, TxnState::Ongoing);
+        c.abort_expired(inner, started + 600_001);
+        let d = c.describe("slow").unwrap();
+        assert_eq!(d.state, TxnState::CompleteAbort);
+        assert_eq!(d.producer_epoch, epoch + 1);
+        assert!(matches!(
+            c.end_txn(inner, "slow", pid, epoch, true),
+            Err(Error::ProducerFenced { .. })
+        ));
+    }
+}
