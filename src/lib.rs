@@ -156,6 +156,15 @@ pub use types::{Bytes, Header, Record, StoredRecord, TimestampType, TopicPartiti
 ///
 /// **Not part of the stable API.** Hidden from the documentation; anything here may change or
 /// disappear in any release, without a major version bump. Do not use it from applications.
+/// Test seams for crash tests (see `__testing::on_commit_decision`).
+///
+/// **Not part of the stable API.** Hidden from the documentation; do not use it from
+/// applications.
+#[doc(hidden)]
+pub mod __testing {
+    pub use crate::txn::testing::on_commit_decision;
+}
+
 #[doc(hidden)]
 pub mod __fuzz {
     /// The `__consumer_offsets` record codec (format in `src/group/offset_store.rs`), for the

@@ -252,6 +252,7 @@ impl TxnCoordinator {
                 next.transition(prepare, operation)?;
                 next.last_update_ms = broker.now_ms();
                 persist(broker, &next, true)?;
+                super::testing::decision_durable();
                 *m = next;
                 self.complete(broker, m)
             }

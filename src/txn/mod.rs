@@ -20,6 +20,7 @@ mod coordinator;
 mod metadata;
 mod producer_ids;
 mod state_log;
+pub mod testing;
 
 pub use coordinator::TransactionDescription;
 pub(crate) use coordinator::{TxnCoordinator, MAX_TIMEOUT_MS_DEFAULT};
