@@ -168,9 +168,7 @@ fn committed_invoices(broker: &Broker) -> Vec<(i32, i64)> {
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let done = tps
-            .iter()
-            .all(|tp| c.position(tp).unwrap() >= ends[tp]);
+        let done = tps.iter().all(|tp| c.position(tp).unwrap() >= ends[tp]);
         if done {
             break;
         }
