@@ -28,7 +28,12 @@
 //! 1 (`NextProducerId`, i64) and 2 (`ClientTransactionVersion`, i16) are kept; unknown tags are
 //! skipped, as Kafka skips them.
 //!
-//! A record decoded from bytes re-encodes to the same bytes when it has no unknown tags.
+//! A record decoded from bytes re-encodes to a record that decodes to the same value. It
+//! re-encodes to the same bytes in version 0 always, and in version 1 when it is written as
+//! Kafka writes it: every varint in the fewest bytes, no tags after a partition entry, and
+//! after the value only tags 0, 1 and 2, each at most once, in increasing order and not at its
+//! default (the decoder accepts overlong varints, unknown, repeated or out-of-order tags and
+//! tags at their defaults, as Kafka's does).
 
 use crate::error::{Error, Result};
 use crate::txn::metadata::TxnState;
@@ -259,15 +264,19 @@ fn decode_value(bytes: &[u8]) -> Result<TxnLogValue> {
         for _ in 0..tags {
             let tag = v.uvarint()?;
             let size = v.uvarint()? as usize;
-            let field = v.take(size)?;
-            let mut f = Cursor::new(field, "tagged field");
-            match tag {
-                0 => value.previous_producer_id = f.i64()?,
-                1 => value.next_producer_id = f.i64()?,
-                2 => value.client_transaction_version = f.i16()?,
-                _ => continue,
+            // Errors name the byte within the value (a known tag of the wrong width is
+            // reported at its data, not within the field).
+            match (tag, size) {
+                (0, 8) => value.previous_producer_id = v.i64()?,
+                (1, 8) => value.next_producer_id = v.i64()?,
+                (2, 2) => value.client_transaction_version = v.i16()?,
+                (0..=2, _) => {
+                    return Err(v.corrupt(format!("tagged field {tag} of {size} bytes")));
+                }
+                _ => {
+                    v.take(size)?;
+                }
             }
-            f.finish()?;
         }
     }
     v.finish()?;
