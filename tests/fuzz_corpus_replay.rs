@@ -730,7 +730,11 @@ fn txn_state_log_seeds() -> Vec<(String, Vec<u8>)> {
     let mut seen = Vec::new();
     for (key, value) in &real {
         let record = decode_txn_log_record(key, value.as_deref()).expect("a real record decodes");
-        let state = record.value.as_ref().expect("embroker writes no tombstone").state;
+        let state = record
+            .value
+            .as_ref()
+            .expect("embroker writes no tombstone")
+            .state;
         if !seen.contains(&state) {
             seen.push(state);
             seeds.push((
@@ -757,7 +761,10 @@ fn txn_state_log_seeds() -> Vec<(String, Vec<u8>)> {
     dead.state = TxnState::Dead;
     let mut fence = ongoing.clone();
     fence.state = TxnState::PrepareEpochFence;
-    seeds.push(("state-Dead".into(), value_seed(&encode_txn_log_value(&dead))));
+    seeds.push((
+        "state-Dead".into(),
+        value_seed(&encode_txn_log_value(&dead)),
+    ));
     seeds.push((
         "state-PrepareEpochFence".into(),
         value_seed(&encode_txn_log_value(&fence)),
@@ -801,8 +808,14 @@ fn txn_state_log_seeds() -> Vec<(String, Vec<u8>)> {
     seeds.push(("v1-unknown-tag".into(), value_seed(&unknown_tag)));
     seeds.push(("v1-tag-at-default".into(), value_seed(&tag_at_default)));
     seeds.push(("v1-overlong-varint".into(), value_seed(&overlong_varint)));
-    seeds.push(("bad-v1-tag-wrong-width".into(), value_seed(&tag_wrong_width)));
-    seeds.push(("bad-v1-varint-too-long".into(), value_seed(&varint_too_long)));
+    seeds.push((
+        "bad-v1-tag-wrong-width".into(),
+        value_seed(&tag_wrong_width),
+    ));
+    seeds.push((
+        "bad-v1-varint-too-long".into(),
+        value_seed(&varint_too_long),
+    ));
 
     // Damaged copies of the real ongoing record (version 0: version, producer id, epoch,
     // timeout, status at 16, the topic count at 17..21, the first topic's length at 21..23).

@@ -1621,7 +1621,10 @@ fn check_accepted_txn_value(v: &TxnLogValue, bytes: &[u8]) {
     // Byte for byte: always in version 0 (fixed widths, nothing optional); in version 1 when
     // the input is written as Kafka writes it.
     if v.version == 0 {
-        assert_eq!(again, bytes, "an accepted version 0 value re-encodes to itself");
+        assert_eq!(
+            again, bytes,
+            "an accepted version 0 value re-encodes to itself"
+        );
     } else {
         let canonical = flexible_value_is_canonical(bytes)
             .expect("a decoded version 1 value has the version 1 layout");
