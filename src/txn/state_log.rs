@@ -503,6 +503,29 @@ mod tests {
         assert_eq!(decode_value(&with_unknown).unwrap(), v1);
     }
 
+    /// Found by the `txn_state_log` fuzz target's seeds: a known tag of the wrong width was
+    /// reported at a byte of the tagged field, not of the value.
+    #[test]
+    fn a_known_tag_of_the_wrong_width_is_an_error_at_its_byte_in_the_value() {
+        let mut v1 = value(1);
+        v1.client_transaction_version = 2;
+        let mut bytes = encode_value(&v1);
+        let n = bytes.len();
+        // The trailing section: count 1, tag 2, size 2, the i16.
+        assert_eq!(bytes[n - 5..n - 2], [1, 2, 2]);
+        bytes[n - 3] = 3;
+        bytes.push(0);
+        match decode_value(&bytes) {
+            Err(Error::Corrupt {
+                position, reason, ..
+            }) => {
+                assert_eq!(position, (n - 2) as u64);
+                assert!(reason.starts_with("transaction log value"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn every_truncation_is_an_error() {
         for v in [value(0), value(1)] {
