@@ -87,6 +87,11 @@ fn offsets_log_corpus() {
 }
 
 #[test]
+fn txn_state_log_corpus() {
+    replay("txn_state_log");
+}
+
+#[test]
 fn every_body_has_a_replay_test() {
     let names: Vec<&str> = bodies::TARGETS.iter().map(|(name, _)| *name).collect();
     assert_eq!(
@@ -95,7 +100,8 @@ fn every_body_has_a_replay_test() {
             "decode_batch",
             "open_partition_dir",
             "config_properties",
-            "offsets_log"
+            "offsets_log",
+            "txn_state_log"
         ],
         "a new body needs its replay test above"
     );
@@ -634,6 +640,280 @@ fn offsets_log_seeds_run() {
     }
 }
 
+/// The records a real broker wrote to `__transaction_state` for the transactional id `tx`, as
+/// (key, value) pairs in log order, on a manual clock (so the seeds are the same bytes each
+/// time): `init_transactions` (Empty), a transaction over two partitions of `orders` committed
+/// (Ongoing, PrepareCommit, CompleteCommit), then one aborted (Ongoing, PrepareAbort,
+/// CompleteAbort).
+fn real_txn_records() -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    use std::time::{Duration, Instant};
+
+    use embroker::{
+        Acks, Broker, ManualClock, ProducerConfig, ProducerRecord, TopicConfig, TxnState,
+    };
+
+    let clock = ManualClock::new(1_700_000_000_000);
+    let broker = Broker::builder()
+        .clock(clock.clone())
+        .open_temporary()
+        .expect("temporary broker");
+    broker
+        .create_topic("orders", TopicConfig::default().partitions(2))
+        .expect("create topic");
+    let p = broker
+        .producer(
+            ProducerConfig::default()
+                .acks(Acks::All)
+                .transactional_id("tx"),
+        )
+        .expect("transactional producer");
+    p.init_transactions().expect("init");
+    clock.advance_ms(5);
+    p.begin_transaction().expect("begin");
+    for partition in [0, 1] {
+        p.send(ProducerRecord::new("orders", "order").partition(partition))
+            .expect("send")
+            .wait()
+            .expect("written");
+    }
+    clock.advance_ms(5);
+    p.commit_transaction().expect("commit");
+    clock.advance_ms(5);
+    p.begin_transaction().expect("begin");
+    p.send(ProducerRecord::new("orders", "cancelled").partition(0))
+        .expect("send")
+        .wait()
+        .expect("written");
+    clock.advance_ms(5);
+    p.abort_transaction().expect("abort");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while broker
+        .describe_transaction("tx")
+        .expect("describe")
+        .map(|d| d.state)
+        != Some(TxnState::CompleteAbort)
+    {
+        assert!(Instant::now() < deadline, "the abort did not complete");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(p);
+    let state = broker
+        .topic("__transaction_state")
+        .expect("__transaction_state exists after init_transactions");
+    let mut out = Vec::new();
+    for partition in 0..state.partition_count() {
+        let log = state.partition(partition).expect("a state partition");
+        let records = log.read(0, 1 << 20).expect("read the state log");
+        out.extend(records.iter().map(|r| {
+            (
+                r.key.expect("state records have keys").to_vec(),
+                r.value.map(|v| v.to_vec()),
+            )
+        }));
+    }
+    broker.close().expect("close");
+    out
+}
+
+/// Seeds for `txn_state_log`: a real record of each state embroker writes, the two states it
+/// never writes (Dead, PrepareEpochFence) and a tombstone (Kafka's, when a transactional id
+/// expires) through the encoder, version 1 values (tagged fields, and the non-canonical forms
+/// the decoder accepts: an unknown tag, a tag at its default, an overlong varint), then damaged
+/// copies (`bad-*`: cut, lengthened, wrong versions, unknown status, bad lengths, a tag of the
+/// wrong width, a varint past 32 bits) and one structured input.
+fn txn_state_log_seeds() -> Vec<(String, Vec<u8>)> {
+    use embroker::__fuzz::{decode_txn_log_record, encode_txn_log_value};
+    use embroker::TxnState;
+
+    let real = real_txn_records();
+    let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut seen = Vec::new();
+    for (key, value) in &real {
+        let record = decode_txn_log_record(key, value.as_deref()).expect("a real record decodes");
+        let state = record
+            .value
+            .as_ref()
+            .expect("embroker writes no tombstone")
+            .state;
+        if !seen.contains(&state) {
+            seen.push(state);
+            seeds.push((
+                format!("state-{}", state.name()),
+                bodies::txn_state_log_input(key, value.as_deref()),
+            ));
+        }
+    }
+    assert_eq!(seen.len(), 6, "every state embroker writes: {seen:?}");
+    let with_state = |want: TxnState| {
+        real.iter()
+            .find_map(|(k, v)| {
+                let r = decode_txn_log_record(k, v.as_deref()).ok()?;
+                let value = r.value?;
+                (value.state == want).then(|| (k.clone(), value))
+            })
+            .expect("a real record of the state")
+    };
+    let (key, ongoing) = with_state(TxnState::Ongoing);
+    let (_, empty) = with_state(TxnState::Empty);
+    let value_seed = |v: &[u8]| bodies::txn_state_log_input(&key, Some(v));
+
+    let mut dead = empty.clone();
+    dead.state = TxnState::Dead;
+    let mut fence = ongoing.clone();
+    fence.state = TxnState::PrepareEpochFence;
+    seeds.push((
+        "state-Dead".into(),
+        value_seed(&encode_txn_log_value(&dead)),
+    ));
+    seeds.push((
+        "state-PrepareEpochFence".into(),
+        value_seed(&encode_txn_log_value(&fence)),
+    ));
+    seeds.push(("tombstone".into(), bodies::txn_state_log_input(&key, None)));
+
+    // Version 1: the ongoing transaction with all three tags, an empty one without tags.
+    let mut v1_tags = ongoing.clone();
+    v1_tags.version = 1;
+    v1_tags.previous_producer_id = 3;
+    v1_tags.next_producer_id = 9;
+    v1_tags.client_transaction_version = 2;
+    let v1_tags_bytes = encode_txn_log_value(&v1_tags);
+    let mut v1_empty = empty.clone();
+    v1_empty.version = 1;
+    let v1_empty_bytes = encode_txn_log_value(&v1_empty);
+    assert_eq!(v1_empty_bytes[17], 0, "null partitions, as a compact array");
+    assert_eq!(*v1_empty_bytes.last().expect("bytes"), 0, "no tags");
+    // One tag (2, two bytes) at the end: count 1, tag 2, size 2, the i16.
+    let mut v1_one_tag = v1_empty.clone();
+    v1_one_tag.client_transaction_version = 2;
+    let v1_one_tag_bytes = encode_txn_log_value(&v1_one_tag);
+    let tag_section = v1_one_tag_bytes.len() - 5;
+    assert_eq!(v1_one_tag_bytes[tag_section..tag_section + 3], [1, 2, 2]);
+    let mut unknown_tag = v1_one_tag_bytes.clone();
+    unknown_tag[tag_section] = 2;
+    unknown_tag.extend_from_slice(&[5, 1, 0xff]);
+    let mut tag_at_default = v1_empty_bytes.clone();
+    *tag_at_default.last_mut().expect("bytes") = 1;
+    tag_at_default.extend_from_slice(&[0, 8]);
+    tag_at_default.extend_from_slice(&(-1i64).to_be_bytes());
+    let mut overlong_varint = v1_empty_bytes.clone();
+    overlong_varint.splice(17..18, [0x80, 0x00]);
+    let mut tag_wrong_width = v1_one_tag_bytes.clone();
+    tag_wrong_width[tag_section + 2] = 3;
+    tag_wrong_width.push(0);
+    let mut varint_too_long = v1_empty_bytes.clone();
+    varint_too_long.splice(17..18, [0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    seeds.push(("v1-tags".into(), value_seed(&v1_tags_bytes)));
+    seeds.push(("v1-no-tags".into(), value_seed(&v1_empty_bytes)));
+    seeds.push(("v1-unknown-tag".into(), value_seed(&unknown_tag)));
+    seeds.push(("v1-tag-at-default".into(), value_seed(&tag_at_default)));
+    seeds.push(("v1-overlong-varint".into(), value_seed(&overlong_varint)));
+    seeds.push((
+        "bad-v1-tag-wrong-width".into(),
+        value_seed(&tag_wrong_width),
+    ));
+    seeds.push((
+        "bad-v1-varint-too-long".into(),
+        value_seed(&varint_too_long),
+    ));
+
+    // Damaged copies of the real ongoing record (version 0: version, producer id, epoch,
+    // timeout, status at 16, the topic count at 17..21, the first topic's length at 21..23).
+    let ongoing_bytes = encode_txn_log_value(&ongoing);
+    let damaged_value = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut v = ongoing_bytes.clone();
+        f(&mut v);
+        value_seed(&v)
+    };
+    let mut key_version_1 = key.clone();
+    key_version_1[1] = 1;
+    let mut key_non_utf8 = key.clone();
+    *key_non_utf8.last_mut().expect("a key") = 0xff;
+    seeds.push((
+        "bad-key-truncated".into(),
+        bodies::txn_state_log_input(&key[..key.len() - 1], None),
+    ));
+    seeds.push((
+        "bad-key-version-1".into(),
+        bodies::txn_state_log_input(&key_version_1, None),
+    ));
+    seeds.push((
+        "bad-key-non-utf8".into(),
+        bodies::txn_state_log_input(&key_non_utf8, None),
+    ));
+    seeds.push((
+        "bad-value-truncated".into(),
+        damaged_value(&|v| v.truncate(v.len() - 1)),
+    ));
+    seeds.push((
+        "bad-value-trailing-byte".into(),
+        damaged_value(&|v| v.push(0)),
+    ));
+    seeds.push(("bad-value-version-2".into(), damaged_value(&|v| v[1] = 2)));
+    seeds.push(("bad-value-status-8".into(), damaged_value(&|v| v[16] = 8)));
+    seeds.push((
+        "bad-value-topic-count-negative".into(),
+        damaged_value(&|v| v[17..21].copy_from_slice(&(-2i32).to_be_bytes())),
+    ));
+    seeds.push((
+        "bad-value-topic-count-huge".into(),
+        damaged_value(&|v| v[17..21].copy_from_slice(&i32::MAX.to_be_bytes())),
+    ));
+    seeds.push((
+        "bad-value-topic-length-negative".into(),
+        damaged_value(&|v| v[21..23].copy_from_slice(&(-1i16).to_be_bytes())),
+    ));
+    seeds.push((
+        "bad-value-topic-non-utf8".into(),
+        damaged_value(&|v| v[23] = 0xff),
+    ));
+    seeds.push((
+        "structured".into(),
+        [
+            &[bodies::TXN_STATE_LOG_STRUCTURED][..],
+            &value_seed(&v1_tags_bytes)[1..],
+        ]
+        .concat(),
+    ));
+    seeds.push(("empty".into(), Vec::new()));
+    seeds
+}
+
+#[test]
+fn txn_state_log_seeds_run() {
+    let seeds = txn_state_log_seeds();
+    for (_, data) in &seeds {
+        bodies::txn_state_log(data);
+    }
+    // The seeds mean what their names say: `bad-*` do not decode, the others do.
+    for (name, data) in seeds {
+        if data
+            .first()
+            .is_some_and(|f| f & bodies::TXN_STATE_LOG_STRUCTURED != 0)
+            || data.is_empty()
+        {
+            continue;
+        }
+        let key_len = usize::from(u16::from_be_bytes([data[1], data[2]]));
+        let key = &data[3..3 + key_len];
+        let value = (data[0] & bodies::TXN_STATE_LOG_HAS_VALUE != 0).then(|| &data[3 + key_len..]);
+        let decoded = embroker::__fuzz::decode_txn_log_record(key, value);
+        assert_eq!(
+            decoded.is_ok(),
+            !name.starts_with("bad-"),
+            "seed {name}: {decoded:?}"
+        );
+        if name.starts_with("v1-") {
+            let canonical = bodies::flexible_value_is_canonical(value.expect("a value"));
+            assert_eq!(
+                canonical,
+                Some(matches!(name.as_str(), "v1-tags" | "v1-no-tags")),
+                "seed {name}"
+            );
+        }
+    }
+}
+
 #[test]
 fn decode_batch_seeds_run() {
     for (_, data) in decode_batch_seeds()
@@ -673,11 +953,15 @@ fn write_seeds() {
     if std::env::var_os("EMBROKER_WRITE_SEEDS").is_none() {
         return;
     }
+    let owned = |seeds: Vec<(&str, Vec<u8>)>| -> Vec<(String, Vec<u8>)> {
+        seeds.into_iter().map(|(n, d)| (n.to_string(), d)).collect()
+    };
     for (target, seeds) in [
-        ("decode_batch", decode_batch_seeds()),
-        ("open_partition_dir", open_partition_dir_seeds()),
-        ("config_properties", config_properties_seeds()),
-        ("offsets_log", offsets_log_seeds()),
+        ("decode_batch", owned(decode_batch_seeds())),
+        ("open_partition_dir", owned(open_partition_dir_seeds())),
+        ("config_properties", owned(config_properties_seeds())),
+        ("offsets_log", owned(offsets_log_seeds())),
+        ("txn_state_log", txn_state_log_seeds()),
     ] {
         let body = bodies::TARGETS
             .iter()

@@ -15,11 +15,11 @@
 use std::path::Path;
 
 use arbitrary::{Arbitrary, Unstructured};
-use embroker::__fuzz::{self, OffsetCommitRecord};
+use embroker::__fuzz::{self, OffsetCommitRecord, TxnLogRecord, TxnLogValue, TxnTopicPartitions};
 use embroker::codec::{self, Batch, BatchBuilder, DecodeError};
 use embroker::{
     Broker, Bytes, ConsumerConfig, Error, Header, ManualClock, OffsetAndMetadata, Partition,
-    ProducerConfig, StoredRecord, TopicConfig, TopicPartition,
+    ProducerConfig, StoredRecord, TopicConfig, TopicPartition, TxnState,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1444,6 +1444,347 @@ fn check_commit_round_trip(spec: &CommitSpec) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// txn_state_log
+// ---------------------------------------------------------------------------------------------
+
+/// Bit 7 of a `txn_state_log` input's first byte: the rest is a structured [`TxnSpec`].
+pub const TXN_STATE_LOG_STRUCTURED: u8 = 0x80;
+/// Bit 0 of a raw `txn_state_log` input's first byte: the record has a value (else a
+/// tombstone).
+pub const TXN_STATE_LOG_HAS_VALUE: u8 = 0x01;
+/// Longest string the format holds (an `i16` length).
+const TXN_STRING_BYTES_MAX: usize = i16::MAX as usize;
+
+/// A `__transaction_state` record built in bounds, for the encoder/decoder round trip.
+/// Out-of-bounds fields are brought into bounds (cut strings, the state picked modulo the
+/// states, version 1 tags only in version 1) rather than rejected.
+#[derive(Arbitrary, Debug)]
+pub struct TxnSpec {
+    pub transactional_id: String,
+    pub tombstone: bool,
+    pub flexible: bool,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub state: u8,
+    pub partitions: Option<Vec<(String, Vec<i32>)>>,
+    pub last_update_ms: i64,
+    pub start_ms: i64,
+    pub previous_producer_id: i64,
+    pub next_producer_id: i64,
+    pub client_transaction_version: i16,
+}
+
+/// Lays out a raw `txn_state_log` input: flags byte, key length (u16, big-endian), key, value
+/// (the `offsets_log` framing).
+pub fn txn_state_log_input(key: &[u8], value: Option<&[u8]>) -> Vec<u8> {
+    offsets_log_input(key, value)
+}
+
+/// `__transaction_state` records through the decoder (`embroker::__fuzz`).
+///
+/// A raw input (first byte's bit 7 clear) is a flags byte (bit 0: the record has a value), a
+/// big-endian `u16` key length (cut to what is there), the key, and the value (the rest). The
+/// decoder must never panic. A record it accepts must lie in the format's bounds (strings of at
+/// most 32767 bytes, a known state, version 0 or 1, version 1 tags at their defaults in
+/// version 0), re-encode to a record that decodes to the same value, and stop decoding when a
+/// byte is cut off or added to its key or value. The key and a version 0 value re-encode to
+/// exactly the input bytes; a version 1 value does when it is written as Kafka writes one
+/// (shortest varints, no tags but the known ones, each once, in increasing order, not at its
+/// default), which [`flexible_value_is_canonical`] tells apart independently of the decoder. A
+/// rejection must be `Error::Corrupt` naming `__transaction_state`, saying whether the key or
+/// the value is bad, at a position inside that part; and the key is judged alone.
+///
+/// A structured input (bit 7 set) is a [`TxnSpec`], brought into bounds, encoded with the
+/// library's encoders, and must decode back to itself (then the raw checks run on its bytes).
+pub fn txn_state_log(data: &[u8]) {
+    let (flags, rest) = data.split_first().map_or((0, data), |(f, r)| (*f, r));
+    if flags & TXN_STATE_LOG_STRUCTURED != 0 {
+        if let Ok(spec) = TxnSpec::arbitrary_take_rest(Unstructured::new(rest)) {
+            check_txn_round_trip(&spec);
+        }
+        return;
+    }
+    let (key, value) = split_raw(rest);
+    let value = (flags & TXN_STATE_LOG_HAS_VALUE != 0).then_some(value);
+    if debug_enabled() {
+        eprintln!("txn_state_log: key {key:02x?} value {value:02x?}");
+    }
+    check_txn_record(key, value);
+}
+
+/// The checks on one raw record; returns what the decoder made of it.
+fn check_txn_record(key: &[u8], value: Option<&[u8]>) -> Option<TxnLogRecord> {
+    let decoded = __fuzz::decode_txn_log_record(key, value);
+    let key_alone = __fuzz::decode_txn_log_record(key, None);
+    match (&decoded, &key_alone) {
+        (Ok(_), Err(e)) => panic!("a record was accepted although its key alone is not: {e}"),
+        (Err(full), Err(alone)) => assert_eq!(
+            full.to_string(),
+            alone.to_string(),
+            "a bad key must be reported as such, value or not"
+        ),
+        _ => {}
+    }
+    match decoded {
+        Ok(record) => {
+            check_accepted_txn_record(key, value, &record);
+            Some(record)
+        }
+        Err(e) => {
+            check_txn_error(key, value, &e);
+            None
+        }
+    }
+}
+
+fn check_accepted_txn_record(key: &[u8], value: Option<&[u8]>, record: &TxnLogRecord) {
+    assert!(
+        record.transactional_id.len() <= TXN_STRING_BYTES_MAX,
+        "transactional id of {} bytes",
+        record.transactional_id.len()
+    );
+    assert_eq!(
+        __fuzz::encode_txn_log_key(&record.transactional_id),
+        key,
+        "an accepted key re-encodes to itself"
+    );
+    assert_eq!(record.value.is_some(), value.is_some(), "tombstone or not");
+    if let (Some(v), Some(bytes)) = (&record.value, value) {
+        check_accepted_txn_value(v, bytes);
+        let cut = &bytes[..bytes.len() - 1];
+        assert!(
+            __fuzz::decode_txn_log_record(key, Some(cut)).is_err(),
+            "value cut by a byte"
+        );
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(
+            __fuzz::decode_txn_log_record(key, Some(&longer)).is_err(),
+            "value plus a byte"
+        );
+    }
+    let cut = &key[..key.len() - 1];
+    assert!(
+        __fuzz::decode_txn_log_record(cut, None).is_err(),
+        "key cut by a byte"
+    );
+    let mut longer = key.to_vec();
+    longer.push(0);
+    assert!(
+        __fuzz::decode_txn_log_record(&longer, None).is_err(),
+        "key plus a byte"
+    );
+}
+
+fn check_accepted_txn_value(v: &TxnLogValue, bytes: &[u8]) {
+    assert!((0..=1).contains(&v.version), "value version {}", v.version);
+    assert_eq!(TxnState::from_id(v.state.id()), Some(v.state));
+    for t in v.partitions.iter().flatten() {
+        assert!(
+            t.topic.len() <= TXN_STRING_BYTES_MAX,
+            "topic of {} bytes",
+            t.topic.len()
+        );
+    }
+    if v.version == 0 {
+        assert_eq!(
+            (
+                v.previous_producer_id,
+                v.next_producer_id,
+                v.client_transaction_version
+            ),
+            (-1, -1, 0),
+            "version 0 has no tagged fields"
+        );
+    }
+    // Whatever decodes re-encodes (in its own version) to a value that decodes to the same, and
+    // that re-encoding is Kafka's canonical one: encoding it again changes nothing.
+    let again = __fuzz::encode_txn_log_value(v);
+    let back = __fuzz::decode_txn_log_record(&__fuzz::encode_txn_log_key("t"), Some(&again))
+        .expect("a re-encoded value decodes")
+        .value
+        .expect("a value");
+    assert_eq!(&back, v, "re-encoding changed the value");
+    assert_eq!(
+        __fuzz::encode_txn_log_value(&back),
+        again,
+        "re-encoding is not a fixed point"
+    );
+    assert!(
+        again.len() <= bytes.len(),
+        "the re-encoding ({} bytes) is longer than the input ({} bytes)",
+        again.len(),
+        bytes.len()
+    );
+    // Byte for byte: always in version 0 (fixed widths, nothing optional); in version 1 when
+    // the input is written as Kafka writes it.
+    if v.version == 0 {
+        assert_eq!(
+            again, bytes,
+            "an accepted version 0 value re-encodes to itself"
+        );
+    } else {
+        let canonical = flexible_value_is_canonical(bytes)
+            .expect("a decoded version 1 value has the version 1 layout");
+        assert_eq!(
+            again == bytes,
+            canonical,
+            "a version 1 value re-encodes to itself exactly when it is canonical \
+             (canonical: {canonical})"
+        );
+    }
+}
+
+/// Reads an unsigned varint at `*at`, returning it and whether it is written in the fewest
+/// bytes; `None` when it runs off the end or past five bytes.
+fn read_uvarint(bytes: &[u8], at: &mut usize) -> Option<(u64, bool)> {
+    let mut v: u64 = 0;
+    for i in 0..5 {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i == 0 || b != 0));
+        }
+    }
+    None
+}
+
+/// Whether a version 1 value is laid out as Kafka (and embroker's encoder) would write it:
+/// every varint in the fewest bytes, no tags after a partition entry, and after the value only
+/// tags 0, 1, 2, each at most once, in increasing order, with their exact widths (8, 8, 2
+/// bytes) and not at their defaults (-1, -1, 0). A walk of the layout independent of the
+/// decoder; `None` when the bytes do not have the layout at all.
+pub fn flexible_value_is_canonical(bytes: &[u8]) -> Option<bool> {
+    if bytes.get(..2)? != [0, 1] {
+        return None;
+    }
+    let mut at = 17; // version, producer id, epoch, timeout, status
+    let mut canonical = true;
+    let varint = |at: &mut usize, canonical: &mut bool| {
+        let (v, shortest) = read_uvarint(bytes, at)?;
+        *canonical &= shortest;
+        Some(v)
+    };
+    let skip = |at: &mut usize, n: u64| {
+        *at = at.checked_add(usize::try_from(n).ok()?)?;
+        (*at <= bytes.len()).then_some(())
+    };
+    let topics = varint(&mut at, &mut canonical)?;
+    for _ in 0..topics.saturating_sub(1) {
+        let topic = varint(&mut at, &mut canonical)?;
+        skip(&mut at, topic.checked_sub(1)?)?;
+        let ids = varint(&mut at, &mut canonical)?;
+        skip(&mut at, ids.checked_sub(1)?.checked_mul(4)?)?;
+        let tags = varint(&mut at, &mut canonical)?;
+        for _ in 0..tags {
+            canonical = false;
+            varint(&mut at, &mut canonical)?;
+            let size = varint(&mut at, &mut canonical)?;
+            skip(&mut at, size)?;
+        }
+    }
+    skip(&mut at, 16)?; // last update, start
+    let tags = varint(&mut at, &mut canonical)?;
+    let mut previous: Option<u64> = None;
+    for _ in 0..tags {
+        let tag = varint(&mut at, &mut canonical)?;
+        let size = varint(&mut at, &mut canonical)?;
+        let start = at;
+        skip(&mut at, size)?;
+        let field = &bytes[start..at];
+        let default = match (tag, field.len()) {
+            (0 | 1, 8) => field == (-1i64).to_be_bytes(),
+            (2, 2) => field == 0i16.to_be_bytes(),
+            _ => true,
+        };
+        canonical &= tag <= 2 && !default && previous.is_none_or(|p| tag > p);
+        previous = Some(tag);
+    }
+    (at == bytes.len()).then_some(canonical)
+}
+
+fn check_txn_error(key: &[u8], value: Option<&[u8]>, e: &Error) {
+    let message = e.to_string();
+    let Error::Corrupt {
+        path,
+        position,
+        reason,
+    } = e
+    else {
+        panic!("the decoder failed with something other than Corrupt: {message}");
+    };
+    assert_eq!(path, Path::new("__transaction_state"), "{message}");
+    assert!(message.contains("__transaction_state"), "{message}");
+    let part_len = if reason.starts_with("transaction log key") {
+        key.len()
+    } else if reason.starts_with("transaction log value") {
+        value.map_or(0, <[u8]>::len)
+    } else {
+        panic!("the error does not say whether the key or the value is bad: {message}");
+    };
+    assert!(
+        *position <= part_len as u64,
+        "error position {position} outside a part of {part_len} bytes: {message}"
+    );
+}
+
+fn check_txn_round_trip(spec: &TxnSpec) {
+    let id = bounded(&spec.transactional_id, TXN_STRING_BYTES_MAX, "");
+    let version = i16::from(spec.flexible);
+    let (previous, next, ctv) = if spec.flexible {
+        (
+            spec.previous_producer_id,
+            spec.next_producer_id,
+            spec.client_transaction_version,
+        )
+    } else {
+        (-1, -1, 0)
+    };
+    let value = TxnLogValue {
+        version,
+        producer_id: spec.producer_id,
+        producer_epoch: spec.producer_epoch,
+        timeout_ms: spec.timeout_ms,
+        state: TxnState::ALL[usize::from(spec.state) % TxnState::ALL.len()],
+        partitions: spec.partitions.as_ref().map(|topics| {
+            topics
+                .iter()
+                .map(|(topic, partitions)| TxnTopicPartitions {
+                    topic: bounded(topic, TXN_STRING_BYTES_MAX, ""),
+                    partitions: partitions.clone(),
+                })
+                .collect()
+        }),
+        last_update_ms: spec.last_update_ms,
+        start_ms: spec.start_ms,
+        previous_producer_id: previous,
+        next_producer_id: next,
+        client_transaction_version: ctv,
+    };
+    let key = __fuzz::encode_txn_log_key(&id);
+    let bytes = (!spec.tombstone).then(|| __fuzz::encode_txn_log_value(&value));
+    if let Some(b) = &bytes {
+        if spec.flexible {
+            assert_eq!(
+                flexible_value_is_canonical(b),
+                Some(true),
+                "the encoder wrote a non-canonical version 1 value"
+            );
+        }
+    }
+    let record = check_txn_record(&key, bytes.as_deref())
+        .unwrap_or_else(|| panic!("an in-bounds transaction record did not decode: {spec:?}"));
+    assert_eq!(record.transactional_id, id);
+    match (&record.value, spec.tombstone) {
+        (None, true) => {}
+        (Some(v), false) => assert_eq!(v, &value),
+        (v, tombstone) => panic!("decoded value {v:?} for tombstone={tombstone}"),
+    }
+}
+
 /// A fuzz body: raw input in, panic on a broken invariant.
 pub type Body = fn(&[u8]);
 
@@ -1453,4 +1794,5 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("open_partition_dir", open_partition_dir),
     ("config_properties", config_properties),
     ("offsets_log", offsets_log),
+    ("txn_state_log", txn_state_log),
 ];

@@ -28,7 +28,12 @@
 //! 1 (`NextProducerId`, i64) and 2 (`ClientTransactionVersion`, i16) are kept; unknown tags are
 //! skipped, as Kafka skips them.
 //!
-//! A record decoded from bytes re-encodes to the same bytes when it has no unknown tags.
+//! A record decoded from bytes re-encodes to a record that decodes to the same value. It
+//! re-encodes to the same bytes in version 0 always, and in version 1 when it is written as
+//! Kafka writes it: every varint in the fewest bytes, no tags after a partition entry, and
+//! after the value only tags 0, 1 and 2, each at most once, in increasing order and not at its
+//! default (the decoder accepts overlong varints, unknown, repeated or out-of-order tags and
+//! tags at their defaults, as Kafka's does).
 
 use crate::error::{Error, Result};
 use crate::txn::metadata::TxnState;
@@ -259,15 +264,19 @@ fn decode_value(bytes: &[u8]) -> Result<TxnLogValue> {
         for _ in 0..tags {
             let tag = v.uvarint()?;
             let size = v.uvarint()? as usize;
-            let field = v.take(size)?;
-            let mut f = Cursor::new(field, "tagged field");
-            match tag {
-                0 => value.previous_producer_id = f.i64()?,
-                1 => value.next_producer_id = f.i64()?,
-                2 => value.client_transaction_version = f.i16()?,
-                _ => continue,
+            // Errors name the byte within the value (a known tag of the wrong width is
+            // reported at its data, not within the field).
+            match (tag, size) {
+                (0, 8) => value.previous_producer_id = v.i64()?,
+                (1, 8) => value.next_producer_id = v.i64()?,
+                (2, 2) => value.client_transaction_version = v.i16()?,
+                (0..=2, _) => {
+                    return Err(v.corrupt(format!("tagged field {tag} of {size} bytes")));
+                }
+                _ => {
+                    v.take(size)?;
+                }
             }
-            f.finish()?;
         }
     }
     v.finish()?;
@@ -492,6 +501,29 @@ mod tests {
         with_unknown[section] = 3;
         with_unknown.extend_from_slice(&[9, 1, 0xff]);
         assert_eq!(decode_value(&with_unknown).unwrap(), v1);
+    }
+
+    /// Found by the `txn_state_log` fuzz target's seeds: a known tag of the wrong width was
+    /// reported at a byte of the tagged field, not of the value.
+    #[test]
+    fn a_known_tag_of_the_wrong_width_is_an_error_at_its_byte_in_the_value() {
+        let mut v1 = value(1);
+        v1.client_transaction_version = 2;
+        let mut bytes = encode_value(&v1);
+        let n = bytes.len();
+        // The trailing section: count 1, tag 2, size 2, the i16.
+        assert_eq!(bytes[n - 5..n - 2], [1, 2, 2]);
+        bytes[n - 3] = 3;
+        bytes.push(0);
+        match decode_value(&bytes) {
+            Err(Error::Corrupt {
+                position, reason, ..
+            }) => {
+                assert_eq!(position, (n - 2) as u64);
+                assert!(reason.starts_with("transaction log value"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
