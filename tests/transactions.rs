@@ -232,7 +232,9 @@ fn transactional_calls_follow_the_client_state_machine() {
     ));
     let d = broker.describe_transaction("tx").unwrap().unwrap();
     assert_eq!(d.state, TxnState::CompleteCommit);
-    assert_eq!(d.producer_epoch, 0);
+    // Transaction version 2: the one transaction that reached the coordinator bumped the
+    // epoch; the empty ones did not.
+    assert_eq!(d.producer_epoch, 1);
 }
 
 #[test]
@@ -259,12 +261,15 @@ fn commit_and_abort_write_one_marker_after_the_records() {
         markers,
         [ControlRecordType::Commit, ControlRecordType::Abort]
     );
-    for (h, m) in &headers {
+    // Transaction version 2: each marker carries the bumped epoch, and the next
+    // transaction's data continues at it, from sequence 0.
+    let epochs: Vec<(i16, i32)> = headers
+        .iter()
+        .map(|(h, _)| (h.producer_epoch, h.base_sequence))
+        .collect();
+    assert_eq!(epochs, [(0, 0), (1, -1), (1, 0), (2, -1)]);
+    for (h, _) in &headers {
         assert!(h.is_transactional());
-        assert_eq!(h.producer_epoch, 0);
-        if m.is_some() {
-            assert_eq!(h.base_sequence, -1);
-        }
     }
     // read_uncommitted: every data record, never a marker.
     assert_eq!(values_read_uncommitted(&broker, "t"), ["c1", "c2", "a1"]);
@@ -687,7 +692,8 @@ fn a_durable_commit_decision_completes_on_reopen() {
         let value = embroker::__fuzz::TxnLogValue {
             version: 0,
             producer_id: d.producer_id,
-            producer_epoch: d.producer_epoch,
+            // The decision's epoch is the bumped one (transaction version 2).
+            producer_epoch: d.producer_epoch + 1,
             timeout_ms: d.timeout_ms,
             state: TxnState::PrepareCommit,
             partitions: Some(vec![embroker::__fuzz::TxnTopicPartitions {
@@ -721,7 +727,7 @@ fn a_durable_commit_decision_completes_on_reopen() {
     let broker = Broker::open(dir.path()).unwrap();
     let d = broker.describe_transaction("tx").unwrap().unwrap();
     assert_eq!(d.state, TxnState::CompleteCommit);
-    assert_eq!(d.producer_epoch, 0, "a completed decision fences no one");
+    assert_eq!(d.producer_epoch, 1, "the decision's epoch");
     assert_eq!(
         batches(&broker, "t", 0).last().unwrap().1,
         Some(ControlRecordType::Commit)
