@@ -937,4 +937,88 @@ mod tests {
             Err(Error::ProducerFenced { .. })
         ));
     }
+
+    /// The headers (producer id, epoch, control) of every batch of `topic`-0.
+    fn headers(broker: &Broker, topic: &str) -> Vec<(i64, i16, bool)> {
+        let p = broker.topic(topic).unwrap().partition(0).unwrap();
+        let mut out = Vec::new();
+        let mut at = 0;
+        // A read stops at the end of a segment: read on until the log end.
+        while at < p.log_end_offset() {
+            let records = p.read(at, 1 << 20).unwrap();
+            for b in records.batches() {
+                out.push((
+                    b.header.producer_id,
+                    b.header.producer_epoch,
+                    b.header.is_control(),
+                ));
+                at = b.header.base_offset + i64::from(b.header.last_offset_delta) + 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_exhausted_epoch_at_an_end_continues_with_a_new_producer_id() {
+        let broker = setup();
+        let inner = &broker.inner;
+        let c = inner.txns();
+        let tp = [TopicPartition::new("t", 0)];
+        let (pid, _) = c.init_producer_id(inner, Some("x"), 1000).unwrap();
+        let last = i16::MAX - 1;
+        c.entry("x").lock().as_mut().unwrap().producer_epoch = last;
+        c.add_partitions(inner, "x", pid, last, &tp).unwrap();
+        let (next_pid, next_epoch) = c.end_txn(inner, "x", pid, last, true).unwrap();
+        assert_ne!(next_pid, pid);
+        assert_eq!(next_epoch, 0);
+        // The marker carries the old producer id at the last epoch.
+        assert_eq!(headers(&broker, "t"), [(pid, i16::MAX, true)]);
+        // A retry from the old producer is answered with the new one.
+        assert_eq!(
+            c.end_txn(inner, "x", pid, last, true).unwrap(),
+            (next_pid, 0)
+        );
+        // The new producer id works.
+        c.add_partitions(inner, "x", next_pid, 0, &tp).unwrap();
+        assert_eq!(c.end_txn(inner, "x", next_pid, 0, false).unwrap(), (next_pid, 1));
+    }
+
+    #[test]
+    fn open_aborts_transactions_no_durable_decision_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let stranger = 777_777;
+        {
+            let broker = Broker::open(dir.path()).unwrap();
+            broker
+                .create_topic("t", TopicConfig::default())
+                .unwrap();
+            let log = broker.inner.partition_log("t", 0).unwrap();
+            // A producer id the coordinator never handed out (its records lost, say).
+            let mut b = crate::codec::BatchBuilder::new();
+            b.set_producer(ProducerFields {
+                producer_id: stranger,
+                producer_epoch: 3,
+                base_sequence: 0,
+            });
+            b.set_transactional(true);
+            b.push(1_000, None, Some(b"v"), &[]).unwrap();
+            let mut batch = b.finish();
+            log.append_batch(&mut batch).unwrap();
+            assert_eq!(log.ongoing_transactions(), vec![(stranger, 0)]);
+            broker.close().unwrap();
+        }
+        let broker = Broker::open(dir.path()).unwrap();
+        let log = broker.inner.partition_log("t", 0).unwrap();
+        assert!(log.ongoing_transactions().is_empty());
+        assert_eq!(
+            headers(&broker, "t"),
+            [(stranger, 3, false), (stranger, 4, true)],
+            "aborted at the data's epoch + 1"
+        );
+        // A reopen finds nothing more to do.
+        drop(log);
+        broker.close().unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        assert_eq!(headers(&broker, "t").len(), 2);
+    }
 }
