@@ -672,9 +672,9 @@ fn an_open_transaction_is_aborted_on_reopen() {
     );
 }
 
-/// A crash between the durable commit decision and the markers: the `PrepareCommit` record is
-/// written here by hand (the coordinator writes it and its markers in one call), then the
-/// broker reopens and completes the commit.
+/// A crash between the durable commit decision and the markers, in files of an embroker before
+/// transaction version 2: the `PrepareCommit` record (version 0, at the data's own epoch) is
+/// written here by hand, then the broker reopens and completes the commit at that epoch.
 #[test]
 fn a_durable_commit_decision_completes_on_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -692,8 +692,9 @@ fn a_durable_commit_decision_completes_on_reopen() {
         let value = embroker::__fuzz::TxnLogValue {
             version: 0,
             producer_id: d.producer_id,
-            // The decision's epoch is the bumped one (transaction version 2).
-            producer_epoch: d.producer_epoch + 1,
+            // As embroker wrote it before transaction version 2: version 0, the decision at
+            // the data's own epoch.
+            producer_epoch: d.producer_epoch,
             timeout_ms: d.timeout_ms,
             state: TxnState::PrepareCommit,
             partitions: Some(vec![embroker::__fuzz::TxnTopicPartitions {
@@ -727,7 +728,7 @@ fn a_durable_commit_decision_completes_on_reopen() {
     let broker = Broker::open(dir.path()).unwrap();
     let d = broker.describe_transaction("tx").unwrap().unwrap();
     assert_eq!(d.state, TxnState::CompleteCommit);
-    assert_eq!(d.producer_epoch, 1, "the decision's epoch");
+    assert_eq!(d.producer_epoch, 0, "a completed decision fences no one");
     assert_eq!(
         batches(&broker, "t", 0).last().unwrap().1,
         Some(ControlRecordType::Commit)
@@ -1111,7 +1112,7 @@ fn a_durable_complete_record_without_markers_is_completed_on_reopen() {
             .unwrap();
         let d = broker.describe_transaction("tx").unwrap().unwrap();
         let value = embroker::__fuzz::TxnLogValue {
-            version: 0,
+            version: 1,
             producer_id: d.producer_id,
             producer_epoch: d.producer_epoch + 1,
             timeout_ms: d.timeout_ms,
@@ -1124,7 +1125,7 @@ fn a_durable_complete_record_without_markers_is_completed_on_reopen() {
             start_ms: d.start_ms,
             previous_producer_id: -1,
             next_producer_id: -1,
-            client_transaction_version: 0,
+            client_transaction_version: 2,
         };
         let state_topic = broker.topic("__transaction_state").unwrap();
         let hash = "tx"

@@ -48,6 +48,9 @@ use crate::types::{Record, TopicPartition};
 
 /// Kafka's `transaction.max.timeout.ms` default (15 minutes).
 pub(crate) const MAX_TIMEOUT_MS_DEFAULT: i64 = 900_000;
+/// Kafka's transaction version embroker follows (`ClientTransactionVersion` in its records):
+/// 2, every transaction end bumps the epoch (KIP-890 part 2).
+const TRANSACTION_VERSION: i16 = 2;
 /// The coordinator epoch markers carry: one coordinator, never moved.
 const COORDINATOR_EPOCH: i32 = 0;
 /// Bytes read per step when loading.
@@ -153,6 +156,7 @@ impl TxnCoordinator {
                 next_producer_id: -1,
                 last_producer: None,
                 unsynced_markers: Vec::new(),
+                client_transaction_version: TRANSACTION_VERSION,
             },
             Some(m) => {
                 match m.state {
@@ -175,6 +179,7 @@ impl TxnCoordinator {
                 next.transition(TxnState::Empty, "init producer id")?;
                 next.next_producer_id = -1;
                 next.last_producer = None;
+                next.client_transaction_version = TRANSACTION_VERSION;
                 next.timeout_ms = timeout_ms as i32;
                 next.partitions.clear();
                 next.txn_start_ms = -1;
@@ -285,6 +290,7 @@ impl TxnCoordinator {
                 let mut next = m.clone();
                 next.transition(prepare, operation)?;
                 self.bump_epoch(&mut next)?;
+                next.client_transaction_version = TRANSACTION_VERSION;
                 next.last_producer = Some((producer_id, epoch));
                 next.last_update_ms = broker.now_ms();
                 persist_durable(broker, &mut next)?;
@@ -345,6 +351,7 @@ impl TxnCoordinator {
         next.transition(TxnState::PrepareEpochFence, "fence")?;
         next.producer_epoch = m.producer_epoch.saturating_add(1);
         next.transition(TxnState::PrepareAbort, "abort")?;
+        next.client_transaction_version = TRANSACTION_VERSION;
         next.last_update_ms = broker.now_ms();
         persist_durable(broker, &mut next)?;
         *m = next;
@@ -402,6 +409,7 @@ impl TxnCoordinator {
                     m.producer_epoch = m.producer_epoch.max(epoch);
                     m.partitions = partitions;
                     m.next_producer_id = -1;
+                    m.client_transaction_version = TRANSACTION_VERSION;
                     m.last_update_ms = broker.now_ms();
                     persist_durable(broker, m)?;
                 }
@@ -588,8 +596,9 @@ fn to_value(m: &TransactionMetadata) -> TxnLogValue {
             .collect()
     });
     TxnLogValue {
-        // Version 1 only to carry NextProducerId (an exhausted epoch): see FORMAT.md §21.
-        version: if m.next_producer_id >= 0 {
+        // Version 1 (flexible) carries ClientTransactionVersion, and NextProducerId once an
+        // epoch is exhausted: see FORMAT.md §21.
+        version: if m.client_transaction_version >= TRANSACTION_VERSION || m.next_producer_id >= 0 {
             1
         } else {
             state_log::VALUE_VERSION
@@ -603,7 +612,7 @@ fn to_value(m: &TransactionMetadata) -> TxnLogValue {
         start_ms: m.txn_start_ms,
         previous_producer_id: -1,
         next_producer_id: m.next_producer_id,
-        client_transaction_version: 0,
+        client_transaction_version: m.client_transaction_version,
     }
 }
 
@@ -631,6 +640,7 @@ fn from_value(transactional_id: String, v: TxnLogValue) -> TransactionMetadata {
         next_producer_id: v.next_producer_id,
         last_producer: None,
         unsynced_markers: Vec::new(),
+        client_transaction_version: v.client_transaction_version,
     }
 }
 
@@ -776,8 +786,12 @@ fn reconcile(
                     TxnState::PrepareAbort | TxnState::CompleteAbort => false,
                     _ => return None,
                 };
-                (m.producer_epoch > data_epoch && m.partitions.contains(&tp))
-                    .then_some((commit, m.producer_epoch))
+                // Version 2: the decision's epoch is above its data's. Records of earlier
+                // versions (0) decided at the data's own epoch, their `Ongoing` fsynced first.
+                let covers = m.producer_epoch > data_epoch
+                    || (m.client_transaction_version < TRANSACTION_VERSION
+                        && m.producer_epoch == data_epoch);
+                (covers && m.partitions.contains(&tp)).then_some((commit, m.producer_epoch))
             });
             // No durable decision covers this data: abort it, at an epoch above the data's so
             // a producer still at that epoch could not write on (Kafka's fence-and-abort).

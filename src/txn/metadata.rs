@@ -142,6 +142,10 @@ pub(crate) struct TransactionMetadata {
     /// Synced before the next durable record of this id supersedes the decision that
     /// recovery would re-write them from. In memory only.
     pub(crate) unsynced_markers: Vec<(TopicPartition, i64)>,
+    /// Kafka's `ClientTransactionVersion` of the last record: 2 (what embroker writes now)
+    /// when a decision's epoch is the bump of its data's epoch, 0 for records of earlier
+    /// embroker versions, whose decisions and markers carry the data's own epoch.
+    pub(crate) client_transaction_version: i16,
 }
 
 impl TransactionMetadata {
@@ -183,6 +187,7 @@ mod tests {
             next_producer_id: -1,
             last_producer: None,
             unsynced_markers: Vec::new(),
+            client_transaction_version: 2,
         }
     }
 
