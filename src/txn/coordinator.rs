@@ -682,7 +682,9 @@ fn persist(broker: &BrokerInner, m: &TransactionMetadata, durable: bool) -> Resu
 fn persist_durable(broker: &BrokerInner, m: &mut TransactionMetadata) -> Result<()> {
     for (tp, end) in &m.unsynced_markers {
         match broker.partition_log(&tp.topic, tp.partition) {
-            Ok(log) => log.sync_to(*end)?,
+            // Clamped: a topic deleted and created again since has a shorter log, and
+            // `sync_to` waits for its end offset to be durable.
+            Ok(log) => log.sync_to((*end).min(log.log_end_offset()))?,
             Err(Error::UnknownTopic { .. } | Error::UnknownPartition { .. }) => {}
             Err(e) => return Err(e),
         }
