@@ -1001,7 +1001,7 @@ fn a_later_open_transaction_is_aborted_and_the_committed_one_kept_on_reopen() {
         let p = broker.producer(txn_config("tx")).unwrap();
         p.init_transactions().unwrap();
         p.begin_transaction().unwrap();
-        p.send(ProducerRecord::new("t", "t1")).unwrap();
+        drop(p.send(ProducerRecord::new("t", "t1")).unwrap());
         p.commit_transaction().unwrap();
         p.begin_transaction().unwrap();
         p.send(ProducerRecord::new("t", "t2"))
@@ -1034,7 +1034,7 @@ fn a_later_open_transaction_is_aborted_and_the_committed_one_kept_on_reopen() {
     let p = broker.producer(txn_config("tx")).unwrap();
     p.init_transactions().unwrap();
     p.begin_transaction().unwrap();
-    p.send(ProducerRecord::new("t", "t3")).unwrap();
+    drop(p.send(ProducerRecord::new("t", "t3")).unwrap());
     p.commit_transaction().unwrap();
     assert_eq!(values_read_committed(&broker, "t"), ["t1", "t3"]);
 }
@@ -1064,8 +1064,10 @@ fn a_durable_decision_without_markers_is_completed_on_reopen() {
         p.init_transactions().unwrap();
         p.begin_transaction().unwrap();
         for partition in 0..2 {
-            p.send(ProducerRecord::new("t", "decided").partition(partition))
-                .unwrap();
+            drop(
+                p.send(ProducerRecord::new("t", "decided").partition(partition))
+                    .unwrap(),
+            );
         }
         CRASH_AT_DECISION.with(|c| c.set(true));
         let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -1074,7 +1076,9 @@ fn a_durable_decision_without_markers_is_completed_on_reopen() {
         assert!(crashed.is_err(), "the seam ran");
         for partition in 0..2 {
             assert!(
-                batches(&broker, "t", partition).iter().all(|(_, m)| m.is_none()),
+                batches(&broker, "t", partition)
+                    .iter()
+                    .all(|(_, m)| m.is_none()),
                 "no marker before the crash"
             );
         }

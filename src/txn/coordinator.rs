@@ -996,7 +996,10 @@ mod tests {
         );
         // The new producer id works.
         c.add_partitions(inner, "x", next_pid, 0, &tp).unwrap();
-        assert_eq!(c.end_txn(inner, "x", next_pid, 0, false).unwrap(), (next_pid, 1));
+        assert_eq!(
+            c.end_txn(inner, "x", next_pid, 0, false).unwrap(),
+            (next_pid, 1)
+        );
     }
 
     #[test]
@@ -1005,9 +1008,7 @@ mod tests {
         let stranger = 777_777;
         {
             let broker = Broker::open(dir.path()).unwrap();
-            broker
-                .create_topic("t", TopicConfig::default())
-                .unwrap();
+            broker.create_topic("t", TopicConfig::default()).unwrap();
             let log = broker.inner.partition_log("t", 0).unwrap();
             // A producer id the coordinator never handed out (its records lost, say).
             let mut b = crate::codec::BatchBuilder::new();
