@@ -430,8 +430,9 @@ impl TxnCoordinator {
                         TxnState::PrepareCommit | TxnState::PrepareAbort => {
                             self.complete_recovered(broker, m)
                         }
-                        // Older files: an `Ongoing` record (never durable-relied on now);
-                        // its data was aborted by reconcile; fence the epoch it had.
+                        // Files of earlier versions hold `Ongoing` records. With data left
+                        // open, reconcile made it `PrepareAbort` above; without, this fences
+                        // the epoch (its ABORT markers find nothing open: harmless).
                         TxnState::Ongoing | TxnState::PrepareEpochFence => {
                             self.fence_and_abort(broker, m)
                         }
@@ -459,8 +460,8 @@ impl TxnCoordinator {
         }
     }
 
-    /// Records the completion of a decision whose markers reconcile already ensured, and
-    /// makes them durable (open is rare: one fsync per partition is fine here).
+    /// Records the completion of a decision whose markers are in place: reconcile wrote and
+    /// fsynced the missing ones, and the log made everything it found at open durable.
     fn complete_recovered(&self, broker: &BrokerInner, m: &mut TransactionMetadata) -> Result<()> {
         let complete = match m.state {
             TxnState::PrepareCommit => TxnState::CompleteCommit,
