@@ -1039,4 +1039,44 @@ mod tests {
         let broker = Broker::open(dir.path()).unwrap();
         assert_eq!(headers(&broker, "t").len(), 2);
     }
+
+    /// The one fsync of a transaction is its decision, and a decision is never superseded
+    /// by a durable record of its id before its markers are durable: T1 writes markers to
+    /// t-0 and t-1; T2 touches t-0 only; once T2's decision returned, T1's marker in t-1 is
+    /// durable (recovery could no longer re-write it from T1's decision).
+    #[test]
+    fn a_decision_is_superseded_only_once_its_markers_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        broker
+            .create_topic("t", TopicConfig::default().partitions(2))
+            .unwrap();
+        let inner = &broker.inner;
+        let c = inner.txns();
+        let both = [TopicPartition::new("t", 0), TopicPartition::new("t", 1)];
+        let (pid, epoch) = c.init_producer_id(inner, Some("x"), 60_000).unwrap();
+        c.add_partitions(inner, "x", pid, epoch, &both).unwrap();
+        let (pid, epoch) = c.end_txn(inner, "x", pid, epoch, true).unwrap();
+        let second = inner.partition_log("t", 1).unwrap();
+        let marker_end = second.log_end_offset();
+        assert_eq!(marker_end, 1);
+        assert_eq!(
+            c.entry("x").lock().as_ref().unwrap().unsynced_markers.len(),
+            2,
+            "the markers were not fsynced by the commit"
+        );
+        c.add_partitions(inner, "x", pid, epoch, &both[..1])
+            .unwrap();
+        c.end_txn(inner, "x", pid, epoch, false).unwrap();
+        assert!(second.durable_offset() >= marker_end);
+        // Only T2's marker waits now.
+        let m = c
+            .entry("x")
+            .lock()
+            .as_ref()
+            .unwrap()
+            .unsynced_markers
+            .clone();
+        assert_eq!(m, [(TopicPartition::new("t", 0), 2)]);
+    }
 }
