@@ -232,7 +232,9 @@ fn transactional_calls_follow_the_client_state_machine() {
     ));
     let d = broker.describe_transaction("tx").unwrap().unwrap();
     assert_eq!(d.state, TxnState::CompleteCommit);
-    assert_eq!(d.producer_epoch, 0);
+    // Transaction version 2: the one transaction that reached the coordinator bumped the
+    // epoch; the empty ones did not.
+    assert_eq!(d.producer_epoch, 1);
 }
 
 #[test]
@@ -259,12 +261,15 @@ fn commit_and_abort_write_one_marker_after_the_records() {
         markers,
         [ControlRecordType::Commit, ControlRecordType::Abort]
     );
-    for (h, m) in &headers {
+    // Transaction version 2: each marker carries the bumped epoch, and the next
+    // transaction's data continues at it, from sequence 0.
+    let epochs: Vec<(i16, i32)> = headers
+        .iter()
+        .map(|(h, _)| (h.producer_epoch, h.base_sequence))
+        .collect();
+    assert_eq!(epochs, [(0, 0), (1, -1), (1, 0), (2, -1)]);
+    for (h, _) in &headers {
         assert!(h.is_transactional());
-        assert_eq!(h.producer_epoch, 0);
-        if m.is_some() {
-            assert_eq!(h.base_sequence, -1);
-        }
     }
     // read_uncommitted: every data record, never a marker.
     assert_eq!(values_read_uncommitted(&broker, "t"), ["c1", "c2", "a1"]);
@@ -667,9 +672,9 @@ fn an_open_transaction_is_aborted_on_reopen() {
     );
 }
 
-/// A crash between the durable commit decision and the markers: the `PrepareCommit` record is
-/// written here by hand (the coordinator writes it and its markers in one call), then the
-/// broker reopens and completes the commit.
+/// A crash between the durable commit decision and the markers, in files of an embroker before
+/// transaction version 2: the `PrepareCommit` record (version 0, at the data's own epoch) is
+/// written here by hand, then the broker reopens and completes the commit at that epoch.
 #[test]
 fn a_durable_commit_decision_completes_on_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -687,6 +692,8 @@ fn a_durable_commit_decision_completes_on_reopen() {
         let value = embroker::__fuzz::TxnLogValue {
             version: 0,
             producer_id: d.producer_id,
+            // As embroker wrote it before transaction version 2: version 0, the decision at
+            // the data's own epoch.
             producer_epoch: d.producer_epoch,
             timeout_ms: d.timeout_ms,
             state: TxnState::PrepareCommit,
@@ -954,4 +961,197 @@ fn a_fenced_producers_records_stay_invisible_to_read_committed() {
     drop(new.send(ProducerRecord::new("t", "new")).unwrap());
     new.commit_transaction().unwrap();
     assert_eq!(read_committed_values(&broker, "t"), ["new"]);
+}
+
+/// The records of partition 0 of `topic` a `read_committed` consumer sees.
+fn values_read_committed(broker: &Broker, topic: &str) -> Vec<String> {
+    let mut c = broker
+        .consumer(
+            ConsumerConfig::default()
+                .auto_offset_reset(OffsetReset::Earliest)
+                .isolation_level(IsolationLevel::ReadCommitted),
+        )
+        .unwrap();
+    let tp = TopicPartition::new(topic, 0);
+    c.assign(std::slice::from_ref(&tp)).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let polled = c.poll(Duration::from_millis(50)).unwrap();
+        if polled.is_empty() && !out.is_empty() {
+            break;
+        }
+        for r in polled {
+            out.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    out
+}
+
+/// Transaction version 2 recovery: T1 committed (its markers at the bumped epoch 1), T2's data
+/// written at epoch 1 and the broker gone before T2 ends (its `Ongoing` state was in memory
+/// only). On reopen, T2's data is at the epoch T1's decision handed out, not below it: no
+/// decision covers it, so it is aborted (at epoch 2), and T1 stays committed.
+#[test]
+fn a_later_open_transaction_is_aborted_and_the_committed_one_kept_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        broker.create_topic("t", TopicConfig::default()).unwrap();
+        let p = broker.producer(txn_config("tx")).unwrap();
+        p.init_transactions().unwrap();
+        p.begin_transaction().unwrap();
+        drop(p.send(ProducerRecord::new("t", "t1")).unwrap());
+        p.commit_transaction().unwrap();
+        p.begin_transaction().unwrap();
+        p.send(ProducerRecord::new("t", "t2"))
+            .unwrap()
+            .wait()
+            .unwrap();
+        drop(p);
+        broker.close().unwrap();
+    }
+    let broker = Broker::open(dir.path()).unwrap();
+    let headers = batches(&broker, "t", 0);
+    let shape: Vec<(i16, Option<ControlRecordType>)> = headers
+        .iter()
+        .map(|(h, m)| (h.producer_epoch, *m))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (0, None),
+            (1, Some(ControlRecordType::Commit)),
+            (1, None),
+            (2, Some(ControlRecordType::Abort)),
+        ]
+    );
+    assert_eq!(values_read_committed(&broker, "t"), ["t1"]);
+    let d = broker.describe_transaction("tx").unwrap().unwrap();
+    assert_eq!(d.state, TxnState::CompleteAbort);
+    assert_eq!(d.producer_epoch, 2);
+    // A new producer takes epoch 3 and works.
+    let p = broker.producer(txn_config("tx")).unwrap();
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    drop(p.send(ProducerRecord::new("t", "t3")).unwrap());
+    p.commit_transaction().unwrap();
+    assert_eq!(values_read_committed(&broker, "t"), ["t1", "t3"]);
+}
+
+thread_local! {
+    /// Set by a test whose thread must "crash" at its next durable decision.
+    static CRASH_AT_DECISION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The decision is durable and the process dies before any marker (the crash seam panics on
+/// this test's thread only): on reopen the marker is written at the decision's epoch in every
+/// partition the decision lists, and the records are committed.
+#[test]
+fn a_durable_decision_without_markers_is_completed_on_reopen() {
+    embroker::__testing::on_commit_decision(Box::new(|| {
+        if CRASH_AT_DECISION.with(|c| c.replace(false)) {
+            panic!("crash at the commit decision");
+        }
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        broker
+            .create_topic("t", TopicConfig::default().partitions(2))
+            .unwrap();
+        let p = broker.producer(txn_config("tx")).unwrap();
+        p.init_transactions().unwrap();
+        p.begin_transaction().unwrap();
+        for partition in 0..2 {
+            drop(
+                p.send(ProducerRecord::new("t", "decided").partition(partition))
+                    .unwrap(),
+            );
+        }
+        CRASH_AT_DECISION.with(|c| c.set(true));
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = p.commit_transaction();
+        }));
+        assert!(crashed.is_err(), "the seam ran");
+        for partition in 0..2 {
+            assert!(
+                batches(&broker, "t", partition)
+                    .iter()
+                    .all(|(_, m)| m.is_none()),
+                "no marker before the crash"
+            );
+        }
+        drop(p);
+        broker.close().unwrap();
+    }
+    let broker = Broker::open(dir.path()).unwrap();
+    for partition in 0..2 {
+        let last = batches(&broker, "t", partition).last().cloned().unwrap();
+        assert_eq!(last.1, Some(ControlRecordType::Commit));
+        assert_eq!(last.0.producer_epoch, 1, "the decision's epoch");
+    }
+    assert_eq!(values_read_committed(&broker, "t"), ["decided"]);
+    let d = broker.describe_transaction("tx").unwrap().unwrap();
+    assert_eq!(d.state, TxnState::CompleteCommit);
+    assert_eq!(d.producer_epoch, 1);
+}
+
+/// `CompleteCommit` is written without fsync and may become durable before the markers (an
+/// fsync of the shared `__transaction_state` partition by another id): it keeps the decision's
+/// epoch and partitions, so a reopen that finds it with the partition's transaction still open
+/// writes the COMMIT marker, as for `PrepareCommit`.
+#[test]
+fn a_durable_complete_record_without_markers_is_completed_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        broker.create_topic("t", TopicConfig::default()).unwrap();
+        let p = broker.producer(txn_config("tx")).unwrap();
+        p.init_transactions().unwrap();
+        p.begin_transaction().unwrap();
+        p.send(ProducerRecord::new("t", "decided"))
+            .unwrap()
+            .wait()
+            .unwrap();
+        let d = broker.describe_transaction("tx").unwrap().unwrap();
+        let value = embroker::__fuzz::TxnLogValue {
+            version: 1,
+            producer_id: d.producer_id,
+            producer_epoch: d.producer_epoch + 1,
+            timeout_ms: d.timeout_ms,
+            state: TxnState::CompleteCommit,
+            partitions: Some(vec![embroker::__fuzz::TxnTopicPartitions {
+                topic: "t".into(),
+                partitions: vec![0],
+            }]),
+            last_update_ms: 1,
+            start_ms: d.start_ms,
+            previous_producer_id: -1,
+            next_producer_id: -1,
+            client_transaction_version: 2,
+        };
+        let state_topic = broker.topic("__transaction_state").unwrap();
+        let hash = "tx"
+            .encode_utf16()
+            .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
+        let partition = hash.abs() % state_topic.partition_count();
+        state_topic
+            .partition(partition)
+            .unwrap()
+            .append(&[
+                embroker::Record::new(embroker::__fuzz::encode_txn_log_value(&value))
+                    .key(embroker::__fuzz::encode_txn_log_key("tx")),
+            ])
+            .unwrap();
+        drop(p);
+        broker.close().unwrap();
+    }
+    let broker = Broker::open(dir.path()).unwrap();
+    let last = batches(&broker, "t", 0).last().cloned().unwrap();
+    assert_eq!(last.1, Some(ControlRecordType::Commit));
+    assert_eq!(last.0.producer_epoch, 1);
+    assert_eq!(values_read_committed(&broker, "t"), ["decided"]);
+    let d = broker.describe_transaction("tx").unwrap().unwrap();
+    assert_eq!(d.state, TxnState::CompleteCommit);
 }

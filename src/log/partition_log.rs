@@ -1435,6 +1435,12 @@ impl PartitionLog {
             .collect()
     }
 
+    /// The offset below which every record is known durable (for tests of fsync order).
+    #[cfg(test)]
+    pub(crate) fn durable_offset(&self) -> i64 {
+        self.sync_state.lock().durable_offset
+    }
+
     /// The open transactions as (producer id, first offset), earliest first.
     pub(crate) fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
         self.writer.lock().producers.ongoing()

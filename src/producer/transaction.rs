@@ -20,6 +20,9 @@
 //! - `commit_transaction` and `abort_transaction` flush first, so every record sent in the
 //!   transaction is in its partition before the marker; a transaction with a failed send
 //!   cannot commit.
+//! - Each transaction that reached the coordinator ends with a new epoch (or, once the epoch
+//!   is exhausted, a new producer id) that the producer takes before the next transaction
+//!   (Kafka's transaction version 2): the next batch of every partition starts at sequence 0.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -416,10 +419,13 @@ impl Producer {
                 return Err(restore(txn.invalid(UNINITIALIZED, operation)));
             };
             let broker = &self.shared().broker.inner;
-            broker
+            let next = broker
                 .txns()
                 .end_txn(broker, &txn.id, producer_id, epoch, commit)
                 .map_err(restore)?;
+            // Transaction version 2: every end bumps the epoch; the sender's sequences start
+            // again at 0 for every partition when it sees the new epoch (`Sequences::fields`).
+            *idem.ids.lock() = Some(next);
         }
         let mut inner = txn.inner.lock();
         inner.partitions.clear();

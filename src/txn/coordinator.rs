@@ -5,23 +5,33 @@
 //! Owns: every transactional id's [`TransactionMetadata`], its records in
 //! `__transaction_state`, the order in which a transaction ends, and the transaction markers.
 //!
+//! Transactions end as in Kafka 4.0's transaction version 2 (KIP-890 part 2): every end bumps
+//! the producer's epoch. One fsync per transaction: the decision.
+//!
 //! Invariants:
 //! - A state change is written to `__transaction_state` before memory changes; a failed write
 //!   leaves memory as it was (Kafka's `prepareTransitionTo` / `completeTransitionTo`).
-//! - A transaction ends in Kafka's order: `PrepareCommit`/`PrepareAbort` is written and
-//!   fsynced before any marker; every marker is appended and fsynced before
-//!   `CompleteCommit`/`CompleteAbort` is written. So after a crash a durable decision is
-//!   completed on open (its markers re-written: a duplicate marker is harmless), and a
-//!   transaction without one is aborted.
-//! - `Ongoing` (with each partition added) is fsynced before the producer appends to the
-//!   partition, so a crash never leaves a partition with transactional records the
-//!   coordinator does not know of (which would hold its last stable offset forever).
+//! - `Ongoing` lives in memory only (never written): the partitions know which of them hold
+//!   an open transaction (their producer state), and recovery asks them.
+//! - A transaction ends with ONE durable record, the decision (`PrepareCommit` or
+//!   `PrepareAbort`), at the bumped epoch E+1 of the data's epoch E, listing the
+//!   transaction's partitions; then the markers at E+1 and the `Complete*` record (which keeps
+//!   the same producer id, epoch and partitions), neither fsynced. The producer continues at
+//!   E+1 (a new producer id once the epoch is exhausted), every sequence from 0.
+//! - Before any durable record of an id supersedes its last decision, that decision's markers
+//!   are durable (`unsynced_markers`): so the last durable decision record of an id names
+//!   every partition where one of its markers may be missing.
+//! - At open, for each partition with an open transaction of producer P at data epoch d: if
+//!   P's last durable record is a decision at epoch e > d listing the partition, its marker
+//!   is written at e (the decision was durable, the marker lost); anything else is aborted
+//!   at d+1. A transaction of the epoch a decision handed out (d = e) began after that
+//!   decision and never got one of its own.
 //! - Every call from a producer checks its producer id and epoch ([`Error::ProducerFenced`])
 //!   and the transaction's state ([`Error::InvalidTxnState`]).
 //! - Lock order: the map of ids, then one id's entry; markers are written under the entry's
 //!   lock (and may take a partition's writer lock and a group's lock, never the map's).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -38,6 +48,9 @@ use crate::types::{Record, TopicPartition};
 
 /// Kafka's `transaction.max.timeout.ms` default (15 minutes).
 pub(crate) const MAX_TIMEOUT_MS_DEFAULT: i64 = 900_000;
+/// Kafka's transaction version embroker follows (`ClientTransactionVersion` in its records):
+/// 2, every transaction end bumps the epoch (KIP-890 part 2).
+const TRANSACTION_VERSION: i16 = 2;
 /// The coordinator epoch markers carry: one coordinator, never moved.
 const COORDINATOR_EPOCH: i32 = 0;
 /// Bytes read per step when loading.
@@ -140,6 +153,10 @@ impl TxnCoordinator {
                 partitions: BTreeSet::new(),
                 txn_start_ms: -1,
                 last_update_ms: now,
+                next_producer_id: -1,
+                last_producer: None,
+                unsynced_markers: Vec::new(),
+                client_transaction_version: TRANSACTION_VERSION,
             },
             Some(m) => {
                 match m.state {
@@ -160,6 +177,9 @@ impl TxnCoordinator {
                     next.producer_epoch = m.producer_epoch + 1;
                 }
                 next.transition(TxnState::Empty, "init producer id")?;
+                next.next_producer_id = -1;
+                next.last_producer = None;
+                next.client_transaction_version = TRANSACTION_VERSION;
                 next.timeout_ms = timeout_ms as i32;
                 next.partitions.clear();
                 next.txn_start_ms = -1;
@@ -167,14 +187,16 @@ impl TxnCoordinator {
                 next
             }
         };
-        persist(broker, &next, true)?;
+        let mut next = next;
+        persist_durable(broker, &mut next)?;
         let out = (next.producer_id, next.producer_epoch);
         *slot = Some(next);
         Ok(out)
     }
 
     /// Kafka's `AddPartitionsToTxn`: adds partitions to the producer's transaction (beginning
-    /// it), durably, before the producer appends to them.
+    /// it) before the producer appends to them. In memory only: the partitions themselves
+    /// tell recovery where a transaction was left open (see the module docs).
     pub(crate) fn add_partitions(
         &self,
         broker: &BrokerInner,
@@ -197,15 +219,15 @@ impl TxnCoordinator {
             | TxnState::CompleteAbort => {}
             _ => return Err(m.invalid("add partitions")),
         }
-        let mut next = m.clone();
+        let now = broker.now_ms();
         if m.state != TxnState::Ongoing {
-            next.txn_start_ms = broker.now_ms();
+            m.txn_start_ms = now;
+            // The partitions of the last transaction's decision (kept for its record).
+            m.partitions.clear();
         }
-        next.transition(TxnState::Ongoing, "add partitions")?;
-        next.partitions.extend(partitions.iter().cloned());
-        next.last_update_ms = broker.now_ms();
-        persist(broker, &next, true)?;
-        *m = next;
+        m.transition(TxnState::Ongoing, "add partitions")?;
+        m.partitions.extend(partitions.iter().cloned());
+        m.last_update_ms = now;
         Ok(())
     }
 
@@ -225,9 +247,11 @@ impl TxnCoordinator {
         Ok(tp)
     }
 
-    /// Kafka's `EndTxn`: commits or aborts the producer's transaction (see the module docs
-    /// for the order). Repeating the call for a transaction that already ended the same way
-    /// succeeds, as in Kafka.
+    /// Kafka's `EndTxn` (transaction version 2): commits or aborts the producer's
+    /// transaction (see the module docs for the order) and returns the producer id and epoch
+    /// the producer continues with (the epoch bumped). Repeating the call from the producer
+    /// that ended the transaction, with its old epoch, succeeds when it ended the same way, as
+    /// in Kafka (`lastProducerEpoch`).
     pub(crate) fn end_txn(
         &self,
         broker: &BrokerInner,
@@ -235,31 +259,62 @@ impl TxnCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<()> {
+    ) -> Result<(i64, i16)> {
         self.check()?;
         let entry = self.entry(tid);
         let mut slot = entry.lock();
         let operation = if commit { "commit" } else { "abort" };
-        let m = checked(&mut slot, tid, producer_id, epoch, operation)?;
         let (prepare, complete) = if commit {
             (TxnState::PrepareCommit, TxnState::CompleteCommit)
         } else {
             (TxnState::PrepareAbort, TxnState::CompleteAbort)
         };
+        if let Some(m) = slot.as_mut() {
+            if m.last_producer == Some((producer_id, epoch))
+                && (m.producer_id, m.producer_epoch) != (producer_id, epoch)
+            {
+                // A retry: the first call's decision was written and the epoch bumped.
+                return match m.state {
+                    s if s == prepare => {
+                        self.complete(broker, m)?;
+                        Ok((m.producer_id, m.producer_epoch))
+                    }
+                    s if s == complete => Ok((m.producer_id, m.producer_epoch)),
+                    _ => Err(m.invalid(operation)),
+                };
+            }
+        }
+        let m = checked(&mut slot, tid, producer_id, epoch, operation)?;
         match m.state {
             TxnState::Ongoing => {
                 let mut next = m.clone();
                 next.transition(prepare, operation)?;
+                self.bump_epoch(&mut next)?;
+                next.client_transaction_version = TRANSACTION_VERSION;
+                next.last_producer = Some((producer_id, epoch));
                 next.last_update_ms = broker.now_ms();
-                persist(broker, &next, true)?;
+                persist_durable(broker, &mut next)?;
                 super::testing::decision_durable();
                 *m = next;
-                self.complete(broker, m)
+                self.complete(broker, m)?;
+                Ok((m.producer_id, m.producer_epoch))
             }
-            s if s == prepare => self.complete(broker, m),
-            s if s == complete => Ok(()),
+            s if s == prepare => {
+                self.complete(broker, m)?;
+                Ok((m.producer_id, m.producer_epoch))
+            }
             _ => Err(m.invalid(operation)),
         }
+    }
+
+    /// The epoch bump of a decision: E+1, and once that exhausts the epoch (Kafka's
+    /// `isProducerEpochExhausted`) a new producer id for after the markers.
+    fn bump_epoch(&self, next: &mut TransactionMetadata) -> Result<()> {
+        if next.producer_epoch >= i16::MAX - 1 {
+            next.next_producer_id = self.ids.next_id()?;
+        }
+        next.producer_epoch = next.producer_epoch.saturating_add(1);
+        Ok(())
     }
 
     /// Writes the markers of a prepared transaction, then its `Complete*` record.
@@ -269,13 +324,21 @@ impl TxnCoordinator {
             TxnState::PrepareAbort => (ControlRecordType::Abort, TxnState::CompleteAbort),
             _ => return Err(m.invalid("complete")),
         };
-        write_markers(broker, m, kind)?;
+        let ends = write_markers(broker, m, kind)?;
+        m.unsynced_markers.extend(ends);
         let mut next = m.clone();
         next.transition(complete, "complete")?;
-        next.partitions.clear();
         next.last_update_ms = broker.now_ms();
-        // Not fsynced: lost, the `Prepare*` record is replayed and the markers re-written.
+        // Not fsynced, and it may become durable before the markers (another id's fsync of the
+        // same partition of `__transaction_state`): it keeps the decision's producer id, epoch
+        // and partitions, so recovery re-writes the markers from it as from `Prepare*`.
         persist(broker, &next, false)?;
+        if next.next_producer_id >= 0 {
+            // The epoch is exhausted: the producer continues with the new id.
+            next.producer_id = next.next_producer_id;
+            next.producer_epoch = 0;
+            next.next_producer_id = -1;
+        }
         *m = next;
         Ok(())
     }
@@ -288,8 +351,9 @@ impl TxnCoordinator {
         next.transition(TxnState::PrepareEpochFence, "fence")?;
         next.producer_epoch = m.producer_epoch.saturating_add(1);
         next.transition(TxnState::PrepareAbort, "abort")?;
+        next.client_transaction_version = TRANSACTION_VERSION;
         next.last_update_ms = broker.now_ms();
-        persist(broker, &next, true)?;
+        persist_durable(broker, &mut next)?;
         *m = next;
         self.complete(broker, m)
     }
@@ -329,12 +393,30 @@ impl TxnCoordinator {
         }
     }
 
-    /// Replays `__transaction_state`, then completes every durable decision and aborts
-    /// every transaction left open. Called once when the broker opens, after the groups
-    /// loaded (markers on `__consumer_offsets` complete their pending offsets). A failure is
-    /// kept and reported by every transactional call.
+    /// Replays `__transaction_state`, then ends every transaction a partition reports open
+    /// (see the module docs: the marker of a durable decision, an abort otherwise), then
+    /// writes the `Complete*` record of every decision. Called once when the broker opens,
+    /// after the groups loaded (markers on `__consumer_offsets` complete their pending
+    /// offsets). A failure is kept and reported by every transactional call.
     pub(crate) fn load(&self, broker: &BrokerInner) {
-        match self.try_load(broker) {
+        let result = self.try_load(broker).and_then(|mut loaded| {
+            let aborted = reconcile(broker, &loaded)?;
+            for (tid, (epoch, partitions)) in aborted {
+                if let Some(m) = loaded.get_mut(&tid) {
+                    // Kafka's fence-and-abort, its markers already written: the id's epoch
+                    // moves to the abort's, so no epoch handed out later is below a marker.
+                    m.state = TxnState::PrepareAbort;
+                    m.producer_epoch = m.producer_epoch.max(epoch);
+                    m.partitions = partitions;
+                    m.next_producer_id = -1;
+                    m.client_transaction_version = TRANSACTION_VERSION;
+                    m.last_update_ms = broker.now_ms();
+                    persist_durable(broker, m)?;
+                }
+            }
+            Ok(loaded)
+        });
+        match result {
             Ok(loaded) => {
                 *self.entries.lock() = loaded
                     .into_iter()
@@ -344,11 +426,24 @@ impl TxnCoordinator {
                     let mut slot = entry.lock();
                     let Some(m) = slot.as_mut() else { continue };
                     let result = match m.state {
+                        // The markers are in place (reconcile): record the completion.
                         TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                            self.complete(broker, m)
+                            self.complete_recovered(broker, m)
                         }
+                        // Files of earlier versions hold `Ongoing` records. With data left
+                        // open, reconcile made it `PrepareAbort` above; without, this fences
+                        // the epoch (its ABORT markers find nothing open: harmless).
                         TxnState::Ongoing | TxnState::PrepareEpochFence => {
                             self.fence_and_abort(broker, m)
+                        }
+                        TxnState::CompleteCommit | TxnState::CompleteAbort
+                            if m.next_producer_id >= 0 =>
+                        {
+                            // The epoch was exhausted: the new id continues.
+                            m.producer_id = m.next_producer_id;
+                            m.producer_epoch = 0;
+                            m.next_producer_id = -1;
+                            Ok(())
                         }
                         _ => Ok(()),
                     };
@@ -363,6 +458,27 @@ impl TxnCoordinator {
             }
             Err(e) => *self.load_error.lock() = Some(e),
         }
+    }
+
+    /// Records the completion of a decision whose markers are in place: reconcile wrote and
+    /// fsynced the missing ones, and the log made everything it found at open durable.
+    fn complete_recovered(&self, broker: &BrokerInner, m: &mut TransactionMetadata) -> Result<()> {
+        let complete = match m.state {
+            TxnState::PrepareCommit => TxnState::CompleteCommit,
+            TxnState::PrepareAbort => TxnState::CompleteAbort,
+            _ => return Err(m.invalid("complete")),
+        };
+        let mut next = m.clone();
+        next.transition(complete, "complete")?;
+        next.last_update_ms = broker.now_ms();
+        persist(broker, &next, false)?;
+        if next.next_producer_id >= 0 {
+            next.producer_id = next.next_producer_id;
+            next.producer_epoch = 0;
+            next.next_producer_id = -1;
+        }
+        *m = next;
+        Ok(())
     }
 
     fn try_load(&self, broker: &BrokerInner) -> Result<BTreeMap<String, TransactionMetadata>> {
@@ -430,7 +546,12 @@ fn describe(m: &TransactionMetadata) -> TransactionDescription {
         timeout_ms: m.timeout_ms,
         state: m.state,
         start_ms: m.txn_start_ms,
-        partitions: m.partitions.iter().cloned().collect(),
+        // A completed transaction's partitions stay in memory for its record only.
+        partitions: if m.state.is_open() {
+            m.partitions.iter().cloned().collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -476,7 +597,13 @@ fn to_value(m: &TransactionMetadata) -> TxnLogValue {
             .collect()
     });
     TxnLogValue {
-        version: state_log::VALUE_VERSION,
+        // Version 1 (flexible) carries ClientTransactionVersion, and NextProducerId once an
+        // epoch is exhausted: see FORMAT.md §21.
+        version: if m.client_transaction_version >= TRANSACTION_VERSION || m.next_producer_id >= 0 {
+            1
+        } else {
+            state_log::VALUE_VERSION
+        },
         producer_id: m.producer_id,
         producer_epoch: m.producer_epoch,
         timeout_ms: m.timeout_ms,
@@ -485,8 +612,8 @@ fn to_value(m: &TransactionMetadata) -> TxnLogValue {
         last_update_ms: m.last_update_ms,
         start_ms: m.txn_start_ms,
         previous_producer_id: -1,
-        next_producer_id: -1,
-        client_transaction_version: 0,
+        next_producer_id: m.next_producer_id,
+        client_transaction_version: m.client_transaction_version,
     }
 }
 
@@ -511,6 +638,10 @@ fn from_value(transactional_id: String, v: TxnLogValue) -> TransactionMetadata {
         partitions,
         txn_start_ms: v.start_ms,
         last_update_ms: v.last_update_ms,
+        next_producer_id: v.next_producer_id,
+        last_producer: None,
+        unsynced_markers: Vec::new(),
+        client_transaction_version: v.client_transaction_version,
     }
 }
 
@@ -545,25 +676,61 @@ fn persist(broker: &BrokerInner, m: &TransactionMetadata, durable: bool) -> Resu
     Ok(())
 }
 
-/// Appends a `kind` marker to every partition of `m`'s transaction and fsyncs them; then
-/// completes the pending transactional offset commits of `m`'s producer. A partition whose
-/// topic was deleted is skipped, as Kafka skips it.
-fn write_markers(
-    broker: &BrokerInner,
-    m: &TransactionMetadata,
+/// Makes the last decision's markers durable, then appends and fsyncs `m`'s record, which
+/// supersedes that decision in recovery (see the module docs). The markers' fsyncs cost
+/// nothing when the producer's own writes to those partitions were synced since (the usual
+/// case: the next transaction writes the same partitions).
+fn persist_durable(broker: &BrokerInner, m: &mut TransactionMetadata) -> Result<()> {
+    for (tp, end) in &m.unsynced_markers {
+        match broker.partition_log(&tp.topic, tp.partition) {
+            // Clamped: a topic deleted and created again since has a shorter log, and
+            // `sync_to` waits for its end offset to be durable.
+            Ok(log) => log.sync_to((*end).min(log.log_end_offset()))?,
+            Err(Error::UnknownTopic { .. } | Error::UnknownPartition { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    m.unsynced_markers.clear();
+    persist(broker, m, true)
+}
+
+/// Appends one `kind` marker of `producer_id` at `epoch` to `log`; returns the end offset.
+fn append_marker(
+    log: &PartitionLog,
+    producer_id: i64,
+    epoch: i16,
     kind: ControlRecordType,
-) -> Result<()> {
-    let now = broker.now_ms().max(0);
+    now: i64,
+) -> Result<i64> {
     let marker = EndTransactionMarker {
         kind,
         coordinator_epoch: COORDINATOR_EPOCH,
     };
     let producer = ProducerFields {
-        producer_id: m.producer_id,
-        producer_epoch: m.producer_epoch,
+        producer_id,
+        producer_epoch: epoch,
         base_sequence: -1,
     };
-    let mut ends: Vec<(Arc<PartitionLog>, i64)> = Vec::new();
+    let mut batch = marker
+        .encode_batch(producer, now)
+        .ok_or_else(|| Error::IllegalState {
+            reason: "transaction marker could not be encoded".into(),
+        })?;
+    let info = log.append_batch(&mut batch)?;
+    Ok(info.last_offset.saturating_add(1))
+}
+
+/// Appends a `kind` marker at `m`'s (bumped) epoch to every partition of `m`'s transaction,
+/// without fsync; then completes the pending transactional offset commits of `m`'s producer.
+/// Returns each marker's partition and end offset. A partition whose topic was deleted is
+/// skipped, as Kafka skips it.
+fn write_markers(
+    broker: &BrokerInner,
+    m: &TransactionMetadata,
+    kind: ControlRecordType,
+) -> Result<Vec<(TopicPartition, i64)>> {
+    let now = broker.now_ms().max(0);
+    let mut ends = Vec::with_capacity(m.partitions.len());
     let mut offsets = false;
     for tp in &m.partitions {
         let log = match broker.partition_log(&tp.topic, tp.partition) {
@@ -571,24 +738,101 @@ fn write_markers(
             Err(Error::UnknownTopic { .. } | Error::UnknownPartition { .. }) => continue,
             Err(e) => return Err(e),
         };
-        let mut batch = marker
-            .encode_batch(producer, now)
-            .ok_or_else(|| Error::IllegalState {
-                reason: "transaction marker could not be encoded".into(),
-            })?;
-        let info = log.append_batch(&mut batch)?;
-        ends.push((log, info.last_offset.saturating_add(1)));
+        let end = append_marker(&log, m.producer_id, m.producer_epoch, kind, now)?;
+        ends.push((tp.clone(), end));
         offsets |= tp.topic == crate::group::OFFSETS_TOPIC_NAME;
-    }
-    for (log, end) in ends {
-        log.sync_to(end)?;
     }
     if offsets {
         broker
             .groups()
             .complete_txn(m.producer_id, kind == ControlRecordType::Commit);
     }
-    Ok(())
+    Ok(ends)
+}
+
+/// Ends every transaction a partition reports open, from the records replayed from
+/// `__transaction_state` (the rule is in the module docs), and fsyncs those markers.
+///
+/// Every online partition is asked, but each answers from the producer state it loaded at
+/// open (a lock and a map lookup, no I/O): 10,000 partitions cost milliseconds. A partition
+/// with no open transaction costs nothing more.
+///
+/// Returns, per transactional id whose data was aborted without a decision, the epoch of
+/// those markers and their partitions.
+fn reconcile(
+    broker: &BrokerInner,
+    loaded: &BTreeMap<String, TransactionMetadata>,
+) -> Result<BTreeMap<String, (i16, BTreeSet<TopicPartition>)>> {
+    let mut aborted: BTreeMap<String, (i16, BTreeSet<TopicPartition>)> = BTreeMap::new();
+    let by_pid: HashMap<i64, &TransactionMetadata> =
+        loaded.values().map(|m| (m.producer_id, m)).collect();
+    let now = broker.now_ms().max(0);
+    for log in broker.all_logs() {
+        let open = log.ongoing_transactions();
+        if open.is_empty() {
+            continue;
+        }
+        let states = log.producer_states();
+        let tp = TopicPartition::new(log.topic(), log.partition());
+        let mut end = None;
+        for (producer_id, _first_offset) in open {
+            let Some(data_epoch) = states
+                .iter()
+                .find(|s| s.producer_id == producer_id)
+                .map(|s| s.epoch)
+            else {
+                continue;
+            };
+            let decided = by_pid.get(&producer_id).and_then(|m| {
+                let commit = match m.state {
+                    TxnState::PrepareCommit | TxnState::CompleteCommit => true,
+                    TxnState::PrepareAbort | TxnState::CompleteAbort => false,
+                    _ => return None,
+                };
+                // Version 2: the decision's epoch is above its data's. Records of earlier
+                // versions (0) decided at the data's own epoch, their `Ongoing` fsynced first.
+                let covers = m.producer_epoch > data_epoch
+                    || (m.client_transaction_version < TRANSACTION_VERSION
+                        && m.producer_epoch == data_epoch);
+                (covers && m.partitions.contains(&tp)).then_some((commit, m.producer_epoch))
+            });
+            // No durable decision covers this data: abort it, at an epoch above the data's so
+            // a producer still at that epoch could not write on (Kafka's fence-and-abort).
+            let (commit, epoch) = decided.unwrap_or((false, data_epoch.saturating_add(1)));
+            let kind = if commit {
+                ControlRecordType::Commit
+            } else {
+                ControlRecordType::Abort
+            };
+            log::info!(
+                "{} of {}-{}: open transaction of producer {producer_id} (epoch {data_epoch}) \
+                 {} at open",
+                if commit { "COMMIT" } else { "ABORT" },
+                tp.topic,
+                tp.partition,
+                if decided.is_some() {
+                    "completed from its durable decision"
+                } else {
+                    "aborted: no durable decision"
+                }
+            );
+            end = Some(append_marker(&log, producer_id, epoch, kind, now)?);
+            if let (None, Some(m)) = (decided, by_pid.get(&producer_id)) {
+                let entry = aborted
+                    .entry(m.transactional_id.clone())
+                    .or_insert((epoch, BTreeSet::new()));
+                entry.0 = entry.0.max(epoch);
+                entry.1.insert(tp.clone());
+            }
+            if tp.topic == crate::group::OFFSETS_TOPIC_NAME {
+                broker.groups().complete_txn(producer_id, commit);
+            }
+        }
+        if let Some(end) = end {
+            log.sync_to(end)?;
+        }
+    }
+    Ok(aborted)
 }
 
 impl crate::Broker {
@@ -709,5 +953,130 @@ mod tests {
             c.end_txn(inner, "slow", pid, epoch, true),
             Err(Error::ProducerFenced { .. })
         ));
+    }
+
+    /// The headers (producer id, epoch, control) of every batch of `topic`-0.
+    fn headers(broker: &Broker, topic: &str) -> Vec<(i64, i16, bool)> {
+        let p = broker.topic(topic).unwrap().partition(0).unwrap();
+        let mut out = Vec::new();
+        let mut at = 0;
+        // A read stops at the end of a segment: read on until the log end.
+        while at < p.log_end_offset() {
+            let records = p.read(at, 1 << 20).unwrap();
+            for b in records.batches() {
+                out.push((
+                    b.header.producer_id,
+                    b.header.producer_epoch,
+                    b.header.is_control(),
+                ));
+                at = b.header.base_offset + i64::from(b.header.last_offset_delta) + 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_exhausted_epoch_at_an_end_continues_with_a_new_producer_id() {
+        let broker = setup();
+        let inner = &broker.inner;
+        let c = inner.txns();
+        let tp = [TopicPartition::new("t", 0)];
+        let (pid, _) = c.init_producer_id(inner, Some("x"), 1000).unwrap();
+        let last = i16::MAX - 1;
+        c.entry("x").lock().as_mut().unwrap().producer_epoch = last;
+        c.add_partitions(inner, "x", pid, last, &tp).unwrap();
+        let (next_pid, next_epoch) = c.end_txn(inner, "x", pid, last, true).unwrap();
+        assert_ne!(next_pid, pid);
+        assert_eq!(next_epoch, 0);
+        // The marker carries the old producer id at the last epoch.
+        assert_eq!(headers(&broker, "t"), [(pid, i16::MAX, true)]);
+        // A retry from the old producer is answered with the new one.
+        assert_eq!(
+            c.end_txn(inner, "x", pid, last, true).unwrap(),
+            (next_pid, 0)
+        );
+        // The new producer id works.
+        c.add_partitions(inner, "x", next_pid, 0, &tp).unwrap();
+        assert_eq!(
+            c.end_txn(inner, "x", next_pid, 0, false).unwrap(),
+            (next_pid, 1)
+        );
+    }
+
+    #[test]
+    fn open_aborts_transactions_no_durable_decision_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let stranger = 777_777;
+        {
+            let broker = Broker::open(dir.path()).unwrap();
+            broker.create_topic("t", TopicConfig::default()).unwrap();
+            let log = broker.inner.partition_log("t", 0).unwrap();
+            // A producer id the coordinator never handed out (its records lost, say).
+            let mut b = crate::codec::BatchBuilder::new();
+            b.set_producer(ProducerFields {
+                producer_id: stranger,
+                producer_epoch: 3,
+                base_sequence: 0,
+            });
+            b.set_transactional(true);
+            b.push(1_000, None, Some(b"v"), &[]).unwrap();
+            let mut batch = b.finish();
+            log.append_batch(&mut batch).unwrap();
+            assert_eq!(log.ongoing_transactions(), vec![(stranger, 0)]);
+            broker.close().unwrap();
+        }
+        let broker = Broker::open(dir.path()).unwrap();
+        let log = broker.inner.partition_log("t", 0).unwrap();
+        assert!(log.ongoing_transactions().is_empty());
+        assert_eq!(
+            headers(&broker, "t"),
+            [(stranger, 3, false), (stranger, 4, true)],
+            "aborted at the data's epoch + 1"
+        );
+        // A reopen finds nothing more to do.
+        drop(log);
+        broker.close().unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        assert_eq!(headers(&broker, "t").len(), 2);
+    }
+
+    /// The one fsync of a transaction is its decision, and a decision is never superseded
+    /// by a durable record of its id before its markers are durable: T1 writes markers to
+    /// t-0 and t-1; T2 touches t-0 only; once T2's decision returned, T1's marker in t-1 is
+    /// durable (recovery could no longer re-write it from T1's decision).
+    #[test]
+    fn a_decision_is_superseded_only_once_its_markers_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        broker
+            .create_topic("t", TopicConfig::default().partitions(2))
+            .unwrap();
+        let inner = &broker.inner;
+        let c = inner.txns();
+        let both = [TopicPartition::new("t", 0), TopicPartition::new("t", 1)];
+        let (pid, epoch) = c.init_producer_id(inner, Some("x"), 60_000).unwrap();
+        c.add_partitions(inner, "x", pid, epoch, &both).unwrap();
+        let (pid, epoch) = c.end_txn(inner, "x", pid, epoch, true).unwrap();
+        let second = inner.partition_log("t", 1).unwrap();
+        let marker_end = second.log_end_offset();
+        assert_eq!(marker_end, 1);
+        assert_eq!(
+            c.entry("x").lock().as_ref().unwrap().unsynced_markers.len(),
+            2,
+            "the markers were not fsynced by the commit"
+        );
+        c.add_partitions(inner, "x", pid, epoch, &both[..1])
+            .unwrap();
+        c.end_txn(inner, "x", pid, epoch, false).unwrap();
+        assert!(second.durable_offset() >= marker_end);
+        // Only T2's marker waits now.
+        let m = c
+            .entry("x")
+            .lock()
+            .as_ref()
+            .unwrap()
+            .unsynced_markers
+            .clone();
+        assert_eq!(m, [(TopicPartition::new("t", 0), 2)]);
     }
 }

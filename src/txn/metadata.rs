@@ -130,6 +130,22 @@ pub(crate) struct TransactionMetadata {
     /// When the transaction began (ms), -1 without one.
     pub(crate) txn_start_ms: i64,
     pub(crate) last_update_ms: i64,
+    /// The producer id that continues after this decision when its epoch was exhausted
+    /// (Kafka's `NextProducerId`), -1 otherwise. Set only while a `Prepare*` state waits for
+    /// its `Complete*`; both records carry it.
+    pub(crate) next_producer_id: i64,
+    /// The producer id and epoch the last `end_txn` ended, so a retry from that producer
+    /// (whose epoch was bumped since) is answered, as Kafka's `lastProducerEpoch`. In memory
+    /// only.
+    pub(crate) last_producer: Option<(i64, i16)>,
+    /// Markers of the last ended transaction not known durable yet: (partition, end offset).
+    /// Synced before the next durable record of this id supersedes the decision that
+    /// recovery would re-write them from. In memory only.
+    pub(crate) unsynced_markers: Vec<(TopicPartition, i64)>,
+    /// Kafka's `ClientTransactionVersion` of the last record: 2 (what embroker writes now)
+    /// when a decision's epoch is the bump of its data's epoch, 0 for records of earlier
+    /// embroker versions, whose decisions and markers carry the data's own epoch.
+    pub(crate) client_transaction_version: i16,
 }
 
 impl TransactionMetadata {
@@ -168,6 +184,10 @@ mod tests {
             partitions: BTreeSet::new(),
             txn_start_ms: -1,
             last_update_ms: 0,
+            next_producer_id: -1,
+            last_producer: None,
+            unsynced_markers: Vec::new(),
+            client_transaction_version: 2,
         }
     }
 
