@@ -715,8 +715,8 @@ fn real_txn_records() -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     out
 }
 
-/// Seeds for `txn_state_log`: a real record of each state embroker writes, the two states it
-/// never writes (Dead, PrepareEpochFence) and a tombstone (Kafka's, when a transactional id
+/// Seeds for `txn_state_log`: a real record of each state embroker writes, the three states it
+/// never writes (Ongoing, Dead, PrepareEpochFence) and a tombstone (Kafka's, when a transactional id
 /// expires) through the encoder, version 1 values (tagged fields, and the non-canonical forms
 /// the decoder accepts: an unknown tag, a tag at its default, an overlong varint), then damaged
 /// copies (`bad-*`: cut, lengthened, wrong versions, unknown status, bad lengths, a tag of the
@@ -743,7 +743,7 @@ fn txn_state_log_seeds() -> Vec<(String, Vec<u8>)> {
             ));
         }
     }
-    assert_eq!(seen.len(), 6, "every state embroker writes: {seen:?}");
+    assert_eq!(seen.len(), 5, "every state embroker writes: {seen:?}");
     let with_state = |want: TxnState| {
         real.iter()
             .find_map(|(k, v)| {
@@ -753,9 +753,25 @@ fn txn_state_log_seeds() -> Vec<(String, Vec<u8>)> {
             })
             .expect("a real record of the state")
     };
-    let (key, ongoing) = with_state(TxnState::Ongoing);
+    // `Ongoing` stays in memory (transaction version 2): its seed is the decision's record in
+    // that state. The values below start from Kafka's version 0 defaults, as Kafka writes them.
+    let (key, prepared) = with_state(TxnState::PrepareCommit);
     let (_, empty) = with_state(TxnState::Empty);
+    let as_v0 = |mut v: embroker::__fuzz::TxnLogValue| {
+        v.version = 0;
+        v.previous_producer_id = -1;
+        v.next_producer_id = -1;
+        v.client_transaction_version = 0;
+        v
+    };
+    let mut ongoing = as_v0(prepared);
+    ongoing.state = TxnState::Ongoing;
+    let empty = as_v0(empty);
     let value_seed = |v: &[u8]| bodies::txn_state_log_input(&key, Some(v));
+    seeds.push((
+        "state-Ongoing".into(),
+        value_seed(&encode_txn_log_value(&ongoing)),
+    ));
 
     let mut dead = empty.clone();
     dead.state = TxnState::Dead;
