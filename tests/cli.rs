@@ -369,8 +369,8 @@ fn transactions_list_and_describe() {
     );
     let json = ok_json(&["--dir", &d, "transactions", "describe", "tx-1"]);
     assert_eq!(json["state"], "CompleteCommit");
-    assert_eq!(json["producer_epoch"], 0);
-    assert_eq!(json["partitions"], json!([]));
+    // Transaction version 2: each end bumps the epoch (KIP-890).
+    assert_eq!(json["producer_epoch"], 1);
     let o = run(&["--dir", &d, "transactions", "describe", "nope"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
