@@ -113,7 +113,7 @@ fn child(dir: &str, mode: &str, slack: u64) -> ! {
         });
         if result.is_ok() {
             quiet += 1;
-            if quiet % 100 == 0 {
+            if quiet.is_multiple_of(100) {
                 if let Ok(f) = std::fs::File::open("/dev/null") {
                     taken.push(f);
                 }
