@@ -486,20 +486,30 @@ fn check_partition(report: &mut Report, dir: &Path) {
             // Open refuses the partition over it (an error naming the file), so it is damage.
             report.problem(&path, None, reason);
         } else if let Some(base) = base_offset_of(&path) {
-            let seg = segments.entry(base).or_default();
-            match name.split_once('.').map(|(_, ext)| ext) {
-                Some("log") => seg.log = Some(path),
-                Some("index") => seg.index = Some(path),
-                Some("timeindex") => seg.timeindex = Some(path),
-                _ => {}
-            }
+            // Only a segment's own files make a segment: a producer `.snapshot` or a
+            // `.txnindex` is named by an offset too, and a snapshot may outlive the segment it
+            // was taken at (the cleaner merges segments), so counting it as a segment base
+            // would cut the span of the segment that covers its offset.
+            let slot = match name.split_once('.').map(|(_, ext)| ext) {
+                Some("log") => |seg: &mut SegmentFiles, p| seg.log = Some(p),
+                Some("index") => |seg: &mut SegmentFiles, p| seg.index = Some(p),
+                Some("timeindex") => |seg: &mut SegmentFiles, p| seg.timeindex = Some(p),
+                _ => continue,
+            };
+            slot(segments.entry(base).or_default(), path);
         }
     }
-    let bases: Vec<i64> = segments.keys().copied().collect();
+    // The span of a segment ends at the next segment's base: one with a `.log` (an index
+    // without its log is removed by open).
+    let bases: Vec<i64> = segments
+        .iter()
+        .filter(|(_, files)| files.log.is_some())
+        .map(|(&base, _)| base)
+        .collect();
     let mut facts_by_base: HashMap<i64, LogFacts> = HashMap::new();
     let mut prev_next: Option<i64> = None;
     let mut prev_log: Option<PathBuf> = None;
-    for (i, (&base, files)) in segments.iter().enumerate() {
+    for (&base, files) in &segments {
         report.scope = [&files.log, &files.index, &files.timeindex]
             .into_iter()
             .flatten()
@@ -528,8 +538,9 @@ fn check_partition(report: &mut Report, dir: &Path) {
             continue;
         };
         let span_end = bases
-            .get(i + 1)
+            .iter()
             .copied()
+            .find(|&b| b > base)
             .unwrap_or(facts.next_offset)
             .max(facts.next_offset);
         if let Some(p) = &files.index {
