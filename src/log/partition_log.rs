@@ -846,15 +846,14 @@ impl PartitionLog {
         }
         let sealed = std::mem::replace(&mut w.active, segment);
         w.unsynced.push(sealed);
-        if !w.producers.is_empty() {
-            // The state as of the new segment's base (Kafka snapshots at each roll); written
-            // once the data below it is durable.
-            let snapshot = producer_state::encode_snapshot(&w.producers);
-            if w.pending_snapshots.len() >= PENDING_SNAPSHOTS_MAX {
-                w.pending_snapshots.remove(0);
-            }
-            w.pending_snapshots.push((base, snapshot));
+        // The state as of the new segment's base (Kafka snapshots at each roll, with or
+        // without producers: an open after a crash then replays only what follows the last
+        // roll, never the whole log); written once the data below it is durable.
+        let snapshot = producer_state::encode_snapshot(&w.producers);
+        if w.pending_snapshots.len() >= PENDING_SNAPSHOTS_MAX {
+            w.pending_snapshots.remove(0);
         }
+        w.pending_snapshots.push((base, snapshot));
         self.rolls_since_retention.fetch_add(1, Ordering::Relaxed);
         w.dir_epoch += 1;
         w.bytes_since_index = 0;

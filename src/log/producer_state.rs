@@ -459,11 +459,6 @@ impl ProducerStates {
         }
     }
 
-    /// True when no producer has state here.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.producers.is_empty()
-    }
-
     pub(crate) fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }
