@@ -109,6 +109,7 @@ mod log;
 pub mod metrics;
 mod notify;
 mod producer;
+mod record_cursor;
 mod topic_names;
 mod txn;
 mod typed;

@@ -47,7 +47,6 @@
 //! the key.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::broker::BrokerInner;
@@ -55,6 +54,7 @@ use crate::codec::{self, BatchBuilder, ControlRecordType, EndTransactionMarker, 
 use crate::config::{CleanupPolicy, TopicConfig};
 use crate::error::{Error, Result};
 use crate::log::PartitionLog;
+use crate::record_cursor::{java_hash, Cursor};
 use crate::types::{Record, TopicPartition};
 
 /// The internal topic holding committed offsets.
@@ -208,13 +208,13 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 /// An error is [`Error::Corrupt`] whose `position` is the byte within the key or the value
 /// (its `reason` says which), not within a file.
 pub fn decode_offset_commit(key: &[u8], value: Option<&[u8]>) -> Result<OffsetCommitRecord> {
-    let mut k = Cursor::new(key, "key");
+    let mut k = Cursor::new(key, OFFSETS_TOPIC, "offset-commit", "key");
     let version = k.i16()?;
     if version != KEY_VERSION {
         return Err(k.corrupt(format!("unknown key version {version}")));
     }
-    let group = k.string(1, GROUP_BYTES_MAX)?;
-    let topic = k.string(1, TOPIC_BYTES_MAX)?;
+    let group = k.bounded_string(1, GROUP_BYTES_MAX)?;
+    let topic = k.bounded_string(1, TOPIC_BYTES_MAX)?;
     let partition = k.i32()?;
     if partition < 0 {
         return Err(k.corrupt(format!("negative partition {partition}")));
@@ -223,7 +223,7 @@ pub fn decode_offset_commit(key: &[u8], value: Option<&[u8]>) -> Result<OffsetCo
     let value = match value {
         None => None,
         Some(value) => {
-            let mut v = Cursor::new(value, "value");
+            let mut v = Cursor::new(value, OFFSETS_TOPIC, "offset-commit", "value");
             let version = v.i16()?;
             if version != VALUE_VERSION {
                 return Err(v.corrupt(format!("unknown value version {version}")));
@@ -232,7 +232,7 @@ pub fn decode_offset_commit(key: &[u8], value: Option<&[u8]>) -> Result<OffsetCo
             if offset < 0 {
                 return Err(v.corrupt(format!("negative offset {offset}")));
             }
-            let metadata = v.string(0, METADATA_BYTES_MAX)?;
+            let metadata = v.bounded_string(0, METADATA_BYTES_MAX)?;
             let commit_timestamp = v.i64()?;
             v.finish()?;
             Some(CommitValue {
@@ -249,85 +249,15 @@ pub fn decode_offset_commit(key: &[u8], value: Option<&[u8]>) -> Result<OffsetCo
     })
 }
 
-/// A bounds-checked big-endian reader.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
-    what: &'static str,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(bytes: &'a [u8], what: &'static str) -> Self {
-        Cursor { bytes, at: 0, what }
-    }
-
-    fn corrupt(&self, reason: String) -> Error {
-        Error::Corrupt {
-            path: PathBuf::from(OFFSETS_TOPIC),
-            position: self.at as u64,
-            reason: format!("offset-commit {}: {reason}", self.what),
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
-        match end {
-            Some(end) => {
-                let out = &self.bytes[self.at..end];
-                self.at = end;
-                Ok(out)
-            }
-            None => Err(self.corrupt(format!(
-                "needs {n} more bytes, has {}",
-                self.bytes.len() - self.at
-            ))),
-        }
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    fn i16(&mut self) -> Result<i16> {
-        Ok(i16::from_be_bytes(self.array()?))
-    }
-
-    fn i32(&mut self) -> Result<i32> {
-        Ok(i32::from_be_bytes(self.array()?))
-    }
-
-    fn i64(&mut self) -> Result<i64> {
-        Ok(i64::from_be_bytes(self.array()?))
-    }
-
-    fn string(&mut self, min: usize, max: usize) -> Result<String> {
+/// Kafka's string (i16 length) of `min..=max` bytes, as offset-commit records hold them.
+impl Cursor<'_> {
+    fn bounded_string(&mut self, min: usize, max: usize) -> Result<String> {
         let len = usize::from(u16::from_be_bytes(self.array()?));
         if len < min || len > max {
             return Err(self.corrupt(format!("string length {len} outside {min}..={max}")));
         }
-        let bytes = self.take(len)?;
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_string()),
-            Err(_) => Err(self.corrupt("string is not UTF-8".to_string())),
-        }
+        self.utf8(len)
     }
-
-    fn finish(&self) -> Result<()> {
-        if self.at == self.bytes.len() {
-            Ok(())
-        } else {
-            Err(self.corrupt(format!("{} trailing bytes", self.bytes.len() - self.at)))
-        }
-    }
-}
-
-/// Java's `String.hashCode` over UTF-16 code units.
-fn java_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
 }
 
 /// The `__consumer_offsets` partition of a group: Kafka's `Utils.abs(hashCode) % partitions`

@@ -35,7 +35,8 @@
 //! default (the decoder accepts overlong varints, unknown, repeated or out-of-order tags and
 //! tags at their defaults, as Kafka's does).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::record_cursor::{java_hash, Cursor};
 use crate::txn::metadata::TxnState;
 
 /// The internal topic holding transaction state.
@@ -188,7 +189,7 @@ fn put_uvarint(out: &mut Vec<u8>, mut v: u32) {
 /// Decodes one record (`value` `None`: a tombstone). Never panics; an error is
 /// [`Error::Corrupt`] whose position is the byte within the key or the value.
 pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<TxnLogRecord> {
-    let mut k = Cursor::new(key, "key");
+    let mut k = Cursor::new(key, TXN_TOPIC, "transaction log", "key");
     let version = k.i16()?;
     if version != KEY_VERSION {
         return Err(k.corrupt(format!("unknown key version {version}")));
@@ -206,7 +207,7 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<TxnLogRecord> {
 }
 
 fn decode_value(bytes: &[u8]) -> Result<TxnLogValue> {
-    let mut v = Cursor::new(bytes, "value");
+    let mut v = Cursor::new(bytes, TXN_TOPIC, "transaction log", "value");
     let version = v.i16()?;
     if !(0..=1).contains(&version) {
         return Err(v.corrupt(format!("unknown value version {version}")));
@@ -283,62 +284,8 @@ fn decode_value(bytes: &[u8]) -> Result<TxnLogValue> {
     Ok(value)
 }
 
-/// A bounds-checked big-endian reader.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
-    what: &'static str,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(bytes: &'a [u8], what: &'static str) -> Self {
-        Cursor { bytes, at: 0, what }
-    }
-
-    fn corrupt(&self, reason: String) -> Error {
-        Error::Corrupt {
-            path: TXN_TOPIC.into(),
-            position: self.at as u64,
-            reason: format!("transaction log {}: {reason}", self.what),
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        match self.at.checked_add(n).filter(|&e| e <= self.bytes.len()) {
-            Some(end) => {
-                let out = &self.bytes[self.at..end];
-                self.at = end;
-                Ok(out)
-            }
-            None => Err(self.corrupt(format!(
-                "needs {n} more bytes, has {}",
-                self.bytes.len() - self.at
-            ))),
-        }
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    fn i8(&mut self) -> Result<i8> {
-        Ok(i8::from_be_bytes(self.array()?))
-    }
-
-    fn i16(&mut self) -> Result<i16> {
-        Ok(i16::from_be_bytes(self.array()?))
-    }
-
-    fn i32(&mut self) -> Result<i32> {
-        Ok(i32::from_be_bytes(self.array()?))
-    }
-
-    fn i64(&mut self) -> Result<i64> {
-        Ok(i64::from_be_bytes(self.array()?))
-    }
-
+/// Kafka's flexible-version reads (varints, compact strings, arrays, tagged fields).
+impl Cursor<'_> {
     fn uvarint(&mut self) -> Result<u32> {
         let mut v: u32 = 0;
         for i in 0..5 {
@@ -375,14 +322,6 @@ impl<'a> Cursor<'a> {
         Ok(Some(n))
     }
 
-    fn utf8(&mut self, len: usize) -> Result<String> {
-        let bytes = self.take(len)?;
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_string()),
-            Err(_) => Err(self.corrupt("string is not UTF-8".into())),
-        }
-    }
-
     fn string(&mut self) -> Result<String> {
         let len = self.i16()?;
         let len = usize::try_from(len).map_err(|_| self.corrupt(format!("string length {len}")))?;
@@ -408,21 +347,6 @@ impl<'a> Cursor<'a> {
         }
         Ok(())
     }
-
-    fn finish(&self) -> Result<()> {
-        if self.at == self.bytes.len() {
-            Ok(())
-        } else {
-            Err(self.corrupt(format!("{} trailing bytes", self.bytes.len() - self.at)))
-        }
-    }
-}
-
-/// Java's `String.hashCode` over UTF-16 code units.
-fn java_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
 }
 
 /// The `__transaction_state` partition of a transactional id: Kafka's
@@ -436,6 +360,7 @@ pub(crate) fn partition_for(transactional_id: &str) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use proptest::prelude::*;
 
     fn value(version: i16) -> TxnLogValue {
