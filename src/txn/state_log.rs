@@ -187,7 +187,7 @@ fn put_uvarint(out: &mut Vec<u8>, mut v: u32) {
 }
 
 /// Decodes one record (`value` `None`: a tombstone). Never panics; an error is
-/// [`Error::Corrupt`] whose position is the byte within the key or the value.
+/// [`Error::Corrupt`](crate::Error::Corrupt) whose position is the byte within the key or the value.
 pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<TxnLogRecord> {
     let mut k = Cursor::new(key, TXN_TOPIC, "transaction log", "key");
     let version = k.i16()?;
