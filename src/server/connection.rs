@@ -7,6 +7,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use super::config::ServerConfig;
 use super::dispatch::{self, Reply};
 use super::listener::Shared;
 use super::versions;
@@ -192,6 +193,26 @@ pub(crate) fn answer(
             })?;
             Ok(true)
         }
+    }
+}
+
+/// One request frame (its size prefix left off) answered as a connection answers it, against
+/// `broker`, for the `server_request` fuzz target (`embroker::__fuzz::server_answer`): the
+/// response with its size prefix, or `None` when the connection would send nothing (acks=0) or
+/// close. Long polls do not wait (`max_fetch_wait` is zero).
+pub(crate) fn answer_frame(broker: &crate::Broker, frame: &[u8]) -> Option<Vec<u8>> {
+    let config = ServerConfig::default()
+        .max_fetch_wait(std::time::Duration::ZERO)
+        .max_fetch_bytes(1 << 20);
+    if frame.len() > config.max_request_bytes {
+        return None;
+    }
+    let shared = Shared::new(broker.clone(), config);
+    let addr = SocketAddr::from(([127, 0, 0, 1], 9092));
+    let mut out = BytesMut::new();
+    match answer(&shared, addr, addr, Bytes::copy_from_slice(frame), &mut out) {
+        Ok(true) => Some(out.to_vec()),
+        Ok(false) | Err(_) => None,
     }
 }
 

@@ -37,4 +37,5 @@ mod listener;
 mod versions;
 
 pub use config::ServerConfig;
+pub(crate) use connection::answer_frame;
 pub use listener::Server;
