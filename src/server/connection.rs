@@ -3,11 +3,12 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::config::ServerConfig;
+use super::decode_guard;
 use super::dispatch::{self, Reply};
 use super::listener::Shared;
 use super::versions;
@@ -171,14 +172,9 @@ pub(crate) fn answer(
     let header_version = key.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| Close(format!("{key:?} v{version}: a bad request header: {e}")))?;
-    let request = RequestKind::decode(key, &mut frame, version)
+    // Not `RequestKind::decode`: a count in the request is not trusted to size an allocation.
+    let request = decode_guard::decode_request(key, &frame, version)
         .map_err(|e| Close(format!("{key:?} v{version}: a bad request body: {e}")))?;
-    if frame.has_remaining() {
-        return Err(Close(format!(
-            "{key:?} v{version}: {} bytes after the request body",
-            frame.remaining()
-        )));
-    }
     let ctx = RequestContext {
         shared,
         local_addr,

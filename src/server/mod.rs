@@ -31,6 +31,7 @@
 mod api;
 mod config;
 mod connection;
+mod decode_guard;
 mod dispatch;
 mod errors;
 mod listener;
