@@ -816,6 +816,99 @@ fn max_bytes_and_partition_max_bytes_keep_at_least_one_batch() {
 }
 
 #[test]
+fn fetch_errors_answer_at_once() {
+    let (_broker, server) = setup(1);
+    let mut conn = Conn::connect(server.local_addr());
+    produce(
+        &mut conn,
+        9,
+        produce_request("t", 0, 1, batch(2, "x", None, false, Compression::None)),
+    );
+    // Out of range, past the end.
+    let start = Instant::now();
+    let f = fetch(
+        &mut conn,
+        12,
+        fetch_request("t", 0, 100).with_max_wait_ms(3000),
+    );
+    let p = &f.responses[0].partitions[0];
+    assert_eq!(p.error_code, ResponseError::OffsetOutOfRange.code());
+    assert_eq!(p.high_watermark, 2);
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "OFFSET_OUT_OF_RANGE waited {:?} (Kafka answers an error at once)",
+        start.elapsed()
+    );
+    // Negative offset.
+    let f = fetch(&mut conn, 12, fetch_request("t", 0, -5));
+    assert_eq!(
+        f.responses[0].partitions[0].error_code,
+        ResponseError::OffsetOutOfRange.code()
+    );
+    // Unknown topic: at once too.
+    let start = Instant::now();
+    let f = fetch(
+        &mut conn,
+        12,
+        fetch_request("nope", 0, 0).with_max_wait_ms(3000),
+    );
+    assert_eq!(
+        f.responses[0].partitions[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    // At the end exactly: no error, no records.
+    let f = fetch(&mut conn, 12, fetch_request("t", 0, 2));
+    let p = &f.responses[0].partitions[0];
+    assert_eq!(p.error_code, NONE);
+    assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+}
+
+#[test]
+fn min_bytes_zero_does_not_wait() {
+    let (_broker, server) = setup(1);
+    let mut conn = Conn::connect(server.local_addr());
+    let start = Instant::now();
+    let f = fetch(
+        &mut conn,
+        12,
+        fetch_request("t", 0, 0)
+            .with_max_wait_ms(3000)
+            .with_min_bytes(0),
+    );
+    assert_eq!(f.responses[0].partitions[0].error_code, NONE);
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "min_bytes=0 waited {:?} (Kafka answers at once)",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_fetch_of_no_partitions_does_not_wait() {
+    let (_broker, server) = setup(1);
+    let mut conn = Conn::connect(server.local_addr());
+    let start = Instant::now();
+    let f = fetch(
+        &mut conn,
+        12,
+        FetchRequest::default()
+            .with_max_wait_ms(3000)
+            .with_min_bytes(1),
+    );
+    assert!(f.responses.is_empty());
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "an empty fetch waited {:?} (Kafka answers at once)",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn fetch_sessions_are_refused_politely() {
     let (_broker, server) = setup(1);
     let mut conn = Conn::connect(server.local_addr());
@@ -923,6 +1016,7 @@ fn read_committed_fetch_lists_aborted_transactions_and_stops_at_the_lso() {
             fetch_request("t", 0, 0).with_isolation_level(0),
         );
         let p = &f.responses[0].partitions[0];
+        assert!(p.aborted_transactions.is_none());
         let names: Vec<String> = values(p.records.as_ref().unwrap())
             .into_iter()
             .map(|(_, v)| v)
