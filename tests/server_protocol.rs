@@ -1230,3 +1230,81 @@ fn server_config_is_honoured() {
         start.elapsed()
     );
 }
+
+#[test]
+fn produce_to_an_internal_topic_is_refused() {
+    let (broker, server) = setup(1);
+    // A committed offset, so that __consumer_offsets exists (embroker keeps it out of
+    // `topics()`, and clients must not write to it: Kafka refuses appends to internal topics).
+    let mut c = broker
+        .consumer(
+            ConsumerConfig::default()
+                .group_id("g")
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
+        .unwrap();
+    c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+    c.commit_sync().unwrap();
+    drop(c);
+    let internal: Vec<String> = broker
+        .topics()
+        .into_iter()
+        .filter(|t| t.starts_with("__"))
+        .collect();
+    let mut conn = Conn::connect(server.local_addr());
+    for topic in internal
+        .iter()
+        .map(String::as_str)
+        .chain(["__consumer_offsets", "__transaction_state"])
+    {
+        let r = produce(
+            &mut conn,
+            9,
+            produce_request(
+                topic,
+                0,
+                1,
+                batch(1, "garbage", None, false, Compression::None),
+            ),
+        );
+        let code = produced(&r).0;
+        assert!(
+            code == ResponseError::InvalidTopicException.code()
+                || code == ResponseError::UnknownTopicOrPartition.code(),
+            "{topic}: a client's produce to an internal topic was answered {code}"
+        );
+    }
+}
+
+#[test]
+fn list_offsets_by_timestamp_read_committed_stops_at_the_lso() {
+    let (broker, server) = setup(1);
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    let mut b = BatchBuilder::new();
+    b.push(1000, None, Some(b"committed"), &[]).unwrap();
+    p.append_batches(&b.finish()).unwrap();
+    // An open transaction at offset 1, later timestamps.
+    let open = {
+        let mut b = BatchBuilder::new();
+        b.set_producer(ProducerFields {
+            producer_id: 99,
+            producer_epoch: 0,
+            base_sequence: 0,
+        });
+        b.set_transactional(true);
+        b.push(5000, None, Some(b"open"), &[]).unwrap();
+        b.finish()
+    };
+    p.append_batches(&open).unwrap();
+    let mut conn = Conn::connect(server.local_addr());
+    assert_eq!(list_offsets(&mut conn, 5, 1, -1).1, 1, "LSO");
+    // read_uncommitted finds the open record by its timestamp.
+    assert_eq!(list_offsets(&mut conn, 5, 0, 4000).1, 1);
+    // read_committed must not point past the LSO (Kafka returns no offset).
+    let (e, o, _) = list_offsets(&mut conn, 5, 1, 4000);
+    assert_eq!(
+        (e, o),
+        (NONE, -1),
+        "read_committed by timestamp returned offset {o} >= LSO 1"
+    );
+}
