@@ -1025,7 +1025,11 @@ fn write_server_request_seeds() {
     for (_, data) in &seeds {
         bodies::server_request(data);
     }
-    assert!(seeds.len() <= 60, "{} seeds: keep the corpus small", seeds.len());
+    assert!(
+        seeds.len() <= 60,
+        "{} seeds: keep the corpus small",
+        seeds.len()
+    );
     if std::env::var_os("EMBROKER_WRITE_SEEDS").is_none() {
         return;
     }
@@ -1129,8 +1133,9 @@ mod server_seeds {
                     .with_min_bytes(1)
                     .with_max_bytes(52_428_800)
                     .with_isolation_level(i8::from(version >= 11))
-                    .with_topics(vec![FetchTopic::default().with_topic(topic()).with_partitions(
-                        vec![
+                    .with_topics(vec![FetchTopic::default()
+                        .with_topic(topic())
+                        .with_partitions(vec![
                             FetchPartition::default()
                                 .with_partition(0)
                                 .with_fetch_offset(1)
@@ -1139,31 +1144,30 @@ mod server_seeds {
                                 .with_partition(1)
                                 .with_fetch_offset(0)
                                 .with_partition_max_bytes(1_048_576),
-                        ],
-                    )]),
+                        ])]),
             ),
             ApiKey::ListOffsets => RequestKind::ListOffsets(
                 ListOffsetsRequest::default()
                     .with_replica_id((-1).into())
                     .with_isolation_level(i8::from(version >= 2))
-                    .with_topics(vec![ListOffsetsTopic::default().with_name(topic()).with_partitions(
-                        vec![
+                    .with_topics(vec![ListOffsetsTopic::default()
+                        .with_name(topic())
+                        .with_partitions(vec![
                             ListOffsetsPartition::default()
                                 .with_partition_index(0)
                                 .with_timestamp(if version >= 7 { -3 } else { 1_001 }),
                             ListOffsetsPartition::default()
                                 .with_partition_index(1)
                                 .with_timestamp(-1),
-                        ],
-                    )]),
+                        ])]),
             ),
-            ApiKey::Metadata => RequestKind::Metadata(
-                MetadataRequest::default().with_topics(Some(vec![
+            ApiKey::Metadata => {
+                RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
                     MetadataRequestTopic::default().with_name(Some(topic())),
                     MetadataRequestTopic::default()
                         .with_name(Some(TopicName(StrBytes::from_static_str("missing")))),
-                ])),
-            ),
+                ])))
+            }
             other => wire::default_request(other)?,
         })
     }

@@ -1853,7 +1853,11 @@ pub fn server_request(data: &[u8]) {
     let broker = server_broker();
     let answer = __fuzz::server_answer(&broker, data);
     let Some(answer) = answer else { return };
-    assert!(data.len() >= 8, "a {}-byte request was answered", data.len());
+    assert!(
+        data.len() >= 8,
+        "a {}-byte request was answered",
+        data.len()
+    );
     assert!(answer.len() >= 8, "a {}-byte answer", answer.len());
     let size = i32::from_be_bytes(answer[..4].try_into().unwrap());
     assert_eq!(size as usize, answer.len() - 4, "the size prefix");
@@ -1874,5 +1878,8 @@ pub fn server_request(data: &[u8]) {
     );
     ResponseKind::decode(key, &mut frame, version)
         .unwrap_or_else(|e| panic!("{key:?} v{version}: the response: {e:#}"));
-    assert!(frame.is_empty(), "{key:?} v{version}: bytes after the response");
+    assert!(
+        frame.is_empty(),
+        "{key:?} v{version}: bytes after the response"
+    );
 }
