@@ -434,3 +434,26 @@ fn metadata_request_still_works_after_all_that() {
     };
     assert_eq!(r.topics.len(), 1);
 }
+
+#[test]
+fn an_idle_connection_is_closed_after_connections_max_idle() {
+    let (_broker, server) =
+        setup(ServerConfig::default().connections_max_idle(Duration::from_millis(500)));
+    let addr = server.local_addr();
+    let mut idle = Conn::connect(addr);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(server.connection_count(), 1);
+    assert!(
+        idle.closed_within(3 * SECOND),
+        "an idle connection stayed open"
+    );
+    let deadline = Instant::now() + 3 * SECOND;
+    while server.connection_count() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.connection_count(), 0);
+    // A long poll longer than the idle limit is not idleness.
+    let mut conn = long_poll(addr, 1200);
+    let (_, response) = conn.recv(ApiKey::Fetch, 12);
+    assert!(matches!(response, ResponseKind::Fetch(_)));
+}

@@ -1308,3 +1308,72 @@ fn list_offsets_by_timestamp_read_committed_stops_at_the_lso() {
         "read_committed by timestamp returned offset {o} >= LSO 1"
     );
 }
+
+#[test]
+fn a_request_with_one_bad_batch_among_good_ones_writes_nothing() {
+    let (broker, server) = setup(1);
+    let mut conn = Conn::connect(server.local_addr());
+    let mut records = batch(2, "good", None, false, Compression::None);
+    let mut bad = batch(2, "bad", None, false, Compression::None);
+    let last = bad.len() - 1;
+    bad[last] ^= 0x55;
+    records.extend_from_slice(&bad);
+    let r = produce(&mut conn, 9, produce_request("t", 0, 1, records));
+    assert_eq!(produced(&r).0, ResponseError::CorruptMessage.code());
+    let end = broker
+        .topic("t")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .log_end_offset();
+    assert_eq!(
+        end, 0,
+        "a request's batches for one partition are all or nothing"
+    );
+}
+
+#[test]
+fn topic_rules_are_kafka_errors() {
+    let (broker, server) = setup(1);
+    broker
+        .create_topic(
+            "compacted",
+            TopicConfig::default().cleanup_policy(embroker::CleanupPolicy::Compact),
+        )
+        .unwrap();
+    broker
+        .create_topic("small", TopicConfig::default().max_message_bytes(200))
+        .unwrap();
+    let mut conn = Conn::connect(server.local_addr());
+    // A record without a key on a compacted topic.
+    let mut b = BatchBuilder::new();
+    b.push(1_700_000_000_000, None, Some(b"no key"), &[])
+        .unwrap();
+    let r = produce(&mut conn, 9, produce_request("compacted", 0, 1, b.finish()));
+    assert_eq!(produced(&r).0, ResponseError::InvalidRecord.code());
+    // A batch over max.message.bytes.
+    let big = batch(20, &"x".repeat(50), None, false, Compression::None);
+    assert!(big.len() > 200);
+    let r = produce(&mut conn, 9, produce_request("small", 0, 1, big));
+    assert_eq!(produced(&r).0, ResponseError::MessageTooLarge.code());
+    // Null records.
+    let mut req = produce_request("t", 0, 1, Vec::new());
+    req.topic_data[0].partition_data[0].records = None;
+    let r = produce(&mut conn, 9, req);
+    let (code, _) = produced(&r);
+    assert!(
+        code == NONE
+            || code == ResponseError::InvalidRecord.code()
+            || code == ResponseError::CorruptMessage.code(),
+        "null records: {code}"
+    );
+    assert_eq!(
+        broker
+            .topic("t")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .log_end_offset(),
+        0
+    );
+}
