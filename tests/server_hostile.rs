@@ -200,6 +200,18 @@ fn counts_larger_than_the_request_close_the_connection_without_allocating() {
     b.push(0); // isolation
     b.extend_from_slice(&0x4000_0000i32.to_be_bytes()); // topics
     cases.push(("Fetch v4 topics = 2^30", sized(&b)));
+    // Found by the server_request fuzz target against the first decode guard, which rewrote a
+    // byte it took for a varint's start: Produce v9 whose topic_data varint is five 0x80
+    // bytes followed by 80 80 80 80 27 (the guard's rewrite of the fifth byte made the decoder
+    // see 2^28 topics: 25 GB).
+    let mut b = header(0, 9);
+    b.push(0); // header tagged fields
+    b.extend_from_slice(&[0x80; 5]); // transactional id: a 5-byte varint of 0 (null)
+    b.extend_from_slice(&[0x80; 2]); // acks
+    b.extend_from_slice(&[0x80; 4]); // timeout
+    b.extend_from_slice(&[0x80; 8]); // topic_data, then more continuation bytes
+    b.extend_from_slice(&[0x27, 0x80, 0x80, 0x80, 0x80, 0x25]);
+    cases.push(("Produce v9 varint continuation bytes", sized(&b)));
     for (what, bytes) in &cases {
         assert!(raw_closes(addr, bytes, 5 * SECOND), "{what}: not closed");
         healthy(addr);
