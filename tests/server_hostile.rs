@@ -469,3 +469,56 @@ fn an_idle_connection_is_closed_after_connections_max_idle() {
     let (_, response) = conn.recv(ApiKey::Fetch, 12);
     assert!(matches!(response, ResponseKind::Fetch(_)));
 }
+
+/// A client that sends requests and never reads the answers: once the socket buffers are
+/// full the server's write blocks. Kafka counts such a connection idle and closes it after
+/// `connections.max.idle.ms`; here it held its thread and its response buffer (up to
+/// `max_fetch_bytes`) until the server stopped.
+#[test]
+fn a_client_that_never_reads_is_closed_after_connections_max_idle() {
+    let (broker, server) =
+        setup(ServerConfig::default().connections_max_idle(Duration::from_millis(700)));
+    let addr = server.local_addr();
+    // About 4 MB in partition 0, in batches of 800 KB.
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    let value = vec![b'x'; 800_000];
+    for _ in 0..5 {
+        let mut b = embroker::codec::BatchBuilder::new();
+        b.push(1_700_000_000_000, None, Some(&value), &[]).unwrap();
+        p.append_batches(&b.finish()).unwrap();
+    }
+    let mut conn = Conn::connect(addr);
+    conn.stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let req = RequestKind::Fetch(
+        FetchRequest::default()
+            .with_max_bytes(50 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_partition_max_bytes(50 << 20)])]),
+    );
+    // 20 answers of 4 MB: far more than loopback's socket buffers hold.
+    for _ in 0..20 {
+        let frame = wire::request_frame(ApiKey::Fetch, 12, 1, &req);
+        if conn.stream.write_all(&frame).is_err() {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.connection_count(), 1);
+    // Never read. The server must give up on the write within its idle limit (and a margin).
+    let deadline = Instant::now() + 5 * SECOND;
+    while server.connection_count() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        server.connection_count(),
+        0,
+        "a connection blocked writing to a client that does not read is still open"
+    );
+    drop(conn);
+    healthy(addr);
+}

@@ -59,6 +59,10 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
     };
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(shared.config.connections_max_idle));
+    // A client that stops reading its answers blocks our write once the socket buffers are
+    // full: that is idleness too (Kafka closes it after connections.max.idle.ms), not a
+    // thread and a response buffer held until the server stops.
+    let _ = stream.set_write_timeout(Some(shared.config.connections_max_idle));
     let mut out = BytesMut::new();
     loop {
         if shared.stopping() {
