@@ -1392,3 +1392,58 @@ fn topic_rules_are_kafka_errors() {
         0
     );
 }
+
+/// A transactional batch from a producer id the transaction coordinator never gave out, for a
+/// partition no AddPartitionsToTxn named: Kafka 4 (transaction verification, KIP-890) refuses
+/// it; accepted, it opens a transaction nothing will ever end, and the partition's last stable
+/// offset (what read_committed consumers may read) stays below it for good.
+///
+/// Open: the server accepts it (Produce does not ask the transaction coordinator whether the
+/// producer has this partition in an ongoing transaction). The check belongs with
+/// AddPartitionsToTxn for wire clients; run with `--ignored` to see it fail.
+#[test]
+#[ignore = "open: Produce does not verify transactional batches against the coordinator (KIP-890)"]
+fn a_transactional_batch_outside_any_transaction_does_not_hang_the_lso() {
+    let (broker, server) = setup(1);
+    let mut conn = Conn::connect(server.local_addr());
+    produce(
+        &mut conn,
+        9,
+        produce_request(
+            "t",
+            0,
+            1,
+            batch(1, "before", None, false, Compression::None),
+        ),
+    );
+    let stray = batch(
+        1,
+        "stray",
+        Some(ProducerFields {
+            producer_id: 123_456,
+            producer_epoch: 0,
+            base_sequence: 0,
+        }),
+        true,
+        Compression::None,
+    );
+    let r = produce(&mut conn, 9, produce_request("t", 0, -1, stray));
+    let (code, _) = produced(&r);
+    produce(
+        &mut conn,
+        9,
+        produce_request("t", 0, 1, batch(1, "after", None, false, Compression::None)),
+    );
+    let end = broker
+        .topic("t")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .log_end_offset();
+    let lso = list_offsets(&mut conn, 5, 1, -1).1;
+    assert!(
+        code != NONE || lso == end,
+        "a stray transactional batch was accepted (error {code}) and the LSO stays at {lso} \
+         below the log end {end}: read_committed consumers stop there"
+    );
+}
