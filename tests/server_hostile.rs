@@ -522,3 +522,78 @@ fn a_client_that_never_reads_is_closed_after_connections_max_idle() {
     drop(conn);
     healthy(addr);
 }
+
+/// What a connection holds between requests does not grow with the largest answer it ever
+/// sent: 30 idle connections that each fetched 4 MB once must not keep 120 MB.
+///
+/// glibc's malloc keeps freed large blocks in its per-thread arenas (its mmap threshold rises
+/// to the largest block freed), which would hide the difference in RSS; the test runs itself
+/// again in a child process with a fixed threshold (`MALLOC_MMAP_THRESHOLD_`), so a freed
+/// buffer leaves RSS and a kept one stays. Measured: 120 MB kept before the fix, 2 MB after.
+#[test]
+fn idle_connections_do_not_keep_their_largest_answer() {
+    if std::env::var_os("EMBROKER_RSS_CHILD").is_none() {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "idle_connections_do_not_keep_their_largest_answer",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("EMBROKER_RSS_CHILD", "1")
+            .env("MALLOC_MMAP_THRESHOLD_", "65536")
+            .status()
+            .unwrap();
+        assert!(status.success(), "the child run failed: {status}");
+        return;
+    }
+    let (broker, server) = setup(ServerConfig::default());
+    let addr = server.local_addr();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    let value = vec![b'y'; 800_000];
+    for _ in 0..5 {
+        let mut b = embroker::codec::BatchBuilder::new();
+        b.push(1_700_000_000_000, None, Some(&value), &[]).unwrap();
+        p.append_batches(&b.finish()).unwrap();
+    }
+    let req = FetchRequest::default()
+        .with_max_bytes(50 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(50 << 20)])]);
+    // Warm up: one connection fetches and leaves (allocator arenas, page cache maps).
+    {
+        let mut c = Conn::connect(addr);
+        let ResponseKind::Fetch(_) = c.call(ApiKey::Fetch, 12, req.clone()) else {
+            panic!()
+        };
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let Some(before) = rss_kib() else {
+        eprintln!("skipped: no /proc/self/status");
+        return;
+    };
+    let mut held = Vec::new();
+    for _ in 0..30 {
+        let mut c = Conn::connect(addr);
+        let ResponseKind::Fetch(r) = c.call(ApiKey::Fetch, 12, req.clone()) else {
+            panic!()
+        };
+        let got = r.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .map_or(0, |r| r.len());
+        assert!(got > 4_000_000, "{got} bytes fetched");
+        held.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let after = rss_kib().unwrap();
+    eprintln!("RSS {before} KiB -> {after} KiB with 30 idle connections after a 4 MB fetch each");
+    assert!(
+        after < before + 60 * 1024,
+        "RSS grew from {before} KiB to {after} KiB: idle connections keep their answers' buffers"
+    );
+    drop(held);
+}

@@ -94,8 +94,16 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
                 return;
             }
         }
+        // The buffer is reused for small answers; a large one (a Fetch of up to
+        // max_fetch_bytes) is given back, so an idle connection holds no more than this.
+        if out.capacity() > KEEP_OUT_BYTES {
+            out = BytesMut::new();
+        }
     }
 }
+
+/// The largest response buffer a connection keeps between requests.
+const KEEP_OUT_BYTES: usize = 64 * 1024;
 
 /// Reads one size-prefixed frame; `None` when the client closed the connection cleanly
 /// between requests.
