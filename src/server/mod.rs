@@ -36,5 +36,5 @@ mod errors;
 mod listener;
 mod versions;
 
-pub use config::ServerConfig;
+pub use config::{SaslPlainUsers, ServerConfig};
 pub use listener::Server;
