@@ -225,7 +225,8 @@ fn is_this_broker(ctx: &RequestContext<'_>, name: &str) -> bool {
 }
 
 /// DescribeConfigs: every key of each topic or broker resource asked for (only the keys
-/// named when the request names some), synonyms when asked. An unknown topic is
+/// named when the request names some: a null or empty list means all, as in Kafka),
+/// synonyms when asked. An unknown topic is
 /// `UNKNOWN_TOPIC_OR_PARTITION`; other resource types are `INVALID_REQUEST`.
 pub(crate) fn describe_configs(
     ctx: &RequestContext<'_>,
@@ -269,8 +270,9 @@ pub(crate) fn describe_configs(
                         entries
                             .into_iter()
                             .filter(|e| {
-                                keys.as_ref()
-                                    .is_none_or(|ks| ks.iter().any(|k| &**k == e.name))
+                                keys.as_ref().is_none_or(|ks| {
+                                    ks.is_empty() || ks.iter().any(|k| &**k == e.name)
+                                })
                             })
                             .map(|e| describe_entry(ctx, e, synonyms))
                             .collect(),

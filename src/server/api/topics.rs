@@ -302,7 +302,7 @@ pub(crate) fn create_partitions(
                         let added = usize::try_from(t.count.saturating_sub(current)).ok();
                         if t.assignments
                             .as_ref()
-                            .is_some_and(|a| Some(a.len()) != added)
+                            .is_some_and(|a| !a.is_empty() && Some(a.len()) != added)
                         {
                             Err((
                                 ResponseError::InvalidReplicaAssignment,
