@@ -1,7 +1,7 @@
-#![cfg(feature = "server")]
 //! The admin, transaction and SASL APIs of the wire protocol, spoken as a client speaks them
 //! (kafka-protocol's client-side encoders over a TcpStream): every API at every version the
 //! server advertises encodes, decodes and does what Kafka's does.
+#![cfg(feature = "server")]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -2,7 +2,7 @@
 //! segment's base offset.
 //!
 //! File `log-start-offset` in the partition directory, big-endian: magic `EBLS`, version u16
-//! (1), the log start offset i64, CRC-32 u32 of the 14 bytes before it (22 bytes in all).
+//! (1), the log start offset i64, CRC-32 u32 of the 14 bytes before it (18 bytes in all).
 //! Replaced atomically and durably (the file and its directory are fsynced) before the log
 //! start moves in memory, so an answer to DeleteRecords is never undone by a crash.
 //!
@@ -21,7 +21,7 @@ use crate::io;
 pub(crate) const FILE_NAME: &str = "log-start-offset";
 const MAGIC: &[u8; 4] = b"EBLS";
 const VERSION: u16 = 1;
-/// Far more than the file's 22 bytes: a larger file is not read.
+/// Far more than the file's 18 bytes: a larger file is not read.
 const MAX_FILE_BYTES: u64 = 4096;
 
 /// The offset the file holds; `None` without a file or with a damaged one (logged).
@@ -67,7 +67,7 @@ mod tests {
     #[test]
     fn round_trip_damage_and_absence() {
         let b = encode(1234);
-        assert_eq!(b.len(), 22);
+        assert_eq!(b.len(), 18);
         assert_eq!(decode(&b), Some(1234));
         for i in 0..b.len() {
             let mut bad = b.clone();

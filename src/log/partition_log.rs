@@ -2111,6 +2111,76 @@ mod tests {
             .count()
     }
 
+    #[test]
+    fn delete_records_moves_the_start_durably_and_removes_whole_segments() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = TopicConfig::default().segment_bytes(1024);
+        let log = open_log(tmp.path(), config.clone());
+        for i in 0..40 {
+            append(&log, i).unwrap();
+        }
+        let files = log_files(tmp.path());
+        assert!(files > 4);
+        // Past the end, and negative other than -1: out of range, nothing moves.
+        assert!(matches!(
+            log.delete_records(41),
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+        assert!(log.delete_records(-2).is_err());
+        assert_eq!(log.log_start_offset(), 0);
+        // Into the middle of a segment: the start moves there, earlier segments go.
+        assert_eq!(log.delete_records(17).unwrap(), 17);
+        assert_eq!(log.log_start_offset(), 17);
+        assert!(log_files(tmp.path()) < files);
+        let first = log.segments.read()[0].base_offset();
+        assert!(first <= 17 && first > 0, "{first}");
+        assert!(matches!(
+            log.read(16, 1 << 20),
+            Err(Error::OffsetOutOfRange { log_start: 17, .. })
+        ));
+        assert!(log
+            .read(17, 1 << 20)
+            .unwrap()
+            .iter()
+            .any(|r| r.offset == 17));
+        // Lower: nothing changes.
+        assert_eq!(log.delete_records(3).unwrap(), 17);
+        // Retention (nothing expired) never moves the start back.
+        log.enforce_retention(log.clock.now_ms(), false).unwrap();
+        assert_eq!(log.log_start_offset(), 17);
+        // A crash (no clean close) keeps the start: it was durable before the answer.
+        drop(log);
+        let log = open_log(tmp.path(), config.clone());
+        assert_eq!(log.log_start_offset(), 17);
+        assert_eq!(log.log_end_offset(), 40);
+        append(&log, 40).unwrap();
+        // -1: everything up to the log end; the active segment stays, empty of readable
+        // records.
+        assert_eq!(log.delete_records(-1).unwrap(), 41);
+        log.close(true).unwrap();
+        let log = open_log(tmp.path(), config);
+        assert_eq!(log.log_start_offset(), 41);
+        assert_eq!(log.log_end_offset(), 41);
+        assert_eq!(append(&log, 41).unwrap().base_offset, 41);
+        assert_eq!(log.read(41, 1 << 20).unwrap().iter().count(), 1);
+    }
+
+    #[test]
+    fn a_damaged_log_start_file_is_ignored_at_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = open_log(tmp.path(), TopicConfig::default());
+        for i in 0..5 {
+            append(&log, i).unwrap();
+        }
+        log.delete_records(3).unwrap();
+        log.close(true).unwrap();
+        std::fs::write(tmp.path().join(log_start::FILE_NAME), b"not ours").unwrap();
+        let log = open_log(tmp.path(), TopicConfig::default());
+        // The records come back: never lost, only undeleted.
+        assert_eq!(log.log_start_offset(), 0);
+        assert_eq!(log.log_end_offset(), 5);
+    }
+
     /// Blocks `path` for writing by putting a directory there.
     fn block(path: &Path) {
         let _ = std::fs::remove_file(path);
