@@ -98,10 +98,15 @@ pub(crate) fn describe_producers(
     DescribeProducersResponse::default().with_topics(topics)
 }
 
+/// The longest transactional id pattern accepted (a transactional id is at most 32767
+/// bytes; the bound keeps the matching work of one request small).
+const PATTERN_MAX: usize = 1024;
+
 /// Whether `id` matches `pattern`, a regular expression of literal characters, `.` and `.*`
-/// (what `kafka-transactions.sh list` patterns use); `None` for any other syntax.
+/// (what `kafka-transactions.sh list` patterns use); `None` for any other syntax, or a
+/// pattern over [`PATTERN_MAX`] bytes.
 fn matches_pattern(pattern: &str, id: &str) -> Option<bool> {
-    if pattern.chars().any(|c| "\\[](){}+?|^$".contains(c)) {
+    if pattern.len() > PATTERN_MAX || pattern.chars().any(|c| "\\[](){}+?|^$".contains(c)) {
         return None;
     }
     // Split on ".*" into pieces that must appear in order; '.' in a piece is any character.

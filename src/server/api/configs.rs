@@ -9,12 +9,14 @@
 //! sets it back to the broker's default. Broker resources can be described, never altered
 //! (`INVALID_REQUEST` per resource, the others unaffected).
 
+use std::collections::HashSet;
+
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
-    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    alter_configs_response, incremental_alter_configs_request, incremental_alter_configs_response,
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -410,6 +412,76 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
+/// The most items a list key's value may have after APPEND (Kafka's list keys here have
+/// two possible items; the bound keeps a hostile request's work linear).
+const LIST_ITEMS_MAX: usize = 16;
+
+/// The (key, value or `None` to delete) changes of one resource's IncrementalAlterConfigs
+/// operations over the topic's `current` properties. A key named twice is
+/// `INVALID_REQUEST`, as in Kafka.
+fn incremental_changes(
+    current: Option<&[(&'static str, String)]>,
+    configs: &[incremental_alter_configs_request::AlterableConfig],
+) -> Result<Vec<(String, Option<String>)>, Refusal> {
+    let invalid = |message: String| Err((ResponseError::InvalidRequest, message));
+    let mut seen = HashSet::new();
+    let mut changes = Vec::with_capacity(configs.len());
+    for c in configs {
+        let key = c.name.to_string();
+        if !seen.insert(key.clone()) {
+            return invalid(format!("{key} is named more than once"));
+        }
+        let value = c.value.as_ref().map(|v| v.to_string());
+        match c.config_operation {
+            OP_SET => match value {
+                Some(v) => changes.push((key, Some(v))),
+                None => return invalid(format!("SET of {key} without a value")),
+            },
+            OP_DELETE => changes.push((key, None)),
+            op @ (OP_APPEND | OP_SUBTRACT) => {
+                if !LIST_KEYS.contains(&key.as_str()) {
+                    return invalid(format!(
+                        "{key} is not a list: APPEND and SUBTRACT do not apply"
+                    ));
+                }
+                let so_far = current
+                    .and_then(|props| props.iter().find(|(k, _)| *k == key))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let mut items: Vec<String> = so_far
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for v in value.iter().flat_map(|v| v.split(',')) {
+                    let v = v.trim().to_string();
+                    if v.is_empty() {
+                        continue;
+                    }
+                    if op == OP_APPEND {
+                        if !items.contains(&v) {
+                            if items.len() >= LIST_ITEMS_MAX {
+                                return Err((
+                                    ResponseError::InvalidConfig,
+                                    format!("{key}: too many items"),
+                                ));
+                            }
+                            items.push(v);
+                        }
+                    } else {
+                        items.retain(|i| *i != v);
+                    }
+                }
+                // An empty list is no policy: the key goes back to its default.
+                let value = (!items.is_empty()).then(|| items.join(","));
+                changes.push((key, value));
+            }
+            other => return invalid(format!("unknown config operation {other}")),
+        }
+    }
+    Ok(changes)
+}
+
 /// IncrementalAlterConfigs: SET and DELETE on any topic key; APPEND and SUBTRACT on list
 /// keys (`cleanup.policy`), `INVALID_REQUEST` on others. All of a resource's changes apply
 /// together or not at all.
@@ -429,85 +501,8 @@ pub(crate) fn incremental_alter_configs(
                     let current = inner
                         .existing_topic(&name)
                         .map(|s| s.config.read().to_properties());
-                    let mut changes: Vec<(String, Option<String>)> = Vec::new();
-                    let mut refused = None;
-                    for c in &r.configs {
-                        let key = c.name.to_string();
-                        let value = c.value.as_ref().map(|v| v.to_string());
-                        match c.config_operation {
-                            OP_SET => match value {
-                                Some(v) => changes.push((key, Some(v))),
-                                None => {
-                                    refused = Some((
-                                        ResponseError::InvalidRequest,
-                                        format!("SET of {key} without a value"),
-                                    ))
-                                }
-                            },
-                            OP_DELETE => changes.push((key, None)),
-                            op @ (OP_APPEND | OP_SUBTRACT) => {
-                                if !LIST_KEYS.contains(&key.as_str()) {
-                                    refused = Some((
-                                        ResponseError::InvalidRequest,
-                                        format!(
-                                            "{key} is not a list: APPEND and SUBTRACT do not apply"
-                                        ),
-                                    ));
-                                    continue;
-                                }
-                                // The value so far: this request's earlier SET, else the
-                                // topic's.
-                                let so_far = changes
-                                    .iter()
-                                    .rev()
-                                    .find(|(k, _)| *k == key)
-                                    .and_then(|(_, v)| v.clone())
-                                    .or_else(|| {
-                                        current.as_ref().and_then(|props| {
-                                            props
-                                                .iter()
-                                                .find(|(k, _)| *k == key)
-                                                .map(|(_, v)| v.clone())
-                                        })
-                                    })
-                                    .unwrap_or_default();
-                                let mut items: Vec<String> = so_far
-                                    .split(',')
-                                    .map(|s| s.trim().to_string())
-                                    .filter(|s| !s.is_empty())
-                                    .collect();
-                                for v in value.iter().flat_map(|v| v.split(',')) {
-                                    let v = v.trim().to_string();
-                                    if v.is_empty() {
-                                        continue;
-                                    }
-                                    if op == OP_APPEND {
-                                        if !items.contains(&v) {
-                                            items.push(v);
-                                        }
-                                    } else {
-                                        items.retain(|i| *i != v);
-                                    }
-                                }
-                                if items.is_empty() {
-                                    // An empty cleanup.policy is not a policy: its default.
-                                    changes.push((key, None));
-                                } else {
-                                    changes.push((key, Some(items.join(","))));
-                                }
-                            }
-                            other => {
-                                refused = Some((
-                                    ResponseError::InvalidRequest,
-                                    format!("unknown config operation {other}"),
-                                ))
-                            }
-                        }
-                    }
-                    match refused {
-                        Some(r) => Err(r),
-                        None => alter_topic(ctx, &name, &changes, validate_only),
-                    }
+                    incremental_changes(current.as_deref(), &r.configs)
+                        .and_then(|changes| alter_topic(ctx, &name, &changes, validate_only))
                 }
                 RESOURCE_BROKER => Err((
                     ResponseError::InvalidRequest,

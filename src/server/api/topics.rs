@@ -8,6 +8,8 @@
 //! changes nothing. A name given twice in one request fails for every copy
 //! (`INVALID_REQUEST`), as in Kafka.
 
+use std::collections::HashSet;
+
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -34,8 +36,16 @@ fn refusal(e: &Error) -> Refusal {
     (errors::kafka_error(e), e.to_string())
 }
 
-fn count_of<T>(items: &[T], pred: impl Fn(&T) -> bool) -> usize {
-    items.iter().filter(|i| pred(i)).count()
+/// The names given more than once in one request (linear: requests may be large).
+fn repeated<'a>(names: impl Iterator<Item = &'a TopicName>) -> HashSet<&'a TopicName> {
+    let mut seen = HashSet::new();
+    let mut twice = HashSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            twice.insert(name);
+        }
+    }
+    twice
 }
 
 /// The config a CreateTopics entry asks for, checked.
@@ -139,12 +149,13 @@ pub(crate) fn create_topics(
     let broker = &ctx.shared.broker;
     let inner = &broker.inner;
     let version = ctx.version();
+    let twice = repeated(req.topics.iter().map(|t| &t.name));
     let topics = req
         .topics
         .iter()
         .map(|topic| {
             let name = topic.name.0.to_string();
-            let result = if count_of(&req.topics, |t| t.name == topic.name) > 1 {
+            let result = if twice.contains(&topic.name) {
                 Err((
                     ResponseError::InvalidRequest,
                     format!("topic {name} is named more than once"),
@@ -271,12 +282,13 @@ pub(crate) fn create_partitions(
 ) -> CreatePartitionsResponse {
     let broker = &ctx.shared.broker;
     let node = ctx.shared.config.node_id;
+    let twice = repeated(req.topics.iter().map(|t| &t.name));
     let results = req
         .topics
         .iter()
         .map(|t| {
             let name = t.name.0.to_string();
-            let result: Result<(), Refusal> = if count_of(&req.topics, |u| u.name == t.name) > 1 {
+            let result: Result<(), Refusal> = if twice.contains(&t.name) {
                 Err((
                     ResponseError::InvalidRequest,
                     format!("topic {name} is named more than once"),

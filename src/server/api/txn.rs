@@ -14,6 +14,8 @@
 //! `CONCURRENT_TRANSACTIONS`, a call the state does not allow `INVALID_TXN_STATE`, and a
 //! coordinator whose `__transaction_state` could not be loaded `COORDINATOR_NOT_AVAILABLE`.
 
+use std::collections::HashSet;
+
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
@@ -150,13 +152,15 @@ pub(crate) fn add_partitions_to_txn(
     let pid = req.v3_and_below_producer_id.0;
     let epoch = req.v3_and_below_producer_epoch;
     let mut wanted = Vec::new();
-    let mut unknown = Vec::new();
+    let mut unknown = HashSet::new();
     for topic in &req.v3_and_below_topics {
         let name = topic.name.0.to_string();
         for &p in &topic.partitions {
             match super::partition_log(broker, &name, p) {
                 Ok(_) => wanted.push(TopicPartition::new(name.as_str(), p)),
-                Err(_) => unknown.push((name.clone(), p)),
+                Err(_) => {
+                    unknown.insert((name.clone(), p));
+                }
             }
         }
     }
@@ -177,7 +181,7 @@ pub(crate) fn add_partitions_to_txn(
                 .partitions
                 .iter()
                 .map(|&p| {
-                    let code = if unknown.iter().any(|(t, q)| *t == name && *q == p) {
+                    let code = if unknown.contains(&(name.clone(), p)) {
                         ResponseError::UnknownTopicOrPartition.code()
                     } else {
                         match result {
