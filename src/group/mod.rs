@@ -20,6 +20,7 @@
 
 mod admin;
 mod assignor;
+mod classic;
 mod coordinator;
 mod group_metadata;
 mod offset_store;
@@ -31,13 +32,16 @@ mod testkit;
 
 pub use admin::{GroupDescription, GroupListing, MemberDescription, OffsetSpec, PartitionOffsets};
 pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Subscription};
+pub(crate) use classic::{
+    ClassicError, ClassicLimits, CommitError, Committer, JoinParams, Reaper, SyncParams,
+};
 pub use coordinator::GroupState;
 pub(crate) use coordinator::{
     is_cooperative, Group, GroupRegistry, JoinRequest, LeaveStatus, SyncOutcome,
 };
 pub use group_metadata::ConsumerGroupMetadata;
-pub(crate) use offset_store::Appended;
 pub use offset_store::OffsetAndMetadata;
+pub(crate) use offset_store::{check_commit, Appended};
 pub(crate) use offset_store::{
     offsets_log as offsets_log_for, OFFSETS_TOPIC as OFFSETS_TOPIC_NAME,
 };

@@ -2,8 +2,10 @@
 //! calls and of their results and errors into Kafka's responses.
 
 pub(crate) mod fetch;
+pub(crate) mod groups;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
+pub(crate) mod offsets;
 pub(crate) mod produce;
 
 use std::sync::Arc;
