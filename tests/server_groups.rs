@@ -1,9 +1,9 @@
-#![cfg(feature = "server")]
 //! The classic consumer-group protocol and the offset APIs over the wire, spoken with
 //! kafka-protocol's client-side encoders over a plain TcpStream: joins, the leader's
 //! assignment, syncs, leaves and rebalances, session-timeout eviction, static member
 //! replacement, commits and fetches shared with in-process consumers, describe/list/delete,
 //! and every advertised version of each API.
+#![cfg(feature = "server")]
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -37,6 +37,9 @@ use embroker::{Broker, ConsumerConfig, GroupState, ServerConfig, TopicConfig, To
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
+
+/// A member's partitions: (topic, partition).
+type Assigned = Vec<(String, i32)>;
 
 /// One client connection speaking Kafka's framing.
 struct Client {
@@ -287,7 +290,7 @@ fn three_members_join_the_leader_assigns_and_a_leave_rebalances_the_rest() {
             })
         })
         .collect();
-    let mut members: Vec<(Client, JoinGroupResponse, Vec<(String, i32)>)> =
+    let mut members: Vec<(Client, JoinGroupResponse, Assigned)> =
         handles.into_iter().map(|h| h.join().unwrap()).collect();
     let generation = members[0].1.generation_id;
     let leader = members[0].1.leader.clone();

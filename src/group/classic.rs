@@ -34,6 +34,10 @@
 //! - Numbers from the network (timeouts, generations) are compared or added with saturation
 //!   only: no request can make the state machine panic.
 
+// Only the server (feature `server`) has network members; the group layer keeps the state
+// machine in every build so that in-process code sees one kind of group state.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -32,6 +32,7 @@ mod testkit;
 
 pub use admin::{GroupDescription, GroupListing, MemberDescription, OffsetSpec, PartitionOffsets};
 pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Subscription};
+#[cfg(feature = "server")]
 pub(crate) use classic::{
     ClassicError, ClassicLimits, CommitError, Committer, JoinParams, Reaper, SyncParams,
 };
@@ -41,7 +42,9 @@ pub(crate) use coordinator::{
 };
 pub use group_metadata::ConsumerGroupMetadata;
 pub use offset_store::OffsetAndMetadata;
-pub(crate) use offset_store::{check_commit, Appended};
+pub(crate) use offset_store::Appended;
+#[cfg(feature = "server")]
+pub(crate) use offset_store::check_commit;
 pub(crate) use offset_store::{
     offsets_log as offsets_log_for, OFFSETS_TOPIC as OFFSETS_TOPIC_NAME,
 };
