@@ -565,6 +565,11 @@ impl Classic {
     fn try_complete(&mut self, now: i64) {
         match self.phase {
             Phase::PreparingRebalance => {
+                if self.members.is_empty() {
+                    // Everyone left: nothing to wait for, the group is empty again.
+                    self.complete_join(now);
+                    return;
+                }
                 if self.delay_until_ms.is_some_and(|d| now < d) {
                     return;
                 }
@@ -1355,4 +1360,416 @@ pub(crate) fn decode_subscription(bytes: &[u8]) -> Vec<String> {
 #[cfg(not(feature = "server"))]
 pub(crate) fn decode_subscription(_bytes: &[u8]) -> Vec<String> {
     Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn limits(delay: i64) -> ClassicLimits {
+        ClassicLimits {
+            min_session_timeout_ms: 10,
+            max_session_timeout_ms: 100_000,
+            initial_rebalance_delay_ms: delay,
+        }
+    }
+
+    fn params(member: &str, instance: Option<&str>, session: i32) -> JoinParams {
+        JoinParams {
+            member_id: member.to_string(),
+            instance_id: instance.map(str::to_string),
+            client_id: "c".to_string(),
+            client_host: "/127.0.0.1".to_string(),
+            session_timeout_ms: session,
+            rebalance_timeout_ms: 1_000,
+            protocol_type: "consumer".to_string(),
+            protocols: vec![("range".to_string(), Bytes::from_static(b"meta"))],
+            require_known_member_id: true,
+        }
+    }
+
+    /// A group and a member-id counter.
+    struct G {
+        c: Classic,
+        next: u32,
+        limits: ClassicLimits,
+    }
+
+    impl G {
+        fn new(delay: i64) -> G {
+            G {
+                c: Classic::default(),
+                next: 0,
+                limits: limits(delay),
+            }
+        }
+
+        fn join(&mut self, p: JoinParams, now: i64) -> Start<JoinResponse> {
+            let mut next = self.next;
+            let start = self.c.join(p, &self.limits, now, 0, &mut |_: &str| {
+                next += 1;
+                format!("m{next}")
+            });
+            self.next = next;
+            start
+        }
+
+        /// A new member's two joins; the ticket of the second.
+        fn join_new(&mut self, instance: Option<&str>, session: i32, now: i64) -> (String, u64) {
+            let id = match self.join(params("", instance, session), now) {
+                Start::Done(r) if r.error == Some(ClassicError::MemberIdRequired) => r.member_id,
+                Start::Wait(t) if instance.is_some() => {
+                    let id = match self.c.results.get(&t) {
+                        Some(Posted::Join(r)) => r.member_id.clone(),
+                        _ => self
+                            .c
+                            .members
+                            .iter()
+                            .find(|(_, m)| m.join_ticket == Some(t))
+                            .map(|(id, _)| id.clone())
+                            .unwrap(),
+                    };
+                    return (id, t);
+                }
+                other => panic!("{other:?}"),
+            };
+            match self.join(params(&id, instance, session), now) {
+                Start::Wait(t) => (id, t),
+                other => panic!("{other:?}"),
+            }
+        }
+
+        fn rejoin(&mut self, id: &str, now: i64) -> u64 {
+            match self.join(params(id, None, 10_000), now) {
+                Start::Wait(t) => t,
+                other => panic!("{other:?}"),
+            }
+        }
+
+        fn joined(&mut self, ticket: u64) -> JoinResponse {
+            match self.c.results.remove(&ticket) {
+                Some(Posted::Join(r)) => r,
+                other => panic!("no join answer for {ticket}: {other:?}"),
+            }
+        }
+
+        fn synced(&mut self, ticket: u64) -> SyncResponse {
+            match self.c.results.remove(&ticket) {
+                Some(Posted::Sync(r)) => r,
+                other => panic!("no sync answer for {ticket}: {other:?}"),
+            }
+        }
+
+        fn sync(
+            &mut self,
+            id: &str,
+            generation: i32,
+            assignments: Vec<(&str, &'static [u8])>,
+            now: i64,
+        ) -> Start<SyncResponse> {
+            self.c.sync(
+                SyncParams {
+                    member_id: id.to_string(),
+                    instance_id: None,
+                    generation,
+                    protocol_type: Some("consumer".to_string()),
+                    protocol_name: Some("range".to_string()),
+                    assignments: assignments
+                        .into_iter()
+                        .map(|(m, b)| (m.to_string(), Bytes::from_static(b)))
+                        .collect(),
+                },
+                now,
+            )
+        }
+
+        /// Two members `a` (leader) and `b` in a stable generation.
+        fn stable_pair(&mut self, session_b: i32) -> (String, String, i32) {
+            let (a, ta) = self.join_new(None, 10_000, 0);
+            let ja = self.joined(ta);
+            let Start::Wait(t) = self.sync(&a, ja.generation, vec![(&a, b"A")], 0) else {
+                panic!()
+            };
+            self.synced(t).unwrap();
+            let (b, tb) = self.join_new(None, session_b, 0);
+            let ta = self.rejoin(&a, 0);
+            let (ja, jb) = (self.joined(ta), self.joined(tb));
+            assert_eq!(ja.generation, 2);
+            assert_eq!(ja.leader, a);
+            assert_eq!(ja.members.len(), 2);
+            assert!(jb.members.is_empty());
+            let Start::Wait(tb) = self.sync(&b, 2, vec![], 0) else {
+                panic!()
+            };
+            let Start::Wait(ta) = self.sync(&a, 2, vec![(&a, b"A"), (&b, b"B")], 0) else {
+                panic!()
+            };
+            assert_eq!(self.synced(ta).unwrap().0, Bytes::from_static(b"A"));
+            assert_eq!(self.synced(tb).unwrap().0, Bytes::from_static(b"B"));
+            assert_eq!(self.c.state(), GroupState::Stable);
+            (a, b, 2)
+        }
+    }
+
+    #[test]
+    fn a_new_member_gets_its_id_first_and_a_lone_member_completes_at_once() {
+        let mut g = G::new(0);
+        let Start::Done(r) = g.join(params("", None, 10_000), 0) else {
+            panic!()
+        };
+        assert_eq!(r.error, Some(ClassicError::MemberIdRequired));
+        assert!(g.c.has_members(), "a handed-out id counts until it expires");
+        let Start::Wait(t) = g.join(params(&r.member_id, None, 10_000), 0) else {
+            panic!()
+        };
+        let j = g.joined(t);
+        assert_eq!((j.generation, j.leader.as_str()), (1, r.member_id.as_str()));
+        assert_eq!(j.protocol_name.as_deref(), Some("range"));
+        assert_eq!(j.members.len(), 1);
+        assert_eq!(g.c.state(), GroupState::CompletingRebalance);
+    }
+
+    #[test]
+    fn a_second_member_rebalances_and_the_leader_assigns_both() {
+        let mut g = G::new(0);
+        let (a, _, generation) = g.stable_pair(10_000);
+        assert_eq!(g.c.heartbeat(&a, None, generation, 1), Ok(()));
+        assert_eq!(
+            g.c.heartbeat(&a, None, 1, 1),
+            Err(ClassicError::IllegalGeneration)
+        );
+        assert_eq!(
+            g.c.heartbeat("x", None, generation, 1),
+            Err(ClassicError::UnknownMemberId)
+        );
+    }
+
+    #[test]
+    fn a_silent_member_is_evicted_at_its_session_timeout() {
+        let mut g = G::new(0);
+        let (a, b, generation) = g.stable_pair(500);
+        assert_eq!(g.c.tick(400), Some(500));
+        assert_eq!(g.c.heartbeat(&a, None, generation, 400), Ok(()));
+        assert!(g.c.members.contains_key(&b));
+        g.c.tick(500);
+        assert!(!g.c.members.contains_key(&b));
+        assert_eq!(
+            g.c.heartbeat(&a, None, generation, 501),
+            Err(ClassicError::RebalanceInProgress)
+        );
+        let t = g.rejoin(&a, 502);
+        let j = g.joined(t);
+        assert_eq!((j.generation, j.members.len()), (generation + 1, 1));
+    }
+
+    #[test]
+    fn members_that_do_not_rejoin_are_dropped_at_the_rebalance_timeout() {
+        let mut g = G::new(0);
+        let (a, b, generation) = g.stable_pair(100_000);
+        let (_c, tc) = g.join_new(None, 100_000, 10);
+        let ta = g.rejoin(&a, 20);
+        g.c.tick(500);
+        assert!(g.c.results.is_empty(), "b has until the rebalance timeout");
+        g.c.tick(1_010);
+        assert!(!g.c.members.contains_key(&b));
+        let (ja, jc) = (g.joined(ta), g.joined(tc));
+        assert_eq!(ja.generation, generation + 1);
+        assert_eq!(ja.members.len() + jc.members.len(), 2);
+    }
+
+    #[test]
+    fn the_initial_delay_holds_the_first_rebalance() {
+        let mut g = G::new(100);
+        let (_a, ta) = g.join_new(None, 10_000, 0);
+        assert_eq!(g.c.tick(50), Some(100));
+        let (_b, tb) = g.join_new(None, 10_000, 60);
+        g.c.tick(100);
+        assert!(g.c.results.is_empty(), "a new member extended the delay");
+        g.c.tick(160);
+        assert_eq!(g.joined(ta).generation, 1);
+        assert_eq!(g.joined(tb).generation, 1);
+    }
+
+    #[test]
+    fn a_static_member_replaced_under_a_new_id_fences_the_old_without_a_rebalance() {
+        let mut g = G::new(0);
+        let (a, ta) = g.join_new(Some("ia"), 10_000, 0);
+        let ja = g.joined(ta);
+        let Start::Wait(t) = g.sync(&a, ja.generation, vec![], 0) else {
+            panic!()
+        };
+        g.synced(t).unwrap();
+        let (b, tb) = g.join_new(Some("ib"), 10_000, 0);
+        let ta = g.rejoin(&a, 0);
+        let (ja, _) = (g.joined(ta), g.joined(tb));
+        let Start::Wait(tb) = g.sync(&b, ja.generation, vec![], 0) else {
+            panic!()
+        };
+        let Start::Wait(ta) = g.sync(&a, ja.generation, vec![(&a, b"A"), (&b, b"B")], 0) else {
+            panic!()
+        };
+        g.synced(ta).unwrap();
+        g.synced(tb).unwrap();
+        // b restarts: the same instance id, no member id.
+        let Start::Done(r) = g.join(params("", Some("ib"), 10_000), 5) else {
+            panic!()
+        };
+        assert_eq!(r.error, None);
+        assert_eq!(r.generation, ja.generation);
+        assert_ne!(r.member_id, b);
+        assert_eq!(g.c.state(), GroupState::Stable);
+        assert_eq!(
+            g.c.heartbeat(&b, Some("ib"), ja.generation, 6),
+            Err(ClassicError::FencedInstanceId)
+        );
+        let Start::Done(Ok((bytes, _, _))) = g.sync(&r.member_id, ja.generation, vec![], 6) else {
+            panic!()
+        };
+        assert_eq!(bytes, Bytes::from_static(b"B"));
+    }
+
+    #[test]
+    fn commits_follow_kafkas_checks() {
+        let mut g = G::new(0);
+        let simple = Committer {
+            member_id: String::new(),
+            instance_id: None,
+            generation: -1,
+        };
+        assert_eq!(g.c.check_commit(&simple, 0, 0), Ok(()));
+        assert_eq!(
+            g.c.check_commit(&simple, 1, 0),
+            Err(ClassicError::UnknownMemberId),
+            "in-process members"
+        );
+        let (a, b, generation) = g.stable_pair(10_000);
+        let member = |id: &str, generation| Committer {
+            member_id: id.to_string(),
+            instance_id: None,
+            generation,
+        };
+        assert_eq!(g.c.check_commit(&member(&a, generation), 0, 1), Ok(()));
+        assert_eq!(
+            g.c.check_commit(&member(&a, generation - 1), 0, 1),
+            Err(ClassicError::IllegalGeneration)
+        );
+        assert_eq!(
+            g.c.check_commit(&simple, 0, 1),
+            Err(ClassicError::UnknownMemberId)
+        );
+        assert_eq!(g.c.check_txn_commit(&simple), Ok(()));
+        assert_eq!(g.c.leave(&b, None, 2), Ok(()));
+        assert_eq!(g.c.leave(&b, None, 2), Err(ClassicError::UnknownMemberId));
+        // Preparing: a commit of the current generation is still accepted (nothing moved).
+        assert_eq!(g.c.check_commit(&member(&a, generation), 0, 3), Ok(()));
+        let t = g.rejoin(&a, 4);
+        g.joined(t);
+        assert_eq!(
+            g.c.check_commit(&member(&a, generation + 1), 0, 5),
+            Err(ClassicError::RebalanceInProgress)
+        );
+    }
+
+    #[test]
+    fn the_last_member_leaving_empties_the_group() {
+        let mut g = G::new(0);
+        let (a, ta) = g.join_new(None, 10_000, 0);
+        let j = g.joined(ta);
+        let Start::Wait(ts) = g.sync(&a, j.generation, vec![(&a, b"A")], 0) else {
+            panic!()
+        };
+        g.synced(ts).unwrap();
+        assert_eq!(g.c.leave(&a, None, 1), Ok(()));
+        assert_eq!(g.c.state(), GroupState::Empty);
+        assert!(!g.c.has_members());
+        assert_eq!(g.c.generation, 2);
+        assert_eq!(g.c.tick(2), None);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Join(u8),
+        Sync(u8),
+        Heartbeat(u8),
+        Leave(u8),
+        Tick(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..4).prop_map(Op::Join),
+            (0u8..4).prop_map(Op::Sync),
+            (0u8..4).prop_map(Op::Heartbeat),
+            (0u8..4).prop_map(Op::Leave),
+            (0u16..2_000).prop_map(Op::Tick),
+        ]
+    }
+
+    proptest! {
+        /// Any sequence of requests and ticks keeps the state machine's invariants: a
+        /// member's ticket is answered at most once, answered tickets belong to no member,
+        /// the generation never goes down, and the group is Empty exactly without members.
+        #[test]
+        fn any_sequence_keeps_the_invariants(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut g = G::new(50);
+            let mut ids: Vec<Option<String>> = vec![None; 4];
+            let mut now = 0i64;
+            let mut generation = 0;
+            let mut answered = std::collections::BTreeSet::new();
+            for op in ops {
+                match op {
+                    Op::Join(i) => {
+                        let id = ids[usize::from(i)].clone().unwrap_or_default();
+                        let mut p = params(&id, None, 300);
+                        p.rebalance_timeout_ms = 400;
+                        if let Start::Done(r) = g.join(p, now) {
+                            if r.error == Some(ClassicError::MemberIdRequired) {
+                                ids[usize::from(i)] = Some(r.member_id);
+                            }
+                        }
+                    }
+                    Op::Sync(i) => {
+                        if let Some(id) = ids[usize::from(i)].clone() {
+                            let all: Vec<(String, Bytes)> = g.c.members.keys()
+                                .map(|m| (m.clone(), Bytes::from_static(b"x"))).collect();
+                            let _ = g.c.sync(SyncParams {
+                                member_id: id,
+                                instance_id: None,
+                                generation: g.c.generation,
+                                protocol_type: None,
+                                protocol_name: None,
+                                assignments: all,
+                            }, now);
+                        }
+                    }
+                    Op::Heartbeat(i) => {
+                        if let Some(id) = ids[usize::from(i)].clone() {
+                            let _ = g.c.heartbeat(&id, None, g.c.generation, now);
+                        }
+                    }
+                    Op::Leave(i) => {
+                        if let Some(id) = ids[usize::from(i)].take() {
+                            let _ = g.c.leave(&id, None, now);
+                        }
+                    }
+                    Op::Tick(dt) => {
+                        now += i64::from(dt);
+                        g.c.tick(now);
+                    }
+                }
+                let posted: Vec<u64> = g.c.results.keys().copied().collect();
+                for t in posted {
+                    prop_assert!(answered.insert(t), "ticket {} answered twice", t);
+                    for m in g.c.members.values() {
+                        prop_assert!(m.join_ticket != Some(t) && m.sync_ticket != Some(t));
+                    }
+                    g.c.results.remove(&t);
+                }
+                prop_assert!(g.c.generation >= generation);
+                generation = g.c.generation;
+                prop_assert_eq!(g.c.members.is_empty(), g.c.state() == GroupState::Empty);
+            }
+        }
+    }
 }

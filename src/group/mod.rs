@@ -41,10 +41,10 @@ pub(crate) use coordinator::{
     is_cooperative, Group, GroupRegistry, JoinRequest, LeaveStatus, SyncOutcome,
 };
 pub use group_metadata::ConsumerGroupMetadata;
-pub use offset_store::OffsetAndMetadata;
-pub(crate) use offset_store::Appended;
 #[cfg(feature = "server")]
 pub(crate) use offset_store::check_commit;
+pub(crate) use offset_store::Appended;
+pub use offset_store::OffsetAndMetadata;
 pub(crate) use offset_store::{
     offsets_log as offsets_log_for, OFFSETS_TOPIC as OFFSETS_TOPIC_NAME,
 };
