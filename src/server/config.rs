@@ -47,6 +47,17 @@ pub struct ServerConfig {
     /// authenticate (SaslHandshake, then SaslAuthenticate) before any request but
     /// ApiVersions; any other request first closes the connection, as Kafka does.
     pub sasl_plain_users: Option<Arc<SaslPlainUsers>>,
+    /// How long the first rebalance of an empty group waits for more members to join
+    /// (Kafka's `group.initial.rebalance.delay.ms`, default 3 s; each new member extends it,
+    /// up to the rebalance timeout). Tests usually set it to zero.
+    pub group_initial_rebalance_delay: Duration,
+    /// The shortest `session.timeout.ms` a member may ask for (Kafka's
+    /// `group.min.session.timeout.ms`, default 6 s); a JoinGroup outside the bounds gets
+    /// `INVALID_SESSION_TIMEOUT`.
+    pub group_min_session_timeout: Duration,
+    /// The longest `session.timeout.ms` a member may ask for (Kafka's
+    /// `group.max.session.timeout.ms`, default 30 minutes).
+    pub group_max_session_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +71,9 @@ impl Default for ServerConfig {
             node_id: 1,
             advertised_host: None,
             sasl_plain_users: None,
+            group_initial_rebalance_delay: Duration::from_secs(3),
+            group_min_session_timeout: Duration::from_secs(6),
+            group_max_session_timeout: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -98,6 +112,24 @@ impl ServerConfig {
     /// Sets [`ServerConfig::node_id`].
     pub fn node_id(mut self, node_id: i32) -> ServerConfig {
         self.node_id = node_id;
+        self
+    }
+
+    /// Sets [`ServerConfig::group_initial_rebalance_delay`].
+    pub fn group_initial_rebalance_delay(mut self, delay: Duration) -> ServerConfig {
+        self.group_initial_rebalance_delay = delay;
+        self
+    }
+
+    /// Sets [`ServerConfig::group_min_session_timeout`].
+    pub fn group_min_session_timeout(mut self, timeout: Duration) -> ServerConfig {
+        self.group_min_session_timeout = timeout;
+        self
+    }
+
+    /// Sets [`ServerConfig::group_max_session_timeout`].
+    pub fn group_max_session_timeout(mut self, timeout: Duration) -> ServerConfig {
+        self.group_max_session_timeout = timeout;
         self
     }
 

@@ -48,6 +48,19 @@ pub(crate) fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Result
         RequestKind::EndTxn(r) => send(api::txn::end_txn(ctx, r)),
         RequestKind::SaslHandshake(r) => send(api::sasl::sasl_handshake(ctx, r)),
         RequestKind::SaslAuthenticate(r) => send(api::sasl::sasl_authenticate(ctx, r)),
+        // Consumer groups and committed offsets.
+        RequestKind::FindCoordinator(r) => send(api::groups::find_coordinator(ctx, r)),
+        RequestKind::JoinGroup(r) => send(api::groups::join_group(ctx, r)),
+        RequestKind::SyncGroup(r) => send(api::groups::sync_group(ctx, r)),
+        RequestKind::Heartbeat(r) => send(api::groups::heartbeat(ctx, r)),
+        RequestKind::LeaveGroup(r) => send(api::groups::leave_group(ctx, r)),
+        RequestKind::DescribeGroups(r) => send(api::groups::describe_groups(ctx, r)),
+        RequestKind::ListGroups(r) => send(api::groups::list_groups(ctx, r)),
+        RequestKind::DeleteGroups(r) => send(api::groups::delete_groups(ctx, r)),
+        RequestKind::OffsetCommit(r) => send(api::offsets::offset_commit(ctx, r)),
+        RequestKind::OffsetFetch(r) => send(api::offsets::offset_fetch(ctx, r)),
+        RequestKind::OffsetDelete(r) => send(api::offsets::offset_delete(ctx, r)),
+        RequestKind::TxnOffsetCommit(r) => send(api::offsets::txn_offset_commit(ctx, r)),
         other => Err(Close(format!(
             "no handler for {:?}",
             std::mem::discriminant(&other)

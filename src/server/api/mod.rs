@@ -4,8 +4,10 @@
 pub(crate) mod cluster;
 pub(crate) mod configs;
 pub(crate) mod fetch;
+pub(crate) mod groups;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
+pub(crate) mod offsets;
 pub(crate) mod produce;
 pub(crate) mod records;
 pub(crate) mod sasl;
