@@ -20,7 +20,6 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) shared: &'a Shared,
     /// The address the client connected to: what Metadata advertises.
     pub(crate) local_addr: SocketAddr,
-    #[allow(dead_code)] // read by the group APIs (a member's client host)
     pub(crate) peer: SocketAddr,
     pub(crate) header: &'a RequestHeader,
     /// The connection's SASL state (`api::sasl`).
@@ -34,7 +33,6 @@ impl RequestContext<'_> {
     }
 
     /// The client's `client.id`, or "" when it sent none.
-    #[allow(dead_code)] // read by the group APIs (a member's client id)
     pub(crate) fn client_id(&self) -> &str {
         self.header.client_id.as_deref().unwrap_or("")
     }

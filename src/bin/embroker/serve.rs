@@ -50,7 +50,10 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
         .open(&dir)?;
     let mut config = ServerConfig::default()
         .max_connections(args.max_connections)
-        .max_request_bytes(args.max_request_bytes);
+        .max_request_bytes(args.max_request_bytes)
+        .group_initial_rebalance_delay(std::time::Duration::from_millis(
+            args.group_initial_rebalance_delay_ms,
+        ));
     if let Some(host) = &args.advertised_host {
         config = config.advertised_host(host.clone());
     }
