@@ -38,6 +38,10 @@ pub struct Args {
     /// skipped. Clients then set `security.protocol=SASL_PLAINTEXT`, `sasl.mechanism=PLAIN`.
     #[arg(long, value_name = "FILE")]
     sasl_users: Option<PathBuf>,
+    /// How long the first rebalance of an empty group waits for more members (Kafka's
+    /// `group.initial.rebalance.delay.ms`, 3000 by default as in Kafka).
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    group_initial_rebalance_delay_ms: u64,
 }
 
 /// Runs `embroker serve`: never returns but with an error.
