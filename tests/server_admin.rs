@@ -265,7 +265,7 @@ fn delete_topics_and_create_partitions_at_every_version() {
             DeleteTopicsRequest::default().with_topics(vec![
                 delete_topics_request::DeleteTopicState::default().with_name(Some(tn(&name))),
                 delete_topics_request::DeleteTopicState::default().with_name(Some(tn("nope"))),
-                // By id only: refused politely.
+                // By an id no topic has.
                 delete_topics_request::DeleteTopicState::default(),
             ])
         } else {
@@ -287,6 +287,18 @@ fn delete_topics_and_create_partitions_at_every_version() {
         }
         assert!(broker.describe_topic(&name).is_err());
     }
+    // Version 6 by the id CreateTopics reported.
+    let r = c.call(&create_request("by-id", 1, 1), 7);
+    let id = r.topics[0].topic_id;
+    let r = c.call(
+        &DeleteTopicsRequest::default().with_topics(vec![
+            delete_topics_request::DeleteTopicState::default().with_topic_id(id),
+        ]),
+        6,
+    );
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(r.responses[0].name.as_ref().unwrap().0.as_str(), "by-id");
+    assert!(broker.describe_topic("by-id").is_err());
 }
 
 fn describe_topic_config(
