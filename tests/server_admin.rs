@@ -208,6 +208,19 @@ fn create_topics_at_every_version() {
             .as_deref()
             .unwrap()
             .contains("retention.ms"));
+        // A name colliding with another ('.' versus '_'), validated or not.
+        let r = c.call(&create_request(&format!("dot.{v}"), 1, 1), v);
+        assert_eq!(r.topics[0].error_code, 0);
+        for validate_only in [true, false] {
+            let r = c.call(
+                &create_request(&format!("dot_{v}"), 1, 1).with_validate_only(validate_only),
+                v,
+            );
+            assert_eq!(
+                r.topics[0].error_code,
+                ResponseError::InvalidTopicException.code()
+            );
+        }
         // Internal and invalid names.
         let r = c.call(&create_request("__mine", 1, 1), v);
         assert_eq!(
@@ -287,6 +300,42 @@ fn delete_topics_and_create_partitions_at_every_version() {
         }
         assert!(broker.describe_topic(&name).is_err());
     }
+    // The internal topics keep their partitions.
+    let r = c.call(
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("t"))))
+            .with_transaction_timeout_ms(1000),
+        4,
+    );
+    assert_eq!(r.error_code, 0);
+    let r = c.call(
+        &CreatePartitionsRequest::default().with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(tn("__transaction_state"))
+                .with_count(60),
+        ]),
+        3,
+    );
+    assert_eq!(
+        r.results[0].error_code,
+        ResponseError::InvalidRequest.code()
+    );
+    let r = c.call(
+        &DeleteRecordsRequest::default().with_topics(vec![
+            delete_records_request::DeleteRecordsTopic::default()
+                .with_name(tn("__transaction_state"))
+                .with_partitions(vec![
+                    delete_records_request::DeleteRecordsPartition::default()
+                        .with_partition_index(0)
+                        .with_offset(-1),
+                ]),
+        ]),
+        2,
+    );
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ResponseError::InvalidTopicException.code()
+    );
     // Version 6 by the id CreateTopics reported.
     let r = c.call(&create_request("by-id", 1, 1), 7);
     let id = r.topics[0].topic_id;

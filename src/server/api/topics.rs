@@ -172,6 +172,15 @@ pub(crate) fn create_topics(
                             Err(Error::TopicExists {
                                 topic: name.clone(),
                             })
+                        } else if req.validate_only
+                            && broker.topics().iter().any(|t| names::collides(t, &name))
+                        {
+                            // What creating it would say (a real creation checks itself).
+                            Err(Error::InvalidTopicName {
+                                name: name.clone(),
+                                reason: "collides with an existing topic that differs only \
+                                         in '.' versus '_'",
+                            })
                         } else {
                             Ok(())
                         }
@@ -315,6 +324,12 @@ pub(crate) fn create_partitions(
                 ))
             } else {
                 match broker.inner.existing_topic(&name) {
+                    // The coordinators place groups and transactional ids by the partition
+                    // count of their topics: it never changes.
+                    Some(_) if names::is_internal(&name) => Err((
+                        ResponseError::InvalidRequest,
+                        format!("the partitions of internal topic {name} cannot change"),
+                    )),
                     None => Err(refusal(&Error::UnknownTopic {
                         topic: name.clone(),
                     })),
