@@ -1013,7 +1013,9 @@ fn delete_records_at_every_version_and_across_a_reopen() {
 #[test]
 fn sasl_plain_guards_every_other_api() {
     let broker = Broker::temporary().unwrap();
-    let users = SaslPlainUsers::default().insert("alice", "alice-secret");
+    let users = SaslPlainUsers::default()
+        .insert("alice", "alice-secret")
+        .insert("b", "c");
     let server = broker
         .serve_with(
             "127.0.0.1:0",
@@ -1074,6 +1076,27 @@ fn sasl_plain_guards_every_other_api() {
         assert_eq!(r.error_code, ResponseError::SaslAuthenticationFailed.code());
         assert!(c.closed());
     }
+    // A version 0 token shorter than any request header.
+    let mut c = Client::connect(&server);
+    let r = c.call(
+        &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+        0,
+    );
+    assert_eq!(r.error_code, 0);
+    c.stream.write_all(&[0, 0, 0, 4, 0, b'b', 0, b'c']).unwrap();
+    let mut size = [0u8; 4];
+    c.stream.read_exact(&mut size).unwrap();
+    assert_eq!(size, [0; 4]);
+    let r = c.call(&MetadataRequest::default(), 12);
+    assert_eq!(r.brokers.len(), 1);
+    // A wrong version 0 token closes the connection.
+    let mut c = Client::connect(&server);
+    c.call(
+        &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+        0,
+    );
+    c.stream.write_all(&[0, 0, 0, 4, 0, b'b', 0, b'x']).unwrap();
+    assert!(c.closed());
     // Another mechanism.
     let mut c = Client::connect(&server);
     let r = c.call(
