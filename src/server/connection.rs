@@ -67,7 +67,13 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
         if shared.stopping() {
             return;
         }
-        let frame = match read_frame(&mut stream, shared.config.max_request_bytes) {
+        // A bare SASL token (after a version 0 SaslHandshake) has no header to hold.
+        let min = if auth.get() == AuthState::RawToken {
+            0
+        } else {
+            8
+        };
+        let frame = match read_frame(&mut stream, shared.config.max_request_bytes, min) {
             Ok(Some(frame)) => frame,
             Ok(None) => return, // the client closed the connection
             Err(Close(why)) => {
@@ -123,7 +129,7 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
 
 /// Reads one size-prefixed frame; `None` when the client closed the connection cleanly
 /// between requests.
-fn read_frame(stream: &mut TcpStream, max: usize) -> Result<Option<Bytes>, Close> {
+fn read_frame(stream: &mut TcpStream, max: usize, min: usize) -> Result<Option<Bytes>, Close> {
     let mut size = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -151,7 +157,7 @@ fn read_frame(stream: &mut TcpStream, max: usize) -> Result<Option<Bytes>, Close
             "a request of {size} bytes is over socket.request.max.bytes ({max})"
         )));
     }
-    if size < 8 {
+    if size < min {
         return Err(Close(format!(
             "a request of {size} bytes cannot hold a request header"
         )));
