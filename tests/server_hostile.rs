@@ -200,6 +200,18 @@ fn counts_larger_than_the_request_close_the_connection_without_allocating() {
     b.push(0); // isolation
     b.extend_from_slice(&0x4000_0000i32.to_be_bytes()); // topics
     cases.push(("Fetch v4 topics = 2^30", sized(&b)));
+    // Found by the server_request fuzz target against the first decode guard, which rewrote a
+    // byte it took for a varint's start: Produce v9 whose topic_data varint is five 0x80
+    // bytes followed by 80 80 80 80 27 (the guard's rewrite of the fifth byte made the decoder
+    // see 2^28 topics: 25 GB).
+    let mut b = header(0, 9);
+    b.push(0); // header tagged fields
+    b.extend_from_slice(&[0x80; 5]); // transactional id: a 5-byte varint of 0 (null)
+    b.extend_from_slice(&[0x80; 2]); // acks
+    b.extend_from_slice(&[0x80; 4]); // timeout
+    b.extend_from_slice(&[0x80; 8]); // topic_data, then more continuation bytes
+    b.extend_from_slice(&[0x27, 0x80, 0x80, 0x80, 0x80, 0x25]);
+    cases.push(("Produce v9 varint continuation bytes", sized(&b)));
     for (what, bytes) in &cases {
         assert!(raw_closes(addr, bytes, 5 * SECOND), "{what}: not closed");
         healthy(addr);
@@ -456,4 +468,132 @@ fn an_idle_connection_is_closed_after_connections_max_idle() {
     let mut conn = long_poll(addr, 1200);
     let (_, response) = conn.recv(ApiKey::Fetch, 12);
     assert!(matches!(response, ResponseKind::Fetch(_)));
+}
+
+/// A client that sends requests and never reads the answers: once the socket buffers are
+/// full the server's write blocks. Kafka counts such a connection idle and closes it after
+/// `connections.max.idle.ms`; here it held its thread and its response buffer (up to
+/// `max_fetch_bytes`) until the server stopped.
+#[test]
+fn a_client_that_never_reads_is_closed_after_connections_max_idle() {
+    let (broker, server) =
+        setup(ServerConfig::default().connections_max_idle(Duration::from_millis(700)));
+    let addr = server.local_addr();
+    // About 4 MB in partition 0, in batches of 800 KB.
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    let value = vec![b'x'; 800_000];
+    for _ in 0..5 {
+        let mut b = embroker::codec::BatchBuilder::new();
+        b.push(1_700_000_000_000, None, Some(&value), &[]).unwrap();
+        p.append_batches(&b.finish()).unwrap();
+    }
+    let mut conn = Conn::connect(addr);
+    conn.stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let req = RequestKind::Fetch(
+        FetchRequest::default()
+            .with_max_bytes(50 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_partition_max_bytes(50 << 20)])]),
+    );
+    // 20 answers of 4 MB: far more than loopback's socket buffers hold.
+    for _ in 0..20 {
+        let frame = wire::request_frame(ApiKey::Fetch, 12, 1, &req);
+        if conn.stream.write_all(&frame).is_err() {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.connection_count(), 1);
+    // Never read. The server must give up on the write within its idle limit (and a margin).
+    let deadline = Instant::now() + 5 * SECOND;
+    while server.connection_count() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        server.connection_count(),
+        0,
+        "a connection blocked writing to a client that does not read is still open"
+    );
+    drop(conn);
+    healthy(addr);
+}
+
+/// What a connection holds between requests does not grow with the largest answer it ever
+/// sent: 30 idle connections that each fetched 4 MB once must not keep 120 MB.
+///
+/// glibc's malloc keeps freed large blocks in its per-thread arenas (its mmap threshold rises
+/// to the largest block freed), which would hide the difference in RSS; the test runs itself
+/// again in a child process with a fixed threshold (`MALLOC_MMAP_THRESHOLD_`), so a freed
+/// buffer leaves RSS and a kept one stays. Measured: 120 MB kept before the fix, 2 MB after.
+#[test]
+fn idle_connections_do_not_keep_their_largest_answer() {
+    if std::env::var_os("EMBROKER_RSS_CHILD").is_none() {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "idle_connections_do_not_keep_their_largest_answer",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("EMBROKER_RSS_CHILD", "1")
+            .env("MALLOC_MMAP_THRESHOLD_", "65536")
+            .status()
+            .unwrap();
+        assert!(status.success(), "the child run failed: {status}");
+        return;
+    }
+    let (broker, server) = setup(ServerConfig::default());
+    let addr = server.local_addr();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    let value = vec![b'y'; 800_000];
+    for _ in 0..5 {
+        let mut b = embroker::codec::BatchBuilder::new();
+        b.push(1_700_000_000_000, None, Some(&value), &[]).unwrap();
+        p.append_batches(&b.finish()).unwrap();
+    }
+    let req = FetchRequest::default()
+        .with_max_bytes(50 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(50 << 20)])]);
+    // Warm up: one connection fetches and leaves (allocator arenas, page cache maps).
+    {
+        let mut c = Conn::connect(addr);
+        let ResponseKind::Fetch(_) = c.call(ApiKey::Fetch, 12, req.clone()) else {
+            panic!()
+        };
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let Some(before) = rss_kib() else {
+        eprintln!("skipped: no /proc/self/status");
+        return;
+    };
+    let mut held = Vec::new();
+    for _ in 0..30 {
+        let mut c = Conn::connect(addr);
+        let ResponseKind::Fetch(r) = c.call(ApiKey::Fetch, 12, req.clone()) else {
+            panic!()
+        };
+        let got = r.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .map_or(0, |r| r.len());
+        assert!(got > 4_000_000, "{got} bytes fetched");
+        held.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let after = rss_kib().unwrap();
+    eprintln!("RSS {before} KiB -> {after} KiB with 30 idle connections after a 4 MB fetch each");
+    assert!(
+        after < before + 60 * 1024,
+        "RSS grew from {before} KiB to {after} KiB: idle connections keep their answers' buffers"
+    );
+    drop(held);
 }

@@ -61,6 +61,10 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
     };
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(shared.config.connections_max_idle));
+    // A client that stops reading its answers blocks our write once the socket buffers are
+    // full: that is idleness too (Kafka closes it after connections.max.idle.ms), not a
+    // thread and a response buffer held until the server stops.
+    let _ = stream.set_write_timeout(Some(shared.config.connections_max_idle));
     let mut out = BytesMut::new();
     let auth = Cell::new(AuthState::initial(shared.config.sasl_plain_users.is_some()));
     loop {
@@ -124,8 +128,16 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
             );
             return;
         }
+        // The buffer is reused for small answers; a large one (a Fetch of up to
+        // max_fetch_bytes) is given back, so an idle connection holds no more than this.
+        if out.capacity() > KEEP_OUT_BYTES {
+            out = BytesMut::new();
+        }
     }
 }
+
+/// The largest response buffer a connection keeps between requests.
+const KEEP_OUT_BYTES: usize = 64 * 1024;
 
 /// Reads one size-prefixed frame; `None` when the client closed the connection cleanly
 /// between requests.

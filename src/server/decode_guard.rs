@@ -9,18 +9,30 @@
 //!
 //! Every element of a Kafka array takes at least one byte on the wire, so a count larger than
 //! the bytes left after it cannot be part of a valid request. This module decodes each request
-//! first through [`Probe`], a buffer that watches the reads the decoder makes: a 4-byte integer
-//! or a multi-byte unsigned varint (the two ways a count or a length is written) whose value is
-//! larger than the bytes that follow is replaced by a small count, so that probe allocates
-//! nothing large. If that probe fails, so would the request as it is (a replaced value was
-//! either a count that cannot fit or a field whose value does not matter to the failure), and
-//! it is refused. Such a value may also be an ordinary field (a Fetch's `max_bytes` of 50 MiB
-//! in a request of 100 bytes), so the request is probed a second time with those values one
-//! larger; if the decoder reads the same positions both times, the values did not steer the
-//! decoding (they are plain fields), and the request is decoded as it is, with every count it
-//! holds bounded by the bytes after it. If they steer it, they are counts or lengths larger
-//! than the request, and it is refused as malformed, which it is. A request with no such value
-//! is decoded once, by the probe itself.
+//! first through [`Probe`], a buffer that watches the reads the decoder makes of the two ways
+//! a count or a length is written:
+//!
+//! - An unsigned varint (flexible versions' compact arrays, strings and bytes, and tagged
+//!   fields). In a request's schema a varint is never a plain value, so one of two bytes or
+//!   more whose value is larger than the bytes after it refuses the request at once, before
+//!   the decoder sees its last byte; so does a varint of more than five bytes, as Kafka's
+//!   reader refuses one. The probe cannot tell the first byte of a varint from a later one,
+//!   so it checks every byte over 127 as a start: a later byte of a valid varint reads as a
+//!   smaller value that ends where the varint ends, so it passes whenever the varint does.
+//!   (A fuzzed input where a check at a later byte went the other way, by rewriting that
+//!   byte, made the decoder see 2²⁸ elements: nothing is rewritten now.)
+//! - A 4-byte integer (older versions' arrays, strings' and bytes' lengths, and many plain
+//!   fields). One larger than the bytes after it is replaced by a count of zero, so the probe
+//!   allocates nothing large. If that probe fails, so would the request as it is (the value
+//!   was either a count that cannot fit or a field that does not matter to the failure), and
+//!   it is refused. Such a value may be an ordinary field (a Fetch's `max_bytes` of 50 MiB
+//!   in a request of 100 bytes), so the request is probed a second time with those values at
+//!   one; if the decoder reads the same positions both times, the values did not steer the
+//!   decoding (they are plain fields), and the request is decoded as it is, with every count
+//!   bounded by the bytes after it. If they steer it, they are counts or lengths larger than
+//!   the request, and it is refused as malformed, which it is.
+//!
+//! A request with no such value is decoded once, by the probe itself.
 //!
 //! What remains allocated up front is at most `remaining bytes × size_of::<Element>()` per
 //! array, bounded by [`ServerConfig::max_request_bytes`](super::ServerConfig).
@@ -35,25 +47,25 @@ use kafka_protocol::protocol::Decodable;
 struct Probe {
     data: Bytes,
     pos: usize,
-    /// The count given in place of a too-large one: 0 or 1 elements.
-    extra: u8,
+    /// The count given in place of a too-large 4-byte one: 0 or 1 elements.
+    extra: i32,
     /// How many values were replaced.
     replaced: usize,
-    /// The bytes of a varint being replaced: (position of its first byte, bytes, length).
-    varint: Option<(usize, [u8; 5], usize)>,
+    /// Why the request was refused outright (a varint count larger than the request).
+    refused: Option<&'static str>,
     /// A digest of the positions of every intercepted read (FNV-1a), and their number.
     trace: u64,
     reads: u64,
 }
 
 impl Probe {
-    fn new(data: Bytes, extra: u8) -> Probe {
+    fn new(data: Bytes, extra: i32) -> Probe {
         Probe {
             data,
             pos: 0,
             extra,
             replaced: 0,
-            varint: None,
+            refused: None,
             trace: 0xcbf2_9ce4_8422_2325,
             reads: 0,
         }
@@ -64,6 +76,14 @@ impl Probe {
         for b in (pos as u64).to_be_bytes() {
             self.trace ^= u64::from(b);
             self.trace = self.trace.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// The error a refused read returns (the decoder stops there; `refused` says why).
+    fn refuse(&self) -> bytes::TryGetError {
+        bytes::TryGetError {
+            requested: 1,
+            available: 0,
         }
     }
 
@@ -110,7 +130,7 @@ impl Buf for Probe {
         if usize::try_from(value).is_ok_and(|v| v > self.remaining()) {
             // An array of this many elements cannot fit in what is left.
             self.replaced += 1;
-            return Ok(i32::from(self.extra));
+            return Ok(self.extra);
         }
         Ok(value)
     }
@@ -123,32 +143,34 @@ impl Buf for Probe {
                 available: 0,
             });
         };
+        if byte >= 0x80 {
+            // The first or a later byte of an unsigned varint of two or more bytes: in a
+            // request, always a count or a length (a compact array or string, a tagged field's
+            // count, tag or size), or a boolean written as a byte over 127, which no client
+            // writes. Which one is not known here, so every such position is read as the start
+            // of a varint. At the true start that is the decoder's value; a later byte of a
+            // valid varint reads as a smaller value ending at the same byte, so it never trips
+            // the check below that its start passes.
+            match self.varint_at(at) {
+                Some((_, 5)) if self.data.get(at + 4).is_some_and(|&b| b >= 0x80) => {
+                    // Kafka's reader refuses a sixth byte ("varint is too long").
+                    self.refused = Some("a varint longer than five bytes");
+                    return Err(self.refuse());
+                }
+                Some((value, len)) => {
+                    let after = self.data.len() - at - len;
+                    // A compact count of n elements is written n + 1.
+                    if value.saturating_sub(1) > after as u64 {
+                        self.refused =
+                            Some("a compact count or length larger than the rest of the request");
+                        return Err(self.refuse());
+                    }
+                }
+                None => {} // the body ends inside it: the decoder fails on its own
+            }
+        }
         self.pos += 1;
         self.record(at);
-        if let Some((start, bytes, len)) = self.varint {
-            if (start..start + len).contains(&at) {
-                return Ok(bytes[at - start]);
-            }
-            self.varint = None;
-        }
-        if byte >= 0x80 {
-            // The first byte of a varint of two or more bytes (or a boolean written as a
-            // byte over 127, which no client does). A compact array of n elements is written
-            // as n + 1.
-            if let Some((value, len)) = self.varint_at(at) {
-                let after = self.data.len() - at - len;
-                if value.saturating_sub(1) > after as u64 {
-                    self.replaced += 1;
-                    // The same number of bytes, spelling 1 + extra (zero or one element),
-                    // so the positions after it are unchanged.
-                    let mut bytes = [0x80u8; 5];
-                    bytes[0] = 0x80 | (1 + self.extra);
-                    bytes[len - 1] &= 0x7f;
-                    self.varint = Some((at, bytes, len));
-                    return Ok(bytes[0]);
-                }
-            }
-        }
         Ok(byte)
     }
 }
@@ -175,7 +197,11 @@ fn checked<T: Decodable>(body: &Bytes, version: i16) -> Result<T, String> {
     // A probe that fails means a request that fails: a replaced value was either a plain
     // field (the request as it is fails at the same place) or a count larger than the bytes
     // left (it cannot decode at all).
-    let message = T::decode(&mut first, version).map_err(|e| format!("{e:#}"))?;
+    let decoded = T::decode(&mut first, version);
+    if let Some(why) = first.refused {
+        return Err(why.into());
+    }
+    let message = decoded.map_err(|e| format!("{e:#}"))?;
     if first.replaced == 0 {
         // Nothing was replaced: the probe read the request as it is.
         return finish(message, first.remaining());
@@ -183,6 +209,7 @@ fn checked<T: Decodable>(body: &Bytes, version: i16) -> Result<T, String> {
     let mut second = Probe::new(body.clone(), 1);
     let again = T::decode(&mut second, version);
     if again.is_err()
+        || second.refused.is_some()
         || (first.trace, first.reads, first.pos) != (second.trace, second.reads, second.pos)
     {
         return Err("a count or length larger than the rest of the request".into());
