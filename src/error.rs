@@ -30,6 +30,18 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A network call of the Kafka protocol server (feature `server`) failed.
+    #[error("network error while {action} {address}: {source}")]
+    Network {
+        /// What we were doing, as a verb phrase ("binding").
+        action: &'static str,
+        /// The address involved.
+        address: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+
     /// Another `Broker` (in this or another process) holds the data directory.
     #[error("data directory {} is locked by another broker (this or another process)", path.display())]
     DirectoryLocked {
@@ -527,6 +539,15 @@ impl Clone for Error {
             } => Error::Io {
                 action,
                 path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Network {
+                action,
+                address,
+                source,
+            } => Error::Network {
+                action,
+                address: address.clone(),
                 source: io::Error::new(source.kind(), source.to_string()),
             },
             Error::DirectoryLocked { path } => Error::DirectoryLocked { path: path.clone() },

@@ -110,6 +110,8 @@ pub mod metrics;
 mod notify;
 mod producer;
 mod record_cursor;
+#[cfg(feature = "server")]
+mod server;
 mod topic_names;
 mod txn;
 mod typed;
@@ -143,6 +145,8 @@ pub use producer::{
     murmur2, to_positive, DefaultPartitioner, Flush, NullKeyStrategy, Partitioner, Producer,
     ProducerRecord, RandomPartitioner, RecordMetadata, RoundRobinPartitioner, SendFuture,
 };
+#[cfg(feature = "server")]
+pub use server::{Server, ServerConfig};
 pub use txn::{TransactionDescription, TxnState};
 #[cfg(feature = "serde")]
 pub use typed::Json;

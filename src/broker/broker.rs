@@ -465,6 +465,54 @@ impl BrokerInner {
         })
     }
 
+    /// The topic named `name` if it exists, never creating it (the wire protocol's Metadata
+    /// creates only when the client allows it).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn existing_topic(&self, name: &str) -> Option<Arc<TopicState>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    /// Every topic's name, internal ones included, sorted; with the error of each topic whose
+    /// file could not be read.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn all_topic_names(&self) -> Vec<(String, Option<Error>)> {
+        let mut names: Vec<(String, Option<Error>)> = self
+            .topics
+            .read()
+            .keys()
+            .map(|n| (n.clone(), None))
+            .collect();
+        names.extend(
+            self.broken_topics
+                .read()
+                .iter()
+                .map(|(n, e)| (n.clone(), Some(e.clone()))),
+        );
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        names
+    }
+
+    /// Whether a missing topic is created on first use (the broker's
+    /// `auto.create.topics.enable`).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn auto_create_topics(&self) -> bool {
+        self.options.auto_create_topics
+    }
+
+    /// Creates `name` with the broker's default topic config, as auto-creation does.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn auto_create(&self, name: &str) -> Result<Arc<TopicState>> {
+        names::validate(name)?;
+        match self.create_topic(name, self.options.default_topic_config.clone(), false) {
+            Ok(()) | Err(Error::TopicExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.existing_topic(name)
+            .ok_or_else(|| Error::UnknownTopic {
+                topic: name.to_string(),
+            })
+    }
+
     /// The topic metadata version: read it before a lookup, and the lookup stays valid while
     /// the version does not move.
     pub(crate) fn metadata_version(&self) -> u64 {

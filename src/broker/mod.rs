@@ -17,7 +17,7 @@
 mod broker;
 mod cleaner;
 mod handles;
-mod names;
+pub(crate) mod names;
 mod syncer;
 mod tasks;
 mod topic_store;

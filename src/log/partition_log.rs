@@ -1102,6 +1102,38 @@ impl PartitionLog {
     /// [`PartitionLog::read`], returning only batches below `bound` when given (the last
     /// stable offset; a position between it and the log end reads nothing).
     fn read_below(&self, from: i64, max_bytes: usize, bound: Option<i64>) -> Result<Records> {
+        self.read_below_as(from, max_bytes, bound, true)
+    }
+
+    /// Reads whole batches as stored (compressed batches stay compressed), for the wire
+    /// protocol's Fetch, which hands batches to clients as they are: below the last stable
+    /// offset when `committed`, with the aborted transactions overlapping the read then.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn read_stored(
+        &self,
+        from: i64,
+        max_bytes: usize,
+        committed: bool,
+    ) -> Result<(Records, Vec<AbortedTxn>)> {
+        if !committed {
+            return Ok((
+                self.read_below_as(from, max_bytes, None, false)?,
+                Vec::new(),
+            ));
+        }
+        let lso = self.last_stable_offset();
+        let records = self.read_below_as(from, max_bytes, Some(lso), false)?;
+        let aborted = self.aborted_between(from, records.next_offset());
+        Ok((records, aborted))
+    }
+
+    fn read_below_as(
+        &self,
+        from: i64,
+        max_bytes: usize,
+        bound: Option<i64>,
+        inflate: bool,
+    ) -> Result<Records> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed {
                 what: "partition log (its broker or topic)",
@@ -1135,7 +1167,13 @@ impl PartitionLog {
             return Err(self.out_of_range(from, start.max(self.log_start_offset()), end));
         }
         for seg in &segments[first - 1..] {
-            if let Some(bytes) = seg.read(from, max_bytes, end)? {
+            let read = if inflate {
+                seg.read(from, max_bytes, end)?
+            } else {
+                seg.read_stored(from, max_bytes, end)?
+                    .map(|(_, bytes)| bytes)
+            };
+            if let Some(bytes) = read {
                 return Ok(Records::new(
                     bytes,
                     from,
@@ -1180,6 +1218,24 @@ impl PartitionLog {
             if !self.notifier.wait_past(seen, deadline) {
                 return self.log_end_offset() > offset;
             }
+        }
+    }
+
+    /// The offset of the first record with the largest timestamp in the log, with that
+    /// timestamp (Kafka's ListOffsets `MAX_TIMESTAMP`, KIP-734); `None` for a log without
+    /// timestamps.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>> {
+        let max = self
+            .segments
+            .read()
+            .iter()
+            .map(|s| s.max_timestamp())
+            .filter(|&t| t != NO_TIMESTAMP)
+            .max();
+        match max {
+            Some(max) => self.offset_for_timestamp(max),
+            None => Ok(None),
         }
     }
 
@@ -1756,7 +1812,13 @@ impl PartitionLog {
     ) -> Result<(Records, Vec<AbortedTxn>)> {
         let lso = self.last_stable_offset();
         let records = self.read_below(from, max_bytes, Some(lso))?;
-        let upper = records.next_offset();
+        let aborted = self.aborted_between(from, records.next_offset());
+        Ok((records, aborted))
+    }
+
+    /// The aborted transactions overlapping `from..upper` (Kafka's
+    /// `collectAbortedTransactions`).
+    fn aborted_between(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
         let mut aborted = Vec::new();
         if upper > from {
             let segments = self.segments.read().clone();
@@ -1769,7 +1831,7 @@ impl PartitionLog {
                 }
             }
         }
-        Ok((records, aborted))
+        aborted
     }
 }
 

@@ -57,6 +57,12 @@ impl Records {
         }
     }
 
+    /// The batches as read, for the wire protocol's Fetch.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
     /// True when the read found nothing.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()

@@ -205,6 +205,23 @@ impl TxnCoordinator {
         epoch: i16,
         partitions: &[TopicPartition],
     ) -> Result<()> {
+        self.add_partitions_as(broker, tid, producer_id, epoch, partitions, false)
+    }
+
+    /// [`TxnCoordinator::add_partitions`]; `durable` for a client of transaction version 1,
+    /// whose epoch does not change between transactions: its `Ongoing` record (with the
+    /// partitions) is fsynced before the call returns, as Kafka's coordinator does for such
+    /// clients, so that recovery never takes an earlier transaction's decision at the same
+    /// epoch for this one's (see [`TxnCoordinator::load`]).
+    pub(crate) fn add_partitions_as(
+        &self,
+        broker: &BrokerInner,
+        tid: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[TopicPartition],
+        durable: bool,
+    ) -> Result<()> {
         self.check()?;
         let entry = self.entry(tid);
         let mut slot = entry.lock();
@@ -220,14 +237,20 @@ impl TxnCoordinator {
             _ => return Err(m.invalid("add partitions")),
         }
         let now = broker.now_ms();
-        if m.state != TxnState::Ongoing {
-            m.txn_start_ms = now;
+        let mut next = m.clone();
+        if next.state != TxnState::Ongoing {
+            next.txn_start_ms = now;
             // The partitions of the last transaction's decision (kept for its record).
-            m.partitions.clear();
+            next.partitions.clear();
         }
-        m.transition(TxnState::Ongoing, "add partitions")?;
-        m.partitions.extend(partitions.iter().cloned());
-        m.last_update_ms = now;
+        next.transition(TxnState::Ongoing, "add partitions")?;
+        next.partitions.extend(partitions.iter().cloned());
+        next.last_update_ms = now;
+        if durable {
+            next.client_transaction_version = 0;
+            persist_durable(broker, &mut next)?;
+        }
+        *m = next;
         Ok(())
     }
 
@@ -241,9 +264,23 @@ impl TxnCoordinator {
         epoch: i16,
         group: &str,
     ) -> Result<TopicPartition> {
+        self.add_offsets_as(broker, tid, producer_id, epoch, group, false)
+    }
+
+    /// [`TxnCoordinator::add_offsets`]; `durable` as in [`TxnCoordinator::add_partitions_as`].
+    pub(crate) fn add_offsets_as(
+        &self,
+        broker: &BrokerInner,
+        tid: &str,
+        producer_id: i64,
+        epoch: i16,
+        group: &str,
+        durable: bool,
+    ) -> Result<TopicPartition> {
         let log = crate::group::offsets_log_for(broker, group)?;
         let tp = TopicPartition::new(log.topic(), log.partition());
-        self.add_partitions(broker, tid, producer_id, epoch, std::slice::from_ref(&tp))?;
+        let tps = std::slice::from_ref(&tp);
+        self.add_partitions_as(broker, tid, producer_id, epoch, tps, durable)?;
         Ok(tp)
     }
 
@@ -252,6 +289,11 @@ impl TxnCoordinator {
     /// the producer continues with (the epoch bumped). Repeating the call from the producer
     /// that ended the transaction, with its old epoch, succeeds when it ended the same way, as
     /// in Kafka (`lastProducerEpoch`).
+    ///
+    /// A client of transaction version 1 (every Kafka wire client: embroker's server
+    /// advertises no `transaction.version` feature) keeps its epoch across transactions
+    /// (`bump_epoch` false): the decision and markers are written at its epoch, and a repeat
+    /// of a completed commit or abort succeeds, as Kafka's `endTransactionWithTV1` does.
     pub(crate) fn end_txn(
         &self,
         broker: &BrokerInner,
@@ -259,6 +301,19 @@ impl TxnCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
+    ) -> Result<(i64, i16)> {
+        self.end_txn_as(broker, tid, producer_id, epoch, commit, true)
+    }
+
+    /// [`TxnCoordinator::end_txn`] for a client of transaction version 2 (`bump_epoch`) or 1.
+    pub(crate) fn end_txn_as(
+        &self,
+        broker: &BrokerInner,
+        tid: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        bump_epoch: bool,
     ) -> Result<(i64, i16)> {
         self.check()?;
         let entry = self.entry(tid);
@@ -289,8 +344,12 @@ impl TxnCoordinator {
             TxnState::Ongoing => {
                 let mut next = m.clone();
                 next.transition(prepare, operation)?;
-                self.bump_epoch(&mut next)?;
-                next.client_transaction_version = TRANSACTION_VERSION;
+                if bump_epoch {
+                    self.bump_epoch(&mut next)?;
+                    next.client_transaction_version = TRANSACTION_VERSION;
+                } else {
+                    next.client_transaction_version = 0;
+                }
                 next.last_producer = Some((producer_id, epoch));
                 next.last_update_ms = broker.now_ms();
                 persist_durable(broker, &mut next)?;
@@ -303,6 +362,7 @@ impl TxnCoordinator {
                 self.complete(broker, m)?;
                 Ok((m.producer_id, m.producer_epoch))
             }
+            s if s == complete && !bump_epoch => Ok((m.producer_id, m.producer_epoch)),
             _ => Err(m.invalid(operation)),
         }
     }

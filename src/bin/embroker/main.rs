@@ -10,9 +10,12 @@
 mod consume;
 mod dump;
 mod groups;
+mod logger;
 mod output;
 mod produce;
 mod progress;
+#[cfg(feature = "server")]
+mod serve;
 mod topics;
 mod transactions;
 mod verify;
@@ -75,6 +78,10 @@ enum Command {
     Dump(dump::Args),
     /// Check every file of a data directory without modifying it.
     Verify(verify::Args),
+    /// Serve Kafka's wire protocol on the data directory, for any Kafka client (feature
+    /// `server`).
+    #[cfg(feature = "server")]
+    Serve(serve::Args),
 }
 
 /// What every subcommand gets: the global options.
@@ -165,6 +172,7 @@ fn one_line(e: &(dyn StdError + 'static)) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logger::init();
     let ctx = Ctx {
         dir: cli.dir,
         json: cli.json,
@@ -178,6 +186,8 @@ fn main() -> ExitCode {
         Command::Transactions(cmd) => transactions::run(&ctx, cmd),
         Command::Dump(args) => dump::run(&ctx, &args),
         Command::Verify(args) => verify::run(&ctx, &args),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve::run(&ctx, &args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,0 +1,216 @@
+//! One client connection: read a request, answer it, read the next.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use super::dispatch::{self, Reply};
+use super::listener::Shared;
+use super::versions;
+
+/// What a request handler sees of its connection.
+pub(crate) struct RequestContext<'a> {
+    pub(crate) shared: &'a Shared,
+    /// The address the client connected to: what Metadata advertises.
+    pub(crate) local_addr: SocketAddr,
+    #[allow(dead_code)] // read by the group APIs (a member's client host)
+    pub(crate) peer: SocketAddr,
+    pub(crate) header: &'a RequestHeader,
+}
+
+impl RequestContext<'_> {
+    /// The request's API version.
+    pub(crate) fn version(&self) -> i16 {
+        self.header.request_api_version
+    }
+
+    /// The client's `client.id`, or "" when it sent none.
+    #[allow(dead_code)] // read by the group APIs (a member's client id)
+    pub(crate) fn client_id(&self) -> &str {
+        self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// The host and port clients are told to reach this broker at.
+    pub(crate) fn advertised(&self) -> (String, i32) {
+        let host = match &self.shared.config.advertised_host {
+            Some(h) => h.clone(),
+            None => self.local_addr.ip().to_string(),
+        };
+        (host, i32::from(self.local_addr.port()))
+    }
+}
+
+/// Why a connection is being closed.
+pub(crate) struct Close(pub(crate) String);
+
+/// Serves one connection until the client closes it, it breaks a rule, or the server stops.
+pub(crate) fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
+    let local_addr = match stream.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            log::warn!("embroker server: connection from {peer} closed: {e}");
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(shared.config.connections_max_idle));
+    let mut out = BytesMut::new();
+    loop {
+        if shared.stopping() {
+            return;
+        }
+        let frame = match read_frame(&mut stream, shared.config.max_request_bytes) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return, // the client closed the connection
+            Err(Close(why)) => {
+                if !shared.stopping() {
+                    log::warn!("embroker server: connection from {peer} closed: {why}");
+                }
+                return;
+            }
+        };
+        out.clear();
+        match answer(shared, local_addr, peer, frame, &mut out) {
+            Ok(true) => {
+                if let Err(e) = stream.write_all(&out) {
+                    if !shared.stopping() {
+                        log::debug!("embroker server: connection from {peer} closed: {e}");
+                    }
+                    return;
+                }
+            }
+            Ok(false) => {} // acks=0: no response
+            Err(Close(why)) => {
+                log::warn!("embroker server: connection from {peer} closed: {why}");
+                return;
+            }
+        }
+    }
+}
+
+/// Reads one size-prefixed frame; `None` when the client closed the connection cleanly
+/// between requests.
+fn read_frame(stream: &mut TcpStream, max: usize) -> Result<Option<Bytes>, Close> {
+    let mut size = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match stream.read(&mut size[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(Close("the client closed inside a request's size".into())),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) && got == 0 =>
+            {
+                return Err(Close("idle longer than connections.max.idle.ms".into()))
+            }
+            Err(e) => return Err(Close(format!("reading a request: {e}"))),
+        }
+    }
+    let size = i32::from_be_bytes(size);
+    let size =
+        usize::try_from(size).map_err(|_| Close(format!("a request of negative size {size}")))?;
+    if size > max {
+        return Err(Close(format!(
+            "a request of {size} bytes is over socket.request.max.bytes ({max})"
+        )));
+    }
+    if size < 8 {
+        return Err(Close(format!(
+            "a request of {size} bytes cannot hold a request header"
+        )));
+    }
+    let mut buf = vec![0u8; size];
+    stream
+        .read_exact(&mut buf)
+        .map_err(|e| Close(format!("reading a request of {size} bytes: {e}")))?;
+    Ok(Some(Bytes::from(buf)))
+}
+
+/// Decodes one request, runs it, and encodes its response (size prefix included) into
+/// `out`. `Ok(false)`: nothing to send (a Produce with acks=0).
+pub(crate) fn answer(
+    shared: &Shared,
+    local_addr: SocketAddr,
+    peer: SocketAddr,
+    mut frame: Bytes,
+    out: &mut BytesMut,
+) -> Result<bool, Close> {
+    if frame.len() < 8 {
+        return Err(Close("a request too short for its header".into()));
+    }
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Ok(key) = ApiKey::try_from(api_key) else {
+        return Err(Close(format!("unknown API key {api_key}")));
+    };
+    let supported = versions::supported(key);
+    if key == ApiKey::ApiVersions && supported.is_some_and(|(_, max)| version > max) {
+        // Kafka answers an ApiVersions request it cannot parse with UNSUPPORTED_VERSION, in
+        // version 0, with the versions it supports, so the client can retry with one.
+        let body = versions::unsupported_version_response();
+        encode_response(out, key, correlation_id, 0, |b| body.encode(b, 0))?;
+        return Ok(true);
+    }
+    let Some((min, max)) = supported else {
+        return Err(Close(format!("{key:?} is not served here")));
+    };
+    if version < min || version > max {
+        return Err(Close(format!(
+            "{key:?} version {version} is not served here (versions {min} to {max})"
+        )));
+    }
+    let header_version = key.request_header_version(version);
+    let header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| Close(format!("{key:?} v{version}: a bad request header: {e}")))?;
+    let request = RequestKind::decode(key, &mut frame, version)
+        .map_err(|e| Close(format!("{key:?} v{version}: a bad request body: {e}")))?;
+    if frame.has_remaining() {
+        return Err(Close(format!(
+            "{key:?} v{version}: {} bytes after the request body",
+            frame.remaining()
+        )));
+    }
+    let ctx = RequestContext {
+        shared,
+        local_addr,
+        peer,
+        header: &header,
+    };
+    match dispatch::dispatch(&ctx, request)? {
+        Reply::None => Ok(false),
+        Reply::Send(response) => {
+            encode_response(out, key, correlation_id, version, |b| {
+                response.encode(b, version)
+            })?;
+            Ok(true)
+        }
+    }
+}
+
+fn encode_response<E: std::fmt::Display>(
+    out: &mut BytesMut,
+    key: ApiKey,
+    correlation_id: i32,
+    version: i16,
+    body: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+) -> Result<(), Close> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header
+        .encode(out, key.response_header_version(version))
+        .map_err(|e| Close(format!("encoding a {key:?} response header: {e}")))?;
+    body(out).map_err(|e| Close(format!("encoding a {key:?} v{version} response: {e}")))?;
+    let size = i32::try_from(out.len() - start - 4)
+        .map_err(|_| Close(format!("a {key:?} response over 2 GiB")))?;
+    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
+    Ok(())
+}
