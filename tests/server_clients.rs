@@ -296,7 +296,11 @@ fn kafka_python_group_of_three() {
     let n = check_visible(&broker, &run.records, "kafka-python group");
     records_checked("kafka_python_group_of_three", n);
     for (p, offset, end) in committed(&broker, "kp-group", "kp-group") {
-        assert_eq!(offset, Some(end), "kp-group partition {p}: committed offset");
+        assert_eq!(
+            offset,
+            Some(end),
+            "kp-group partition {p}: committed offset"
+        );
     }
     drop(server);
 }
@@ -319,7 +323,13 @@ fn kafka_python_member_killed_is_evicted() {
     };
     served!(broker, server, bootstrap);
     create(&broker, "kp-kill", 6);
-    let run = run_client(&py, "kafka_python_client.py", &bootstrap, "kill_member", &[]);
+    let run = run_client(
+        &py,
+        "kafka_python_client.py",
+        &bootstrap,
+        "kill_member",
+        &[],
+    );
     let n = check_visible(&broker, &run.records, "kafka-python kill_member");
     records_checked("kafka_python_member_killed_is_evicted", n);
     drop(server);
@@ -350,7 +360,11 @@ fn confluent_group_of_three() {
     let n = check_visible(&broker, &run.records, "confluent group");
     records_checked("confluent_group_of_three", n);
     for (p, offset, end) in committed(&broker, "cf-group", "cf-group") {
-        assert_eq!(offset, Some(end), "cf-group partition {p}: committed offset");
+        assert_eq!(
+            offset,
+            Some(end),
+            "cf-group partition {p}: committed offset"
+        );
     }
     drop(server);
 }
@@ -378,11 +392,7 @@ fn confluent_idempotent_and_transactional() {
         create(&broker, t, 3);
     }
     let run = run_client(&py, "confluent_client.py", &bootstrap, "transactions", &[]);
-    let aborted = run
-        .records
-        .iter()
-        .filter(|r| r["txn"] == "aborted")
-        .count();
+    let aborted = run.records.iter().filter(|r| r["txn"] == "aborted").count();
     assert!(aborted > 0, "the script reported no aborted records");
     let n = check_visible(&broker, &run.records, "confluent transactions");
     records_checked("confluent_idempotent_and_transactional", n);
@@ -419,7 +429,10 @@ fn check_admin(broker: &Broker, summary: &Value, retention_ms: i64) {
     let kept = summary["kept"].as_str().unwrap();
     let deleted = summary["deleted"].as_str().unwrap();
     let topics = broker.topics();
-    assert!(topics.iter().any(|t| t == kept), "{kept} missing: {topics:?}");
+    assert!(
+        topics.iter().any(|t| t == kept),
+        "{kept} missing: {topics:?}"
+    );
     assert!(
         !topics.iter().any(|t| t == deleted),
         "{deleted} still there: {topics:?}"
@@ -519,7 +532,10 @@ fn kcat_metadata() {
     assert_eq!(brokers.len(), 1, "{md}");
     // kcat names a broker "host:port" (librdkafka's "host:port/id" in some versions).
     let name = brokers[0]["name"].as_str().unwrap();
-    assert!(name == bootstrap || name.starts_with(&format!("{bootstrap}/")), "{md}");
+    assert!(
+        name == bootstrap || name.starts_with(&format!("{bootstrap}/")),
+        "{md}"
+    );
     let topic = md["topics"]
         .as_array()
         .unwrap()
@@ -542,13 +558,31 @@ fn kcat_produce_with_keys_and_headers() {
     run_kcat(
         &kcat,
         &[
-            "-b", &bootstrap, "-P", "-t", "kcat-in", "-p", "0", "-K", ":", "-H", "source=kcat",
-            "-H", "n=1", "-X", "acks=all",
+            "-b",
+            &bootstrap,
+            "-P",
+            "-t",
+            "kcat-in",
+            "-p",
+            "0",
+            "-K",
+            ":",
+            "-H",
+            "source=kcat",
+            "-H",
+            "n=1",
+            "-X",
+            "acks=all",
         ],
         Some(&input),
     );
     let tp = TopicPartition::new("kcat-in", 0);
-    let end = broker.topic("kcat-in").unwrap().partition(0).unwrap().log_end_offset();
+    let end = broker
+        .topic("kcat-in")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .log_end_offset();
     assert_eq!(end, 50, "kcat -P: log end offset");
     let got = read_partition(&broker, &tp, end, IsolationLevel::ReadUncommitted);
     for (i, (offset, r)) in got.iter().enumerate() {
@@ -605,14 +639,32 @@ fn kcat_consume_to_end() {
     let produced = produce_in_process(&broker, "kcat-out", 60);
     let out = run_kcat(
         &kcat,
-        &["-b", &bootstrap, "-C", "-t", "kcat-out", "-o", "beginning", "-e", "-J"],
+        &[
+            "-b",
+            &bootstrap,
+            "-C",
+            "-t",
+            "kcat-out",
+            "-o",
+            "beginning",
+            "-e",
+            "-J",
+        ],
         None,
     );
     let got = kcat_records(&out);
-    assert_eq!(got, expected_set(&produced), "kcat -C -e read something else");
+    assert_eq!(
+        got,
+        expected_set(&produced),
+        "kcat -C -e read something else"
+    );
     // Headers come through too.
     let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
-    assert_eq!(first["headers"], serde_json::json!(["origin", "embroker"]), "{first}");
+    assert_eq!(
+        first["headers"],
+        serde_json::json!(["origin", "embroker"]),
+        "{first}"
+    );
     println!("kcat_consume_to_end: {} records", got.len());
     drop(server);
 }
@@ -628,8 +680,17 @@ fn kcat_group_consume() {
     let out = run_kcat(
         &kcat,
         &[
-            "-b", &bootstrap, "-G", "kcat-grp", "-o", "beginning", "-e", "-J", "-X",
-            "session.timeout.ms=6000", "kcat-group",
+            "-b",
+            &bootstrap,
+            "-G",
+            "kcat-grp",
+            "-o",
+            "beginning",
+            "-e",
+            "-J",
+            "-X",
+            "session.timeout.ms=6000",
+            "kcat-group",
         ],
         None,
     );
@@ -637,9 +698,16 @@ fn kcat_group_consume() {
     assert_eq!(got, expected_set(&produced), "kcat -G read something else");
     let commits = committed(&broker, "kcat-grp", "kcat-group");
     for (p, offset, end) in &commits {
-        assert_eq!(*offset, Some(*end), "kcat-grp partition {p}: committed offset");
+        assert_eq!(
+            *offset,
+            Some(*end),
+            "kcat-grp partition {p}: committed offset"
+        );
     }
-    println!("kcat_group_consume: {} records, commits {commits:?}", got.len());
+    println!(
+        "kcat_group_consume: {} records, commits {commits:?}",
+        got.len()
+    );
     drop(server);
 }
 
@@ -680,7 +748,14 @@ fn server_killed_mid_produce_loses_nothing_acknowledged() {
     let (mut server, bootstrap) = start_cli_server(dir.path());
     let mut producer = Command::new(&py)
         .arg(format!("{CLIENTS}/confluent_client.py"))
-        .args(["--bootstrap", &bootstrap, "--topic", "acked", "--timeout", "120"])
+        .args([
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            "acked",
+            "--timeout",
+            "120",
+        ])
         .arg("acked_produce")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -713,7 +788,10 @@ fn server_killed_mid_produce_loses_nothing_acknowledged() {
             Ok(v) if v.get("acked").is_some() => acked.push(v["acked"].clone()),
             Ok(v) => other.push(v),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(e) => panic!("the producer ended early ({e}); acks {}, other: {other:?}", acked.len()),
+            Err(e) => panic!(
+                "the producer ended early ({e}); acks {}, other: {other:?}",
+                acked.len()
+            ),
         }
     }
     server.kill().unwrap(); // SIGKILL
@@ -749,10 +827,21 @@ fn server_killed_mid_produce_loses_nothing_acknowledged() {
     let by_pos: BTreeMap<(i64, i64), &Value> = dump
         .records
         .iter()
-        .map(|r| ((r["partition"].as_i64().unwrap(), r["offset"].as_i64().unwrap()), r))
+        .map(|r| {
+            (
+                (
+                    r["partition"].as_i64().unwrap(),
+                    r["offset"].as_i64().unwrap(),
+                ),
+                r,
+            )
+        })
         .collect();
     for a in &acked {
-        let pos = (a["partition"].as_i64().unwrap(), a["offset"].as_i64().unwrap());
+        let pos = (
+            a["partition"].as_i64().unwrap(),
+            a["offset"].as_i64().unwrap(),
+        );
         let got = by_pos
             .get(&pos)
             .unwrap_or_else(|| panic!("acknowledged {a} lost after the restart"));
@@ -763,5 +852,7 @@ fn server_killed_mid_produce_loses_nothing_acknowledged() {
     // And in-process on the directory.
     let broker = Broker::open(dir.path()).unwrap();
     let n = check_visible(&broker, &acked, "acked after the server kill");
-    println!("{test}: all {n} acknowledged records there after the restart (client and in-process)");
+    println!(
+        "{test}: all {n} acknowledged records there after the restart (client and in-process)"
+    );
 }
