@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzz smoke run for CI: every fuzz target for FUZZ_SECONDS seconds (default 20). The targets
 # are whatever `cargo fuzz list` names (the [[bin]]s of fuzz/Cargo.toml: decode_batch,
-# open_partition_dir, config_properties, offsets_log, txn_state_log), so a new target needs no
-# change here.
+# open_partition_dir, config_properties, offsets_log, txn_state_log, server_request), so a new
+# target needs no change here. The fuzz crate turns on embroker's `server` feature by default
+# (fuzz/Cargo.toml), which server_request needs.
 #
 # Exit status: 0 when every target ran clean, or when the toolchain cannot build fuzz targets
 # here (then it prints "skipped: ..." and why: a smoke run must not fail CI for a missing

@@ -183,4 +183,13 @@ pub mod __fuzz {
         decode_txn_log_record, encode_txn_log_key, encode_txn_log_value, TxnLogRecord, TxnLogValue,
         TxnTopicPartitions,
     };
+
+    /// One Kafka request frame (without its 4-byte size prefix) answered against `broker` as
+    /// a server connection answers it (feature `server`), for the `server_request` fuzz
+    /// target: the response frame (size prefix included), or `None` when the connection
+    /// would send nothing (a Produce with acks=0) or be closed. Fetch long polls do not wait.
+    #[cfg(feature = "server")]
+    pub fn server_answer(broker: &crate::Broker, frame: &[u8]) -> Option<Vec<u8>> {
+        crate::server::answer_frame(broker, frame)
+    }
 }

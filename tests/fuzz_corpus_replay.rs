@@ -17,6 +17,8 @@
 
 #[path = "../fuzz/bodies/mod.rs"]
 mod bodies;
+#[cfg(feature = "server")]
+mod wire;
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +55,10 @@ fn replay(target: &str) {
         .find(|(name, _)| *name == target)
         .map(|(_, body)| *body)
         .unwrap_or_else(|| panic!("no body named {target}"));
+    replay_body(target, body);
+}
+
+fn replay_body(target: &str, body: bodies::Body) {
     for file in corpus_files(target) {
         let data = std::fs::read(&file).expect("reading a corpus file");
         // Name the file if the body panics, so the failure can be reproduced with
@@ -89,6 +95,14 @@ fn offsets_log_corpus() {
 #[test]
 fn txn_state_log_corpus() {
     replay("txn_state_log");
+}
+
+/// `server_request` runs only with feature `server` (its body and the server are compiled
+/// only then); `cargo test --features server --test fuzz_corpus_replay` runs it.
+#[cfg(feature = "server")]
+#[test]
+fn server_request_corpus() {
+    replay_body("server_request", bodies::server_request);
 }
 
 #[test]
@@ -1002,6 +1016,228 @@ fn write_seeds() {
     }
 }
 
+/// Writes the `server_request` seeds (`EMBROKER_WRITE_SEEDS=1 cargo test --features server
+/// --test fuzz_corpus_replay write_server_request_seeds`): see `server_seeds`.
+#[cfg(feature = "server")]
+#[test]
+fn write_server_request_seeds() {
+    let seeds = server_seeds::seeds();
+    for (_, data) in &seeds {
+        bodies::server_request(data);
+    }
+    assert!(
+        seeds.len() <= 60,
+        "{} seeds: keep the corpus small",
+        seeds.len()
+    );
+    if std::env::var_os("EMBROKER_WRITE_SEEDS").is_none() {
+        return;
+    }
+    for (name, data) in seeds {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/server_request")
+            .join(if name.starts_with("regress-") {
+                name
+            } else {
+                format!("seed-{name}")
+            });
+        std::fs::write(&path, &data).expect("writing a seed");
+    }
+}
+
+/// Seeds of the `server_request` target: real request frames (without the size prefix) of
+/// every API the server advertises, encoded by `kafka-protocol` as a client encodes them.
+/// The advertised table is read from the server's own ApiVersions answer, so APIs added
+/// later get seeds when the seeds are written again.
+#[cfg(feature = "server")]
+mod server_seeds {
+    use super::wire;
+    use embroker::codec::{BatchBuilder, ProducerFields};
+    use embroker::{Broker, Bytes};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, ListOffsetsRequest,
+        MetadataRequest, ProduceRequest, RequestKind, TopicName,
+    };
+    use kafka_protocol::protocol::{Decodable, StrBytes};
+
+    fn topic() -> TopicName {
+        TopicName(StrBytes::from_static_str("t"))
+    }
+
+    fn frame(key: ApiKey, version: i16, request: RequestKind) -> Vec<u8> {
+        wire::request_body(key, version, 1, &request)
+    }
+
+    /// (key, min, max) as the server advertises them.
+    fn advertised() -> Vec<(ApiKey, i16, i16)> {
+        let broker = Broker::temporary().expect("a broker");
+        let request = frame(
+            ApiKey::ApiVersions,
+            0,
+            RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        );
+        let answer = embroker::__fuzz::server_answer(&broker, &request).expect("an answer");
+        let mut body = Bytes::copy_from_slice(&answer[8..]);
+        let r = ApiVersionsResponse::decode(&mut body, 0).expect("ApiVersions v0");
+        r.api_keys
+            .iter()
+            .map(|k| {
+                (
+                    ApiKey::try_from(k.api_key).expect("a known key"),
+                    k.min_version,
+                    k.max_version,
+                )
+            })
+            .collect()
+    }
+
+    fn batch(producer: Option<ProducerFields>) -> Bytes {
+        let mut b = BatchBuilder::new();
+        if let Some(p) = producer {
+            b.set_producer(p);
+        }
+        b.push(1_700_000_000_000, Some(b"key"), Some(b"value"), &[])
+            .expect("a record");
+        b.push(1_700_000_000_001, None, Some(b"second"), &[])
+            .expect("a record");
+        Bytes::from(b.finish())
+    }
+
+    /// The realistic request of `key` (a topic `t` that exists, records to produce), or the
+    /// default one for the APIs this module does not know.
+    fn request(key: ApiKey, version: i16) -> Option<RequestKind> {
+        Some(match key {
+            ApiKey::Produce => RequestKind::Produce(
+                ProduceRequest::default()
+                    .with_acks(if version % 2 == 0 { -1 } else { 1 })
+                    .with_timeout_ms(30_000)
+                    .with_topic_data(vec![TopicProduceData::default()
+                        .with_name(topic())
+                        .with_partition_data(vec![PartitionProduceData::default()
+                            .with_index(1)
+                            .with_records(Some(batch((version >= 9).then_some(
+                                ProducerFields {
+                                    producer_id: 7,
+                                    producer_epoch: 0,
+                                    base_sequence: 0,
+                                },
+                            ))))])]),
+            ),
+            ApiKey::Fetch => RequestKind::Fetch(
+                FetchRequest::default()
+                    .with_max_wait_ms(500)
+                    .with_min_bytes(1)
+                    .with_max_bytes(52_428_800)
+                    .with_isolation_level(i8::from(version >= 11))
+                    .with_topics(vec![FetchTopic::default()
+                        .with_topic(topic())
+                        .with_partitions(vec![
+                            FetchPartition::default()
+                                .with_partition(0)
+                                .with_fetch_offset(1)
+                                .with_partition_max_bytes(1_048_576),
+                            FetchPartition::default()
+                                .with_partition(1)
+                                .with_fetch_offset(0)
+                                .with_partition_max_bytes(1_048_576),
+                        ])]),
+            ),
+            ApiKey::ListOffsets => RequestKind::ListOffsets(
+                ListOffsetsRequest::default()
+                    .with_replica_id((-1).into())
+                    .with_isolation_level(i8::from(version >= 2))
+                    .with_topics(vec![ListOffsetsTopic::default()
+                        .with_name(topic())
+                        .with_partitions(vec![
+                            ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(if version >= 7 { -3 } else { 1_001 }),
+                            ListOffsetsPartition::default()
+                                .with_partition_index(1)
+                                .with_timestamp(-1),
+                        ])]),
+            ),
+            ApiKey::Metadata => {
+                RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(topic())),
+                    MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_static_str("missing")))),
+                ])))
+            }
+            other => wire::default_request(other)?,
+        })
+    }
+
+    /// Versions worth a seed in `min..=max`: both ends, and for the APIs with many versions
+    /// the first flexible ones.
+    fn versions(key: ApiKey, min: i16, max: i16) -> Vec<i16> {
+        let mut v = vec![min, max];
+        let extra: &[i16] = match key {
+            ApiKey::Metadata => &[1, 4, 9],
+            ApiKey::Produce => &[9],
+            ApiKey::Fetch => &[11],
+            ApiKey::ListOffsets => &[6],
+            ApiKey::ApiVersions => &[3],
+            _ => &[],
+        };
+        v.extend(extra.iter().copied().filter(|x| (min..=max).contains(x)));
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    fn header(key: i16, version: i16) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&key.to_be_bytes());
+        v.extend_from_slice(&version.to_be_bytes());
+        v.extend_from_slice(&1i32.to_be_bytes());
+        v.extend_from_slice(&1i16.to_be_bytes());
+        v.push(b'c');
+        v
+    }
+
+    pub(super) fn seeds() -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for (key, min, max) in advertised() {
+            for version in versions(key, min, max) {
+                let Some(request) = request(key, version) else {
+                    continue;
+                };
+                out.push((
+                    format!("{key:?}-v{version}").to_lowercase(),
+                    frame(key, version, request),
+                ));
+            }
+        }
+        // ApiVersions of a version newer than the server knows (answered, in version 0).
+        let mut newer = frame(
+            ApiKey::ApiVersions,
+            3,
+            RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        );
+        newer[2..4].copy_from_slice(&99i16.to_be_bytes());
+        out.push(("apiversions-v99".into(), newer));
+        // Produce with acks=0 (no answer).
+        if let Some(RequestKind::Produce(p)) = request(ApiKey::Produce, 9) {
+            let acks0 = frame(ApiKey::Produce, 9, RequestKind::Produce(p.with_acks(0)));
+            out.push(("produce-v9-acks0".into(), acks0));
+        }
+        // Counts larger than the request (kafka-protocol would size a Vec from them).
+        let mut b = header(3, 1);
+        b.extend_from_slice(&i32::MAX.to_be_bytes());
+        out.push(("regress-metadata-v1-count-i32-max".into(), b));
+        let mut b = header(3, 9);
+        b.push(0);
+        b.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        out.push(("regress-metadata-v9-compact-count-u32-max".into(), b));
+        out
+    }
+}
+
 /// Runs one file through a body: `EMBROKER_FUZZ_FILE=path EMBROKER_FUZZ_TARGET=name cargo test
 /// --test fuzz_corpus_replay one_file -- --nocapture` reproduces a fuzzer crash on stable
 /// without libFuzzer (add `EMBROKER_FUZZ_DEBUG=1` to print the decoded input).
@@ -1013,12 +1249,18 @@ fn one_file() {
     ) else {
         return;
     };
+    let data = std::fs::read(file).expect("EMBROKER_FUZZ_FILE is readable");
+    #[cfg(feature = "server")]
+    if target == "server_request" {
+        bodies::server_request(&data);
+        return;
+    }
     let body = bodies::TARGETS
         .iter()
         .find(|(name, _)| *name == target)
         .map(|(_, body)| *body)
         .expect("EMBROKER_FUZZ_TARGET names a body");
-    body(&std::fs::read(file).expect("EMBROKER_FUZZ_FILE is readable"));
+    body(&data);
 }
 
 /// Regression, found by the `decode_batch` target (corpus file

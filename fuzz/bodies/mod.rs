@@ -1796,3 +1796,90 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("offsets_log", offsets_log),
     ("txn_state_log", txn_state_log),
 ];
+
+// ---------------------------------------------------------------------------------------------
+// server_request (feature `server`)
+// ---------------------------------------------------------------------------------------------
+
+/// The broker every `server_request` input is answered against: topic `t` with two partitions
+/// (a few batches in partition 0), no auto-creation (inputs would otherwise create topics
+/// without bound). Replaced by a fresh one every `SERVER_BROKER_INPUTS` inputs, so what
+/// produce requests append stays small.
+#[cfg(feature = "server")]
+static SERVER_BROKER: std::sync::Mutex<Option<(Broker, u32)>> = std::sync::Mutex::new(None);
+
+#[cfg(feature = "server")]
+const SERVER_BROKER_INPUTS: u32 = 5_000;
+
+#[cfg(feature = "server")]
+fn server_broker() -> Broker {
+    let mut slot = SERVER_BROKER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((broker, used)) = slot.as_mut() {
+        if *used < SERVER_BROKER_INPUTS {
+            *used += 1;
+            return broker.clone();
+        }
+    }
+    let broker = Broker::builder()
+        .auto_create_topics(false)
+        .open_temporary()
+        .expect("a temporary broker");
+    broker
+        .create_topic("t", TopicConfig::default().partitions(2))
+        .expect("topic t");
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    for i in 0..3i64 {
+        let mut b = BatchBuilder::new();
+        b.push(1_000 + i, Some(b"k"), Some(b"v"), &[]).unwrap();
+        p.append_batches(&b.finish()).unwrap();
+    }
+    *slot = Some((broker.clone(), 1));
+    broker
+}
+
+/// One Kafka request frame, without its 4-byte size prefix (api key, version, correlation id,
+/// client id, ... as a client sends them), answered through `embroker::__fuzz::server_answer`
+/// as a server connection answers it. Never a panic (nor, under libFuzzer, an allocation over
+/// its limit: `kafka-protocol` sizes arrays from the count in the request, see
+/// `src/server/decode_guard.rs`). An answer is one size-prefixed frame whose size is right,
+/// whose correlation id is the request's, and which decodes, with `kafka-protocol`'s client
+/// decoder, as the response to that API at that version (ApiVersions of a version the server
+/// does not know: at version 0); a frame too short for a header is never answered.
+#[cfg(feature = "server")]
+pub fn server_request(data: &[u8]) {
+    use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
+    use kafka_protocol::protocol::Decodable;
+
+    let broker = server_broker();
+    let answer = __fuzz::server_answer(&broker, data);
+    let Some(answer) = answer else { return };
+    assert!(
+        data.len() >= 8,
+        "a {}-byte request was answered",
+        data.len()
+    );
+    assert!(answer.len() >= 8, "a {}-byte answer", answer.len());
+    let size = i32::from_be_bytes(answer[..4].try_into().unwrap());
+    assert_eq!(size as usize, answer.len() - 4, "the size prefix");
+    let key = ApiKey::try_from(i16::from_be_bytes([data[0], data[1]]))
+        .expect("an answer to an unknown API key");
+    let mut version = i16::from_be_bytes([data[2], data[3]]);
+    let mut frame = embroker::Bytes::copy_from_slice(&answer[4..]);
+    if key == ApiKey::ApiVersions && version > ApiKey::ApiVersions.valid_versions().max {
+        // Answered with UNSUPPORTED_VERSION in version 0.
+        version = 0;
+    }
+    let header = ResponseHeader::decode(&mut frame, key.response_header_version(version))
+        .unwrap_or_else(|e| panic!("{key:?} v{version}: the response header: {e}"));
+    assert_eq!(
+        header.correlation_id,
+        i32::from_be_bytes(data[4..8].try_into().unwrap()),
+        "the correlation id"
+    );
+    ResponseKind::decode(key, &mut frame, version)
+        .unwrap_or_else(|e| panic!("{key:?} v{version}: the response: {e:#}"));
+    assert!(
+        frame.is_empty(),
+        "{key:?} v{version}: bytes after the response"
+    );
+}

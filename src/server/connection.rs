@@ -3,10 +3,12 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use super::config::ServerConfig;
+use super::decode_guard;
 use super::dispatch::{self, Reply};
 use super::listener::Shared;
 use super::versions;
@@ -170,14 +172,9 @@ pub(crate) fn answer(
     let header_version = key.request_header_version(version);
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| Close(format!("{key:?} v{version}: a bad request header: {e}")))?;
-    let request = RequestKind::decode(key, &mut frame, version)
+    // Not `RequestKind::decode`: a count in the request is not trusted to size an allocation.
+    let request = decode_guard::decode_request(key, &frame, version)
         .map_err(|e| Close(format!("{key:?} v{version}: a bad request body: {e}")))?;
-    if frame.has_remaining() {
-        return Err(Close(format!(
-            "{key:?} v{version}: {} bytes after the request body",
-            frame.remaining()
-        )));
-    }
     let ctx = RequestContext {
         shared,
         local_addr,
@@ -192,6 +189,26 @@ pub(crate) fn answer(
             })?;
             Ok(true)
         }
+    }
+}
+
+/// One request frame (its size prefix left off) answered as a connection answers it, against
+/// `broker`, for the `server_request` fuzz target (`embroker::__fuzz::server_answer`): the
+/// response with its size prefix, or `None` when the connection would send nothing (acks=0) or
+/// close. Long polls do not wait (`max_fetch_wait` is zero).
+pub(crate) fn answer_frame(broker: &crate::Broker, frame: &[u8]) -> Option<Vec<u8>> {
+    let config = ServerConfig::default()
+        .max_fetch_wait(std::time::Duration::ZERO)
+        .max_fetch_bytes(1 << 20);
+    if frame.len() > config.max_request_bytes {
+        return None;
+    }
+    let shared = Shared::new(broker.clone(), config);
+    let addr = SocketAddr::from(([127, 0, 0, 1], 9092));
+    let mut out = BytesMut::new();
+    match answer(&shared, addr, addr, Bytes::copy_from_slice(frame), &mut out) {
+        Ok(true) => Some(out.to_vec()),
+        Ok(false) | Err(_) => None,
     }
 }
 

@@ -32,6 +32,18 @@ struct Connection {
 }
 
 impl Shared {
+    /// The state of a server that has no connection yet.
+    pub(crate) fn new(broker: Broker, config: ServerConfig) -> Shared {
+        Shared {
+            broker,
+            config,
+            cluster_id: cluster_id(),
+            stop: AtomicBool::new(false),
+            connections: Mutex::new(HashMap::new()),
+            next_connection: AtomicU64::new(0),
+        }
+    }
+
     pub(crate) fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
     }
@@ -94,14 +106,7 @@ impl Broker {
             address: format!("{addrs:?}"),
             source: e,
         })?;
-        let shared = Arc::new(Shared {
-            broker: self.clone(),
-            config,
-            cluster_id: cluster_id(),
-            stop: AtomicBool::new(false),
-            connections: Mutex::new(HashMap::new()),
-            next_connection: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(self.clone(), config));
         let accept_shared = shared.clone();
         let accept = std::thread::Builder::new()
             .name("embroker-accept".into())

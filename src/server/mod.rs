@@ -31,10 +31,12 @@
 mod api;
 mod config;
 mod connection;
+mod decode_guard;
 mod dispatch;
 mod errors;
 mod listener;
 mod versions;
 
 pub use config::ServerConfig;
+pub(crate) use connection::answer_frame;
 pub use listener::Server;

@@ -324,6 +324,10 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
         usage_error("--offset needs --partition when used with --group");
     }
     let mut out = BufWriter::new(std::io::stdout().lock());
+    #[cfg(feature = "server")]
+    if let Some(bootstrap) = &ctx.bootstrap {
+        return consume_remote(ctx, args, bootstrap, &pieces, &mut out);
+    }
     let mut progress = Progress::default();
     loop {
         session(ctx, args, &pieces, &mut out, &mut progress)?;
@@ -333,6 +337,63 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
         std::thread::sleep(FOLLOW_INTERVAL);
     }
     eprintln!("consumed {} record(s)", progress.printed);
+    Ok(true)
+}
+
+/// `consume --bootstrap`: the records through Fetch, printed as from a directory.
+#[cfg(feature = "server")]
+fn consume_remote(
+    ctx: &Ctx,
+    args: &Args,
+    bootstrap: &str,
+    pieces: &[Piece],
+    out: &mut impl Write,
+) -> CmdResult {
+    if args.group.is_some() {
+        usage_error("--group with --bootstrap: join the group with a Kafka client instead");
+    }
+    // ConsumerRecord's topic is a `&'static str`: one name for the whole run.
+    let topic: &'static str = Box::leak(args.topic.clone().into_boxed_str());
+    let mut printed = 0u64;
+    crate::remote::consume(
+        bootstrap,
+        topic,
+        args.partition,
+        args.from_beginning,
+        args.offset,
+        args.follow,
+        |f| {
+            if args.max_messages.is_some_and(|m| printed >= m) {
+                return Ok(false);
+            }
+            if ctx.json {
+                print_json(out, &f.json(topic))?;
+            } else {
+                let r = ConsumerRecord {
+                    topic,
+                    partition: f.partition,
+                    offset: f.offset,
+                    timestamp: f.timestamp,
+                    timestamp_type: embroker::TimestampType::CreateTime,
+                    key: f.key.clone().map(Into::into),
+                    value: f.value.clone().map(Into::into),
+                    headers: f
+                        .headers
+                        .iter()
+                        .map(|(k, v)| match v {
+                            Some(v) => embroker::Header::new(k.clone(), v.clone()),
+                            None => embroker::Header::null(k.clone()),
+                        })
+                        .collect(),
+                };
+                write_record(out, pieces, &r)?;
+            }
+            printed += 1;
+            out.flush()?;
+            Ok(args.max_messages.is_none_or(|m| printed < m))
+        },
+    )?;
+    eprintln!("consumed {printed} record(s)");
     Ok(true)
 }
 

@@ -124,6 +124,20 @@ pub fn parse_iso_datetime(s: &str) -> Result<i64, String> {
 
 /// Runs a `groups` subcommand.
 pub fn run(ctx: &Ctx, cmd: GroupsCmd) -> CmdResult {
+    #[cfg(feature = "server")]
+    if let Some(bootstrap) = &ctx.bootstrap {
+        return match cmd {
+            GroupsCmd::List => crate::remote::groups_list(bootstrap, ctx.json),
+            GroupsCmd::Describe { group } => {
+                crate::remote::groups_describe(bootstrap, &group, ctx.json)
+            }
+            _ => Err(
+                "with --bootstrap, `groups` lists and describes; reset and delete \
+                      with --dir on a stopped broker"
+                    .into(),
+            ),
+        };
+    }
     let mut out = std::io::stdout().lock();
     match cmd {
         GroupsCmd::List => {

@@ -15,6 +15,8 @@ mod output;
 mod produce;
 mod progress;
 #[cfg(feature = "server")]
+mod remote;
+#[cfg(feature = "server")]
 mod serve;
 mod topics;
 mod transactions;
@@ -52,6 +54,12 @@ struct Cli {
     /// Print machine-readable JSON on stdout instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Talk to a running broker through Kafka's wire protocol instead of opening `--dir`
+    /// (`topics list|describe`, `groups list|describe`, `consume`; feature `server`): works
+    /// against `embroker serve`, an application's `Broker::serve`, or Kafka itself.
+    #[cfg(feature = "server")]
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    bootstrap: Option<String>,
     /// How long to wait for the directory lock when another process holds it, in ms.
     #[arg(long, global = true, value_name = "MS", default_value_t = 1000)]
     lock_timeout: u64,
@@ -92,6 +100,8 @@ pub struct Ctx {
     pub json: bool,
     /// `--lock-timeout`.
     pub lock_timeout: Duration,
+    /// `--bootstrap`, if given (feature `server`).
+    pub bootstrap: Option<String>,
 }
 
 impl Ctx {
@@ -177,6 +187,10 @@ fn main() -> ExitCode {
         dir: cli.dir,
         json: cli.json,
         lock_timeout: Duration::from_millis(cli.lock_timeout),
+        #[cfg(feature = "server")]
+        bootstrap: cli.bootstrap,
+        #[cfg(not(feature = "server"))]
+        bootstrap: None,
     };
     let result = match cli.command {
         Command::Topics(cmd) => topics::run(&ctx, cmd),

@@ -64,6 +64,20 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
 
 /// Runs a `topics` subcommand.
 pub fn run(ctx: &Ctx, cmd: TopicsCmd) -> CmdResult {
+    #[cfg(feature = "server")]
+    if let Some(bootstrap) = &ctx.bootstrap {
+        return match cmd {
+            TopicsCmd::List => crate::remote::topics_list(bootstrap, ctx.json),
+            TopicsCmd::Describe { name } => {
+                crate::remote::topics_describe(bootstrap, &name, ctx.json)
+            }
+            _ => Err(
+                "with --bootstrap, `topics` lists and describes; create, alter and delete \
+                      through a Kafka admin client, or with --dir on a stopped broker"
+                    .into(),
+            ),
+        };
+    }
     let mut out = std::io::stdout().lock();
     match cmd {
         TopicsCmd::List => {

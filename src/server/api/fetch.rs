@@ -34,12 +34,23 @@ pub(crate) fn fetch(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchRespons
         .min(shared.config.max_fetch_wait);
     let deadline = Instant::now().checked_add(wait);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    // No partition to wait for: Kafka answers at once.
+    let nothing = req.topics.iter().all(|t| t.partitions.is_empty());
     let notifier = shared.broker.inner.notifier().clone();
     loop {
         let seen = notifier.events();
-        let (response, bytes) = read_once(ctx, &req);
+        let (response, bytes, failed) = read_once(ctx, &req);
         let expired = deadline.is_none_or(|d| Instant::now() >= d);
-        if bytes >= min_bytes.max(1) || expired || shared.stopping() || response.error_code != 0 {
+        // Kafka answers at once when min_bytes are there (so always for min_bytes 0) or when
+        // reading a partition failed (unknown partition, offset out of range, ...): a client
+        // must hear of an error now, not after max_wait_ms.
+        if bytes >= min_bytes
+            || failed
+            || nothing
+            || expired
+            || shared.stopping()
+            || response.error_code != 0
+        {
             return response;
         }
         if !notifier.wait_past(seen, deadline) {
@@ -49,8 +60,9 @@ pub(crate) fn fetch(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchRespons
     }
 }
 
-/// One pass over the requested partitions; returns the response and its record bytes.
-fn read_once(ctx: &RequestContext<'_>, req: &FetchRequest) -> (FetchResponse, usize) {
+/// One pass over the requested partitions; returns the response, its record bytes, and
+/// whether any partition has an error.
+fn read_once(ctx: &RequestContext<'_>, req: &FetchRequest) -> (FetchResponse, usize, bool) {
     let broker = &ctx.shared.broker.inner;
     let committed = req.isolation_level == 1;
     let max_bytes = if ctx.version() >= 3 {
@@ -60,12 +72,16 @@ fn read_once(ctx: &RequestContext<'_>, req: &FetchRequest) -> (FetchResponse, us
     }
     .min(ctx.shared.config.max_fetch_bytes);
     let mut total = 0usize;
+    let mut failed = false;
     let mut topics = Vec::with_capacity(req.topics.len());
     for topic in &req.topics {
         let name = topic.topic.0.to_string();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
+            // Aborted transactions are listed for read_committed only (null otherwise, as
+            // Kafka sends them).
             let mut out = PartitionData::default()
+                .with_aborted_transactions(None)
                 .with_partition_index(p.partition)
                 .with_high_watermark(-1)
                 .with_last_stable_offset(-1)
@@ -75,6 +91,7 @@ fn read_once(ctx: &RequestContext<'_>, req: &FetchRequest) -> (FetchResponse, us
                 Ok(log) => log,
                 Err(e) => {
                     out.error_code = errors::code(&e);
+                    failed = true;
                     partitions.push(out);
                     continue;
                 }
@@ -117,6 +134,7 @@ fn read_once(ctx: &RequestContext<'_>, req: &FetchRequest) -> (FetchResponse, us
                 Err(e) => {
                     out.error_code = errors::code(&e);
                     out.records = Some(Bytes::new());
+                    failed = true;
                 }
             }
             partitions.push(out);
@@ -133,5 +151,6 @@ fn read_once(ctx: &RequestContext<'_>, req: &FetchRequest) -> (FetchResponse, us
             .with_session_id(0)
             .with_responses(topics),
         total,
+        failed,
     )
 }

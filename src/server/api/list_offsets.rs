@@ -63,12 +63,20 @@ pub(crate) fn list_offsets(
 }
 
 fn offset(log: &PartitionLog, timestamp: i64, committed: bool) -> Result<Option<(i64, i64)>> {
+    // As Kafka's `Partition.fetchOffsetForTimestamp`: a lookup by timestamp answers only
+    // offsets the client may read, below the last stable offset for read_committed.
+    let fetchable = if committed {
+        log.last_stable_offset()
+    } else {
+        log.log_end_offset()
+    };
+    let readable = |found: Option<(i64, i64)>| found.filter(|&(offset, _)| offset < fetchable);
     Ok(match timestamp {
         LATEST if committed => Some((log.last_stable_offset(), -1)),
         LATEST => Some((log.log_end_offset(), -1)),
         EARLIEST | EARLIEST_LOCAL => Some((log.log_start_offset(), -1)),
-        MAX_TIMESTAMP => log.max_timestamp_offset()?,
+        MAX_TIMESTAMP => readable(log.max_timestamp_offset()?),
         t if t < 0 => None,
-        t => log.offset_for_timestamp(t)?,
+        t => readable(log.offset_for_timestamp(t)?),
     })
 }
