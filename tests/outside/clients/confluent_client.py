@@ -45,9 +45,20 @@ BENIGN_COMMIT = {KafkaError._NO_OFFSET, KafkaError.REBALANCE_IN_PROGRESS,
                  KafkaError._ASSIGNMENT_LOST, KafkaError._STATE}
 
 
+# Errors librdkafka reports outside any one request (fatal idempotence errors, a broker that
+# does not support an API), as strings: produce() fails with them.
+CLIENT_ERRORS = []
+
+
+def on_error(err):
+    log(f"librdkafka error: {err}")
+    if err.fatal() or err.code() in (KafkaError._UNSUPPORTED_FEATURE, KafkaError._FATAL):
+        CLIENT_ERRORS.append(str(err))
+
+
 def base(args, **extra):
     conf = {"bootstrap.servers": args.bootstrap, "client.id": "embroker-outside-confluent",
-            "log_level": 6}
+            "log_level": 6, "error_cb": on_error}
     conf.update(extra)
     return conf
 
@@ -81,7 +92,15 @@ def produce(args, topic, triples, flush_before=None, producer=None, **conf):
             except BufferError:
                 p.poll(0.05)
         p.poll(0)
-    left = p.flush(60)
+    try:
+        left = p.flush(60)
+    except SystemError as e:
+        # confluent-kafka 2.16 raises this from flush after a fatal librdkafka error (such as
+        # "Idempotent producer not supported by any of the connected brokers"), which its log
+        # on stderr names.
+        raise AssertionError(f"flush failed after a fatal client error {CLIENT_ERRORS} "
+                             f"(librdkafka's FATAL log line on stderr says which): {e}") from e
+    check(not CLIENT_ERRORS, f"client errors: {CLIENT_ERRORS[:5]}")
     check(left == 0, f"{left} records not delivered in 60 s")
     check(not errors, f"delivery errors: {errors[:5]}")
     return sorted(out, key=lambda r: (r["partition"], r["offset"]))

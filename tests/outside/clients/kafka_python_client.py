@@ -164,6 +164,14 @@ def kill_member(args):
                                        lambda t, tr: produce(args, t, tr), parts)
 
 
+def topic_configs(described, name):
+    """The configs of topic `name` in describe_configs' {resource type: {name: configs}}."""
+    for resource_type, by_name in described.items():
+        if "topic" in str(resource_type).lower() and name in by_name:
+            return by_name[name]
+    raise AssertionError(f"describe_configs returned no configs of topic {name}: {str(described)[:500]}")
+
+
 def admin(args):
     a = KafkaAdminClient(bootstrap_servers=args.bootstrap, client_id="embroker-outside-kp-admin")
     name = args.topic or "kp-admin"
@@ -184,7 +192,7 @@ def admin(args):
 
     described = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, kept)],
                                    config_filter="all")
-    configs = described["TOPIC"][kept] if "TOPIC" in described else described
+    configs = topic_configs(described, kept)
     log(f"describe_configs: {str(configs)[:300]}")
     check("retention.ms" in configs and "cleanup.policy" in configs,
           f"describe_configs lacks retention.ms or cleanup.policy: {str(configs)[:500]}")
@@ -193,9 +201,9 @@ def admin(args):
                                              configs={"retention.ms": "7200000"})])
     log(f"alter_configs: {result}")
     after = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, kept)], config_filter="all")
-    after = after["TOPIC"][kept] if "TOPIC" in after else after
+    after = topic_configs(after, kept)
     value = after["retention.ms"]
-    value = value.get("value", value.get("config_value")) if isinstance(value, dict) else value
+    value = value.get("value") if isinstance(value, dict) else value
     check(str(value) == "7200000", f"retention.ms after alter_configs: {after['retention.ms']}")
     done["alter_configs"] = True
 
