@@ -8,7 +8,9 @@
 //!    (`Broker::serve`, a fresh temporary broker each round) against the mock cluster
 //!    (`test.mock.num.brokers=1`, a fresh one each round, in the client's process, keeping
 //!    nothing on disk). acks=1 and acks=-1 separately (acks=-1 fsyncs on embroker, not on the
-//!    mock). The script times itself, so Python's start-up never counts. The in-process API
+//!    mock). The script times itself, so Python's start-up never counts; consuming is timed
+//!    from the first record received to the last (a new librdkafka consumer takes about half a
+//!    second to its first record whatever the broker: part 2 measures that). The in-process API
 //!    on the same records (embroker `Producer` and `Consumer`, no network) is the reference.
 //!    Targets at acks=1: produce and consume ≥ 1x the mock.
 //! 2. Start-up: from before `Broker::builder()...open_temporary()` and `serve` to the first
