@@ -146,7 +146,7 @@ pub use producer::{
     ProducerRecord, RandomPartitioner, RecordMetadata, RoundRobinPartitioner, SendFuture,
 };
 #[cfg(feature = "server")]
-pub use server::{Server, ServerConfig};
+pub use server::{SaslPlainUsers, Server, ServerConfig};
 pub use txn::{TransactionDescription, TxnState};
 #[cfg(feature = "serde")]
 pub use typed::Json;

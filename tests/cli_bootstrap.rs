@@ -7,10 +7,13 @@
 #![cfg(all(feature = "cli", feature = "server"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use embroker::{
-    codec::Compression, Broker, ProducerConfig, ProducerRecord, TopicCompression, TopicConfig,
+    codec::Compression, Broker, ConsumerConfig, OffsetAndMetadata, OffsetReset, ProducerConfig,
+    ProducerRecord, TopicCompression, TopicConfig, TopicPartition,
 };
 use serde_json::Value;
 
@@ -171,6 +174,44 @@ fn topics_and_consume_through_a_live_server() {
     assert_eq!(some.len(), 2);
     assert!(some.iter().all(|r| r["partition"] == 1));
     assert_eq!(some[0]["offset"], 7);
+
+    // groups list / describe: an in-process group's commits and lag, through OffsetFetch.
+    let mut consumer = broker
+        .consumer(
+            ConsumerConfig::default()
+                .group_id("billing")
+                .auto_offset_reset(OffsetReset::Earliest)
+                .enable_auto_commit(false),
+        )
+        .unwrap();
+    consumer.assign(&[TopicPartition::new("plain", 0)]).unwrap();
+    let mut seen = 0;
+    while seen < 4 {
+        let records = consumer.poll(Duration::from_secs(5)).unwrap();
+        seen += records.count();
+    }
+    let mut commit = BTreeMap::new();
+    commit.insert(TopicPartition::new("plain", 0), OffsetAndMetadata::new(4));
+    consumer.commit_offsets_sync(&commit).unwrap();
+    drop(consumer);
+    let groups: Value =
+        serde_json::from_str(ok(&["--bootstrap", &b, "--json", "groups", "list"]).trim()).unwrap();
+    assert!(groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["group"] == "billing"));
+    let g: Value = serde_json::from_str(
+        ok(&["--bootstrap", &b, "--json", "groups", "describe", "billing"]).trim(),
+    )
+    .unwrap();
+    let offsets = g["offsets"].as_array().unwrap();
+    assert_eq!(offsets.len(), 1, "{g}");
+    assert_eq!(offsets[0]["committed"], 4);
+    assert_eq!(offsets[0]["end_offset"], 10);
+    assert_eq!(offsets[0]["lag"], 6);
+    let local = broker.describe_group("billing").unwrap();
+    assert_eq!(local.offsets[0].lag, Some(6));
 
     // Verbs that change a directory are refused over the wire, with a reason.
     let out = run(&["--bootstrap", &b, "topics", "delete", "plain"]);

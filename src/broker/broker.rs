@@ -499,6 +499,19 @@ impl BrokerInner {
         self.options.auto_create_topics
     }
 
+    /// The config of topics created without one (auto-creation, and the wire protocol's
+    /// CreateTopics with the keys it names applied over it).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn default_topic_config(&self) -> &TopicConfig {
+        &self.options.default_topic_config
+    }
+
+    /// The broker's `transaction.max.timeout.ms`.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn transaction_max_timeout_ms(&self) -> i64 {
+        self.options.transaction_max_timeout_ms
+    }
+
     /// Creates `name` with the broker's default topic config, as auto-creation does.
     #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn auto_create(&self, name: &str) -> Result<Arc<TopicState>> {

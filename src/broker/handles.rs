@@ -209,6 +209,29 @@ impl Partition {
         self.log.log_start_offset()
     }
 
+    /// Deletes every record before `before_offset` (Kafka's `DeleteRecords`, the admin
+    /// client's `deleteRecords`): the log start offset moves up to it, durably (it survives a
+    /// restart), and segments wholly below it are removed from disk. `-1` means the log end
+    /// (Kafka's high watermark on one broker). Returns the new log start offset. An offset
+    /// at or below the current start changes nothing; one past the log end is
+    /// [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange).
+    ///
+    /// ```
+    /// use embroker::{Broker, Record, TopicConfig};
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("t", TopicConfig::default())?;
+    /// let p = broker.topic("t")?.partition(0)?;
+    /// p.append(&[Record::new("a"), Record::new("b"), Record::new("c")])?;
+    /// assert_eq!(p.delete_records(2)?, 2);
+    /// assert_eq!(p.log_start_offset(), 2);
+    /// assert!(p.read(1, 1 << 20).is_err()); // below the start: out of range
+    /// assert_eq!(p.delete_records(-1)?, 3); // everything
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn delete_records(&self, before_offset: i64) -> Result<i64> {
+        self.log.delete_records(before_offset)
+    }
+
     /// The offset the next record will get.
     pub fn log_end_offset(&self) -> i64 {
         self.log.log_end_offset()

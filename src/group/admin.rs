@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::classic::{decode_assignment, decode_subscription};
 use super::coordinator::{Group, GroupState};
 use super::offset_store::OffsetAndMetadata;
 use crate::broker::Broker;
@@ -34,6 +35,9 @@ pub struct MemberDescription {
     pub client_id: String,
     /// The member's `group.instance.id`, if static.
     pub group_instance_id: Option<String>,
+    /// The address a member connected over Kafka's protocol from (`/127.0.0.1` as Kafka
+    /// writes it); `None` for an in-process member.
+    pub client_host: Option<String>,
     /// The topics it subscribes to.
     pub topics: Vec<String>,
     /// Its partitions in the current generation.
@@ -135,7 +139,8 @@ impl Broker {
         for group in self.inner.groups().all() {
             let g = group.inner.lock();
             let state = Group::state(&g);
-            if state != GroupState::Dead && (!g.members.is_empty() || !g.offsets.is_empty()) {
+            let has_members = !g.members.is_empty() || g.classic.has_members();
+            if state != GroupState::Dead && (has_members || !g.offsets.is_empty()) {
                 out.push(GroupListing {
                     group_id: group.id.clone(),
                     state,
@@ -173,21 +178,36 @@ impl Broker {
             })?;
         let (state, generation, protocol, members, committed) = {
             let g = group.inner.lock();
-            let members: Vec<MemberDescription> = g
+            let mut members: Vec<MemberDescription> = g
                 .members
                 .iter()
                 .map(|(id, m)| MemberDescription {
                     member_id: id.clone(),
                     client_id: m.client_id.clone(),
                     group_instance_id: m.instance_id.clone(),
+                    client_host: None,
                     topics: m.topics.clone(),
                     assignment: m.assignment.clone(),
                 })
                 .collect();
+            // Network members (a group has one kind or the other).
+            members.extend(g.classic.members.iter().map(|(id, m)| MemberDescription {
+                member_id: id.clone(),
+                client_id: m.client_id.clone(),
+                group_instance_id: m.instance_id.clone(),
+                client_host: Some(m.client_host.clone()),
+                topics: decode_subscription(&g.classic.member_metadata(m)),
+                assignment: decode_assignment(&m.assignment),
+            }));
+            let (generation, protocol) = if g.classic.has_members() {
+                (g.classic.generation, g.classic.protocol.clone())
+            } else {
+                (g.generation, g.protocol.clone())
+            };
             (
                 Group::state(&g),
-                g.generation,
-                g.protocol.clone(),
+                generation,
+                protocol,
                 members,
                 g.offsets.clone(),
             )

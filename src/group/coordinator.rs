@@ -130,6 +130,8 @@ pub(crate) struct GroupRegistry {
     /// groups are then unavailable, and every group operation reports this, while the rest of
     /// the broker works.
     load_error: Mutex<Option<Error>>,
+    /// Wakes the network members' session reaper (see `classic`).
+    pub(crate) classic_timer: super::classic::Timer,
 }
 
 impl GroupRegistry {
@@ -234,6 +236,9 @@ pub(crate) struct GroupInner {
     /// Members replaced by a newer member with the same `group.instance.id`, by member id,
     /// until their consumer has learnt of it.
     fenced: BTreeMap<String, Fenced>,
+    /// The group's network members (Kafka's classic protocol over the wire). A group has
+    /// in-process members or network members, never both at once.
+    pub(crate) classic: super::classic::Classic,
 }
 
 /// A member fenced by a newer one with the same `group.instance.id` (Kafka's static member
@@ -339,6 +344,7 @@ impl Group {
                 partition_counts: BTreeMap::new(),
                 not_before_ms: i64::MIN,
                 fenced: BTreeMap::new(),
+                classic: super::classic::Classic::default(),
             }),
         }
     }
@@ -352,6 +358,15 @@ impl Group {
         now: i64,
     ) -> Result<String> {
         let mut g = self.inner.lock();
+        if g.classic.has_members() {
+            return Err(Error::IllegalState {
+                reason: format!(
+                    "group {:?} has members connected over Kafka's protocol; an in-process \
+                     consumer cannot join it until they leave",
+                    self.id
+                ),
+            });
+        }
         if g.phase == Phase::Dead {
             g.phase = Phase::Empty;
         }
@@ -679,7 +694,7 @@ impl Group {
                 }
             }
             None => {
-                if !g.members.is_empty() {
+                if !g.members.is_empty() || g.classic.has_members() {
                     return Err(fail("", -1, g.generation));
                 }
             }
@@ -749,10 +764,10 @@ impl Group {
         delete_group: bool,
     ) -> Result<()> {
         let mut g = self.inner.lock();
-        if !g.members.is_empty() {
+        if !g.members.is_empty() || !g.classic.members.is_empty() {
             return Err(Error::GroupNotEmpty {
                 group: self.id.clone(),
-                members: g.members.len(),
+                members: g.members.len().max(g.classic.members.len()),
             });
         }
         for (tp, om) in changes {
@@ -781,6 +796,9 @@ impl Group {
 
     /// The group's state as Kafka names it.
     pub(crate) fn state(g: &GroupInner) -> GroupState {
+        if g.classic.has_members() && g.phase != Phase::Dead {
+            return g.classic.state();
+        }
         match g.phase {
             Phase::Dead => GroupState::Dead,
             Phase::Empty => GroupState::Empty,
@@ -813,6 +831,13 @@ fn check_partition_exists(broker: &BrokerInner, tp: &TopicPartition) -> Result<(
 }
 
 impl GroupInner {
+    /// A deleted group written to again (a join or a commit) exists again.
+    pub(super) fn revive(&mut self) {
+        if self.phase == Phase::Dead {
+            self.phase = Phase::Empty;
+        }
+    }
+
     fn start_rebalance(&mut self, broker: &BrokerInner) {
         self.phase = if self.members.is_empty() {
             Phase::Empty

@@ -20,6 +20,7 @@
 
 mod admin;
 mod assignor;
+mod classic;
 mod coordinator;
 mod group_metadata;
 mod offset_store;
@@ -31,11 +32,17 @@ mod testkit;
 
 pub use admin::{GroupDescription, GroupListing, MemberDescription, OffsetSpec, PartitionOffsets};
 pub use assignor::{assignor_by_name, Assignment, Assignor, RebalanceProtocol, Subscription};
+#[cfg(feature = "server")]
+pub(crate) use classic::{
+    ClassicError, ClassicLimits, CommitError, Committer, JoinParams, Reaper, SyncParams,
+};
 pub use coordinator::GroupState;
 pub(crate) use coordinator::{
     is_cooperative, Group, GroupRegistry, JoinRequest, LeaveStatus, SyncOutcome,
 };
 pub use group_metadata::ConsumerGroupMetadata;
+#[cfg(feature = "server")]
+pub(crate) use offset_store::check_commit;
 pub(crate) use offset_store::Appended;
 pub use offset_store::OffsetAndMetadata;
 pub(crate) use offset_store::{

@@ -19,6 +19,7 @@ mod clean_swap;
 mod cleaner;
 mod cleaner_checkpoint;
 mod index;
+mod log_start;
 mod offset_map;
 mod partition_log;
 mod producer_state;

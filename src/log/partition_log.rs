@@ -42,6 +42,7 @@ use super::checkpoint::RecoveryPoint;
 use super::clean_swap;
 use super::cleaner::CleanerState;
 use super::cleaner_checkpoint::CleanerCheckpoint;
+use super::log_start;
 use super::producer_state::{
     self, BatchFacts, BatchMetadata, Origin, ProducerAppend, ProducerStates, StateError,
 };
@@ -387,6 +388,11 @@ impl PartitionLog {
             broker_notifier,
         };
         let replayed = log.load_producer_state(txn_rebuild_from)?;
+        // DeleteRecords may have moved the start past the first segment's base.
+        if let Some(start) = log_start::read(dir)? {
+            log.log_start
+                .fetch_max(start.min(log_end), Ordering::AcqRel);
+        }
         if scanned || truncated {
             // What recovery checked may still be only in the page cache: make it durable before
             // the recovery point claims it.
@@ -1341,11 +1347,27 @@ impl PartitionLog {
             segments[..n].to_vec()
         };
         // Outside the writer lock: appends only add segments at the end, and the cleaner (the
-        // only other remover) waits on `maintenance`. Readers holding a deleted segment keep
-        // its open file and finish their read.
+        // only other remover) waits on `maintenance`.
+        let (deleted, error) = self.remove_segments(&doomed)?;
+        match error {
+            Some(e) if deleted == 0 => Err(e),
+            Some(e) => {
+                log::warn!("{self:?}: retention stopped after {deleted} segments: {e}");
+                Ok(deleted)
+            }
+            None => Ok(deleted),
+        }
+    }
+
+    /// Deletes the files of `doomed` (a prefix of the segments, never the active one) in
+    /// order, then drops those deleted from memory and moves the log start past them; the
+    /// caller holds `maintenance`. Returns how many were deleted and the error that stopped
+    /// it, if one did. Readers holding a deleted segment keep its open file and finish their
+    /// read.
+    fn remove_segments(&self, doomed: &[Arc<Segment>]) -> Result<(usize, Option<Error>)> {
         let mut deleted = 0;
         let mut error = None;
-        for seg in &doomed {
+        for seg in doomed {
             match seg.delete_files() {
                 Ok(()) => deleted += 1,
                 Err(e) => {
@@ -1381,14 +1403,53 @@ impl PartitionLog {
             self.delete_snapshots_below(new_start);
             self.forget_deleted(new_start)?;
         }
-        match error {
-            Some(e) if deleted == 0 => Err(e),
-            Some(e) => {
-                log::warn!("{self:?}: retention stopped after {deleted} segments: {e}");
-                Ok(deleted)
-            }
-            None => Ok(deleted),
+        Ok((deleted, error))
+    }
+
+    /// Kafka's `DeleteRecords` (`deleteRecordsBefore`): moves the log start offset up to
+    /// `before` (-1: the high watermark, which is the log end on one broker) and deletes the
+    /// segments wholly below it (never the active one); returns the new log start (Kafka's
+    /// low watermark). Records below the start are gone for readers even where their segment
+    /// stays (an `OffsetOutOfRange` below it, as after retention).
+    ///
+    /// The new start is durable (file `log-start-offset`, see `log_start`) before it moves in
+    /// memory and before any segment goes, so a crash never brings back records a caller was
+    /// told are deleted. An offset below the current start changes nothing; one above the
+    /// log end (or negative other than -1) is [`Error::OffsetOutOfRange`].
+    pub(crate) fn delete_records(&self, before: i64) -> Result<i64> {
+        self.check_writable()?;
+        let _maintenance = self.maintenance.lock();
+        let end = self.log_end_offset();
+        let start = self.log_start_offset();
+        let target = if before == -1 { end } else { before };
+        if target < 0 || target > end {
+            return Err(self.out_of_range(before, start, end));
         }
+        if target <= start {
+            return Ok(start);
+        }
+        log_start::write(&self.dir, target)?;
+        self.log_start.fetch_max(target, Ordering::AcqRel);
+        // Segments whose records all lie below the new start: each one the next begins at or
+        // before it. The active segment has no next and stays.
+        let doomed: Vec<Arc<Segment>> = {
+            let segments = self.segments.read().clone();
+            segments
+                .windows(2)
+                .take_while(|w| w[1].base_offset() <= target)
+                .map(|w| w[0].clone())
+                .collect()
+        };
+        if !doomed.is_empty() {
+            let (_, error) = self.remove_segments(&doomed)?;
+            if let Some(e) = error {
+                // The start moved (durably); the files go at the next retention pass or
+                // DeleteRecords. Readers never see them below the start.
+                log::warn!("{self:?}: DeleteRecords left segments below the start: {e}");
+            }
+        }
+        self.notifier.notify();
+        Ok(self.log_start_offset())
     }
 
     /// After retention deleted every segment before `new_start`: makes the deletions durable
@@ -2048,6 +2109,76 @@ mod tests {
                     .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".log"))
             })
             .count()
+    }
+
+    #[test]
+    fn delete_records_moves_the_start_durably_and_removes_whole_segments() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = TopicConfig::default().segment_bytes(1024);
+        let log = open_log(tmp.path(), config.clone());
+        for i in 0..40 {
+            append(&log, i).unwrap();
+        }
+        let files = log_files(tmp.path());
+        assert!(files > 4);
+        // Past the end, and negative other than -1: out of range, nothing moves.
+        assert!(matches!(
+            log.delete_records(41),
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+        assert!(log.delete_records(-2).is_err());
+        assert_eq!(log.log_start_offset(), 0);
+        // Into the middle of a segment: the start moves there, earlier segments go.
+        assert_eq!(log.delete_records(17).unwrap(), 17);
+        assert_eq!(log.log_start_offset(), 17);
+        assert!(log_files(tmp.path()) < files);
+        let first = log.segments.read()[0].base_offset();
+        assert!(first <= 17 && first > 0, "{first}");
+        assert!(matches!(
+            log.read(16, 1 << 20),
+            Err(Error::OffsetOutOfRange { log_start: 17, .. })
+        ));
+        assert!(log
+            .read(17, 1 << 20)
+            .unwrap()
+            .iter()
+            .any(|r| r.offset == 17));
+        // Lower: nothing changes.
+        assert_eq!(log.delete_records(3).unwrap(), 17);
+        // Retention (nothing expired) never moves the start back.
+        log.enforce_retention(log.clock.now_ms(), false).unwrap();
+        assert_eq!(log.log_start_offset(), 17);
+        // A crash (no clean close) keeps the start: it was durable before the answer.
+        drop(log);
+        let log = open_log(tmp.path(), config.clone());
+        assert_eq!(log.log_start_offset(), 17);
+        assert_eq!(log.log_end_offset(), 40);
+        append(&log, 40).unwrap();
+        // -1: everything up to the log end; the active segment stays, empty of readable
+        // records.
+        assert_eq!(log.delete_records(-1).unwrap(), 41);
+        log.close(true).unwrap();
+        let log = open_log(tmp.path(), config);
+        assert_eq!(log.log_start_offset(), 41);
+        assert_eq!(log.log_end_offset(), 41);
+        assert_eq!(append(&log, 41).unwrap().base_offset, 41);
+        assert_eq!(log.read(41, 1 << 20).unwrap().iter().count(), 1);
+    }
+
+    #[test]
+    fn a_damaged_log_start_file_is_ignored_at_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = open_log(tmp.path(), TopicConfig::default());
+        for i in 0..5 {
+            append(&log, i).unwrap();
+        }
+        log.delete_records(3).unwrap();
+        log.close(true).unwrap();
+        std::fs::write(tmp.path().join(log_start::FILE_NAME), b"not ours").unwrap();
+        let log = open_log(tmp.path(), TopicConfig::default());
+        // The records come back: never lost, only undeleted.
+        assert_eq!(log.log_start_offset(), 0);
+        assert_eq!(log.log_end_offset(), 5);
     }
 
     /// Blocks `path` for writing by putting a directory there.

@@ -1,6 +1,11 @@
 //! The server's settings, with Kafka's broker keys where Kafka has one.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::error::{Error, Result};
 
 /// Settings of a [`Server`](crate::Server) (see [`Broker::serve_with`](crate::Broker::serve_with)).
 ///
@@ -37,6 +42,22 @@ pub struct ServerConfig {
     /// the address each client connected to, so a client reaches the broker the way it
     /// already did (Kafka's `advertised.listeners` set to the listener).
     pub advertised_host: Option<String>,
+    /// SASL/PLAIN users (Kafka's `sasl.enabled.mechanisms=PLAIN` on a `SASL_PLAINTEXT`
+    /// listener). `None` (the default): no authentication. When set, a connection must
+    /// authenticate (SaslHandshake, then SaslAuthenticate) before any request but
+    /// ApiVersions; any other request first closes the connection, as Kafka does.
+    pub sasl_plain_users: Option<Arc<SaslPlainUsers>>,
+    /// How long the first rebalance of an empty group waits for more members to join
+    /// (Kafka's `group.initial.rebalance.delay.ms`, default 3 s; each new member extends it,
+    /// up to the rebalance timeout). Tests usually set it to zero.
+    pub group_initial_rebalance_delay: Duration,
+    /// The shortest `session.timeout.ms` a member may ask for (Kafka's
+    /// `group.min.session.timeout.ms`, default 6 s); a JoinGroup outside the bounds gets
+    /// `INVALID_SESSION_TIMEOUT`.
+    pub group_min_session_timeout: Duration,
+    /// The longest `session.timeout.ms` a member may ask for (Kafka's
+    /// `group.max.session.timeout.ms`, default 30 minutes).
+    pub group_max_session_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +70,10 @@ impl Default for ServerConfig {
             max_fetch_wait: Duration::from_secs(30),
             node_id: 1,
             advertised_host: None,
+            sasl_plain_users: None,
+            group_initial_rebalance_delay: Duration::from_secs(3),
+            group_min_session_timeout: Duration::from_secs(6),
+            group_max_session_timeout: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -90,9 +115,138 @@ impl ServerConfig {
         self
     }
 
+    /// Sets [`ServerConfig::group_initial_rebalance_delay`].
+    pub fn group_initial_rebalance_delay(mut self, delay: Duration) -> ServerConfig {
+        self.group_initial_rebalance_delay = delay;
+        self
+    }
+
+    /// Sets [`ServerConfig::group_min_session_timeout`].
+    pub fn group_min_session_timeout(mut self, timeout: Duration) -> ServerConfig {
+        self.group_min_session_timeout = timeout;
+        self
+    }
+
+    /// Sets [`ServerConfig::group_max_session_timeout`].
+    pub fn group_max_session_timeout(mut self, timeout: Duration) -> ServerConfig {
+        self.group_max_session_timeout = timeout;
+        self
+    }
+
     /// Sets [`ServerConfig::advertised_host`].
     pub fn advertised_host(mut self, host: impl Into<String>) -> ServerConfig {
         self.advertised_host = Some(host.into());
         self
+    }
+
+    /// Turns SASL/PLAIN on with these users (see [`ServerConfig::sasl_plain_users`]).
+    pub fn sasl_plain_users(mut self, users: SaslPlainUsers) -> ServerConfig {
+        self.sasl_plain_users = Some(Arc::new(users));
+        self
+    }
+
+    /// Turns SASL/PLAIN on with the users of a file (format: [`SaslPlainUsers::parse`]).
+    ///
+    /// ```
+    /// use embroker::ServerConfig;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("users");
+    /// std::fs::write(&path, "# user:password\nalice:alice-secret\n")?;
+    /// let config = ServerConfig::default().sasl_plain_users_file(&path)?;
+    /// assert!(config.sasl_plain_users.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sasl_plain_users_file(self, path: impl AsRef<Path>) -> Result<ServerConfig> {
+        Ok(self.sasl_plain_users(SaslPlainUsers::from_file(path)?))
+    }
+}
+
+/// The users and passwords SASL/PLAIN accepts (Kafka's `PlainLoginModule` `user_NAME="..."`
+/// options, as a file of `user:password` lines). Its `Debug` shows the user names only.
+///
+/// ```
+/// use embroker::SaslPlainUsers;
+/// let users = SaslPlainUsers::parse("alice:secret\n# a comment\nbob:pa:ss\n")?;
+/// assert!(users.check("alice", b"secret"));
+/// assert!(users.check("bob", b"pa:ss")); // the password is everything after the first ':'
+/// assert!(!users.check("alice", b"wrong"));
+/// assert_eq!(users.len(), 2);
+/// # Ok::<(), embroker::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct SaslPlainUsers {
+    users: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SaslPlainUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.users.keys()).finish()
+    }
+}
+
+impl SaslPlainUsers {
+    /// Users from text: one `user:password` a line, the password being everything after the
+    /// first `:` (spaces included); blank lines and lines starting with `#` are skipped. A
+    /// line without `:`, an empty user or a user given twice is an error naming the line.
+    pub fn parse(text: &str) -> Result<SaslPlainUsers> {
+        let mut users = BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let bad =
+                |reason: &str| Error::argument("SASL users", format!("line {}: {reason}", i + 1));
+            let Some((user, password)) = line.split_once(':') else {
+                return Err(bad("expected user:password"));
+            };
+            let user = user.trim();
+            if user.is_empty() {
+                return Err(bad("the user is empty"));
+            }
+            if users
+                .insert(user.to_string(), password.to_string())
+                .is_some()
+            {
+                return Err(bad(&format!("user {user} is given twice")));
+            }
+        }
+        Ok(SaslPlainUsers { users })
+    }
+
+    /// Users from a file in [`SaslPlainUsers::parse`]'s format.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<SaslPlainUsers> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        SaslPlainUsers::parse(&text)
+    }
+
+    /// Adds (or replaces) a user.
+    pub fn insert(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.users.insert(user.into(), password.into());
+        self
+    }
+
+    /// Whether `password` is `user`'s; compared in time independent of where it differs.
+    pub fn check(&self, user: &str, password: &[u8]) -> bool {
+        let Some(expected) = self.users.get(user) else {
+            return false;
+        };
+        let expected = expected.as_bytes();
+        let mut diff = u8::from(expected.len() != password.len());
+        for (i, e) in expected.iter().enumerate() {
+            diff |= e ^ password.get(i).copied().unwrap_or(!e);
+        }
+        diff == 0
+    }
+
+    /// How many users there are.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// True without users (no one can authenticate).
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
     }
 }

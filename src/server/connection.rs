@@ -1,5 +1,6 @@
 //! One client connection: read a request, answer it, read the next.
 
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
@@ -7,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use super::api::sasl::{self, AuthState};
 use super::config::ServerConfig;
 use super::decode_guard;
 use super::dispatch::{self, Reply};
@@ -21,6 +23,8 @@ pub(crate) struct RequestContext<'a> {
     #[allow(dead_code)] // read by the group APIs (a member's client host)
     pub(crate) peer: SocketAddr,
     pub(crate) header: &'a RequestHeader,
+    /// The connection's SASL state (`api::sasl`).
+    pub(crate) auth: &'a Cell<AuthState>,
 }
 
 impl RequestContext<'_> {
@@ -60,6 +64,7 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(shared.config.connections_max_idle));
     let mut out = BytesMut::new();
+    let auth = Cell::new(AuthState::initial(shared.config.sasl_plain_users.is_some()));
     loop {
         if shared.stopping() {
             return;
@@ -75,7 +80,25 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
             }
         };
         out.clear();
-        match answer(shared, local_addr, peer, frame, &mut out) {
+        if auth.get() == AuthState::RawToken {
+            // After a version 0 SaslHandshake: the bare PLAIN token, answered by an empty
+            // frame, or the connection closes.
+            let users = shared.config.sasl_plain_users.as_deref();
+            match users.map(|u| sasl::raw_token(u, &auth, &frame)) {
+                Some(Ok(())) => {
+                    if stream.write_all(&[0; 4]).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Some(Err(why)) => {
+                    log::warn!("embroker server: connection from {peer} closed: SASL: {why}");
+                    return;
+                }
+                None => return,
+            }
+        }
+        match answer(shared, local_addr, peer, &auth, frame, &mut out) {
             Ok(true) => {
                 if let Err(e) = stream.write_all(&out) {
                     if !shared.stopping() {
@@ -89,6 +112,13 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
                 log::warn!("embroker server: connection from {peer} closed: {why}");
                 return;
             }
+        }
+        if auth.get() == AuthState::Failed {
+            // Kafka closes a connection whose authentication failed once it has answered.
+            log::warn!(
+                "embroker server: connection from {peer} closed: SASL authentication failed"
+            );
+            return;
         }
     }
 }
@@ -141,6 +171,7 @@ pub(crate) fn answer(
     shared: &Shared,
     local_addr: SocketAddr,
     peer: SocketAddr,
+    auth: &Cell<AuthState>,
     mut frame: Bytes,
     out: &mut BytesMut,
 ) -> Result<bool, Close> {
@@ -161,6 +192,12 @@ pub(crate) fn answer(
         encode_response(out, key, correlation_id, 0, |b| body.encode(b, 0))?;
         return Ok(true);
     }
+    if !sasl::allowed(auth.get(), key) {
+        return Err(Close(format!(
+            "{key:?} before SASL authentication (only ApiVersions, SaslHandshake and \
+             SaslAuthenticate are served until then)"
+        )));
+    }
     let Some((min, max)) = supported else {
         return Err(Close(format!("{key:?} is not served here")));
     };
@@ -180,6 +217,7 @@ pub(crate) fn answer(
         local_addr,
         peer,
         header: &header,
+        auth,
     };
     match dispatch::dispatch(&ctx, request)? {
         Reply::None => Ok(false),
@@ -206,7 +244,15 @@ pub(crate) fn answer_frame(broker: &crate::Broker, frame: &[u8]) -> Option<Vec<u
     let shared = Shared::new(broker.clone(), config);
     let addr = SocketAddr::from(([127, 0, 0, 1], 9092));
     let mut out = BytesMut::new();
-    match answer(&shared, addr, addr, Bytes::copy_from_slice(frame), &mut out) {
+    let auth = Cell::new(AuthState::initial(false));
+    match answer(
+        &shared,
+        addr,
+        addr,
+        &auth,
+        Bytes::copy_from_slice(frame),
+        &mut out,
+    ) {
         Ok(true) => Some(out.to_vec()),
         Ok(false) | Err(_) => None,
     }

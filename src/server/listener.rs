@@ -68,6 +68,8 @@ pub struct Server {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     accept: Option<JoinHandle<()>>,
+    /// Evicts network group members whose session timed out (stopped on drop).
+    _reaper: Option<crate::group::Reaper>,
 }
 
 impl std::fmt::Debug for Server {
@@ -121,6 +123,7 @@ impl Broker {
             shared,
             local_addr,
             accept: Some(accept),
+            _reaper: crate::group::Reaper::start(self.inner.clone()),
         })
     }
 }

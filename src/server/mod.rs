@@ -37,6 +37,6 @@ mod errors;
 mod listener;
 mod versions;
 
-pub use config::ServerConfig;
+pub use config::{SaslPlainUsers, ServerConfig};
 pub(crate) use connection::answer_frame;
 pub use listener::Server;

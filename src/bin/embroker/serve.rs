@@ -33,6 +33,11 @@ pub struct Args {
     /// The host to advertise in Metadata (default: the address each client connected to).
     #[arg(long, value_name = "HOST")]
     advertised_host: Option<String>,
+    /// Require SASL/PLAIN authentication with the users of FILE: one `user:password` a
+    /// line (the password is everything after the first `:`), `#` comments and blank lines
+    /// skipped. Clients then set `security.protocol=SASL_PLAINTEXT`, `sasl.mechanism=PLAIN`.
+    #[arg(long, value_name = "FILE")]
+    sasl_users: Option<PathBuf>,
 }
 
 /// Runs `embroker serve`: never returns but with an error.
@@ -48,6 +53,9 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
         .max_request_bytes(args.max_request_bytes);
     if let Some(host) = &args.advertised_host {
         config = config.advertised_host(host.clone());
+    }
+    if let Some(path) = &args.sasl_users {
+        config = config.sasl_plain_users_file(path)?;
     }
     let server = broker.serve_with(args.listen.as_str(), config)?;
     let mut out = std::io::stdout().lock();

@@ -1,10 +1,18 @@
 //! One module per family of Kafka APIs, each a translation of requests onto the broker's own
 //! calls and of their results and errors into Kafka's responses.
 
+pub(crate) mod cluster;
+pub(crate) mod configs;
 pub(crate) mod fetch;
+pub(crate) mod groups;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
+pub(crate) mod offsets;
 pub(crate) mod produce;
+pub(crate) mod records;
+pub(crate) mod sasl;
+pub(crate) mod topics;
+pub(crate) mod txn;
 
 use std::sync::Arc;
 
