@@ -604,6 +604,19 @@ fn dump_shows_batches_and_records() {
     assert_eq!((&rp["offset"], &rp["segment_base"]), (&json!(4), &json!(0)));
     assert_eq!(rp["position"], dumped["size"]);
     assert_eq!(rp["max_timestamp"], ts);
+
+    // DeleteRecords' log start (FORMAT.md §22).
+    let broker = embroker::Broker::open(&d).unwrap();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(p.delete_records(2).unwrap(), 2);
+    broker.close().unwrap();
+    let start = Path::new(&d).join("t-0").join("log-start-offset");
+    let out = ok(&["dump", start.to_str().unwrap()]);
+    assert!(out.contains("logStartOffset: 2"), "{out}");
+    assert_eq!(
+        ok_json(&["dump", start.to_str().unwrap()]),
+        json!({"log_start_offset": 2})
+    );
 }
 
 #[test]

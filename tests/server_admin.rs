@@ -208,6 +208,19 @@ fn create_topics_at_every_version() {
             .as_deref()
             .unwrap()
             .contains("retention.ms"));
+        // A name colliding with another ('.' versus '_'), validated or not.
+        let r = c.call(&create_request(&format!("dot.{v}"), 1, 1), v);
+        assert_eq!(r.topics[0].error_code, 0);
+        for validate_only in [true, false] {
+            let r = c.call(
+                &create_request(&format!("dot_{v}"), 1, 1).with_validate_only(validate_only),
+                v,
+            );
+            assert_eq!(
+                r.topics[0].error_code,
+                ResponseError::InvalidTopicException.code()
+            );
+        }
         // Internal and invalid names.
         let r = c.call(&create_request("__mine", 1, 1), v);
         assert_eq!(
@@ -265,7 +278,7 @@ fn delete_topics_and_create_partitions_at_every_version() {
             DeleteTopicsRequest::default().with_topics(vec![
                 delete_topics_request::DeleteTopicState::default().with_name(Some(tn(&name))),
                 delete_topics_request::DeleteTopicState::default().with_name(Some(tn("nope"))),
-                // By id only: refused politely.
+                // By an id no topic has.
                 delete_topics_request::DeleteTopicState::default(),
             ])
         } else {
@@ -287,6 +300,54 @@ fn delete_topics_and_create_partitions_at_every_version() {
         }
         assert!(broker.describe_topic(&name).is_err());
     }
+    // The internal topics keep their partitions.
+    let r = c.call(
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("t"))))
+            .with_transaction_timeout_ms(1000),
+        4,
+    );
+    assert_eq!(r.error_code, 0);
+    let r = c.call(
+        &CreatePartitionsRequest::default().with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(tn("__transaction_state"))
+                .with_count(60),
+        ]),
+        3,
+    );
+    assert_eq!(
+        r.results[0].error_code,
+        ResponseError::InvalidRequest.code()
+    );
+    let r = c.call(
+        &DeleteRecordsRequest::default().with_topics(vec![
+            delete_records_request::DeleteRecordsTopic::default()
+                .with_name(tn("__transaction_state"))
+                .with_partitions(vec![
+                    delete_records_request::DeleteRecordsPartition::default()
+                        .with_partition_index(0)
+                        .with_offset(-1),
+                ]),
+        ]),
+        2,
+    );
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ResponseError::InvalidTopicException.code()
+    );
+    // Version 6 by the id CreateTopics reported.
+    let r = c.call(&create_request("by-id", 1, 1), 7);
+    let id = r.topics[0].topic_id;
+    let r = c.call(
+        &DeleteTopicsRequest::default().with_topics(vec![
+            delete_topics_request::DeleteTopicState::default().with_topic_id(id),
+        ]),
+        6,
+    );
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(r.responses[0].name.as_ref().unwrap().0.as_str(), "by-id");
+    assert!(broker.describe_topic("by-id").is_err());
 }
 
 fn describe_topic_config(
@@ -952,7 +1013,9 @@ fn delete_records_at_every_version_and_across_a_reopen() {
 #[test]
 fn sasl_plain_guards_every_other_api() {
     let broker = Broker::temporary().unwrap();
-    let users = SaslPlainUsers::default().insert("alice", "alice-secret");
+    let users = SaslPlainUsers::default()
+        .insert("alice", "alice-secret")
+        .insert("b", "c");
     let server = broker
         .serve_with(
             "127.0.0.1:0",
@@ -1013,6 +1076,27 @@ fn sasl_plain_guards_every_other_api() {
         assert_eq!(r.error_code, ResponseError::SaslAuthenticationFailed.code());
         assert!(c.closed());
     }
+    // A version 0 token shorter than any request header.
+    let mut c = Client::connect(&server);
+    let r = c.call(
+        &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+        0,
+    );
+    assert_eq!(r.error_code, 0);
+    c.stream.write_all(&[0, 0, 0, 4, 0, b'b', 0, b'c']).unwrap();
+    let mut size = [0u8; 4];
+    c.stream.read_exact(&mut size).unwrap();
+    assert_eq!(size, [0; 4]);
+    let r = c.call(&MetadataRequest::default(), 12);
+    assert_eq!(r.brokers.len(), 1);
+    // A wrong version 0 token closes the connection.
+    let mut c = Client::connect(&server);
+    c.call(
+        &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+        0,
+    );
+    c.stream.write_all(&[0, 0, 0, 4, 0, b'b', 0, b'x']).unwrap();
+    assert!(c.closed());
     // Another mechanism.
     let mut c = Client::connect(&server);
     let r = c.call(
@@ -1033,6 +1117,129 @@ fn without_sasl_a_handshake_is_an_illegal_state_and_nothing_is_guarded() {
         1,
     );
     assert_eq!(r.error_code, ResponseError::IllegalSaslState.code());
+    let r = c.call(&MetadataRequest::default(), 12);
+    assert_eq!(r.brokers.len(), 1);
+}
+
+#[test]
+fn hostile_numbers_get_errors_never_a_panic() {
+    let broker = Broker::temporary().unwrap();
+    broker.create_topic("t", TopicConfig::default()).unwrap();
+    let server = broker.serve("127.0.0.1:0").unwrap();
+    let mut c = Client::connect(&server);
+    for (partitions, replication) in [(i32::MAX, 1), (i32::MIN, 1), (0, 1), (1, i16::MIN), (1, 0)] {
+        let r = c.call(&create_request("hostile", partitions, replication), 7);
+        assert_ne!(r.topics[0].error_code, 0, "{partitions} {replication}");
+    }
+    let mut assigned = create_request("assigned", -1, -1);
+    assigned.topics[0].assignments =
+        vec![create_topics_request::CreatableReplicaAssignment::default()
+            .with_partition_index(i32::MAX)
+            .with_broker_ids(vec![BrokerId(NODE)])];
+    let r = c.call(&assigned, 7);
+    assert_eq!(
+        r.topics[0].error_code,
+        ResponseError::InvalidReplicaAssignment.code()
+    );
+    assigned.topics[0].assignments[0].partition_index = 0;
+    let r = c.call(&assigned, 7);
+    assert_eq!(r.topics[0].error_code, 0);
+    for count in [i32::MIN, -1, 0, i32::MAX] {
+        let r = c.call(
+            &CreatePartitionsRequest::default().with_topics(vec![
+                create_partitions_request::CreatePartitionsTopic::default()
+                    .with_name(tn("t"))
+                    .with_count(count),
+            ]),
+            3,
+        );
+        assert_ne!(r.results[0].error_code, 0, "{count}");
+    }
+    for (partition, offset) in [
+        (i32::MIN, 0),
+        (-1, 0),
+        (0, i64::MIN),
+        (0, i64::MAX),
+        (0, -2),
+    ] {
+        let r = c.call(
+            &DeleteRecordsRequest::default().with_topics(vec![
+                delete_records_request::DeleteRecordsTopic::default()
+                    .with_name(tn("t"))
+                    .with_partitions(vec![
+                        delete_records_request::DeleteRecordsPartition::default()
+                            .with_partition_index(partition)
+                            .with_offset(offset),
+                    ]),
+            ]),
+            2,
+        );
+        assert_ne!(r.topics[0].partitions[0].error_code, 0);
+    }
+    for resource_type in [i8::MIN, -1, 0, 1, 3, 8, 16, 32, i8::MAX] {
+        let r = c.call(
+            &DescribeConfigsRequest::default().with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(s("t")),
+            ]),
+            4,
+        );
+        assert_ne!(r.results[0].error_code, 0);
+    }
+    for timeout in [i32::MIN, -1, 0, i32::MAX] {
+        let r = c.call(
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s("h"))))
+                .with_transaction_timeout_ms(timeout),
+            5,
+        );
+        assert_eq!(
+            r.error_code,
+            ResponseError::InvalidTransactionTimeout.code(),
+            "{timeout}"
+        );
+    }
+    for (pid, epoch) in [(i64::MIN, i16::MIN), (-1, -1), (i64::MAX, i16::MAX)] {
+        let r = c.call(
+            &EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(s("h")))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_committed(true),
+            4,
+        );
+        assert_ne!(r.error_code, 0);
+        let r = c.call(
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s("h")))
+                .with_v3_and_below_producer_id(ProducerId(pid))
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(tn("t"))
+                        .with_partitions(vec![i32::MIN, -1, 0, i32::MAX]),
+                ]),
+            3,
+        );
+        assert!(r.results_by_topic_v3_and_below[0]
+            .results_by_partition
+            .iter()
+            .all(|p| p.partition_error_code != 0));
+    }
+    let r = c.call(
+        &ListTransactionsRequest::default()
+            .with_duration_filter(i64::MIN)
+            .with_transactional_id_pattern(Some(s(&".*".repeat(10_000)))),
+        2,
+    );
+    assert_eq!(r.error_code, ResponseError::InvalidRegularExpression.code());
+    let r = c.call(
+        &ListTransactionsRequest::default().with_duration_filter(i64::MAX),
+        2,
+    );
+    assert_eq!(r.error_code, 0);
+    // Still serving.
     let r = c.call(&MetadataRequest::default(), 12);
     assert_eq!(r.brokers.len(), 1);
 }

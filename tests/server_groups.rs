@@ -988,3 +988,44 @@ fn every_advertised_version_encodes_and_decodes() {
         );
     }
 }
+
+#[test]
+fn stopping_the_server_does_not_wait_for_a_parked_join() {
+    let (_broker, server) = setup(2);
+    let addr = server.local_addr();
+    let mut a = Client::connect(addr);
+    let (ja, _) = join_and_sync(&mut a, "gstop", "", 30_000, 2);
+    assert_eq!(ja.error_code, 0);
+    // b's join waits for a to rejoin, which it never does (rebalance timeout 30 s).
+    let waiting = thread::spawn(move || {
+        let mut b = Client::connect(addr);
+        let mut req = join_request("gstop", "", 30_000, None);
+        req.rebalance_timeout_ms = 30_000;
+        let first: JoinGroupResponse = b.call(ApiKey::JoinGroup, 9, &req);
+        req.member_id = first.member_id;
+        // The second join parks; the server stops under it.
+        b.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::JoinGroup as i16)
+            .with_request_api_version(9)
+            .with_correlation_id(b.correlation);
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, ApiKey::JoinGroup.request_header_version(9))
+            .unwrap();
+        req.encode(&mut body, 9).unwrap();
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        b.stream.write_all(&frame).unwrap();
+        let mut rest = Vec::new();
+        let _ = b.stream.read_to_end(&mut rest);
+    });
+    thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    drop(server);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "stop waited for the join"
+    );
+    waiting.join().unwrap();
+}

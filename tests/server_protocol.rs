@@ -1397,12 +1397,8 @@ fn topic_rules_are_kafka_errors() {
 /// partition no AddPartitionsToTxn named: Kafka 4 (transaction verification, KIP-890) refuses
 /// it; accepted, it opens a transaction nothing will ever end, and the partition's last stable
 /// offset (what read_committed consumers may read) stays below it for good.
-///
-/// Open: the server accepts it (Produce does not ask the transaction coordinator whether the
-/// producer has this partition in an ongoing transaction). The check belongs with
-/// AddPartitionsToTxn for wire clients; run with `--ignored` to see it fail.
+/// Produce verifies a transactional batch with the coordinator (this test found it missing).
 #[test]
-#[ignore = "open: Produce does not verify transactional batches against the coordinator (KIP-890)"]
 fn a_transactional_batch_outside_any_transaction_does_not_hang_the_lso() {
     let (broker, server) = setup(1);
     let mut conn = Conn::connect(server.local_addr());

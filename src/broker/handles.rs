@@ -214,7 +214,7 @@ impl Partition {
     /// restart), and segments wholly below it are removed from disk. `-1` means the log end
     /// (Kafka's high watermark on one broker). Returns the new log start offset. An offset
     /// at or below the current start changes nothing; one past the log end is
-    /// [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange).
+    /// [`Error::OffsetOutOfRange`].
     ///
     /// ```
     /// use embroker::{Broker, Record, TopicConfig};

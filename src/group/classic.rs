@@ -224,6 +224,9 @@ impl Default for Classic {
     }
 }
 
+/// (state, generation, members, handed-out ids): see [`Classic::shape`].
+type Shape = (Phase, i32, usize, usize);
+
 /// What a request does next: answered now, or wait for the ticket's answer.
 #[derive(Debug)]
 enum Start<T> {
@@ -235,6 +238,16 @@ impl Classic {
     /// Whether the group has network members (or ids handed out to members about to join).
     pub(crate) fn has_members(&self) -> bool {
         !self.members.is_empty() || !self.pending.is_empty()
+    }
+
+    /// What the reaper's deadlines depend on, but for members' own session deadlines.
+    fn shape(&self) -> Shape {
+        (
+            self.phase,
+            self.generation,
+            self.members.len(),
+            self.pending.len(),
+        )
     }
 
     /// The state as Kafka names it.
@@ -970,13 +983,16 @@ fn new_member_id(broker: &BrokerInner, client_id: &str) -> String {
 }
 
 impl Group {
-    /// Wakes whoever must look at the group again: waiting requests (posted answers) and the
-    /// reaper (new deadlines).
-    fn classic_changed(broker: &BrokerInner, g: &mut GroupInner) {
+    /// Wakes whoever must look at the group again: waiting requests when answers were
+    /// posted, and the reaper when the group's shape (state, generation, members) changed
+    /// since `before` (a heartbeat only moves its member's deadline later: no wake-up).
+    fn classic_changed(broker: &BrokerInner, g: &mut GroupInner, before: Shape) {
         if g.classic.take_posted() {
             broker.notifier().notify();
         }
-        broker.groups().classic_timer.poke();
+        if g.classic.shape() != before {
+            broker.groups().classic_timer.poke();
+        }
     }
 
     /// Waits for the answer to `ticket`; `None` when `stop` says the server is stopping.
@@ -996,8 +1012,9 @@ impl Group {
                 return None;
             }
             let now = broker.now_ms();
+            let before = g.classic.shape();
             let next = g.classic.tick(now);
-            Self::classic_changed(broker, &mut g);
+            Self::classic_changed(broker, &mut g, before);
             if let Some(answer) = g.classic.results.remove(&ticket) {
                 return Some(answer);
             }
@@ -1025,10 +1042,11 @@ impl Group {
         let now = broker.now_ms();
         let mut g = self.inner.lock();
         g.revive();
+        let before = g.classic.shape();
         let in_process = g.in_process_members();
         let mut ids = |client: &str| new_member_id(broker, client);
         let start = g.classic.join(params, limits, now, in_process, &mut ids);
-        Self::classic_changed(broker, &mut g);
+        Self::classic_changed(broker, &mut g, before);
         match start {
             Start::Done(r) => r,
             Start::Wait(ticket) => match self.classic_wait(broker, g, ticket, stop) {
@@ -1047,8 +1065,9 @@ impl Group {
     ) -> SyncResponse {
         let now = broker.now_ms();
         let mut g = self.inner.lock();
+        let before = g.classic.shape();
         let start = g.classic.sync(params, now);
-        Self::classic_changed(broker, &mut g);
+        Self::classic_changed(broker, &mut g, before);
         match start {
             Start::Done(r) => r,
             Start::Wait(ticket) => match self.classic_wait(broker, g, ticket, stop) {
@@ -1068,9 +1087,10 @@ impl Group {
     ) -> Result<(), ClassicError> {
         let now = broker.now_ms();
         let mut g = self.inner.lock();
+        let before = g.classic.shape();
         g.classic.tick(now);
         let r = g.classic.heartbeat(member_id, instance_id, generation, now);
-        Self::classic_changed(broker, &mut g);
+        Self::classic_changed(broker, &mut g, before);
         r
     }
 
@@ -1082,11 +1102,12 @@ impl Group {
     ) -> Vec<Result<(), ClassicError>> {
         let now = broker.now_ms();
         let mut g = self.inner.lock();
+        let before = g.classic.shape();
         let out = members
             .iter()
             .map(|(id, instance)| g.classic.leave(id, instance.as_deref(), now))
             .collect();
-        Self::classic_changed(broker, &mut g);
+        Self::classic_changed(broker, &mut g, before);
         out
     }
 

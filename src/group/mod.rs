@@ -1,6 +1,9 @@
 //! Consumer groups: the partition assignors (pure functions), the in-process group
-//! coordinator (`coordinator`), committed offsets and their `__consumer_offsets` record format
-//! (`offset_store`), and group administration on the broker (`admin`).
+//! coordinator (`coordinator`), the network members of Kafka's classic group protocol
+//! (`classic`, used by the server), committed offsets and their `__consumer_offsets` record
+//! format (`offset_store`), and group administration on the broker (`admin`). A group has
+//! in-process members or network members, never both at once; its committed offsets are
+//! shared by both kinds.
 //!
 //! Architecture invariant: `group` knows nothing of files. Committed offsets reach disk only
 //! as records appended to the `__consumer_offsets` partition log, and come back by reading it.

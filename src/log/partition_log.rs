@@ -2166,6 +2166,22 @@ mod tests {
     }
 
     #[test]
+    fn delete_records_inside_a_batch_hides_its_first_records() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = open_log(tmp.path(), TopicConfig::default());
+        log.append_records(&[Record::new("a"), Record::new("b"), Record::new("c")])
+            .unwrap();
+        assert_eq!(log.delete_records(1).unwrap(), 1);
+        let read = log.read(1, 1 << 20).unwrap();
+        let offsets: Vec<i64> = read.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [1, 2]);
+        assert_eq!(
+            log.offset_for_timestamp(0).unwrap().map(|(o, _)| o),
+            Some(1)
+        );
+    }
+
+    #[test]
     fn a_damaged_log_start_file_is_ignored_at_open() {
         let tmp = tempfile::tempdir().unwrap();
         let log = open_log(tmp.path(), TopicConfig::default());

@@ -250,3 +250,26 @@ impl SaslPlainUsers {
         self.users.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_file_errors_name_the_line() {
+        for (text, line) in [
+            ("alice:a\nbob\n", "line 2"),
+            (":x\n", "line 1"),
+            ("a:1\n# c\na:2\n", "line 3"),
+        ] {
+            let e = SaslPlainUsers::parse(text).unwrap_err().to_string();
+            assert!(e.contains(line), "{text:?}: {e}");
+        }
+        let users = SaslPlainUsers::parse("\r\n  # x\nalice: sp ace\r\n").unwrap();
+        assert!(users.check("alice", b" sp ace"));
+        assert!(!users.check("alice", b" sp ac"));
+        assert!(!users.check("alice", b" sp ace "));
+        assert_eq!(format!("{users:?}"), "{\"alice\"}");
+        assert!(SaslPlainUsers::from_file("/nonexistent/users").is_err());
+    }
+}

@@ -20,7 +20,6 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) shared: &'a Shared,
     /// The address the client connected to: what Metadata advertises.
     pub(crate) local_addr: SocketAddr,
-    #[allow(dead_code)] // read by the group APIs (a member's client host)
     pub(crate) peer: SocketAddr,
     pub(crate) header: &'a RequestHeader,
     /// The connection's SASL state (`api::sasl`).
@@ -34,7 +33,6 @@ impl RequestContext<'_> {
     }
 
     /// The client's `client.id`, or "" when it sent none.
-    #[allow(dead_code)] // read by the group APIs (a member's client id)
     pub(crate) fn client_id(&self) -> &str {
         self.header.client_id.as_deref().unwrap_or("")
     }
@@ -73,7 +71,13 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
         if shared.stopping() {
             return;
         }
-        let frame = match read_frame(&mut stream, shared.config.max_request_bytes) {
+        // A bare SASL token (after a version 0 SaslHandshake) has no header to hold.
+        let min = if auth.get() == AuthState::RawToken {
+            0
+        } else {
+            8
+        };
+        let frame = match read_frame(&mut stream, shared.config.max_request_bytes, min) {
             Ok(Some(frame)) => frame,
             Ok(None) => return, // the client closed the connection
             Err(Close(why)) => {
@@ -137,7 +141,7 @@ const KEEP_OUT_BYTES: usize = 64 * 1024;
 
 /// Reads one size-prefixed frame; `None` when the client closed the connection cleanly
 /// between requests.
-fn read_frame(stream: &mut TcpStream, max: usize) -> Result<Option<Bytes>, Close> {
+fn read_frame(stream: &mut TcpStream, max: usize, min: usize) -> Result<Option<Bytes>, Close> {
     let mut size = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -165,7 +169,7 @@ fn read_frame(stream: &mut TcpStream, max: usize) -> Result<Option<Bytes>, Close
             "a request of {size} bytes is over socket.request.max.bytes ({max})"
         )));
     }
-    if size < 8 {
+    if size < min {
         return Err(Close(format!(
             "a request of {size} bytes cannot hold a request header"
         )));

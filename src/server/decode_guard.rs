@@ -191,7 +191,7 @@ impl ByteBuf for Probe {
 }
 
 /// Decodes one message of type `T` from `body`, refusing counts and lengths larger than the
-/// body (see the module docs). The whole body must be the message.
+/// body (see the module docs). Bytes after the message are ignored, as Kafka does.
 fn checked<T: Decodable>(body: &Bytes, version: i16) -> Result<T, String> {
     let mut first = Probe::new(body.clone(), 0);
     // A probe that fails means a request that fails: a replaced value was either a plain
@@ -205,12 +205,6 @@ fn checked<T: Decodable>(body: &Bytes, version: i16) -> Result<T, String> {
     if first.replaced == 0 {
         // Nothing was replaced: the probe read the request as it is.
         return finish(message, first.remaining());
-    }
-    if first.remaining() > 0 {
-        return Err(format!(
-            "{} bytes after the request body",
-            first.remaining()
-        ));
     }
     let mut second = Probe::new(body.clone(), 1);
     let again = T::decode(&mut second, version);
@@ -227,9 +221,12 @@ fn checked<T: Decodable>(body: &Bytes, version: i16) -> Result<T, String> {
     finish(message, real.remaining())
 }
 
+/// Bytes after a whole message are ignored, as Kafka's broker ignores them (it parses a
+/// request from a buffer and never looks past its end): librdkafka 2.x sends three after a
+/// Metadata v12 body.
 fn finish<T>(message: T, left: usize) -> Result<T, String> {
     if left > 0 {
-        return Err(format!("{left} bytes after the request body"));
+        log::debug!("{left} bytes after a request body ignored");
     }
     Ok(message)
 }

@@ -7,7 +7,8 @@
 //! and encoded by the `kafka-protocol` crate), the table of API versions the server answers,
 //! and the translation of each API onto the broker's own calls (`api/`). It is a floor above
 //! the broker: nothing below imports it, and it keeps no state of its own but the classic
-//! groups' network members, which live in `group` like the in-process ones.
+//! groups' network members, which live in `group` like the in-process ones, and each
+//! connection's SASL state (`api::sasl`).
 //!
 //! # Invariants
 //!

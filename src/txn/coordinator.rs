@@ -254,6 +254,43 @@ impl TxnCoordinator {
         Ok(())
     }
 
+    /// Kafka's transaction verification (KIP-890 part 1), for a wire client's transactional
+    /// batch: it is written only while its producer (`producer_id` at `epoch`, of
+    /// `transactional.id` `tid`) has an ongoing transaction that holds `tp`. Without it, a
+    /// batch for a partition never added to a transaction would open a transaction no
+    /// coordinator knows, and pin the partition's last stable offset below it for good.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn verify_partition(
+        &self,
+        tid: &str,
+        producer_id: i64,
+        epoch: i16,
+        tp: &TopicPartition,
+    ) -> Result<()> {
+        self.check()?;
+        // Looked up, never created: a client's unknown id must not grow the table.
+        let entry = self.entries.lock().get(tid).cloned();
+        let unknown = || Error::InvalidTxnState {
+            transactional_id: tid.to_string(),
+            state: "unknown (init_transactions was not called)".into(),
+            operation: "produce",
+        };
+        let Some(entry) = entry else {
+            return Err(unknown());
+        };
+        let mut slot = entry.lock();
+        let m = checked(&mut slot, tid, producer_id, epoch, "produce")?;
+        if m.state == TxnState::Ongoing && m.partitions.contains(tp) {
+            Ok(())
+        } else {
+            Err(Error::InvalidTxnState {
+                transactional_id: tid.to_string(),
+                state: format!("{:?}, without partition {tp} in the transaction", m.state),
+                operation: "produce",
+            })
+        }
+    }
+
     /// Kafka's `AddOffsetsToTxn`: adds the `__consumer_offsets` partition of `group` to the
     /// transaction (creating the topic on first use); returns that partition.
     pub(crate) fn add_offsets(

@@ -231,6 +231,35 @@ pub fn decode_recovery_point(b: &[u8]) -> Result<RecoveryPoint, String> {
     Ok(rp)
 }
 
+/// The size of a `log-start-offset` file (FORMAT.md §22).
+const LOG_START_BYTES: usize = 18;
+
+/// Decodes a `log-start-offset` file with the checks the library makes (FORMAT.md §22).
+pub fn decode_log_start(b: &[u8]) -> Result<i64, String> {
+    if b.len() != LOG_START_BYTES {
+        return Err(format!("{} bytes, expected {LOG_START_BYTES}", b.len()));
+    }
+    if &b[0..4] != b"EBLS" {
+        return Err("bad magic, expected EBLS".into());
+    }
+    let version = u16::from_be_bytes([b[4], b[5]]);
+    if version != 1 {
+        return Err(format!("unknown version {version}"));
+    }
+    let stored = be_u32(b, 14);
+    let actual = crc32fast::hash(&b[..14]);
+    if stored != actual {
+        return Err(format!(
+            "CRC mismatch: stored {stored:#010x}, computed {actual:#010x}"
+        ));
+    }
+    let offset = be_i64(b, 6);
+    if offset < 0 {
+        return Err(format!("negative log start offset {offset}"));
+    }
+    Ok(offset)
+}
+
 /// Kafka's name for a batch's compression codec (`compression.type`), or its id when Kafka
 /// defines none.
 fn compression_name(h: &BatchHeader) -> String {
@@ -601,9 +630,17 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
             )?;
         }
         true
+    } else if name == "log-start-offset" {
+        let offset = decode_log_start(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        if ctx.json {
+            print_json(&mut out, &json!({ "log_start_offset": offset }))?;
+        } else {
+            writeln!(out, "logStartOffset: {offset}")?;
+        }
+        true
     } else {
         return Err(format!(
-            "{}: not a .log, .index, .timeindex or recovery-point file",
+            "{}: not a .log, .index, .timeindex, recovery-point or log-start-offset file",
             path.display()
         )
         .into());

@@ -38,6 +38,10 @@ pub struct Args {
     /// skipped. Clients then set `security.protocol=SASL_PLAINTEXT`, `sasl.mechanism=PLAIN`.
     #[arg(long, value_name = "FILE")]
     sasl_users: Option<PathBuf>,
+    /// How long the first rebalance of an empty group waits for more members (Kafka's
+    /// `group.initial.rebalance.delay.ms`, 3000 by default as in Kafka).
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    group_initial_rebalance_delay_ms: u64,
 }
 
 /// Runs `embroker serve`: never returns but with an error.
@@ -50,7 +54,10 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
         .open(&dir)?;
     let mut config = ServerConfig::default()
         .max_connections(args.max_connections)
-        .max_request_bytes(args.max_request_bytes);
+        .max_request_bytes(args.max_request_bytes)
+        .group_initial_rebalance_delay(std::time::Duration::from_millis(
+            args.group_initial_rebalance_delay_ms,
+        ));
     if let Some(host) = &args.advertised_host {
         config = config.advertised_host(host.clone());
     }

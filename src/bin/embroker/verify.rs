@@ -29,8 +29,8 @@ use std::time::Duration;
 use embroker::TopicConfig;
 
 use crate::dump::{
-    base_offset_of, be_i64, be_u32, decode_recovery_point, walk_log, BatchStatus, Stamp,
-    INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
+    base_offset_of, be_i64, be_u32, decode_log_start, decode_recovery_point, walk_log, BatchStatus,
+    Stamp, INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES,
 };
 use serde_json::{json, Value};
 
@@ -482,6 +482,16 @@ fn check_partition(report: &mut Report, dir: &Path) {
             report.warning(&path, "stray temporary file (open removes it)");
         } else if name == "recovery-point" {
             recovery_point = Some(path);
+        } else if name == "log-start-offset" {
+            // Open ignores a damaged one: DeleteRecords' deletions come back, nothing is lost.
+            if let Some(bytes) = report.read(&path) {
+                if let Err(e) = decode_log_start(&bytes) {
+                    report.warning(
+                        &path,
+                        format!("{e}: open ignores it (records DeleteRecords removed reappear)"),
+                    );
+                }
+            }
         } else if let Some(reason) = unusable_segment_file(&entry, &name) {
             // Open refuses the partition over it (an error naming the file), so it is damage.
             report.problem(&path, None, reason);

@@ -526,3 +526,81 @@ pub(crate) fn incremental_alter_configs(
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use incremental_alter_configs_request::AlterableConfig;
+
+    fn op(key: &str, op: i8, value: Option<&str>) -> AlterableConfig {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_string(key.to_string()))
+            .with_config_operation(op)
+            .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
+    }
+
+    #[test]
+    fn incremental_operations_on_lists_and_others() {
+        let current = TopicConfig::default().to_properties();
+        let current = Some(current.as_slice());
+        let changes = incremental_changes(
+            current,
+            &[
+                op("cleanup.policy", OP_APPEND, Some("compact, delete")),
+                op("retention.ms", OP_SET, Some("5")),
+                op("segment.ms", OP_DELETE, None),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            changes,
+            [
+                (
+                    "cleanup.policy".to_string(),
+                    Some("delete,compact".to_string())
+                ),
+                ("retention.ms".to_string(), Some("5".to_string())),
+                ("segment.ms".to_string(), None),
+            ]
+        );
+        // Subtracting the last item leaves no list: the default comes back.
+        let changes = incremental_changes(
+            current,
+            &[op("cleanup.policy", OP_SUBTRACT, Some("delete"))],
+        )
+        .unwrap();
+        assert_eq!(changes, [("cleanup.policy".to_string(), None)]);
+        for bad in [
+            vec![op("retention.ms", OP_APPEND, Some("1"))],
+            vec![op("retention.ms", OP_SET, None)],
+            vec![op("retention.ms", 9, Some("1"))],
+            vec![
+                op("retention.ms", OP_SET, Some("1")),
+                op("retention.ms", OP_DELETE, None),
+            ],
+        ] {
+            let (code, _) = incremental_changes(current, &bad).unwrap_err();
+            assert_eq!(code, ResponseError::InvalidRequest);
+        }
+        let many: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+        let (code, _) = incremental_changes(
+            current,
+            &[op("cleanup.policy", OP_APPEND, Some(&many.join(",")))],
+        )
+        .unwrap_err();
+        assert_eq!(code, ResponseError::InvalidConfig);
+    }
+
+    #[test]
+    fn sources_follow_the_broker_default() {
+        let broker_default = TopicConfig::default().retention_ms(1000);
+        let config = broker_default.clone().segment_ms(77);
+        let entries = topic_entries(&config, &broker_default);
+        let get = |k: &str| entries.iter().find(|e| e.name == k).unwrap();
+        assert_eq!(get("segment.ms").source, SOURCE_TOPIC);
+        assert_eq!(get("retention.ms").source, SOURCE_STATIC_BROKER);
+        assert_eq!(get("retention.ms").synonyms.len(), 2);
+        assert_eq!(get("cleanup.policy").source, SOURCE_DEFAULT);
+        assert!(entries.iter().all(|e| e.name != "num.partitions"));
+    }
+}

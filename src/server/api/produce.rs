@@ -15,8 +15,11 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::partition_log;
+use crate::codec;
+use crate::error::Error;
 use crate::server::connection::RequestContext;
 use crate::server::errors;
+use crate::types::TopicPartition;
 
 /// Produce. `None` for `acks=0` (no response is sent).
 pub(crate) fn produce(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<ProduceResponse> {
@@ -42,6 +45,13 @@ pub(crate) fn produce(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<P
             }
             let result = partition_log(broker, &name, p.index).and_then(|log| {
                 let bytes = p.records.as_deref().unwrap_or(&[]);
+                verify_transactional(
+                    broker,
+                    req.transactional_id.as_deref().map(|t| t.as_str()),
+                    &name,
+                    p.index,
+                    bytes,
+                )?;
                 let info = log.append_client_batches(bytes)?;
                 Ok((log, info))
             });
@@ -100,4 +110,36 @@ pub(crate) fn produce(ctx: &RequestContext<'_>, req: ProduceRequest) -> Option<P
         return None;
     }
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// Kafka's transaction verification (KIP-890 part 1): a transactional batch is written only
+/// while its producer's transaction holds the partition (AddPartitionsToTxn came first), under
+/// the request's `transactional_id`. A batch that fails to parse is left to
+/// `append_client_batches`, which refuses it with the precise error.
+fn verify_transactional(
+    broker: &crate::broker::BrokerInner,
+    transactional_id: Option<&str>,
+    topic: &str,
+    partition: i32,
+    mut bytes: &[u8],
+) -> crate::error::Result<()> {
+    let mut tp = None;
+    while let Ok(h) = codec::peek_header(bytes) {
+        if h.is_transactional() && h.producer_id >= 0 {
+            let Some(tid) = transactional_id else {
+                return Err(Error::InvalidTxnState {
+                    transactional_id: String::new(),
+                    state: "none: a transactional batch in a request without a transactional id"
+                        .into(),
+                    operation: "produce",
+                });
+            };
+            let tp = tp.get_or_insert_with(|| TopicPartition::new(topic, partition));
+            broker
+                .txns()
+                .verify_partition(tid, h.producer_id, h.producer_epoch, tp)?;
+        }
+        bytes = bytes.get(h.total_bytes()..).unwrap_or(&[]);
+    }
+    Ok(())
 }

@@ -162,3 +162,42 @@ pub(crate) fn raw_token(
     });
     checked.map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_tokens() {
+        let users = SaslPlainUsers::default().insert("alice", "s3cret");
+        assert_eq!(check_plain(&users, b"\0alice\0s3cret"), Ok("alice".into()));
+        assert_eq!(
+            check_plain(&users, b"alice\0alice\0s3cret"),
+            Ok("alice".into())
+        );
+        for bad in [
+            &b"\0alice\0wrong"[..],
+            b"\0bob\0s3cret",
+            b"bob\0alice\0s3cret",
+            b"\0alice",
+            b"\0alice\0s3cret\0",
+            b"",
+            b"\0\xff\0s3cret",
+        ] {
+            assert!(check_plain(&users, bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn what_each_state_allows() {
+        use kafka_protocol::messages::ApiKey;
+        assert!(allowed(AuthState::Open, ApiKey::Metadata));
+        assert!(allowed(AuthState::Start, ApiKey::ApiVersions));
+        assert!(allowed(AuthState::Start, ApiKey::SaslHandshake));
+        assert!(!allowed(AuthState::Start, ApiKey::Metadata));
+        assert!(!allowed(AuthState::Start, ApiKey::SaslAuthenticate));
+        assert!(allowed(AuthState::Handshaken, ApiKey::SaslAuthenticate));
+        assert!(!allowed(AuthState::Handshaken, ApiKey::Produce));
+        assert!(!allowed(AuthState::Failed, ApiKey::ApiVersions));
+    }
+}

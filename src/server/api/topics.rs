@@ -8,7 +8,7 @@
 //! changes nothing. A name given twice in one request fails for every copy
 //! (`INVALID_REQUEST`), as in Kafka.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
@@ -172,6 +172,15 @@ pub(crate) fn create_topics(
                             Err(Error::TopicExists {
                                 topic: name.clone(),
                             })
+                        } else if req.validate_only
+                            && broker.topics().iter().any(|t| names::collides(t, &name))
+                        {
+                            // What creating it would say (a real creation checks itself).
+                            Err(Error::InvalidTopicName {
+                                name: name.clone(),
+                                reason: "collides with an existing topic that differs only \
+                                         in '.' versus '_'",
+                            })
                         } else {
                             Ok(())
                         }
@@ -222,8 +231,8 @@ pub(crate) fn create_topics(
     CreateTopicsResponse::default().with_topics(topics)
 }
 
-/// DeleteTopics (versions 1 to 6) by name. Version 6 may name topics by id only: those are
-/// refused with `UNKNOWN_TOPIC_ID` (topics are known here by name).
+/// DeleteTopics (versions 1 to 6) by name, or in version 6 by the topic id Metadata and
+/// CreateTopics report (`metadata::topic_id`); an id no topic has is `UNKNOWN_TOPIC_ID`.
 pub(crate) fn delete_topics(
     ctx: &RequestContext<'_>,
     req: DeleteTopicsRequest,
@@ -241,6 +250,8 @@ pub(crate) fn delete_topics(
             .map(|n| (Some(n), uuid::Uuid::nil()))
             .collect()
     };
+    // Topic ids to names, built on the first deletion by id.
+    let mut by_id: Option<HashMap<uuid::Uuid, String>> = None;
     let responses = names
         .into_iter()
         .map(|(name, id)| {
@@ -248,12 +259,20 @@ pub(crate) fn delete_topics(
             if version >= 6 {
                 out.topic_id = id;
             }
+            // By id alone (version 6): the topic whose derived id it is, if any.
+            let name = name.or_else(|| {
+                let ids = by_id.get_or_insert_with(|| {
+                    broker
+                        .topics()
+                        .into_iter()
+                        .map(|t| (topic_id(&t), t))
+                        .collect::<HashMap<_, _>>()
+                });
+                ids.get(&id)
+                    .map(|t| TopicName(StrBytes::from_string(t.clone())))
+            });
             let Some(name) = name else {
                 out.error_code = ResponseError::UnknownTopicId.code();
-                if version >= 5 {
-                    out.error_message =
-                        Some(StrBytes::from_static_str("topics are deleted by name here"));
-                }
                 return out;
             };
             let topic = name.0.to_string();
@@ -305,6 +324,12 @@ pub(crate) fn create_partitions(
                 ))
             } else {
                 match broker.inner.existing_topic(&name) {
+                    // The coordinators place groups and transactional ids by the partition
+                    // count of their topics: it never changes.
+                    Some(_) if names::is_internal(&name) => Err((
+                        ResponseError::InvalidRequest,
+                        format!("the partitions of internal topic {name} cannot change"),
+                    )),
                     None => Err(refusal(&Error::UnknownTopic {
                         topic: name.clone(),
                     })),

@@ -166,6 +166,9 @@ pub(crate) fn add_partitions_to_txn(
     }
     let result: Result<(), ResponseError> = if !unknown.is_empty() {
         Err(ResponseError::OperationNotAttempted)
+    } else if wanted.is_empty() {
+        // Nothing to add: no transaction begins (and nothing is answered but the empty list).
+        Ok(())
     } else {
         broker
             .txns()
