@@ -122,12 +122,6 @@ fn unknown_keys_bad_versions_truncated_and_garbage_close_the_connection() {
             b.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0x01]);
             sized(&b)
         }),
-        ("bytes after a whole body", {
-            let mut b = header(3, 1);
-            b.extend_from_slice(&0i32.to_be_bytes());
-            b.extend_from_slice(b"tail");
-            sized(&b)
-        }),
         ("a client id longer than the frame", {
             let mut b = header(3, 1);
             b[8..10].copy_from_slice(&i16::MAX.to_be_bytes());
@@ -152,6 +146,15 @@ fn unknown_keys_bad_versions_truncated_and_garbage_close_the_connection() {
         );
         healthy(addr);
     }
+    // Bytes after a whole body are ignored, as Kafka's broker ignores them (librdkafka 2.x
+    // sends three after a Metadata v12 body): answered, not closed.
+    let mut b = header(3, 1);
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.extend_from_slice(b"tail");
+    assert!(
+        !raw_closes(addr, &sized(&b), 2 * SECOND),
+        "bytes after a whole body closed the connection"
+    );
     // Truncated, then the client closes: the server's thread ends.
     let before = server.connection_count();
     {
