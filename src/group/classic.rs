@@ -982,6 +982,9 @@ fn new_member_id(broker: &BrokerInner, client_id: &str) -> String {
     format!("{client_id}-{number:010}-{:016x}", h.finish())
 }
 
+/// How often a waiting JoinGroup or SyncGroup asks its `stop` again, in ms.
+const STOP_CHECK_MS: u64 = 1000;
+
 impl Group {
     /// Wakes whoever must look at the group again: waiting requests when answers were
     /// posted, and the reaper when the group's shape (state, generation, members) changed
@@ -995,7 +998,9 @@ impl Group {
         }
     }
 
-    /// Waits for the answer to `ticket`; `None` when `stop` says the server is stopping.
+    /// Waits for the answer to `ticket`; `None` when `stop` says to give up (the server
+    /// stopping, or the client gone: the ticket is abandoned, the member stays until its
+    /// timeouts remove it, as in Kafka).
     fn classic_wait<'a>(
         &'a self,
         broker: &BrokerInner,
@@ -1020,10 +1025,12 @@ impl Group {
             }
             let seen = broker.notifier().events();
             drop(g);
-            let deadline = next.map(|at| {
-                let ms = u64::try_from(at.saturating_sub(now).clamp(1, 60_000)).unwrap_or(1);
-                Instant::now() + Duration::from_millis(ms)
+            // At least once a second, to ask `stop` again (the server stopping, or the
+            // client gone mid-wait, which nothing else would wake this for).
+            let ms = next.map_or(STOP_CHECK_MS, |at| {
+                u64::try_from(at.saturating_sub(now).clamp(1, STOP_CHECK_MS as i64)).unwrap_or(1)
             });
+            let deadline = Some(Instant::now() + Duration::from_millis(ms));
             broker.notifier().wait_past(seen, deadline);
             g = self.inner.lock();
         }

@@ -24,9 +24,31 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) header: &'a RequestHeader,
     /// The connection's SASL state (`api::sasl`).
     pub(crate) auth: &'a Cell<AuthState>,
+    /// The client's socket (none for a frame answered without one, `answer_frame`).
+    pub(crate) stream: Option<&'a TcpStream>,
 }
 
 impl RequestContext<'_> {
+    /// Whether the client has closed its side of the connection (or the socket failed):
+    /// a request that waits (JoinGroup, SyncGroup) asks this on its periodic wake so that a
+    /// client gone mid-wait frees its thread and connection at once. A peek that finds the
+    /// next request's bytes means the client is there.
+    pub(crate) fn client_gone(&self) -> bool {
+        let Some(stream) = self.stream else {
+            return false;
+        };
+        if stream.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let gone = match stream.peek(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        stream.set_nonblocking(false).is_err() || gone
+    }
+
     /// The request's API version.
     pub(crate) fn version(&self) -> i16 {
         self.header.request_api_version
@@ -106,7 +128,15 @@ pub(crate) fn serve(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
                 None => return,
             }
         }
-        match answer(shared, local_addr, peer, &auth, frame, &mut out) {
+        match answer(
+            shared,
+            local_addr,
+            peer,
+            Some(&stream),
+            &auth,
+            frame,
+            &mut out,
+        ) {
             Ok(true) => {
                 if let Err(e) = stream.write_all(&out) {
                     if !shared.stopping() {
@@ -187,6 +217,7 @@ pub(crate) fn answer(
     shared: &Shared,
     local_addr: SocketAddr,
     peer: SocketAddr,
+    stream: Option<&TcpStream>,
     auth: &Cell<AuthState>,
     mut frame: Bytes,
     out: &mut BytesMut,
@@ -234,6 +265,7 @@ pub(crate) fn answer(
         peer,
         header: &header,
         auth,
+        stream,
     };
     match dispatch::dispatch(&ctx, request)? {
         Reply::None => Ok(false),
@@ -265,6 +297,7 @@ pub(crate) fn answer_frame(broker: &crate::Broker, frame: &[u8]) -> Option<Vec<u
         &shared,
         addr,
         addr,
+        None,
         &auth,
         Bytes::copy_from_slice(frame),
         &mut out,

@@ -158,7 +158,7 @@ pub(crate) fn join_group(ctx: &RequestContext<'_>, req: JoinGroupRequest) -> Joi
         require_known_member_id: v >= 4,
     };
     let group = ctx.shared.broker.inner.groups().get_or_create(&group_id);
-    let stop = || ctx.shared.stopping();
+    let stop = || ctx.shared.stopping() || ctx.client_gone();
     let answer = group.classic_join(&ctx.shared.broker.inner, &limits(ctx), params, &stop);
     let mut r = JoinGroupResponse::default()
         .with_error_code(answer.error.map_or(0, code))
@@ -212,7 +212,7 @@ pub(crate) fn sync_group(ctx: &RequestContext<'_>, req: SyncGroupRequest) -> Syn
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let stop = || ctx.shared.stopping();
+    let stop = || ctx.shared.stopping() || ctx.client_gone();
     match group.classic_sync(&ctx.shared.broker.inner, params, &stop) {
         Ok((assignment, protocol_type, protocol_name)) => {
             let mut r = SyncGroupResponse::default().with_assignment(assignment);
