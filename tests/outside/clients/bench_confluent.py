@@ -68,8 +68,20 @@ def consume(bootstrap, topic, n, partitions=PARTITIONS):
     """Reads `n` records from the start of `partitions`; returns the seconds from the
     consumer's creation to its first record and from its first record to its last."""
     start = time.perf_counter()
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
-                  "log_level": 3})
+    conf = {"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
+            "log_level": 3}
+    # EMBROKER_BENCH_FETCH_WAIT_MS sets the consumer's fetch.wait.max.ms (librdkafka's default
+    # is 500): a long poll on partitions already read to their end holds the connection, as
+    # Kafka's in-order connection does, while the mock cluster sends its delayed empty answers
+    # out of order; see docs/ARCHITECTURE.md (issue #18's figures).
+    if os.environ.get("EMBROKER_BENCH_FETCH_WAIT_MS"):
+        conf["fetch.wait.max.ms"] = int(os.environ["EMBROKER_BENCH_FETCH_WAIT_MS"])
+    # EMBROKER_BENCH_QUEUE_BACKOFF_MS sets fetch.queue.backoff.ms (default 1000): how long
+    # librdkafka waits before fetching a partition again once its local queue passed its
+    # thresholds, which a broker answering large fetches makes it do.
+    if os.environ.get("EMBROKER_BENCH_QUEUE_BACKOFF_MS"):
+        conf["fetch.queue.backoff.ms"] = int(os.environ["EMBROKER_BENCH_QUEUE_BACKOFF_MS"])
+    c = Consumer(conf)
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     got = 0
     first = None
