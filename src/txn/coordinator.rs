@@ -416,28 +416,10 @@ impl TxnCoordinator {
 
     /// Writes the markers of a prepared transaction, then its `Complete*` record.
     fn complete(&self, broker: &BrokerInner, m: &mut TransactionMetadata) -> Result<()> {
-        let (kind, complete) = match m.state {
-            TxnState::PrepareCommit => (ControlRecordType::Commit, TxnState::CompleteCommit),
-            TxnState::PrepareAbort => (ControlRecordType::Abort, TxnState::CompleteAbort),
-            _ => return Err(m.invalid("complete")),
-        };
+        let (kind, complete) = completion(m)?;
         let ends = write_markers(broker, m, kind)?;
         m.unsynced_markers.extend(ends);
-        let mut next = m.clone();
-        next.transition(complete, "complete")?;
-        next.last_update_ms = broker.now_ms();
-        // Not fsynced, and it may become durable before the markers (another id's fsync of the
-        // same partition of `__transaction_state`): it keeps the decision's producer id, epoch
-        // and partitions, so recovery re-writes the markers from it as from `Prepare*`.
-        persist(broker, &next, false)?;
-        if next.next_producer_id >= 0 {
-            // The epoch is exhausted: the producer continues with the new id.
-            next.producer_id = next.next_producer_id;
-            next.producer_epoch = 0;
-            next.next_producer_id = -1;
-        }
-        *m = next;
-        Ok(())
+        record_complete(broker, m, complete)
     }
 
     /// Bumps the epoch of an open transaction's producer (fencing it) and aborts the
@@ -560,22 +542,8 @@ impl TxnCoordinator {
     /// Records the completion of a decision whose markers are in place: reconcile wrote and
     /// fsynced the missing ones, and the log made everything it found at open durable.
     fn complete_recovered(&self, broker: &BrokerInner, m: &mut TransactionMetadata) -> Result<()> {
-        let complete = match m.state {
-            TxnState::PrepareCommit => TxnState::CompleteCommit,
-            TxnState::PrepareAbort => TxnState::CompleteAbort,
-            _ => return Err(m.invalid("complete")),
-        };
-        let mut next = m.clone();
-        next.transition(complete, "complete")?;
-        next.last_update_ms = broker.now_ms();
-        persist(broker, &next, false)?;
-        if next.next_producer_id >= 0 {
-            next.producer_id = next.next_producer_id;
-            next.producer_epoch = 0;
-            next.next_producer_id = -1;
-        }
-        *m = next;
-        Ok(())
+        let (_, complete) = completion(m)?;
+        record_complete(broker, m, complete)
     }
 
     fn try_load(&self, broker: &BrokerInner) -> Result<BTreeMap<String, TransactionMetadata>> {
@@ -770,6 +738,39 @@ fn persist(broker: &BrokerInner, m: &TransactionMetadata, durable: bool) -> Resu
     if durable {
         log.sync_to(info.last_offset.saturating_add(1))?;
     }
+    Ok(())
+}
+
+/// The marker and `Complete*` state of a prepared transaction.
+fn completion(m: &TransactionMetadata) -> Result<(ControlRecordType, TxnState)> {
+    match m.state {
+        TxnState::PrepareCommit => Ok((ControlRecordType::Commit, TxnState::CompleteCommit)),
+        TxnState::PrepareAbort => Ok((ControlRecordType::Abort, TxnState::CompleteAbort)),
+        _ => Err(m.invalid("complete")),
+    }
+}
+
+/// Writes the `Complete*` record of a decision whose markers are written, then moves the
+/// producer to its next id once its epoch is exhausted.
+fn record_complete(
+    broker: &BrokerInner,
+    m: &mut TransactionMetadata,
+    complete: TxnState,
+) -> Result<()> {
+    let mut next = m.clone();
+    next.transition(complete, "complete")?;
+    next.last_update_ms = broker.now_ms();
+    // Not fsynced, and it may become durable before the markers (another id's fsync of the
+    // same partition of `__transaction_state`): it keeps the decision's producer id, epoch
+    // and partitions, so recovery re-writes the markers from it as from `Prepare*`.
+    persist(broker, &next, false)?;
+    if next.next_producer_id >= 0 {
+        // The epoch is exhausted: the producer continues with the new id.
+        next.producer_id = next.next_producer_id;
+        next.producer_epoch = 0;
+        next.next_producer_id = -1;
+    }
+    *m = next;
     Ok(())
 }
 

@@ -383,14 +383,7 @@ pub(crate) fn alter_configs(
                         alter_topic(ctx, &name, &changes, validate_only)
                     }
                 }
-                RESOURCE_BROKER => Err((
-                    ResponseError::InvalidRequest,
-                    "broker configs cannot be altered here".to_string(),
-                )),
-                other => Err((
-                    ResponseError::InvalidRequest,
-                    format!("resource type {other} cannot be altered here"),
-                )),
+                other => Err(not_alterable(other)),
             };
             let out = alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
@@ -404,6 +397,16 @@ pub(crate) fn alter_configs(
         })
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// The refusal of AlterConfigs and IncrementalAlterConfigs for a resource that is not a topic.
+fn not_alterable(resource_type: i8) -> Refusal {
+    let what = if resource_type == RESOURCE_BROKER {
+        "broker configs cannot be altered here".to_string()
+    } else {
+        format!("resource type {resource_type} cannot be altered here")
+    };
+    (ResponseError::InvalidRequest, what)
 }
 
 /// Kafka's `AlterConfigOp.OpType`.
@@ -504,14 +507,7 @@ pub(crate) fn incremental_alter_configs(
                     incremental_changes(current.as_deref(), &r.configs)
                         .and_then(|changes| alter_topic(ctx, &name, &changes, validate_only))
                 }
-                RESOURCE_BROKER => Err((
-                    ResponseError::InvalidRequest,
-                    "broker configs cannot be altered here".to_string(),
-                )),
-                other => Err((
-                    ResponseError::InvalidRequest,
-                    format!("resource type {other} cannot be altered here"),
-                )),
+                other => Err(not_alterable(other)),
             };
             let out = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)

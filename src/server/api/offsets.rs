@@ -75,6 +75,44 @@ fn check_partition(
         .map_err(|e| errors::code(&e))
 }
 
+/// Offsets a commit may write.
+type Wanted = BTreeMap<TopicPartition, OffsetAndMetadata>;
+
+/// Splits a commit's partitions into those that may be written and the error code of each
+/// one that may not (the groups failed to load, a bad offset, or a partition that does not
+/// exist), keyed by its place in the request. OffsetCommit and TxnOffsetCommit share it.
+fn split_valid(
+    ctx: &RequestContext<'_>,
+    group_id: &str,
+    entries: impl Iterator<Item = ((usize, usize), TopicPartition, OffsetAndMetadata)>,
+) -> (Wanted, BTreeMap<(usize, usize), i16>) {
+    let load = ctx
+        .shared
+        .broker
+        .inner
+        .groups()
+        .check()
+        .err()
+        .map(|e| errors::code(&e));
+    let mut valid = BTreeMap::new();
+    let mut failed = BTreeMap::new();
+    for (at, tp, om) in entries {
+        let checked = match load {
+            Some(code) => Err(code),
+            None => check_partition(ctx, group_id, &tp, &om),
+        };
+        match checked {
+            Ok(()) => {
+                valid.insert(tp, om);
+            }
+            Err(code) => {
+                failed.insert(at, code);
+            }
+        }
+    }
+    (valid, failed)
+}
+
 /// OffsetCommit.
 pub(crate) fn offset_commit(
     ctx: &RequestContext<'_>,
@@ -82,28 +120,18 @@ pub(crate) fn offset_commit(
 ) -> OffsetCommitResponse {
     let group_id = req.group_id.0.to_string();
     let broker = &ctx.shared.broker.inner;
-    let mut valid = BTreeMap::new();
-    let mut failed: BTreeMap<(usize, usize), i16> = BTreeMap::new();
-    let load = broker.groups().check().err().map(|e| errors::code(&e));
-    for (ti, topic) in req.topics.iter().enumerate() {
-        for (pi, p) in topic.partitions.iter().enumerate() {
-            let tp = TopicPartition::new(topic.name.0.to_string(), p.partition_index);
-            let om = OffsetAndMetadata::new(p.committed_offset)
-                .metadata(p.committed_metadata.as_deref().unwrap_or(""));
-            let checked = match load {
-                Some(code) => Err(code),
-                None => check_partition(ctx, &group_id, &tp, &om),
-            };
-            match checked {
-                Ok(()) => {
-                    valid.insert(tp, om);
-                }
-                Err(code) => {
-                    failed.insert((ti, pi), code);
-                }
-            }
-        }
-    }
+    let (valid, failed) = split_valid(
+        ctx,
+        &group_id,
+        req.topics.iter().enumerate().flat_map(|(ti, topic)| {
+            topic.partitions.iter().enumerate().map(move |(pi, p)| {
+                let tp = TopicPartition::new(topic.name.0.to_string(), p.partition_index);
+                let om = OffsetAndMetadata::new(p.committed_offset)
+                    .metadata(p.committed_metadata.as_deref().unwrap_or(""));
+                ((ti, pi), tp, om)
+            })
+        }),
+    );
     let group_error = if valid.is_empty() {
         0
     } else {
@@ -375,28 +403,18 @@ pub(crate) fn txn_offset_commit(
 ) -> TxnOffsetCommitResponse {
     let group_id = req.group_id.0.to_string();
     let broker = &ctx.shared.broker.inner;
-    let mut valid = BTreeMap::new();
-    let mut failed: BTreeMap<(usize, usize), i16> = BTreeMap::new();
-    let load = broker.groups().check().err().map(|e| errors::code(&e));
-    for (ti, topic) in req.topics.iter().enumerate() {
-        for (pi, p) in topic.partitions.iter().enumerate() {
-            let tp = TopicPartition::new(topic.name.0.to_string(), p.partition_index);
-            let om = OffsetAndMetadata::new(p.committed_offset)
-                .metadata(p.committed_metadata.as_deref().unwrap_or(""));
-            let checked = match load {
-                Some(code) => Err(code),
-                None => check_partition(ctx, &group_id, &tp, &om),
-            };
-            match checked {
-                Ok(()) => {
-                    valid.insert(tp, om);
-                }
-                Err(code) => {
-                    failed.insert((ti, pi), code);
-                }
-            }
-        }
-    }
+    let (valid, failed) = split_valid(
+        ctx,
+        &group_id,
+        req.topics.iter().enumerate().flat_map(|(ti, topic)| {
+            topic.partitions.iter().enumerate().map(move |(pi, p)| {
+                let tp = TopicPartition::new(topic.name.0.to_string(), p.partition_index);
+                let om = OffsetAndMetadata::new(p.committed_offset)
+                    .metadata(p.committed_metadata.as_deref().unwrap_or(""));
+                ((ti, pi), tp, om)
+            })
+        }),
+    );
     let group_error = if valid.is_empty() {
         0
     } else {
