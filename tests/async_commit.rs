@@ -29,6 +29,15 @@ fn broker_with(partitions: i32, records: usize) -> Broker {
     broker
 }
 
+/// As `broker_with`, in a persistent directory (a temporary broker fsyncs nothing), which the
+/// caller keeps until the broker is dropped.
+fn durable_broker_with(partitions: i32, records: usize) -> (Broker, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    fill(&broker, partitions, records);
+    (broker, dir)
+}
+
 fn fill(broker: &Broker, partitions: i32, records: usize) {
     broker
         .create_topic("t", TopicConfig::default().partitions(partitions))
@@ -91,17 +100,20 @@ async fn scenario(broker: Broker) {
 
 #[test]
 fn futures_executor() {
-    futures::executor::block_on(scenario(broker_with(1, 10)));
+    let (broker, _dir) = durable_broker_with(1, 10);
+    futures::executor::block_on(scenario(broker));
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn tokio_current_thread() {
-    scenario(broker_with(1, 10)).await;
+    let (broker, _dir) = durable_broker_with(1, 10);
+    scenario(broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_multi_thread() {
-    scenario(broker_with(1, 10)).await;
+    let (broker, _dir) = durable_broker_with(1, 10);
+    scenario(broker).await;
 }
 
 /// The future borrows nothing: it can be spawned on another task while the consumer goes on.
@@ -146,7 +158,7 @@ fn awaited_offsets_are_there_after_a_reopen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_commits_complete_with_at_most_one_fsync_each() {
     const CONSUMERS: usize = 16;
-    let broker = broker_with(CONSUMERS as i32, 3);
+    let (broker, _dir) = durable_broker_with(CONSUMERS as i32, 3);
     let mut consumers = Vec::new();
     for p in 0..CONSUMERS {
         // Without membership (assign): each commits its own partition in the same group.

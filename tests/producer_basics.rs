@@ -286,7 +286,12 @@ fn acks_zero_reports_offset_minus_one_at_once_and_still_writes() {
 
 #[test]
 fn acks_all_reports_after_an_fsync() {
-    let broker = broker_with("t", 1);
+    // A persistent broker: a temporary one fsyncs nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    broker
+        .create_topic("t", TopicConfig::default().partitions(1))
+        .unwrap();
     let p = broker.topic("t").unwrap().partition(0).unwrap();
     let producer = broker
         .producer(ProducerConfig::default().acks(Acks::All))

@@ -8,7 +8,9 @@ use embroker::{Acks, Broker, ProducerConfig, ProducerRecord, TopicConfig};
 const THREADS: usize = 16;
 
 fn run(rounds: usize, per_round: usize) -> (u64, u64) {
-    let broker = Broker::temporary().unwrap();
+    // A persistent broker: a temporary one fsyncs nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     broker
         .create_topic("t", TopicConfig::default().partitions(1))
         .unwrap();

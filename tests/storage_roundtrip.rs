@@ -104,9 +104,11 @@ fn index_lookups_on_a_log_of_many_segments() {
 #[test]
 fn flush_policies_fsync_by_count_and_by_time() {
     let clock = embroker::ManualClock::new(1_000_000);
+    // A persistent broker: a temporary one fsyncs nothing.
+    let dir = tempfile::tempdir().unwrap();
     let broker = Broker::builder()
         .clock(clock.clone())
-        .open_temporary()
+        .open(dir.path())
         .unwrap();
     broker
         .create_topic("by-count", TopicConfig::default().flush_messages(3))

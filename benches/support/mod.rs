@@ -322,6 +322,7 @@ pub fn percentiles(mut samples: Vec<Duration>, ps: &[f64]) -> Vec<Duration> {
 }
 
 /// Median of `n` fsyncs of a small append to a scratch file: the machine's own fsync latency.
+#[allow(clippy::disallowed_methods)] // a raw fsync is the baseline
 pub fn fsync_latency(dir: &std::path::Path, n: usize) -> Duration {
     use std::io::Write;
     let path = dir.join("fsync-probe");
@@ -333,5 +334,25 @@ pub fn fsync_latency(dir: &std::path::Path, n: usize) -> Duration {
         f.sync_data().expect("probe fsync");
         samples.push(start.elapsed());
     }
+    percentiles(samples, &[50.0])[0]
+}
+
+/// Median of `n` fsyncs (`fdatasync`) of a scratch file in `dir`, each after appending `bytes`
+/// bytes: what one group commit of that many bytes costs on this disk.
+#[allow(clippy::disallowed_methods)] // a raw fsync is the baseline
+pub fn fsync_latency_of(dir: &std::path::Path, bytes: u64, n: usize) -> Duration {
+    use std::io::Write;
+    let path = dir.join("fsync-probe-sized");
+    let mut f = std::fs::File::create(&path).expect("probe file");
+    let chunk = vec![0u8; usize::try_from(bytes).unwrap_or(usize::MAX).max(1)];
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        f.write_all(&chunk).expect("probe write");
+        let start = Instant::now();
+        f.sync_data().expect("probe fsync");
+        samples.push(start.elapsed());
+    }
+    drop(f);
+    let _ = std::fs::remove_file(&path);
     percentiles(samples, &[50.0])[0]
 }

@@ -245,6 +245,9 @@ impl BrokerBuilder {
     fn open_inner(&self, dir: PathBuf, temp: Option<tempfile::TempDir>) -> Result<Broker> {
         self.validate()?;
         let ephemeral = temp.is_some();
+        // Before anything is written: no sync of a path in a temporary directory is issued
+        // (its data dies with the broker; see `io::sync`).
+        let ephemeral_root = ephemeral.then(|| io::sync::Ephemeral::register(&dir));
         if !ephemeral {
             // A data directory (and any parent) this creates is made durable in its parent
             // before anything inside it is.
@@ -279,6 +282,7 @@ impl BrokerBuilder {
             txns: TxnCoordinator::new(producer_ids, self.transaction_max_timeout_ms),
             lock: Mutex::new(Some(lock)),
             temp: Mutex::new(temp),
+            _ephemeral_root: ephemeral_root,
         });
         inner.load_topics()?;
         inner.groups.load(&inner);
@@ -348,6 +352,9 @@ pub(crate) struct BrokerInner {
     lock: Mutex<Option<DirLock>>,
     /// Declared last: the temporary directory is removed after everything else is closed.
     temp: Mutex<Option<tempfile::TempDir>>,
+    /// A temporary directory's registration as ephemeral (nothing under it is fsynced), held
+    /// until the directory is gone.
+    _ephemeral_root: Option<io::sync::Ephemeral>,
 }
 
 impl BrokerInner {

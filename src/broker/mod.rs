@@ -16,6 +16,8 @@
 #[allow(clippy::module_inception)]
 mod broker;
 mod cleaner;
+#[cfg(test)]
+mod durability_tests;
 mod handles;
 pub(crate) mod names;
 mod syncer;

@@ -1081,7 +1081,13 @@ mod tests {
 
     #[test]
     fn a_durable_commit_fsyncs_the_offsets_log() {
-        let (broker, group) = setup();
+        // A persistent broker: a temporary one fsyncs nothing.
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(dir.path()).unwrap();
+        broker
+            .create_topic("t", TopicConfig::default().partitions(2))
+            .unwrap();
+        let group = broker.inner.groups().get_or_create("g");
         let b = &broker.inner;
         let tp = TopicPartition::new("t", 0);
         group.commit(b, None, &one(tp.clone()), false).unwrap();

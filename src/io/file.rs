@@ -89,9 +89,13 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 pub(crate) fn sync_dir_steps(dir: &Path) -> std::result::Result<(), SyncError> {
     #[cfg(unix)]
     {
+        if super::sync::is_ephemeral(dir) {
+            // Not even opened: a temporary broker's directory needs no fsync.
+            return Ok(());
+        }
         let d = File::open(dir)
             .map_err(|e| SyncError::Before(Error::io("opening directory", dir, e)))?;
-        d.sync_all()
+        super::sync::all(&d, dir)
             .map_err(|e| SyncError::Fsync(Error::io("syncing directory", dir, e)))
     }
     #[cfg(not(unix))]
@@ -164,7 +168,7 @@ pub(crate) fn write_atomic_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<
             .map_err(|e| Error::io("creating", tmp, e))?;
         file.write_all(bytes)
             .map_err(|e| Error::io("writing", tmp, e))?;
-        file.sync_all().map_err(|e| Error::io("syncing", tmp, e))?;
+        super::sync::all(&file, tmp).map_err(|e| Error::io("syncing", tmp, e))?;
         drop(file);
         fs::rename(tmp, path).map_err(|e| Error::io("renaming into place", path, e))
     })();

@@ -8,10 +8,13 @@
 //! - A file or directory created or removed is made durable by fsyncing its parent directory
 //!   ([`sync_dir`]) before anything that depends on it is acknowledged.
 //! - Errors carry the path and the action.
+//! - Every fsync goes through `sync` (files) or [`sync_dir`] (directories, which asks `sync`
+//!   first): a temporary broker's directory is registered there and never fsynced.
 
 mod file;
 mod lock;
 mod mmap;
+pub(crate) mod sync;
 
 pub(crate) use file::{
     create_dir_durable, read_at, read_small, remove_dir_all_durable, sync_dir, sync_dir_steps,

@@ -800,9 +800,7 @@ impl SegmentWriter {
                 relative_offset: (next_offset - 1 - base).max(0) as u32,
             });
         }
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("syncing", &self.path, e))?;
+        io::sync::data(&self.file, &self.path).map_err(|e| Error::io("syncing", &self.path, e))?;
         self.index.persist(
             &cleaned_path(dir, base, "index"),
             &cleaned_path(dir, base, "timeindex"),

@@ -274,8 +274,7 @@ fn write_tail(path: &Path, bytes: &[u8], position: u64) -> Result<()> {
     io::write_all_at(&file, bytes, position, path)?;
     file.set_len(position + bytes.len() as u64)
         .map_err(|e| Error::io("truncating index", path, e))?;
-    file.sync_data()
-        .map_err(|e| Error::io("syncing index", path, e))
+    io::sync::data(&file, path).map_err(|e| Error::io("syncing index", path, e))
 }
 
 #[cfg(test)]

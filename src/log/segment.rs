@@ -732,8 +732,7 @@ impl Segment {
             self.file
                 .set_len(pos)
                 .map_err(|e| Error::io("truncating torn tail of", &self.log_path, e))?;
-            self.file
-                .sync_all()
+            io::sync::all(&self.file, &self.log_path)
                 .map_err(|e| Error::io("syncing", &self.log_path, e))?;
         }
         {
@@ -775,8 +774,7 @@ impl Segment {
 
     /// Fsyncs the log's data.
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
+        io::sync::data(&self.file, &self.log_path)
             .map_err(|e| Error::io("syncing", &self.log_path, e))
     }
 
