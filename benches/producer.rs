@@ -27,7 +27,7 @@ use embroker::codec::BatchBuilder;
 use embroker::{
     Acks, Broker, Bytes, Clock, ProducerConfig, ProducerRecord, Record, SystemClock, TopicConfig,
 };
-use support::{fsync_latency, percentiles, scaled, Contender, Report, Row};
+use support::{fsync_latency, fsync_latency_of, percentiles, scaled, Contender, Report, Row};
 
 const VALUE_BYTES: usize = 100;
 const DIRECT_BATCH: usize = 1_000;
@@ -196,7 +196,9 @@ fn main() {
     ));
     report.measure_interleaved(awaited);
 
-    // acks=all: fixed time per thread count; latency of every send().wait().
+    // acks=all: fixed time per thread count; latency of every send().wait(). In a persistent
+    // directory: a temporary broker fsyncs nothing (issue #20).
+    let data_dir = tempfile::tempdir_in(std::env::temp_dir()).expect("data dir");
     let probe_dir = tempfile::tempdir_in(std::env::temp_dir()).expect("probe dir");
     let fsync = fsync_latency(probe_dir.path(), 200);
     report.note(
@@ -204,56 +206,89 @@ fn main() {
         "machine fsync latency (100-byte append + fdatasync), p50",
         format!("{:.3} ms", fsync.as_secs_f64() * 1e3),
     );
+    // Rounds: each a loop of `run_for`, then the raw file's fsync measured right after, so
+    // that each round's ratio compares the two under the same disk weather.
     let run_for = Duration::from_secs_f64(2.0 * scaled(1_000) as f64 / 1_000.0);
-    for threads in [1usize, 4, 16, 64] {
-        let broker = broker();
+    for (i, threads) in [1usize, 4, 16, 64].into_iter().enumerate() {
+        if !support::selected(&format!("{threads} thread(s), send().wait() loop")) {
+            continue;
+        }
+        let broker = Broker::open(data_dir.path().join(format!("wait-{i}"))).expect("broker");
+        broker
+            .create_topic("bench", TopicConfig::default().partitions(1))
+            .expect("topic");
         let partition = broker.topic("bench").unwrap().partition(0).unwrap();
         let producer = broker
             .producer(ProducerConfig::default().acks(Acks::All))
             .expect("producer");
-        let fsyncs_before = partition.fsync_count();
-        let barrier = Barrier::new(threads + 1);
-        let start_and_samples = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    let producer = producer.clone();
-                    let value = value.clone();
-                    let barrier = &barrier;
-                    s.spawn(move || {
-                        barrier.wait();
-                        let start = Instant::now();
-                        let mut samples = Vec::new();
-                        while start.elapsed() < run_for {
-                            let t = Instant::now();
-                            producer
-                                .send(ProducerRecord::new("bench", value.clone()))
-                                .expect("send")
-                                .wait()
-                                .expect("stored");
-                            samples.push(t.elapsed());
-                        }
-                        samples
+        let mut all_samples = Vec::new();
+        let (mut records, mut fsyncs, mut switches) = (0u64, 0u64, 0u64);
+        let mut elapsed_all = Duration::ZERO;
+        let mut ratios = Vec::new();
+        let mut probes = Vec::new();
+        for _ in 0..support::runs() {
+            let fsyncs_before = partition.fsync_count();
+            let bytes_before = broker.describe_topic("bench").unwrap().partitions[0].size_bytes;
+            let barrier = Barrier::new(threads + 1);
+            let (elapsed, samples, round_switches) = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|_| {
+                        let producer = producer.clone();
+                        let value = value.clone();
+                        let barrier = &barrier;
+                        s.spawn(move || {
+                            barrier.wait();
+                            let switches = context_switches();
+                            let start = Instant::now();
+                            let mut samples = Vec::new();
+                            while start.elapsed() < run_for {
+                                let t = Instant::now();
+                                producer
+                                    .send(ProducerRecord::new("bench", value.clone()))
+                                    .expect("send")
+                                    .wait()
+                                    .expect("stored");
+                                samples.push(t.elapsed());
+                            }
+                            (samples, context_switches().saturating_sub(switches))
+                        })
                     })
-                })
-                .collect();
-            barrier.wait();
-            let start = Instant::now();
-            let samples: Vec<Duration> = handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("thread"))
-                .collect();
-            (start.elapsed(), samples)
-        });
-        let (elapsed, samples) = start_and_samples;
-        let records = samples.len() as u64;
-        let fsyncs = partition.fsync_count() - fsyncs_before;
-        let p = percentiles(samples, &[50.0, 99.0]);
+                    .collect();
+                barrier.wait();
+                let start = Instant::now();
+                let mut samples = Vec::new();
+                let mut switches = 0;
+                for h in handles {
+                    let (s, c) = h.join().expect("thread");
+                    samples.extend(s);
+                    switches += c;
+                }
+                (start.elapsed(), samples, switches)
+            });
+            let round_records = samples.len() as u64;
+            let round_bytes =
+                broker.describe_topic("bench").unwrap().partitions[0].size_bytes - bytes_before;
+            // The bound: every thread's record durable once per fsync, each fsync covering
+            // `threads` records' bytes, measured now on a raw file in the same directory.
+            let record_bytes = round_bytes / round_records.max(1);
+            let raw = fsync_latency_of(data_dir.path(), threads as u64 * record_bytes, 100);
+            let bound = threads as f64 / raw.as_secs_f64();
+            ratios.push(round_records as f64 / elapsed.as_secs_f64() / bound);
+            probes.push(raw);
+            records += round_records;
+            fsyncs += partition.fsync_count() - fsyncs_before;
+            switches += round_switches;
+            elapsed_all += elapsed;
+            all_samples.extend(samples);
+        }
+        let per_fsync = records as f64 / fsyncs.max(1) as f64;
+        let p = percentiles(all_samples, &[50.0, 99.0]);
         report.push(Row {
             group: "acks=all".into(),
             name: format!("{threads} thread(s), send().wait() loop"),
             records,
             bytes: records * VALUE_BYTES as u64,
-            elapsed,
+            elapsed: elapsed_all,
             baseline: Some("1 thread(s), send().wait() loop".into()),
             note: String::new(),
             rounds: Vec::new(),
@@ -262,14 +297,29 @@ fn main() {
             "acks=all",
             &format!("{threads} thread(s): latency and fsyncs"),
             format!(
-                "p50 {:.3} ms, p99 {:.3} ms; {fsyncs} fsyncs for {records} records ({:.1} records per fsync)",
+                "p50 {:.3} ms, p99 {:.3} ms; {fsyncs} fsyncs for {records} records ({per_fsync:.1} records per fsync); {:.2} context switches per record in the sending threads",
                 p[0].as_secs_f64() * 1e3,
                 p[1].as_secs_f64() * 1e3,
-                records as f64 / fsyncs.max(1) as f64
+                switches as f64 / records.max(1) as f64
+            ),
+        );
+        let mut sorted = ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        report.note(
+            "acks=all",
+            &format!("{threads} thread(s): vs threads / fsync latency"),
+            format!(
+                "per round: median {:.2}x, best {:.2}x (rounds {:?}) of {threads} / the p50 fsync of a raw file after writing {threads} records' bytes, measured after each round ({:?} ms); target >= 0.5x",
+                sorted[sorted.len() / 2],
+                sorted[sorted.len() - 1],
+                ratios.iter().map(|r| (r * 100.0).round() / 100.0).collect::<Vec<_>>(),
+                probes.iter().map(|d| (d.as_secs_f64() * 1e6).round() / 1e3).collect::<Vec<_>>()
             ),
         );
         producer.close().expect("close");
     }
+
+    pipelined_acks_all(&mut report, &value, data_dir.path());
 
     report.print("Producer");
 }
@@ -367,4 +417,143 @@ fn producer_and_records(
         .producer(ProducerConfig::default())
         .expect("producer");
     (broker, producer, records(value, n, timestamp))
+}
+
+/// This thread's context switches so far, voluntary and not (Linux's
+/// `/proc/thread-self/status`; 0 elsewhere).
+fn context_switches() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// acks=all from one thread as Kafka clients send: `send_with_callback` for every record (many
+/// in flight), then `flush`; against a raw file written with the same bytes and fsynced
+/// (`fdatasync`) after as many records as the producer's fsyncs covered on average in that
+/// round (a `BufWriter`, flushed and fsynced per group). Rounds interleaved; the per-round
+/// ratio is the raw file's time over the producer's.
+fn pipelined_acks_all(report: &mut Report, value: &Bytes, dir: &std::path::Path) {
+    const NAME: &str = "1 thread, send_with_callback pipelined, then flush";
+    if !support::selected(NAME) {
+        return;
+    }
+    let n = scaled(200_000);
+    let mut producer_times = Vec::new();
+    let mut raw_times = Vec::new();
+    let mut per_fsync_all = Vec::new();
+    for round in 0..support::warmup() + support::runs() {
+        let broker_dir = dir.join(format!("pipelined-{round}"));
+        let broker = Broker::open(&broker_dir).expect("broker");
+        broker
+            .create_topic("bench", TopicConfig::default().partitions(1))
+            .expect("topic");
+        let partition = broker.topic("bench").unwrap().partition(0).unwrap();
+        let producer = broker
+            .producer(ProducerConfig::default().acks(Acks::All))
+            .expect("producer");
+        let records: Vec<ProducerRecord> = (0..n)
+            .map(|_| ProducerRecord::new("bench", value.clone()))
+            .collect();
+        let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let fsyncs_before = partition.fsync_count();
+        let start = Instant::now();
+        for r in records {
+            let acked = Arc::clone(&acked);
+            producer
+                .send_with_callback(r, move |m| {
+                    m.expect("stored");
+                    acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                })
+                .expect("send");
+        }
+        producer.flush().expect("flush");
+        let elapsed = start.elapsed();
+        assert_eq!(acked.load(std::sync::atomic::Ordering::Relaxed), n);
+        let fsyncs = (partition.fsync_count() - fsyncs_before).max(1);
+        let log_bytes = broker.describe_topic("bench").unwrap().partitions[0].size_bytes;
+        producer.close().expect("close");
+        drop(broker);
+        let _ = std::fs::remove_dir_all(&broker_dir);
+        // The raw file: the same bytes, fsynced after the same number of records.
+        let per_fsync = (n / fsyncs).max(1);
+        let record_bytes = (log_bytes / n).max(1) as usize;
+        let raw = raw_grouped_fsyncs(dir, n, per_fsync, record_bytes);
+        if round >= support::warmup() {
+            producer_times.push(elapsed);
+            raw_times.push(raw);
+            per_fsync_all.push(n as f64 / fsyncs as f64);
+        }
+    }
+    let best = producer_times
+        .iter()
+        .min()
+        .copied()
+        .unwrap_or(Duration::MAX);
+    let raw_best = raw_times.iter().min().copied().unwrap_or(Duration::MAX);
+    report.push(Row {
+        group: "acks=all".into(),
+        name: "raw file, same bytes, fdatasync per group of records".into(),
+        records: n,
+        bytes: n * VALUE_BYTES as u64,
+        elapsed: raw_best,
+        baseline: None,
+        note: String::new(),
+        rounds: raw_times,
+    });
+    report.push(Row {
+        group: "acks=all".into(),
+        name: NAME.into(),
+        records: n,
+        bytes: n * VALUE_BYTES as u64,
+        elapsed: best,
+        baseline: Some("raw file, same bytes, fdatasync per group of records".into()),
+        note: String::new(),
+        rounds: producer_times,
+    });
+    per_fsync_all.sort_by(f64::total_cmp);
+    report.note(
+        "acks=all",
+        "pipelined: records per fsync (the raw file's group)",
+        format!(
+            "median {:.0} (rounds: {:?}); target >= 0.8x of the raw file",
+            per_fsync_all[per_fsync_all.len() / 2],
+            per_fsync_all
+                .iter()
+                .map(|r| r.round() as u64)
+                .collect::<Vec<_>>()
+        ),
+    );
+}
+
+/// Writes `n` records of `record_bytes` to a fresh file through a `BufWriter`, flushing and
+/// fsyncing (`fdatasync`) after every `per_fsync` records and at the end.
+#[allow(clippy::disallowed_methods)] // a raw fsync is the baseline
+fn raw_grouped_fsyncs(
+    dir: &std::path::Path,
+    n: u64,
+    per_fsync: u64,
+    record_bytes: usize,
+) -> Duration {
+    use std::io::Write;
+    let path = dir.join("raw-grouped");
+    let record = vec![b'x'; record_bytes];
+    let start = Instant::now();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap());
+    for i in 1..=n {
+        w.write_all(&record).unwrap();
+        if i % per_fsync == 0 || i == n {
+            w.flush().unwrap();
+            w.get_ref().sync_data().unwrap();
+        }
+    }
+    let elapsed = start.elapsed();
+    drop(w);
+    let _ = std::fs::remove_file(&path);
+    elapsed
 }

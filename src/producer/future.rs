@@ -14,11 +14,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use crate::config::Acks;
 use crate::error::{Error, Result};
@@ -33,12 +35,42 @@ pub(crate) struct BatchOutcome {
 }
 
 /// The result of one batch, set once per use.
+///
+/// Waiters do not share a condition variable: a blocked `wait` leaves its thread in the
+/// completion and parks it alone. `set` unparks one of them and returns: each woken thread
+/// unparks [`WAKE_FAN_OUT`] more before it returns, so the wake-ups of a group-committed
+/// batch of fifty spread over the woken threads (a tree, about six levels deep) instead of
+/// costing the completing thread (the producer's sender, which should be starting the next
+/// fsync) fifty `futex` calls, and instead of a condvar's `notify_all`, which requeues the
+/// waiters onto its mutex so that each waits for the one before it to be scheduled and
+/// release it. A woken thread reads the outcome from atomics, without the lock.
+///
+/// Every waiter is woken: a waiter that returns (unparked, or on its own once the outcome is
+/// set) pops up to two more off the list while any is left, and pops only ever take from the
+/// list, so a waiter that no one unparked would leave more pops than entries.
 #[derive(Debug)]
 pub(crate) struct Completion {
     acks: Acks,
+    /// [`PENDING`], [`SUCCEEDED`] or [`FAILED`]: stored (release) after the outcome and the
+    /// atomics below, so a waiter that loads it (acquire) can read them without the lock.
+    status: AtomicU8,
+    /// The outcome's base offset once `status` is [`SUCCEEDED`].
+    base_offset: AtomicI64,
+    /// The outcome's log append time ([`NO_APPEND_TIME`] for none).
+    log_append_time: AtomicI64,
     state: Mutex<State>,
-    done: Condvar,
 }
+
+/// The outcome is not set yet.
+const PENDING: u8 = 0;
+/// The batch was stored: the atomics hold its outcome.
+const SUCCEEDED: u8 = 1;
+/// The batch failed: the error is in the state, under the lock.
+const FAILED: u8 = 2;
+/// No log append time (the topic uses `CreateTime`).
+const NO_APPEND_TIME: i64 = i64::MIN;
+/// How many waiting threads each woken thread unparks (see [`Completion`]).
+const WAKE_FAN_OUT: usize = 2;
 
 /// A completion's batch and, once set, its outcome.
 #[derive(Debug)]
@@ -51,6 +83,9 @@ struct State {
     /// record has one future, so the index is a key). `set` takes and wakes them all, so none
     /// is left for a later use of the completion.
     wakers: Vec<(i32, Waker)>,
+    /// Threads blocked in `wait` on the batch; once the outcome is set, those not yet
+    /// unparked (see [`Completion`]).
+    threads: Vec<Thread>,
 }
 
 /// The topic and partition of a batch, for its records' metadata.
@@ -90,13 +125,16 @@ impl Completion {
     pub(crate) fn new(topic: &'static str, partition: i32, acks: Acks) -> Self {
         Completion {
             acks,
+            status: AtomicU8::new(PENDING),
+            base_offset: AtomicI64::new(0),
+            log_append_time: AtomicI64::new(NO_APPEND_TIME),
             state: Mutex::new(State {
                 topic,
                 partition,
                 outcome: None,
                 wakers: Vec::new(),
+                threads: Vec::new(),
             }),
-            done: Condvar::new(),
         }
     }
 
@@ -107,6 +145,10 @@ impl Completion {
         state.topic = topic;
         state.partition = partition;
         state.outcome = None;
+        // Every future of the earlier use is gone, so every thread that waited returned; any
+        // left here woke before its turn and needs no unpark.
+        state.threads.clear();
+        self.status.store(PENDING, Ordering::Release);
     }
 
     /// The batch's topic and partition.
@@ -119,23 +161,102 @@ impl Completion {
         }
     }
 
-    /// Sets the result unless one is set already, and wakes the waiters.
+    /// Sets the result unless one is set already, and wakes the waiters: one blocked thread
+    /// is unparked here (the others by the woken ones, see [`Completion`]), and async tasks'
+    /// wakers are woken; no lock is held meanwhile.
     pub(crate) fn set(&self, result: Result<BatchOutcome>) {
         let mut state = self.state.lock();
-        if state.outcome.is_none() {
-            state.outcome = Some(result);
-            self.done.notify_all();
-            let wakers = std::mem::take(&mut state.wakers);
-            // Woken outside the lock: an executor may poll the future inline.
-            drop(state);
-            for (_, w) in wakers {
-                w.wake();
+        if state.outcome.is_some() {
+            return;
+        }
+        let status = match &result {
+            Ok(o) => {
+                self.base_offset.store(o.base_offset, Ordering::Relaxed);
+                self.log_append_time.store(
+                    o.log_append_time.unwrap_or(NO_APPEND_TIME),
+                    Ordering::Relaxed,
+                );
+                SUCCEEDED
             }
+            Err(_) => FAILED,
+        };
+        state.outcome = Some(result);
+        self.status.store(status, Ordering::Release);
+        let wakers = std::mem::take(&mut state.wakers);
+        let first = state.threads.pop();
+        // Woken outside the lock: an executor may poll the future inline, and the woken
+        // thread finds the lock free to take the next ones.
+        drop(state);
+        if let Some(t) = first {
+            t.unpark();
+        }
+        for (_, w) in wakers {
+            w.wake();
+        }
+    }
+
+    /// Unparks up to [`WAKE_FAN_OUT`] threads still waiting on the set outcome: called by
+    /// each waiter that returns, so that every waiter is woken.
+    fn wake_more(&self) {
+        let mut next: [Option<Thread>; WAKE_FAN_OUT] = Default::default();
+        {
+            let mut state = self.state.lock();
+            for slot in &mut next {
+                *slot = state.threads.pop();
+            }
+        }
+        for t in next.into_iter().flatten() {
+            t.unpark();
         }
     }
 
     pub(crate) fn is_set(&self) -> bool {
-        self.state.lock().outcome.is_some()
+        self.status.load(Ordering::Acquire) != PENDING
+    }
+
+    /// The metadata of the record at `index` once the outcome is set (`None` before), read
+    /// without the lock on success; `place` is the batch's, read by the caller earlier (a
+    /// completion is not reused while a future holds it).
+    fn finished(&self, place: Place, index: i32, timestamp: i64) -> Option<Result<RecordMetadata>> {
+        match self.status.load(Ordering::Acquire) {
+            PENDING => None,
+            SUCCEEDED => {
+                let time = self.log_append_time.load(Ordering::Relaxed);
+                let outcome = Ok(BatchOutcome {
+                    base_offset: self.base_offset.load(Ordering::Relaxed),
+                    log_append_time: (time != NO_APPEND_TIME).then_some(time),
+                });
+                Some(place.metadata(&outcome, index, timestamp))
+            }
+            _ => {
+                let state = self.state.lock();
+                state
+                    .outcome
+                    .as_ref()
+                    .map(|outcome| place.metadata(outcome, index, timestamp))
+            }
+        }
+    }
+
+    /// Leaves the calling thread to be unparked by `set`, unless the outcome is set already;
+    /// returns the batch's place either way.
+    fn register_thread(&self) -> (Place, bool) {
+        let mut state = self.state.lock();
+        let place = state.place(self.acks);
+        if state.outcome.is_some() {
+            return (place, false);
+        }
+        state.threads.push(std::thread::current());
+        (place, true)
+    }
+
+    /// Takes the calling thread off the list `set` unparks (a wait that timed out).
+    fn unregister_thread(&self) {
+        let me = std::thread::current().id();
+        let mut state = self.state.lock();
+        if let Some(i) = state.threads.iter().position(|t| t.id() == me) {
+            state.threads.swap_remove(i);
+        }
     }
 }
 
@@ -216,16 +337,19 @@ impl SendFuture {
         if let Some(immediate) = self.immediate() {
             return immediate;
         }
-        let mut state = self.completion.state.lock();
+        let (place, registered) = self.completion.register_thread();
         loop {
-            if let Some(outcome) = state.outcome.as_ref() {
-                return state.place(self.completion.acks).metadata(
-                    outcome,
-                    self.index,
-                    self.timestamp,
-                );
+            if let Some(done) = self.completion.finished(place, self.index, self.timestamp) {
+                if registered {
+                    // Passes the wake-up on (see `Completion`).
+                    self.completion.wake_more();
+                }
+                return done;
             }
-            self.completion.done.wait(&mut state);
+            debug_assert!(registered, "an unset outcome with no thread to wake");
+            // Returns when `set` unparks this thread, or spuriously (an unpark left over from
+            // an earlier wait): the status decides.
+            std::thread::park();
         }
     }
 
@@ -236,30 +360,38 @@ impl SendFuture {
             return immediate;
         }
         let deadline = Instant::now().checked_add(timeout);
-        let mut state = self.completion.state.lock();
+        let (place, registered) = self.completion.register_thread();
         loop {
-            if let Some(outcome) = state.outcome.as_ref() {
-                return state.place(self.completion.acks).metadata(
-                    outcome,
-                    self.index,
-                    self.timestamp,
-                );
-            }
-            let timed_out = match deadline {
-                Some(d) => self.completion.done.wait_until(&mut state, d).timed_out(),
-                None => {
-                    self.completion.done.wait(&mut state);
-                    false
+            if let Some(done) = self.completion.finished(place, self.index, self.timestamp) {
+                if registered {
+                    self.completion.wake_more();
                 }
-            };
-            if timed_out && state.outcome.is_none() {
-                return Err(Error::Timeout {
-                    operation: format!(
-                        "waiting for a record sent to {}-{}",
-                        state.topic, state.partition
-                    ),
-                    timeout,
-                });
+                return done;
+            }
+            match deadline {
+                None => std::thread::park(),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        self.completion.unregister_thread();
+                        // Set between the last look and the unregistering: still an answer.
+                        if let Some(done) =
+                            self.completion.finished(place, self.index, self.timestamp)
+                        {
+                            // It may have been unparked: it passes the wake-up on.
+                            self.completion.wake_more();
+                            return done;
+                        }
+                        return Err(Error::Timeout {
+                            operation: format!(
+                                "waiting for a record sent to {}-{}",
+                                place.topic, place.partition
+                            ),
+                            timeout,
+                        });
+                    }
+                    std::thread::park_timeout(d - now);
+                }
             }
         }
     }
@@ -314,5 +446,106 @@ impl Drop for SendFuture {
                 .wakers
                 .retain(|(i, _)| *i != index);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+
+    use super::*;
+
+    fn future(completion: &Arc<Completion>, index: i32) -> SendFuture {
+        SendFuture::new(Arc::clone(completion), index, 3, 1_000)
+    }
+
+    /// Every thread blocked on a batch wakes with its own record's metadata, although `set`
+    /// unparks only one of them (the wake-up is passed on), over many batches.
+    #[test]
+    fn every_waiter_of_a_batch_wakes_with_its_record() {
+        const WAITERS: usize = 50;
+        for round in 0..20 {
+            let completion = Arc::new(Completion::new("t", 3, Acks::All));
+            let barrier = Barrier::new(WAITERS + 1);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..WAITERS)
+                    .map(|i| {
+                        let f = future(&completion, i as i32);
+                        let barrier = &barrier;
+                        s.spawn(move || {
+                            barrier.wait();
+                            if i % 5 == 0 {
+                                f.wait_timeout(Duration::from_secs(30)).unwrap()
+                            } else {
+                                f.wait().unwrap()
+                            }
+                        })
+                    })
+                    .collect();
+                barrier.wait();
+                // Some waiters are parked by now, some not yet: both must end well.
+                if round % 2 == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                completion.set(Ok(BatchOutcome {
+                    base_offset: 100,
+                    log_append_time: None,
+                }));
+                for (i, h) in handles.into_iter().enumerate() {
+                    let meta = h.join().unwrap();
+                    assert_eq!(meta.offset, 100 + i as i64);
+                    assert_eq!(
+                        (meta.topic, meta.partition, meta.timestamp),
+                        ("t", 3, 1_000)
+                    );
+                }
+            });
+        }
+    }
+
+    /// A wait that timed out leaves nothing behind: the same future then completes, and a
+    /// failed batch's error reaches every waiter.
+    #[test]
+    fn a_timed_out_wait_can_wait_again_and_errors_reach_every_waiter() {
+        let completion = Arc::new(Completion::new("t", 3, Acks::All));
+        let f = future(&completion, 0);
+        assert!(matches!(
+            f.wait_timeout(Duration::from_millis(5)),
+            Err(Error::Timeout { .. })
+        ));
+        assert!(completion.state.lock().threads.is_empty());
+        std::thread::scope(|s| {
+            let waiters: Vec<_> = (1..4)
+                .map(|i| {
+                    let f = future(&completion, i);
+                    s.spawn(move || f.wait())
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(2));
+            completion.set(Err(Error::Closed { what: "producer" }));
+            for w in waiters {
+                assert!(matches!(w.join().unwrap(), Err(Error::Closed { .. })));
+            }
+        });
+        assert!(matches!(
+            f.wait_timeout(Duration::from_millis(5)),
+            Err(Error::Closed { .. })
+        ));
+        // A reused completion starts pending, with the new place and no thread left over.
+        drop(f);
+        completion.reuse("u", 4);
+        assert!(!completion.is_set());
+        assert!(completion.state.lock().threads.is_empty());
+        completion.set(Ok(BatchOutcome {
+            base_offset: 7,
+            log_append_time: Some(55),
+        }));
+        let meta = SendFuture::new(Arc::clone(&completion), 1, 4, 0)
+            .wait()
+            .unwrap();
+        assert_eq!(
+            (meta.topic, meta.partition, meta.offset, meta.timestamp),
+            ("u", 4, 8, 55)
+        );
     }
 }
