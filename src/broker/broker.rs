@@ -293,6 +293,7 @@ impl BrokerBuilder {
             self.retention_check_interval,
             self.checkpoint_interval,
             self.producer_id_expiration,
+            ephemeral,
         )?;
         *inner.tasks.lock() = Some(tasks);
         let compacted = inner

@@ -9,12 +9,21 @@
 //! Each is one named thread holding only a weak reference, so it never keeps the broker alive;
 //! `stop` signals it through a channel and joins it (unless called from the thread itself,
 //! when the last handle happened to drop there).
+//!
+//! A temporary broker's tasks and retention run instead on one thread shared by every
+//! temporary broker of the process (`embroker-temp-tasks`, started with the first): they
+//! never fsync (see `io::sync`), so one broker's work cannot hold up another's for long, and
+//! a test suite opening thousands of fake brokers pays for no thread start and join per
+//! broker (two of them were most of a temporary broker's start and drop). `stop` takes the
+//! broker off the shared thread's list and waits for a pass over it to finish, so, as with
+//! its own threads, nothing runs for a broker after `stop` returns.
 
-use std::sync::Weak;
-use std::thread::JoinHandle;
+use std::sync::{Arc, Weak};
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+use parking_lot::{Condvar, Mutex};
 
 use super::broker::BrokerInner;
 use crate::error::{Error, Result};
@@ -26,13 +35,40 @@ const RETENTION_TICK: Duration = Duration::from_millis(20);
 /// Kafka's `producer.id.expiration.check.interval.ms` default.
 const PRODUCER_EXPIRATION_CHECK: Duration = Duration::from_secs(600);
 
-/// A background thread that runs `body` every `period` until stopped or the broker closes.
+/// A background thread that runs `body` every `period` until stopped or the broker closes,
+/// or a temporary broker's place on the shared thread.
 pub(crate) struct Background {
-    stop: Sender<()>,
+    stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
     /// Another background thread stopped with this one.
     companion: Option<Box<Background>>,
+    /// The broker's job on the shared thread (a temporary broker: no thread of its own).
+    shared: Option<Arc<SharedJob>>,
 }
+
+/// A broker's periodic work, as closures over its schedule.
+type Body = Box<dyn FnMut(&BrokerInner) + Send>;
+
+/// A temporary broker's work on the shared thread.
+pub(crate) struct SharedJob {
+    broker: Weak<BrokerInner>,
+    /// Retention (every [`RETENTION_TICK`]) and the tasks (every [`TICK`]); `None` once
+    /// stopped. Locked by the shared thread across a pass, so `stop` waits for one to end.
+    bodies: Mutex<Option<(Body, Body)>>,
+}
+
+/// The temporary brokers' shared thread: its jobs, and whether it runs.
+struct SharedRunner {
+    jobs: Vec<Arc<SharedJob>>,
+    thread: Option<ThreadId>,
+}
+
+static SHARED: Mutex<SharedRunner> = Mutex::new(SharedRunner {
+    jobs: Vec::new(),
+    thread: None,
+});
+/// Signalled when a job is added (the thread waits on it while it has none).
+static SHARED_JOB_ADDED: Condvar = Condvar::new();
 
 impl Background {
     pub(crate) fn spawn(
@@ -59,9 +95,38 @@ impl Background {
             })
             .map_err(|e| Error::io("starting background thread for", std::env::temp_dir(), e))?;
         Ok(Background {
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
             companion: None,
+            shared: None,
+        })
+    }
+
+    /// Runs `retention` every [`RETENTION_TICK`] and `tasks` every [`TICK`] on the thread
+    /// shared by temporary brokers, starting it if this is the first.
+    fn shared(broker: Weak<BrokerInner>, retention: Body, tasks: Body) -> Result<Background> {
+        let job = Arc::new(SharedJob {
+            broker,
+            bodies: Mutex::new(Some((retention, tasks))),
+        });
+        let mut runner = SHARED.lock();
+        if runner.thread.is_none() {
+            let thread = std::thread::Builder::new()
+                .name("embroker-temp-tasks".into())
+                .spawn(run_shared)
+                .map_err(|e| {
+                    Error::io("starting background thread for", std::env::temp_dir(), e)
+                })?;
+            runner.thread = Some(thread.thread().id());
+        }
+        runner.jobs.push(Arc::clone(&job));
+        drop(runner);
+        SHARED_JOB_ADDED.notify_one();
+        Ok(Background {
+            stop: None,
+            thread: None,
+            companion: None,
+            shared: Some(job),
         })
     }
 
@@ -69,7 +134,21 @@ impl Background {
         if let Some(companion) = self.companion.take() {
             companion.stop();
         }
-        let _ = self.stop.try_send(());
+        if let Some(job) = self.shared.take() {
+            let on_runner = {
+                let mut runner = SHARED.lock();
+                runner.jobs.retain(|j| !Arc::ptr_eq(j, &job));
+                runner.thread == Some(std::thread::current().id())
+            };
+            // Waits for a pass over this broker to end (unless this is that pass: the last
+            // handle dropped there), then drops the bodies.
+            if !on_runner {
+                drop(job.bodies.lock().take());
+            }
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.try_send(());
+        }
         if let Some(thread) = self.thread.take() {
             if thread.thread().id() != std::thread::current().id() {
                 let _ = thread.join();
@@ -78,44 +157,80 @@ impl Background {
     }
 }
 
-/// Starts the tasks thread and the retention thread (stopped with it).
+/// The temporary brokers' shared thread: every [`RETENTION_TICK`], each job's retention, and
+/// every fifth tick its tasks; parked without a timer while there is no job.
+fn run_shared() {
+    let per_tasks_tick = (TICK.as_millis() / RETENTION_TICK.as_millis()).max(1);
+    let mut tick: u128 = 0;
+    loop {
+        {
+            let mut runner = SHARED.lock();
+            while runner.jobs.is_empty() {
+                SHARED_JOB_ADDED.wait(&mut runner);
+            }
+        }
+        std::thread::sleep(RETENTION_TICK);
+        tick = tick.wrapping_add(1);
+        let jobs = SHARED.lock().jobs.clone();
+        for job in jobs {
+            let mut bodies = job.bodies.lock();
+            let Some((retention, tasks)) = bodies.as_mut() else {
+                continue;
+            };
+            let Some(broker) = job.broker.upgrade() else {
+                continue;
+            };
+            if broker.is_closed() {
+                continue;
+            }
+            retention(&broker);
+            if tick % per_tasks_tick == 0 {
+                tasks(&broker);
+            }
+            // Released before the job's lock: once `stop` has that lock, this thread holds
+            // the broker no more (as a joined thread would not), so a temporary directory is
+            // removed by the thread that dropped the last handle, before its drop returns.
+            drop(broker);
+            drop(bodies);
+        }
+    }
+}
+
+/// Starts the tasks thread and the retention thread (stopped with it), or, for a temporary
+/// broker (`shared`), puts both on the thread temporary brokers share.
 pub(crate) fn start(
     broker: Weak<BrokerInner>,
     retention_every: Duration,
     checkpoint_every: Duration,
     producer_expiration: Duration,
+    shared: bool,
 ) -> Result<Background> {
     // An interval too long to add to an `Instant` (`Duration::MAX`) means never: `None`.
     let mut next_retention = Instant::now().checked_add(retention_every);
-    let retention = Background::spawn(
-        "embroker-retention",
-        broker.clone(),
-        RETENTION_TICK,
-        move |broker| {
-            let now = Instant::now();
-            let due = next_retention.is_some_and(|at| now >= at);
+    let retention_body = move |broker: &BrokerInner| {
+        let now = Instant::now();
+        let due = next_retention.is_some_and(|at| now >= at);
+        if due {
+            next_retention = now.checked_add(retention_every);
+        }
+        let now_ms = broker.clock().now_ms();
+        for log in broker.all_logs() {
+            // Every `retention_every`, and sooner (by size only) for a log over its
+            // `retention.bytes` that rolled many segments since its last pass.
             if due {
-                next_retention = now.checked_add(retention_every);
+                warn_unless_failed("retention", log.enforce_retention(now_ms, false));
+            } else if log.retention_backlog() {
+                warn_unless_failed("retention", log.enforce_retention(now_ms, true));
             }
-            let now_ms = broker.clock().now_ms();
-            for log in broker.all_logs() {
-                // Every `retention_every`, and sooner (by size only) for a log over its
-                // `retention.bytes` that rolled many segments since its last pass.
-                if due {
-                    warn_unless_failed("retention", log.enforce_retention(now_ms, false));
-                } else if log.retention_backlog() {
-                    warn_unless_failed("retention", log.enforce_retention(now_ms, true));
-                }
-            }
-        },
-    )?;
+        }
+    };
     let mut next_checkpoint = Instant::now().checked_add(checkpoint_every);
     // Kafka checks every `producer.id.expiration.check.interval.ms` (10 minutes); a shorter
     // expiration is checked as often as it is long.
     let expiry_every = producer_expiration.min(PRODUCER_EXPIRATION_CHECK);
     let expiration_ms = i64::try_from(producer_expiration.as_millis()).unwrap_or(i64::MAX);
     let mut next_expiry = Instant::now().checked_add(expiry_every);
-    let mut tasks = Background::spawn("embroker-tasks", broker, TICK, move |broker| {
+    let tasks_body = move |broker: &BrokerInner| {
         let now = Instant::now();
         let now_ms = broker.clock().now_ms();
         for log in broker.all_logs() {
@@ -142,7 +257,17 @@ pub(crate) fn start(
             }
             next_expiry = now.checked_add(expiry_every);
         }
-    });
+    };
+    if shared {
+        return Background::shared(broker, Box::new(retention_body), Box::new(tasks_body));
+    }
+    let retention = Background::spawn(
+        "embroker-retention",
+        broker.clone(),
+        RETENTION_TICK,
+        retention_body,
+    )?;
+    let mut tasks = Background::spawn("embroker-tasks", broker, TICK, tasks_body);
     match &mut tasks {
         Ok(tasks) => tasks.companion = Some(Box::new(retention)),
         Err(_) => retention.stop(),
