@@ -178,6 +178,11 @@ impl BrokerBuilder {
     }
 
     /// Opens a broker in a fresh temporary directory, removed when the last handle drops.
+    ///
+    /// Nothing in it is ever fsynced (topic creation, configs, checkpoints, `acks=all`,
+    /// durable offset commits, transactions, close): its data dies with it, so it is
+    /// durability-free by construction, and its background work runs on one thread shared by
+    /// every temporary broker of the process.
     pub fn open_temporary(&self) -> Result<Broker> {
         let temp = tempfile::Builder::new()
             .prefix("embroker-")
@@ -900,7 +905,7 @@ impl Broker {
     }
 
     /// Opens a broker in a fresh temporary directory that is removed when the last handle
-    /// drops: a fake Kafka for tests.
+    /// drops: a fake Kafka for tests. It never fsyncs (see [`BrokerBuilder::open_temporary`]).
     pub fn temporary() -> Result<Broker> {
         BrokerBuilder::default().open_temporary()
     }

@@ -57,7 +57,10 @@ pub enum Acks {
     #[default]
     Leader,
     /// `acks=all` (or `-1`): complete once appended and fsynced (survives a power loss).
-    /// Concurrent sends share one fsync.
+    /// Concurrent sends share one fsync. On a temporary broker ([`Broker::temporary`]) nothing
+    /// is fsynced, since its data dies with it: `acks=all` completes once appended.
+    ///
+    /// [`Broker::temporary`]: crate::Broker::temporary
     All,
 }
 
