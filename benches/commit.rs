@@ -5,8 +5,8 @@
 //! consumer and from several consumers' tasks on one thread (their pending commits share the
 //! syncer's fsyncs).
 //!
-//! `cargo bench --bench commit` (data in a temporary directory; `EMBROKER_COMMIT_DIR=DIR` to
-//! measure another disk). `EMBROKER_BENCH_RUNS` rounds (default 5), each row measured for
+//! `cargo bench --bench commit` (data in a persistent broker in a scratch directory, since a
+//! temporary broker fsyncs nothing; `EMBROKER_COMMIT_DIR=DIR` to measure another disk). `EMBROKER_BENCH_RUNS` rounds (default 5), each row measured for
 //! one second times `EMBROKER_BENCH_SCALE` (default 1; at least 20 ms) per round.
 
 use std::sync::{Arc, Barrier};
@@ -129,9 +129,12 @@ fn main() -> embroker::Result<()> {
         .filter(|s| s.is_finite() && *s > 0.0)
         .unwrap_or(1.0);
     let period = Duration::from_secs_f64(scale.min(60.0)).max(Duration::from_millis(20));
+    // A persistent directory either way: a temporary broker fsyncs nothing (issue #20).
+    #[allow(clippy::expect_used)] // a bench
+    let scratch = tempfile::tempdir().expect("scratch directory");
     let broker = match std::env::var_os("EMBROKER_COMMIT_DIR") {
         Some(dir) => Broker::open(dir)?,
-        None => Broker::temporary()?,
+        None => Broker::open(scratch.path())?,
     };
     println!("data directory: {}", broker.path().display());
     let threads = [1usize, 4];

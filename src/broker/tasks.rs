@@ -184,7 +184,7 @@ fn run_shared() {
                 continue;
             }
             retention(&broker);
-            if tick % per_tasks_tick == 0 {
+            if tick.is_multiple_of(per_tasks_tick) {
                 tasks(&broker);
             }
             // Released before the job's lock: once `stop` has that lock, this thread holds

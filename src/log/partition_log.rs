@@ -34,9 +34,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::{Thread, ThreadId};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use super::checkpoint::RecoveryPoint;
 use super::clean_swap;
@@ -114,10 +115,69 @@ pub(super) struct Writer {
     pending_snapshots: Vec<(i64, Vec<u8>)>,
 }
 
+/// Group commit's state: how far the log is known durable, whether a caller is syncing, and
+/// the callers waiting for it.
+///
+/// Waiters do not share a condition variable (whose `notify_all` requeued them onto this
+/// mutex, to wake one after another): each parks alone, and the caller that finishes a sync
+/// unparks, in one pass after releasing the lock, the waiters the sync covered and one that it
+/// did not, which leads the next sync. The others sleep on: no thundering herd, and no
+/// thread whose offset is durable waits behind the wake-up of one that is not.
 #[derive(Default)]
 struct SyncState {
     durable_offset: i64,
     in_progress: bool,
+    /// Parked callers and the end offset each needs durable.
+    waiters: Vec<(Thread, i64)>,
+    /// The waiter last unparked to lead the next sync, until a sync starts.
+    next_leader: Option<ThreadId>,
+}
+
+impl SyncState {
+    /// After a sync (none in progress now): takes off the list and returns the waiters to
+    /// unpark: those it covered and one it did not, to lead the next sync; every waiter when
+    /// it failed (each then sees the failure, or leads a retry).
+    fn finished(&mut self, ok: bool) -> Vec<Thread> {
+        if !ok {
+            return self.waiters.drain(..).map(|(t, _)| t).collect();
+        }
+        let durable = self.durable_offset;
+        let mut woken = Vec::new();
+        let mut next_leader = None;
+        self.waiters.retain(|(t, end)| {
+            let covered = *end <= durable;
+            let wake = covered || next_leader.is_none();
+            if !covered && next_leader.is_none() {
+                next_leader = Some(t.id());
+            }
+            if wake {
+                woken.push(t.clone());
+            }
+            !wake
+        });
+        self.next_leader = next_leader;
+        woken
+    }
+
+    /// The caller `me` starts a sync: it is no waiter, and no other is to lead.
+    fn lead(&mut self, me: ThreadId) {
+        self.waiters.retain(|(t, _)| t.id() != me);
+        self.in_progress = true;
+        self.next_leader = None;
+    }
+
+    /// The caller `me` returns (its offset is durable, or the log refuses it): takes it off
+    /// the list and, if it had been chosen to lead the next sync and none started, returns
+    /// another waiter to unpark in its place.
+    fn leave(&mut self, me: ThreadId) -> Option<Thread> {
+        self.waiters.retain(|(t, _)| t.id() != me);
+        if self.in_progress || self.next_leader != Some(me) {
+            return None;
+        }
+        let next = self.waiters.pop().map(|(t, _)| t);
+        self.next_leader = next.as_ref().map(Thread::id);
+        next
+    }
 }
 
 /// Why a sync failed.
@@ -171,7 +231,6 @@ pub(crate) struct PartitionLog {
     pub(super) failed: AtomicBool,
     pub(super) closed: AtomicBool,
     sync_state: Mutex<SyncState>,
-    sync_done: Condvar,
     /// Held while a recovery point is computed and written, so writes never go backwards.
     checkpointing: Mutex<()>,
     /// Called by `sync_pending` before its fsyncs (tests hold a sync there).
@@ -381,7 +440,6 @@ impl PartitionLog {
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             sync_state: Mutex::new(SyncState::default()),
-            sync_done: Condvar::new(),
             checkpointing: Mutex::new(()),
             #[cfg(test)]
             sync_hook: Mutex::new(None),
@@ -1083,23 +1141,44 @@ impl PartitionLog {
             }
             return self.check_writable();
         }
+        let me = std::thread::current().id();
         let mut s = self.sync_state.lock();
         loop {
-            if s.durable_offset >= end_offset {
-                return Ok(());
+            let covered = s.durable_offset >= end_offset;
+            let refused = if covered {
+                None
+            } else {
+                self.check_writable().err()
+            };
+            if covered || refused.is_some() {
+                let baton = s.leave(me);
+                drop(s);
+                if let Some(next) = baton {
+                    next.unpark();
+                }
+                return refused.map_or(Ok(()), Err);
             }
-            self.check_writable()?;
             if s.in_progress {
-                self.sync_done.wait(&mut s);
+                if !s.waiters.iter().any(|(t, _)| t.id() == me) {
+                    s.waiters.push((std::thread::current(), end_offset));
+                }
+                // Unparked by the sync that covers this offset, or chosen to lead the next
+                // one (or spuriously: the loop looks again).
+                MutexGuard::unlocked(&mut s, std::thread::park);
                 continue;
             }
-            s.in_progress = true;
+            s.lead(me);
             drop(s);
             // The end is captured before syncing: the fsyncs cover at least that much.
             let result = self.sync_pending(usize::MAX);
             s = self.sync_state.lock();
             s.in_progress = false;
-            self.sync_done.notify_all();
+            let woken = s.finished(result.is_ok());
+            drop(s);
+            // Outside the lock, so a woken caller does not find it taken.
+            for t in woken {
+                t.unpark();
+            }
             match result {
                 Ok(synced) => {
                     if let Some(e) = synced.index_error {
@@ -1107,11 +1186,9 @@ impl PartitionLog {
                         log::warn!("{self:?}: index not persisted, will retry: {e}");
                     }
                 }
-                Err(f) => {
-                    drop(s);
-                    return Err(self.settle(f));
-                }
+                Err(f) => return Err(self.settle(f)),
             }
+            s = self.sync_state.lock();
         }
     }
 
@@ -2415,6 +2492,81 @@ mod tests {
         let stats = clean().unwrap().expect("a pass is due again");
         assert!(stats.records_removed > 0);
         log.append_records(&[Record::new("v").key("k0")]).unwrap();
+    }
+
+    /// Group commit's hand-off (issue #20): callers that arrive while a sync is held wait;
+    /// when it ends, one of them (its offset not covered) leads the next sync, which covers
+    /// all of them, and every caller returns: two fsyncs for nine callers.
+    #[test]
+    fn waiters_of_a_sync_get_one_new_leader_and_all_return() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = Arc::new(open_log(tmp.path(), TopicConfig::default()));
+        let (entered_tx, entered) = mpsc::channel::<()>();
+        let (release, released) = mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let entered_tx = Mutex::new(entered_tx);
+        let held = AtomicBool::new(false);
+        *log.sync_hook.lock() = Some(Arc::new(move || {
+            // Only the first sync is held.
+            if !held.swap(true, Ordering::AcqRel) {
+                let _ = entered_tx.lock().send(());
+                let _ = released.lock().recv_timeout(Duration::from_secs(60));
+            }
+        }));
+        let before = log.fsync_count();
+        let first = append(&log, 0).unwrap().last_offset + 1;
+        let leader = {
+            let log = log.clone();
+            std::thread::spawn(move || log.sync_to(first))
+        };
+        entered.recv_timeout(Duration::from_secs(60)).unwrap();
+        let waiters: Vec<_> = (1..9)
+            .map(|i| {
+                let end = append(&log, i).unwrap().last_offset + 1;
+                let log = log.clone();
+                std::thread::spawn(move || log.sync_to(end))
+            })
+            .collect();
+        // Until every caller waits on the held sync.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while log.sync_state.lock().waiters.len() < 8 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(log.sync_state.lock().waiters.len(), 8);
+        let _ = release.send(());
+        leader.join().unwrap().unwrap();
+        for w in waiters {
+            w.join().unwrap().unwrap();
+        }
+        assert_eq!(log.fsync_count() - before, 2);
+        assert!(log.sync_state.lock().waiters.is_empty());
+        assert!(log.durable_offset() >= 9);
+    }
+
+    /// Many callers appending and syncing at once all return, sharing fsyncs.
+    #[test]
+    fn concurrent_syncs_all_return_and_share_fsyncs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = Arc::new(open_log(tmp.path(), TopicConfig::default()));
+        let before = log.fsync_count();
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..30 {
+                        let end = append(&log, t * 100 + i).unwrap().last_offset + 1;
+                        log.sync_to(end).unwrap();
+                        assert!(log.durable_offset() >= end);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let fsyncs = log.fsync_count() - before;
+        assert!((1..=480).contains(&fsyncs), "{fsyncs} fsyncs");
+        assert!(log.sync_state.lock().waiters.is_empty());
     }
 
     #[test]
