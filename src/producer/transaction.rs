@@ -19,7 +19,10 @@
 //!   registration failed is not appended.
 //! - `commit_transaction` and `abort_transaction` flush first, so every record sent in the
 //!   transaction is in its partition before the marker; a transaction with a failed send
-//!   cannot commit.
+//!   cannot commit. A commit waits only until the records are appended (the sender says so
+//!   before it fsyncs them) and hands the coordinator where each partition's data ends, so
+//!   the decision's fsync runs alongside the data's; it returns once both are durable and
+//!   every record's future is complete.
 //! - Each transaction that reached the coordinator ends with a new epoch (or, once the epoch
 //!   is exhausted, a new producer id) that the producer takes before the next transaction
 //!   (Kafka's transaction version 2): the next batch of every partition starts at sequence 0.

@@ -18,6 +18,13 @@
 //!   transaction's partitions; then the markers at E+1 and the `Complete*` record (which keeps
 //!   the same producer id, epoch and partitions), neither fsynced. The producer continues at
 //!   E+1 (a new producer id once the epoch is exhausted), every sequence from 0.
+//! - A commit whose data is still being fsynced (`commit_with_data`) records in its decision
+//!   where each partition's data ends; its fsync runs alongside the data's, and no marker is
+//!   written (nor the call answered) before both are durable. So a durable decision may lack
+//!   data only if the commit was never acknowledged, and no marker of it exists then.
+//! - At open, a commit decision with recorded ends whose data some partition's log does not
+//!   reach becomes a durable `PrepareAbort` at its epoch before anything else (the next rule
+//!   then aborts its data everywhere).
 //! - Before any durable record of an id supersedes its last decision, that decision's markers
 //!   are durable (`unsynced_markers`): so the last durable decision record of an id names
 //!   every partition where one of its markers may be missing.
@@ -106,11 +113,12 @@ impl TxnCoordinator {
     }
 
     fn entry(&self, transactional_id: &str) -> Entry {
-        self.entries
-            .lock()
-            .entry(transactional_id.to_string())
-            .or_default()
-            .clone()
+        let mut entries = self.entries.lock();
+        // Looked up first: the id is allocated only the first time (once per id, not per call).
+        if let Some(entry) = entries.get(transactional_id) {
+            return Arc::clone(entry);
+        }
+        Arc::clone(entries.entry(transactional_id.to_string()).or_default())
     }
 
     /// Kafka's `InitProducerId`. Without a transactional id: a fresh producer id, epoch 0.
@@ -434,7 +442,17 @@ impl TxnCoordinator {
                     super::testing::decision_durable_before_data();
                 }
                 for (log, end) in data {
-                    if let Err(e) = log.sync_to(*end) {
+                    let deleted = || {
+                        matches!(
+                            broker.partition_log(log.topic(), log.partition()),
+                            Err(Error::UnknownTopic { .. } | Error::UnknownPartition { .. })
+                        )
+                    };
+                    // A partition deleted since is skipped, as its marker will be.
+                    if let Err(e) =
+                        log.sync_to(*end)
+                            .or_else(|e| if deleted() { Ok(()) } else { Err(e) })
+                    {
                         // The decision is durable, its data maybe not: completing it here
                         // could commit records a crash then loses. Recovery decides.
                         next.data_unsure = true;
