@@ -167,7 +167,7 @@ pub use types::{Bytes, Header, Record, StoredRecord, TimestampType, TopicPartiti
 /// applications.
 #[doc(hidden)]
 pub mod __testing {
-    pub use crate::txn::testing::on_commit_decision;
+    pub use crate::txn::testing::{on_commit_decision, on_commit_decision_before_data};
 }
 
 #[doc(hidden)]

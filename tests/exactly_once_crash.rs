@@ -19,7 +19,11 @@
 //! A second test kills the child between the commit decision (`PrepareCommit` durable in
 //! `__transaction_state`) and its markers, through the coordinator's test hook
 //! (`embroker::__testing`): reopening completes the transaction, its invoices become visible
-//! and its offsets committed.
+//! and its offsets committed. A third kills it there too and then cuts the last byte off the
+//! `invoices` data, as a power loss does to data whose fsync was still running alongside the
+//! decision's (a SIGKILL alone loses nothing the process wrote): reopening aborts the
+//! transaction (the decision records where its data ends, and the log ends before that), and
+//! the restarted pipeline then invoices every order exactly once.
 //!
 //! Before each run the parent appends 0 to 40 new orders per partition, so most runs have work
 //! when they are killed. CI: 30 kills. `EMBROKER_LONG=1`: 1,000 kills.
@@ -41,6 +45,8 @@ use embroker::{
 
 const DIR_ENV: &str = "EMBROKER_EOS_CHILD_DIR";
 const HOOK_ENV: &str = "EMBROKER_EOS_CHILD_DIE_AFTER_DECISION";
+/// The value of [`HOOK_ENV`] that kills the child at a decision written with data in flight.
+const BEFORE_DATA: &str = "before-data";
 const GROUP: &str = "billing";
 const TXN_ID: &str = "billing";
 const PARTITIONS: i32 = 2;
@@ -83,21 +89,25 @@ fn run_pipeline(broker: &Broker, idle: Duration, ready: bool) -> usize {
         producer.begin_transaction().unwrap();
         let mut offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
         for r in records.iter() {
-            let id = format!("{}:{}", r.partition, r.offset);
-            // The invoice goes to the order's partition, so output order follows input order.
-            let invoice = ProducerRecord::new("invoices", id.clone())
-                .key(id)
-                .partition(r.partition);
-            drop(producer.send(invoice).unwrap());
             offsets.insert(
                 TopicPartition::new("orders", r.partition),
                 OffsetAndMetadata::new(r.offset + 1),
             );
         }
         let metadata = consumer.group_metadata().unwrap();
+        // Kafka allows them in any order; offsets first leaves the invoices in flight at the
+        // commit, whose decision's fsync then runs alongside theirs.
         producer
             .send_offsets_to_transaction(&offsets, &metadata)
             .unwrap();
+        for r in records.iter() {
+            let id = format!("{}:{}", r.partition, r.offset);
+            // The invoice goes to the order's partition, so output order follows input order.
+            let invoice = ProducerRecord::new("invoices", id.clone())
+                .key(id)
+                .partition(r.partition);
+            drop(producer.send(invoice).unwrap());
+        }
         producer.commit_transaction().unwrap();
         processed += records.count();
     }
@@ -112,7 +122,12 @@ fn eos_child_pipeline() {
     let Ok(dir) = std::env::var(DIR_ENV) else {
         return;
     };
-    if std::env::var(HOOK_ENV).is_ok() {
+    let hook = std::env::var(HOOK_ENV).ok();
+    if hook.as_deref() == Some(BEFORE_DATA) {
+        // Die the moment a commit decision written with its invoices still in flight is
+        // durable, before the coordinator waits for their fsync.
+        embroker::__testing::on_commit_decision_before_data(Box::new(|| std::process::abort()));
+    } else if hook.is_some() {
         // Die the moment the first commit decision is durable, before any marker.
         embroker::__testing::on_commit_decision(Box::new(|| std::process::abort()));
     }
@@ -322,4 +337,68 @@ fn kill_after_the_commit_decision_completes_on_reopen() {
         eprintln!("after reopen: {description:?}");
         broker.close().unwrap();
     }
+}
+
+#[test]
+fn kill_after_the_commit_decision_with_its_data_cut_short_aborts_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut next = setup(&data);
+    let (mut child, _lines) =
+        common::spawn_ready_child("eos_child_pipeline", dir.path(), "eos child", |c| {
+            c.env(DIR_ENV, &data).env(HOOK_ENV, BEFORE_DATA);
+        });
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the child died at its commit decision");
+    // The dying transaction's invoices are the last batches of the `invoices` partitions it
+    // wrote to (earlier transactions end with their markers); tear the last byte of each
+    // such partition, as a power loss leaves a write whose fsync had not returned.
+    let mut torn = 0;
+    for p in 0..PARTITIONS {
+        let path = data
+            .join(format!("invoices-{p}"))
+            .join(format!("{:020}.log", 0));
+        let bytes = std::fs::read(&path).unwrap();
+        let Some(last) = last_batch_start(&bytes) else {
+            continue;
+        };
+        // Attributes at byte 21 of the batch (big-endian i16): bit 5 is a control batch.
+        let control = bytes[last + 22] & 0x20 != 0;
+        if !control {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_len(bytes.len() as u64 - 1).unwrap();
+            torn += 1;
+        }
+    }
+    assert!(torn > 0, "the dying transaction wrote invoices");
+    {
+        let broker = Broker::open(&data).unwrap();
+        // Exactly the invoices of the orders below the committed offsets: the torn
+        // transaction is aborted whole, its offsets with it.
+        check(0, &broker);
+        let d = broker.describe_transaction(TXN_ID).unwrap().unwrap();
+        assert_eq!(d.state, embroker::TxnState::CompleteAbort, "{d:?}");
+        // The pipeline restarts on the same directory and processes every order once.
+        append_orders(&broker, 10, &mut next);
+        run_pipeline(&broker, Duration::from_millis(1_500), false);
+        broker.close().unwrap();
+    }
+    let broker = Broker::open(&data).unwrap();
+    let committed = check(1, &broker);
+    let total: i64 = committed.values().sum();
+    assert_eq!(total, next as i64, "every order processed: {committed:?}");
+    broker.close().unwrap();
+}
+
+/// Where the last batch of a segment's bytes starts (batches are laid end to end: base offset
+/// i64, then the length i32 of what follows).
+fn last_batch_start(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    let mut last = None;
+    while at + 12 <= bytes.len() {
+        let length = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+        last = Some(at);
+        at += 12 + usize::try_from(length).unwrap();
+    }
+    last
 }

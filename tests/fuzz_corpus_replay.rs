@@ -732,7 +732,8 @@ fn real_txn_records() -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
 /// Seeds for `txn_state_log`: a real record of each state embroker writes, the three states it
 /// never writes (Ongoing, Dead, PrepareEpochFence) and a tombstone (Kafka's, when a transactional id
 /// expires) through the encoder, version 1 values (tagged fields, and the non-canonical forms
-/// the decoder accepts: an unknown tag, a tag at its default, an overlong varint), then damaged
+/// the decoder accepts: an unknown tag, a tag at its default, an overlong varint), a commit
+/// decision with embroker's data end offsets (and one of the wrong size), then damaged
 /// copies (`bad-*`: cut, lengthened, wrong versions, unknown status, bad lengths, a tag of the
 /// wrong width, a varint past 32 bits) and one structured input.
 fn txn_state_log_seeds() -> Vec<(String, Vec<u8>)> {
@@ -833,6 +834,32 @@ fn txn_state_log_seeds() -> Vec<(String, Vec<u8>)> {
     tag_wrong_width.push(0);
     let mut varint_too_long = v1_empty_bytes.clone();
     varint_too_long.splice(17..18, [0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    // Embroker's data end offsets (tag 100 of a topic entry, one i64 per partition id), on a
+    // commit decision as `commit_transaction` writes it; and one of the wrong size.
+    let mut v1_ends = v1_tags.clone();
+    v1_ends.state = TxnState::PrepareCommit;
+    v1_ends.previous_producer_id = -1;
+    v1_ends.next_producer_id = -1;
+    for topic in v1_ends.partitions.iter_mut().flatten() {
+        topic.end_offsets = topic
+            .partitions
+            .iter()
+            .map(|p| 1_000 + i64::from(*p))
+            .collect();
+    }
+    let v1_ends_bytes = encode_txn_log_value(&v1_ends);
+    // Status at 16, one topic (2), "orders" (7 + 6 bytes), two ids (3 + 8 bytes), then the
+    // entry's tags: count 1, tag 100, size 16.
+    let ends_tag = 17 + 1 + 7 + 1 + 8 + 1;
+    assert_eq!(v1_ends_bytes[ends_tag - 1..ends_tag + 2], [1, 100, 16]);
+    let mut ends_wrong_size = v1_ends_bytes.clone();
+    ends_wrong_size[ends_tag + 1] -= 8;
+    ends_wrong_size.drain(ends_tag + 2..ends_tag + 10);
+    seeds.push(("v1-end-offsets".into(), value_seed(&v1_ends_bytes)));
+    seeds.push((
+        "bad-v1-end-offsets-wrong-size".into(),
+        value_seed(&ends_wrong_size),
+    ));
     seeds.push(("v1-tags".into(), value_seed(&v1_tags_bytes)));
     seeds.push(("v1-no-tags".into(), value_seed(&v1_empty_bytes)));
     seeds.push(("v1-unknown-tag".into(), value_seed(&unknown_tag)));
@@ -937,7 +964,10 @@ fn txn_state_log_seeds_run() {
             let canonical = bodies::flexible_value_is_canonical(value.expect("a value"));
             assert_eq!(
                 canonical,
-                Some(matches!(name.as_str(), "v1-tags" | "v1-no-tags")),
+                Some(matches!(
+                    name.as_str(),
+                    "v1-tags" | "v1-no-tags" | "v1-end-offsets"
+                )),
                 "seed {name}"
             );
         }

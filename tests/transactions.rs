@@ -700,6 +700,7 @@ fn a_durable_commit_decision_completes_on_reopen() {
             partitions: Some(vec![embroker::__fuzz::TxnTopicPartitions {
                 topic: "t".into(),
                 partitions: vec![0],
+                end_offsets: Vec::new(),
             }]),
             last_update_ms: 1,
             start_ms: d.start_ms,
@@ -1124,6 +1125,7 @@ fn a_durable_complete_record_without_markers_is_completed_on_reopen() {
             partitions: Some(vec![embroker::__fuzz::TxnTopicPartitions {
                 topic: "t".into(),
                 partitions: vec![0],
+                end_offsets: Vec::new(),
             }]),
             last_update_ms: 1,
             start_ms: d.start_ms,
@@ -1154,4 +1156,212 @@ fn a_durable_complete_record_without_markers_is_completed_on_reopen() {
     assert_eq!(values_read_committed(&broker, "t"), ["decided"]);
     let d = broker.describe_transaction("tx").unwrap().unwrap();
     assert_eq!(d.state, TxnState::CompleteCommit);
+}
+
+/// Appends `value` for `tid` to its `__transaction_state` partition (Kafka's partition of the
+/// id: abs(javaHash(tid)) % 50), as the coordinator would have written it.
+fn append_txn_record(broker: &Broker, tid: &str, value: &embroker::__fuzz::TxnLogValue) {
+    let state_topic = broker.topic("__transaction_state").unwrap();
+    let hash = tid
+        .encode_utf16()
+        .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
+    let partition = hash.abs() % state_topic.partition_count();
+    state_topic
+        .partition(partition)
+        .unwrap()
+        .append(&[
+            embroker::Record::new(embroker::__fuzz::encode_txn_log_value(value))
+                .key(embroker::__fuzz::encode_txn_log_key(tid)),
+        ])
+        .unwrap();
+}
+
+/// A commit decision as `commit_transaction` writes it since its fsync overlaps the data's
+/// (transaction version 2, the bumped epoch, the data's end offset per partition), over a
+/// transaction that wrote one record to each of `t`-0 and `t`-1, left open; `ends` are the end
+/// offsets the decision records. Reopens the broker and returns it.
+fn reopen_after_decision_with_ends(dir: &std::path::Path, ends: [i64; 2]) -> Broker {
+    {
+        let broker = Broker::open(dir).unwrap();
+        broker
+            .create_topic("t", TopicConfig::default().partitions(2))
+            .unwrap();
+        let p = broker.producer(txn_config("tx")).unwrap();
+        p.init_transactions().unwrap();
+        p.begin_transaction().unwrap();
+        for partition in 0..2 {
+            p.send(ProducerRecord::new("t", "decided").partition(partition))
+                .unwrap()
+                .wait()
+                .unwrap();
+        }
+        let d = broker.describe_transaction("tx").unwrap().unwrap();
+        let value = embroker::__fuzz::TxnLogValue {
+            version: 1,
+            producer_id: d.producer_id,
+            producer_epoch: d.producer_epoch + 1,
+            timeout_ms: d.timeout_ms,
+            state: TxnState::PrepareCommit,
+            partitions: Some(vec![embroker::__fuzz::TxnTopicPartitions {
+                topic: "t".into(),
+                partitions: vec![0, 1],
+                end_offsets: ends.to_vec(),
+            }]),
+            last_update_ms: 1,
+            start_ms: d.start_ms,
+            previous_producer_id: -1,
+            next_producer_id: -1,
+            client_transaction_version: 2,
+        };
+        append_txn_record(&broker, "tx", &value);
+        drop(p);
+        broker.close().unwrap();
+    }
+    Broker::open(dir).unwrap()
+}
+
+/// The decision is durable but `t`-1's data did not all reach the disk (its log ends at 1, the
+/// decision says its data ends at 3: the crash lost the records the decision's fsync ran
+/// alongside). The commit was never acknowledged; reopening aborts it in every partition, at
+/// the decision's epoch: `read_committed` sees nothing of it, no partition keeps an open
+/// transaction, and the id continues with a later epoch.
+#[test]
+fn a_commit_decision_whose_data_was_lost_is_aborted_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = reopen_after_decision_with_ends(dir.path(), [1, 3]);
+    for partition in 0..2 {
+        let last = batches(&broker, "t", partition).last().cloned().unwrap();
+        assert_eq!(
+            last.1,
+            Some(ControlRecordType::Abort),
+            "partition {partition}"
+        );
+        assert_eq!(last.0.producer_epoch, 1, "the decision's epoch");
+        let p = broker.topic("t").unwrap().partition(partition).unwrap();
+        assert_eq!(
+            p.last_stable_offset(),
+            p.log_end_offset(),
+            "no open transaction"
+        );
+    }
+    assert!(values_read_committed(&broker, "t").is_empty());
+    assert_eq!(values_read_uncommitted(&broker, "t"), ["decided"]);
+    let d = broker.describe_transaction("tx").unwrap().unwrap();
+    assert_eq!(d.state, TxnState::CompleteAbort);
+    assert_eq!(d.producer_epoch, 1);
+    // The id works on: a new producer commits at a later epoch.
+    let p = broker.producer(txn_config("tx")).unwrap();
+    p.init_transactions().unwrap();
+    p.begin_transaction().unwrap();
+    drop(
+        p.send(ProducerRecord::new("t", "next").partition(0))
+            .unwrap(),
+    );
+    p.commit_transaction().unwrap();
+    assert_eq!(values_read_committed(&broker, "t"), ["next"]);
+    drop(p);
+    // A second reopen finds nothing to do: the abort was recorded.
+    broker.close().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    assert_eq!(values_read_committed(&broker, "t"), ["next"]);
+    assert_eq!(
+        broker.describe_transaction("tx").unwrap().unwrap().state,
+        TxnState::CompleteCommit
+    );
+}
+
+/// The same decision with every partition's data on disk (each log reaches its end offset):
+/// reopening completes the commit.
+#[test]
+fn a_commit_decision_whose_data_is_all_on_disk_completes_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = reopen_after_decision_with_ends(dir.path(), [1, 1]);
+    for partition in 0..2 {
+        let last = batches(&broker, "t", partition).last().cloned().unwrap();
+        assert_eq!(
+            last.1,
+            Some(ControlRecordType::Commit),
+            "partition {partition}"
+        );
+        assert_eq!(last.0.producer_epoch, 1);
+    }
+    let d = broker.describe_transaction("tx").unwrap().unwrap();
+    assert_eq!(d.state, TxnState::CompleteCommit);
+    let p = broker.topic("t").unwrap().partition(1).unwrap();
+    assert_eq!(p.last_stable_offset(), p.log_end_offset());
+    assert_eq!(values_read_committed(&broker, "t"), ["decided"]);
+}
+
+/// `commit_transaction` with records still being written: the decision carries where each
+/// partition's data ends, and the call returns with the records durable and committed.
+#[test]
+fn a_commit_of_records_in_flight_records_their_end_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    broker
+        .create_topic("t", TopicConfig::default().partitions(2))
+        .unwrap();
+    let p = broker.producer(txn_config("tx")).unwrap();
+    p.init_transactions().unwrap();
+    for round in 0..20 {
+        p.begin_transaction().unwrap();
+        let sent: Vec<_> = (0..200)
+            .map(|i| {
+                p.send(ProducerRecord::new("t", format!("{round}-{i}")).partition(i % 2))
+                    .unwrap()
+            })
+            .collect();
+        p.commit_transaction().unwrap();
+        for s in sent {
+            // Complete (and so durable) once the commit returned.
+            assert!(s.wait().is_ok());
+        }
+    }
+    let mut log_ends = Vec::new();
+    for partition in 0..2 {
+        let part = broker.topic("t").unwrap().partition(partition).unwrap();
+        assert_eq!(part.last_stable_offset(), part.log_end_offset());
+        log_ends.push(part.log_end_offset());
+    }
+    // The decisions written while records were in flight carry their data's end offsets
+    // (a commit whose records were all written before it writes none: its data is durable).
+    let state_topic = broker.topic("__transaction_state").unwrap();
+    let hash = "tx"
+        .encode_utf16()
+        .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
+    let state = state_topic
+        .partition(hash.abs() % state_topic.partition_count())
+        .unwrap();
+    let mut with_ends = 0;
+    let mut last_ends = [0i64; 2];
+    for r in state.read(0, 1 << 20).unwrap().iter() {
+        let rec =
+            embroker::__fuzz::decode_txn_log_record(r.key.as_deref().unwrap(), r.value.as_deref())
+                .unwrap();
+        let v = rec.value.unwrap();
+        for topic in v.partitions.iter().flatten() {
+            assert!(topic.end_offsets.is_empty() || v.state == TxnState::PrepareCommit);
+            for (p, end) in topic.partitions.iter().zip(&topic.end_offsets) {
+                let p = usize::try_from(*p).unwrap();
+                assert!(
+                    *end > last_ends[p],
+                    "ends grow: {end} after {}",
+                    last_ends[p]
+                );
+                assert!(*end < log_ends[p], "before the marker");
+                last_ends[p] = *end;
+                with_ends += 1;
+            }
+        }
+    }
+    assert!(
+        with_ends > 0,
+        "no decision was written with records in flight"
+    );
+    drop(p);
+    broker.close().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    let d = broker.describe_transaction("tx").unwrap().unwrap();
+    assert_eq!(d.state, TxnState::CompleteCommit);
+    assert_eq!(d.producer_epoch, 20);
 }

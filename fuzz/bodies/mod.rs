@@ -1474,6 +1474,9 @@ pub struct TxnSpec {
     pub previous_producer_id: i64,
     pub next_producer_id: i64,
     pub client_transaction_version: i16,
+    /// Embroker's data end offsets (version 1 only): handed out to the topics in order, one per
+    /// partition id, to each topic while enough are left.
+    pub end_offsets: Vec<i64>,
 }
 
 /// Lays out a raw `txn_state_log` input: flags byte, key length (u16, big-endian), key, value
@@ -1677,12 +1680,15 @@ pub fn flexible_value_is_canonical(bytes: &[u8]) -> Option<bool> {
         let topic = varint(&mut at, &mut canonical)?;
         skip(&mut at, topic.checked_sub(1)?)?;
         let ids = varint(&mut at, &mut canonical)?;
-        skip(&mut at, ids.checked_sub(1)?.checked_mul(4)?)?;
+        let ids = ids.checked_sub(1)?;
+        skip(&mut at, ids.checked_mul(4)?)?;
         let tags = varint(&mut at, &mut canonical)?;
+        // At most embroker's end offsets (tag 100), one i64 per partition id.
+        canonical &= tags <= 1;
         for _ in 0..tags {
-            canonical = false;
-            varint(&mut at, &mut canonical)?;
+            let tag = varint(&mut at, &mut canonical)?;
             let size = varint(&mut at, &mut canonical)?;
+            canonical &= tag == 100 && ids > 0 && Some(size) == ids.checked_mul(8);
             skip(&mut at, size)?;
         }
     }
@@ -1750,13 +1756,23 @@ fn check_txn_round_trip(spec: &TxnSpec) {
         timeout_ms: spec.timeout_ms,
         state: TxnState::ALL[usize::from(spec.state) % TxnState::ALL.len()],
         partitions: spec.partitions.as_ref().map(|topics| {
-            topics
-                .iter()
-                .map(|(topic, partitions)| TxnTopicPartitions {
+            let mut ends = spec.end_offsets.iter().copied();
+            let mut out = Vec::with_capacity(topics.len());
+            for (topic, partitions) in topics {
+                let mut end_offsets: Vec<i64> = Vec::new();
+                if spec.flexible {
+                    end_offsets = ends.by_ref().take(partitions.len()).collect();
+                    if end_offsets.len() != partitions.len() {
+                        end_offsets.clear();
+                    }
+                }
+                out.push(TxnTopicPartitions {
                     topic: bounded(topic, TXN_STRING_BYTES_MAX, ""),
                     partitions: partitions.clone(),
-                })
-                .collect()
+                    end_offsets,
+                });
+            }
+            out
         }),
         last_update_ms: spec.last_update_ms,
         start_ms: spec.start_ms,

@@ -34,7 +34,7 @@ use crate::broker::Broker;
 use crate::codec::{self, Placement, HEADER_BYTES};
 use crate::config::{Acks, PartitionerChoice, ProducerConfig};
 use crate::error::{Error, Result};
-use crate::log::PartitionLog;
+use crate::log::{AppendInfo, PartitionLog};
 use crate::metrics::{self as m, nanos, Agg, Counter, Metrics, Sampled, Window};
 use crate::producer::accumulator::{
     Accumulator, Callback, Drain, Lane, LaneBatches, ProducerBatch, TopicEntry, TopicTable,
@@ -1162,6 +1162,64 @@ impl Shared {
         records
     }
 
+    /// A transactional producer's round is appended and about to be fsynced: notes where the
+    /// transaction's data ends in each partition and any failed append, and wakes a
+    /// `commit_transaction` waiting in [`Shared::flush_until_appended`] once every batch of
+    /// its flush is appended (so its decision's fsync runs alongside this round's).
+    fn transaction_round_appended(
+        &self,
+        appended: &[(ProducerBatch, Result<AppendInfo>, usize, u64)],
+        ends: &[(Arc<PartitionLog>, i64)],
+    ) {
+        let Some(idem) = &self.idempotence else {
+            return;
+        };
+        let failed = appended.iter().find_map(|(_, r, ..)| r.as_ref().err());
+        let target = idem.round_appended(ends, failed);
+        if target == 0 {
+            return;
+        }
+        let acc = self.acc.lock();
+        let all = acc
+            .incomplete
+            .range(..target)
+            .all(|seq| appended.iter().any(|(b, ..)| b.seq == *seq));
+        if all {
+            idem.set_appended(target);
+            self.done.notify_all();
+        }
+    }
+
+    /// Starts a flush (as [`Producer::flush`]) for `commit_transaction` and waits until every
+    /// batch is complete (`Ok(true)`) or every batch is appended and being fsynced by the
+    /// sender (`Ok(false)`, see [`Shared::transaction_round_appended`]).
+    pub(super) fn flush_until_appended(&self) -> Result<bool> {
+        let Some(idem) = &self.idempotence else {
+            return Ok(true);
+        };
+        if self.on_sender_thread() {
+            return Err(Error::IllegalState {
+                reason: "commit_transaction called from a send callback, which runs on the \
+                         sender thread that it waits for"
+                    .into(),
+            });
+        }
+        let mut acc = self.acc.lock();
+        let target = self.start_flush(&mut acc);
+        idem.wait_appended(target);
+        let complete = loop {
+            if Shared::flushed(&acc, target) {
+                break true;
+            }
+            if idem.is_appended(target) {
+                break false;
+            }
+            self.done.wait(&mut acc);
+        };
+        idem.wait_appended(0);
+        Ok(complete)
+    }
+
     /// True when every batch below `target` is complete.
     fn flushed(acc: &Accumulator, target: u64) -> bool {
         acc.incomplete.first().is_none_or(|&seq| seq >= target)
@@ -1456,6 +1514,9 @@ impl Shared {
                 }
             }
             appended.push((batch, result, records, count));
+        }
+        if transactional {
+            self.transaction_round_appended(&appended, &ends);
         }
         let synced: Vec<(Arc<PartitionLog>, Result<()>)> = ends
             .into_iter()

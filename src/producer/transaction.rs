@@ -19,13 +19,16 @@
 //!   registration failed is not appended.
 //! - `commit_transaction` and `abort_transaction` flush first, so every record sent in the
 //!   transaction is in its partition before the marker; a transaction with a failed send
-//!   cannot commit.
+//!   cannot commit. A commit waits only until the records are appended (the sender says so
+//!   before it fsyncs them) and hands the coordinator where each partition's data ends, so
+//!   the decision's fsync runs alongside the data's; it returns once both are durable and
+//!   every record's future is complete.
 //! - Each transaction that reached the coordinator ends with a new epoch (or, once the epoch
 //!   is exhausted, a new producer id) that the producer takes before the next transaction
 //!   (Kafka's transaction version 2): the next batch of every partition starts at sequence 0.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -71,6 +74,11 @@ pub(crate) struct TxnManager {
     /// Read by every `send` without a lock.
     state: AtomicU8,
     inner: Mutex<TxnInner>,
+    /// The flush target a `commit_transaction` waits to see appended (0: none waits). Set and
+    /// read under the producer's accumulator lock (see `Shared::flush_until_appended`).
+    commit_waits: AtomicU64,
+    /// The target the sender found appended: every batch below it complete or appended.
+    appended: AtomicU64,
 }
 
 #[derive(Default)]
@@ -81,6 +89,9 @@ struct TxnInner {
     abortable: Option<Error>,
     /// Why the producer can do nothing more.
     fatal: Option<Error>,
+    /// Where the transaction's data ends in each partition it appended to (the highest end
+    /// offset of its batches), for the commit decision.
+    ends: Vec<(Arc<PartitionLog>, i64)>,
 }
 
 impl Idempotence {
@@ -103,6 +114,8 @@ impl Idempotence {
                     timeout_ms,
                     state: AtomicU8::new(UNINITIALIZED),
                     inner: Mutex::new(TxnInner::default()),
+                    commit_waits: AtomicU64::new(0),
+                    appended: AtomicU64::new(0),
                 }),
             ),
         };
@@ -167,6 +180,56 @@ impl Idempotence {
                 Err(e)
             }
         }
+    }
+
+    /// Called by the sender thread once a round's batches are appended, before their fsync:
+    /// keeps the end offset of the transaction's data in each partition of `ends`, and notes
+    /// a failed append (the transaction must abort). Returns the flush target a commit waits
+    /// to see appended, 0 when none waits.
+    pub(crate) fn round_appended(
+        &self,
+        ends: &[(Arc<PartitionLog>, i64)],
+        failed: Option<&Error>,
+    ) -> u64 {
+        let Some(txn) = &self.txn else { return 0 };
+        let mut inner = txn.inner.lock();
+        for (log, end) in ends {
+            match inner.ends.iter_mut().find(|(l, _)| Arc::ptr_eq(l, log)) {
+                Some((_, e)) => *e = (*e).max(*end),
+                None => inner.ends.push((Arc::clone(log), *end)),
+            }
+        }
+        if let Some(e) = failed {
+            txn.fail(&mut inner, e.clone());
+        }
+        drop(inner);
+        txn.commit_waits.load(Ordering::Acquire)
+    }
+
+    /// The sender found every batch below `target` appended (called under the accumulator
+    /// lock): tells the commit waiting for `target`, if it still does.
+    pub(crate) fn set_appended(&self, target: u64) {
+        if let Some(txn) = &self.txn {
+            if txn.commit_waits.load(Ordering::Acquire) == target {
+                txn.appended.store(target, Ordering::Release);
+            }
+        }
+    }
+
+    /// A commit waits to see `target` appended (0: it stopped waiting). Called under the
+    /// accumulator lock.
+    pub(crate) fn wait_appended(&self, target: u64) {
+        if let Some(txn) = &self.txn {
+            txn.appended.store(0, Ordering::Release);
+            txn.commit_waits.store(target, Ordering::Release);
+        }
+    }
+
+    /// True once the sender found every batch below `target` appended.
+    pub(crate) fn is_appended(&self, target: u64) -> bool {
+        self.txn
+            .as_ref()
+            .is_some_and(|txn| target != 0 && txn.appended.load(Ordering::Acquire) == target)
     }
 
     /// Notes that a batch of the transaction failed: the transaction must abort.
@@ -300,6 +363,7 @@ impl Producer {
         txn.enter(&[READY], IN_TRANSACTION, "begin_transaction")?;
         let mut inner = txn.inner.lock();
         inner.partitions.clear();
+        inner.ends.clear();
         inner.abortable = None;
         Ok(())
     }
@@ -393,12 +457,23 @@ impl Producer {
                 reason: "abort_transaction was called before the record was written".into(),
             });
         }
-        if let Err(e) = self.flush() {
-            // Called from a send callback: nothing happened.
-            txn.state.store(previous, Ordering::Release);
-            return Err(e);
-        }
-        let inner = txn.inner.lock();
+        // A commit waits only until its batches are appended: its decision's fsync then runs
+        // while the sender fsyncs them (`complete` false); see `TxnCoordinator::
+        // commit_with_data`. An abort waits for them to complete.
+        let flushed = if commit {
+            self.shared().flush_until_appended()
+        } else {
+            self.flush().map(|()| true)
+        };
+        let complete = match flushed {
+            Ok(complete) => complete,
+            Err(e) => {
+                // Called from a send callback: nothing happened.
+                txn.state.store(previous, Ordering::Release);
+                return Err(e);
+            }
+        };
+        let mut inner = txn.inner.lock();
         if let Some(e) = &inner.fatal {
             return Err(e.clone());
         }
@@ -413,19 +488,27 @@ impl Producer {
             }
         }
         let registered = !inner.partitions.is_empty();
+        let ends = std::mem::take(&mut inner.ends);
         drop(inner);
         if registered {
             let Some((producer_id, epoch)) = idem.current() else {
                 return Err(restore(txn.invalid(UNINITIALIZED, operation)));
             };
             let broker = &self.shared().broker.inner;
-            let next = broker
-                .txns()
-                .end_txn(broker, &txn.id, producer_id, epoch, commit)
-                .map_err(restore)?;
+            let coordinator = broker.txns();
+            let next = if complete {
+                coordinator.end_txn(broker, &txn.id, producer_id, epoch, commit)
+            } else {
+                coordinator.commit_with_data(broker, &txn.id, producer_id, epoch, &ends)
+            }
+            .map_err(restore)?;
             // Transaction version 2: every end bumps the epoch; the sender's sequences start
             // again at 0 for every partition when it sees the new epoch (`Sequences::fields`).
             *idem.ids.lock() = Some(next);
+        }
+        if !complete {
+            // The data is durable; the sender completes its futures and callbacks next.
+            self.flush()?;
         }
         let mut inner = txn.inner.lock();
         inner.partitions.clear();

@@ -18,6 +18,13 @@
 //!   transaction's partitions; then the markers at E+1 and the `Complete*` record (which keeps
 //!   the same producer id, epoch and partitions), neither fsynced. The producer continues at
 //!   E+1 (a new producer id once the epoch is exhausted), every sequence from 0.
+//! - A commit whose data is still being fsynced (`commit_with_data`) records in its decision
+//!   where each partition's data ends; its fsync runs alongside the data's, and no marker is
+//!   written (nor the call answered) before both are durable. So a durable decision may lack
+//!   data only if the commit was never acknowledged, and no marker of it exists then.
+//! - At open, a commit decision with recorded ends whose data some partition's log does not
+//!   reach becomes a durable `PrepareAbort` at its epoch before anything else (the next rule
+//!   then aborts its data everywhere).
 //! - Before any durable record of an id supersedes its last decision, that decision's markers
 //!   are durable (`unsynced_markers`): so the last durable decision record of an id names
 //!   every partition where one of its markers may be missing.
@@ -106,11 +113,12 @@ impl TxnCoordinator {
     }
 
     fn entry(&self, transactional_id: &str) -> Entry {
-        self.entries
-            .lock()
-            .entry(transactional_id.to_string())
-            .or_default()
-            .clone()
+        let mut entries = self.entries.lock();
+        // Looked up first: the id is allocated only the first time (once per id, not per call).
+        if let Some(entry) = entries.get(transactional_id) {
+            return Arc::clone(entry);
+        }
+        Arc::clone(entries.entry(transactional_id.to_string()).or_default())
     }
 
     /// Kafka's `InitProducerId`. Without a transactional id: a fresh producer id, epoch 0.
@@ -157,6 +165,8 @@ impl TxnCoordinator {
                 last_producer: None,
                 unsynced_markers: Vec::new(),
                 client_transaction_version: TRANSACTION_VERSION,
+                data_ends: BTreeMap::new(),
+                data_unsure: false,
             },
             Some(m) => {
                 match m.state {
@@ -342,6 +352,24 @@ impl TxnCoordinator {
         self.end_txn_as(broker, tid, producer_id, epoch, commit, true)
     }
 
+    /// [`TxnCoordinator::end_txn`] committing a transaction whose data is appended but not
+    /// known durable: `data` holds each partition's log and the end offset of the
+    /// transaction's data in it. The decision records those ends and is fsynced on this
+    /// thread while the data's fsyncs run (the producer's sender is making them durable under
+    /// `acks=all`; `sync_to` joins an fsync in progress); the markers are written only once
+    /// both are durable, and the call returns only then. Recovery completes such a decision
+    /// only if every partition's log reaches its end (see the module docs).
+    pub(crate) fn commit_with_data(
+        &self,
+        broker: &BrokerInner,
+        tid: &str,
+        producer_id: i64,
+        epoch: i16,
+        data: &[(Arc<PartitionLog>, i64)],
+    ) -> Result<(i64, i16)> {
+        self.end_txn_data(broker, tid, producer_id, epoch, true, true, Some(data))
+    }
+
     /// [`TxnCoordinator::end_txn`] for a client of transaction version 2 (`bump_epoch`) or 1.
     pub(crate) fn end_txn_as(
         &self,
@@ -351,6 +379,20 @@ impl TxnCoordinator {
         epoch: i16,
         commit: bool,
         bump_epoch: bool,
+    ) -> Result<(i64, i16)> {
+        self.end_txn_data(broker, tid, producer_id, epoch, commit, bump_epoch, None)
+    }
+
+    #[allow(clippy::too_many_arguments)] // `end_txn_as` with the data of `commit_with_data`
+    fn end_txn_data(
+        &self,
+        broker: &BrokerInner,
+        tid: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        bump_epoch: bool,
+        data: Option<&[(Arc<PartitionLog>, i64)]>,
     ) -> Result<(i64, i16)> {
         self.check()?;
         let entry = self.entry(tid);
@@ -389,7 +431,35 @@ impl TxnCoordinator {
                 }
                 next.last_producer = Some((producer_id, epoch));
                 next.last_update_ms = broker.now_ms();
+                let data = data.filter(|_| commit && bump_epoch).unwrap_or(&[]);
+                next.data_ends = data
+                    .iter()
+                    .map(|(log, end)| (TopicPartition::new(log.topic(), log.partition()), *end))
+                    .collect();
+                // The decision's fsync, alongside the data's (already running on the sender).
                 persist_durable(broker, &mut next)?;
+                if !data.is_empty() {
+                    super::testing::decision_durable_before_data();
+                }
+                for (log, end) in data {
+                    let deleted = || {
+                        matches!(
+                            broker.partition_log(log.topic(), log.partition()),
+                            Err(Error::UnknownTopic { .. } | Error::UnknownPartition { .. })
+                        )
+                    };
+                    // A partition deleted since is skipped, as its marker will be.
+                    if let Err(e) =
+                        log.sync_to(*end)
+                            .or_else(|e| if deleted() { Ok(()) } else { Err(e) })
+                    {
+                        // The decision is durable, its data maybe not: completing it here
+                        // could commit records a crash then loses. Recovery decides.
+                        next.data_unsure = true;
+                        *m = next;
+                        return Err(e);
+                    }
+                }
                 super::testing::decision_durable();
                 *m = next;
                 self.complete(broker, m)?;
@@ -416,6 +486,15 @@ impl TxnCoordinator {
 
     /// Writes the markers of a prepared transaction, then its `Complete*` record.
     fn complete(&self, broker: &BrokerInner, m: &mut TransactionMetadata) -> Result<()> {
+        if m.data_unsure {
+            return Err(Error::IllegalState {
+                reason: format!(
+                    "the commit of transactional.id {:?} is durable but its data could not be \
+                     fsynced: the broker completes or aborts it when it reopens",
+                    m.transactional_id
+                ),
+            });
+        }
         let (kind, complete) = completion(m)?;
         let ends = write_markers(broker, m, kind)?;
         m.unsynced_markers.extend(ends);
@@ -479,6 +558,7 @@ impl TxnCoordinator {
     /// offsets). A failure is kept and reported by every transactional call.
     pub(crate) fn load(&self, broker: &BrokerInner) {
         let result = self.try_load(broker).and_then(|mut loaded| {
+            abort_incomplete_commits(broker, &mut loaded)?;
             let aborted = reconcile(broker, &loaded)?;
             for (tid, (epoch, partitions)) in aborted {
                 if let Some(m) = loaded.get_mut(&tid) {
@@ -648,16 +728,24 @@ fn checked<'a>(
 
 fn to_value(m: &TransactionMetadata) -> TxnLogValue {
     // Kafka writes null partitions for Empty, a (possibly empty) list otherwise.
+    // Only a commit decision carries its data's end offsets (an abort needs none, and
+    // `Complete*` follows the data's fsync); 0 for a partition without data of its own.
+    let with_ends = m.state == TxnState::PrepareCommit && !m.data_ends.is_empty();
     let partitions = (m.state != TxnState::Empty).then(|| {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        let mut by_topic: BTreeMap<&str, (Vec<i32>, Vec<i64>)> = BTreeMap::new();
         for tp in &m.partitions {
-            by_topic.entry(&tp.topic).or_default().push(tp.partition);
+            let (ids, ends) = by_topic.entry(&tp.topic).or_default();
+            ids.push(tp.partition);
+            if with_ends {
+                ends.push(m.data_ends.get(tp).copied().unwrap_or(0));
+            }
         }
         by_topic
             .into_iter()
-            .map(|(topic, partitions)| TxnTopicPartitions {
+            .map(|(topic, (partitions, end_offsets))| TxnTopicPartitions {
                 topic: topic.to_string(),
                 partitions,
+                end_offsets,
             })
             .collect()
     });
@@ -683,17 +771,17 @@ fn to_value(m: &TransactionMetadata) -> TxnLogValue {
 }
 
 fn from_value(transactional_id: String, v: TxnLogValue) -> TransactionMetadata {
-    let partitions = v
-        .partitions
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|t| {
-            let topic = t.topic;
-            t.partitions
-                .into_iter()
-                .map(move |p| TopicPartition::new(topic.clone(), p))
-        })
-        .collect();
+    let mut partitions = BTreeSet::new();
+    let mut data_ends = BTreeMap::new();
+    for t in v.partitions.unwrap_or_default() {
+        for (i, p) in t.partitions.iter().enumerate() {
+            let tp = TopicPartition::new(t.topic.clone(), *p);
+            if let Some(end) = t.end_offsets.get(i) {
+                data_ends.insert(tp.clone(), *end);
+            }
+            partitions.insert(tp);
+        }
+    }
     TransactionMetadata {
         transactional_id,
         producer_id: v.producer_id,
@@ -707,6 +795,8 @@ fn from_value(transactional_id: String, v: TxnLogValue) -> TransactionMetadata {
         last_producer: None,
         unsynced_markers: Vec::new(),
         client_transaction_version: v.client_transaction_version,
+        data_ends,
+        data_unsure: false,
     }
 }
 
@@ -760,6 +850,8 @@ fn record_complete(
     let mut next = m.clone();
     next.transition(complete, "complete")?;
     next.last_update_ms = broker.now_ms();
+    // Written after the markers, so after the data was durable: nothing to check at recovery.
+    next.data_ends.clear();
     // Not fsynced, and it may become durable before the markers (another id's fsync of the
     // same partition of `__transaction_state`): it keeps the decision's producer id, epoch
     // and partitions, so recovery re-writes the markers from it as from `Prepare*`.
@@ -846,6 +938,50 @@ fn write_markers(
             .complete_txn(m.producer_id, kind == ControlRecordType::Commit);
     }
     Ok(ends)
+}
+
+/// Turns every commit decision whose data did not all reach the disk (a partition's log ends
+/// before the end offset the decision recorded for it) into an abort at the decision's epoch,
+/// durable before any marker: the commit was never acknowledged (`commit_transaction` returns
+/// only once the data and the decision are durable), and completing it would commit a
+/// transaction with records missing. A partition whose topic is gone counts as complete (its
+/// markers are skipped anyway).
+fn abort_incomplete_commits(
+    broker: &BrokerInner,
+    loaded: &mut BTreeMap<String, TransactionMetadata>,
+) -> Result<()> {
+    for m in loaded.values_mut() {
+        if m.state != TxnState::PrepareCommit || m.data_ends.is_empty() {
+            continue;
+        }
+        let mut missing = None;
+        for (tp, end) in &m.data_ends {
+            match broker.partition_log(&tp.topic, tp.partition) {
+                Ok(log) if log.log_end_offset() < *end => {
+                    missing = Some((tp.clone(), log.log_end_offset(), *end));
+                    break;
+                }
+                Ok(_) | Err(Error::UnknownTopic { .. } | Error::UnknownPartition { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let Some((tp, log_end, end)) = missing else {
+            continue;
+        };
+        log::warn!(
+            "ABORT of the commit of transactional.id {:?} (producer {}, epoch {}) at open: \
+             {tp} ends at {log_end}, its data of the transaction at {end} (lost in the crash \
+             before it was durable; the commit had not been acknowledged)",
+            m.transactional_id,
+            m.producer_id,
+            m.producer_epoch
+        );
+        m.state = TxnState::PrepareAbort;
+        m.data_ends.clear();
+        m.last_update_ms = broker.now_ms();
+        persist_durable(broker, m)?;
+    }
+    Ok(())
 }
 
 /// Ends every transaction a partition reports open, from the records replayed from

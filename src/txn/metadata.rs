@@ -6,7 +6,7 @@
 //! ([`TxnState::can_follow`]); [`TransactionMetadata::transition`] refuses any other with
 //! [`Error::InvalidTxnState`] and leaves the metadata as it was.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
 use crate::types::TopicPartition;
@@ -146,6 +146,15 @@ pub(crate) struct TransactionMetadata {
     /// when a decision's epoch is the bump of its data's epoch, 0 for records of earlier
     /// embroker versions, whose decisions and markers carry the data's own epoch.
     pub(crate) client_transaction_version: i16,
+    /// For a `PrepareCommit` written with them: where each partition's data of the
+    /// transaction ends (its end offset then). Recovery completes the commit only if every
+    /// partition's log reaches its end, and aborts it otherwise (the data's fsync ran
+    /// alongside the decision's, see the coordinator). Written in the record (FORMAT.md §21).
+    pub(crate) data_ends: BTreeMap<TopicPartition, i64>,
+    /// The decision is durable but making its data durable failed: the commit must not be
+    /// completed in this process (recovery decides from the data that is on disk). In memory
+    /// only.
+    pub(crate) data_unsure: bool,
 }
 
 impl TransactionMetadata {
@@ -188,6 +197,8 @@ mod tests {
             last_producer: None,
             unsynced_markers: Vec::new(),
             client_transaction_version: 2,
+            data_ends: BTreeMap::new(),
+            data_unsure: false,
         }
     }
 

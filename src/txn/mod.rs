@@ -12,8 +12,8 @@
 //!   partitions, both through `PartitionLog::append_*` as Kafka's coordinator writes them
 //!   (`appendAsLeader`). What a marker does to a partition (its last stable offset, its
 //!   aborted-transaction index) is the log's business.
-//! - A transaction's commit or abort decision is durable before any of its markers is written
-//!   (see `coordinator`).
+//! - A transaction's commit or abort decision, and a commit's data, are durable before any of
+//!   its markers is written (see `coordinator`).
 //! - Only the producer id file is written directly, with `io::write_atomic`.
 
 mod coordinator;

@@ -26,7 +26,10 @@
 //! strings and arrays (unsigned varint length + 1, 0 for null), a tagged-field section after each
 //! partition entry and after the whole value, whose tags 0 (`PreviousProducerId`, i64),
 //! 1 (`NextProducerId`, i64) and 2 (`ClientTransactionVersion`, i16) are kept; unknown tags are
-//! skipped, as Kafka skips them.
+//! skipped, as Kafka skips them. Embroker adds one tag of its own to a topic entry, tag
+//! [`END_OFFSETS_TAG`] (`DataEndOffsets`): one i64 per partition id, in the same order, the end
+//! offset that partition's data of the transaction reaches (written on `PrepareCommit`: see
+//! the coordinator's recovery). Kafka and older embroker builds skip it as an unknown tag.
 //!
 //! A record decoded from bytes re-encodes to a record that decodes to the same value. It
 //! re-encodes to the same bytes in version 0 always, and in version 1 when it is written as
@@ -52,6 +55,9 @@ const KEY_VERSION: i16 = 0;
 pub const VALUE_VERSION: i16 = 0;
 const STRING_BYTES_MAX: usize = i16::MAX as usize;
 
+/// Embroker's tagged field of a version 1 topic entry: the data end offsets (module docs).
+pub const END_OFFSETS_TAG: u32 = 100;
+
 /// The partitions of one topic in a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnTopicPartitions {
@@ -59,6 +65,10 @@ pub struct TxnTopicPartitions {
     pub topic: String,
     /// Its partitions in the transaction.
     pub partitions: Vec<i32>,
+    /// Version 1 tag [`END_OFFSETS_TAG`]: per partition (same order), the offset the
+    /// transaction's data in it ends before; empty when absent (always in version 0, and
+    /// not written unless it has exactly one end per partition).
+    pub end_offsets: Vec<i64>,
 }
 
 /// The value of a `__transaction_state` record.
@@ -130,7 +140,19 @@ pub fn encode_value(v: &TxnLogValue) -> Vec<u8> {
                     out.extend_from_slice(&p.to_be_bytes());
                 }
                 if flexible {
-                    put_uvarint(&mut out, 0);
+                    // Written only when it has one end per partition id (what the decoder
+                    // accepts).
+                    if t.end_offsets.is_empty() || t.end_offsets.len() != t.partitions.len() {
+                        put_uvarint(&mut out, 0);
+                    } else {
+                        put_uvarint(&mut out, 1);
+                        put_uvarint(&mut out, END_OFFSETS_TAG);
+                        let size = t.end_offsets.len().saturating_mul(8);
+                        put_uvarint(&mut out, u32::try_from(size).unwrap_or(u32::MAX));
+                        for end in &t.end_offsets {
+                            out.extend_from_slice(&end.to_be_bytes());
+                        }
+                    }
                 }
             }
         }
@@ -237,10 +259,16 @@ fn decode_value(bytes: &[u8]) -> Result<TxnLogValue> {
                 for _ in 0..ids {
                     partitions.push(v.i32()?);
                 }
-                if flexible {
-                    v.skip_tags()?;
-                }
-                topics.push(TxnTopicPartitions { topic, partitions });
+                let end_offsets = if flexible {
+                    v.topic_tags(partitions.len())?
+                } else {
+                    Vec::new()
+                };
+                topics.push(TxnTopicPartitions {
+                    topic,
+                    partitions,
+                    end_offsets,
+                });
             }
             Some(topics)
         }
@@ -338,14 +366,30 @@ impl Cursor<'_> {
         }
     }
 
-    fn skip_tags(&mut self) -> Result<()> {
+    /// A topic entry's tagged fields: the end offsets of tag [`END_OFFSETS_TAG`] (one i64
+    /// per partition id, so `size` must be `8 * partitions`; empty without the tag); other
+    /// tags skipped.
+    fn topic_tags(&mut self, partitions: usize) -> Result<Vec<i64>> {
         let tags = self.uvarint()?;
+        let mut ends = Vec::new();
         for _ in 0..tags {
-            self.uvarint()?;
+            let tag = self.uvarint()?;
             let size = self.uvarint()? as usize;
-            self.take(size)?;
+            if tag != END_OFFSETS_TAG {
+                self.take(size)?;
+                continue;
+            }
+            if partitions == 0 || size != partitions.saturating_mul(8) {
+                return Err(self.corrupt(format!(
+                    "tagged field {tag} of {size} bytes for {partitions} partitions"
+                )));
+            }
+            ends.clear();
+            for _ in 0..partitions {
+                ends.push(self.i64()?);
+            }
         }
-        Ok(())
+        Ok(ends)
     }
 }
 
@@ -373,6 +417,7 @@ mod tests {
             partitions: Some(vec![TxnTopicPartitions {
                 topic: "t".into(),
                 partitions: vec![0, 3],
+                end_offsets: Vec::new(),
             }]),
             last_update_ms: 11,
             start_ms: 10,
@@ -428,6 +473,41 @@ mod tests {
         assert_eq!(decode_value(&with_unknown).unwrap(), v1);
     }
 
+    /// Embroker's end offsets: tag 100 of the topic entry, one i64 per partition; a record
+    /// without it reads as before, and one whose size does not match the partitions is corrupt.
+    #[test]
+    fn end_offsets_are_a_topic_entry_tag() {
+        let mut v1 = value(1);
+        v1.state = TxnState::PrepareCommit;
+        v1.client_transaction_version = 2;
+        let plain = encode_value(&v1);
+        if let Some(topics) = v1.partitions.as_mut() {
+            topics[0].end_offsets = vec![5, 1 << 40];
+        }
+        let bytes = encode_value(&v1);
+        // The topic entry: compact string "t" (2, 't'), 2 partitions (3, then two i32), then
+        // its tags: 1 tag, tag 100, 16 bytes, the two i64.
+        let entry = 2 + 8 + 2 + 4 + 1 + 1;
+        let mut want = vec![2, b't', 3];
+        want.extend_from_slice(&0i32.to_be_bytes());
+        want.extend_from_slice(&3i32.to_be_bytes());
+        want.extend_from_slice(&[1, 100, 16]);
+        want.extend_from_slice(&5i64.to_be_bytes());
+        want.extend_from_slice(&(1i64 << 40).to_be_bytes());
+        assert_eq!(&bytes[entry..entry + want.len()], &want[..]);
+        assert_eq!(bytes.len(), plain.len() + 2 + 16);
+        assert_eq!(decode_value(&bytes).unwrap(), v1);
+        // A size that is not 8 per partition is corrupt.
+        let mut bad = bytes.clone();
+        bad[entry + 11 + 2] = 8;
+        assert!(decode_value(&bad).is_err());
+        // Ends that do not match the partitions are not written.
+        if let Some(topics) = v1.partitions.as_mut() {
+            topics[0].end_offsets = vec![5];
+        }
+        assert_eq!(encode_value(&v1), plain);
+    }
+
     /// Found by the `txn_state_log` fuzz target's seeds: a known tag of the wrong width was
     /// reported at a byte of the tagged field, not of the value.
     #[test]
@@ -480,7 +560,11 @@ mod tests {
             any::<i32>(),
             0usize..8,
             prop::option::of(prop::collection::vec(
-                ("[a-z._-]{0,20}", prop::collection::vec(any::<i32>(), 0..5)),
+                (
+                    "[a-z._-]{0,20}",
+                    prop::collection::vec((any::<i32>(), any::<i64>()), 0..5),
+                    any::<bool>(),
+                ),
                 0..4,
             )),
             any::<i64>(),
@@ -500,7 +584,16 @@ mod tests {
                         state: TxnState::ALL[s],
                         partitions: parts.map(|p| {
                             p.into_iter()
-                                .map(|(topic, partitions)| TxnTopicPartitions { topic, partitions })
+                                .map(|(topic, ids, ends)| TxnTopicPartitions {
+                                    topic,
+                                    partitions: ids.iter().map(|&(p, _)| p).collect(),
+                                    // End offsets only in version 1, one per partition.
+                                    end_offsets: if flexible && ends {
+                                        ids.iter().map(|&(_, e)| e).collect()
+                                    } else {
+                                        Vec::new()
+                                    },
+                                })
                                 .collect()
                         }),
                         last_update_ms: upd,
