@@ -7,6 +7,9 @@
 //!    record (as Kafka's does), the direct path once per append.
 //!    Two floor rows do only what any per-record send must (clock read, lock, encode, a future's
 //!    reference, dropping the record), with no producer: the best ratio a send can reach here.
+//!    Issue #20's rows: the same sends, then `flush` and the partition's fsync, against a raw
+//!    `BufWriter` file of the same values with one final fsync (and the direct append, also
+//!    ending with an fsync, against the same baseline).
 //! 2. acks=all with 1, 4, 16 and 64 threads, each doing `send().wait()` in a loop for a fixed
 //!    time: records/s, p50/p99 latency and fsyncs per record, next to this machine's fsync
 //!    latency measured in the same run.
@@ -20,6 +23,8 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -31,6 +36,13 @@ use support::{fsync_latency, fsync_latency_of, percentiles, scaled, Contender, R
 
 const VALUE_BYTES: usize = 100;
 const DIRECT_BATCH: usize = 1_000;
+/// Issue #20's baseline row (see `main`), with the buffer that wrote a raw file fastest here:
+/// `dd ... conv=fsync` of 100 MiB took 0.27-0.38 s in 8 KiB writes, 0.16-0.19 s in 64 KiB,
+/// 0.09-0.15 s in 256 KiB and 0.10-0.25 s in 1 MiB (docs/ARCHITECTURE.md, issue #20).
+const RAW_DURABLE: &str = "baseline: raw BufWriter (256 KiB) file of the values, then fsync";
+const RAW_BUFFER: usize = 256 << 10;
+/// The same with `BufWriter::new`'s 8 KiB buffer, for reference.
+const RAW_DURABLE_DEFAULT: &str = "raw BufWriter (8 KiB, std's default) file, then fsync";
 
 fn broker() -> Broker {
     let broker = Broker::temporary().expect("broker");
@@ -125,7 +137,58 @@ fn main() {
             (broker, producer)
         },
     ));
+    // Issue #20's comparison: the same payload written durably. The baseline is the least a
+    // program that keeps these records on disk does: their 100-byte values through a
+    // `BufWriter` into one file, then one fsync (`RAW_DURABLE` says why its buffer is 256 KiB).
+    // The producer rows end durably too: `flush` (every record stored), then `Partition::flush`
+    // (the log fsynced with its indexes and recovery point), on a broker opened on a
+    // directory, so that the fsync is a real one.
+    acks1.push(raw_durable_row(RAW_DURABLE, RAW_BUFFER, &value, n));
+    acks1.push(raw_durable_row(RAW_DURABLE_DEFAULT, 8 << 10, &value, n));
+    acks1.push(durable_send_row(
+        "producer send, then flush and Partition::flush (fsync)",
+        &value,
+        n,
+        None,
+    ));
+    acks1.push(Contender::new(
+        "acks=1",
+        "direct Partition::append, 1,000 per batch, then Partition::flush (fsync)",
+        Some(RAW_DURABLE),
+        n,
+        bytes,
+        || {
+            let (dir, broker) = durable_broker();
+            let batches: Vec<Vec<Record>> = (0..n as usize)
+                .collect::<Vec<_>>()
+                .chunks(DIRECT_BATCH)
+                .map(|c| c.iter().map(|_| Record::new(value.clone())).collect())
+                .collect();
+            (dir, broker, batches)
+        },
+        |(dir, broker, batches)| {
+            let p = broker.topic("bench").unwrap().partition(0).unwrap();
+            for batch in &batches {
+                p.append(batch).expect("append");
+            }
+            p.flush().expect("fsync");
+            assert_eq!(p.log_end_offset() as u64, n);
+            // The broker closes before its directory is removed (tuple fields drop in order).
+            (broker, dir)
+        },
+    ));
     report.measure_interleaved(acks1);
+    // The producer against the direct append, both durable: what the producer adds.
+    report.compare(
+        "acks=1",
+        "producer send, then flush and Partition::flush (fsync)",
+        "direct Partition::append, 1,000 per batch, then Partition::flush (fsync)",
+    );
+    report.compare(
+        "acks=1",
+        "producer send, then flush and Partition::flush (fsync)",
+        RAW_DURABLE_DEFAULT,
+    );
 
     // send().await next to send().wait(), interleaved: every record sent, then every future
     // waited on (blocking) or awaited (async), in order.
@@ -322,6 +385,74 @@ fn main() {
     pipelined_acks_all(&mut report, &value, data_dir.path());
 
     report.print("Producer");
+}
+
+/// `n` copies of `value` through a `BufWriter` of `capacity` bytes into a fresh file, then one
+/// fsync: the least a program keeping these records on disk does.
+fn raw_durable_row<'a>(name: &str, capacity: usize, value: &'a Bytes, n: u64) -> Contender<'a> {
+    Contender::new(
+        "acks=1",
+        name,
+        (name != RAW_DURABLE).then_some(RAW_DURABLE),
+        n,
+        n * VALUE_BYTES as u64,
+        || tempfile::tempdir().expect("scratch"),
+        move |dir| {
+            let path = dir.path().join("raw.dat");
+            let mut w = BufWriter::with_capacity(capacity, File::create(&path).expect("raw file"));
+            for _ in 0..n {
+                w.write_all(value).expect("write");
+            }
+            let file = w.into_inner().expect("flush");
+            file.sync_all().expect("fsync");
+            dir
+        },
+    )
+}
+
+/// A broker opened on a fresh directory (not temporary, so its fsyncs are real whatever a
+/// temporary broker skips) with the one-partition topic "bench"; the directory goes with it.
+fn durable_broker() -> (tempfile::TempDir, Broker) {
+    let dir = tempfile::tempdir().expect("scratch");
+    let broker = Broker::open(dir.path()).expect("broker");
+    broker
+        .create_topic("bench", TopicConfig::default().partitions(1))
+        .expect("topic");
+    (dir, broker)
+}
+
+/// [`send_row`] on a [`durable_broker`], ending with the partition's fsync, against the raw
+/// durable baseline.
+fn durable_send_row<'a>(
+    name: &str,
+    value: &'a Bytes,
+    n: u64,
+    timestamp: Option<i64>,
+) -> Contender<'a> {
+    Contender::new(
+        "acks=1",
+        name,
+        Some(RAW_DURABLE),
+        n,
+        n * VALUE_BYTES as u64,
+        move || {
+            let (dir, broker) = durable_broker();
+            let producer = broker
+                .producer(ProducerConfig::default())
+                .expect("producer");
+            (dir, broker, producer, records(value, n, timestamp))
+        },
+        move |(dir, broker, producer, records)| {
+            for r in records {
+                drop(producer.send(r).expect("send"));
+            }
+            producer.flush().expect("flush");
+            let p = broker.topic("bench").unwrap().partition(0).unwrap();
+            p.flush().expect("fsync");
+            assert_eq!(p.log_end_offset() as u64, n);
+            (producer, broker, dir)
+        },
+    )
 }
 
 /// `n` sends of `value` from one thread (each future dropped), then a flush, against the

@@ -36,8 +36,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use embroker::{
-    Acks, Broker, Bytes, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord, TopicConfig,
-    TopicPartition,
+    Acks, Broker, Bytes, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord, ServerConfig,
+    TopicConfig, TopicPartition,
 };
 use serde_json::Value;
 use support::{runs, scaled, warmup, Report, Row};
@@ -48,6 +48,20 @@ const SCRIPT: &str = concat!(
 );
 const PARTITIONS: i32 = 4;
 const VALUE_BYTES: usize = 100;
+
+/// The server's settings: the defaults, or with `EMBROKER_BENCH_PARTITION_FETCH_BYTES` as
+/// `ServerConfig::max_partition_fetch_bytes` (to compare its values; the client's settings
+/// stay its defaults either way).
+fn server_config() -> ServerConfig {
+    let config = ServerConfig::default();
+    match std::env::var("EMBROKER_BENCH_PARTITION_FETCH_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(bytes) => config.max_partition_fetch_bytes(bytes),
+        None => config,
+    }
+}
 
 fn served_broker() -> Broker {
     Broker::builder()
@@ -86,7 +100,9 @@ fn embroker_round(python: &Path, n: u64, acks: &str) -> (Duration, Duration) {
     broker
         .create_topic("bench", TopicConfig::default().partitions(PARTITIONS))
         .expect("topic");
-    let server = broker.serve("127.0.0.1:0").expect("serve");
+    let server = broker
+        .serve_with("127.0.0.1:0", server_config())
+        .expect("serve");
     let v = script(
         python,
         &[
@@ -168,7 +184,9 @@ fn embroker_startup(python: &Path) -> Duration {
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     let start = Instant::now();
     let broker = served_broker();
-    let server = broker.serve("127.0.0.1:0").expect("serve");
+    let server = broker
+        .serve_with("127.0.0.1:0", server_config())
+        .expect("serve");
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "{}", server.bootstrap()).unwrap();
     stdin.flush().unwrap();

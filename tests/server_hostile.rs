@@ -479,8 +479,12 @@ fn an_idle_connection_is_closed_after_connections_max_idle() {
 /// `max_fetch_bytes`) until the server stopped.
 #[test]
 fn a_client_that_never_reads_is_closed_after_connections_max_idle() {
-    let (broker, server) =
-        setup(ServerConfig::default().connections_max_idle(Duration::from_millis(700)));
+    // Answers as large as Kafka's (the client's per-partition bytes, not the server's cap).
+    let (broker, server) = setup(
+        ServerConfig::default()
+            .connections_max_idle(Duration::from_millis(700))
+            .max_partition_fetch_bytes(usize::MAX),
+    );
     let addr = server.local_addr();
     // About 4 MB in partition 0, in batches of 800 KB.
     let p = broker.topic("t").unwrap().partition(0).unwrap();
@@ -550,7 +554,8 @@ fn idle_connections_do_not_keep_their_largest_answer() {
         assert!(status.success(), "the child run failed: {status}");
         return;
     }
-    let (broker, server) = setup(ServerConfig::default());
+    // 4 MB answers: the client's per-partition bytes, not the server's cap.
+    let (broker, server) = setup(ServerConfig::default().max_partition_fetch_bytes(usize::MAX));
     let addr = server.local_addr();
     let p = broker.topic("t").unwrap().partition(0).unwrap();
     let value = vec![b'y'; 800_000];

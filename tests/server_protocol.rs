@@ -830,6 +830,35 @@ fn max_bytes_and_partition_max_bytes_keep_at_least_one_batch() {
     }
 }
 
+/// `ServerConfig::max_partition_fetch_bytes` caps a partition's share of a Fetch below the
+/// client's `partition_max_bytes`, in whole batches, and never below one batch.
+#[test]
+fn the_server_caps_each_partition_of_a_fetch_in_whole_batches() {
+    let one = batch(10, "b0", None, false, Compression::None).len();
+    for (cap, want) in [(one * 5 / 2, 2 * one), (1, one), (usize::MAX, 5 * one)] {
+        let broker = Broker::temporary().unwrap();
+        broker.create_topic("t", TopicConfig::default()).unwrap();
+        let server = broker
+            .serve_with(
+                "127.0.0.1:0",
+                ServerConfig::default().max_partition_fetch_bytes(cap),
+            )
+            .unwrap();
+        let mut conn = Conn::connect(server.local_addr());
+        for i in 0..5 {
+            let records = batch(10, &format!("b{i}"), None, false, Compression::None);
+            let r = produce(&mut conn, 9, produce_request("t", 0, 1, records));
+            assert_eq!(produced(&r).0, NONE);
+        }
+        // The client asks for 1 MiB of the partition (fetch_request's partition_max_bytes).
+        let f = fetch(&mut conn, 12, fetch_request("t", 0, 0));
+        let records = f.responses[0].partitions[0].records.clone().unwrap();
+        assert_eq!(records.len(), want, "cap {cap}");
+        assert_eq!(values(&records).len(), want / one * 10, "cap {cap}");
+    }
+    assert_eq!(ServerConfig::default().max_partition_fetch_bytes, 64 * 1024);
+}
+
 #[test]
 fn fetch_errors_answer_at_once() {
     let (_broker, server) = setup(1);

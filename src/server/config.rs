@@ -34,6 +34,16 @@ pub struct ServerConfig {
     /// `fetch.max.bytes`-like bound on the broker side). Default 55 MiB, Kafka's consumer
     /// default `fetch.max.bytes` rounded up.
     pub max_fetch_bytes: usize,
+    /// The most bytes of one partition in one Fetch answer, whatever the client's
+    /// per-partition `partition_max_bytes` (its `max.partition.fetch.bytes`) asks for: whole
+    /// stored batches up to this many bytes, and always at least one batch however large
+    /// (Kafka's "min one message"), so a consumer still makes progress. Kafka's broker has
+    /// no such key (it fills the client's per-partition bytes); it is here because librdkafka
+    /// backs a partition off for `fetch.queue.backoff.ms` (one second) once its local queue
+    /// holds `queued.min.messages`, which answers of a megabyte per partition make a
+    /// consumer slower than its broker do (docs/ARCHITECTURE.md, `src/server/`). Default
+    /// 64 KiB; `usize::MAX` answers as Kafka does.
+    pub max_partition_fetch_bytes: usize,
     /// The longest a Fetch long poll waits, whatever its `max_wait_ms` (default 30 s).
     pub max_fetch_wait: Duration,
     /// The broker's node id in Metadata (Kafka's `node.id`, 1 as in Kafka's sample config).
@@ -67,6 +77,7 @@ impl Default for ServerConfig {
             max_connections: 1000,
             connections_max_idle: Duration::from_secs(600),
             max_fetch_bytes: 55 * 1024 * 1024,
+            max_partition_fetch_bytes: 64 * 1024,
             max_fetch_wait: Duration::from_secs(30),
             node_id: 1,
             advertised_host: None,
@@ -100,6 +111,12 @@ impl ServerConfig {
     /// Sets [`ServerConfig::max_fetch_bytes`].
     pub fn max_fetch_bytes(mut self, bytes: usize) -> ServerConfig {
         self.max_fetch_bytes = bytes;
+        self
+    }
+
+    /// Sets [`ServerConfig::max_partition_fetch_bytes`].
+    pub fn max_partition_fetch_bytes(mut self, bytes: usize) -> ServerConfig {
+        self.max_partition_fetch_bytes = bytes;
         self
     }
 

@@ -19,7 +19,8 @@
 //! - What a client can make the server hold is bounded: a request is at most
 //!   [`ServerConfig::max_request_bytes`] (its size is read before any of it is), connections
 //!   are at most [`ServerConfig::max_connections`], a Fetch response at most its own
-//!   `max_bytes` clamped to [`ServerConfig::max_fetch_bytes`].
+//!   `max_bytes` clamped to [`ServerConfig::max_fetch_bytes`], and a partition's share of it
+//!   to [`ServerConfig::max_partition_fetch_bytes`] (at least one batch either way).
 //! - A request that cannot be decoded, names an API or version the server does not answer,
 //!   or is larger than allowed closes its own connection with a log line; no other
 //!   connection notices. An ApiVersions request of a version the server does not know is

@@ -30,6 +30,10 @@ pub struct Args {
     /// The largest request accepted, in bytes (Kafka's `socket.request.max.bytes`).
     #[arg(long, value_name = "BYTES", default_value_t = 100 * 1024 * 1024)]
     max_request_bytes: usize,
+    /// The most bytes of one partition in one Fetch answer, at least one whole batch
+    /// (`ServerConfig::max_partition_fetch_bytes`; 65536 by default).
+    #[arg(long, value_name = "BYTES", default_value_t = ServerConfig::default().max_partition_fetch_bytes)]
+    max_partition_fetch_bytes: usize,
     /// The host to advertise in Metadata (default: the address each client connected to).
     #[arg(long, value_name = "HOST")]
     advertised_host: Option<String>,
@@ -55,6 +59,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CmdResult {
     let mut config = ServerConfig::default()
         .max_connections(args.max_connections)
         .max_request_bytes(args.max_request_bytes)
+        .max_partition_fetch_bytes(args.max_partition_fetch_bytes)
         .group_initial_rebalance_delay(std::time::Duration::from_millis(
             args.group_initial_rebalance_delay_ms,
         ));

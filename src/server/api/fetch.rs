@@ -3,6 +3,8 @@
 //! Batches go out exactly as the log holds them (compressed ones compressed), whole: a read
 //! never splits a batch, and the first partition with data gets at least one batch however
 //! large (Kafka's "min one message"), later ones only while the response's `max_bytes` lasts.
+//! A partition's share is the smallest of the client's `partition_max_bytes`, the server's
+//! `max_partition_fetch_bytes` and what is left of `max_bytes` (at least one batch).
 //! `read_committed` reads stop at the last stable offset and carry the aborted transactions
 //! overlapping them, for the client to drop. Fetch sessions (KIP-227) are refused politely:
 //! every response has session id 0, which tells a client to keep sending full requests.
@@ -102,6 +104,7 @@ fn read_once(ctx: &RequestContext<'_>, req: &FetchRequest) -> (FetchResponse, us
             let room = max_bytes.saturating_sub(total);
             let partition_max = usize::try_from(p.partition_max_bytes)
                 .unwrap_or(0)
+                .min(ctx.shared.config.max_partition_fetch_bytes)
                 .min(room);
             // After the first data, a partition gets only what is left of max_bytes; the first
             // gets at least one batch (the segment read returns one however large).
