@@ -61,6 +61,22 @@ fn direct_read(broker: &Broker, records: u64) -> u64 {
     bytes
 }
 
+/// As `direct_read`, through borrowed views: no `Bytes` (reference count) per record.
+fn direct_views(broker: &Broker, records: u64) -> u64 {
+    let p = broker.topic("bench").unwrap().partition(0).unwrap();
+    let (mut at, mut n, mut bytes) = (0i64, 0u64, 0u64);
+    while n < records {
+        let rs = p.read(at, READ_BYTES).expect("read");
+        for r in rs.views() {
+            bytes += r.value.map_or(0, |v| v.len() as u64);
+            n += 1;
+        }
+        at = rs.next_offset();
+    }
+    assert_eq!(n, records);
+    bytes
+}
+
 fn consumer(broker: &Broker, max_poll_records: u32) -> embroker::Consumer {
     let mut c = broker
         .consumer(
@@ -100,6 +116,21 @@ async fn consume_stream(mut c: embroker::Consumer, records: u64) -> u64 {
         n += 1;
         if n == records {
             break;
+        }
+    }
+    assert_eq!(n, records);
+    bytes
+}
+
+/// As `consume`, looking at each record borrowed (`ConsumerRecords::views`).
+fn consume_views(broker: &Broker, records: u64, max_poll_records: u32) -> u64 {
+    let mut c = consumer(broker, max_poll_records);
+    let (mut n, mut bytes) = (0u64, 0u64);
+    while n < records {
+        let rs = c.poll(Duration::from_secs(1)).expect("poll");
+        for r in rs.views() {
+            bytes += r.value.map_or(0, |v| v.len() as u64);
+            n += 1;
         }
     }
     assert_eq!(n, records);
@@ -196,7 +227,7 @@ fn latency(report: &mut Report) {
         .consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest))
         .unwrap();
     let tp = TopicPartition::new("lat", 0);
-    consumer.assign(&[tp.clone()]).unwrap();
+    consumer.assign(std::slice::from_ref(&tp)).unwrap();
     consumer.position(&tp).unwrap();
     let (tx, rx) = crossbeam_channel::unbounded::<u64>();
     let (ack_tx, ack_rx) = crossbeam_channel::unbounded::<()>();
@@ -228,6 +259,7 @@ fn latency(report: &mut Report) {
     });
     let p = broker.topic("lat").unwrap().partition(0).unwrap();
     let mut value = vec![0u8; VALUE_BYTES];
+    let mut appends = Vec::with_capacity(samples as usize);
     for i in 0..2 * samples {
         let paused = Instant::now();
         while paused.elapsed() < PAUSE {
@@ -236,7 +268,10 @@ fn latency(report: &mut Report) {
         let sent = base.elapsed().as_nanos() as u64;
         if i % 2 == 0 {
             value[..8].copy_from_slice(&sent.to_be_bytes());
-            p.append(&[Record::new(value.clone())]).expect("append");
+            let record = Record::new(value.clone());
+            let start = Instant::now();
+            p.append(&[record]).expect("append");
+            appends.push(start.elapsed());
         } else {
             tx.send(sent).unwrap();
         }
@@ -245,6 +280,7 @@ fn latency(report: &mut Report) {
     let (polled, channel) = reader.join().unwrap();
     let polled = percentiles(polled, &[50.0, 99.0]);
     let channel = percentiles(channel, &[50.0, 99.0]);
+    let appends = percentiles(appends, &[50.0, 99.0]);
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     report.note(
         "latency",
@@ -260,11 +296,14 @@ fn latency(report: &mut Report) {
         "latency",
         "Partition::append -> Consumer::poll",
         format!(
-            "p50 {:.1} µs ({:.2}x), p99 {:.1} µs ({:.2}x) of crossbeam, samples alternating",
+            "p50 {:.1} µs ({:.2}x), p99 {:.1} µs ({:.2}x) of crossbeam, samples alternating; \
+             the append call alone p50 {:.1} µs, p99 {:.1} µs",
             us(polled[0]),
             polled[0].as_secs_f64() / channel[0].as_secs_f64(),
             us(polled[1]),
-            polled[1].as_secs_f64() / channel[1].as_secs_f64()
+            polled[1].as_secs_f64() / channel[1].as_secs_f64(),
+            us(appends[0]),
+            us(appends[1])
         ),
     );
 }
@@ -296,6 +335,15 @@ fn main() {
         || (),
         |()| direct_read(&broker, records),
     ));
+    reads.push(Contender::new(
+        "read",
+        "direct Partition::read, borrowed views",
+        Some(baseline),
+        records,
+        bytes,
+        || (),
+        |()| direct_views(&broker, records),
+    ));
     let shared = &broker;
     for max in [500, 5000] {
         reads.push(Contender::new(
@@ -306,6 +354,17 @@ fn main() {
             bytes,
             || (),
             move |()| consume(shared, records, max),
+        ));
+    }
+    for max in [500, 5000] {
+        reads.push(Contender::new(
+            "read",
+            &format!("Consumer::poll, borrowed views (max.poll.records={max})"),
+            Some(baseline),
+            records,
+            bytes,
+            || (),
+            move |()| consume_views(shared, records, max),
         ));
     }
     report.measure_interleaved(reads);
