@@ -213,10 +213,16 @@ fn raw_read(path: &Path, records: u64) -> u64 {
 /// Append -> poll latency against a crossbeam channel between the same two threads, samples
 /// alternating: the main thread appends one record (`Partition::append`, one record per call)
 /// or sends one message, the consumer thread, blocked in `poll` (or `recv`), takes the time of
-/// receipt. Each sample waits for the previous one's acknowledgement and then a pause of
-/// `PAUSE`, so the receiver is waiting (parked) when the next one is sent.
+/// receipt. Each sample waits for the previous one's acknowledgement and then a pause (50 µs,
+/// `EMBROKER_BENCH_PAUSE_US`), so the receiver is waiting (parked) when the next one is sent.
 fn latency(report: &mut Report) {
-    const PAUSE: Duration = Duration::from_micros(50);
+    // `EMBROKER_BENCH_PAUSE_US` (default 50): long enough that both receivers park.
+    let pause = Duration::from_micros(
+        std::env::var("EMBROKER_BENCH_PAUSE_US")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(50),
+    );
     let broker = Broker::temporary().expect("broker");
     broker
         .create_topic("lat", TopicConfig::default())
@@ -262,7 +268,7 @@ fn latency(report: &mut Report) {
     let mut appends = Vec::with_capacity(samples as usize);
     for i in 0..2 * samples {
         let paused = Instant::now();
-        while paused.elapsed() < PAUSE {
+        while paused.elapsed() < pause {
             std::hint::spin_loop();
         }
         let sent = base.elapsed().as_nanos() as u64;
@@ -289,7 +295,7 @@ fn latency(report: &mut Report) {
             "p50 {:.1} µs, p99 {:.1} µs ({samples} samples, {} µs pause)",
             us(channel[0]),
             us(channel[1]),
-            PAUSE.as_micros()
+            pause.as_micros()
         ),
     );
     report.note(
