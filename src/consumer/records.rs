@@ -182,7 +182,7 @@ impl ConsumerRecords {
 /// A record borrowed from the [`ConsumerRecords`] it came in, from
 /// [`ConsumerRecords::views`]: the fields of a [`ConsumerRecord`], with key, value and headers
 /// as slices of the read's buffer.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ConsumerRecordRef<'a> {
     /// The topic (interned, as [`ConsumerRecord::topic`]).
     pub topic: &'static str,
@@ -202,6 +202,22 @@ pub struct ConsumerRecordRef<'a> {
     pub headers: RecordHeaders<'a>,
     /// The read the slices borrow from (to share its buffer in `to_record`).
     read: &'a Records,
+}
+
+// By hand: the record's fields, not the whole read it borrows from.
+impl fmt::Debug for ConsumerRecordRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerRecordRef")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("offset", &self.offset)
+            .field("timestamp", &self.timestamp)
+            .field("timestamp_type", &self.timestamp_type)
+            .field("key", &self.key)
+            .field("value", &self.value)
+            .field("headers", &self.headers)
+            .finish()
+    }
 }
 
 impl ConsumerRecordRef<'_> {
@@ -499,6 +515,11 @@ mod tests {
         assert_eq!(built, records.iter().collect::<Vec<_>>());
         // Borrowed views are the same records.
         assert_eq!(records.views().len(), 7);
+        let shown = format!("{:?}", records.views().next().unwrap());
+        assert!(
+            shown.contains("offset: 2") && !shown.contains("read"),
+            "{shown}"
+        );
         let viewed: Vec<ConsumerRecord> = records.views().map(|r| r.to_record()).collect();
         assert_eq!(viewed, built);
         for (v, r) in records.views().zip(&built) {
