@@ -129,8 +129,8 @@ pub use config::{
 #[cfg(feature = "stream")]
 pub use consumer::RecordStream;
 pub use consumer::{
-    Commit, Consumer, ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter,
-    ConsumerRecordsIter, RebalanceListener, Recv, WakeupHandle,
+    Commit, Consumer, ConsumerRecord, ConsumerRecordRef, ConsumerRecordViews, ConsumerRecords,
+    ConsumerRecordsIntoIter, ConsumerRecordsIter, RebalanceListener, Recv, WakeupHandle,
 };
 pub use error::{Error, Result};
 pub use group::{

@@ -27,7 +27,10 @@ mod recv;
 pub use commit::Commit;
 pub use consumer::Consumer;
 pub use listener::{RebalanceListener, WakeupHandle};
-pub use records::{ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter, ConsumerRecordsIter};
+pub use records::{
+    ConsumerRecord, ConsumerRecordRef, ConsumerRecordViews, ConsumerRecords,
+    ConsumerRecordsIntoIter, ConsumerRecordsIter,
+};
 #[cfg(feature = "stream")]
 pub use recv::RecordStream;
 pub use recv::Recv;

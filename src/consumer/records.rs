@@ -6,10 +6,17 @@
 //! record then costs what iterating the read directly costs. Key, value and header values
 //! are [`Bytes`] slices of the read's buffer (no copy per record), and the topic name is
 //! interned (`topic_names`), so a record carries it without a reference count.
+//!
+//! [`ConsumerRecords::views`] hands the same records out borrowed ([`ConsumerRecordRef`]): key,
+//! value and headers as slices of the read's buffer, so a loop that looks at each record and
+//! moves on pays no reference count per record (the owned record's `Bytes` clone and drop are
+//! two atomic operations, most of what a record costs beyond reading the bytes; figures in
+//! docs/ARCHITECTURE.md, "#20: consumer poll and latency").
 
 use std::fmt;
 
-use crate::log::{self, Records, RecordsIntoIter, RecordsIter};
+use crate::codec::RecordHeaders;
+use crate::log::{self, RecordViews, Records, RecordsIntoIter, RecordsIter};
 use crate::types::{Bytes, Header, StoredRecord, TimestampType, TopicPartition};
 
 /// A record as a consumer receives it. Kafka's `ConsumerRecord`.
@@ -134,6 +141,34 @@ impl ConsumerRecords {
             .collect()
     }
 
+    /// Every record borrowed, partition by partition: as [`ConsumerRecords::iter`], with key,
+    /// value and headers as slices of the read's buffer instead of [`Bytes`] (no reference
+    /// count per record: the fastest way to look at each record and move on; take an owned
+    /// [`ConsumerRecord`] with [`ConsumerRecordRef::to_record`] where one must outlive the
+    /// `ConsumerRecords`).
+    ///
+    /// ```
+    /// # use embroker::{Broker, ConsumerConfig, OffsetReset, Record, TopicConfig, TopicPartition};
+    /// # use std::time::Duration;
+    /// let broker = Broker::temporary()?;
+    /// broker.create_topic("events", TopicConfig::default())?;
+    /// broker.topic("events")?.partition(0)?.append(&[Record::new("hello").key("k")])?;
+    /// let mut consumer = broker.consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest))?;
+    /// consumer.assign(&[TopicPartition::new("events", 0)])?;
+    /// let records = consumer.poll(Duration::from_secs(1))?;
+    /// for r in records.views() {
+    ///     assert_eq!((r.key, r.value), (Some(&b"k"[..]), Some(&b"hello"[..])));
+    /// }
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn views(&self) -> ConsumerRecordViews<'_> {
+        ConsumerRecordViews {
+            parts: self.parts.iter(),
+            current: None,
+            left: self.count,
+        }
+    }
+
     /// Every record, partition by partition.
     pub fn iter(&self) -> ConsumerRecordsIter<'_> {
         ConsumerRecordsIter {
@@ -143,6 +178,131 @@ impl ConsumerRecords {
         }
     }
 }
+
+/// A record borrowed from the [`ConsumerRecords`] it came in, from
+/// [`ConsumerRecords::views`]: the fields of a [`ConsumerRecord`], with key, value and headers
+/// as slices of the read's buffer.
+#[derive(Clone)]
+pub struct ConsumerRecordRef<'a> {
+    /// The topic (interned, as [`ConsumerRecord::topic`]).
+    pub topic: &'static str,
+    /// The partition.
+    pub partition: i32,
+    /// The record's offset in its partition.
+    pub offset: i64,
+    /// The record's timestamp (ms since the epoch).
+    pub timestamp: i64,
+    /// Whether the timestamp is the producer's or the log's.
+    pub timestamp_type: TimestampType,
+    /// The key, if any.
+    pub key: Option<&'a [u8]>,
+    /// The value; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// Headers, in order, decoded as iterated (key and nullable value).
+    pub headers: RecordHeaders<'a>,
+    /// The read the slices borrow from (to share its buffer in `to_record`).
+    read: &'a Records,
+}
+
+// By hand: the record's fields, not the whole read it borrows from.
+impl fmt::Debug for ConsumerRecordRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerRecordRef")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("offset", &self.offset)
+            .field("timestamp", &self.timestamp)
+            .field("timestamp_type", &self.timestamp_type)
+            .field("key", &self.key)
+            .field("value", &self.value)
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+impl ConsumerRecordRef<'_> {
+    /// The record's topic and partition.
+    pub fn topic_partition(&self) -> TopicPartition {
+        TopicPartition::new(self.topic, self.partition)
+    }
+
+    /// The owned record: key, value and header values share the read's buffer (no copy).
+    pub fn to_record(&self) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+            timestamp_type: self.timestamp_type,
+            key: self.key.map(|s| self.read.share(s)),
+            value: self.value.map(|s| self.read.share(s)),
+            headers: self.read.headers(self.headers.clone()),
+        }
+    }
+}
+
+/// Iterator over the records of a [`ConsumerRecords`], borrowed; from
+/// [`ConsumerRecords::views`].
+pub struct ConsumerRecordViews<'a> {
+    parts: std::slice::Iter<'a, PartitionRecords>,
+    current: Option<PartitionViews<'a>>,
+    /// Records not yet yielded.
+    left: usize,
+}
+
+/// The borrowed records of one partition.
+struct PartitionViews<'a> {
+    part: &'a PartitionRecords,
+    views: RecordViews<'a>,
+    left: usize,
+}
+
+impl fmt::Debug for ConsumerRecordViews<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerRecordViews")
+            .field("left", &self.left)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Iterator for ConsumerRecordViews<'a> {
+    type Item = ConsumerRecordRef<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<ConsumerRecordRef<'a>> {
+        loop {
+            if let Some(p) = self.current.as_mut().filter(|p| p.left > 0) {
+                if let Some(r) = p.views.next() {
+                    p.left -= 1;
+                    self.left -= 1;
+                    return Some(ConsumerRecordRef {
+                        topic: p.part.topic,
+                        partition: p.part.tp.partition,
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        timestamp_type: r.timestamp_type,
+                        key: r.key,
+                        value: r.value,
+                        headers: r.headers,
+                        read: &p.part.records,
+                    });
+                }
+            }
+            let part = self.parts.next()?;
+            self.current = Some(PartitionViews {
+                part,
+                views: part.records.views(),
+                left: part.count,
+            });
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for ConsumerRecordViews<'_> {}
 
 /// The records of one partition, built as iterated.
 struct PartitionIter<'a> {
@@ -313,7 +473,12 @@ mod tests {
             let mut b = BatchBuilder::new();
             for i in 0..5 {
                 let v = format!("v{}", base + i);
-                b.push(1_000 + i, Some(b"k"), Some(v.as_bytes()), &[])
+                // Odd offsets carry a header (one with a null value).
+                let headers = match (base + i) % 2 {
+                    1 => vec![Header::new("h", v.clone()), Header::null("n")],
+                    _ => Vec::new(),
+                };
+                b.push(1_000 + i, Some(b"k"), Some(v.as_bytes()), &headers)
                     .unwrap();
             }
             let mut batch = b.finish();
@@ -348,6 +513,32 @@ mod tests {
         assert!(records.records(&TopicPartition::new("t", 0)).is_empty());
         let built: Vec<ConsumerRecord> = records.clone().into_iter().collect();
         assert_eq!(built, records.iter().collect::<Vec<_>>());
+        // Borrowed views are the same records.
+        assert_eq!(records.views().len(), 7);
+        let shown = format!("{:?}", records.views().next().unwrap());
+        assert!(
+            shown.contains("offset: 2") && !shown.contains("read"),
+            "{shown}"
+        );
+        let viewed: Vec<ConsumerRecord> = records.views().map(|r| r.to_record()).collect();
+        assert_eq!(viewed, built);
+        for (v, r) in records.views().zip(&built) {
+            assert_eq!((v.offset, v.timestamp), (r.offset, r.timestamp));
+            assert_eq!((v.key, v.value), (r.key.as_deref(), r.value.as_deref()));
+            assert_eq!(v.topic_partition(), tp);
+            let headers: Vec<(String, Option<Vec<u8>>)> = v
+                .headers
+                .clone()
+                .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+                .collect();
+            let expected: Vec<(String, Option<Vec<u8>>)> = r
+                .headers
+                .iter()
+                .map(|h| (h.key.clone(), h.value.as_deref().map(<[u8]>::to_vec)))
+                .collect();
+            assert_eq!(headers, expected);
+            assert_eq!(headers.len(), if v.offset % 2 == 1 { 2 } else { 0 });
+        }
         let first = &built[0];
         assert_eq!((first.topic, first.partition), ("t", 3));
         assert_eq!(first.value.as_deref(), Some(&b"v2"[..]));
