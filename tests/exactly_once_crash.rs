@@ -3,9 +3,10 @@
 //!
 //! Scenario: a child process (this test binary re-run on one test) is the seeds' pipeline: a
 //! group member of `billing` reads `orders`, and for each poll a transactional producer
-//! (`transactional.id=billing`) begins a transaction, writes one invoice per order to
-//! `invoices` (key and value: the order's partition and offset), sends the consumer's
-//! positions with `send_offsets_to_transaction`, and commits. The parent kills it (SIGKILL)
+//! (`transactional.id=billing`) begins a transaction, sends the consumer's positions with
+//! `send_offsets_to_transaction`, writes one invoice per order to `invoices` (key and value:
+//! the order's partition and offset), and commits (offsets first: the invoices are then in
+//! flight at the commit, whose decision's fsync overlaps theirs). The parent kills it (SIGKILL)
 //! after a random delay, so kills land in `init_transactions`, in polls, between sends, inside
 //! `commit_transaction`; then reopens the data directory and checks, before starting the next
 //! child on the same directory:

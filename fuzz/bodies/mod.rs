@@ -1495,7 +1495,8 @@ pub fn txn_state_log_input(key: &[u8], value: Option<&[u8]>) -> Vec<u8> {
 /// byte is cut off or added to its key or value. The key and a version 0 value re-encode to
 /// exactly the input bytes; a version 1 value does when it is written as Kafka writes one
 /// (shortest varints, no tags but the known ones, each once, in increasing order, not at its
-/// default), which [`flexible_value_is_canonical`] tells apart independently of the decoder. A
+/// default; in a topic entry only embroker's tag 100 of end offsets, 8 bytes per partition id),
+/// which [`flexible_value_is_canonical`] tells apart independently of the decoder. A
 /// rejection must be `Error::Corrupt` naming `__transaction_state`, saying whether the key or
 /// the value is bad, at a position inside that part; and the key is judged alone.
 ///
@@ -1656,7 +1657,8 @@ fn read_uvarint(bytes: &[u8], at: &mut usize) -> Option<(u64, bool)> {
 }
 
 /// Whether a version 1 value is laid out as Kafka (and embroker's encoder) would write it:
-/// every varint in the fewest bytes, no tags after a partition entry, and after the value only
+/// every varint in the fewest bytes, after a partition entry no tag but embroker's tag 100
+/// (end offsets: 8 bytes per partition id, at least one id), and after the value only
 /// tags 0, 1, 2, each at most once, in increasing order, with their exact widths (8, 8, 2
 /// bytes) and not at their defaults (-1, -1, 0). A walk of the layout independent of the
 /// decoder; `None` when the bytes do not have the layout at all.
