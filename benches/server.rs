@@ -21,7 +21,9 @@
 //! `EMBROKER_BENCH_WARMUP` untimed rounds; the table gives medians over
 //! `EMBROKER_BENCH_RUNS` rounds (default 3) and the median of the per-round ratios.
 //! `EMBROKER_BENCH_SCALE` multiplies the record count (the mock keeps about 43,000 such records
-//! per partition, so the count is capped at 160,000).
+//! per partition, so the count is capped at 160,000). `EMBROKER_BENCH_PARTITION_FETCH_BYTES`
+//! sets the server's `max_partition_fetch_bytes` (its default otherwise), to compare values; the
+//! client keeps its default settings either way.
 //!
 //! `cargo bench --features server --bench server`
 #![allow(clippy::expect_used, clippy::unwrap_used)]

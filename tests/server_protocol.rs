@@ -835,7 +835,12 @@ fn max_bytes_and_partition_max_bytes_keep_at_least_one_batch() {
 #[test]
 fn the_server_caps_each_partition_of_a_fetch_in_whole_batches() {
     let one = batch(10, "b0", None, false, Compression::None).len();
-    for (cap, want) in [(one * 5 / 2, 2 * one), (1, one), (usize::MAX, 5 * one)] {
+    for (cap, want) in [
+        (one * 5 / 2, 2 * one),
+        (1, one),
+        (0, one),
+        (usize::MAX, 5 * one),
+    ] {
         let broker = Broker::temporary().unwrap();
         broker.create_topic("t", TopicConfig::default()).unwrap();
         let server = broker

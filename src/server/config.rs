@@ -42,7 +42,7 @@ pub struct ServerConfig {
     /// backs a partition off for `fetch.queue.backoff.ms` (one second) once its local queue
     /// holds `queued.min.messages`, which answers of a megabyte per partition make a
     /// consumer slower than its broker do (docs/ARCHITECTURE.md, `src/server/`). Default
-    /// 64 KiB; `usize::MAX` answers as Kafka does.
+    /// 64 KiB; `usize::MAX` answers as Kafka does; 0 counts as 1 (one batch a partition).
     pub max_partition_fetch_bytes: usize,
     /// The longest a Fetch long poll waits, whatever its `max_wait_ms` (default 30 s).
     pub max_fetch_wait: Duration,

@@ -104,7 +104,8 @@ fn read_once(ctx: &RequestContext<'_>, req: &FetchRequest) -> (FetchResponse, us
             let room = max_bytes.saturating_sub(total);
             let partition_max = usize::try_from(p.partition_max_bytes)
                 .unwrap_or(0)
-                .min(ctx.shared.config.max_partition_fetch_bytes)
+                // A cap of 0 reads as 1: one batch a partition, not none after the first.
+                .min(ctx.shared.config.max_partition_fetch_bytes.max(1))
                 .min(room);
             // After the first data, a partition gets only what is left of max_bytes; the first
             // gets at least one batch (the segment read returns one however large).
