@@ -112,6 +112,7 @@ mod producer;
 mod record_cursor;
 #[cfg(feature = "server")]
 mod server;
+pub mod streams;
 mod topic_names;
 mod txn;
 mod typed;

@@ -1,0 +1,139 @@
+//! [`KGroupedStream`]: a stream grouped by key, ready to aggregate (Kafka's
+//! `KGroupedStream`).
+
+use std::sync::Arc;
+
+use super::kstream::KStream;
+use super::ktable::KTable;
+use super::processors::{Aggregate, Step};
+use super::{add, add_kv_store, add_processor, name, supplier, Materialized};
+use crate::streams::serdes::Grouped;
+use crate::streams::state::ValueAndTimestamp;
+
+/// A stream grouped by key (Kafka's `KGroupedStream<K, V>`): `count`, `reduce` and
+/// `aggregate` make a [`KTable`] whose store holds the aggregate per key.
+///
+/// ```
+/// use embroker::streams::{Consumed, Grouped, Materialized, StreamsBuilder, StreamsConfig, TopologyTestDriver};
+/// use embroker::Builtin;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("purchases", Consumed::<String, i64>::with(Builtin, Builtin))
+///     .group_by_key(Grouped::with(Builtin, Builtin))
+///     .aggregate(|| 0i64, |_, amount, total| total + amount, Materialized::as_("totals"));
+/// let driver = TopologyTestDriver::new(builder.build()?, StreamsConfig::new("shop"))?;
+/// let input = driver.create_input_topic::<String, i64>("purchases", Builtin, Builtin);
+/// input.pipe_input("ann".to_string(), 5)?;
+/// input.pipe_input("ann".to_string(), 7)?;
+/// let totals = driver.get_key_value_store::<String, i64>("totals")?;
+/// use embroker::streams::ReadOnlyKeyValueStore;
+/// assert_eq!(totals.get(&"ann".to_string())?, Some(12));
+/// # Ok::<(), embroker::Error>(())
+/// ```
+pub struct KGroupedStream<K, V> {
+    stream: KStream<K, V>,
+    grouped: Grouped<K, V>,
+    repartition: bool,
+}
+
+impl<K, V> KGroupedStream<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    pub(crate) fn new(stream: KStream<K, V>, grouped: Grouped<K, V>, repartition: bool) -> Self {
+        KGroupedStream {
+            stream,
+            grouped,
+            repartition,
+        }
+    }
+
+    /// The number of records per key (Kafka's `count`).
+    pub fn count(self, materialized: Materialized) -> KTable<K, i64> {
+        self.aggregate_with(
+            "KSTREAM-AGGREGATE",
+            Arc::new(|_, _, old: Option<i64>| old.unwrap_or(0).saturating_add(1)),
+            materialized,
+        )
+    }
+
+    /// The values per key combined by `reducer(aggregate, value)`; the first value of a key
+    /// is its aggregate (Kafka's `reduce`).
+    pub fn reduce(
+        self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized,
+    ) -> KTable<K, V> {
+        self.aggregate_with(
+            "KSTREAM-REDUCE",
+            Arc::new(move |_, value, old: Option<V>| match old {
+                Some(aggregate) => reducer(aggregate, value),
+                None => value,
+            }),
+            materialized,
+        )
+    }
+
+    /// The values per key folded by `aggregator(key, value, aggregate)` from
+    /// `initializer()` (Kafka's `aggregate`).
+    pub fn aggregate<VA: Clone + 'static>(
+        self,
+        initializer: impl Fn() -> VA + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized,
+    ) -> KTable<K, VA> {
+        self.aggregate_with(
+            "KSTREAM-AGGREGATE",
+            Arc::new(move |key, value, old: Option<VA>| {
+                aggregator(key, value, old.unwrap_or_else(&initializer))
+            }),
+            materialized,
+        )
+    }
+
+    /// Add (if needed) the repartition topic, then the store and the aggregation node, as
+    /// Kafka's `doAggregate` does: the store is named first, the repartition topic after the
+    /// grouping's name or else the store's.
+    fn aggregate_with<VA: Clone + 'static>(
+        self,
+        prefix: &str,
+        step: Step<K, V, VA>,
+        materialized: Materialized,
+    ) -> KTable<K, VA> {
+        let shared = self.stream.shared.clone();
+        let store = materialized
+            .name
+            .unwrap_or_else(|| name(&shared, &format!("{prefix}-STATE-STORE")));
+        let mut parent = self.stream.node;
+        if self.repartition {
+            let topic_prefix = self.grouped.name.clone().unwrap_or_else(|| store.clone());
+            let topic = format!("{topic_prefix}-repartition");
+            let sink = format!("{topic_prefix}-repartition-sink");
+            let source = format!("{topic_prefix}-repartition-source");
+            let (ks, vs) = (
+                self.grouped.key_serde.clone(),
+                self.grouped.value_serde.clone(),
+            );
+            add(&shared, |t| t.add_sink(sink, &topic, true, ks, vs, parent));
+            let (ks, vs) = (self.grouped.key_serde, self.grouped.value_serde);
+            parent = add(&shared, |t| {
+                t.add_source::<K, V>(source, &topic, true, ks, vs)
+            });
+        }
+        add_kv_store::<K, ValueAndTimestamp<VA>>(&shared, &store);
+        let node_name = name(&shared, prefix);
+        let store_name = store.clone();
+        let node = add_processor(
+            &shared,
+            node_name,
+            &[parent],
+            vec![store.clone()],
+            supplier(move || Aggregate::<K, V, VA> {
+                store: store_name.clone(),
+                step: step.clone(),
+            }),
+        );
+        KTable::new(shared, node, Some(store))
+    }
+}

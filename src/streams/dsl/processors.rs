@@ -1,0 +1,156 @@
+//! The DSL's processors: one generic stateless processor made from a closure, and the
+//! stateful ones (the table source, the aggregation, the branch).
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::Change;
+use crate::error::Result;
+use crate::streams::processor::{Processor, ProcessorContext, Record};
+use crate::streams::state::{
+    InMemoryKeyValueStore, KeyValueStore, ReadOnlyKeyValueStore, ValueAndTimestamp,
+};
+
+/// A DSL store: values with the timestamps of the records that set them.
+pub(crate) type DslStore<K, V> = InMemoryKeyValueStore<K, ValueAndTimestamp<V>>;
+
+/// A stateless processor: `filter`, `map`, `peek`, ..., each a closure over the record and
+/// the context.
+pub(crate) struct Stateless<F>(pub(crate) Arc<F>);
+
+impl<F, KI, VI, KO, VO> Processor<KI, VI, KO, VO> for Stateless<F>
+where
+    F: Fn(Record<KI, VI>, &mut ProcessorContext<'_, KO, VO>) -> Result<()>,
+{
+    fn process(
+        &mut self,
+        record: Record<KI, VI>,
+        context: &mut ProcessorContext<'_, KO, VO>,
+    ) -> Result<()> {
+        (self.0)(record, context)
+    }
+}
+
+/// A table's source: keeps the latest value per key in its store (a `None` value deletes
+/// it) and forwards each update with the value it replaced (Kafka's `KTableSource`; a
+/// tombstone for a key with no value is forwarded too, as Kafka does).
+pub(crate) struct TableSource<K, V> {
+    store: String,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> TableSource<K, V> {
+    pub(crate) fn new(store: String) -> Self {
+        TableSource {
+            store,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> Processor<K, Option<V>, K, Change<V>> for TableSource<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn process(
+        &mut self,
+        record: Record<K, Option<V>>,
+        context: &mut ProcessorContext<'_, K, Change<V>>,
+    ) -> Result<()> {
+        let store = context.state_store::<DslStore<K, V>>(&self.store)?;
+        let old = match &record.value {
+            Some(v) => {
+                let old = store.get(&record.key)?;
+                store.put(
+                    record.key.clone(),
+                    ValueAndTimestamp::make(v.clone(), record.timestamp),
+                )?;
+                old
+            }
+            None => store.delete(&record.key)?,
+        };
+        let change = Change {
+            new: record.value.clone(),
+            old: old.map(|o| o.value),
+        };
+        context.forward(record.with_value(change))
+    }
+}
+
+/// One step of an aggregation: the new aggregate from the key, the value and the old
+/// aggregate (`None` for a key not seen before).
+pub(crate) type Step<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
+
+/// `count`, `reduce` and `aggregate` of a grouped stream (Kafka's `KStreamAggregate` and
+/// `KStreamReduce`): the new aggregate goes to the store with the larger of the record's and
+/// the old aggregate's timestamps, and downstream as a change.
+pub(crate) struct Aggregate<K, V, VA> {
+    pub(crate) store: String,
+    pub(crate) step: Step<K, V, VA>,
+}
+
+impl<K, V, VA> Processor<K, V, K, Change<VA>> for Aggregate<K, V, VA>
+where
+    K: Ord + Clone + 'static,
+    VA: Clone + 'static,
+{
+    fn process(
+        &mut self,
+        record: Record<K, V>,
+        context: &mut ProcessorContext<'_, K, Change<VA>>,
+    ) -> Result<()> {
+        let store = context.state_store::<DslStore<K, VA>>(&self.store)?;
+        let old = store.get(&record.key)?;
+        let (old_value, timestamp) = match old {
+            Some(o) => (Some(o.value), o.timestamp.max(record.timestamp)),
+            None => (None, record.timestamp),
+        };
+        let Record {
+            key,
+            value,
+            headers,
+            ..
+        } = record;
+        let new = (self.step)(&key, value, old_value.clone());
+        store.put(key.clone(), ValueAndTimestamp::make(new.clone(), timestamp))?;
+        context.forward(Record {
+            key,
+            value: Change {
+                new: Some(new),
+                old: old_value,
+            },
+            timestamp,
+            headers,
+        })
+    }
+}
+
+/// A predicate of `filter` and `split`.
+pub(crate) type Predicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
+
+/// `split`: each record goes to the child of the first predicate it satisfies, else to the
+/// default branch (the child after the predicates) if there is one, else nowhere (Kafka's
+/// `KStreamBranch`).
+pub(crate) struct Branch<K, V> {
+    pub(crate) predicates: Arc<[Predicate<K, V>]>,
+    pub(crate) default_branch: bool,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> Processor<K, V, K, V> for Branch<K, V> {
+    fn process(
+        &mut self,
+        record: Record<K, V>,
+        context: &mut ProcessorContext<'_, K, V>,
+    ) -> Result<()> {
+        let index = self
+            .predicates
+            .iter()
+            .position(|p| p(&record.key, &record.value));
+        match index {
+            Some(i) => context.forward_to_index(record, i),
+            None if self.default_branch => context.forward_to_index(record, self.predicates.len()),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! [`Topology`]: the graph of sources, processors, sinks and stores that the DSL builds
+//! (Kafka's `Topology`), and the source and sink nodes themselves.
+//!
+//! Owns: node definitions (name, parents, children, connected stores, and a supplier that
+//! makes a fresh instance of the node for each task), store definitions (name and supplier),
+//! which topic each source reads (a topic is read by one source only, as in Kafka), and which
+//! topics are internal repartition topics.
+//!
+//! Invariants: nodes are added parents first, so their indices are a topological order and a
+//! task initializes them in index order; names of nodes and of stores are unique; a topology
+//! is immutable once built and `Send + Sync`, so a runtime can make tasks from it on any
+//! thread. Internal topic names are stored without the application id: a task prefixes them
+//! (`<application.id>-<name>`), as Kafka does when the application starts.
+
+use std::any::Any;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use super::processor::Record;
+use super::serdes::SharedSerde;
+use super::task::{Node, ProcessorNode, Task};
+use crate::error::{Error, Result};
+use crate::typed::{RecordPart, SerdeError};
+use crate::types::{Bytes, Header};
+
+/// Makes a fresh instance of a node for a task.
+pub(crate) type NodeSupplier = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
+/// Makes a fresh, empty store for a task.
+pub(crate) type StoreSupplier = Arc<dyn Fn() -> Box<dyn Any> + Send + Sync>;
+/// Turns a source topic's raw record into a `Box<Record<K, V>>` of the source's types.
+pub(crate) type Decoder = Arc<
+    dyn Fn(
+            &str,
+            Option<Bytes>,
+            Option<Bytes>,
+            i64,
+            Vec<Header>,
+        ) -> Result<Box<dyn Any>, (RecordPart, SerdeError)>
+        + Send
+        + Sync,
+>;
+
+/// What a node is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    Source { topic: String, internal: bool },
+    Processor,
+    Sink { topic: String, internal: bool },
+}
+
+/// One node of the graph.
+#[derive(Clone)]
+pub(crate) struct NodeDef {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+    pub(crate) parents: Vec<usize>,
+    pub(crate) children: Vec<usize>,
+    pub(crate) stores: Vec<String>,
+    pub(crate) make: NodeSupplier,
+}
+
+/// One store of the graph.
+#[derive(Clone)]
+pub(crate) struct StoreDef {
+    pub(crate) name: String,
+    pub(crate) make: StoreSupplier,
+}
+
+/// A source: the node that reads a topic and how it decodes the topic's records.
+#[derive(Clone)]
+pub(crate) struct SourceDef {
+    pub(crate) node: usize,
+    pub(crate) decode: Decoder,
+}
+
+/// A processing graph: sources that read topics, processors, sinks that write topics, and
+/// state stores (Kafka's `Topology`). Built by
+/// [`StreamsBuilder::build`](super::StreamsBuilder::build); run by the
+/// [`TopologyTestDriver`](super::TopologyTestDriver).
+///
+/// ```
+/// use embroker::streams::{Consumed, Grouped, Materialized, StreamsBuilder};
+/// use embroker::Builtin;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("words", Consumed::<(), String>::with(Builtin, Builtin))
+///     .group_by(|_, word| word.clone(), Grouped::with(Builtin, Builtin))
+///     .count(Materialized::as_("counts"));
+/// let topology = builder.build()?;
+/// assert_eq!(topology.source_topics(), vec!["counts-repartition", "words"]);
+/// assert_eq!(topology.repartition_topics(), vec!["counts-repartition"]);
+/// assert_eq!(topology.state_stores(), vec!["counts"]);
+/// # Ok::<(), embroker::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Topology {
+    pub(crate) nodes: Vec<NodeDef>,
+    pub(crate) stores: Vec<StoreDef>,
+    /// Source topics (internal ones without the application id) to their source.
+    pub(crate) sources: HashMap<String, SourceDef>,
+    /// The next index for generated names (Kafka's `KSTREAM-FILTER-0000000001`).
+    pub(crate) next_index: usize,
+}
+
+impl Topology {
+    /// The topics the topology reads, sorted; internal topics without the application id.
+    pub fn source_topics(&self) -> Vec<String> {
+        let set: BTreeSet<&String> = self.sources.keys().collect();
+        set.into_iter().cloned().collect()
+    }
+
+    /// The topics the topology writes, sorted; internal topics without the application id.
+    pub fn sink_topics(&self) -> Vec<String> {
+        let set: BTreeSet<&String> = self
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Sink { topic, .. } => Some(topic),
+                _ => None,
+            })
+            .collect();
+        set.into_iter().cloned().collect()
+    }
+
+    /// The internal repartition topics (Kafka's `<name>-repartition`, created by a grouping
+    /// after a key change), sorted, without the application id.
+    pub fn repartition_topics(&self) -> Vec<String> {
+        let set: BTreeSet<&String> = self
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Source {
+                    topic,
+                    internal: true,
+                } => Some(topic),
+                _ => None,
+            })
+            .collect();
+        set.into_iter().cloned().collect()
+    }
+
+    /// The names of the state stores, sorted.
+    pub fn state_stores(&self) -> Vec<String> {
+        let set: BTreeSet<&String> = self.stores.iter().map(|s| &s.name).collect();
+        set.into_iter().cloned().collect()
+    }
+
+    /// A generated name: `PREFIX-` and the next index in ten digits, as Kafka names nodes
+    /// and internal stores.
+    pub(crate) fn generate_name(&mut self, prefix: &str) -> String {
+        let name = format!("{prefix}-{:010}", self.next_index);
+        self.next_index += 1;
+        name
+    }
+
+    /// Add a node under `parents` (which must exist); its index.
+    pub(crate) fn add_node(
+        &mut self,
+        name: String,
+        kind: NodeKind,
+        parents: &[usize],
+        stores: Vec<String>,
+        make: NodeSupplier,
+    ) -> Result<usize> {
+        if self.nodes.iter().any(|n| n.name == name) {
+            return Err(Error::InvalidTopology {
+                reason: format!("processor {name:?} is already added"),
+            });
+        }
+        for store in &stores {
+            if !self.stores.iter().any(|s| &s.name == store) {
+                return Err(Error::InvalidTopology {
+                    reason: format!("processor {name:?} uses store {store:?}, which is not added"),
+                });
+            }
+        }
+        let id = self.nodes.len();
+        for &p in parents {
+            let parent = self
+                .nodes
+                .get_mut(p)
+                .ok_or_else(|| Error::InvalidTopology {
+                    reason: format!("parent number {p} of processor {name:?} does not exist"),
+                })?;
+            if matches!(parent.kind, NodeKind::Sink { .. }) {
+                return Err(Error::InvalidTopology {
+                    reason: format!("sink {} cannot be the parent of {name:?}", parent.name),
+                });
+            }
+            parent.children.push(id);
+        }
+        self.nodes.push(NodeDef {
+            name,
+            kind,
+            parents: parents.to_vec(),
+            children: Vec::new(),
+            stores,
+            make,
+        });
+        Ok(id)
+    }
+
+    /// Add a source node reading `topic` with `consumed`'s serdes; `nullable_values` makes
+    /// the records `Record<K, Option<V>>` with a null value as `None` (a table's tombstone)
+    /// instead of handing the null to the value serde.
+    pub(crate) fn add_source<K, V>(
+        &mut self,
+        name: String,
+        topic: &str,
+        internal: bool,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> Result<usize>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
+        let decode: Decoder = Arc::new(move |topic, key, value, timestamp, headers| {
+            let key = key_serde
+                .deserialize(topic, &headers, key)
+                .map_err(|e| (RecordPart::Key, e))?;
+            let value = value_serde
+                .deserialize(topic, &headers, value)
+                .map_err(|e| (RecordPart::Value, e))?;
+            Ok(Box::new(Record {
+                key,
+                value,
+                timestamp,
+                headers,
+            }) as Box<dyn Any>)
+        });
+        self.add_source_node::<K, V>(name, topic, internal, decode)
+    }
+
+    /// [`add_source`](Self::add_source) for a table: values as `Option<V>`, null as `None`
+    /// without asking the value serde (a tombstone).
+    pub(crate) fn add_table_source<K, V>(
+        &mut self,
+        name: String,
+        topic: &str,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> Result<usize>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
+        let decode: Decoder = Arc::new(move |topic, key, value, timestamp, headers| {
+            let key = key_serde
+                .deserialize(topic, &headers, key)
+                .map_err(|e| (RecordPart::Key, e))?;
+            let value = match value {
+                None => None,
+                Some(bytes) => Some(
+                    value_serde
+                        .deserialize(topic, &headers, Some(bytes))
+                        .map_err(|e| (RecordPart::Value, e))?,
+                ),
+            };
+            Ok(Box::new(Record {
+                key,
+                value,
+                timestamp,
+                headers,
+            }) as Box<dyn Any>)
+        });
+        self.add_source_node::<K, Option<V>>(name, topic, false, decode)
+    }
+
+    fn add_source_node<K, V>(
+        &mut self,
+        name: String,
+        topic: &str,
+        internal: bool,
+        decode: Decoder,
+    ) -> Result<usize>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
+        if self.sources.contains_key(topic) {
+            return Err(Error::InvalidTopology {
+                reason: format!("topic {topic:?} has already been registered by another source"),
+            });
+        }
+        let make: NodeSupplier = Arc::new(|| {
+            Box::new(ProcessorNode::<_, K, V, K, V>::new(
+                PassThrough::<K, V>::new(),
+            )) as Box<dyn Node>
+        });
+        let node = self.add_node(
+            name,
+            NodeKind::Source {
+                topic: topic.to_string(),
+                internal,
+            },
+            &[],
+            Vec::new(),
+            make,
+        )?;
+        self.sources
+            .insert(topic.to_string(), SourceDef { node, decode });
+        Ok(node)
+    }
+
+    /// Add a sink node under `parent` that writes `topic` with the serdes.
+    pub(crate) fn add_sink<K, V>(
+        &mut self,
+        name: String,
+        topic: &str,
+        internal: bool,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        parent: usize,
+    ) -> Result<usize>
+    where
+        K: 'static,
+        V: 'static,
+    {
+        let topic_name = topic.to_string();
+        let make: NodeSupplier = Arc::new(move || {
+            Box::new(Sink {
+                topic: topic_name.clone(),
+                internal,
+                full_topic: String::new(),
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+            }) as Box<dyn Node>
+        });
+        self.add_node(
+            name,
+            NodeKind::Sink {
+                topic: topic.to_string(),
+                internal,
+            },
+            &[parent],
+            Vec::new(),
+            make,
+        )
+    }
+
+    /// Add a store; its name must be new.
+    pub(crate) fn add_store(&mut self, name: &str, make: StoreSupplier) -> Result<()> {
+        if self.stores.iter().any(|s| s.name == name) {
+            return Err(Error::InvalidTopology {
+                reason: format!("a state store named {name:?} is already added"),
+            });
+        }
+        self.stores.push(StoreDef {
+            name: name.to_string(),
+            make,
+        });
+        Ok(())
+    }
+
+    /// The source reading `topic` (internal topics by their full name, with the application
+    /// id), and the topic's name inside the topology.
+    pub(crate) fn source_for(&self, topic: &str, application_id: &str) -> Option<&SourceDef> {
+        if let Some(source) = self.sources.get(topic) {
+            if !self.is_internal_source(topic) {
+                return Some(source);
+            }
+        }
+        let inner = topic.strip_prefix(application_id)?.strip_prefix('-')?;
+        self.sources
+            .get(inner)
+            .filter(|_| self.is_internal_source(inner))
+    }
+
+    fn is_internal_source(&self, topic: &str) -> bool {
+        self.sources.get(topic).is_some_and(|s| {
+            self.nodes
+                .get(s.node)
+                .is_some_and(|n| matches!(n.kind, NodeKind::Source { internal: true, .. }))
+        })
+    }
+}
+
+impl fmt::Display for Topology {
+    /// The nodes in order with their topics, stores and children (after Kafka's
+    /// `TopologyDescription`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::from("Topologies:\n");
+        for node in &self.nodes {
+            let _ = match &node.kind {
+                NodeKind::Source { topic, .. } => {
+                    writeln!(out, "  Source: {} (topics: [{topic}])", node.name)
+                }
+                NodeKind::Processor => {
+                    writeln!(
+                        out,
+                        "  Processor: {} (stores: {:?})",
+                        node.name, node.stores
+                    )
+                }
+                NodeKind::Sink { topic, .. } => {
+                    writeln!(out, "  Sink: {} (topic: {topic})", node.name)
+                }
+            };
+            let names = |ids: &[usize]| -> Vec<&str> {
+                ids.iter()
+                    .filter_map(|&c| self.nodes.get(c).map(|n| n.name.as_str()))
+                    .collect()
+            };
+            let _ = writeln!(out, "    --> {}", or_none(&names(&node.children)));
+            let _ = writeln!(out, "    <-- {}", or_none(&names(&node.parents)));
+        }
+        f.write_str(&out)
+    }
+}
+
+/// Kafka's way of listing names: comma-separated, `none` for none.
+fn or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// A node that forwards what it receives: sources, `merge`, branches.
+pub(crate) struct PassThrough<K, V>(std::marker::PhantomData<fn(K, V)>);
+
+impl<K, V> PassThrough<K, V> {
+    pub(crate) fn new() -> Self {
+        PassThrough(std::marker::PhantomData)
+    }
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> super::processor::Processor<K, V, K, V>
+    for PassThrough<K, V>
+{
+    fn process(
+        &mut self,
+        record: Record<K, V>,
+        context: &mut super::processor::ProcessorContext<'_, K, V>,
+    ) -> Result<()> {
+        context.forward(record)
+    }
+}
+
+/// The node that serializes records and hands them to the task's record collector.
+struct Sink<K, V> {
+    topic: String,
+    internal: bool,
+    /// `topic`, prefixed with the application id if internal; set at `init`.
+    full_topic: String,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+}
+
+impl<K: 'static, V: 'static> Node for Sink<K, V> {
+    fn init(&mut self, task: &mut Task, _: usize) -> Result<()> {
+        self.full_topic = if self.internal {
+            format!("{}-{}", task.application_id, self.topic)
+        } else {
+            self.topic.clone()
+        };
+        Ok(())
+    }
+
+    fn process(&mut self, record: Box<dyn Any>, task: &mut Task, id: usize) -> Result<()> {
+        let record = record
+            .downcast::<Record<K, V>>()
+            .map_err(|_| Error::InvalidTopology {
+                reason: format!(
+                    "sink {} received a record whose key or value type is not the one it writes",
+                    task.node_name(id)
+                ),
+            })?;
+        let Record {
+            key,
+            value,
+            timestamp,
+            mut headers,
+        } = *record;
+        let serialization = |part: RecordPart, e: SerdeError| Error::Serialization {
+            topic: self.full_topic.clone(),
+            part,
+            reason: e.to_string(),
+        };
+        let key = self
+            .key_serde
+            .serialize(&self.full_topic, &mut headers, key)
+            .map_err(|e| serialization(RecordPart::Key, e))?;
+        let value = self
+            .value_serde
+            .serialize(&self.full_topic, &mut headers, value)
+            .map_err(|e| serialization(RecordPart::Value, e))?;
+        task.produced.push(super::task::Produced {
+            topic: self.full_topic.clone(),
+            key,
+            value,
+            timestamp,
+            headers,
+        });
+        Ok(())
+    }
+
+    fn close(&mut self) {}
+}
