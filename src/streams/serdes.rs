@@ -300,10 +300,10 @@ mod tests {
 
     #[test]
     fn null_is_refused_by_plain_types_and_none_for_options() {
-        let r: Result<i64, _> = Builtin.deserialize("t", &[], None);
+        let r: Result<i64, _> = Serde::deserialize(&Builtin, "t", &[], None);
         let text = r.unwrap_err().to_string();
         assert!(text.contains("null where a i64"), "{text}");
-        let n: Option<i64> = Builtin.deserialize("t", &[], None).unwrap();
+        let n: Option<i64> = Serde::deserialize(&Builtin, "t", &[], None).unwrap();
         assert_eq!(n, None);
         let out = Serde::<Option<i64>>::serialize(&Builtin, "t", &mut Vec::new(), None).unwrap();
         assert_eq!(out, None);
@@ -340,8 +340,11 @@ mod tests {
     #[test]
     fn json_null_is_a_null_record() {
         let json = crate::Json::<Option<Vec<u8>>>::new();
-        assert_eq!(json.serialize("t", &mut Vec::new(), None).unwrap(), None);
-        assert_eq!(json.deserialize("t", &[], None).unwrap(), None);
+        assert_eq!(
+            Serde::serialize(&json, "t", &mut Vec::new(), None).unwrap(),
+            None
+        );
+        assert_eq!(Serde::deserialize(&json, "t", &[], None).unwrap(), None);
         let plain = crate::Json::<Vec<u8>>::new();
         assert!(Serde::deserialize(&plain, "t", &[], None).is_err());
     }
