@@ -34,10 +34,13 @@ pub(crate) trait Node {
     fn close(&mut self);
 }
 
+/// The record types of a node's input and output edges, as a marker.
+type Edges<KI, VI, KO, VO> = PhantomData<fn(KI, VI) -> (KO, VO)>;
+
 /// A typed [`Processor`] as a [`Node`].
 pub(crate) struct ProcessorNode<P, KI, VI, KO, VO> {
     processor: P,
-    _types: PhantomData<fn(KI, VI) -> (KO, VO)>,
+    _types: Edges<KI, VI, KO, VO>,
 }
 
 impl<P, KI, VI, KO, VO> ProcessorNode<P, KI, VI, KO, VO> {

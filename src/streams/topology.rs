@@ -500,3 +500,174 @@ impl<K: 'static, V: 'static> Node for Sink<K, V> {
 
     fn close(&mut self) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::processor::{Processor, ProcessorContext};
+    use crate::Builtin;
+
+    fn serde<T>() -> SharedSerde<T>
+    where
+        Builtin: crate::streams::Serde<T>,
+    {
+        Arc::new(Builtin)
+    }
+
+    /// Forwards its input as a value of another type.
+    struct Stringify;
+
+    impl Processor<String, i64, String, String> for Stringify {
+        fn process(
+            &mut self,
+            r: Record<String, i64>,
+            ctx: &mut ProcessorContext<'_, String, String>,
+        ) -> Result<()> {
+            let v = r.value.to_string();
+            ctx.forward(r.with_value(v))
+        }
+    }
+
+    fn stringify() -> NodeSupplier {
+        Arc::new(|| {
+            Box::new(ProcessorNode::<_, String, i64, String, String>::new(
+                Stringify,
+            )) as Box<dyn Node>
+        })
+    }
+
+    #[test]
+    fn names_are_kafkas_and_unique() {
+        let mut t = Topology::default();
+        assert_eq!(
+            t.generate_name("KSTREAM-SOURCE"),
+            "KSTREAM-SOURCE-0000000000"
+        );
+        assert_eq!(
+            t.generate_name("KSTREAM-FILTER"),
+            "KSTREAM-FILTER-0000000001"
+        );
+        let src = t
+            .add_source::<String, i64>("s".into(), "in", false, serde(), serde())
+            .unwrap();
+        let e = t
+            .add_node(
+                "s".into(),
+                NodeKind::Processor,
+                &[],
+                Vec::new(),
+                stringify(),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("\"s\" is already added"), "{e}");
+        let e = t
+            .add_node(
+                "p".into(),
+                NodeKind::Processor,
+                &[7],
+                Vec::new(),
+                stringify(),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("parent number 7"), "{e}");
+        let e = t
+            .add_node(
+                "p".into(),
+                NodeKind::Processor,
+                &[src],
+                vec!["nope".into()],
+                stringify(),
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("\"nope\", which is not added"),
+            "{e}"
+        );
+        let sink = t
+            .add_sink::<String, i64>("k".into(), "out", false, serde(), serde(), src)
+            .unwrap();
+        let e = t
+            .add_node(
+                "p".into(),
+                NodeKind::Processor,
+                &[sink],
+                Vec::new(),
+                stringify(),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("sink k cannot be the parent"), "{e}");
+        assert_eq!(t.sink_topics(), ["out"]);
+    }
+
+    #[test]
+    fn internal_topics_are_found_by_their_full_name_only() {
+        let mut t = Topology::default();
+        t.add_source::<String, i64>("a".into(), "x-repartition", true, serde(), serde())
+            .unwrap();
+        t.add_source::<String, i64>("b".into(), "plain", false, serde(), serde())
+            .unwrap();
+        assert!(t.source_for("app-x-repartition", "app").is_some());
+        assert!(t.source_for("x-repartition", "app").is_none());
+        assert!(t.source_for("other-x-repartition", "app").is_none());
+        assert!(t.source_for("plain", "app").is_some());
+        assert!(t.source_for("app-plain", "app").is_none());
+        assert_eq!(t.repartition_topics(), ["x-repartition"]);
+    }
+
+    #[test]
+    fn a_processor_fed_the_wrong_types_is_an_error_not_a_panic() {
+        let mut t = Topology::default();
+        // The source makes (String, String) records; the processor takes (String, i64).
+        let src = t
+            .add_source::<String, String>("s".into(), "in", false, serde(), serde())
+            .unwrap();
+        t.add_node(
+            "p".into(),
+            NodeKind::Processor,
+            &[src],
+            Vec::new(),
+            stringify(),
+        )
+        .unwrap();
+        let mut task = Task::new(&t, "app", 0).unwrap();
+        let record: Box<dyn Any> = Box::new(Record::new("k".to_string(), "v".to_string(), 0));
+        let meta = crate::streams::RecordMetadata {
+            topic: "in".into(),
+            partition: 0,
+            offset: 0,
+        };
+        let e = task.process(src, meta.clone(), 0, record).unwrap_err();
+        assert!(matches!(e, Error::InvalidTopology { .. }), "{e}");
+        assert!(e.to_string().contains("processor p"), "{e}");
+        // Put back after the error: the next record runs (and fails the same way).
+        let record: Box<dyn Any> = Box::new(Record::new("k".to_string(), "v".to_string(), 0));
+        assert!(task.process(src, meta, 0, record).is_err());
+        assert_eq!(task.stream_time, 0);
+    }
+
+    #[test]
+    fn sinks_serialize_and_prefix_internal_topics() {
+        let mut t = Topology::default();
+        let src = t
+            .add_source::<String, i64>("s".into(), "in", false, serde(), serde())
+            .unwrap();
+        t.add_sink::<String, i64>("k1".into(), "r-repartition", true, serde(), serde(), src)
+            .unwrap();
+        t.add_sink::<String, i64>("k2".into(), "out", false, serde(), serde(), src)
+            .unwrap();
+        let mut task = Task::new(&t, "app", 0).unwrap();
+        let meta = crate::streams::RecordMetadata {
+            topic: "in".into(),
+            partition: 0,
+            offset: 0,
+        };
+        let record: Box<dyn Any> = Box::new(Record::new("k".to_string(), 258i64, 9));
+        task.process(src, meta, 9, record).unwrap();
+        let topics: Vec<&str> = task.produced.iter().map(|p| p.topic.as_str()).collect();
+        assert_eq!(topics, ["app-r-repartition", "out"]);
+        let p = &task.produced[1];
+        assert_eq!(p.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(p.value.as_deref(), Some(&[0, 0, 0, 0, 0, 0, 1, 2][..]));
+        assert_eq!(p.timestamp, 9);
+    }
+}

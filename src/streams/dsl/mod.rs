@@ -255,3 +255,68 @@ impl StreamsBuilder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::{Grouped, Produced};
+    use crate::Builtin;
+
+    #[test]
+    fn the_first_error_is_kept_and_later_calls_do_not_panic() {
+        let builder = StreamsBuilder::new();
+        let a = builder.stream("t", Consumed::<String, i64>::with(Builtin, Builtin));
+        let b = builder.stream("t", Consumed::<String, i64>::with(Builtin, Builtin));
+        // Everything hung under the failed source fails too, quietly.
+        b.filter(|_, _| true)
+            .group_by_key(Grouped::with(Builtin, Builtin))
+            .count(Materialized::as_("c"))
+            .to_stream()
+            .to("out", Produced::with(Builtin, Builtin));
+        a.to("ok", Produced::with(Builtin, Builtin));
+        let e = builder.build().err().unwrap();
+        assert!(
+            e.to_string()
+                .contains("has already been registered by another source"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn repartition_is_marked_by_key_changes_only() {
+        let builder = StreamsBuilder::new();
+        let s = builder.stream("t", Consumed::<String, i64>::with(Builtin, Builtin));
+        assert!(!s.repartition_required);
+        assert!(!s.filter(|_, _| true).map_values(|v| v).repartition_required);
+        assert!(
+            !s.flat_map_values(|v| [v])
+                .peek(|_, _| ())
+                .repartition_required
+        );
+        assert!(s.map(|k, v| (k, v)).repartition_required);
+        assert!(s.select_key(|k, _| k.clone()).repartition_required);
+        assert!(
+            s.flat_map(|k, v| [(k, v)])
+                .filter(|_, _| true)
+                .repartition_required
+        );
+        let marked = s.map(|k, v| (k, v));
+        assert!(s.merge(&marked).repartition_required);
+        assert!(!s.merge(&s).repartition_required);
+    }
+
+    #[test]
+    fn a_table_store_is_named_after_its_topic_unless_named() {
+        let builder = StreamsBuilder::new();
+        let t = builder.table(
+            "prices",
+            Consumed::<String, i64>::with(Builtin, Builtin),
+            Materialized::default(),
+        );
+        assert_eq!(
+            t.queryable_store_name(),
+            Some("prices-STATE-STORE-0000000001")
+        );
+        assert_eq!(t.filter(|_, _| true).queryable_store_name(), None);
+    }
+}
