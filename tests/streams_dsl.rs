@@ -546,7 +546,7 @@ fn a_processor_of_the_applications_own() -> Result {
     let input = driver.create_input_topic::<String, i64>("in", Builtin, Builtin);
     let out = driver.create_output_topic::<String, String>("out", Builtin, Builtin);
     input.pipe_input_with_timestamp(s("k"), 7, 500)?;
-    driver.advance_wall_clock_time(Duration::from_millis(250));
+    driver.advance_wall_clock_time(Duration::from_millis(250))?;
     input.pipe_input_with_timestamp(s("k"), 8, 400)?;
     assert_eq!(
         out.read_values_to_list()?,
@@ -720,4 +720,122 @@ proptest! {
         let stored: HashMap<String, i64> = store.all().unwrap().into_iter().collect();
         prop_assert_eq!(stored, model);
     }
+}
+
+/// Kafka's `WordCountProcessorDemo`: counts words into its store and, on a stream-time
+/// punctuation every second, forwards every count; a wall-clock punctuation every 100 ms
+/// forwards a tick, and cancels itself after three.
+struct WordCountProcessor {
+    ticks: i64,
+    ticker: Option<embroker::streams::ScheduleId>,
+}
+
+impl Processor<(), String, String, String> for WordCountProcessor {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result {
+        use embroker::streams::PunctuationType;
+        ctx.schedule(Duration::from_secs(1), PunctuationType::StreamTime)?;
+        self.ticker =
+            Some(ctx.schedule(Duration::from_millis(100), PunctuationType::WallClockTime)?);
+        assert!(ctx
+            .schedule(Duration::ZERO, PunctuationType::StreamTime)
+            .is_err());
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        record: Record<(), String>,
+        ctx: &mut ProcessorContext<'_, String, String>,
+    ) -> Result {
+        let store = ctx.state_store::<InMemoryKeyValueStore<String, i64>>("words")?;
+        for word in record.value.split_whitespace() {
+            let n = store.get(&word.to_string())?.unwrap_or(0);
+            store.put(word.to_string(), n + 1)?;
+        }
+        Ok(())
+    }
+
+    fn punctuate(
+        &mut self,
+        schedule: embroker::streams::ScheduleId,
+        timestamp: i64,
+        ctx: &mut ProcessorContext<'_, String, String>,
+    ) -> Result {
+        assert!(ctx.record_metadata().is_none());
+        if Some(schedule) == self.ticker {
+            self.ticks += 1;
+            if self.ticks == 3 {
+                ctx.cancel(schedule);
+            }
+            return ctx.forward(Record::new(s("tick"), format!("{timestamp}"), timestamp));
+        }
+        let counts = ctx
+            .state_store::<InMemoryKeyValueStore<String, i64>>("words")?
+            .all()?;
+        for (word, n) in counts {
+            ctx.forward(Record::new(word, format!("{n}@{timestamp}"), timestamp))?;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn punctuators_on_stream_time_and_wall_clock_time() -> Result {
+    let builder = StreamsBuilder::new();
+    builder.add_state_store::<String, i64>("words");
+    builder
+        .stream("lines", Consumed::<(), String>::with(Builtin, Builtin))
+        .process(
+            || WordCountProcessor {
+                ticks: 0,
+                ticker: None,
+            },
+            &["words"],
+        )
+        .to("out", Produced::with(Builtin, Builtin));
+    let driver = TopologyTestDriver::new(builder.build()?, config())?;
+    let lines = driver.create_input_topic::<(), String>("lines", Builtin, Builtin);
+    let out = driver.create_output_topic::<String, String>("out", Builtin, Builtin);
+    let read = || -> Vec<(String, String)> { out.read_key_values_to_list().unwrap() };
+    let kv = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs.iter().map(|&(k, v)| (s(k), s(v))).collect()
+    };
+
+    // Stream time: aligned to 0, so the first record makes the first punctuation due.
+    lines.pipe_input_with_timestamp((), s("a b"), 0)?;
+    assert_eq!(read(), kv(&[("a", "1@0"), ("b", "1@0")]));
+    lines.pipe_input_with_timestamp((), s("a"), 500)?;
+    assert_eq!(read(), kv(&[]));
+    // A jump past two intervals punctuates once, at the stream time, and skips to 3000.
+    lines.pipe_input_with_timestamp((), s("c"), 2500)?;
+    assert_eq!(
+        read(),
+        kv(&[("a", "2@2500"), ("b", "1@2500"), ("c", "1@2500")])
+    );
+    lines.pipe_input_with_timestamp((), s("c"), 2999)?;
+    lines.pipe_input_with_timestamp((), s("c"), 1000)?; // late: stream time stays 2999
+    assert_eq!(read(), kv(&[]));
+    lines.pipe_input_with_timestamp((), s("d"), 3000)?;
+    assert_eq!(
+        read(),
+        kv(&[
+            ("a", "2@3000"),
+            ("b", "1@3000"),
+            ("c", "3@3000"),
+            ("d", "1@3000")
+        ])
+    );
+
+    // Wall-clock time: first due 100 ms after scheduling (the clock started at 0).
+    driver.advance_wall_clock_time(Duration::from_millis(50))?;
+    assert_eq!(read(), kv(&[]));
+    driver.advance_wall_clock_time(Duration::from_millis(50))?;
+    assert_eq!(read(), kv(&[("tick", "100")]));
+    driver.advance_wall_clock_time(Duration::from_millis(1000))?; // once, not ten times
+    assert_eq!(read(), kv(&[("tick", "1100")]));
+    driver.advance_wall_clock_time(Duration::from_millis(100))?;
+    assert_eq!(read(), kv(&[("tick", "1200")])); // the third: it cancels itself
+    driver.advance_wall_clock_time(Duration::from_secs(10))?;
+    assert_eq!(read(), kv(&[]));
+    Ok(())
 }

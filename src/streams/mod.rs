@@ -20,7 +20,7 @@
 //!
 //! Not built yet (issue #21): the runtime (`KafkaStreams`: threads, tasks per partition
 //! through a consumer group, commits, changelog topics, persistent stores, restoration),
-//! windows, joins, `KTable::group_by`, suppression, punctuators.
+//! windows, joins, `KTable::group_by`, suppression.
 
 mod config;
 mod dsl;
@@ -35,7 +35,9 @@ pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
     Branched, BranchedKStream, KGroupedStream, KStream, KTable, Materialized, StreamsBuilder,
 };
-pub use processor::{Processor, ProcessorContext, Record, RecordMetadata};
+pub use processor::{
+    Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
+};
 pub use serdes::{Consumed, Grouped, NonNull, Nullable, Produced, Serde};
 pub use state::{InMemoryKeyValueStore, KeyValueStore, ReadOnlyKeyValueStore, ValueAndTimestamp};
 pub use test_driver::{TestInputTopic, TestKeyValueStore, TestOutputTopic, TopologyTestDriver};

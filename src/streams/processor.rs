@@ -100,9 +100,40 @@ pub trait Processor<KIn, VIn, KOut, VOut> {
         context: &mut ProcessorContext<'_, KOut, VOut>,
     ) -> Result<()>;
 
+    /// Called when a punctuation scheduled with [`ProcessorContext::schedule`] is due
+    /// (Kafka's `Punctuator.punctuate`): `schedule` says which, `timestamp` is the stream time
+    /// or the wall-clock time that made it due. Default: nothing.
+    fn punctuate(
+        &mut self,
+        schedule: ScheduleId,
+        timestamp: i64,
+        context: &mut ProcessorContext<'_, KOut, VOut>,
+    ) -> Result<()> {
+        let _ = (schedule, timestamp, context);
+        Ok(())
+    }
+
     /// Called once when the task closes (Kafka's `close`). Default: nothing.
     fn close(&mut self) {}
 }
+
+/// What drives a punctuation (Kafka's `PunctuationType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PunctuationType {
+    /// Stream time: the largest record timestamp the task has seen. Punctuations are aligned
+    /// to 0 and happen only when records move stream time (Kafka's `STREAM_TIME`).
+    StreamTime,
+    /// Wall-clock time: the first punctuation an interval after scheduling, then every
+    /// interval (Kafka's `WALL_CLOCK_TIME`); in the test driver, moved by
+    /// [`advance_wall_clock_time`](super::TopologyTestDriver::advance_wall_clock_time).
+    WallClockTime,
+}
+
+/// A scheduled punctuation of a task, to tell several apart in
+/// [`Processor::punctuate`] and to [`cancel`](ProcessorContext::cancel) it (Kafka's
+/// `Cancellable`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScheduleId(pub(crate) u64);
 
 /// What a [`Processor`] sees of its task: forwarding, connected stores, record metadata and
 /// time (Kafka's `api.ProcessorContext`).
@@ -188,6 +219,30 @@ impl<KOut, VOut> ProcessorContext<'_, KOut, VOut> {
     /// The `application.id` of the topology's config.
     pub fn application_id(&self) -> &str {
         &self.task.application_id
+    }
+
+    /// Call this processor's [`Processor::punctuate`] every `interval` of `kind` time (Kafka's
+    /// `schedule`). At most one punctuation per call however far time jumps (Kafka's
+    /// catch-up rule). An interval under 1 ms is an error.
+    pub fn schedule(
+        &mut self,
+        interval: std::time::Duration,
+        kind: PunctuationType,
+    ) -> Result<ScheduleId> {
+        let ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        if ms < 1 {
+            return Err(Error::config(
+                "punctuation interval",
+                format!("{interval:?}"),
+                "the minimum supported scheduling interval is 1 millisecond",
+            ));
+        }
+        Ok(self.task.schedule(self.node, ms, kind))
+    }
+
+    /// Stop a punctuation scheduled by this task; nothing if it already is.
+    pub fn cancel(&mut self, schedule: ScheduleId) {
+        self.task.cancel(schedule);
     }
 
     /// This node's name in the topology.

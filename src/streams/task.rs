@@ -19,7 +19,9 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::processor::{Processor, ProcessorContext, Record, RecordMetadata};
+use super::processor::{
+    Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
+};
 use super::topology::Topology;
 use crate::error::{Error, Result};
 use crate::types::{Bytes, Header};
@@ -30,6 +32,14 @@ pub(crate) trait Node {
     fn init(&mut self, task: &mut Task, id: usize) -> Result<()>;
     /// Process one record (a `Box<Record<K, V>>` of the node's input types).
     fn process(&mut self, record: Box<dyn Any>, task: &mut Task, id: usize) -> Result<()>;
+    /// A punctuation this node scheduled is due.
+    fn punctuate(
+        &mut self,
+        task: &mut Task,
+        id: usize,
+        schedule: ScheduleId,
+        timestamp: i64,
+    ) -> Result<()>;
     /// Called once when the task closes.
     fn close(&mut self);
 }
@@ -80,9 +90,30 @@ where
             .process(*record, &mut ProcessorContext::new(task, id))
     }
 
+    fn punctuate(
+        &mut self,
+        task: &mut Task,
+        id: usize,
+        schedule: ScheduleId,
+        timestamp: i64,
+    ) -> Result<()> {
+        self.processor
+            .punctuate(schedule, timestamp, &mut ProcessorContext::new(task, id))
+    }
+
     fn close(&mut self) {
         self.processor.close();
     }
+}
+
+/// A scheduled punctuation.
+struct Schedule {
+    id: ScheduleId,
+    node: usize,
+    interval_ms: i64,
+    kind: PunctuationType,
+    /// When it is next due.
+    next_ms: i64,
 }
 
 /// A record a sink wrote: the topic's full name, serialized key and value.
@@ -108,6 +139,8 @@ pub(crate) struct Task {
     pub(crate) stream_time: i64,
     pub(crate) wall_clock_ms: i64,
     pub(crate) produced: Vec<Produced>,
+    schedules: Vec<Schedule>,
+    next_schedule: u64,
 }
 
 impl Task {
@@ -137,6 +170,8 @@ impl Task {
             stream_time: i64::MIN,
             wall_clock_ms,
             produced: Vec::new(),
+            schedules: Vec::new(),
+            next_schedule: 0,
         };
         for id in 0..task.nodes.len() {
             let mut node = task.take(id)?;
@@ -217,6 +252,72 @@ impl Task {
         let result = dispatch(self, source, record);
         self.metadata = None;
         result
+    }
+
+    /// Schedule a punctuation of `node`: stream-time ones aligned to 0 (due as soon as a
+    /// record sets stream time), wall-clock ones an interval from now, as Kafka's
+    /// `StreamTask.schedule`.
+    pub(crate) fn schedule(
+        &mut self,
+        node: usize,
+        interval_ms: i64,
+        kind: PunctuationType,
+    ) -> ScheduleId {
+        let id = ScheduleId(self.next_schedule);
+        self.next_schedule += 1;
+        let next_ms = match kind {
+            PunctuationType::StreamTime => 0,
+            PunctuationType::WallClockTime => self.wall_clock_ms.saturating_add(interval_ms),
+        };
+        self.schedules.push(Schedule {
+            id,
+            node,
+            interval_ms,
+            kind,
+            next_ms,
+        });
+        id
+    }
+
+    pub(crate) fn cancel(&mut self, id: ScheduleId) {
+        self.schedules.retain(|s| s.id != id);
+    }
+
+    /// Run every punctuation of `kind` due at `now` (stream time or wall-clock time), earliest
+    /// first, each at most once (Kafka's `PunctuationQueue.mayPunctuate`): after running, the
+    /// next due time is the first multiple of the interval after `now`, so missed intervals
+    /// are skipped, not replayed.
+    pub(crate) fn punctuate(&mut self, kind: PunctuationType) -> Result<()> {
+        let now = match kind {
+            PunctuationType::StreamTime => self.stream_time,
+            PunctuationType::WallClockTime => self.wall_clock_ms,
+        };
+        // Each schedule runs at most once per call, even if its next time saturated at
+        // `i64::MAX` and so is still due.
+        let mut done: Vec<ScheduleId> = Vec::new();
+        loop {
+            let due = self
+                .schedules
+                .iter()
+                .filter(|s| s.kind == kind && s.next_ms <= now && !done.contains(&s.id))
+                .min_by_key(|s| (s.next_ms, s.id))
+                .map(|s| (s.id, s.node));
+            let Some((id, node_id)) = due else {
+                return Ok(());
+            };
+            done.push(id);
+            let mut node = self.take(node_id)?;
+            let result = node.punctuate(self, node_id, id, now);
+            self.nodes[node_id] = Some(node);
+            // The punctuator may have cancelled itself.
+            if let Some(s) = self.schedules.iter_mut().find(|s| s.id == id) {
+                let missed = now.saturating_sub(s.next_ms) / s.interval_ms;
+                s.next_ms = s
+                    .next_ms
+                    .saturating_add(missed.saturating_add(1).saturating_mul(s.interval_ms));
+            }
+            result?;
+        }
     }
 
     /// Close every node (Kafka closes processors when a task closes).

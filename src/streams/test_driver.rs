@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::StreamsConfig;
-use super::processor::{Record, RecordMetadata};
+use super::processor::{PunctuationType, Record, RecordMetadata};
 use super::serdes::{Serde, SharedSerde};
 use super::state::{
     InMemoryKeyValueStore, ReadOnlyKeyValueStore, ValueAndTimestamp, WithoutTimestamps,
@@ -59,7 +59,13 @@ impl Inner {
         {
             return Err(Error::UnknownTopic { topic: first.topic });
         }
-        let mut queue = VecDeque::from([first]);
+        self.run(VecDeque::from([first]))
+    }
+
+    /// Process the queued records in order, each followed by the stream-time punctuations it
+    /// made due (Kafka's driver: `process`, then `maybePunctuateStreamTime`), and what they
+    /// write to topics the topology reads after them.
+    fn run(&mut self, mut queue: VecDeque<Produced>) -> Result<()> {
         while let Some(record) = queue.pop_front() {
             let Some(source) = self
                 .topology
@@ -92,25 +98,33 @@ impl Inner {
                 partition: 0,
                 offset,
             };
-            let result = self.task.process(node, metadata, timestamp, decoded);
-            // What the sinks wrote before an error was written: keep it, as a producer would
-            // have sent it.
-            for produced in std::mem::take(&mut self.task.produced) {
-                if self
-                    .topology
-                    .source_for(&produced.topic, &self.application_id)
-                    .is_some()
-                {
-                    queue.push_back(produced.clone());
-                }
-                self.outputs
-                    .entry(produced.topic.clone())
-                    .or_default()
-                    .push_back(produced);
-            }
+            let result = self
+                .task
+                .process(node, metadata, timestamp, decoded)
+                .and_then(|()| self.task.punctuate(PunctuationType::StreamTime));
+            self.collect(&mut queue);
             result?;
         }
         Ok(())
+    }
+
+    /// Move what the sinks wrote to the output topics, and queue what goes to topics the
+    /// topology reads. Called after an error too: what was written before it was written, as
+    /// a producer would have sent it.
+    fn collect(&mut self, queue: &mut VecDeque<Produced>) {
+        for produced in std::mem::take(&mut self.task.produced) {
+            if self
+                .topology
+                .source_for(&produced.topic, &self.application_id)
+                .is_some()
+            {
+                queue.push_back(produced.clone());
+            }
+            self.outputs
+                .entry(produced.topic.clone())
+                .or_default()
+                .push_back(produced);
+        }
     }
 }
 
@@ -237,10 +251,18 @@ impl TopologyTestDriver {
 
     /// Move the mock wall clock forward (Kafka's `advanceWallClockTime`); processors read it
     /// with [`ProcessorContext::current_system_time_ms`](super::ProcessorContext::current_system_time_ms).
-    pub fn advance_wall_clock_time(&self, advance: Duration) {
+    ///
+    /// Runs the wall-clock punctuations that became due, then processes what they wrote to
+    /// topics the topology reads.
+    pub fn advance_wall_clock_time(&self, advance: Duration) -> Result<()> {
         let ms = i64::try_from(advance.as_millis()).unwrap_or(i64::MAX);
         let mut inner = self.inner.borrow_mut();
         inner.task.wall_clock_ms = inner.task.wall_clock_ms.saturating_add(ms);
+        let result = inner.task.punctuate(PunctuationType::WallClockTime);
+        let mut queue = VecDeque::new();
+        inner.collect(&mut queue);
+        result?;
+        inner.run(queue)
     }
 
     /// The topics the topology has written to so far, sorted (Kafka's

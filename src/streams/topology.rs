@@ -498,6 +498,16 @@ impl<K: 'static, V: 'static> Node for Sink<K, V> {
         Ok(())
     }
 
+    fn punctuate(
+        &mut self,
+        _: &mut Task,
+        _: usize,
+        _: crate::streams::ScheduleId,
+        _: i64,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     fn close(&mut self) {}
 }
 
@@ -669,5 +679,69 @@ mod tests {
         assert_eq!(p.key.as_deref(), Some(&b"k"[..]));
         assert_eq!(p.value.as_deref(), Some(&[0, 0, 0, 0, 0, 0, 1, 2][..]));
         assert_eq!(p.timestamp, 9);
+    }
+
+    /// Schedules a 1 ms wall-clock punctuation and counts its runs.
+    struct Ticker(std::rc::Rc<std::cell::Cell<u32>>);
+
+    impl Processor<String, i64, String, i64> for Ticker {
+        fn init(&mut self, ctx: &mut ProcessorContext<'_, String, i64>) -> Result<()> {
+            ctx.schedule(
+                std::time::Duration::from_millis(1),
+                crate::streams::PunctuationType::WallClockTime,
+            )?;
+            Ok(())
+        }
+
+        fn process(
+            &mut self,
+            _: Record<String, i64>,
+            _: &mut ProcessorContext<'_, String, i64>,
+        ) -> Result<()> {
+            Ok(())
+        }
+
+        fn punctuate(
+            &mut self,
+            _: crate::streams::ScheduleId,
+            _: i64,
+            _: &mut ProcessorContext<'_, String, i64>,
+        ) -> Result<()> {
+            self.0.set(self.0.get() + 1);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn punctuation_at_the_end_of_time_runs_once_and_does_not_loop() {
+        thread_local! {
+            static RUNS: std::rc::Rc<std::cell::Cell<u32>> = std::rc::Rc::default();
+        }
+        let mut t = Topology::default();
+        let src = t
+            .add_source::<String, i64>("s".into(), "in", false, serde(), serde())
+            .unwrap();
+        let make: NodeSupplier = Arc::new(|| {
+            Box::new(ProcessorNode::<_, String, i64, String, i64>::new(Ticker(
+                RUNS.with(|r| r.clone()),
+            ))) as Box<dyn Node>
+        });
+        t.add_node("tick".into(), NodeKind::Processor, &[src], Vec::new(), make)
+            .unwrap();
+        let mut task = Task::new(&t, "app", i64::MAX - 3).unwrap();
+        task.punctuate(crate::streams::PunctuationType::WallClockTime)
+            .unwrap();
+        assert_eq!(RUNS.with(|r| r.get()), 0);
+        task.wall_clock_ms = i64::MAX;
+        for _ in 0..3 {
+            task.punctuate(crate::streams::PunctuationType::WallClockTime)
+                .unwrap();
+        }
+        // Due once at MAX - 2; its next time saturates at MAX, still due: once per call.
+        assert_eq!(RUNS.with(|r| r.get()), 3);
+        // Stream-time punctuations are another queue.
+        task.punctuate(crate::streams::PunctuationType::StreamTime)
+            .unwrap();
+        assert_eq!(RUNS.with(|r| r.get()), 3);
     }
 }
