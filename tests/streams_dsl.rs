@@ -839,3 +839,127 @@ fn punctuators_on_stream_time_and_wall_clock_time() -> Result {
     assert_eq!(read(), kv(&[]));
     Ok(())
 }
+
+#[test]
+fn tumbling_windows_count_at_boundaries_with_grace_and_drop_late_records() -> Result {
+    use embroker::streams::{ReadOnlyWindowStore, TimeWindowedSerde, TimeWindows, Windowed};
+    let size = Duration::from_millis(100);
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("events", Consumed::<String, String>::with(Builtin, Builtin))
+        .group_by_key(Grouped::with(Builtin, Builtin))
+        .windowed_by(TimeWindows::of_size_and_grace(
+            size,
+            Duration::from_millis(50),
+        ))
+        .count(Materialized::as_("per-window"))
+        .to_stream()
+        .to(
+            "counts",
+            Produced::with(TimeWindowedSerde::new(Builtin, size), Builtin),
+        );
+    let driver = TopologyTestDriver::new(builder.build()?, config())?;
+    let events = driver.create_input_topic::<String, String>("events", Builtin, Builtin);
+    let counts = driver.create_output_topic::<Windowed<String>, Option<i64>>(
+        "counts",
+        TimeWindowedSerde::new(Builtin, size),
+        Builtin,
+    );
+    let pipe = |ts: i64| events.pipe_input_with_timestamp(s("k"), s("e"), ts);
+    pipe(0)?; // [0, 100)
+    pipe(99)?; // [0, 100): the last millisecond
+    pipe(100)?; // [100, 200): a window's end belongs to the next one
+    pipe(149)?; // stream time 149: [0, 100) closes at 100 + 50 grace
+    pipe(50)?; // late but within grace: counted in [0, 100)
+    pipe(150)?; // stream time 150: [0, 100) is closed now
+    pipe(60)?; // too late: dropped
+    assert_eq!(driver.dropped_records(), 1);
+    let got: Vec<(i64, i64, Option<i64>, i64)> = counts
+        .read_records_to_list()?
+        .into_iter()
+        .map(|r| (r.key.window.start, r.key.window.end, r.value, r.timestamp))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, 100, Some(1), 0),
+            (0, 100, Some(2), 99),
+            (100, 200, Some(1), 100),
+            (100, 200, Some(2), 149),
+            (0, 100, Some(3), 99), // the newest timestamp of the window's records
+            (100, 200, Some(3), 150),
+        ]
+    );
+    let store = driver.get_window_store::<String, i64>("per-window")?;
+    assert_eq!(store.fetch(&s("k"), 0)?, Some(3));
+    assert_eq!(store.fetch_range(&s("k"), 0, 1000)?, [(0, 3), (100, 3)]);
+    // Retention is size + grace (150 ms): once stream time reaches 300, window 0 is gone
+    // (the store's own clock moves with the window starts it is given).
+    pipe(300)?;
+    assert_eq!(store.fetch(&s("k"), 0)?, None);
+    assert_eq!(store.fetch(&s("k"), 300)?, Some(1));
+    Ok(())
+}
+
+#[test]
+fn hopping_windows_put_a_record_in_every_window_that_contains_it() -> Result {
+    use embroker::streams::{ReadOnlyWindowStore, TimeWindows};
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("in", Consumed::<String, i64>::with(Builtin, Builtin))
+        .group_by_key(Grouped::with(Builtin, Builtin))
+        .windowed_by(
+            TimeWindows::of_size_with_no_grace(Duration::from_millis(10))
+                .advance_by(Duration::from_millis(5)),
+        )
+        .reduce(|a, b| a + b, Materialized::as_("sums"));
+    let driver = TopologyTestDriver::new(builder.build()?, config())?;
+    let input = driver.create_input_topic::<String, i64>("in", Builtin, Builtin);
+    input.pipe_input_with_timestamp(s("k"), 1, 3)?; // [0, 10)
+    input.pipe_input_with_timestamp(s("k"), 10, 7)?; // [0, 10) and [5, 15)
+    input.pipe_input_with_timestamp(s("k"), 100, 12)?; // [5, 15) and [10, 20)
+    let store = driver.get_window_store::<String, i64>("sums")?;
+    // Retention is size + grace = 10 ms: window [0, 10) left the store when the store saw
+    // window 10 (Kafka's in-memory window store: a start <= observed - retention expires).
+    assert_eq!(store.fetch_range(&s("k"), 0, 20)?, [(5, 110), (10, 100)]);
+    let all: Vec<(i64, i64)> = store
+        .all()?
+        .into_iter()
+        .map(|(w, v)| (w.window.end, v))
+        .collect();
+    assert_eq!(all, [(15, 110), (20, 100)]);
+    // No grace: at stream time 12, window [0, 10) is closed, [5, 15) is open.
+    input.pipe_input_with_timestamp(s("k"), 1000, 9)?;
+    assert_eq!(store.fetch(&s("k"), 0)?, None);
+    assert_eq!(store.fetch(&s("k"), 5)?, Some(1110));
+    assert_eq!(driver.dropped_records(), 1);
+    // Before window 10 exists, window 0 holds both records of its 10 ms.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("in", Consumed::<String, i64>::with(Builtin, Builtin))
+        .group_by_key(Grouped::with(Builtin, Builtin))
+        .windowed_by(
+            TimeWindows::of_size_with_no_grace(Duration::from_millis(10))
+                .advance_by(Duration::from_millis(5)),
+        )
+        .reduce(|a, b| a + b, Materialized::as_("sums"));
+    let driver = TopologyTestDriver::new(builder.build()?, config())?;
+    let input = driver.create_input_topic::<String, i64>("in", Builtin, Builtin);
+    input.pipe_input_with_timestamp(s("k"), 1, 3)?;
+    input.pipe_input_with_timestamp(s("k"), 10, 7)?;
+    let store = driver.get_window_store::<String, i64>("sums")?;
+    assert_eq!(store.fetch_range(&s("k"), 0, 20)?, [(0, 11), (5, 10)]);
+    // Invalid windows are a topology error.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("in", Consumed::<String, i64>::with(Builtin, Builtin))
+        .group_by_key(Grouped::with(Builtin, Builtin))
+        .windowed_by(
+            TimeWindows::of_size_with_no_grace(Duration::from_millis(10))
+                .advance_by(Duration::from_millis(11)),
+        )
+        .count(Materialized::default());
+    let e = builder.build().err().unwrap();
+    assert!(e.to_string().contains("advance (11 ms)"), "{e}");
+    Ok(())
+}

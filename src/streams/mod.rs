@@ -4,7 +4,8 @@
 //! Kafka's vocabulary in Rust case: [`StreamsBuilder`], [`KStream`] (`filter`, `map`,
 //! `map_values`, `flat_map`, `flat_map_values`, `peek`, `foreach`, `merge`, `split`, `to`,
 //! `group_by_key`, `group_by`, `process`), [`KGroupedStream`] (`count`, `reduce`,
-//! `aggregate` into a store named by [`Materialized`]), [`KTable`] (`filter`, `map_values`,
+//! `aggregate` into a store named by [`Materialized`]; `windowed_by` [`TimeWindows`] for
+//! tumbling and hopping windows with grace), [`KTable`] (`filter`, `map_values`,
 //! `to_stream`), the Processor API ([`Processor`], [`ProcessorContext::forward`]), state
 //! ([`KeyValueStore`], [`InMemoryKeyValueStore`]) and [`Serde`], which says how each key and
 //! value type meets a record's nullable bytes.
@@ -14,13 +15,13 @@
 //! public producers and consumers; nothing below it knows about streams.
 //!
 //! Modules, one job each: `serdes` (null-aware serdes and the DSL's serde parameters),
-//! `topology` (the graph), `dsl` (the handles that build it), `processor` (the Processor
-//! API), `task` (one running instance of a topology), `state` (stores), `config`
+//! `topology` (the graph), `dsl` (the handles that build it), `window` (time windows and windowed keys),
+//! `processor` (the Processor API), `task` (one running instance of a topology), `state` (stores), `config`
 //! (`StreamsConfig`), `test_driver`.
 //!
 //! Not built yet (issue #21): the runtime (`KafkaStreams`: threads, tasks per partition
 //! through a consumer group, commits, changelog topics, persistent stores, restoration),
-//! windows, joins, `KTable::group_by`, suppression.
+//! sliding and session windows, suppression, joins, `KTable::group_by`.
 
 mod config;
 mod dsl;
@@ -30,15 +31,23 @@ mod state;
 mod task;
 mod test_driver;
 mod topology;
+mod window;
 
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
     Branched, BranchedKStream, KGroupedStream, KStream, KTable, Materialized, StreamsBuilder,
+    TimeWindowedKStream,
 };
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
 };
 pub use serdes::{Consumed, Grouped, NonNull, Nullable, Produced, Serde};
-pub use state::{InMemoryKeyValueStore, KeyValueStore, ReadOnlyKeyValueStore, ValueAndTimestamp};
-pub use test_driver::{TestInputTopic, TestKeyValueStore, TestOutputTopic, TopologyTestDriver};
+pub use state::{
+    InMemoryKeyValueStore, InMemoryWindowStore, KeyValueStore, ReadOnlyKeyValueStore,
+    ReadOnlyWindowStore, ValueAndTimestamp, WindowStore,
+};
+pub use test_driver::{
+    TestInputTopic, TestKeyValueStore, TestOutputTopic, TestWindowStore, TopologyTestDriver,
+};
 pub use topology::Topology;
+pub use window::{TimeWindow, TimeWindowedSerde, TimeWindows, Windowed};

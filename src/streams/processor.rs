@@ -245,6 +245,12 @@ impl<KOut, VOut> ProcessorContext<'_, KOut, VOut> {
         self.task.cancel(schedule);
     }
 
+    /// Count a record dropped by this processor (Kafka's `dropped-records` metric; a
+    /// windowed aggregation's late records).
+    pub fn record_dropped(&mut self) {
+        self.task.dropped_records = self.task.dropped_records.saturating_add(1);
+    }
+
     /// This node's name in the topology.
     pub fn node_name(&self) -> &str {
         self.task.node_name(self.node)

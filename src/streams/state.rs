@@ -1,7 +1,9 @@
 //! State stores: the [`KeyValueStore`] traits and the in-memory store.
 //!
 //! Owns: [`ReadOnlyKeyValueStore`] (what interactive queries and the test driver read),
-//! [`KeyValueStore`] (what processors write), [`InMemoryKeyValueStore`], and
+//! [`KeyValueStore`] (what processors write), [`InMemoryKeyValueStore`], the window store
+//! traits and [`InMemoryWindowStore`] (values per key and window start, expiring after a
+//! retention period), and
 //! [`ValueAndTimestamp`] (what the DSL's aggregations and table sources keep per key, as
 //! Kafka's timestamped stores do, so a result's timestamp is the newest of its inputs').
 //!
@@ -14,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use super::window::{TimeWindow, Windowed};
 use crate::error::Result;
 
 /// A value with the timestamp of the record that last updated it (Kafka's
@@ -146,6 +149,148 @@ impl<K: Ord + Clone, V: Clone> KeyValueStore<K, V> for InMemoryKeyValueStore<K, 
     }
 }
 
+/// Reads of a window store (Kafka's `ReadOnlyWindowStore`).
+pub trait ReadOnlyWindowStore<K, V> {
+    /// The value of `key` in the window starting at `window_start`, if any (and not expired).
+    fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>>;
+    /// The values of `key` in windows starting in `[time_from, time_to]`, by start.
+    fn fetch_range(&self, key: &K, time_from: i64, time_to: i64) -> Result<Vec<(i64, V)>>;
+    /// Every live entry as (key, window, value), by window start, then key.
+    fn all(&self) -> Result<Vec<(Windowed<K>, V)>>;
+}
+
+/// A window store that processors write (Kafka's `WindowStore`).
+pub trait WindowStore<K, V>: ReadOnlyWindowStore<K, V> {
+    /// The store's name, unique within a topology.
+    fn name(&self) -> &str;
+    /// Set `key`'s value in the window starting at `window_start`; a window already past the
+    /// retention period is not stored (Kafka: "Skipping record for expired segment").
+    fn put(&mut self, key: K, value: V, window_start: i64) -> Result<()>;
+}
+
+/// A window store in memory (Kafka's `Stores.inMemoryWindowStore`): values per window start,
+/// then key. As Kafka's, it tracks the largest window start put ("observed stream time") and
+/// drops windows that start `retention` or more before it.
+#[derive(Clone, Debug)]
+pub struct InMemoryWindowStore<K, V> {
+    name: String,
+    retention_ms: i64,
+    window_size_ms: i64,
+    observed_ms: i64,
+    segments: BTreeMap<i64, BTreeMap<K, V>>,
+}
+
+impl<K: Ord, V> InMemoryWindowStore<K, V> {
+    /// An empty store called `name`, keeping windows of `window_size_ms` for `retention_ms`.
+    pub fn new(name: impl Into<String>, retention_ms: i64, window_size_ms: i64) -> Self {
+        InMemoryWindowStore {
+            name: name.into(),
+            retention_ms,
+            window_size_ms,
+            observed_ms: i64::MIN,
+            segments: BTreeMap::new(),
+        }
+    }
+
+    fn expired(&self, window_start: i64) -> bool {
+        window_start <= self.observed_ms.saturating_sub(self.retention_ms)
+    }
+
+    fn window(&self, start: i64) -> TimeWindow {
+        TimeWindow {
+            start,
+            end: start.saturating_add(self.window_size_ms),
+        }
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> ReadOnlyWindowStore<K, V> for InMemoryWindowStore<K, V> {
+    fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        if self.expired(window_start) {
+            return Ok(None);
+        }
+        Ok(self
+            .segments
+            .get(&window_start)
+            .and_then(|m| m.get(key))
+            .cloned())
+    }
+
+    fn fetch_range(&self, key: &K, time_from: i64, time_to: i64) -> Result<Vec<(i64, V)>> {
+        if time_from > time_to {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .segments
+            .range(time_from..=time_to)
+            .filter(|(start, _)| !self.expired(**start))
+            .filter_map(|(start, m)| m.get(key).map(|v| (*start, v.clone())))
+            .collect())
+    }
+
+    fn all(&self) -> Result<Vec<(Windowed<K>, V)>> {
+        Ok(self
+            .segments
+            .iter()
+            .filter(|(start, _)| !self.expired(**start))
+            .flat_map(|(start, m)| {
+                m.iter().map(move |(k, v)| {
+                    (
+                        Windowed {
+                            key: k.clone(),
+                            window: self.window(*start),
+                        },
+                        v.clone(),
+                    )
+                })
+            })
+            .collect())
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> WindowStore<K, V> for InMemoryWindowStore<K, V> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn put(&mut self, key: K, value: V, window_start: i64) -> Result<()> {
+        self.observed_ms = self.observed_ms.max(window_start);
+        // Kafka's removeExpiredSegments: windows starting before this are gone.
+        let min_live = self
+            .observed_ms
+            .saturating_sub(self.retention_ms)
+            .saturating_add(1)
+            .max(0);
+        self.segments = self.segments.split_off(&min_live);
+        if !self.expired(window_start) {
+            self.segments
+                .entry(window_start)
+                .or_default()
+                .insert(key, value);
+        }
+        Ok(())
+    }
+}
+
+/// A timestamped window store's values without their timestamps.
+pub(crate) struct WindowsWithoutTimestamps<'a, K, V>(
+    pub(crate) &'a InMemoryWindowStore<K, ValueAndTimestamp<V>>,
+);
+
+impl<K: Ord + Clone, V: Clone> ReadOnlyWindowStore<K, V> for WindowsWithoutTimestamps<'_, K, V> {
+    fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        Ok(self.0.fetch(key, window_start)?.map(|v| v.value))
+    }
+
+    fn fetch_range(&self, key: &K, time_from: i64, time_to: i64) -> Result<Vec<(i64, V)>> {
+        Ok(strip(self.0.fetch_range(key, time_from, time_to)?))
+    }
+
+    fn all(&self) -> Result<Vec<(Windowed<K>, V)>> {
+        Ok(strip(ReadOnlyWindowStore::all(self.0)?))
+    }
+}
+
 /// The values of a timestamped store without their timestamps: what Kafka's
 /// `getKeyValueStore` shows of a DSL store.
 pub(crate) struct WithoutTimestamps<'a, K, V>(
@@ -204,6 +349,32 @@ mod tests {
         assert_eq!(view.all().unwrap(), vec![("k", 5)]);
         assert_eq!(view.range(&"a", &"z").unwrap(), vec![("k", 5)]);
         assert_eq!(view.approximate_num_entries().unwrap(), 1);
+    }
+
+    #[test]
+    fn windows_expire_after_the_retention_period() {
+        // Kafka's in-memory window store: retention 100, windows of 10.
+        let mut w = InMemoryWindowStore::new("w", 100, 10);
+        w.put("a", 1, 0).unwrap();
+        w.put("a", 2, 50).unwrap();
+        w.put("b", 3, 50).unwrap();
+        assert_eq!(w.fetch(&"a", 0).unwrap(), Some(1));
+        assert_eq!(w.fetch_range(&"a", 0, 60).unwrap(), vec![(0, 1), (50, 2)]);
+        assert_eq!(w.fetch_range(&"a", 60, 0).unwrap(), vec![]);
+        w.put("a", 4, 100).unwrap(); // observed 100: window 0 expired (0 <= 100 - 100)
+        assert_eq!(w.fetch(&"a", 0).unwrap(), None);
+        w.put("a", 9, 0).unwrap(); // too old to store
+        assert_eq!(w.fetch(&"a", 0).unwrap(), None);
+        let all = ReadOnlyWindowStore::all(&w).unwrap();
+        let got: Vec<(&str, i64, i64, i32)> = all
+            .iter()
+            .map(|(k, v)| (k.key, k.window.start, k.window.end, *v))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("a", 50, 60, 2), ("b", 50, 60, 3), ("a", 100, 110, 4)]
+        );
+        assert_eq!(WindowStore::name(&w), "w");
     }
 
     proptest! {

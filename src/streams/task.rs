@@ -141,6 +141,8 @@ pub(crate) struct Task {
     pub(crate) produced: Vec<Produced>,
     schedules: Vec<Schedule>,
     next_schedule: u64,
+    /// Records processors dropped (Kafka's task-level `dropped-records-total`).
+    pub(crate) dropped_records: u64,
 }
 
 impl Task {
@@ -172,6 +174,7 @@ impl Task {
             produced: Vec::new(),
             schedules: Vec::new(),
             next_schedule: 0,
+            dropped_records: 0,
         };
         for id in 0..task.nodes.len() {
             let mut node = task.take(id)?;

@@ -30,10 +30,12 @@ use super::config::StreamsConfig;
 use super::processor::{PunctuationType, Record, RecordMetadata};
 use super::serdes::{Serde, SharedSerde};
 use super::state::{
-    InMemoryKeyValueStore, ReadOnlyKeyValueStore, ValueAndTimestamp, WithoutTimestamps,
+    InMemoryKeyValueStore, InMemoryWindowStore, ReadOnlyKeyValueStore, ReadOnlyWindowStore,
+    ValueAndTimestamp, WindowsWithoutTimestamps, WithoutTimestamps,
 };
 use super::task::{Produced, Task};
 use super::topology::Topology;
+use super::window::Windowed;
 use crate::error::{Error, Result};
 use crate::typed::RecordPart;
 use crate::types::{Bytes, Header};
@@ -247,6 +249,28 @@ impl TopologyTestDriver {
         V: Clone + 'static,
     {
         self.get_key_value_store::<K, ValueAndTimestamp<V>>(name)
+    }
+
+    /// The window store `name` of `K` to `V` (Kafka's `getWindowStore`); for the DSL's
+    /// windowed aggregations, the values without their timestamps.
+    pub fn get_window_store<K, V>(&self, name: &str) -> Result<TestWindowStore<K, V>>
+    where
+        K: Ord + Clone + 'static,
+        V: Clone + 'static,
+    {
+        let store = TestWindowStore {
+            inner: Rc::clone(&self.inner),
+            name: name.to_string(),
+            _types: std::marker::PhantomData,
+        };
+        store.with(|_| Ok(()))?;
+        Ok(store)
+    }
+
+    /// How many records processors dropped so far, such as records past a window's grace
+    /// period (Kafka's `dropped-records-total` metric).
+    pub fn dropped_records(&self) -> u64 {
+        self.inner.borrow().task.dropped_records
     }
 
     /// Move the mock wall clock forward (Kafka's `advanceWallClockTime`); processors read it
@@ -506,5 +530,56 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> ReadOnlyKeyValueStore<K, V>
 
     fn approximate_num_entries(&self) -> Result<u64> {
         self.with(|s| s.approximate_num_entries())
+    }
+}
+
+/// A window store of a [`TopologyTestDriver`], read between piped records (what Kafka's
+/// `getWindowStore` returns). Reads are copies.
+pub struct TestWindowStore<K, V> {
+    inner: Rc<RefCell<Inner>>,
+    name: String,
+    _types: std::marker::PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: Ord + Clone + 'static, V: Clone + 'static> TestWindowStore<K, V> {
+    fn with<R>(&self, f: impl FnOnce(&dyn ReadOnlyWindowStore<K, V>) -> Result<R>) -> Result<R> {
+        let inner = self.inner.borrow();
+        let any = inner
+            .task
+            .store_any(&self.name)
+            .ok_or_else(|| Error::StateStore {
+                store: self.name.clone(),
+                reason: "no such store in the topology".to_string(),
+            })?;
+        if let Some(store) = any.downcast_ref::<InMemoryWindowStore<K, V>>() {
+            return f(store);
+        }
+        if let Some(store) = any.downcast_ref::<InMemoryWindowStore<K, ValueAndTimestamp<V>>>() {
+            return f(&WindowsWithoutTimestamps(store));
+        }
+        Err(Error::StateStore {
+            store: self.name.clone(),
+            reason: format!(
+                "it is not a window store of {} to {}",
+                std::any::type_name::<K>(),
+                std::any::type_name::<V>()
+            ),
+        })
+    }
+}
+
+impl<K: Ord + Clone + 'static, V: Clone + 'static> ReadOnlyWindowStore<K, V>
+    for TestWindowStore<K, V>
+{
+    fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        self.with(|s| s.fetch(key, window_start))
+    }
+
+    fn fetch_range(&self, key: &K, time_from: i64, time_to: i64) -> Result<Vec<(i64, V)>> {
+        self.with(|s| s.fetch_range(key, time_from, time_to))
+    }
+
+    fn all(&self) -> Result<Vec<(Windowed<K>, V)>> {
+        self.with(|s| s.all())
     }
 }

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use super::kstream::KStream;
 use super::ktable::KTable;
 use super::processors::{Aggregate, Step};
-use super::{add, add_kv_store, add_processor, name, supplier, Materialized};
+use super::windowed::TimeWindowedKStream;
+use super::{add, add_kv_store, add_processor, name, supplier, Materialized, Shared};
 use crate::streams::serdes::Grouped;
 use crate::streams::state::ValueAndTimestamp;
+use crate::streams::window::TimeWindows;
 
 /// A stream grouped by key (Kafka's `KGroupedStream<K, V>`): `count`, `reduce` and
 /// `aggregate` make a [`KTable`] whose store holds the aggregate per key.
@@ -92,9 +94,52 @@ where
         )
     }
 
-    /// Add (if needed) the repartition topic, then the store and the aggregation node, as
-    /// Kafka's `doAggregate` does: the store is named first, the repartition topic after the
-    /// grouping's name or else the store's.
+    /// Group into time windows (Kafka's `windowedBy`): the aggregations then keep one
+    /// aggregate per key and window.
+    pub fn windowed_by(self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
+        if let Err(e) = windows.validate() {
+            add(&self.stream.shared, |_| Err(e));
+        }
+        TimeWindowedKStream::new(self, windows)
+    }
+
+    /// The node an aggregation into `store` hangs under: the stream itself, or, if it must
+    /// be repartitioned, the source of its repartition topic, named after the grouping or
+    /// else the store, as Kafka's `doAggregate` does.
+    pub(crate) fn aggregation_parent(&self, store: &str) -> usize {
+        let shared = &self.stream.shared;
+        if !self.repartition {
+            return self.stream.node;
+        }
+        let topic_prefix = self
+            .grouped
+            .name
+            .clone()
+            .unwrap_or_else(|| store.to_string());
+        let topic = format!("{topic_prefix}-repartition");
+        let sink = format!("{topic_prefix}-repartition-sink");
+        let source = format!("{topic_prefix}-repartition-source");
+        let (ks, vs) = (
+            self.grouped.key_serde.clone(),
+            self.grouped.value_serde.clone(),
+        );
+        let parent = self.stream.node;
+        add(shared, |t| t.add_sink(sink, &topic, true, ks, vs, parent));
+        let (ks, vs) = (
+            self.grouped.key_serde.clone(),
+            self.grouped.value_serde.clone(),
+        );
+        add(shared, |t| {
+            t.add_source::<K, V>(source, &topic, true, ks, vs)
+        })
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.stream.shared
+    }
+
+    /// Name the store, add the repartition topic if needed, then the store and the
+    /// aggregation node (Kafka's order: the store is named first).
     fn aggregate_with<VA: Clone + 'static>(
         self,
         prefix: &str,
@@ -105,22 +150,7 @@ where
         let store = materialized
             .name
             .unwrap_or_else(|| name(&shared, &format!("{prefix}-STATE-STORE")));
-        let mut parent = self.stream.node;
-        if self.repartition {
-            let topic_prefix = self.grouped.name.clone().unwrap_or_else(|| store.clone());
-            let topic = format!("{topic_prefix}-repartition");
-            let sink = format!("{topic_prefix}-repartition-sink");
-            let source = format!("{topic_prefix}-repartition-source");
-            let (ks, vs) = (
-                self.grouped.key_serde.clone(),
-                self.grouped.value_serde.clone(),
-            );
-            add(&shared, |t| t.add_sink(sink, &topic, true, ks, vs, parent));
-            let (ks, vs) = (self.grouped.key_serde, self.grouped.value_serde);
-            parent = add(&shared, |t| {
-                t.add_source::<K, V>(source, &topic, true, ks, vs)
-            });
-        }
+        let parent = self.aggregation_parent(&store);
         add_kv_store::<K, ValueAndTimestamp<VA>>(&shared, &store);
         let node_name = name(&shared, prefix);
         let store_name = store.clone();

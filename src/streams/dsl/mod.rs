@@ -18,6 +18,7 @@ mod grouped;
 mod kstream;
 mod ktable;
 mod processors;
+mod windowed;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 pub use grouped::KGroupedStream;
 pub use kstream::{Branched, BranchedKStream, KStream};
 pub use ktable::KTable;
+pub use windowed::TimeWindowedKStream;
 
 use super::processor::Processor;
 use super::serdes::Consumed;

@@ -8,8 +8,10 @@ use super::Change;
 use crate::error::Result;
 use crate::streams::processor::{Processor, ProcessorContext, Record};
 use crate::streams::state::{
-    InMemoryKeyValueStore, KeyValueStore, ReadOnlyKeyValueStore, ValueAndTimestamp,
+    InMemoryKeyValueStore, InMemoryWindowStore, KeyValueStore, ReadOnlyKeyValueStore,
+    ReadOnlyWindowStore, ValueAndTimestamp, WindowStore,
 };
+use crate::streams::window::{TimeWindows, Windowed};
 
 /// A DSL store: values with the timestamps of the records that set them.
 pub(crate) type DslStore<K, V> = InMemoryKeyValueStore<K, ValueAndTimestamp<V>>;
@@ -123,6 +125,70 @@ where
             timestamp,
             headers,
         })
+    }
+}
+
+/// A windowed aggregation (Kafka's `KStreamWindowAggregate`): for each window the record
+/// falls in, if the window is still open (its end after stream time minus the grace period)
+/// the aggregate is updated and forwarded with the newest timestamp; otherwise the record is
+/// dropped for that window and counted.
+pub(crate) struct WindowAggregate<K, V, VA> {
+    pub(crate) store: String,
+    pub(crate) windows: TimeWindows,
+    pub(crate) step: Step<K, V, VA>,
+}
+
+impl<K, V, VA> Processor<K, V, Windowed<K>, Change<VA>> for WindowAggregate<K, V, VA>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+    VA: Clone + 'static,
+{
+    fn process(
+        &mut self,
+        record: Record<K, V>,
+        context: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+    ) -> Result<()> {
+        let close_time = context
+            .current_stream_time_ms()
+            .saturating_sub(self.windows.grace_ms());
+        let windows = self.windows.windows_for(record.timestamp);
+        if windows.is_empty() {
+            // A negative timestamp belongs to no window: dropped, as Kafka drops it.
+            context.record_dropped();
+        }
+        for window in windows {
+            if window.end <= close_time {
+                context.record_dropped();
+                continue;
+            }
+            let store = context
+                .state_store::<InMemoryWindowStore<K, ValueAndTimestamp<VA>>>(&self.store)?;
+            let old = store.fetch(&record.key, window.start)?;
+            let (old_value, timestamp) = match old {
+                Some(o) => (Some(o.value), o.timestamp.max(record.timestamp)),
+                None => (None, record.timestamp),
+            };
+            let new = (self.step)(&record.key, record.value.clone(), old_value.clone());
+            store.put(
+                record.key.clone(),
+                ValueAndTimestamp::make(new.clone(), timestamp),
+                window.start,
+            )?;
+            context.forward(Record {
+                key: Windowed {
+                    key: record.key.clone(),
+                    window,
+                },
+                value: Change {
+                    new: Some(new),
+                    old: old_value,
+                },
+                timestamp,
+                headers: record.headers.clone(),
+            })?;
+        }
+        Ok(())
     }
 }
 
