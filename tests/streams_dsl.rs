@@ -963,3 +963,79 @@ fn hopping_windows_put_a_record_in_every_window_that_contains_it() -> Result {
     assert!(e.to_string().contains("advance (11 ms)"), "{e}");
     Ok(())
 }
+
+#[test]
+fn suppress_until_window_closes_emits_each_windows_final_result_once() -> Result {
+    use embroker::streams::{Suppressed, TimeWindowedSerde, TimeWindows, Windowed};
+    let size = Duration::from_millis(100);
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("events", Consumed::<String, String>::with(Builtin, Builtin))
+        .group_by_key(Grouped::with(Builtin, Builtin))
+        .windowed_by(TimeWindows::of_size_and_grace(
+            size,
+            Duration::from_millis(50),
+        ))
+        .count(Materialized::as_("per-window"))
+        .map_values(|n| n * 10) // still a windowed table: the grace travels with it
+        .suppress(Suppressed::until_window_closes())
+        .to_stream()
+        .to(
+            "final",
+            Produced::with(TimeWindowedSerde::new(Builtin, size), Builtin),
+        );
+    let driver = TopologyTestDriver::new(builder.build()?, config())?;
+    let events = driver.create_input_topic::<String, String>("events", Builtin, Builtin);
+    let out = driver.create_output_topic::<Windowed<String>, Option<i64>>(
+        "final",
+        TimeWindowedSerde::new(Builtin, size),
+        Builtin,
+    );
+    let pipe = |key: &str, ts: i64| events.pipe_input_with_timestamp(s(key), s("e"), ts);
+    let read = || -> Vec<(String, i64, Option<i64>, i64)> {
+        out.read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key.key, r.key.window.start, r.value, r.timestamp))
+            .collect()
+    };
+    pipe("a", 10)?;
+    pipe("b", 20)?;
+    pipe("a", 90)?;
+    pipe("a", 120)?;
+    pipe("b", 60)?; // late, within grace
+    pipe("a", 149)?;
+    assert_eq!(read(), []); // window [0, 100) closes at stream time 150
+    pipe("c", 150)?;
+    // Both keys' final counts of [0, 100), in key order, with their newest timestamps.
+    assert_eq!(
+        read(),
+        [(s("a"), 0, Some(20), 90), (s("b"), 0, Some(20), 60)]
+    );
+    pipe("a", 30)?; // past grace: dropped, nothing more for [0, 100)
+    assert_eq!(driver.dropped_records(), 1);
+    pipe("z", 250)?; // closes [100, 200)
+    assert_eq!(
+        read(),
+        [(s("a"), 100, Some(20), 149), (s("c"), 100, Some(10), 150)]
+    );
+    assert!(out.is_empty());
+
+    // A table that is not a windowed aggregation's cannot be suppressed until its windows
+    // close: there are no windows to close.
+    let builder = StreamsBuilder::new();
+    builder
+        .table(
+            "windowed-in",
+            Consumed::<Windowed<String>, i64>::with(TimeWindowedSerde::new(Builtin, size), Builtin),
+            Materialized::default(),
+        )
+        .suppress(Suppressed::until_window_closes());
+    let e = builder.build().err().unwrap();
+    assert!(
+        e.to_string()
+            .contains("needs a table made by a windowed aggregation"),
+        "{e}"
+    );
+    Ok(())
+}

@@ -6,7 +6,7 @@
 //! `group_by_key`, `group_by`, `process`), [`KGroupedStream`] (`count`, `reduce`,
 //! `aggregate` into a store named by [`Materialized`]; `windowed_by` [`TimeWindows`] for
 //! tumbling and hopping windows with grace), [`KTable`] (`filter`, `map_values`,
-//! `to_stream`), the Processor API ([`Processor`], [`ProcessorContext::forward`]), state
+//! `to_stream`, `suppress` of a windowed table until its windows close), the Processor API ([`Processor`], [`ProcessorContext::forward`]), state
 //! ([`KeyValueStore`], [`InMemoryKeyValueStore`]) and [`Serde`], which says how each key and
 //! value type meets a record's nullable bytes.
 //!
@@ -21,7 +21,7 @@
 //!
 //! Not built yet (issue #21): the runtime (`KafkaStreams`: threads, tasks per partition
 //! through a consumer group, commits, changelog topics, persistent stores, restoration),
-//! sliding and session windows, suppression, joins, `KTable::group_by`.
+//! sliding and session windows, joins, `KTable::group_by`.
 
 mod config;
 mod dsl;
@@ -36,7 +36,7 @@ mod window;
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
     Branched, BranchedKStream, KGroupedStream, KStream, KTable, Materialized, StreamsBuilder,
-    TimeWindowedKStream,
+    Suppressed, TimeWindowedKStream,
 };
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,

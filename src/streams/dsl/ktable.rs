@@ -5,9 +5,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::kstream::KStream;
-use super::processors::Stateless;
-use super::{add_processor, name, supplier, Change, Shared};
+use super::processors::{Stateless, SuppressFinal};
+use super::{add, add_processor, name, supplier, Change, Shared};
+use crate::error::Error;
 use crate::streams::processor::Record;
+use crate::streams::window::Windowed;
 
 /// A table: the latest value per key, updated record by record (Kafka's `KTable<K, V>`).
 /// Made by [`StreamsBuilder::table`](super::StreamsBuilder::table) or by an aggregation. Each
@@ -39,6 +41,9 @@ pub struct KTable<K, V> {
     shared: Shared,
     node: usize,
     store: Option<String>,
+    /// The grace period of the windows upstream, for a table of a windowed aggregation
+    /// (what `suppress(until_window_closes)` waits for).
+    grace_ms: Option<i64>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -48,6 +53,7 @@ impl<K, V> Clone for KTable<K, V> {
             shared: self.shared.clone(),
             node: self.node,
             store: self.store.clone(),
+            grace_ms: self.grace_ms,
             _types: PhantomData,
         }
     }
@@ -59,8 +65,15 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
             shared,
             node,
             store,
+            grace_ms: None,
             _types: PhantomData,
         }
+    }
+
+    /// The same handle, marked as the result of windows with `grace_ms` of grace.
+    pub(crate) fn with_grace(mut self, grace_ms: i64) -> Self {
+        self.grace_ms = Some(grace_ms);
+        self
     }
 
     /// The name of the store this table is kept in, if it is materialized (Kafka's
@@ -87,7 +100,10 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
             Vec::new(),
             supplier(move || Stateless(f.clone())),
         );
-        KTable::new(self.shared.clone(), node, None)
+        KTable {
+            grace_ms: self.grace_ms,
+            ..KTable::new(self.shared.clone(), node, None)
+        }
     }
 
     /// The rows for which `predicate` holds (Kafka's `filter`): an update whose new value
@@ -155,5 +171,77 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
             supplier(move || Stateless(f.clone())),
         );
         KStream::new(self.shared.clone(), node, false)
+    }
+}
+
+/// When a suppression lets results through (Kafka's `Suppressed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Suppressed {
+    _final_results: (),
+}
+
+impl Suppressed {
+    /// Only each window's final result, once stream time has passed the window's end plus
+    /// its grace period; the buffer is unbounded (Kafka's
+    /// `untilWindowCloses(BufferConfig.unbounded())`).
+    pub fn until_window_closes() -> Self {
+        Suppressed { _final_results: () }
+    }
+}
+
+impl<K: Ord + Clone + 'static, V: Clone + 'static> KTable<Windowed<K>, V> {
+    /// Hold back a windowed table's updates and forward only each window's final result,
+    /// when the window closes (Kafka's `suppress(Suppressed.untilWindowCloses(...))`): the
+    /// way to emit one result per window instead of every update. The table must come from
+    /// a windowed aggregation (its grace period sets when a window closes).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use embroker::streams::{Consumed, Grouped, Materialized, Produced, StreamsBuilder, StreamsConfig, Suppressed, TimeWindowedSerde, TimeWindows, TopologyTestDriver, Windowed};
+    /// use embroker::Builtin;
+    /// let size = Duration::from_secs(10);
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream("in", Consumed::<String, String>::with(Builtin, Builtin))
+    ///     .group_by_key(Grouped::with(Builtin, Builtin))
+    ///     .windowed_by(TimeWindows::of_size_with_no_grace(size))
+    ///     .count(Materialized::as_("counts"))
+    ///     .suppress(Suppressed::until_window_closes())
+    ///     .to_stream()
+    ///     .to("final", Produced::with(TimeWindowedSerde::new(Builtin, size), Builtin));
+    /// let driver = TopologyTestDriver::new(builder.build()?, StreamsConfig::new("app"))?;
+    /// let input = driver.create_input_topic::<String, String>("in", Builtin, Builtin);
+    /// let out = driver.create_output_topic::<Windowed<String>, Option<i64>>("final", TimeWindowedSerde::new(Builtin, size), Builtin);
+    /// input.pipe_input_with_timestamp("k".to_string(), "a".to_string(), 1_000)?;
+    /// input.pipe_input_with_timestamp("k".to_string(), "b".to_string(), 2_000)?;
+    /// assert!(out.is_empty()); // window [0 s, 10 s) still open
+    /// input.pipe_input_with_timestamp("k".to_string(), "c".to_string(), 10_000)?;
+    /// let record = out.read_record()?.unwrap();
+    /// assert_eq!((record.key.window.start, record.value), (0, Some(2)));
+    /// assert!(out.is_empty());
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn suppress(&self, suppressed: Suppressed) -> KTable<Windowed<K>, V> {
+        let _ = suppressed;
+        let node_name = name(&self.shared, "KTABLE-SUPPRESS");
+        let Some(grace_ms) = self.grace_ms else {
+            add(&self.shared, |_| {
+                Err(Error::InvalidTopology {
+                    reason: format!(
+                        "{node_name}: suppress(until_window_closes) needs a table made by a \
+                         windowed aggregation"
+                    ),
+                })
+            });
+            return KTable::new(self.shared.clone(), usize::MAX, None);
+        };
+        let node = add_processor(
+            &self.shared,
+            node_name,
+            &[self.node],
+            Vec::new(),
+            supplier(move || SuppressFinal::<K, V>::new(grace_ms)),
+        );
+        KTable::new(self.shared.clone(), node, None).with_grace(grace_ms)
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 pub use grouped::KGroupedStream;
 pub use kstream::{Branched, BranchedKStream, KStream};
-pub use ktable::KTable;
+pub use ktable::{KTable, Suppressed};
 pub use windowed::TimeWindowedKStream;
 
 use super::processor::Processor;

@@ -192,6 +192,58 @@ where
     }
 }
 
+/// `suppress(until_window_closes)` (Kafka's `KTableSuppressProcessor` with final results):
+/// each window's latest update waits in a buffer ordered by window end, and leaves it, in that
+/// order, once the processor's stream time minus the grace period reaches the window's end;
+/// deletions are not emitted (safe to drop for final results, as in Kafka). The buffer is
+/// the processor's own memory; with the runtime it becomes a store with a changelog.
+pub(crate) struct SuppressFinal<K, V> {
+    grace_ms: i64,
+    observed_ms: i64,
+    buffer: SuppressBuffer<K, V>,
+}
+
+/// Buffered updates by (window end, windowed key): Kafka's time-ordered buffer.
+type SuppressBuffer<K, V> =
+    std::collections::BTreeMap<(i64, Windowed<K>), Record<Windowed<K>, Change<V>>>;
+
+impl<K: Ord, V> SuppressFinal<K, V> {
+    pub(crate) fn new(grace_ms: i64) -> Self {
+        SuppressFinal {
+            grace_ms,
+            observed_ms: i64::MIN,
+            buffer: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl<K, V> Processor<Windowed<K>, Change<V>, Windowed<K>, Change<V>> for SuppressFinal<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn process(
+        &mut self,
+        record: Record<Windowed<K>, Change<V>>,
+        context: &mut ProcessorContext<'_, Windowed<K>, Change<V>>,
+    ) -> Result<()> {
+        self.observed_ms = self.observed_ms.max(record.timestamp);
+        self.buffer
+            .insert((record.key.window.end, record.key.clone()), record);
+        let expiry = self.observed_ms.saturating_sub(self.grace_ms);
+        while let Some(entry) = self.buffer.first_entry() {
+            if entry.key().0 > expiry {
+                break;
+            }
+            let record = entry.remove();
+            if record.value.new.is_some() {
+                context.forward(record)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A predicate of `filter` and `split`.
 pub(crate) type Predicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
 

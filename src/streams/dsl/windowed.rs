@@ -136,6 +136,6 @@ where
                 step: step.clone(),
             }),
         );
-        KTable::new(shared, node, Some(store))
+        KTable::new(shared, node, Some(store)).with_grace(windows.grace_ms())
     }
 }
