@@ -1039,3 +1039,78 @@ fn suppress_until_window_closes_emits_each_windows_final_result_once() -> Result
     );
     Ok(())
 }
+
+#[test]
+fn ktable_group_by_aggregates_follow_rows_as_they_change() -> Result {
+    let builder = StreamsBuilder::new();
+    // user -> (region, amount) as "region:amount"; totals per region.
+    let accounts = builder.table(
+        "accounts",
+        Consumed::<String, String>::with(Builtin, Builtin),
+        Materialized::default(),
+    );
+    let by_region = |_: &String, v: &String| {
+        let (region, amount) = v.split_once(':').unwrap();
+        (region.to_string(), amount.parse::<i64>().unwrap())
+    };
+    accounts
+        .group_by(by_region, Grouped::with(Builtin, Builtin))
+        .aggregate(
+            || 0i64,
+            |_, amount, total| total + amount,
+            |_, amount, total| total - amount,
+            Materialized::as_("totals"),
+        )
+        .to_stream()
+        .to("totals", Produced::with(Builtin, Builtin));
+    accounts
+        .group_by(
+            by_region,
+            Grouped::with(Builtin, Builtin).with_name("counting"),
+        )
+        .count(Materialized::as_("accounts-per-region"));
+    accounts
+        .group_by(by_region, Grouped::with(Builtin, Builtin))
+        .reduce(|a, b| a.max(b), |a, _| a, Materialized::as_("largest"));
+    let topology = builder.build()?;
+    assert!(topology
+        .repartition_topics()
+        .contains(&s("counting-repartition")));
+    assert!(topology
+        .repartition_topics()
+        .contains(&s("totals-repartition")));
+    let driver = TopologyTestDriver::new(topology, StreamsConfig::new("bank"))?;
+    let input = driver.create_input_topic::<String, Option<String>>("accounts", Builtin, Builtin);
+    let totals = driver.create_output_topic::<String, Option<i64>>("totals", Builtin, Builtin);
+    input.pipe_input(s("ann"), Some(s("eu:10")))?;
+    input.pipe_input(s("bob"), Some(s("eu:5")))?;
+    input.pipe_input(s("ann"), Some(s("eu:30")))?; // same group: one record, old and new
+    input.pipe_input(s("bob"), Some(s("us:5")))?; // moves: leaves eu, joins us
+    input.pipe_input(s("ann"), None)?; // deleted: leaves eu
+    assert_eq!(
+        totals.read_key_values_to_list()?,
+        [
+            (s("eu"), Some(10)),
+            (s("eu"), Some(15)),
+            (s("eu"), Some(35)), // 15 - 10 + 30 in one step
+            (s("eu"), Some(30)), // bob's 5 subtracted
+            (s("us"), Some(5)),  // bob's 5 added
+            (s("eu"), Some(0)),  // ann's 30 subtracted
+        ]
+    );
+    let counts = driver.get_key_value_store::<String, i64>("accounts-per-region")?;
+    assert_eq!(counts.all()?, [(s("eu"), 0), (s("us"), 1)]);
+    let largest = driver.get_key_value_store::<String, i64>("largest")?;
+    assert_eq!(largest.get(&s("us"))?, Some(5));
+    // The repartition topic carries Kafka's change layout: ann's same-group update is one
+    // record with both values (flag 2), bob's move two (flag 0, then flag 1).
+    let raw =
+        driver.create_output_topic::<String, Vec<u8>>("bank-totals-repartition", Builtin, Builtin);
+    let flags: Vec<u8> = raw
+        .read_values_to_list()?
+        .iter()
+        .map(|v| *v.last().unwrap())
+        .collect();
+    assert_eq!(flags, [1, 1, 2, 0, 1, 0]);
+    Ok(())
+}

@@ -6,9 +6,11 @@
 //! `group_by_key`, `group_by`, `process`), [`KGroupedStream`] (`count`, `reduce`,
 //! `aggregate` into a store named by [`Materialized`]; `windowed_by` [`TimeWindows`] for
 //! tumbling and hopping windows with grace), [`KTable`] (`filter`, `map_values`,
-//! `to_stream`, `suppress` of a windowed table until its windows close), the Processor API ([`Processor`], [`ProcessorContext::forward`]), state
-//! ([`KeyValueStore`], [`InMemoryKeyValueStore`]) and [`Serde`], which says how each key and
-//! value type meets a record's nullable bytes.
+//! `to_stream`, `suppress` of a windowed table until its windows close, `group_by` into a
+//! [`KGroupedTable`] with adder and subtractor), the Processor API ([`Processor`],
+//! [`ProcessorContext::forward`], punctuators), state ([`KeyValueStore`],
+//! [`InMemoryKeyValueStore`], [`InMemoryWindowStore`]) and [`Serde`], which says how each key
+//! and value type meets a record's nullable bytes.
 //!
 //! Layering (docs/ARCHITECTURE.md, `src/streams/`): this layer uses the public typed API
 //! (`Serializer`, `Deserializer`, `Builtin`, `Json`) and, with the runtime, the broker's
@@ -21,7 +23,7 @@
 //!
 //! Not built yet (issue #21): the runtime (`KafkaStreams`: threads, tasks per partition
 //! through a consumer group, commits, changelog topics, persistent stores, restoration),
-//! sliding and session windows, joins, `KTable::group_by`.
+//! sliding and session windows, joins.
 
 mod config;
 mod dsl;
@@ -35,8 +37,8 @@ mod window;
 
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
-    Branched, BranchedKStream, KGroupedStream, KStream, KTable, Materialized, StreamsBuilder,
-    Suppressed, TimeWindowedKStream,
+    Branched, BranchedKStream, KGroupedStream, KGroupedTable, KStream, KTable, Materialized,
+    StreamsBuilder, Suppressed, TimeWindowedKStream,
 };
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,

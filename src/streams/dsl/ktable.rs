@@ -4,11 +4,14 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use super::grouped_table::KGroupedTable;
 use super::kstream::KStream;
 use super::processors::{Stateless, SuppressFinal};
 use super::{add, add_processor, name, supplier, Change, Shared};
 use crate::error::Error;
+use crate::streams::processor::ProcessorContext;
 use crate::streams::processor::Record;
+use crate::streams::serdes::Grouped;
 use crate::streams::window::Windowed;
 
 /// A table: the latest value per key, updated record by record (Kafka's `KTable<K, V>`).
@@ -140,6 +143,70 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
             new: c.new.map(&mapper),
             old: c.old.map(&mapper),
         })
+    }
+
+    /// Re-group the table's rows by the key `selector` makes of each (with a new value), for
+    /// an aggregation that follows rows as they change (Kafka's `groupBy`): always through a
+    /// repartition topic written with `grouped`'s serdes. Each update sends the old row's
+    /// pair (to be subtracted) and the new row's (to be added), as one record when both have
+    /// the same key (Kafka's KIP-904).
+    pub fn group_by<KR, VR>(
+        &self,
+        selector: impl Fn(&K, &V) -> (KR, VR) + Send + Sync + 'static,
+        grouped: Grouped<KR, VR>,
+    ) -> KGroupedTable<KR, VR>
+    where
+        KR: Ord + Clone + 'static,
+        VR: Clone + 'static,
+    {
+        let node_name = name(&self.shared, "KTABLE-SELECT");
+        let f = Arc::new(
+            move |r: Record<K, Change<V>>, ctx: &mut ProcessorContext<'_, KR, Change<VR>>| {
+                let Record {
+                    key,
+                    value,
+                    timestamp,
+                    headers,
+                } = r;
+                let old = value.old.map(|v| selector(&key, &v));
+                let new = value.new.map(|v| selector(&key, &v));
+                let mut forward = |key: KR, new: Option<VR>, old: Option<VR>| {
+                    ctx.forward(Record {
+                        key,
+                        value: Change { new, old },
+                        timestamp,
+                        headers: headers.clone(),
+                    })
+                };
+                match (old, new) {
+                    (Some((ok, ov)), Some((nk, nv))) if ok == nk => forward(nk, Some(nv), Some(ov)),
+                    (old, new) => {
+                        // The old pair first, as Kafka forwards it.
+                        if let Some((ok, ov)) = old {
+                            forward(ok, None, Some(ov))?;
+                        }
+                        match new {
+                            Some((nk, nv)) => forward(nk, Some(nv), None),
+                            None => Ok(()),
+                        }
+                    }
+                }
+            },
+        );
+        let node = add_processor(
+            &self.shared,
+            node_name,
+            &[self.node],
+            Vec::new(),
+            supplier(move || Stateless(f.clone())),
+        );
+        KGroupedTable::new(
+            self.shared.clone(),
+            node,
+            grouped.key_serde,
+            grouped.value_serde,
+            grouped.name,
+        )
     }
 
     /// The table's updates as a stream: each update's key and new value, `None` for a

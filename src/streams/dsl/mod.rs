@@ -15,6 +15,7 @@
 //! value (`None` for a deletion) and the old one when the node knows it.
 
 mod grouped;
+mod grouped_table;
 mod kstream;
 mod ktable;
 mod processors;
@@ -25,6 +26,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 pub use grouped::KGroupedStream;
+pub use grouped_table::KGroupedTable;
 pub use kstream::{Branched, BranchedKStream, KStream};
 pub use ktable::{KTable, Suppressed};
 pub use windowed::TimeWindowedKStream;

@@ -84,6 +84,10 @@ where
 /// aggregate (`None` for a key not seen before).
 pub(crate) type Step<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
 
+/// An adder or subtractor of a table aggregation: the new aggregate from the key, a value and
+/// the aggregate.
+pub(crate) type Fold<K, V, VA> = Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync>;
+
 /// `count`, `reduce` and `aggregate` of a grouped stream (Kafka's `KStreamAggregate` and
 /// `KStreamReduce`): the new aggregate goes to the store with the larger of the record's and
 /// the old aggregate's timestamps, and downstream as a change.
@@ -241,6 +245,63 @@ where
             }
         }
         Ok(())
+    }
+}
+
+/// The aggregation of a re-grouped table (Kafka's `KTableAggregate` and `KTableReduce`): a
+/// change's old value is subtracted from its group's aggregate, then its new value added; a
+/// group keeps its aggregate when its last row leaves (a count of 0), as in Kafka.
+pub(crate) struct TableAggregate<K, V, VA> {
+    pub(crate) store: String,
+    pub(crate) add: Step<K, V, VA>,
+    pub(crate) subtract: Fold<K, V, VA>,
+}
+
+impl<K, V, VA> Processor<K, Change<V>, K, Change<VA>> for TableAggregate<K, V, VA>
+where
+    K: Ord + Clone + 'static,
+    VA: Clone + 'static,
+{
+    fn process(
+        &mut self,
+        record: Record<K, Change<V>>,
+        context: &mut ProcessorContext<'_, K, Change<VA>>,
+    ) -> Result<()> {
+        let store = context.state_store::<DslStore<K, VA>>(&self.store)?;
+        let old = store.get(&record.key)?;
+        let (old_agg, timestamp) = match old {
+            Some(o) => (Some(o.value), o.timestamp.max(record.timestamp)),
+            None => (None, record.timestamp),
+        };
+        let Record {
+            key,
+            value: change,
+            headers,
+            ..
+        } = record;
+        let mut aggregate = match (change.old, old_agg.clone()) {
+            (Some(old_value), Some(a)) => Some((self.subtract)(&key, old_value, a)),
+            // Nothing to subtract from, or nothing to subtract.
+            (_, a) => a,
+        };
+        if let Some(new_value) = change.new {
+            aggregate = Some((self.add)(&key, new_value, aggregate));
+        }
+        match &aggregate {
+            Some(a) => store.put(key.clone(), ValueAndTimestamp::make(a.clone(), timestamp))?,
+            None => {
+                store.delete(&key)?;
+            }
+        }
+        context.forward(Record {
+            key,
+            value: Change {
+                new: aggregate,
+                old: old_agg,
+            },
+            timestamp,
+            headers,
+        })
     }
 }
 
