@@ -1114,3 +1114,90 @@ fn ktable_group_by_aggregates_follow_rows_as_they_change() -> Result {
     assert_eq!(flags, [1, 1, 2, 0, 1, 0]);
     Ok(())
 }
+
+#[test]
+fn the_processor_api_builds_a_topology_by_name() -> Result {
+    use embroker::streams::Topology;
+    // Kafka's WordCountProcessorDemo, wired by hand.
+    let mut topology = Topology::new();
+    topology
+        .add_source(
+            "Source",
+            "lines",
+            Consumed::<(), String>::with(Builtin, Builtin),
+        )?
+        .add_processor(
+            "Process",
+            || WordCountProcessor {
+                ticks: 0,
+                ticker: None,
+            },
+            &["Source"],
+        )?
+        .add_state_store::<String, i64>("words", &["Process"])?
+        .add_sink(
+            "Sink",
+            "out",
+            Produced::<String, String>::with(Builtin, Builtin),
+            &["Process"],
+        )?;
+    assert_eq!(topology.source_topics(), ["lines"]);
+    assert_eq!(topology.sink_topics(), ["out"]);
+    assert_eq!(topology.state_stores(), ["words"]);
+    let driver = TopologyTestDriver::new(topology, config())?;
+    let lines = driver.create_input_topic::<(), String>("lines", Builtin, Builtin);
+    let out = driver.create_output_topic::<String, String>("out", Builtin, Builtin);
+    lines.pipe_input_with_timestamp((), s("hello world hello"), 0)?;
+    assert_eq!(
+        out.read_key_values_to_list()?,
+        [(s("hello"), s("2@0")), (s("world"), s("1@0"))]
+    );
+
+    // What is checked when adding.
+    let mut t = Topology::new();
+    t.add_source("S", "in", Consumed::<String, i64>::with(Builtin, Builtin))?;
+    let e = t.add_processor("P", || Tagger, &["nope"]).err().unwrap();
+    assert!(
+        e.to_string()
+            .contains("\"P\" refers to \"nope\", which is not added"),
+        "{e}"
+    );
+    let e = t
+        .add_source("S2", "in", Consumed::<String, i64>::with(Builtin, Builtin))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("already been registered"), "{e}");
+    t.add_sink(
+        "K",
+        "out",
+        Produced::<String, i64>::with(Builtin, Builtin),
+        &["S"],
+    )?;
+    let e = t
+        .add_state_store::<String, i64>("st", &["K"])
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("K is not a processor"), "{e}");
+    let e = t
+        .connect_processor_and_state_store("missing", &["S"])
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::StateStore { .. }), "{e}");
+
+    // What is checked when records flow: Tagger takes i64 values, the source makes Strings.
+    let mut t = Topology::new();
+    t.add_source(
+        "S",
+        "in",
+        Consumed::<String, String>::with(Builtin, Builtin),
+    )?
+    .add_processor("Tagger", || Tagger, &["S"])?;
+    let driver = TopologyTestDriver::new(t, config())?;
+    let e = driver
+        .create_input_topic::<String, String>("in", Builtin, Builtin)
+        .pipe_input(s("k"), s("v"))
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidTopology { .. }), "{e}");
+    assert!(e.to_string().contains("processor Tagger"), "{e}");
+    Ok(())
+}

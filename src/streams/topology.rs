@@ -17,8 +17,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
+use super::processor::Processor;
 use super::processor::Record;
-use super::serdes::SharedSerde;
+use super::serdes::{Consumed, Produced, SharedSerde};
+use super::state::InMemoryKeyValueStore;
 use super::task::{Node, ProcessorNode, Task};
 use crate::error::{Error, Result};
 use crate::typed::{RecordPart, SerdeError};
@@ -146,6 +148,180 @@ impl Topology {
         set.into_iter().cloned().collect()
     }
 
+    /// An empty topology, for the Processor API: add sources, processors, stores and sinks by
+    /// name (Kafka's `new Topology()`). The DSL builds one with
+    /// [`StreamsBuilder::build`](super::StreamsBuilder::build) instead.
+    ///
+    /// Each `add_*` checks what it can (new names, existing parents and stores, a topic read
+    /// by one source); the key and value types between nodes are checked when records flow:
+    /// a processor given records of other types fails with [`Error::InvalidTopology`] naming
+    /// it.
+    ///
+    /// ```
+    /// use embroker::streams::{Consumed, Processor, ProcessorContext, Produced, Record, StreamsConfig, Topology, TopologyTestDriver};
+    /// use embroker::Builtin;
+    /// /// Upper-cases values.
+    /// struct Upper;
+    /// impl Processor<String, String, String, String> for Upper {
+    ///     fn process(&mut self, r: Record<String, String>, ctx: &mut ProcessorContext<'_, String, String>) -> embroker::Result<()> {
+    ///         let v = r.value.to_uppercase();
+    ///         ctx.forward(r.with_value(v))
+    ///     }
+    /// }
+    /// let mut topology = Topology::new();
+    /// topology
+    ///     .add_source("Source", "in", Consumed::<String, String>::with(Builtin, Builtin))?
+    ///     .add_processor("Upper", || Upper, &["Source"])?
+    ///     .add_sink("Sink", "out", Produced::<String, String>::with(Builtin, Builtin), &["Upper"])?;
+    /// let driver = TopologyTestDriver::new(topology, StreamsConfig::new("app"))?;
+    /// driver.create_input_topic::<String, String>("in", Builtin, Builtin).pipe_input("k".into(), "hi".into())?;
+    /// let out = driver.create_output_topic::<String, String>("out", Builtin, Builtin);
+    /// assert_eq!(out.read_value()?, Some("HI".to_string()));
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn new() -> Self {
+        Topology::default()
+    }
+
+    /// Add a source `name` that reads `topic` with `consumed`'s serdes (Kafka's
+    /// `addSource`).
+    pub fn add_source<K, V>(
+        &mut self,
+        name: &str,
+        topic: &str,
+        consumed: Consumed<K, V>,
+    ) -> Result<&mut Self>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
+        self.source_node::<K, V>(
+            name.to_string(),
+            topic,
+            false,
+            consumed.key_serde,
+            consumed.value_serde,
+        )?;
+        Ok(self)
+    }
+
+    /// Add a processor `name` under `parents`, made by `make` once per task (Kafka's
+    /// `addProcessor`).
+    pub fn add_processor<KI, VI, KO, VO, P>(
+        &mut self,
+        name: &str,
+        make: impl Fn() -> P + Send + Sync + 'static,
+        parents: &[&str],
+    ) -> Result<&mut Self>
+    where
+        P: Processor<KI, VI, KO, VO> + 'static,
+        KI: 'static,
+        VI: 'static,
+        KO: Clone + 'static,
+        VO: Clone + 'static,
+    {
+        let parents = self.ids(name, parents)?;
+        let supplier: NodeSupplier = Arc::new(move || {
+            Box::new(ProcessorNode::<P, KI, VI, KO, VO>::new(make())) as Box<dyn Node>
+        });
+        self.add_node(
+            name.to_string(),
+            NodeKind::Processor,
+            &parents,
+            Vec::new(),
+            supplier,
+        )?;
+        Ok(self)
+    }
+
+    /// Add a sink `name` under `parents` that writes `topic` with `produced`'s serdes
+    /// (Kafka's `addSink`).
+    pub fn add_sink<K: 'static, V: 'static>(
+        &mut self,
+        name: &str,
+        topic: &str,
+        produced: Produced<K, V>,
+        parents: &[&str],
+    ) -> Result<&mut Self> {
+        let parents = self.ids(name, parents)?;
+        self.add_sink_under(
+            name.to_string(),
+            topic,
+            false,
+            produced.key_serde,
+            produced.value_serde,
+            &parents,
+        )?;
+        Ok(self)
+    }
+
+    /// Add an in-memory key-value store `name` of `K` to `V`, connected to the processors
+    /// `processors` (Kafka's `addStateStore` with `Stores.inMemoryKeyValueStore`).
+    pub fn add_state_store<K, V>(&mut self, name: &str, processors: &[&str]) -> Result<&mut Self>
+    where
+        K: Ord + Clone + 'static,
+        V: Clone + 'static,
+    {
+        let ids = self.ids(name, processors)?;
+        let store_name = name.to_string();
+        let make: StoreSupplier = Arc::new(move || {
+            Box::new(InMemoryKeyValueStore::<K, V>::new(store_name.clone())) as Box<dyn Any>
+        });
+        self.add_store(name, make)?;
+        self.connect(name, &ids)
+    }
+
+    /// Give the processors `processors` access to the store `store` (Kafka's
+    /// `connectProcessorAndStateStores`).
+    pub fn connect_processor_and_state_store(
+        &mut self,
+        store: &str,
+        processors: &[&str],
+    ) -> Result<&mut Self> {
+        if !self.stores.iter().any(|s| s.name == store) {
+            return Err(Error::StateStore {
+                store: store.to_string(),
+                reason: "no such store in the topology".to_string(),
+            });
+        }
+        let ids = self.ids(store, processors)?;
+        self.connect(store, &ids)
+    }
+
+    fn connect(&mut self, store: &str, ids: &[usize]) -> Result<&mut Self> {
+        for &id in ids {
+            if let Some(node) = self.nodes.get_mut(id) {
+                if !matches!(node.kind, NodeKind::Processor) {
+                    return Err(Error::InvalidTopology {
+                        reason: format!(
+                            "{} is not a processor: it cannot use store {store:?}",
+                            node.name
+                        ),
+                    });
+                }
+                if !node.stores.iter().any(|s| s == store) {
+                    node.stores.push(store.to_string());
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// The indices of the nodes named `names`, for `of` (named in the error).
+    fn ids(&self, of: &str, names: &[&str]) -> Result<Vec<usize>> {
+        names
+            .iter()
+            .map(|n| {
+                self.nodes
+                    .iter()
+                    .position(|node| node.name == *n)
+                    .ok_or_else(|| Error::InvalidTopology {
+                        reason: format!("{of:?} refers to {n:?}, which is not added"),
+                    })
+            })
+            .collect()
+    }
+
     /// A generated name: `PREFIX-` and the next index in ten digits, as Kafka names nodes
     /// and internal stores.
     pub(crate) fn generate_name(&mut self, prefix: &str) -> String {
@@ -201,10 +377,10 @@ impl Topology {
         Ok(id)
     }
 
-    /// Add a source node reading `topic` with `consumed`'s serdes; `nullable_values` makes
+    /// Add a source node reading `topic` with the serdes; `nullable_values` makes
     /// the records `Record<K, Option<V>>` with a null value as `None` (a table's tombstone)
     /// instead of handing the null to the value serde.
-    pub(crate) fn add_source<K, V>(
+    pub(crate) fn source_node<K, V>(
         &mut self,
         name: String,
         topic: &str,
@@ -233,7 +409,7 @@ impl Topology {
         self.add_source_node::<K, V>(name, topic, internal, decode)
     }
 
-    /// [`add_source`](Self::add_source) for a table: values as `Option<V>`, null as `None`
+    /// [`source_node`](Self::source_node) for a table: values as `Option<V>`, null as `None`
     /// without asking the value serde (a tombstone).
     pub(crate) fn add_table_source<K, V>(
         &mut self,
@@ -305,7 +481,7 @@ impl Topology {
     }
 
     /// Add a sink node under `parent` that writes `topic` with the serdes.
-    pub(crate) fn add_sink<K, V>(
+    pub(crate) fn sink_node<K, V>(
         &mut self,
         name: String,
         topic: &str,
@@ -313,6 +489,23 @@ impl Topology {
         key_serde: SharedSerde<K>,
         value_serde: SharedSerde<V>,
         parent: usize,
+    ) -> Result<usize>
+    where
+        K: 'static,
+        V: 'static,
+    {
+        self.add_sink_under(name, topic, internal, key_serde, value_serde, &[parent])
+    }
+
+    /// Add a sink node under `parents` that writes `topic` with the serdes.
+    fn add_sink_under<K, V>(
+        &mut self,
+        name: String,
+        topic: &str,
+        internal: bool,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        parents: &[usize],
     ) -> Result<usize>
     where
         K: 'static,
@@ -334,7 +527,7 @@ impl Topology {
                 topic: topic.to_string(),
                 internal,
             },
-            &[parent],
+            parents,
             Vec::new(),
             make,
         )
@@ -558,7 +751,7 @@ mod tests {
             "KSTREAM-FILTER-0000000001"
         );
         let src = t
-            .add_source::<String, i64>("s".into(), "in", false, serde(), serde())
+            .source_node::<String, i64>("s".into(), "in", false, serde(), serde())
             .unwrap();
         let e = t
             .add_node(
@@ -594,7 +787,7 @@ mod tests {
             "{e}"
         );
         let sink = t
-            .add_sink::<String, i64>("k".into(), "out", false, serde(), serde(), src)
+            .sink_node::<String, i64>("k".into(), "out", false, serde(), serde(), src)
             .unwrap();
         let e = t
             .add_node(
@@ -612,9 +805,9 @@ mod tests {
     #[test]
     fn internal_topics_are_found_by_their_full_name_only() {
         let mut t = Topology::default();
-        t.add_source::<String, i64>("a".into(), "x-repartition", true, serde(), serde())
+        t.source_node::<String, i64>("a".into(), "x-repartition", true, serde(), serde())
             .unwrap();
-        t.add_source::<String, i64>("b".into(), "plain", false, serde(), serde())
+        t.source_node::<String, i64>("b".into(), "plain", false, serde(), serde())
             .unwrap();
         assert!(t.source_for("app-x-repartition", "app").is_some());
         assert!(t.source_for("x-repartition", "app").is_none());
@@ -629,7 +822,7 @@ mod tests {
         let mut t = Topology::default();
         // The source makes (String, String) records; the processor takes (String, i64).
         let src = t
-            .add_source::<String, String>("s".into(), "in", false, serde(), serde())
+            .source_node::<String, String>("s".into(), "in", false, serde(), serde())
             .unwrap();
         t.add_node(
             "p".into(),
@@ -659,11 +852,11 @@ mod tests {
     fn sinks_serialize_and_prefix_internal_topics() {
         let mut t = Topology::default();
         let src = t
-            .add_source::<String, i64>("s".into(), "in", false, serde(), serde())
+            .source_node::<String, i64>("s".into(), "in", false, serde(), serde())
             .unwrap();
-        t.add_sink::<String, i64>("k1".into(), "r-repartition", true, serde(), serde(), src)
+        t.sink_node::<String, i64>("k1".into(), "r-repartition", true, serde(), serde(), src)
             .unwrap();
-        t.add_sink::<String, i64>("k2".into(), "out", false, serde(), serde(), src)
+        t.sink_node::<String, i64>("k2".into(), "out", false, serde(), serde(), src)
             .unwrap();
         let mut task = Task::new(&t, "app", 0).unwrap();
         let meta = crate::streams::RecordMetadata {
@@ -719,7 +912,7 @@ mod tests {
         }
         let mut t = Topology::default();
         let src = t
-            .add_source::<String, i64>("s".into(), "in", false, serde(), serde())
+            .source_node::<String, i64>("s".into(), "in", false, serde(), serde())
             .unwrap();
         let make: NodeSupplier = Arc::new(|| {
             Box::new(ProcessorNode::<_, String, i64, String, i64>::new(Ticker(

@@ -124,13 +124,13 @@ where
             self.grouped.value_serde.clone(),
         );
         let parent = self.stream.node;
-        add(shared, |t| t.add_sink(sink, &topic, true, ks, vs, parent));
+        add(shared, |t| t.sink_node(sink, &topic, true, ks, vs, parent));
         let (ks, vs) = (
             self.grouped.key_serde.clone(),
             self.grouped.value_serde.clone(),
         );
         add(shared, |t| {
-            t.add_source::<K, V>(source, &topic, true, ks, vs)
+            t.source_node::<K, V>(source, &topic, true, ks, vs)
         })
     }
 

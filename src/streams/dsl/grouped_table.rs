@@ -158,10 +158,10 @@ where
         );
         let (ks, vs) = (self.key_serde.clone(), changes.clone());
         add(&shared, |t| {
-            t.add_sink(sink, &topic, true, ks, vs, self.node)
+            t.sink_node(sink, &topic, true, ks, vs, self.node)
         });
         let parent = add(&shared, |t| {
-            t.add_source::<K, Change<V>>(source, &topic, true, self.key_serde, changes)
+            t.source_node::<K, Change<V>>(source, &topic, true, self.key_serde, changes)
         });
         add_kv_store::<K, ValueAndTimestamp<VA>>(&shared, &store);
         let node_name = name(&shared, prefix);

@@ -277,7 +277,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
     pub fn to(&self, topic: &str, produced: Produced<K, V>) {
         let sink = name(&self.shared, "KSTREAM-SINK");
         add(&self.shared, |t| {
-            t.add_sink(
+            t.sink_node(
                 sink,
                 topic,
                 false,

@@ -195,7 +195,7 @@ impl StreamsBuilder {
     {
         let source = name(&self.shared, "KSTREAM-SOURCE");
         let node = add(&self.shared, |t| {
-            t.add_source(
+            t.source_node(
                 source,
                 topic,
                 false,
