@@ -1201,3 +1201,27 @@ fn the_processor_api_builds_a_topology_by_name() -> Result {
     assert!(e.to_string().contains("processor Tagger"), "{e}");
     Ok(())
 }
+
+#[test]
+fn an_output_record_that_does_not_deserialize_stays_and_is_named() -> Result {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("in", Consumed::<String, i64>::with(Builtin, Builtin))
+        .to("out", Produced::with(Builtin, Builtin));
+    let driver = TopologyTestDriver::new(builder.build()?, config())?;
+    let input = driver.create_input_topic::<String, i64>("in", Builtin, Builtin);
+    input.pipe_input(s("a"), 1)?;
+    input.pipe_input(s("b"), 2)?;
+    let right = driver.create_output_topic::<String, i64>("out", Builtin, Builtin);
+    assert_eq!(right.read_key_value()?, Some((s("a"), 1)));
+    // Read as i32: the 8-byte value is refused, naming topic and offset; it stays first.
+    let wrong = driver.create_output_topic::<String, i32>("out", Builtin, Builtin);
+    let e = wrong.read_value().unwrap_err();
+    assert!(
+        matches!(&e, Error::Deserialization { topic, offset: 1, .. } if topic == "out"),
+        "{e}"
+    );
+    assert_eq!(right.read_key_value()?, Some((s("b"), 2)));
+    assert!(wrong.is_empty());
+    Ok(())
+}

@@ -46,8 +46,10 @@ struct Inner {
     task: Task,
     /// The next offset of each input topic.
     offsets: HashMap<String, i64>,
-    /// What the sinks wrote, per topic, not yet read.
-    outputs: HashMap<String, VecDeque<Produced>>,
+    /// What the sinks wrote, per topic, not yet read, each with its offset in the topic.
+    outputs: HashMap<String, VecDeque<(i64, Produced)>>,
+    /// The next offset of each topic the sinks write.
+    output_offsets: HashMap<String, i64>,
 }
 
 impl Inner {
@@ -122,10 +124,16 @@ impl Inner {
             {
                 queue.push_back(produced.clone());
             }
+            let next = self
+                .output_offsets
+                .entry(produced.topic.clone())
+                .or_insert(0);
+            let offset = *next;
+            *next += 1;
             self.outputs
                 .entry(produced.topic.clone())
                 .or_default()
-                .push_back(produced);
+                .push_back((offset, produced));
         }
     }
 }
@@ -184,6 +192,7 @@ impl TopologyTestDriver {
                 task,
                 offsets: HashMap::new(),
                 outputs: HashMap::new(),
+                output_offsets: HashMap::new(),
             })),
         })
     }
@@ -397,13 +406,13 @@ impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
         let Some(queue) = inner.outputs.get_mut(&self.topic) else {
             return Ok(None);
         };
-        let Some(front) = queue.front() else {
+        let Some((offset, front)) = queue.front() else {
             return Ok(None);
         };
         let deserialization = |part, e: crate::typed::SerdeError| Error::Deserialization {
             topic: self.topic.clone(),
             partition: 0,
-            offset: 0,
+            offset: *offset,
             part,
             reason: e.to_string(),
         };
@@ -415,7 +424,7 @@ impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
             .value_serde
             .deserialize(&self.topic, &front.headers, front.value.clone())
             .map_err(|e| deserialization(RecordPart::Value, e))?;
-        let Some(front) = queue.pop_front() else {
+        let Some((_, front)) = queue.pop_front() else {
             return Ok(None);
         };
         Ok(Some(Record {

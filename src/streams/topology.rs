@@ -377,9 +377,8 @@ impl Topology {
         Ok(id)
     }
 
-    /// Add a source node reading `topic` with the serdes; `nullable_values` makes
-    /// the records `Record<K, Option<V>>` with a null value as `None` (a table's tombstone)
-    /// instead of handing the null to the value serde.
+    /// Add a source node reading `topic` with the serdes (both see nulls: the serde decides
+    /// what a null means); `internal` marks a repartition topic.
     pub(crate) fn source_node<K, V>(
         &mut self,
         name: String,

@@ -146,8 +146,18 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         mapper: impl Fn(V) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
         self.stateless("KSTREAM-MAPVALUES", false, move |r: Record<K, V>, ctx| {
-            let value = mapper(r.value.clone());
-            ctx.forward(r.with_value(value))
+            let Record {
+                key,
+                value,
+                timestamp,
+                headers,
+            } = r;
+            ctx.forward(Record {
+                key,
+                value: mapper(value),
+                timestamp,
+                headers,
+            })
         })
     }
 
