@@ -1225,3 +1225,77 @@ fn an_output_record_that_does_not_deserialize_stays_and_is_named() -> Result {
     assert!(wrong.is_empty());
     Ok(())
 }
+
+#[test]
+fn a_timestamp_extractor_sets_event_time() -> Result {
+    let builder = StreamsBuilder::new();
+    // Values "<event time>:<payload>"; a bad time falls back to the partition time + 1,
+    // a time of "-" is negative: dropped and counted.
+    let consumed = Consumed::<String, String>::with(Builtin, Builtin).with_timestamp_extractor(
+        |record: &Record<String, String>, partition_time| match record
+            .value
+            .split_once(':')
+            .map(|(t, _)| t)
+        {
+            Some("-") => -1,
+            Some(t) => t.parse().unwrap_or(partition_time + 1),
+            None => partition_time + 1,
+        },
+    );
+    builder
+        .stream("events", consumed)
+        .to("out", Produced::with(Builtin, Builtin));
+    builder
+        .table(
+            "rows",
+            Consumed::<String, String>::with(Builtin, Builtin)
+                .with_timestamp_extractor(|r: &Record<String, String>, _| r.value.len() as i64),
+            Materialized::as_("rows"),
+        )
+        .to_stream()
+        .to("row-changes", Produced::with(Builtin, Builtin));
+    builder
+        .stream("plain", Consumed::<String, String>::with(Builtin, Builtin))
+        .to("plain-out", Produced::with(Builtin, Builtin));
+    let driver = TopologyTestDriver::new(builder.build()?, config())?;
+    let events = driver.create_input_topic::<String, String>("events", Builtin, Builtin);
+    let out = driver.create_output_topic::<String, String>("out", Builtin, Builtin);
+    events.pipe_input_with_timestamp(s("k"), s("500:a"), 9)?;
+    events.pipe_input_with_timestamp(s("k"), s("junk"), 9)?; // partition time 500 + 1
+    events.pipe_input_with_timestamp(s("k"), s("-:c"), 9)?; // dropped
+    let stamps: Vec<(String, i64)> = out
+        .read_records_to_list()?
+        .into_iter()
+        .map(|r| (r.value, r.timestamp))
+        .collect();
+    assert_eq!(stamps, [(s("500:a"), 500), (s("junk"), 501)]);
+    assert_eq!(driver.dropped_records(), 1);
+
+    let rows = driver.create_input_topic::<String, Option<String>>("rows", Builtin, Builtin);
+    let changes =
+        driver.create_output_topic::<String, Option<String>>("row-changes", Builtin, Builtin);
+    rows.pipe_input_with_timestamp(s("r"), Some(s("abcd")), 7)?;
+    rows.pipe_input_with_timestamp(s("r"), None, 7)?; // a tombstone keeps its own time
+    let stamps: Vec<i64> = changes
+        .read_records_to_list()?
+        .iter()
+        .map(|r| r.timestamp)
+        .collect();
+    assert_eq!(stamps, [4, 7]);
+
+    // Without an extractor, a negative record timestamp is an error naming topic and offset.
+    let plain = driver.create_input_topic::<String, String>("plain", Builtin, Builtin);
+    plain.pipe_input_with_timestamp(s("k"), s("ok"), 1)?;
+    let e = plain
+        .pipe_input_with_timestamp(s("k"), s("v"), -5)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidRecord { topic, .. } if topic == "plain"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("offset 1") && e.to_string().contains("-5"),
+        "{e}"
+    );
+    Ok(())
+}

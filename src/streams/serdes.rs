@@ -14,6 +14,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::processor::Record;
+use super::topology::Extractor;
 use crate::typed::{Builtin, Deserializer, SerdeError, Serializer};
 use crate::types::{Bytes, Header};
 
@@ -239,15 +241,33 @@ pub(crate) type SharedSerde<T> = Arc<dyn Serde<T>>;
 pub struct Consumed<K, V> {
     pub(crate) key_serde: SharedSerde<K>,
     pub(crate) value_serde: SharedSerde<V>,
+    pub(crate) timestamp_extractor: Option<Extractor<K, V>>,
 }
 
 impl<K, V> Consumed<K, V> {
-    /// Read keys with `key_serde` and values with `value_serde`.
+    /// Read keys with `key_serde` and values with `value_serde`; records are processed at
+    /// their own timestamps.
     pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
         Consumed {
             key_serde: Arc::new(key_serde),
             value_serde: Arc::new(value_serde),
+            timestamp_extractor: None,
         }
+    }
+
+    /// Process each record at the timestamp `extractor(record, partition_time)` returns
+    /// instead of its own, e.g. an event time inside the value (Kafka's
+    /// `TimestampExtractor`; `partition_time` is the largest timestamp of the partition so far,
+    /// -1 before any). A negative result drops the record and counts it as dropped (Kafka's
+    /// rule for extractors that return one); a table's tombstone keeps its own timestamp.
+    /// Default: the record's timestamp, where a negative one is an error (Kafka's
+    /// `FailOnInvalidTimestamp`).
+    pub fn with_timestamp_extractor(
+        mut self,
+        extractor: impl Fn(&Record<K, V>, i64) -> i64 + Send + Sync + 'static,
+    ) -> Self {
+        self.timestamp_extractor = Some(Arc::new(extractor));
+        self
     }
 }
 

@@ -50,6 +50,8 @@ struct Inner {
     outputs: HashMap<String, VecDeque<(i64, Produced)>>,
     /// The next offset of each topic the sinks write.
     output_offsets: HashMap<String, i64>,
+    /// The largest timestamp processed from each input topic (Kafka's partition time).
+    partition_times: HashMap<String, i64>,
 }
 
 impl Inner {
@@ -77,7 +79,11 @@ impl Inner {
             else {
                 continue;
             };
-            let (node, decode) = (source.node, Arc::clone(&source.decode));
+            let (node, decode, custom) = (
+                source.node,
+                Arc::clone(&source.decode),
+                source.custom_timestamps,
+            );
             let next = self.offsets.entry(record.topic.clone()).or_insert(0);
             let offset = *next;
             *next += 1;
@@ -88,15 +94,36 @@ impl Inner {
                 timestamp,
                 headers,
             } = record;
-            let decoded = decode(&topic, key, value, timestamp, headers).map_err(|(part, e)| {
-                Error::Deserialization {
-                    topic: topic.clone(),
-                    partition: 0,
-                    offset,
-                    part,
-                    reason: e.to_string(),
+            let partition_time = self.partition_times.get(&topic).copied().unwrap_or(-1);
+            let (decoded, timestamp) =
+                decode(&topic, key, value, timestamp, headers, partition_time).map_err(
+                    |(part, e)| Error::Deserialization {
+                        topic: topic.clone(),
+                        partition: 0,
+                        offset,
+                        part,
+                        reason: e.to_string(),
+                    },
+                )?;
+            if timestamp < 0 {
+                if custom {
+                    // Kafka's RecordQueue: "Skipping record due to negative extracted
+                    // timestamp", counted as dropped.
+                    self.task.dropped_records = self.task.dropped_records.saturating_add(1);
+                    continue;
                 }
-            })?;
+                return Err(Error::InvalidRecord {
+                    topic,
+                    partition: 0,
+                    reason: format!(
+                        "record at offset {offset} has the invalid timestamp {timestamp} \
+                         (Kafka's FailOnInvalidTimestamp; give the source a timestamp extractor \
+                         to process it at another time)"
+                    ),
+                });
+            }
+            let time = self.partition_times.entry(topic.clone()).or_insert(-1);
+            *time = (*time).max(timestamp);
             let metadata = RecordMetadata {
                 topic,
                 partition: 0,
@@ -193,6 +220,7 @@ impl TopologyTestDriver {
                 offsets: HashMap::new(),
                 outputs: HashMap::new(),
                 output_offsets: HashMap::new(),
+                partition_times: HashMap::new(),
             })),
         })
     }

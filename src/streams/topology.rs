@@ -30,7 +30,9 @@ use crate::types::{Bytes, Header};
 pub(crate) type NodeSupplier = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
 /// Makes a fresh, empty store for a task.
 pub(crate) type StoreSupplier = Arc<dyn Fn() -> Box<dyn Any> + Send + Sync>;
-/// Turns a source topic's raw record into a `Box<Record<K, V>>` of the source's types.
+/// Turns a source topic's raw record (topic, key, value, timestamp, headers, and the
+/// partition time so far) into a `Box<Record<K, V>>` of the source's types and the timestamp
+/// to process it at (the timestamp extractor's, which the record also carries).
 pub(crate) type Decoder = Arc<
     dyn Fn(
             &str,
@@ -38,10 +40,15 @@ pub(crate) type Decoder = Arc<
             Option<Bytes>,
             i64,
             Vec<Header>,
-        ) -> Result<Box<dyn Any>, (RecordPart, SerdeError)>
+            i64,
+        ) -> Result<(Box<dyn Any>, i64), (RecordPart, SerdeError)>
         + Send
         + Sync,
 >;
+
+/// A timestamp extractor: the timestamp to process a record at, from the record and the
+/// partition time (the largest timestamp of the partition so far, -1 before any).
+pub(crate) type Extractor<K, V> = Arc<dyn Fn(&Record<K, V>, i64) -> i64 + Send + Sync>;
 
 /// What a node is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +81,10 @@ pub(crate) struct StoreDef {
 pub(crate) struct SourceDef {
     pub(crate) node: usize,
     pub(crate) decode: Decoder,
+    /// A timestamp extractor of the application's own: a negative timestamp from it drops the
+    /// record (counted); from the record itself it is an error (Kafka's default,
+    /// `FailOnInvalidTimestamp`).
+    pub(crate) custom_timestamps: bool,
 }
 
 /// A processing graph: sources that read topics, processors, sinks that write topics, and
@@ -201,6 +212,7 @@ impl Topology {
             false,
             consumed.key_serde,
             consumed.value_serde,
+            consumed.timestamp_extractor,
         )?;
         Ok(self)
     }
@@ -386,26 +398,35 @@ impl Topology {
         internal: bool,
         key_serde: SharedSerde<K>,
         value_serde: SharedSerde<V>,
+        extractor: Option<Extractor<K, V>>,
     ) -> Result<usize>
     where
         K: Clone + 'static,
         V: Clone + 'static,
     {
-        let decode: Decoder = Arc::new(move |topic, key, value, timestamp, headers| {
-            let key = key_serde
-                .deserialize(topic, &headers, key)
-                .map_err(|e| (RecordPart::Key, e))?;
-            let value = value_serde
-                .deserialize(topic, &headers, value)
-                .map_err(|e| (RecordPart::Value, e))?;
-            Ok(Box::new(Record {
-                key,
-                value,
-                timestamp,
-                headers,
-            }) as Box<dyn Any>)
-        });
-        self.add_source_node::<K, V>(name, topic, internal, decode)
+        let custom = extractor.is_some();
+        let decode: Decoder = Arc::new(
+            move |topic, key, value, timestamp, headers, partition_time| {
+                let key = key_serde
+                    .deserialize(topic, &headers, key)
+                    .map_err(|e| (RecordPart::Key, e))?;
+                let value = value_serde
+                    .deserialize(topic, &headers, value)
+                    .map_err(|e| (RecordPart::Value, e))?;
+                let mut record = Record {
+                    key,
+                    value,
+                    timestamp,
+                    headers,
+                };
+                if let Some(extract) = &extractor {
+                    record.timestamp = extract(&record, partition_time);
+                }
+                let timestamp = record.timestamp;
+                Ok((Box::new(record) as Box<dyn Any>, timestamp))
+            },
+        );
+        self.add_source_node::<K, V>(name, topic, internal, decode, custom)
     }
 
     /// [`source_node`](Self::source_node) for a table: values as `Option<V>`, null as `None`
@@ -416,31 +437,56 @@ impl Topology {
         topic: &str,
         key_serde: SharedSerde<K>,
         value_serde: SharedSerde<V>,
+        extractor: Option<Extractor<K, V>>,
     ) -> Result<usize>
     where
         K: Clone + 'static,
         V: Clone + 'static,
     {
-        let decode: Decoder = Arc::new(move |topic, key, value, timestamp, headers| {
-            let key = key_serde
-                .deserialize(topic, &headers, key)
-                .map_err(|e| (RecordPart::Key, e))?;
-            let value = match value {
-                None => None,
-                Some(bytes) => Some(
-                    value_serde
-                        .deserialize(topic, &headers, Some(bytes))
-                        .map_err(|e| (RecordPart::Value, e))?,
-                ),
-            };
-            Ok(Box::new(Record {
-                key,
-                value,
-                timestamp,
-                headers,
-            }) as Box<dyn Any>)
-        });
-        self.add_source_node::<K, Option<V>>(name, topic, false, decode)
+        let custom = extractor.is_some();
+        let decode: Decoder = Arc::new(
+            move |topic, key, value, timestamp, headers, partition_time| {
+                let key = key_serde
+                    .deserialize(topic, &headers, key)
+                    .map_err(|e| (RecordPart::Key, e))?;
+                let value = match value {
+                    None => None,
+                    Some(bytes) => Some(
+                        value_serde
+                            .deserialize(topic, &headers, Some(bytes))
+                            .map_err(|e| (RecordPart::Value, e))?,
+                    ),
+                };
+                // The extractor reads a row; a tombstone keeps its record's timestamp.
+                let (value, timestamp) = match (value, &extractor) {
+                    (Some(v), Some(extract)) => {
+                        let row = Record {
+                            key,
+                            value: v,
+                            timestamp,
+                            headers,
+                        };
+                        let t = extract(&row, partition_time);
+                        let record = Record {
+                            key: row.key,
+                            value: Some(row.value),
+                            timestamp: t,
+                            headers: row.headers,
+                        };
+                        return Ok((Box::new(record) as Box<dyn Any>, t));
+                    }
+                    (value, _) => (value, timestamp),
+                };
+                let record = Record {
+                    key,
+                    value,
+                    timestamp,
+                    headers,
+                };
+                Ok((Box::new(record) as Box<dyn Any>, timestamp))
+            },
+        );
+        self.add_source_node::<K, Option<V>>(name, topic, false, decode, custom)
     }
 
     fn add_source_node<K, V>(
@@ -449,6 +495,7 @@ impl Topology {
         topic: &str,
         internal: bool,
         decode: Decoder,
+        custom_timestamps: bool,
     ) -> Result<usize>
     where
         K: Clone + 'static,
@@ -474,8 +521,14 @@ impl Topology {
             Vec::new(),
             make,
         )?;
-        self.sources
-            .insert(topic.to_string(), SourceDef { node, decode });
+        self.sources.insert(
+            topic.to_string(),
+            SourceDef {
+                node,
+                decode,
+                custom_timestamps,
+            },
+        );
         Ok(node)
     }
 
@@ -750,7 +803,7 @@ mod tests {
             "KSTREAM-FILTER-0000000001"
         );
         let src = t
-            .source_node::<String, i64>("s".into(), "in", false, serde(), serde())
+            .source_node::<String, i64>("s".into(), "in", false, serde(), serde(), None)
             .unwrap();
         let e = t
             .add_node(
@@ -804,9 +857,9 @@ mod tests {
     #[test]
     fn internal_topics_are_found_by_their_full_name_only() {
         let mut t = Topology::default();
-        t.source_node::<String, i64>("a".into(), "x-repartition", true, serde(), serde())
+        t.source_node::<String, i64>("a".into(), "x-repartition", true, serde(), serde(), None)
             .unwrap();
-        t.source_node::<String, i64>("b".into(), "plain", false, serde(), serde())
+        t.source_node::<String, i64>("b".into(), "plain", false, serde(), serde(), None)
             .unwrap();
         assert!(t.source_for("app-x-repartition", "app").is_some());
         assert!(t.source_for("x-repartition", "app").is_none());
@@ -821,7 +874,7 @@ mod tests {
         let mut t = Topology::default();
         // The source makes (String, String) records; the processor takes (String, i64).
         let src = t
-            .source_node::<String, String>("s".into(), "in", false, serde(), serde())
+            .source_node::<String, String>("s".into(), "in", false, serde(), serde(), None)
             .unwrap();
         t.add_node(
             "p".into(),
@@ -851,7 +904,7 @@ mod tests {
     fn sinks_serialize_and_prefix_internal_topics() {
         let mut t = Topology::default();
         let src = t
-            .source_node::<String, i64>("s".into(), "in", false, serde(), serde())
+            .source_node::<String, i64>("s".into(), "in", false, serde(), serde(), None)
             .unwrap();
         t.sink_node::<String, i64>("k1".into(), "r-repartition", true, serde(), serde(), src)
             .unwrap();
@@ -911,7 +964,7 @@ mod tests {
         }
         let mut t = Topology::default();
         let src = t
-            .source_node::<String, i64>("s".into(), "in", false, serde(), serde())
+            .source_node::<String, i64>("s".into(), "in", false, serde(), serde(), None)
             .unwrap();
         let make: NodeSupplier = Arc::new(|| {
             Box::new(ProcessorNode::<_, String, i64, String, i64>::new(Ticker(

@@ -130,7 +130,7 @@ where
             self.grouped.value_serde.clone(),
         );
         add(shared, |t| {
-            t.source_node::<K, V>(source, &topic, true, ks, vs)
+            t.source_node::<K, V>(source, &topic, true, ks, vs, None)
         })
     }
 

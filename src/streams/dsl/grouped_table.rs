@@ -161,7 +161,7 @@ where
             t.sink_node(sink, &topic, true, ks, vs, self.node)
         });
         let parent = add(&shared, |t| {
-            t.source_node::<K, Change<V>>(source, &topic, true, self.key_serde, changes)
+            t.source_node::<K, Change<V>>(source, &topic, true, self.key_serde, changes, None)
         });
         add_kv_store::<K, ValueAndTimestamp<VA>>(&shared, &store);
         let node_name = name(&shared, prefix);

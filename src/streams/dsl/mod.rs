@@ -201,6 +201,7 @@ impl StreamsBuilder {
                 false,
                 consumed.key_serde,
                 consumed.value_serde,
+                consumed.timestamp_extractor,
             )
         });
         KStream::new(self.shared.clone(), node, false)
@@ -225,7 +226,13 @@ impl StreamsBuilder {
             .unwrap_or_else(|| name(&self.shared, &format!("{topic}-STATE-STORE")));
         let processor = name(&self.shared, "KTABLE-SOURCE");
         let source_node = add(&self.shared, |t| {
-            t.add_table_source(source, topic, consumed.key_serde, consumed.value_serde)
+            t.add_table_source(
+                source,
+                topic,
+                consumed.key_serde,
+                consumed.value_serde,
+                consumed.timestamp_extractor,
+            )
         });
         add_kv_store::<K, super::state::ValueAndTimestamp<V>>(&self.shared, &store);
         let store_name = store.clone();
