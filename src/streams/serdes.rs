@@ -21,7 +21,7 @@ use crate::types::{Bytes, Header};
 
 /// A serializer and deserializer of `T` that also decides what a null key or value means
 /// (Kafka's `Serde<T>`). Implemented by [`Builtin`] for Kafka's built-in types, their `Option`s
-/// and `()` (Kafka's `Void`), by [`Json`](crate::Json) (feature `serde`), and by
+/// and `()` (Kafka's `Void`), by `Json` (feature `serde`), and by
 /// [`NonNull`] and [`Nullable`] around any [`Serializer`] + [`Deserializer`] of the
 /// application's own.
 ///
