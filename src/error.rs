@@ -433,6 +433,25 @@ pub enum Error {
         reason: String,
     },
 
+    /// A streams topology is not valid (Kafka's `TopologyException`): a topic read by two
+    /// sources, a name used twice, a store not added, handles of two builders mixed, or a
+    /// processor given records of types it does not process.
+    #[error("invalid topology: {reason}")]
+    InvalidTopology {
+        /// What is wrong, naming the processor, topic or store.
+        reason: String,
+    },
+
+    /// A streams state store cannot be used as asked: it does not exist, is not connected to
+    /// the processor, or holds other types.
+    #[error("state store {store:?}: {reason}")]
+    StateStore {
+        /// The store's name.
+        store: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
     /// A newer producer with the same `transactional.id` (or the coordinator, aborting a
     /// transaction past its `transaction.timeout.ms`) bumped the producer's epoch: this
     /// producer can no longer write or end transactions. Fatal for the producer: close it.
@@ -775,6 +794,13 @@ impl Clone for Error {
                 partition: *partition,
                 offset: *offset,
                 part: *part,
+                reason: reason.clone(),
+            },
+            Error::InvalidTopology { reason } => Error::InvalidTopology {
+                reason: reason.clone(),
+            },
+            Error::StateStore { store, reason } => Error::StateStore {
+                store: store.clone(),
                 reason: reason.clone(),
             },
             Error::ProducerFenced {

@@ -21,6 +21,9 @@
 //! - [`Error`] is the one error type; its messages name the file, position, topic, partition or
 //!   config key involved.
 //! - [`codec`] is the pure record-batch codec, for inspection tools and fuzzing.
+//! - [`streams`] is Kafka Streams in-process: a `StreamsBuilder` DSL (`KStream`, `KTable`,
+//!   grouping, windows, aggregations into state stores), the Processor API, and Kafka's
+//!   `TopologyTestDriver` to run a topology record by record in a test.
 //!
 //! # The three uses
 //!
@@ -112,6 +115,7 @@ mod producer;
 mod record_cursor;
 #[cfg(feature = "server")]
 mod server;
+pub mod streams;
 mod topic_names;
 mod txn;
 mod typed;

@@ -1,0 +1,333 @@
+//! The DSL: [`StreamsBuilder`] and the handles it gives out ([`KStream`], [`KTable`],
+//! [`KGroupedStream`], [`BranchedKStream`]), which add nodes to one [`Topology`].
+//!
+//! Owns: turning DSL calls into nodes and stores, with Kafka's names
+//! (`KSTREAM-FILTER-0000000001`, `KSTREAM-AGGREGATE-STATE-STORE-0000000002`, ...), and
+//! Kafka's repartition rule: an operation that may change the key (`map`, `flat_map`,
+//! `select_key`, `group_by`) marks the stream, and a later grouping of a marked stream
+//! writes it through an internal topic `<prefix>-repartition` and reads it back, so that all
+//! records of a key meet in one task.
+//!
+//! Invariants: handles are cheap clones of a shared builder; a DSL call never fails on the
+//! spot: the first error (a topic read twice, a store name reused, handles of two builders
+//! mixed) is kept and returned by [`StreamsBuilder::build`], as Kafka reports a
+//! `TopologyException` when the topology is built. KTable nodes pass [`Change`]s: the new
+//! value (`None` for a deletion) and the old one when the node knows it.
+
+mod grouped;
+mod grouped_table;
+mod kstream;
+mod ktable;
+mod processors;
+mod windowed;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+pub use grouped::KGroupedStream;
+pub use grouped_table::KGroupedTable;
+pub use kstream::{Branched, BranchedKStream, KStream};
+pub use ktable::{KTable, Suppressed};
+pub use windowed::TimeWindowedKStream;
+
+use super::processor::Processor;
+use super::serdes::Consumed;
+use super::state::InMemoryKeyValueStore;
+use super::task::{Node, ProcessorNode};
+use super::topology::{NodeKind, NodeSupplier, StoreSupplier, Topology};
+use crate::error::{Error, Result};
+
+/// An update of a table's row, as KTable nodes pass it downstream (Kafka's `Change`).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Change<V> {
+    /// The new value; `None` deletes the row.
+    pub(crate) new: Option<V>,
+    /// The value before, when the node knows it.
+    pub(crate) old: Option<V>,
+}
+
+/// The graph under construction and the first error of a DSL call.
+pub(crate) struct Graph {
+    topology: Topology,
+    error: Option<Error>,
+}
+
+/// The builder shared by every handle.
+pub(crate) type Shared = Rc<RefCell<Graph>>;
+
+/// A node index that stands for "not added" after an error; any later use of it fails
+/// again, and only the first error is kept.
+const FAILED: usize = usize::MAX;
+
+/// Run `add` on the topology; on an error, keep it (if it is the first) and return
+/// [`FAILED`].
+pub(crate) fn add(shared: &Shared, add: impl FnOnce(&mut Topology) -> Result<usize>) -> usize {
+    let mut graph = shared.borrow_mut();
+    match add(&mut graph.topology) {
+        Ok(id) => id,
+        Err(e) => {
+            graph.error.get_or_insert(e);
+            FAILED
+        }
+    }
+}
+
+/// A generated node or store name.
+pub(crate) fn name(shared: &Shared, prefix: &str) -> String {
+    shared.borrow_mut().topology.generate_name(prefix)
+}
+
+/// A supplier of a typed processor as a node.
+pub(crate) fn supplier<P, KI, VI, KO, VO>(
+    make: impl Fn() -> P + Send + Sync + 'static,
+) -> NodeSupplier
+where
+    P: Processor<KI, VI, KO, VO> + 'static,
+    KI: 'static,
+    VI: 'static,
+    KO: Clone + 'static,
+    VO: Clone + 'static,
+{
+    Arc::new(move || Box::new(ProcessorNode::<P, KI, VI, KO, VO>::new(make())) as Box<dyn Node>)
+}
+
+/// Add a processor node named `name` under `parents` using `stores`.
+pub(crate) fn add_processor(
+    shared: &Shared,
+    name: String,
+    parents: &[usize],
+    stores: Vec<String>,
+    make: NodeSupplier,
+) -> usize {
+    add(shared, |t| {
+        t.add_node(name, NodeKind::Processor, parents, stores, make)
+    })
+}
+
+/// Add an in-memory key-value store of `K` to `V` named `name`.
+pub(crate) fn add_kv_store<K, V>(shared: &Shared, name: &str)
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    let store_name = name.to_string();
+    let make: StoreSupplier = Arc::new(move || {
+        Box::new(InMemoryKeyValueStore::<K, V>::new(store_name.clone())) as Box<dyn std::any::Any>
+    });
+    let name = name.to_string();
+    add(shared, |t| t.add_store(&name, make).map(|()| 0));
+}
+
+/// How an aggregation's or a table's store is named (Kafka's `Materialized`). Stores are in
+/// memory; persistent stores and changelogs come with the runtime.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Materialized {
+    pub(crate) name: Option<String>,
+}
+
+impl Materialized {
+    /// A store named `name`, which the test driver (and later interactive queries) can read
+    /// (Kafka's `Materialized.as(name)`).
+    pub fn as_(name: impl Into<String>) -> Self {
+        Materialized {
+            name: Some(name.into()),
+        }
+    }
+}
+
+/// Builds a [`Topology`] with the DSL (Kafka's `StreamsBuilder`).
+///
+/// The seed's example: two records for one key, summed as a stream (every record counts)
+/// and kept as a table (the latest value per key).
+///
+/// ```
+/// use embroker::streams::{
+///     Consumed, Grouped, Materialized, StreamsBuilder, StreamsConfig, TopologyTestDriver,
+/// };
+/// use embroker::Builtin;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("numbers", Consumed::<String, i64>::with(Builtin, Builtin))
+///     .group_by_key(Grouped::with(Builtin, Builtin))
+///     .reduce(|sum, v| sum + v, Materialized::as_("sums"));
+/// builder.table("latest", Consumed::<String, i64>::with(Builtin, Builtin), Materialized::as_("table"));
+/// let driver = TopologyTestDriver::new(builder.build()?, StreamsConfig::new("seed"))?;
+/// for topic in ["numbers", "latest"] {
+///     let input = driver.create_input_topic::<String, i64>(topic, Builtin, Builtin);
+///     input.pipe_input("key1".to_string(), 1)?;
+///     input.pipe_input("key1".to_string(), 2)?;
+/// }
+/// let get = |store: &str| -> embroker::Result<Option<i64>> {
+///     use embroker::streams::ReadOnlyKeyValueStore;
+///     driver.get_key_value_store::<String, i64>(store)?.get(&"key1".to_string())
+/// };
+/// assert_eq!(get("sums")?, Some(3));
+/// assert_eq!(get("table")?, Some(2));
+/// # Ok::<(), embroker::Error>(())
+/// ```
+pub struct StreamsBuilder {
+    shared: Shared,
+}
+
+impl Default for StreamsBuilder {
+    fn default() -> Self {
+        StreamsBuilder::new()
+    }
+}
+
+impl StreamsBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        StreamsBuilder {
+            shared: Rc::new(RefCell::new(Graph {
+                topology: Topology::default(),
+                error: None,
+            })),
+        }
+    }
+
+    /// A stream of the records of `topic` (Kafka's `stream(topic, Consumed)`).
+    pub fn stream<K, V>(&self, topic: &str, consumed: Consumed<K, V>) -> KStream<K, V>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
+        let source = name(&self.shared, "KSTREAM-SOURCE");
+        let node = add(&self.shared, |t| {
+            t.source_node(
+                source,
+                topic,
+                false,
+                consumed.key_serde,
+                consumed.value_serde,
+                consumed.timestamp_extractor,
+            )
+        });
+        KStream::new(self.shared.clone(), node, false)
+    }
+
+    /// A table of the latest value per key of `topic`, kept in a store (Kafka's
+    /// `table(topic, Consumed, Materialized)`): a record with a null value (a tombstone)
+    /// deletes its key. Unnamed, the store is called `<topic>-STATE-STORE-<index>`.
+    pub fn table<K, V>(
+        &self,
+        topic: &str,
+        consumed: Consumed<K, V>,
+        materialized: Materialized,
+    ) -> KTable<K, V>
+    where
+        K: Ord + Clone + 'static,
+        V: Clone + 'static,
+    {
+        let source = name(&self.shared, "KSTREAM-SOURCE");
+        let store = materialized
+            .name
+            .unwrap_or_else(|| name(&self.shared, &format!("{topic}-STATE-STORE")));
+        let processor = name(&self.shared, "KTABLE-SOURCE");
+        let source_node = add(&self.shared, |t| {
+            t.add_table_source(
+                source,
+                topic,
+                consumed.key_serde,
+                consumed.value_serde,
+                consumed.timestamp_extractor,
+            )
+        });
+        add_kv_store::<K, super::state::ValueAndTimestamp<V>>(&self.shared, &store);
+        let store_name = store.clone();
+        let node = add_processor(
+            &self.shared,
+            processor,
+            &[source_node],
+            vec![store.clone()],
+            supplier(move || processors::TableSource::<K, V>::new(store_name.clone())),
+        );
+        KTable::new(self.shared.clone(), node, Some(store))
+    }
+
+    /// Add an in-memory key-value store of `K` to `V` named `name`, for processors added
+    /// with [`KStream::process`] (Kafka's `addStateStore`).
+    pub fn add_state_store<K, V>(&self, name: &str) -> &Self
+    where
+        K: Ord + Clone + 'static,
+        V: Clone + 'static,
+    {
+        add_kv_store::<K, V>(&self.shared, name);
+        self
+    }
+
+    /// The topology built so far, or the first error of a DSL call (Kafka's `build`).
+    pub fn build(&self) -> Result<Topology> {
+        let graph = self.shared.borrow();
+        match &graph.error {
+            Some(e) => Err(e.clone()),
+            None => Ok(graph.topology.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::{Grouped, Produced};
+    use crate::Builtin;
+
+    #[test]
+    fn the_first_error_is_kept_and_later_calls_do_not_panic() {
+        let builder = StreamsBuilder::new();
+        let a = builder.stream("t", Consumed::<String, i64>::with(Builtin, Builtin));
+        let b = builder.stream("t", Consumed::<String, i64>::with(Builtin, Builtin));
+        // Everything hung under the failed source fails too, quietly.
+        b.filter(|_, _| true)
+            .group_by_key(Grouped::with(Builtin, Builtin))
+            .count(Materialized::as_("c"))
+            .to_stream()
+            .to("out", Produced::with(Builtin, Builtin));
+        a.to("ok", Produced::with(Builtin, Builtin));
+        let e = builder.build().err().unwrap();
+        assert!(
+            e.to_string()
+                .contains("has already been registered by another source"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn repartition_is_marked_by_key_changes_only() {
+        let builder = StreamsBuilder::new();
+        let s = builder.stream("t", Consumed::<String, i64>::with(Builtin, Builtin));
+        assert!(!s.repartition_required);
+        assert!(!s.filter(|_, _| true).map_values(|v| v).repartition_required);
+        assert!(
+            !s.flat_map_values(|v| [v])
+                .peek(|_, _| ())
+                .repartition_required
+        );
+        assert!(s.map(|k, v| (k, v)).repartition_required);
+        assert!(s.select_key(|k, _| k.clone()).repartition_required);
+        assert!(
+            s.flat_map(|k, v| [(k, v)])
+                .filter(|_, _| true)
+                .repartition_required
+        );
+        let marked = s.map(|k, v| (k, v));
+        assert!(s.merge(&marked).repartition_required);
+        assert!(!s.merge(&s).repartition_required);
+    }
+
+    #[test]
+    fn a_table_store_is_named_after_its_topic_unless_named() {
+        let builder = StreamsBuilder::new();
+        let t = builder.table(
+            "prices",
+            Consumed::<String, i64>::with(Builtin, Builtin),
+            Materialized::default(),
+        );
+        assert_eq!(
+            t.queryable_store_name(),
+            Some("prices-STATE-STORE-0000000001")
+        );
+        assert_eq!(t.filter(|_, _| true).queryable_store_name(), None);
+    }
+}

@@ -1,0 +1,400 @@
+//! State stores: the [`KeyValueStore`] traits and the in-memory store.
+//!
+//! Owns: [`ReadOnlyKeyValueStore`] (what interactive queries and the test driver read),
+//! [`KeyValueStore`] (what processors write), [`InMemoryKeyValueStore`], the window store
+//! traits and [`InMemoryWindowStore`] (values per key and window start, expiring after a
+//! retention period), and
+//! [`ValueAndTimestamp`] (what the DSL's aggregations and table sources keep per key, as
+//! Kafka's timestamped stores do, so a result's timestamp is the newest of its inputs').
+//!
+//! Invariants: reads hand out copies (a store's contents change only through `put`,
+//! `put_if_absent` and `delete`), as Kafka's stores hand out deserialized copies; `range` and
+//! `all` return snapshots in key order, so a caller may write while it walks them. Every
+//! operation returns a `Result` because persistent stores (later: files under the state
+//! directory, a changelog topic) can fail; the in-memory store never does.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use super::window::{TimeWindow, Windowed};
+use crate::error::Result;
+
+/// A value with the timestamp of the record that last updated it (Kafka's
+/// `ValueAndTimestamp`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ValueAndTimestamp<V> {
+    /// The value.
+    pub value: V,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+}
+
+impl<V> ValueAndTimestamp<V> {
+    /// `value` at `timestamp` (Kafka's `ValueAndTimestamp.make`).
+    pub fn make(value: V, timestamp: i64) -> Self {
+        ValueAndTimestamp { value, timestamp }
+    }
+}
+
+/// Reads of a key-value store (Kafka's `ReadOnlyKeyValueStore`).
+pub trait ReadOnlyKeyValueStore<K, V> {
+    /// The value of `key`, if any.
+    fn get(&self, key: &K) -> Result<Option<V>>;
+    /// The entries with `from <= key <= to`, in key order (both ends inclusive, as Kafka's
+    /// `range`); empty when `from > to`.
+    fn range(&self, from: &K, to: &K) -> Result<Vec<(K, V)>>;
+    /// Every entry, in key order.
+    fn all(&self) -> Result<Vec<(K, V)>>;
+    /// How many entries the store holds (exact for the in-memory store).
+    fn approximate_num_entries(&self) -> Result<u64>;
+}
+
+/// A key-value store that processors write (Kafka's `KeyValueStore`).
+pub trait KeyValueStore<K, V>: ReadOnlyKeyValueStore<K, V> {
+    /// The store's name, unique within a topology.
+    fn name(&self) -> &str;
+    /// Set `key` to `value`.
+    fn put(&mut self, key: K, value: V) -> Result<()>;
+    /// Set `key` to `value` unless it has one; the value it had, if any.
+    fn put_if_absent(&mut self, key: K, value: V) -> Result<Option<V>>;
+    /// Remove `key`; the value it had, if any.
+    fn delete(&mut self, key: &K) -> Result<Option<V>>;
+}
+
+/// A key-value store in memory, ordered by key (Kafka's `Stores.inMemoryKeyValueStore`).
+///
+/// Keys are ordered by `K`'s `Ord`. Kafka orders its stores by serialized bytes; the two
+/// agree for strings and non-negative big-endian numbers, not for negative numbers (whose
+/// two's-complement bytes sort after the positive ones).
+///
+/// ```
+/// use embroker::streams::{InMemoryKeyValueStore, KeyValueStore, ReadOnlyKeyValueStore};
+/// let mut store = InMemoryKeyValueStore::new("counts");
+/// store.put("a".to_string(), 1i64)?;
+/// store.put("b".to_string(), 2)?;
+/// assert_eq!(store.get(&"a".to_string())?, Some(1));
+/// assert_eq!(store.all()?.len(), 2);
+/// assert_eq!(store.delete(&"a".to_string())?, Some(1));
+/// assert_eq!(store.approximate_num_entries()?, 1);
+/// # Ok::<(), embroker::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct InMemoryKeyValueStore<K, V> {
+    name: String,
+    map: BTreeMap<K, V>,
+}
+
+impl<K: Ord, V> InMemoryKeyValueStore<K, V> {
+    /// An empty store called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        InMemoryKeyValueStore {
+            name: name.into(),
+            map: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> ReadOnlyKeyValueStore<K, V> for InMemoryKeyValueStore<K, V> {
+    fn get(&self, key: &K) -> Result<Option<V>> {
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn range(&self, from: &K, to: &K) -> Result<Vec<(K, V)>> {
+        // BTreeMap::range panics on from > to; Kafka answers an empty range.
+        if from > to {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .map
+            .range((Bound::Included(from), Bound::Included(to)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn all(&self) -> Result<Vec<(K, V)>> {
+        Ok(self
+            .map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn approximate_num_entries(&self) -> Result<u64> {
+        Ok(self.map.len() as u64)
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> KeyValueStore<K, V> for InMemoryKeyValueStore<K, V> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn put(&mut self, key: K, value: V) -> Result<()> {
+        self.map.insert(key, value);
+        Ok(())
+    }
+
+    fn put_if_absent(&mut self, key: K, value: V) -> Result<Option<V>> {
+        match self.map.get(&key) {
+            Some(old) => Ok(Some(old.clone())),
+            None => {
+                self.map.insert(key, value);
+                Ok(None)
+            }
+        }
+    }
+
+    fn delete(&mut self, key: &K) -> Result<Option<V>> {
+        Ok(self.map.remove(key))
+    }
+}
+
+/// Reads of a window store (Kafka's `ReadOnlyWindowStore`).
+pub trait ReadOnlyWindowStore<K, V> {
+    /// The value of `key` in the window starting at `window_start`, if any (and not expired).
+    fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>>;
+    /// The values of `key` in windows starting in `[time_from, time_to]`, by start.
+    fn fetch_range(&self, key: &K, time_from: i64, time_to: i64) -> Result<Vec<(i64, V)>>;
+    /// Every live entry as (key, window, value), by window start, then key.
+    fn all(&self) -> Result<Vec<(Windowed<K>, V)>>;
+}
+
+/// A window store that processors write (Kafka's `WindowStore`).
+pub trait WindowStore<K, V>: ReadOnlyWindowStore<K, V> {
+    /// The store's name, unique within a topology.
+    fn name(&self) -> &str;
+    /// Set `key`'s value in the window starting at `window_start`; a window already past the
+    /// retention period is not stored (Kafka: "Skipping record for expired segment").
+    fn put(&mut self, key: K, value: V, window_start: i64) -> Result<()>;
+}
+
+/// A window store in memory (Kafka's `Stores.inMemoryWindowStore`): values per window start,
+/// then key. As Kafka's, it tracks the largest window start put ("observed stream time") and
+/// drops windows that start `retention` or more before it.
+#[derive(Clone, Debug)]
+pub struct InMemoryWindowStore<K, V> {
+    name: String,
+    retention_ms: i64,
+    window_size_ms: i64,
+    observed_ms: i64,
+    segments: BTreeMap<i64, BTreeMap<K, V>>,
+}
+
+impl<K: Ord, V> InMemoryWindowStore<K, V> {
+    /// An empty store called `name`, keeping windows of `window_size_ms` for `retention_ms`.
+    pub fn new(name: impl Into<String>, retention_ms: i64, window_size_ms: i64) -> Self {
+        InMemoryWindowStore {
+            name: name.into(),
+            retention_ms,
+            window_size_ms,
+            observed_ms: i64::MIN,
+            segments: BTreeMap::new(),
+        }
+    }
+
+    fn expired(&self, window_start: i64) -> bool {
+        window_start <= self.observed_ms.saturating_sub(self.retention_ms)
+    }
+
+    fn window(&self, start: i64) -> TimeWindow {
+        TimeWindow {
+            start,
+            end: start.saturating_add(self.window_size_ms),
+        }
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> ReadOnlyWindowStore<K, V> for InMemoryWindowStore<K, V> {
+    fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        if self.expired(window_start) {
+            return Ok(None);
+        }
+        Ok(self
+            .segments
+            .get(&window_start)
+            .and_then(|m| m.get(key))
+            .cloned())
+    }
+
+    fn fetch_range(&self, key: &K, time_from: i64, time_to: i64) -> Result<Vec<(i64, V)>> {
+        if time_from > time_to {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .segments
+            .range(time_from..=time_to)
+            .filter(|(start, _)| !self.expired(**start))
+            .filter_map(|(start, m)| m.get(key).map(|v| (*start, v.clone())))
+            .collect())
+    }
+
+    fn all(&self) -> Result<Vec<(Windowed<K>, V)>> {
+        Ok(self
+            .segments
+            .iter()
+            .filter(|(start, _)| !self.expired(**start))
+            .flat_map(|(start, m)| {
+                m.iter().map(move |(k, v)| {
+                    (
+                        Windowed {
+                            key: k.clone(),
+                            window: self.window(*start),
+                        },
+                        v.clone(),
+                    )
+                })
+            })
+            .collect())
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> WindowStore<K, V> for InMemoryWindowStore<K, V> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn put(&mut self, key: K, value: V, window_start: i64) -> Result<()> {
+        self.observed_ms = self.observed_ms.max(window_start);
+        // Kafka's removeExpiredSegments: windows starting before this are gone.
+        let min_live = self
+            .observed_ms
+            .saturating_sub(self.retention_ms)
+            .saturating_add(1)
+            .max(0);
+        self.segments = self.segments.split_off(&min_live);
+        if !self.expired(window_start) {
+            self.segments
+                .entry(window_start)
+                .or_default()
+                .insert(key, value);
+        }
+        Ok(())
+    }
+}
+
+/// A timestamped window store's values without their timestamps.
+pub(crate) struct WindowsWithoutTimestamps<'a, K, V>(
+    pub(crate) &'a InMemoryWindowStore<K, ValueAndTimestamp<V>>,
+);
+
+impl<K: Ord + Clone, V: Clone> ReadOnlyWindowStore<K, V> for WindowsWithoutTimestamps<'_, K, V> {
+    fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        Ok(self.0.fetch(key, window_start)?.map(|v| v.value))
+    }
+
+    fn fetch_range(&self, key: &K, time_from: i64, time_to: i64) -> Result<Vec<(i64, V)>> {
+        Ok(strip(self.0.fetch_range(key, time_from, time_to)?))
+    }
+
+    fn all(&self) -> Result<Vec<(Windowed<K>, V)>> {
+        Ok(strip(ReadOnlyWindowStore::all(self.0)?))
+    }
+}
+
+/// The values of a timestamped store without their timestamps: what Kafka's
+/// `getKeyValueStore` shows of a DSL store.
+pub(crate) struct WithoutTimestamps<'a, K, V>(
+    pub(crate) &'a InMemoryKeyValueStore<K, ValueAndTimestamp<V>>,
+);
+
+impl<K: Ord + Clone, V: Clone> ReadOnlyKeyValueStore<K, V> for WithoutTimestamps<'_, K, V> {
+    fn get(&self, key: &K) -> Result<Option<V>> {
+        Ok(self.0.get(key)?.map(|v| v.value))
+    }
+
+    fn range(&self, from: &K, to: &K) -> Result<Vec<(K, V)>> {
+        Ok(strip(self.0.range(from, to)?))
+    }
+
+    fn all(&self) -> Result<Vec<(K, V)>> {
+        Ok(strip(self.0.all()?))
+    }
+
+    fn approximate_num_entries(&self) -> Result<u64> {
+        self.0.approximate_num_entries()
+    }
+}
+
+fn strip<K, V>(entries: Vec<(K, ValueAndTimestamp<V>)>) -> Vec<(K, V)> {
+    entries.into_iter().map(|(k, v)| (k, v.value)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn range_is_inclusive_and_empty_when_reversed() {
+        let mut s = InMemoryKeyValueStore::new("s");
+        for k in 0..10u32 {
+            s.put(k, k * 10).unwrap();
+        }
+        let r: Vec<u32> = s.range(&3, &5).unwrap().into_iter().map(|e| e.0).collect();
+        assert_eq!(r, vec![3, 4, 5]);
+        assert!(s.range(&5, &3).unwrap().is_empty());
+        assert_eq!(s.put_if_absent(3, 0).unwrap(), Some(30));
+        assert_eq!(s.put_if_absent(11, 110).unwrap(), None);
+        assert_eq!(s.get(&11).unwrap(), Some(110));
+        assert_eq!(s.name(), "s");
+    }
+
+    #[test]
+    fn timestamps_are_hidden_by_the_view() {
+        let mut s = InMemoryKeyValueStore::new("s");
+        s.put("k", ValueAndTimestamp::make(5i64, 100)).unwrap();
+        let view = WithoutTimestamps(&s);
+        assert_eq!(view.get(&"k").unwrap(), Some(5));
+        assert_eq!(view.all().unwrap(), vec![("k", 5)]);
+        assert_eq!(view.range(&"a", &"z").unwrap(), vec![("k", 5)]);
+        assert_eq!(view.approximate_num_entries().unwrap(), 1);
+    }
+
+    #[test]
+    fn windows_expire_after_the_retention_period() {
+        // Kafka's in-memory window store: retention 100, windows of 10.
+        let mut w = InMemoryWindowStore::new("w", 100, 10);
+        w.put("a", 1, 0).unwrap();
+        w.put("a", 2, 50).unwrap();
+        w.put("b", 3, 50).unwrap();
+        assert_eq!(w.fetch(&"a", 0).unwrap(), Some(1));
+        assert_eq!(w.fetch_range(&"a", 0, 60).unwrap(), vec![(0, 1), (50, 2)]);
+        assert_eq!(w.fetch_range(&"a", 60, 0).unwrap(), vec![]);
+        w.put("a", 4, 100).unwrap(); // observed 100: window 0 expired (0 <= 100 - 100)
+        assert_eq!(w.fetch(&"a", 0).unwrap(), None);
+        w.put("a", 9, 0).unwrap(); // too old to store
+        assert_eq!(w.fetch(&"a", 0).unwrap(), None);
+        let all = ReadOnlyWindowStore::all(&w).unwrap();
+        let got: Vec<(&str, i64, i64, i32)> = all
+            .iter()
+            .map(|(k, v)| (k.key, k.window.start, k.window.end, *v))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("a", 50, 60, 2), ("b", 50, 60, 3), ("a", 100, 110, 4)]
+        );
+        assert_eq!(WindowStore::name(&w), "w");
+    }
+
+    proptest! {
+        #[test]
+        fn the_store_is_a_map(ops in proptest::collection::vec((0u8..3, 0u8..16, any::<i32>()), 0..200)) {
+            let mut s = InMemoryKeyValueStore::new("s");
+            let mut model = std::collections::BTreeMap::new();
+            for (op, k, v) in ops {
+                match op {
+                    0 => { s.put(k, v).unwrap(); model.insert(k, v); }
+                    1 => { prop_assert_eq!(s.delete(&k).unwrap(), model.remove(&k)); }
+                    _ => {
+                        let had = model.get(&k).copied();
+                        prop_assert_eq!(s.put_if_absent(k, v).unwrap(), had);
+                        model.entry(k).or_insert(v);
+                    }
+                }
+            }
+            let all: Vec<(u8, i32)> = model.into_iter().collect();
+            prop_assert_eq!(s.all().unwrap(), all);
+        }
+    }
+}
