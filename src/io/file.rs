@@ -91,8 +91,7 @@ pub(crate) fn sync_dir_steps(dir: &Path) -> std::result::Result<(), SyncError> {
     {
         let d = File::open(dir)
             .map_err(|e| SyncError::Before(Error::io("opening directory", dir, e)))?;
-        d.sync_all()
-            .map_err(|e| SyncError::Fsync(Error::io("syncing directory", dir, e)))
+        super::sync::dir(&d).map_err(|e| SyncError::Fsync(Error::io("syncing directory", dir, e)))
     }
     #[cfg(not(unix))]
     {
@@ -164,7 +163,7 @@ pub(crate) fn write_atomic_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<
             .map_err(|e| Error::io("creating", tmp, e))?;
         file.write_all(bytes)
             .map_err(|e| Error::io("writing", tmp, e))?;
-        file.sync_all().map_err(|e| Error::io("syncing", tmp, e))?;
+        super::sync::all(&file).map_err(|e| Error::io("syncing", tmp, e))?;
         drop(file);
         fs::rename(tmp, path).map_err(|e| Error::io("renaming into place", path, e))
     })();
@@ -176,6 +175,19 @@ pub(crate) fn write_atomic_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<
         Some(parent) => sync_dir(parent),
         None => Ok(()),
     }
+}
+
+/// Writes `bytes` to `path` (created or truncated) without fsyncing: for a batched
+/// checkpoint, which syncs every file it wrote in one pass before it renames any into place.
+pub(crate) fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| Error::io("creating", path, e))?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io("writing", path, e))
 }
 
 /// What [`read_small`] found.
