@@ -4,7 +4,7 @@
 //! through far more segments than the budget holds, with `RLIMIT_NOFILE` lowered to just above
 //! the budget (an open past it would fail the test with EMFILE).
 //!
-//! CI: 200 partitions of 5 segments under a budget of 64. `EMBROKER_LONG=1`: 10,000 partitions
+//! CI: 100 partitions of 5 segments under a budget of 40. `EMBROKER_LONG=1`: 10,000 partitions
 //! of 10 segments under the default budget (1,000), the figure of issue #20.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
@@ -29,7 +29,7 @@ fn many_partitions_stay_under_the_file_budget_and_read_back_whole() {
     let (partitions, segments, budget) = if long {
         (10_000, 10, 1_000)
     } else {
-        (200, 5, 64)
+        (100, 5, 40)
     };
     let records = segments * RECORDS_PER_SEGMENT;
     let dir = tempfile::tempdir().unwrap();
@@ -105,9 +105,7 @@ fn many_partitions_stay_under_the_file_budget_and_read_back_whole() {
     // steps smaller than the budget, still under the lowered limit.
     for p in 0..partitions {
         let handle = topic.partition(p).unwrap();
-        handle
-            .append(&[Record::new(value(p, records))])
-            .unwrap();
+        handle.append(&[Record::new(value(p, records))]).unwrap();
         if p as usize % (budget / 2) == budget / 2 - 1 {
             broker.flush().unwrap();
         }

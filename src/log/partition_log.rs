@@ -252,6 +252,7 @@ impl PartitionLog {
     /// [`PartitionLog::open`]; with `defer_checkpoint`, what recovery checked is left for the
     /// caller to make durable and record (true when there is any), with one batched
     /// checkpoint of every partition it opens (`checkpoint_batch`) before the log is used.
+    #[allow(clippy::too_many_arguments)] // `open`'s six, the broker's file budget, the mode
     pub(crate) fn open_with(
         dir: &Path,
         topic: Arc<str>,
