@@ -457,7 +457,11 @@ impl BrokerInner {
     }
 
     /// Checkpoints `logs` as one batch (one pass of syncs for all), on the recovery threads.
-    fn checkpoint_logs(&self, logs: &[Arc<PartitionLog>], snapshot: bool) -> Vec<Result<()>> {
+    pub(crate) fn checkpoint_logs(
+        &self,
+        logs: &[Arc<PartitionLog>],
+        snapshot: bool,
+    ) -> Vec<Result<()>> {
         checkpoint_many(
             logs,
             self.dir_handle.as_ref(),

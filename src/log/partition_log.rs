@@ -1011,10 +1011,24 @@ impl PartitionLog {
         Ok(Synced { index_error })
     }
 
+    /// Whether segments sealed by rolls wait for a sync, or the recovery point lags behind a
+    /// sync that covered them (the tasks thread then checkpoints the log in a batch).
+    pub(crate) fn sync_sealed_due(&self) -> bool {
+        if self.failed.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let w = self.writer.lock();
+        !w.unsynced.is_empty() || w.recovery_point.segment_base < w.active.base_offset()
+    }
+
+    /// One log's background pass as it was before the tasks thread checkpointed rolled logs
+    /// in batches (`checkpoint_batch`); kept for the tests of a bounded sync.
+    ///
     /// Background pass: fsyncs up to [`SYNC_BATCH_SEGMENTS`] sealed segments left by rolls
     /// and moves the recovery point to the start of the oldest segment still pending (the
     /// active one once none is). Failures that changed nothing durable are logged and retried
     /// by the next pass.
+    #[cfg(test)]
     pub(crate) fn sync_sealed(&self) -> Result<()> {
         {
             let w = self.writer.lock();
@@ -1250,18 +1264,6 @@ impl PartitionLog {
         self.sync_to(self.log_end_offset())?;
         self.note_flushed(unflushed, now);
         Ok(())
-    }
-
-    /// Checkpoints when anything was appended since the last recovery point.
-    pub(crate) fn checkpoint_if_changed(&self) -> Result<()> {
-        {
-            let w = self.writer.lock();
-            let rp = w.recovery_point;
-            if rp.segment_base == w.active.base_offset() && rp.position == w.active.size() {
-                return Ok(());
-            }
-        }
-        self.checkpoint()
     }
 
     /// Makes every record up to `offset` (exclusive end) durable, sharing fsyncs between
@@ -2191,6 +2193,7 @@ fn remove_best_effort(path: &Path) {
 }
 
 /// Sealed segments one background sync pass fsyncs at most.
+#[cfg(test)]
 const SYNC_BATCH_SEGMENTS: usize = 32;
 
 /// Rolls after which the tasks thread runs retention without waiting for its interval.
