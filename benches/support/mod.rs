@@ -217,6 +217,13 @@ impl Report {
         self.note(group, name, note);
     }
 
+    /// The measured row `name` of `group`, if it ran.
+    pub fn row(&self, group: &str, name: &str) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.group == group && r.name == name && r.note.is_empty())
+    }
+
     pub fn push(&mut self, row: Row) {
         eprintln!(
             "  {:<10} {:<44} {:>12.0} rec/s {:>9.1} MB/s",

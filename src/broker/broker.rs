@@ -18,7 +18,9 @@ use crate::config::TopicConfig;
 use crate::error::{Error, Result};
 use crate::group::GroupRegistry;
 use crate::io::{self, DirLock};
-use crate::log::{dir_name, PartitionLog, Throttle};
+use crate::log::{
+    checkpoint_many, dir_name, FileBudget, PartitionLog, Throttle, OPEN_FILES_DEFAULT,
+};
 use crate::notify::Notifier;
 use crate::txn::{ProducerIds, TxnCoordinator};
 use crate::types::TopicPartition;
@@ -35,6 +37,10 @@ const CLEANER_BACKOFF_DEFAULT: Duration = Duration::from_secs(15);
 /// is what made embedded Kafka brokers run out of memory in test suites; 16 MiB maps about
 /// 300,000 keys per pass, and is allocated only as a pass needs it.
 const CLEANER_DEDUPE_BUFFER_DEFAULT: usize = 16 << 20;
+/// Threads that open, recover, checkpoint and close partitions at once (Kafka's
+/// `num.recovery.threads.per.data.dir`, whose default is 1). The work is mostly waiting on
+/// fsyncs, which overlap on the disk (docs/ARCHITECTURE.md, "#20: partitions").
+const RECOVERY_THREADS_DEFAULT: usize = 8;
 
 /// Options for opening a [`Broker`]; every setter says its default.
 ///
@@ -65,6 +71,8 @@ pub struct BrokerBuilder {
     cleaner_io_max_bytes_per_second: f64,
     producer_id_expiration: Duration,
     transaction_max_timeout_ms: i64,
+    recovery_threads: usize,
+    open_segment_files_max: usize,
 }
 
 impl Default for BrokerBuilder {
@@ -82,6 +90,8 @@ impl Default for BrokerBuilder {
             cleaner_io_max_bytes_per_second: f64::INFINITY,
             producer_id_expiration: PRODUCER_ID_EXPIRATION_DEFAULT,
             transaction_max_timeout_ms: crate::txn::MAX_TIMEOUT_MS_DEFAULT,
+            recovery_threads: RECOVERY_THREADS_DEFAULT,
+            open_segment_files_max: OPEN_FILES_DEFAULT,
         }
     }
 }
@@ -165,6 +175,27 @@ impl BrokerBuilder {
         self
     }
 
+    /// How many partitions are opened (and recovered after a crash), checkpointed by
+    /// [`Broker::flush`] and closed at once (Kafka's `num.recovery.threads.per.data.dir`).
+    /// Their fsyncs overlap, so a broker with many partitions opens and closes in a fraction
+    /// of the time one thread takes. Default: 8. Zero is a config error.
+    pub fn recovery_threads(&mut self, threads: usize) -> &mut Self {
+        self.recovery_threads = threads;
+        self
+    }
+
+    /// The most segment files the broker keeps open at once, whatever its partition and
+    /// segment counts (`log.segment.open.files.max`; Kafka keeps every segment open). A
+    /// segment's file (and its memory map) is opened on first use and the least recently
+    /// used one is closed when over this budget. A file holding writes not yet fsynced is
+    /// never closed (a later fsync through a new descriptor might not report a failed
+    /// writeback), so the budget can be exceeded by the partitions written since their last
+    /// sync or checkpoint. Default: 1,000. Zero is a config error.
+    pub fn open_segment_files_max(&mut self, files: usize) -> &mut Self {
+        self.open_segment_files_max = files;
+        self
+    }
+
     /// The clock for timestamps, retention and timers. Default: the system clock.
     pub fn clock(&mut self, clock: SharedClock) -> &mut Self {
         self.clock = clock;
@@ -229,6 +260,20 @@ impl BrokerBuilder {
                 "must be at least 1 MiB",
             ));
         }
+        if self.open_segment_files_max == 0 {
+            return Err(Error::config(
+                "log.segment.open.files.max",
+                0,
+                "must be positive",
+            ));
+        }
+        if self.recovery_threads == 0 {
+            return Err(Error::config(
+                "num.recovery.threads.per.data.dir",
+                0,
+                "must be positive",
+            ));
+        }
         if self.transaction_max_timeout_ms <= 0 {
             return Err(Error::config(
                 "transaction.max.timeout.ms",
@@ -270,8 +315,17 @@ impl BrokerBuilder {
                 io::create_dir_durable(&topics_dir)?;
             }
         }
+        // Held open for the broker's life: a batched checkpoint's `syncfs` through it reports
+        // every writeback error since the broker opened.
+        let dir_handle = if cfg!(unix) {
+            Some(std::fs::File::open(&dir).map_err(|e| Error::io("opening directory", &dir, e))?)
+        } else {
+            None
+        };
         let inner = Arc::new_cyclic(|this| BrokerInner {
             this: this.clone(),
+            dir_handle,
+            files: FileBudget::new(self.open_segment_files_max),
             dir,
             options: self.clone(),
             topics: RwLock::new(BTreeMap::new()),
@@ -332,6 +386,10 @@ pub(crate) enum PartitionSlot {
 
 pub(crate) struct BrokerInner {
     dir: PathBuf,
+    /// The data directory, open (on Unix): what a batched checkpoint syncs the file system by.
+    dir_handle: Option<std::fs::File>,
+    /// The budget of open segment files every partition draws on.
+    files: Arc<FileBudget>,
     options: BrokerBuilder,
     topics: RwLock<BTreeMap<String, Arc<TopicState>>>,
     broken_topics: RwLock<BTreeMap<String, Error>>,
@@ -367,10 +425,12 @@ impl BrokerInner {
     fn load_topics(&self) -> Result<()> {
         let mut topics = self.topics.write();
         let mut broken = self.broken_topics.write();
+        let mut recovered = Vec::new();
         for (name, config) in topic_store::load_all(&self.dir)? {
             match config {
                 Ok(config) => {
-                    let state = self.open_topic(&name, Arc::new(config));
+                    let (state, needing) = self.open_topic(&name, Arc::new(config));
+                    recovered.extend(needing.into_iter().map(|log| (state.clone(), log)));
                     topics.insert(name, state);
                 }
                 Err(e) => {
@@ -378,23 +438,104 @@ impl BrokerInner {
                 }
             }
         }
+        // What recovery checked, made durable and recorded for every partition at once. A
+        // partition whose checkpoint fails stays offline with the error, as if its open had.
+        let logs: Vec<Arc<PartitionLog>> = recovered.iter().map(|(_, l)| l.clone()).collect();
+        for ((state, log), result) in recovered.iter().zip(self.checkpoint_logs(&logs, true)) {
+            if let Err(e) = result {
+                let _ = log.close(false);
+                if let Some(slot) = state.partitions.write().get_mut(log.partition() as usize) {
+                    *slot = PartitionSlot::Offline(e);
+                }
+            }
+        }
         self.remove_orphans(&topics, &broken)
     }
 
-    /// Opens every partition of a topic; one that fails is kept offline with its error.
-    fn open_topic(&self, name: &str, config: Arc<TopicConfig>) -> Arc<TopicState> {
+    /// Opens every partition of a topic; one that fails is kept offline with its error. Also
+    /// returns the partitions whose recovery awaits its checkpoint ([`checkpoint_many`]).
+    fn open_topic(
+        &self,
+        name: &str,
+        config: Arc<TopicConfig>,
+    ) -> (Arc<TopicState>, Vec<Arc<PartitionLog>>) {
         let name: Arc<str> = Arc::from(name);
-        let partitions = (0..config.partitions)
-            .map(|p| match self.open_partition(&name, p, config.clone()) {
-                Ok(log) => PartitionSlot::Online(Arc::new(log)),
-                Err(e) => PartitionSlot::Offline(e),
-            })
-            .collect();
-        Arc::new(TopicState {
+        let (partitions, recovered) = self.open_partitions(&name, 0..config.partitions, &config);
+        let state = Arc::new(TopicState {
             name,
             config: RwLock::new(config),
             partitions: RwLock::new(partitions),
-        })
+        });
+        (state, recovered)
+    }
+
+    /// Checkpoints `logs` as one batch (one pass of syncs for all), on the recovery threads.
+    pub(crate) fn checkpoint_logs(
+        &self,
+        logs: &[Arc<PartitionLog>],
+        snapshot: bool,
+    ) -> Vec<Result<()>> {
+        checkpoint_many(
+            logs,
+            self.dir_handle.as_ref(),
+            &self.dir,
+            self.options.recovery_threads,
+            snapshot,
+        )
+    }
+
+    /// Opens partitions `range` of a topic on the recovery threads, so their recoveries'
+    /// fsyncs overlap; one that fails is offline with its error.
+    ///
+    /// A partition that needed recovery is returned too: the caller checkpoints it (with
+    /// every other such partition, see [`checkpoint_many`]) before anything uses it.
+    fn open_partitions(
+        &self,
+        topic: &Arc<str>,
+        range: std::ops::Range<i32>,
+        config: &Arc<TopicConfig>,
+    ) -> (Vec<PartitionSlot>, Vec<Arc<PartitionLog>>) {
+        let ids: Vec<i32> = range.collect();
+        let opened = io::sync::for_each_parallel(&ids, self.options.recovery_threads, |&p| {
+            self.open_partition(topic, p, config.clone())
+        });
+        let mut recovered = Vec::new();
+        let slots = opened
+            .into_iter()
+            .map(|r| match r {
+                Ok((log, needs_checkpoint)) => {
+                    let log = Arc::new(log);
+                    if needs_checkpoint {
+                        recovered.push(log.clone());
+                    }
+                    PartitionSlot::Online(log)
+                }
+                Err(e) => PartitionSlot::Offline(e),
+            })
+            .collect();
+        (slots, recovered)
+    }
+
+    /// Creates the directories of new partitions `range` of a topic, then makes them durable
+    /// with one fsync of the data directory (not one per partition): before the topic file,
+    /// the commit point, names them. Directories left over from an interrupted create are
+    /// reused (open removes orphans, so they are empty or this topic's own).
+    fn create_partition_dirs(&self, topic: &str, range: std::ops::Range<i32>) -> Result<()> {
+        let ids: Vec<i32> = range.collect();
+        let created = io::sync::for_each_parallel(&ids, self.options.recovery_threads, |&p| {
+            let dir = self.dir.join(dir_name(topic, p));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(Error::io("creating directory", &dir, e)),
+            }
+        });
+        created.into_iter().collect::<Result<()>>()?;
+        if self.temp.lock().is_some() {
+            // Nothing about a temporary directory needs to survive a power loss.
+            return Ok(());
+        }
+        io::sync_dir(&self.dir)
     }
 
     fn open_partition(
@@ -402,14 +543,16 @@ impl BrokerInner {
         topic: &Arc<str>,
         p: i32,
         config: Arc<TopicConfig>,
-    ) -> Result<PartitionLog> {
-        PartitionLog::open(
+    ) -> Result<(PartitionLog, bool)> {
+        PartitionLog::open_with(
             &self.dir.join(dir_name(topic, p)),
             topic.clone(),
             p,
             config,
             self.options.clock.clone(),
             self.notifier.clone(),
+            self.files.clone(),
+            true,
         )
     }
 
@@ -604,17 +747,24 @@ impl BrokerInner {
             }
         }
         let config = Arc::new(config);
-        let state = self.open_topic(name, config.clone());
-        let failure = state.partitions.read().iter().find_map(|slot| match slot {
-            PartitionSlot::Offline(e) => Some(e.clone()),
-            PartitionSlot::Online(_) => None,
+        if let Err(e) = self.create_partition_dirs(name, 0..config.partitions) {
+            self.discard_partitions(name, &[], 0..config.partitions);
+            return Err(e);
+        }
+        let (state, recovered) = self.open_topic(name, config.clone());
+        let recovery = self.checkpoint_logs(&recovered, true);
+        let failure = recovery.into_iter().find_map(Result::err).or_else(|| {
+            state.partitions.read().iter().find_map(|slot| match slot {
+                PartitionSlot::Offline(e) => Some(e.clone()),
+                PartitionSlot::Online(_) => None,
+            })
         });
         let committed = match failure {
             Some(e) => Err(e),
             None => topic_store::write(&self.dir, name, &config),
         };
         if let Err(e) = committed {
-            self.discard_partitions(&state, 0);
+            self.discard_partitions(name, &state.partitions.read(), 0..config.partitions);
             return Err(e);
         }
         let compacts = config.cleanup_policy.compacts();
@@ -626,13 +776,21 @@ impl BrokerInner {
         Ok(())
     }
 
-    /// Closes and removes partitions `from..` of a topic (best effort: open cleans up the rest).
-    fn discard_partitions(&self, state: &TopicState, from: usize) {
-        for (p, slot) in state.partitions.read().iter().enumerate().skip(from) {
+    /// Closes `slots` (the partitions numbered from `range.start`) and removes the directories
+    /// of partitions `range` of a topic (best effort: open cleans up the rest).
+    fn discard_partitions(
+        &self,
+        topic: &str,
+        slots: &[PartitionSlot],
+        range: std::ops::Range<i32>,
+    ) {
+        for slot in slots {
             if let PartitionSlot::Online(log) = slot {
                 let _ = log.close(false);
             }
-            let _ = io::remove_dir_all_durable(&self.dir.join(dir_name(&state.name, p as i32)));
+        }
+        for p in range {
+            let _ = io::remove_dir_all_durable(&self.dir.join(dir_name(topic, p)));
         }
     }
 
@@ -655,7 +813,8 @@ impl BrokerInner {
         self.bump_metadata_version();
         topic_store::remove(&self.dir, name)?;
         if let Some(state) = state {
-            self.discard_partitions(&state, 0);
+            let count = state.partitions.read().len() as i32;
+            self.discard_partitions(name, &state.partitions.read(), 0..count);
         }
         Ok(())
     }
@@ -821,8 +980,23 @@ impl BrokerInner {
         // A temporary directory is removed when the last handle drops: flushing it is wasted
         // fsyncs (tests open and drop many of these).
         let checkpoint = self.temp.lock().is_none();
-        for log in self.all_logs() {
-            if let Err(e) = log.close(checkpoint) {
+        let logs = self.all_logs();
+        if checkpoint {
+            // Only the partitions that changed since open, in one batch.
+            let changed: Vec<Arc<PartitionLog>> = logs
+                .iter()
+                .filter(|log| log.close_needs_checkpoint())
+                .cloned()
+                .collect();
+            for result in self.checkpoint_logs(&changed, true) {
+                if let Err(e) = result {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let threads = self.options.recovery_threads;
+        for result in io::sync::for_each_parallel(&logs, threads, |log| log.close(false)) {
+            if let Err(e) = result {
                 first_error.get_or_insert(e);
             }
         }
@@ -979,20 +1153,24 @@ impl Broker {
         }
         let config = Arc::new((*state.config.read().clone()).clone().partitions(new_count));
         config.validate()?;
-        let mut added = Vec::new();
-        for p in current..new_count {
-            match inner.open_partition(&state.name, p, config.clone()) {
-                Ok(log) => added.push(PartitionSlot::Online(Arc::new(log))),
-                Err(e) => {
-                    let tmp = TopicState {
-                        name: state.name.clone(),
-                        config: RwLock::new(config.clone()),
-                        partitions: RwLock::new(added),
-                    };
-                    inner.discard_partitions(&tmp, 0);
-                    return Err(e);
-                }
-            }
+        let mut added = match inner.create_partition_dirs(&state.name, current..new_count) {
+            Ok(()) => inner.open_partitions(&state.name, current..new_count, &config),
+            Err(e) => (vec![PartitionSlot::Offline(e)], Vec::new()),
+        };
+        // Leftover directories of an interrupted create may have held data to recover.
+        let recovery = inner.checkpoint_logs(&added.1, true);
+        if let Some(e) = recovery.into_iter().find_map(Result::err) {
+            added.0.push(PartitionSlot::Offline(e));
+        }
+        let added = added.0;
+        let failure = added.iter().find_map(|slot| match slot {
+            PartitionSlot::Offline(e) => Some(e.clone()),
+            PartitionSlot::Online(_) => None,
+        });
+        if let Some(e) = failure {
+            // Only the new partitions' directories: the existing ones stay as they are.
+            inner.discard_partitions(name, &added, current..new_count);
+            return Err(e);
         }
         topic_store::write(&inner.dir, name, &config)?;
         *state.config.write() = config.clone();
@@ -1088,10 +1266,11 @@ impl Broker {
     /// Flushes every partition (log, indexes, recovery point).
     pub fn flush(&self) -> Result<()> {
         self.inner.check_open()?;
-        for log in self.inner.all_logs() {
-            log.checkpoint()?;
-        }
-        Ok(())
+        let logs = self.inner.all_logs();
+        self.inner
+            .checkpoint_logs(&logs, false)
+            .into_iter()
+            .collect()
     }
 
     /// Flushes everything, stops background threads and releases the directory lock. Every

@@ -233,18 +233,27 @@ pub(crate) fn start(
     let tasks_body = move |broker: &BrokerInner| {
         let now = Instant::now();
         let now_ms = broker.clock().now_ms();
+        let mut rolled = Vec::new();
         for log in broker.all_logs() {
             // A fatal error marks the log failed (appends then report it); any other is
             // retried by the next tick.
             warn_unless_failed("flush", log.flush_if_due(now_ms));
-            warn_unless_failed("sync", log.sync_sealed());
+            if log.sync_sealed_due() {
+                rolled.push(log);
+            }
+        }
+        // Segments sealed by rolls, of every partition at once: one pass of syncs, not a
+        // chain of fsyncs per partition (issue #20).
+        for result in broker.checkpoint_logs(&rolled, false) {
+            warn_unless_failed("sync", result);
         }
         // Kafka checks every `transaction.abort.timed.out.transaction.cleanup.interval.ms`
         // (10 s); a tick is cheaper here than a timer of its own.
         broker.txns().abort_expired(broker, now_ms);
         if next_checkpoint.is_some_and(|at| now >= at) {
-            for log in broker.all_logs() {
-                warn_unless_failed("checkpoint", log.checkpoint_if_changed());
+            // Only the partitions that changed write anything; all in one batch.
+            for result in broker.checkpoint_logs(&broker.all_logs(), false) {
+                warn_unless_failed("checkpoint", result);
             }
             next_checkpoint = now.checked_add(checkpoint_every);
         }

@@ -182,6 +182,19 @@ pub(crate) fn write_atomic_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<
     }
 }
 
+/// Writes `bytes` to `path` (created or truncated) without fsyncing: for a batched
+/// checkpoint, which syncs every file it wrote in one pass before it renames any into place.
+pub(crate) fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| Error::io("creating", path, e))?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io("writing", path, e))
+}
+
 /// What [`read_small`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SmallFile {

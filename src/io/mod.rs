@@ -18,7 +18,7 @@ pub(crate) mod sync;
 
 pub(crate) use file::{
     create_dir_durable, read_at, read_small, remove_dir_all_durable, sync_dir, sync_dir_steps,
-    write_all_at, write_atomic, write_atomic_via, SmallFile, SyncError,
+    write_all_at, write_atomic, write_atomic_via, write_unsynced, SmallFile, SyncError,
 };
 pub(crate) use lock::DirLock;
 pub(crate) use mmap::{share, SegmentMap};

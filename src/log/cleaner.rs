@@ -482,7 +482,7 @@ impl PartitionLog {
     fn install(&self, cleaned: &[Cleaned], now: i64) -> Result<()> {
         let mut fresh = Vec::with_capacity(cleaned.len());
         for c in cleaned {
-            let seg = Segment::open(&self.dir, c.base, now, 0)?;
+            let seg = Segment::open(&self.dir, c.base, now, 0, &self.budget)?;
             if !seg.load_index(Some(c.next_offset))? {
                 return Err(Error::Corrupt {
                     path: seg.log_path().to_path_buf(),

@@ -252,18 +252,28 @@ impl PersistPlan {
     /// Writes and fsyncs the planned tails. A failure leaves the index to be rewritten whole
     /// by the caller (`mark_unpersisted`): nothing trusts these files until a persist succeeds.
     pub(crate) fn write(&self, offset_path: &Path, time_path: &Path) -> Result<()> {
+        self.write_tails(offset_path, time_path, true)
+    }
+
+    /// Writes the planned tails without fsyncing them: for a batched checkpoint, whose one
+    /// pass of syncs covers them before anything trusts them.
+    pub(crate) fn write_unsynced(&self, offset_path: &Path, time_path: &Path) -> Result<()> {
+        self.write_tails(offset_path, time_path, false)
+    }
+
+    fn write_tails(&self, offset_path: &Path, time_path: &Path, sync: bool) -> Result<()> {
         if let Some((bytes, at)) = &self.offsets {
-            write_tail(offset_path, bytes, *at)?;
+            write_tail(offset_path, bytes, *at, sync)?;
         }
         if let Some((bytes, at)) = &self.times {
-            write_tail(time_path, bytes, *at)?;
+            write_tail(time_path, bytes, *at, sync)?;
         }
         Ok(())
     }
 }
 
-/// Writes `bytes` at `position`, cuts the file there, and fsyncs it.
-fn write_tail(path: &Path, bytes: &[u8], position: u64) -> Result<()> {
+/// Writes `bytes` at `position`, cuts the file there, and fsyncs it if `sync`.
+fn write_tail(path: &Path, bytes: &[u8], position: u64, sync: bool) -> Result<()> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -274,6 +284,9 @@ fn write_tail(path: &Path, bytes: &[u8], position: u64) -> Result<()> {
     io::write_all_at(&file, bytes, position, path)?;
     file.set_len(position + bytes.len() as u64)
         .map_err(|e| Error::io("truncating index", path, e))?;
+    if !sync {
+        return Ok(());
+    }
     io::sync::data(&file, path).map_err(|e| Error::io("syncing index", path, e))
 }
 

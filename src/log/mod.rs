@@ -15,9 +15,11 @@
 //!   exists only for an offset below which every byte is durable.
 
 mod checkpoint;
+mod checkpoint_batch;
 mod clean_swap;
 mod cleaner;
 mod cleaner_checkpoint;
+mod file_budget;
 mod index;
 mod log_start;
 mod offset_map;
@@ -31,6 +33,8 @@ mod throttle;
 mod txn_index;
 mod validate;
 
+pub(crate) use checkpoint_batch::checkpoint_many;
+pub(crate) use file_budget::{FileBudget, OPEN_FILES_DEFAULT};
 #[allow(unused_imports)] // for the transaction coordinator (src/txn)
 pub(crate) use partition_log::ProducerStateInfo;
 pub(crate) use partition_log::{dir_name, AppendInfo, PartitionLog};

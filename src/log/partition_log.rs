@@ -43,6 +43,8 @@ use super::checkpoint::RecoveryPoint;
 use super::clean_swap;
 use super::cleaner::CleanerState;
 use super::cleaner_checkpoint::CleanerCheckpoint;
+use super::file_budget::FileBudget;
+use super::index::PersistPlan;
 use super::log_start;
 use super::producer_state::{
     self, BatchFacts, BatchMetadata, Origin, ProducerAppend, ProducerStates, StateError,
@@ -203,6 +205,26 @@ struct Synced {
     index_error: Option<Error>,
 }
 
+/// A checkpoint whose files are written but not yet durable (see `checkpoint_batch`): made by
+/// [`PartitionLog::checkpoint_begin`], published by [`PartitionLog::checkpoint_end`] after one
+/// pass of syncs covered every partition's files. Holds the log's `checkpointing` lock.
+pub(crate) struct PendingCheckpoint<'a> {
+    _checkpointing: MutexGuard<'a, ()>,
+    rp: RecoveryPoint,
+    /// The sealed segments pending when it began, with the index tails written for them.
+    sealed: Vec<(Arc<Segment>, Option<PersistPlan>)>,
+    active: (Arc<Segment>, Option<PersistPlan>),
+    dir_epoch: Option<u64>,
+    unflushed: i64,
+    now: i64,
+    /// `recovery-point.tmp`, renamed into place once durable.
+    rp_tmp: PathBuf,
+    /// A snapshot of the producer state at `rp.offset`, as its temporary file.
+    snapshot_tmp: Option<PathBuf>,
+    /// Every file and directory written (the sync pass's list where there is no `syncfs`).
+    pub(crate) written: Vec<PathBuf>,
+}
+
 /// Whether recovery point `a` lies past `b`.
 fn rp_after(a: &RecoveryPoint, b: &RecoveryPoint) -> bool {
     (a.segment_base, a.position) > (b.segment_base, b.position)
@@ -215,6 +237,8 @@ pub(crate) struct PartitionLog {
     pub(super) dir: PathBuf,
     config: RwLock<Arc<TopicConfig>>,
     clock: SharedClock,
+    /// The broker's budget of open segment files, which every segment of this log draws on.
+    pub(super) budget: Arc<FileBudget>,
     pub(super) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     pub(super) writer: Mutex<Writer>,
     /// Held by retention and the cleaner, which both replace segments: never both at once.
@@ -242,6 +266,10 @@ pub(crate) struct PartitionLog {
     ephemeral: bool,
     /// Rolls since retention last ran (see [`PartitionLog::retention_backlog`]).
     rolls_since_retention: AtomicU64,
+    /// The log end at which the files were last left as a clean close leaves them (at the
+    /// end of open, or `i64::MIN` if open could not write its snapshot): a clean close of a
+    /// log still there writes nothing.
+    clean_end: AtomicI64,
     notifier: Notifier,
     broker_notifier: Arc<Notifier>,
 }
@@ -259,7 +287,8 @@ pub(crate) fn dir_name(topic: &str, partition: i32) -> String {
 
 impl PartitionLog {
     /// Opens (creating if needed) the log in `dir`, recovering whatever lies past its recovery
-    /// point.
+    /// point. (The broker opens through [`PartitionLog::open_with`].)
+    #[cfg(test)]
     pub(crate) fn open(
         dir: &Path,
         topic: Arc<str>,
@@ -268,6 +297,34 @@ impl PartitionLog {
         clock: SharedClock,
         broker_notifier: Arc<Notifier>,
     ) -> Result<PartitionLog> {
+        let budget = FileBudget::new(super::file_budget::OPEN_FILES_DEFAULT);
+        Self::open_with(
+            dir,
+            topic,
+            partition,
+            config,
+            clock,
+            broker_notifier,
+            budget,
+            false,
+        )
+        .map(|(log, _)| log)
+    }
+
+    /// [`PartitionLog::open`]; with `defer_checkpoint`, what recovery checked is left for the
+    /// caller to make durable and record (true when there is any), with one batched
+    /// checkpoint of every partition it opens (`checkpoint_batch`) before the log is used.
+    #[allow(clippy::too_many_arguments)] // `open`'s six, the broker's file budget, the mode
+    pub(crate) fn open_with(
+        dir: &Path,
+        topic: Arc<str>,
+        partition: i32,
+        config: Arc<TopicConfig>,
+        clock: SharedClock,
+        broker_notifier: Arc<Notifier>,
+        budget: Arc<FileBudget>,
+        defer_checkpoint: bool,
+    ) -> Result<(PartitionLog, bool)> {
         if !dir.exists() {
             io::create_dir_durable(dir)?;
         }
@@ -301,13 +358,13 @@ impl PartitionLog {
             };
             if truncated {
                 // Kafka: once a segment was cut short, every later segment goes.
-                let seg = Segment::open(dir, base, now, hint)?;
+                let seg = Segment::open(dir, base, now, hint, &budget)?;
                 seg.delete_files()?;
                 continue;
             }
             if let Some(prev) = segments.last() {
                 if base < prev.next_offset() {
-                    let seg = Segment::open(dir, base, now, hint)?;
+                    let seg = Segment::open(dir, base, now, hint, &budget)?;
                     if checkpoint.is_some_and(|rp| base <= rp.segment_base) {
                         return Err(Error::Corrupt {
                             path: seg.log_path().to_path_buf(),
@@ -323,7 +380,7 @@ impl PartitionLog {
                     continue;
                 }
             }
-            let seg = Segment::open(dir, base, now, hint)?;
+            let seg = Segment::open(dir, base, now, hint, &budget)?;
             let next_base = bases.get(i + 1).copied();
             match checkpoint {
                 Some(rp) if base < rp.segment_base => {
@@ -387,6 +444,7 @@ impl PartitionLog {
                 0,
                 now,
                 u64::from(config.segment_bytes),
+                &budget,
             )?));
             dir_epoch = 1;
         }
@@ -414,6 +472,7 @@ impl PartitionLog {
             dir: dir.to_path_buf(),
             config: RwLock::new(config),
             clock,
+            budget,
             segments: RwLock::new(Arc::new(segments)),
             maintenance: Mutex::new(()),
             cleaner: Mutex::new(CleanerState {
@@ -446,6 +505,7 @@ impl PartitionLog {
             fsyncs: AtomicU64::new(0),
             ephemeral: io::sync::is_ephemeral(dir),
             rolls_since_retention: AtomicU64::new(0),
+            clean_end: AtomicI64::new(i64::MIN),
             notifier: Notifier::default(),
             broker_notifier,
         };
@@ -455,7 +515,19 @@ impl PartitionLog {
             log.log_start
                 .fetch_max(start.min(log_end), Ordering::AcqRel);
         }
-        if scanned || truncated {
+        let recovered = scanned || truncated;
+        if recovered && defer_checkpoint {
+            // The caller's batched checkpoint syncs them (and rewrites their indexes) with
+            // every other partition's.
+            let segments = log.segments.read().clone();
+            let sealed = &segments[..segments.len() - 1];
+            for seg in sealed {
+                seg.finish_time_index();
+            }
+            log.writer.lock().unsynced = sealed.to_vec();
+            return Ok((log, true));
+        }
+        if recovered {
             // What recovery checked may still be only in the page cache: make it durable before
             // the recovery point claims it.
             let segments = log.segments.read().clone();
@@ -478,12 +550,17 @@ impl PartitionLog {
                 }
             }
         }
-        if replayed {
+        let clean = if replayed {
             // Everything is durable now: a snapshot at the log end spares the next open the
             // replay.
-            log.write_snapshot_now();
+            log.write_snapshot_now()
+        } else {
+            true
+        };
+        if clean {
+            log.clean_end.store(log_end, Ordering::Release);
         }
-        Ok(log)
+        Ok((log, false))
     }
 
     pub(crate) fn topic(&self) -> &str {
@@ -904,7 +981,7 @@ impl PartitionLog {
     fn roll(&self, w: &mut Writer, base: i64, now: i64) -> Result<()> {
         w.active.finish_time_index();
         let hint = u64::from(self.config().segment_bytes);
-        let segment = Arc::new(Segment::create(&self.dir, base, now, hint)?);
+        let segment = Arc::new(Segment::create(&self.dir, base, now, hint, &self.budget)?);
         {
             let mut segments = self.segments.write();
             let mut list = Vec::with_capacity(segments.len() + 1);
@@ -998,10 +1075,24 @@ impl PartitionLog {
         Ok(Synced { index_error })
     }
 
+    /// Whether segments sealed by rolls wait for a sync, or the recovery point lags behind a
+    /// sync that covered them (the tasks thread then checkpoints the log in a batch).
+    pub(crate) fn sync_sealed_due(&self) -> bool {
+        if self.failed.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let w = self.writer.lock();
+        !w.unsynced.is_empty() || w.recovery_point.segment_base < w.active.base_offset()
+    }
+
+    /// One log's background pass as it was before the tasks thread checkpointed rolled logs
+    /// in batches (`checkpoint_batch`); kept for the tests of a bounded sync.
+    ///
     /// Background pass: fsyncs up to [`SYNC_BATCH_SEGMENTS`] sealed segments left by rolls
     /// and moves the recovery point to the start of the oldest segment still pending (the
     /// active one once none is). Failures that changed nothing durable are logged and retried
     /// by the next pass.
+    #[cfg(test)]
     pub(crate) fn sync_sealed(&self) -> Result<()> {
         {
             let w = self.writer.lock();
@@ -1098,6 +1189,129 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// The first half of a batched checkpoint (see `checkpoint_batch`): what [`checkpoint`]
+    /// would make durable, written but not fsynced: the index tails of the pending segments,
+    /// `recovery-point.tmp` for the log end now and, if `snapshot`, the producer state there
+    /// as a snapshot's temporary file. `None` when there is nothing to do. Nothing written
+    /// here is trusted by an open until [`PartitionLog::checkpoint_end`] renames it.
+    ///
+    /// [`checkpoint`]: PartitionLog::checkpoint
+    pub(crate) fn checkpoint_begin(&self, snapshot: bool) -> Result<Option<PendingCheckpoint<'_>>> {
+        self.check_writable()?;
+        let guard = self.checkpointing.lock();
+        let now = self.clock.now_ms();
+        let (rp, active, sealed, dir_epoch, unflushed, snapshot_bytes) = {
+            let w = self.writer.lock();
+            let rp = RecoveryPoint {
+                offset: w.active.next_offset(),
+                segment_base: w.active.base_offset(),
+                position: w.active.size(),
+                max_timestamp: w.active.max_timestamp(),
+            };
+            let dir_epoch = (w.dir_epoch > w.dir_synced).then_some(w.dir_epoch);
+            let idle =
+                w.unsynced.is_empty() && dir_epoch.is_none() && !rp_after(&rp, &w.recovery_point);
+            if idle && !snapshot {
+                return Ok(None);
+            }
+            let bytes = snapshot.then(|| producer_state::encode_snapshot(&w.producers));
+            (
+                rp,
+                w.active.clone(),
+                w.unsynced.clone(),
+                dir_epoch,
+                w.unflushed_records,
+                bytes,
+            )
+        };
+        let mut written = vec![self.dir.clone()];
+        let mut plans = Vec::with_capacity(sealed.len());
+        for seg in sealed.iter().chain(Some(&active)) {
+            written.push(seg.log_path().to_path_buf());
+            written.extend(seg.index_paths());
+            plans.push(seg.write_index_unsynced()?);
+        }
+        let active_plan = plans.pop().flatten();
+        let rp_tmp = self
+            .dir
+            .join(format!("{}.tmp", super::checkpoint::FILE_NAME));
+        io::write_unsynced(&rp_tmp, &rp.encode())?;
+        written.push(rp_tmp.clone());
+        let snapshot_tmp = match snapshot_bytes {
+            Some(bytes) => {
+                let name = segment::file_name(rp.offset, SNAPSHOT_EXTENSION);
+                let tmp = self.dir.join(format!("{name}.tmp"));
+                io::write_unsynced(&tmp, &bytes)?;
+                written.push(tmp.clone());
+                Some(tmp)
+            }
+            None => None,
+        };
+        Ok(Some(PendingCheckpoint {
+            _checkpointing: guard,
+            rp,
+            sealed: sealed.into_iter().zip(plans).collect(),
+            active: (active, active_plan),
+            dir_epoch,
+            unflushed,
+            now,
+            rp_tmp,
+            snapshot_tmp,
+            written,
+        }))
+    }
+
+    /// The second half of a batched checkpoint, once a sync pass made everything `pending`
+    /// wrote durable: records what became durable, and renames the recovery point and the
+    /// snapshot into place (the caller's next pass of syncs makes the renames durable; until
+    /// then the old files, also true, stay). A failed rename changed nothing: reported only.
+    pub(crate) fn checkpoint_end(&self, pending: PendingCheckpoint<'_>) -> Result<()> {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        for (seg, plan) in &pending.sealed {
+            // Sealed: its size no longer changes.
+            seg.mark_synced(seg.size());
+            if let Some(plan) = plan {
+                seg.index_synced(plan);
+            }
+        }
+        pending.active.0.mark_synced(pending.rp.position);
+        if let Some(plan) = &pending.active.1 {
+            pending.active.0.index_synced(plan);
+        }
+        {
+            let mut w = self.writer.lock();
+            if let Some(epoch) = pending.dir_epoch {
+                w.dir_synced = w.dir_synced.max(epoch);
+            }
+            w.unsynced
+                .retain(|s| !pending.sealed.iter().any(|(d, _)| Arc::ptr_eq(d, s)));
+        }
+        {
+            let mut s = self.sync_state.lock();
+            s.durable_offset = s.durable_offset.max(pending.rp.offset);
+        }
+        self.note_flushed(pending.unflushed, pending.now);
+        self.write_due_snapshots(pending.rp.offset);
+        let rp_path = self.dir.join(super::checkpoint::FILE_NAME);
+        let due = rp_after(&pending.rp, &self.writer.lock().recovery_point);
+        if due {
+            std::fs::rename(&pending.rp_tmp, &rp_path)
+                .map_err(|e| Error::io("renaming into place", &rp_path, e))?;
+            let mut w = self.writer.lock();
+            if rp_after(&pending.rp, &w.recovery_point) {
+                w.recovery_point = pending.rp;
+            }
+        } else {
+            remove_best_effort(&pending.rp_tmp);
+        }
+        if let Some(tmp) = &pending.snapshot_tmp {
+            let path = tmp.with_extension("");
+            std::fs::rename(tmp, &path).map_err(|e| Error::io("renaming into place", &path, e))?;
+            self.clean_end.store(pending.rp.offset, Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// Fsyncs when `flush.ms` has passed since the last fsync and records are unflushed.
     pub(crate) fn flush_if_due(&self, now: i64) -> Result<()> {
         let flush_ms = self.config().flush_ms;
@@ -1114,18 +1328,6 @@ impl PartitionLog {
         self.sync_to(self.log_end_offset())?;
         self.note_flushed(unflushed, now);
         Ok(())
-    }
-
-    /// Checkpoints when anything was appended since the last recovery point.
-    pub(crate) fn checkpoint_if_changed(&self) -> Result<()> {
-        {
-            let w = self.writer.lock();
-            let rp = w.recovery_point;
-            if rp.segment_base == w.active.base_offset() && rp.position == w.active.size() {
-                return Ok(());
-            }
-        }
-        self.checkpoint()
     }
 
     /// Makes every record up to `offset` (exclusive end) durable, sharing fsyncs between
@@ -1584,8 +1786,33 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Stops appends and reads; a clean close checkpoints first.
+    /// Whether a clean close has a checkpoint to write (see [`PartitionLog::close`]); the
+    /// active segment's time index then gets its final entry, as a close writes it.
+    pub(crate) fn close_needs_checkpoint(&self) -> bool {
+        if self.failed.load(Ordering::Acquire) || !self.changed_since_open() {
+            return false;
+        }
+        self.writer.lock().active.finish_time_index();
+        true
+    }
+
+    /// Whether a clean close has anything to write: something appended (or a sync or
+    /// checkpoint left undone) since open left the files as a clean close would.
+    fn changed_since_open(&self) -> bool {
+        let w = self.writer.lock();
+        let rp = w.recovery_point;
+        let end = self.log_end.load(Ordering::Acquire);
+        end != self.clean_end.load(Ordering::Acquire)
+            || !w.unsynced.is_empty()
+            || w.dir_synced != w.dir_epoch
+            || rp.segment_base != w.active.base_offset()
+            || rp.position != w.active.size()
+    }
+
+    /// Stops appends and reads; a clean close checkpoints first, unless nothing changed since
+    /// open (then the files already are what a checkpoint would write).
     pub(crate) fn close(&self, checkpoint: bool) -> Result<()> {
+        let checkpoint = checkpoint && self.changed_since_open();
         let result = if checkpoint && !self.failed.load(Ordering::Acquire) {
             self.writer.lock().active.finish_time_index();
             let result = self.checkpoint();
@@ -1907,7 +2134,7 @@ impl PartitionLog {
 
     /// Writes a snapshot of the producer state at the log end now. For when everything is
     /// durable (after open, at a clean close); a failure costs the next open a replay.
-    fn write_snapshot_now(&self) {
+    fn write_snapshot_now(&self) -> bool {
         let (offset, bytes) = {
             let w = self.writer.lock();
             (
@@ -1915,15 +2142,20 @@ impl PartitionLog {
                 producer_state::encode_snapshot(&w.producers),
             )
         };
-        self.write_snapshot(offset, &bytes);
+        self.write_snapshot(offset, &bytes)
     }
 
-    fn write_snapshot(&self, offset: i64, bytes: &[u8]) {
+    /// Writes a snapshot; false (logged) if it could not.
+    fn write_snapshot(&self, offset: i64, bytes: &[u8]) -> bool {
         let path = self
             .dir
             .join(segment::file_name(offset, SNAPSHOT_EXTENSION));
-        if let Err(e) = io::write_atomic(&path, bytes) {
-            log::warn!("{self:?}: producer snapshot not written: {e}");
+        match io::write_atomic(&path, bytes) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("{self:?}: producer snapshot not written: {e}");
+                false
+            }
         }
     }
 
@@ -2053,6 +2285,7 @@ fn remove_best_effort(path: &Path) {
 }
 
 /// Sealed segments one background sync pass fsyncs at most.
+#[cfg(test)]
 const SYNC_BATCH_SEGMENTS: usize = 32;
 
 /// Rolls after which the tasks thread runs retention without waiting for its interval.

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use super::index::{OffsetEntry, SegmentIndex, TimeEntry};
+use super::file_budget::{FileBudget, Handles};
+use super::index::{OffsetEntry, PersistPlan, SegmentIndex, TimeEntry};
 use super::txn_index::{self, AbortedTxn};
 use crate::codec::{self, BatchHeader, DecodeError, HEADER_BYTES};
 use crate::error::{Error, Result};
@@ -48,15 +49,16 @@ pub(crate) struct Segment {
     index_path: PathBuf,
     time_index_path: PathBuf,
     txn_index_path: PathBuf,
-    file: File,
+    /// The log file and its map, opened on first use and closed by the budget when it needs
+    /// the descriptor for another segment (see `file_budget`).
+    handles: Arc<Handles>,
+    budget: Arc<FileBudget>,
     size: AtomicU64,
     next_offset: AtomicI64,
     max_timestamp: AtomicI64,
     first_timestamp: AtomicI64,
     created_ms: i64,
     index: RwLock<SegmentIndex>,
-    /// A read-only map covering at least the published size, made on first read.
-    map: RwLock<Option<Arc<SegmentMap>>>,
     /// Bytes below this are known to hold well-framed records (appended from `BatchBuilder`
     /// in this process, or fully checked once), so reads check only their CRC. Advanced only
     /// contiguously from 0.
@@ -89,7 +91,7 @@ struct FilesState {
 fn buf_at(segment: &Segment, pos: u64, file_len: u64) -> Result<Vec<u8>> {
     let len = (file_len - pos).min(1 << 16) as usize;
     let mut buf = vec![0u8; len];
-    io::read_at(&segment.file, &mut buf, pos, &segment.log_path)?;
+    io::read_at(&*segment.file()?, &mut buf, pos, &segment.log_path)?;
     Ok(buf)
 }
 
@@ -117,6 +119,7 @@ impl Segment {
         base_offset: i64,
         now_ms: i64,
         map_len_hint: u64,
+        budget: &Arc<FileBudget>,
     ) -> Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
         let file = OpenOptions::new()
@@ -126,7 +129,9 @@ impl Segment {
             .truncate(true)
             .open(&log_path)
             .map_err(|e| Error::io("creating segment", &log_path, e))?;
-        let segment = Segment::with_file(dir, base_offset, file, 0, now_ms, map_len_hint);
+        let segment = Segment::with_size(dir, base_offset, 0, now_ms, map_len_hint, budget);
+        *segment.handles.file.write() = Some(Arc::new(file));
+        budget.opened(&segment.handles);
         // Stale index files from an earlier life of this base offset would mislead lookups;
         // the index files are written when the segment is first synced.
         for path in [
@@ -144,39 +149,35 @@ impl Segment {
     }
 
     /// Opens an existing segment; the caller loads or rebuilds its index and sets its end.
+    /// The file itself is opened on first use (see `file_budget`).
     pub(crate) fn open(
         dir: &Path,
         base_offset: i64,
         now_ms: i64,
         map_len_hint: u64,
+        budget: &Arc<FileBudget>,
     ) -> Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .map_err(|e| Error::io("opening segment", &log_path, e))?;
-        let size = file
-            .metadata()
-            .map_err(|e| Error::io("reading metadata of", &log_path, e))?
+        let size = std::fs::metadata(&log_path)
+            .map_err(|e| Error::io("opening segment", &log_path, e))?
             .len();
-        Ok(Segment::with_file(
+        Ok(Segment::with_size(
             dir,
             base_offset,
-            file,
             size,
             now_ms,
             map_len_hint,
+            budget,
         ))
     }
 
-    fn with_file(
+    fn with_size(
         dir: &Path,
         base_offset: i64,
-        file: File,
         size: u64,
         now_ms: i64,
         map_len_hint: u64,
+        budget: &Arc<FileBudget>,
     ) -> Segment {
         Segment {
             base_offset,
@@ -184,14 +185,14 @@ impl Segment {
             index_path: dir.join(file_name(base_offset, "index")),
             time_index_path: dir.join(file_name(base_offset, "timeindex")),
             txn_index_path: dir.join(file_name(base_offset, "txnindex")),
-            file,
+            handles: Handles::new(budget.clone()),
+            budget: budget.clone(),
             size: AtomicU64::new(size),
             next_offset: AtomicI64::new(base_offset),
             max_timestamp: AtomicI64::new(NO_TIMESTAMP),
             first_timestamp: AtomicI64::new(NO_TIMESTAMP),
             created_ms: now_ms,
             index: RwLock::new(SegmentIndex::default()),
-            map: RwLock::new(None),
             framing_checked: AtomicU64::new(0),
             map_len_hint,
             files: Mutex::new(FilesState::default()),
@@ -209,12 +210,16 @@ impl Segment {
     /// size is. A reader holding an older, shorter map keeps it (readers touch only bytes
     /// below the size they loaded, which that map covers).
     fn mapped(&self, size: u64) -> Result<Arc<SegmentMap>> {
-        if let Some(map) = self.map.read().as_ref() {
+        self.handles.used.store(true, Ordering::Relaxed);
+        if let Some(map) = self.handles.map.read().as_ref() {
             if map.len() as u64 >= size {
                 return Ok(map.clone());
             }
         }
-        let mut slot = self.map.write();
+        // Before the map lock: opening the file may close other segments' files, which
+        // takes their map locks (never blocking) under the budget's lock.
+        let file = self.file()?;
+        let mut slot = self.handles.map.write();
         let current = match slot.as_ref() {
             Some(map) if map.len() as u64 >= size => return Ok(map.clone()),
             Some(map) => map.len() as u64,
@@ -231,7 +236,7 @@ impl Segment {
             position: size,
             reason: "segment larger than the address space".into(),
         })?;
-        let map = SegmentMap::new(&self.file, len, &self.log_path)?;
+        let map = SegmentMap::new(&file, len, &self.log_path)?;
         *slot = Some(map.clone());
         Ok(map)
     }
@@ -239,7 +244,37 @@ impl Segment {
     /// Drops the segment's map (a reader holding it keeps it until done); the next read
     /// would make a new one. For a closed log, so its address space is given back.
     pub(crate) fn release_map(&self) {
-        *self.map.write() = None;
+        *self.handles.map.write() = None;
+    }
+
+    /// The log file, opened now if the budget closed it (or it was never opened).
+    fn file(&self) -> Result<Arc<File>> {
+        self.handles.used.store(true, Ordering::Relaxed);
+        if let Some(f) = self.handles.file.read().as_ref() {
+            return Ok(f.clone());
+        }
+        let file = {
+            let mut slot = self.handles.file.write();
+            if let Some(f) = slot.as_ref() {
+                return Ok(f.clone());
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.log_path)
+                .map_err(|e| Error::io("opening segment", &self.log_path, e))?;
+            let file = Arc::new(file);
+            *slot = Some(file.clone());
+            file
+        };
+        self.budget.opened(&self.handles);
+        Ok(file)
+    }
+
+    /// Records that a sync (a batched checkpoint's) covered the first `size` bytes: the
+    /// budget may close the file again.
+    pub(crate) fn mark_synced(&self, size: u64) {
+        self.handles.synced.fetch_max(size, Ordering::AcqRel);
     }
 
     pub(crate) fn base_offset(&self) -> i64 {
@@ -282,9 +317,7 @@ impl Segment {
         if self.is_empty() {
             return None;
         }
-        let modified = self
-            .file
-            .metadata()
+        let modified = std::fs::metadata(&self.log_path)
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -340,11 +373,16 @@ impl Segment {
         let position = self.size.load(Ordering::Relaxed);
         debug_assert!(header.base_offset >= self.next_offset.load(Ordering::Relaxed));
         debug_assert!(u32::try_from(position + batch.len() as u64).is_ok());
-        if let Err(e) = io::write_all_at(&self.file, batch, position, &self.log_path) {
+        let file = self.file().map_err(AppendError::Undone)?;
+        // Pinned before the write: the budget never closes a file holding unsynced bytes.
+        self.handles
+            .written
+            .fetch_max(position + batch.len() as u64, Ordering::AcqRel);
+        if let Err(e) = io::write_all_at(&file, batch, position, &self.log_path) {
             // Nothing was published. Cutting off whatever part of the batch reached the file
             // leaves file, page cache and published size agreeing again, so the log can take
             // the next append once space returns (a full disk, a file-size limit).
-            return Err(match self.file.set_len(position) {
+            return Err(match file.set_len(position) {
                 Ok(()) => AppendError::Undone(e),
                 Err(_) => AppendError::Torn(e),
             });
@@ -580,7 +618,7 @@ impl Segment {
     pub(crate) fn header_at(&self, position: u64, size: u64) -> Result<BatchHeader> {
         let len = (size - position).min(HEADER_BYTES as u64) as usize;
         let mut buf = [0u8; HEADER_BYTES];
-        io::read_at(&self.file, &mut buf[..len], position, &self.log_path)?;
+        io::read_at(&*self.file()?, &mut buf[..len], position, &self.log_path)?;
         let header = codec::peek_header(&buf[..len]).map_err(|e| self.corrupt(position, e))?;
         if position + header.total_bytes() as u64 > size {
             return Err(self.corrupt(
@@ -624,8 +662,8 @@ impl Segment {
         index_interval_bytes: u32,
         trusted_until: u64,
     ) -> Result<ScanOutcome> {
-        let file_len = self
-            .file
+        let file = self.file()?;
+        let file_len = file
             .metadata()
             .map_err(|e| Error::io("reading metadata of", &self.log_path, e))?
             .len();
@@ -640,7 +678,7 @@ impl Segment {
         'scan: while pos < file_len {
             let chunk = ((file_len - pos) as usize).min(SCAN_CHUNK_BYTES);
             buf.resize(chunk, 0);
-            io::read_at(&self.file, &mut buf, pos, &self.log_path)?;
+            io::read_at(&file, &mut buf, pos, &self.log_path)?;
             let mut at = 0usize;
             loop {
                 match codec::decode_batch(&buf[at..]) {
@@ -696,7 +734,7 @@ impl Segment {
                         if at == 0 && needed > chunk && pos + needed as u64 <= file_len {
                             // One batch larger than the chunk: read it whole.
                             buf.resize(needed, 0);
-                            io::read_at(&self.file, &mut buf, pos, &self.log_path)?;
+                            io::read_at(&file, &mut buf, pos, &self.log_path)?;
                             continue;
                         }
                         pos = batch_pos;
@@ -729,11 +767,9 @@ impl Segment {
             });
         }
         if truncated_bytes > 0 {
-            self.file
-                .set_len(pos)
+            file.set_len(pos)
                 .map_err(|e| Error::io("truncating torn tail of", &self.log_path, e))?;
-            io::sync::all(&self.file, &self.log_path)
-                .map_err(|e| Error::io("syncing", &self.log_path, e))?;
+            io::sync::all(&file, &self.log_path).map_err(|e| Error::io("syncing", &self.log_path, e))?;
         }
         {
             let mut index = self.index.write();
@@ -774,8 +810,10 @@ impl Segment {
 
     /// Fsyncs the log's data.
     pub(crate) fn sync(&self) -> Result<()> {
-        io::sync::data(&self.file, &self.log_path)
-            .map_err(|e| Error::io("syncing", &self.log_path, e))
+        let size = self.size();
+        io::sync::data(&*self.file()?, &self.log_path).map_err(|e| Error::io("syncing", &self.log_path, e))?;
+        self.mark_synced(size);
+        Ok(())
     }
 
     /// Writes index entries not yet on disk and fsyncs the index files. The index itself is
@@ -804,6 +842,37 @@ impl Segment {
             }
         }
         self.persist_txn_index()
+    }
+
+    /// Writes the index entries not yet on disk without fsyncing them (a batched checkpoint
+    /// syncs them with everything else): the plan to hand to [`Segment::index_synced`] once
+    /// they are durable. The transaction index, rarely dirty, is written and fsynced here.
+    /// `None` when the files were deleted.
+    pub(crate) fn write_index_unsynced(&self) -> Result<Option<PersistPlan>> {
+        let files = self.files.lock();
+        if files.deleted {
+            return Ok(None);
+        }
+        let plan = self
+            .index
+            .read()
+            .plan_persist(&self.index_path, &self.time_index_path);
+        if let Err(e) = plan.write_unsynced(&self.index_path, &self.time_index_path) {
+            self.index.write().mark_unpersisted();
+            return Err(e);
+        }
+        self.persist_txn_index()?;
+        Ok(Some(plan))
+    }
+
+    /// The offset and time index files.
+    pub(crate) fn index_paths(&self) -> [PathBuf; 2] {
+        [self.index_path.clone(), self.time_index_path.clone()]
+    }
+
+    /// Records that what [`Segment::write_index_unsynced`] wrote is durable.
+    pub(crate) fn index_synced(&self, plan: &PersistPlan) {
+        self.index.write().persisted(plan);
     }
 
     /// Writes the transaction index whole if it changed (aborts are rare): through a `.tmp`
@@ -959,14 +1028,15 @@ mod tests {
     }
 
     fn map_len(seg: &Segment) -> Option<usize> {
-        seg.map.read().as_ref().map(|m| m.len())
+        seg.handles.map.read().as_ref().map(|m| m.len())
     }
 
     #[test]
     fn a_growing_segment_is_mapped_a_little_past_its_size_not_to_its_limit() {
         let dir = tempfile::tempdir().expect("tempdir");
         let limit = 64u64 << 20;
-        let seg = Segment::create(dir.path(), 0, 0, limit).expect("create");
+        let budget = FileBudget::new(10);
+        let seg = Segment::create(dir.path(), 0, 0, limit, &budget).expect("create");
         let mut since_index = 0;
         append_value(&seg, b"small", &mut since_index);
         assert!(seg.read(0, 1 << 20, i64::MAX).expect("read").is_some());
@@ -989,7 +1059,7 @@ mod tests {
         // A sealed segment is mapped exactly as large as it is.
         let size = seg.size();
         drop(seg);
-        let sealed = Segment::open(dir.path(), 0, 0, 0).expect("open");
+        let sealed = Segment::open(dir.path(), 0, 0, 0, &budget).expect("open");
         sealed
             .recover(0, 0, NO_TIMESTAMP, 4096, 0)
             .expect("recover");
