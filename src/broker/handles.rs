@@ -301,7 +301,8 @@ impl Partition {
     }
 
     /// Fsyncs issued for this partition so far (appends under a flush policy, `flush`,
-    /// group-committed syncs, rolls). For tests and metrics.
+    /// group-committed syncs, rolls). For tests and metrics. Always 0 on a temporary broker,
+    /// which never fsyncs.
     pub fn fsync_count(&self) -> u64 {
         self.log.fsync_count()
     }

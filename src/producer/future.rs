@@ -37,17 +37,11 @@ pub(crate) struct BatchOutcome {
 /// The result of one batch, set once per use.
 ///
 /// Waiters do not share a condition variable: a blocked `wait` leaves its thread in the
-/// completion and parks it alone. `set` unparks one of them and returns: each woken thread
-/// unparks [`WAKE_FAN_OUT`] more before it returns, so the wake-ups of a group-committed
-/// batch of fifty spread over the woken threads (a tree, about six levels deep) instead of
-/// costing the completing thread (the producer's sender, which should be starting the next
-/// fsync) fifty `futex` calls, and instead of a condvar's `notify_all`, which requeues the
-/// waiters onto its mutex so that each waits for the one before it to be scheduled and
-/// release it. A woken thread reads the outcome from atomics, without the lock.
-///
-/// Every waiter is woken: a waiter that returns (unparked, or on its own once the outcome is
-/// set) pops up to two more off the list while any is left, and pops only ever take from the
-/// list, so a waiter that no one unparked would leave more pops than entries.
+/// completion and parks it alone, and `set` unparks each such thread directly, in one pass
+/// after releasing the lock. A woken thread reads the outcome from atomics, without the lock,
+/// so the fifty threads of a group-committed batch wake at once instead of one after another
+/// through a mutex (a condvar's `notify_all` requeues its waiters onto the mutex, and each then
+/// waits for the one before it to be scheduled, take the mutex and release it).
 #[derive(Debug)]
 pub(crate) struct Completion {
     acks: Acks,
@@ -69,8 +63,6 @@ const SUCCEEDED: u8 = 1;
 const FAILED: u8 = 2;
 /// No log append time (the topic uses `CreateTime`).
 const NO_APPEND_TIME: i64 = i64::MIN;
-/// How many waiting threads each woken thread unparks (see [`Completion`]).
-const WAKE_FAN_OUT: usize = 2;
 
 /// A completion's batch and, once set, its outcome.
 #[derive(Debug)]
@@ -83,8 +75,7 @@ struct State {
     /// record has one future, so the index is a key). `set` takes and wakes them all, so none
     /// is left for a later use of the completion.
     wakers: Vec<(i32, Waker)>,
-    /// Threads blocked in `wait` on the batch; once the outcome is set, those not yet
-    /// unparked (see [`Completion`]).
+    /// Threads blocked in `wait` on the batch; `set` takes and unparks them all.
     threads: Vec<Thread>,
 }
 
@@ -145,9 +136,6 @@ impl Completion {
         state.topic = topic;
         state.partition = partition;
         state.outcome = None;
-        // Every future of the earlier use is gone, so every thread that waited returned; any
-        // left here woke before its turn and needs no unpark.
-        state.threads.clear();
         self.status.store(PENDING, Ordering::Release);
     }
 
@@ -161,9 +149,8 @@ impl Completion {
         }
     }
 
-    /// Sets the result unless one is set already, and wakes the waiters: one blocked thread
-    /// is unparked here (the others by the woken ones, see [`Completion`]), and async tasks'
-    /// wakers are woken; no lock is held meanwhile.
+    /// Sets the result unless one is set already, and wakes the waiters: every blocked thread
+    /// is unparked and every async task's waker woken, with no lock held meanwhile.
     pub(crate) fn set(&self, result: Result<BatchOutcome>) {
         let mut state = self.state.lock();
         if state.outcome.is_some() {
@@ -183,30 +170,15 @@ impl Completion {
         state.outcome = Some(result);
         self.status.store(status, Ordering::Release);
         let wakers = std::mem::take(&mut state.wakers);
-        let first = state.threads.pop();
-        // Woken outside the lock: an executor may poll the future inline, and the woken
-        // thread finds the lock free to take the next ones.
+        let threads = std::mem::take(&mut state.threads);
+        // Woken outside the lock: an executor may poll the future inline, and a woken thread
+        // never finds the lock taken by the thread waking the others.
         drop(state);
-        if let Some(t) = first {
+        for t in threads {
             t.unpark();
         }
         for (_, w) in wakers {
             w.wake();
-        }
-    }
-
-    /// Unparks up to [`WAKE_FAN_OUT`] threads still waiting on the set outcome: called by
-    /// each waiter that returns, so that every waiter is woken.
-    fn wake_more(&self) {
-        let mut next: [Option<Thread>; WAKE_FAN_OUT] = Default::default();
-        {
-            let mut state = self.state.lock();
-            for slot in &mut next {
-                *slot = state.threads.pop();
-            }
-        }
-        for t in next.into_iter().flatten() {
-            t.unpark();
         }
     }
 
@@ -340,10 +312,6 @@ impl SendFuture {
         let (place, registered) = self.completion.register_thread();
         loop {
             if let Some(done) = self.completion.finished(place, self.index, self.timestamp) {
-                if registered {
-                    // Passes the wake-up on (see `Completion`).
-                    self.completion.wake_more();
-                }
                 return done;
             }
             debug_assert!(registered, "an unset outcome with no thread to wake");
@@ -360,12 +328,9 @@ impl SendFuture {
             return immediate;
         }
         let deadline = Instant::now().checked_add(timeout);
-        let (place, registered) = self.completion.register_thread();
+        let (place, _) = self.completion.register_thread();
         loop {
             if let Some(done) = self.completion.finished(place, self.index, self.timestamp) {
-                if registered {
-                    self.completion.wake_more();
-                }
                 return done;
             }
             match deadline {
@@ -378,8 +343,6 @@ impl SendFuture {
                         if let Some(done) =
                             self.completion.finished(place, self.index, self.timestamp)
                         {
-                            // It may have been unparked: it passes the wake-up on.
-                            self.completion.wake_more();
                             return done;
                         }
                         return Err(Error::Timeout {
@@ -459,8 +422,8 @@ mod tests {
         SendFuture::new(Arc::clone(completion), index, 3, 1_000)
     }
 
-    /// Every thread blocked on a batch wakes with its own record's metadata, although `set`
-    /// unparks only one of them (the wake-up is passed on), over many batches.
+    /// Every thread blocked on a batch wakes with its own record's metadata, whether it
+    /// parked before the outcome was set or was still arriving, over many batches.
     #[test]
     fn every_waiter_of_a_batch_wakes_with_its_record() {
         const WAITERS: usize = 50;
