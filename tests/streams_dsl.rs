@@ -1299,3 +1299,68 @@ fn a_timestamp_extractor_sets_event_time() -> Result {
     );
     Ok(())
 }
+
+#[test]
+fn explicit_repartition_and_a_topic_extractor() -> Result {
+    use embroker::streams::Repartitioned;
+    let builder = StreamsBuilder::new();
+    let input = builder.stream("in", Consumed::<String, i64>::with(Builtin, Builtin));
+    // Re-keyed, then repartitioned explicitly: the grouping after it needs no topic of its own.
+    input
+        .map(|k, v| (k.to_uppercase(), v))
+        .repartition(Repartitioned::with(Builtin, Builtin).with_name("by-upper"))
+        .group_by_key(Grouped::with(Builtin, Builtin))
+        .count(Materialized::as_("upper-counts"));
+    // Unnamed: Kafka's generated name.
+    input.repartition(Repartitioned::with(Builtin, Builtin));
+    // Each record to a topic chosen by its value; "loop" is also read back.
+    input.to_dynamic(
+        |_, v| if *v < 0 { s("negative") } else { s("loop") },
+        Produced::with(Builtin, Builtin),
+    );
+    builder
+        .stream("loop", Consumed::<String, i64>::with(Builtin, Builtin))
+        .map_values(|v| v * 100)
+        .to("looped", Produced::with(Builtin, Builtin));
+    let topology = builder.build()?;
+    let repartitions = topology.repartition_topics();
+    assert_eq!(repartitions.len(), 2, "{repartitions:?}");
+    let generated = repartitions[0]
+        .strip_prefix("KSTREAM-REPARTITION-")
+        .and_then(|rest| rest.strip_suffix("-repartition"))
+        .unwrap();
+    assert!(
+        generated.len() == 10 && generated.bytes().all(|b| b.is_ascii_digit()),
+        "{generated}"
+    );
+    assert_eq!(repartitions[1], "by-upper-repartition");
+    assert!(topology.to_string().contains("(topic extractor)"));
+    // A sink with a topic extractor writes topics known only per record: not listed.
+    assert_eq!(
+        topology.sink_topics(),
+        [
+            repartitions[0].clone(),
+            s("by-upper-repartition"),
+            s("looped")
+        ]
+    );
+    let driver = TopologyTestDriver::new(topology, config())?;
+    let topic = driver.create_input_topic::<String, i64>("in", Builtin, Builtin);
+    topic.pipe_key_values([(s("a"), 1), (s("A"), -2), (s("b"), 3)])?;
+    let counts = driver.get_key_value_store::<String, i64>("upper-counts")?;
+    assert_eq!(counts.all()?, [(s("A"), 2), (s("B"), 1)]);
+    let through = driver.create_output_topic::<String, i64>(
+        "test-app-by-upper-repartition",
+        Builtin,
+        Builtin,
+    );
+    assert_eq!(
+        through.read_key_values_to_list()?,
+        [(s("A"), 1), (s("A"), -2), (s("B"), 3)]
+    );
+    let negative = driver.create_output_topic::<String, i64>("negative", Builtin, Builtin);
+    assert_eq!(negative.read_values_to_list()?, [-2]);
+    let looped = driver.create_output_topic::<String, i64>("looped", Builtin, Builtin);
+    assert_eq!(looped.read_values_to_list()?, [100, 300]);
+    Ok(())
+}

@@ -3,14 +3,14 @@
 //!
 //! Kafka's vocabulary in Rust case: [`StreamsBuilder`], [`KStream`] (`filter`, `map`,
 //! `map_values`, `flat_map`, `flat_map_values`, `peek`, `foreach`, `merge`, `split`, `to`,
-//! `group_by_key`, `group_by`, `process`), [`KGroupedStream`] (`count`, `reduce`,
-//! `aggregate` into a store named by [`Materialized`]; `windowed_by` [`TimeWindows`] for
-//! tumbling and hopping windows with grace), [`KTable`] (`filter`, `map_values`,
-//! `to_stream`, `suppress` of a windowed table until its windows close, `group_by` into a
-//! [`KGroupedTable`] with adder and subtractor), the Processor API ([`Processor`],
-//! [`ProcessorContext::forward`], punctuators), state ([`KeyValueStore`],
-//! [`InMemoryKeyValueStore`], [`InMemoryWindowStore`]) and [`Serde`], which says how each key
-//! and value type meets a record's nullable bytes.
+//! `to_dynamic`, `repartition`, `group_by_key`, `group_by`, `process`), [`KGroupedStream`]
+//! (`count`, `reduce`, `aggregate` into a store named by [`Materialized`]; `windowed_by`
+//! [`TimeWindows`] for tumbling and hopping windows with grace), [`KTable`] (`filter`,
+//! `map_values`, `to_stream`, `suppress` of a windowed table until its windows close,
+//! `group_by` into a [`KGroupedTable`] with adder and subtractor), the Processor API
+//! ([`Processor`], [`ProcessorContext::forward`], punctuators), state ([`KeyValueStore`],
+//! [`InMemoryKeyValueStore`], [`InMemoryWindowStore`]) and [`Serde`], which says how each
+//! key and value type meets a record's nullable bytes.
 //!
 //! Layering (docs/ARCHITECTURE.md, `src/streams/`): this layer uses the public typed API
 //! (`Serializer`, `Deserializer`, `Builtin`, `Json`) and, with the runtime, the broker's
@@ -43,7 +43,7 @@ pub use dsl::{
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
 };
-pub use serdes::{Consumed, Grouped, NonNull, Nullable, Produced, Serde};
+pub use serdes::{Consumed, Grouped, NonNull, Nullable, Produced, Repartitioned, Serde};
 pub use state::{
     InMemoryKeyValueStore, InMemoryWindowStore, KeyValueStore, ReadOnlyKeyValueStore,
     ReadOnlyWindowStore, ValueAndTimestamp, WindowStore,

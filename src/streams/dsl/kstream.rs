@@ -11,7 +11,7 @@ use super::processors::{Branch, Predicate, Stateless};
 use super::{add, add_processor, name, supplier, Shared};
 use crate::error::{Error, Result};
 use crate::streams::processor::{Processor, ProcessorContext, Record};
-use crate::streams::serdes::{Grouped, Produced};
+use crate::streams::serdes::{Grouped, Produced, Repartitioned};
 use crate::streams::topology::PassThrough;
 
 /// A stream of records (Kafka's `KStream<K, V>`): made by
@@ -296,6 +296,58 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
                 self.node,
             )
         });
+    }
+
+    /// Write each record to the topic `extractor` picks for it (Kafka's
+    /// `to(TopicNameExtractor, Produced)`). In the test driver any name goes; the runtime's
+    /// producer will refuse a name Kafka does not allow.
+    pub fn to_dynamic(
+        &self,
+        extractor: impl Fn(&K, &V) -> String + Send + Sync + 'static,
+        produced: Produced<K, V>,
+    ) {
+        let sink = name(&self.shared, "KSTREAM-SINK");
+        add(&self.shared, |t| {
+            t.dynamic_sink_node(
+                sink,
+                Arc::new(extractor),
+                produced.key_serde,
+                produced.value_serde,
+                self.node,
+            )
+        });
+    }
+
+    /// Write the stream through an internal topic and read it back (Kafka's `repartition`):
+    /// `<name>-repartition` with `repartitioned`'s name, else
+    /// `KSTREAM-REPARTITION-<index>-repartition`, prefixed with the application id. Records of
+    /// a key then meet in one task, so a later grouping needs no repartition of its own.
+    pub fn repartition(&self, repartitioned: Repartitioned<K, V>) -> KStream<K, V> {
+        let prefix = repartitioned
+            .name
+            .clone()
+            .unwrap_or_else(|| name(&self.shared, "KSTREAM-REPARTITION"));
+        let topic = format!("{prefix}-repartition");
+        let (ks, vs) = (
+            repartitioned.key_serde.clone(),
+            repartitioned.value_serde.clone(),
+        );
+        let sink = format!("{prefix}-repartition-sink");
+        let source = format!("{prefix}-repartition-source");
+        add(&self.shared, |t| {
+            t.sink_node(sink, &topic, true, ks, vs, self.node)
+        });
+        let node = add(&self.shared, |t| {
+            t.source_node::<K, V>(
+                source,
+                &topic,
+                true,
+                repartitioned.key_serde,
+                repartitioned.value_serde,
+                None,
+            )
+        });
+        KStream::new(self.shared.clone(), node, false)
     }
 
     /// Group by the current key (Kafka's `groupByKey`). If the key may have changed since the
