@@ -1364,3 +1364,72 @@ fn explicit_repartition_and_a_topic_extractor() -> Result {
     assert_eq!(looped.read_values_to_list()?, [100, 300]);
     Ok(())
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A windowed count over any sequence of (key, timestamp) equals a model of Kafka's rule:
+    /// a record counts in each hopping window containing it whose end is after stream time
+    /// (including this record) minus the grace; the others are dropped, one count each.
+    #[test]
+    fn windowed_count_equals_a_model(
+        records in proptest::collection::vec((0u8..3, 0i64..400), 0..120),
+        size in 1i64..60,
+        advance_pick in 1i64..60,
+        grace in 0i64..80,
+    ) {
+        use embroker::streams::{ReadOnlyWindowStore, TimeWindows};
+        let advance = advance_pick.min(size);
+        let windows = TimeWindows::of_size_and_grace(
+            Duration::from_millis(size as u64),
+            Duration::from_millis(grace as u64),
+        )
+        .advance_by(Duration::from_millis(advance as u64));
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("in", Consumed::<String, String>::with(Builtin, Builtin))
+            .group_by_key(Grouped::with(Builtin, Builtin))
+            .windowed_by(windows)
+            .count(Materialized::as_("w"));
+        let driver = TopologyTestDriver::new(builder.build().unwrap(), config()).unwrap();
+        let input = driver.create_input_topic::<String, String>("in", Builtin, Builtin);
+        let mut model: std::collections::BTreeMap<(String, i64), i64> = Default::default();
+        let mut dropped = 0u64;
+        let mut stream_time = i64::MIN;
+        for (k, t) in &records {
+            let key = format!("k{k}");
+            stream_time = stream_time.max(*t);
+            let first = (t - size + advance).max(0) / advance * advance;
+            let mut start = first;
+            while start <= *t {
+                if start + size > stream_time - grace {
+                    *model.entry((key.clone(), start)).or_default() += 1;
+                } else {
+                    dropped += 1;
+                }
+                start += advance;
+            }
+            input.pipe_input_with_timestamp(key, s("x"), *t).unwrap();
+        }
+        prop_assert_eq!(driver.dropped_records(), dropped);
+        // Every window the store still keeps (retention size + grace, by the largest window
+        // start) holds the model's count.
+        let store = driver.get_window_store::<String, i64>("w").unwrap();
+        let kept: Vec<((String, i64), i64)> = store
+            .all()
+            .unwrap()
+            .into_iter()
+            .map(|(w, n)| ((w.key, w.window.start), n))
+            .collect();
+        let max_start = model.keys().map(|(_, start)| *start).max();
+        let expected: Vec<((String, i64), i64)> = model
+            .into_iter()
+            .filter(|((_, start), _)| max_start.is_some_and(|m| *start > m - (size + grace)))
+            .collect();
+        let mut kept_sorted = kept.clone();
+        kept_sorted.sort();
+        let mut expected_sorted = expected.clone();
+        expected_sorted.sort();
+        prop_assert_eq!(kept_sorted, expected_sorted);
+    }
+}
