@@ -1433,3 +1433,41 @@ proptest! {
         prop_assert_eq!(kept_sorted, expected_sorted);
     }
 }
+
+#[test]
+fn a_stream_read_as_a_table() -> Result {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(
+            "updates",
+            Consumed::<String, Option<i64>>::with(Builtin, Builtin),
+        )
+        .to_table(Materialized::as_("latest"))
+        .to_stream()
+        .to("changes", Produced::with(Builtin, Builtin));
+    builder
+        .stream("plain", Consumed::<String, i64>::with(Builtin, Builtin))
+        .map_values(Some)
+        .to_table(Materialized::default());
+    let topology = builder.build()?;
+    assert!(topology
+        .state_stores()
+        .iter()
+        .any(|s| s.starts_with("KSTREAM-TOTABLE-STATE-STORE-")));
+    let driver = TopologyTestDriver::new(topology, config())?;
+    let updates = driver.create_input_topic::<String, Option<i64>>("updates", Builtin, Builtin);
+    updates.pipe_key_values([
+        (s("a"), Some(1)),
+        (s("b"), Some(2)),
+        (s("a"), Some(3)),
+        (s("b"), None),
+    ])?;
+    let latest = driver.get_key_value_store::<String, i64>("latest")?;
+    assert_eq!(latest.all()?, [(s("a"), 3)]);
+    let changes = driver.create_output_topic::<String, Option<i64>>("changes", Builtin, Builtin);
+    assert_eq!(
+        changes.read_values_to_list()?,
+        [Some(1), Some(2), Some(3), None]
+    );
+    Ok(())
+}

@@ -3,7 +3,8 @@
 //!
 //! Kafka's vocabulary in Rust case: [`StreamsBuilder`], [`KStream`] (`filter`, `map`,
 //! `map_values`, `flat_map`, `flat_map_values`, `peek`, `foreach`, `merge`, `split`, `to`,
-//! `to_dynamic`, `repartition`, `group_by_key`, `group_by`, `process`), [`KGroupedStream`]
+//! `to_dynamic`, `repartition`, `to_table`, `group_by_key`, `group_by`, `process`),
+//! [`KGroupedStream`]
 //! (`count`, `reduce`, `aggregate` into a store named by [`Materialized`]; `windowed_by`
 //! [`TimeWindows`] for tumbling and hopping windows with grace), [`KTable`] (`filter`,
 //! `map_values`, `to_stream`, `suppress` of a windowed table until its windows close,

@@ -7,11 +7,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::grouped::KGroupedStream;
-use super::processors::{Branch, Predicate, Stateless};
-use super::{add, add_processor, name, supplier, Shared};
+use super::ktable::KTable;
+use super::processors::{Branch, Predicate, Stateless, TableSource};
+use super::{add, add_kv_store, add_processor, name, supplier, Materialized, Shared};
 use crate::error::{Error, Result};
 use crate::streams::processor::{Processor, ProcessorContext, Record};
 use crate::streams::serdes::{Grouped, Produced, Repartitioned};
+use crate::streams::state::ValueAndTimestamp;
 use crate::streams::topology::PassThrough;
 
 /// A stream of records (Kafka's `KStream<K, V>`): made by
@@ -397,6 +399,29 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             supplier(make),
         );
         KStream::new(self.shared.clone(), node, true)
+    }
+}
+
+impl<K: Ord + Clone + 'static, V: Clone + 'static> KStream<K, Option<V>> {
+    /// The stream read as a table (Kafka's `toTable`): each record updates its key's row in
+    /// a store, and a `None` value (a tombstone) deletes it. A stream of plain values becomes
+    /// one with `map_values(Some)`. Unnamed, the store is called
+    /// `KSTREAM-TOTABLE-STATE-STORE-<index>`.
+    pub fn to_table(&self, materialized: Materialized) -> KTable<K, V> {
+        let store = materialized
+            .name
+            .unwrap_or_else(|| name(&self.shared, "KSTREAM-TOTABLE-STATE-STORE"));
+        add_kv_store::<K, ValueAndTimestamp<V>>(&self.shared, &store);
+        let node_name = name(&self.shared, "KSTREAM-TOTABLE");
+        let store_name = store.clone();
+        let node = add_processor(
+            &self.shared,
+            node_name,
+            &[self.node],
+            vec![store.clone()],
+            supplier(move || TableSource::<K, V>::new(store_name.clone())),
+        );
+        KTable::new(self.shared.clone(), node, Some(store))
     }
 }
 
