@@ -4,9 +4,9 @@
 //! Kafka's vocabulary in Rust case: [`StreamsBuilder`], [`KStream`] (`filter`, `map`,
 //! `map_values`, `flat_map`, `flat_map_values`, `peek`, `foreach`, `merge`, `split`, `to`,
 //! `to_dynamic`, `repartition`, `to_table`, `group_by_key`, `group_by`, `process`),
-//! [`KGroupedStream`]
-//! (`count`, `reduce`, `aggregate` into a store named by [`Materialized`]; `windowed_by`
-//! [`TimeWindows`] for tumbling and hopping windows with grace), [`KTable`] (`filter`,
+//! [`KGroupedStream`] (`count`, `reduce`, `aggregate` into a store named by
+//! [`Materialized`]; `windowed_by` [`TimeWindows`] for tumbling and hopping windows with
+//! grace), [`KTable`] (`filter`,
 //! `map_values`, `to_stream`, `suppress` of a windowed table until its windows close,
 //! `group_by` into a [`KGroupedTable`] with adder and subtractor), the Processor API
 //! ([`Processor`], [`ProcessorContext::forward`], punctuators), state ([`KeyValueStore`],
