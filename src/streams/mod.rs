@@ -6,9 +6,9 @@
 //! `to_dynamic`, `repartition`, `to_table`, `group_by_key`, `group_by`, `process`),
 //! [`KGroupedStream`] (`count`, `reduce`, `aggregate` into a store named by
 //! [`Materialized`]; `windowed_by` [`TimeWindows`] for tumbling and hopping windows with
-//! grace), [`KTable`] (`filter`,
-//! `map_values`, `to_stream`, `suppress` of a windowed table until its windows close,
-//! `group_by` into a [`KGroupedTable`] with adder and subtractor), the Processor API
+//! grace), [`KTable`] (`filter`, `map_values`, `to_stream`, `suppress` of a windowed table
+//! until its windows close, `group_by` into a [`KGroupedTable`] with adder and subtractor),
+//! the Processor API
 //! ([`Processor`], [`ProcessorContext::forward`], punctuators), state ([`KeyValueStore`],
 //! [`InMemoryKeyValueStore`], [`InMemoryWindowStore`]) and [`Serde`], which says how each
 //! key and value type meets a record's nullable bytes.
