@@ -8,10 +8,9 @@
 //! [`Materialized`]; `windowed_by` [`TimeWindows`] for tumbling and hopping windows with
 //! grace), [`KTable`] (`filter`, `map_values`, `to_stream`, `suppress` of a windowed table
 //! until its windows close, `group_by` into a [`KGroupedTable`] with adder and subtractor),
-//! the Processor API
-//! ([`Processor`], [`ProcessorContext::forward`], punctuators), state ([`KeyValueStore`],
-//! [`InMemoryKeyValueStore`], [`InMemoryWindowStore`]) and [`Serde`], which says how each
-//! key and value type meets a record's nullable bytes.
+//! the Processor API ([`Processor`], [`ProcessorContext::forward`], punctuators), state
+//! ([`KeyValueStore`], [`InMemoryKeyValueStore`], [`InMemoryWindowStore`]) and [`Serde`],
+//! which says how each key and value type meets a record's nullable bytes.
 //!
 //! Layering (docs/ARCHITECTURE.md, `src/streams/`): this layer uses the public typed API
 //! (`Serializer`, `Deserializer`, `Builtin`, `Json`) and, with the runtime, the broker's
