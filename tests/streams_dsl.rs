@@ -1471,3 +1471,111 @@ fn a_stream_read_as_a_table() -> Result {
     );
     Ok(())
 }
+
+#[test]
+fn session_windows_merge_and_forward_the_sessions_they_replace() -> Result {
+    use embroker::streams::{
+        ReadOnlySessionStore, SessionWindowedSerde, SessionWindows, Suppressed, Windowed,
+    };
+    let builder = StreamsBuilder::new();
+    let sessions = builder
+        .stream("clicks", Consumed::<String, String>::with(Builtin, Builtin))
+        .group_by_key(Grouped::with(Builtin, Builtin))
+        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+            Duration::from_millis(10),
+            Duration::from_millis(50),
+        ))
+        .aggregate(
+            String::new,
+            |_, page, pages| format!("{pages}{page}"),
+            |_, a, b| format!("{a}{b}"),
+            Materialized::as_("pages"),
+        );
+    sessions.to_stream().to(
+        "updates",
+        Produced::with(SessionWindowedSerde(Builtin), Builtin),
+    );
+    sessions
+        .suppress(Suppressed::until_window_closes())
+        .to_stream()
+        .to(
+            "final",
+            Produced::with(SessionWindowedSerde(Builtin), Builtin),
+        );
+    let driver = TopologyTestDriver::new(builder.build()?, config())?;
+    let clicks = driver.create_input_topic::<String, String>("clicks", Builtin, Builtin);
+    let updates = driver.create_output_topic::<Windowed<String>, Option<String>>(
+        "updates",
+        SessionWindowedSerde(Builtin),
+        Builtin,
+    );
+    let finals = driver.create_output_topic::<Windowed<String>, Option<String>>(
+        "final",
+        SessionWindowedSerde(Builtin),
+        Builtin,
+    );
+    let read = |topic: &embroker::streams::TestOutputTopic<Windowed<String>, Option<String>>| {
+        topic
+            .read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key.window.start, r.key.window.end, r.value, r.timestamp))
+            .collect::<Vec<_>>()
+    };
+    let click = |page: &str, t: i64| clicks.pipe_input_with_timestamp(s("u"), s(page), t);
+    click("a", 0)?; // [0, 0]
+    click("b", 30)?; // [30, 30]: more than the gap away
+    click("c", 10)?; // within 10 of 0: [0, 10]
+    assert_eq!(
+        read(&updates),
+        [
+            (0, 0, Some(s("a")), 0),
+            (30, 30, Some(s("b")), 30),
+            (0, 0, None, 0), // [0, 0] merged away
+            (0, 10, Some(s("ac")), 10),
+        ]
+    );
+    click("d", 20)?; // within 10 of both: merges [0, 10] and [30, 30] into [0, 30]
+    assert_eq!(
+        read(&updates),
+        [
+            (0, 10, None, 10),
+            (30, 30, None, 30),
+            (0, 30, Some(s("acbd")), 30),
+        ]
+    );
+    let store = driver.get_session_store::<String, String>("pages")?;
+    let fetched: Vec<(i64, i64, String)> = store
+        .fetch(&s("u"))?
+        .into_iter()
+        .map(|(w, v)| (w.window.start, w.window.end, v))
+        .collect();
+    assert_eq!(fetched, [(0, 30, s("acbd"))]);
+    assert_eq!(store.fetch_session(&s("u"), 0, 30)?, Some(s("acbd")));
+    // Stream time 100: the session [0, 30] ended before 100 - 50; a click at 25 would merge
+    // into it, so it is dropped and counted.
+    click("e", 100)?;
+    click("f", 25)?;
+    assert_eq!(driver.dropped_records(), 1);
+    assert_eq!(read(&updates), [(100, 100, Some(s("e")), 100)]);
+    // Final results: a session closes once stream time passes its end + gap + grace
+    // (30 + 10 + 50 = 90, reached at 100); the merged-away sessions' deletions are not
+    // final results.
+    assert_eq!(read(&finals), [(0, 30, Some(s("acbd")), 30)]);
+    // A zero gap is refused.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("x", Consumed::<String, String>::with(Builtin, Builtin))
+        .group_by_key(Grouped::with(Builtin, Builtin))
+        .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(
+            Duration::ZERO,
+        ))
+        .count(Materialized::default());
+    assert!(builder
+        .build()
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("inactivity gap"));
+    Ok(())
+}

@@ -6,7 +6,7 @@
 //! `to_dynamic`, `repartition`, `to_table`, `group_by_key`, `group_by`, `process`),
 //! [`KGroupedStream`] (`count`, `reduce`, `aggregate` into a store named by
 //! [`Materialized`]; `windowed_by` [`TimeWindows`] for tumbling and hopping windows with
-//! grace), [`KTable`] (`filter`, `map_values`, `to_stream`, `suppress` of a windowed table
+//! grace, `windowed_by_session` [`SessionWindows`]), [`KTable`] (`filter`, `map_values`, `to_stream`, `suppress` of a windowed table
 //! until its windows close, `group_by` into a [`KGroupedTable`] with adder and subtractor),
 //! the Processor API ([`Processor`], [`ProcessorContext::forward`], punctuators), state
 //! ([`KeyValueStore`], [`InMemoryKeyValueStore`], [`InMemoryWindowStore`]) and [`Serde`],
@@ -23,7 +23,7 @@
 //!
 //! Not built yet (issue #21): the runtime (`KafkaStreams`: threads, tasks per partition
 //! through a consumer group, commits, changelog topics, persistent stores, restoration),
-//! sliding and session windows, joins.
+//! sliding windows, joins.
 
 mod config;
 mod dsl;
@@ -38,18 +38,22 @@ mod window;
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
     Branched, BranchedKStream, KGroupedStream, KGroupedTable, KStream, KTable, Materialized,
-    StreamsBuilder, Suppressed, TimeWindowedKStream,
+    SessionWindowedKStream, StreamsBuilder, Suppressed, TimeWindowedKStream,
 };
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
 };
 pub use serdes::{Consumed, Grouped, NonNull, Nullable, Produced, Repartitioned, Serde};
 pub use state::{
-    InMemoryKeyValueStore, InMemoryWindowStore, KeyValueStore, ReadOnlyKeyValueStore,
-    ReadOnlyWindowStore, ValueAndTimestamp, WindowStore,
+    InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, KeyValueStore,
+    ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore, SessionStore,
+    ValueAndTimestamp, WindowStore,
 };
 pub use test_driver::{
-    TestInputTopic, TestKeyValueStore, TestOutputTopic, TestWindowStore, TopologyTestDriver,
+    TestInputTopic, TestKeyValueStore, TestOutputTopic, TestSessionStore, TestWindowStore,
+    TopologyTestDriver,
 };
 pub use topology::Topology;
-pub use window::{TimeWindow, TimeWindowedSerde, TimeWindows, Windowed};
+pub use window::{
+    SessionWindowedSerde, SessionWindows, TimeWindowedSerde, TimeWindows, Window, Windowed,
+};
