@@ -6,19 +6,21 @@
 //! `to_dynamic`, `repartition`, `to_table`, `group_by_key`, `group_by`, `process`),
 //! [`KGroupedStream`] (`count`, `reduce`, `aggregate` into a store named by
 //! [`Materialized`]; `windowed_by` [`TimeWindows`] for tumbling and hopping windows with
-//! grace, `windowed_by_session` [`SessionWindows`]), [`KTable`] (`filter`, `map_values`, `to_stream`, `suppress` of a windowed table
-//! until its windows close, `group_by` into a [`KGroupedTable`] with adder and subtractor),
-//! the Processor API ([`Processor`], [`ProcessorContext::forward`], punctuators), state
-//! ([`KeyValueStore`], [`InMemoryKeyValueStore`], [`InMemoryWindowStore`]) and [`Serde`],
-//! which says how each key and value type meets a record's nullable bytes.
+//! grace, `windowed_by_session` [`SessionWindows`]), [`KTable`] (`filter`, `map_values`,
+//! `to_stream`, `suppress` of a windowed table until its windows close, `group_by` into a
+//! [`KGroupedTable`] with adder and subtractor), the Processor API ([`Processor`],
+//! [`ProcessorContext::forward`], punctuators), state ([`KeyValueStore`],
+//! [`InMemoryKeyValueStore`], [`InMemoryWindowStore`], [`InMemorySessionStore`]) and
+//! [`Serde`], which says how each key and value type meets a record's nullable bytes.
 //!
 //! Layering (docs/ARCHITECTURE.md, `src/streams/`): this layer uses the public typed API
 //! (`Serializer`, `Deserializer`, `Builtin`, `Json`) and, with the runtime, the broker's
 //! public producers and consumers; nothing below it knows about streams.
 //!
 //! Modules, one job each: `serdes` (null-aware serdes and the DSL's serde parameters),
-//! `topology` (the graph), `dsl` (the handles that build it), `window` (time windows and windowed keys),
-//! `processor` (the Processor API), `task` (one running instance of a topology), `state` (stores), `config`
+//! `topology` (the graph and its Processor API by name), `dsl` (the handles that build it),
+//! `window` (time and session windows, windowed keys), `processor` (the Processor API),
+//! `task` (one running instance of a topology), `state` (stores), `config`
 //! (`StreamsConfig`), `test_driver`.
 //!
 //! Not built yet (issue #21): the runtime (`KafkaStreams`: threads, tasks per partition

@@ -1,10 +1,12 @@
 //! Windows: [`TimeWindows`] (tumbling and hopping, with a grace period), [`SessionWindows`]
-//! (merged by an inactivity gap), the [`Window`] a record falls in, the [`Windowed`] key of a windowed aggregation, and
-//! [`TimeWindowedSerde`], Kafka's byte layout of a windowed key.
+//! (merged by an inactivity gap), the [`Window`] a record falls in, the [`Windowed`] key of a
+//! windowed aggregation, and [`TimeWindowedSerde`] and [`SessionWindowedSerde`], Kafka's byte
+//! layouts of windowed keys.
 //!
-//! Invariants: a window is `[start, end)` with `start` a multiple of the advance (windows are
-//! aligned to the epoch, as Kafka's); a record at `t` belongs to every window with
-//! `start <= t < end`, and never to a window starting before 0.
+//! Invariants: a time window is `[start, end)` with `start` a multiple of the advance
+//! (windows are aligned to the epoch, as Kafka's); a record at `t` belongs to every time
+//! window with `start <= t < end`, and never to a window starting before 0. A session window
+//! is `[start, end]`, the first and last timestamps of its records.
 
 use std::time::Duration;
 
