@@ -890,6 +890,25 @@ mod tests {
     }
 
     #[test]
+    fn streams_errors_name_the_store_or_topology_problem() {
+        let e = Error::StateStore {
+            store: "counts".into(),
+            reason: "no such store in the topology".into(),
+        };
+        assert_eq!(
+            e.clone().to_string(),
+            "state store \"counts\": no such store in the topology"
+        );
+        let e = Error::InvalidTopology {
+            reason: "topic \"t\" has already been registered by another source".into(),
+        };
+        assert!(e
+            .clone()
+            .to_string()
+            .starts_with("invalid topology: topic \"t\""));
+    }
+
+    #[test]
     fn io_error_keeps_its_source() {
         use std::error::Error as _;
         let e = Error::io(

@@ -1299,3 +1299,283 @@ fn a_timestamp_extractor_sets_event_time() -> Result {
     );
     Ok(())
 }
+
+#[test]
+fn explicit_repartition_and_a_topic_extractor() -> Result {
+    use embroker::streams::Repartitioned;
+    let builder = StreamsBuilder::new();
+    let input = builder.stream("in", Consumed::<String, i64>::with(Builtin, Builtin));
+    // Re-keyed, then repartitioned explicitly: the grouping after it needs no topic of its own.
+    input
+        .map(|k, v| (k.to_uppercase(), v))
+        .repartition(Repartitioned::with(Builtin, Builtin).with_name("by-upper"))
+        .group_by_key(Grouped::with(Builtin, Builtin))
+        .count(Materialized::as_("upper-counts"));
+    // Unnamed: Kafka's generated name.
+    input.repartition(Repartitioned::with(Builtin, Builtin));
+    // Each record to a topic chosen by its value; "loop" is also read back.
+    input.to_dynamic(
+        |_, v| if *v < 0 { s("negative") } else { s("loop") },
+        Produced::with(Builtin, Builtin),
+    );
+    builder
+        .stream("loop", Consumed::<String, i64>::with(Builtin, Builtin))
+        .map_values(|v| v * 100)
+        .to("looped", Produced::with(Builtin, Builtin));
+    let topology = builder.build()?;
+    let repartitions = topology.repartition_topics();
+    assert_eq!(repartitions.len(), 2, "{repartitions:?}");
+    let generated = repartitions[0]
+        .strip_prefix("KSTREAM-REPARTITION-")
+        .and_then(|rest| rest.strip_suffix("-repartition"))
+        .unwrap();
+    assert!(
+        generated.len() == 10 && generated.bytes().all(|b| b.is_ascii_digit()),
+        "{generated}"
+    );
+    assert_eq!(repartitions[1], "by-upper-repartition");
+    assert!(topology.to_string().contains("(topic extractor)"));
+    // A sink with a topic extractor writes topics known only per record: not listed.
+    assert_eq!(
+        topology.sink_topics(),
+        [
+            repartitions[0].clone(),
+            s("by-upper-repartition"),
+            s("looped")
+        ]
+    );
+    let driver = TopologyTestDriver::new(topology, config())?;
+    let topic = driver.create_input_topic::<String, i64>("in", Builtin, Builtin);
+    topic.pipe_key_values([(s("a"), 1), (s("A"), -2), (s("b"), 3)])?;
+    let counts = driver.get_key_value_store::<String, i64>("upper-counts")?;
+    assert_eq!(counts.all()?, [(s("A"), 2), (s("B"), 1)]);
+    let through = driver.create_output_topic::<String, i64>(
+        "test-app-by-upper-repartition",
+        Builtin,
+        Builtin,
+    );
+    assert_eq!(
+        through.read_key_values_to_list()?,
+        [(s("A"), 1), (s("A"), -2), (s("B"), 3)]
+    );
+    let negative = driver.create_output_topic::<String, i64>("negative", Builtin, Builtin);
+    assert_eq!(negative.read_values_to_list()?, [-2]);
+    let looped = driver.create_output_topic::<String, i64>("looped", Builtin, Builtin);
+    assert_eq!(looped.read_values_to_list()?, [100, 300]);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A windowed count over any sequence of (key, timestamp) equals a model of Kafka's rule:
+    /// a record counts in each hopping window containing it whose end is after stream time
+    /// (including this record) minus the grace; the others are dropped, one count each.
+    #[test]
+    fn windowed_count_equals_a_model(
+        records in proptest::collection::vec((0u8..3, 0i64..400), 0..120),
+        size in 1i64..60,
+        advance_pick in 1i64..60,
+        grace in 0i64..80,
+    ) {
+        use embroker::streams::{ReadOnlyWindowStore, TimeWindows};
+        let advance = advance_pick.min(size);
+        let windows = TimeWindows::of_size_and_grace(
+            Duration::from_millis(size as u64),
+            Duration::from_millis(grace as u64),
+        )
+        .advance_by(Duration::from_millis(advance as u64));
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("in", Consumed::<String, String>::with(Builtin, Builtin))
+            .group_by_key(Grouped::with(Builtin, Builtin))
+            .windowed_by(windows)
+            .count(Materialized::as_("w"));
+        let driver = TopologyTestDriver::new(builder.build().unwrap(), config()).unwrap();
+        let input = driver.create_input_topic::<String, String>("in", Builtin, Builtin);
+        let mut model: std::collections::BTreeMap<(String, i64), i64> = Default::default();
+        let mut dropped = 0u64;
+        let mut stream_time = i64::MIN;
+        for (k, t) in &records {
+            let key = format!("k{k}");
+            stream_time = stream_time.max(*t);
+            let first = (t - size + advance).max(0) / advance * advance;
+            let mut start = first;
+            while start <= *t {
+                if start + size > stream_time - grace {
+                    *model.entry((key.clone(), start)).or_default() += 1;
+                } else {
+                    dropped += 1;
+                }
+                start += advance;
+            }
+            input.pipe_input_with_timestamp(key, s("x"), *t).unwrap();
+        }
+        prop_assert_eq!(driver.dropped_records(), dropped);
+        // Every window the store still keeps (retention size + grace, by the largest window
+        // start) holds the model's count.
+        let store = driver.get_window_store::<String, i64>("w").unwrap();
+        let kept: Vec<((String, i64), i64)> = store
+            .all()
+            .unwrap()
+            .into_iter()
+            .map(|(w, n)| ((w.key, w.window.start), n))
+            .collect();
+        let max_start = model.keys().map(|(_, start)| *start).max();
+        let expected: Vec<((String, i64), i64)> = model
+            .into_iter()
+            .filter(|((_, start), _)| max_start.is_some_and(|m| *start > m - (size + grace)))
+            .collect();
+        let mut kept_sorted = kept.clone();
+        kept_sorted.sort();
+        let mut expected_sorted = expected.clone();
+        expected_sorted.sort();
+        prop_assert_eq!(kept_sorted, expected_sorted);
+    }
+}
+
+#[test]
+fn a_stream_read_as_a_table() -> Result {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(
+            "updates",
+            Consumed::<String, Option<i64>>::with(Builtin, Builtin),
+        )
+        .to_table(Materialized::as_("latest"))
+        .to_stream()
+        .to("changes", Produced::with(Builtin, Builtin));
+    builder
+        .stream("plain", Consumed::<String, i64>::with(Builtin, Builtin))
+        .map_values(Some)
+        .to_table(Materialized::default());
+    let topology = builder.build()?;
+    assert!(topology
+        .state_stores()
+        .iter()
+        .any(|s| s.starts_with("KSTREAM-TOTABLE-STATE-STORE-")));
+    let driver = TopologyTestDriver::new(topology, config())?;
+    let updates = driver.create_input_topic::<String, Option<i64>>("updates", Builtin, Builtin);
+    updates.pipe_key_values([
+        (s("a"), Some(1)),
+        (s("b"), Some(2)),
+        (s("a"), Some(3)),
+        (s("b"), None),
+    ])?;
+    let latest = driver.get_key_value_store::<String, i64>("latest")?;
+    assert_eq!(latest.all()?, [(s("a"), 3)]);
+    let changes = driver.create_output_topic::<String, Option<i64>>("changes", Builtin, Builtin);
+    assert_eq!(
+        changes.read_values_to_list()?,
+        [Some(1), Some(2), Some(3), None]
+    );
+    Ok(())
+}
+
+#[test]
+fn session_windows_merge_and_forward_the_sessions_they_replace() -> Result {
+    use embroker::streams::{
+        ReadOnlySessionStore, SessionWindowedSerde, SessionWindows, Suppressed, Windowed,
+    };
+    let builder = StreamsBuilder::new();
+    let sessions = builder
+        .stream("clicks", Consumed::<String, String>::with(Builtin, Builtin))
+        .group_by_key(Grouped::with(Builtin, Builtin))
+        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+            Duration::from_millis(10),
+            Duration::from_millis(50),
+        ))
+        .aggregate(
+            String::new,
+            |_, page, pages| format!("{pages}{page}"),
+            |_, a, b| format!("{a}{b}"),
+            Materialized::as_("pages"),
+        );
+    sessions.to_stream().to(
+        "updates",
+        Produced::with(SessionWindowedSerde(Builtin), Builtin),
+    );
+    sessions
+        .suppress(Suppressed::until_window_closes())
+        .to_stream()
+        .to(
+            "final",
+            Produced::with(SessionWindowedSerde(Builtin), Builtin),
+        );
+    let driver = TopologyTestDriver::new(builder.build()?, config())?;
+    let clicks = driver.create_input_topic::<String, String>("clicks", Builtin, Builtin);
+    let updates = driver.create_output_topic::<Windowed<String>, Option<String>>(
+        "updates",
+        SessionWindowedSerde(Builtin),
+        Builtin,
+    );
+    let finals = driver.create_output_topic::<Windowed<String>, Option<String>>(
+        "final",
+        SessionWindowedSerde(Builtin),
+        Builtin,
+    );
+    let read = |topic: &embroker::streams::TestOutputTopic<Windowed<String>, Option<String>>| {
+        topic
+            .read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key.window.start, r.key.window.end, r.value, r.timestamp))
+            .collect::<Vec<_>>()
+    };
+    let click = |page: &str, t: i64| clicks.pipe_input_with_timestamp(s("u"), s(page), t);
+    click("a", 0)?; // [0, 0]
+    click("b", 30)?; // [30, 30]: more than the gap away
+    click("c", 10)?; // within 10 of 0: [0, 10]
+    assert_eq!(
+        read(&updates),
+        [
+            (0, 0, Some(s("a")), 0),
+            (30, 30, Some(s("b")), 30),
+            (0, 0, None, 0), // [0, 0] merged away
+            (0, 10, Some(s("ac")), 10),
+        ]
+    );
+    click("d", 20)?; // within 10 of both: merges [0, 10] and [30, 30] into [0, 30]
+    assert_eq!(
+        read(&updates),
+        [
+            (0, 10, None, 10),
+            (30, 30, None, 30),
+            (0, 30, Some(s("acbd")), 30),
+        ]
+    );
+    let store = driver.get_session_store::<String, String>("pages")?;
+    let fetched: Vec<(i64, i64, String)> = store
+        .fetch(&s("u"))?
+        .into_iter()
+        .map(|(w, v)| (w.window.start, w.window.end, v))
+        .collect();
+    assert_eq!(fetched, [(0, 30, s("acbd"))]);
+    assert_eq!(store.fetch_session(&s("u"), 0, 30)?, Some(s("acbd")));
+    // Stream time 100: the session [0, 30] ended before 100 - 50; a click at 25 would merge
+    // into it, so it is dropped and counted.
+    click("e", 100)?;
+    click("f", 25)?;
+    assert_eq!(driver.dropped_records(), 1);
+    assert_eq!(read(&updates), [(100, 100, Some(s("e")), 100)]);
+    // Final results: a session closes once stream time passes its end + gap + grace
+    // (30 + 10 + 50 = 90, reached at 100); the merged-away sessions' deletions are not
+    // final results.
+    assert_eq!(read(&finals), [(0, 30, Some(s("acbd")), 30)]);
+    // A zero gap is refused.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("x", Consumed::<String, String>::with(Builtin, Builtin))
+        .group_by_key(Grouped::with(Builtin, Builtin))
+        .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(
+            Duration::ZERO,
+        ))
+        .count(Materialized::default());
+    assert!(builder
+        .build()
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("inactivity gap"));
+    Ok(())
+}

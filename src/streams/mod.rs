@@ -3,27 +3,29 @@
 //!
 //! Kafka's vocabulary in Rust case: [`StreamsBuilder`], [`KStream`] (`filter`, `map`,
 //! `map_values`, `flat_map`, `flat_map_values`, `peek`, `foreach`, `merge`, `split`, `to`,
-//! `group_by_key`, `group_by`, `process`), [`KGroupedStream`] (`count`, `reduce`,
-//! `aggregate` into a store named by [`Materialized`]; `windowed_by` [`TimeWindows`] for
-//! tumbling and hopping windows with grace), [`KTable`] (`filter`, `map_values`,
+//! `to_dynamic`, `repartition`, `to_table`, `group_by_key`, `group_by`, `process`),
+//! [`KGroupedStream`] (`count`, `reduce`, `aggregate` into a store named by
+//! [`Materialized`]; `windowed_by` [`TimeWindows`] for tumbling and hopping windows with
+//! grace, `windowed_by_session` [`SessionWindows`]), [`KTable`] (`filter`, `map_values`,
 //! `to_stream`, `suppress` of a windowed table until its windows close, `group_by` into a
 //! [`KGroupedTable`] with adder and subtractor), the Processor API ([`Processor`],
 //! [`ProcessorContext::forward`], punctuators), state ([`KeyValueStore`],
-//! [`InMemoryKeyValueStore`], [`InMemoryWindowStore`]) and [`Serde`], which says how each key
-//! and value type meets a record's nullable bytes.
+//! [`InMemoryKeyValueStore`], [`InMemoryWindowStore`], [`InMemorySessionStore`]) and
+//! [`Serde`], which says how each key and value type meets a record's nullable bytes.
 //!
 //! Layering (docs/ARCHITECTURE.md, `src/streams/`): this layer uses the public typed API
 //! (`Serializer`, `Deserializer`, `Builtin`, `Json`) and, with the runtime, the broker's
 //! public producers and consumers; nothing below it knows about streams.
 //!
 //! Modules, one job each: `serdes` (null-aware serdes and the DSL's serde parameters),
-//! `topology` (the graph), `dsl` (the handles that build it), `window` (time windows and windowed keys),
-//! `processor` (the Processor API), `task` (one running instance of a topology), `state` (stores), `config`
+//! `topology` (the graph and its Processor API by name), `dsl` (the handles that build it),
+//! `window` (time and session windows, windowed keys), `processor` (the Processor API),
+//! `task` (one running instance of a topology), `state` (stores), `config`
 //! (`StreamsConfig`), `test_driver`.
 //!
 //! Not built yet (issue #21): the runtime (`KafkaStreams`: threads, tasks per partition
 //! through a consumer group, commits, changelog topics, persistent stores, restoration),
-//! sliding and session windows, joins.
+//! sliding windows, joins.
 
 mod config;
 mod dsl;
@@ -38,18 +40,22 @@ mod window;
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
     Branched, BranchedKStream, KGroupedStream, KGroupedTable, KStream, KTable, Materialized,
-    StreamsBuilder, Suppressed, TimeWindowedKStream,
+    SessionWindowedKStream, StreamsBuilder, Suppressed, TimeWindowedKStream,
 };
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
 };
-pub use serdes::{Consumed, Grouped, NonNull, Nullable, Produced, Serde};
+pub use serdes::{Consumed, Grouped, NonNull, Nullable, Produced, Repartitioned, Serde};
 pub use state::{
-    InMemoryKeyValueStore, InMemoryWindowStore, KeyValueStore, ReadOnlyKeyValueStore,
-    ReadOnlyWindowStore, ValueAndTimestamp, WindowStore,
+    InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, KeyValueStore,
+    ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore, SessionStore,
+    ValueAndTimestamp, WindowStore,
 };
 pub use test_driver::{
-    TestInputTopic, TestKeyValueStore, TestOutputTopic, TestWindowStore, TopologyTestDriver,
+    TestInputTopic, TestKeyValueStore, TestOutputTopic, TestSessionStore, TestWindowStore,
+    TopologyTestDriver,
 };
 pub use topology::Topology;
-pub use window::{TimeWindow, TimeWindowedSerde, TimeWindows, Windowed};
+pub use window::{
+    SessionWindowedSerde, SessionWindows, TimeWindowedSerde, TimeWindows, Window, Windowed,
+};

@@ -314,6 +314,10 @@ impl<K, V> Grouped<K, V> {
     }
 }
 
+/// How `KStream::repartition` writes and reads its internal topic: serdes and an optional
+/// name (Kafka's `Repartitioned`, which carries the same as [`Grouped`]).
+pub type Repartitioned<K, V> = Grouped<K, V>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

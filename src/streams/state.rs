@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use super::window::{TimeWindow, Windowed};
+use super::window::{Window, Windowed};
 use crate::error::Result;
 
 /// A value with the timestamp of the record that last updated it (Kafka's
@@ -196,8 +196,8 @@ impl<K: Ord, V> InMemoryWindowStore<K, V> {
         window_start <= self.observed_ms.saturating_sub(self.retention_ms)
     }
 
-    fn window(&self, start: i64) -> TimeWindow {
-        TimeWindow {
+    fn window(&self, start: i64) -> Window {
+        Window {
             start,
             end: start.saturating_add(self.window_size_ms),
         }
@@ -267,6 +267,137 @@ impl<K: Ord + Clone, V: Clone> WindowStore<K, V> for InMemoryWindowStore<K, V> {
                 .entry(window_start)
                 .or_default()
                 .insert(key, value);
+        }
+        Ok(())
+    }
+}
+
+/// Reads of a session store (Kafka's `ReadOnlySessionStore`).
+pub trait ReadOnlySessionStore<K, V> {
+    /// Every live session of `key`, by start.
+    fn fetch(&self, key: &K) -> Result<Vec<(Windowed<K>, V)>>;
+    /// The value of `key`'s session `[start, end]`, if it exists (Kafka's `fetchSession`).
+    fn fetch_session(&self, key: &K, start: i64, end: i64) -> Result<Option<V>>;
+}
+
+/// A session store that processors write (Kafka's `SessionStore`).
+pub trait SessionStore<K, V>: ReadOnlySessionStore<K, V> {
+    /// The store's name, unique within a topology.
+    fn name(&self) -> &str;
+    /// `key`'s sessions that end at or after `earliest_end` and start at or before
+    /// `latest_start` (Kafka's `findSessions`): those a record can merge with.
+    fn find_sessions(
+        &self,
+        key: &K,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(Windowed<K>, V)>>;
+    /// Store a session; one that ended a retention period or more before the latest end seen
+    /// is not stored.
+    fn put(&mut self, session: Windowed<K>, value: V) -> Result<()>;
+    /// Remove a session.
+    fn remove(&mut self, session: &Windowed<K>) -> Result<()>;
+}
+
+/// A session store in memory (Kafka's `Stores.inMemorySessionStore`): sessions per key,
+/// expiring `retention` after the latest session end it has been given.
+#[derive(Clone, Debug)]
+pub struct InMemorySessionStore<K, V> {
+    name: String,
+    retention_ms: i64,
+    observed_ms: i64,
+    sessions: BTreeMap<K, BTreeMap<(i64, i64), V>>,
+}
+
+impl<K: Ord, V> InMemorySessionStore<K, V> {
+    /// An empty store called `name`, keeping sessions for `retention_ms` after their end.
+    pub fn new(name: impl Into<String>, retention_ms: i64) -> Self {
+        InMemorySessionStore {
+            name: name.into(),
+            retention_ms,
+            observed_ms: i64::MIN,
+            sessions: BTreeMap::new(),
+        }
+    }
+
+    fn expired(&self, end: i64) -> bool {
+        end <= self.observed_ms.saturating_sub(self.retention_ms)
+    }
+
+    fn live<'a>(&'a self, key: &'a K) -> impl Iterator<Item = (&'a (i64, i64), &'a V)> + 'a {
+        self.sessions
+            .get(key)
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter(|((_, end), _)| !self.expired(*end))
+    }
+}
+
+fn session<K: Clone>(key: &K, (start, end): (i64, i64)) -> Windowed<K> {
+    Windowed {
+        key: key.clone(),
+        window: Window { start, end },
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> ReadOnlySessionStore<K, V> for InMemorySessionStore<K, V> {
+    fn fetch(&self, key: &K) -> Result<Vec<(Windowed<K>, V)>> {
+        Ok(self
+            .live(key)
+            .map(|(w, v)| (session(key, *w), v.clone()))
+            .collect())
+    }
+
+    fn fetch_session(&self, key: &K, start: i64, end: i64) -> Result<Option<V>> {
+        Ok(self
+            .live(key)
+            .find(|(w, _)| **w == (start, end))
+            .map(|(_, v)| v.clone()))
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> SessionStore<K, V> for InMemorySessionStore<K, V> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn find_sessions(
+        &self,
+        key: &K,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(Windowed<K>, V)>> {
+        Ok(self
+            .live(key)
+            .filter(|((start, end), _)| *end >= earliest_end && *start <= latest_start)
+            .map(|(w, v)| (session(key, *w), v.clone()))
+            .collect())
+    }
+
+    fn put(&mut self, session: Windowed<K>, value: V) -> Result<()> {
+        let Windowed { key, window } = session;
+        self.observed_ms = self.observed_ms.max(window.end);
+        if !self.expired(window.end) {
+            self.sessions
+                .entry(key)
+                .or_default()
+                .insert((window.start, window.end), value);
+        }
+        // Drop what expired (Kafka's removeExpiredSegments), and keys left with nothing.
+        let floor = self.observed_ms.saturating_sub(self.retention_ms);
+        for sessions in self.sessions.values_mut() {
+            sessions.retain(|(_, end), _| *end > floor);
+        }
+        self.sessions.retain(|_, m| !m.is_empty());
+        Ok(())
+    }
+
+    fn remove(&mut self, session: &Windowed<K>) -> Result<()> {
+        if let Some(m) = self.sessions.get_mut(&session.key) {
+            m.remove(&(session.window.start, session.window.end));
+            if m.is_empty() {
+                self.sessions.remove(&session.key);
+            }
         }
         Ok(())
     }
@@ -375,6 +506,34 @@ mod tests {
             vec![("a", 50, 60, 2), ("b", 50, 60, 3), ("a", 100, 110, 4)]
         );
         assert_eq!(WindowStore::name(&w), "w");
+    }
+
+    #[test]
+    fn sessions_are_found_by_overlap_and_expire_by_their_end() {
+        let mut st = InMemorySessionStore::new("s", 100);
+        let w = |start, end| Windowed {
+            key: "k",
+            window: Window { start, end },
+        };
+        st.put(w(0, 10), 1).unwrap();
+        st.put(w(50, 60), 2).unwrap();
+        let found = |st: &InMemorySessionStore<&str, i32>, from, to| -> Vec<(i64, i64)> {
+            st.find_sessions(&"k", from, to)
+                .unwrap()
+                .into_iter()
+                .map(|(w, _)| (w.window.start, w.window.end))
+                .collect()
+        };
+        assert_eq!(found(&st, 5, 55), vec![(0, 10), (50, 60)]);
+        assert_eq!(found(&st, 11, 49), Vec::<(i64, i64)>::new());
+        assert_eq!(st.fetch_session(&"k", 50, 60).unwrap(), Some(2));
+        st.remove(&w(50, 60)).unwrap();
+        assert_eq!(st.fetch(&"k").unwrap().len(), 1);
+        st.put(w(110, 110), 3).unwrap(); // observed 110: [0, 10] expired (10 <= 110 - 100)
+        assert_eq!(st.fetch_session(&"k", 0, 10).unwrap(), None);
+        st.put(w(0, 5), 9).unwrap(); // too old to store
+        assert_eq!(st.fetch(&"k").unwrap().len(), 1);
+        assert_eq!(SessionStore::name(&st), "s");
     }
 
     proptest! {

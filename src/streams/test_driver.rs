@@ -30,8 +30,9 @@ use super::config::StreamsConfig;
 use super::processor::{PunctuationType, Record, RecordMetadata};
 use super::serdes::{Serde, SharedSerde};
 use super::state::{
-    InMemoryKeyValueStore, InMemoryWindowStore, ReadOnlyKeyValueStore, ReadOnlyWindowStore,
-    ValueAndTimestamp, WindowsWithoutTimestamps, WithoutTimestamps,
+    InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, ReadOnlyKeyValueStore,
+    ReadOnlySessionStore, ReadOnlyWindowStore, ValueAndTimestamp, WindowsWithoutTimestamps,
+    WithoutTimestamps,
 };
 use super::task::{Produced, Task};
 use super::topology::Topology;
@@ -296,6 +297,21 @@ impl TopologyTestDriver {
         V: Clone + 'static,
     {
         let store = TestWindowStore {
+            inner: Rc::clone(&self.inner),
+            name: name.to_string(),
+            _types: std::marker::PhantomData,
+        };
+        store.with(|_| Ok(()))?;
+        Ok(store)
+    }
+
+    /// The session store `name` of `K` to `V` (Kafka's `getSessionStore`).
+    pub fn get_session_store<K, V>(&self, name: &str) -> Result<TestSessionStore<K, V>>
+    where
+        K: Ord + Clone + 'static,
+        V: Clone + 'static,
+    {
+        let store = TestSessionStore {
             inner: Rc::clone(&self.inner),
             name: name.to_string(),
             _types: std::marker::PhantomData,
@@ -618,5 +634,49 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> ReadOnlyWindowStore<K, V>
 
     fn all(&self) -> Result<Vec<(Windowed<K>, V)>> {
         self.with(|s| s.all())
+    }
+}
+
+/// A session store of a [`TopologyTestDriver`], read between piped records (what Kafka's
+/// `getSessionStore` returns). Reads are copies.
+pub struct TestSessionStore<K, V> {
+    inner: Rc<RefCell<Inner>>,
+    name: String,
+    _types: std::marker::PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: Ord + Clone + 'static, V: Clone + 'static> TestSessionStore<K, V> {
+    fn with<R>(&self, f: impl FnOnce(&dyn ReadOnlySessionStore<K, V>) -> Result<R>) -> Result<R> {
+        let inner = self.inner.borrow();
+        let any = inner
+            .task
+            .store_any(&self.name)
+            .ok_or_else(|| Error::StateStore {
+                store: self.name.clone(),
+                reason: "no such store in the topology".to_string(),
+            })?;
+        match any.downcast_ref::<InMemorySessionStore<K, V>>() {
+            Some(store) => f(store),
+            None => Err(Error::StateStore {
+                store: self.name.clone(),
+                reason: format!(
+                    "it is not a session store of {} to {}",
+                    std::any::type_name::<K>(),
+                    std::any::type_name::<V>()
+                ),
+            }),
+        }
+    }
+}
+
+impl<K: Ord + Clone + 'static, V: Clone + 'static> ReadOnlySessionStore<K, V>
+    for TestSessionStore<K, V>
+{
+    fn fetch(&self, key: &K) -> Result<Vec<(Windowed<K>, V)>> {
+        self.with(|s| s.fetch(key))
+    }
+
+    fn fetch_session(&self, key: &K, start: i64, end: i64) -> Result<Option<V>> {
+        self.with(|s| s.fetch_session(key, start, end))
     }
 }

@@ -53,10 +53,21 @@ pub(crate) type Extractor<K, V> = Arc<dyn Fn(&Record<K, V>, i64) -> i64 + Send +
 /// What a node is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum NodeKind {
-    Source { topic: String, internal: bool },
+    Source {
+        topic: String,
+        internal: bool,
+    },
     Processor,
-    Sink { topic: String, internal: bool },
+    Sink {
+        topic: String,
+        internal: bool,
+    },
+    /// A sink whose topic a function picks per record (Kafka's `TopicNameExtractor`).
+    DynamicSink,
 }
+
+/// Picks a sink's topic per record.
+pub(crate) type TopicExtractor<K, V> = Arc<dyn Fn(&K, &V) -> String + Send + Sync>;
 
 /// One node of the graph.
 #[derive(Clone)]
@@ -123,7 +134,8 @@ impl Topology {
         set.into_iter().cloned().collect()
     }
 
-    /// The topics the topology writes, sorted; internal topics without the application id.
+    /// The topics the topology writes, sorted; internal topics without the application id
+    /// (sinks with a topic extractor write topics known only per record, not listed).
     pub fn sink_topics(&self) -> Vec<String> {
         let set: BTreeSet<&String> = self
             .nodes
@@ -569,6 +581,7 @@ impl Topology {
                 topic: topic_name.clone(),
                 internal,
                 full_topic: String::new(),
+                extractor: None,
                 key_serde: key_serde.clone(),
                 value_serde: value_serde.clone(),
             }) as Box<dyn Node>
@@ -583,6 +596,29 @@ impl Topology {
             Vec::new(),
             make,
         )
+    }
+
+    /// Add a sink under `parent` that writes each record to the topic `extractor` picks,
+    /// with the serdes.
+    pub(crate) fn dynamic_sink_node<K: 'static, V: 'static>(
+        &mut self,
+        name: String,
+        extractor: TopicExtractor<K, V>,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        parent: usize,
+    ) -> Result<usize> {
+        let make: NodeSupplier = Arc::new(move || {
+            Box::new(Sink {
+                topic: String::new(),
+                internal: false,
+                full_topic: String::new(),
+                extractor: Some(extractor.clone()),
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+            }) as Box<dyn Node>
+        });
+        self.add_node(name, NodeKind::DynamicSink, &[parent], Vec::new(), make)
     }
 
     /// Add a store; its name must be new.
@@ -642,6 +678,9 @@ impl fmt::Display for Topology {
                 NodeKind::Sink { topic, .. } => {
                     writeln!(out, "  Sink: {} (topic: {topic})", node.name)
                 }
+                NodeKind::DynamicSink => {
+                    writeln!(out, "  Sink: {} (topic extractor)", node.name)
+                }
             };
             let names = |ids: &[usize]| -> Vec<&str> {
                 ids.iter()
@@ -691,6 +730,8 @@ struct Sink<K, V> {
     internal: bool,
     /// `topic`, prefixed with the application id if internal; set at `init`.
     full_topic: String,
+    /// If set, picks each record's topic instead.
+    extractor: Option<TopicExtractor<K, V>>,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
 }
@@ -720,21 +761,25 @@ impl<K: 'static, V: 'static> Node for Sink<K, V> {
             timestamp,
             mut headers,
         } = *record;
+        let topic = match &self.extractor {
+            Some(extract) => extract(&key, &value),
+            None => self.full_topic.clone(),
+        };
         let serialization = |part: RecordPart, e: SerdeError| Error::Serialization {
-            topic: self.full_topic.clone(),
+            topic: topic.clone(),
             part,
             reason: e.to_string(),
         };
         let key = self
             .key_serde
-            .serialize(&self.full_topic, &mut headers, key)
+            .serialize(&topic, &mut headers, key)
             .map_err(|e| serialization(RecordPart::Key, e))?;
         let value = self
             .value_serde
-            .serialize(&self.full_topic, &mut headers, value)
+            .serialize(&topic, &mut headers, value)
             .map_err(|e| serialization(RecordPart::Value, e))?;
         task.produced.push(super::task::Produced {
-            topic: self.full_topic.clone(),
+            topic,
             key,
             value,
             timestamp,

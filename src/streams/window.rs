@@ -1,10 +1,12 @@
-//! Time windows: [`TimeWindows`] (tumbling and hopping, with a grace period), the
-//! [`TimeWindow`] a record falls in, the [`Windowed`] key of a windowed aggregation, and
-//! [`TimeWindowedSerde`], Kafka's byte layout of a windowed key.
+//! Windows: [`TimeWindows`] (tumbling and hopping, with a grace period), [`SessionWindows`]
+//! (merged by an inactivity gap), the [`Window`] a record falls in, the [`Windowed`] key of a
+//! windowed aggregation, and [`TimeWindowedSerde`] and [`SessionWindowedSerde`], Kafka's byte
+//! layouts of windowed keys.
 //!
-//! Invariants: a window is `[start, end)` with `start` a multiple of the advance (windows are
-//! aligned to the epoch, as Kafka's); a record at `t` belongs to every window with
-//! `start <= t < end`, and never to a window starting before 0.
+//! Invariants: a time window is `[start, end)` with `start` a multiple of the advance
+//! (windows are aligned to the epoch, as Kafka's); a record at `t` belongs to every time
+//! window with `start <= t < end`, and never to a window starting before 0. A session window
+//! is `[start, end]`, the first and last timestamps of its records.
 
 use std::time::Duration;
 
@@ -13,9 +15,9 @@ use crate::error::{Error, Result};
 use crate::typed::SerdeError;
 use crate::types::{Bytes, Header};
 
-/// One time window, `[start, end)` in milliseconds (Kafka's `TimeWindow`).
+/// One time window, `[start, end)` in milliseconds (Kafka's `Window`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TimeWindow {
+pub struct Window {
     /// The first millisecond in the window.
     pub start: i64,
     /// The first millisecond after it.
@@ -29,7 +31,7 @@ pub struct Windowed<K> {
     /// The record key.
     pub key: K,
     /// The window.
-    pub window: TimeWindow,
+    pub window: Window,
 }
 
 /// Fixed-size windows that advance by a fixed step: tumbling when the step is the size,
@@ -110,7 +112,7 @@ impl TimeWindows {
 
     /// The windows a record at `timestamp` belongs to, earliest first (Kafka's
     /// `windowsFor`); none for a negative timestamp or invalid windows.
-    pub fn windows_for(&self, timestamp: i64) -> Vec<TimeWindow> {
+    pub fn windows_for(&self, timestamp: i64) -> Vec<Window> {
         if timestamp < 0 || self.validate().is_err() {
             return Vec::new();
         }
@@ -121,7 +123,7 @@ impl TimeWindows {
         let mut start = first / self.advance_ms * self.advance_ms;
         let mut windows = Vec::new();
         while start <= timestamp {
-            windows.push(TimeWindow {
+            windows.push(Window {
                 start,
                 end: start.saturating_add(self.size_ms),
             });
@@ -161,7 +163,8 @@ impl std::fmt::Display for TooShort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} bytes: a windowed key ends with its 8-byte window start",
+            "{} bytes: a windowed key ends with its 8-byte window start (a session-windowed \
+             key with its end and start, 16 bytes)",
             self.0
         )
     }
@@ -201,9 +204,103 @@ impl<K, S: Serde<K>> Serde<Windowed<K>> for TimeWindowedSerde<S> {
             .deserialize(topic, headers, Some(bytes.slice(..split)))?;
         Ok(Windowed {
             key,
-            window: TimeWindow {
+            window: Window {
                 start,
                 end: start.saturating_add(self.window_size_ms),
+            },
+        })
+    }
+}
+
+/// Sessions: a key's records closer together than the inactivity gap form one window, which
+/// grows, and merges with its neighbours, as records arrive (Kafka's `SessionWindows`). A
+/// record whose merged session ended more than the grace period before stream time is
+/// dropped and counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionWindows {
+    gap_ms: i64,
+    grace_ms: i64,
+}
+
+impl SessionWindows {
+    /// Sessions closed by `gap` of inactivity, with no grace period (Kafka's
+    /// `ofInactivityGapWithNoGrace`).
+    pub fn of_inactivity_gap_with_no_grace(gap: Duration) -> Self {
+        SessionWindows::of_inactivity_gap_and_grace(gap, Duration::ZERO)
+    }
+
+    /// Sessions closed by `gap` of inactivity that accept records up to `grace` after their
+    /// end, by stream time (Kafka's `ofInactivityGapAndGrace`).
+    pub fn of_inactivity_gap_and_grace(gap: Duration, grace: Duration) -> Self {
+        SessionWindows {
+            gap_ms: millis(gap),
+            grace_ms: millis(grace),
+        }
+    }
+
+    /// The inactivity gap in milliseconds.
+    pub fn inactivity_gap_ms(&self) -> i64 {
+        self.gap_ms
+    }
+
+    /// The grace period in milliseconds.
+    pub fn grace_ms(&self) -> i64 {
+        self.grace_ms
+    }
+
+    /// Check the gap, as Kafka does when the windows are made.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.gap_ms < 1 {
+            return Err(Error::InvalidTopology {
+                reason: "SessionWindows: the inactivity gap must be at least 1 ms".to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Kafka's `SessionWindowedSerde`: a session-windowed key as the inner key's bytes followed by
+/// the window end and then its start, each 8 bytes big-endian.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionWindowedSerde<S>(pub S);
+
+impl<K, S: Serde<K>> Serde<Windowed<K>> for SessionWindowedSerde<S> {
+    fn serialize(
+        &self,
+        topic: &str,
+        headers: &mut Vec<Header>,
+        data: Windowed<K>,
+    ) -> Result<Option<Bytes>, SerdeError> {
+        let key = self.0.serialize(topic, headers, data.key)?;
+        let mut bytes = key.map(Vec::from).unwrap_or_default();
+        bytes.extend_from_slice(&data.window.end.to_be_bytes());
+        bytes.extend_from_slice(&data.window.start.to_be_bytes());
+        Ok(Some(Bytes::from(bytes)))
+    }
+
+    fn deserialize(
+        &self,
+        topic: &str,
+        headers: &[Header],
+        data: Option<Bytes>,
+    ) -> Result<Windowed<K>, SerdeError> {
+        let bytes = data.unwrap_or_default();
+        let split = bytes
+            .len()
+            .checked_sub(16)
+            .ok_or_else(|| Box::new(TooShort(bytes.len())))?;
+        let mut end = [0u8; 8];
+        end.copy_from_slice(&bytes[split..split + 8]);
+        let mut start = [0u8; 8];
+        start.copy_from_slice(&bytes[split + 8..]);
+        let key = self
+            .0
+            .deserialize(topic, headers, Some(bytes.slice(..split)))?;
+        Ok(Windowed {
+            key,
+            window: Window {
+                start: i64::from_be_bytes(start),
+                end: i64::from_be_bytes(end),
             },
         })
     }
@@ -226,7 +323,7 @@ mod tests {
         assert!(ok.advance_by(Duration::ZERO).validate().is_err());
         assert!(ok.advance_by(Duration::from_millis(11)).validate().is_err());
         assert!(ok.windows_for(-1).is_empty());
-        assert_eq!(ok.windows_for(0), [TimeWindow { start: 0, end: 10 }]);
+        assert_eq!(ok.windows_for(0), [Window { start: 0, end: 10 }]);
     }
 
     #[test]
@@ -234,7 +331,7 @@ mod tests {
         let serde = TimeWindowedSerde::new(Builtin, Duration::from_millis(100));
         let w = Windowed {
             key: "k".to_string(),
-            window: TimeWindow {
+            window: Window {
                 start: 258,
                 end: 358,
             },
@@ -250,6 +347,29 @@ mod tests {
         assert!(short.unwrap_err().to_string().contains("3 bytes"));
     }
 
+    #[test]
+    fn session_windowed_keys_are_kafkas_bytes() {
+        let serde = SessionWindowedSerde(Builtin);
+        let w = Windowed {
+            key: "k".to_string(),
+            window: Window { start: 1, end: 2 },
+        };
+        let bytes = serde
+            .serialize("t", &mut Vec::new(), w.clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!(&bytes[..], b"k\0\0\0\0\0\0\0\x02\0\0\0\0\0\0\0\x01");
+        assert_eq!(serde.deserialize("t", &[], Some(bytes)).unwrap(), w);
+        let short: Result<Windowed<String>, _> =
+            serde.deserialize("t", &[], Some(Bytes::from_static(b"0123456789")));
+        assert!(short.is_err());
+        assert!(
+            SessionWindows::of_inactivity_gap_with_no_grace(Duration::ZERO)
+                .validate()
+                .is_err()
+        );
+    }
+
     proptest! {
         #[test]
         fn a_record_is_in_exactly_the_windows_that_contain_it(
@@ -259,8 +379,8 @@ mod tests {
             let w = TimeWindows::of_size_with_no_grace(Duration::from_millis(size as u64))
                 .advance_by(Duration::from_millis(advance as u64));
             let got = w.windows_for(t);
-            let want: Vec<TimeWindow> = (0..=t / advance)
-                .map(|i| TimeWindow { start: i * advance, end: i * advance + size })
+            let want: Vec<Window> = (0..=t / advance)
+                .map(|i| Window { start: i * advance, end: i * advance + size })
                 .filter(|win| win.start <= t && t < win.end)
                 .collect();
             prop_assert_eq!(got, want);

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use super::kstream::KStream;
 use super::ktable::KTable;
 use super::processors::{Aggregate, Step};
+use super::session::SessionWindowedKStream;
 use super::windowed::TimeWindowedKStream;
 use super::{add, add_kv_store, add_processor, name, supplier, Materialized, Shared};
 use crate::streams::serdes::Grouped;
 use crate::streams::state::ValueAndTimestamp;
-use crate::streams::window::TimeWindows;
+use crate::streams::window::{SessionWindows, TimeWindows};
 
 /// A stream grouped by key (Kafka's `KGroupedStream<K, V>`): `count`, `reduce` and
 /// `aggregate` make a [`KTable`] whose store holds the aggregate per key.
@@ -101,6 +102,15 @@ where
             add(&self.stream.shared, |_| Err(e));
         }
         TimeWindowedKStream::new(self, windows)
+    }
+
+    /// Group into sessions (Kafka's `windowedBy(SessionWindows)`): the aggregations then keep
+    /// one aggregate per key and session.
+    pub fn windowed_by_session(self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
+        if let Err(e) = windows.validate() {
+            add(&self.stream.shared, |_| Err(e));
+        }
+        SessionWindowedKStream::new(self, windows)
     }
 
     /// The node an aggregation into `store` hangs under: the stream itself, or, if it must

@@ -7,11 +7,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::grouped::KGroupedStream;
-use super::processors::{Branch, Predicate, Stateless};
-use super::{add, add_processor, name, supplier, Shared};
+use super::ktable::KTable;
+use super::processors::{Branch, Predicate, Stateless, TableSource};
+use super::{add, add_kv_store, add_processor, name, supplier, Materialized, Shared};
 use crate::error::{Error, Result};
 use crate::streams::processor::{Processor, ProcessorContext, Record};
-use crate::streams::serdes::{Grouped, Produced};
+use crate::streams::serdes::{Grouped, Produced, Repartitioned};
+use crate::streams::state::ValueAndTimestamp;
 use crate::streams::topology::PassThrough;
 
 /// A stream of records (Kafka's `KStream<K, V>`): made by
@@ -298,6 +300,58 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         });
     }
 
+    /// Write each record to the topic `extractor` picks for it (Kafka's
+    /// `to(TopicNameExtractor, Produced)`). In the test driver any name goes; the runtime's
+    /// producer will refuse a name Kafka does not allow.
+    pub fn to_dynamic(
+        &self,
+        extractor: impl Fn(&K, &V) -> String + Send + Sync + 'static,
+        produced: Produced<K, V>,
+    ) {
+        let sink = name(&self.shared, "KSTREAM-SINK");
+        add(&self.shared, |t| {
+            t.dynamic_sink_node(
+                sink,
+                Arc::new(extractor),
+                produced.key_serde,
+                produced.value_serde,
+                self.node,
+            )
+        });
+    }
+
+    /// Write the stream through an internal topic and read it back (Kafka's `repartition`):
+    /// `<name>-repartition` with `repartitioned`'s name, else
+    /// `KSTREAM-REPARTITION-<index>-repartition`, prefixed with the application id. Records of
+    /// a key then meet in one task, so a later grouping needs no repartition of its own.
+    pub fn repartition(&self, repartitioned: Repartitioned<K, V>) -> KStream<K, V> {
+        let prefix = repartitioned
+            .name
+            .clone()
+            .unwrap_or_else(|| name(&self.shared, "KSTREAM-REPARTITION"));
+        let topic = format!("{prefix}-repartition");
+        let (ks, vs) = (
+            repartitioned.key_serde.clone(),
+            repartitioned.value_serde.clone(),
+        );
+        let sink = format!("{prefix}-repartition-sink");
+        let source = format!("{prefix}-repartition-source");
+        add(&self.shared, |t| {
+            t.sink_node(sink, &topic, true, ks, vs, self.node)
+        });
+        let node = add(&self.shared, |t| {
+            t.source_node::<K, V>(
+                source,
+                &topic,
+                true,
+                repartitioned.key_serde,
+                repartitioned.value_serde,
+                None,
+            )
+        });
+        KStream::new(self.shared.clone(), node, false)
+    }
+
     /// Group by the current key (Kafka's `groupByKey`). If the key may have changed since the
     /// source (`map`, `select_key`, ...), the aggregation will first write the records to a
     /// repartition topic with `grouped`'s serdes, as Kafka does.
@@ -345,6 +399,29 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             supplier(make),
         );
         KStream::new(self.shared.clone(), node, true)
+    }
+}
+
+impl<K: Ord + Clone + 'static, V: Clone + 'static> KStream<K, Option<V>> {
+    /// The stream read as a table (Kafka's `toTable`): each record updates its key's row in
+    /// a store, and a `None` value (a tombstone) deletes it. A stream of plain values becomes
+    /// one with `map_values(Some)`. Unnamed, the store is called
+    /// `KSTREAM-TOTABLE-STATE-STORE-<index>`.
+    pub fn to_table(&self, materialized: Materialized) -> KTable<K, V> {
+        let store = materialized
+            .name
+            .unwrap_or_else(|| name(&self.shared, "KSTREAM-TOTABLE-STATE-STORE"));
+        add_kv_store::<K, ValueAndTimestamp<V>>(&self.shared, &store);
+        let node_name = name(&self.shared, "KSTREAM-TOTABLE");
+        let store_name = store.clone();
+        let node = add_processor(
+            &self.shared,
+            node_name,
+            &[self.node],
+            vec![store.clone()],
+            supplier(move || TableSource::<K, V>::new(store_name.clone())),
+        );
+        KTable::new(self.shared.clone(), node, Some(store))
     }
 }
 

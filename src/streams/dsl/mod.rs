@@ -19,6 +19,7 @@ mod grouped_table;
 mod kstream;
 mod ktable;
 mod processors;
+mod session;
 mod windowed;
 
 use std::cell::RefCell;
@@ -29,6 +30,7 @@ pub use grouped::KGroupedStream;
 pub use grouped_table::KGroupedTable;
 pub use kstream::{Branched, BranchedKStream, KStream};
 pub use ktable::{KTable, Suppressed};
+pub use session::SessionWindowedKStream;
 pub use windowed::TimeWindowedKStream;
 
 use super::processor::Processor;

@@ -8,10 +8,10 @@ use super::Change;
 use crate::error::Result;
 use crate::streams::processor::{Processor, ProcessorContext, Record};
 use crate::streams::state::{
-    InMemoryKeyValueStore, InMemoryWindowStore, KeyValueStore, ReadOnlyKeyValueStore,
-    ReadOnlyWindowStore, ValueAndTimestamp, WindowStore,
+    InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, KeyValueStore,
+    ReadOnlyKeyValueStore, ReadOnlyWindowStore, SessionStore, ValueAndTimestamp, WindowStore,
 };
-use crate::streams::window::{TimeWindows, Windowed};
+use crate::streams::window::{SessionWindows, TimeWindows, Window, Windowed};
 
 /// A DSL store: values with the timestamps of the records that set them.
 pub(crate) type DslStore<K, V> = InMemoryKeyValueStore<K, ValueAndTimestamp<V>>;
@@ -300,6 +300,90 @@ where
                 old: old_agg,
             },
             timestamp,
+            headers,
+        })
+    }
+}
+
+/// Merges two aggregates of a key's sessions (the first may not exist yet, for `reduce`).
+pub(crate) type Merge<K, VA> = Arc<dyn Fn(&K, Option<VA>, VA) -> VA + Send + Sync>;
+
+/// A session aggregation (Kafka's `KStreamSessionWindowAggregate`): the record's session
+/// `[t, t]` merges with every session of its key within the inactivity gap; if the merged
+/// session ended before stream time minus the grace period the record is dropped and
+/// counted, otherwise the merged sessions are removed (each forwarded as a deletion) and the
+/// merged one stored and forwarded, at its end's timestamp.
+pub(crate) struct SessionAggregate<K, V, VA> {
+    pub(crate) store: String,
+    pub(crate) windows: SessionWindows,
+    pub(crate) init: Arc<dyn Fn() -> Option<VA> + Send + Sync>,
+    pub(crate) add: Step<K, V, VA>,
+    pub(crate) merge: Merge<K, VA>,
+}
+
+impl<K, V, VA> Processor<K, V, Windowed<K>, Change<VA>> for SessionAggregate<K, V, VA>
+where
+    K: Ord + Clone + 'static,
+    VA: Clone + 'static,
+{
+    fn process(
+        &mut self,
+        record: Record<K, V>,
+        context: &mut ProcessorContext<'_, Windowed<K>, Change<VA>>,
+    ) -> Result<()> {
+        let close_time = context
+            .current_stream_time_ms()
+            .saturating_sub(self.windows.grace_ms());
+        let gap = self.windows.inactivity_gap_ms();
+        let t = record.timestamp;
+        let store = context.state_store::<InMemorySessionStore<K, VA>>(&self.store)?;
+        let merged =
+            store.find_sessions(&record.key, t.saturating_sub(gap), t.saturating_add(gap))?;
+        let mut window = Window { start: t, end: t };
+        let mut aggregate = (self.init)();
+        for (session, value) in &merged {
+            aggregate = Some((self.merge)(&record.key, aggregate, value.clone()));
+            window.start = window.start.min(session.window.start);
+            window.end = window.end.max(session.window.end);
+        }
+        if window.end < close_time {
+            context.record_dropped();
+            return Ok(());
+        }
+        for (session, _) in &merged {
+            store.remove(session)?;
+        }
+        let Record {
+            key,
+            value,
+            headers,
+            ..
+        } = record;
+        let new = (self.add)(&key, value, aggregate);
+        let session = Windowed {
+            key: key.clone(),
+            window,
+        };
+        store.put(session.clone(), new.clone())?;
+        for (old, old_value) in merged {
+            let end = old.window.end;
+            context.forward(Record {
+                key: old,
+                value: Change {
+                    new: None,
+                    old: Some(old_value),
+                },
+                timestamp: end,
+                headers: headers.clone(),
+            })?;
+        }
+        context.forward(Record {
+            key: session,
+            value: Change {
+                new: Some(new),
+                old: None,
+            },
+            timestamp: window.end,
             headers,
         })
     }
