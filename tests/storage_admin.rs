@@ -227,3 +227,32 @@ fn closed_broker_refuses_work_and_temporary_dir_goes_away() {
         "temporary directory removed with the last handle"
     );
 }
+
+/// A `create_partitions` whose new partition cannot open removes only the new partitions'
+/// directories: it used to number them from 0 and remove the topic's existing partitions'
+/// directories (issue #20, found while batching partition creation).
+#[test]
+fn a_failed_create_partitions_keeps_the_existing_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = embroker::Broker::open(dir.path()).unwrap();
+        broker
+            .create_topic("kept", embroker::TopicConfig::default().partitions(2))
+            .unwrap();
+        let p0 = broker.topic("kept").unwrap().partition(0).unwrap();
+        p0.append(&[embroker::Record::new("stays")]).unwrap();
+        // A file where partition 2's directory would go: that partition cannot open.
+        std::fs::write(dir.path().join("kept-2"), b"not a directory").unwrap();
+        assert!(broker.create_partitions("kept", 3).is_err());
+        assert!(dir.path().join("kept-0").is_dir());
+        assert!(dir.path().join("kept-1").is_dir());
+        broker.close().unwrap();
+    }
+    let _ = std::fs::remove_file(dir.path().join("kept-2"));
+    let broker = embroker::Broker::open(dir.path()).unwrap();
+    let p0 = broker.topic("kept").unwrap().partition(0).unwrap();
+    let read = p0.read(0, 1 << 20).unwrap();
+    let values: Vec<_> = read.iter().map(|r| r.value.unwrap()).collect();
+    assert_eq!(values, [bytes::Bytes::from_static(b"stays")]);
+    assert_eq!(broker.topic("kept").unwrap().partition_count(), 2);
+}

@@ -1,5 +1,5 @@
-//! Checkpoints of many partitions at once, for a clean close, [`Broker::flush`] and the
-//! recovery at open: the work grows with the partitions that changed, and the fsyncs are one
+//! Checkpoints of many partitions at once, for a clean close, [`Broker::flush`], the tasks
+//! thread (rolled segments, the periodic checkpoint) and `create_partitions`: the work grows with the partitions that changed, and the fsyncs are one
 //! pass for all of them, not a chain per partition.
 //!
 //! The protocol, each step over every partition before the next (steps 1 and 3 on the
@@ -13,7 +13,10 @@
 //!    temporary files renamed into place.
 //! 4. A second sync pass makes the renames durable.
 //!
-//! Invariants: a recovery point or snapshot names only bytes already durable (it is renamed
+//! Invariants: one batch at a time in the process (`BATCHES`): a batch holds the
+//! `checkpointing` lock of each partition it began until it ends, and takes them one after
+//! another, so two batches over the same partitions in different orders (a flush and the
+//! tasks thread) would each wait for a lock the other holds. A recovery point or snapshot names only bytes already durable (it is renamed
 //! into place only after step 2); a failure in step 2 fails every partition of the batch
 //! (the page cache can no longer be trusted, and `syncfs` does not say which file failed);
 //! a failure anywhere else changed nothing an open trusts and is only reported.
@@ -30,6 +33,9 @@ use super::partition_log::{PartitionLog, PendingCheckpoint};
 use crate::error::{Error, Result};
 use crate::io;
 
+/// Held for a whole batch (see the module docs).
+static BATCHES: Mutex<()> = parking_lot::const_mutex(());
+
 /// Checkpoints `logs` as one batch (see the module docs); with `snapshot`, each also gets a
 /// producer snapshot at its log end (a clean close, the end of a recovery). `fs` is an open
 /// handle of `fs_path`, a directory on the file system holding the logs. One result per log.
@@ -40,6 +46,7 @@ pub(crate) fn checkpoint_many(
     threads: usize,
     snapshot: bool,
 ) -> Vec<Result<()>> {
+    let _one_batch = BATCHES.lock();
     // By index: a pending checkpoint borrows its log for as long as `logs` lives.
     let indices: Vec<usize> = (0..logs.len()).collect();
     let begun: Vec<Mutex<Option<Result<Option<PendingCheckpoint<'_>>>>>> =

@@ -311,9 +311,12 @@ impl PartitionLog {
         .map(|(log, _)| log)
     }
 
-    /// [`PartitionLog::open`]; with `defer_checkpoint`, what recovery checked is left for the
-    /// caller to make durable and record (true when there is any), with one batched
-    /// checkpoint of every partition it opens (`checkpoint_batch`) before the log is used.
+    /// [`PartitionLog::open`]; with `defer_checkpoint`, what recovery checked past the
+    /// recovery point is not made durable nor recorded at open (true when there is any): it
+    /// stays past the recovery point, as unflushed as before the crash, until a checkpoint
+    /// (batched, `checkpoint_batch`) syncs it; the durable offset stays at the recovery
+    /// point, so `sync_to` fsyncs it before acknowledging anything there, and no producer
+    /// snapshot is written for it until then.
     #[allow(clippy::too_many_arguments)] // `open`'s six, the broker's file budget, the mode
     pub(crate) fn open_with(
         dir: &Path,
