@@ -769,7 +769,8 @@ impl Segment {
         if truncated_bytes > 0 {
             file.set_len(pos)
                 .map_err(|e| Error::io("truncating torn tail of", &self.log_path, e))?;
-            io::sync::all(&file, &self.log_path).map_err(|e| Error::io("syncing", &self.log_path, e))?;
+            io::sync::all(&file, &self.log_path)
+                .map_err(|e| Error::io("syncing", &self.log_path, e))?;
         }
         {
             let mut index = self.index.write();
@@ -811,7 +812,8 @@ impl Segment {
     /// Fsyncs the log's data.
     pub(crate) fn sync(&self) -> Result<()> {
         let size = self.size();
-        io::sync::data(&*self.file()?, &self.log_path).map_err(|e| Error::io("syncing", &self.log_path, e))?;
+        io::sync::data(&*self.file()?, &self.log_path)
+            .map_err(|e| Error::io("syncing", &self.log_path, e))?;
         self.mark_synced(size);
         Ok(())
     }
