@@ -531,6 +531,27 @@ impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
     }
 }
 
+/// The store `name` of the driver's task, as the task keeps it (typed by the view).
+fn find_store<'a>(inner: &'a Inner, name: &str) -> Result<&'a dyn std::any::Any> {
+    inner.task.store_any(name).ok_or_else(|| Error::StateStore {
+        store: name.to_string(),
+        reason: "no such store in the topology".to_string(),
+    })
+}
+
+/// The error of a view asked for with types the store `name` does not hold; `what` says
+/// which kind of store was expected ("it is not a window store of").
+fn wrong_store_type<K, V>(name: &str, what: &str) -> Error {
+    Error::StateStore {
+        store: name.to_string(),
+        reason: format!(
+            "{what} {} to {}",
+            std::any::type_name::<K>(),
+            std::any::type_name::<V>()
+        ),
+    }
+}
+
 /// A store of a [`TopologyTestDriver`], read between piped records (what Kafka's
 /// `getKeyValueStore` returns). Reads are copies.
 pub struct TestKeyValueStore<K, V> {
@@ -542,27 +563,14 @@ pub struct TestKeyValueStore<K, V> {
 impl<K: Ord + Clone + 'static, V: Clone + 'static> TestKeyValueStore<K, V> {
     fn with<R>(&self, f: impl FnOnce(&dyn ReadOnlyKeyValueStore<K, V>) -> Result<R>) -> Result<R> {
         let inner = self.inner.borrow();
-        let any = inner
-            .task
-            .store_any(&self.name)
-            .ok_or_else(|| Error::StateStore {
-                store: self.name.clone(),
-                reason: "no such store in the topology".to_string(),
-            })?;
+        let any = find_store(&inner, &self.name)?;
         if let Some(store) = any.downcast_ref::<InMemoryKeyValueStore<K, V>>() {
             return f(store);
         }
         if let Some(store) = any.downcast_ref::<InMemoryKeyValueStore<K, ValueAndTimestamp<V>>>() {
             return f(&WithoutTimestamps(store));
         }
-        Err(Error::StateStore {
-            store: self.name.clone(),
-            reason: format!(
-                "it does not map {} to {}",
-                std::any::type_name::<K>(),
-                std::any::type_name::<V>()
-            ),
-        })
+        Err(wrong_store_type::<K, V>(&self.name, "it does not map"))
     }
 }
 
@@ -597,27 +605,17 @@ pub struct TestWindowStore<K, V> {
 impl<K: Ord + Clone + 'static, V: Clone + 'static> TestWindowStore<K, V> {
     fn with<R>(&self, f: impl FnOnce(&dyn ReadOnlyWindowStore<K, V>) -> Result<R>) -> Result<R> {
         let inner = self.inner.borrow();
-        let any = inner
-            .task
-            .store_any(&self.name)
-            .ok_or_else(|| Error::StateStore {
-                store: self.name.clone(),
-                reason: "no such store in the topology".to_string(),
-            })?;
+        let any = find_store(&inner, &self.name)?;
         if let Some(store) = any.downcast_ref::<InMemoryWindowStore<K, V>>() {
             return f(store);
         }
         if let Some(store) = any.downcast_ref::<InMemoryWindowStore<K, ValueAndTimestamp<V>>>() {
             return f(&WindowsWithoutTimestamps(store));
         }
-        Err(Error::StateStore {
-            store: self.name.clone(),
-            reason: format!(
-                "it is not a window store of {} to {}",
-                std::any::type_name::<K>(),
-                std::any::type_name::<V>()
-            ),
-        })
+        Err(wrong_store_type::<K, V>(
+            &self.name,
+            "it is not a window store of",
+        ))
     }
 }
 
@@ -648,23 +646,13 @@ pub struct TestSessionStore<K, V> {
 impl<K: Ord + Clone + 'static, V: Clone + 'static> TestSessionStore<K, V> {
     fn with<R>(&self, f: impl FnOnce(&dyn ReadOnlySessionStore<K, V>) -> Result<R>) -> Result<R> {
         let inner = self.inner.borrow();
-        let any = inner
-            .task
-            .store_any(&self.name)
-            .ok_or_else(|| Error::StateStore {
-                store: self.name.clone(),
-                reason: "no such store in the topology".to_string(),
-            })?;
+        let any = find_store(&inner, &self.name)?;
         match any.downcast_ref::<InMemorySessionStore<K, V>>() {
             Some(store) => f(store),
-            None => Err(Error::StateStore {
-                store: self.name.clone(),
-                reason: format!(
-                    "it is not a session store of {} to {}",
-                    std::any::type_name::<K>(),
-                    std::any::type_name::<V>()
-                ),
-            }),
+            None => Err(wrong_store_type::<K, V>(
+                &self.name,
+                "it is not a session store of",
+            )),
         }
     }
 }
