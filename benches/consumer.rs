@@ -160,6 +160,7 @@ fn consume(broker: &Broker, records: u64, max_poll_records: u32) -> u64 {
 
 /// Writes `records` records of `VALUE_BYTES` as a raw length-prefixed file (4-byte big-endian
 /// length, then the value): the baseline's input, the same records without Kafka's framing.
+#[allow(clippy::disallowed_methods)] // the baseline's own file, not embroker's
 fn raw_file(dir: &Path, records: u64) -> PathBuf {
     let path = dir.join("raw-records");
     let mut w = BufWriter::new(std::fs::File::create(&path).expect("raw file"));
