@@ -404,6 +404,7 @@ fn raw_durable_row<'a>(name: &str, capacity: usize, value: &'a Bytes, n: u64) ->
                 w.write_all(value).expect("write");
             }
             let file = w.into_inner().expect("flush");
+            #[allow(clippy::disallowed_methods)] // the baseline's own file, not embroker's
             file.sync_all().expect("fsync");
             dir
         },
