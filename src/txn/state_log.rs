@@ -65,7 +65,7 @@ pub struct TxnTopicPartitions {
     pub topic: String,
     /// Its partitions in the transaction.
     pub partitions: Vec<i32>,
-    /// Version 1 tag [`END_OFFSETS_TAG`]: per partition (same order), the offset the
+    /// Version 1 tag `END_OFFSETS_TAG` (100): per partition (same order), the offset the
     /// transaction's data in it ends before; empty when absent (always in version 0, and
     /// not written unless it has exactly one end per partition).
     pub end_offsets: Vec<i64>,
