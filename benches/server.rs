@@ -5,7 +5,8 @@
 //!
 //! 1. Throughput: 100,000 records of 100 bytes produced round-robin to 4 partitions, flushed,
 //!    then read by a new consumer from the start; embroker served in-process
-//!    (`Broker::serve`, a fresh temporary broker each round) against the mock cluster
+//!    (`Broker::serve`, a fresh broker in a scratch directory each round, not a temporary one,
+//!    which fsyncs nothing) against the mock cluster
 //!    (`test.mock.num.brokers=1`, a fresh one each round, in the client's process, keeping
 //!    nothing on disk). acks=1 and acks=-1 separately (acks=-1 fsyncs on embroker, not on the
 //!    mock). The script times itself, so Python's start-up never counts; consuming is timed
@@ -65,10 +66,20 @@ fn server_config() -> ServerConfig {
     }
 }
 
+/// The broker a start-up round serves: a temporary one, the fake a test starts.
 fn served_broker() -> Broker {
     Broker::builder()
         .auto_create_topics(true)
         .open_temporary()
+        .expect("broker")
+}
+
+/// The broker a throughput round serves: in a scratch directory, not a temporary broker, so
+/// acks=-1 fsyncs (a temporary broker fsyncs nothing, issue #20).
+fn durable_broker(dir: &Path) -> Broker {
+    Broker::builder()
+        .auto_create_topics(true)
+        .open(dir)
         .expect("broker")
 }
 
@@ -98,7 +109,8 @@ fn secs(v: &Value, field: &str) -> Duration {
 
 /// confluent-kafka's produce and consume times against a fresh embroker server.
 fn embroker_round(python: &Path, n: u64, acks: &str) -> (Duration, Duration) {
-    let broker = served_broker();
+    let scratch = tempfile::tempdir().expect("scratch directory");
+    let broker = durable_broker(scratch.path());
     broker
         .create_topic("bench", TopicConfig::default().partitions(PARTITIONS))
         .expect("topic");
@@ -140,7 +152,8 @@ fn mock_round(python: &Path, n: u64, acks: &str) -> (Duration, Duration) {
 /// The in-process API on the same records: send all (round-robin over the partitions), flush;
 /// then a consumer assigned to every partition reads them all.
 fn in_process_round(n: u64, acks: Acks) -> (Duration, Duration) {
-    let broker = Broker::temporary().expect("broker");
+    let scratch = tempfile::tempdir().expect("scratch directory");
+    let broker = Broker::open(scratch.path()).expect("broker");
     broker
         .create_topic("bench", TopicConfig::default().partitions(PARTITIONS))
         .expect("topic");
