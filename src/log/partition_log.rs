@@ -1644,8 +1644,19 @@ impl PartitionLog {
             segments[..n].to_vec()
         };
         // Outside the writer lock: appends only add segments at the end, and the cleaner (the
-        // only other remover) waits on `maintenance`.
-        let (deleted, error) = self.remove_segments(&doomed)?;
+        // only other remover) waits on `maintenance`. In chunks, each published (log start,
+        // recovery point) before the next: a long backlog then moves the log start as it goes,
+        // not once at the end of a pass that a fast appender keeps lengthening.
+        let mut deleted = 0;
+        let mut error = None;
+        for chunk in doomed.chunks(RETENTION_CHUNK_SEGMENTS) {
+            let (n, e) = self.remove_segments(chunk)?;
+            deleted += n;
+            if e.is_some() {
+                error = e;
+                break;
+            }
+        }
         match error {
             Some(e) if deleted == 0 => Err(e),
             Some(e) => {
@@ -2293,6 +2304,8 @@ const SYNC_BATCH_SEGMENTS: usize = 32;
 
 /// Rolls after which the tasks thread runs retention without waiting for its interval.
 const ROLLS_BEFORE_RETENTION: u64 = 16;
+/// The most segments retention deletes before it publishes the new log start.
+const RETENTION_CHUNK_SEGMENTS: usize = 64;
 
 /// Largest encode buffer kept per thread between appends (larger ones are freed).
 const SCRATCH_BYTES_MAX: usize = 4 << 20;
