@@ -452,6 +452,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// The inputs of a streams join do not have the same number of partitions, so records
+    /// of one key would reach different tasks and never meet (Kafka's "Topics not
+    /// co-partitioned"); found before the application starts.
+    #[error(
+        "topics not co-partitioned: {}: a join needs its input topics to have the same \
+         number of partitions",
+        topics.iter().map(|(t, n)| format!("{t} ({n} partitions)")).collect::<Vec<_>>().join(", ")
+    )]
+    NotCopartitioned {
+        /// Each topic of the join's co-partition group with its partition count.
+        topics: Vec<(String, i32)>,
+    },
+
     /// A newer producer with the same `transactional.id` (or the coordinator, aborting a
     /// transaction past its `transaction.timeout.ms`) bumped the producer's epoch: this
     /// producer can no longer write or end transactions. Fatal for the producer: close it.
@@ -803,6 +816,9 @@ impl Clone for Error {
                 store: store.clone(),
                 reason: reason.clone(),
             },
+            Error::NotCopartitioned { topics } => Error::NotCopartitioned {
+                topics: topics.clone(),
+            },
             Error::ProducerFenced {
                 transactional_id,
                 producer_id,
@@ -906,6 +922,12 @@ mod tests {
             .clone()
             .to_string()
             .starts_with("invalid topology: topic \"t\""));
+        let e = Error::NotCopartitioned {
+            topics: vec![("orders".into(), 3), ("customers".into(), 4)],
+        };
+        assert!(e.clone().to_string().starts_with(
+            "topics not co-partitioned: orders (3 partitions), customers (4 partitions)"
+        ));
     }
 
     #[test]

@@ -28,7 +28,9 @@
 //! sliding windows, joins.
 
 mod config;
+mod copartition;
 mod dsl;
+mod join_store;
 mod processor;
 mod serdes;
 mod state;
@@ -39,8 +41,8 @@ mod window;
 
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
-    Branched, BranchedKStream, KGroupedStream, KGroupedTable, KStream, KTable, Materialized,
-    SessionWindowedKStream, StreamsBuilder, Suppressed, TimeWindowedKStream,
+    Branched, BranchedKStream, GlobalKTable, JoinWindows, KGroupedStream, KGroupedTable, KStream,
+    KTable, Materialized, SessionWindowedKStream, StreamsBuilder, Suppressed, TimeWindowedKStream,
 };
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,

@@ -125,13 +125,30 @@ pub struct Topology {
     pub(crate) sources: HashMap<String, SourceDef>,
     /// The next index for generated names (Kafka's `KSTREAM-FILTER-0000000001`).
     pub(crate) next_index: usize,
+    /// The nodes whose source topics must be co-partitioned, one group per join
+    /// (`copartition.rs`).
+    pub(crate) copartition_nodes: Vec<Vec<usize>>,
+    /// Topics read into global tables: every task reads all their partitions, so they take
+    /// no part in co-partitioning (`dsl/global.rs`).
+    pub(crate) global_topics: BTreeSet<String>,
 }
 
 impl Topology {
     /// The topics the topology reads, sorted; internal topics without the application id.
+    /// Global-table topics are not among them (see [`global_topics`](Self::global_topics)).
     pub fn source_topics(&self) -> Vec<String> {
-        let set: BTreeSet<&String> = self.sources.keys().collect();
+        let set: BTreeSet<&String> = self
+            .sources
+            .keys()
+            .filter(|t| !self.global_topics.contains(*t))
+            .collect();
         set.into_iter().cloned().collect()
+    }
+
+    /// The topics read into global tables, sorted: every instance reads all their
+    /// partitions, outside the consumer group (Kafka's global topics).
+    pub fn global_topics(&self) -> Vec<String> {
+        self.global_topics.iter().cloned().collect()
     }
 
     /// The topics the topology writes, sorted; internal topics without the application id

@@ -41,9 +41,9 @@ use crate::streams::window::Windowed;
 /// # Ok::<(), embroker::Error>(())
 /// ```
 pub struct KTable<K, V> {
-    shared: Shared,
-    node: usize,
-    store: Option<String>,
+    pub(crate) shared: Shared,
+    pub(crate) node: usize,
+    pub(crate) store: Option<String>,
     /// The grace period of the windows upstream, for a table of a windowed aggregation
     /// (what `suppress(until_window_closes)` waits for).
     grace_ms: Option<i64>,

@@ -14,8 +14,12 @@
 //! `TopologyException` when the topology is built. KTable nodes pass [`Change`]s: the new
 //! value (`None` for a deletion) and the old one when the node knows it.
 
+mod global;
 mod grouped;
 mod grouped_table;
+mod join;
+mod join_processors;
+mod join_windows;
 mod kstream;
 mod ktable;
 mod processors;
@@ -26,8 +30,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use global::GlobalKTable;
 pub use grouped::KGroupedStream;
 pub use grouped_table::KGroupedTable;
+pub use join_windows::JoinWindows;
 pub use kstream::{Branched, BranchedKStream, KStream};
 pub use ktable::{KTable, Suppressed};
 pub use session::SessionWindowedKStream;

@@ -1,0 +1,195 @@
+//! The stores of a stream-stream join: [`JoinWindowStore`], each side's records kept for
+//! the join window plus grace (Kafka's in-memory window store with `retainDuplicates`), and
+//! [`OuterJoinStore`], the left/outer join's shared buffer of records not joined yet (Kafka's
+//! `KSTREAM-OUTERSHARED` store of `TimestampedKeyAndJoinSide` to `LeftOrRightValue`, since
+//! KIP-633/KAFKA-10847).
+//!
+//! Invariants: a join window store keeps every record put, duplicates included, in arrival
+//! order per (key, timestamp), and drops what is `retention` or more older than the largest
+//! timestamp put (its observed stream time), as Kafka's window store drops expired segments;
+//! the outer store orders its entries by (timestamp, side with right before left, key), the
+//! order of Kafka's serialized `TimestampedKeyAndJoinSide` (timestamp, then a byte 0 for
+//! right and 1 for left, then the key), so records leave it in that order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::Result;
+
+/// One side's records of a stream-stream join, per key and timestamp, for `retention_ms`
+/// after the largest timestamp put.
+#[derive(Clone, Debug)]
+pub(crate) struct JoinWindowStore<K, V> {
+    retention_ms: i64,
+    observed_ms: i64,
+    records: BTreeMap<(K, i64), Vec<V>>,
+    /// The same entries by time, to expire the oldest without a scan.
+    by_time: BTreeSet<(i64, K)>,
+}
+
+impl<K: Ord + Clone, V: Clone> JoinWindowStore<K, V> {
+    /// An empty store keeping records for `retention_ms` (the join window's size plus grace).
+    pub(crate) fn new(retention_ms: i64) -> Self {
+        JoinWindowStore {
+            retention_ms,
+            observed_ms: i64::MIN,
+            records: BTreeMap::new(),
+            by_time: BTreeSet::new(),
+        }
+    }
+
+    /// The oldest timestamp still kept.
+    fn min_live(&self) -> i64 {
+        self.observed_ms
+            .saturating_sub(self.retention_ms)
+            .saturating_add(1)
+    }
+
+    /// Keep `value` of `key` at `timestamp`, unless it is already expired (Kafka: "Skipping
+    /// record for expired segment"); expire what the new observed time makes too old.
+    pub(crate) fn put(&mut self, key: K, value: V, timestamp: i64) -> Result<()> {
+        self.observed_ms = self.observed_ms.max(timestamp);
+        let min_live = self.min_live();
+        if timestamp < min_live {
+            return Ok(());
+        }
+        self.by_time.insert((timestamp, key.clone()));
+        self.records
+            .entry((key, timestamp))
+            .or_default()
+            .push(value);
+        while let Some((t, k)) = self.by_time.first().cloned() {
+            if t >= min_live {
+                break;
+            }
+            self.by_time.pop_first();
+            self.records.remove(&(k, t));
+        }
+        Ok(())
+    }
+
+    /// The values of `key` with timestamps in `[from, to]` (and not expired), by timestamp,
+    /// then arrival.
+    pub(crate) fn fetch(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
+        let from = from.max(self.min_live());
+        if from > to {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .records
+            .range((key.clone(), from)..=(key.clone(), to))
+            .flat_map(|((_, t), values)| values.iter().map(move |v| (*t, v.clone())))
+            .collect())
+    }
+}
+
+/// Which input of a join a record came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum JoinSide {
+    /// The other stream (`join`'s argument); sorts first, as Kafka's byte 0.
+    Right,
+    /// The stream `join` was called on; Kafka's byte 1.
+    Left,
+}
+
+/// A record not joined yet: a left value or a right value (Kafka's `LeftOrRightValue`).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum LeftOrRight<VL, VR> {
+    /// A record of the left stream.
+    Left(VL),
+    /// A record of the right stream.
+    Right(VR),
+}
+
+/// The left/outer join's records waiting for a partner or for their window to close, by
+/// (timestamp, side, key), several per entry.
+#[derive(Clone, Debug)]
+pub(crate) struct OuterJoinStore<K, VL, VR> {
+    entries: BTreeMap<(i64, JoinSide, K), Vec<LeftOrRight<VL, VR>>>,
+}
+
+impl<K: Ord + Clone, VL: Clone, VR: Clone> OuterJoinStore<K, VL, VR> {
+    /// An empty store.
+    pub(crate) fn new() -> Self {
+        OuterJoinStore {
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// Add a record not joined yet.
+    pub(crate) fn put(
+        &mut self,
+        key: K,
+        side: JoinSide,
+        timestamp: i64,
+        value: LeftOrRight<VL, VR>,
+    ) {
+        self.entries
+            .entry((timestamp, side, key))
+            .or_default()
+            .push(value);
+    }
+
+    /// Forget every record of `key` on `side` at `timestamp`: one of them just joined (Kafka
+    /// removes the whole list, as its `putIfAbsent(key, null)` on a list store does).
+    pub(crate) fn remove(&mut self, key: K, side: JoinSide, timestamp: i64) {
+        self.entries.remove(&(timestamp, side, key));
+    }
+
+    /// Every entry in store order: (timestamp, side, key) and its records.
+    pub(crate) fn entries(&self) -> Vec<((i64, JoinSide, K), Vec<LeftOrRight<VL, VR>>)> {
+        self.entries
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl<K: Ord + Clone, VL: Clone, VR: Clone> Default for OuterJoinStore<K, VL, VR> {
+    fn default() -> Self {
+        OuterJoinStore::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_join_window_store_keeps_duplicates_and_expires_by_retention() {
+        let mut s = JoinWindowStore::new(10);
+        s.put("k", 1, 5).unwrap();
+        s.put("k", 2, 5).unwrap();
+        s.put("j", 3, 6).unwrap();
+        assert_eq!(s.fetch(&"k", 0, 10).unwrap(), [(5, 1), (5, 2)]);
+        assert_eq!(s.fetch(&"k", 6, 10).unwrap(), []);
+        // Observed time 15: records at 5 or earlier are gone (15 - 10 + 1 = 6 is the oldest).
+        s.put("k", 4, 15).unwrap();
+        assert_eq!(s.fetch(&"k", 0, 20).unwrap(), [(15, 4)]);
+        assert_eq!(s.fetch(&"j", 0, 20).unwrap(), [(6, 3)]);
+        // Too old to be kept at all.
+        s.put("k", 5, 5).unwrap();
+        assert_eq!(s.fetch(&"k", 0, 20).unwrap(), [(15, 4)]);
+    }
+
+    #[test]
+    fn the_outer_store_orders_by_time_then_right_before_left_then_key() {
+        let mut s: OuterJoinStore<&str, i32, i32> = OuterJoinStore::new();
+        s.put("b", JoinSide::Left, 2, LeftOrRight::Left(1));
+        s.put("a", JoinSide::Left, 2, LeftOrRight::Left(2));
+        s.put("z", JoinSide::Right, 2, LeftOrRight::Right(3));
+        s.put("a", JoinSide::Left, 1, LeftOrRight::Left(4));
+        s.put("a", JoinSide::Left, 1, LeftOrRight::Left(5));
+        let keys: Vec<_> = s.entries().into_iter().map(|(k, v)| (k, v.len())).collect();
+        assert_eq!(
+            keys,
+            [
+                ((1, JoinSide::Left, "a"), 2),
+                ((2, JoinSide::Right, "z"), 1),
+                ((2, JoinSide::Left, "a"), 1),
+                ((2, JoinSide::Left, "b"), 1),
+            ]
+        );
+        s.remove("a", JoinSide::Left, 1);
+        assert_eq!(s.entries().len(), 3);
+    }
+}

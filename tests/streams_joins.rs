@@ -1,0 +1,433 @@
+//! Kafka Streams' joins through the public API and the `TopologyTestDriver` (issue #21): the
+//! join-semantics tables of Kafka's developer guide (`streams/developer-guide/dsl-api.html`,
+//! "Joining": the sequence of left and right records with their timestamps and the expected
+//! results of inner, left and outer joins), ported record for record for KStream-KStream,
+//! KStream-KTable, KTable-KTable and KStream-GlobalKTable; Kafka's own integration tests of
+//! the same sequence (`StreamStreamJoinIntegrationTest`, `TableTableJoinIntegrationTest`,
+//! out-of-order records included); window boundaries and grace; co-partitioning; and the
+//! build errors.
+//!
+//! The guide's tables omit keys (every record has the same key) and write a null value as
+//! `null`. A stream record with a null value is skipped by Kafka's stream joins; here the
+//! inputs are declared `Option<String>` and the nulls removed with `flat_map_values` before
+//! the join (a Rust value cannot be null unless its type says so). A table's null is a
+//! tombstone, as in Kafka.
+
+use std::time::Duration;
+
+use embroker::streams::{
+    Consumed, JoinWindows, KStream, KTable, Materialized, Produced, StreamsBuilder, StreamsConfig,
+    TestInputTopic, TestOutputTopic, TopologyTestDriver,
+};
+use embroker::{Builtin, Error};
+
+type Result<T = ()> = std::result::Result<T, Error>;
+
+const KEY: i64 = 0;
+
+/// Which input a row of a table goes to.
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    L,
+    R,
+}
+
+/// One row of a guide table: timestamp, side, value (`None` is null), and the results
+/// expected right after it as (value, timestamp), `None` a tombstone.
+type Row = (
+    i64,
+    Side,
+    Option<&'static str>,
+    Vec<(Option<&'static str>, i64)>,
+);
+
+fn joined(l: Option<&String>, r: Option<&String>) -> String {
+    let show = |v: Option<&String>| v.map_or("null".to_string(), |s| s.clone());
+    format!("{}-{}", show(l), show(r))
+}
+
+/// The guide's sequence: left and right records at 1..=15 with their values.
+fn guide_inputs() -> Vec<(i64, Side, Option<&'static str>)> {
+    use Side::{L, R};
+    vec![
+        (1, L, None),
+        (2, R, None),
+        (3, L, Some("A")),
+        (4, R, Some("a")),
+        (5, L, Some("B")),
+        (6, R, Some("b")),
+        (7, L, None),
+        (8, R, None),
+        (9, L, Some("C")),
+        (10, R, Some("c")),
+        (11, R, None),
+        (12, L, None),
+        (13, R, None),
+        (14, R, Some("d")),
+        (15, L, Some("D")),
+    ]
+}
+
+struct Harness {
+    _driver: TopologyTestDriver,
+    left: TestInputTopic<i64, Option<String>>,
+    right: TestInputTopic<i64, Option<String>>,
+    out: TestOutputTopic<i64, Option<String>>,
+}
+
+impl Harness {
+    fn new(builder: &StreamsBuilder) -> Result<Harness> {
+        let driver = TopologyTestDriver::new(builder.build()?, StreamsConfig::new("joins"))?;
+        Ok(Harness {
+            left: driver.create_input_topic("left", Builtin, Builtin),
+            right: driver.create_input_topic("right", Builtin, Builtin),
+            out: driver.create_output_topic("out", Builtin, Builtin),
+            _driver: driver,
+        })
+    }
+
+    /// Pipe each row and compare what came out right after it with the row's expectation.
+    fn run(&self, rows: &[Row]) -> Result {
+        for (ts, side, value, expected) in rows {
+            let input = match side {
+                Side::L => &self.left,
+                Side::R => &self.right,
+            };
+            input.pipe_input_with_timestamp(KEY, value.map(str::to_string), *ts)?;
+            let got: Vec<(Option<String>, i64)> = self
+                .out
+                .read_records_to_list()?
+                .into_iter()
+                .map(|r| {
+                    assert_eq!(r.key, KEY);
+                    (r.value, r.timestamp)
+                })
+                .collect();
+            let want: Vec<(Option<String>, i64)> = expected
+                .iter()
+                .map(|(v, t)| (v.map(str::to_string), *t))
+                .collect();
+            assert_eq!(got, want, "after {side:?} {value:?} at {ts}");
+        }
+        Ok(())
+    }
+}
+
+fn streams(builder: &StreamsBuilder) -> (KStream<i64, String>, KStream<i64, String>) {
+    let input = |topic| {
+        builder
+            .stream(
+                topic,
+                Consumed::<i64, Option<String>>::with(Builtin, Builtin),
+            )
+            .flat_map_values(|v| v)
+    };
+    (input("left"), input("right"))
+}
+
+fn tables(builder: &StreamsBuilder) -> (KTable<i64, String>, KTable<i64, String>) {
+    let table = |topic| {
+        builder.table(
+            topic,
+            Consumed::<i64, String>::with(Builtin, Builtin),
+            Materialized::default(),
+        )
+    };
+    (table("left"), table("right"))
+}
+
+fn to_out(stream: KStream<i64, String>) {
+    stream.map_values(Some).to(
+        "out",
+        Produced::<i64, Option<String>>::with(Builtin, Builtin),
+    );
+}
+
+/// The guide's rows with the results of each, in seconds as the guide's windows are (the
+/// guide's stream-stream table assumes a time difference of 15 s and a grace of 5 s).
+fn rows_in_seconds(results: Vec<Vec<(Option<&'static str>, i64)>>) -> Vec<Row> {
+    guide_inputs()
+        .into_iter()
+        .zip(results)
+        .map(|((t, side, v), r)| {
+            let r = r.into_iter().map(|(v, t)| (v, t * 1_000)).collect();
+            (t * 1_000, side, v, r)
+        })
+        .collect()
+}
+
+/// The results of rows 1..=15 of the stream-stream table: identical for inner, left and
+/// outer joins (every record finds a partner within 15 s, and left/outer results wait for
+/// the window to close).
+fn stream_stream_first_rows() -> Vec<Vec<(Option<&'static str>, i64)>> {
+    vec![
+        vec![],
+        vec![],
+        vec![],
+        vec![(Some("A-a"), 4)],
+        vec![(Some("B-a"), 5)],
+        vec![(Some("A-b"), 6), (Some("B-b"), 6)],
+        vec![],
+        vec![],
+        vec![(Some("C-a"), 9), (Some("C-b"), 9)],
+        vec![(Some("A-c"), 10), (Some("B-c"), 10), (Some("C-c"), 10)],
+        vec![],
+        vec![],
+        vec![],
+        vec![(Some("A-d"), 14), (Some("B-d"), 14), (Some("C-d"), 14)],
+        vec![
+            (Some("D-a"), 15),
+            (Some("D-b"), 15),
+            (Some("D-c"), 15),
+            (Some("D-d"), 15),
+        ],
+    ]
+}
+
+/// The guide's rows after "...": E at 40 s, F at 60 s, f at 80 s, G at 100 s. Kafka closes
+/// a window once stream time is *past* its end plus grace (`KStreamKStreamJoin`:
+/// `minTime + after + grace >= streamTime` keeps it open), so at exactly 60 s E's window
+/// (40 + 15 + 5) is still open; the guide's rounded times sit on that boundary, and here each
+/// row after the gap comes 1 ms later than the one before it (60.001 s, 80.002 s, 100.003 s)
+/// so that they fall past it, as the guide's "..." allows.
+fn stream_stream_late_rows(left: bool, outer: bool) -> Vec<Row> {
+    use Side::{L, R};
+    let when = |yes: bool, v: Vec<(Option<&'static str>, i64)>| if yes { v } else { vec![] };
+    vec![
+        (40_000, L, Some("E"), vec![]),
+        (
+            60_001,
+            L,
+            Some("F"),
+            when(left, vec![(Some("E-null"), 40_000)]),
+        ),
+        (
+            80_002,
+            R,
+            Some("f"),
+            when(left, vec![(Some("F-null"), 60_001)]),
+        ),
+        (
+            100_003,
+            L,
+            Some("G"),
+            when(outer, vec![(Some("null-f"), 80_002)]),
+        ),
+    ]
+}
+
+fn guide_windows() -> JoinWindows {
+    JoinWindows::of_time_difference_and_grace(Duration::from_secs(15), Duration::from_secs(5))
+}
+
+#[test]
+fn kstream_kstream_inner_join_is_the_guides_table() -> Result {
+    let builder = StreamsBuilder::new();
+    let (left, right) = streams(&builder);
+    to_out(left.join(&right, |l, r| joined(Some(l), Some(r)), guide_windows()));
+    let h = Harness::new(&builder)?;
+    h.run(&rows_in_seconds(stream_stream_first_rows()))?;
+    h.run(&stream_stream_late_rows(false, false))
+}
+
+#[test]
+fn kstream_kstream_left_join_is_the_guides_table() -> Result {
+    let builder = StreamsBuilder::new();
+    let (left, right) = streams(&builder);
+    to_out(left.left_join(&right, |l, r| joined(Some(l), r), guide_windows()));
+    let h = Harness::new(&builder)?;
+    h.run(&rows_in_seconds(stream_stream_first_rows()))?;
+    h.run(&stream_stream_late_rows(true, false))
+}
+
+#[test]
+fn kstream_kstream_outer_join_is_the_guides_table() -> Result {
+    let builder = StreamsBuilder::new();
+    let (left, right) = streams(&builder);
+    to_out(left.outer_join(&right, joined, guide_windows()));
+    let h = Harness::new(&builder)?;
+    h.run(&rows_in_seconds(stream_stream_first_rows()))?;
+    h.run(&stream_stream_late_rows(true, true))
+}
+
+/// The stream-table table: only stream records produce results, with the table's row as it
+/// is when they arrive.
+fn stream_table_rows(left: bool) -> Vec<Row> {
+    let l = |v: Vec<(Option<&'static str>, i64)>| if left { v } else { vec![] };
+    let results = vec![
+        vec![],
+        vec![],
+        l(vec![(Some("A-null"), 3)]),
+        vec![],
+        vec![(Some("B-a"), 5)],
+        vec![],
+        vec![],
+        vec![],
+        l(vec![(Some("C-null"), 9)]),
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![(Some("D-d"), 15)],
+    ];
+    guide_inputs()
+        .into_iter()
+        .zip(results)
+        .map(|((t, s, v), r)| (t, s, v, r))
+        .collect()
+}
+
+fn stream_and_table(builder: &StreamsBuilder) -> (KStream<i64, String>, KTable<i64, String>) {
+    let (stream, _) = streams_left_only(builder);
+    let table = builder.table(
+        "right",
+        Consumed::<i64, String>::with(Builtin, Builtin),
+        Materialized::default(),
+    );
+    (stream, table)
+}
+
+fn streams_left_only(builder: &StreamsBuilder) -> (KStream<i64, String>, ()) {
+    let stream = builder
+        .stream(
+            "left",
+            Consumed::<i64, Option<String>>::with(Builtin, Builtin),
+        )
+        .flat_map_values(|v| v);
+    (stream, ())
+}
+
+#[test]
+fn kstream_ktable_inner_join_is_the_guides_table() -> Result {
+    let builder = StreamsBuilder::new();
+    let (stream, table) = stream_and_table(&builder);
+    to_out(stream.join_table(&table, |l, r| joined(Some(l), Some(r))));
+    Harness::new(&builder)?.run(&stream_table_rows(false))
+}
+
+#[test]
+fn kstream_ktable_left_join_is_the_guides_table() -> Result {
+    let builder = StreamsBuilder::new();
+    let (stream, table) = stream_and_table(&builder);
+    to_out(stream.left_join_table(&table, |l, r| joined(Some(l), r)));
+    Harness::new(&builder)?.run(&stream_table_rows(true))
+}
+
+#[test]
+fn kstream_global_ktable_joins_are_the_guides_stream_table_table() -> Result {
+    for left in [false, true] {
+        let builder = StreamsBuilder::new();
+        let (stream, _) = streams_left_only(&builder);
+        let global = builder.global_table(
+            "right",
+            Consumed::<i64, String>::with(Builtin, Builtin),
+            Materialized::default(),
+        );
+        let result = if left {
+            stream.left_join_global(&global, |k, _| *k, |l, r| joined(Some(l), r))
+        } else {
+            stream.join_global(&global, |k, _| *k, |l, r| joined(Some(l), Some(r)))
+        };
+        to_out(result);
+        let topology = builder.build()?;
+        assert_eq!(topology.global_topics(), ["right"]);
+        assert!(topology.copartition_groups().is_empty());
+        Harness::new(&builder)?.run(&stream_table_rows(left))?;
+    }
+    Ok(())
+}
+
+/// The table-table table, with Kafka's result timestamps (the later of the two rows').
+fn table_table_rows(kind: &str) -> Vec<Row> {
+    let (inner, left, outer) = (kind == "inner", kind == "left", kind == "outer");
+    let pick = |i: Vec<(Option<&'static str>, i64)>,
+                l: Vec<(Option<&'static str>, i64)>,
+                o: Vec<(Option<&'static str>, i64)>| {
+        if inner {
+            i
+        } else if left {
+            l
+        } else {
+            debug_assert!(outer);
+            o
+        }
+    };
+    let results = vec![
+        pick(vec![], vec![], vec![]),
+        pick(vec![], vec![], vec![]),
+        pick(vec![], vec![(Some("A-null"), 3)], vec![(Some("A-null"), 3)]),
+        pick(
+            vec![(Some("A-a"), 4)],
+            vec![(Some("A-a"), 4)],
+            vec![(Some("A-a"), 4)],
+        ),
+        pick(
+            vec![(Some("B-a"), 5)],
+            vec![(Some("B-a"), 5)],
+            vec![(Some("B-a"), 5)],
+        ),
+        pick(
+            vec![(Some("B-b"), 6)],
+            vec![(Some("B-b"), 6)],
+            vec![(Some("B-b"), 6)],
+        ),
+        pick(vec![(None, 7)], vec![(None, 7)], vec![(Some("null-b"), 7)]),
+        pick(vec![], vec![], vec![(None, 8)]),
+        pick(vec![], vec![(Some("C-null"), 9)], vec![(Some("C-null"), 9)]),
+        pick(
+            vec![(Some("C-c"), 10)],
+            vec![(Some("C-c"), 10)],
+            vec![(Some("C-c"), 10)],
+        ),
+        pick(
+            vec![(None, 11)],
+            vec![(Some("C-null"), 11)],
+            vec![(Some("C-null"), 11)],
+        ),
+        pick(vec![], vec![(None, 12)], vec![(None, 12)]),
+        pick(vec![], vec![], vec![]),
+        pick(vec![], vec![], vec![(Some("null-d"), 14)]),
+        pick(
+            vec![(Some("D-d"), 15)],
+            vec![(Some("D-d"), 15)],
+            vec![(Some("D-d"), 15)],
+        ),
+    ];
+    guide_inputs()
+        .into_iter()
+        .zip(results)
+        .map(|((t, s, v), r)| (t, s, v, r))
+        .collect()
+}
+
+fn table_out(table: KTable<i64, String>) {
+    table.to_stream().to(
+        "out",
+        Produced::<i64, Option<String>>::with(Builtin, Builtin),
+    );
+}
+
+#[test]
+fn ktable_ktable_inner_join_is_the_guides_table() -> Result {
+    let builder = StreamsBuilder::new();
+    let (left, right) = tables(&builder);
+    table_out(left.join(&right, |l, r| joined(Some(l), Some(r))));
+    Harness::new(&builder)?.run(&table_table_rows("inner"))
+}
+
+#[test]
+fn ktable_ktable_left_join_is_the_guides_table() -> Result {
+    let builder = StreamsBuilder::new();
+    let (left, right) = tables(&builder);
+    table_out(left.left_join(&right, |l, r| joined(Some(l), r)));
+    Harness::new(&builder)?.run(&table_table_rows("left"))
+}
+
+#[test]
+fn ktable_ktable_outer_join_is_the_guides_table() -> Result {
+    let builder = StreamsBuilder::new();
+    let (left, right) = tables(&builder);
+    table_out(left.outer_join(&right, joined));
+    Harness::new(&builder)?.run(&table_table_rows("outer"))
+}
