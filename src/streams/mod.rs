@@ -42,7 +42,8 @@ mod window;
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
     Branched, BranchedKStream, GlobalKTable, JoinWindows, KGroupedStream, KGroupedTable, KStream,
-    KTable, Materialized, SessionWindowedKStream, StreamsBuilder, Suppressed, TimeWindowedKStream,
+    KTable, Materialized, SessionWindowedKStream, SlidingWindowedKStream, StreamsBuilder,
+    Suppressed, TimeWindowedKStream,
 };
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
@@ -59,5 +60,6 @@ pub use test_driver::{
 };
 pub use topology::Topology;
 pub use window::{
-    SessionWindowedSerde, SessionWindows, TimeWindowedSerde, TimeWindows, Window, Windowed,
+    SessionWindowedSerde, SessionWindows, SlidingWindows, TimeWindowedSerde, TimeWindows, Window,
+    Windowed,
 };

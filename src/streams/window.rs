@@ -1,5 +1,5 @@
 //! Windows: [`TimeWindows`] (tumbling and hopping, with a grace period), [`SessionWindows`]
-//! (merged by an inactivity gap), the [`Window`] a record falls in, the [`Windowed`] key of a
+//! (merged by an inactivity gap), [`SlidingWindows`] (a window per record, `dsl/sliding.rs`), the [`Window`] a record falls in, the [`Windowed`] key of a
 //! windowed aggregation, and [`TimeWindowedSerde`] and [`SessionWindowedSerde`], Kafka's byte
 //! layouts of windowed keys.
 //!
@@ -253,6 +253,66 @@ impl SessionWindows {
         if self.gap_ms < 1 {
             return Err(Error::InvalidTopology {
                 reason: "SessionWindows: the inactivity gap must be at least 1 ms".to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Windows that slide with the records (Kafka's `SlidingWindows`): each window spans a
+/// fixed time difference, both ends inclusive, and windows exist only where a record starts
+/// or ends one: a record at `t` makes `[t - difference, t]` and, once a later record of its
+/// key comes within the difference, `[t + 1, t + 1 + difference]`. A record later than the
+/// grace period after a window's end (by stream time) is not added to it, and counted.
+///
+/// ```
+/// use std::time::Duration;
+/// use embroker::streams::SlidingWindows;
+/// let w = SlidingWindows::of_time_difference_and_grace(Duration::from_millis(10), Duration::from_millis(5));
+/// assert_eq!((w.time_difference_ms(), w.grace_ms()), (10, 5));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SlidingWindows {
+    difference_ms: i64,
+    grace_ms: i64,
+}
+
+impl SlidingWindows {
+    /// Windows of `difference`, closed as soon as stream time passes their end (Kafka's
+    /// `ofTimeDifferenceWithNoGrace`).
+    pub fn of_time_difference_with_no_grace(difference: Duration) -> Self {
+        SlidingWindows::of_time_difference_and_grace(difference, Duration::ZERO)
+    }
+
+    /// Windows of `difference` that accept records up to `grace` after their end, by stream
+    /// time (Kafka's `ofTimeDifferenceAndGrace`).
+    pub fn of_time_difference_and_grace(difference: Duration, grace: Duration) -> Self {
+        SlidingWindows {
+            difference_ms: millis(difference),
+            grace_ms: millis(grace),
+        }
+    }
+
+    /// The largest time difference between two records of one window, in milliseconds: the
+    /// window size.
+    pub fn time_difference_ms(&self) -> i64 {
+        self.difference_ms
+    }
+
+    /// The grace period in milliseconds.
+    pub fn grace_ms(&self) -> i64 {
+        self.grace_ms
+    }
+
+    /// Check the sizes: the store keeps windows for twice the difference plus the grace,
+    /// which must be a number of milliseconds.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.difference_ms >= i64::MAX / 4 || self.grace_ms >= i64::MAX / 2 {
+            return Err(Error::InvalidTopology {
+                reason: format!(
+                    "SlidingWindows: the time difference ({} ms) and grace ({} ms) are too large",
+                    self.difference_ms, self.grace_ms
+                ),
             });
         }
         Ok(())

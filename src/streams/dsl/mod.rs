@@ -24,6 +24,7 @@ mod kstream;
 mod ktable;
 mod processors;
 mod session;
+mod sliding;
 mod windowed;
 
 use std::cell::RefCell;
@@ -37,6 +38,7 @@ pub use join_windows::JoinWindows;
 pub use kstream::{Branched, BranchedKStream, KStream};
 pub use ktable::{KTable, Suppressed};
 pub use session::SessionWindowedKStream;
+pub use sliding::SlidingWindowedKStream;
 pub use windowed::TimeWindowedKStream;
 
 use super::processor::Processor;
