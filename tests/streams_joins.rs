@@ -431,3 +431,360 @@ fn ktable_ktable_outer_join_is_the_guides_table() -> Result {
     table_out(left.outer_join(&right, joined));
     Harness::new(&builder)?.run(&table_table_rows("outer"))
 }
+
+/// Kafka's `AbstractJoinIntegrationTest.input`: the guide's sequence (in milliseconds) and
+/// then out-of-order records, some of them tombstones.
+fn integration_inputs() -> Vec<(i64, Side, Option<&'static str>)> {
+    use Side::{L, R};
+    let mut rows = guide_inputs();
+    rows.truncate(13);
+    rows.extend([
+        (7, R, Some("d")),
+        (6, L, Some("D")),
+        (2, L, None),
+        (3, R, None),
+        (14, R, Some("e")),
+        (15, L, Some("E")),
+        (10, L, None),
+        (9, R, None),
+        (4, L, Some("F")),
+        (3, R, Some("f")),
+    ]);
+    rows
+}
+
+fn with_results(
+    inputs: Vec<(i64, Side, Option<&'static str>)>,
+    results: Vec<Vec<(Option<&'static str>, i64)>>,
+) -> Vec<Row> {
+    assert_eq!(inputs.len(), results.len());
+    inputs
+        .into_iter()
+        .zip(results)
+        .map(|((t, s, v), r)| (t, s, v, r))
+        .collect()
+}
+
+#[test]
+fn ktable_ktable_joins_with_out_of_order_records_are_kafkas_integration_tests() -> Result {
+    // TableTableJoinIntegrationTest.testInner/testLeft/testOuter, cache disabled.
+    let n = |t| vec![(None, t)];
+    let v = |s, t| vec![(Some(s), t)];
+    let e = Vec::new;
+    let inner = vec![
+        e(),
+        e(),
+        e(),
+        v("A-a", 4),
+        v("B-a", 5),
+        v("B-b", 6),
+        n(7),
+        e(),
+        e(),
+        v("C-c", 10),
+        n(11),
+        e(),
+        e(),
+        e(),
+        v("D-d", 7),
+        n(7),
+        e(),
+        e(),
+        v("E-e", 15),
+        n(14),
+        e(),
+        e(),
+        v("F-f", 4),
+    ];
+    let left = vec![
+        e(),
+        e(),
+        v("A-null", 3),
+        v("A-a", 4),
+        v("B-a", 5),
+        v("B-b", 6),
+        n(7),
+        e(),
+        v("C-null", 9),
+        v("C-c", 10),
+        v("C-null", 11),
+        n(12),
+        e(),
+        e(),
+        v("D-d", 7),
+        n(7),
+        e(),
+        e(),
+        v("E-e", 15),
+        n(14),
+        e(),
+        v("F-null", 4),
+        v("F-f", 4),
+    ];
+    let outer = vec![
+        e(),
+        e(),
+        v("A-null", 3),
+        v("A-a", 4),
+        v("B-a", 5),
+        v("B-b", 6),
+        v("null-b", 7),
+        n(8),
+        v("C-null", 9),
+        v("C-c", 10),
+        v("C-null", 11),
+        n(12),
+        e(),
+        v("null-d", 7),
+        v("D-d", 7),
+        v("null-d", 7),
+        n(3),
+        v("null-e", 14),
+        v("E-e", 15),
+        v("null-e", 14),
+        n(9),
+        v("F-null", 4),
+        v("F-f", 4),
+    ];
+    for (kind, results) in [("inner", inner), ("left", left), ("outer", outer)] {
+        let builder = StreamsBuilder::new();
+        let (l, r) = tables(&builder);
+        table_out(match kind {
+            "inner" => l.join(&r, |l, r| joined(Some(l), Some(r))),
+            "left" => l.left_join(&r, |l, r| joined(Some(l), r)),
+            _ => l.outer_join(&r, joined),
+        });
+        Harness::new(&builder)?.run(&with_results(integration_inputs(), results))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn kstream_ktable_joins_with_out_of_order_records_are_kafkas_integration_tests() -> Result {
+    // StreamTableJoinIntegrationTest.testInner/testLeft.
+    let v = |s, t| vec![(Some(s), t)];
+    let e = Vec::new;
+    let inner = vec![
+        e(),
+        e(),
+        e(),
+        e(),
+        v("B-a", 5),
+        e(),
+        e(),
+        e(),
+        e(),
+        e(),
+        e(),
+        e(),
+        e(),
+        e(),
+        v("D-d", 6),
+        e(),
+        e(),
+        e(),
+        v("E-e", 15),
+        e(),
+        e(),
+        e(),
+        e(),
+    ];
+    let left = vec![
+        e(),
+        e(),
+        v("A-null", 3),
+        e(),
+        v("B-a", 5),
+        e(),
+        e(),
+        e(),
+        v("C-null", 9),
+        e(),
+        e(),
+        e(),
+        e(),
+        e(),
+        v("D-d", 6),
+        e(),
+        e(),
+        e(),
+        v("E-e", 15),
+        e(),
+        e(),
+        v("F-null", 4),
+        e(),
+    ];
+    for (is_left, results) in [(false, inner), (true, left)] {
+        let builder = StreamsBuilder::new();
+        let (stream, table) = stream_and_table(&builder);
+        to_out(if is_left {
+            stream.left_join_table(&table, |l, r| joined(Some(l), r))
+        } else {
+            stream.join_table(&table, |l, r| joined(Some(l), Some(r)))
+        });
+        Harness::new(&builder)?.run(&with_results(integration_inputs(), results))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn kstream_kstream_joins_in_milliseconds_are_kafkas_integration_tests() -> Result {
+    // StreamStreamJoinIntegrationTest.testInner/testLeft/testOuter on
+    // `inputWithoutOutOfOrderData` (10 s difference, 24 h grace: no window closes, so left
+    // and outer joins emit what the inner join does), without its two null-key rows.
+    let rows = || with_results(guide_inputs(), stream_stream_first_rows());
+    let windows = JoinWindows::of_time_difference_and_grace(
+        Duration::from_secs(10),
+        Duration::from_secs(86_400),
+    );
+    for kind in ["inner", "left", "outer"] {
+        let builder = StreamsBuilder::new();
+        let (l, r) = streams(&builder);
+        to_out(match kind {
+            "inner" => l.join(&r, |l, r| joined(Some(l), Some(r)), windows),
+            "left" => l.left_join(&r, |l, r| joined(Some(l), r), windows),
+            _ => l.outer_join(&r, joined, windows),
+        });
+        Harness::new(&builder)?.run(&rows())?;
+    }
+    Ok(())
+}
+
+#[test]
+fn an_unmatched_record_waits_until_stream_time_passes_its_window_end_plus_grace() -> Result {
+    use Side::{L, R};
+    // Difference 15 s, grace 5 s: E at 40 s is held while stream time is at most 60 s (the
+    // window is open at exactly end + grace), and comes out, at its own timestamp, with the
+    // first record past it. A record from either side moves the join's stream time.
+    let builder = StreamsBuilder::new();
+    let (l, r) = streams(&builder);
+    to_out(l.outer_join(&r, joined, guide_windows()));
+    let h = Harness::new(&builder)?;
+    h.run(&[
+        (40_000, L, Some("E"), vec![]),
+        (60_000, R, Some("x"), vec![]),
+        (60_001, R, Some("y"), vec![(Some("E-null"), 40_000)]),
+        // An out-of-order record whose window has already passed: emitted at once.
+        (100, L, Some("old"), vec![(Some("old-null"), 100)]),
+    ])?;
+    // A record that finds a partner is never emitted unmatched, however late it joins.
+    let builder = StreamsBuilder::new();
+    let (l, r) = streams(&builder);
+    to_out(l.left_join(&r, |l, r| joined(Some(l), r), guide_windows()));
+    let h = Harness::new(&builder)?;
+    h.run(&[
+        (1_000, L, Some("A"), vec![]),
+        (21_000, R, Some("late"), vec![]),
+        (16_000, R, Some("a"), vec![(Some("A-a"), 16_000)]),
+        (21_001, R, Some("b"), vec![]),
+    ])
+}
+
+#[test]
+fn joins_record_their_copartition_groups_and_the_check_names_the_topics() -> Result {
+    let builder = StreamsBuilder::new();
+    let (l, r) = streams(&builder);
+    let t = builder.table(
+        "table",
+        Consumed::<i64, String>::with(Builtin, Builtin),
+        Materialized::default(),
+    );
+    to_out(
+        l.join(&r, |l, r| joined(Some(l), Some(r)), guide_windows())
+            .join_table(&t, |v, t| format!("{v}/{t}")),
+    );
+    let other = builder.stream("other", Consumed::<i64, String>::with(Builtin, Builtin));
+    let u = builder.table(
+        "users",
+        Consumed::<i64, String>::with(Builtin, Builtin),
+        Materialized::default(),
+    );
+    to_out(other.join_table(&u, |a, b| format!("{a}{b}")));
+    let topology = builder.build()?;
+    assert_eq!(
+        topology.copartition_groups(),
+        vec![
+            vec!["left".to_string(), "right".to_string(), "table".to_string()],
+            vec!["other".to_string(), "users".to_string()],
+        ]
+    );
+    topology.check_copartitioning(|_| Ok(4))?;
+    let e = topology
+        .check_copartitioning(|t| Ok(if t == "users" { 2 } else { 4 }))
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::NotCopartitioned { topics } if topics == &[("other".to_string(), 4), ("users".to_string(), 2)])
+    );
+    assert!(
+        e.to_string()
+            .contains("other (4 partitions), users (2 partitions)"),
+        "{e}"
+    );
+    // An unknown topic is the callback's own error.
+    let e = topology
+        .check_copartitioning(|t| {
+            Err(Error::UnknownTopic {
+                topic: t.to_string(),
+            })
+        })
+        .unwrap_err();
+    assert!(matches!(e, Error::UnknownTopic { .. }));
+    Ok(())
+}
+
+#[test]
+fn joins_refuse_unrepartitioned_keys_and_unmaterialized_tables_at_build() -> Result {
+    let builder = StreamsBuilder::new();
+    let (l, r) = streams(&builder);
+    let rekeyed = l.select_key(|k, _| k + 1);
+    rekeyed.join(&r, |a, b| joined(Some(a), Some(b)), guide_windows());
+    let e = builder
+        .build()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("call repartition() on it before the join"),
+        "{e}"
+    );
+
+    let builder = StreamsBuilder::new();
+    let (l, _) = streams(&builder);
+    let t = builder.table(
+        "t",
+        Consumed::<i64, String>::with(Builtin, Builtin),
+        Materialized::default(),
+    );
+    l.join_table(&t.filter(|_, _| true), |a, b| joined(Some(a), Some(b)));
+    let e = builder
+        .build()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("not materialized"), "{e}");
+
+    let one = StreamsBuilder::new();
+    let two = StreamsBuilder::new();
+    let (a, _) = streams(&one);
+    let (_, b) = streams(&two);
+    a.join(&b, |x, y| joined(Some(x), Some(y)), guide_windows());
+    let e = one.build().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("two different builders"), "{e}");
+
+    // A repartitioned stream joins.
+    let builder = StreamsBuilder::new();
+    let (l, r) = streams(&builder);
+    let rekeyed = l
+        .select_key(|k, _| *k)
+        .repartition(embroker::streams::Repartitioned::with(Builtin, Builtin));
+    to_out(rekeyed.join(&r, |a, b| joined(Some(a), Some(b)), guide_windows()));
+    let topology = builder.build()?;
+    assert_eq!(
+        topology.copartition_groups(),
+        vec![vec![
+            "KSTREAM-REPARTITION-0000000005-repartition".to_string(),
+            "right".to_string()
+        ]]
+    );
+    Ok(())
+}
