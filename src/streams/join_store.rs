@@ -135,12 +135,38 @@ impl<K: Ord + Clone, VL: Clone, VR: Clone> OuterJoinStore<K, VL, VR> {
         self.entries.remove(&(timestamp, side, key));
     }
 
-    /// Every entry in store order: (timestamp, side, key) and its records.
-    pub(crate) fn entries(&self) -> Vec<((i64, JoinSide, K), Vec<LeftOrRight<VL, VR>>)> {
-        self.entries
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+    /// Take out, oldest first, the entries whose window has closed, walking in store order
+    /// as Kafka's `emitNonJoinedOuterRecords` does: an entry for which `open(timestamp, side)`
+    /// holds is kept and marks its side as open; the walk stops once both sides are. Returns
+    /// the entries taken and the timestamp of the last entry visited (Kafka's new `minTime`;
+    /// `i64::MAX` if the store is empty).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn take_closed(
+        &mut self,
+        open: impl Fn(i64, JoinSide) -> bool,
+    ) -> (Vec<((i64, JoinSide, K), Vec<LeftOrRight<VL, VR>>)>, i64) {
+        let mut last_visited = i64::MAX;
+        let (mut left_open, mut right_open) = (false, false);
+        let mut closed = Vec::new();
+        for (ts, side, key) in self.entries.keys() {
+            last_visited = *ts;
+            if left_open && right_open {
+                break;
+            }
+            if open(*ts, *side) {
+                match side {
+                    JoinSide::Left => left_open = true,
+                    JoinSide::Right => right_open = true,
+                }
+                continue;
+            }
+            closed.push((*ts, *side, key.clone()));
+        }
+        let taken = closed
+            .into_iter()
+            .filter_map(|k| self.entries.remove_entry(&k))
+            .collect();
+        (taken, last_visited)
     }
 }
 
@@ -179,7 +205,9 @@ mod tests {
         s.put("z", JoinSide::Right, 2, LeftOrRight::Right(3));
         s.put("a", JoinSide::Left, 1, LeftOrRight::Left(4));
         s.put("a", JoinSide::Left, 1, LeftOrRight::Left(5));
-        let keys: Vec<_> = s.entries().into_iter().map(|(k, v)| (k, v.len())).collect();
+        // Every entry closed: taken in store order.
+        let (taken, last) = s.clone().take_closed(|_, _| false);
+        let keys: Vec<_> = taken.into_iter().map(|(k, v)| (k, v.len())).collect();
         assert_eq!(
             keys,
             [
@@ -189,7 +217,18 @@ mod tests {
                 ((2, JoinSide::Left, "b"), 1),
             ]
         );
-        s.remove("a", JoinSide::Left, 1);
-        assert_eq!(s.entries().len(), 3);
+        assert_eq!(last, 2);
+        // Left entries at 2 still open: the left one at 1 and the right one go; the walk
+        // stops at the first entry after both sides were seen open.
+        s.put("y", JoinSide::Right, 3, LeftOrRight::Right(6));
+        let (taken, last) =
+            s.take_closed(|ts, side| ts >= 2 && (side == JoinSide::Left || ts >= 3));
+        let keys: Vec<_> = taken.into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, [(1, JoinSide::Left, "a"), (2, JoinSide::Right, "z")]);
+        assert_eq!(last, 3);
+        s.remove("y", JoinSide::Right, 3);
+        let (taken, _) = s.take_closed(|_, _| false);
+        assert_eq!(taken.len(), 2);
+        assert_eq!(s.take_closed(|_, _| false).1, i64::MAX);
     }
 }

@@ -253,29 +253,16 @@ where
         {
             return Ok(());
         }
-        shared.min_time = i64::MAX;
-        let mut emit = Vec::new();
-        let (mut left_open, mut right_open) = (false, false);
-        for ((ts, side, key), values) in shared.store.entries() {
-            shared.min_time = ts;
-            if left_open && right_open {
-                break;
-            }
+        let windows = self.windows;
+        let (emit, last_visited) = shared.store.take_closed(|ts, side| {
             let look_back = match side {
-                JoinSide::Left => self.windows.after_ms(),
-                JoinSide::Right => self.windows.before_ms(),
+                JoinSide::Left => windows.after_ms(),
+                JoinSide::Right => windows.before_ms(),
             };
-            if ts.saturating_add(look_back).saturating_add(grace) >= stream_time {
-                match side {
-                    JoinSide::Left => left_open = true,
-                    JoinSide::Right => right_open = true,
-                }
-                continue;
-            }
-            shared.store.remove(key.clone(), side, ts);
-            emit.push((ts, key, values));
-        }
-        for (ts, key, values) in emit {
+            ts.saturating_add(look_back).saturating_add(grace) >= stream_time
+        });
+        shared.min_time = last_visited;
+        for ((ts, _, key), values) in emit {
             for value in values {
                 let out = match &value {
                     LeftOrRight::Left(l) => (self.joiner)(&key, Some(l), None),
