@@ -23,9 +23,15 @@
 //! `task` (one running instance of a topology), `state` (stores), `config`
 //! (`StreamsConfig`), `test_driver`.
 //!
+//! Joins: [`KStream::join`]/`left_join`/`outer_join` in [`JoinWindows`],
+//! [`KStream::join_table`], [`KTable::join`]/`left_join`/`outer_join`,
+//! [`KStream::join_global`] against a [`GlobalKTable`]; sliding windows:
+//! [`KGroupedStream::windowed_by_sliding`] with [`SlidingWindows`]; joined inputs must be
+//! co-partitioned ([`Topology::copartition_groups`], [`Topology::check_copartitioning`]).
+//! Modules of their own: `join_store` (the stream-stream join's stores), `copartition`.
+//!
 //! Not built yet (issue #21): the runtime (`KafkaStreams`: threads, tasks per partition
-//! through a consumer group, commits, changelog topics, persistent stores, restoration),
-//! sliding windows, joins.
+//! through a consumer group, commits, changelog topics, persistent stores, restoration).
 
 mod config;
 mod copartition;
