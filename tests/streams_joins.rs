@@ -4,8 +4,8 @@
 //! results of inner, left and outer joins), ported record for record for KStream-KStream,
 //! KStream-KTable, KTable-KTable and KStream-GlobalKTable; Kafka's own integration tests of
 //! the same sequence (`StreamStreamJoinIntegrationTest`, `TableTableJoinIntegrationTest`,
-//! out-of-order records included); window boundaries and grace; co-partitioning; and the
-//! build errors.
+//! out-of-order records included); window boundaries and grace; co-partitioning; the
+//! build errors; and a proptest of the stream-stream joins against a brute-force oracle.
 //!
 //! The guide's tables omit keys (every record has the same key) and write a null value as
 //! `null`. A stream record with a null value is skipped by Kafka's stream joins; here the
@@ -787,4 +787,100 @@ fn joins_refuse_unrepartitioned_keys_and_unmaterialized_tables_at_build() -> Res
         ]]
     );
     Ok(())
+}
+
+/// One input record of the property test: left side or not, key, timestamp, value.
+type Arrival = (bool, i64, i64, u32);
+
+/// What a join of `arrivals` (timestamps non-decreasing from their gaps) must emit, by brute
+/// force: every pair of one key within the windows, then for left/outer joins every record
+/// that has no partner at all, with `None` for the missing side.
+fn oracle(
+    arrivals: &[(bool, i64, i64, u32)],
+    before: i64,
+    after: i64,
+    left: bool,
+    outer: bool,
+) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    let lefts: Vec<_> = arrivals.iter().filter(|a| a.0).collect();
+    let rights: Vec<_> = arrivals.iter().filter(|a| !a.0).collect();
+    let pairs =
+        |l: &&Arrival, r: &&Arrival| l.1 == r.1 && r.2 >= l.2 - before && r.2 <= l.2 + after;
+    for l in &lefts {
+        for r in &rights {
+            if pairs(l, r) {
+                out.push((format!("{}-{}", l.3, r.3), l.2.max(r.2)));
+            }
+        }
+    }
+    if left || outer {
+        for l in &lefts {
+            if !rights.iter().any(|r| pairs(l, r)) {
+                out.push((format!("{}-null", l.3), l.2));
+            }
+        }
+    }
+    if outer {
+        for r in &rights {
+            if !lefts.iter().any(|l| pairs(l, r)) {
+                out.push((format!("null-{}", r.3), r.2));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+proptest::proptest! {
+    #[test]
+    fn stream_stream_joins_emit_exactly_the_pairs_and_the_unmatched(
+        records in proptest::collection::vec((proptest::bool::ANY, 0i64..3, 0i64..6, 0u32..1000), 0..40),
+        before in 0i64..8,
+        after in 0i64..8,
+        grace in 0i64..4,
+        kind in 0u8..3,
+    ) {
+        let (left, outer) = (kind >= 1, kind == 2);
+        // Timestamps from the gaps: in order, so every record is within the stores' retention.
+        let mut ts = 0;
+        let arrivals: Vec<Arrival> = records
+            .iter()
+            .map(|&(side, key, gap, v)| {
+                ts += gap;
+                (side, key, ts, v)
+            })
+            .collect();
+        let builder = StreamsBuilder::new();
+        let l = builder.stream("left", Consumed::<i64, String>::with(Builtin, Builtin));
+        let r = builder.stream("right", Consumed::<i64, String>::with(Builtin, Builtin));
+        let windows = JoinWindows::of_time_difference_and_grace(
+            Duration::from_millis(before as u64),
+            Duration::from_millis(grace as u64),
+        )
+        .after(Duration::from_millis(after as u64));
+        let joined_stream = match kind {
+            0 => l.join(&r, |a, b| format!("{a}-{b}"), windows),
+            1 => l.left_join(&r, |a, b| joined(Some(a), b), windows),
+            _ => l.outer_join(&r, joined, windows),
+        };
+        joined_stream.to("out", Produced::with(Builtin, Builtin));
+        let driver = TopologyTestDriver::new(builder.build()?, StreamsConfig::new("prop"))?;
+        let li = driver.create_input_topic::<i64, String>("left", Builtin, Builtin);
+        let ri = driver.create_input_topic::<i64, String>("right", Builtin, Builtin);
+        for (side, key, ts, v) in &arrivals {
+            let input = if *side { &li } else { &ri };
+            input.pipe_input_with_timestamp(*key, v.to_string(), *ts)?;
+        }
+        // A record of another key far enough ahead closes every window.
+        li.pipe_input_with_timestamp(99, "end".to_string(), ts + before + after + grace + 1)?;
+        let out = driver.create_output_topic::<i64, String>("out", Builtin, Builtin);
+        let mut got: Vec<(String, i64)> = out
+            .read_records_to_list()?
+            .into_iter()
+            .map(|r| (r.value, r.timestamp))
+            .collect();
+        got.sort();
+        proptest::prop_assert_eq!(got, oracle(&arrivals, before, after, left, outer));
+    }
 }

@@ -5,8 +5,9 @@
 //! KIP-633/KAFKA-10847).
 //!
 //! Invariants: a join window store keeps every record put, duplicates included, in arrival
-//! order per (key, timestamp), and drops what is `retention` or more older than the largest
-//! timestamp put (its observed stream time), as Kafka's window store drops expired segments;
+//! order per (key, timestamp), and drops what is more than `retention` older than the
+//! largest timestamp put (its observed stream time), as Kafka's window store drops expired
+//! segments;
 //! the outer store orders its entries by (timestamp, side with right before left, key), the
 //! order of Kafka's serialized `TimestampedKeyAndJoinSide` (timestamp, then a byte 0 for
 //! right and 1 for left, then the key), so records leave it in that order.
@@ -37,11 +38,12 @@ impl<K: Ord + Clone, V: Clone> JoinWindowStore<K, V> {
         }
     }
 
-    /// The oldest timestamp still kept.
+    /// The oldest timestamp still kept: `retention` before the observed time, inclusive, so
+    /// a record is kept at least for the retention (Kafka's default RocksDB window store keeps
+    /// whole segments, at least as long; its in-memory one drops at exactly the retention,
+    /// which with a window and a grace of 0 would keep nothing to join).
     fn min_live(&self) -> i64 {
-        self.observed_ms
-            .saturating_sub(self.retention_ms)
-            .saturating_add(1)
+        self.observed_ms.saturating_sub(self.retention_ms)
     }
 
     /// Keep `value` of `key` at `timestamp`, unless it is already expired (Kafka: "Skipping
@@ -188,13 +190,20 @@ mod tests {
         s.put("j", 3, 6).unwrap();
         assert_eq!(s.fetch(&"k", 0, 10).unwrap(), [(5, 1), (5, 2)]);
         assert_eq!(s.fetch(&"k", 6, 10).unwrap(), []);
-        // Observed time 15: records at 5 or earlier are gone (15 - 10 + 1 = 6 is the oldest).
+        // Observed time 15: records before 5 would be gone; at 5 they stay.
         s.put("k", 4, 15).unwrap();
-        assert_eq!(s.fetch(&"k", 0, 20).unwrap(), [(15, 4)]);
+        assert_eq!(s.fetch(&"k", 0, 20).unwrap(), [(5, 1), (5, 2), (15, 4)]);
+        // Observed time 16: the records at 5 are gone.
+        s.put("k", 5, 16).unwrap();
+        assert_eq!(s.fetch(&"k", 0, 20).unwrap(), [(15, 4), (16, 5)]);
         assert_eq!(s.fetch(&"j", 0, 20).unwrap(), [(6, 3)]);
         // Too old to be kept at all.
-        s.put("k", 5, 5).unwrap();
-        assert_eq!(s.fetch(&"k", 0, 20).unwrap(), [(15, 4)]);
+        s.put("k", 6, 5).unwrap();
+        assert_eq!(s.fetch(&"k", 0, 20).unwrap(), [(15, 4), (16, 5)]);
+        // A retention of 0 keeps the records of the latest timestamp.
+        let mut z = JoinWindowStore::new(0);
+        z.put("k", 1, 7).unwrap();
+        assert_eq!(z.fetch(&"k", 7, 7).unwrap(), [(7, 1)]);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::join_processors::StreamTableJoin;
+use super::join_processors::{KeySelector, RowJoiner, StreamTableJoin};
 use super::kstream::KStream;
 use super::processors::TableSource;
 use super::{
@@ -113,8 +113,8 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         &self,
         global: &GlobalKTable<KG, VG>,
         left: bool,
-        key_selector: Arc<dyn Fn(&K, &V) -> KG + Send + Sync>,
-        joiner: Arc<dyn Fn(&K, &V, Option<&VG>) -> Option<VR> + Send + Sync>,
+        key_selector: KeySelector<K, V, KG>,
+        joiner: RowJoiner<K, V, VG, VR>,
     ) -> KStream<K, VR>
     where
         KG: Ord + Clone + 'static,

@@ -17,8 +17,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::join_processors::{
-    Joiner, LeftSide, OuterShared, RightSide, StreamJoinSide, StreamTableJoin, TableJoinKind,
-    TableJoinSide,
+    Joiner, LeftSide, OuterShared, RightSide, RowJoiner, StreamJoinSide, StreamTableJoin,
+    TableJoinKind, TableJoinSide, TableJoiner,
 };
 use super::join_windows::JoinWindows;
 use super::kstream::KStream;
@@ -264,7 +264,7 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> KStream<K, V> {
         &self,
         table: &KTable<K, VT>,
         left: bool,
-        joiner: Arc<dyn Fn(&K, &V, Option<&VT>) -> Option<VR> + Send + Sync>,
+        joiner: RowJoiner<K, V, VT, VR>,
     ) -> KStream<K, VR>
     where
         VT: Clone + 'static,
@@ -362,7 +362,7 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> KTable<K, V> {
         &self,
         other: &KTable<K, VO>,
         kinds: (TableJoinKind, TableJoinKind),
-        joiner: Arc<dyn Fn(&K, Option<&V>, Option<&VO>) -> Option<VR> + Send + Sync>,
+        joiner: TableJoiner<K, V, VO, VR>,
     ) -> KTable<K, VR>
     where
         VO: Clone + 'static,
@@ -408,8 +408,7 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> KTable<K, V> {
                 joiner: j.clone(),
             }),
         );
-        let reversed: Arc<dyn Fn(&K, Option<&VO>, Option<&V>) -> Option<VR> + Send + Sync> =
-            Arc::new(move |k, o, t| joiner(k, t, o));
+        let reversed: TableJoiner<K, VO, V, VR> = Arc::new(move |k, o, t| joiner(k, t, o));
         let kind = kinds.1;
         let other_node = add_processor(
             shared,

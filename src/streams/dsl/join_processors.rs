@@ -28,6 +28,18 @@ use crate::streams::state::ReadOnlyKeyValueStore;
 pub(crate) type Joiner<K, VL, VR, VO> =
     Arc<dyn Fn(&K, Option<&VL>, Option<&VR>) -> Option<VO> + Send + Sync>;
 
+/// Maps a stream record to the key of the table row it joins.
+pub(crate) type KeySelector<K, V, KT> = Arc<dyn Fn(&K, &V) -> KT + Send + Sync>;
+
+/// A stream-table joiner: the stream record's key and value and the row, if any; `None` when
+/// the join has no result (an inner join without a row).
+pub(crate) type RowJoiner<K, V, VT, VO> =
+    Arc<dyn Fn(&K, &V, Option<&VT>) -> Option<VO> + Send + Sync>;
+
+/// A table-table joiner in one side's order: this side's value, then the other side's.
+pub(crate) type TableJoiner<K, VT, VO, VR> =
+    Arc<dyn Fn(&K, Option<&VT>, Option<&VO>) -> Option<VR> + Send + Sync>;
+
 /// The stream time and the oldest buffered timestamp both sides of a stream-stream join
 /// share (Kafka's `TimeTracker`), kept beside the outer-join buffer.
 pub(crate) struct OuterShared<K, VL, VR> {
@@ -288,8 +300,8 @@ where
 pub(crate) struct StreamTableJoin<K, V, KT, VT, VO> {
     pub(crate) table_store: String,
     pub(crate) left: bool,
-    pub(crate) key_of: Arc<dyn Fn(&K, &V) -> KT + Send + Sync>,
-    pub(crate) joiner: Arc<dyn Fn(&K, &V, Option<&VT>) -> Option<VO> + Send + Sync>,
+    pub(crate) key_of: KeySelector<K, V, KT>,
+    pub(crate) joiner: RowJoiner<K, V, VT, VO>,
 }
 
 impl<K, V, KT, VT, VO> Processor<K, V, K, VO> for StreamTableJoin<K, V, KT, VT, VO>
@@ -342,7 +354,7 @@ pub(crate) struct TableJoinSide<K, VT, VO, VR> {
     pub(crate) other_store: String,
     pub(crate) kind: TableJoinKind,
     /// The joiner in this side's order: this side's value, then the other's.
-    pub(crate) joiner: Arc<dyn Fn(&K, Option<&VT>, Option<&VO>) -> Option<VR> + Send + Sync>,
+    pub(crate) joiner: TableJoiner<K, VT, VO, VR>,
 }
 
 impl<K, VT, VO, VR> TableJoinSide<K, VT, VO, VR> {
