@@ -19,11 +19,14 @@ type Result<T = ()> = std::result::Result<T, Error>;
 /// Kafka's test gathers them (`gatherOutput`: a set per window start).
 type Updates = BTreeMap<i64, BTreeSet<(String, i64)>>;
 
+/// What reached the end of the topology: windowed key, value, timestamp.
+type Seen = Arc<Mutex<Vec<(Windowed<String>, Option<String>, i64)>>>;
+
 /// Kafka's `MockInitializer.STRING_INIT` and `MockAggregator.TOSTRING_ADDER` over sliding
 /// windows of `difference` and `grace`; pipes `records` (value, timestamp) for key "A".
 fn run(difference: u64, grace: u64, records: &[(&str, i64)]) -> Result<(Updates, u64)> {
     let builder = StreamsBuilder::new();
-    let seen: Arc<Mutex<Vec<(Windowed<String>, Option<String>, i64)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let sink = seen.clone();
     builder
         .stream("topic", Consumed::<String, String>::with(Builtin, Builtin))
@@ -58,7 +61,7 @@ fn run(difference: u64, grace: u64, records: &[(&str, i64)]) -> Result<(Updates,
 }
 
 /// Records what reaches it, with its timestamp.
-struct Collect(Arc<Mutex<Vec<(Windowed<String>, Option<String>, i64)>>>);
+struct Collect(Seen);
 
 impl embroker::streams::Processor<Windowed<String>, Option<String>, (), ()> for Collect {
     fn process(
