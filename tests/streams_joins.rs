@@ -4,7 +4,8 @@
 //! results of inner, left and outer joins), ported record for record for KStream-KStream,
 //! KStream-KTable, KTable-KTable and KStream-GlobalKTable; Kafka's own integration tests of
 //! the same sequence (`StreamStreamJoinIntegrationTest`, `TableTableJoinIntegrationTest`,
-//! out-of-order records included); window boundaries and grace; co-partitioning; the
+//! out-of-order records included); Kafka's `KStreamKStreamOuterJoinTest` cases (duplicates,
+//! ordering, grace, asymmetric windows); window boundaries and grace; co-partitioning; the
 //! build errors; and a proptest of the stream-stream joins against a brute-force oracle.
 //!
 //! The guide's tables omit keys (every record has the same key) and write a null value as
@@ -883,4 +884,149 @@ proptest::proptest! {
         got.sort();
         proptest::prop_assert_eq!(got, oracle(&arrivals, before, after, left, outer));
     }
+}
+
+/// Kafka's `KStreamKStreamOuterJoinTest` harness: left values strings, right values longs,
+/// integer keys, `MockValueJoiner.TOSTRING_JOINER` (`left + "+" + right`, a missing side as
+/// `null`).
+struct OuterTest {
+    _driver: TopologyTestDriver,
+    left: TestInputTopic<i64, String>,
+    right: TestInputTopic<i64, i64>,
+    out: TestOutputTopic<i64, String>,
+}
+
+impl OuterTest {
+    fn new(windows: JoinWindows) -> Result<OuterTest> {
+        let builder = StreamsBuilder::new();
+        let l = builder.stream("topic1", Consumed::<i64, String>::with(Builtin, Builtin));
+        let r = builder.stream("topic2", Consumed::<i64, i64>::with(Builtin, Builtin));
+        l.outer_join(
+            &r,
+            |a, b| {
+                format!(
+                    "{}+{}",
+                    a.map_or("null".to_string(), String::clone),
+                    b.map_or("null".to_string(), i64::to_string)
+                )
+            },
+            windows,
+        )
+        .to("out", Produced::with(Builtin, Builtin));
+        let topology = builder.build()?;
+        assert_eq!(topology.copartition_groups(), [["topic1", "topic2"]]);
+        let driver = TopologyTestDriver::new(topology, StreamsConfig::new("outer"))?;
+        Ok(OuterTest {
+            left: driver.create_input_topic("topic1", Builtin, Builtin),
+            right: driver.create_input_topic("topic2", Builtin, Builtin),
+            out: driver.create_output_topic("out", Builtin, Builtin),
+            _driver: driver,
+        })
+    }
+
+    fn l(&self, key: i64, value: &str, ts: i64) -> Result {
+        self.left
+            .pipe_input_with_timestamp(key, value.to_string(), ts)
+    }
+
+    fn r(&self, key: i64, value: i64, ts: i64) -> Result {
+        self.right.pipe_input_with_timestamp(key, value, ts)
+    }
+
+    /// Kafka's `checkAndClearProcessResult`: (key, value, timestamp) in order.
+    fn check(&self, want: &[(i64, &str, i64)]) -> Result {
+        let got: Vec<(i64, String, i64)> = self
+            .out
+            .read_records_to_list()?
+            .into_iter()
+            .map(|r| (r.key, r.value, r.timestamp))
+            .collect();
+        let want: Vec<(i64, String, i64)> = want
+            .iter()
+            .map(|(k, v, t)| (*k, v.to_string(), *t))
+            .collect();
+        assert_eq!(got, want);
+        Ok(())
+    }
+}
+
+#[test]
+fn outer_join_duplicates_are_kafkas() -> Result {
+    // KStreamKStreamOuterJoinTest.testOuterJoinDuplicates.
+    let t = OuterTest::new(JoinWindows::of_time_difference_and_grace(
+        Duration::from_millis(100),
+        Duration::from_millis(10),
+    ))?;
+    t.l(0, "A0", 0)?;
+    t.l(0, "A0-0", 0)?;
+    t.r(1, 11, 0)?;
+    t.r(1, 12, 0)?;
+    t.r(1, 10, 111)?;
+    t.r(3, 100, 211)?;
+    t.check(&[
+        (1, "null+11", 0),
+        (1, "null+12", 0),
+        (0, "A0+null", 0),
+        (0, "A0-0+null", 0),
+    ])?;
+    t.l(2, "A2", 200)?;
+    t.l(2, "A2-0", 200)?;
+    t.r(2, 13, 201)?;
+    t.r(2, 14, 201)?;
+    t.check(&[
+        (2, "A2+13", 201),
+        (2, "A2-0+13", 201),
+        (2, "A2+14", 201),
+        (2, "A2-0+14", 201),
+    ])?;
+    t.r(3, 100, 1500)?;
+    t.check(&[(1, "null+10", 111), (3, "null+100", 211)])
+}
+
+#[test]
+fn outer_join_emits_the_closed_unmatched_record_before_the_join_result() -> Result {
+    // KStreamKStreamOuterJoinTest.testOrdering.
+    let t = OuterTest::new(JoinWindows::of_time_difference_with_no_grace(
+        Duration::from_millis(100),
+    ))?;
+    t.l(0, "A0", 0)?;
+    t.l(1, "A1", 100)?;
+    t.check(&[])?;
+    t.r(1, 11, 110)?;
+    t.check(&[(0, "A0+null", 0), (1, "A1+11", 110)])
+}
+
+#[test]
+fn outer_join_waits_for_the_grace_period() -> Result {
+    // KStreamKStreamOuterJoinTest.testGracePeriod.
+    let t = OuterTest::new(JoinWindows::of_time_difference_and_grace(
+        Duration::from_millis(100),
+        Duration::from_millis(10),
+    ))?;
+    t.l(0, "A0", 0)?;
+    t.r(1, 11, 0)?;
+    t.check(&[])?;
+    t.l(1, "A1", 101)?;
+    t.r(0, 10, 101)?;
+    t.check(&[])?;
+    t.r(0, 100, 112)?;
+    t.check(&[(1, "null+11", 0), (0, "A0+null", 0)])
+}
+
+#[test]
+fn outer_join_with_an_asymmetric_window_closes_each_side_by_its_bound() -> Result {
+    // KStreamKStreamOuterJoinTest.testEmitAllNonJoinedResultsForAsymmetricWindow.
+    let t = OuterTest::new(
+        JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(5))
+            .after(Duration::from_millis(20)),
+    )?;
+    t.l(0, "A0", 29)?;
+    t.l(1, "A1", 30)?;
+    t.r(2, 12, 31)?;
+    t.r(3, 13, 36)?;
+    t.check(&[])?;
+    t.r(4, 14, 37)?;
+    t.check(&[(2, "null+12", 31)])?;
+    t.r(5, 15, 50)?;
+    t.check(&[(0, "A0+null", 29), (3, "null+13", 36), (4, "null+14", 37)])
 }
