@@ -196,8 +196,8 @@ mod stream {
     /// Records are fetched a poll's worth at a time (`max.poll.records`). Dropping the
     /// stream with records fetched but not yet yielded seeks their partitions back to the
     /// first of them, so no record is skipped. Each record passes through the executor's
-    /// `Poll` by value, which costs about a quarter more a record than iterating the items
-    /// of [`Consumer::stream`] (docs/ARCHITECTURE.md, "Async").
+    /// `Poll` by value, which costs more a record than iterating the items of
+    /// [`Consumer::stream`] (figures in docs/ARCHITECTURE.md, "Async").
     #[derive(Debug)]
     #[must_use = "streams do nothing unless polled"]
     pub struct RecordStream<'a> {
