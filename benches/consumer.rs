@@ -4,7 +4,8 @@
 //!   `BufReader` over a length-prefixed file of the same records (each record handed to the
 //!   loop as a slice of the reader's buffer; target >= 0.85x) and a direct `Partition::read`
 //!   loop over the same log;
-//! - **async**: `recv().await` and the record stream next to their blocking forms
+//! - **async**: `recv().await` and the record streams (`Consumer::stream`, a poll's records per
+//!   item, and `Consumer::record_stream`, a record per item) next to their blocking forms
 //!   (target >= 0.9x);
 //! - **latency**: append -> poll, one `Partition::append` of one record at a time on one thread
 //!   and one consumer thread blocked in `poll`, against a `crossbeam_channel` send -> recv
@@ -103,12 +104,32 @@ async fn consume_async(mut c: embroker::Consumer, records: u64) -> u64 {
     bytes
 }
 
-/// As `consume`, one record at a time from `Consumer::stream`, in the form async code
-/// writes it (`while let Some(item) = stream.next().await`).
+/// As `consume`, from `Consumer::stream` (one poll's records per item), each item iterated
+/// as the blocking loop iterates `poll`'s result, in the form async code writes it
+/// (`while let Some(item) = stream.next().await`).
 #[cfg(feature = "stream")]
 async fn consume_stream(mut c: embroker::Consumer, records: u64) -> u64 {
     use futures::StreamExt;
     let mut stream = c.stream();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    while let Some(item) = stream.next().await {
+        for r in &item.expect("records") {
+            bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+            n += 1;
+        }
+        if n >= records {
+            break;
+        }
+    }
+    assert_eq!(n, records);
+    bytes
+}
+
+/// As `consume`, one record at a time from `Consumer::record_stream`.
+#[cfg(feature = "stream")]
+async fn consume_record_stream(mut c: embroker::Consumer, records: u64) -> u64 {
+    use futures::StreamExt;
+    let mut stream = c.record_stream();
     let (mut n, mut bytes) = (0u64, 0u64);
     while let Some(item) = stream.next().await {
         let r = item.expect("record");
@@ -450,19 +471,29 @@ fn main() {
     #[cfg(feature = "stream")]
     rows.push(Contender::new(
         "async",
-        "Consumer::stream, per record, futures::executor",
+        "Consumer::stream (a poll's records per item), futures::executor",
         Some(blocking),
         records,
         bytes,
         || consumer(&broker, 500),
         |c| futures::executor::block_on(consume_stream(c, records)),
     ));
+    #[cfg(feature = "stream")]
+    rows.push(Contender::new(
+        "async",
+        "Consumer::record_stream (a record per item), futures::executor",
+        Some(blocking),
+        records,
+        bytes,
+        || consumer(&broker, 500),
+        |c| futures::executor::block_on(consume_record_stream(c, records)),
+    ));
     report.measure_interleaved(rows);
     // A stream of owned records next to the blocking loop that owns each record too.
     #[cfg(feature = "stream")]
     report.compare(
         "async",
-        "Consumer::stream, per record, futures::executor",
+        "Consumer::record_stream (a record per item), futures::executor",
         owning,
     );
     if support::selected("latency") {

@@ -131,7 +131,7 @@ pub use config::{
     OffsetReset, PartitionerChoice, ProducerConfig, TopicCompression, TopicConfig,
 };
 #[cfg(feature = "stream")]
-pub use consumer::RecordStream;
+pub use consumer::{BatchStream, RecordStream};
 pub use consumer::{
     Commit, Consumer, ConsumerRecord, ConsumerRecordRef, ConsumerRecordViews, ConsumerRecords,
     ConsumerRecordsIntoIter, ConsumerRecordsIter, RebalanceListener, Recv, WakeupHandle,

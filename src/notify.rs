@@ -2,38 +2,58 @@
 //!
 //! A [`Notifier`] counts events. A waiter reads the count, checks its condition, and waits until
 //! the count moves or its deadline passes; `notify` bumps the count and wakes waiters only when
-//! there are any, so an append with nobody waiting costs one atomic add and two loads.
+//! there are any, so an append with nobody waiting costs one atomic add and one load.
+//!
+//! A waiting thread registers its [`Thread`] handle and parks; `notify` takes every registered
+//! thread out of the list and unparks each one directly (one futex wake), so the woken thread
+//! takes no lock on its way back: it sees that a `notify` emptied the list since it registered
+//! (`drains` moved) and returns. Only a thread that stops waiting on its own (deadline) takes
+//! the lock again, to remove itself.
 //!
 //! Async waiters (futures) register a [`Waker`] instead of blocking: [`Notifier::register`]
 //! stores it under a key, `notify` takes every registered waker and wakes it, and a future that
 //! is dropped before its wake-up removes its key ([`Notifier::deregister`]). A pending future
 //! therefore costs one map entry: no thread, no timer. Wakers are one-shot: a woken future that
 //! still has nothing to return registers again when it is polled.
+//!
+//! Invariant: a waiter (thread or waker) is in the list, and counted in `waiting`, from its
+//! registration until a `notify` takes it or it removes itself; registration stores the count
+//! (SeqCst) before it loads the event count (SeqCst), and `notify` bumps the event count
+//! (SeqCst) before it loads `waiting`: either the waiter sees the event or `notify` sees the
+//! waiter, so no wake-up is lost.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::Waker;
+use std::thread::{self, Thread};
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 /// An event counter that threads can wait on and futures can register wakers with.
 #[derive(Debug, Default)]
 pub(crate) struct Notifier {
     events: AtomicU64,
-    waiters: AtomicUsize,
-    lock: Mutex<()>,
-    cv: Condvar,
-    /// How many wakers `wakers` holds; read by `notify` without the lock.
-    registered: AtomicUsize,
-    wakers: Mutex<Wakers>,
+    /// How many threads and wakers `list` holds; read by `notify` without the lock.
+    waiting: AtomicUsize,
+    /// How many times `notify` emptied the list (bumped under its lock): a thread that sees it
+    /// moved since its registration was taken out, and need not lock to remove itself.
+    drains: AtomicU64,
+    list: Mutex<Waiters>,
 }
 
-/// The wakers of pending futures, by key.
+/// The waiting threads, and the wakers of pending futures by key.
 #[derive(Debug, Default)]
-struct Wakers {
+struct Waiters {
+    threads: Vec<Thread>,
     next_key: u64,
     by_key: HashMap<u64, Waker>,
+}
+
+impl Waiters {
+    fn len(&self) -> usize {
+        self.threads.len() + self.by_key.len()
+    }
 }
 
 impl Notifier {
@@ -44,23 +64,30 @@ impl Notifier {
 
     /// Records an event and wakes every waiter.
     pub(crate) fn notify(&self) {
-        // SeqCst, paired with `register`: either this load sees the waker's registration or
-        // `register`'s load of `events` sees this event.
+        // SeqCst, paired with the registrations: either this load sees a waiter or the waiter's
+        // load of `events` sees this event.
         self.events.fetch_add(1, Ordering::SeqCst);
-        if self.waiters.load(Ordering::Acquire) > 0 {
-            let _guard = self.lock.lock();
-            self.cv.notify_all();
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
         }
-        if self.registered.load(Ordering::SeqCst) > 0 {
-            let woken: Vec<Waker> = {
-                let mut wakers = self.wakers.lock();
-                self.registered.store(0, Ordering::SeqCst);
-                wakers.by_key.drain().map(|(_, w)| w).collect()
+        let (threads, wakers) = {
+            let mut list = self.list.lock();
+            self.waiting.store(0, Ordering::SeqCst);
+            self.drains.fetch_add(1, Ordering::Release);
+            let wakers: Vec<Waker> = if list.by_key.is_empty() {
+                Vec::new()
+            } else {
+                list.by_key.drain().map(|(_, w)| w).collect()
             };
-            // Woken outside the lock: a waker may poll its future inline, which registers again.
-            for w in woken {
-                w.wake();
-            }
+            (std::mem::take(&mut list.threads), wakers)
+        };
+        // Outside the lock: a woken thread never finds it taken, and a waker may poll its
+        // future inline, which registers again.
+        for t in threads {
+            t.unpark();
+        }
+        for w in wakers {
+            w.wake();
         }
     }
 
@@ -69,25 +96,25 @@ impl Notifier {
     /// `None` when an event already happened since `seen` (nothing is registered then: the
     /// caller looks again at once).
     pub(crate) fn register(&self, key: Option<u64>, waker: &Waker, seen: u64) -> Option<u64> {
-        let mut wakers = self.wakers.lock();
+        let mut list = self.list.lock();
         let key = match key {
             Some(k) => k,
             None => {
-                wakers.next_key = wakers.next_key.wrapping_add(1);
-                wakers.next_key
+                list.next_key = list.next_key.wrapping_add(1);
+                list.next_key
             }
         };
-        match wakers.by_key.get_mut(&key) {
+        match list.by_key.get_mut(&key) {
             Some(w) if w.will_wake(waker) => {}
             Some(w) => w.clone_from(waker),
             None => {
-                wakers.by_key.insert(key, waker.clone());
+                list.by_key.insert(key, waker.clone());
             }
         }
-        self.registered.store(wakers.by_key.len(), Ordering::SeqCst);
+        self.waiting.store(list.len(), Ordering::SeqCst);
         if self.events.load(Ordering::SeqCst) != seen {
-            wakers.by_key.remove(&key);
-            self.registered.store(wakers.by_key.len(), Ordering::SeqCst);
+            list.by_key.remove(&key);
+            self.waiting.store(list.len(), Ordering::SeqCst);
             return None;
         }
         Some(key)
@@ -95,41 +122,64 @@ impl Notifier {
 
     /// Removes the waker registered under `key`, if `notify` has not taken it yet.
     pub(crate) fn deregister(&self, key: u64) {
-        let mut wakers = self.wakers.lock();
-        if wakers.by_key.remove(&key).is_some() {
-            self.registered.store(wakers.by_key.len(), Ordering::SeqCst);
+        let mut list = self.list.lock();
+        if list.by_key.remove(&key).is_some() {
+            self.waiting.store(list.len(), Ordering::SeqCst);
         }
     }
 
     /// How many wakers are registered (tests: a dropped future leaves none behind).
     #[cfg(test)]
     pub(crate) fn registered(&self) -> usize {
-        self.wakers.lock().by_key.len()
+        self.list.lock().by_key.len()
+    }
+
+    /// How many threads are waiting (tests: a thread that stops waiting leaves no entry).
+    #[cfg(test)]
+    fn threads_waiting(&self) -> usize {
+        self.list.lock().threads.len()
     }
 
     /// Waits until the count differs from `seen` or `deadline` passes (`None`: no deadline, for
     /// a timeout too long to add to an `Instant`). Returns true when an event happened.
     pub(crate) fn wait_past(&self, seen: u64, deadline: Option<Instant>) -> bool {
-        let mut guard = self.lock.lock();
-        self.waiters.fetch_add(1, Ordering::AcqRel);
+        if self.events.load(Ordering::Acquire) != seen {
+            return true;
+        }
+        let me = thread::current();
+        let id = me.id();
+        let drained = {
+            let mut list = self.list.lock();
+            list.threads.push(me);
+            self.waiting.store(list.len(), Ordering::SeqCst);
+            self.drains.load(Ordering::Relaxed)
+        };
         let happened = loop {
-            if self.events.load(Ordering::Acquire) != seen {
+            if self.events.load(Ordering::SeqCst) != seen {
                 break true;
             }
             match deadline {
                 Some(d) => {
-                    if self.cv.wait_until(&mut guard, d).timed_out() {
-                        break self.events.load(Ordering::Acquire) != seen;
+                    let now = Instant::now();
+                    if now >= d {
+                        break false;
                     }
+                    thread::park_timeout(d - now);
                 }
-                None => self.cv.wait(&mut guard),
+                None => thread::park(),
             }
         };
-        self.waiters.fetch_sub(1, Ordering::AcqRel);
+        // Taken out by a `notify` since registering (the usual way back): nothing to remove.
+        if self.drains.load(Ordering::Acquire) == drained {
+            let mut list = self.list.lock();
+            if let Some(i) = list.threads.iter().position(|t| t.id() == id) {
+                list.threads.swap_remove(i);
+                self.waiting.store(list.len(), Ordering::SeqCst);
+            }
+        }
         happened
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +200,39 @@ mod tests {
         assert!(n.wait_past(seen, None));
         assert!(start.elapsed() < Duration::from_secs(5));
         t.join().unwrap();
+    }
+
+    #[test]
+    fn notify_wakes_every_waiting_thread_and_a_timed_out_one_leaves_no_entry() {
+        let n = Arc::new(Notifier::default());
+        let seen = n.events();
+        // Timed out: removed itself.
+        assert!(!n.wait_past(seen, Some(Instant::now() + Duration::from_millis(5))));
+        assert_eq!(n.threads_waiting(), 0);
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let n = n.clone();
+                std::thread::spawn(move || n.wait_past(seen, None))
+            })
+            .collect();
+        // Each thread registers before it parks; wait until all three are in the list.
+        let start = Instant::now();
+        while n.threads_waiting() < 3 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "waiters never registered"
+            );
+            std::thread::yield_now();
+        }
+        n.notify();
+        for w in waiters {
+            assert!(w.join().unwrap());
+        }
+        // `notify` took them all: none is left behind.
+        assert_eq!(n.threads_waiting(), 0);
+        // An event already past `seen`: returns at once, registering nothing.
+        assert!(n.wait_past(seen, None));
+        assert_eq!(n.threads_waiting(), 0);
     }
 
     #[derive(Default)]

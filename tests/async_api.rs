@@ -416,7 +416,7 @@ mod stream {
             }
         });
         let offsets: Vec<i64> = consumer
-            .stream()
+            .record_stream()
             .take(N as usize)
             .map(|r| r.unwrap().offset)
             .collect()
@@ -425,9 +425,84 @@ mod stream {
         writer.join().unwrap();
     }
 
+    /// The stream of batches: every record once, in order, each item non-empty and at most
+    /// `max.poll.records`.
+    async fn batch_stream_scenario(broker: Broker) {
+        let mut consumer = broker.consumer(earliest().max_poll_records(7)).unwrap();
+        consumer.assign(&[TopicPartition::new("t", 0)]).unwrap();
+        let log = broker.topic("t").unwrap().partition(0).unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            for i in 0..N {
+                log.append(&[Record::new(format!("r{i}"))]).unwrap();
+            }
+        });
+        let mut offsets = Vec::new();
+        let mut stream = consumer.stream();
+        while let Some(records) = stream.next().await {
+            let records = records.unwrap();
+            assert!((1..=7).contains(&records.count()), "{}", records.count());
+            for r in &records {
+                assert_eq!(
+                    r.value.as_deref(),
+                    Some(format!("r{}", r.offset).as_bytes())
+                );
+                offsets.push(r.offset);
+            }
+            if offsets.len() as i64 == N {
+                break;
+            }
+        }
+        drop(stream);
+        assert_eq!(offsets, (0..N).collect::<Vec<_>>());
+        // Positions moved with each item: nothing is left to poll.
+        assert!(consumer.poll(Duration::from_millis(10)).unwrap().is_empty());
+        writer.join().unwrap();
+    }
+
     #[test]
     fn stream_futures_executor() {
         futures::executor::block_on(stream_scenario(broker_with("t")));
+    }
+
+    #[test]
+    fn batch_stream_futures_executor() {
+        futures::executor::block_on(batch_stream_scenario(broker_with("t")));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn batch_stream_tokio_current_thread() {
+        batch_stream_scenario(broker_with("t")).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batch_stream_tokio_multi_thread() {
+        batch_stream_scenario(broker_with("t")).await;
+    }
+
+    /// A wake-up reaches a pending stream as an item, and the stream goes on.
+    #[test]
+    fn batch_stream_yields_a_wakeup_and_goes_on() {
+        let broker = broker_with("t");
+        let mut consumer = broker.consumer(earliest()).unwrap();
+        consumer.assign(&[TopicPartition::new("t", 0)]).unwrap();
+        let handle = consumer.wakeup_handle();
+        let log = broker.topic("t").unwrap().partition(0).unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            handle.wakeup();
+            std::thread::sleep(Duration::from_millis(30));
+            log.append(&[Record::new("after")]).unwrap();
+        });
+        futures::executor::block_on(async {
+            let mut stream = consumer.stream();
+            let first = stream.next().await.unwrap();
+            assert!(matches!(first, Err(embroker::Error::Wakeup)), "{first:?}");
+            let records = stream.next().await.unwrap().unwrap();
+            let values: Vec<_> = records.iter().map(|r| r.value.unwrap()).collect();
+            assert_eq!(values, ["after"]);
+        });
+        writer.join().unwrap();
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -451,7 +526,7 @@ mod stream {
         consumer.assign(&[TopicPartition::new("t", 0)]).unwrap();
         let first: Vec<i64> = futures::executor::block_on(
             consumer
-                .stream()
+                .record_stream()
                 .take(3)
                 .map(|r| r.unwrap().offset)
                 .collect(),

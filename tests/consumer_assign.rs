@@ -281,3 +281,60 @@ fn out_of_range_position_resets_to_earliest_or_latest() {
     assert!(l.poll(Duration::from_millis(10)).unwrap().is_empty());
     assert_eq!(l.position(&tp(0)).unwrap(), 4);
 }
+
+/// A consumer's reads continue where its previous read ended (the read hint): across many
+/// small reads, segment rolls, seeks back and forward, and appends made between polls, it
+/// reads every record once, in order, from wherever it was positioned.
+#[test]
+fn reads_that_continue_follow_rolls_seeks_and_appends() {
+    let broker = Broker::temporary().unwrap();
+    // Small segments (rolls every few batches) and small fetches (a read of one or two
+    // batches), so most reads continue a previous one.
+    broker
+        .create_topic("t", TopicConfig::default().segment_bytes(1024))
+        .unwrap();
+    let part = broker.topic("t").unwrap().partition(0).unwrap();
+    for i in 0..60 {
+        part.append(&common::numbered(i * 3, 3)).unwrap();
+    }
+    let mut c = broker
+        .consumer(
+            earliest()
+                .max_poll_records(4)
+                .max_partition_fetch_bytes(200),
+        )
+        .unwrap();
+    c.assign(&[tp(0)]).unwrap();
+    let read_until = |c: &mut embroker::Consumer, end: i64| -> Vec<i64> {
+        let mut got = Vec::new();
+        let start = Instant::now();
+        while got.last().is_none_or(|&o| o + 1 < end) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "stuck after {got:?}"
+            );
+            for r in &c.poll(Duration::from_millis(100)).unwrap() {
+                assert_eq!(
+                    r.value.as_deref(),
+                    Some(format!("v{}", r.offset).as_bytes())
+                );
+                got.push(r.offset);
+            }
+        }
+        got
+    };
+    assert_eq!(read_until(&mut c, 180), (0..180).collect::<Vec<_>>());
+    // Back into an earlier segment, mid-batch.
+    c.seek(&tp(0), 31).unwrap();
+    assert_eq!(read_until(&mut c, 180), (31..180).collect::<Vec<_>>());
+    // Forward past records, then appends arriving between polls.
+    c.seek(&tp(0), 170).unwrap();
+    assert_eq!(read_until(&mut c, 180), (170..180).collect::<Vec<_>>());
+    for i in 60..70 {
+        part.append(&common::numbered(i * 3, 3)).unwrap();
+        assert_eq!(
+            read_until(&mut c, (i * 3 + 3) as i64),
+            ((i * 3) as i64..(i * 3 + 3) as i64).collect::<Vec<_>>()
+        );
+    }
+}

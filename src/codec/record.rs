@@ -170,6 +170,10 @@ impl<'a> RecordHeaders<'a> {
     /// True when there are none.
     #[inline]
     pub fn is_empty(&self) -> bool {
+        // Undecoded, no headers is the one-byte count 0 (most records): no varint decode.
+        if self.count == COUNT_UNREAD && self.bytes.first() == Some(&0) {
+            return true;
+        }
         self.len() == 0
     }
 

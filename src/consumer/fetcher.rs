@@ -15,7 +15,7 @@ use super::aborted::drop_aborted;
 use super::records::PartitionRecords;
 use crate::config::OffsetReset;
 use crate::error::{Error, Result};
-use crate::log::{PartitionLog, Records};
+use crate::log::{PartitionLog, ReadHint, Records};
 use crate::topic_names::intern_topic;
 use crate::types::TopicPartition;
 
@@ -38,6 +38,9 @@ pub(crate) struct PartitionState {
     buffer: Option<Records>,
     /// The offset after the read the buffer came from.
     next_fetch: i64,
+    /// Where the last read ended in the log, so that the next one starts there rather than
+    /// at an index entry and a scan (`PartitionLog::read_continuing`).
+    hint: Option<ReadHint>,
 }
 
 impl PartitionState {
@@ -51,6 +54,7 @@ impl PartitionState {
             paused: false,
             buffer: None,
             next_fetch: 0,
+            hint: None,
         }
     }
 
@@ -75,27 +79,31 @@ impl PartitionState {
         let Some(mut position) = self.position else {
             return Ok(());
         };
-        let read = |position: i64| -> Result<Records> {
+        let hint = &mut self.hint;
+        let log = &self.log;
+        let mut read = |position: i64| -> Result<Records> {
             if read_committed {
-                let (records, aborted) = self.log.read_committed(position, fetch_bytes)?;
+                let (records, aborted) = log.read_committed(position, fetch_bytes)?;
                 Ok(drop_aborted(records, aborted))
             } else {
-                self.log.read(position, fetch_bytes)
+                let (records, next) = log.read_continuing(position, fetch_bytes, *hint)?;
+                *hint = next;
+                Ok(records)
             }
         };
         let records = match read(position) {
             Ok(r) => r,
             Err(e @ Error::OffsetOutOfRange { .. }) => {
                 position = match reset {
-                    OffsetReset::Earliest => self.log.log_start_offset(),
-                    OffsetReset::Latest => end_offset(&self.log, read_committed),
+                    OffsetReset::Earliest => log.log_start_offset(),
+                    OffsetReset::Latest => end_offset(log, read_committed),
                     OffsetReset::None => return Err(e),
                 };
-                self.position = Some(position);
                 read(position)?
             }
             Err(e) => return Err(e),
         };
+        self.position = Some(position);
         self.next_fetch = records.next_offset().max(position);
         self.buffer = Some(records);
         Ok(())

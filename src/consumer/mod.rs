@@ -31,9 +31,9 @@ pub use records::{
     ConsumerRecord, ConsumerRecordRef, ConsumerRecordViews, ConsumerRecords,
     ConsumerRecordsIntoIter, ConsumerRecordsIter,
 };
-#[cfg(feature = "stream")]
-pub use recv::RecordStream;
 pub use recv::Recv;
+#[cfg(feature = "stream")]
+pub use recv::{BatchStream, RecordStream};
 #[cfg(test)]
 mod read_committed_tests;
 

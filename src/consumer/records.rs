@@ -16,8 +16,8 @@
 use std::fmt;
 
 use crate::codec::RecordHeaders;
-use crate::log::{self, RecordViews, Records, RecordsIntoIter, RecordsIter};
-use crate::types::{Bytes, Header, StoredRecord, TimestampType, TopicPartition};
+use crate::log::{self, RecordViews, Records, RecordsIntoIter};
+use crate::types::{Bytes, Header, TimestampType, TopicPartition};
 
 /// A record as a consumer receives it. Kafka's `ConsumerRecord`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,28 +75,6 @@ impl PartitionRecords {
             count,
         }
     }
-
-    #[inline]
-    fn record(&self, r: StoredRecord) -> ConsumerRecord {
-        ConsumerRecord {
-            topic: self.topic,
-            partition: self.tp.partition,
-            offset: r.offset,
-            timestamp: r.timestamp,
-            timestamp_type: r.timestamp_type,
-            key: r.key,
-            value: r.value,
-            headers: r.headers,
-        }
-    }
-
-    fn iter(&self) -> PartitionIter<'_> {
-        PartitionIter {
-            part: self,
-            records: self.records.iter(),
-            left: self.count,
-        }
-    }
 }
 
 /// The records one `poll` returned, grouped by partition, each partition's in offset order.
@@ -134,10 +112,9 @@ impl ConsumerRecords {
 
     /// The records of one partition, in offset order (empty if none); built on each call.
     pub fn records(&self, tp: &TopicPartition) -> Vec<ConsumerRecord> {
-        self.parts
-            .iter()
-            .filter(|p| &p.tp == tp)
-            .flat_map(PartitionRecords::iter)
+        self.views()
+            .filter(|r| r.partition == tp.partition && r.topic == tp.topic)
+            .map(|r| r.to_record())
             .collect()
     }
 
@@ -304,32 +281,13 @@ impl<'a> Iterator for ConsumerRecordViews<'a> {
 
 impl ExactSizeIterator for ConsumerRecordViews<'_> {}
 
-/// The records of one partition, built as iterated.
-struct PartitionIter<'a> {
-    part: &'a PartitionRecords,
-    records: RecordsIter<'a>,
-    left: usize,
-}
-
-impl Iterator for PartitionIter<'_> {
-    type Item = ConsumerRecord;
-
-    #[inline]
-    fn next(&mut self) -> Option<ConsumerRecord> {
-        if self.left == 0 {
-            return None;
-        }
-        let r = self.records.next()?;
-        self.left -= 1;
-        Some(self.part.record(r))
-    }
-}
-
 /// Iterator over the records of a [`ConsumerRecords`], from [`ConsumerRecords::iter`]; each
 /// record is built as it is reached.
 pub struct ConsumerRecordsIter<'a> {
     parts: std::slice::Iter<'a, PartitionRecords>,
-    current: Option<PartitionIter<'a>>,
+    /// The partition being iterated, its records as borrowed views (the small view iterator
+    /// stays in the caller's registers) and how many of them are left to yield.
+    current: Option<(&'a PartitionRecords, RecordViews<'a>, usize)>,
     /// Records not yet yielded.
     left: usize,
 }
@@ -345,14 +303,30 @@ impl fmt::Debug for ConsumerRecordsIter<'_> {
 impl Iterator for ConsumerRecordsIter<'_> {
     type Item = ConsumerRecord;
 
+    /// Each record is built here, at one place, from its view: key, value and header values
+    /// shared from the read's buffer.
     #[inline]
     fn next(&mut self) -> Option<ConsumerRecord> {
         loop {
-            if let Some(r) = self.current.as_mut().and_then(Iterator::next) {
-                self.left -= 1;
-                return Some(r);
+            if let Some((part, views, left)) = self.current.as_mut().filter(|c| c.2 > 0) {
+                if let Some(r) = views.next() {
+                    *left -= 1;
+                    self.left -= 1;
+                    let read = &part.records;
+                    return Some(ConsumerRecord {
+                        topic: part.topic,
+                        partition: part.tp.partition,
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        timestamp_type: r.timestamp_type,
+                        key: r.key.map(|s| read.share(s)),
+                        value: r.value.map(|s| read.share(s)),
+                        headers: read.headers(r.headers),
+                    });
+                }
             }
-            self.current = Some(self.parts.next()?.iter());
+            let part = self.parts.next()?;
+            self.current = Some((part, part.records.views(), part.count));
         }
     }
 

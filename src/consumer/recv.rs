@@ -1,5 +1,6 @@
 //! The consumer's async receive: [`Recv`], the future of [`Consumer::recv`], and (feature
-//! `stream`) [`RecordStream`], a `futures_core::Stream` of records.
+//! `stream`) [`BatchStream`], a `futures_core::Stream` of what each poll returns, and
+//! [`RecordStream`], the same flattened into single records.
 //!
 //! Both make the same look for records as `poll` (`Consumer::poll_step`). When there is none,
 //! the task's [`Waker`](std::task::Waker) is registered with the broker's notifier, which every
@@ -138,7 +139,7 @@ impl Consumer {
 }
 
 #[cfg(feature = "stream")]
-pub use stream::RecordStream;
+pub use stream::{BatchStream, RecordStream};
 
 #[cfg(feature = "stream")]
 mod stream {
@@ -149,18 +150,54 @@ mod stream {
     use futures_core::Stream;
 
     use super::super::consumer::Consumer;
-    use super::super::records::{ConsumerRecord, ConsumerRecordsIntoIter};
+    use super::super::records::{ConsumerRecord, ConsumerRecords, ConsumerRecordsIntoIter};
     use super::Receiving;
     use crate::error::Result;
     use crate::types::TopicPartition;
 
-    /// A [`Stream`] of the consumer's records, one at a time, from [`Consumer::stream`]
-    /// (feature `stream`). Never ends by itself; an error is yielded as an item and the stream
-    /// goes on (a [`crate::Error::Wakeup`], for instance).
+    /// A [`Stream`] of the consumer's records a poll's worth at a time, from
+    /// [`Consumer::stream`] (feature `stream`): each item is what one [`Consumer::poll`]
+    /// would return (never empty, at most `max.poll.records`), iterated as a blocking loop
+    /// iterates it (`for r in &records`, or borrowed with [`ConsumerRecords::views`]). Never
+    /// ends by itself; an error is yielded as an item and the stream goes on (a
+    /// [`crate::Error::Wakeup`], for instance).
+    ///
+    /// One item per poll rather than per record: a record is then handed to the loop as the
+    /// blocking loop hands it, at the blocking loop's cost per record, where a stream of single
+    /// records moves each one through the executor's `Poll` (see [`RecordStream`], and
+    /// docs/ARCHITECTURE.md, "Async", for the figures). Positions move when an item is
+    /// yielded, as when `poll` returns; dropping the stream skips nothing.
+    #[derive(Debug)]
+    #[must_use = "streams do nothing unless polled"]
+    pub struct BatchStream<'a> {
+        consumer: &'a mut Consumer,
+        state: Receiving,
+    }
+
+    impl Stream for BatchStream<'_> {
+        type Item = Result<ConsumerRecords>;
+
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            let this = self.get_mut();
+            this.state.poll(this.consumer, cx).map(Some)
+        }
+    }
+
+    impl Drop for BatchStream<'_> {
+        fn drop(&mut self) {
+            self.state.finish(self.consumer);
+        }
+    }
+
+    /// A [`Stream`] of the consumer's records, one owned [`ConsumerRecord`] per item, from
+    /// [`Consumer::record_stream`] (feature `stream`). Never ends by itself; an error is
+    /// yielded as an item and the stream goes on (a [`crate::Error::Wakeup`], for instance).
     ///
     /// Records are fetched a poll's worth at a time (`max.poll.records`). Dropping the
     /// stream with records fetched but not yet yielded seeks their partitions back to the
-    /// first of them, so no record is skipped.
+    /// first of them, so no record is skipped. Each record passes through the executor's
+    /// `Poll` by value, which costs more a record than iterating the items of
+    /// [`Consumer::stream`] (figures in docs/ARCHITECTURE.md, "Async").
     #[derive(Debug)]
     #[must_use = "streams do nothing unless polled"]
     pub struct RecordStream<'a> {
@@ -223,9 +260,46 @@ mod stream {
     }
 
     impl Consumer {
-        /// The consumer's records as a [`Stream`] (feature `stream`), for async code on any
-        /// executor: each record as soon as it is appended, woken by the append (see
-        /// [`Consumer::recv`]).
+        /// The consumer's records as a [`Stream`] of batches (feature `stream`), for async
+        /// code on any executor: each item is the next non-empty [`ConsumerRecords`], as soon
+        /// as it is appended, woken by the append (see [`Consumer::recv`]); iterate it as a
+        /// blocking loop iterates `poll`'s result. The fastest way to consume from async code;
+        /// [`Consumer::record_stream`] yields one record per item instead.
+        ///
+        /// ```
+        /// # use embroker::{Broker, ConsumerConfig, OffsetReset, Record, TopicConfig, TopicPartition};
+        /// use futures::StreamExt;
+        /// let broker = Broker::temporary()?;
+        /// broker.create_topic("events", TopicConfig::default())?;
+        /// let log = broker.topic("events")?.partition(0)?;
+        /// log.append(&[Record::new("a"), Record::new("b")])?;
+        /// let mut consumer = broker.consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest))?;
+        /// consumer.assign(&[TopicPartition::new("events", 0)])?;
+        /// let offsets = futures::executor::block_on(async {
+        ///     let mut stream = consumer.stream();
+        ///     let mut offsets = Vec::new();
+        ///     while let Some(records) = stream.next().await {
+        ///         for r in &records? {
+        ///             offsets.push(r.offset);
+        ///         }
+        ///         if offsets.len() == 2 {
+        ///             break;
+        ///         }
+        ///     }
+        ///     Ok::<_, embroker::Error>(offsets)
+        /// })?;
+        /// assert_eq!(offsets, [0, 1]);
+        /// # Ok::<(), embroker::Error>(())
+        /// ```
+        pub fn stream(&mut self) -> BatchStream<'_> {
+            BatchStream {
+                consumer: self,
+                state: Receiving::default(),
+            }
+        }
+
+        /// The consumer's records as a [`Stream`] of single records (feature `stream`): as
+        /// [`Consumer::stream`], flattened, each record an owned [`ConsumerRecord`].
         ///
         /// ```
         /// # use embroker::{Broker, ConsumerConfig, OffsetReset, Record, TopicConfig, TopicPartition};
@@ -237,13 +311,13 @@ mod stream {
         /// let mut consumer = broker.consumer(ConsumerConfig::default().auto_offset_reset(OffsetReset::Earliest))?;
         /// consumer.assign(&[TopicPartition::new("events", 0)])?;
         /// let values: Vec<_> = futures::executor::block_on(async {
-        ///     let stream = consumer.stream().take(2);
+        ///     let stream = consumer.record_stream().take(2);
         ///     stream.map(|r| r.map(|r| r.offset)).collect::<Vec<_>>().await
         /// });
         /// assert_eq!(values.into_iter().collect::<embroker::Result<Vec<_>>>()?, [0, 1]);
         /// # Ok::<(), embroker::Error>(())
         /// ```
-        pub fn stream(&mut self) -> RecordStream<'_> {
+        pub fn record_stream(&mut self) -> RecordStream<'_> {
             RecordStream {
                 consumer: self,
                 state: Receiving::default(),

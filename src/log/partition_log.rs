@@ -230,6 +230,16 @@ fn rp_after(a: &RecoveryPoint, b: &RecoveryPoint) -> bool {
     (a.segment_base, a.position) > (b.segment_base, b.position)
 }
 
+/// Where a reader's previous read of a partition ended: the byte `position` in the segment
+/// whose base offset is `segment_base`, where the batch starting at `next_offset` is (or will
+/// be). [`PartitionLog::read_continuing`] starts the next read there when it still lands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReadHint {
+    segment_base: i64,
+    position: usize,
+    next_offset: i64,
+}
+
 /// One partition's log.
 pub(crate) struct PartitionLog {
     topic: Arc<str>,
@@ -1437,6 +1447,32 @@ impl PartitionLog {
         bound: Option<i64>,
         inflate: bool,
     ) -> Result<Records> {
+        Ok(self
+            .read_with_hint(from, max_bytes, bound, inflate, None)?
+            .0)
+    }
+
+    /// [`PartitionLog::read`] by a reader that keeps reading where it stopped (a consumer):
+    /// `hint` is where its previous read ended, and the read starts there instead of at the
+    /// index entry below `from` and a scan of the batch headers after it. Returns the records
+    /// and the hint for the next read.
+    pub(crate) fn read_continuing(
+        &self,
+        from: i64,
+        max_bytes: usize,
+        hint: Option<ReadHint>,
+    ) -> Result<(Records, Option<ReadHint>)> {
+        self.read_with_hint(from, max_bytes, None, true, hint)
+    }
+
+    fn read_with_hint(
+        &self,
+        from: i64,
+        max_bytes: usize,
+        bound: Option<i64>,
+        inflate: bool,
+        hint: Option<ReadHint>,
+    ) -> Result<(Records, Option<ReadHint>)> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed {
                 what: "partition log (its broker or topic)",
@@ -1456,7 +1492,10 @@ impl PartitionLog {
         // it: every batch below it is whole.
         let end = bound.map_or(end, |b| b.min(end));
         if from >= end {
-            return Ok(Records::empty(from, self.topic.clone(), self.partition));
+            return Ok((
+                Records::empty(from, self.topic.clone(), self.partition),
+                hint,
+            ));
         }
         let segments = self.segments.read().clone();
         if segments.is_empty() {
@@ -1470,30 +1509,31 @@ impl PartitionLog {
             return Err(self.out_of_range(from, start.max(self.log_start_offset()), end));
         }
         for seg in &segments[first - 1..] {
+            let base = seg.base_offset();
             let read = if inflate {
-                seg.read(from, max_bytes, end)?
+                let at = hint
+                    .filter(|h| h.segment_base == base && h.next_offset == from)
+                    .map(|h| h.position);
+                seg.read_hinted(from, max_bytes, end, at)?
             } else {
                 seg.read_stored(from, max_bytes, end)?
-                    .map(|(_, bytes)| bytes)
+                    .map(|(_, bytes)| (0, bytes))
             };
-            if let Some(bytes) = read {
-                return Ok(Records::new(
-                    bytes,
-                    from,
-                    self.topic.clone(),
-                    self.partition,
-                ));
+            if let Some((position, bytes)) = read {
+                let records = Records::new(bytes, from, self.topic.clone(), self.partition);
+                let next = ReadHint {
+                    segment_base: base,
+                    position,
+                    next_offset: records.next_offset(),
+                };
+                return Ok((records, inflate.then_some(next)));
             }
         }
         // Compaction can remove every record from `from` to the end of the sealed segments;
         // the reader moves past the gap rather than asking for the same offset again.
         let scanned_to = segments.last().map_or(from, |s| s.next_offset()).min(end);
-        Ok(Records::gap(
-            from,
-            scanned_to,
-            self.topic.clone(),
-            self.partition,
-        ))
+        let gap = Records::gap(from, scanned_to, self.topic.clone(), self.partition);
+        Ok((gap, None))
     }
 
     fn out_of_range(&self, offset: i64, log_start: i64, log_end: i64) -> Error {

@@ -443,8 +443,25 @@ impl Segment {
     /// cover a batch at or past the log end it loaded; that batch is not returned.
     pub(crate) fn read(&self, from: i64, max_bytes: usize, below: i64) -> Result<Option<Bytes>> {
         Ok(self
-            .read_batches(from, max_bytes, below, true)?
-            .map(|(_, bytes)| bytes))
+            .read_batches(from, max_bytes, below, true, None)?
+            .map(|(_, _, bytes)| bytes))
+    }
+
+    /// [`Segment::read`] starting at byte `hint` when the batch there starts at `from` (where
+    /// a previous read of the same reader ended), instead of at the index entry below `from`
+    /// and a scan of batch headers from there. A hint that does not land on that batch is
+    /// ignored, as an index entry that does not land is. Returns also the byte position after
+    /// the last batch read: the next read's hint.
+    pub(crate) fn read_hinted(
+        &self,
+        from: i64,
+        max_bytes: usize,
+        below: i64,
+        hint: Option<usize>,
+    ) -> Result<Option<(usize, Bytes)>> {
+        Ok(self
+            .read_batches(from, max_bytes, below, true, hint)?
+            .map(|(_, end, bytes)| (end, bytes)))
     }
 
     /// [`Segment::read`] without decompressing: the batches as stored (the log cleaner keeps
@@ -456,7 +473,9 @@ impl Segment {
         max_bytes: usize,
         below: i64,
     ) -> Result<Option<(u64, Bytes)>> {
-        self.read_batches(from, max_bytes, below, false)
+        Ok(self
+            .read_batches(from, max_bytes, below, false, None)?
+            .map(|(start, _, bytes)| (start, bytes)))
     }
 
     fn read_batches(
@@ -465,7 +484,8 @@ impl Segment {
         max_bytes: usize,
         below: i64,
         inflate: bool,
-    ) -> Result<Option<(u64, Bytes)>> {
+        hint: Option<usize>,
+    ) -> Result<Option<(u64, usize, Bytes)>> {
         let size = self.size();
         if size == 0 || from >= below {
             return Ok(None);
@@ -475,11 +495,26 @@ impl Segment {
         let end_offset = self.next_offset();
         let map = self.mapped(size)?;
         let data = map.slice(0, size as usize);
-        let relative = u32::try_from((from - self.base_offset).max(0)).unwrap_or(u32::MAX);
-        let entry = self.index.read().entry_for(relative);
-        let mut position = entry.map_or(0, |e| e.position as usize);
+        // A reader's hint is used only where it lands on the batch that starts at `from`.
+        let hinted = hint.filter(|&h| {
+            data.get(h..)
+                .and_then(|rest| codec::peek_header(rest).ok())
+                .is_some_and(|h| h.base_offset == from)
+        });
+        let entry = match hinted {
+            Some(_) => None,
+            None => {
+                let relative = u32::try_from((from - self.base_offset).max(0)).unwrap_or(u32::MAX);
+                self.index.read().entry_for(relative)
+            }
+        };
+        let mut position = hinted.unwrap_or_else(|| entry.map_or(0, |e| e.position as usize));
         // The offset the batch at `position` must start at or after.
-        let mut min_base = self.base_offset;
+        let mut min_base = if hinted.is_some() {
+            from
+        } else {
+            self.base_offset
+        };
         // Indexes carry no checksum: an entry that does not land on the batch it names is a
         // damaged index, not a damaged log. Scan from the start instead (correct, slower).
         if let Some(e) = entry {
@@ -565,9 +600,9 @@ impl Segment {
         }
         let bytes = crate::io::share(&map, start, position);
         if !compressed || !inflate {
-            return Ok(Some((start as u64, bytes)));
+            return Ok(Some((start as u64, position, bytes)));
         }
-        Ok(Some((start as u64, self.inflate(&bytes, start)?)))
+        Ok(Some((start as u64, position, self.inflate(&bytes, start)?)))
     }
 
     /// The batches of `bytes` (read from byte `start` of this segment, whole and CRC-checked)
@@ -1027,6 +1062,47 @@ mod tests {
         codec::set_base_offset(&mut batch, seg.next_offset());
         let header = codec::peek_header(&batch).expect("header");
         assert!(seg.append(&batch, &header, 4096, since_index).is_ok());
+    }
+
+    /// A reader's hint that lands on the batch it names starts the read there and reads what
+    /// a read from the index reads; a hint that does not land (another position, another
+    /// offset) is ignored.
+    #[test]
+    fn a_hinted_read_reads_what_an_unhinted_one_does_and_a_bad_hint_is_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let budget = FileBudget::new(10);
+        let seg = Segment::create(dir.path(), 0, 0, 64 << 20, &budget).expect("create");
+        let mut since_index = 0;
+        // 100 one-record batches of ~170 bytes: several index entries, batches between them.
+        for i in 0..100u8 {
+            append_value(&seg, &[i; 100], &mut since_index);
+        }
+        let end = seg.next_offset();
+        // Where each batch starts, from reads of one batch each.
+        let mut starts = vec![0usize];
+        for from in 0..end {
+            let (next, bytes) = seg
+                .read_hinted(from, 1, end, starts.last().copied())
+                .expect("read")
+                .expect("a batch");
+            assert_eq!(next - starts[from as usize], bytes.len());
+            assert_eq!(seg.read(from, 1, end).expect("read"), Some(bytes));
+            starts.push(next);
+        }
+        for from in [0, 1, 37, 63, 99] {
+            let plain = seg.read(from, 4096, end).expect("read");
+            let at = starts[from as usize];
+            for hint in [
+                Some(at),
+                None,
+                Some(at + 1),
+                Some(starts[from as usize + 1]),
+                Some(1 << 30),
+            ] {
+                let read = seg.read_hinted(from, 4096, end, hint).expect("read");
+                assert_eq!(read.map(|(_, b)| b), plain, "from {from}, hint {hint:?}");
+            }
+        }
     }
 
     fn map_len(seg: &Segment) -> Option<usize> {
