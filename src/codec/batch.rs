@@ -26,7 +26,7 @@
 //! The CRC skips the base offset, length, epoch and magic, as Kafka's does, so the log can
 //! stamp the base offset on a batch the producer encoded without recomputing the checksum.
 
-use super::record::{self, RecordIter};
+use super::record::{self, RecordIter, RecordView};
 use super::DecodeError;
 use crate::types::{Header, TimestampType};
 
@@ -368,10 +368,22 @@ pub(crate) fn check_plain_records(batch: &Batch<'_>) -> Result<(), DecodeError> 
     check_records(&batch.header, &batch.bytes[HEADER_BYTES..]).map_err(|e| e.at(HEADER_BYTES))
 }
 
-pub(crate) fn check_records(header: &BatchHeader, mut rest: &[u8]) -> Result<(), DecodeError> {
+pub(crate) fn check_records(header: &BatchHeader, rest: &[u8]) -> Result<(), DecodeError> {
+    check_records_each(header, rest, |_, _| true)
+}
+
+/// [`check_records`], handing each record to `each` (its index and view) as it is checked: a
+/// caller that looks at every record anyway (the validator of a client's batches) parses them
+/// once instead of twice. `each` returning false stops the walk (the caller keeps its reason);
+/// the result is then `Ok`.
+pub(crate) fn check_records_each(
+    header: &BatchHeader,
+    mut rest: &[u8],
+    mut each: impl FnMut(usize, &RecordView<'_>) -> bool,
+) -> Result<(), DecodeError> {
     let mut pos = 0;
     let mut previous_delta = -1i64;
-    for _ in 0..header.record_count {
+    for index in 0..usize::try_from(header.record_count).unwrap_or(0) {
         let (r, n) = record::parse(rest).map_err(|e| e.at(pos))?;
         let delta = i64::from(r.offset_delta);
         if delta <= previous_delta || delta > i64::from(header.last_offset_delta) {
@@ -386,6 +398,9 @@ pub(crate) fn check_records(header: &BatchHeader, mut rest: &[u8]) -> Result<(),
             .is_none()
         {
             return Err(DecodeError::corrupt(pos, "record timestamp overflows"));
+        }
+        if !each(index, &r) {
+            return Ok(());
         }
         previous_delta = delta;
         rest = &rest[n..];
@@ -440,10 +455,6 @@ pub(crate) struct Placement {
     offset_delta: i32,
 }
 
-/// How far [`BatchBuilder`] initializes a buffer ahead of the records written into it: under
-/// glibc's threshold for `rep stosb` (2 KiB), so the zeroing is a few vector stores per record.
-const ZEROS_AHEAD_BYTES: usize = 1024;
-
 /// Encodes records into one batch, as the producer accumulates them.
 ///
 /// ```
@@ -458,10 +469,7 @@ const ZEROS_AHEAD_BYTES: usize = 1024;
 /// ```
 #[derive(Clone, Debug)]
 pub struct BatchBuilder {
-    /// The batch so far in `buf[..len]`; past `len`, bytes left from the buffer's earlier use
-    /// (or zeros), overwritten as records come and cut off by `finish`.
     buf: Vec<u8>,
-    len: usize,
     record_count: i32,
     base_timestamp: i64,
     max_timestamp: i64,
@@ -514,17 +522,13 @@ impl BatchBuilder {
         Self::with_buffer(Vec::with_capacity(bytes.max(HEADER_BYTES)))
     }
 
-    /// An empty batch encoded into `buf`, reusing its allocation: callers that encode many
-    /// batches keep one buffer instead of allocating (and faulting in) each time. Its bytes are
-    /// overwritten, not cleared first: records are written over what the buffer holds, and
-    /// zeros are added only where it is shorter than the batch grows.
+    /// An empty batch encoded into `buf` (cleared first), reusing its allocation: callers that
+    /// encode many batches keep one buffer instead of allocating (and faulting in) each time.
     pub fn with_buffer(mut buf: Vec<u8>) -> Self {
-        if buf.len() < HEADER_BYTES {
-            buf.resize(HEADER_BYTES, 0);
-        }
+        buf.clear();
+        buf.resize(HEADER_BYTES, 0);
         BatchBuilder {
             buf,
-            len: HEADER_BYTES,
             record_count: 0,
             base_timestamp: 0,
             max_timestamp: i64::MIN,
@@ -559,7 +563,7 @@ impl BatchBuilder {
 
     /// Bytes the batch would take if finished now.
     pub fn size_bytes(&self) -> usize {
-        self.len
+        self.buf.len()
     }
 
     /// Records pushed so far.
@@ -594,7 +598,7 @@ impl BatchBuilder {
         let base_timestamp = self.base_timestamp_for(timestamp);
         let timestamp_delta = timestamp.checked_sub(base_timestamp)?;
         let (size, body_len) = record::placed_size(fields, timestamp_delta, self.record_count)?;
-        if self.len + size - LENGTH_PREFIX_BYTES > i32::MAX as usize {
+        if self.buf.len() + size - LENGTH_PREFIX_BYTES > i32::MAX as usize {
             return None;
         }
         Some(Placement {
@@ -647,24 +651,15 @@ impl BatchBuilder {
         {
             return None;
         }
-        let end = self.len + at.size;
-        if self.buf.len() < end {
-            // Past what the buffer held before: zeros ahead of the record, a chunk at a time
-            // (one `memset` call for several records), within the capacity unless the record
-            // needs more.
-            let ahead = (self.buf.len() + ZEROS_AHEAD_BYTES).min(self.buf.capacity());
-            self.buf.resize(end.max(ahead), 0);
-        }
-        record::encode_into(
-            self.buf.get_mut(self.len..end)?,
+        record::encode(
+            &mut self.buf,
             at.body_len,
             at.timestamp_delta,
             at.offset_delta,
             key,
             value,
             headers,
-        )?;
-        self.len = end;
+        );
         self.base_timestamp = at.base_timestamp;
         self.max_timestamp = self.max_timestamp.max(timestamp);
         self.record_count += 1;
@@ -674,7 +669,6 @@ impl BatchBuilder {
     /// Writes the header (base offset 0; the log stamps the real one) and returns the bytes.
     pub fn finish(mut self) -> Vec<u8> {
         debug_assert!(self.record_count > 0, "finishing an empty batch");
-        self.buf.truncate(self.len);
         let batch_length = (self.buf.len() - LENGTH_PREFIX_BYTES) as i32;
         let b = &mut self.buf;
         b[0..8].copy_from_slice(&0i64.to_be_bytes());
@@ -797,8 +791,7 @@ mod tests {
             old in proptest::collection::vec(any::<u8>(), 0..600),
             spare in 0usize..600,
         ) {
-            // The builder writes over what the buffer held and zeroes past it: neither the old
-            // bytes nor the spare capacity may show in the batch.
+            // Neither what the buffer held nor its spare capacity may show in the batch.
             let mut dirty = old;
             dirty.reserve(spare);
             let reused = build_into(BatchBuilder::with_buffer(dirty), &recs);

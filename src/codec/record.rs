@@ -8,7 +8,6 @@
 
 use super::varint::{
     get_varint, get_varlong, put_varint, put_varlong, take_zigzag, varint_size, varlong_size,
-    zigzag32, zigzag64,
 };
 use super::DecodeError;
 use crate::types::Header;
@@ -51,84 +50,31 @@ fn bytes_size(b: Option<&[u8]>) -> Option<usize> {
     }
 }
 
-/// Writes one record into `dst`, which is exactly its size (from [`placed_size`]: its body
-/// length's varint plus `body_len`). Returns `None`, with `dst` partly written, only if `dst`
-/// is not that size.
-///
-/// Into a slice the caller sized, not pushed onto a `Vec`: every `Vec::push` checks the
-/// capacity and stores the length again, and a small record's varints are most of its
-/// encoding.
-#[inline]
-pub(crate) fn encode_into(
-    dst: &mut [u8],
+/// Appends one record. The caller has checked sizes with [`placed_size`].
+pub(crate) fn encode(
+    out: &mut Vec<u8>,
     body_len: i32,
     timestamp_delta: i64,
     offset_delta: i32,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
     headers: &[Header],
-) -> Option<()> {
-    let mut w = SliceWriter { dst, at: 0 };
-    w.varint(body_len)?;
-    w.byte(0)?; // attributes: unused, as in Kafka
-    w.varlong(timestamp_delta)?;
-    w.varint(offset_delta)?;
-    w.nullable(key)?;
-    w.nullable(value)?;
-    w.varint(i32::try_from(headers.len()).ok()?)?;
+) {
+    let start = out.len();
+    put_varint(out, body_len);
+    let body_start = out.len();
+    out.push(0); // attributes: unused, as in Kafka
+    put_varlong(out, timestamp_delta);
+    put_varint(out, offset_delta);
+    put_bytes(out, key);
+    put_bytes(out, value);
+    put_varint(out, headers.len() as i32);
     for h in headers {
-        w.nullable(Some(h.key.as_bytes()))?;
-        w.nullable(h.value.as_deref())?;
+        put_bytes(out, Some(h.key.as_bytes()));
+        put_bytes(out, h.value.as_deref());
     }
-    (w.at == w.dst.len()).then_some(())
-}
-
-/// A cursor writing into a slice of known size; every write checks it stays inside.
-struct SliceWriter<'a> {
-    dst: &'a mut [u8],
-    at: usize,
-}
-
-impl SliceWriter<'_> {
-    #[inline(always)]
-    fn byte(&mut self, b: u8) -> Option<()> {
-        *self.dst.get_mut(self.at)? = b;
-        self.at += 1;
-        Some(())
-    }
-
-    #[inline(always)]
-    fn unsigned(&mut self, mut u: u64) -> Option<()> {
-        while u >= 0x80 {
-            self.byte((u as u8 & 0x7f) | 0x80)?;
-            u >>= 7;
-        }
-        self.byte(u as u8)
-    }
-
-    #[inline(always)]
-    fn varint(&mut self, v: i32) -> Option<()> {
-        self.unsigned(u64::from(zigzag32(v)))
-    }
-
-    #[inline(always)]
-    fn varlong(&mut self, v: i64) -> Option<()> {
-        self.unsigned(zigzag64(v))
-    }
-
-    #[inline(always)]
-    fn nullable(&mut self, b: Option<&[u8]>) -> Option<()> {
-        match b {
-            None => self.varint(-1),
-            Some(b) => {
-                self.varint(i32::try_from(b.len()).ok()?)?;
-                let end = self.at.checked_add(b.len())?;
-                self.dst.get_mut(self.at..end)?.copy_from_slice(b);
-                self.at = end;
-                Some(())
-            }
-        }
-    }
+    debug_assert_eq!(out.len() - body_start, body_len as usize);
+    debug_assert!(out.len() > start);
 }
 
 /// Appends the record encoded at the front of `raw` (already checked) with its timestamp delta
@@ -150,6 +96,16 @@ pub(crate) fn encode_with_timestamp_delta(
     put_varlong(out, timestamp_delta);
     out.extend_from_slice(rest);
     Some(())
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i32);
+            out.extend_from_slice(b);
+        }
+    }
 }
 
 /// A record inside a checked batch, borrowing the batch's bytes.
@@ -413,25 +369,13 @@ mod tests {
     fn smallest_record_matches_kafka() {
         // kafka-semantics.md §5: null key, null value, no headers, deltas 0 = 0C 00 00 00 01 01 00.
         let (size, body) = placed_size(fields_size(None, None, &[]).unwrap(), 0, 0).unwrap();
-        let mut out = vec![0xAA; size];
-        encode_into(&mut out, body, 0, 0, None, None, &[]).unwrap();
+        let mut out = Vec::new();
+        encode(&mut out, body, 0, 0, None, None, &[]);
         assert_eq!(out, [0x0C, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00]);
         assert_eq!(size, 7);
         let (r, n) = parse(&out).unwrap();
         assert_eq!(n, 7);
         assert_eq!((r.key, r.value, r.headers.len()), (None, None, 0));
-    }
-
-    #[test]
-    fn a_destination_of_another_size_is_refused() {
-        let (size, body) = placed_size(fields_size(None, Some(b"v"), &[]).unwrap(), 0, 0).unwrap();
-        for len in [0, size - 1, size + 1] {
-            let mut out = vec![0; len];
-            assert_eq!(
-                encode_into(&mut out, body, 0, 0, None, Some(b"v"), &[]),
-                None
-            );
-        }
     }
 
     proptest::proptest! {
@@ -460,11 +404,11 @@ mod tests {
 
     #[test]
     fn rejects_trailing_bytes_and_bad_utf8() {
+        let mut out = Vec::new();
         let headers = [Header::new("k", "v")];
         let fields = fields_size(Some(b"key"), Some(b"val"), &headers).unwrap();
-        let (size, body) = placed_size(fields, 5, 1).unwrap();
-        let mut out = vec![0; size];
-        encode_into(&mut out, body, 5, 1, Some(b"key"), Some(b"val"), &headers).unwrap();
+        let (_, body) = placed_size(fields, 5, 1).unwrap();
+        encode(&mut out, body, 5, 1, Some(b"key"), Some(b"val"), &headers);
         let (r, _) = parse(&out).unwrap();
         assert_eq!(
             r.headers.clone().collect::<Vec<_>>(),

@@ -10,34 +10,31 @@ pub const VARINT_BYTES_MAX: usize = 5;
 /// Most bytes a zig-zag varint of an `i64` takes.
 pub const VARLONG_BYTES_MAX: usize = 10;
 
-#[inline(always)]
-pub(crate) fn zigzag32(v: i32) -> u32 {
+fn zigzag32(v: i32) -> u32 {
     ((v << 1) ^ (v >> 31)) as u32
 }
 
-#[inline(always)]
-pub(crate) fn zigzag64(v: i64) -> u64 {
+fn zigzag64(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
 /// Bytes the varint of `v` takes.
-#[inline]
 pub fn varint_size(v: i32) -> usize {
     unsigned_size(u64::from(zigzag32(v)))
 }
 
 /// Bytes the varlong of `v` takes.
-#[inline]
 pub fn varlong_size(v: i64) -> usize {
     unsigned_size(zigzag64(v))
 }
 
-/// Seven bits a byte, at least one byte: from the count of significant bits, without a loop
-/// (a record is sized this way five times on the producer's send path).
-#[inline]
-fn unsigned_size(u: u64) -> usize {
-    let bits = 64 - (u | 1).leading_zeros() as usize;
-    (bits + 6) / 7
+fn unsigned_size(mut u: u64) -> usize {
+    let mut n = 1;
+    while u >= 0x80 {
+        u >>= 7;
+        n += 1;
+    }
+    n
 }
 
 /// Appends the varint of `v`.

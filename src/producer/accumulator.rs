@@ -242,12 +242,11 @@ fn compress_own_batch(plain: &[u8], codec: CompressionCodec) -> Result<Vec<u8>> 
     Ok(out)
 }
 
-/// `buffer` (a written batch's, or a new one) with room for `capacity` bytes, for the batch
-/// builder to write over: a written batch's bytes are kept and overwritten by the records, and
-/// the builder zeroes only what lies past them, a little ahead of each record (see
-/// `BatchBuilder::with_buffer`).
+/// `buffer` (a written batch's, or a new one) emptied, with room for `capacity` bytes. It is
+/// not zeroed: the batch builder pushes each record's bytes onto it.
 fn written_ahead(mut buffer: Vec<u8>, capacity: usize) -> Vec<u8> {
-    buffer.reserve(capacity.saturating_sub(buffer.len()));
+    buffer.clear();
+    buffer.reserve(capacity);
     buffer
 }
 
