@@ -80,10 +80,7 @@ impl ProducerBatch {
         ProducerBatch {
             seq,
             log,
-            builder: Some(BatchBuilder::with_buffer(written_ahead(
-                buffer,
-                capacity_bytes,
-            ))),
+            builder: Some(BatchBuilder::with_buffer(emptied(buffer, capacity_bytes))),
             created: Instant::now(),
             limit_bytes,
             reserved_bytes: 0,
@@ -244,7 +241,7 @@ fn compress_own_batch(plain: &[u8], codec: CompressionCodec) -> Result<Vec<u8>> 
 
 /// `buffer` (a written batch's, or a new one) emptied, with room for `capacity` bytes. It is
 /// not zeroed: the batch builder pushes each record's bytes onto it.
-fn written_ahead(mut buffer: Vec<u8>, capacity: usize) -> Vec<u8> {
+fn emptied(mut buffer: Vec<u8>, capacity: usize) -> Vec<u8> {
     buffer.clear();
     buffer.reserve(capacity);
     buffer
