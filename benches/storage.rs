@@ -18,6 +18,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::time::{Duration, Instant};
 
+use embroker::codec::BatchBuilder;
 use embroker::{Broker, Record, TopicConfig};
 use support::{percentiles, scaled, Contender, Report};
 
@@ -47,6 +48,26 @@ fn fresh_partition() -> (Broker, embroker::Partition) {
     (broker, p)
 }
 
+/// `records` encoded as a Kafka client sends them: batches of [`BATCH_RECORDS`], one per call.
+fn client_batches(records: &[Record]) -> Vec<Vec<u8>> {
+    records
+        .chunks(BATCH_RECORDS)
+        .map(|chunk| {
+            let mut b = BatchBuilder::new();
+            for r in chunk {
+                b.push(
+                    r.timestamp.unwrap_or(0),
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    &r.headers,
+                )
+                .expect("record fits a batch");
+            }
+            b.finish()
+        })
+        .collect()
+}
+
 fn baseline_write(dir: &std::path::Path, records: &[Record]) -> File {
     let path = dir.join("baseline.dat");
     let mut w = BufWriter::new(File::create(&path).expect("baseline file"));
@@ -64,6 +85,10 @@ fn workload(report: &mut Report, group: &str, n: u64, size: usize) {
 
     // Appends.
     let append_batch_name = format!("Partition::append, {BATCH_RECORDS} records/call");
+    let append_client_name = format!(
+        "Partition::append_batches (a client's encoded batches, the server's Produce path), \
+         {BATCH_RECORDS} records/batch"
+    );
     let single = (n / 10).max(1);
     report.measure_interleaved(vec![
         Contender::new(
@@ -85,6 +110,25 @@ fn workload(report: &mut Report, group: &str, n: u64, size: usize) {
             |(broker, p)| {
                 for chunk in records.chunks(BATCH_RECORDS) {
                     p.append(chunk).expect("append");
+                }
+                broker
+            },
+        ),
+        // What the server's Produce handler does with a client's request: its batches, already
+        // encoded (as a Kafka client sends them), checked and appended as they are.
+        Contender::new(
+            group,
+            &append_client_name,
+            Some("baseline: BufWriter write"),
+            n,
+            bytes,
+            || {
+                let (broker, p) = fresh_partition();
+                (broker, p, client_batches(&records))
+            },
+            |(broker, p, batches)| {
+                for batch in &batches {
+                    p.append_batches(batch).expect("append_batches");
                 }
                 broker
             },

@@ -15,9 +15,10 @@
 use std::borrow::Cow;
 
 use super::batch::{
-    check_records, write_crc, Batch, ATTR_COMPRESSION_MASK, HEADER_BYTES, LENGTH_PREFIX_BYTES,
+    check_records, check_records_each, write_crc, Batch, ATTR_COMPRESSION_MASK, HEADER_BYTES,
+    LENGTH_PREFIX_BYTES,
 };
-use super::record::RecordIter;
+use super::record::{RecordIter, RecordView};
 use super::DecodeError;
 
 /// The most bytes a batch's records may inflate to. Kafka reads compressed records as a
@@ -66,6 +67,23 @@ pub fn batch_records<'a>(batch: &Batch<'a>) -> Result<BatchRecords<'a>, DecodeEr
         bytes: Cow::Owned(plain),
         count,
     })
+}
+
+/// The checks of [`batch_records`], handing each record to `each` (its index and view) as it is
+/// checked, and keeping none: for a caller that looks at every record once (the validator of a
+/// client's batches), one parse of each instead of a check and then an iteration. `each`
+/// returning false stops the walk, with `Ok` (the caller keeps its own reason).
+pub(crate) fn check_batch_records_each(
+    batch: &Batch<'_>,
+    each: impl FnMut(usize, &RecordView<'_>) -> bool,
+) -> Result<(), DecodeError> {
+    let section = &batch.bytes[HEADER_BYTES..];
+    if !batch.header.is_compressed() {
+        return check_records_each(&batch.header, section, each).map_err(|e| e.at(HEADER_BYTES));
+    }
+    let mut plain = Vec::new();
+    decompress_records(batch, &mut plain)?;
+    check_records_each(&batch.header, &plain, each)
 }
 
 /// Appends to `out` the records section of `batch` decompressed.

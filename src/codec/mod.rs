@@ -30,6 +30,7 @@ pub use batch::{
 pub use compression::{compress, decompress, Compression, CompressionCodec, CompressionError};
 pub use control::{ControlRecordType, EndTransactionMarker};
 pub(crate) use filter::filter_batch;
+pub(crate) use inflate::check_batch_records_each;
 pub use inflate::{batch_records, compress_batch, inflate_batch, BatchRecords, INFLATED_BYTES_MAX};
 pub(crate) use record::{fields_size, placed_size};
 pub use record::{RecordHeaders, RecordIter, RecordView};

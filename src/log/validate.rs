@@ -14,7 +14,7 @@
 
 use std::ops::Range;
 
-use crate::codec::{self, BatchHeader, DecodeError};
+use crate::codec::{self, BatchHeader, DecodeError, RecordView};
 use crate::config::TopicConfig;
 use crate::error::{Error, Result};
 use crate::types::TimestampType;
@@ -109,24 +109,24 @@ pub(crate) fn validate(
             e => at.corrupt(&e),
         })?;
         check_header(&at, &header)?;
-        let records = codec::batch_records(&batch).map_err(|e| at.corrupt(&e))?;
+        // Each record is checked as the batch's framing is: one parse of it, not two.
         let mut max_timestamp = i64::MIN;
-        for (i, r) in records.iter().enumerate() {
-            if i64::from(r.offset_delta) != i as i64 {
-                return Err(at.invalid(format!(
-                    "record {i} has offset delta {}; a client's records are numbered 0, 1, 2, ...",
-                    r.offset_delta
-                )));
+        let mut refused = None;
+        codec::check_batch_records_each(&batch, |i, r| {
+            match check_record(&at, config, now, &header, i, r) {
+                Ok(timestamp) => {
+                    max_timestamp = max_timestamp.max(timestamp);
+                    true
+                }
+                Err(e) => {
+                    refused = Some(e);
+                    false
+                }
             }
-            if config.cleanup_policy.compacts() && r.key.is_none() {
-                return Err(at.invalid(format!(
-                    "record {i} has no key, and a compacted topic cannot accept a record without \
-                     a key"
-                )));
-            }
-            let timestamp = header.base_timestamp.saturating_add(r.timestamp_delta);
-            check_timestamp(&at, config, now, i, timestamp)?;
-            max_timestamp = max_timestamp.max(timestamp);
+        })
+        .map_err(|e| at.corrupt(&e))?;
+        if let Some(e) = refused {
+            return Err(e);
         }
         if config.timestamp_type == TimestampType::CreateTime
             && header.timestamp_type() == TimestampType::CreateTime
@@ -143,6 +143,33 @@ pub(crate) fn validate(
         position += total;
     }
     Ok(out)
+}
+
+/// Kafka's record-level checks for record `i` of a client's batch (`LogValidator`'s
+/// `validateRecord`): offset deltas numbered from 0, a key on a compacted topic, the timestamp
+/// bounds. Returns the record's timestamp.
+fn check_record(
+    at: &At<'_>,
+    config: &TopicConfig,
+    now: i64,
+    header: &BatchHeader,
+    i: usize,
+    r: &RecordView<'_>,
+) -> Result<i64> {
+    if i64::from(r.offset_delta) != i as i64 {
+        return Err(at.invalid(format!(
+            "record {i} has offset delta {}; a client's records are numbered 0, 1, 2, ...",
+            r.offset_delta
+        )));
+    }
+    if config.cleanup_policy.compacts() && r.key.is_none() {
+        return Err(at.invalid(format!(
+            "record {i} has no key, and a compacted topic cannot accept a record without a key"
+        )));
+    }
+    let timestamp = header.base_timestamp.saturating_add(r.timestamp_delta);
+    check_timestamp(at, config, now, i, timestamp)?;
+    Ok(timestamp)
 }
 
 /// Kafka's batch-level checks for a client's v2 batch (`LogValidator.validateBatch`).
