@@ -652,6 +652,14 @@ fn pipelined_acks_all(report: &mut Report, value: &Bytes, dir: &std::path::Path)
             per_fsync_all.push(n as f64 / fsyncs as f64);
         }
     }
+    // Each round's acks=all time over the same round's acks=1 time: what waiting for the
+    // fsyncs adds to the same sends, paired so that the machine's load between rounds cancels.
+    let mut paired: Vec<f64> = producer_times
+        .iter()
+        .zip(&acks1_times)
+        .map(|(all, one)| all.as_secs_f64() / one.as_secs_f64().max(1e-9))
+        .collect();
+    paired.sort_by(f64::total_cmp);
     let best = producer_times
         .iter()
         .min()
@@ -688,14 +696,6 @@ fn pipelined_acks_all(report: &mut Report, value: &Bytes, dir: &std::path::Path)
         note: String::new(),
         rounds: acks1_times,
     });
-    // Each round's acks=all time over the same round's acks=1 time: what waiting for the
-    // fsyncs adds to the same sends, paired so that the machine's load between rounds cancels.
-    let mut paired: Vec<f64> = producer_times
-        .iter()
-        .zip(&acks1_times)
-        .map(|(all, one)| all.as_secs_f64() / one.as_secs_f64().max(1e-9))
-        .collect();
-    paired.sort_by(f64::total_cmp);
     report.note(
         "acks=all",
         "pipelined: acks=all time over acks=1 time, same round",
