@@ -5,13 +5,17 @@
 //! Owns: [`SyncLine`], what the sender thread and its sync thread share (the logs to sync
 //! through which offset, and the outcomes of the syncs done), the sync thread's loop
 //! ([`SyncLine::run`]), and [`Awaiting`], the sender's queue of appended batches not yet
-//! settled. The sender appends a round, asks for its logs' syncs ([`SyncLine::want`]) and
-//! takes the next round at once; the sync thread takes everything asked since its last fsync
-//! and fsyncs each log once through the highest offset asked (`PartitionLog::sync_to`, which
-//! shares fsyncs with other callers too), then hands the outcomes back and wakes the sender,
-//! which completes the batches they cover. So an fsync runs while the sender appends the
-//! next batches and wakes the waiters of the previous fsync, and the next fsync starts as
-//! soon as one returns, covering everything appended meanwhile.
+//! settled. The sender appends a round, notes its logs' syncs ([`Awaiting::to_sync`]) and
+//! takes the next round at once; it asks for them ([`SyncLine::want`]) when no fsync runs, and
+//! the sync thread fsyncs each log once through the highest offset asked
+//! (`PartitionLog::sync_to`, which shares fsyncs with other callers too), then hands the
+//! outcomes back and wakes the sender, which completes the batches they cover. So an fsync
+//! runs while the sender appends the next batches, and the next fsync covers everything
+//! appended meanwhile. The sender asks for it one look at the lanes after completing the
+//! last fsync's batches, not at once: the threads that waited for those records send their
+//! next ones meanwhile, and they make this fsync instead of waiting behind it for the one
+//! after (started as soon as the last one returned, an fsync covered only what was appended
+//! during that one, and a blocked sender's record waited for two fsyncs).
 //!
 //! Invariants:
 //! - A batch is settled successfully only by the outcome of a sync of its log through at
@@ -61,14 +65,7 @@ pub(crate) struct SyncLine {
 impl SyncLine {
     /// Asks for `log` to be made durable through `end` (exclusive).
     pub(crate) fn want(&self, syncs: impl IntoIterator<Item = SyncTo>) {
-        let mut q = self.queue.lock();
-        for (log, end) in syncs {
-            match q.wanted.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &log)) {
-                Some((_, e)) => *e = (*e).max(end),
-                None => q.wanted.push((log, end)),
-            }
-        }
-        drop(q);
+        merge(&mut self.queue.lock().wanted, syncs);
         self.wake.notify_one();
     }
 
@@ -124,6 +121,16 @@ impl SyncLine {
     }
 }
 
+/// Adds `syncs` to `into`, keeping one per log, through the highest end.
+fn merge(into: &mut Vec<SyncTo>, syncs: impl IntoIterator<Item = SyncTo>) {
+    for (log, end) in syncs {
+        match into.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &log)) {
+            Some((_, e)) => *e = (*e).max(end),
+            None => into.push((log, end)),
+        }
+    }
+}
+
 /// An appended batch waiting for the sync that covers it.
 pub(crate) struct Appended {
     pub batch: ProducerBatch,
@@ -148,12 +155,30 @@ impl Appended {
 pub(crate) struct Awaiting {
     /// Each batch and, once known, the outcome of its sync.
     batches: VecDeque<(Appended, Option<Result<()>>)>,
+    /// Syncs the batches need that the sender has not asked of the sync thread yet, at most
+    /// one per log.
+    unasked: Vec<SyncTo>,
 }
 
 impl Awaiting {
     /// True when no batch waits.
     pub(crate) fn is_empty(&self) -> bool {
         self.batches.is_empty()
+    }
+
+    /// Notes syncs that appended batches need, to be asked later ([`Awaiting::take_unasked`]).
+    pub(crate) fn to_sync(&mut self, syncs: impl IntoIterator<Item = SyncTo>) {
+        merge(&mut self.unasked, syncs);
+    }
+
+    /// True when syncs wait to be asked.
+    pub(crate) fn has_unasked(&self) -> bool {
+        !self.unasked.is_empty()
+    }
+
+    /// The syncs to ask of the sync thread.
+    pub(crate) fn take_unasked(&mut self) -> Vec<SyncTo> {
+        std::mem::take(&mut self.unasked)
     }
 
     /// True when the batch of sequence number `seq` is appended and waits for its sync.
@@ -292,6 +317,24 @@ mod tests {
         assert!(settled[0].result.is_ok());
         assert!(matches!(settled[1].result, Err(Error::Closed { .. })));
         assert!(awaiting.is_empty());
+    }
+
+    #[test]
+    fn syncs_noted_wait_to_be_asked_one_per_log_through_the_highest_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (open_log(dir.path(), 0), open_log(dir.path(), 1));
+        let mut awaiting = Awaiting::default();
+        assert!(!awaiting.has_unasked());
+        awaiting.to_sync([(Arc::clone(&a), 10), (Arc::clone(&b), 3)]);
+        awaiting.to_sync([(Arc::clone(&a), 25), (Arc::clone(&b), 2)]);
+        assert!(awaiting.has_unasked());
+        let asked: Vec<(usize, i64)> = awaiting
+            .take_unasked()
+            .into_iter()
+            .map(|(log, end)| (usize::from(!Arc::ptr_eq(&log, &a)), end))
+            .collect();
+        assert_eq!(asked, [(0, 25), (1, 3)]);
+        assert!(!awaiting.has_unasked());
     }
 
     #[test]

@@ -1326,7 +1326,8 @@ impl Shared {
                     });
                     (next_due, spin)
                 });
-                if !batches.is_empty() || line.is_some_and(SyncLine::has_synced) {
+                let to_ask = awaiting.has_unasked() && line.is_some_and(|l| !l.is_busy());
+                if !batches.is_empty() || to_ask || line.is_some_and(SyncLine::has_synced) {
                     break;
                 }
                 if self.work_seq.load(Ordering::SeqCst) != seen || !acc.new_lanes.is_empty() {
@@ -1378,7 +1379,15 @@ impl Shared {
                 );
             }
             if let Some(line) = line {
-                for (sync, outcome) in line.take_synced() {
+                let outcomes = line.take_synced();
+                // Asked with no fsync running, and not in the round that completes the last
+                // one's batches: the threads it covered are woken first, and the records they
+                // send meanwhile are taken by the next round's look at the lanes and make this
+                // fsync, instead of waiting behind it for the one after.
+                if outcomes.is_empty() && awaiting.has_unasked() && !line.is_busy() {
+                    line.want(awaiting.take_unasked());
+                }
+                for (sync, outcome) in outcomes {
                     awaiting.synced(&sync, &outcome);
                 }
             }
@@ -1499,9 +1508,9 @@ impl Shared {
 
     /// Appends `batches` in order. Under `acks=0` and `acks=1` it completes them (adding each
     /// one's sequence number and the room it held in `buffer.memory` to `finished`); under
-    /// `acks=all` it queues them in `awaiting` and asks for each partition's sync through
-    /// everything appended: of the sync thread (`line`), which fsyncs while the sender goes
-    /// on, or here and now without one. `sync_to` shares fsyncs with other producers too, so
+    /// `acks=all` it queues them in `awaiting` with each partition's sync through everything
+    /// appended: to be asked of the sync thread (`line`), which fsyncs while the sender goes
+    /// on (see `sender_loop`), or done here and now without one. `sync_to` shares fsyncs with other producers too, so
     /// one fsync covers every record that arrived while the previous one ran: group commit.
     ///
     /// An idempotent producer's batches are stamped with its producer id, epoch and each
@@ -1615,7 +1624,7 @@ impl Shared {
             self.transaction_round_appended(awaiting, &ends, failed.as_ref());
         }
         match line {
-            Some(line) => line.want(ends),
+            Some(_) => awaiting.to_sync(ends),
             None => {
                 for (log, end) in ends {
                     let outcome = log.sync_to(end);
