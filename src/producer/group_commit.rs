@@ -5,7 +5,7 @@
 //! Owns: [`SyncLine`], what the sender thread and its sync thread share (the logs to sync
 //! through which offset, and the outcomes of the syncs done), the sync thread's loop
 //! ([`SyncLine::run`]), and [`Awaiting`], the sender's queue of appended batches not yet
-//! settled. The sender appends a round, notes its logs' syncs ([`Awaiting::to_sync`]) and
+//! settled. The sender appends a round, notes its logs' syncs ([`Awaiting::note_syncs`]) and
 //! takes the next round at once; it asks for them ([`SyncLine::want`]) when no fsync runs, and
 //! the sync thread fsyncs each log once through the highest offset asked
 //! (`PartitionLog::sync_to`, which shares fsyncs with other callers too), then hands the
@@ -167,7 +167,7 @@ impl Awaiting {
     }
 
     /// Notes syncs that appended batches need, to be asked later ([`Awaiting::take_unasked`]).
-    pub(crate) fn to_sync(&mut self, syncs: impl IntoIterator<Item = SyncTo>) {
+    pub(crate) fn note_syncs(&mut self, syncs: impl IntoIterator<Item = SyncTo>) {
         merge(&mut self.unasked, syncs);
     }
 
@@ -325,8 +325,8 @@ mod tests {
         let (a, b) = (open_log(dir.path(), 0), open_log(dir.path(), 1));
         let mut awaiting = Awaiting::default();
         assert!(!awaiting.has_unasked());
-        awaiting.to_sync([(Arc::clone(&a), 10), (Arc::clone(&b), 3)]);
-        awaiting.to_sync([(Arc::clone(&a), 25), (Arc::clone(&b), 2)]);
+        awaiting.note_syncs([(Arc::clone(&a), 10), (Arc::clone(&b), 3)]);
+        awaiting.note_syncs([(Arc::clone(&a), 25), (Arc::clone(&b), 2)]);
         assert!(awaiting.has_unasked());
         let asked: Vec<(usize, i64)> = awaiting
             .take_unasked()

@@ -1624,7 +1624,7 @@ impl Shared {
             self.transaction_round_appended(awaiting, &ends, failed.as_ref());
         }
         match line {
-            Some(_) => awaiting.to_sync(ends),
+            Some(_) => awaiting.note_syncs(ends),
             None => {
                 for (log, end) in ends {
                     let outcome = log.sync_to(end);
