@@ -499,8 +499,5 @@ pub(crate) struct Drain {
     pub urgent: bool,
     /// Open batches below this sequence number are due now (`flush`).
     pub flush_below: u64,
-    /// Under `acks=all`, the sync thread is in an fsync (see `group_commit`): an open batch
-    /// can go on growing while it runs.
-    pub sync_busy: bool,
     pub now: Instant,
 }

@@ -12,8 +12,6 @@
 //! - `producer` is the handle (`send`, `flush`, `close`) and the one sender thread per
 //!   producer that writes batches and completes them.
 //! - `future` is the once-set result of a batch that every record's future shares.
-//! - `group_commit` is the `acks=all` sync thread, which fsyncs what the sender appended
-//!   while the sender appends more, and the appended batches waiting for their fsync.
 //!
 //! Invariants:
 //! - Records for one partition reach the log in the order `send` accepted them (one open
@@ -31,7 +29,6 @@
 
 mod accumulator;
 mod future;
-mod group_commit;
 mod idempotence;
 pub(crate) mod partitioner;
 #[allow(clippy::module_inception)]

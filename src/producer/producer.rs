@@ -34,13 +34,12 @@ use crate::broker::Broker;
 use crate::codec::{self, Placement, HEADER_BYTES};
 use crate::config::{Acks, PartitionerChoice, ProducerConfig};
 use crate::error::{Error, Result};
-use crate::log::PartitionLog;
+use crate::log::{AppendInfo, PartitionLog};
 use crate::metrics::{self as m, nanos, Agg, Counter, Metrics, Sampled, Window};
 use crate::producer::accumulator::{
     Accumulator, Callback, Drain, Lane, LaneBatches, ProducerBatch, TopicEntry, TopicTable,
 };
 use crate::producer::future::{Completion, SendFuture};
-use crate::producer::group_commit::{Appended, Awaiting, SyncLine};
 use crate::producer::idempotence::Sequences;
 use crate::producer::partitioner::Partitioner;
 use crate::producer::record::{ProducerRecord, RecordMetadata};
@@ -1166,18 +1165,16 @@ impl Shared {
     /// A transactional producer's round is appended and about to be fsynced: notes where the
     /// transaction's data ends in each partition and any failed append, and wakes a
     /// `commit_transaction` waiting in [`Shared::flush_until_appended`] once every batch of
-    /// its flush is appended (so its decision's fsync runs alongside this round's). `awaiting`
-    /// holds every batch appended and not yet fsynced, this round's included; `failed` is an
-    /// error of this round's appends.
+    /// its flush is appended (so its decision's fsync runs alongside this round's).
     fn transaction_round_appended(
         &self,
-        awaiting: &Awaiting,
+        appended: &[(ProducerBatch, Result<AppendInfo>, usize, u64)],
         ends: &[(Arc<PartitionLog>, i64)],
-        failed: Option<&Error>,
     ) {
         let Some(idem) = &self.idempotence else {
             return;
         };
+        let failed = appended.iter().find_map(|(_, r, ..)| r.as_ref().err());
         let target = idem.round_appended(ends, failed);
         if target == 0 {
             return;
@@ -1186,7 +1183,7 @@ impl Shared {
         let all = acc
             .incomplete
             .range(..target)
-            .all(|seq| awaiting.holds(*seq));
+            .all(|seq| appended.iter().any(|(b, ..)| b.seq == *seq));
         if all {
             idem.set_appended(target);
             self.done.notify_all();
@@ -1229,50 +1226,8 @@ impl Shared {
     }
 
     /// The sender thread: take due batches, write them, complete them; until closed and idle.
-    /// Under `acks=all` a sync thread fsyncs what it appended meanwhile (see `group_commit`);
-    /// if that thread cannot be started, the sender fsyncs each round itself.
     fn run_sender(&self) {
-        if self.config.acks != Acks::All {
-            return self.sender_loop(None);
-        }
-        let line = SyncLine::default();
-        std::thread::scope(|s| {
-            let name = format!(
-                "{}-sync",
-                std::thread::current().name().unwrap_or("embroker-producer")
-            );
-            let syncer = std::thread::Builder::new()
-                .name(name)
-                .spawn_scoped(s, || line.run(|| self.wake_sender()));
-            match syncer {
-                Ok(_) => {
-                    // Stopped however the loop ends, or the scope would wait for it forever.
-                    let _stop = StopOnDrop(&line);
-                    self.sender_loop(Some(&line));
-                }
-                Err(e) => {
-                    log::warn!("could not start the producer's sync thread, syncing inline: {e}");
-                    self.sender_loop(None);
-                }
-            }
-        });
-    }
-
-    /// Wakes the sender for the outcomes of a sync (see `signal`; also from a short park,
-    /// since waiters are ready to be completed).
-    fn wake_sender(&self) {
-        self.work_seq.fetch_add(1, Ordering::SeqCst);
-        if self.parked.load(Ordering::SeqCst) != AWAKE {
-            let _acc = self.acc.lock();
-            self.work.notify_one();
-        }
-    }
-
-    /// The sender's loop (see `run_sender`); `line` is the sync thread's, if there is one.
-    fn sender_loop(&self, line: Option<&SyncLine>) {
         let mut batches = Vec::new();
-        // Appended batches waiting for their fsync (acks=all).
-        let mut awaiting = Awaiting::default();
         // A lane's closed batches, swapped out of it (see `drain_lane`).
         let mut taken = VecDeque::new();
         let mut finished: Vec<(u64, u64)> = Vec::new();
@@ -1310,7 +1265,6 @@ impl Shared {
                 let drain = Drain {
                     urgent: acc.closed || acc.space_waiters > 0,
                     flush_below: acc.flush_below,
-                    sync_busy: line.is_some_and(SyncLine::is_busy),
                     now: Instant::now(),
                 };
                 let (next_due, spin) = MutexGuard::unlocked(&mut acc, || {
@@ -1326,8 +1280,7 @@ impl Shared {
                     });
                     (next_due, spin)
                 });
-                let to_ask = awaiting.has_unasked() && line.is_some_and(|l| !l.is_busy());
-                if !batches.is_empty() || to_ask || line.is_some_and(SyncLine::has_synced) {
+                if !batches.is_empty() {
                     break;
                 }
                 if self.work_seq.load(Ordering::SeqCst) != seen || !acc.new_lanes.is_empty() {
@@ -1365,41 +1318,7 @@ impl Shared {
                 self.parked.store(AWAKE, Ordering::SeqCst);
             }
             drop(acc);
-            let mut measures = RoundMeasures::default();
-            let mut spares = Spares::default();
-            if !batches.is_empty() {
-                self.write(
-                    &mut batches,
-                    &mut sequences,
-                    line,
-                    &mut awaiting,
-                    &mut measures,
-                    &mut finished,
-                    &mut spares,
-                );
-            }
-            if let Some(line) = line {
-                let outcomes = line.take_synced();
-                // Asked with no fsync running, and not in the round that completes the last
-                // one's batches: the threads it covered are woken first, and the records they
-                // send meanwhile are taken by the next round's look at the lanes and make this
-                // fsync, instead of waiting behind it for the one after.
-                if outcomes.is_empty() && awaiting.has_unasked() && !line.is_busy() {
-                    line.want(awaiting.take_unasked());
-                }
-                for (sync, outcome) in outcomes {
-                    awaiting.synced(&sync, &outcome);
-                }
-            }
-            if !awaiting.is_empty() {
-                self.complete_settled(&mut awaiting, &mut measures, &mut finished, &mut spares);
-            }
-            self.record_round(&measures);
-            if !spares.buffers.is_empty() || !spares.completions.is_empty() {
-                let unused = self.spares.lock().take_from(spares);
-                // Freed here, not under the lock the sending threads take for new batches.
-                drop(unused);
-            }
+            finished = self.write(&mut batches, &mut sequences);
         }
     }
 
@@ -1435,11 +1354,9 @@ impl Shared {
             let forced = drain.urgent || open.seq < drain.flush_below;
             let take = match self.linger {
                 _ if forced => true,
-                // Under acks=all, with no fsync running the next one starts once the batch is
-                // appended: waiting for it to stop growing would only add to its latency.
-                // While one runs, the batch grows as without acks=all (below) and is taken
-                // when the fsync returns, if not before.
-                Some(l) if l.is_zero() && self.config.acks == Acks::All && !drain.sync_busy => true,
+                // Under acks=all records gather while the sender fsyncs (group commit);
+                // waiting for a batch to stop growing would only add to their latency.
+                Some(l) if l.is_zero() && self.config.acks == Acks::All => true,
                 Some(l) if !l.is_zero() => match open.created.checked_add(l) {
                     Some(due) if due > drain.now => {
                         due_at = Some(due);
@@ -1497,40 +1414,32 @@ impl Shared {
         ws.take_rejected(w, metrics.rejected.get(), now);
         ws.records.record_agg(w, r.records, now);
         ws.errors.record_agg(w, r.errors, now);
-        if r.records.sum() > 0.0 {
-            ws.rounds.record(w, r.records.sum(), now);
-        }
+        ws.rounds.record(w, r.records.sum(), now);
         ws.batch_bytes.record_agg(w, r.batch_bytes, now);
         ws.compression.record_agg(w, r.compression, now);
         ws.latency_nanos.record_agg(w, r.latency_nanos, now);
         ws.queue_nanos.record_agg(w, r.queue_nanos, now);
     }
 
-    /// Appends `batches` in order. Under `acks=0` and `acks=1` it completes them (adding each
-    /// one's sequence number and the room it held in `buffer.memory` to `finished`); under
-    /// `acks=all` it queues them in `awaiting` with each partition's sync through everything
-    /// appended: to be asked of the sync thread (`line`), which fsyncs while the sender goes
-    /// on (see `sender_loop`), or done here and now without one. `sync_to` shares fsyncs with other producers too, so
-    /// one fsync covers every record that arrived while the previous one ran: group commit.
+    /// Appends `batches` in order and completes them; returns each one's sequence number and
+    /// the room it held in `buffer.memory`. Under `acks=all`, everything is appended first and
+    /// then each partition is fsynced once (`sync_to`, which also shares fsyncs with other
+    /// producers), so one fsync covers every record that arrived while the previous one ran:
+    /// group commit.
     ///
     /// An idempotent producer's batches are stamped with its producer id, epoch and each
     /// partition's next sequence as they are appended (see `idempotence`); a transactional
     /// producer first registers the round's new partitions with the transaction coordinator,
     /// and fails the round's batches without appending them if that fails.
-    #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
         batches: &mut Vec<ProducerBatch>,
         sequences: &mut Sequences,
-        line: Option<&SyncLine>,
-        awaiting: &mut Awaiting,
-        measures: &mut RoundMeasures,
-        finished: &mut Vec<(u64, u64)>,
-        spares: &mut Spares,
-    ) {
+    ) -> Vec<(u64, u64)> {
         let round = Instant::now();
         let metrics = &self.metrics;
         metrics.rounds.add(1);
+        let mut measures = RoundMeasures::default();
         // The batches are out of their lanes and cannot grow: give back the room they took
         // ahead and did not use.
         let mut spare = 0;
@@ -1541,8 +1450,10 @@ impl Shared {
         if spare > 0 {
             self.release(spare);
         }
+        let mut finished = Vec::with_capacity(batches.len());
         let mut appended = Vec::with_capacity(batches.len());
         let mut ends: Vec<(Arc<PartitionLog>, i64)> = Vec::new();
+        let mut spares = Spares::default();
         // Idempotence: the ids to stamp, and a transaction's registration of new partitions.
         let (stamp, refused) = match &self.idempotence {
             None => (None, None),
@@ -1602,67 +1513,43 @@ impl Shared {
                     None => ends.push((Arc::clone(&batch.log), end)),
                 }
             }
-            appended.push(Appended {
-                batch,
-                result,
-                records,
-                count,
-                round,
-            });
-        }
-        let failed = transactional
-            .then(|| {
-                appended
-                    .iter()
-                    .find_map(|a| a.result.as_ref().err().cloned())
-            })
-            .flatten();
-        for a in appended {
-            awaiting.push(a);
+            appended.push((batch, result, records, count));
         }
         if transactional {
-            self.transaction_round_appended(awaiting, &ends, failed.as_ref());
+            self.transaction_round_appended(&appended, &ends);
         }
-        match line {
-            Some(_) => awaiting.note_syncs(ends),
-            None => {
-                for (log, end) in ends {
-                    let outcome = log.sync_to(end);
-                    awaiting.synced(&(log, end), &outcome);
+        let synced: Vec<(Arc<PartitionLog>, Result<()>)> = ends
+            .into_iter()
+            .map(|(log, end)| {
+                let result = log.sync_to(end);
+                (log, result)
+            })
+            .collect();
+        for (batch, result, records, count) in appended {
+            let result = result.and_then(|info| {
+                match synced.iter().find(|(log, _)| Arc::ptr_eq(log, &batch.log)) {
+                    Some((_, Err(e))) => Err(e.clone()),
+                    _ => Ok(info),
                 }
-            }
-        }
-    }
-
-    /// Completes the batches of `awaiting` whose sync is done (see `group_commit`), in order.
-    fn complete_settled(
-        &self,
-        awaiting: &mut Awaiting,
-        measures: &mut RoundMeasures,
-        finished: &mut Vec<(u64, u64)>,
-        spares: &mut Spares,
-    ) {
-        for a in awaiting.take_settled() {
-            if let Err(e) = &a.result {
-                self.metrics.failed.add(a.count);
-                measures.errors.add(a.count as f64);
+            });
+            if let Err(e) = &result {
+                metrics.failed.add(count);
+                measures.errors.add(count as f64);
                 if let Some(idem) = &self.idempotence {
                     idem.batch_failed(e);
                 }
             }
-            finished.push((a.batch.seq, a.batch.reserved_bytes));
-            spares.keep_completion(a.batch.complete(a.result), a.records);
-            measures.latency_nanos.add(nanos(a.round.elapsed()) as f64);
+            finished.push((batch.seq, batch.reserved_bytes));
+            spares.keep_completion(batch.complete(result), records);
+            measures.latency_nanos.add(nanos(round.elapsed()) as f64);
         }
-    }
-}
-
-/// Stops a sync thread when dropped (see `Shared::run_sender`).
-struct StopOnDrop<'a>(&'a SyncLine);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.stop();
+        self.record_round(&measures);
+        if !spares.buffers.is_empty() || !spares.completions.is_empty() {
+            let unused = self.spares.lock().take_from(spares);
+            // Freed here, not under the lock the sending threads take for new batches.
+            drop(unused);
+        }
+        finished
     }
 }
 
