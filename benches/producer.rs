@@ -382,6 +382,7 @@ fn main() {
         producer.close().expect("close");
     }
 
+    concurrent_fsyncs(&mut report, data_dir.path());
     pipelined_acks_all(&mut report, &value, data_dir.path());
 
     report.print("Producer");
@@ -652,6 +653,14 @@ fn pipelined_acks_all(report: &mut Report, value: &Bytes, dir: &std::path::Path)
             per_fsync_all.push(n as f64 / fsyncs as f64);
         }
     }
+    // Each round's acks=all time over the same round's acks=1 time: what waiting for the
+    // fsyncs adds to the same sends, paired so that the machine's load between rounds cancels.
+    let mut paired: Vec<f64> = producer_times
+        .iter()
+        .zip(&acks1_times)
+        .map(|(all, one)| all.as_secs_f64() / one.as_secs_f64().max(1e-9))
+        .collect();
+    paired.sort_by(f64::total_cmp);
     let best = producer_times
         .iter()
         .min()
@@ -688,6 +697,18 @@ fn pipelined_acks_all(report: &mut Report, value: &Bytes, dir: &std::path::Path)
         note: String::new(),
         rounds: acks1_times,
     });
+    report.note(
+        "acks=all",
+        "pipelined: acks=all time over acks=1 time, same round",
+        format!(
+            "median {:.2}x (rounds: {:?})",
+            paired[paired.len() / 2],
+            paired
+                .iter()
+                .map(|r| (r * 100.0).round() / 100.0)
+                .collect::<Vec<_>>()
+        ),
+    );
     per_fsync_all.sort_by(f64::total_cmp);
     report.note(
         "acks=all",
@@ -701,6 +722,48 @@ fn pipelined_acks_all(report: &mut Report, value: &Bytes, dir: &std::path::Path)
                 .collect::<Vec<_>>()
         ),
     );
+}
+
+/// Whether fsyncs of one file overlap on this file system: `fdatasync`s per second of a raw
+/// file from 1 thread and from 4 at once, each thread appending 100 bytes (under a lock, as
+/// a log appends) and then fsyncing, for a fixed time. If 4 threads get about 4 times the
+/// fsyncs of one, a second fsync issued while one runs completes beside it rather than after
+/// it: what overlapping `acks=all` fsyncs could gain (docs/ARCHITECTURE.md, issue #20).
+#[allow(clippy::disallowed_methods)] // raw fsyncs are the measure
+fn concurrent_fsyncs(report: &mut Report, dir: &std::path::Path) {
+    const NAME: &str = "raw file: fdatasyncs/s from 1 and 4 threads at once (64 thread rows)";
+    if !support::selected(NAME) {
+        return;
+    }
+    use std::io::Write;
+    let run_for = Duration::from_secs_f64(0.5 * scaled(1_000) as f64 / 1_000.0);
+    let mut notes = Vec::new();
+    for threads in [1usize, 4, 1, 4] {
+        let path = dir.join("raw-concurrent-fsyncs");
+        let file = std::sync::Mutex::new(File::create(&path).expect("file"));
+        let count = std::sync::atomic::AtomicU64::new(0);
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    let record = [b'x'; VALUE_BYTES];
+                    while start.elapsed() < run_for {
+                        let f = {
+                            let mut f = file.lock().unwrap();
+                            f.write_all(&record).unwrap();
+                            f.try_clone().unwrap()
+                        };
+                        f.sync_data().unwrap();
+                        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        let per_sec = count.into_inner() as f64 / start.elapsed().as_secs_f64();
+        notes.push(format!("{threads} thread(s) {per_sec:.0}/s"));
+        let _ = std::fs::remove_file(&path);
+    }
+    report.note("acks=all", NAME, notes.join(", "));
 }
 
 /// Writes `n` records of `record_bytes` to a fresh file through a `BufWriter`, flushing and
