@@ -300,8 +300,8 @@ mod tests {
     use crate::{Broker, Record, TopicConfig};
 
     /// A fast appender on 4 KiB segments with `retention.bytes` of 10 segments: retention
-    /// follows it however long the check interval is, moving the log start in every second
-    /// of the run.
+    /// runs while it appends, however long the check interval is, and once it stops the
+    /// live segments come back to what `retention.bytes` keeps.
     #[test]
     fn retention_keeps_up_with_a_fast_appender() {
         let secs = if std::env::var_os("EMBROKER_LONG").is_some() {
@@ -351,18 +351,28 @@ mod tests {
         );
         // Before retention had its own thread it did not run once in such a run (the tasks
         // thread was busy fsyncing the rolled segments): the log start stayed at 0. How fast
-        // it follows depends on the machine (on ext4, creating files in a directory that
-        // deletes as fast slows both down; a CI machine appended 16,000 records in 3 s while
-        // retention deleted a third of them), so that is printed; what is asserted is that
-        // retention never stalls: the log start moves in every second of the run.
-        let mut before = 0;
-        for (second, &at) in starts.iter().enumerate().take(secs as usize) {
-            assert!(
-                at > before,
-                "retention stalled: log start {at} at the end of second {second}, as at the \
-                 end of the one before; {appended} appends, at most {most} live segments"
-            );
-            before = at;
+        // it follows depends on the machine, so that is printed, not asserted: on ext4,
+        // creating files in a directory that deletes as fast slows both down (a CI machine
+        // appended 16,000 records in 3 s while retention deleted a third of them), and under
+        // a load of 10 on 2 cores a whole second passed once without a retention pass.
+        assert!(
+            start > 0,
+            "retention never ran while {appended} records were appended in {secs} s"
+        );
+        // Once the appender stops, the next passes bring the log back to `retention.bytes`:
+        // 40 KiB holds 12 full segments of three 1 KB records, plus the one that crosses the
+        // limit (Kafka deletes a segment only if what stays is still at least the limit) and
+        // the active one: 14.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut live = last;
+        while live > 14 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            live = broker.describe_topic("fast").unwrap().partitions[0].segment_count;
         }
+        assert!(
+            live <= 14,
+            "retention left {live} live segments 60 s after the appender stopped \
+             (retention.bytes keeps 14)"
+        );
     }
 }
