@@ -30,6 +30,7 @@
 mod config;
 mod dsl;
 mod processor;
+mod runtime;
 mod serdes;
 mod state;
 mod task;
@@ -44,6 +45,9 @@ pub use dsl::{
 };
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
+};
+pub use runtime::{
+    KafkaStreams, KeyValueStoreView, State, StreamThreadExceptionResponse, StreamsStats,
 };
 pub use serdes::{Consumed, Grouped, NonNull, Nullable, Produced, Repartitioned, Serde};
 pub use state::{

@@ -13,7 +13,7 @@
 //! operation returns a `Result` because persistent stores (later: files under the state
 //! directory, a changelog topic) can fail; the in-memory store never does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use super::window::{Window, Windowed};
@@ -82,6 +82,9 @@ pub trait KeyValueStore<K, V>: ReadOnlyKeyValueStore<K, V> {
 pub struct InMemoryKeyValueStore<K, V> {
     name: String,
     map: BTreeMap<K, V>,
+    /// The keys written since the runtime last took them, when the store has a changelog
+    /// (`None`: not tracked, as in the test driver).
+    changed: Option<BTreeSet<K>>,
 }
 
 impl<K: Ord, V> InMemoryKeyValueStore<K, V> {
@@ -90,7 +93,52 @@ impl<K: Ord, V> InMemoryKeyValueStore<K, V> {
         InMemoryKeyValueStore {
             name: name.into(),
             map: BTreeMap::new(),
+            changed: None,
         }
+    }
+
+    /// Record from now on which keys `put`, `put_if_absent` and `delete` change, for the
+    /// runtime's changelog.
+    pub(crate) fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(BTreeSet::new);
+    }
+
+    /// Set or remove `key` without recording it as changed (restoration from a changelog).
+    pub(crate) fn restore(&mut self, key: K, value: Option<V>) {
+        match value {
+            Some(v) => {
+                self.map.insert(key, v);
+            }
+            None => {
+                self.map.remove(&key);
+            }
+        }
+    }
+
+    fn mark(&mut self, key: &K)
+    where
+        K: Clone,
+    {
+        if let Some(changed) = &mut self.changed {
+            changed.insert(key.clone());
+        }
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> InMemoryKeyValueStore<K, V> {
+    /// The keys changed since the last call, each with its value now (`None`: deleted), in
+    /// key order.
+    pub(crate) fn take_changes(&mut self) -> Vec<(K, Option<V>)> {
+        let Some(changed) = &mut self.changed else {
+            return Vec::new();
+        };
+        let keys = std::mem::take(changed);
+        keys.into_iter()
+            .map(|k| {
+                let v = self.map.get(&k).cloned();
+                (k, v)
+            })
+            .collect()
     }
 }
 
@@ -130,6 +178,7 @@ impl<K: Ord + Clone, V: Clone> KeyValueStore<K, V> for InMemoryKeyValueStore<K, 
     }
 
     fn put(&mut self, key: K, value: V) -> Result<()> {
+        self.mark(&key);
         self.map.insert(key, value);
         Ok(())
     }
@@ -138,6 +187,7 @@ impl<K: Ord + Clone, V: Clone> KeyValueStore<K, V> for InMemoryKeyValueStore<K, 
         match self.map.get(&key) {
             Some(old) => Ok(Some(old.clone())),
             None => {
+                self.mark(&key);
                 self.map.insert(key, value);
                 Ok(None)
             }
@@ -145,7 +195,11 @@ impl<K: Ord + Clone, V: Clone> KeyValueStore<K, V> for InMemoryKeyValueStore<K, 
     }
 
     fn delete(&mut self, key: &K) -> Result<Option<V>> {
-        Ok(self.map.remove(key))
+        let old = self.map.remove(key);
+        if old.is_some() {
+            self.mark(key);
+        }
+        Ok(old)
     }
 }
 
@@ -534,6 +588,29 @@ mod tests {
         st.put(w(0, 5), 9).unwrap(); // too old to store
         assert_eq!(st.fetch(&"k").unwrap().len(), 1);
         assert_eq!(SessionStore::name(&st), "s");
+    }
+
+    #[test]
+    fn tracked_changes_are_each_key_once_with_its_latest_value() {
+        let mut s = InMemoryKeyValueStore::new("s");
+        s.put(1, 1).unwrap();
+        assert!(s.take_changes().is_empty(), "not tracked yet");
+        s.track_changes();
+        s.put(2, 2).unwrap();
+        s.put(2, 3).unwrap();
+        s.put(4, 4).unwrap();
+        s.delete(&1).unwrap();
+        s.delete(&9).unwrap();
+        s.put_if_absent(4, 0).unwrap();
+        assert_eq!(
+            s.take_changes(),
+            vec![(1, None), (2, Some(3)), (4, Some(4))]
+        );
+        assert!(s.take_changes().is_empty());
+        s.restore(5, Some(5));
+        s.restore(2, None);
+        assert!(s.take_changes().is_empty(), "restoration is not a change");
+        assert_eq!(s.all().unwrap(), vec![(4, 4), (5, 5)]);
     }
 
     proptest! {

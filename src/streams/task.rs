@@ -241,6 +241,17 @@ impl Task {
         self.stores.get(name).map(|b| &**b)
     }
 
+    /// The store `name`, untyped and writable (the runtime's changelogs and restoration).
+    pub(crate) fn store_any_mut(&mut self, name: &str) -> Result<&mut dyn Any> {
+        self.stores
+            .get_mut(name)
+            .map(|b| &mut **b)
+            .ok_or_else(|| Error::StateStore {
+                store: name.to_string(),
+                reason: "no such store in the topology".to_string(),
+            })
+    }
+
     /// Run one input record, already deserialized, from source node `source`: set the record
     /// metadata and stream time, then dispatch depth first.
     pub(crate) fn process(

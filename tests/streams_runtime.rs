@@ -1,0 +1,295 @@
+//! `KafkaStreams` on a broker: WordCount end to end, state listener, interactive queries,
+//! restoration from the changelog after the state directory is deleted, a clean restart that
+//! restores nothing, a rebalance between two instances that moves tasks with their state, and
+//! the uncaught-error handler.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use embroker::streams::{
+    Consumed, Grouped, KafkaStreams, Materialized, Produced, ReadOnlyKeyValueStore, State,
+    StreamThreadExceptionResponse, StreamsBuilder, StreamsConfig, Topology,
+};
+use embroker::{
+    Broker, Builtin, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
+    TopicConfig,
+};
+
+const PARTITIONS: i32 = 3;
+
+fn word_count() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("lines", Consumed::<(), String>::with(Builtin, Builtin))
+        .flat_map_values(|line: String| {
+            line.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .group_by(|_, word| word.clone(), Grouped::with(Builtin, Builtin))
+        .count(Materialized::as_("counts-store"))
+        .to_stream()
+        .to("counts", Produced::with(Builtin, Builtin));
+    builder.build().unwrap()
+}
+
+fn setup() -> Broker {
+    let broker = Broker::temporary().unwrap();
+    broker
+        .create_topic("lines", TopicConfig::default().partitions(PARTITIONS))
+        .unwrap();
+    broker
+        .create_topic("counts", TopicConfig::default().partitions(PARTITIONS))
+        .unwrap();
+    broker
+}
+
+fn config(state_dir: &std::path::Path) -> StreamsConfig {
+    StreamsConfig::new("wc")
+        .with_properties(&[
+            ("commit.interval.ms", "20"),
+            ("state.dir", state_dir.to_str().unwrap()),
+        ])
+        .unwrap()
+}
+
+/// Lines whose words are `w0`..`w{words}`, each word's count known.
+fn send_lines(producer: &Producer, from: u64, lines: u64, expected: &mut BTreeMap<String, i64>) {
+    for i in from..from + lines {
+        let line = format!("w{} w{} w{}", i % 7, i % 11, i % 13);
+        for w in line.split_whitespace() {
+            *expected.entry(w.to_string()).or_insert(0) += 1;
+        }
+        // Keyless, as WordCount's input; spread over the partitions by the partitioner.
+        producer
+            .send(ProducerRecord::new("lines", line).partition((i % PARTITIONS as u64) as i32))
+            .unwrap();
+    }
+    producer.flush().unwrap();
+}
+
+fn wait_for_counts(streams: &KafkaStreams, expected: &BTreeMap<String, i64>) {
+    let store = streams.store::<String, i64>("counts-store").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all: BTreeMap<String, i64> = store.all().unwrap().into_iter().collect();
+        if &all == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counts {all:?}, expected {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn word_count_runs_queries_and_restores_after_the_state_directory_is_deleted() {
+    let broker = setup();
+    let state = tempfile::tempdir().unwrap();
+    let producer = broker.producer(ProducerConfig::default()).unwrap();
+    let mut expected = BTreeMap::new();
+    send_lines(&producer, 0, 300, &mut expected);
+
+    let streams = KafkaStreams::new(word_count(), config(state.path()), &broker).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    streams.set_state_listener(move |new, old| s.lock().unwrap().push((old, new)));
+    assert_eq!(streams.state(), State::Created);
+    streams.start().unwrap();
+    streams.wait_until_running(Duration::from_secs(30)).unwrap();
+    wait_for_counts(&streams, &expected);
+    let store = streams.store::<String, i64>("counts-store").unwrap();
+    assert_eq!(
+        store.get(&"w3".to_string()).unwrap(),
+        expected.get("w3").copied()
+    );
+    let range: Vec<String> = store
+        .range(&"w1".to_string(), &"w2".to_string())
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(range, vec!["w1", "w10", "w11", "w12", "w2"]);
+    assert!(streams.store::<String, i64>("nope").is_err());
+    streams.close().unwrap();
+    assert_eq!(streams.state(), State::NotRunning);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.first(), Some(&(State::Created, State::Rebalancing)));
+        assert!(seen.contains(&(State::Rebalancing, State::Running)));
+        assert_eq!(
+            seen.last(),
+            Some(&(State::PendingShutdown, State::NotRunning))
+        );
+    }
+    // Internal topics as Kafka names them; the changelog is compacted.
+    let changelog = broker.describe_topic("wc-counts-store-changelog").unwrap();
+    assert!(changelog.config.cleanup_policy.compacts());
+    assert_eq!(changelog.partitions.len(), PARTITIONS as usize);
+    assert!(broker.describe_topic("wc-counts-store-repartition").is_ok());
+
+    // A clean restart: the store files and checkpoints restore everything, the changelog
+    // nothing.
+    let streams = KafkaStreams::new(word_count(), config(state.path()), &broker).unwrap();
+    streams.start().unwrap();
+    streams.wait_until_running(Duration::from_secs(30)).unwrap();
+    wait_for_counts(&streams, &expected);
+    let stats = streams.stats();
+    assert_eq!(stats.restored_records, 0, "{stats:?}");
+    assert_eq!(
+        stats.restored_from_files,
+        expected.len() as u64,
+        "{stats:?}"
+    );
+    streams.close().unwrap();
+
+    // The state directory deleted: everything comes back from the changelog, and new input
+    // counts on top of it.
+    std::fs::remove_dir_all(state.path()).unwrap();
+    send_lines(&producer, 300, 100, &mut expected);
+    let streams = KafkaStreams::new(word_count(), config(state.path()), &broker).unwrap();
+    streams.start().unwrap();
+    wait_for_counts(&streams, &expected);
+    let stats = streams.stats();
+    assert!(stats.restored_records > 0, "{stats:?}");
+    assert_eq!(stats.restored_from_files, 0, "{stats:?}");
+    streams.close().unwrap();
+
+    // The output topic's last value per word is the final count.
+    let mut consumer = broker
+        .consumer({
+            let mut c = ConsumerConfig::default();
+            c.auto_offset_reset = OffsetReset::Earliest;
+            c
+        })
+        .unwrap();
+    let tps: Vec<_> = (0..PARTITIONS)
+        .map(|p| embroker::TopicPartition::new("counts", p))
+        .collect();
+    consumer.assign(&tps).unwrap();
+    let ends = consumer.end_offsets(&tps).unwrap();
+    let mut last = BTreeMap::new();
+    while tps
+        .iter()
+        .any(|tp| consumer.position(tp).unwrap() < ends[tp])
+    {
+        for r in consumer.poll(Duration::from_millis(100)).unwrap() {
+            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            let value = i64::from_be_bytes(r.value.unwrap()[..].try_into().unwrap());
+            last.insert(key, value);
+        }
+    }
+    assert_eq!(last, expected);
+}
+
+#[test]
+fn a_rebalance_between_two_instances_moves_tasks_and_their_state() {
+    let broker = setup();
+    let producer = broker.producer(ProducerConfig::default()).unwrap();
+    let mut expected = BTreeMap::new();
+    send_lines(&producer, 0, 200, &mut expected);
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = KafkaStreams::new(word_count(), config(dir_a.path()), &broker).unwrap();
+    a.start().unwrap();
+    wait_for_counts(&a, &expected);
+
+    // A second instance joins: the group splits the three partitions between them.
+    let b = KafkaStreams::new(word_count(), config(dir_b.path()), &broker).unwrap();
+    b.start().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(a.state() == State::Running
+        && b.state() == State::Running
+        && b.stats().restored_records > 0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "a {:?} b {:?}",
+            a.state(),
+            b.stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Each holds part of the keys; together all, with the counts restored on b.
+    let part_a: BTreeMap<String, i64> = a
+        .store("counts-store")
+        .unwrap()
+        .all()
+        .unwrap()
+        .into_iter()
+        .collect();
+    let part_b: BTreeMap<String, i64> = b
+        .store("counts-store")
+        .unwrap()
+        .all()
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(
+        !part_a.is_empty() && !part_b.is_empty(),
+        "{part_a:?} {part_b:?}"
+    );
+    let mut union = part_a.clone();
+    union.extend(part_b.clone());
+    assert_eq!(union.len(), part_a.len() + part_b.len(), "no key in both");
+    assert_eq!(union, expected);
+
+    // New input is counted on top of the moved state, and all of it moves back to a when b
+    // leaves.
+    send_lines(&producer, 200, 100, &mut expected);
+    b.close().unwrap();
+    wait_for_counts(&a, &expected);
+    a.close().unwrap();
+}
+
+#[test]
+fn the_uncaught_error_handler_replaces_the_thread_or_shuts_the_client_down() {
+    let broker = setup();
+    let producer = broker.producer(ProducerConfig::default()).unwrap();
+    // A value that is not 8 bytes fails the i64 deserializer of this topology's source.
+    broker
+        .create_topic("numbers", TopicConfig::default().partitions(1))
+        .unwrap();
+    producer
+        .send(ProducerRecord::new("numbers", "not a long").key("k"))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let topology = || {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("numbers", Consumed::<String, i64>::with(Builtin, Builtin))
+            .to("counts", Produced::with(Builtin, Builtin));
+        builder.build().unwrap()
+    };
+    let state = tempfile::tempdir().unwrap();
+    let streams = KafkaStreams::new(topology(), config(state.path()), &broker).unwrap();
+    let failures = Arc::new(Mutex::new(0));
+    let f = Arc::clone(&failures);
+    streams.set_uncaught_exception_handler(move |e| {
+        assert!(e.to_string().contains("numbers"), "{e}");
+        let mut n = f.lock().unwrap();
+        *n += 1;
+        if *n < 3 {
+            StreamThreadExceptionResponse::ReplaceThread
+        } else {
+            StreamThreadExceptionResponse::ShutdownClient
+        }
+    });
+    streams.start().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while streams.state() != State::Error {
+        assert!(Instant::now() < deadline, "{:?}", streams.state());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        *failures.lock().unwrap(),
+        3,
+        "replaced twice, then shut down"
+    );
+    streams.close().unwrap();
+    assert_eq!(streams.state(), State::Error);
+}
