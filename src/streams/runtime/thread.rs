@@ -183,6 +183,7 @@ pub(crate) fn run(ctx: &Context, index: usize, queries: &Receiver<Query>) -> Res
     pc.client_id = format!("{thread_name}-producer");
     if eos {
         pc.transactional_id = Some(format!("{}-{}", ctx.client_id, index + 1));
+        pc.acks = crate::Acks::All;
     }
     let producer = ctx.broker.producer(pc)?;
     if eos {
