@@ -21,11 +21,15 @@
 //! `topology` (the graph and its Processor API by name), `dsl` (the handles that build it),
 //! `window` (time and session windows, windowed keys), `processor` (the Processor API),
 //! `task` (one running instance of a topology), `state` (stores), `config`
-//! (`StreamsConfig`), `test_driver`.
+//! (`StreamsConfig`), `test_driver`, `runtime` (`KafkaStreams`).
 //!
-//! Not built yet (issue #21): the runtime (`KafkaStreams`: threads, tasks per partition
-//! through a consumer group, commits, changelog topics, persistent stores, restoration),
-//! sliding windows, joins.
+//! [`KafkaStreams`] (`runtime`) runs a topology on a broker: stream threads in the consumer
+//! group `application.id`, one task per input partition, commits (at-least-once or
+//! `exactly_once_v2`), changelog and repartition topics, restoration, a state listener, an
+//! uncaught-error handler and interactive queries ([`KafkaStreams::store`]).
+//!
+//! Not built yet (issue #21): changelogs of window, session and `aggregate` stores, sliding
+//! windows, joins.
 
 mod config;
 mod dsl;

@@ -197,13 +197,16 @@ impl Task {
     }
 
     fn take(&mut self, id: usize) -> Result<Box<dyn Node>> {
-        let name = self.node_name(id).to_string();
-        self.nodes
-            .get_mut(id)
-            .and_then(Option::take)
-            .ok_or_else(|| Error::InvalidTopology {
-                reason: format!("processor {name} was entered while it was running (a cycle)"),
-            })
+        // The name is looked up only on the error path: this runs once per record per node.
+        match self.nodes.get_mut(id).and_then(Option::take) {
+            Some(node) => Ok(node),
+            None => Err(Error::InvalidTopology {
+                reason: format!(
+                    "processor {} was entered while it was running (a cycle)",
+                    self.node_name(id)
+                ),
+            }),
+        }
     }
 
     /// The store `name` as `S`, if `node` is connected to it.

@@ -150,7 +150,8 @@ pub(crate) fn add_logged_kv_store<K, V>(
 }
 
 /// How an aggregation's or a table's store is named (Kafka's `Materialized`). Stores are in
-/// memory; persistent stores and changelogs come with the runtime.
+/// memory; under [`KafkaStreams`](super::KafkaStreams) the stores of `count`, `reduce` and
+/// `table` are backed by a changelog topic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Materialized {
     pub(crate) name: Option<String>,

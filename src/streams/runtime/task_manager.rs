@@ -36,7 +36,8 @@ struct Logged {
 pub(crate) struct StreamTask {
     pub(crate) partition: i32,
     pub(crate) task: Task,
-    partition_times: HashMap<String, i64>,
+    /// Per input topic (interned by the consumer), the largest timestamp processed.
+    partition_times: HashMap<&'static str, i64>,
     logged: Vec<Logged>,
     /// `state.dir/<application.id>/0_<partition>`, when the application has a state dir.
     dir: Option<PathBuf>,
@@ -176,7 +177,7 @@ impl StreamTask {
                 ),
             });
         }
-        let time = self.partition_times.entry(topic.to_string()).or_insert(-1);
+        let time = self.partition_times.entry(topic).or_insert(-1);
         *time = (*time).max(timestamp);
         let metadata = RecordMetadata {
             topic: topic.to_string(),

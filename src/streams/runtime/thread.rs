@@ -295,7 +295,8 @@ fn run_loop(
         if records.is_empty() && tasks.live.is_empty() {
             continue;
         }
-        let mut processed: BTreeMap<TopicPartition, OffsetAndMetadata> = BTreeMap::new();
+        // The next offset per (interned topic, partition): no allocation per record.
+        let mut processed: BTreeMap<(&'static str, i32), i64> = BTreeMap::new();
         let mut count = 0u64;
         for record in records {
             let Some(task) = tasks.live.get_mut(&record.partition) else {
@@ -309,10 +310,10 @@ fn run_loop(
                     ),
                 });
             };
-            let tp = record.topic_partition();
+            let at = (record.topic, record.partition);
             let next = record.offset.saturating_add(1);
             task.process(&ctx.topology, app, record)?;
-            processed.insert(tp, OffsetAndMetadata::new(next));
+            processed.insert(at, next);
             count += 1;
         }
         let now_ms = wall_clock_ms();
@@ -321,7 +322,11 @@ fn run_loop(
             task.drain(&mut out)?;
         }
         send(producer, pending, &mut out, eos)?;
-        lock(pending).offsets.extend(processed);
+        lock(pending).offsets.extend(
+            processed
+                .into_iter()
+                .map(|((t, p), next)| (TopicPartition::new(t, p), OffsetAndMetadata::new(next))),
+        );
         ctx.counters.add_processed(count);
         if Instant::now() >= next_commit {
             commit(consumer, producer, pending, eos)?;
