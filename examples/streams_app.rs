@@ -64,7 +64,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     for (i, line) in lines.iter().enumerate() {
         producer
-            .send(ProducerRecord::new("streams-plaintext-input", *line).partition(i as i32 % 2))?;
+            .send(ProducerRecord::new("streams-plaintext-input", *line).partition(i as i32 % 2))?
+            .wait()?;
     }
     producer.flush()?;
 

@@ -98,9 +98,13 @@ fn prepare(dir: &std::path::Path) {
     }
     let producer = broker.producer(ProducerConfig::default()).unwrap();
     for i in 0..LINES {
-        producer
-            .send(ProducerRecord::new("lines", line(i)).partition((i % PARTITIONS as u64) as i32))
-            .unwrap();
+        drop(
+            producer
+                .send(
+                    ProducerRecord::new("lines", line(i)).partition((i % PARTITIONS as u64) as i32),
+                )
+                .unwrap(),
+        );
     }
     producer.close().unwrap();
     broker.close().unwrap();

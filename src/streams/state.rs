@@ -236,6 +236,9 @@ pub struct InMemoryWindowStore<K, V> {
     window_size_ms: i64,
     observed_ms: i64,
     segments: BTreeMap<i64, BTreeMap<K, V>>,
+    /// The (window start, key) pairs written since the runtime last took them, with repeats,
+    /// when the store has a changelog (`None`: not tracked).
+    changed: Option<Vec<(i64, K)>>,
 }
 
 impl<K: Ord, V> InMemoryWindowStore<K, V> {
@@ -247,11 +250,40 @@ impl<K: Ord, V> InMemoryWindowStore<K, V> {
             window_size_ms,
             observed_ms: i64::MIN,
             segments: BTreeMap::new(),
+            changed: None,
         }
     }
 
     fn expired(&self, window_start: i64) -> bool {
         window_start <= self.observed_ms.saturating_sub(self.retention_ms)
+    }
+
+    /// Record from now on which windows `put` writes, for the runtime's changelog.
+    pub(crate) fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Vec::new);
+    }
+
+    /// Store `key`'s value in the window at `window_start` as `put` does (expiring by the
+    /// largest start seen), without recording it as a change (restoration).
+    pub(crate) fn restore(&mut self, key: K, window_start: i64, value: V) {
+        self.put_untracked(key, value, window_start);
+    }
+
+    fn put_untracked(&mut self, key: K, value: V, window_start: i64) {
+        self.observed_ms = self.observed_ms.max(window_start);
+        // Kafka's removeExpiredSegments: windows starting before this are gone.
+        let min_live = self
+            .observed_ms
+            .saturating_sub(self.retention_ms)
+            .saturating_add(1)
+            .max(0);
+        self.segments = self.segments.split_off(&min_live);
+        if !self.expired(window_start) {
+            self.segments
+                .entry(window_start)
+                .or_default()
+                .insert(key, value);
+        }
     }
 
     fn window(&self, start: i64) -> Window {
@@ -312,21 +344,31 @@ impl<K: Ord + Clone, V: Clone> WindowStore<K, V> for InMemoryWindowStore<K, V> {
     }
 
     fn put(&mut self, key: K, value: V, window_start: i64) -> Result<()> {
-        self.observed_ms = self.observed_ms.max(window_start);
-        // Kafka's removeExpiredSegments: windows starting before this are gone.
-        let min_live = self
-            .observed_ms
-            .saturating_sub(self.retention_ms)
-            .saturating_add(1)
-            .max(0);
-        self.segments = self.segments.split_off(&min_live);
-        if !self.expired(window_start) {
-            self.segments
-                .entry(window_start)
-                .or_default()
-                .insert(key, value);
+        if let Some(changed) = &mut self.changed {
+            changed.push((window_start, key.clone()));
         }
+        self.put_untracked(key, value, window_start);
         Ok(())
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> InMemoryWindowStore<K, V> {
+    /// The windows written since the last call, each as (key, window start, its value now);
+    /// a window that expired meanwhile is left out (its changelog record, written earlier,
+    /// expires on restoration the same way).
+    pub(crate) fn take_changes(&mut self) -> Vec<(K, i64, V)> {
+        let Some(changed) = &mut self.changed else {
+            return Vec::new();
+        };
+        let mut keys = std::mem::take(changed);
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .filter_map(|(start, k)| {
+                let v = self.segments.get(&start).and_then(|m| m.get(&k)).cloned()?;
+                Some((k, start, v))
+            })
+            .collect()
     }
 }
 

@@ -155,6 +155,14 @@ where
         &self.stream.shared
     }
 
+    /// The grouping's key and value serdes (for the changelogs of the aggregations' stores).
+    pub(crate) fn serdes(&self) -> (SharedSerde<K>, SharedSerde<V>) {
+        (
+            self.grouped.key_serde.clone(),
+            self.grouped.value_serde.clone(),
+        )
+    }
+
     /// Name the store, add the repartition topic if needed, then the store and the
     /// aggregation node (Kafka's order: the store is named first). The store has a changelog
     /// when the aggregate's serde is known (`count`, `reduce`).

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::streams::serdes::SharedSerde;
-use crate::streams::state::{InMemoryKeyValueStore, ValueAndTimestamp};
+use crate::streams::state::{InMemoryKeyValueStore, InMemoryWindowStore, ValueAndTimestamp};
 use crate::types::{Bytes, TopicPartition};
 use crate::RecordPart;
 use crate::{Broker, ConsumerConfig, IsolationLevel, OffsetReset};
@@ -119,6 +119,44 @@ where
     }
 }
 
+fn deserialization(changelog: &str, part: RecordPart, e: &dyn std::fmt::Display) -> Error {
+    Error::Deserialization {
+        topic: changelog.to_string(),
+        partition: -1,
+        offset: -1,
+        part,
+        reason: e.to_string(),
+    }
+}
+
+impl<K, V> TimestampedKeyValueLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn decode_key(&self, changelog: &str, key: Bytes) -> Result<K> {
+        self.key_serde
+            .deserialize(changelog, &[], Some(key))
+            .map_err(|e| deserialization(changelog, RecordPart::Key, &e))
+    }
+
+    /// A changelog record's key and (non-null) value, the value at `timestamp`.
+    fn decode(
+        &self,
+        changelog: &str,
+        key: Bytes,
+        value: Bytes,
+        timestamp: i64,
+    ) -> Result<(K, ValueAndTimestamp<V>)> {
+        let key = self.decode_key(changelog, key)?;
+        let value = self
+            .value_serde
+            .deserialize(changelog, &[], Some(value))
+            .map_err(|e| deserialization(changelog, RecordPart::Value, &e))?;
+        Ok((key, ValueAndTimestamp::make(value, timestamp)))
+    }
+}
+
 impl<K, V> StoreLogger for TimestampedKeyValueLogger<K, V>
 where
     K: Ord + Clone + 'static,
@@ -145,27 +183,16 @@ where
 
     fn restore(&self, store: &mut dyn Any, changelog: &str, record: ChangeRecord) -> Result<()> {
         let store = downcast::<Store<K, V>>(store, changelog)?;
-        let deserialization = |part, e: &dyn std::fmt::Display| Error::Deserialization {
-            topic: changelog.to_string(),
-            partition: -1,
-            offset: -1,
-            part,
-            reason: e.to_string(),
-        };
-        let key = self
-            .key_serde
-            .deserialize(changelog, &[], Some(record.key))
-            .map_err(|e| deserialization(RecordPart::Key, &e))?;
-        let value = match record.value {
-            Some(bytes) => Some(ValueAndTimestamp::make(
-                self.value_serde
-                    .deserialize(changelog, &[], Some(bytes))
-                    .map_err(|e| deserialization(RecordPart::Value, &e))?,
-                record.timestamp,
-            )),
-            None => None,
-        };
-        store.restore(key, value);
+        match record.value {
+            Some(value) => {
+                let (key, value) = self.decode(changelog, record.key, value, record.timestamp)?;
+                store.restore(key, Some(value));
+            }
+            None => {
+                let key = self.decode_key(changelog, record.key)?;
+                store.restore(key, None);
+            }
+        }
         Ok(())
     }
 
@@ -181,6 +208,113 @@ where
             .all()?
             .into_iter()
             .map(|(k, v)| self.encode(changelog, k, Some(v), 0))
+            .collect()
+    }
+}
+
+/// The logger of the DSL's windowed aggregation stores
+/// (`InMemoryWindowStore<K, ValueAndTimestamp<V>>`). A record's key is Kafka's window-store
+/// key (`WindowKeySchema`): the key's bytes, the window start (8 bytes big-endian) and a
+/// sequence number (4 bytes big-endian, always 0: no duplicates are kept).
+pub(crate) struct TimestampedWindowLogger<K, V> {
+    inner: TimestampedKeyValueLogger<K, V>,
+}
+
+impl<K, V> TimestampedWindowLogger<K, V> {
+    pub(crate) fn new(key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) -> Self {
+        TimestampedWindowLogger {
+            inner: TimestampedKeyValueLogger::new(key_serde, value_serde),
+        }
+    }
+}
+
+type WindowStore<K, V> = InMemoryWindowStore<K, ValueAndTimestamp<V>>;
+
+/// The suffix of a window-store key: start and sequence number.
+const WINDOW_SUFFIX: usize = 12;
+
+impl<K, V> TimestampedWindowLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn encode(
+        &self,
+        changelog: &str,
+        key: K,
+        start: i64,
+        value: ValueAndTimestamp<V>,
+    ) -> Result<ChangeRecord> {
+        let mut record = self.inner.encode(changelog, key, Some(value), 0)?;
+        let mut bytes = Vec::with_capacity(record.key.len() + WINDOW_SUFFIX);
+        bytes.extend_from_slice(&record.key);
+        bytes.extend_from_slice(&start.to_be_bytes());
+        bytes.extend_from_slice(&0i32.to_be_bytes());
+        record.key = Bytes::from(bytes);
+        Ok(record)
+    }
+}
+
+impl<K, V> StoreLogger for TimestampedWindowLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn enable(&self, store: &mut dyn Any) -> Result<()> {
+        downcast::<WindowStore<K, V>>(store, "?")?.track_changes();
+        Ok(())
+    }
+
+    fn drain(&self, store: &mut dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
+        downcast::<WindowStore<K, V>>(store, changelog)?
+            .take_changes()
+            .into_iter()
+            .map(|(k, start, v)| self.encode(changelog, k, start, v))
+            .collect()
+    }
+
+    fn restore(&self, store: &mut dyn Any, changelog: &str, record: ChangeRecord) -> Result<()> {
+        let store = downcast::<WindowStore<K, V>>(store, changelog)?;
+        let Some(split) = record.key.len().checked_sub(WINDOW_SUFFIX) else {
+            return Err(Error::Deserialization {
+                topic: changelog.to_string(),
+                partition: -1,
+                offset: -1,
+                part: RecordPart::Key,
+                reason: format!(
+                    "a window-store key of {} bytes is shorter than its 12-byte suffix",
+                    record.key.len()
+                ),
+            });
+        };
+        let mut start = [0u8; 8];
+        start.copy_from_slice(&record.key[split..split + 8]);
+        let start = i64::from_be_bytes(start);
+        let Some(value) = record.value.clone() else {
+            // Window stores are not deleted from; a null is nothing to restore.
+            return Ok(());
+        };
+        let (key, value) = self.inner.decode(
+            changelog,
+            record.key.slice(..split),
+            value,
+            record.timestamp,
+        )?;
+        store.restore(key, start, value);
+        Ok(())
+    }
+
+    fn snapshot(&self, store: &dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
+        use crate::streams::state::ReadOnlyWindowStore;
+        let store = store
+            .downcast_ref::<WindowStore<K, V>>()
+            .ok_or_else(|| Error::StateStore {
+                store: changelog.to_string(),
+                reason: "the store of this changelog is not the logger's type".to_string(),
+            })?;
+        ReadOnlyWindowStore::all(store)?
+            .into_iter()
+            .map(|(w, v)| self.encode(changelog, w.key, w.window.start, v))
             .collect()
     }
 }
@@ -276,5 +410,45 @@ mod tests {
         assert!(logger
             .drain(&mut InMemoryKeyValueStore::<u8, u8>::new("x"), "t")
             .is_err());
+    }
+
+    #[test]
+    fn window_changes_use_kafkas_window_keys_and_restore_an_equal_store() {
+        use crate::streams::state::{ReadOnlyWindowStore, WindowStore as _};
+        let logger =
+            TimestampedWindowLogger::<String, i64>::new(Arc::new(Builtin), Arc::new(Builtin));
+        let mut store: WindowStore<String, i64> = InMemoryWindowStore::new("w", 100, 10);
+        logger.enable(&mut store).unwrap();
+        store
+            .put("a".into(), ValueAndTimestamp::make(1, 5), 0)
+            .unwrap();
+        store
+            .put("a".into(), ValueAndTimestamp::make(2, 7), 0)
+            .unwrap();
+        store
+            .put("b".into(), ValueAndTimestamp::make(3, 15), 10)
+            .unwrap();
+        let changes = logger.drain(&mut store, "app-w-changelog").unwrap();
+        assert_eq!(changes.len(), 2);
+        let mut key = b"a".to_vec();
+        key.extend_from_slice(&0i64.to_be_bytes());
+        key.extend_from_slice(&0i32.to_be_bytes());
+        assert_eq!(changes[0].key, Bytes::from(key));
+        assert_eq!(changes[0].timestamp, 7);
+        let mut copy: WindowStore<String, i64> = InMemoryWindowStore::new("w", 100, 10);
+        for c in changes {
+            logger.restore(&mut copy, "app-w-changelog", c).unwrap();
+        }
+        assert_eq!(
+            ReadOnlyWindowStore::all(&copy).unwrap(),
+            ReadOnlyWindowStore::all(&store).unwrap()
+        );
+        assert_eq!(logger.snapshot(&store, "app-w-changelog").unwrap().len(), 2);
+        let short = ChangeRecord {
+            key: Bytes::from_static(b"abc"),
+            value: Some(Bytes::from_static(&[0; 8])),
+            timestamp: 0,
+        };
+        assert!(logger.restore(&mut copy, "t", short).is_err());
     }
 }

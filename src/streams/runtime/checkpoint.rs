@@ -101,7 +101,7 @@ pub(crate) fn remove(dir: &Path) -> Result<()> {
     match std::fs::remove_file(path(dir)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(crate::Error::io("removing", &path(dir), e)),
+        Err(e) => Err(crate::Error::io("removing", path(dir), e)),
     }
 }
 

@@ -442,9 +442,8 @@ fn thread_main(ctx: &Arc<Context>, index: usize, rx: &crossbeam_channel::Receive
             }
         }
     }
-    if ctx.counters.live_threads.fetch_sub(1, Ordering::AcqRel) == 1 {
-        if !ctx.states.transition(State::Error) {
-            ctx.states.transition(State::NotRunning);
-        }
+    let last = ctx.counters.live_threads.fetch_sub(1, Ordering::AcqRel) == 1;
+    if last && !ctx.states.transition(State::Error) {
+        ctx.states.transition(State::NotRunning);
     }
 }

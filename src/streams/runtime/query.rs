@@ -26,7 +26,13 @@ use crate::WakeupHandle;
 /// How long a read waits for the threads' answers.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Reads one store's instances, erased.
+/// One thread's mailbox: its query channel and the handle that wakes it from `poll`.
+pub(crate) type ThreadMailbox = (Sender<Query>, Arc<std::sync::Mutex<Option<WakeupHandle>>>);
+
+/// Reads one store's instance, erased.
+type ReadFn<K, V> = dyn Fn(&dyn ReadOnlyKeyValueStore<K, V>) -> Result<Vec<(K, V)>>;
+
+/// Reads one store's instances, erased, shareable with the threads.
 type Read<K, V> =
     Arc<dyn Fn(&dyn ReadOnlyKeyValueStore<K, V>) -> Result<Vec<(K, V)>> + Send + Sync>;
 
@@ -35,7 +41,7 @@ type Read<K, V> =
 /// the values are shown without their timestamps.
 pub struct KeyValueStoreView<K, V> {
     pub(crate) name: String,
-    pub(crate) threads: Vec<(Sender<Query>, Arc<std::sync::Mutex<Option<WakeupHandle>>>)>,
+    pub(crate) threads: Vec<ThreadMailbox>,
     pub(crate) states: Arc<StateMachine>,
     pub(crate) _types: PhantomData<fn() -> (K, V)>,
 }
@@ -113,7 +119,7 @@ where
 fn read_task<K, V>(
     task: &crate::streams::task::Task,
     name: &str,
-    read: &dyn Fn(&dyn ReadOnlyKeyValueStore<K, V>) -> Result<Vec<(K, V)>>,
+    read: &ReadFn<K, V>,
 ) -> Result<Vec<(K, V)>>
 where
     K: Ord + Clone + 'static,

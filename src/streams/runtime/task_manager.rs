@@ -21,9 +21,17 @@ use super::{checkpoint, store_file};
 use crate::error::{Error, Result};
 use crate::streams::processor::{PunctuationType, RecordMetadata};
 use crate::streams::task::{Produced, Task};
-use crate::streams::topology::Topology;
+use crate::streams::topology::{Decoder, Topology};
 use crate::types::TopicPartition;
 use crate::{Broker, ConsumerRecord};
+
+/// What a task needs of a topic's source.
+#[derive(Clone)]
+struct Source {
+    node: usize,
+    decode: Decoder,
+    custom_timestamps: bool,
+}
 
 /// A logged store of a task.
 struct Logged {
@@ -38,6 +46,9 @@ pub(crate) struct StreamTask {
     pub(crate) task: Task,
     /// Per input topic (interned by the consumer), the largest timestamp processed.
     partition_times: HashMap<&'static str, i64>,
+    /// The sources met so far, by interned topic: found by address, so that a record costs
+    /// no hashing of its topic name.
+    sources: Vec<(&'static str, Source)>,
     logged: Vec<Logged>,
     /// `state.dir/<application.id>/0_<partition>`, when the application has a state dir.
     dir: Option<PathBuf>,
@@ -90,6 +101,7 @@ impl StreamTask {
             partition,
             task,
             partition_times: HashMap::new(),
+            sources: Vec::new(),
             logged,
             dir,
         };
@@ -140,12 +152,24 @@ impl StreamTask {
         application_id: &str,
         record: ConsumerRecord,
     ) -> Result<()> {
-        let Some(source) = topology.source_for(record.topic, application_id) else {
-            return Err(Error::UnknownTopic {
-                topic: record.topic.to_string(),
-            });
-        };
         let topic = record.topic;
+        let source = match self.sources.iter().find(|(t, _)| std::ptr::eq(*t, topic)) {
+            Some((_, source)) => source.clone(),
+            None => {
+                let Some(def) = topology.source_for(topic, application_id) else {
+                    return Err(Error::UnknownTopic {
+                        topic: topic.to_string(),
+                    });
+                };
+                let source = Source {
+                    node: def.node,
+                    decode: Arc::clone(&def.decode),
+                    custom_timestamps: def.custom_timestamps,
+                };
+                self.sources.push((topic, source.clone()));
+                source
+            }
+        };
         let partition_time = self.partition_times.get(topic).copied().unwrap_or(-1);
         let (decoded, timestamp) = (source.decode)(
             topic,

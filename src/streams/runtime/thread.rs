@@ -295,8 +295,9 @@ fn run_loop(
         if records.is_empty() && tasks.live.is_empty() {
             continue;
         }
-        // The next offset per (interned topic, partition): no allocation per record.
-        let mut processed: BTreeMap<(&'static str, i32), i64> = BTreeMap::new();
+        // The next offset per (interned topic, partition), found by the topic's address: no
+        // allocation or string comparison per record.
+        let mut processed: Vec<(&'static str, i32, i64)> = Vec::new();
         let mut count = 0u64;
         for record in records {
             let Some(task) = tasks.live.get_mut(&record.partition) else {
@@ -310,10 +311,16 @@ fn run_loop(
                     ),
                 });
             };
-            let at = (record.topic, record.partition);
+            let (topic, partition) = (record.topic, record.partition);
             let next = record.offset.saturating_add(1);
             task.process(&ctx.topology, app, record)?;
-            processed.insert(at, next);
+            match processed
+                .iter_mut()
+                .find(|(t, p, _)| *p == partition && std::ptr::eq(*t, topic))
+            {
+                Some(slot) => slot.2 = next,
+                None => processed.push((topic, partition, next)),
+            }
             count += 1;
         }
         let now_ms = wall_clock_ms();
@@ -325,7 +332,7 @@ fn run_loop(
         lock(pending).offsets.extend(
             processed
                 .into_iter()
-                .map(|((t, p), next)| (TopicPartition::new(t, p), OffsetAndMetadata::new(next))),
+                .map(|(t, p, next)| (TopicPartition::new(t, p), OffsetAndMetadata::new(next))),
         );
         ctx.counters.add_processed(count);
         if Instant::now() >= next_commit {
