@@ -392,3 +392,80 @@ fn a_windowed_count_continues_from_its_changelog_after_the_state_directory_is_de
         .cleanup_policy
         .compacts());
 }
+
+#[test]
+fn a_session_count_merges_with_sessions_restored_from_its_changelog() {
+    use embroker::streams::{SessionWindowedSerde, SessionWindows, Windowed};
+    let broker = Broker::temporary().unwrap();
+    for topic in ["clicks", "sessions"] {
+        broker
+            .create_topic(topic, TopicConfig::default().partitions(1))
+            .unwrap();
+    }
+    let topology = || {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("clicks", Consumed::<String, String>::with(Builtin, Builtin))
+            .group_by_key(Grouped::with(Builtin, Builtin))
+            .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+            ))
+            .count(Materialized::as_("clicks-per-session"))
+            .to_stream()
+            .to(
+                "sessions",
+                Produced::with(SessionWindowedSerde(Builtin), Builtin),
+            );
+        builder.build().unwrap()
+    };
+    let producer = broker.producer(ProducerConfig::default()).unwrap();
+    let click = |t: i64| {
+        producer
+            .send(ProducerRecord::new("clicks", "c").key("ann").timestamp(t))
+            .unwrap()
+            .wait()
+            .unwrap();
+    };
+    let state = tempfile::tempdir().unwrap();
+    let mut consumer = broker
+        .consumer({
+            let mut c = ConsumerConfig::default();
+            c.auto_offset_reset = OffsetReset::Earliest;
+            c
+        })
+        .unwrap();
+    consumer
+        .assign(&[embroker::TopicPartition::new("sessions", 0)])
+        .unwrap();
+    let serde = SessionWindowedSerde(Builtin);
+    let mut read_until = |want: (i64, i64, i64)| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "no session {want:?}");
+            for r in consumer.poll(Duration::from_millis(50)).unwrap() {
+                use embroker::streams::Serde;
+                let key: Windowed<String> = serde.deserialize("sessions", &[], r.key).unwrap();
+                let Some(value) = r.value else { continue };
+                let n = i64::from_be_bytes(value[..].try_into().unwrap());
+                if (key.window.start, key.window.end, n) == want {
+                    return;
+                }
+            }
+        }
+    };
+    click(1_000);
+    click(2_000);
+    let streams = KafkaStreams::new(topology(), config(state.path()), &broker).unwrap();
+    streams.start().unwrap();
+    read_until((1_000, 2_000, 2));
+    streams.close().unwrap();
+    std::fs::remove_dir_all(state.path()).unwrap();
+    // Within the gap of the restored session [1 s, 2 s]: merged into [1 s, 5 s] with count 3.
+    click(5_000);
+    let streams = KafkaStreams::new(topology(), config(state.path()), &broker).unwrap();
+    streams.start().unwrap();
+    read_until((1_000, 5_000, 3));
+    assert!(streams.stats().restored_records > 0);
+    streams.close().unwrap();
+}

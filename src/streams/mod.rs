@@ -28,8 +28,8 @@
 //! `exactly_once_v2`), changelog and repartition topics, restoration, a state listener, an
 //! uncaught-error handler and interactive queries ([`KafkaStreams::store`]).
 //!
-//! Not built yet (issue #21): changelogs of session and `aggregate` stores, sliding windows,
-//! joins.
+//! Not built yet (issue #21): changelogs of `aggregate` and Processor-API stores, sliding
+//! windows, joins.
 
 mod config;
 mod dsl;

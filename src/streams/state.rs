@@ -407,6 +407,9 @@ pub struct InMemorySessionStore<K, V> {
     retention_ms: i64,
     observed_ms: i64,
     sessions: BTreeMap<K, BTreeMap<(i64, i64), V>>,
+    /// The (key, start, end) sessions written or removed since the runtime last took them,
+    /// with repeats, when the store has a changelog (`None`: not tracked).
+    changed: Option<Vec<(K, i64, i64)>>,
 }
 
 impl<K: Ord, V> InMemorySessionStore<K, V> {
@@ -417,6 +420,46 @@ impl<K: Ord, V> InMemorySessionStore<K, V> {
             retention_ms,
             observed_ms: i64::MIN,
             sessions: BTreeMap::new(),
+            changed: None,
+        }
+    }
+
+    /// Record from now on which sessions `put` and `remove` change, for the runtime's
+    /// changelog.
+    pub(crate) fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Vec::new);
+    }
+
+    fn put_untracked(&mut self, key: K, start: i64, end: i64, value: V) {
+        self.observed_ms = self.observed_ms.max(end);
+        if !self.expired(end) {
+            self.sessions
+                .entry(key)
+                .or_default()
+                .insert((start, end), value);
+        }
+        // Drop what expired (Kafka's removeExpiredSegments), and keys left with nothing.
+        let floor = self.observed_ms.saturating_sub(self.retention_ms);
+        for sessions in self.sessions.values_mut() {
+            sessions.retain(|(_, end), _| *end > floor);
+        }
+        self.sessions.retain(|_, m| !m.is_empty());
+    }
+
+    fn remove_untracked(&mut self, key: &K, start: i64, end: i64) {
+        if let Some(m) = self.sessions.get_mut(key) {
+            m.remove(&(start, end));
+            if m.is_empty() {
+                self.sessions.remove(key);
+            }
+        }
+    }
+
+    /// Store or remove (`None`) a session without recording it as a change (restoration).
+    pub(crate) fn restore(&mut self, key: K, start: i64, end: i64, value: Option<V>) {
+        match value {
+            Some(v) => self.put_untracked(key, start, end, v),
+            None => self.remove_untracked(&key, start, end),
         }
     }
 
@@ -476,30 +519,58 @@ impl<K: Ord + Clone, V: Clone> SessionStore<K, V> for InMemorySessionStore<K, V>
 
     fn put(&mut self, session: Windowed<K>, value: V) -> Result<()> {
         let Windowed { key, window } = session;
-        self.observed_ms = self.observed_ms.max(window.end);
-        if !self.expired(window.end) {
-            self.sessions
-                .entry(key)
-                .or_default()
-                .insert((window.start, window.end), value);
+        if let Some(changed) = &mut self.changed {
+            changed.push((key.clone(), window.start, window.end));
         }
-        // Drop what expired (Kafka's removeExpiredSegments), and keys left with nothing.
-        let floor = self.observed_ms.saturating_sub(self.retention_ms);
-        for sessions in self.sessions.values_mut() {
-            sessions.retain(|(_, end), _| *end > floor);
-        }
-        self.sessions.retain(|_, m| !m.is_empty());
+        self.put_untracked(key, window.start, window.end, value);
         Ok(())
     }
 
     fn remove(&mut self, session: &Windowed<K>) -> Result<()> {
-        if let Some(m) = self.sessions.get_mut(&session.key) {
-            m.remove(&(session.window.start, session.window.end));
-            if m.is_empty() {
-                self.sessions.remove(&session.key);
-            }
+        if let Some(changed) = &mut self.changed {
+            changed.push((
+                session.key.clone(),
+                session.window.start,
+                session.window.end,
+            ));
         }
+        self.remove_untracked(&session.key, session.window.start, session.window.end);
         Ok(())
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> InMemorySessionStore<K, V> {
+    /// The sessions changed since the last call, each as (key, start, end, its value now:
+    /// `None` when removed or expired).
+    pub(crate) fn take_changes(&mut self) -> Vec<(K, i64, i64, Option<V>)> {
+        let Some(changed) = &mut self.changed else {
+            return Vec::new();
+        };
+        let mut keys = std::mem::take(changed);
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .map(|(k, start, end)| {
+                let v = self
+                    .sessions
+                    .get(&k)
+                    .and_then(|m| m.get(&(start, end)))
+                    .cloned();
+                (k, start, end, v)
+            })
+            .collect()
+    }
+
+    /// Every live session as (key, start, end, value), by key then window.
+    pub(crate) fn entries(&self) -> Vec<(K, i64, i64, V)> {
+        self.sessions
+            .iter()
+            .flat_map(|(k, m)| {
+                m.iter()
+                    .filter(|((_, end), _)| !self.expired(*end))
+                    .map(move |((start, end), v)| (k.clone(), *start, *end, v.clone()))
+            })
+            .collect()
     }
 }
 

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::streams::serdes::SharedSerde;
-use crate::streams::state::{InMemoryKeyValueStore, InMemoryWindowStore, ValueAndTimestamp};
+use crate::streams::state::{
+    InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, ValueAndTimestamp,
+};
 use crate::types::{Bytes, TopicPartition};
 use crate::RecordPart;
 use crate::{Broker, ConsumerConfig, IsolationLevel, OffsetReset};
@@ -319,6 +321,139 @@ where
     }
 }
 
+/// The logger of the DSL's session aggregation stores (`InMemorySessionStore<K, V>`). A
+/// record's key is Kafka's session-store key (`SessionKeySchema`): the key's bytes, the
+/// session end and the session start (8 bytes big-endian each); its value the aggregate's
+/// bytes (null: the session was merged away or expired); its timestamp the session end.
+pub(crate) struct SessionLogger<K, V> {
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+}
+
+impl<K, V> SessionLogger<K, V> {
+    pub(crate) fn new(key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) -> Self {
+        SessionLogger {
+            key_serde,
+            value_serde,
+        }
+    }
+}
+
+type SessionStoreOf<K, V> = InMemorySessionStore<K, V>;
+
+/// The suffix of a session-store key: end and start.
+const SESSION_SUFFIX: usize = 16;
+
+impl<K, V> SessionLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn encode(
+        &self,
+        changelog: &str,
+        (key, start, end, value): (K, i64, i64, Option<V>),
+    ) -> Result<ChangeRecord> {
+        let serialization = |part, e: &dyn std::fmt::Display| Error::Serialization {
+            topic: changelog.to_string(),
+            part,
+            reason: e.to_string(),
+        };
+        let mut headers = Vec::new();
+        let key = self
+            .key_serde
+            .serialize(changelog, &mut headers, key)
+            .map_err(|e| serialization(RecordPart::Key, &e))?
+            .unwrap_or_default();
+        let mut bytes = Vec::with_capacity(key.len() + SESSION_SUFFIX);
+        bytes.extend_from_slice(&key);
+        bytes.extend_from_slice(&end.to_be_bytes());
+        bytes.extend_from_slice(&start.to_be_bytes());
+        let value = match value {
+            Some(v) => self
+                .value_serde
+                .serialize(changelog, &mut headers, v)
+                .map_err(|e| serialization(RecordPart::Value, &e))?,
+            None => None,
+        };
+        Ok(ChangeRecord {
+            key: Bytes::from(bytes),
+            value,
+            timestamp: end.max(0),
+        })
+    }
+}
+
+impl<K, V> StoreLogger for SessionLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn enable(&self, store: &mut dyn Any) -> Result<()> {
+        downcast::<SessionStoreOf<K, V>>(store, "?")?.track_changes();
+        Ok(())
+    }
+
+    fn drain(&self, store: &mut dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
+        downcast::<SessionStoreOf<K, V>>(store, changelog)?
+            .take_changes()
+            .into_iter()
+            .map(|change| self.encode(changelog, change))
+            .collect()
+    }
+
+    fn restore(&self, store: &mut dyn Any, changelog: &str, record: ChangeRecord) -> Result<()> {
+        let store = downcast::<SessionStoreOf<K, V>>(store, changelog)?;
+        let Some(split) = record.key.len().checked_sub(SESSION_SUFFIX) else {
+            return Err(deserialization(
+                changelog,
+                RecordPart::Key,
+                &format!(
+                    "a session-store key of {} bytes is shorter than its 16-byte suffix",
+                    record.key.len()
+                ),
+            ));
+        };
+        let mut end = [0u8; 8];
+        end.copy_from_slice(&record.key[split..split + 8]);
+        let mut start = [0u8; 8];
+        start.copy_from_slice(&record.key[split + 8..]);
+        let key = self
+            .key_serde
+            .deserialize(changelog, &[], Some(record.key.slice(..split)))
+            .map_err(|e| deserialization(changelog, RecordPart::Key, &e))?;
+        let value = match record.value {
+            Some(bytes) => Some(
+                self.value_serde
+                    .deserialize(changelog, &[], Some(bytes))
+                    .map_err(|e| deserialization(changelog, RecordPart::Value, &e))?,
+            ),
+            None => None,
+        };
+        store.restore(
+            key,
+            i64::from_be_bytes(start),
+            i64::from_be_bytes(end),
+            value,
+        );
+        Ok(())
+    }
+
+    fn snapshot(&self, store: &dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
+        let store = store
+            .downcast_ref::<SessionStoreOf<K, V>>()
+            .ok_or_else(|| Error::StateStore {
+                store: changelog.to_string(),
+                reason: "the store of this changelog is not the logger's type".to_string(),
+            })?;
+        store
+            .entries()
+            .into_iter()
+            .map(|(k, start, end, v)| self.encode(changelog, (k, start, end, Some(v))))
+            .collect()
+    }
+}
+
 /// Read partition `partition` of `changelog` from `from` (or its log start, if that is
 /// later) up to its end as of now (the last stable offset under `read_committed`), handing
 /// each record to `apply`. Returns the offset restoration reached, where a later restore
@@ -450,5 +585,38 @@ mod tests {
             timestamp: 0,
         };
         assert!(logger.restore(&mut copy, "t", short).is_err());
+    }
+
+    #[test]
+    fn session_changes_use_kafkas_session_keys_and_restore_an_equal_store() {
+        use crate::streams::state::{ReadOnlySessionStore, SessionStore as _};
+        use crate::streams::window::{Window, Windowed};
+        let logger = SessionLogger::<String, i64>::new(Arc::new(Builtin), Arc::new(Builtin));
+        let mut store: SessionStoreOf<String, i64> = InMemorySessionStore::new("s", 1_000);
+        logger.enable(&mut store).unwrap();
+        let session = |start, end| Windowed {
+            key: "k".to_string(),
+            window: Window { start, end },
+        };
+        store.put(session(0, 10), 1).unwrap();
+        store.put(session(20, 30), 2).unwrap();
+        store.remove(&session(0, 10)).unwrap();
+        store.put(session(0, 30), 3).unwrap();
+        let changes = logger.drain(&mut store, "app-s-changelog").unwrap();
+        assert_eq!(changes.len(), 3);
+        let mut key = b"k".to_vec();
+        key.extend_from_slice(&10i64.to_be_bytes());
+        key.extend_from_slice(&0i64.to_be_bytes());
+        assert_eq!(changes[0].key, Bytes::from(key));
+        assert_eq!(changes[0].value, None, "removed");
+        let mut copy: SessionStoreOf<String, i64> = InMemorySessionStore::new("s", 1_000);
+        for c in changes {
+            logger.restore(&mut copy, "app-s-changelog", c).unwrap();
+        }
+        assert_eq!(
+            copy.fetch(&"k".to_string()).unwrap(),
+            store.fetch(&"k".to_string()).unwrap()
+        );
+        assert_eq!(logger.snapshot(&store, "app-s-changelog").unwrap().len(), 2);
     }
 }
