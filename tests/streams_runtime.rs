@@ -469,3 +469,24 @@ fn a_session_count_merges_with_sessions_restored_from_its_changelog() {
     assert!(streams.stats().restored_records > 0);
     streams.close().unwrap();
 }
+
+#[test]
+fn a_missing_source_topic_fails_start_and_a_later_start_runs() {
+    let broker = Broker::temporary().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let streams = KafkaStreams::new(word_count(), config(state.path()), &broker).unwrap();
+    let err = streams.start().unwrap_err().to_string();
+    assert!(err.contains("lines"), "{err}");
+    assert_eq!(streams.state(), State::Created);
+    broker
+        .create_topic("lines", TopicConfig::default().partitions(PARTITIONS))
+        .unwrap();
+    broker
+        .create_topic("counts", TopicConfig::default().partitions(PARTITIONS))
+        .unwrap();
+    streams.start().unwrap();
+    streams.wait_until_running(Duration::from_secs(30)).unwrap();
+    assert!(streams.start().is_err(), "a second start");
+    streams.close().unwrap();
+    assert_eq!(streams.state(), State::NotRunning);
+}

@@ -244,9 +244,8 @@ impl KafkaStreams {
     /// (Kafka's `MissingSourceTopicException`), an internal topic that cannot be created, a
     /// second start.
     pub fn start(&self) -> Result<()> {
-        let receivers =
-            std::mem::take(&mut *self.receivers.lock().unwrap_or_else(|e| e.into_inner()));
-        if receivers.is_empty() || self.state() != State::Created {
+        let mut slot = self.receivers.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_empty() || self.state() != State::Created {
             return Err(Error::IllegalState {
                 reason: format!(
                     "KafkaStreams::start in state {:?}: start once, from Created",
@@ -254,7 +253,10 @@ impl KafkaStreams {
                 ),
             });
         }
+        // Topics first: a missing source topic leaves the instance CREATED, to start again.
         self.create_internal_topics()?;
+        let receivers = std::mem::take(&mut *slot);
+        drop(slot);
         let ctx = &self.ctx;
         ctx.states.set_threads(receivers.len());
         ctx.states.transition(State::Rebalancing);
