@@ -61,7 +61,7 @@ impl StreamsConfig {
 
     /// A config from Kafka's keys: `application.id` (required), `bootstrap.servers`
     /// (accepted: there is no network), `num.stream.threads`, `commit.interval.ms`,
-    /// `processing.guarantee` (`at_least_once`, `exactly_once_v2`), `state.dir`,
+    /// `processing.guarantee` (`at_least_once`, `exactly_once_v2`), `state.dir`, `client.id`,
     /// `cache.max.bytes.buffering` and `statestore.cache.max.bytes` (accepted; records are
     /// forwarded without caching, as with 0). Another key is an error naming it.
     pub fn from_properties(properties: &[(&str, &str)]) -> Result<Self> {
@@ -209,6 +209,11 @@ mod tests {
         assert_eq!(c.commit_interval_ms(), 100);
         assert_eq!(c.processing_guarantee(), ProcessingGuarantee::ExactlyOnceV2);
         assert_eq!(c.state_dir(), Some(std::path::Path::new("/tmp/s")));
+        assert_eq!(c.client_id(), None);
+        let c = c.with_properties(&[("client.id", "app-x")]).unwrap();
+        assert_eq!(c.client_id(), Some("app-x"));
+        assert_eq!(c.num_stream_threads(), 4, "other keys kept");
+        assert!(c.with_properties(&[("num.stream.threads", "0")]).is_err());
         for (props, key) in [
             (vec![("bootstrap.servers", "x")], "application.id"),
             (vec![("application.id", "")], "application.id"),
