@@ -3,6 +3,9 @@
 //! directory, over and over; afterwards its counts must be those computed over the whole
 //! input.
 //!
+//! The input grows by 500 lines before every restart, so each run has records to process when
+//! it is killed.
+//!
 //! - `at_least_once`: no count may be below the truth, and the excess summed over all words is
 //!   bounded by what each kill could make the next run reprocess: for every kill, the records
 //!   past the group's committed offsets at that moment (three words per input line, one count
@@ -28,16 +31,19 @@ use embroker::{
 };
 
 const PARTITIONS: i32 = 2;
-const LINES: u64 = 20_000;
+/// Lines written before the first run.
+const FIRST_LINES: u64 = 20_000;
+/// Lines appended before each restart, so that every run has work when it is killed.
+const LINES_PER_RUN: u64 = 500;
 const REPARTITION: &str = "wc-counts-store-repartition";
 
 fn line(i: u64) -> String {
     format!("w{} w{} w{}", i % 101, i % 37, i % 5)
 }
 
-fn expected() -> BTreeMap<String, i64> {
+fn expected(lines: u64) -> BTreeMap<String, i64> {
     let mut counts = BTreeMap::new();
-    for i in 0..LINES {
+    for i in 0..lines {
         for w in line(i).split_whitespace() {
             *counts.entry(w.to_string()).or_insert(0) += 1;
         }
@@ -96,8 +102,14 @@ fn prepare(dir: &std::path::Path) {
             .create_topic(topic, TopicConfig::default().partitions(PARTITIONS))
             .unwrap();
     }
+    append_lines(&broker, 0..FIRST_LINES);
+    broker.close().unwrap();
+}
+
+/// Write lines `range` to the input.
+fn append_lines(broker: &Broker, range: std::ops::Range<u64>) {
     let producer = broker.producer(ProducerConfig::default()).unwrap();
-    for i in 0..LINES {
+    for i in range {
         drop(
             producer
                 .send(
@@ -107,7 +119,6 @@ fn prepare(dir: &std::path::Path) {
         );
     }
     producer.close().unwrap();
-    broker.close().unwrap();
 }
 
 /// Records past the group's committed offsets in `topic` (all of them before any commit).
@@ -157,6 +168,7 @@ fn kill_runs(test: &str, guarantee: &str, seed: u64) {
     let kills = kills();
     // What the kills may make the application count twice (at-least-once).
     let mut bound = 0i64;
+    let mut lines = FIRST_LINES;
     for run in 0..kills {
         let (mut child, _lines) =
             common::spawn_ready_child(test, dir.path(), &format!("run {run}"), |c| {
@@ -169,6 +181,8 @@ fn kill_runs(test: &str, guarantee: &str, seed: u64) {
         child.wait().unwrap();
         let broker = Broker::open(dir.path()).unwrap();
         bound += 3 * uncommitted(&broker, "lines") + uncommitted(&broker, REPARTITION);
+        append_lines(&broker, lines..lines + LINES_PER_RUN);
+        lines += LINES_PER_RUN;
         broker.close().unwrap();
     }
     // The last run is not killed: it processes the rest and commits.
@@ -181,7 +195,7 @@ fn kill_runs(test: &str, guarantee: &str, seed: u64) {
         embroker::streams::StreamThreadExceptionResponse::ShutdownClient
     });
     streams.start().unwrap();
-    let want = expected();
+    let want = expected(lines);
     let store = streams.store::<String, i64>("counts-store").unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let counts = loop {
@@ -209,7 +223,7 @@ fn kill_runs(test: &str, guarantee: &str, seed: u64) {
     };
     streams.close().unwrap();
     let excess: i64 = want.iter().map(|(w, n)| counts[w] - n).sum();
-    eprintln!("{guarantee}: {kills} kills, excess {excess}, bound {bound}");
+    eprintln!("{guarantee}: {kills} kills, {lines} lines, excess {excess}, bound {bound}");
     if guarantee == "exactly_once_v2" {
         assert_eq!(counts, want);
     } else {
