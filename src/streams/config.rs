@@ -3,7 +3,7 @@
 //! Owns: parsing and checking Kafka's keys. Invariant: every key Kafka defines that this
 //! layer knows is checked (a bad value is an error naming the key), a key it does not know
 //! is an error naming it, and the keys that only the runtime uses (threads, commit interval,
-//! state directory, processing guarantee) are kept, checked, for when the runtime exists.
+//! state directory, processing guarantee, client id) are kept, checked, for the runtime.
 
 use std::path::PathBuf;
 
@@ -40,6 +40,7 @@ pub struct StreamsConfig {
     processing_guarantee: ProcessingGuarantee,
     state_dir: Option<PathBuf>,
     cache_max_bytes: u64,
+    client_id: Option<String>,
 }
 
 impl StreamsConfig {
@@ -54,23 +55,39 @@ impl StreamsConfig {
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             state_dir: None,
             cache_max_bytes: 0,
+            client_id: None,
         }
     }
 
     /// A config from Kafka's keys: `application.id` (required), `bootstrap.servers`
     /// (accepted: there is no network), `num.stream.threads`, `commit.interval.ms`,
-    /// `processing.guarantee` (`at_least_once`, `exactly_once_v2`), `state.dir`,
+    /// `processing.guarantee` (`at_least_once`, `exactly_once_v2`), `state.dir`, `client.id`,
     /// `cache.max.bytes.buffering` and `statestore.cache.max.bytes` (accepted; records are
     /// forwarded without caching, as with 0). Another key is an error naming it.
     pub fn from_properties(properties: &[(&str, &str)]) -> Result<Self> {
-        let mut config = StreamsConfig::new("");
-        let mut has_id = false;
+        if !properties.iter().any(|(k, _)| *k == "application.id") {
+            return Err(Error::config("application.id", "", "is required"));
+        }
+        StreamsConfig::new("").with_properties(properties)
+    }
+
+    /// This config with Kafka's keys applied, as [`from_properties`](Self::from_properties)
+    /// reads them (`application.id` optional here), also `client.id` (the prefix of the
+    /// threads' client and transactional ids; default `<application.id>-<n>`, `n` counting
+    /// the instances made in this process).
+    ///
+    /// ```
+    /// use embroker::streams::StreamsConfig;
+    /// let config = StreamsConfig::new("app").with_properties(&[("num.stream.threads", "2")])?;
+    /// assert_eq!(config.num_stream_threads(), 2);
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
+    pub fn with_properties(mut self, properties: &[(&str, &str)]) -> Result<Self> {
+        let config = &mut self;
         for &(key, value) in properties {
             match key {
-                "application.id" => {
-                    config.application_id = value.to_string();
-                    has_id = true;
-                }
+                "application.id" => config.application_id = value.to_string(),
+                "client.id" => config.client_id = Some(value.to_string()),
                 "bootstrap.servers" => {}
                 "num.stream.threads" => {
                     config.num_stream_threads = parse(key, value)?;
@@ -105,11 +122,8 @@ impl StreamsConfig {
                 }
             }
         }
-        if !has_id {
-            return Err(Error::config("application.id", "", "is required"));
-        }
-        config.validate()?;
-        Ok(config)
+        self.validate()?;
+        Ok(self)
     }
 
     /// Check the config: `application.id` is non-empty and of Kafka's legal characters
@@ -157,6 +171,11 @@ impl StreamsConfig {
         self.state_dir.as_deref()
     }
 
+    /// `client.id`, if set.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
     /// `cache.max.bytes.buffering` as given. Default: 0. Records are always forwarded
     /// without caching (as Kafka does with 0).
     pub fn cache_max_bytes(&self) -> u64 {
@@ -190,6 +209,11 @@ mod tests {
         assert_eq!(c.commit_interval_ms(), 100);
         assert_eq!(c.processing_guarantee(), ProcessingGuarantee::ExactlyOnceV2);
         assert_eq!(c.state_dir(), Some(std::path::Path::new("/tmp/s")));
+        assert_eq!(c.client_id(), None);
+        let c = c.with_properties(&[("client.id", "app-x")]).unwrap();
+        assert_eq!(c.client_id(), Some("app-x"));
+        assert_eq!(c.num_stream_threads(), 4, "other keys kept");
+        assert!(c.with_properties(&[("num.stream.threads", "0")]).is_err());
         for (props, key) in [
             (vec![("bootstrap.servers", "x")], "application.id"),
             (vec![("application.id", "")], "application.id"),

@@ -21,7 +21,7 @@
 //! `topology` (the graph and its Processor API by name), `dsl` (the handles that build it),
 //! `window` (time and session windows, windowed keys), `processor` (the Processor API),
 //! `task` (one running instance of a topology), `state` (stores), `config`
-//! (`StreamsConfig`), `test_driver`.
+//! (`StreamsConfig`), `test_driver`, `runtime` (`KafkaStreams`).
 //!
 //! Joins: [`KStream::join`]/`left_join`/`outer_join` in [`JoinWindows`],
 //! [`KStream::join_table`], [`KTable::join`]/`left_join`/`outer_join`,
@@ -30,14 +30,20 @@
 //! co-partitioned ([`Topology::copartition_groups`], [`Topology::check_copartitioning`]).
 //! Modules of their own: `join_store` (the stream-stream join's stores), `copartition`.
 //!
-//! Not built yet (issue #21): the runtime (`KafkaStreams`: threads, tasks per partition
-//! through a consumer group, commits, changelog topics, persistent stores, restoration).
+//! [`KafkaStreams`] (`runtime`) runs a topology on a broker: stream threads in the consumer
+//! group `application.id`, one task per input partition, commits (at-least-once or
+//! `exactly_once_v2`), changelog and repartition topics, restoration, a state listener, an
+//! uncaught-error handler and interactive queries ([`KafkaStreams::store`]).
+//!
+//! Not built yet (issue #21): changelogs of `aggregate` and Processor-API stores, persistent
+//! stores.
 
 mod config;
 mod copartition;
 mod dsl;
 mod join_store;
 mod processor;
+mod runtime;
 mod serdes;
 mod state;
 mod task;
@@ -53,6 +59,9 @@ pub use dsl::{
 };
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
+};
+pub use runtime::{
+    KafkaStreams, KeyValueStoreView, State, StreamThreadExceptionResponse, StreamsStats,
 };
 pub use serdes::{Consumed, Grouped, NonNull, Nullable, Produced, Repartitioned, Serde};
 pub use state::{

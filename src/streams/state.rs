@@ -10,8 +10,9 @@
 //! Invariants: reads hand out copies (a store's contents change only through `put`,
 //! `put_if_absent` and `delete`), as Kafka's stores hand out deserialized copies; `range` and
 //! `all` return snapshots in key order, so a caller may write while it walks them. Every
-//! operation returns a `Result` because persistent stores (later: files under the state
-//! directory, a changelog topic) can fail; the in-memory store never does.
+//! operation returns a `Result` because stores with other backing can fail; the in-memory store
+//! never does. For the runtime's changelogs the key-value store can record which keys were
+//! written (`track_changes`, `take_changes`) and be restored without recording (`restore`).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -82,6 +83,10 @@ pub trait KeyValueStore<K, V>: ReadOnlyKeyValueStore<K, V> {
 pub struct InMemoryKeyValueStore<K, V> {
     name: String,
     map: BTreeMap<K, V>,
+    /// The keys written since the runtime last took them, with repeats, when the store has a
+    /// changelog (`None`: not tracked, as in the test driver). A list, sorted and deduplicated
+    /// when taken: a push per write costs less than a set insert.
+    changed: Option<Vec<K>>,
 }
 
 impl<K: Ord, V> InMemoryKeyValueStore<K, V> {
@@ -90,7 +95,54 @@ impl<K: Ord, V> InMemoryKeyValueStore<K, V> {
         InMemoryKeyValueStore {
             name: name.into(),
             map: BTreeMap::new(),
+            changed: None,
         }
+    }
+
+    /// Record from now on which keys `put`, `put_if_absent` and `delete` change, for the
+    /// runtime's changelog.
+    pub(crate) fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Vec::new);
+    }
+
+    /// Set or remove `key` without recording it as changed (restoration from a changelog).
+    pub(crate) fn restore(&mut self, key: K, value: Option<V>) {
+        match value {
+            Some(v) => {
+                self.map.insert(key, v);
+            }
+            None => {
+                self.map.remove(&key);
+            }
+        }
+    }
+
+    fn mark(&mut self, key: &K)
+    where
+        K: Clone,
+    {
+        if let Some(changed) = &mut self.changed {
+            changed.push(key.clone());
+        }
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> InMemoryKeyValueStore<K, V> {
+    /// The keys changed since the last call, each with its value now (`None`: deleted), in
+    /// key order.
+    pub(crate) fn take_changes(&mut self) -> Vec<(K, Option<V>)> {
+        let Some(changed) = &mut self.changed else {
+            return Vec::new();
+        };
+        let mut keys = std::mem::take(changed);
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .map(|k| {
+                let v = self.map.get(&k).cloned();
+                (k, v)
+            })
+            .collect()
     }
 }
 
@@ -130,6 +182,7 @@ impl<K: Ord + Clone, V: Clone> KeyValueStore<K, V> for InMemoryKeyValueStore<K, 
     }
 
     fn put(&mut self, key: K, value: V) -> Result<()> {
+        self.mark(&key);
         self.map.insert(key, value);
         Ok(())
     }
@@ -138,6 +191,7 @@ impl<K: Ord + Clone, V: Clone> KeyValueStore<K, V> for InMemoryKeyValueStore<K, 
         match self.map.get(&key) {
             Some(old) => Ok(Some(old.clone())),
             None => {
+                self.mark(&key);
                 self.map.insert(key, value);
                 Ok(None)
             }
@@ -145,7 +199,11 @@ impl<K: Ord + Clone, V: Clone> KeyValueStore<K, V> for InMemoryKeyValueStore<K, 
     }
 
     fn delete(&mut self, key: &K) -> Result<Option<V>> {
-        Ok(self.map.remove(key))
+        let old = self.map.remove(key);
+        if old.is_some() {
+            self.mark(key);
+        }
+        Ok(old)
     }
 }
 
@@ -178,6 +236,9 @@ pub struct InMemoryWindowStore<K, V> {
     window_size_ms: i64,
     observed_ms: i64,
     segments: BTreeMap<i64, BTreeMap<K, V>>,
+    /// The (window start, key) pairs written since the runtime last took them, with repeats,
+    /// when the store has a changelog (`None`: not tracked).
+    changed: Option<Vec<(i64, K)>>,
 }
 
 impl<K: Ord, V> InMemoryWindowStore<K, V> {
@@ -189,11 +250,40 @@ impl<K: Ord, V> InMemoryWindowStore<K, V> {
             window_size_ms,
             observed_ms: i64::MIN,
             segments: BTreeMap::new(),
+            changed: None,
         }
     }
 
     fn expired(&self, window_start: i64) -> bool {
         window_start <= self.observed_ms.saturating_sub(self.retention_ms)
+    }
+
+    /// Record from now on which windows `put` writes, for the runtime's changelog.
+    pub(crate) fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Vec::new);
+    }
+
+    /// Store `key`'s value in the window at `window_start` as `put` does (expiring by the
+    /// largest start seen), without recording it as a change (restoration).
+    pub(crate) fn restore(&mut self, key: K, window_start: i64, value: V) {
+        self.put_untracked(key, value, window_start);
+    }
+
+    fn put_untracked(&mut self, key: K, value: V, window_start: i64) {
+        self.observed_ms = self.observed_ms.max(window_start);
+        // Kafka's removeExpiredSegments: windows starting before this are gone.
+        let min_live = self
+            .observed_ms
+            .saturating_sub(self.retention_ms)
+            .saturating_add(1)
+            .max(0);
+        self.segments = self.segments.split_off(&min_live);
+        if !self.expired(window_start) {
+            self.segments
+                .entry(window_start)
+                .or_default()
+                .insert(key, value);
+        }
     }
 
     fn window(&self, start: i64) -> Window {
@@ -254,21 +344,31 @@ impl<K: Ord + Clone, V: Clone> WindowStore<K, V> for InMemoryWindowStore<K, V> {
     }
 
     fn put(&mut self, key: K, value: V, window_start: i64) -> Result<()> {
-        self.observed_ms = self.observed_ms.max(window_start);
-        // Kafka's removeExpiredSegments: windows starting before this are gone.
-        let min_live = self
-            .observed_ms
-            .saturating_sub(self.retention_ms)
-            .saturating_add(1)
-            .max(0);
-        self.segments = self.segments.split_off(&min_live);
-        if !self.expired(window_start) {
-            self.segments
-                .entry(window_start)
-                .or_default()
-                .insert(key, value);
+        if let Some(changed) = &mut self.changed {
+            changed.push((window_start, key.clone()));
         }
+        self.put_untracked(key, value, window_start);
         Ok(())
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> InMemoryWindowStore<K, V> {
+    /// The windows written since the last call, each as (key, window start, its value now);
+    /// a window that expired meanwhile is left out (its changelog record, written earlier,
+    /// expires on restoration the same way).
+    pub(crate) fn take_changes(&mut self) -> Vec<(K, i64, V)> {
+        let Some(changed) = &mut self.changed else {
+            return Vec::new();
+        };
+        let mut keys = std::mem::take(changed);
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .filter_map(|(start, k)| {
+                let v = self.segments.get(&start).and_then(|m| m.get(&k)).cloned()?;
+                Some((k, start, v))
+            })
+            .collect()
     }
 }
 
@@ -307,6 +407,9 @@ pub struct InMemorySessionStore<K, V> {
     retention_ms: i64,
     observed_ms: i64,
     sessions: BTreeMap<K, BTreeMap<(i64, i64), V>>,
+    /// The (key, start, end) sessions written or removed since the runtime last took them,
+    /// with repeats, when the store has a changelog (`None`: not tracked).
+    changed: Option<Vec<(K, i64, i64)>>,
 }
 
 impl<K: Ord, V> InMemorySessionStore<K, V> {
@@ -317,6 +420,46 @@ impl<K: Ord, V> InMemorySessionStore<K, V> {
             retention_ms,
             observed_ms: i64::MIN,
             sessions: BTreeMap::new(),
+            changed: None,
+        }
+    }
+
+    /// Record from now on which sessions `put` and `remove` change, for the runtime's
+    /// changelog.
+    pub(crate) fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Vec::new);
+    }
+
+    fn put_untracked(&mut self, key: K, start: i64, end: i64, value: V) {
+        self.observed_ms = self.observed_ms.max(end);
+        if !self.expired(end) {
+            self.sessions
+                .entry(key)
+                .or_default()
+                .insert((start, end), value);
+        }
+        // Drop what expired (Kafka's removeExpiredSegments), and keys left with nothing.
+        let floor = self.observed_ms.saturating_sub(self.retention_ms);
+        for sessions in self.sessions.values_mut() {
+            sessions.retain(|(_, end), _| *end > floor);
+        }
+        self.sessions.retain(|_, m| !m.is_empty());
+    }
+
+    fn remove_untracked(&mut self, key: &K, start: i64, end: i64) {
+        if let Some(m) = self.sessions.get_mut(key) {
+            m.remove(&(start, end));
+            if m.is_empty() {
+                self.sessions.remove(key);
+            }
+        }
+    }
+
+    /// Store or remove (`None`) a session without recording it as a change (restoration).
+    pub(crate) fn restore(&mut self, key: K, start: i64, end: i64, value: Option<V>) {
+        match value {
+            Some(v) => self.put_untracked(key, start, end, v),
+            None => self.remove_untracked(&key, start, end),
         }
     }
 
@@ -376,30 +519,58 @@ impl<K: Ord + Clone, V: Clone> SessionStore<K, V> for InMemorySessionStore<K, V>
 
     fn put(&mut self, session: Windowed<K>, value: V) -> Result<()> {
         let Windowed { key, window } = session;
-        self.observed_ms = self.observed_ms.max(window.end);
-        if !self.expired(window.end) {
-            self.sessions
-                .entry(key)
-                .or_default()
-                .insert((window.start, window.end), value);
+        if let Some(changed) = &mut self.changed {
+            changed.push((key.clone(), window.start, window.end));
         }
-        // Drop what expired (Kafka's removeExpiredSegments), and keys left with nothing.
-        let floor = self.observed_ms.saturating_sub(self.retention_ms);
-        for sessions in self.sessions.values_mut() {
-            sessions.retain(|(_, end), _| *end > floor);
-        }
-        self.sessions.retain(|_, m| !m.is_empty());
+        self.put_untracked(key, window.start, window.end, value);
         Ok(())
     }
 
     fn remove(&mut self, session: &Windowed<K>) -> Result<()> {
-        if let Some(m) = self.sessions.get_mut(&session.key) {
-            m.remove(&(session.window.start, session.window.end));
-            if m.is_empty() {
-                self.sessions.remove(&session.key);
-            }
+        if let Some(changed) = &mut self.changed {
+            changed.push((
+                session.key.clone(),
+                session.window.start,
+                session.window.end,
+            ));
         }
+        self.remove_untracked(&session.key, session.window.start, session.window.end);
         Ok(())
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> InMemorySessionStore<K, V> {
+    /// The sessions changed since the last call, each as (key, start, end, its value now:
+    /// `None` when removed or expired).
+    pub(crate) fn take_changes(&mut self) -> Vec<(K, i64, i64, Option<V>)> {
+        let Some(changed) = &mut self.changed else {
+            return Vec::new();
+        };
+        let mut keys = std::mem::take(changed);
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .map(|(k, start, end)| {
+                let v = self
+                    .sessions
+                    .get(&k)
+                    .and_then(|m| m.get(&(start, end)))
+                    .cloned();
+                (k, start, end, v)
+            })
+            .collect()
+    }
+
+    /// Every live session as (key, start, end, value), by key then window.
+    pub(crate) fn entries(&self) -> Vec<(K, i64, i64, V)> {
+        self.sessions
+            .iter()
+            .flat_map(|(k, m)| {
+                m.iter()
+                    .filter(|((_, end), _)| !self.expired(*end))
+                    .map(move |((start, end), v)| (k.clone(), *start, *end, v.clone()))
+            })
+            .collect()
     }
 }
 
@@ -534,6 +705,29 @@ mod tests {
         st.put(w(0, 5), 9).unwrap(); // too old to store
         assert_eq!(st.fetch(&"k").unwrap().len(), 1);
         assert_eq!(SessionStore::name(&st), "s");
+    }
+
+    #[test]
+    fn tracked_changes_are_each_key_once_with_its_latest_value() {
+        let mut s = InMemoryKeyValueStore::new("s");
+        s.put(1, 1).unwrap();
+        assert!(s.take_changes().is_empty(), "not tracked yet");
+        s.track_changes();
+        s.put(2, 2).unwrap();
+        s.put(2, 3).unwrap();
+        s.put(4, 4).unwrap();
+        s.delete(&1).unwrap();
+        s.delete(&9).unwrap();
+        s.put_if_absent(4, 0).unwrap();
+        assert_eq!(
+            s.take_changes(),
+            vec![(1, None), (2, Some(3)), (4, Some(4))]
+        );
+        assert!(s.take_changes().is_empty());
+        s.restore(5, Some(5));
+        s.restore(2, None);
+        assert!(s.take_changes().is_empty(), "restoration is not a change");
+        assert_eq!(s.all().unwrap(), vec![(4, 4), (5, 5)]);
     }
 
     proptest! {

@@ -197,13 +197,16 @@ impl Task {
     }
 
     fn take(&mut self, id: usize) -> Result<Box<dyn Node>> {
-        let name = self.node_name(id).to_string();
-        self.nodes
-            .get_mut(id)
-            .and_then(Option::take)
-            .ok_or_else(|| Error::InvalidTopology {
-                reason: format!("processor {name} was entered while it was running (a cycle)"),
-            })
+        // The name is looked up only on the error path: this runs once per record per node.
+        match self.nodes.get_mut(id).and_then(Option::take) {
+            Some(node) => Ok(node),
+            None => Err(Error::InvalidTopology {
+                reason: format!(
+                    "processor {} was entered while it was running (a cycle)",
+                    self.node_name(id)
+                ),
+            }),
+        }
     }
 
     /// The store `name` as `S`, if `node` is connected to it.
@@ -239,6 +242,17 @@ impl Task {
     /// The store `name`, untyped.
     pub(crate) fn store_any(&self, name: &str) -> Option<&dyn Any> {
         self.stores.get(name).map(|b| &**b)
+    }
+
+    /// The store `name`, untyped and writable (the runtime's changelogs and restoration).
+    pub(crate) fn store_any_mut(&mut self, name: &str) -> Result<&mut dyn Any> {
+        self.stores
+            .get_mut(name)
+            .map(|b| &mut **b)
+            .ok_or_else(|| Error::StateStore {
+                store: name.to_string(),
+                reason: "no such store in the topology".to_string(),
+            })
     }
 
     /// Run one input record, already deserialized, from source node `source`: set the record

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use super::processor::Processor;
 use super::processor::Record;
+use super::runtime::changelog::StoreLogger;
 use super::serdes::{Consumed, Produced, SharedSerde};
 use super::state::InMemoryKeyValueStore;
 use super::task::{Node, ProcessorNode, Task};
@@ -85,6 +86,9 @@ pub(crate) struct NodeDef {
 pub(crate) struct StoreDef {
     pub(crate) name: String,
     pub(crate) make: StoreSupplier,
+    /// How the runtime writes the store's changes to its changelog topic and restores them
+    /// (`None`: the store has no changelog, and its state is lost when its task moves).
+    pub(crate) logger: Option<Arc<dyn StoreLogger>>,
 }
 
 /// A source: the node that reads a topic and how it decodes the topic's records.
@@ -648,7 +652,23 @@ impl Topology {
         self.stores.push(StoreDef {
             name: name.to_string(),
             make,
+            logger: None,
         });
+        Ok(())
+    }
+
+    /// Add a store whose changes the runtime writes to its changelog topic
+    /// (`<application.id>-<name>-changelog`) with `logger`; its name must be new.
+    pub(crate) fn add_logged_store(
+        &mut self,
+        name: &str,
+        make: StoreSupplier,
+        logger: Arc<dyn StoreLogger>,
+    ) -> Result<()> {
+        self.add_store(name, make)?;
+        if let Some(def) = self.stores.last_mut() {
+            def.logger = Some(logger);
+        }
         Ok(())
     }
 

@@ -8,8 +8,11 @@ use super::ktable::KTable;
 use super::processors::{Aggregate, Step};
 use super::session::SessionWindowedKStream;
 use super::windowed::TimeWindowedKStream;
-use super::{add, add_kv_store, add_processor, name, supplier, Materialized, Shared};
+use super::{
+    add, add_kv_store, add_logged_kv_store, add_processor, name, supplier, Materialized, Shared,
+};
 use crate::streams::serdes::Grouped;
+use crate::streams::serdes::SharedSerde;
 use crate::streams::state::ValueAndTimestamp;
 use crate::streams::window::{SessionWindows, TimeWindows};
 
@@ -58,6 +61,7 @@ where
             "KSTREAM-AGGREGATE",
             Arc::new(|_, _, old: Option<i64>| old.unwrap_or(0).saturating_add(1)),
             materialized,
+            Some(Arc::new(crate::Builtin)),
         )
     }
 
@@ -68,6 +72,7 @@ where
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized,
     ) -> KTable<K, V> {
+        let value_serde = self.grouped.value_serde.clone();
         self.aggregate_with(
             "KSTREAM-REDUCE",
             Arc::new(move |_, value, old: Option<V>| match old {
@@ -75,6 +80,7 @@ where
                 None => value,
             }),
             materialized,
+            Some(value_serde),
         )
     }
 
@@ -92,6 +98,7 @@ where
                 aggregator(key, value, old.unwrap_or_else(&initializer))
             }),
             materialized,
+            None,
         )
     }
 
@@ -148,20 +155,38 @@ where
         &self.stream.shared
     }
 
+    /// The grouping's key and value serdes (for the changelogs of the aggregations' stores).
+    pub(crate) fn serdes(&self) -> (SharedSerde<K>, SharedSerde<V>) {
+        (
+            self.grouped.key_serde.clone(),
+            self.grouped.value_serde.clone(),
+        )
+    }
+
     /// Name the store, add the repartition topic if needed, then the store and the
-    /// aggregation node (Kafka's order: the store is named first).
+    /// aggregation node (Kafka's order: the store is named first). The store has a changelog
+    /// when the aggregate's serde is known (`count`, `reduce`).
     fn aggregate_with<VA: Clone + 'static>(
         self,
         prefix: &str,
         step: Step<K, V, VA>,
         materialized: Materialized,
+        value_serde: Option<SharedSerde<VA>>,
     ) -> KTable<K, VA> {
         let shared = self.stream.shared.clone();
         let store = materialized
             .name
             .unwrap_or_else(|| name(&shared, &format!("{prefix}-STATE-STORE")));
         let parent = self.aggregation_parent(&store);
-        add_kv_store::<K, ValueAndTimestamp<VA>>(&shared, &store);
+        match value_serde {
+            Some(value_serde) => add_logged_kv_store::<K, VA>(
+                &shared,
+                &store,
+                self.grouped.key_serde.clone(),
+                value_serde,
+            ),
+            None => add_kv_store::<K, ValueAndTimestamp<VA>>(&shared, &store),
+        }
         let node_name = name(&shared, prefix);
         let store_name = store.clone();
         let node = add_processor(

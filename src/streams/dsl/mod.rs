@@ -42,7 +42,7 @@ pub use sliding::SlidingWindowedKStream;
 pub use windowed::TimeWindowedKStream;
 
 use super::processor::Processor;
-use super::serdes::Consumed;
+use super::serdes::{Consumed, SharedSerde};
 use super::state::InMemoryKeyValueStore;
 use super::task::{Node, ProcessorNode};
 use super::topology::{NodeKind, NodeSupplier, StoreSupplier, Topology};
@@ -129,8 +129,37 @@ where
     add(shared, |t| t.add_store(&name, make).map(|()| 0));
 }
 
+/// Add an in-memory key-value store of `K` to timestamped `V` named `name`, with a changelog
+/// whose keys and values the serdes write (Kafka's timestamped changelog: the value's bytes,
+/// the timestamp as the record's).
+pub(crate) fn add_logged_kv_store<K, V>(
+    shared: &Shared,
+    name: &str,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+) where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    let store_name = name.to_string();
+    let make: StoreSupplier = Arc::new(move || {
+        Box::new(
+            InMemoryKeyValueStore::<K, super::state::ValueAndTimestamp<V>>::new(store_name.clone()),
+        ) as Box<dyn std::any::Any>
+    });
+    let logger = Arc::new(super::runtime::changelog::TimestampedKeyValueLogger::new(
+        key_serde,
+        value_serde,
+    ));
+    let name = name.to_string();
+    add(shared, |t| {
+        t.add_logged_store(&name, make, logger).map(|()| 0)
+    });
+}
+
 /// How an aggregation's or a table's store is named (Kafka's `Materialized`). Stores are in
-/// memory; persistent stores and changelogs come with the runtime.
+/// memory; under [`KafkaStreams`](super::KafkaStreams) the stores of `count`, `reduce` and
+/// `table` are backed by a changelog topic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Materialized {
     pub(crate) name: Option<String>,
@@ -235,6 +264,7 @@ impl StreamsBuilder {
             .name
             .unwrap_or_else(|| name(&self.shared, &format!("{topic}-STATE-STORE")));
         let processor = name(&self.shared, "KTABLE-SOURCE");
+        let (key_serde, value_serde) = (consumed.key_serde.clone(), consumed.value_serde.clone());
         let source_node = add(&self.shared, |t| {
             t.add_table_source(
                 source,
@@ -244,7 +274,7 @@ impl StreamsBuilder {
                 consumed.timestamp_extractor,
             )
         });
-        add_kv_store::<K, super::state::ValueAndTimestamp<V>>(&self.shared, &store);
+        add_logged_kv_store::<K, V>(&self.shared, &store, key_serde, value_serde);
         let store_name = store.clone();
         let node = add_processor(
             &self.shared,

@@ -7,6 +7,7 @@ use super::grouped::KGroupedStream;
 use super::ktable::KTable;
 use super::processors::{Merge, SessionAggregate, Step};
 use super::{add, add_processor, name, supplier, Materialized};
+use crate::streams::serdes::SharedSerde;
 use crate::streams::state::InMemorySessionStore;
 use crate::streams::window::{SessionWindows, Windowed};
 
@@ -66,6 +67,7 @@ where
             Arc::new(|_, _, n: Option<i64>| n.unwrap_or(0).saturating_add(1)),
             Arc::new(|_, a: Option<i64>, b| a.unwrap_or(0).saturating_add(b)),
             materialized,
+            Some(Arc::new(crate::Builtin)),
         )
     }
 
@@ -78,6 +80,7 @@ where
     ) -> KTable<Windowed<K>, V> {
         let reducer = Arc::new(reducer);
         let merge_with = reducer.clone();
+        let value_serde = self.grouped.serdes().1;
         self.aggregate_with(
             "KSTREAM-REDUCE",
             Arc::new(|| None),
@@ -90,6 +93,7 @@ where
                 None => b,
             }),
             materialized,
+            Some(value_serde),
         )
     }
 
@@ -116,11 +120,13 @@ where
                 None => b,
             }),
             materialized,
+            None,
         )
     }
 
     /// The store (kept for the gap plus the grace period after a session's end, Kafka's
-    /// default retention) and the aggregation node.
+    /// default retention), with a changelog when the aggregate's serde is known (`count`,
+    /// `reduce`), and the aggregation node.
     fn aggregate_with<VA: Clone + 'static>(
         self,
         prefix: &str,
@@ -128,7 +134,9 @@ where
         add_step: Step<K, V, VA>,
         merge: Merge<K, VA>,
         materialized: Materialized,
+        value_serde: Option<SharedSerde<VA>>,
     ) -> KTable<Windowed<K>, VA> {
+        let key_serde = self.grouped.serdes().0;
         let shared = self.grouped.shared().clone();
         let store = materialized
             .name
@@ -146,7 +154,17 @@ where
                     retention,
                 )) as Box<dyn std::any::Any>
             });
-            t.add_store(&store, make).map(|()| 0)
+            match value_serde {
+                Some(value_serde) => {
+                    let logger = Arc::new(crate::streams::runtime::changelog::SessionLogger::new(
+                        key_serde,
+                        value_serde,
+                    ));
+                    t.add_logged_store(&store, make, logger)
+                }
+                None => t.add_store(&store, make),
+            }
+            .map(|()| 0)
         });
         let node_name = name(&shared, prefix);
         let store_name = store.clone();

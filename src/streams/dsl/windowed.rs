@@ -7,6 +7,7 @@ use super::grouped::KGroupedStream;
 use super::ktable::KTable;
 use super::processors::{Step, WindowAggregate};
 use super::{add, add_processor, name, supplier, Materialized};
+use crate::streams::serdes::SharedSerde;
 use crate::streams::state::{InMemoryWindowStore, ValueAndTimestamp};
 use crate::streams::window::{TimeWindows, Windowed};
 
@@ -60,6 +61,7 @@ where
             "KSTREAM-AGGREGATE",
             Arc::new(|_, _, old: Option<i64>| old.unwrap_or(0).saturating_add(1)),
             materialized,
+            Some(Arc::new(crate::Builtin)),
         )
     }
 
@@ -70,6 +72,7 @@ where
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized,
     ) -> KTable<Windowed<K>, V> {
+        let value_serde = self.grouped.serdes().1;
         self.aggregate_with(
             "KSTREAM-REDUCE",
             Arc::new(move |_, value, old: Option<V>| match old {
@@ -77,6 +80,7 @@ where
                 None => value,
             }),
             materialized,
+            Some(value_serde),
         )
     }
 
@@ -94,17 +98,21 @@ where
                 aggregator(key, value, old.unwrap_or_else(&initializer))
             }),
             materialized,
+            None,
         )
     }
 
     /// As [`KGroupedStream`]'s aggregations, with a window store kept for the window size
-    /// plus the grace period (Kafka's default retention).
+    /// plus the grace period (Kafka's default retention), with a changelog when the
+    /// aggregate's serde is known (`count`, `reduce`).
     fn aggregate_with<VA: Clone + 'static>(
         self,
         prefix: &str,
         step: Step<K, V, VA>,
         materialized: Materialized,
+        value_serde: Option<SharedSerde<VA>>,
     ) -> KTable<Windowed<K>, VA> {
+        let key_serde = self.grouped.serdes().0;
         let shared = self.grouped.shared().clone();
         let store = materialized
             .name
@@ -121,7 +129,19 @@ where
                     windows.size_ms(),
                 )) as Box<dyn std::any::Any>
             });
-            t.add_store(&store, make).map(|()| 0)
+            match value_serde {
+                Some(value_serde) => {
+                    let logger = Arc::new(
+                        crate::streams::runtime::changelog::TimestampedWindowLogger::new(
+                            key_serde,
+                            value_serde,
+                        ),
+                    );
+                    t.add_logged_store(&store, make, logger)
+                }
+                None => t.add_store(&store, make),
+            }
+            .map(|()| 0)
         });
         let node_name = name(&shared, prefix);
         let store_name = store.clone();

@@ -1,0 +1,622 @@
+//! Changelogs: how a store's changes become records of its compacted changelog topic
+//! (`<application.id>-<store>-changelog`, Kafka's name) and how a store is rebuilt from them.
+//!
+//! Owns: the [`StoreLogger`] interface (made by the DSL with the store's serdes, kept in the
+//! topology's store definition), its implementation for the DSL's timestamped key-value
+//! stores, and [`restore`], which reads one changelog partition from an offset to its end.
+//!
+//! Invariants: a changelog record's key is the store key's bytes, its value the value's bytes
+//! (a null value deletes the key), its timestamp the value's timestamp, as Kafka's
+//! `ChangeLoggingTimestampedKeyValueBytesStore` writes them; so a store rebuilt from its
+//! changelog equals the store that wrote it. Restoration never records changes (it would
+//! write the changelog back to itself).
+
+use std::any::Any;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::streams::serdes::SharedSerde;
+use crate::streams::state::{
+    InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, ValueAndTimestamp,
+};
+use crate::types::{Bytes, TopicPartition};
+use crate::RecordPart;
+use crate::{Broker, ConsumerConfig, IsolationLevel, OffsetReset};
+
+/// The changelog topic of `store` (Kafka's `ProcessorStateManager.storeChangelogTopic`).
+pub(crate) fn changelog_topic(application_id: &str, store: &str) -> String {
+    format!("{application_id}-{store}-changelog")
+}
+
+/// One change of a store as a changelog record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ChangeRecord {
+    pub(crate) key: Bytes,
+    /// `None`: the key was deleted (a tombstone).
+    pub(crate) value: Option<Bytes>,
+    pub(crate) timestamp: i64,
+}
+
+/// Writes a store's changes as changelog records and applies them back, for a store type
+/// erased as `dyn Any` (the topology's stores).
+pub(crate) trait StoreLogger: Send + Sync {
+    /// Start recording the store's changes.
+    fn enable(&self, store: &mut dyn Any) -> Result<()>;
+    /// The changes since the last call, as records of `changelog`.
+    fn drain(&self, store: &mut dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>>;
+    /// Apply one record of `changelog` to the store, without recording it as a change.
+    fn restore(&self, store: &mut dyn Any, changelog: &str, record: ChangeRecord) -> Result<()>;
+    /// Every entry of the store, as records of `changelog`.
+    fn snapshot(&self, store: &dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>>;
+}
+
+/// The logger of the DSL's key-value stores (`InMemoryKeyValueStore<K, ValueAndTimestamp<V>>`).
+pub(crate) struct TimestampedKeyValueLogger<K, V> {
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+}
+
+impl<K, V> TimestampedKeyValueLogger<K, V> {
+    pub(crate) fn new(key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) -> Self {
+        TimestampedKeyValueLogger {
+            key_serde,
+            value_serde,
+        }
+    }
+}
+
+type Store<K, V> = InMemoryKeyValueStore<K, ValueAndTimestamp<V>>;
+
+fn downcast<'a, S: Any>(store: &'a mut dyn Any, changelog: &str) -> Result<&'a mut S> {
+    store.downcast_mut::<S>().ok_or_else(|| Error::StateStore {
+        store: changelog.to_string(),
+        reason: format!(
+            "the store of this changelog is not a {}",
+            std::any::type_name::<S>()
+        ),
+    })
+}
+
+impl<K, V> TimestampedKeyValueLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn encode(
+        &self,
+        changelog: &str,
+        key: K,
+        value: Option<ValueAndTimestamp<V>>,
+        fallback_ts: i64,
+    ) -> Result<ChangeRecord> {
+        let serialization = |part, e: &dyn std::fmt::Display| Error::Serialization {
+            topic: changelog.to_string(),
+            part,
+            reason: e.to_string(),
+        };
+        let mut headers = Vec::new();
+        let key = self
+            .key_serde
+            .serialize(changelog, &mut headers, key)
+            .map_err(|e| serialization(RecordPart::Key, &e))?
+            .ok_or_else(|| Error::Serialization {
+                topic: changelog.to_string(),
+                part: RecordPart::Key,
+                reason: "a store key serialized to null, which a changelog cannot hold".to_string(),
+            })?;
+        let (value, timestamp) = match value {
+            Some(v) => (
+                self.value_serde
+                    .serialize(changelog, &mut headers, v.value)
+                    .map_err(|e| serialization(RecordPart::Value, &e))?,
+                v.timestamp,
+            ),
+            None => (None, fallback_ts),
+        };
+        Ok(ChangeRecord {
+            key,
+            value,
+            timestamp: timestamp.max(0),
+        })
+    }
+}
+
+fn deserialization(changelog: &str, part: RecordPart, e: &dyn std::fmt::Display) -> Error {
+    Error::Deserialization {
+        topic: changelog.to_string(),
+        partition: -1,
+        offset: -1,
+        part,
+        reason: e.to_string(),
+    }
+}
+
+impl<K, V> TimestampedKeyValueLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn decode_key(&self, changelog: &str, key: Bytes) -> Result<K> {
+        self.key_serde
+            .deserialize(changelog, &[], Some(key))
+            .map_err(|e| deserialization(changelog, RecordPart::Key, &e))
+    }
+
+    /// A changelog record's key and (non-null) value, the value at `timestamp`.
+    fn decode(
+        &self,
+        changelog: &str,
+        key: Bytes,
+        value: Bytes,
+        timestamp: i64,
+    ) -> Result<(K, ValueAndTimestamp<V>)> {
+        let key = self.decode_key(changelog, key)?;
+        let value = self
+            .value_serde
+            .deserialize(changelog, &[], Some(value))
+            .map_err(|e| deserialization(changelog, RecordPart::Value, &e))?;
+        Ok((key, ValueAndTimestamp::make(value, timestamp)))
+    }
+}
+
+impl<K, V> StoreLogger for TimestampedKeyValueLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn enable(&self, store: &mut dyn Any) -> Result<()> {
+        downcast::<Store<K, V>>(store, "?")?.track_changes();
+        Ok(())
+    }
+
+    fn drain(&self, store: &mut dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
+        let changes = downcast::<Store<K, V>>(store, changelog)?.take_changes();
+        // A deletion has no timestamp of its own: it takes the newest one drained with it.
+        let newest = changes
+            .iter()
+            .filter_map(|(_, v)| v.as_ref().map(|v| v.timestamp))
+            .max()
+            .unwrap_or(0);
+        changes
+            .into_iter()
+            .map(|(k, v)| self.encode(changelog, k, v, newest))
+            .collect()
+    }
+
+    fn restore(&self, store: &mut dyn Any, changelog: &str, record: ChangeRecord) -> Result<()> {
+        let store = downcast::<Store<K, V>>(store, changelog)?;
+        match record.value {
+            Some(value) => {
+                let (key, value) = self.decode(changelog, record.key, value, record.timestamp)?;
+                store.restore(key, Some(value));
+            }
+            None => {
+                let key = self.decode_key(changelog, record.key)?;
+                store.restore(key, None);
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, store: &dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
+        use crate::streams::state::ReadOnlyKeyValueStore;
+        let store = store
+            .downcast_ref::<Store<K, V>>()
+            .ok_or_else(|| Error::StateStore {
+                store: changelog.to_string(),
+                reason: "the store of this changelog is not the logger's type".to_string(),
+            })?;
+        store
+            .all()?
+            .into_iter()
+            .map(|(k, v)| self.encode(changelog, k, Some(v), 0))
+            .collect()
+    }
+}
+
+/// The logger of the DSL's windowed aggregation stores
+/// (`InMemoryWindowStore<K, ValueAndTimestamp<V>>`). A record's key is Kafka's window-store
+/// key (`WindowKeySchema`): the key's bytes, the window start (8 bytes big-endian) and a
+/// sequence number (4 bytes big-endian, always 0: no duplicates are kept).
+pub(crate) struct TimestampedWindowLogger<K, V> {
+    inner: TimestampedKeyValueLogger<K, V>,
+}
+
+impl<K, V> TimestampedWindowLogger<K, V> {
+    pub(crate) fn new(key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) -> Self {
+        TimestampedWindowLogger {
+            inner: TimestampedKeyValueLogger::new(key_serde, value_serde),
+        }
+    }
+}
+
+type WindowStore<K, V> = InMemoryWindowStore<K, ValueAndTimestamp<V>>;
+
+/// The suffix of a window-store key: start and sequence number.
+const WINDOW_SUFFIX: usize = 12;
+
+impl<K, V> TimestampedWindowLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn encode(
+        &self,
+        changelog: &str,
+        key: K,
+        start: i64,
+        value: ValueAndTimestamp<V>,
+    ) -> Result<ChangeRecord> {
+        let mut record = self.inner.encode(changelog, key, Some(value), 0)?;
+        let mut bytes = Vec::with_capacity(record.key.len() + WINDOW_SUFFIX);
+        bytes.extend_from_slice(&record.key);
+        bytes.extend_from_slice(&start.to_be_bytes());
+        bytes.extend_from_slice(&0i32.to_be_bytes());
+        record.key = Bytes::from(bytes);
+        Ok(record)
+    }
+}
+
+impl<K, V> StoreLogger for TimestampedWindowLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn enable(&self, store: &mut dyn Any) -> Result<()> {
+        downcast::<WindowStore<K, V>>(store, "?")?.track_changes();
+        Ok(())
+    }
+
+    fn drain(&self, store: &mut dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
+        downcast::<WindowStore<K, V>>(store, changelog)?
+            .take_changes()
+            .into_iter()
+            .map(|(k, start, v)| self.encode(changelog, k, start, v))
+            .collect()
+    }
+
+    fn restore(&self, store: &mut dyn Any, changelog: &str, record: ChangeRecord) -> Result<()> {
+        let store = downcast::<WindowStore<K, V>>(store, changelog)?;
+        let Some(split) = record.key.len().checked_sub(WINDOW_SUFFIX) else {
+            return Err(Error::Deserialization {
+                topic: changelog.to_string(),
+                partition: -1,
+                offset: -1,
+                part: RecordPart::Key,
+                reason: format!(
+                    "a window-store key of {} bytes is shorter than its 12-byte suffix",
+                    record.key.len()
+                ),
+            });
+        };
+        let mut start = [0u8; 8];
+        start.copy_from_slice(&record.key[split..split + 8]);
+        let start = i64::from_be_bytes(start);
+        let Some(value) = record.value.clone() else {
+            // Window stores are not deleted from; a null is nothing to restore.
+            return Ok(());
+        };
+        let (key, value) = self.inner.decode(
+            changelog,
+            record.key.slice(..split),
+            value,
+            record.timestamp,
+        )?;
+        store.restore(key, start, value);
+        Ok(())
+    }
+
+    fn snapshot(&self, store: &dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
+        use crate::streams::state::ReadOnlyWindowStore;
+        let store = store
+            .downcast_ref::<WindowStore<K, V>>()
+            .ok_or_else(|| Error::StateStore {
+                store: changelog.to_string(),
+                reason: "the store of this changelog is not the logger's type".to_string(),
+            })?;
+        ReadOnlyWindowStore::all(store)?
+            .into_iter()
+            .map(|(w, v)| self.encode(changelog, w.key, w.window.start, v))
+            .collect()
+    }
+}
+
+/// The logger of the DSL's session aggregation stores (`InMemorySessionStore<K, V>`). A
+/// record's key is Kafka's session-store key (`SessionKeySchema`): the key's bytes, the
+/// session end and the session start (8 bytes big-endian each); its value the aggregate's
+/// bytes (null: the session was merged away or expired); its timestamp the session end.
+pub(crate) struct SessionLogger<K, V> {
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+}
+
+impl<K, V> SessionLogger<K, V> {
+    pub(crate) fn new(key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) -> Self {
+        SessionLogger {
+            key_serde,
+            value_serde,
+        }
+    }
+}
+
+type SessionStoreOf<K, V> = InMemorySessionStore<K, V>;
+
+/// The suffix of a session-store key: end and start.
+const SESSION_SUFFIX: usize = 16;
+
+impl<K, V> SessionLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn encode(
+        &self,
+        changelog: &str,
+        (key, start, end, value): (K, i64, i64, Option<V>),
+    ) -> Result<ChangeRecord> {
+        let serialization = |part, e: &dyn std::fmt::Display| Error::Serialization {
+            topic: changelog.to_string(),
+            part,
+            reason: e.to_string(),
+        };
+        let mut headers = Vec::new();
+        let key = self
+            .key_serde
+            .serialize(changelog, &mut headers, key)
+            .map_err(|e| serialization(RecordPart::Key, &e))?
+            .unwrap_or_default();
+        let mut bytes = Vec::with_capacity(key.len() + SESSION_SUFFIX);
+        bytes.extend_from_slice(&key);
+        bytes.extend_from_slice(&end.to_be_bytes());
+        bytes.extend_from_slice(&start.to_be_bytes());
+        let value = match value {
+            Some(v) => self
+                .value_serde
+                .serialize(changelog, &mut headers, v)
+                .map_err(|e| serialization(RecordPart::Value, &e))?,
+            None => None,
+        };
+        Ok(ChangeRecord {
+            key: Bytes::from(bytes),
+            value,
+            timestamp: end.max(0),
+        })
+    }
+}
+
+impl<K, V> StoreLogger for SessionLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn enable(&self, store: &mut dyn Any) -> Result<()> {
+        downcast::<SessionStoreOf<K, V>>(store, "?")?.track_changes();
+        Ok(())
+    }
+
+    fn drain(&self, store: &mut dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
+        downcast::<SessionStoreOf<K, V>>(store, changelog)?
+            .take_changes()
+            .into_iter()
+            .map(|change| self.encode(changelog, change))
+            .collect()
+    }
+
+    fn restore(&self, store: &mut dyn Any, changelog: &str, record: ChangeRecord) -> Result<()> {
+        let store = downcast::<SessionStoreOf<K, V>>(store, changelog)?;
+        let Some(split) = record.key.len().checked_sub(SESSION_SUFFIX) else {
+            return Err(deserialization(
+                changelog,
+                RecordPart::Key,
+                &format!(
+                    "a session-store key of {} bytes is shorter than its 16-byte suffix",
+                    record.key.len()
+                ),
+            ));
+        };
+        let mut end = [0u8; 8];
+        end.copy_from_slice(&record.key[split..split + 8]);
+        let mut start = [0u8; 8];
+        start.copy_from_slice(&record.key[split + 8..]);
+        let key = self
+            .key_serde
+            .deserialize(changelog, &[], Some(record.key.slice(..split)))
+            .map_err(|e| deserialization(changelog, RecordPart::Key, &e))?;
+        let value = match record.value {
+            Some(bytes) => Some(
+                self.value_serde
+                    .deserialize(changelog, &[], Some(bytes))
+                    .map_err(|e| deserialization(changelog, RecordPart::Value, &e))?,
+            ),
+            None => None,
+        };
+        store.restore(
+            key,
+            i64::from_be_bytes(start),
+            i64::from_be_bytes(end),
+            value,
+        );
+        Ok(())
+    }
+
+    fn snapshot(&self, store: &dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
+        let store = store
+            .downcast_ref::<SessionStoreOf<K, V>>()
+            .ok_or_else(|| Error::StateStore {
+                store: changelog.to_string(),
+                reason: "the store of this changelog is not the logger's type".to_string(),
+            })?;
+        store
+            .entries()
+            .into_iter()
+            .map(|(k, start, end, v)| self.encode(changelog, (k, start, end, Some(v))))
+            .collect()
+    }
+}
+
+/// Read partition `partition` of `changelog` from `from` (or its log start, if that is
+/// later) up to its end as of now (the last stable offset under `read_committed`), handing
+/// each record to `apply`. Returns the offset restoration reached, where a later restore
+/// starts.
+pub(crate) fn restore(
+    broker: &Broker,
+    changelog: &str,
+    partition: i32,
+    from: i64,
+    read_committed: bool,
+    mut apply: impl FnMut(ChangeRecord) -> Result<()>,
+) -> Result<i64> {
+    let mut config = ConsumerConfig::default();
+    config.client_id = format!("{changelog}-restore-consumer");
+    config.auto_offset_reset = OffsetReset::Earliest;
+    config.enable_auto_commit = false;
+    config.max_poll_records = 10_000;
+    if read_committed {
+        config.isolation_level = IsolationLevel::ReadCommitted;
+    }
+    let mut consumer = broker.consumer(config)?;
+    let tp = TopicPartition::new(changelog, partition);
+    consumer.assign(std::slice::from_ref(&tp))?;
+    let start = consumer
+        .beginning_offsets(std::slice::from_ref(&tp))?
+        .get(&tp)
+        .copied()
+        .unwrap_or(0);
+    let end = consumer
+        .end_offsets(std::slice::from_ref(&tp))?
+        .get(&tp)
+        .copied()
+        .unwrap_or(0);
+    let from = from.max(start);
+    if from >= end {
+        return Ok(from);
+    }
+    consumer.seek(&tp, from)?;
+    while consumer.position(&tp)? < end {
+        for record in consumer.poll(Duration::from_millis(100))? {
+            let Some(key) = record.key else {
+                continue;
+            };
+            apply(ChangeRecord {
+                key,
+                value: record.value,
+                timestamp: record.timestamp,
+            })?;
+        }
+    }
+    consumer.position(&tp)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::streams::state::{KeyValueStore, ReadOnlyKeyValueStore};
+    use crate::Builtin;
+
+    #[test]
+    fn drained_changes_restore_an_equal_store() {
+        let logger =
+            TimestampedKeyValueLogger::<String, i64>::new(Arc::new(Builtin), Arc::new(Builtin));
+        let mut store: Store<String, i64> = InMemoryKeyValueStore::new("counts");
+        logger.enable(&mut store).unwrap();
+        store
+            .put("a".into(), ValueAndTimestamp::make(1, 10))
+            .unwrap();
+        store
+            .put("b".into(), ValueAndTimestamp::make(2, 20))
+            .unwrap();
+        store.delete(&"a".to_string()).unwrap();
+        let changes = logger.drain(&mut store, "app-counts-changelog").unwrap();
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[0].key, Bytes::from_static(b"a"));
+        assert_eq!(changes[0].value, None);
+        assert_eq!(changes[1].timestamp, 20);
+        let mut copy: Store<String, i64> = InMemoryKeyValueStore::new("counts");
+        for c in changes {
+            logger
+                .restore(&mut copy, "app-counts-changelog", c)
+                .unwrap();
+        }
+        assert_eq!(copy.all().unwrap(), store.all().unwrap());
+        let snap = logger.snapshot(&store, "app-counts-changelog").unwrap();
+        assert_eq!(snap.len(), 1);
+        assert!(logger
+            .drain(&mut InMemoryKeyValueStore::<u8, u8>::new("x"), "t")
+            .is_err());
+    }
+
+    #[test]
+    fn window_changes_use_kafkas_window_keys_and_restore_an_equal_store() {
+        use crate::streams::state::{ReadOnlyWindowStore, WindowStore as _};
+        let logger =
+            TimestampedWindowLogger::<String, i64>::new(Arc::new(Builtin), Arc::new(Builtin));
+        let mut store: WindowStore<String, i64> = InMemoryWindowStore::new("w", 100, 10);
+        logger.enable(&mut store).unwrap();
+        store
+            .put("a".into(), ValueAndTimestamp::make(1, 5), 0)
+            .unwrap();
+        store
+            .put("a".into(), ValueAndTimestamp::make(2, 7), 0)
+            .unwrap();
+        store
+            .put("b".into(), ValueAndTimestamp::make(3, 15), 10)
+            .unwrap();
+        let changes = logger.drain(&mut store, "app-w-changelog").unwrap();
+        assert_eq!(changes.len(), 2);
+        let mut key = b"a".to_vec();
+        key.extend_from_slice(&0i64.to_be_bytes());
+        key.extend_from_slice(&0i32.to_be_bytes());
+        assert_eq!(changes[0].key, Bytes::from(key));
+        assert_eq!(changes[0].timestamp, 7);
+        let mut copy: WindowStore<String, i64> = InMemoryWindowStore::new("w", 100, 10);
+        for c in changes {
+            logger.restore(&mut copy, "app-w-changelog", c).unwrap();
+        }
+        assert_eq!(
+            ReadOnlyWindowStore::all(&copy).unwrap(),
+            ReadOnlyWindowStore::all(&store).unwrap()
+        );
+        assert_eq!(logger.snapshot(&store, "app-w-changelog").unwrap().len(), 2);
+        let short = ChangeRecord {
+            key: Bytes::from_static(b"abc"),
+            value: Some(Bytes::from_static(&[0; 8])),
+            timestamp: 0,
+        };
+        assert!(logger.restore(&mut copy, "t", short).is_err());
+    }
+
+    #[test]
+    fn session_changes_use_kafkas_session_keys_and_restore_an_equal_store() {
+        use crate::streams::state::{ReadOnlySessionStore, SessionStore as _};
+        use crate::streams::window::{Window, Windowed};
+        let logger = SessionLogger::<String, i64>::new(Arc::new(Builtin), Arc::new(Builtin));
+        let mut store: SessionStoreOf<String, i64> = InMemorySessionStore::new("s", 1_000);
+        logger.enable(&mut store).unwrap();
+        let session = |start, end| Windowed {
+            key: "k".to_string(),
+            window: Window { start, end },
+        };
+        store.put(session(0, 10), 1).unwrap();
+        store.put(session(20, 30), 2).unwrap();
+        store.remove(&session(0, 10)).unwrap();
+        store.put(session(0, 30), 3).unwrap();
+        let changes = logger.drain(&mut store, "app-s-changelog").unwrap();
+        assert_eq!(changes.len(), 3);
+        let mut key = b"k".to_vec();
+        key.extend_from_slice(&10i64.to_be_bytes());
+        key.extend_from_slice(&0i64.to_be_bytes());
+        assert_eq!(changes[0].key, Bytes::from(key));
+        assert_eq!(changes[0].value, None, "removed");
+        let mut copy: SessionStoreOf<String, i64> = InMemorySessionStore::new("s", 1_000);
+        for c in changes {
+            logger.restore(&mut copy, "app-s-changelog", c).unwrap();
+        }
+        assert_eq!(
+            copy.fetch(&"k".to_string()).unwrap(),
+            store.fetch(&"k".to_string()).unwrap()
+        );
+        assert_eq!(logger.snapshot(&store, "app-s-changelog").unwrap().len(), 2);
+    }
+}

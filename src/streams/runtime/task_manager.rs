@@ -1,0 +1,267 @@
+//! A stream thread's tasks: one per assigned partition number, made from the topology when
+//! the group assigns the partition, restored from their changelogs, fed the records the
+//! thread polls, and closed (with their store files and checkpoint) when it is revoked.
+//!
+//! Owns: the [`StreamTask`]s of one thread, each a [`Task`] plus what the runtime adds around
+//! it (its partition, each input topic's partition time, its logged stores and their
+//! changelogs, its directory under the state directory).
+//!
+//! Invariants: a task is made only on the thread that runs it (its nodes and stores are not
+//! `Send`); task `p` holds partition `p` of every source topic (co-partitioned inputs together)
+//! and writes partition `p` of every changelog; a logged store's changes are drained after
+//! each batch, before the offsets of that batch can be committed, so a committed offset never
+//! runs ahead of the changelog that holds its effects.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::changelog::{self, changelog_topic, ChangeRecord, StoreLogger};
+use super::{checkpoint, store_file};
+use crate::error::{Error, Result};
+use crate::streams::processor::{PunctuationType, RecordMetadata};
+use crate::streams::task::{Produced, Task};
+use crate::streams::topology::{Decoder, Topology};
+use crate::types::TopicPartition;
+use crate::{Broker, ConsumerRecord};
+
+/// What a task needs of a topic's source.
+#[derive(Clone)]
+struct Source {
+    node: usize,
+    decode: Decoder,
+    custom_timestamps: bool,
+}
+
+/// A logged store of a task.
+struct Logged {
+    store: String,
+    changelog: String,
+    logger: Arc<dyn StoreLogger>,
+}
+
+/// One running task of the runtime (Kafka's `StreamTask`, id `0_<partition>`).
+pub(crate) struct StreamTask {
+    pub(crate) partition: i32,
+    pub(crate) task: Task,
+    /// Per input topic (interned by the consumer), the largest timestamp processed.
+    partition_times: HashMap<&'static str, i64>,
+    /// The sources met so far, by interned topic: found by address, so that a record costs
+    /// no hashing of its topic name.
+    sources: Vec<(&'static str, Source)>,
+    logged: Vec<Logged>,
+    /// `state.dir/<application.id>/0_<partition>`, when the application has a state dir.
+    dir: Option<PathBuf>,
+}
+
+/// What a task wrote while processing: its sinks' records and its stores' changes.
+#[derive(Default)]
+pub(crate) struct Output {
+    pub(crate) produced: Vec<Produced>,
+    /// (changelog topic, partition, change).
+    pub(crate) changes: Vec<(String, i32, ChangeRecord)>,
+}
+
+/// What restoring a task did, for the thread's counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Restored {
+    /// Changelog records read.
+    pub(crate) records: u64,
+    /// Entries loaded from store files.
+    pub(crate) from_files: u64,
+}
+
+impl StreamTask {
+    /// Make task `partition`, then rebuild each logged store: from its store file when the
+    /// task's checkpoint names the changelog offset the file holds, then from the changelog
+    /// past that offset to its end.
+    pub(crate) fn new(
+        topology: &Topology,
+        application_id: &str,
+        partition: i32,
+        broker: &Broker,
+        state_dir: Option<&std::path::Path>,
+        read_committed: bool,
+        now_ms: i64,
+    ) -> Result<(StreamTask, Restored)> {
+        let task = Task::new(topology, application_id, now_ms)?;
+        let logged = topology
+            .stores
+            .iter()
+            .filter_map(|s| {
+                s.logger.as_ref().map(|logger| Logged {
+                    store: s.name.clone(),
+                    changelog: changelog_topic(application_id, &s.name),
+                    logger: Arc::clone(logger),
+                })
+            })
+            .collect();
+        let dir = state_dir.map(|d| d.join(application_id).join(format!("0_{partition}")));
+        let mut t = StreamTask {
+            partition,
+            task,
+            partition_times: HashMap::new(),
+            sources: Vec::new(),
+            logged,
+            dir,
+        };
+        let restored = t.restore(broker, read_committed)?;
+        Ok((t, restored))
+    }
+
+    fn restore(&mut self, broker: &Broker, read_committed: bool) -> Result<Restored> {
+        let checkpoint = match &self.dir {
+            Some(dir) => checkpoint::read(dir)?,
+            None => BTreeMap::new(),
+        };
+        let mut restored = Restored::default();
+        for l in &self.logged {
+            let store = self.task.store_any_mut(&l.store)?;
+            l.logger.enable(store)?;
+            let tp = TopicPartition::new(l.changelog.as_str(), self.partition);
+            let mut from = 0;
+            if let (Some(dir), Some(&offset)) = (&self.dir, checkpoint.get(&tp)) {
+                if let Some(entries) = store_file::read(dir, &l.store)? {
+                    restored.from_files += entries.len() as u64;
+                    for e in entries {
+                        l.logger.restore(store, &l.changelog, e)?;
+                    }
+                    from = offset;
+                }
+            }
+            changelog::restore(
+                broker,
+                &l.changelog,
+                self.partition,
+                from,
+                read_committed,
+                |record| {
+                    restored.records += 1;
+                    l.logger.restore(store, &l.changelog, record)
+                },
+            )?;
+        }
+        Ok(restored)
+    }
+
+    /// Process one polled record: decode it with its source's serdes and extractor, run it
+    /// through the topology, then the stream-time punctuations it made due.
+    pub(crate) fn process(
+        &mut self,
+        topology: &Topology,
+        application_id: &str,
+        record: ConsumerRecord,
+    ) -> Result<()> {
+        let topic = record.topic;
+        let source = match self.sources.iter().find(|(t, _)| std::ptr::eq(*t, topic)) {
+            Some((_, source)) => source.clone(),
+            None => {
+                let Some(def) = topology.source_for(topic, application_id) else {
+                    return Err(Error::UnknownTopic {
+                        topic: topic.to_string(),
+                    });
+                };
+                let source = Source {
+                    node: def.node,
+                    decode: Arc::clone(&def.decode),
+                    custom_timestamps: def.custom_timestamps,
+                };
+                self.sources.push((topic, source.clone()));
+                source
+            }
+        };
+        let partition_time = self.partition_times.get(topic).copied().unwrap_or(-1);
+        let (decoded, timestamp) = (source.decode)(
+            topic,
+            record.key,
+            record.value,
+            record.timestamp,
+            record.headers,
+            partition_time,
+        )
+        .map_err(|(part, e)| Error::Deserialization {
+            topic: topic.to_string(),
+            partition: record.partition,
+            offset: record.offset,
+            part,
+            reason: e.to_string(),
+        })?;
+        if timestamp < 0 {
+            if source.custom_timestamps {
+                self.task.dropped_records = self.task.dropped_records.saturating_add(1);
+                return Ok(());
+            }
+            return Err(Error::InvalidRecord {
+                topic: topic.to_string(),
+                partition: record.partition,
+                reason: format!(
+                    "record at offset {} has the invalid timestamp {timestamp} (Kafka's \
+                     FailOnInvalidTimestamp)",
+                    record.offset
+                ),
+            });
+        }
+        let time = self.partition_times.entry(topic).or_insert(-1);
+        *time = (*time).max(timestamp);
+        let metadata = RecordMetadata {
+            topic: topic.to_string(),
+            partition: record.partition,
+            offset: record.offset,
+        };
+        self.task
+            .process(source.node, metadata, timestamp, decoded)?;
+        self.task.punctuate(PunctuationType::StreamTime)
+    }
+
+    /// Run the wall-clock punctuations due at `now_ms`.
+    pub(crate) fn punctuate_wall_clock(&mut self, now_ms: i64) -> Result<()> {
+        self.task.wall_clock_ms = now_ms;
+        self.task.punctuate(PunctuationType::WallClockTime)
+    }
+
+    /// Take what the task wrote since the last call into `out`.
+    pub(crate) fn drain(&mut self, out: &mut Output) -> Result<()> {
+        out.produced.append(&mut self.task.produced);
+        for l in &self.logged {
+            let store = self.task.store_any_mut(&l.store)?;
+            for change in l.logger.drain(store, &l.changelog)? {
+                out.changes
+                    .push((l.changelog.clone(), self.partition, change));
+            }
+        }
+        Ok(())
+    }
+
+    /// Close the task cleanly: its processors, then (with a state directory) each logged
+    /// store's file and the checkpoint naming the changelog end each file holds. Call after
+    /// the task's changes were drained and written (flushed, or committed under
+    /// exactly-once).
+    pub(crate) fn close_clean(mut self, broker: &Broker) -> Result<()> {
+        self.task.close();
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        checkpoint::remove(dir)?;
+        let mut offsets = BTreeMap::new();
+        for l in &self.logged {
+            let store = self.task.store_any_mut(&l.store)?;
+            let entries = l.logger.snapshot(store, &l.changelog)?;
+            store_file::write(dir, &l.store, &entries)?;
+            let end = broker
+                .topic(&l.changelog)?
+                .partition(self.partition)?
+                .log_end_offset();
+            offsets.insert(
+                TopicPartition::new(l.changelog.as_str(), self.partition),
+                end,
+            );
+        }
+        checkpoint::write(dir, &offsets)
+    }
+
+    /// Close the task after a failure or a lost partition: processors only; the state
+    /// directory keeps its previous checkpoint, if any.
+    pub(crate) fn close_dirty(mut self) {
+        self.task.close();
+    }
+}

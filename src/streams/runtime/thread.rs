@@ -1,0 +1,466 @@
+//! A stream thread (Kafka's `StreamThread`): one group consumer and one producer; polls,
+//! runs each record through its partition's task, sends what the tasks wrote (sink records
+//! and changelog records), and commits every `commit.interval.ms`.
+//!
+//! Owns: the poll loop, the rebalance listener (which commits before partitions move and
+//! queues the assignment changes for the loop), the commit (at-least-once: flush the
+//! producer, then commit the offsets processed; `exactly_once_v2`: the offsets go into the
+//! producer's transaction, which then commits), and the thread's failure path.
+//!
+//! Invariants: an offset is committed only after every record its processing wrote (sink and
+//! changelog) was written, or in the same transaction; tasks live and die on this thread;
+//! after a failure nothing more is committed (the listener's commit is disabled first), so a
+//! restart reprocesses from the last commit; the thread answers interactive queries only
+//! between batches, so a query never sees half a record's effects.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use super::state_listener::{State, StateMachine};
+use super::task_manager::{Output, StreamTask};
+use crate::error::{Error, Result};
+use crate::streams::config::{ProcessingGuarantee, StreamsConfig};
+use crate::streams::topology::Topology;
+use crate::{
+    AssignmentStrategy, Broker, Consumer, ConsumerConfig, IsolationLevel, OffsetAndMetadata,
+    OffsetReset, Producer, ProducerConfig, ProducerRecord, RebalanceListener, TopicPartition,
+};
+
+/// A question for the thread's tasks, answered between batches (interactive queries).
+pub(crate) type Query = Box<dyn FnOnce(&BTreeMap<i32, StreamTask>) + Send>;
+
+/// What every thread of an instance shares.
+pub(crate) struct Context {
+    pub(crate) topology: Arc<Topology>,
+    pub(crate) config: StreamsConfig,
+    pub(crate) broker: Broker,
+    pub(crate) client_id: String,
+    pub(crate) states: Arc<StateMachine>,
+    pub(crate) shutdown: Arc<AtomicBool>,
+    /// The topics to subscribe to, internal ones by their full name.
+    pub(crate) topics: Vec<String>,
+    pub(crate) handler: Mutex<Option<super::ExceptionHandler>>,
+    pub(crate) counters: super::Counters,
+}
+
+/// A change of assignment, queued by the listener for the loop.
+enum Event {
+    Revoked(Vec<TopicPartition>),
+    Assigned(Vec<TopicPartition>),
+    Lost(Vec<TopicPartition>),
+}
+
+/// Shared by the loop and the listener (which runs inside `poll`).
+#[derive(Default)]
+struct Pending {
+    events: Vec<Event>,
+    /// Offsets processed and not committed yet.
+    offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+    /// Processing failed: commit nothing more.
+    failed: bool,
+    /// A transaction is open (exactly-once).
+    in_txn: bool,
+    /// The first error a send reported.
+    send_error: Option<Error>,
+}
+
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    pending.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Commit what was processed: at-least-once flushes the producer and commits the offsets;
+/// exactly-once sends the offsets to the open transaction and commits it.
+fn commit(
+    consumer: &mut Consumer,
+    producer: &Producer,
+    pending: &Mutex<Pending>,
+    eos: bool,
+) -> Result<()> {
+    let (offsets, in_txn) = {
+        let mut p = lock(pending);
+        if p.failed {
+            return Ok(());
+        }
+        (std::mem::take(&mut p.offsets), p.in_txn)
+    };
+    if eos {
+        if !in_txn {
+            if offsets.is_empty() {
+                return Ok(());
+            }
+            producer.begin_transaction()?;
+        }
+        lock(pending).in_txn = true;
+        if !offsets.is_empty() {
+            producer.send_offsets_to_transaction(&offsets, &consumer.group_metadata()?)?;
+        }
+        let result = producer.commit_transaction();
+        lock(pending).in_txn = false;
+        result?;
+    } else {
+        producer.flush()?;
+        if let Some(e) = lock(pending).send_error.take() {
+            return Err(e);
+        }
+        if !offsets.is_empty() {
+            consumer.commit_offsets_sync(&offsets)?;
+        }
+    }
+    Ok(())
+}
+
+struct Listener {
+    pending: Arc<Mutex<Pending>>,
+    producer: Producer,
+    eos: bool,
+    states: Arc<StateMachine>,
+    index: usize,
+}
+
+impl RebalanceListener for Listener {
+    fn on_partitions_revoked(
+        &mut self,
+        consumer: &mut Consumer,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        self.states.thread_ready(self.index, false);
+        let result = commit(consumer, &self.producer, &self.pending, self.eos);
+        if result.is_err() {
+            lock(&self.pending).failed = true;
+        }
+        lock(&self.pending)
+            .events
+            .push(Event::Revoked(partitions.to_vec()));
+        result
+    }
+
+    fn on_partitions_assigned(
+        &mut self,
+        _consumer: &mut Consumer,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        lock(&self.pending)
+            .events
+            .push(Event::Assigned(partitions.to_vec()));
+        Ok(())
+    }
+
+    fn on_partitions_lost(
+        &mut self,
+        _consumer: &mut Consumer,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        self.states.thread_ready(self.index, false);
+        let mut p = lock(&self.pending);
+        p.offsets.clear();
+        if p.in_txn {
+            p.in_txn = false;
+            drop(p);
+            self.producer.abort_transaction()?;
+            p = lock(&self.pending);
+        }
+        p.events.push(Event::Lost(partitions.to_vec()));
+        Ok(())
+    }
+}
+
+/// The thread's tasks, by partition, and the partitions revoked but not yet closed (kept when
+/// the next assignment gives them back, as Kafka resumes suspended tasks).
+struct Tasks {
+    live: BTreeMap<i32, StreamTask>,
+    suspended: BTreeSet<i32>,
+}
+
+/// One run of the thread until shutdown or an error. `queries` are answered between batches.
+pub(crate) fn run(ctx: &Context, index: usize, queries: &Receiver<Query>) -> Result<()> {
+    let eos = ctx.config.processing_guarantee() == ProcessingGuarantee::ExactlyOnceV2;
+    let thread_name = format!("{}-StreamThread-{}", ctx.client_id, index + 1);
+    let mut pc = ProducerConfig::default();
+    pc.client_id = format!("{thread_name}-producer");
+    if eos {
+        pc.transactional_id = Some(format!("{}-{}", ctx.client_id, index + 1));
+        pc.acks = crate::Acks::All;
+    }
+    let producer = ctx.broker.producer(pc)?;
+    if eos {
+        producer.init_transactions()?;
+    }
+    let mut cc = ConsumerConfig::default().group_id(ctx.config.application_id());
+    cc.client_id = format!("{thread_name}-consumer");
+    cc.auto_offset_reset = OffsetReset::Earliest;
+    cc.enable_auto_commit = false;
+    cc.max_poll_records = 1000;
+    cc.partition_assignment_strategy = vec![AssignmentStrategy::Range];
+    if eos {
+        cc.isolation_level = IsolationLevel::ReadCommitted;
+    }
+    let mut consumer = ctx.broker.consumer(cc)?;
+    let pending = Arc::new(Mutex::new(Pending::default()));
+    let topics: Vec<&str> = ctx.topics.iter().map(String::as_str).collect();
+    consumer.subscribe_with_listener(
+        &topics,
+        Listener {
+            pending: Arc::clone(&pending),
+            producer: producer.clone(),
+            eos,
+            states: Arc::clone(&ctx.states),
+            index,
+        },
+    )?;
+    ctx.counters
+        .register_wakeup(index, consumer.wakeup_handle());
+    let mut tasks = Tasks {
+        live: BTreeMap::new(),
+        suspended: BTreeSet::new(),
+    };
+    let result = run_loop(
+        ctx,
+        index,
+        queries,
+        &mut consumer,
+        &producer,
+        &pending,
+        &mut tasks,
+        eos,
+    );
+    match &result {
+        Ok(()) => {
+            // Clean shutdown: commit, then close every task with its files.
+            let closed = (|| {
+                commit(&mut consumer, &producer, &pending, eos)?;
+                for (_, task) in std::mem::take(&mut tasks.live) {
+                    task.close_clean(&ctx.broker)?;
+                }
+                Ok(())
+            })();
+            if closed.is_err() {
+                lock(&pending).failed = true;
+            }
+            let _ = consumer.close();
+            let _ = producer.close();
+            closed
+        }
+        Err(_) => {
+            {
+                let mut p = lock(&pending);
+                p.failed = true;
+                p.offsets.clear();
+            }
+            for (_, task) in std::mem::take(&mut tasks.live) {
+                task.close_dirty();
+            }
+            if lock(&pending).in_txn {
+                let _ = producer.abort_transaction();
+            }
+            let _ = consumer.close();
+            let _ = producer.close();
+            result
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_loop(
+    ctx: &Context,
+    index: usize,
+    queries: &Receiver<Query>,
+    consumer: &mut Consumer,
+    producer: &Producer,
+    pending: &Arc<Mutex<Pending>>,
+    tasks: &mut Tasks,
+    eos: bool,
+) -> Result<()> {
+    let interval = Duration::from_millis(ctx.config.commit_interval_ms());
+    let mut next_commit = Instant::now() + interval;
+    let app = ctx.config.application_id();
+    let read_committed = eos;
+    let mut out = Output::default();
+    while !ctx.shutdown.load(Ordering::Acquire) {
+        while let Ok(query) = queries.try_recv() {
+            query(&tasks.live);
+        }
+        let records = match consumer.poll(Duration::from_millis(100)) {
+            Ok(r) => r,
+            Err(Error::Wakeup) => continue,
+            Err(e) => return Err(e),
+        };
+        let events = std::mem::take(&mut lock(pending).events);
+        for event in events {
+            handle_event(ctx, index, tasks, event, read_committed)?;
+        }
+        if records.is_empty() && tasks.live.is_empty() {
+            continue;
+        }
+        // The next offset per (interned topic, partition), found by the topic's address: no
+        // allocation or string comparison per record.
+        let mut processed: Vec<(&'static str, i32, i64)> = Vec::new();
+        let mut count = 0u64;
+        for record in records {
+            let Some(task) = tasks.live.get_mut(&record.partition) else {
+                return Err(Error::IllegalState {
+                    reason: format!(
+                        "stream thread {} polled {}-{} but has no task for partition {}",
+                        index + 1,
+                        record.topic,
+                        record.partition,
+                        record.partition
+                    ),
+                });
+            };
+            let (topic, partition) = (record.topic, record.partition);
+            let next = record.offset.saturating_add(1);
+            task.process(&ctx.topology, app, record)?;
+            match processed
+                .iter_mut()
+                .find(|(t, p, _)| *p == partition && std::ptr::eq(*t, topic))
+            {
+                Some(slot) => slot.2 = next,
+                None => processed.push((topic, partition, next)),
+            }
+            count += 1;
+        }
+        let now_ms = wall_clock_ms();
+        for task in tasks.live.values_mut() {
+            task.punctuate_wall_clock(now_ms)?;
+            task.drain(&mut out)?;
+        }
+        send(producer, pending, &mut out, eos)?;
+        lock(pending).offsets.extend(
+            processed
+                .into_iter()
+                .map(|(t, p, next)| (TopicPartition::new(t, p), OffsetAndMetadata::new(next))),
+        );
+        ctx.counters.add_processed(count);
+        if Instant::now() >= next_commit {
+            commit(consumer, producer, pending, eos)?;
+            next_commit = Instant::now() + interval;
+        }
+    }
+    Ok(())
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Send the tasks' output: sink records by the default partitioner (murmur2 of the key, so
+/// a repartition topic groups keys), changelog records to their task's partition.
+fn send(
+    producer: &Producer,
+    pending: &Arc<Mutex<Pending>>,
+    out: &mut Output,
+    eos: bool,
+) -> Result<()> {
+    if out.produced.is_empty() && out.changes.is_empty() {
+        return Ok(());
+    }
+    if eos {
+        let mut p = lock(pending);
+        if !p.in_txn {
+            producer.begin_transaction()?;
+            p.in_txn = true;
+        }
+    }
+    for produced in out.produced.drain(..) {
+        let record = ProducerRecord {
+            topic: produced.topic.into(),
+            partition: None,
+            key: produced.key,
+            value: produced.value,
+            headers: produced.headers,
+            timestamp: (produced.timestamp >= 0).then_some(produced.timestamp),
+        };
+        send_one(producer, pending, record)?;
+    }
+    for (topic, partition, change) in out.changes.drain(..) {
+        let record = ProducerRecord {
+            topic: topic.into(),
+            partition: Some(partition),
+            key: Some(change.key),
+            value: change.value,
+            headers: Vec::new(),
+            timestamp: Some(change.timestamp),
+        };
+        send_one(producer, pending, record)?;
+    }
+    Ok(())
+}
+
+fn send_one(
+    producer: &Producer,
+    pending: &Arc<Mutex<Pending>>,
+    record: ProducerRecord,
+) -> Result<()> {
+    let slot = Arc::clone(pending);
+    producer.send_with_callback(record, move |result| {
+        if let Err(e) = result {
+            let mut p = lock(&slot);
+            if p.send_error.is_none() {
+                p.send_error = Some(e);
+            }
+        }
+    })
+}
+
+fn handle_event(
+    ctx: &Context,
+    index: usize,
+    tasks: &mut Tasks,
+    event: Event,
+    read_committed: bool,
+) -> Result<()> {
+    match event {
+        Event::Revoked(partitions) => {
+            for tp in partitions {
+                if tasks.live.contains_key(&tp.partition) {
+                    tasks.suspended.insert(tp.partition);
+                }
+            }
+        }
+        Event::Lost(partitions) => {
+            for tp in partitions {
+                tasks.suspended.remove(&tp.partition);
+                if let Some(task) = tasks.live.remove(&tp.partition) {
+                    task.close_dirty();
+                }
+            }
+        }
+        Event::Assigned(partitions) => {
+            let wanted: BTreeSet<i32> = partitions.iter().map(|tp| tp.partition).collect();
+            for p in std::mem::take(&mut tasks.suspended) {
+                if !wanted.contains(&p) {
+                    if let Some(task) = tasks.live.remove(&p) {
+                        task.close_clean(&ctx.broker)?;
+                    }
+                }
+            }
+            for p in wanted {
+                if tasks.live.contains_key(&p) {
+                    continue;
+                }
+                let started = Instant::now();
+                let (task, restored) = StreamTask::new(
+                    &ctx.topology,
+                    ctx.config.application_id(),
+                    p,
+                    &ctx.broker,
+                    ctx.config.state_dir(),
+                    read_committed,
+                    wall_clock_ms(),
+                )?;
+                ctx.counters.add_restored(restored, started.elapsed());
+                tasks.live.insert(p, task);
+            }
+            if ctx.states.state() != State::PendingShutdown {
+                ctx.states.thread_ready(index, true);
+            }
+        }
+    }
+    Ok(())
+}
