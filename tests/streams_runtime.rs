@@ -490,3 +490,59 @@ fn a_missing_source_topic_fails_start_and_a_later_start_runs() {
     streams.close().unwrap();
     assert_eq!(streams.state(), State::NotRunning);
 }
+
+#[test]
+fn joined_topics_with_different_partition_counts_and_global_tables_are_refused_at_start() {
+    use embroker::streams::JoinWindows;
+    let broker = Broker::temporary().unwrap();
+    broker
+        .create_topic("left", TopicConfig::default().partitions(3))
+        .unwrap();
+    broker
+        .create_topic("right", TopicConfig::default().partitions(2))
+        .unwrap();
+    let builder = StreamsBuilder::new();
+    let left = builder.stream("left", Consumed::<String, String>::with(Builtin, Builtin));
+    let right = builder.stream("right", Consumed::<String, String>::with(Builtin, Builtin));
+    left.join(
+        &right,
+        |l, r| format!("{l}{r}"),
+        JoinWindows::of_time_difference_with_no_grace(Duration::from_secs(1)),
+    )
+    .to("joined", Produced::with(Builtin, Builtin));
+    let state = tempfile::tempdir().unwrap();
+    let streams =
+        KafkaStreams::new(builder.build().unwrap(), config(state.path()), &broker).unwrap();
+    let err = streams.start().unwrap_err();
+    assert!(
+        matches!(err, embroker::Error::NotCopartitioned { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("left") && text.contains("right"), "{text}");
+    assert_eq!(streams.state(), State::Created);
+    assert_eq!(
+        broker.topics(),
+        vec!["left".to_string(), "right".to_string()],
+        "no internal topic is created before the check"
+    );
+
+    let builder = StreamsBuilder::new();
+    let global = builder.global_table(
+        "right",
+        Consumed::<String, String>::with(Builtin, Builtin),
+        Materialized::as_("right-store"),
+    );
+    builder
+        .stream("left", Consumed::<String, String>::with(Builtin, Builtin))
+        .join_global(&global, |k, _| k.clone(), |l, r| format!("{l}{r}"))
+        .to("joined", Produced::with(Builtin, Builtin));
+    let streams =
+        KafkaStreams::new(builder.build().unwrap(), config(state.path()), &broker).unwrap();
+    let err = streams.start().unwrap_err().to_string();
+    assert!(
+        err.contains("global tables") && err.contains("right"),
+        "{err}"
+    );
+    assert_eq!(streams.state(), State::Created);
+}

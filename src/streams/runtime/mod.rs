@@ -279,6 +279,31 @@ impl KafkaStreams {
         let topology = &self.ctx.topology;
         let app = self.ctx.config.application_id();
         let broker = &self.ctx.broker;
+        // A global table's store is filled by the test driver only; running one here would
+        // join against an empty table, so it is refused rather than wrong.
+        let globals = topology.global_topics();
+        if !globals.is_empty() {
+            return Err(Error::Unsupported {
+                feature: format!(
+                    "global tables under KafkaStreams (application {app}, topics {globals:?}); \
+                     the TopologyTestDriver runs them"
+                ),
+            });
+        }
+        // Joined inputs must have as many partitions as each other (Kafka's
+        // CopartitionedTopicsEnforcer), checked before any topic is created.
+        topology.check_copartitioning(|topic| {
+            let count = broker
+                .describe_topic(topic)
+                .map_err(|_| Error::UnknownTopic {
+                    topic: format!(
+                        "{topic} (a source topic of application {app}: create it before start)"
+                    ),
+                })?
+                .partitions
+                .len();
+            Ok(i32::try_from(count).unwrap_or(i32::MAX))
+        })?;
         let internal = topology.repartition_topics();
         let mut partitions = 1;
         for topic in topology.source_topics() {
