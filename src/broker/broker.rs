@@ -379,7 +379,10 @@ impl BrokerBuilder {
             temp: Mutex::new(temp),
             _ephemeral_root: ephemeral_root,
         });
-        inner.load_topics()?;
+        if !ephemeral {
+            // A temporary directory was made empty just now: no topic to load, no orphan.
+            inner.load_topics()?;
+        }
         inner.groups.load(&inner);
         // After the groups: markers written on open complete their pending offsets.
         inner.txns.load(&inner);

@@ -2497,7 +2497,7 @@ mod tests {
     fn close_batched(log: PartitionLog, dir: &Path) {
         let log = Arc::new(log);
         assert!(log.close_needs_checkpoint());
-        for r in super::super::checkpoint_many(&[log.clone()], None, dir, 1, true) {
+        for r in super::super::checkpoint_many(std::slice::from_ref(&log), None, dir, 1, true) {
             r.unwrap();
         }
         log.close(false).unwrap();
