@@ -31,7 +31,12 @@ const APPEND_BATCH: usize = 1_000;
 const READ_BYTES: usize = 1 << 20;
 
 fn filled_broker(records: u64) -> Broker {
-    let broker = Broker::temporary().expect("broker");
+    // On the file system of the baseline's `tempfile` directory, not `/dev/shm` where a
+    // temporary broker goes by default: the rows compare the same disk.
+    let broker = Broker::builder()
+        .temporary_dir_in(std::env::temp_dir())
+        .open_temporary()
+        .expect("broker");
     broker
         .create_topic("bench", TopicConfig::default())
         .expect("topic");

@@ -17,7 +17,8 @@
 //!   what the partition count costs beyond scanning the unflushed bytes.
 //!
 //! Then the file descriptors (`/proc/self/fd`) of a broker holding N partitions of 10 segments
-//! each, after a clean open and after reading every record.
+//! each, after a clean open and after reading every record (skipped when
+//! `EMBROKER_BENCH_ONLY` names other rows: it is the longest setup of a run).
 //!
 //! Rows compared with each other take their passes in turn (`Report::measure_interleaved`).
 
@@ -433,7 +434,10 @@ fn main() {
         true,
     );
 
-    fd_count(&mut report, n);
+    // Its setup (N partitions of 10 segments written and closed) is the longest part of a run.
+    if support::selected("fds and memory") {
+        fd_count(&mut report, n);
+    }
     report.note(
         "targets",
         "at 10,000 partitions",

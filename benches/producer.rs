@@ -45,7 +45,12 @@ const RAW_BUFFER: usize = 256 << 10;
 const RAW_DURABLE_DEFAULT: &str = "raw BufWriter (8 KiB, std's default) file, then fsync";
 
 fn broker() -> Broker {
-    let broker = Broker::temporary().expect("broker");
+    // On the file system of the baseline's `tempfile` directory, not `/dev/shm` where a
+    // temporary broker goes by default: the rows compare the same disk.
+    let broker = Broker::builder()
+        .temporary_dir_in(std::env::temp_dir())
+        .open_temporary()
+        .expect("broker");
     broker
         .create_topic("bench", TopicConfig::default().partitions(1))
         .expect("topic");

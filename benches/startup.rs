@@ -11,10 +11,15 @@
 //! drop), each a median over the same runs, to show where the time goes; and the same run with
 //! a group consumer (`subscribe`, which runs the group protocol in its first poll).
 //!
+//! A temporary broker makes its directory in `/dev/shm` when that is writable and `TMPDIR` is
+//! not set, so the baseline runs twice: in the system's temporary directory, and in the
+//! directory the broker uses.
+//!
 //! `cargo bench --bench startup`; `EMBROKER_BENCH_SCALE=0.1` runs 100.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use embroker::{
@@ -120,13 +125,13 @@ fn fake_kafka_group_run() -> Duration {
     start.elapsed()
 }
 
-/// The baseline: a temporary directory, one 100-byte file written and read back, the
-/// directory removed.
-fn tempdir_file_run() -> Duration {
+/// The baseline: a temporary directory in `parent`, one 100-byte file written and read back,
+/// the directory removed.
+fn tempdir_file_run(parent: &Path) -> Duration {
     let start = Instant::now();
     let dir = tempfile::Builder::new()
         .prefix("embroker-")
-        .tempdir()
+        .tempdir_in(parent)
         .expect("dir");
     let path = dir.path().join("00000000000000000000.log");
     let mut f = std::fs::File::create(&path).expect("create");
@@ -159,17 +164,28 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
+/// The directory a temporary broker makes its own in (`/dev/shm` where it is writable and
+/// `TMPDIR` is not set).
+fn broker_parent() -> PathBuf {
+    let broker = Broker::temporary().expect("broker");
+    broker.path().parent().expect("parent").to_path_buf()
+}
+
 fn main() {
     let n = runs();
+    let system_tmp = std::env::temp_dir();
+    let parent = broker_parent();
     // Warm-up: the first runs pay for page faults and the allocator's growth.
     for _ in 0..n.min(20) {
         fake_kafka_run();
-        tempdir_file_run();
+        tempdir_file_run(&system_tmp);
+        tempdir_file_run(&parent);
     }
     let mut whole = Vec::with_capacity(n);
     let mut steps: Vec<Vec<Duration>> = vec![Vec::with_capacity(n); STEPS.len()];
     let mut group = Vec::with_capacity(n);
     let mut baseline = Vec::with_capacity(n);
+    let mut baseline_parent = Vec::with_capacity(n);
     let mut thread = Vec::with_capacity(n);
     for _ in 0..n {
         // Interleaved run by run, so that every row meets the same machine.
@@ -178,12 +194,17 @@ fn main() {
         for (i, d) in t.iter().enumerate() {
             steps[i].push(*d);
         }
-        baseline.push(tempdir_file_run());
+        baseline.push(tempdir_file_run(&system_tmp));
+        baseline_parent.push(tempdir_file_run(&parent));
         group.push(fake_kafka_group_run());
         thread.push(thread_run());
     }
     let (med, p99) = (quantile(&mut whole, 0.5), quantile(&mut whole, 0.99));
     let (bmed, bp99) = (quantile(&mut baseline, 0.5), quantile(&mut baseline, 0.99));
+    let (pmed, pp99) = (
+        quantile(&mut baseline_parent, 0.5),
+        quantile(&mut baseline_parent, 0.99),
+    );
     let (gmed, gp99) = (quantile(&mut group, 0.5), quantile(&mut group, 0.99));
     let (tmed, tp99) = (quantile(&mut thread, 0.5), quantile(&mut thread, 0.99));
     println!("\n### Startup ({n} runs, interleaved)\n");
@@ -210,9 +231,17 @@ fn main() {
         ms(gp99)
     );
     println!(
-        "| baseline: tempdir + one 100 B file written, read back, removed | {} | {} | |",
+        "| baseline: tempdir + one 100 B file written, read back, removed ({}) | {} | {} | |",
+        system_tmp.display(),
         ms(bmed),
         ms(bp99)
+    );
+    println!(
+        "| the same baseline where the temporary broker's directory goes ({}) | {} | {} | broker {:.1}x this |",
+        parent.display(),
+        ms(pmed),
+        ms(pp99),
+        med.as_secs_f64() / pmed.as_secs_f64()
     );
     println!(
         "| reference: one thread spawned and joined | {} | {} | |",

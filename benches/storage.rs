@@ -36,7 +36,12 @@ fn payloads(n: u64, size: usize) -> Vec<Record> {
 }
 
 fn fresh_partition() -> (Broker, embroker::Partition) {
-    let broker = Broker::temporary().expect("broker");
+    // On the file system of the baseline's `tempfile` directory, not `/dev/shm` where a
+    // temporary broker goes by default: the rows compare the same disk.
+    let broker = Broker::builder()
+        .temporary_dir_in(std::env::temp_dir())
+        .open_temporary()
+        .expect("broker");
     broker
         .create_topic("bench", TopicConfig::default())
         .expect("topic");

@@ -73,6 +73,8 @@ pub struct BrokerBuilder {
     transaction_max_timeout_ms: i64,
     recovery_threads: usize,
     open_segment_files_max: usize,
+    /// Where [`BrokerBuilder::open_temporary`] makes its directory; `None`: see there.
+    temporary_parent: Option<PathBuf>,
 }
 
 impl Default for BrokerBuilder {
@@ -92,9 +94,14 @@ impl Default for BrokerBuilder {
             transaction_max_timeout_ms: crate::txn::MAX_TIMEOUT_MS_DEFAULT,
             recovery_threads: RECOVERY_THREADS_DEFAULT,
             open_segment_files_max: OPEN_FILES_DEFAULT,
+            temporary_parent: None,
         }
     }
 }
+
+/// Where a temporary broker's directory goes when neither the builder nor `TMPDIR` says: a
+/// memory file system, so that making and removing its files waits on no journal.
+const MEMORY_TEMP_DIR: &str = "/dev/shm";
 
 impl BrokerBuilder {
     /// The config of topics created by auto-creation. Default: `TopicConfig::default()`.
@@ -208,17 +215,46 @@ impl BrokerBuilder {
         self.open_inner(path.as_ref().to_path_buf(), None)
     }
 
+    /// Where [`BrokerBuilder::open_temporary`] makes its directory (a fresh one inside
+    /// `parent`). Default: `TMPDIR` when it is set, else `/dev/shm` when it is a writable
+    /// directory (Linux's memory file system), else the system's temporary directory.
+    pub fn temporary_dir_in(&mut self, parent: impl AsRef<Path>) -> &mut Self {
+        self.temporary_parent = Some(parent.as_ref().to_path_buf());
+        self
+    }
+
     /// Opens a broker in a fresh temporary directory, removed when the last handle drops.
     ///
     /// Nothing in it is ever fsynced (topic creation, configs, checkpoints, `acks=all`,
     /// durable offset commits, transactions, close): its data dies with it, so it is
     /// durability-free by construction, and its background work runs on one thread shared by
     /// every temporary broker of the process.
+    ///
+    /// The directory is made in [`BrokerBuilder::temporary_dir_in`]'s directory if set, else
+    /// in `TMPDIR` if set, else in `/dev/shm` if that is a writable directory, else in the
+    /// system's temporary directory. On `/dev/shm` (tmpfs) its files are memory: every byte
+    /// the broker holds (segments, indexes, offsets) counts against RAM and against the size
+    /// of `/dev/shm` (often 64 MiB in a container, where a broker holding more fails with a
+    /// full-disk error) until the broker is dropped. Set `TMPDIR` or
+    /// [`BrokerBuilder::temporary_dir_in`] to keep large test data on disk.
     pub fn open_temporary(&self) -> Result<Broker> {
-        let temp = tempfile::Builder::new()
-            .prefix("embroker-")
-            .tempdir()
-            .map_err(|e| Error::io("creating temporary directory in", std::env::temp_dir(), e))?;
+        let make = |parent: &Path| {
+            tempfile::Builder::new()
+                .prefix("embroker-")
+                .tempdir_in(parent)
+                .map_err(|e| Error::io("creating temporary directory in", parent, e))
+        };
+        let temp = match &self.temporary_parent {
+            Some(parent) => make(parent)?,
+            None if std::env::var_os("TMPDIR").is_some_and(|t| !t.is_empty()) => {
+                make(&std::env::temp_dir())?
+            }
+            None => match make(Path::new(MEMORY_TEMP_DIR)) {
+                Ok(temp) => temp,
+                // No memory file system here, or not writable: the usual place.
+                Err(_) => make(&std::env::temp_dir())?,
+            },
+        };
         self.open_inner(temp.path().to_path_buf(), Some(temp))
     }
 
@@ -343,7 +379,10 @@ impl BrokerBuilder {
             temp: Mutex::new(temp),
             _ephemeral_root: ephemeral_root,
         });
-        inner.load_topics()?;
+        if !ephemeral {
+            // A temporary directory was made empty just now: no topic to load, no orphan.
+            inner.load_topics()?;
+        }
         inner.groups.load(&inner);
         // After the groups: markers written on open complete their pending offsets.
         inner.txns.load(&inner);

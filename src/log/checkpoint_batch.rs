@@ -80,8 +80,10 @@ pub(crate) fn checkpoint_many(
         other => settle(other),
     });
     // The renames: an error here leaves the old (true) files in place, so it is reported
-    // for every partition, not fatal to any.
-    match io::sync::batch(fs, &files, threads) {
+    // for every partition, not fatal to any. Without `syncfs` the directories are what to
+    // fsync: the `.tmp` files are renamed away by now, and the rest was synced above.
+    let dirs: Vec<PathBuf> = logs.iter().map(|log| log.dir.clone()).collect();
+    match io::sync::batch(fs, &dirs, threads) {
         Ok(()) => ended,
         Err(e) => {
             let e = Error::io("syncing the file system of", fs_path, e);

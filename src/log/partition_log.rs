@@ -221,6 +221,9 @@ pub(crate) struct PendingCheckpoint<'a> {
     rp_tmp: PathBuf,
     /// A snapshot of the producer state at `rp.offset`, as its temporary file.
     snapshot_tmp: Option<PathBuf>,
+    /// A snapshot was asked for (written, or not worth writing): once published, the files
+    /// are what a clean close leaves.
+    clean: bool,
     /// Every file and directory written (the sync pass's list where there is no `syncfs`).
     pub(crate) written: Vec<PathBuf>,
 }
@@ -1227,7 +1230,8 @@ impl PartitionLog {
             if idle && !snapshot {
                 return Ok(None);
             }
-            let bytes = snapshot.then(|| producer_state::encode_snapshot(&w.producers));
+            let bytes = (snapshot && self.snapshot_worth_writing(&w))
+                .then(|| producer_state::encode_snapshot(&w.producers));
             (
                 rp,
                 w.active.clone(),
@@ -1239,12 +1243,16 @@ impl PartitionLog {
         };
         let mut written = vec![self.dir.clone()];
         let mut plans = Vec::with_capacity(sealed.len());
-        for seg in sealed.iter().chain(Some(&active)) {
+        for seg in &sealed {
             written.push(seg.log_path().to_path_buf());
             written.extend(seg.index_paths());
             plans.push(seg.write_index_unsynced()?);
         }
-        let active_plan = plans.pop().flatten();
+        written.push(active.log_path().to_path_buf());
+        let active_plan = active.write_active_index_unsynced(SMALL_ACTIVE_BYTES)?;
+        if active_plan.is_some() {
+            written.extend(active.index_paths());
+        }
         let rp_tmp = self
             .dir
             .join(format!("{}.tmp", super::checkpoint::FILE_NAME));
@@ -1270,6 +1278,7 @@ impl PartitionLog {
             now,
             rp_tmp,
             snapshot_tmp,
+            clean: snapshot,
             written,
         }))
     }
@@ -1320,6 +1329,8 @@ impl PartitionLog {
         if let Some(tmp) = &pending.snapshot_tmp {
             let path = tmp.with_extension("");
             std::fs::rename(tmp, &path).map_err(|e| Error::io("renaming into place", &path, e))?;
+        }
+        if pending.clean {
             self.clean_end.store(pending.rp.offset, Ordering::Release);
         }
         Ok(())
@@ -2191,12 +2202,36 @@ impl PartitionLog {
     fn write_snapshot_now(&self) -> bool {
         let (offset, bytes) = {
             let w = self.writer.lock();
+            if !self.snapshot_worth_writing(&w) {
+                return true;
+            }
             (
                 self.log_end.load(Ordering::Relaxed),
                 producer_state::encode_snapshot(&w.producers),
             )
         };
         self.write_snapshot(offset, &bytes)
+    }
+
+    /// Whether a snapshot at the log end (at a clean close, after a replay at open) spares
+    /// the next open more than it costs: not when the producer state is empty and the log is
+    /// one segment of at most [`SMALL_ACTIVE_BYTES`], which that open replays by
+    /// reading at most that much (as it rebuilds the segment's unwritten index), while the
+    /// snapshot is a file made and renamed per partition. Kafka likewise skips a snapshot
+    /// that would say nothing new (`ProducerStateManager.takeSnapshot`).
+    fn snapshot_worth_writing(&self, w: &Writer) -> bool {
+        !w.producers.is_empty() || !self.rescan_is_cheap(w.active.size())
+    }
+
+    /// Whether the log is one segment of at most [`SMALL_ACTIVE_BYTES`] (`size`, the active
+    /// segment's): then the next open reads it whole to rebuild what a batched checkpoint
+    /// (a clean close, a flush) did not write for it, its index and an empty producer state;
+    /// writing them made and renamed three of the four files a close wrote per partition,
+    /// each waiting on the file system's journal (docs/ARCHITECTURE.md, "Twelfth session:
+    /// close"). Its recovery point is always written: it is what tells flushed bytes (whose
+    /// damage is an error) from a torn tail (cut at open).
+    fn rescan_is_cheap(&self, size: u64) -> bool {
+        size <= SMALL_ACTIVE_BYTES && self.segments.read().len() == 1
     }
 
     /// Writes a snapshot; false (logged) if it could not.
@@ -2298,6 +2333,12 @@ fn apply_written(states: &mut ProducerStates, facts: &BatchFacts, segment: Optio
         states.complete(&c);
     }
 }
+
+/// An active segment at most this large whose index was never written keeps it in memory
+/// through a batched checkpoint (a clean close, a flush), and a log of one such segment gets
+/// no empty producer snapshot there either: the next open rebuilds them by reading this much
+/// at most (see `PartitionLog::rescan_is_cheap`).
+const SMALL_ACTIVE_BYTES: u64 = 32 * 1024;
 
 /// The extension of producer snapshot files, `<offset:020>.snapshot` (Kafka's).
 const SNAPSHOT_EXTENSION: &str = "snapshot";
@@ -2480,6 +2521,101 @@ mod tests {
 
     fn append(log: &PartitionLog, i: usize) -> Result<AppendInfo> {
         log.append_records(&[Record::new(format!("value-{i}-{}", "x".repeat(200)))])
+    }
+
+    /// The names of the files in `dir`, sorted.
+    fn file_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Closes `log` as the broker does: a batched checkpoint with a snapshot, then `close`.
+    fn close_batched(log: PartitionLog, dir: &Path) {
+        let log = Arc::new(log);
+        assert!(log.close_needs_checkpoint());
+        for r in super::super::checkpoint_many(std::slice::from_ref(&log), None, dir, 1, true) {
+            r.unwrap();
+        }
+        log.close(false).unwrap();
+    }
+
+    #[test]
+    fn a_clean_close_of_a_small_log_writes_only_its_recovery_point_and_the_open_rescans_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = open_log(tmp.path(), TopicConfig::default().index_interval_bytes(0));
+        for i in 0..20 {
+            append(&log, i).unwrap();
+        }
+        let size = log.stats().size_bytes;
+        assert!(size <= SMALL_ACTIVE_BYTES, "{size}");
+        close_batched(log, tmp.path());
+        // No index, time index or (empty) producer snapshot: the segment and its recovery
+        // point only.
+        assert_eq!(
+            file_names(tmp.path()),
+            ["00000000000000000000.log", "recovery-point"]
+        );
+        let rp = RecoveryPoint::read(tmp.path()).unwrap().unwrap();
+        assert_eq!((rp.offset, rp.position), (20, size));
+        let log = open_log(tmp.path(), TopicConfig::default().index_interval_bytes(0));
+        assert_eq!(log.log_end_offset(), 20);
+        // Rebuilt by the scan: a lookup in the middle finds its record.
+        let read = log.read(7, 1 << 20).unwrap();
+        assert_eq!(read.iter().next().unwrap().offset, 7);
+        // Nothing changed since open: the next close writes nothing either.
+        assert!(!log.close_needs_checkpoint());
+        log.close(true).unwrap();
+        assert_eq!(
+            file_names(tmp.path()),
+            ["00000000000000000000.log", "recovery-point"]
+        );
+    }
+
+    #[test]
+    fn a_clean_close_of_a_larger_or_producing_log_writes_its_checkpoint_files() {
+        let big = tempfile::tempdir().unwrap();
+        let log = open_log(big.path(), TopicConfig::default());
+        let value = "y".repeat(1000);
+        for _ in 0..40 {
+            log.append_records(&[Record::new(value.clone())]).unwrap();
+        }
+        assert!(log.stats().size_bytes > SMALL_ACTIVE_BYTES);
+        close_batched(log, big.path());
+        assert_eq!(
+            file_names(big.path()),
+            [
+                "00000000000000000000.index",
+                "00000000000000000000.log",
+                "00000000000000000000.timeindex",
+                "00000000000000000040.snapshot",
+                "recovery-point",
+            ]
+        );
+        let rp = RecoveryPoint::read(big.path()).unwrap().unwrap();
+        assert_eq!(rp.offset, 40);
+
+        // Small, but with producer state: the snapshot is written (the index is not: the open
+        // rescans the segment).
+        let idem = tempfile::tempdir().unwrap();
+        let log = open_log(idem.path(), TopicConfig::default());
+        let mut b = BatchBuilder::new();
+        b.set_producer(codec::ProducerFields {
+            producer_id: 7,
+            producer_epoch: 0,
+            base_sequence: 0,
+        });
+        b.push(1_000, None, Some(b"v"), &[]).unwrap();
+        log.append_batch(&mut b.finish()).unwrap();
+        close_batched(log, idem.path());
+        assert!(
+            file_names(idem.path()).contains(&"00000000000000000001.snapshot".to_string()),
+            "{:?}",
+            file_names(idem.path())
+        );
     }
 
     fn log_files(dir: &Path) -> usize {
