@@ -1,6 +1,6 @@
 //! Where a temporary broker makes its directory: `BrokerBuilder::temporary_dir_in` when set,
-//! else `TMPDIR` when set, else `/dev/shm` when it is a writable directory, else the system's
-//! temporary directory; and that the directory is gone once the broker drops.
+//! else `TMPDIR` when set, else `/dev/shm` when it is a writable directory with 1 GiB free, else
+//! the system's temporary directory; and that the directory is gone once the broker drops.
 //! The environment is only read, never set, so these run beside each other safely.
 
 use std::path::Path;
@@ -49,7 +49,8 @@ fn without_a_setting_the_default_parent_is_tmpdir_or_dev_shm_or_the_system_temp_
     let tmpdir_set = std::env::var_os("TMPDIR").is_some_and(|t| !t.is_empty());
     let shm = Path::new("/dev/shm");
     let shm_writable = shm.is_dir() && tempfile::tempdir_in(shm).is_ok();
-    let expected = if tmpdir_set || !shm_writable {
+    let shm_roomy = shm_free_bytes().is_some_and(|free| free >= 1 << 30);
+    let expected = if tmpdir_set || !shm_writable || !shm_roomy {
         std::env::temp_dir()
     } else {
         shm.to_path_buf()
@@ -58,4 +59,15 @@ fn without_a_setting_the_default_parent_is_tmpdir_or_dev_shm_or_the_system_temp_
     use_broker(&broker);
     drop(broker);
     assert!(!path.exists(), "{} left behind", path.display());
+}
+
+#[cfg(target_os = "linux")]
+fn shm_free_bytes() -> Option<u64> {
+    let stat = rustix::fs::statvfs("/dev/shm").ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn shm_free_bytes() -> Option<u64> {
+    None
 }

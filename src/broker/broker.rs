@@ -102,6 +102,9 @@ impl Default for BrokerBuilder {
 /// Where a temporary broker's directory goes when neither the builder nor `TMPDIR` says: a
 /// memory file system, so that making and removing its files waits on no journal.
 const MEMORY_TEMP_DIR: &str = "/dev/shm";
+/// The room [`MEMORY_TEMP_DIR`] must have left for a temporary broker to go there: a
+/// container's 64 MiB `/dev/shm` would fill under a test's data where a disk would not.
+const MEMORY_TEMP_DIR_MIN_FREE: u64 = 1 << 30;
 
 impl BrokerBuilder {
     /// The config of topics created by auto-creation. Default: `TopicConfig::default()`.
@@ -217,7 +220,8 @@ impl BrokerBuilder {
 
     /// Where [`BrokerBuilder::open_temporary`] makes its directory (a fresh one inside
     /// `parent`). Default: `TMPDIR` when it is set, else `/dev/shm` when it is a writable
-    /// directory (Linux's memory file system), else the system's temporary directory.
+    /// directory (Linux's memory file system) with at least 1 GiB free, else the system's
+    /// temporary directory.
     pub fn temporary_dir_in(&mut self, parent: impl AsRef<Path>) -> &mut Self {
         self.temporary_parent = Some(parent.as_ref().to_path_buf());
         self
@@ -231,11 +235,12 @@ impl BrokerBuilder {
     /// every temporary broker of the process.
     ///
     /// The directory is made in [`BrokerBuilder::temporary_dir_in`]'s directory if set, else
-    /// in `TMPDIR` if set, else in `/dev/shm` if that is a writable directory, else in the
-    /// system's temporary directory. On `/dev/shm` (tmpfs) its files are memory: every byte
-    /// the broker holds (segments, indexes, offsets) counts against RAM and against the size
-    /// of `/dev/shm` (often 64 MiB in a container, where a broker holding more fails with a
-    /// full-disk error) until the broker is dropped. Set `TMPDIR` or
+    /// in `TMPDIR` if set, else in `/dev/shm` if that is a writable directory with at least
+    /// 1 GiB free (a container's 64 MiB `/dev/shm` is passed over), else in the system's
+    /// temporary directory. On `/dev/shm` (tmpfs) its files are memory: every byte the broker
+    /// holds (segments, indexes, offsets) counts against RAM and against the room left on
+    /// `/dev/shm` (where a broker holding more fails with a full-disk error) until the broker
+    /// is dropped. Set `TMPDIR` or
     /// [`BrokerBuilder::temporary_dir_in`] to keep large test data on disk.
     pub fn open_temporary(&self) -> Result<Broker> {
         let make = |parent: &Path| {
@@ -249,11 +254,17 @@ impl BrokerBuilder {
             None if std::env::var_os("TMPDIR").is_some_and(|t| !t.is_empty()) => {
                 make(&std::env::temp_dir())?
             }
-            None => match make(Path::new(MEMORY_TEMP_DIR)) {
-                Ok(temp) => temp,
-                // No memory file system here, or not writable: the usual place.
-                Err(_) => make(&std::env::temp_dir())?,
-            },
+            None => {
+                let memory = Path::new(MEMORY_TEMP_DIR);
+                let roomy = io::available_bytes(memory)
+                    .is_some_and(|free| free >= MEMORY_TEMP_DIR_MIN_FREE);
+                match roomy.then(|| make(memory)) {
+                    Some(Ok(temp)) => temp,
+                    // No memory file system here, too small, or not writable: the usual
+                    // place.
+                    _ => make(&std::env::temp_dir())?,
+                }
+            }
         };
         self.open_inner(temp.path().to_path_buf(), Some(temp))
     }

@@ -1,6 +1,6 @@
 //! File-system primitives: positioned reads and writes, fsync of files and directories, atomic
-//! replacement of small files, the data-directory lock, and read-only memory maps of segments
-//! (`mmap`, the only module with `unsafe` code).
+//! replacement of small files, the data-directory lock, read-only memory maps of segments
+//! (`mmap`, the only module with `unsafe` code), and a file system's free room (`space`).
 //!
 //! Owns: every call into `std::fs` that needs care for durability. Invariants:
 //! - A file replaced with [`write_atomic`] is either wholly old or wholly new after a crash:
@@ -14,6 +14,7 @@
 mod file;
 mod lock;
 mod mmap;
+mod space;
 pub(crate) mod sync;
 
 pub(crate) use file::{
@@ -22,3 +23,4 @@ pub(crate) use file::{
 };
 pub(crate) use lock::DirLock;
 pub(crate) use mmap::{share, SegmentMap};
+pub(crate) use space::available_bytes;
