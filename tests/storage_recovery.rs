@@ -90,50 +90,6 @@ fn damage_after_the_recovery_point_is_cut_there_and_later_segments_dropped() {
     assert!(!logs[3].exists(), "segments after the cut are dropped");
 }
 
-/// A clean close of a small log writes its recovery point but not its index (the open
-/// rebuilds it by reading the segment): damage in the flushed bytes is then found at open,
-/// below the recovery point, and keeps that partition offline with an error naming the file
-/// and position; it is never cut as if it were a torn tail.
-#[test]
-fn damage_in_a_small_log_closed_without_index_files_is_an_error_at_open() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let broker = Broker::open(dir.path()).unwrap();
-        broker
-            .create_topic("t", TopicConfig::default().partitions(2))
-            .unwrap();
-        for p in 0..2 {
-            let part = broker.topic("t").unwrap().partition(p).unwrap();
-            for i in 0..10 {
-                part.append(&numbered(i * 5, 5)).unwrap();
-            }
-        }
-        broker.close().unwrap();
-    }
-    assert!(!segment(dir.path(), "t-0", 0, "index").exists());
-    assert!(dir.path().join("t-0/recovery-point").exists());
-    let log = segment(dir.path(), "t-0", 0, "log");
-    let mut bytes = std::fs::read(&log).unwrap();
-    let len = bytes.len();
-    let at = len / 3;
-    bytes[at] ^= 0x01;
-    std::fs::write(&log, &bytes).unwrap();
-    let broker = Broker::open(dir.path()).unwrap();
-    let e = broker.topic("t").unwrap().partition(0).unwrap_err();
-    match &e {
-        Error::Corrupt { path, position, .. } => {
-            assert_eq!(path, &log);
-            assert!(*position <= at as u64, "{e}");
-        }
-        other => panic!("expected Corrupt, got {other}"),
-    }
-    assert!(e.to_string().contains("flushed"), "{e}");
-    // Nothing was cut, and the other partition works.
-    assert_eq!(std::fs::metadata(&log).unwrap().len(), len as u64);
-    let p1 = broker.topic("t").unwrap().partition(1).unwrap();
-    assert_eq!(read_all(&p1, 0).len(), 50);
-}
-
 #[test]
 fn damage_in_flushed_data_is_an_error_naming_file_and_position() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,9 +10,8 @@
 //! - Appends go through one writer per partition; reads never block on it.
 //! - A reader sees only whole, CRC-checked batches below a published end.
 //! - Bytes below the recovery point are durable and not rescanned at open (but to rebuild a
-//!   missing index, as of a small active segment whose index a close leaves out, where damage
-//!   is an error, never a cut); bytes after it are checked at open and cut at the first
-//!   damaged or torn batch.
+//!   missing index, where damage is an error, never a cut); bytes after it are checked at
+//!   open and cut at the first damaged or torn batch.
 //! - The producer state follows the log: it changes only after a write, and a `.snapshot`
 //!   exists only for an offset below which every byte is durable.
 

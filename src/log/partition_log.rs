@@ -1243,16 +1243,14 @@ impl PartitionLog {
         };
         let mut written = vec![self.dir.clone()];
         let mut plans = Vec::with_capacity(sealed.len());
-        for seg in &sealed {
+        // The active segment's index too, however small: an open that rebuilt it by scanning
+        // would take a damaged offset there for the truth (tests/reliability_regressions.rs).
+        for seg in sealed.iter().chain(Some(&active)) {
             written.push(seg.log_path().to_path_buf());
             written.extend(seg.index_paths());
             plans.push(seg.write_index_unsynced()?);
         }
-        written.push(active.log_path().to_path_buf());
-        let active_plan = active.write_active_index_unsynced(SMALL_ACTIVE_BYTES)?;
-        if active_plan.is_some() {
-            written.extend(active.index_paths());
-        }
+        let active_plan = plans.pop().flatten();
         let rp_tmp = self
             .dir
             .join(format!("{}.tmp", super::checkpoint::FILE_NAME));
@@ -2216,19 +2214,20 @@ impl PartitionLog {
     /// Whether a snapshot at the log end (at a clean close, after a replay at open) spares
     /// the next open more than it costs: not when the producer state is empty and the log is
     /// one segment of at most [`SMALL_ACTIVE_BYTES`], which that open replays by
-    /// reading at most that much (as it rebuilds the segment's unwritten index), while the
-    /// snapshot is a file made and renamed per partition. Kafka likewise skips a snapshot
+    /// reading at most that much, while the snapshot is a file made and renamed per
+    /// partition. Kafka likewise skips a snapshot
     /// that would say nothing new (`ProducerStateManager.takeSnapshot`).
     fn snapshot_worth_writing(&self, w: &Writer) -> bool {
         !w.producers.is_empty() || !self.rescan_is_cheap(w.active.size())
     }
 
     /// Whether the log is one segment of at most [`SMALL_ACTIVE_BYTES`] (`size`, the active
-    /// segment's): then the next open reads it whole to rebuild what a batched checkpoint
-    /// (a clean close, a flush) did not write for it, its index and an empty producer state;
-    /// writing them made and renamed three of the four files a close wrote per partition,
-    /// each waiting on the file system's journal (docs/ARCHITECTURE.md, "Twelfth session:
-    /// close"). Its recovery point is always written: it is what tells flushed bytes (whose
+    /// segment's): then the next open replays it whole to rebuild the empty producer state
+    /// a batched checkpoint (a clean close, a flush) did not write for it; the snapshot was
+    /// one of the four files a close made and renamed per partition, each waiting on the
+    /// file system's journal (docs/ARCHITECTURE.md, "Twelfth session: close"). Its index
+    /// files and recovery point are always written: an index rebuilt by a scan would take a
+    /// damaged offset for the truth, and the recovery point tells flushed bytes (whose
     /// damage is an error) from a torn tail (cut at open).
     fn rescan_is_cheap(&self, size: u64) -> bool {
         size <= SMALL_ACTIVE_BYTES && self.segments.read().len() == 1
@@ -2334,9 +2333,8 @@ fn apply_written(states: &mut ProducerStates, facts: &BatchFacts, segment: Optio
     }
 }
 
-/// An active segment at most this large whose index was never written keeps it in memory
-/// through a batched checkpoint (a clean close, a flush), and a log of one such segment gets
-/// no empty producer snapshot there either: the next open rebuilds them by reading this much
+/// A log of one segment at most this large gets no empty producer snapshot at a batched
+/// checkpoint (a clean close, a flush): the next open rebuilds the state by reading this much
 /// at most (see `PartitionLog::rescan_is_cheap`).
 const SMALL_ACTIVE_BYTES: u64 = 32 * 1024;
 
@@ -2544,7 +2542,7 @@ mod tests {
     }
 
     #[test]
-    fn a_clean_close_of_a_small_log_writes_only_its_recovery_point_and_the_open_rescans_it() {
+    fn a_clean_close_of_a_small_log_writes_no_empty_snapshot_and_the_open_replays_it() {
         let tmp = tempfile::tempdir().unwrap();
         let log = open_log(tmp.path(), TopicConfig::default().index_interval_bytes(0));
         for i in 0..20 {
@@ -2553,26 +2551,24 @@ mod tests {
         let size = log.stats().size_bytes;
         assert!(size <= SMALL_ACTIVE_BYTES, "{size}");
         close_batched(log, tmp.path());
-        // No index, time index or (empty) producer snapshot: the segment and its recovery
-        // point only.
-        assert_eq!(
-            file_names(tmp.path()),
-            ["00000000000000000000.log", "recovery-point"]
-        );
+        // No (empty) producer snapshot: the segment, its indexes and its recovery point.
+        let kept = [
+            "00000000000000000000.index",
+            "00000000000000000000.log",
+            "00000000000000000000.timeindex",
+            "recovery-point",
+        ];
+        assert_eq!(file_names(tmp.path()), kept);
         let rp = RecoveryPoint::read(tmp.path()).unwrap().unwrap();
         assert_eq!((rp.offset, rp.position), (20, size));
         let log = open_log(tmp.path(), TopicConfig::default().index_interval_bytes(0));
         assert_eq!(log.log_end_offset(), 20);
-        // Rebuilt by the scan: a lookup in the middle finds its record.
         let read = log.read(7, 1 << 20).unwrap();
         assert_eq!(read.iter().next().unwrap().offset, 7);
         // Nothing changed since open: the next close writes nothing either.
         assert!(!log.close_needs_checkpoint());
         log.close(true).unwrap();
-        assert_eq!(
-            file_names(tmp.path()),
-            ["00000000000000000000.log", "recovery-point"]
-        );
+        assert_eq!(file_names(tmp.path()), kept);
     }
 
     #[test]
@@ -2598,8 +2594,7 @@ mod tests {
         let rp = RecoveryPoint::read(big.path()).unwrap().unwrap();
         assert_eq!(rp.offset, 40);
 
-        // Small, but with producer state: the snapshot is written (the index is not: the open
-        // rescans the segment).
+        // Small, but with producer state: the snapshot is written.
         let idem = tempfile::tempdir().unwrap();
         let log = open_log(idem.path(), TopicConfig::default());
         let mut b = BatchBuilder::new();

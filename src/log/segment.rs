@@ -893,28 +893,8 @@ impl Segment {
         self.write_index_unsynced_locked()
     }
 
-    /// [`Segment::write_index_unsynced`] for an active segment, except that a segment of at
-    /// most `small_bytes` whose index was never written keeps it in memory only (`Ok(None)`):
-    /// an open without index files rebuilds it by scanning the segment, which then reads at
-    /// most `small_bytes`, while writing it makes two files (a close of thousands of small
-    /// partitions made two of its four files per partition here).
-    pub(crate) fn write_active_index_unsynced(
-        &self,
-        small_bytes: u64,
-    ) -> Result<Option<PersistPlan>> {
-        let files = self.files.lock();
-        if files.deleted {
-            return Ok(None);
-        }
-        if self.size() <= small_bytes && !self.index_path.exists() && !self.time_index_path.exists()
-        {
-            self.persist_txn_index()?;
-            return Ok(None);
-        }
-        self.write_index_unsynced_locked()
-    }
-
-    /// The body of the two above, with `files` held and the files not deleted.
+    /// The body of [`Segment::write_index_unsynced`], with `files` held and the files not
+    /// deleted.
     fn write_index_unsynced_locked(&self) -> Result<Option<PersistPlan>> {
         let plan = self
             .index
