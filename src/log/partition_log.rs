@@ -1230,8 +1230,7 @@ impl PartitionLog {
             if idle && !snapshot {
                 return Ok(None);
             }
-            let bytes = (snapshot && self.snapshot_worth_writing(&w))
-                .then(|| producer_state::encode_snapshot(&w.producers));
+            let bytes = snapshot.then(|| producer_state::encode_snapshot(&w.producers));
             (
                 rp,
                 w.active.clone(),
@@ -2200,37 +2199,12 @@ impl PartitionLog {
     fn write_snapshot_now(&self) -> bool {
         let (offset, bytes) = {
             let w = self.writer.lock();
-            if !self.snapshot_worth_writing(&w) {
-                return true;
-            }
             (
                 self.log_end.load(Ordering::Relaxed),
                 producer_state::encode_snapshot(&w.producers),
             )
         };
         self.write_snapshot(offset, &bytes)
-    }
-
-    /// Whether a snapshot at the log end (at a clean close, after a replay at open) spares
-    /// the next open more than it costs: not when the producer state is empty and the log is
-    /// one segment of at most [`SMALL_ACTIVE_BYTES`], which that open replays by
-    /// reading at most that much, while the snapshot is a file made and renamed per
-    /// partition. Kafka likewise skips a snapshot
-    /// that would say nothing new (`ProducerStateManager.takeSnapshot`).
-    fn snapshot_worth_writing(&self, w: &Writer) -> bool {
-        !w.producers.is_empty() || !self.rescan_is_cheap(w.active.size())
-    }
-
-    /// Whether the log is one segment of at most [`SMALL_ACTIVE_BYTES`] (`size`, the active
-    /// segment's): then the next open replays it whole to rebuild the empty producer state
-    /// a batched checkpoint (a clean close, a flush) did not write for it; the snapshot was
-    /// one of the four files a close made and renamed per partition, each waiting on the
-    /// file system's journal (docs/ARCHITECTURE.md, "Twelfth session: close"). Its index
-    /// files and recovery point are always written: an index rebuilt by a scan would take a
-    /// damaged offset for the truth, and the recovery point tells flushed bytes (whose
-    /// damage is an error) from a torn tail (cut at open).
-    fn rescan_is_cheap(&self, size: u64) -> bool {
-        size <= SMALL_ACTIVE_BYTES && self.segments.read().len() == 1
     }
 
     /// Writes a snapshot; false (logged) if it could not.
@@ -2332,11 +2306,6 @@ fn apply_written(states: &mut ProducerStates, facts: &BatchFacts, segment: Optio
         states.complete(&c);
     }
 }
-
-/// A log of one segment at most this large gets no empty producer snapshot at a batched
-/// checkpoint (a clean close, a flush): the next open rebuilds the state by reading this much
-/// at most (see `PartitionLog::rescan_is_cheap`).
-const SMALL_ACTIVE_BYTES: u64 = 32 * 1024;
 
 /// The extension of producer snapshot files, `<offset:020>.snapshot` (Kafka's).
 const SNAPSHOT_EXTENSION: &str = "snapshot";
@@ -2542,44 +2511,13 @@ mod tests {
     }
 
     #[test]
-    fn a_clean_close_of_a_small_log_writes_no_empty_snapshot_and_the_open_replays_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let log = open_log(tmp.path(), TopicConfig::default().index_interval_bytes(0));
-        for i in 0..20 {
-            append(&log, i).unwrap();
-        }
-        let size = log.stats().size_bytes;
-        assert!(size <= SMALL_ACTIVE_BYTES, "{size}");
-        close_batched(log, tmp.path());
-        // No (empty) producer snapshot: the segment, its indexes and its recovery point.
-        let kept = [
-            "00000000000000000000.index",
-            "00000000000000000000.log",
-            "00000000000000000000.timeindex",
-            "recovery-point",
-        ];
-        assert_eq!(file_names(tmp.path()), kept);
-        let rp = RecoveryPoint::read(tmp.path()).unwrap().unwrap();
-        assert_eq!((rp.offset, rp.position), (20, size));
-        let log = open_log(tmp.path(), TopicConfig::default().index_interval_bytes(0));
-        assert_eq!(log.log_end_offset(), 20);
-        let read = log.read(7, 1 << 20).unwrap();
-        assert_eq!(read.iter().next().unwrap().offset, 7);
-        // Nothing changed since open: the next close writes nothing either.
-        assert!(!log.close_needs_checkpoint());
-        log.close(true).unwrap();
-        assert_eq!(file_names(tmp.path()), kept);
-    }
-
-    #[test]
-    fn a_clean_close_of_a_larger_or_producing_log_writes_its_checkpoint_files() {
+    fn a_batched_clean_close_writes_index_files_snapshot_and_recovery_point() {
         let big = tempfile::tempdir().unwrap();
         let log = open_log(big.path(), TopicConfig::default());
         let value = "y".repeat(1000);
         for _ in 0..40 {
             log.append_records(&[Record::new(value.clone())]).unwrap();
         }
-        assert!(log.stats().size_bytes > SMALL_ACTIVE_BYTES);
         close_batched(log, big.path());
         assert_eq!(
             file_names(big.path()),
@@ -2594,7 +2532,7 @@ mod tests {
         let rp = RecoveryPoint::read(big.path()).unwrap().unwrap();
         assert_eq!(rp.offset, 40);
 
-        // Small, but with producer state: the snapshot is written.
+        // With producer state: the snapshot holds it.
         let idem = tempfile::tempdir().unwrap();
         let log = open_log(idem.path(), TopicConfig::default());
         let mut b = BatchBuilder::new();

@@ -459,12 +459,6 @@ impl ProducerStates {
         }
     }
 
-    /// No producer and no open transaction: what a replay of a log without idempotent or
-    /// transactional batches builds.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.producers.is_empty() && self.ongoing.is_empty()
-    }
-
     pub(crate) fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }
