@@ -9,8 +9,10 @@
 //!   checks the answer lies in `0..partition_count`.
 //! - `accumulator` holds, per partition, the batch being filled (already encoded with the
 //!   codec's `BatchBuilder`) and the closed batches waiting to be written.
-//! - `producer` is the handle (`send`, `flush`, `close`) and the one sender thread per
+//! - `producer` is the handle (`send`, `flush`, `close`) and the one sender loop per
 //!   producer that writes batches and completes them.
+//! - `sender_pool` owns the threads the sender loops run on: a producer's creation takes an
+//!   idle one (or spawns one), its close waits for its loop's end instead of joining a thread.
 //! - `future` is the once-set result of a batch that every record's future shares.
 //!
 //! Invariants:
@@ -34,6 +36,7 @@ pub(crate) mod partitioner;
 #[allow(clippy::module_inception)]
 mod producer;
 mod record;
+mod sender_pool;
 mod transaction;
 
 pub use future::SendFuture;

@@ -1,4 +1,4 @@
-//! The producer handle and its sender thread.
+//! The producer handle and its sender loop (run on a pooled thread, see `sender_pool`).
 //!
 //! Threading: the threads that call `send` choose the partition and encode the record into
 //! that partition's open batch, under that partition's lock only (see `accumulator`); one
@@ -17,15 +17,14 @@
 //! `Shared::push_locked`).
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -43,6 +42,7 @@ use crate::producer::future::{Completion, SendFuture};
 use crate::producer::idempotence::Sequences;
 use crate::producer::partitioner::Partitioner;
 use crate::producer::record::{ProducerRecord, RecordMetadata};
+use crate::producer::sender_pool::{self, Finished};
 use crate::producer::transaction::Idempotence;
 
 /// The most a record's encoding grows between being first in a batch (deltas 0) and later:
@@ -96,6 +96,26 @@ thread_local! {
     /// The topic this thread sent to last, and through which producer (see `Shared::send`).
     /// It holds no files: lanes hold their logs weakly.
     static LAST_TOPIC: RefCell<Option<LastTopic>> = const { RefCell::new(None) };
+    /// The producer (`Shared::id`) whose sender loop this thread is running, if any: pool
+    /// threads run one producer's loop after another (see `sender_pool`).
+    static RUNNING_SENDER: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Marks the current thread as running a producer's sender loop until dropped (also when
+/// the loop panics: the pool thread serves other producers afterwards).
+struct RunningSender;
+
+impl RunningSender {
+    fn enter(id: u64) -> RunningSender {
+        RUNNING_SENDER.with(|r| r.set(Some(id)));
+        RunningSender
+    }
+}
+
+impl Drop for RunningSender {
+    fn drop(&mut self) {
+        RUNNING_SENDER.with(|r| r.set(None));
+    }
 }
 
 /// A thread's topic sent to last (see `LAST_TOPIC`).
@@ -133,7 +153,8 @@ impl LastTopic {
 /// microseconds apart; at once under `acks=all`, whose fsyncs batch records). A send is
 /// complete when the record is stored under the configured [`Acks`]. [`Producer::flush`]
 /// sends everything pending and waits for it; [`Producer::close`] flushes and stops the
-/// sender thread; dropping the last handle does the same, best-effort.
+/// sender loop (its thread is kept by the process for the next producer); dropping the last
+/// handle does the same, best-effort.
 ///
 /// ```
 /// use embroker::{Acks, Broker, ProducerConfig, ProducerRecord, TopicConfig};
@@ -164,10 +185,11 @@ pub struct Producer {
 }
 
 /// Owned by the user-facing handles only: the last one dropped closes the producer. The
-/// sender thread holds `Shared`, not this, so it does not keep the producer open.
+/// sender loop holds `Shared`, not this, so it does not keep the producer open.
 struct Handle {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The end of the sender loop, taken by the close that waits for it.
+    sender: Mutex<Option<Arc<Finished>>>,
 }
 
 /// What the sending threads and the sender thread share.
@@ -215,7 +237,6 @@ pub(super) struct Shared {
     done: Condvar,
     /// Mirrors `Accumulator::closed`, so a closed producer refuses sends without the lock.
     closed: AtomicBool,
-    sender_id: OnceLock<ThreadId>,
     /// Counted by the sender thread per batch, and by `send` per rejected record.
     metrics: ProducerMetrics,
 }
@@ -309,7 +330,8 @@ impl std::fmt::Debug for Producer {
 
 impl Broker {
     /// A producer that sends to this broker's topics, configured by `config` (checked here;
-    /// errors name the key). Starts the producer's sender thread.
+    /// errors name the key). Starts the producer's sender loop, on a thread of the process's
+    /// pool (an idle one when there is one).
     pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
         Producer::new(self.clone(), config)
     }
@@ -351,33 +373,27 @@ impl Producer {
             space: Condvar::new(),
             done: Condvar::new(),
             closed: AtomicBool::new(false),
-            sender_id: OnceLock::new(),
             metrics: ProducerMetrics::new(&config),
             idempotence,
             broker,
             config,
         });
-        let name = if shared.config.client_id.is_empty() {
-            "embroker-producer".to_string()
-        } else {
-            format!("embroker-producer-{}", shared.config.client_id)
-        };
         let for_thread = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || for_thread.run_sender())
-            .map_err(|e| {
-                Error::io(
-                    "starting the producer's sender thread for",
-                    shared.broker.path(),
-                    e,
-                )
-            })?;
-        let _ = shared.sender_id.set(thread.thread().id());
+        let sender = sender_pool::run(move || {
+            let _running = RunningSender::enter(for_thread.id);
+            for_thread.run_sender();
+        })
+        .map_err(|e| {
+            Error::io(
+                "starting the producer's sender thread for",
+                shared.broker.path(),
+                e,
+            )
+        })?;
         Ok(Producer {
             handle: Arc::new(Handle {
                 shared,
-                thread: Mutex::new(Some(thread)),
+                sender: Mutex::new(Some(sender)),
             }),
         })
     }
@@ -563,8 +579,8 @@ impl Producer {
         }
     }
 
-    /// Refuses new records, sends everything pending (as `flush`), and stops the sender
-    /// thread. Every handle of this producer fails with [`Error::Closed`] afterwards; closing
+    /// Refuses new records, sends everything pending (as `flush`), and waits for the sender
+    /// loop to end. Every handle of this producer fails with [`Error::Closed`] afterwards; closing
     /// twice is a no-op. Called from a send callback, it starts the close and returns without
     /// waiting (the sender finishes once the callback returns).
     pub fn close(&self) -> Result<()> {
@@ -586,9 +602,10 @@ impl Handle {
         if shared.on_sender_thread() {
             return Ok(());
         }
-        let thread = self.thread.lock().take();
-        match thread {
-            Some(thread) => thread.join().map_err(|_| Error::IllegalState {
+        let sender = self.sender.lock().take();
+        match sender {
+            Some(sender) if sender.wait() => Ok(()),
+            Some(_) => Err(Error::IllegalState {
                 reason: "the producer's sender thread panicked".into(),
             }),
             None => {
@@ -618,7 +635,7 @@ fn internal(what: &str) -> Error {
 
 impl Shared {
     pub(super) fn on_sender_thread(&self) -> bool {
-        self.sender_id.get() == Some(&std::thread::current().id())
+        RUNNING_SENDER.with(|r| r.get()) == Some(self.id)
     }
 
     fn check_open(&self) -> Result<()> {
