@@ -283,9 +283,13 @@ fn run_loop(
         while let Ok(query) = queries.try_recv() {
             query(&tasks.live);
         }
+        // A query's wake-up ends the poll with nothing fetched (the wake-up is checked before
+        // any fetch). The loop goes on as after an empty poll: skipping the rest would skip
+        // the commit, and a reader querying more often than the poll timeout would then hold
+        // processed offsets uncommitted for as long as it kept asking.
         let records = match consumer.poll(Duration::from_millis(100)) {
             Ok(r) => r,
-            Err(Error::Wakeup) => continue,
+            Err(Error::Wakeup) => crate::ConsumerRecords::default(),
             Err(e) => return Err(e),
         };
         let events = std::mem::take(&mut lock(pending).events);
