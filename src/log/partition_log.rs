@@ -117,101 +117,28 @@ pub(super) struct Writer {
     pending_snapshots: Vec<(i64, Vec<u8>)>,
 }
 
-/// Group commit's state: how far the log is known durable, the syncs running, and the
-/// callers waiting for them.
+/// Group commit's state: how far the log is known durable, whether a caller is syncing, and
+/// the callers waiting for it.
 ///
 /// Waiters do not share a condition variable (whose `notify_all` requeued them onto this
 /// mutex, to wake one after another): each parks alone, and the caller that finishes a sync
 /// unparks, in one pass after releasing the lock, the waiters the sync covered and one that it
 /// did not, which leads the next sync. The others sleep on: no thundering herd, and no
 /// thread whose offset is durable waits behind the wake-up of one that is not.
-///
-/// Syncs may overlap (up to [`SYNCS_OVERLAPPING_MAX`]): a caller whose end no running sync
-/// covers starts another, fsyncing the active segment only, when nothing else is pending (see
-/// `PartitionLog::sync_active`). Completions are published in the order the syncs started: the
-/// durable offset moves to a sync's end only once it and every sync started before it
-/// succeeded, so it only grows and never covers bytes an fsync did not. After a sync failed
-/// for good nothing later is published (a later fsync can succeed over pages the failed one
-/// lost).
 #[derive(Default)]
 struct SyncState {
     durable_offset: i64,
-    /// The syncs running or completed but not yet published, in the order they started.
-    running: Vec<RunningSync>,
-    next_ticket: u64,
-    /// A sync failed for good (the log is failed): nothing more is published.
-    poisoned: bool,
+    in_progress: bool,
     /// Parked callers and the end offset each needs durable.
     waiters: Vec<(Thread, i64)>,
     /// The waiter last unparked to lead the next sync, until a sync starts.
     next_leader: Option<ThreadId>,
 }
 
-/// One sync of `sync_to`, from its start until it is published.
-struct RunningSync {
-    ticket: u64,
-    /// The end it covers: known at its start for an overlapping sync, at its end otherwise.
-    end: Option<i64>,
-    /// `Some(true)` once it succeeded, `Some(false)` once it failed.
-    outcome: Option<bool>,
-}
-
 impl SyncState {
-    /// Whether no sync of `sync_to` runs (or awaits publishing).
-    fn idle(&self) -> bool {
-        self.running.is_empty()
-    }
-
-    /// Whether the caller may start a sync overlapping the running ones: every running sync's
-    /// end is known, none covers `end_offset`, and fewer than the most run.
-    fn may_overlap(&self, end_offset: i64) -> bool {
-        self.running.len() < SYNCS_OVERLAPPING_MAX
-            && self
-                .running
-                .iter()
-                .all(|r| r.end.is_some_and(|e| e < end_offset))
-    }
-
-    /// Registers a sync starting now, covering `end` if known; returns its ticket.
-    fn start(&mut self, end: Option<i64>) -> u64 {
-        let ticket = self.next_ticket;
-        self.next_ticket += 1;
-        self.running.push(RunningSync {
-            ticket,
-            end,
-            outcome: None,
-        });
-        ticket
-    }
-
-    /// Sync `ticket` ended (`covered` is its end when it succeeded): publishes, in start
-    /// order, every sync whose predecessors all ended. A failure publishes nothing, and a
-    /// fatal one (`poison`) nothing ever after.
-    fn end(&mut self, ticket: u64, covered: Option<i64>, poison: bool) {
-        self.poisoned |= poison;
-        if let Some(r) = self.running.iter_mut().find(|r| r.ticket == ticket) {
-            r.outcome = Some(covered.is_some());
-            if covered.is_some() {
-                r.end = covered;
-            }
-        }
-        let settled = self
-            .running
-            .iter()
-            .take_while(|r| r.outcome.is_some())
-            .count();
-        for r in self.running.drain(..settled) {
-            if r.outcome == Some(true) && !self.poisoned {
-                if let Some(end) = r.end {
-                    self.durable_offset = self.durable_offset.max(end);
-                }
-            }
-        }
-    }
-
-    /// After a sync ended: takes off the list and returns the waiters to unpark: those now
-    /// covered and one that is not, to lead (or overlap) the next sync; every waiter when it
-    /// failed (each then sees the failure, or leads a retry).
+    /// After a sync (none in progress now): takes off the list and returns the waiters to
+    /// unpark: those it covered and one it did not, to lead the next sync; every waiter when
+    /// it failed (each then sees the failure, or leads a retry).
     fn finished(&mut self, ok: bool) -> Vec<Thread> {
         if !ok {
             return self.waiters.drain(..).map(|(t, _)| t).collect();
@@ -237,6 +164,7 @@ impl SyncState {
     /// The caller `me` starts a sync: it is no waiter, and no other is to lead.
     fn lead(&mut self, me: ThreadId) {
         self.waiters.retain(|(t, _)| t.id() != me);
+        self.in_progress = true;
         self.next_leader = None;
     }
 
@@ -245,7 +173,7 @@ impl SyncState {
     /// another waiter to unpark in its place.
     fn leave(&mut self, me: ThreadId) -> Option<Thread> {
         self.waiters.retain(|(t, _)| t.id() != me);
-        if !self.idle() || self.next_leader != Some(me) {
+        if self.in_progress || self.next_leader != Some(me) {
             return None;
         }
         let next = self.waiters.pop().map(|(t, _)| t);
@@ -275,8 +203,6 @@ impl From<io::SyncError> for SyncFailure {
 struct Synced {
     /// The first index file that could not be written (its segment stays pending).
     index_error: Option<Error>,
-    /// The end offset it made durable.
-    covered: i64,
 }
 
 /// A checkpoint whose files are written but not yet durable (see `checkpoint_batch`): made by
@@ -1122,7 +1048,13 @@ impl PartitionLog {
             };
             (w.unsynced[..n].to_vec(), active, epoch, covered)
         };
-        self.run_sync_hook();
+        #[cfg(test)]
+        {
+            let hook = self.sync_hook.lock().clone();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
         if epoch.is_some() {
             io::sync_dir_steps(&self.dir)?;
         }
@@ -1156,21 +1088,7 @@ impl PartitionLog {
         }
         let mut s = self.sync_state.lock();
         s.durable_offset = s.durable_offset.max(covered);
-        Ok(Synced {
-            index_error,
-            covered,
-        })
-    }
-
-    /// Runs the test hook set by a unit test before a sync's fsyncs.
-    fn run_sync_hook(&self) {
-        #[cfg(test)]
-        {
-            let hook = self.sync_hook.lock().clone();
-            if let Some(hook) = hook {
-                hook();
-            }
-        }
+        Ok(Synced { index_error })
     }
 
     /// Whether segments sealed by rolls wait for a sync, or the recovery point lags behind a
@@ -1434,10 +1352,8 @@ impl PartitionLog {
     }
 
     /// Makes every record up to `offset` (exclusive end) durable, sharing fsyncs between
-    /// concurrent callers (group commit): a sync that started after a caller's append covers
-    /// it. A caller whose end no running sync covers starts another beside them when only the
-    /// active segment is unsynced (concurrent fsyncs of one file complete beside each other on
-    /// a journaling file system), and otherwise waits for them (see [`SyncState`]).
+    /// concurrent callers (group commit): one caller fsyncs while the others wait, and a sync
+    /// that started after a caller's append covers it.
     ///
     /// In a temporary broker's directory nothing is fsynced (its data dies with it): what was
     /// appended is as durable as it will get, and the call waits for no one.
@@ -1465,16 +1381,7 @@ impl PartitionLog {
                 }
                 return refused.map_or(Ok(()), Err);
             }
-            // Planned without the sync state's lock (the writer lock is never taken under
-            // it), then checked again under it.
-            let plan = (s.idle() || s.may_overlap(end_offset))
-                .then(|| MutexGuard::unlocked(&mut s, || self.plan_active()));
-            let start = match plan {
-                Some(Some((_, end))) if s.idle() || s.may_overlap(end) => true,
-                Some(None) => s.idle(),
-                _ => false,
-            };
-            if !start {
+            if s.in_progress {
                 if !s.waiters.iter().any(|(t, _)| t.id() == me) {
                     s.waiters.push((std::thread::current(), end_offset));
                 }
@@ -1483,63 +1390,29 @@ impl PartitionLog {
                 MutexGuard::unlocked(&mut s, std::thread::park);
                 continue;
             }
-            let active = plan.flatten();
             s.lead(me);
-            let ticket = s.start(active.as_ref().map(|(_, end)| *end));
             drop(s);
-            let result = match &active {
-                Some((segment, end)) => self.sync_active(segment).map(|()| (None, *end)),
-                // Everything pending; the end is captured before syncing.
-                None => self
-                    .sync_pending(usize::MAX)
-                    .map(|synced| (synced.index_error, synced.covered)),
-            };
-            // Settled before any waiter wakes: a woken waiter must see the log failed, not
-            // lead a new fsync that could succeed over pages the failed one lost.
-            let (outcome, index_error) = match result {
-                Ok((index_error, covered)) => (Ok(covered), index_error),
-                Err(f) => {
-                    let fatal = matches!(f, SyncFailure::Fatal(_));
-                    (Err((self.settle(f), fatal)), None)
-                }
-            };
+            // The end is captured before syncing: the fsyncs cover at least that much.
+            let result = self.sync_pending(usize::MAX);
             s = self.sync_state.lock();
-            match &outcome {
-                Ok(covered) => s.end(ticket, Some(*covered), false),
-                Err((_, fatal)) => s.end(ticket, None, *fatal),
-            }
-            let woken = s.finished(outcome.is_ok());
+            s.in_progress = false;
+            let woken = s.finished(result.is_ok());
             drop(s);
             // Outside the lock, so a woken caller does not find it taken.
             for t in woken {
                 t.unpark();
             }
-            if let Some(e) = index_error {
-                // The data is durable; the index is retried by the next sync.
-                log::warn!("{self:?}: index not persisted, will retry: {e}");
-            }
-            if let Err((e, _)) = outcome {
-                return Err(e);
+            match result {
+                Ok(synced) => {
+                    if let Some(e) = synced.index_error {
+                        // The data is durable; the index is retried by the next sync.
+                        log::warn!("{self:?}: index not persisted, will retry: {e}");
+                    }
+                }
+                Err(f) => return Err(self.settle(f)),
             }
             s = self.sync_state.lock();
         }
-    }
-
-    /// The active segment and the log end, when nothing else waits for a sync (no sealed
-    /// segment, directory entry or producer snapshot): an fsync of the active segment then
-    /// makes the whole log durable up to that end.
-    fn plan_active(&self) -> Option<(Arc<Segment>, i64)> {
-        let w = self.writer.lock();
-        (w.unsynced.is_empty() && w.dir_synced == w.dir_epoch && w.pending_snapshots.is_empty())
-            .then(|| (w.active.clone(), self.log_end.load(Ordering::Acquire)))
-    }
-
-    /// Fsyncs `active` (planned by [`PartitionLog::plan_active`]); the caller publishes.
-    fn sync_active(&self, active: &Segment) -> std::result::Result<(), SyncFailure> {
-        self.run_sync_hook();
-        active.sync().map_err(SyncFailure::Fatal)?;
-        self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        Ok(())
     }
 
     /// Reads whole batches from `from` up to about `max_bytes` (at least one batch).
@@ -2477,9 +2350,6 @@ fn remove_best_effort(path: &Path) {
 #[cfg(test)]
 const SYNC_BATCH_SEGMENTS: usize = 32;
 
-/// The most syncs of one log that `sync_to` runs at once (see [`SyncState`]).
-const SYNCS_OVERLAPPING_MAX: usize = 4;
-
 /// Rolls after which the tasks thread runs retention without waiting for its interval.
 const ROLLS_BEFORE_RETENTION: u64 = 16;
 /// The most segments retention deletes before it publishes the new log start.
@@ -2982,18 +2852,13 @@ mod tests {
         log.append_records(&[Record::new("v").key("k0")]).unwrap();
     }
 
-    /// Group commit's hand-off (issue #20): callers that arrive while a sync is held start
-    /// one sync beside it covering all of them (the others' ends are within it), which
-    /// completes first but is not published until the held one is: the durable offset stays
-    /// put meanwhile. Then every caller returns: two fsyncs for nine callers.
+    /// Group commit's hand-off (issue #20): callers that arrive while a sync is held wait;
+    /// when it ends, one of them (its offset not covered) leads the next sync, which covers
+    /// all of them, and every caller returns: two fsyncs for nine callers.
     #[test]
-    fn a_sync_beside_a_held_one_is_published_after_it() {
+    fn waiters_of_a_sync_get_one_new_leader_and_all_return() {
         let tmp = tempfile::tempdir().unwrap();
         let log = Arc::new(open_log(tmp.path(), TopicConfig::default()));
-        // The new segment's directory entry is synced first: with it pending, a sync covers
-        // more than the active segment and runs alone.
-        let end = append(&log, 0).unwrap().last_offset + 1;
-        log.sync_to(end).unwrap();
         let (entered_tx, entered) = mpsc::channel::<()>();
         let (release, released) = mpsc::channel::<()>();
         let released = Mutex::new(released);
@@ -3007,91 +2872,33 @@ mod tests {
             }
         }));
         let before = log.fsync_count();
-        let durable_before = log.durable_offset();
-        let first = append(&log, 1).unwrap().last_offset + 1;
+        let first = append(&log, 0).unwrap().last_offset + 1;
         let leader = {
             let log = log.clone();
             std::thread::spawn(move || log.sync_to(first))
         };
         entered.recv_timeout(Duration::from_secs(60)).unwrap();
-        let ends: Vec<i64> = (2..10)
-            .map(|i| append(&log, i).unwrap().last_offset + 1)
-            .collect();
-        let waiters: Vec<_> = ends
-            .into_iter()
-            .map(|end| {
+        let waiters: Vec<_> = (1..9)
+            .map(|i| {
+                let end = append(&log, i).unwrap().last_offset + 1;
                 let log = log.clone();
                 std::thread::spawn(move || log.sync_to(end))
             })
             .collect();
-        // Until every caller waits: one after its own sync beside the held one.
+        // Until every caller waits on the held sync.
         let deadline = Instant::now() + Duration::from_secs(60);
-        while (log.sync_state.lock().waiters.len() < 8 || log.fsync_count() - before < 1)
-            && Instant::now() < deadline
-        {
+        while log.sync_state.lock().waiters.len() < 8 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(log.sync_state.lock().waiters.len(), 8);
-        assert_eq!(
-            log.fsync_count() - before,
-            1,
-            "one sync beside the held one"
-        );
-        assert_eq!(
-            log.durable_offset(),
-            durable_before,
-            "published out of order"
-        );
         let _ = release.send(());
         leader.join().unwrap().unwrap();
         for w in waiters {
             w.join().unwrap().unwrap();
         }
         assert_eq!(log.fsync_count() - before, 2);
-        let s = log.sync_state.lock();
-        assert!(s.waiters.is_empty());
-        assert!(s.running.is_empty());
-        assert!(s.durable_offset >= 10);
-    }
-
-    /// Overlapping syncs are published in the order they started; a fatal failure publishes
-    /// nothing after it, and a sync whose end is unknown, or one covering the caller, is not
-    /// overlapped.
-    #[test]
-    fn sync_state_publishes_in_start_order_and_stops_after_a_failure() {
-        let mut s = SyncState::default();
-        assert!(s.idle());
-        let t0 = s.start(Some(5));
-        assert!(s.may_overlap(6));
-        assert!(!s.may_overlap(5));
-        let t1 = s.start(Some(10));
-        s.end(t1, Some(10), false);
-        assert_eq!(s.durable_offset, 0, "t0 still runs");
-        s.end(t0, Some(5), false);
-        assert_eq!(s.durable_offset, 10);
-        assert!(s.idle());
-
-        let full = s.start(None);
-        assert!(!s.may_overlap(i64::MAX), "a full sync's end is unknown");
-        s.end(full, Some(12), false);
-        assert_eq!(s.durable_offset, 12);
-
-        let (a, b, c) = (s.start(Some(20)), s.start(Some(30)), s.start(Some(40)));
-        assert!(s.may_overlap(41));
-        let d = s.start(Some(50));
-        assert!(
-            !s.may_overlap(60),
-            "at most {SYNCS_OVERLAPPING_MAX} at once"
-        );
-        s.end(b, Some(30), false);
-        s.end(a, None, true);
-        s.end(c, Some(40), false);
-        s.end(d, Some(50), false);
-        assert_eq!(
-            s.durable_offset, 12,
-            "nothing published after a fatal failure"
-        );
-        assert!(s.idle());
+        assert!(log.sync_state.lock().waiters.is_empty());
+        assert!(log.durable_offset() >= 9);
     }
 
     /// Many callers appending and syncing at once all return, sharing fsyncs.
