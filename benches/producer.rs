@@ -12,7 +12,8 @@
 //!    ending with an fsync, against the same baseline).
 //! 2. acks=all with 1, 4, 16 and 64 threads, each doing `send().wait()` in a loop for a fixed
 //!    time: records/s, p50/p99 latency and fsyncs per record, next to this machine's fsync
-//!    latency measured in the same run.
+//!    latency measured in the same run. Also 64 threads over 4 producers (4 senders syncing
+//!    the one partition at once).
 //!
 //! `cargo bench --bench producer`; `EMBROKER_BENCH_SCALE=0.1` for a quick run.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
