@@ -12,7 +12,8 @@
 //!    ending with an fsync, against the same baseline).
 //! 2. acks=all with 1, 4, 16 and 64 threads, each doing `send().wait()` in a loop for a fixed
 //!    time: records/s, p50/p99 latency and fsyncs per record, next to this machine's fsync
-//!    latency measured in the same run.
+//!    latency measured in the same run. Also 64 threads over 4 producers (4 senders syncing
+//!    the one partition at once).
 //!
 //! `cargo bench --bench producer`; `EMBROKER_BENCH_SCALE=0.1` for a quick run.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -277,8 +278,18 @@ fn main() {
     // Rounds: each a loop of `run_for`, then the raw file's fsync measured right after, so
     // that each round's ratio compares the two under the same disk weather.
     let run_for = Duration::from_secs_f64(2.0 * scaled(1_000) as f64 / 1_000.0);
-    for (i, threads) in [1usize, 4, 16, 64].into_iter().enumerate() {
-        if !support::selected(&format!("{threads} thread(s), send().wait() loop")) {
+    // The last row shares the threads among 4 producers: 4 senders, whose fsyncs of the
+    // one log may overlap (`PartitionLog::sync_to`).
+    for (i, (threads, producers)) in [(1usize, 1usize), (4, 1), (16, 1), (64, 1), (64, 4)]
+        .into_iter()
+        .enumerate()
+    {
+        let label = if producers == 1 {
+            format!("{threads} thread(s)")
+        } else {
+            format!("{threads} threads over {producers} producers")
+        };
+        if !support::selected(&format!("{label}, send().wait() loop")) {
             continue;
         }
         let broker = Broker::open(data_dir.path().join(format!("wait-{i}"))).expect("broker");
@@ -286,9 +297,13 @@ fn main() {
             .create_topic("bench", TopicConfig::default().partitions(1))
             .expect("topic");
         let partition = broker.topic("bench").unwrap().partition(0).unwrap();
-        let producer = broker
-            .producer(ProducerConfig::default().acks(Acks::All))
-            .expect("producer");
+        let all_producers: Vec<_> = (0..producers)
+            .map(|_| {
+                broker
+                    .producer(ProducerConfig::default().acks(Acks::All))
+                    .expect("producer")
+            })
+            .collect();
         let mut all_samples = Vec::new();
         let (mut records, mut fsyncs, mut switches) = (0u64, 0u64, 0u64);
         let mut elapsed_all = Duration::ZERO;
@@ -300,8 +315,8 @@ fn main() {
             let barrier = Barrier::new(threads + 1);
             let (elapsed, samples, round_switches) = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..threads)
-                    .map(|_| {
-                        let producer = producer.clone();
+                    .map(|t| {
+                        let producer = all_producers[t % producers].clone();
                         let value = value.clone();
                         let barrier = &barrier;
                         s.spawn(move || {
@@ -353,7 +368,7 @@ fn main() {
         let p = percentiles(all_samples, &[50.0, 99.0]);
         report.push(Row {
             group: "acks=all".into(),
-            name: format!("{threads} thread(s), send().wait() loop"),
+            name: format!("{label}, send().wait() loop"),
             records,
             bytes: records * VALUE_BYTES as u64,
             elapsed: elapsed_all,
@@ -363,7 +378,7 @@ fn main() {
         });
         report.note(
             "acks=all",
-            &format!("{threads} thread(s): latency and fsyncs"),
+            &format!("{label}: latency and fsyncs"),
             format!(
                 "p50 {:.3} ms, p99 {:.3} ms; {fsyncs} fsyncs for {records} records ({per_fsync:.1} records per fsync); {:.2} context switches per record in the sending threads",
                 p[0].as_secs_f64() * 1e3,
@@ -375,7 +390,7 @@ fn main() {
         sorted.sort_by(f64::total_cmp);
         report.note(
             "acks=all",
-            &format!("{threads} thread(s): vs threads / fsync latency"),
+            &format!("{label}: vs threads / fsync latency"),
             format!(
                 "per round: median {:.2}x, best {:.2}x (rounds {:?}) of {threads} / the p50 fsync of a raw file after writing {threads} records' bytes, measured after each round ({:?} ms); target >= 0.5x",
                 sorted[sorted.len() / 2],
@@ -384,7 +399,9 @@ fn main() {
                 probes.iter().map(|d| (d.as_secs_f64() * 1e6).round() / 1e3).collect::<Vec<_>>()
             ),
         );
-        producer.close().expect("close");
+        for producer in all_producers {
+            producer.close().expect("close");
+        }
     }
 
     concurrent_fsyncs(&mut report, data_dir.path());
