@@ -1393,7 +1393,10 @@ impl PartitionLog {
             s.lead(me);
             drop(s);
             // The end is captured before syncing: the fsyncs cover at least that much.
-            let result = self.sync_pending(usize::MAX);
+            // A fatal failure marks the log failed before another caller may lead a sync:
+            // an fsync after a failed one can succeed over pages the failed one dropped
+            // (Linux clears the error once reported), which must never count as durable.
+            let result = self.sync_pending(usize::MAX).map_err(|f| self.settle(f));
             s = self.sync_state.lock();
             s.in_progress = false;
             let woken = s.finished(result.is_ok());
@@ -1402,14 +1405,10 @@ impl PartitionLog {
             for t in woken {
                 t.unpark();
             }
-            match result {
-                Ok(synced) => {
-                    if let Some(e) = synced.index_error {
-                        // The data is durable; the index is retried by the next sync.
-                        log::warn!("{self:?}: index not persisted, will retry: {e}");
-                    }
-                }
-                Err(f) => return Err(self.settle(f)),
+            let synced = result?;
+            if let Some(e) = synced.index_error {
+                // The data is durable; the index is retried by the next sync.
+                log::warn!("{self:?}: index not persisted, will retry: {e}");
             }
             s = self.sync_state.lock();
         }
