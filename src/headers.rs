@@ -28,6 +28,8 @@ use crate::types::Header;
 /// assert_eq!(list.len(), 1);
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
+// The box is the point: one word in the record, where a `Vec` is three.
+#[allow(clippy::box_collection)]
 pub struct Headers(Option<Box<Vec<Header>>>);
 
 impl Headers {
