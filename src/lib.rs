@@ -107,6 +107,7 @@ mod config;
 mod consumer;
 mod error;
 mod group;
+mod headers;
 mod io;
 mod log;
 pub mod metrics;
@@ -143,6 +144,7 @@ pub use group::{
     PartitionOffsets, RangeAssignor, RebalanceProtocol, RoundRobinAssignor, StickyAssignor,
     Subscription,
 };
+pub use headers::Headers;
 pub use log::{RecordRef, RecordViews, Records, RecordsIntoIter, RecordsIter};
 pub use metrics::{Metric, MetricName, Metrics};
 pub use producer::{

@@ -16,8 +16,9 @@
 use std::fmt;
 
 use crate::codec::RecordHeaders;
+use crate::headers::Headers;
 use crate::log::{self, RecordViews, Records, RecordsIntoIter};
-use crate::types::{Bytes, Header, TimestampType, TopicPartition};
+use crate::types::{Bytes, TimestampType, TopicPartition};
 
 /// A record as a consumer receives it. Kafka's `ConsumerRecord`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,8 +40,9 @@ pub struct ConsumerRecord {
     pub key: Option<Bytes>,
     /// The value; `None` is a tombstone.
     pub value: Option<Bytes>,
-    /// Headers, in order.
-    pub headers: Vec<Header>,
+    /// Headers, in order: one pointer wide, nothing allocated when there are none (most
+    /// records); reads as a `&[Header]`.
+    pub headers: Headers,
 }
 
 impl ConsumerRecord {
@@ -213,7 +215,7 @@ impl ConsumerRecordRef<'_> {
             timestamp_type: self.timestamp_type,
             key: self.key.map(|s| self.read.share(s)),
             value: self.value.map(|s| self.read.share(s)),
-            headers: self.read.headers(self.headers.clone()),
+            headers: self.read.header_list(self.headers.clone()),
         }
     }
 }
@@ -321,7 +323,7 @@ impl Iterator for ConsumerRecordsIter<'_> {
                         timestamp_type: r.timestamp_type,
                         key: r.key.map(|s| read.share(s)),
                         value: r.value.map(|s| read.share(s)),
-                        headers: read.headers(r.headers),
+                        headers: read.header_list(r.headers),
                     });
                 }
             }
@@ -374,7 +376,7 @@ impl PartitionIntoIter {
                 timestamp_type,
                 key: view.key.map(|s| read.share(s)),
                 value: view.value.map(|s| read.share(s)),
-                headers: read.headers(view.headers),
+                headers: read.header_list(view.headers),
             }
         })?;
         self.left -= 1;
@@ -439,6 +441,7 @@ mod tests {
     use super::*;
     use crate::codec::{self, BatchBuilder};
     use crate::topic_names::intern_topic;
+    use crate::types::Header;
 
     /// Two batches of 5 records (offsets 0..10), read from `from`.
     fn read(from: i64) -> Records {
@@ -464,6 +467,14 @@ mod tests {
 
     fn offsets(records: impl IntoIterator<Item = ConsumerRecord>) -> Vec<i64> {
         records.into_iter().map(|r| r.offset).collect()
+    }
+
+    /// The owned record's size docs/ARCHITECTURE.md names ("Thirteenth session: owned
+    /// records"): one word of headers, not a `Vec`'s three.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_owned_record_is_112_bytes() {
+        assert_eq!(std::mem::size_of::<ConsumerRecord>(), 112);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::codec::{self, Batch};
 use crate::codec::{BatchHeader, RecordHeaders};
+use crate::headers::Headers;
 use crate::types::{Header, StoredRecord, TimestampType};
 
 /// Records read from a partition: whole batches, already checked (CRC and framing), sharing one
@@ -156,6 +157,16 @@ impl Records {
             return Vec::new();
         }
         self.collect_headers(headers)
+    }
+
+    /// A record's headers as a consumer's record holds them: no allocation, one null
+    /// pointer, when there are none.
+    #[inline(always)]
+    pub(crate) fn header_list(&self, headers: RecordHeaders<'_>) -> Headers {
+        if headers.is_empty() {
+            return Headers::new();
+        }
+        Headers::from(self.collect_headers(headers))
     }
 
     /// [`Records::headers`] of a record that has some.

@@ -550,6 +550,17 @@ impl Segment {
         let checked = self.framing_checked.load(Ordering::Acquire) as usize;
         let mut compressed = false;
         while position < data.len() {
+            // A batch past the fetch size or `below` is left for the next read, which checks
+            // it: checked here too, its CRC would be computed twice.
+            if position > start {
+                let past = codec::peek_header(&data[position..]).is_ok_and(|h| {
+                    position.saturating_add(h.total_bytes()) > limit
+                        || h.base_offset.saturating_add(h.last_offset_delta.into()) >= below
+                });
+                if past {
+                    break;
+                }
+            }
             let decoded = if position < checked {
                 codec::decode_batch_crc_only(&data[position..])
             } else {

@@ -222,7 +222,7 @@ where
             timestamp_type,
             key,
             value,
-            headers,
+            headers: headers.into_vec(),
         })
     }
 }

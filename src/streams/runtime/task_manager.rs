@@ -176,7 +176,7 @@ impl StreamTask {
             record.key,
             record.value,
             record.timestamp,
-            record.headers,
+            record.headers.into_vec(),
             partition_time,
         )
         .map_err(|(part, e)| Error::Deserialization {
