@@ -75,6 +75,8 @@ impl StreamTask {
     /// Make task `partition`, then rebuild each logged store: from its store file when the
     /// task's checkpoint names the changelog offset the file holds, then from the changelog
     /// past that offset to its end.
+    // Each argument is one the thread holds separately (topology, config values, broker, clock).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         topology: &Topology,
         application_id: &str,
