@@ -9,6 +9,9 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
+/// Kafka's default `statestore.cache.max.bytes`: 10 MiB.
+const DEFAULT_CACHE_MAX_BYTES: u64 = 10 * 1024 * 1024;
+
 /// Kafka's `processing.guarantee`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ProcessingGuarantee {
@@ -54,7 +57,7 @@ impl StreamsConfig {
             commit_interval_ms: 30_000,
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             state_dir: None,
-            cache_max_bytes: 0,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             client_id: None,
         }
     }
@@ -62,8 +65,8 @@ impl StreamsConfig {
     /// A config from Kafka's keys: `application.id` (required), `bootstrap.servers`
     /// (accepted: there is no network), `num.stream.threads`, `commit.interval.ms`,
     /// `processing.guarantee` (`at_least_once`, `exactly_once_v2`), `state.dir`, `client.id`,
-    /// `cache.max.bytes.buffering` and `statestore.cache.max.bytes` (accepted; records are
-    /// forwarded without caching, as with 0). Another key is an error naming it.
+    /// `cache.max.bytes.buffering` and `statestore.cache.max.bytes` (the record caches'
+    /// budget, see [`Materialized`](super::Materialized)). Another key is an error naming it.
     pub fn from_properties(properties: &[(&str, &str)]) -> Result<Self> {
         if !properties.iter().any(|(k, _)| *k == "application.id") {
             return Err(Error::config("application.id", "", "is required"));
@@ -176,8 +179,11 @@ impl StreamsConfig {
         self.client_id.as_deref()
     }
 
-    /// `cache.max.bytes.buffering` as given. Default: 0. Records are always forwarded
-    /// without caching (as Kafka does with 0).
+    /// `statestore.cache.max.bytes` (or the older `cache.max.bytes.buffering`): the bytes of
+    /// record cache a stream thread may hold, divided among its cached stores' caches; 0
+    /// turns caching off. Default: 10 MiB, as Kafka's. Under the runtime a cache is flushed
+    /// after every batch of polled records (so at every commit); in the test driver after
+    /// every record, as Kafka's driver commits after every record.
     pub fn cache_max_bytes(&self) -> u64 {
         self.cache_max_bytes
     }

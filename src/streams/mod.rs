@@ -20,7 +20,8 @@
 //! Modules, one job each: `serdes` (null-aware serdes and the DSL's serde parameters),
 //! `topology` (the graph and its Processor API by name), `dsl` (the handles that build it),
 //! `window` (time and session windows, windowed keys), `processor` (the Processor API),
-//! `task` (one running instance of a topology), `state` (stores), `config`
+//! `task` (one running instance of a topology), `state` (stores), `cache` (the record cache
+//! of the DSL's key-value aggregations), `config`
 //! (`StreamsConfig`), `test_driver`, `runtime` (`KafkaStreams`).
 //!
 //! Joins: [`KStream::join`]/`left_join`/`outer_join` in [`JoinWindows`],
@@ -38,6 +39,7 @@
 //! Not built yet (issue #21): changelogs of `aggregate` and Processor-API stores, persistent
 //! stores.
 
+mod cache;
 mod config;
 mod copartition;
 mod dsl;

@@ -165,6 +165,18 @@ impl<'a, KOut: Clone + 'static, VOut: Clone + 'static> ProcessorContext<'a, KOut
         dispatch(self.task, *last, Box::new(record))
     }
 
+    /// Run `flush` on every flush of the task's record caches (Kafka's cache flush on
+    /// commit): the DSL's cached aggregations forward what they held through it.
+    pub(crate) fn register_flush(
+        &mut self,
+        mut flush: impl for<'c> FnMut(&mut ProcessorContext<'c, KOut, VOut>) -> Result<()> + 'static,
+    ) {
+        let node = self.node;
+        self.task.register_flush(Box::new(move |task| {
+            flush(&mut ProcessorContext::new(task, node))
+        }));
+    }
+
     /// Hand `record` to the child named `child` only (Kafka's `forward(record, childName)`).
     pub fn forward_to(&mut self, record: Record<KOut, VOut>, child: &str) -> Result<()> {
         let children = self.task.children(self.node);
@@ -249,6 +261,11 @@ impl<KOut, VOut> ProcessorContext<'_, KOut, VOut> {
     /// windowed aggregation's late records).
     pub fn record_dropped(&mut self) {
         self.task.dropped_records = self.task.dropped_records.saturating_add(1);
+    }
+
+    /// The byte budget of a record cache of this task (module `cache`).
+    pub(crate) fn cache_max_bytes(&self) -> u64 {
+        self.task.cache_max_bytes
     }
 
     /// This node's name in the topology.

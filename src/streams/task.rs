@@ -143,15 +143,26 @@ pub(crate) struct Task {
     next_schedule: u64,
     /// Records processors dropped (Kafka's task-level `dropped-records-total`).
     pub(crate) dropped_records: u64,
+    /// The byte budget of each cached store's record cache (`statestore.cache.max.bytes`
+    /// as the runtime divides it; module `cache`).
+    pub(crate) cache_max_bytes: u64,
+    /// The record caches' flushes, in the order their nodes were initialized (parents first,
+    /// so what an upstream cache forwards reaches a downstream cache before that flushes).
+    flushers: Vec<Flusher>,
 }
+
+/// Forwards what a node's record cache holds (Kafka's cache flush on commit).
+pub(crate) type Flusher = Box<dyn FnMut(&mut Task) -> Result<()>>;
 
 impl Task {
     /// Instantiate every node and store of `topology` and initialize the nodes, parents
-    /// before children (the order they were added).
+    /// before children (the order they were added); each record cache may hold
+    /// `cache_max_bytes`.
     pub(crate) fn new(
         topology: &Topology,
         application_id: &str,
         wall_clock_ms: i64,
+        cache_max_bytes: u64,
     ) -> Result<Task> {
         let mut task = Task {
             nodes: topology.nodes.iter().map(|n| Some((n.make)())).collect(),
@@ -175,6 +186,8 @@ impl Task {
             schedules: Vec::new(),
             next_schedule: 0,
             dropped_records: 0,
+            cache_max_bytes,
+            flushers: Vec::new(),
         };
         for id in 0..task.nodes.len() {
             let mut node = task.take(id)?;
@@ -335,6 +348,24 @@ impl Task {
             }
             result?;
         }
+    }
+
+    /// Add a record cache's flush, run by [`Task::flush`].
+    pub(crate) fn register_flush(&mut self, flusher: Flusher) {
+        self.flushers.push(flusher);
+    }
+
+    /// Forward everything the record caches hold (Kafka flushes its caches before every
+    /// commit), upstream caches first. The flushes are put back whatever they return.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        if self.flushers.is_empty() {
+            return Ok(());
+        }
+        let mut flushers = std::mem::take(&mut self.flushers);
+        let result = flushers.iter_mut().try_for_each(|f| f(self));
+        flushers.append(&mut self.flushers);
+        self.flushers = flushers;
+        result
     }
 
     /// Close every node (Kafka closes processors when a task closes).

@@ -130,10 +130,12 @@ impl Inner {
                 partition: 0,
                 offset,
             };
+            // Kafka's driver commits after every record, which flushes the record caches.
             let result = self
                 .task
                 .process(node, metadata, timestamp, decoded)
-                .and_then(|()| self.task.punctuate(PunctuationType::StreamTime));
+                .and_then(|()| self.task.punctuate(PunctuationType::StreamTime))
+                .and_then(|()| self.task.flush());
             self.collect(&mut queue);
             result?;
         }
@@ -212,7 +214,12 @@ impl TopologyTestDriver {
     ) -> Result<Self> {
         config.validate()?;
         let application_id = config.application_id().to_string();
-        let task = Task::new(&topology, &application_id, wall_clock_ms)?;
+        let task = Task::new(
+            &topology,
+            &application_id,
+            wall_clock_ms,
+            config.cache_max_bytes(),
+        )?;
         Ok(TopologyTestDriver {
             inner: Rc::new(RefCell::new(Inner {
                 topology,
@@ -335,7 +342,10 @@ impl TopologyTestDriver {
         let ms = i64::try_from(advance.as_millis()).unwrap_or(i64::MAX);
         let mut inner = self.inner.borrow_mut();
         inner.task.wall_clock_ms = inner.task.wall_clock_ms.saturating_add(ms);
-        let result = inner.task.punctuate(PunctuationType::WallClockTime);
+        let result = inner
+            .task
+            .punctuate(PunctuationType::WallClockTime)
+            .and_then(|()| inner.task.flush());
         let mut queue = VecDeque::new();
         inner.collect(&mut queue);
         result?;

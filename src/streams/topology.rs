@@ -966,7 +966,7 @@ mod tests {
             stringify(),
         )
         .unwrap();
-        let mut task = Task::new(&t, "app", 0).unwrap();
+        let mut task = Task::new(&t, "app", 0, 0).unwrap();
         let record: Box<dyn Any> = Box::new(Record::new("k".to_string(), "v".to_string(), 0));
         let meta = crate::streams::RecordMetadata {
             topic: "in".into(),
@@ -992,7 +992,7 @@ mod tests {
             .unwrap();
         t.sink_node::<String, i64>("k2".into(), "out", false, serde(), serde(), src)
             .unwrap();
-        let mut task = Task::new(&t, "app", 0).unwrap();
+        let mut task = Task::new(&t, "app", 0, 0).unwrap();
         let meta = crate::streams::RecordMetadata {
             topic: "in".into(),
             partition: 0,
@@ -1055,7 +1055,7 @@ mod tests {
         });
         t.add_node("tick".into(), NodeKind::Processor, &[src], Vec::new(), make)
             .unwrap();
-        let mut task = Task::new(&t, "app", i64::MAX - 3).unwrap();
+        let mut task = Task::new(&t, "app", i64::MAX - 3, 0).unwrap();
         task.punctuate(crate::streams::PunctuationType::WallClockTime)
             .unwrap();
         assert_eq!(RUNS.with(|r| r.get()), 0);

@@ -174,6 +174,7 @@ where
         value_serde: Option<SharedSerde<VA>>,
     ) -> KTable<K, VA> {
         let shared = self.stream.shared.clone();
+        let caching = materialized.caching;
         let store = materialized
             .name
             .unwrap_or_else(|| name(&shared, &format!("{prefix}-STATE-STORE")));
@@ -194,10 +195,7 @@ where
             node_name,
             &[parent],
             vec![store.clone()],
-            supplier(move || Aggregate::<K, V, VA> {
-                store: store_name.clone(),
-                step: step.clone(),
-            }),
+            supplier(move || Aggregate::<K, V, VA>::new(store_name.clone(), step.clone(), caching)),
         );
         KTable::new(shared, node, Some(store))
     }

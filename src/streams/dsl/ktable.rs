@@ -16,8 +16,8 @@ use crate::streams::window::Windowed;
 
 /// A table: the latest value per key, updated record by record (Kafka's `KTable<K, V>`).
 /// Made by [`StreamsBuilder::table`](super::StreamsBuilder::table) or by an aggregation. Each
-/// update is forwarded downstream as it happens (no cache, as Kafka with
-/// `cache.max.bytes.buffering=0`).
+/// update is forwarded downstream as it happens, except those of a grouped stream's cached
+/// key-value aggregation, which go once per key per cache flush (see [`Materialized`](super::Materialized)).
 ///
 /// ```
 /// use embroker::streams::{Consumed, Materialized, Produced, StreamsBuilder, StreamsConfig, TopologyTestDriver};

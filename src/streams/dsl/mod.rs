@@ -157,12 +157,28 @@ pub(crate) fn add_logged_kv_store<K, V>(
     });
 }
 
-/// How an aggregation's or a table's store is named (Kafka's `Materialized`). Stores are in
-/// memory; under [`KafkaStreams`](super::KafkaStreams) the stores of `count`, `reduce` and
-/// `table` are backed by a changelog topic.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// How an aggregation's or a table's store is named and whether it is cached (Kafka's
+/// `Materialized`). Stores are in memory; under [`KafkaStreams`](super::KafkaStreams) the
+/// stores of `count`, `reduce` and `table` are backed by a changelog topic.
+///
+/// Caching (on by default, as in Kafka) applies to the key-value `count`, `reduce` and
+/// `aggregate` of a grouped stream: their updates go downstream once per key per flush of
+/// the record cache (every commit, every record in the test driver, or when the key is
+/// evicted from a cache over `statestore.cache.max.bytes`) instead of once per update.
+/// Other stores (tables, windows, sessions) forward every update.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Materialized {
     pub(crate) name: Option<String>,
+    pub(crate) caching: bool,
+}
+
+impl Default for Materialized {
+    fn default() -> Self {
+        Materialized {
+            name: None,
+            caching: true,
+        }
+    }
 }
 
 impl Materialized {
@@ -171,7 +187,21 @@ impl Materialized {
     pub fn as_(name: impl Into<String>) -> Self {
         Materialized {
             name: Some(name.into()),
+            caching: true,
         }
+    }
+
+    /// Forward every update of the store downstream (Kafka's `withCachingDisabled`).
+    pub fn with_caching_disabled(mut self) -> Self {
+        self.caching = false;
+        self
+    }
+
+    /// Forward a store's updates once per key per cache flush (Kafka's
+    /// `withCachingEnabled`; the default).
+    pub fn with_caching_enabled(mut self) -> Self {
+        self.caching = true;
+        self
     }
 }
 

@@ -1,11 +1,14 @@
 //! The DSL's processors: one generic stateless processor made from a closure, and the
 //! stateful ones (the table source, the aggregation, the branch).
 
+use std::cell::RefCell;
 use std::marker::PhantomData;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use super::Change;
 use crate::error::Result;
+use crate::streams::cache::{Dirty, RecordCache};
 use crate::streams::processor::{Processor, ProcessorContext, Record};
 use crate::streams::state::{
     InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, KeyValueStore,
@@ -90,10 +93,59 @@ pub(crate) type Fold<K, V, VA> = Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync>;
 
 /// `count`, `reduce` and `aggregate` of a grouped stream (Kafka's `KStreamAggregate` and
 /// `KStreamReduce`): the new aggregate goes to the store with the larger of the record's and
-/// the old aggregate's timestamps, and downstream as a change.
+/// the old aggregate's timestamps, and downstream as a change: at once without a record
+/// cache, else when the cache flushes or evicts the key (Kafka's caching store: one change
+/// per key per commit, `old` being the value forwarded at the previous flush).
 pub(crate) struct Aggregate<K, V, VA> {
     pub(crate) store: String,
     pub(crate) step: Step<K, V, VA>,
+    /// Whether the store is cached (`Materialized`); the cache is made at `init`.
+    pub(crate) caching: bool,
+    pub(crate) cache: Option<SharedCache<K, VA>>,
+}
+
+/// A record cache shared by its processor and the task's flush.
+pub(crate) type SharedCache<K, V> = Rc<RefCell<RecordCache<K, V>>>;
+
+impl<K, V, VA> Aggregate<K, V, VA> {
+    pub(crate) fn new(store: String, step: Step<K, V, VA>, caching: bool) -> Self {
+        Aggregate {
+            store,
+            step,
+            caching,
+            cache: None,
+        }
+    }
+}
+
+/// Forward the changes of the keys a record cache let go: each key's value now in `store`
+/// against the value forwarded before.
+fn forward_cached<K, VA>(
+    context: &mut ProcessorContext<'_, K, Change<VA>>,
+    store: &str,
+    entries: Vec<(K, Dirty<VA>)>,
+) -> Result<()>
+where
+    K: Ord + Clone + 'static,
+    VA: Clone + 'static,
+{
+    for (key, dirty) in entries {
+        let now = context.state_store::<DslStore<K, VA>>(store)?.get(&key)?;
+        let (new, timestamp) = match now {
+            Some(v) => (Some(v.value), v.timestamp),
+            None => (None, context.current_stream_time_ms().max(0)),
+        };
+        context.forward(Record {
+            key,
+            value: Change {
+                new,
+                old: dirty.old,
+            },
+            timestamp,
+            headers: dirty.headers,
+        })?;
+    }
+    Ok(())
 }
 
 impl<K, V, VA> Processor<K, V, K, Change<VA>> for Aggregate<K, V, VA>
@@ -101,6 +153,24 @@ where
     K: Ord + Clone + 'static,
     VA: Clone + 'static,
 {
+    fn init(&mut self, context: &mut ProcessorContext<'_, K, Change<VA>>) -> Result<()> {
+        if !self.caching {
+            return Ok(());
+        }
+        let cache = RecordCache::new(context.cache_max_bytes());
+        if !cache.enabled() {
+            return Ok(());
+        }
+        let cache = Rc::new(RefCell::new(cache));
+        let (flushed, store) = (Rc::clone(&cache), self.store.clone());
+        context.register_flush(move |context| {
+            let entries = flushed.borrow_mut().flush();
+            forward_cached(context, &store, entries)
+        });
+        self.cache = Some(cache);
+        Ok(())
+    }
+
     fn process(
         &mut self,
         record: Record<K, V>,
@@ -118,6 +188,16 @@ where
             headers,
             ..
         } = record;
+        if let Some(cache) = &self.cache {
+            // Write through, forward later: the first update since the last flush remembers
+            // the value downstream has.
+            let evicted = cache
+                .borrow_mut()
+                .update(&key, || old_value.clone(), headers);
+            let new = (self.step)(&key, value, old_value);
+            store.put(key, ValueAndTimestamp::make(new, timestamp))?;
+            return forward_cached(context, &self.store, evicted);
+        }
         let new = (self.step)(&key, value, old_value.clone());
         store.put(key.clone(), ValueAndTimestamp::make(new.clone(), timestamp))?;
         context.forward(Record {

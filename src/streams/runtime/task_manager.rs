@@ -75,6 +75,8 @@ impl StreamTask {
     /// Make task `partition`, then rebuild each logged store: from its store file when the
     /// task's checkpoint names the changelog offset the file holds, then from the changelog
     /// past that offset to its end.
+    // Each argument is one the thread holds separately (topology, config values, broker, clock).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         topology: &Topology,
         application_id: &str,
@@ -83,8 +85,9 @@ impl StreamTask {
         state_dir: Option<&std::path::Path>,
         read_committed: bool,
         now_ms: i64,
+        cache_max_bytes: u64,
     ) -> Result<(StreamTask, Restored)> {
-        let task = Task::new(topology, application_id, now_ms)?;
+        let task = Task::new(topology, application_id, now_ms, cache_max_bytes)?;
         let logged = topology
             .stores
             .iter()
@@ -219,8 +222,10 @@ impl StreamTask {
         self.task.punctuate(PunctuationType::WallClockTime)
     }
 
-    /// Take what the task wrote since the last call into `out`.
+    /// Flush the record caches, then take what the task wrote since the last call into
+    /// `out`.
     pub(crate) fn drain(&mut self, out: &mut Output) -> Result<()> {
+        self.task.flush()?;
         out.produced.append(&mut self.task.produced);
         for l in &self.logged {
             let store = self.task.store_any_mut(&l.store)?;

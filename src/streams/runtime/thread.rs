@@ -347,6 +347,13 @@ fn run_loop(
     Ok(())
 }
 
+/// Each record cache's budget: `statestore.cache.max.bytes` shared by the threads, as
+/// Kafka divides it (Kafka then shares a thread's part among its tasks' caches; here each
+/// cached store of each task may use the thread's part).
+fn cache_budget(config: &StreamsConfig) -> u64 {
+    config.cache_max_bytes() / u64::from(config.num_stream_threads().max(1))
+}
+
 fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -457,6 +464,7 @@ fn handle_event(
                     ctx.config.state_dir(),
                     read_committed,
                     wall_clock_ms(),
+                    cache_budget(&ctx.config),
                 )?;
                 ctx.counters.add_restored(restored, started.elapsed());
                 tasks.live.insert(p, task);
