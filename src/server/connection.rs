@@ -204,10 +204,18 @@ fn read_frame(stream: &mut TcpStream, max: usize, min: usize) -> Result<Option<B
             "a request of {size} bytes cannot hold a request header"
         )));
     }
-    let mut buf = vec![0u8; size];
-    stream
-        .read_exact(&mut buf)
+    // Read into uninitialised capacity: zero-filling the body first (`vec![0; size]`) cost
+    // a memset of every byte a client sends (docs/ARCHITECTURE.md, #18's thirteenth session).
+    let mut buf = Vec::with_capacity(size);
+    let got = stream
+        .take(size as u64)
+        .read_to_end(&mut buf)
         .map_err(|e| Close(format!("reading a request of {size} bytes: {e}")))?;
+    if got < size {
+        return Err(Close(format!(
+            "reading a request of {size} bytes: the client closed after {got}"
+        )));
+    }
     Ok(Some(Bytes::from(buf)))
 }
 
