@@ -328,6 +328,17 @@ impl<'a> Batch<'a> {
 /// holds has the bytes that were checked.
 pub fn decode_batch_crc_only(buf: &[u8]) -> Result<Batch<'_>, DecodeError> {
     let header = peek_header(buf)?;
+    decode_batch_crc_with(buf, header)
+}
+
+/// [`decode_batch_crc_only`] for a caller that has already decoded the batch's header (with
+/// [`peek_header`] on the same `buf`): the batch's length and CRC are checked, the header is
+/// not parsed again.
+#[inline]
+pub(crate) fn decode_batch_crc_with(
+    buf: &[u8],
+    header: BatchHeader,
+) -> Result<Batch<'_>, DecodeError> {
     let total = header.total_bytes();
     if buf.len() < total {
         return Err(DecodeError::Incomplete {

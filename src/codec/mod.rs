@@ -20,7 +20,8 @@ mod record;
 pub(crate) mod varint;
 
 pub(crate) use batch::{
-    batch_crc, check_plain_records, decode_batch_unchecked, is_format_1_batch, Placement,
+    batch_crc, check_plain_records, decode_batch_crc_with, decode_batch_unchecked,
+    is_format_1_batch, Placement,
 };
 pub use batch::{
     decode_batch, decode_batch_crc_only, peek_header, set_base_offset, set_log_append_time,

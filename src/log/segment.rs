@@ -496,10 +496,15 @@ impl Segment {
         let map = self.mapped(size)?;
         let data = map.slice(0, size as usize);
         // A reader's hint is used only where it lands on the batch that starts at `from`.
-        let hinted = hint.filter(|&h| {
-            data.get(h..)
-                .and_then(|rest| codec::peek_header(rest).ok())
-                .is_some_and(|h| h.base_offset == from)
+        // Each batch header is decoded once: the header of the batch at `position`, once
+        // looked at, is kept in `ahead` for the step that reads that batch.
+        let mut ahead = None;
+        let hinted = hint.and_then(|h| {
+            let header = codec::peek_header(data.get(h..)?).ok()?;
+            (header.base_offset == from).then(|| {
+                ahead = Some(Ok(header));
+                h
+            })
         });
         let entry = match hinted {
             Some(_) => None,
@@ -519,12 +524,13 @@ impl Segment {
         // damaged index, not a damaged log. Scan from the start instead (correct, slower).
         if let Some(e) = entry {
             let named = self.base_offset + i64::from(e.relative_offset);
-            let lands = data
+            let landed = data
                 .get(position..)
                 .and_then(|rest| codec::peek_header(rest).ok())
-                .is_some_and(|h| h.base_offset == named);
-            if lands {
+                .filter(|h| h.base_offset == named);
+            if landed.is_some() {
                 min_base = named;
+                ahead = landed.map(Ok);
             } else {
                 position = 0;
             }
@@ -533,13 +539,16 @@ impl Segment {
             if position >= data.len() {
                 return Ok(None);
             }
-            let header = codec::peek_header(&data[position..])
+            let header = ahead
+                .take()
+                .unwrap_or_else(|| codec::peek_header(&data[position..]))
                 .map_err(|e| self.corrupt(position as u64, e))?;
             self.check_order(position, &header, min_base, end_offset)?;
             if header.last_offset() >= below {
                 return Ok(None);
             }
             if header.last_offset() >= from {
+                ahead = Some(Ok(header));
                 break;
             }
             min_base = header.next_offset();
@@ -550,10 +559,13 @@ impl Segment {
         let checked = self.framing_checked.load(Ordering::Acquire) as usize;
         let mut compressed = false;
         while position < data.len() {
+            let header = ahead
+                .take()
+                .unwrap_or_else(|| codec::peek_header(&data[position..]));
             // A batch past the fetch size or `below` is left for the next read, which checks
             // it: checked here too, its CRC would be computed twice.
             if position > start {
-                let past = codec::peek_header(&data[position..]).is_ok_and(|h| {
+                let past = header.as_ref().is_ok_and(|h| {
                     position.saturating_add(h.total_bytes()) > limit
                         || h.base_offset.saturating_add(h.last_offset_delta.into()) >= below
                 });
@@ -561,18 +573,15 @@ impl Segment {
                     break;
                 }
             }
-            let decoded = if position < checked {
-                codec::decode_batch_crc_only(&data[position..])
-            } else {
+            let decoded = header.and_then(|header| {
+                let batch = codec::decode_batch_crc_with(&data[position..], header)?;
                 // A compressed batch's records are checked where they are decompressed,
                 // below: checking them here too would decompress them twice.
-                codec::decode_batch_crc_only(&data[position..]).and_then(|batch| {
-                    if !batch.header.is_compressed() {
-                        codec::check_plain_records(&batch)?;
-                    }
-                    Ok(batch)
-                })
-            };
+                if position >= checked && !batch.header.is_compressed() {
+                    codec::check_plain_records(&batch)?;
+                }
+                Ok(batch)
+            });
             match decoded {
                 Ok(batch) => {
                     compressed |= batch.header.is_compressed();
@@ -583,9 +592,10 @@ impl Segment {
                     // `base_offset` is outside the CRC: a batch is returned only if its offsets
                     // follow the previous batch's and end before the next batch's and the
                     // segment's end. Damage after a good batch is reported by the next read.
-                    let next_base = data
-                        .get(next..)
-                        .and_then(|rest| codec::peek_header(rest).ok())
+                    ahead = data.get(next..).map(codec::peek_header);
+                    let next_base = ahead
+                        .as_ref()
+                        .and_then(|h| h.as_ref().ok())
                         .map_or(end_offset, |h| h.base_offset.min(end_offset));
                     if let Err(e) = self.check_order(position, &batch.header, min_base, next_base) {
                         if position > start {
@@ -1118,6 +1128,55 @@ mod tests {
             ] {
                 let read = seg.read_hinted(from, 4096, end, hint).expect("read");
                 assert_eq!(read.map(|(_, b)| b), plain, "from {from}, hint {hint:?}");
+            }
+        }
+    }
+
+    /// A read returns whole batches from the one holding `from`: at least one, then as many
+    /// as end within `max_bytes` and below `below`, whichever way it found its start (a hint,
+    /// the index, a scan); each batch header is decoded once on the way.
+    #[test]
+    fn a_read_stops_at_the_fetch_size_and_below_wherever_it_starts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let budget = FileBudget::new(10);
+        let seg = Segment::create(dir.path(), 0, 0, 64 << 20, &budget).expect("create");
+        let mut since_index = 0;
+        // One-record batches of growing values: batch i holds offset i.
+        for i in 0..60u8 {
+            append_value(&seg, &vec![i; 20 + 7 * usize::from(i)], &mut since_index);
+        }
+        let end = seg.next_offset();
+        let mut starts = vec![0usize];
+        for from in 0..end {
+            let (next, _) = seg
+                .read_hinted(from, 1, end, None)
+                .expect("read")
+                .expect("a batch");
+            starts.push(next);
+        }
+        for from in [0i64, 1, 17, 30, 58, 59] {
+            let f = from as usize;
+            for max_bytes in [0usize, 1, 200, 1_000, 4_096, 1 << 20] {
+                for below in [from, from + 1, from + 5, end] {
+                    let expected = (from < below).then(|| {
+                        let mut k = f + 1;
+                        while (k as i64) < below.min(end) && starts[k + 1] - starts[f] <= max_bytes
+                        {
+                            k += 1;
+                        }
+                        (starts[k], starts[k] - starts[f])
+                    });
+                    for hint in [Some(starts[f]), None, Some(starts[f] + 1)] {
+                        let read = seg
+                            .read_hinted(from, max_bytes, below, hint)
+                            .expect("read")
+                            .map(|(next, b)| (next, b.len()));
+                        assert_eq!(
+                            read, expected,
+                            "from {from}, max {max_bytes}, below {below}, hint {hint:?}"
+                        );
+                    }
+                }
             }
         }
     }
