@@ -121,17 +121,7 @@ impl Segment {
         map_len_hint: u64,
         budget: &Arc<FileBudget>,
     ) -> Result<Segment> {
-        let log_path = dir.join(file_name(base_offset, "log"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)
-            .map_err(|e| Error::io("creating segment", &log_path, e))?;
-        let segment = Segment::with_size(dir, base_offset, 0, now_ms, map_len_hint, budget);
-        *segment.handles.file.write() = Some(Arc::new(file));
-        budget.opened(&segment.handles);
+        let segment = Segment::create_in_empty_dir(dir, base_offset, now_ms, map_len_hint, budget)?;
         // Stale index files from an earlier life of this base offset would mislead lookups;
         // the index files are written when the segment is first synced.
         for path in [
@@ -145,6 +135,29 @@ impl Segment {
                 Err(e) => return Err(Error::io("removing stale index", path.as_path(), e)),
             }
         }
+        Ok(segment)
+    }
+
+    /// [`Segment::create`] in a directory known to hold no file of this base offset (made
+    /// empty just now by the caller): no stale index file to remove.
+    pub(crate) fn create_in_empty_dir(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        map_len_hint: u64,
+        budget: &Arc<FileBudget>,
+    ) -> Result<Segment> {
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .map_err(|e| Error::io("creating segment", &log_path, e))?;
+        let segment = Segment::with_size(dir, base_offset, 0, now_ms, map_len_hint, budget);
+        *segment.handles.file.write() = Some(Arc::new(file));
+        budget.opened(&segment.handles);
         Ok(segment)
     }
 
