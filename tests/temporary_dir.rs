@@ -157,10 +157,7 @@ fn a_persistent_broker_still_takes_its_lock_and_writes_topic_files() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::open(dir.path()).unwrap();
     use_broker(&broker);
-    assert_eq!(
-        entries(dir.path()),
-        [".lock", "t-0", "topics"]
-    );
+    assert_eq!(entries(dir.path()), [".lock", "t-0", "topics"]);
     assert_eq!(entries(&dir.path().join("topics")), ["t"]);
     let e = Broker::open(dir.path()).unwrap_err();
     assert!(matches!(e, Error::DirectoryLocked { .. }), "{e}");

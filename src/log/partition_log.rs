@@ -2528,6 +2528,54 @@ mod tests {
         log.append_records(&[Record::new(format!("value-{i}-{}", "x".repeat(200)))])
     }
 
+    /// A log opened `fresh` (a temporary broker's new partition: nothing looked for in its
+    /// directory) is the log an open of the same empty directory gives: same offsets, same
+    /// files, and the same records after the same appends and a close and reopen.
+    #[test]
+    fn a_fresh_open_is_the_open_of_an_empty_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let open = |name: &str, fresh: bool| {
+            let dir = root.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            let (log, recovered) = PartitionLog::open_with(
+                &dir,
+                Arc::from("t"),
+                0,
+                Arc::new(TopicConfig::default()),
+                crate::clock::system(),
+                Arc::new(Notifier::default()),
+                FileBudget::new(super::super::file_budget::OPEN_FILES_DEFAULT),
+                true,
+                fresh,
+            )
+            .unwrap();
+            assert!(!recovered);
+            (dir, log)
+        };
+        let (plain_dir, plain) = open("plain", false);
+        let (fresh_dir, fresh) = open("fresh", true);
+        let state = |log: &PartitionLog| {
+            (
+                log.log_start_offset(),
+                log.log_end_offset(),
+                log.last_stable_offset(),
+                log.sync_state.lock().durable_offset,
+                log.clean_end.load(Ordering::Acquire),
+            )
+        };
+        assert_eq!(state(&fresh), state(&plain));
+        assert_eq!(file_names(&fresh_dir), file_names(&plain_dir));
+        for i in 0..3 {
+            assert_eq!(append(&fresh, i).unwrap(), append(&plain, i).unwrap());
+        }
+        assert_eq!(state(&fresh), state(&plain));
+        fresh.close(true).unwrap();
+        plain.close(true).unwrap();
+        assert_eq!(file_names(&fresh_dir), file_names(&plain_dir));
+        let reopened = open_log(&fresh_dir, TopicConfig::default());
+        assert_eq!(reopened.log_end_offset(), 3);
+    }
+
     /// The names of the files in `dir`, sorted.
     fn file_names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
