@@ -836,9 +836,15 @@ fn compressed_batches() -> String {
     out
 }
 
-/// §9: the topic file of a topic created with the defaults.
+/// §9: the topic file of a topic created with the defaults. A persistent broker: a temporary
+/// one keeps its topic configs in memory and writes no topic file.
 fn topic_file() -> String {
-    let broker = temporary(&ManualClock::new(T0));
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::builder()
+        .clock(ManualClock::new(T0))
+        .log_cleaner(false)
+        .open(dir.path())
+        .expect("broker");
     broker.create_topic("t", TopicConfig::default()).unwrap();
     let text = std::fs::read_to_string(broker.path().join("topics/t")).unwrap();
     let keys: Vec<&str> = text

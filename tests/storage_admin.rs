@@ -17,7 +17,9 @@ fn entries(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn bad_topic_names_say_which_rule_and_create_nothing() {
-    let broker = Broker::temporary().unwrap();
+    // A persistent broker: a temporary one has no `topics/` to check.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     let before = entries(broker.path());
     let long = "x".repeat(250);
     for (name, rule) in [
@@ -160,7 +162,9 @@ fn partitions_only_grow_and_configs_persist_and_alter() {
 
 #[test]
 fn delete_topic_removes_data_and_stale_handles_fail() {
-    let broker = Broker::temporary().unwrap();
+    // A persistent broker, whose topic file must go too; a temporary one has none.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
     broker
         .create_topic("gone", TopicConfig::default().partitions(2))
         .unwrap();

@@ -1,11 +1,22 @@
 //! Where a temporary broker makes its directory: `BrokerBuilder::temporary_dir_in` when set,
 //! else `TMPDIR` when set, else `/dev/shm` when it is a writable directory with 1 GiB free, else
 //! the system's temporary directory; and that the directory is gone once the broker drops.
-//! The environment is only read, never set, so these run beside each other safely.
+//! Also what a temporary broker keeps on disk: its partitions' segments only (no `.lock`, no
+//! `topics/`), with topic configs in memory, and a persistent open of its live directory
+//! refused. The environment is only read, never set, so these run beside each other safely.
 
 use std::path::Path;
 
-use embroker::{Broker, Record, TopicConfig};
+use embroker::{Broker, Error, Record, TopicConfig};
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
 
 fn use_broker(broker: &Broker) {
     broker
@@ -70,4 +81,84 @@ fn shm_free_bytes() -> Option<u64> {
 #[cfg(not(target_os = "linux"))]
 fn shm_free_bytes() -> Option<u64> {
     None
+}
+
+#[test]
+fn a_temporary_broker_keeps_only_segments_on_disk_and_its_topic_configs_in_memory() {
+    let broker = Broker::temporary().unwrap();
+    let path = broker.path().to_path_buf();
+    assert_eq!(entries(&path), Vec::<String>::new(), "no .lock, no topics/");
+    use_broker(&broker);
+    assert_eq!(entries(&path), ["t-0"]);
+    assert_eq!(entries(&path.join("t-0")), ["00000000000000000000.log"]);
+    // No lock file, but the directory is still refused to a persistent open while it lives.
+    let e = Broker::open(&path).unwrap_err();
+    assert!(matches!(e, Error::DirectoryLocked { .. }), "{e}");
+    // Topic changes that a persistent broker commits in its topic file work in memory.
+    broker
+        .alter_topic_config("t", &[("retention.ms", "1234")])
+        .unwrap();
+    assert_eq!(
+        broker.describe_topic("t").unwrap().config.retention_ms,
+        1234
+    );
+    broker.create_partitions("t", 3).unwrap();
+    let d = broker.describe_topic("t").unwrap();
+    assert_eq!(d.partitions.len(), 3);
+    assert_eq!(d.config.retention_ms, 1234);
+    assert_eq!(d.partitions[0].log_end_offset, 1);
+    let p2 = broker.topic("t").unwrap().partition(2).unwrap();
+    assert_eq!(p2.append(&[Record::new("x")]).unwrap(), 0);
+    assert_eq!(entries(&path), ["t-0", "t-1", "t-2"]);
+    // Deleted and made again: fresh offsets, as on a persistent broker.
+    drop(p2);
+    broker.delete_topic("t").unwrap();
+    assert_eq!(entries(&path), Vec::<String>::new());
+    assert!(broker.describe_topic("t").is_err());
+    broker
+        .create_topic("t", TopicConfig::default().partitions(2))
+        .unwrap();
+    let p = broker.topic("t").unwrap().partition(1).unwrap();
+    assert_eq!(p.log_end_offset(), 0);
+    assert_eq!(p.append(&[Record::new("y")]).unwrap(), 0);
+    drop(p);
+    drop(broker);
+    assert!(!path.exists(), "{} left behind", path.display());
+}
+
+#[test]
+fn a_temporary_directory_holding_files_the_broker_did_not_note_is_still_removed() {
+    let broker = Broker::temporary().unwrap();
+    let path = broker.path().to_path_buf();
+    // Rolled segments (their index files are written when they are sealed) in one topic, a
+    // stray file in a partition directory and one at the root.
+    broker
+        .create_topic("rolled", TopicConfig::default().segment_bytes(16 * 1024))
+        .unwrap();
+    let p = broker.topic("rolled").unwrap().partition(0).unwrap();
+    let value = vec![b'v'; 1024];
+    for _ in 0..64 {
+        p.append(&[Record::new(value.clone())]).unwrap();
+    }
+    drop(p);
+    broker
+        .create_topic("other", TopicConfig::default())
+        .unwrap();
+    std::fs::write(path.join("other-0").join("stray"), b"x").unwrap();
+    std::fs::write(path.join("stray"), b"x").unwrap();
+    std::fs::create_dir(path.join("stray-dir")).unwrap();
+    assert!(entries(&path.join("rolled-0")).len() > 2, "segments rolled");
+    drop(broker);
+    assert!(!path.exists(), "{} left behind", path.display());
+}
+
+#[test]
+fn a_persistent_broker_still_takes_its_lock_and_writes_topic_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    use_broker(&broker);
+    assert_eq!(entries(dir.path()), [".lock", "t-0", "topics"]);
+    assert_eq!(entries(&dir.path().join("topics")), ["t"]);
+    let e = Broker::open(dir.path()).unwrap_err();
+    assert!(matches!(e, Error::DirectoryLocked { .. }), "{e}");
 }

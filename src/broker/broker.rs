@@ -345,26 +345,31 @@ impl BrokerBuilder {
         // Before anything is written: no sync of a path in a temporary directory is issued
         // (its data dies with the broker; see `io::sync`).
         let ephemeral_root = ephemeral.then(|| io::sync::Ephemeral::register(&dir));
-        if !ephemeral {
+        // A temporary broker's directory was made just now under a random name and dies with
+        // the broker: it takes no `.lock`, has no `topics/` (its topic configs live in memory
+        // only) and no handle for `syncfs` (it never syncs). A persistent open of a live
+        // temporary broker's directory in this process is refused as if it were locked.
+        let lock = if ephemeral {
+            None
+        } else {
+            if io::sync::is_ephemeral_root(&dir) {
+                return Err(Error::DirectoryLocked { path: dir });
+            }
             // A data directory (and any parent) this creates is made durable in its parent
             // before anything inside it is.
             io::create_dir_durable(&dir)?;
-        }
-        let lock = DirLock::acquire(&dir)?;
+            Some(DirLock::acquire(&dir)?)
+        };
         let producer_ids = ProducerIds::open(&dir, !ephemeral)?;
-        let topics_dir = dir.join(topic_store::DIR_NAME);
-        if !topics_dir.exists() {
-            if ephemeral {
-                // Nothing about a temporary directory needs to survive a power loss.
-                std::fs::create_dir(&topics_dir)
-                    .map_err(|e| Error::io("creating directory", &topics_dir, e))?;
-            } else {
+        if !ephemeral {
+            let topics_dir = dir.join(topic_store::DIR_NAME);
+            if !topics_dir.exists() {
                 io::create_dir_durable(&topics_dir)?;
             }
         }
         // Held open for the broker's life: a batched checkpoint's `syncfs` through it reports
         // every writeback error since the broker opened.
-        let dir_handle = if cfg!(unix) {
+        let dir_handle = if cfg!(unix) && !ephemeral {
             Some(std::fs::File::open(&dir).map_err(|e| Error::io("opening directory", &dir, e))?)
         } else {
             None
@@ -386,7 +391,9 @@ impl BrokerBuilder {
             cleaner: Mutex::new(None),
             groups: GroupRegistry::default(),
             txns: TxnCoordinator::new(producer_ids, self.transaction_max_timeout_ms),
-            lock: Mutex::new(Some(lock)),
+            lock: Mutex::new(lock),
+            temp_files: Mutex::new(Vec::new()),
+            ephemeral,
             temp: Mutex::new(temp),
             _ephemeral_root: ephemeral_root,
         });
@@ -463,7 +470,14 @@ pub(crate) struct BrokerInner {
     groups: GroupRegistry,
     /// Transactions: producer ids, transactional ids' state, markers (see `txn::coordinator`).
     txns: TxnCoordinator,
+    /// `None` for a temporary broker (see `open_inner`).
     lock: Mutex<Option<DirLock>>,
+    /// A temporary broker's partition directories with their segment files, noted by `close`
+    /// while the logs still list them: what the last handle's drop removes (see
+    /// [`BrokerInner::remove_temporary_dir`]).
+    temp_files: Mutex<Vec<(PathBuf, Vec<PathBuf>)>>,
+    /// A temporary broker: its directory is fresh, never synced, removed when it drops.
+    ephemeral: bool,
     /// Declared last: the temporary directory is removed after everything else is closed.
     temp: Mutex<Option<tempfile::TempDir>>,
     /// A temporary directory's registration as ephemeral (nothing under it is fsynced), held
@@ -484,7 +498,7 @@ impl BrokerInner {
                     // close) syncs it with everything else. Making 110 MB spread over 10,000
                     // partitions durable at open took 28 s on the test VM (docs/
                     // ARCHITECTURE.md, "#20: partitions").
-                    let (state, _recovered) = self.open_topic(&name, Arc::new(config));
+                    let (state, _recovered) = self.open_topic(&name, Arc::new(config), &[]);
                     topics.insert(name, state);
                 }
                 Err(e) => {
@@ -497,13 +511,16 @@ impl BrokerInner {
 
     /// Opens every partition of a topic; one that fails is kept offline with its error. Also
     /// returns the partitions whose recovery awaits its checkpoint ([`checkpoint_many`]).
+    /// `fresh[i]`: partition `i`'s directory was made empty just now (see `open_partitions`).
     fn open_topic(
         &self,
         name: &str,
         config: Arc<TopicConfig>,
+        fresh: &[bool],
     ) -> (Arc<TopicState>, Vec<Arc<PartitionLog>>) {
         let name: Arc<str> = Arc::from(name);
-        let (partitions, recovered) = self.open_partitions(&name, 0..config.partitions, &config);
+        let (partitions, recovered) =
+            self.open_partitions(&name, 0..config.partitions, &config, fresh);
         let state = Arc::new(TopicState {
             name,
             config: RwLock::new(config),
@@ -532,15 +549,27 @@ impl BrokerInner {
     ///
     /// A partition that needed recovery is returned too: the caller checkpoints it (with
     /// every other such partition, see [`checkpoint_many`]) before anything uses it.
+    ///
+    /// `fresh[i]` (for partition `range.start + i`; missing entries are false) says its
+    /// directory was made empty just now by a temporary broker, so its open looks for nothing
+    /// in it (`PartitionLog::open_with`).
     fn open_partitions(
         &self,
         topic: &Arc<str>,
         range: std::ops::Range<i32>,
         config: &Arc<TopicConfig>,
+        fresh: &[bool],
     ) -> (Vec<PartitionSlot>, Vec<Arc<PartitionLog>>) {
+        let start = range.start;
         let ids: Vec<i32> = range.collect();
+        let fresh_at = |p: i32| {
+            usize::try_from(p - start)
+                .ok()
+                .and_then(|i| fresh.get(i).copied())
+                .unwrap_or(false)
+        };
         let opened = io::sync::for_each_parallel(&ids, self.options.recovery_threads, |&p| {
-            self.open_partition(topic, p, config.clone())
+            self.open_partition(topic, p, config.clone(), fresh_at(p))
         });
         let mut recovered = Vec::new();
         let slots = opened
@@ -563,22 +592,27 @@ impl BrokerInner {
     /// with one fsync of the data directory (not one per partition): before the topic file,
     /// the commit point, names them. Directories left over from an interrupted create are
     /// reused (open removes orphans, so they are empty or this topic's own).
-    fn create_partition_dirs(&self, topic: &str, range: std::ops::Range<i32>) -> Result<()> {
+    ///
+    /// Returns, per partition, whether a temporary broker made its directory just now (then
+    /// it is empty: no one else knows the directory, and no earlier life left files in it);
+    /// all false for a persistent broker, whose opens look as they always did.
+    fn create_partition_dirs(&self, topic: &str, range: std::ops::Range<i32>) -> Result<Vec<bool>> {
         let ids: Vec<i32> = range.collect();
         let created = io::sync::for_each_parallel(&ids, self.options.recovery_threads, |&p| {
             let dir = self.dir.join(dir_name(topic, p));
             match std::fs::create_dir(&dir) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Ok(()) => Ok(self.ephemeral),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
                 Err(e) => Err(Error::io("creating directory", &dir, e)),
             }
         });
-        created.into_iter().collect::<Result<()>>()?;
-        if self.temp.lock().is_some() {
+        let fresh = created.into_iter().collect::<Result<Vec<bool>>>()?;
+        if self.ephemeral {
             // Nothing about a temporary directory needs to survive a power loss.
-            return Ok(());
+            return Ok(fresh);
         }
-        io::sync_dir(&self.dir)
+        io::sync_dir(&self.dir)?;
+        Ok(fresh)
     }
 
     fn open_partition(
@@ -586,6 +620,7 @@ impl BrokerInner {
         topic: &Arc<str>,
         p: i32,
         config: Arc<TopicConfig>,
+        fresh: bool,
     ) -> Result<(PartitionLog, bool)> {
         PartitionLog::open_with(
             &self.dir.join(dir_name(topic, p)),
@@ -596,6 +631,7 @@ impl BrokerInner {
             self.notifier.clone(),
             self.files.clone(),
             true,
+            fresh,
         )
     }
 
@@ -790,11 +826,14 @@ impl BrokerInner {
             }
         }
         let config = Arc::new(config);
-        if let Err(e) = self.create_partition_dirs(name, 0..config.partitions) {
-            self.discard_partitions(name, &[], 0..config.partitions);
-            return Err(e);
-        }
-        let (state, recovered) = self.open_topic(name, config.clone());
+        let fresh = match self.create_partition_dirs(name, 0..config.partitions) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                self.discard_partitions(name, &[], 0..config.partitions);
+                return Err(e);
+            }
+        };
+        let (state, recovered) = self.open_topic(name, config.clone(), &fresh);
         let recovery = self.checkpoint_logs(&recovered, true);
         let failure = recovery.into_iter().find_map(Result::err).or_else(|| {
             state.partitions.read().iter().find_map(|slot| match slot {
@@ -804,7 +843,7 @@ impl BrokerInner {
         });
         let committed = match failure {
             Some(e) => Err(e),
-            None => topic_store::write(&self.dir, name, &config),
+            None => self.store_topic_config(name, &config),
         };
         if let Err(e) = committed {
             self.discard_partitions(name, &state.partitions.read(), 0..config.partitions);
@@ -854,12 +893,24 @@ impl BrokerInner {
             });
         }
         self.bump_metadata_version();
-        topic_store::remove(&self.dir, name)?;
+        if !self.ephemeral {
+            topic_store::remove(&self.dir, name)?;
+        }
         if let Some(state) = state {
             let count = state.partitions.read().len() as i32;
             self.discard_partitions(name, &state.partitions.read(), 0..count);
         }
         Ok(())
+    }
+
+    /// Writes a topic's config file (the commit point of a topic change). A temporary broker
+    /// keeps its configs in memory only ([`TopicState::config`]): its directory is never
+    /// reopened, so no file would ever be read.
+    fn store_topic_config(&self, name: &str, config: &TopicConfig) -> Result<()> {
+        if self.ephemeral {
+            return Ok(());
+        }
+        topic_store::write(&self.dir, name, config)
     }
 
     fn broker_dir(&self) -> &Path {
@@ -1022,8 +1073,12 @@ impl BrokerInner {
         let mut first_error = None;
         // A temporary directory is removed when the last handle drops: flushing it is wasted
         // fsyncs (tests open and drop many of these).
-        let checkpoint = self.temp.lock().is_none();
+        let checkpoint = !self.ephemeral;
         let logs = self.all_logs();
+        if self.ephemeral {
+            // While the logs still list them: what the last handle's drop unlinks.
+            *self.temp_files.lock() = logs.iter().map(|log| log.segment_files()).collect();
+        }
         if checkpoint {
             // Only the partitions that changed since open, in one batch.
             let changed: Vec<Arc<PartitionLog>> = logs
@@ -1052,11 +1107,39 @@ impl BrokerInner {
     }
 }
 
+impl BrokerInner {
+    /// Removes a temporary broker's directory, after `close`. The segment files `close` noted
+    /// are unlinked and each partition directory, then the root, removed with `rmdir`; a
+    /// directory that still holds something (an index written at a roll, a producer snapshot,
+    /// a partition that did not open, a file a test put there) makes its `rmdir` fail and is
+    /// then removed whole, listed as `TempDir`'s drop would. Without listings, the common case
+    /// (a topic or two, one segment each) costs one `unlink` and one `rmdir` per partition
+    /// where `remove_dir_all` spent about seven more calls per directory. Best effort, as
+    /// `TempDir`'s drop: a failure leaves files behind and is not reported.
+    fn remove_temporary_dir(&self) {
+        let Some(temp) = self.temp.lock().take() else {
+            return;
+        };
+        let root = temp.keep();
+        for (dir, files) in std::mem::take(&mut *self.temp_files.lock()) {
+            for file in &files {
+                let _ = std::fs::remove_file(file);
+            }
+            if std::fs::remove_dir(&dir).is_err() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+        if std::fs::remove_dir(&root).is_err() {
+            let _ = std::fs::remove_dir_all(&root);
+        }
+    }
+}
+
 impl Drop for BrokerInner {
     fn drop(&mut self) {
         // Best effort: Drop cannot report errors; `Broker::close` does.
         let _ = self.close();
-        drop(self.temp.lock().take());
+        self.remove_temporary_dir();
     }
 }
 
@@ -1100,7 +1183,7 @@ impl Drop for LastHandle {
         // Best effort: Drop cannot report errors; `Broker::close` does. `close` stops and
         // joins the background threads first.
         let _ = self.0.close();
-        drop(self.0.temp.lock().take());
+        self.0.remove_temporary_dir();
     }
 }
 
@@ -1197,7 +1280,7 @@ impl Broker {
         let config = Arc::new((*state.config.read().clone()).clone().partitions(new_count));
         config.validate()?;
         let mut added = match inner.create_partition_dirs(&state.name, current..new_count) {
-            Ok(()) => inner.open_partitions(&state.name, current..new_count, &config),
+            Ok(fresh) => inner.open_partitions(&state.name, current..new_count, &config, &fresh),
             Err(e) => (vec![PartitionSlot::Offline(e)], Vec::new()),
         };
         // Leftover directories of an interrupted create may have held data to recover.
@@ -1215,7 +1298,7 @@ impl Broker {
             inner.discard_partitions(name, &added, current..new_count);
             return Err(e);
         }
-        topic_store::write(&inner.dir, name, &config)?;
+        inner.store_topic_config(name, &config)?;
         *state.config.write() = config.clone();
         let mut partitions = state.partitions.write();
         for slot in partitions.iter() {
@@ -1252,7 +1335,7 @@ impl Broker {
                 .clone()
                 .with_properties(changes)?,
         );
-        topic_store::write(&inner.dir, name, &config)?;
+        inner.store_topic_config(name, &config)?;
         *state.config.write() = config.clone();
         for slot in state.partitions.read().iter() {
             if let PartitionSlot::Online(log) = slot {

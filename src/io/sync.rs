@@ -60,6 +60,14 @@ pub(crate) fn is_ephemeral(path: &Path) -> bool {
     !roots.is_empty() && roots.iter().any(|r| path.starts_with(r))
 }
 
+/// Whether `dir` is the directory of a live temporary broker (a registered root itself, not a
+/// path under one). A temporary broker takes no `.lock`, so a persistent open of its directory
+/// in this process is refused by this instead.
+pub(crate) fn is_ephemeral_root(dir: &Path) -> bool {
+    let roots = EPHEMERAL_ROOTS.read();
+    !roots.is_empty() && roots.iter().any(|r| r == dir)
+}
+
 /// Fsyncs `file`'s data (`fdatasync`), unless `path` (the file's path) is ephemeral.
 pub(crate) fn data(file: &File, path: &Path) -> std::io::Result<()> {
     if is_ephemeral(path) {

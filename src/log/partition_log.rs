@@ -320,6 +320,7 @@ impl PartitionLog {
             broker_notifier,
             budget,
             false,
+            false,
         )
         .map(|(log, _)| log)
     }
@@ -330,7 +331,13 @@ impl PartitionLog {
     /// (batched, `checkpoint_batch`) syncs it; the durable offset stays at the recovery
     /// point, so `sync_to` fsyncs it before acknowledging anything there, and no producer
     /// snapshot is written for it until then.
-    #[allow(clippy::too_many_arguments)] // `open`'s six, the broker's file budget, the mode
+    ///
+    /// `fresh`: the caller made `dir` empty just now and no one else knows it (a temporary
+    /// broker's new partition), so nothing is looked for in it: no listing, no recovery
+    /// point, cleaner checkpoint, producer snapshot or log start offset to read, and no stale
+    /// index file to remove beside the first segment. The log opened is the one an empty
+    /// directory gives without it, with about 20 fewer system calls.
+    #[allow(clippy::too_many_arguments)] // `open`'s six, the broker's file budget, the modes
     pub(crate) fn open_with(
         dir: &Path,
         topic: Arc<str>,
@@ -340,12 +347,20 @@ impl PartitionLog {
         broker_notifier: Arc<Notifier>,
         budget: Arc<FileBudget>,
         defer_checkpoint: bool,
+        fresh: bool,
     ) -> Result<(PartitionLog, bool)> {
-        if !dir.exists() {
+        if !fresh && !dir.exists() {
             io::create_dir_durable(dir)?;
         }
         let now = clock.now_ms();
-        let mut listing = list_segments(dir)?;
+        let mut listing = if fresh {
+            Listing {
+                bases: Vec::new(),
+                swap_leftovers: false,
+            }
+        } else {
+            list_segments(dir)?
+        };
         if listing.swap_leftovers {
             // A cleaner swap interrupted by a crash is finished (or rolled back) first, so
             // the segments are either the old ones or the new ones.
@@ -355,7 +370,11 @@ impl PartitionLog {
         let bases = listing.bases;
         let interval = config.index_interval_bytes;
         let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
-        let checkpoint = RecoveryPoint::read(dir)?;
+        let checkpoint = if fresh {
+            None
+        } else {
+            RecoveryPoint::read(dir)?
+        };
         // A checkpoint naming a segment retention has since deleted covers nothing that is left.
         let checkpoint = checkpoint.filter(|rp| bases.contains(&rp.segment_base));
         let mut scanned = false;
@@ -455,13 +474,12 @@ impl PartitionLog {
         // A new log's first segment is made durable (directory fsync) by its first sync.
         let mut dir_epoch = 0;
         if segments.is_empty() {
-            segments.push(Arc::new(Segment::create(
-                dir,
-                0,
-                now,
-                u64::from(config.segment_bytes),
-                &budget,
-            )?));
+            let hint = u64::from(config.segment_bytes);
+            segments.push(Arc::new(if fresh {
+                Segment::create_in_empty_dir(dir, 0, now, hint, &budget)?
+            } else {
+                Segment::create(dir, 0, now, hint, &budget)?
+            }));
             dir_epoch = 1;
         }
         let first = segments[0].base_offset();
@@ -477,7 +495,7 @@ impl PartitionLog {
             max_timestamp: NO_TIMESTAMP,
         });
         // Only compacted logs keep one (a missing one costs a pass, never a record).
-        let cleaner_checkpoint = if config.cleanup_policy.compacts() {
+        let cleaner_checkpoint = if config.cleanup_policy.compacts() && !fresh {
             CleanerCheckpoint::read(dir)?
         } else {
             CleanerCheckpoint::default()
@@ -525,6 +543,14 @@ impl PartitionLog {
             notifier: Notifier::default(),
             broker_notifier,
         };
+        if fresh {
+            // An empty log: the producer state made above is its state (no snapshot to read,
+            // nothing to replay), and DeleteRecords never ran on it.
+            // What the lines below do for an empty directory, without its reads.
+            log.sync_state.lock().durable_offset = log_end;
+            log.clean_end.store(log_end, Ordering::Release);
+            return Ok((log, false));
+        }
         let replayed = log.load_producer_state(txn_rebuild_from)?;
         // DeleteRecords may have moved the start past the first segment's base.
         if let Some(start) = log_start::read(dir)? {
@@ -581,6 +607,19 @@ impl PartitionLog {
 
     pub(crate) fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// The log's directory and the segment files (`.log`) it lists now: what a temporary
+    /// broker's drop unlinks before it removes the directory with `rmdir` (anything else in
+    /// it makes the `rmdir` fail, and the directory is then removed whole).
+    pub(crate) fn segment_files(&self) -> (PathBuf, Vec<PathBuf>) {
+        let files = self
+            .segments
+            .read()
+            .iter()
+            .map(|seg| seg.log_path().to_path_buf())
+            .collect();
+        (self.dir.clone(), files)
     }
 
     pub(crate) fn partition(&self) -> i32 {
@@ -2487,6 +2526,54 @@ mod tests {
 
     fn append(log: &PartitionLog, i: usize) -> Result<AppendInfo> {
         log.append_records(&[Record::new(format!("value-{i}-{}", "x".repeat(200)))])
+    }
+
+    /// A log opened `fresh` (a temporary broker's new partition: nothing looked for in its
+    /// directory) is the log an open of the same empty directory gives: same offsets, same
+    /// files, and the same records after the same appends and a close and reopen.
+    #[test]
+    fn a_fresh_open_is_the_open_of_an_empty_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let open = |name: &str, fresh: bool| {
+            let dir = root.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            let (log, recovered) = PartitionLog::open_with(
+                &dir,
+                Arc::from("t"),
+                0,
+                Arc::new(TopicConfig::default()),
+                crate::clock::system(),
+                Arc::new(Notifier::default()),
+                FileBudget::new(super::super::file_budget::OPEN_FILES_DEFAULT),
+                true,
+                fresh,
+            )
+            .unwrap();
+            assert!(!recovered);
+            (dir, log)
+        };
+        let (plain_dir, plain) = open("plain", false);
+        let (fresh_dir, fresh) = open("fresh", true);
+        let state = |log: &PartitionLog| {
+            (
+                log.log_start_offset(),
+                log.log_end_offset(),
+                log.last_stable_offset(),
+                log.sync_state.lock().durable_offset,
+                log.clean_end.load(Ordering::Acquire),
+            )
+        };
+        assert_eq!(state(&fresh), state(&plain));
+        assert_eq!(file_names(&fresh_dir), file_names(&plain_dir));
+        for i in 0..3 {
+            assert_eq!(append(&fresh, i).unwrap(), append(&plain, i).unwrap());
+        }
+        assert_eq!(state(&fresh), state(&plain));
+        fresh.close(true).unwrap();
+        plain.close(true).unwrap();
+        assert_eq!(file_names(&fresh_dir), file_names(&plain_dir));
+        let reopened = open_log(&fresh_dir, TopicConfig::default());
+        assert_eq!(reopened.log_end_offset(), 3);
     }
 
     /// The names of the files in `dir`, sorted.

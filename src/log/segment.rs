@@ -121,17 +121,7 @@ impl Segment {
         map_len_hint: u64,
         budget: &Arc<FileBudget>,
     ) -> Result<Segment> {
-        let log_path = dir.join(file_name(base_offset, "log"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)
-            .map_err(|e| Error::io("creating segment", &log_path, e))?;
-        let segment = Segment::with_size(dir, base_offset, 0, now_ms, map_len_hint, budget);
-        *segment.handles.file.write() = Some(Arc::new(file));
-        budget.opened(&segment.handles);
+        let segment = Segment::create_in_empty_dir(dir, base_offset, now_ms, map_len_hint, budget)?;
         // Stale index files from an earlier life of this base offset would mislead lookups;
         // the index files are written when the segment is first synced.
         for path in [
@@ -145,6 +135,28 @@ impl Segment {
                 Err(e) => return Err(Error::io("removing stale index", path.as_path(), e)),
             }
         }
+        Ok(segment)
+    }
+
+    /// [`Segment::create`] in a directory known to hold no file of this base offset (made
+    /// empty just now by the caller): no stale index file to remove.
+    pub(crate) fn create_in_empty_dir(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        map_len_hint: u64,
+        budget: &Arc<FileBudget>,
+    ) -> Result<Segment> {
+        let segment = Segment::with_size(dir, base_offset, 0, now_ms, map_len_hint, budget);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&segment.log_path)
+            .map_err(|e| Error::io("creating segment", &segment.log_path, e))?;
+        *segment.handles.file.write() = Some(Arc::new(file));
+        budget.opened(&segment.handles);
         Ok(segment)
     }
 
@@ -179,12 +191,22 @@ impl Segment {
         map_len_hint: u64,
         budget: &Arc<FileBudget>,
     ) -> Segment {
+        // The offset formatted once for the four names, not per name (docs/ARCHITECTURE.md,
+        // "Fourteenth session: the temporary broker").
+        let log_path = dir.join(file_name(base_offset, "log"));
+        let with = |ext: &str| {
+            let mut p = log_path.clone();
+            p.set_extension(ext);
+            p
+        };
+        let (index_path, time_index_path, txn_index_path) =
+            (with("index"), with("timeindex"), with("txnindex"));
         Segment {
             base_offset,
-            log_path: dir.join(file_name(base_offset, "log")),
-            index_path: dir.join(file_name(base_offset, "index")),
-            time_index_path: dir.join(file_name(base_offset, "timeindex")),
-            txn_index_path: dir.join(file_name(base_offset, "txnindex")),
+            log_path,
+            index_path,
+            time_index_path,
+            txn_index_path,
             handles: Handles::new(budget.clone()),
             budget: budget.clone(),
             size: AtomicU64::new(size),
@@ -1089,6 +1111,22 @@ mod tests {
         codec::set_base_offset(&mut batch, seg.next_offset());
         let header = codec::peek_header(&batch).expect("header");
         assert!(seg.append(&batch, &header, 4096, since_index).is_ok());
+    }
+
+    /// The four paths a segment derives from one formatted offset are the names `file_name`
+    /// gives each extension (the on-disk names of docs/FORMAT.md), for any base offset.
+    #[test]
+    fn segment_paths_are_file_name_for_each_extension() {
+        let dir = tempfile::tempdir().expect("dir");
+        let budget = FileBudget::new(16);
+        for base in [0, 1, 42, 1 << 40, i64::MAX, -1] {
+            let seg = Segment::with_size(dir.path(), base, 0, 0, 0, &budget);
+            let name = |ext: &str| dir.path().join(file_name(base, ext));
+            assert_eq!(seg.log_path, name("log"), "{base}");
+            assert_eq!(seg.index_path, name("index"), "{base}");
+            assert_eq!(seg.time_index_path, name("timeindex"), "{base}");
+            assert_eq!(seg.txn_index_path, name("txnindex"), "{base}");
+        }
     }
 
     /// A reader's hint that lands on the batch it names starts the read there and reads what
