@@ -86,7 +86,7 @@ fn pipelined_batches_appended_together_keep_their_order_and_offsets() {
         let producer = broker
             .producer(ProducerConfig::default().acks(Acks::All).batch_size(1_024))
             .unwrap();
-        let acked: Arc<Mutex<Vec<Vec<(i64, usize)>>>> = Arc::new(Mutex::new(vec![vec![]; 2]));
+        let acked = Arc::new(Mutex::new(vec![Vec::<(i64, usize)>::new(); 2]));
         for i in 0..RECORDS {
             let acked = Arc::clone(&acked);
             let p = (i % 2) as i32;

@@ -1012,7 +1012,8 @@ impl PartitionLog {
             let pending = (i > run_start).then(|| (run_bytes, stamped[run_start]));
             let long_run =
                 i - run_start >= io::VECTORED_PARTS_MAX || run_bytes + len as u64 > RUN_BYTES_MAX;
-            let roll = self.should_roll(&w, &header, base, len, pending, config, now);
+            header.base_offset = base;
+            let roll = self.should_roll(&w, &header, len, pending, config, now);
             if roll || long_run {
                 self.write_run(
                     &mut w,
@@ -1032,7 +1033,6 @@ impl PartitionLog {
             }
             let batch = &mut *parts[i];
             codec::set_base_offset(batch, base);
-            header.base_offset = base;
             if config.timestamp_type == TimestampType::LogAppendTime {
                 codec::set_log_append_time(batch, now);
                 header.max_timestamp = now;
@@ -1138,7 +1138,6 @@ impl PartitionLog {
         &self,
         w: &Writer,
         incoming: &BatchHeader,
-        base: i64,
         len: usize,
         pending: Option<(u64, BatchHeader)>,
         config: &TopicConfig,
@@ -1159,7 +1158,10 @@ impl PartitionLog {
         // Positions and relative offsets are u32 in the index.
         // `base + last_offset_delta` was checked by the caller: it does not overflow.
         let overflow = size + len as u64 > u64::from(u32::MAX)
-            || base.saturating_add(i64::from(incoming.last_offset_delta)) - active.base_offset()
+            || incoming
+                .base_offset
+                .saturating_add(i64::from(incoming.last_offset_delta))
+                - active.base_offset()
                 > i64::from(u32::MAX);
         let first = pending_first.unwrap_or_else(|| active.first_timestamp());
         let waited = if first == NO_TIMESTAMP {

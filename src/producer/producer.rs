@@ -1440,9 +1440,7 @@ impl Shared {
         let mut out: Vec<RoundAppend> = batches
             .iter()
             .map(|b| RoundAppend {
-                result: Err(Error::IllegalState {
-                    reason: "producer batch not appended".into(),
-                }),
+                result: None,
                 buffer: None,
                 written: 0,
                 records: b.records_when_full(self.batch_size),
@@ -1452,7 +1450,7 @@ impl Shared {
             .collect();
         if let Some(e) = refused {
             for o in &mut out {
-                o.result = Err(e.clone());
+                o.result = Some(Err(e.clone()));
             }
             return out;
         }
@@ -1479,7 +1477,7 @@ impl Shared {
                         finished.push((i, f, fields));
                     }
                     Err((e, buffer)) => {
-                        out[i].result = Err(e);
+                        out[i].result = Some(Err(e));
                         out[i].buffer = buffer;
                     }
                 }
@@ -1492,7 +1490,7 @@ impl Shared {
             for (k, (i, mut f, fields)) in finished.into_iter().enumerate() {
                 let o = &mut out[i];
                 o.written = f.written().len();
-                o.result = match &result {
+                o.result = Some(match &result {
                     Ok(info) if info.duplicate => Ok(*info),
                     Err(e) if k >= appended => Err(e.clone()),
                     _ => codec::peek_header(f.written())
@@ -1506,8 +1504,8 @@ impl Shared {
                         .map_err(|e| Error::IllegalState {
                             reason: format!("an appended producer batch does not decode: {e}"),
                         }),
-                };
-                if let (Ok(_), Some(fields)) = (&o.result, fields) {
+                });
+                if let (Some(Ok(_)), Some(fields)) = (&o.result, fields) {
                     sequences.appended(&log, fields, o.record_count);
                 }
                 o.buffer = Some(f.plain);
@@ -1586,6 +1584,7 @@ impl Shared {
                 record_count,
                 encoded,
             } = outcome;
+            let result = result.unwrap_or_else(|| Err(internal("a producer batch not appended")));
             let count = u64::try_from(record_count).unwrap_or(0);
             metrics.records.add(count);
             measures.records.add(count as f64);
@@ -1662,7 +1661,8 @@ impl Shared {
 
 /// What [`Shared::append_round`] did with one batch, and the batch's figures taken before.
 struct RoundAppend {
-    result: Result<AppendInfo>,
+    /// `None` only if the batch was somehow left out (never: every batch gets an outcome).
+    result: Option<Result<AppendInfo>>,
     /// The batch's buffer, for reuse.
     buffer: Option<Vec<u8>>,
     /// Bytes written (compressed, if it was; 0 if compression failed).
