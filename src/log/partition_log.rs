@@ -760,7 +760,9 @@ impl PartitionLog {
     ///
     /// Where a batch needs more than the write (a compacted topic's key check, the topic's
     /// recompression, a batch over `max.message.bytes`), each is appended on its own with
-    /// `append_batch`, as before, and the first failure stops the rest.
+    /// `append_batch`, as before, and the first failure stops the rest (the caller fails them
+    /// with its error, as Kafka's broker fails a produce request's batches for a partition
+    /// together).
     pub(crate) fn append_batches(&self, parts: &mut [&mut [u8]]) -> (usize, Result<AppendInfo>) {
         if let Err(e) = self.check_writable() {
             return (0, Err(e));
