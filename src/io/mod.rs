@@ -19,7 +19,8 @@ pub(crate) mod sync;
 
 pub(crate) use file::{
     create_dir_durable, read_at, read_small, remove_dir_all_durable, sync_dir, sync_dir_steps,
-    write_all_at, write_atomic, write_atomic_via, write_unsynced, SmallFile, SyncError,
+    write_all_at, write_all_vectored_at, write_atomic, write_atomic_via, write_unsynced, SmallFile,
+    SyncError, VECTORED_PARTS_MAX,
 };
 pub(crate) use lock::DirLock;
 pub(crate) use mmap::{share, SegmentMap};

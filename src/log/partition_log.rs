@@ -787,7 +787,86 @@ impl PartitionLog {
         if let Some((mut bytes, batches)) = self.recompress(batch, &one, &config)? {
             return self.append_checked(&mut bytes, &batches, &config, false);
         }
-        self.append_checked(batch, &one, &config, false)
+        let header = one[0].header;
+        self.append_parts(&mut [batch], &[header], &config, false, &mut 0)
+    }
+
+    /// Appends encoded batches (from [`BatchBuilder`], as [`PartitionLog::append_batch`] takes
+    /// one) in order, under one hold of the writer lock and with one write for as many as sit
+    /// between rolls: the producer's sender hands a partition's ready batches over at once.
+    /// Returns how many were appended (a prefix: those stay in the log even if a later one
+    /// failed) and the outcome; on success, the info covers them all.
+    ///
+    /// Where a batch needs more than the write (a compacted topic's key check, the topic's
+    /// recompression, a batch over `max.message.bytes`), each is appended on its own with
+    /// `append_batch`, as before, and the first failure stops the rest (the caller fails them
+    /// with its error, as Kafka's broker fails a produce request's batches for a partition
+    /// together).
+    pub(crate) fn append_batches(&self, parts: &mut [&mut [u8]]) -> (usize, Result<AppendInfo>) {
+        if let Err(e) = self.check_writable() {
+            return (0, Err(e));
+        }
+        let config = self.config();
+        let limit = config.max_message_bytes as usize;
+        let one_by_one = parts.len() < 2
+            || config.cleanup_policy.compacts()
+            || config.compression_codec().is_some()
+            || parts.iter().any(|p| p.len() > limit);
+        if one_by_one {
+            return self.append_each(parts);
+        }
+        let mut headers = Vec::with_capacity(parts.len());
+        for part in parts.iter() {
+            debug_assert!(
+                codec::decode_batch(part).is_ok(),
+                "append of a batch that does not decode"
+            );
+            match codec::peek_header(part) {
+                Ok(header) => headers.push(header),
+                Err(e) => {
+                    return (
+                        0,
+                        Err(Error::InvalidRecord {
+                            topic: self.topic.to_string(),
+                            partition: self.partition,
+                            reason: format!("batch header does not decode: {e}"),
+                        }),
+                    )
+                }
+            }
+        }
+        let mut appended = 0;
+        let result = self.append_parts(parts, &headers, &config, false, &mut appended);
+        (appended, result)
+    }
+
+    /// [`PartitionLog::append_batches`] one batch at a time.
+    fn append_each(&self, parts: &mut [&mut [u8]]) -> (usize, Result<AppendInfo>) {
+        let mut info: Option<AppendInfo> = None;
+        for (i, part) in parts.iter_mut().enumerate() {
+            match self.append_batch(part) {
+                Ok(next) => {
+                    info = Some(match info {
+                        None => next,
+                        Some(before) => AppendInfo {
+                            last_offset: next.last_offset,
+                            ..before
+                        },
+                    });
+                }
+                Err(e) => return (i, Err(e)),
+            }
+        }
+        match info {
+            Some(info) => (parts.len(), Ok(info)),
+            None => (
+                0,
+                Err(Error::argument(
+                    "batches",
+                    "an append needs at least one batch",
+                )),
+            ),
+        }
     }
 
     /// The batches re-encoded with the topic's `compression.type` when it names a codec that
@@ -876,12 +955,7 @@ impl PartitionLog {
     }
 
     /// Appends `batches` (ranges of `bytes`, each already checked) under one hold of the writer
-    /// lock, so that they get consecutive offsets. Should a write fail cleanly after some of
-    /// them, those stay in the log (and the log end counts them) and the error is returned.
-    ///
-    /// Batches with a producer id are checked against the producer state first (`client`:
-    /// they come from a client's produce call, see `check_producers`); the state follows each
-    /// batch once it is in the file, so it never describes a batch the log lacks.
+    /// lock (see [`PartitionLog::append_parts`]).
     fn append_checked(
         &self,
         bytes: &mut [u8],
@@ -889,14 +963,52 @@ impl PartitionLog {
         config: &TopicConfig,
         client: bool,
     ) -> Result<AppendInfo> {
-        let offsets: i64 = batches
+        let headers: Vec<BatchHeader> = batches.iter().map(|b| b.header).collect();
+        let mut parts = Vec::with_capacity(batches.len());
+        let mut rest = bytes;
+        let mut at = 0;
+        for valid in batches {
+            // Ranges from `validate` and `recompress` follow each other in order.
+            let (start, end) = (valid.range.start, valid.range.end);
+            if start < at || end < start || end - at > rest.len() {
+                return Err(Error::IllegalState {
+                    reason: format!(
+                        "batch ranges out of order in an append to {}-{}",
+                        self.topic, self.partition
+                    ),
+                });
+            }
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - at);
+            let (part, tail) = tail.split_at_mut(end - start);
+            parts.push(part);
+            rest = tail;
+            at = end;
+        }
+        self.append_parts(&mut parts, &headers, config, client, &mut 0)
+    }
+
+    /// Appends `parts` (each one checked batch, `headers[i]` its header) under one hold of the
+    /// writer lock, so that they get consecutive offsets. Batches between rolls go to the file
+    /// in one write. Should a write fail cleanly after some of them, those stay in the log (and
+    /// the log end counts them; `appended` says how many) and the error is returned.
+    ///
+    /// Batches with a producer id are checked against the producer state first (`client`:
+    /// they come from a client's produce call, see `check_producers`); the state follows each
+    /// batch once it is in the file, so it never describes a batch the log lacks.
+    fn append_parts(
+        &self,
+        parts: &mut [&mut [u8]],
+        headers: &[BatchHeader],
+        config: &TopicConfig,
+        client: bool,
+        appended: &mut usize,
+    ) -> Result<AppendInfo> {
+        *appended = 0;
+        let offsets: i64 = headers
             .iter()
-            .map(|b| i64::from(b.header.last_offset_delta) + 1)
+            .map(|h| i64::from(h.last_offset_delta) + 1)
             .sum();
-        let records: i64 = batches
-            .iter()
-            .map(|b| i64::from(b.header.record_count))
-            .sum();
+        let records: i64 = headers.iter().map(|h| i64::from(h.record_count)).sum();
         let mut w = self.writer.lock();
         self.check_writable()?;
         let first = self.log_end.load(Ordering::Relaxed);
@@ -912,7 +1024,7 @@ impl PartitionLog {
                 ),
             });
         }
-        let facts = match self.check_producers(&w.producers, bytes, batches, first, client)? {
+        let facts = match self.check_producers(&w.producers, parts, headers, first, client)? {
             Ok(facts) => facts,
             Err(dup) => {
                 // Kafka answers with the original's offsets and timestamp (its append time
@@ -931,16 +1043,37 @@ impl PartitionLog {
         let mut base = first;
         let mut last_offset = first;
         let mut log_append_time = None;
-        for (i, valid) in batches.iter().enumerate() {
-            let facts = facts.get(i).copied().flatten();
-            let batch = &mut bytes[valid.range.clone()];
-            let mut header = valid.header;
-            if self.should_roll(&w, &header, base, batch.len(), config, now) {
+        let mut stamped = Vec::with_capacity(headers.len());
+        // The run of batches stamped and not yet written: `parts[run_start..]`, of `run_bytes`.
+        let mut run_start = 0;
+        let mut run_bytes = 0u64;
+        for i in 0..parts.len() {
+            let len = parts[i].len();
+            let mut header = headers[i];
+            let pending = (i > run_start).then(|| (run_bytes, stamped[run_start]));
+            let long_run =
+                i - run_start >= io::VECTORED_PARTS_MAX || run_bytes + len as u64 > RUN_BYTES_MAX;
+            header.base_offset = base;
+            let roll = self.should_roll(&w, &header, len, pending, config, now);
+            if roll || long_run {
+                self.write_run(
+                    &mut w,
+                    &parts[run_start..i],
+                    &stamped[run_start..i],
+                    &facts,
+                    run_start,
+                    config,
+                )?;
+                *appended = i;
+                run_start = i;
+                run_bytes = 0;
+            }
+            if roll {
                 // A roll that fails (no space for the new file) has changed nothing.
                 self.roll(&mut w, base, now)?;
             }
+            let batch = &mut *parts[i];
             codec::set_base_offset(batch, base);
-            header.base_offset = base;
             if config.timestamp_type == TimestampType::LogAppendTime {
                 codec::set_log_append_time(batch, now);
                 header.max_timestamp = now;
@@ -949,37 +1082,20 @@ impl PartitionLog {
                     .unwrap_or(header.attributes);
                 log_append_time = Some(now);
             }
-            let Writer {
-                active,
-                bytes_since_index,
-                ..
-            } = &mut *w;
-            active
-                .append(
-                    batch,
-                    &header,
-                    config.index_interval_bytes,
-                    bytes_since_index,
-                )
-                .map_err(|e| match e {
-                    // The write failed but left nothing behind: report it and stay writable,
-                    // so a full disk stops appends only until space returns.
-                    AppendError::Undone(e) => e,
-                    AppendError::Torn(e) => self.fail(e),
-                })?;
             base = header.next_offset();
             last_offset = header.last_offset();
-            self.log_end.store(base, Ordering::Release);
-            if let Some(mut f) = facts {
-                f.max_timestamp = header.max_timestamp;
-                let Writer {
-                    active, producers, ..
-                } = &mut *w;
-                apply_written(producers, &f, Some(active));
-                producers.set_map_end_offset(base);
-            }
-            self.publish_lso(&w.producers);
+            stamped.push(header);
+            run_bytes += len as u64;
         }
+        self.write_run(
+            &mut w,
+            &parts[run_start..],
+            &stamped[run_start..],
+            &facts,
+            run_start,
+            config,
+        )?;
+        *appended = parts.len();
         w.unflushed_records += records;
         let flush = (w.unflushed_records >= config.flush_messages
             || now.saturating_sub(w.last_flush_ms) >= config.flush_ms)
@@ -1001,27 +1117,94 @@ impl PartitionLog {
         })
     }
 
+    /// Writes a run of stamped batches to the active segment in one write, then publishes
+    /// each: the log end, and the producer state (`facts`, indexed from `first` = the run's
+    /// first batch's place in the call).
+    fn write_run(
+        &self,
+        w: &mut Writer,
+        parts: &[&mut [u8]],
+        headers: &[BatchHeader],
+        facts: &[Option<BatchFacts>],
+        first: usize,
+        config: &TopicConfig,
+    ) -> Result<()> {
+        let Some(last) = headers.last() else {
+            return Ok(());
+        };
+        let Writer {
+            active,
+            bytes_since_index,
+            ..
+        } = &mut *w;
+        let written = match parts {
+            [one] => active.append(
+                one,
+                &headers[0],
+                config.index_interval_bytes,
+                bytes_since_index,
+            ),
+            _ => {
+                let run: Vec<&[u8]> = parts.iter().map(|p| &**p).collect();
+                active.append_run(
+                    &run,
+                    headers,
+                    config.index_interval_bytes,
+                    bytes_since_index,
+                )
+            }
+        };
+        written.map_err(|e| match e {
+            // The write failed but left nothing behind: report it and stay writable,
+            // so a full disk stops appends only until space returns.
+            AppendError::Undone(e) => e,
+            AppendError::Torn(e) => self.fail(e),
+        })?;
+        self.log_end.store(last.next_offset(), Ordering::Release);
+        for (i, header) in headers.iter().enumerate() {
+            if let Some(mut f) = facts.get(first + i).copied().flatten() {
+                f.max_timestamp = header.max_timestamp;
+                let Writer {
+                    active, producers, ..
+                } = &mut *w;
+                apply_written(producers, &f, Some(active));
+                producers.set_map_end_offset(header.next_offset());
+            }
+        }
+        self.publish_lso(&w.producers);
+        Ok(())
+    }
+
     fn should_roll(
         &self,
         w: &Writer,
         incoming: &BatchHeader,
-        base: i64,
         len: usize,
+        pending: Option<(u64, BatchHeader)>,
         config: &TopicConfig,
         now: i64,
     ) -> bool {
         let active = &w.active;
-        if active.is_empty() {
+        // `pending`: the bytes of batches stamped for the active segment and not yet written,
+        // and the first of them (the segment's first timestamp, if it is empty).
+        let pending_first = match pending {
+            Some((_, first)) if active.is_empty() => Some(first.max_timestamp),
+            _ => None,
+        };
+        if active.is_empty() && pending.is_none() {
             return false;
         }
-        let size = active.size();
+        let size = active.size() + pending.map_or(0, |(bytes, _)| bytes);
         let full = size + len as u64 > u64::from(config.segment_bytes);
         // Positions and relative offsets are u32 in the index.
         // `base + last_offset_delta` was checked by the caller: it does not overflow.
         let overflow = size + len as u64 > u64::from(u32::MAX)
-            || base.saturating_add(i64::from(incoming.last_offset_delta)) - active.base_offset()
+            || incoming
+                .base_offset
+                .saturating_add(i64::from(incoming.last_offset_delta))
+                - active.base_offset()
                 > i64::from(u32::MAX);
-        let first = active.first_timestamp();
+        let first = pending_first.unwrap_or_else(|| active.first_timestamp());
         let waited = if first == NO_TIMESTAMP {
             now.saturating_sub(active.created_ms())
         } else {
@@ -2043,20 +2226,19 @@ impl PartitionLog {
     fn check_producers(
         &self,
         producers: &ProducerStates,
-        bytes: &[u8],
-        batches: &[ValidBatch],
+        parts: &[&mut [u8]],
+        headers: &[BatchHeader],
         first: i64,
         client: bool,
     ) -> Result<std::result::Result<Vec<Option<BatchFacts>>, BatchMetadata>> {
-        if batches.iter().all(|b| b.header.producer_id < 0) {
+        if headers.iter().all(|h| h.producer_id < 0) {
             // The common case (no idempotent producer): no allocation on the append path.
             return Ok(Ok(Vec::new()));
         }
-        let mut facts = Vec::with_capacity(batches.len());
+        let mut facts = Vec::with_capacity(headers.len());
         let mut appends: Vec<ProducerAppend> = Vec::new();
         let mut base = first;
-        for valid in batches {
-            let h = &valid.header;
+        for (h, part) in headers.iter().zip(parts) {
             let this_base = base;
             base += i64::from(h.last_offset_delta) + 1;
             if h.producer_id < 0 {
@@ -2068,7 +2250,7 @@ impl PartitionLog {
                 partition: self.partition,
                 reason,
             };
-            let batch = codec::decode_batch_unchecked(&bytes[valid.range.clone()])
+            let batch = codec::decode_batch_unchecked(part)
                 .ok_or_else(|| invalid("batch header does not decode".into()))?;
             let mut f = producer_state::batch_facts(&batch).map_err(|e| {
                 invalid(format!(
@@ -2347,6 +2529,11 @@ fn apply_written(states: &mut ProducerStates, facts: &BatchFacts, segment: Optio
 
 /// The extension of producer snapshot files, `<offset:020>.snapshot` (Kafka's).
 const SNAPSHOT_EXTENSION: &str = "snapshot";
+
+/// The most bytes of batches one append writes with one system call (the rest go in further
+/// writes): past a few hundred KiB a larger write gains nothing (docs/ARCHITECTURE.md, "#20:
+/// producer send").
+const RUN_BYTES_MAX: u64 = 1 << 20;
 
 /// Bytes read at a time while replaying the log into the producer state (at least a batch).
 const REPLAY_READ_BYTES: usize = 1 << 20;
@@ -2635,6 +2822,119 @@ mod tests {
             "{:?}",
             file_names(idem.path())
         );
+    }
+
+    /// `count` batches of `per` records each; with `idempotent`, from producer 9 with
+    /// consecutive sequences.
+    fn producer_batches(count: usize, per: usize, idempotent: bool) -> Vec<Vec<u8>> {
+        (0..count)
+            .map(|b| {
+                let mut builder = BatchBuilder::new();
+                if idempotent {
+                    builder.set_producer(codec::ProducerFields {
+                        producer_id: 9,
+                        producer_epoch: 0,
+                        base_sequence: (b * per) as i32,
+                    });
+                }
+                for r in 0..per {
+                    let value = format!("v{b}-{r}-{}", "z".repeat(100));
+                    let ts = 1_000 + (b * per + r) as i64;
+                    builder.push(ts, None, Some(value.as_bytes()), &[]).unwrap();
+                }
+                builder.finish()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_appended_in_one_call_land_as_appended_one_by_one() {
+        for idempotent in [false, true] {
+            // One segment, and rolls inside the call (each batch is ~600 bytes).
+            for segment_bytes in [1 << 20, 2_000] {
+                let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+                let config = TopicConfig::default()
+                    .segment_bytes(segment_bytes)
+                    .index_interval_bytes(1_000);
+                let one = open_log(a.path(), config.clone());
+                let all = open_log(b.path(), config);
+                let mut singles = producer_batches(12, 5, idempotent);
+                for batch in &mut singles {
+                    one.append_batch(batch).unwrap();
+                }
+                let mut together = producer_batches(12, 5, idempotent);
+                let mut parts: Vec<&mut [u8]> =
+                    together.iter_mut().map(Vec::as_mut_slice).collect();
+                let (appended, info) = all.append_batches(&mut parts);
+                let info = info.unwrap();
+                assert_eq!(appended, 12);
+                assert_eq!((info.base_offset, info.last_offset), (0, 59));
+                assert!(!info.duplicate);
+                // The same offsets stamped, the same bytes in the same files.
+                assert_eq!(singles, together);
+                assert_eq!(all.log_end_offset(), 60);
+                assert_eq!(one.stats().segment_count, all.stats().segment_count);
+                if segment_bytes == 2_000 {
+                    assert!(all.stats().segment_count > 3, "{:?}", all.stats());
+                }
+                assert_eq!(file_names(a.path()), file_names(b.path()));
+                for name in file_names(a.path()).iter().filter(|n| n.ends_with(".log")) {
+                    assert_eq!(
+                        std::fs::read(a.path().join(name)).unwrap(),
+                        std::fs::read(b.path().join(name)).unwrap(),
+                        "{name}"
+                    );
+                }
+                // Every offset is found through the indexes as in the other log.
+                for from in 0..60 {
+                    let (x, y) = (one.read(from, 1).unwrap(), all.read(from, 1).unwrap());
+                    assert_eq!(x.next_offset(), y.next_offset(), "read from {from}");
+                    assert_eq!(x.bytes(), y.bytes(), "read from {from}");
+                }
+                if idempotent {
+                    // The producer state followed every batch: batch 11 again is a duplicate
+                    // with its original offsets, and the next sequence is taken.
+                    for log in [&one, &all] {
+                        let mut again = producer_batches(12, 5, true).pop().unwrap();
+                        let dup = log.append_batch(&mut again).unwrap();
+                        assert!(dup.duplicate);
+                        assert_eq!((dup.base_offset, dup.last_offset), (55, 59));
+                        let mut next = BatchBuilder::new();
+                        next.set_producer(codec::ProducerFields {
+                            producer_id: 9,
+                            producer_epoch: 0,
+                            base_sequence: 60,
+                        });
+                        next.push(5_000, None, Some(b"next"), &[]).unwrap();
+                        let info = log.append_batch(&mut next.finish()).unwrap();
+                        assert_eq!((info.base_offset, info.duplicate), (60, false));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_refused_in_a_call_keeps_those_before_it_and_appends_none_after() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = open_log(tmp.path(), TopicConfig::default().max_message_bytes(1_000));
+        let mut batches = producer_batches(4, 1, false);
+        // The third is over max.message.bytes.
+        batches[2] = producer_batches(1, 10, false).pop().unwrap();
+        assert!(batches[2].len() > 1_000);
+        let mut parts: Vec<&mut [u8]> = batches.iter_mut().map(Vec::as_mut_slice).collect();
+        let (appended, result) = log.append_batches(&mut parts);
+        assert_eq!(appended, 2);
+        assert!(
+            matches!(result, Err(Error::RecordTooLarge { .. })),
+            "{result:?}"
+        );
+        assert_eq!(log.log_end_offset(), 2);
+        // Nothing at all: an error, nothing appended.
+        let (appended, result) = log.append_batches(&mut []);
+        assert_eq!(appended, 0);
+        assert!(result.is_err());
+        assert_eq!(log.log_end_offset(), 2);
     }
 
     fn log_files(dir: &Path) -> usize {

@@ -392,23 +392,72 @@ impl Segment {
         index_interval_bytes: u32,
         bytes_since_index: &mut u64,
     ) -> std::result::Result<(), AppendError> {
-        let position = self.size.load(Ordering::Relaxed);
-        debug_assert!(header.base_offset >= self.next_offset.load(Ordering::Relaxed));
-        debug_assert!(u32::try_from(position + batch.len() as u64).is_ok());
+        self.append_run(
+            &[batch],
+            std::slice::from_ref(header),
+            index_interval_bytes,
+            bytes_since_index,
+        )
+    }
+
+    /// Appends encoded batches (base offsets already stamped, consecutive) at the end with one
+    /// write, then indexes and publishes each as [`Segment::append`] does. `batches[i]` has
+    /// header `headers[i]`. Writer only. A failed write publishes none of them.
+    pub(crate) fn append_run(
+        &self,
+        batches: &[&[u8]],
+        headers: &[BatchHeader],
+        index_interval_bytes: u32,
+        bytes_since_index: &mut u64,
+    ) -> std::result::Result<(), AppendError> {
+        debug_assert_eq!(batches.len(), headers.len());
+        let start = self.size.load(Ordering::Relaxed);
+        let run_bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
+        debug_assert!(headers
+            .first()
+            .is_none_or(|h| h.base_offset >= self.next_offset.load(Ordering::Relaxed)));
+        debug_assert!(u32::try_from(start + run_bytes).is_ok());
         let file = self.file().map_err(AppendError::Undone)?;
         // Pinned before the write: the budget never closes a file holding unsynced bytes.
         self.handles
             .written
-            .fetch_max(position + batch.len() as u64, Ordering::AcqRel);
-        if let Err(e) = io::write_all_at(&file, batch, position, &self.log_path) {
-            // Nothing was published. Cutting off whatever part of the batch reached the file
+            .fetch_max(start + run_bytes, Ordering::AcqRel);
+        let written = match batches {
+            [one] => io::write_all_at(&file, one, start, &self.log_path),
+            _ => io::write_all_vectored_at(&file, batches, start, &self.log_path),
+        };
+        if let Err(e) = written {
+            // Nothing was published. Cutting off whatever part of the run reached the file
             // leaves file, page cache and published size agreeing again, so the log can take
             // the next append once space returns (a full disk, a file-size limit).
-            return Err(match file.set_len(position) {
+            return Err(match file.set_len(start) {
                 Ok(()) => AppendError::Undone(e),
                 Err(_) => AppendError::Torn(e),
             });
         }
+        let mut position = start;
+        for (batch, header) in batches.iter().zip(headers) {
+            self.published(
+                batch.len() as u64,
+                header,
+                position,
+                index_interval_bytes,
+                bytes_since_index,
+            );
+            position += batch.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Indexes and publishes a batch of `len` bytes written at `position`.
+    fn published(
+        &self,
+        len: u64,
+        header: &BatchHeader,
+        position: u64,
+        index_interval_bytes: u32,
+        bytes_since_index: &mut u64,
+    ) {
         let relative = (header.base_offset - self.base_offset) as u32;
         let last_relative = (header.last_offset() - self.base_offset) as u32;
         let max_ts = self
@@ -427,7 +476,7 @@ impl Segment {
             });
             *bytes_since_index = 0;
         }
-        *bytes_since_index += batch.len() as u64;
+        *bytes_since_index += len;
         if position == 0 {
             self.first_timestamp
                 .store(header.max_timestamp, Ordering::Release);
@@ -436,7 +485,7 @@ impl Segment {
         // Every appended batch comes from `BatchBuilder` (the log's own or the producer's), so
         // its framing is known good: reads of it check only the CRC. Only a contiguous
         // watermark moves (a segment recovered without a full scan starts below its end).
-        let end = position + batch.len() as u64;
+        let end = position + len;
         let _ = self.framing_checked.compare_exchange(
             position,
             end,
@@ -447,9 +496,7 @@ impl Segment {
         // Acquire) also sees a next offset covering it, which `read` relies on.
         self.next_offset
             .store(header.next_offset(), Ordering::Release);
-        self.size
-            .store(position + batch.len() as u64, Ordering::Release);
-        Ok(())
+        self.size.store(end, Ordering::Release);
     }
 
     /// Reads whole batches starting with the one that holds `from` (or the first after it),

@@ -139,44 +139,44 @@ impl ProducerBatch {
         self.callbacks.push((index, timestamp, callback));
     }
 
-    /// Finishes the encoding and appends the batch to its log. Returns the batch's buffer too,
-    /// for a later batch to encode into, and the bytes of the batch as written (compressed, if
-    /// it was; 0 if compression failed), for the producer's `compression-rate-avg`.
+    /// Finishes the encoding: the batch as it goes to the log (compressed, if it is) and its
+    /// buffer, for a later batch to encode into. A batch that cannot be compressed yields its
+    /// buffer and the error.
     ///
     /// `producer`: the idempotent producer's id, epoch and sequence to stamp, and whether the
     /// batch is transactional; set before the header (and its CRC) is written.
-    pub(crate) fn append(
+    pub(crate) fn finish(
         &mut self,
         producer: Option<(ProducerFields, bool)>,
-    ) -> (Result<AppendInfo>, Option<Vec<u8>>, usize) {
+    ) -> std::result::Result<Finished, (Error, Option<Vec<u8>>)> {
         match self.builder.take() {
             Some(mut builder) if !builder.is_empty() => {
                 if let Some((fields, transactional)) = producer {
                     builder.set_producer(fields);
                     builder.set_transactional(transactional);
                 }
-                let mut buffer = builder.finish();
+                let plain = builder.finish();
                 if self.compression.compression() == Compression::None {
-                    let written = buffer.len();
-                    let result = self.log.append_batch(&mut buffer);
-                    return (result, Some(buffer), written);
+                    return Ok(Finished {
+                        plain,
+                        compressed: None,
+                    });
                 }
                 // Compressed into a batch of its own: the plain buffer goes back for reuse.
-                let mut written = 0;
-                let result =
-                    compress_own_batch(&buffer, self.compression).and_then(|mut compressed| {
-                        written = compressed.len();
-                        self.log.append_batch(&mut compressed)
-                    });
-                (result, Some(buffer), written)
+                match compress_own_batch(&plain, self.compression) {
+                    Ok(compressed) => Ok(Finished {
+                        plain,
+                        compressed: Some(compressed),
+                    }),
+                    Err(e) => Err((e, Some(plain))),
+                }
             }
-            _ => (
-                Err(Error::IllegalState {
+            _ => Err((
+                Error::IllegalState {
                     reason: "producer batch appended twice or empty".into(),
-                }),
+                },
                 None,
-                0,
-            ),
+            )),
         }
     }
 
@@ -221,6 +221,24 @@ impl Drop for ProducerBatch {
             let _ = catch_unwind(AssertUnwindSafe(move || callback(metadata)));
         }
         self.completion.set(outcome);
+    }
+}
+
+/// A finished batch (see [`ProducerBatch::finish`]).
+pub(crate) struct Finished {
+    /// The batch as encoded, in the buffer it was encoded into.
+    pub plain: Vec<u8>,
+    /// The batch compressed (the producer's `compression.type`), when it is.
+    pub compressed: Option<Vec<u8>>,
+}
+
+impl Finished {
+    /// The bytes that go to the log.
+    pub(crate) fn written(&mut self) -> &mut [u8] {
+        match &mut self.compressed {
+            Some(c) => c,
+            None => &mut self.plain,
+        }
     }
 }
 

@@ -39,11 +39,12 @@ use crate::producer::accumulator::{
     Accumulator, Callback, Drain, Lane, LaneBatches, ProducerBatch, TopicEntry, TopicTable,
 };
 use crate::producer::future::{Completion, SendFuture};
-use crate::producer::idempotence::Sequences;
+use crate::producer::idempotence::{self, Sequences};
 use crate::producer::partitioner::Partitioner;
 use crate::producer::record::{ProducerRecord, RecordMetadata};
 use crate::producer::sender_pool::{self, Finished};
 use crate::producer::transaction::Idempotence;
+use crate::types::TimestampType;
 
 /// The most a record's encoding grows between being first in a batch (deltas 0) and later:
 /// the offset delta varint (up to 5 bytes), the timestamp delta varint (up to 10) and the
@@ -1422,6 +1423,98 @@ impl Shared {
         }
     }
 
+    /// Appends a round's batches in order: each run of consecutive batches for one partition
+    /// with one [`PartitionLog::append_batches`] (one write for the run, as a raw file written
+    /// in large pieces; see docs/ARCHITECTURE.md, "Fourteenth session: the send path"). An
+    /// idempotent producer's batches are stamped with consecutive sequences first; a batch's
+    /// sequence counts as used only once the log has it. Returns one outcome per batch, in
+    /// order.
+    fn append_round(
+        &self,
+        batches: &mut [ProducerBatch],
+        stamp: Option<(i64, i16)>,
+        transactional: bool,
+        refused: Option<&Error>,
+        sequences: &mut Sequences,
+    ) -> Vec<RoundAppend> {
+        let mut out: Vec<RoundAppend> = batches
+            .iter()
+            .map(|b| RoundAppend {
+                result: None,
+                buffer: None,
+                written: 0,
+                records: b.records_when_full(self.batch_size),
+                record_count: b.record_count(),
+                encoded: b.size_bytes() as u64,
+            })
+            .collect();
+        if let Some(e) = refused {
+            for o in &mut out {
+                o.result = Some(Err(e.clone()));
+            }
+            return out;
+        }
+        let mut start = 0;
+        while start < batches.len() {
+            let log = Arc::clone(&batches[start].log);
+            let end = start
+                + batches[start..]
+                    .iter()
+                    .take_while(|b| Arc::ptr_eq(&b.log, &log))
+                    .count();
+            // The next sequence to stamp in this partition.
+            let mut next = stamp.map(|(id, epoch)| sequences.fields(id, epoch, &log));
+            // (index in the round, the finished batch, the sequence fields it carries)
+            let mut finished = Vec::with_capacity(end - start);
+            for (i, batch) in batches.iter_mut().enumerate().take(end).skip(start) {
+                let fields = next;
+                match batch.finish(fields.map(|f| (f, transactional))) {
+                    Ok(f) => {
+                        if let Some(n) = &mut next {
+                            n.base_sequence =
+                                idempotence::increment(n.base_sequence, out[i].record_count);
+                        }
+                        finished.push((i, f, fields));
+                    }
+                    Err((e, buffer)) => {
+                        out[i].result = Some(Err(e));
+                        out[i].buffer = buffer;
+                    }
+                }
+            }
+            let (appended, result) = {
+                let mut parts: Vec<&mut [u8]> =
+                    finished.iter_mut().map(|(_, f, _)| f.written()).collect();
+                log.append_batches(&mut parts)
+            };
+            for (k, (i, mut f, fields)) in finished.into_iter().enumerate() {
+                let o = &mut out[i];
+                o.written = f.written().len();
+                o.result = Some(match &result {
+                    Ok(info) if info.duplicate => Ok(*info),
+                    Err(e) if k >= appended => Err(e.clone()),
+                    _ => codec::peek_header(f.written())
+                        .map(|h| AppendInfo {
+                            base_offset: h.base_offset,
+                            last_offset: h.last_offset(),
+                            log_append_time: (h.timestamp_type() == TimestampType::LogAppendTime)
+                                .then_some(h.max_timestamp),
+                            duplicate: false,
+                        })
+                        .map_err(|e| Error::IllegalState {
+                            reason: format!("an appended producer batch does not decode: {e}"),
+                        }),
+                });
+                if let (Some(Ok(_)), Some(fields)) = (&o.result, fields) {
+                    sequences.appended(&log, fields, o.record_count);
+                }
+                o.buffer = Some(f.plain);
+            }
+            start = end;
+        }
+        out
+    }
+
     /// Records one round's measures in the windows, under their lock (once a round).
     fn record_round(&self, r: &RoundMeasures) {
         let metrics = &self.metrics;
@@ -1480,28 +1573,24 @@ impl Shared {
             }
         };
         let transactional = self.idempotence.as_ref().is_some_and(|i| i.txn.is_some());
-        for mut batch in batches.drain(..) {
-            let records = batch.records_when_full(self.batch_size);
-            let record_count = batch.record_count();
+        let outcomes =
+            self.append_round(batches, stamp, transactional, refused.as_ref(), sequences);
+        for (batch, outcome) in batches.drain(..).zip(outcomes) {
+            let RoundAppend {
+                result,
+                buffer,
+                written,
+                records,
+                record_count,
+                encoded,
+            } = outcome;
+            let result = result.unwrap_or_else(|| Err(internal("a producer batch not appended")));
             let count = u64::try_from(record_count).unwrap_or(0);
-            let encoded = batch.size_bytes() as u64;
             metrics.records.add(count);
             measures.records.add(count as f64);
             measures.batch_bytes.add(encoded as f64);
             let queued = nanos(round.saturating_duration_since(batch.created));
             measures.queue_nanos.add(queued as f64);
-            let (result, buffer, written) = match (&refused, stamp) {
-                (Some(e), _) => (Err(e.clone()), None, 0),
-                (None, None) => batch.append(None),
-                (None, Some((producer_id, epoch))) => {
-                    let fields = sequences.fields(producer_id, epoch, &batch.log);
-                    let appended = batch.append(Some((fields, transactional)));
-                    if appended.0.is_ok() {
-                        sequences.appended(&batch.log, fields, record_count);
-                    }
-                    appended
-                }
-            };
             if written > 0 && encoded > 0 {
                 measures.compression.add(written as f64 / encoded as f64);
             }
@@ -1568,6 +1657,21 @@ impl Shared {
         }
         finished
     }
+}
+
+/// What [`Shared::append_round`] did with one batch, and the batch's figures taken before.
+struct RoundAppend {
+    /// `None` only if the batch was somehow left out (never: every batch gets an outcome).
+    result: Option<Result<AppendInfo>>,
+    /// The batch's buffer, for reuse.
+    buffer: Option<Vec<u8>>,
+    /// Bytes written (compressed, if it was; 0 if compression failed).
+    written: usize,
+    /// Records a full batch like it likely holds (`ProducerBatch::records_when_full`).
+    records: usize,
+    record_count: i32,
+    /// Bytes of the batch as encoded.
+    encoded: u64,
 }
 
 /// Written batches' buffers and completions no future holds (see [`SPARES_MAX`]).
