@@ -36,8 +36,11 @@
 //! `exactly_once_v2`), changelog and repartition topics, restoration, a state listener, an
 //! uncaught-error handler and interactive queries ([`KafkaStreams::store`]).
 //!
-//! Not built yet (issue #21): changelogs of `aggregate` and Processor-API stores, persistent
-//! stores.
+//! Stores declared for processors: [`Stores`] and [`StoreBuilder`] (module `stores`),
+//! logged by default as in Kafka.
+//!
+//! Not built yet (issue #21): persistent stores; changelogs of the stream-stream join stores
+//! and of suppression buffers.
 
 mod cache;
 mod config;
@@ -48,6 +51,7 @@ mod processor;
 mod runtime;
 mod serdes;
 mod state;
+mod stores;
 mod task;
 mod test_driver;
 mod topology;
@@ -71,6 +75,7 @@ pub use state::{
     ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore, SessionStore,
     ValueAndTimestamp, WindowStore,
 };
+pub use stores::{KeyValueStoreSupplier, StoreBuilder, Stores};
 pub use test_driver::{
     TestInputTopic, TestKeyValueStore, TestOutputTopic, TestSessionStore, TestWindowStore,
     TopologyTestDriver,

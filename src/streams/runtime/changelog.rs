@@ -454,6 +454,116 @@ where
     }
 }
 
+/// The logger of plain key-value stores (`InMemoryKeyValueStore<K, V>`), the stores a
+/// Processor-API processor declares with a [`StoreBuilder`](crate::streams::StoreBuilder)
+/// (Kafka's `ChangeLoggingKeyValueBytesStore`). A record's key is the key's bytes, its value
+/// the value's bytes (null: deleted). The store holds no timestamps, so its records carry 0
+/// (Kafka writes the processed record's timestamp; a compacted changelog never expires by
+/// time, and restoration does not read it).
+pub(crate) struct KeyValueLogger<K, V> {
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+}
+
+impl<K, V> KeyValueLogger<K, V> {
+    pub(crate) fn new(key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) -> Self {
+        KeyValueLogger {
+            key_serde,
+            value_serde,
+        }
+    }
+}
+
+type PlainStore<K, V> = InMemoryKeyValueStore<K, V>;
+
+impl<K, V> KeyValueLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn encode(&self, changelog: &str, key: K, value: Option<V>) -> Result<ChangeRecord> {
+        let serialization = |part, e: &dyn std::fmt::Display| Error::Serialization {
+            topic: changelog.to_string(),
+            part,
+            reason: e.to_string(),
+        };
+        let mut headers = Vec::new();
+        let key = self
+            .key_serde
+            .serialize(changelog, &mut headers, key)
+            .map_err(|e| serialization(RecordPart::Key, &e))?
+            .ok_or_else(|| Error::Serialization {
+                topic: changelog.to_string(),
+                part: RecordPart::Key,
+                reason: "a store key serialized to null, which a changelog cannot hold".to_string(),
+            })?;
+        let value = match value {
+            Some(v) => self
+                .value_serde
+                .serialize(changelog, &mut headers, v)
+                .map_err(|e| serialization(RecordPart::Value, &e))?,
+            None => None,
+        };
+        Ok(ChangeRecord {
+            key,
+            value,
+            timestamp: 0,
+        })
+    }
+}
+
+impl<K, V> StoreLogger for KeyValueLogger<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn enable(&self, store: &mut dyn Any) -> Result<()> {
+        downcast::<PlainStore<K, V>>(store, "?")?.track_changes();
+        Ok(())
+    }
+
+    fn drain(&self, store: &mut dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
+        downcast::<PlainStore<K, V>>(store, changelog)?
+            .take_changes()
+            .into_iter()
+            .map(|(k, v)| self.encode(changelog, k, v))
+            .collect()
+    }
+
+    fn restore(&self, store: &mut dyn Any, changelog: &str, record: ChangeRecord) -> Result<()> {
+        let store = downcast::<PlainStore<K, V>>(store, changelog)?;
+        let key = self
+            .key_serde
+            .deserialize(changelog, &[], Some(record.key))
+            .map_err(|e| deserialization(changelog, RecordPart::Key, &e))?;
+        let value = match record.value {
+            Some(bytes) => Some(
+                self.value_serde
+                    .deserialize(changelog, &[], Some(bytes))
+                    .map_err(|e| deserialization(changelog, RecordPart::Value, &e))?,
+            ),
+            None => None,
+        };
+        store.restore(key, value);
+        Ok(())
+    }
+
+    fn snapshot(&self, store: &dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
+        use crate::streams::state::ReadOnlyKeyValueStore;
+        let store = store
+            .downcast_ref::<PlainStore<K, V>>()
+            .ok_or_else(|| Error::StateStore {
+                store: changelog.to_string(),
+                reason: "the store of this changelog is not the logger's type".to_string(),
+            })?;
+        store
+            .all()?
+            .into_iter()
+            .map(|(k, v)| self.encode(changelog, k, Some(v)))
+            .collect()
+    }
+}
+
 /// Read partition `partition` of `changelog` from `from` (or its log start, if that is
 /// later) up to its end as of now (the last stable offset under `read_committed`), handing
 /// each record to `apply`. Returns the offset restoration reached, where a later restore
@@ -544,6 +654,62 @@ mod tests {
         assert_eq!(snap.len(), 1);
         assert!(logger
             .drain(&mut InMemoryKeyValueStore::<u8, u8>::new("x"), "t")
+            .is_err());
+    }
+
+    #[test]
+    fn plain_key_value_changes_restore_an_equal_store() {
+        let logger = KeyValueLogger::<String, i64>::new(Arc::new(Builtin), Arc::new(Builtin));
+        let mut store: PlainStore<String, i64> = InMemoryKeyValueStore::new("seen");
+        logger.enable(&mut store).unwrap();
+        store.put("a".into(), 1).unwrap();
+        store.put("b".into(), 2).unwrap();
+        store.put("a".into(), 3).unwrap();
+        store.put("c".into(), 4).unwrap();
+        store.delete(&"c".to_string()).unwrap();
+        let changes = logger.drain(&mut store, "app-seen-changelog").unwrap();
+        assert_eq!(
+            changes
+                .iter()
+                .map(|c| (c.key.clone(), c.value.clone()))
+                .collect::<Vec<_>>(),
+            vec![
+                (
+                    Bytes::from_static(b"a"),
+                    Some(Bytes::from(3i64.to_be_bytes().to_vec()))
+                ),
+                (
+                    Bytes::from_static(b"b"),
+                    Some(Bytes::from(2i64.to_be_bytes().to_vec()))
+                ),
+                (Bytes::from_static(b"c"), None),
+            ]
+        );
+        let mut copy: PlainStore<String, i64> = InMemoryKeyValueStore::new("seen");
+        copy.put("c".into(), 9).unwrap();
+        logger.enable(&mut copy).unwrap();
+        for c in changes {
+            logger.restore(&mut copy, "app-seen-changelog", c).unwrap();
+        }
+        assert_eq!(copy.all().unwrap(), store.all().unwrap());
+        assert_eq!(
+            logger.snapshot(&store, "app-seen-changelog").unwrap().len(),
+            2
+        );
+        assert!(
+            logger.drain(&mut copy, "t").unwrap().is_empty(),
+            "restoring records nothing"
+        );
+        assert!(logger
+            .restore(
+                &mut InMemoryKeyValueStore::<u8, u8>::new("x"),
+                "t",
+                ChangeRecord {
+                    key: Bytes::from_static(b"a"),
+                    value: None,
+                    timestamp: 0,
+                },
+            )
             .is_err());
     }
 
