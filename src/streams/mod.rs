@@ -60,8 +60,8 @@ mod window;
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
     Branched, BranchedKStream, GlobalKTable, JoinWindows, KGroupedStream, KGroupedTable, KStream,
-    KTable, Materialized, SessionWindowedKStream, SlidingWindowedKStream, StreamsBuilder,
-    Suppressed, TimeWindowedKStream,
+    KTable, Materialized, SessionWindowedKStream, SlidingWindowedKStream, StreamJoined,
+    StreamsBuilder, Suppressed, TimeWindowedKStream,
 };
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
