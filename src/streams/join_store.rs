@@ -10,7 +10,9 @@
 //! segments;
 //! the outer store orders its entries by (timestamp, side with right before left, key), the
 //! order of Kafka's serialized `TimestampedKeyAndJoinSide` (timestamp, then a byte 0 for
-//! right and 1 for left, then the key), so records leave it in that order.
+//! right and 1 for left, then the key), so records leave it in that order. Both stores record
+//! their changes for the runtime's changelog only once tracking is enabled, and a restore
+//! never records one.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -39,8 +39,10 @@
 //! Stores declared for processors: [`Stores`] and [`StoreBuilder`] (module `stores`),
 //! logged by default as in Kafka.
 //!
-//! Not built yet (issue #21): persistent stores; changelogs of the stream-stream join stores
-//! and of suppression buffers.
+//! Stream-stream joins log their stores when called with [`StreamJoined`] (`join_with`,
+//! `left_join_with`, `outer_join_with`).
+//!
+//! Not built yet (issue #21): persistent stores; changelogs of suppression buffers.
 
 mod cache;
 mod config;

@@ -2,8 +2,10 @@
 //! (`<application.id>-<store>-changelog`, Kafka's name) and how a store is rebuilt from them.
 //!
 //! Owns: the [`StoreLogger`] interface (made by the DSL with the store's serdes, kept in the
-//! topology's store definition), its implementation for the DSL's timestamped key-value
-//! stores, and [`restore`], which reads one changelog partition from an offset to its end.
+//! topology's store definition), its implementations (the DSL's timestamped key-value,
+//! window and session stores, the Processor API's plain key-value stores, and the
+//! stream-stream join's window stores and outer-join buffer), and [`restore`], which reads
+//! one changelog partition from an offset to its end.
 //!
 //! Invariants: a changelog record's key is the store key's bytes, its value the value's bytes
 //! (a null value deletes the key), its timestamp the value's timestamp, as Kafka's
