@@ -133,6 +133,23 @@ fn topology() -> Topology {
         .to_stream()
         .map(|k, v| (format!("table:{k}"), v))
         .to("out", out());
+    // The stream read as a table with both serdes named (to_table), then summed over all
+    // keys: after a restore, the sum subtracts the restored old value.
+    events
+        .map_values(Some)
+        .to_table(
+            Materialized::as_("latest")
+                .with_key_serde::<String>(Builtin)
+                .with_value_serde::<i64>(Builtin),
+        )
+        .group_by(
+            |_, v| ("all".to_string(), *v),
+            Grouped::with(Builtin, Builtin),
+        )
+        .reduce(|a, b| a + b, |a, b| a - b, Materialized::as_("latest-sum"))
+        .to_stream()
+        .map(|k, v| (format!("to_table:{k}"), v))
+        .to("out", out());
     builder.add_state_store_builder(Stores::key_value_store_builder::<String, i64>(
         Stores::in_memory_key_value_store("seen"),
         Builtin,
@@ -230,6 +247,7 @@ fn every_logged_store_kind_is_restored_from_its_changelog_after_the_state_direct
             ("sliding:ann@0", 3),
             ("count:ann", 2),
             ("table:all", 11),
+            ("to_table:all", 12),
             ("processor:ann", 2),
             ("unlogged:ann", 2),
         ],
@@ -242,6 +260,8 @@ fn every_logged_store_kind_is_restored_from_its_changelog_after_the_state_direct
         "sliding-totals",
         "prices",
         "price-sum",
+        "latest",
+        "latest-sum",
         "seen",
     ] {
         let topic = format!("st-{store}-changelog");
@@ -276,6 +296,7 @@ fn every_logged_store_kind_is_restored_from_its_changelog_after_the_state_direct
             ("session:ann@1000", 7),
             ("count:ann", 1),
             ("table:all", 14),
+            ("to_table:all", 14),
             ("processor:ann", 3),
             ("unlogged:ann", 1),
         ],

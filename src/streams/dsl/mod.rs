@@ -199,6 +199,9 @@ pub struct Materialized {
     /// build (this handle is not generic, so that `Materialized::as_` needs no types).
     value_serde: Option<Arc<dyn Any + Send + Sync>>,
     value_type: &'static str,
+    /// A `SharedSerde<K>` of the store's keys, likewise checked at build.
+    key_serde: Option<Arc<dyn Any + Send + Sync>>,
+    key_type: &'static str,
 }
 
 impl std::fmt::Debug for Materialized {
@@ -220,15 +223,24 @@ impl PartialEq for Materialized {
         self.name == other.name
             && self.caching == other.caching
             && self.logging == other.logging
-            && match (&self.value_serde, &other.value_serde) {
-                (None, None) => true,
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                _ => false,
-            }
+            && same_serde(&self.value_serde, &other.value_serde)
+            && same_serde(&self.key_serde, &other.key_serde)
     }
 }
 
 impl Eq for Materialized {}
+
+/// Two optional type-erased serdes are the same object (or both absent).
+fn same_serde(
+    a: &Option<Arc<dyn Any + Send + Sync>>,
+    b: &Option<Arc<dyn Any + Send + Sync>>,
+) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
 
 impl Default for Materialized {
     fn default() -> Self {
@@ -238,6 +250,8 @@ impl Default for Materialized {
             logging: true,
             value_serde: None,
             value_type: "",
+            key_serde: None,
+            key_type: "",
         }
     }
 }
@@ -287,6 +301,35 @@ impl Materialized {
         self.value_serde = Some(Arc::new(serde));
         self.value_type = std::any::type_name::<V>();
         self
+    }
+
+    /// The serde of the store's keys, for its changelog (Kafka's `withKeySerde`); needed
+    /// where the DSL does not know the key's serde (`KStream::to_table`). Its type must be
+    /// the store's key type.
+    pub fn with_key_serde<K: 'static>(mut self, serde: impl Serde<K>) -> Self {
+        let serde: SharedSerde<K> = Arc::new(serde);
+        self.key_serde = Some(Arc::new(serde));
+        self.key_type = std::any::type_name::<K>();
+        self
+    }
+
+    /// The key serde given with `with_key_serde` for a store of `store` keyed by `K`; a
+    /// serde of another type is an error naming the store.
+    pub(crate) fn key_serde_for<K: 'static>(&self, store: &str) -> Result<Option<SharedSerde<K>>> {
+        match &self.key_serde {
+            None => Ok(None),
+            Some(any) => match any.downcast_ref::<SharedSerde<K>>() {
+                Some(serde) => Ok(Some(Arc::clone(serde))),
+                None => Err(Error::InvalidTopology {
+                    reason: format!(
+                        "the key serde given to Materialized for store {store:?} is a serde \
+                         of {}, but the store's keys are {}",
+                        self.key_type,
+                        std::any::type_name::<K>()
+                    ),
+                }),
+            },
+        }
     }
 
     /// The value serde for a store of `store` holding `V`: the one given
