@@ -10,7 +10,9 @@
 //! segments;
 //! the outer store orders its entries by (timestamp, side with right before left, key), the
 //! order of Kafka's serialized `TimestampedKeyAndJoinSide` (timestamp, then a byte 0 for
-//! right and 1 for left, then the key), so records leave it in that order.
+//! right and 1 for left, then the key), so records leave it in that order. Both stores record
+//! their changes for the runtime's changelog only once tracking is enabled, and a restore
+//! never records one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +27,9 @@ pub(crate) struct JoinWindowStore<K, V> {
     records: BTreeMap<(K, i64), Vec<V>>,
     /// The same entries by time, to expire the oldest without a scan.
     by_time: BTreeSet<(i64, K)>,
+    /// The records put since the last `take_changes`, in order, when the store has a
+    /// changelog (`None`: not tracked).
+    changes: Option<Vec<(K, i64, V)>>,
 }
 
 impl<K: Ord + Clone, V: Clone> JoinWindowStore<K, V> {
@@ -35,7 +40,44 @@ impl<K: Ord + Clone, V: Clone> JoinWindowStore<K, V> {
             observed_ms: i64::MIN,
             records: BTreeMap::new(),
             by_time: BTreeSet::new(),
+            changes: None,
         }
+    }
+
+    /// Record from now on which records `put` keeps, for the runtime's changelog.
+    pub(crate) fn track_changes(&mut self) {
+        self.changes.get_or_insert_with(Vec::new);
+    }
+
+    /// The records kept since the last call (each once, in the order put), still live.
+    pub(crate) fn take_changes(&mut self) -> Vec<(K, i64, V)> {
+        let min_live = self.min_live();
+        match &mut self.changes {
+            Some(changes) => std::mem::take(changes)
+                .into_iter()
+                .filter(|(_, t, _)| *t >= min_live)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Keep a record read from the changelog, without recording it as a change; expiry is
+    /// applied as for `put`.
+    pub(crate) fn restore(&mut self, key: K, value: V, timestamp: i64) {
+        let changes = self.changes.take();
+        // `put` never fails.
+        let _ = self.put(key, value, timestamp);
+        self.changes = changes;
+    }
+
+    /// Every live record, by key, timestamp, then arrival.
+    pub(crate) fn entries(&self) -> Vec<(K, i64, V)> {
+        let min_live = self.min_live();
+        self.records
+            .iter()
+            .filter(|((_, t), _)| *t >= min_live)
+            .flat_map(|((k, t), values)| values.iter().map(move |v| (k.clone(), *t, v.clone())))
+            .collect()
     }
 
     /// The oldest timestamp still kept: `retention` before the observed time, inclusive, so
@@ -55,6 +97,9 @@ impl<K: Ord + Clone, V: Clone> JoinWindowStore<K, V> {
             return Ok(());
         }
         self.by_time.insert((timestamp, key.clone()));
+        if let Some(changes) = &mut self.changes {
+            changes.push((key.clone(), timestamp, value.clone()));
+        }
         self.records
             .entry((key, timestamp))
             .or_default()
@@ -107,14 +152,73 @@ pub(crate) enum LeftOrRight<VL, VR> {
 #[derive(Clone, Debug)]
 pub(crate) struct OuterJoinStore<K, VL, VR> {
     entries: BTreeMap<(i64, JoinSide, K), Vec<LeftOrRight<VL, VR>>>,
+    /// The entries changed since the last `take_changes`, with repeats, when the store has a
+    /// changelog (`None`: not tracked).
+    changed: Option<Vec<(i64, JoinSide, K)>>,
 }
+
+/// An entry of the outer store as its changelog holds it: its key and its records (`None`:
+/// the entry is gone).
+pub(crate) type OuterEntry<K, VL, VR> = ((i64, JoinSide, K), Option<Vec<LeftOrRight<VL, VR>>>);
 
 impl<K: Ord + Clone, VL: Clone, VR: Clone> OuterJoinStore<K, VL, VR> {
     /// An empty store.
     pub(crate) fn new() -> Self {
         OuterJoinStore {
             entries: BTreeMap::new(),
+            changed: None,
         }
+    }
+
+    /// Record from now on which entries change, for the runtime's changelog.
+    pub(crate) fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Vec::new);
+    }
+
+    fn mark(&mut self, key: &(i64, JoinSide, K)) {
+        if let Some(changed) = &mut self.changed {
+            changed.push(key.clone());
+        }
+    }
+
+    /// Each entry changed since the last call, once, with its records now (`None`: gone).
+    pub(crate) fn take_changes(&mut self) -> Vec<OuterEntry<K, VL, VR>> {
+        let Some(changed) = &mut self.changed else {
+            return Vec::new();
+        };
+        let mut keys = std::mem::take(changed);
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .map(|k| {
+                let values = self.entries.get(&k).cloned();
+                (k, values)
+            })
+            .collect()
+    }
+
+    /// Set or remove an entry read from the changelog, without recording it as a change.
+    pub(crate) fn restore(
+        &mut self,
+        key: (i64, JoinSide, K),
+        values: Option<Vec<LeftOrRight<VL, VR>>>,
+    ) {
+        match values {
+            Some(values) => {
+                self.entries.insert(key, values);
+            }
+            None => {
+                self.entries.remove(&key);
+            }
+        }
+    }
+
+    /// Every entry.
+    pub(crate) fn entries(&self) -> Vec<OuterEntry<K, VL, VR>> {
+        self.entries
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect()
     }
 
     /// Add a record not joined yet.
@@ -125,16 +229,18 @@ impl<K: Ord + Clone, VL: Clone, VR: Clone> OuterJoinStore<K, VL, VR> {
         timestamp: i64,
         value: LeftOrRight<VL, VR>,
     ) {
-        self.entries
-            .entry((timestamp, side, key))
-            .or_default()
-            .push(value);
+        let key = (timestamp, side, key);
+        self.mark(&key);
+        self.entries.entry(key).or_default().push(value);
     }
 
     /// Forget every record of `key` on `side` at `timestamp`: one of them just joined (Kafka
     /// removes the whole list, as its `putIfAbsent(key, null)` on a list store does).
     pub(crate) fn remove(&mut self, key: K, side: JoinSide, timestamp: i64) {
-        self.entries.remove(&(timestamp, side, key));
+        let key = (timestamp, side, key);
+        if self.entries.remove(&key).is_some() {
+            self.mark(&key);
+        }
     }
 
     /// Take out, oldest first, the entries whose window has closed, walking in store order
@@ -163,6 +269,9 @@ impl<K: Ord + Clone, VL: Clone, VR: Clone> OuterJoinStore<K, VL, VR> {
                 continue;
             }
             closed.push((*ts, *side, key.clone()));
+        }
+        if let Some(changed) = &mut self.changed {
+            changed.extend(closed.iter().cloned());
         }
         let taken = closed
             .into_iter()

@@ -36,8 +36,13 @@
 //! `exactly_once_v2`), changelog and repartition topics, restoration, a state listener, an
 //! uncaught-error handler and interactive queries ([`KafkaStreams::store`]).
 //!
-//! Not built yet (issue #21): changelogs of `aggregate` and Processor-API stores, persistent
-//! stores.
+//! Stores declared for processors: [`Stores`] and [`StoreBuilder`] (module `stores`),
+//! logged by default as in Kafka.
+//!
+//! Stream-stream joins log their stores when called with [`StreamJoined`] (`join_with`,
+//! `left_join_with`, `outer_join_with`).
+//!
+//! Not built yet (issue #21): persistent stores; changelogs of suppression buffers.
 
 mod cache;
 mod config;
@@ -48,6 +53,7 @@ mod processor;
 mod runtime;
 mod serdes;
 mod state;
+mod stores;
 mod task;
 mod test_driver;
 mod topology;
@@ -56,8 +62,8 @@ mod window;
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
     Branched, BranchedKStream, GlobalKTable, JoinWindows, KGroupedStream, KGroupedTable, KStream,
-    KTable, Materialized, SessionWindowedKStream, SlidingWindowedKStream, StreamsBuilder,
-    Suppressed, TimeWindowedKStream,
+    KTable, Materialized, SessionWindowedKStream, SlidingWindowedKStream, StreamJoined,
+    StreamsBuilder, Suppressed, TimeWindowedKStream,
 };
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
@@ -71,6 +77,7 @@ pub use state::{
     ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore, SessionStore,
     ValueAndTimestamp, WindowStore,
 };
+pub use stores::{KeyValueStoreSupplier, StoreBuilder, Stores};
 pub use test_driver::{
     TestInputTopic, TestKeyValueStore, TestOutputTopic, TestSessionStore, TestWindowStore,
     TopologyTestDriver,

@@ -316,6 +316,25 @@ impl Topology {
         self.connect(name, &ids)
     }
 
+    /// Add the store `builder` declares, connected to the processors `processors` (Kafka's
+    /// `addStateStore(StoreBuilder, processorNames...)`): logged unless the builder disabled
+    /// logging, so that under [`KafkaStreams`](super::KafkaStreams) it is restored from its
+    /// changelog `<application.id>-<store>-changelog` when its task starts or moves.
+    pub fn add_state_store_builder<K, V>(
+        &mut self,
+        builder: super::StoreBuilder<K, V>,
+        processors: &[&str],
+    ) -> Result<&mut Self>
+    where
+        K: Ord + Clone + 'static,
+        V: Clone + 'static,
+    {
+        let name = builder.name().to_string();
+        let ids = self.ids(&name, processors)?;
+        builder.add_to(self)?;
+        self.connect(&name, &ids)
+    }
+
     /// Give the processors `processors` access to the store `store` (Kafka's
     /// `connectProcessorAndStateStores`).
     pub fn connect_processor_and_state_store(

@@ -9,7 +9,8 @@ use super::processors::{Aggregate, Step};
 use super::session::SessionWindowedKStream;
 use super::windowed::TimeWindowedKStream;
 use super::{
-    add, add_kv_store, add_logged_kv_store, add_processor, name, supplier, Materialized, Shared,
+    add, add_kv_store, add_logged_kv_store, add_processor, changelog_value_serde, name, supplier,
+    Materialized, Shared,
 };
 use crate::streams::serdes::Grouped;
 use crate::streams::serdes::SharedSerde;
@@ -165,7 +166,8 @@ where
 
     /// Name the store, add the repartition topic if needed, then the store and the
     /// aggregation node (Kafka's order: the store is named first). The store has a changelog
-    /// when the aggregate's serde is known (`count`, `reduce`).
+    /// when the aggregate's serde is known (`count`, `reduce`, or `Materialized`'s) and
+    /// logging is on.
     fn aggregate_with<VA: Clone + 'static>(
         self,
         prefix: &str,
@@ -177,9 +179,10 @@ where
         let caching = materialized.caching;
         let store = materialized
             .name
+            .clone()
             .unwrap_or_else(|| name(&shared, &format!("{prefix}-STATE-STORE")));
         let parent = self.aggregation_parent(&store);
-        match value_serde {
+        match changelog_value_serde(&shared, &materialized, &store, value_serde) {
             Some(value_serde) => add_logged_kv_store::<K, VA>(
                 &shared,
                 &store,

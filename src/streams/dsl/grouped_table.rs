@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use super::ktable::KTable;
 use super::processors::{Fold, Step, TableAggregate};
-use super::{add, add_kv_store, add_processor, name, supplier, Change, Materialized, Shared};
+use super::{
+    add, add_kv_store, add_logged_kv_store, add_processor, changelog_value_serde, name, supplier,
+    Change, Materialized, Shared,
+};
 use crate::streams::serdes::{Serde, SharedSerde};
 use crate::streams::state::ValueAndTimestamp;
 use crate::typed::SerdeError;
@@ -77,6 +80,7 @@ where
             Arc::new(|_, _, n: i64| n.saturating_add(1)),
             Arc::new(|_, _, n: i64| n.saturating_sub(1)),
             materialized,
+            Some(Arc::new(crate::Builtin)),
         )
     }
 
@@ -89,6 +93,7 @@ where
         subtractor: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized,
     ) -> KTable<K, V> {
+        let value_serde = self.value_serde.clone();
         self.aggregate_opt(
             "KTABLE-REDUCE",
             Arc::new(move |_, value, old: Option<V>| match old {
@@ -97,6 +102,7 @@ where
             }),
             Arc::new(move |_, value, aggregate: V| subtractor(aggregate, value)),
             materialized,
+            Some(value_serde),
         )
     }
 
@@ -115,6 +121,7 @@ where
             Arc::new(adder),
             Arc::new(subtractor),
             materialized,
+            None,
         )
     }
 
@@ -125,6 +132,7 @@ where
         adder: Fold<K, V, VA>,
         subtractor: Fold<K, V, VA>,
         materialized: Materialized,
+        value_serde: Option<SharedSerde<VA>>,
     ) -> KTable<K, VA> {
         self.aggregate_opt(
             prefix,
@@ -133,22 +141,27 @@ where
             }),
             subtractor,
             materialized,
+            value_serde,
         )
     }
 
-    /// Name the store, add the repartition topic (always: the key changed), the store and
-    /// the aggregation node.
+    /// Name the store, add the repartition topic (always: the key changed), the store (with
+    /// a changelog when the aggregate's serde is known and logging is on) and the
+    /// aggregation node.
     fn aggregate_opt<VA: Clone + 'static>(
         self,
         prefix: &str,
         add_step: Step<K, V, VA>,
         subtract: Fold<K, V, VA>,
         materialized: Materialized,
+        value_serde: Option<SharedSerde<VA>>,
     ) -> KTable<K, VA> {
         let shared = self.shared.clone();
         let store = materialized
             .name
+            .clone()
             .unwrap_or_else(|| name(&shared, &format!("{prefix}-STATE-STORE")));
+        let value_serde = changelog_value_serde(&shared, &materialized, &store, value_serde);
         let topic_prefix = self.name.clone().unwrap_or_else(|| store.clone());
         let topic = format!("{topic_prefix}-repartition");
         let changes: SharedSerde<Change<V>> = Arc::new(ChangeSerde(self.value_serde.clone()));
@@ -156,6 +169,7 @@ where
             format!("{topic_prefix}-repartition-sink"),
             format!("{topic_prefix}-repartition-source"),
         );
+        let key_serde = self.key_serde.clone();
         let (ks, vs) = (self.key_serde.clone(), changes.clone());
         add(&shared, |t| {
             t.sink_node(sink, &topic, true, ks, vs, self.node)
@@ -163,7 +177,12 @@ where
         let parent = add(&shared, |t| {
             t.source_node::<K, Change<V>>(source, &topic, true, self.key_serde, changes, None)
         });
-        add_kv_store::<K, ValueAndTimestamp<VA>>(&shared, &store);
+        match value_serde {
+            Some(value_serde) => {
+                add_logged_kv_store::<K, VA>(&shared, &store, key_serde, value_serde)
+            }
+            None => add_kv_store::<K, ValueAndTimestamp<VA>>(&shared, &store),
+        }
         let node_name = name(&shared, prefix);
         let store_name = store.clone();
         let node = add_processor(

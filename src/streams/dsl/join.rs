@@ -26,6 +26,8 @@ use super::ktable::KTable;
 use super::{add, add_processor, name, supplier, Shared};
 use crate::error::Error;
 use crate::streams::join_store::JoinWindowStore;
+use crate::streams::runtime::changelog::{JoinWindowLogger, OuterJoinLogger, StoreLogger};
+use crate::streams::serdes::{Serde, SharedSerde};
 use crate::streams::topology::{PassThrough, StoreSupplier};
 
 /// Record an error at build (and return the failed node index).
@@ -36,6 +38,57 @@ fn refuse(shared: &Shared, reason: String) -> usize {
 /// Add a store made by `make` named `store`.
 fn add_store(shared: &Shared, store: &str, make: StoreSupplier) {
     add(shared, |t| t.add_store(store, make).map(|()| 0));
+}
+
+/// Add a store made by `make` named `store`, logged by `logger` if there is one.
+fn add_maybe_logged(
+    shared: &Shared,
+    store: &str,
+    make: StoreSupplier,
+    logger: Option<Arc<dyn crate::streams::runtime::changelog::StoreLogger>>,
+) {
+    match logger {
+        Some(logger) => add(shared, |t| {
+            t.add_logged_store(store, make, logger).map(|()| 0)
+        }),
+        None => {
+            add_store(shared, store, make);
+            0
+        }
+    };
+}
+
+/// The serdes of a stream-stream join's stores, so that they are backed by changelogs
+/// (Kafka's `StreamJoined.with(keySerde, valueSerde, otherValueSerde)`): the key, this
+/// stream's values and the other stream's values. Joins called without it keep their stores
+/// in memory only, and a moved task starts with empty join windows.
+pub struct StreamJoined<K, V, VO> {
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+    other_value_serde: SharedSerde<VO>,
+    logging: bool,
+}
+
+impl<K, V, VO> StreamJoined<K, V, VO> {
+    /// The join's serdes (Kafka's `StreamJoined.with`); logging is on.
+    pub fn with(
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        other_value_serde: impl Serde<VO>,
+    ) -> Self {
+        StreamJoined {
+            key_serde: Arc::new(key_serde),
+            value_serde: Arc::new(value_serde),
+            other_value_serde: Arc::new(other_value_serde),
+            logging: true,
+        }
+    }
+
+    /// Keep the join's stores without changelogs (Kafka's `withLoggingDisabled`).
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.logging = false;
+        self
+    }
 }
 
 /// Record that the sources under `nodes` must be co-partitioned.
@@ -73,11 +126,13 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> KStream<K, V> {
         joiner: Joiner<K, V, VO, VR>,
         left_outer: bool,
         right_outer: bool,
+        serdes: Option<StreamJoined<K, V, VO>>,
     ) -> KStream<K, VR>
     where
         VO: Clone + 'static,
         VR: Clone + 'static,
     {
+        let serdes = serdes.filter(|s| s.logging);
         let shared = &self.shared;
         let this_name = name(
             shared,
@@ -104,26 +159,48 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> KStream<K, V> {
         let retention = windows.size_ms().saturating_add(windows.grace_ms());
         let this_store = format!("{this_name}-store");
         let other_store = format!("{other_name}-store");
-        add_store(
+        let (this_logger, other_logger, outer_logger) = match &serdes {
+            Some(j) => {
+                let this: Arc<dyn StoreLogger> = Arc::new(JoinWindowLogger::new(
+                    j.key_serde.clone(),
+                    j.value_serde.clone(),
+                ));
+                let other: Arc<dyn StoreLogger> = Arc::new(JoinWindowLogger::new(
+                    j.key_serde.clone(),
+                    j.other_value_serde.clone(),
+                ));
+                let outer: Arc<dyn StoreLogger> = Arc::new(OuterJoinLogger::new(
+                    j.key_serde.clone(),
+                    j.value_serde.clone(),
+                    j.other_value_serde.clone(),
+                ));
+                (Some(this), Some(other), Some(outer))
+            }
+            None => (None, None, None),
+        };
+        add_maybe_logged(
             shared,
             &this_store,
             Arc::new(move || {
                 Box::new(JoinWindowStore::<K, V>::new(retention)) as Box<dyn std::any::Any>
             }),
+            this_logger,
         );
-        add_store(
+        add_maybe_logged(
             shared,
             &other_store,
             Arc::new(move || {
                 Box::new(JoinWindowStore::<K, VO>::new(retention)) as Box<dyn std::any::Any>
             }),
+            other_logger,
         );
         let outer_store = (left_outer || right_outer).then(|| {
             let store = format!("{}-store", name(shared, "KSTREAM-OUTERSHARED"));
-            add_store(
+            add_maybe_logged(
                 shared,
                 &store,
                 Arc::new(|| Box::new(OuterShared::<K, V, VO>::new()) as Box<dyn std::any::Any>),
+                outer_logger,
             );
             store
         });
@@ -223,7 +300,28 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> KStream<K, V> {
             // An inner join never calls it with a side missing.
             _ => None,
         });
-        self.stream_join(other, windows, joiner, false, false)
+        self.stream_join(other, windows, joiner, false, false, None)
+    }
+
+    /// [`join`](Self::join) with its stores backed by changelogs written with `serdes`
+    /// (Kafka's `join(KStream, ValueJoiner, JoinWindows, StreamJoined)`), so that a moved or
+    /// restarted task keeps its join windows.
+    pub fn join_with<VO, VR>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        serdes: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR>
+    where
+        VO: Clone + 'static,
+        VR: Clone + 'static,
+    {
+        let joiner: Joiner<K, V, VO, VR> = Arc::new(move |_, l, r| match (l, r) {
+            (Some(l), Some(r)) => Some(joiner(l, r)),
+            _ => None,
+        });
+        self.stream_join(other, windows, joiner, false, false, Some(serdes))
     }
 
     /// [`join`](Self::join), and each record of this stream that found no partner once its
@@ -240,7 +338,25 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> KStream<K, V> {
         VR: Clone + 'static,
     {
         let joiner: Joiner<K, V, VO, VR> = Arc::new(move |_, l, r| l.map(|l| joiner(l, r)));
-        self.stream_join(other, windows, joiner, true, false)
+        self.stream_join(other, windows, joiner, true, false, None)
+    }
+
+    /// [`left_join`](Self::left_join) with its stores (both sides' windows and the buffer of
+    /// unmatched records) backed by changelogs written with `serdes` (Kafka's
+    /// `leftJoin(KStream, ValueJoiner, JoinWindows, StreamJoined)`).
+    pub fn left_join_with<VO, VR>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        serdes: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR>
+    where
+        VO: Clone + 'static,
+        VR: Clone + 'static,
+    {
+        let joiner: Joiner<K, V, VO, VR> = Arc::new(move |_, l, r| l.map(|l| joiner(l, r)));
+        self.stream_join(other, windows, joiner, true, false, Some(serdes))
     }
 
     /// [`left_join`](Self::left_join) on both sides: unmatched records of either stream come
@@ -257,7 +373,24 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> KStream<K, V> {
         VR: Clone + 'static,
     {
         let joiner: Joiner<K, V, VO, VR> = Arc::new(move |_, l, r| Some(joiner(l, r)));
-        self.stream_join(other, windows, joiner, true, true)
+        self.stream_join(other, windows, joiner, true, true, None)
+    }
+
+    /// [`outer_join`](Self::outer_join) with its stores backed by changelogs written with
+    /// `serdes` (Kafka's `outerJoin(KStream, ValueJoiner, JoinWindows, StreamJoined)`).
+    pub fn outer_join_with<VO, VR>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        serdes: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR>
+    where
+        VO: Clone + 'static,
+        VR: Clone + 'static,
+    {
+        let joiner: Joiner<K, V, VO, VR> = Arc::new(move |_, l, r| Some(joiner(l, r)));
+        self.stream_join(other, windows, joiner, true, true, Some(serdes))
     }
 
     fn table_join<VT, VR>(

@@ -56,6 +56,19 @@ impl<K: Ord + Clone, VL: Clone, VR: Clone> OuterShared<K, VL, VR> {
             min_time: i64::MAX,
         }
     }
+
+    /// Set or remove an entry read from the changelog; a restored entry counts as buffered,
+    /// so the next scan for closed windows visits it.
+    pub(crate) fn restore(
+        &mut self,
+        key: (i64, JoinSide, K),
+        values: Option<Vec<LeftOrRight<VL, VR>>>,
+    ) {
+        if values.is_some() {
+            self.min_time = self.min_time.min(key.0);
+        }
+        self.store.restore(key, values);
+    }
 }
 
 /// Which side of a stream-stream join a processor runs: its value types and how its values

@@ -406,12 +406,27 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> KStream<K, Option<V>> {
     /// The stream read as a table (Kafka's `toTable`): each record updates its key's row in
     /// a store, and a `None` value (a tombstone) deletes it. A stream of plain values becomes
     /// one with `map_values(Some)`. Unnamed, the store is called
-    /// `KSTREAM-TOTABLE-STATE-STORE-<index>`.
+    /// `KSTREAM-TOTABLE-STATE-STORE-<index>`. The store has a changelog when `materialized`
+    /// names both serdes (`with_key_serde`, `with_value_serde`: the stream's serdes are not
+    /// known here) and logging is on.
     pub fn to_table(&self, materialized: Materialized) -> KTable<K, V> {
         let store = materialized
             .name
+            .clone()
             .unwrap_or_else(|| name(&self.shared, "KSTREAM-TOTABLE-STATE-STORE"));
-        add_kv_store::<K, ValueAndTimestamp<V>>(&self.shared, &store);
+        let key_serde = match materialized.key_serde_for::<K>(&store) {
+            Ok(serde) => serde,
+            Err(e) => {
+                add(&self.shared, |_| Err(e));
+                None
+            }
+        };
+        let value_serde =
+            super::changelog_value_serde::<V>(&self.shared, &materialized, &store, None);
+        match (key_serde, value_serde) {
+            (Some(k), Some(v)) => super::add_logged_kv_store::<K, V>(&self.shared, &store, k, v),
+            _ => add_kv_store::<K, ValueAndTimestamp<V>>(&self.shared, &store),
+        }
         let node_name = name(&self.shared, "KSTREAM-TOTABLE");
         let store_name = store.clone();
         let node = add_processor(

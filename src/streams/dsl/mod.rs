@@ -18,7 +18,7 @@ mod global;
 mod grouped;
 mod grouped_table;
 mod join;
-mod join_processors;
+pub(crate) mod join_processors;
 mod join_windows;
 mod kstream;
 mod ktable;
@@ -27,6 +27,7 @@ mod session;
 mod sliding;
 mod windowed;
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 pub use global::GlobalKTable;
 pub use grouped::KGroupedStream;
 pub use grouped_table::KGroupedTable;
+pub use join::StreamJoined;
 pub use join_windows::JoinWindows;
 pub use kstream::{Branched, BranchedKStream, KStream};
 pub use ktable::{KTable, Suppressed};
@@ -42,7 +44,7 @@ pub use sliding::SlidingWindowedKStream;
 pub use windowed::TimeWindowedKStream;
 
 use super::processor::Processor;
-use super::serdes::{Consumed, SharedSerde};
+use super::serdes::{Consumed, Serde, SharedSerde};
 use super::state::InMemoryKeyValueStore;
 use super::task::{Node, ProcessorNode};
 use super::topology::{NodeKind, NodeSupplier, StoreSupplier, Topology};
@@ -129,6 +131,23 @@ where
     add(shared, |t| t.add_store(&name, make).map(|()| 0));
 }
 
+/// The serde a store's changelog writes its values with (see
+/// [`Materialized::value_serde_for`]); a mismatched serde is kept as the builder's error.
+pub(crate) fn changelog_value_serde<V: 'static>(
+    shared: &Shared,
+    materialized: &Materialized,
+    store: &str,
+    known: Option<SharedSerde<V>>,
+) -> Option<SharedSerde<V>> {
+    match materialized.value_serde_for(store, known) {
+        Ok(serde) => serde,
+        Err(e) => {
+            add(shared, |_| Err(e));
+            None
+        }
+    }
+}
+
 /// Add an in-memory key-value store of `K` to timestamped `V` named `name`, with a changelog
 /// whose keys and values the serdes write (Kafka's timestamped changelog: the value's bytes,
 /// the timestamp as the record's).
@@ -157,19 +176,70 @@ pub(crate) fn add_logged_kv_store<K, V>(
     });
 }
 
-/// How an aggregation's or a table's store is named and whether it is cached (Kafka's
-/// `Materialized`). Stores are in memory; under [`KafkaStreams`](super::KafkaStreams) the
-/// stores of `count`, `reduce` and `table` are backed by a changelog topic.
+/// How an aggregation's or a table's store is named, whether it is cached and logged, and
+/// the serde of its values (Kafka's `Materialized`). Stores are in memory; under
+/// [`KafkaStreams`](super::KafkaStreams) a store is backed by its changelog topic
+/// (`<application.id>-<store>-changelog`) when logging is on (the default, as in Kafka) and
+/// the serde of its values is known: `count` and `reduce` know it (`i64`, the grouping's
+/// value serde), `table` takes the `Consumed` one, and `aggregate` needs
+/// [`with_value_serde`](Materialized::with_value_serde) (Kafka's `withValueSerde`; without
+/// it an aggregate store has no changelog and its state is lost when its task moves).
 ///
 /// Caching (on by default, as in Kafka) applies to the key-value `count`, `reduce` and
 /// `aggregate` of a grouped stream: their updates go downstream once per key per flush of
 /// the record cache (every commit, every record in the test driver, or when the key is
 /// evicted from a cache over `statestore.cache.max.bytes`) instead of once per update.
 /// Other stores (tables, windows, sessions) forward every update.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Materialized {
     pub(crate) name: Option<String>,
     pub(crate) caching: bool,
+    pub(crate) logging: bool,
+    /// A `SharedSerde<V>` of the aggregate's type, checked against the aggregation's type at
+    /// build (this handle is not generic, so that `Materialized::as_` needs no types).
+    value_serde: Option<Arc<dyn Any + Send + Sync>>,
+    value_type: &'static str,
+    /// A `SharedSerde<K>` of the store's keys, likewise checked at build.
+    key_serde: Option<Arc<dyn Any + Send + Sync>>,
+    key_type: &'static str,
+}
+
+impl std::fmt::Debug for Materialized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Materialized")
+            .field("name", &self.name)
+            .field("caching", &self.caching)
+            .field("logging", &self.logging)
+            .field(
+                "value_serde",
+                &self.value_serde.as_ref().map(|_| self.value_type),
+            )
+            .finish()
+    }
+}
+
+impl PartialEq for Materialized {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.caching == other.caching
+            && self.logging == other.logging
+            && same_serde(&self.value_serde, &other.value_serde)
+            && same_serde(&self.key_serde, &other.key_serde)
+    }
+}
+
+impl Eq for Materialized {}
+
+/// Two optional type-erased serdes are the same object (or both absent).
+fn same_serde(
+    a: &Option<Arc<dyn Any + Send + Sync>>,
+    b: &Option<Arc<dyn Any + Send + Sync>>,
+) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
 }
 
 impl Default for Materialized {
@@ -177,6 +247,11 @@ impl Default for Materialized {
         Materialized {
             name: None,
             caching: true,
+            logging: true,
+            value_serde: None,
+            value_type: "",
+            key_serde: None,
+            key_type: "",
         }
     }
 }
@@ -187,7 +262,7 @@ impl Materialized {
     pub fn as_(name: impl Into<String>) -> Self {
         Materialized {
             name: Some(name.into()),
-            caching: true,
+            ..Materialized::default()
         }
     }
 
@@ -202,6 +277,86 @@ impl Materialized {
     pub fn with_caching_enabled(mut self) -> Self {
         self.caching = true;
         self
+    }
+
+    /// Write the store's changes to its changelog topic (Kafka's `withLoggingEnabled`; the
+    /// default). A store whose value serde is unknown still has no changelog.
+    pub fn with_logging_enabled(mut self) -> Self {
+        self.logging = true;
+        self
+    }
+
+    /// Keep the store without a changelog (Kafka's `withLoggingDisabled`): its state is lost
+    /// when its task moves or its state directory is deleted.
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.logging = false;
+        self
+    }
+
+    /// The serde of the store's values, for its changelog (Kafka's `withValueSerde`). Its
+    /// type must be the aggregate's: `StreamsBuilder::build` refuses a mismatch, naming the
+    /// store.
+    pub fn with_value_serde<V: 'static>(mut self, serde: impl Serde<V>) -> Self {
+        let serde: SharedSerde<V> = Arc::new(serde);
+        self.value_serde = Some(Arc::new(serde));
+        self.value_type = std::any::type_name::<V>();
+        self
+    }
+
+    /// The serde of the store's keys, for its changelog (Kafka's `withKeySerde`); needed
+    /// where the DSL does not know the key's serde (`KStream::to_table`). Its type must be
+    /// the store's key type.
+    pub fn with_key_serde<K: 'static>(mut self, serde: impl Serde<K>) -> Self {
+        let serde: SharedSerde<K> = Arc::new(serde);
+        self.key_serde = Some(Arc::new(serde));
+        self.key_type = std::any::type_name::<K>();
+        self
+    }
+
+    /// The key serde given with `with_key_serde` for a store of `store` keyed by `K`; a
+    /// serde of another type is an error naming the store.
+    pub(crate) fn key_serde_for<K: 'static>(&self, store: &str) -> Result<Option<SharedSerde<K>>> {
+        match &self.key_serde {
+            None => Ok(None),
+            Some(any) => match any.downcast_ref::<SharedSerde<K>>() {
+                Some(serde) => Ok(Some(Arc::clone(serde))),
+                None => Err(Error::InvalidTopology {
+                    reason: format!(
+                        "the key serde given to Materialized for store {store:?} is a serde \
+                         of {}, but the store's keys are {}",
+                        self.key_type,
+                        std::any::type_name::<K>()
+                    ),
+                }),
+            },
+        }
+    }
+
+    /// The value serde for a store of `store` holding `V`: the one given
+    /// (`with_value_serde`), else `known`; `None` when logging is off. A serde given for
+    /// another type is an error naming the store.
+    pub(crate) fn value_serde_for<V: 'static>(
+        &self,
+        store: &str,
+        known: Option<SharedSerde<V>>,
+    ) -> Result<Option<SharedSerde<V>>> {
+        if !self.logging {
+            return Ok(None);
+        }
+        match &self.value_serde {
+            None => Ok(known),
+            Some(any) => match any.downcast_ref::<SharedSerde<V>>() {
+                Some(serde) => Ok(Some(Arc::clone(serde))),
+                None => Err(Error::InvalidTopology {
+                    reason: format!(
+                        "the value serde given to Materialized for store {store:?} is a serde \
+                         of {}, but the store holds {}",
+                        self.value_type,
+                        std::any::type_name::<V>()
+                    ),
+                }),
+            },
+        }
     }
 }
 
@@ -292,6 +447,7 @@ impl StreamsBuilder {
         let source = name(&self.shared, "KSTREAM-SOURCE");
         let store = materialized
             .name
+            .clone()
             .unwrap_or_else(|| name(&self.shared, &format!("{topic}-STATE-STORE")));
         let processor = name(&self.shared, "KTABLE-SOURCE");
         let (key_serde, value_serde) = (consumed.key_serde.clone(), consumed.value_serde.clone());
@@ -304,7 +460,11 @@ impl StreamsBuilder {
                 consumed.timestamp_extractor,
             )
         });
-        add_logged_kv_store::<K, V>(&self.shared, &store, key_serde, value_serde);
+        if materialized.logging {
+            add_logged_kv_store::<K, V>(&self.shared, &store, key_serde, value_serde);
+        } else {
+            add_kv_store::<K, super::state::ValueAndTimestamp<V>>(&self.shared, &store);
+        }
         let store_name = store.clone();
         let node = add_processor(
             &self.shared,
@@ -324,6 +484,17 @@ impl StreamsBuilder {
         V: Clone + 'static,
     {
         add_kv_store::<K, V>(&self.shared, name);
+        self
+    }
+
+    /// Add the store `builder` declares, for processors added with [`KStream::process`]
+    /// (Kafka's `addStateStore(StoreBuilder)`): logged unless the builder disabled logging.
+    pub fn add_state_store_builder<K, V>(&self, builder: super::StoreBuilder<K, V>) -> &Self
+    where
+        K: Ord + Clone + 'static,
+        V: Clone + 'static,
+    {
+        add(&self.shared, |t| builder.add_to(t).map(|()| 0));
         self
     }
 

@@ -24,9 +24,10 @@ use std::sync::Arc;
 use super::grouped::KGroupedStream;
 use super::ktable::KTable;
 use super::processors::Step;
-use super::{add, add_processor, name, supplier, Change, Materialized};
+use super::{add, add_processor, changelog_value_serde, name, supplier, Change, Materialized};
 use crate::error::Result;
 use crate::streams::processor::{Processor, ProcessorContext, Record};
+use crate::streams::serdes::SharedSerde;
 use crate::streams::state::{
     InMemoryWindowStore, ReadOnlyWindowStore, ValueAndTimestamp, WindowStore,
 };
@@ -85,6 +86,7 @@ where
             "KSTREAM-AGGREGATE",
             Arc::new(|_, _, old: Option<i64>| old.unwrap_or(0).saturating_add(1)),
             materialized,
+            Some(Arc::new(crate::Builtin)),
         )
     }
 
@@ -95,6 +97,7 @@ where
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized,
     ) -> KTable<Windowed<K>, V> {
+        let value_serde = self.grouped.serdes().1;
         self.aggregate_with(
             "KSTREAM-REDUCE",
             Arc::new(move |_, value, old: Option<V>| match old {
@@ -102,6 +105,7 @@ where
                 None => value,
             }),
             materialized,
+            Some(value_serde),
         )
     }
 
@@ -119,14 +123,18 @@ where
                 aggregator(key, value, old.unwrap_or_else(&initializer))
             }),
             materialized,
+            None,
         )
     }
 
+    /// The window store (with a changelog when the aggregate's serde is known and logging
+    /// is on, written as the time-window stores' is) and the aggregation node.
     fn aggregate_with<VA: Clone + 'static>(
         self,
         prefix: &str,
         step: Step<K, V, VA>,
         materialized: Materialized,
+        value_serde: Option<SharedSerde<VA>>,
     ) -> KTable<Windowed<K>, VA> {
         let shared = self.grouped.shared().clone();
         if let Err(e) = self.windows.validate() {
@@ -134,7 +142,10 @@ where
         }
         let store = materialized
             .name
+            .clone()
             .unwrap_or_else(|| name(&shared, &format!("{prefix}-STATE-STORE")));
+        let value_serde = changelog_value_serde(&shared, &materialized, &store, value_serde);
+        let key_serde = self.grouped.serdes().0;
         let parent = self.grouped.aggregation_parent(&store);
         let windows = self.windows;
         let difference = windows.time_difference_ms();
@@ -150,7 +161,19 @@ where
                     difference,
                 )) as Box<dyn std::any::Any>
             });
-            t.add_store(&store, make).map(|()| 0)
+            match value_serde {
+                Some(value_serde) => {
+                    let logger = Arc::new(
+                        crate::streams::runtime::changelog::TimestampedWindowLogger::new(
+                            key_serde,
+                            value_serde,
+                        ),
+                    );
+                    t.add_logged_store(&store, make, logger)
+                }
+                None => t.add_store(&store, make),
+            }
+            .map(|()| 0)
         });
         let node_name = name(&shared, prefix);
         let store_name = store.clone();

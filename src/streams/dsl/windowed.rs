@@ -116,7 +116,9 @@ where
         let shared = self.grouped.shared().clone();
         let store = materialized
             .name
+            .clone()
             .unwrap_or_else(|| name(&shared, &format!("{prefix}-STATE-STORE")));
+        let value_serde = super::changelog_value_serde(&shared, &materialized, &store, value_serde);
         let parent = self.grouped.aggregation_parent(&store);
         let windows = self.windows;
         let retention = windows.size_ms().saturating_add(windows.grace_ms());
