@@ -119,7 +119,9 @@ impl<K, V, VA> Aggregate<K, V, VA> {
 }
 
 /// Forward the changes of the keys a record cache let go: each key's value now in `store`
-/// against the value forwarded before.
+/// against the value forwarded before; each key's changelog record is written at the next
+/// drain (Kafka's caching store logs a dirty key when it flushes or evicts it, once, however
+/// often the key was updated meanwhile).
 fn forward_cached<K, VA>(
     context: &mut ProcessorContext<'_, K, Change<VA>>,
     store: &str,
@@ -130,7 +132,9 @@ where
     VA: Clone + 'static,
 {
     for (key, dirty) in entries {
-        let now = context.state_store::<DslStore<K, VA>>(store)?.get(&key)?;
+        let store = context.state_store::<DslStore<K, VA>>(store)?;
+        store.log_change(&key);
+        let now = store.get(&key)?;
         let (new, timestamp) = match now {
             Some(v) => (Some(v.value), v.timestamp),
             None => (None, context.current_stream_time_ms().max(0)),
@@ -189,13 +193,13 @@ where
             ..
         } = record;
         if let Some(cache) = &self.cache {
-            // Write through, forward later: the first update since the last flush remembers
-            // the value downstream has.
+            // Write through (reads see the newest value), log and forward later: the first
+            // update since the last flush remembers the value downstream has.
             let evicted = cache
                 .borrow_mut()
                 .update(&key, || old_value.clone(), headers);
             let new = (self.step)(&key, value, old_value);
-            store.put(key, ValueAndTimestamp::make(new, timestamp))?;
+            store.put_unlogged(key, ValueAndTimestamp::make(new, timestamp));
             return forward_cached(context, &self.store, evicted);
         }
         let new = (self.step)(&key, value, old_value.clone());

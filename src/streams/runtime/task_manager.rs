@@ -9,8 +9,8 @@
 //! Invariants: a task is made only on the thread that runs it (its nodes and stores are not
 //! `Send`); task `p` holds partition `p` of every source topic (co-partitioned inputs together)
 //! and writes partition `p` of every changelog; a logged store's changes are drained after
-//! each batch, before the offsets of that batch can be committed, so a committed offset never
-//! runs ahead of the changelog that holds its effects.
+//! each batch, and with the record caches flushed before every commit, so a committed offset
+//! never runs ahead of the changelog that holds its effects.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -222,10 +222,13 @@ impl StreamTask {
         self.task.punctuate(PunctuationType::WallClockTime)
     }
 
-    /// Flush the record caches, then take what the task wrote since the last call into
-    /// `out`.
-    pub(crate) fn drain(&mut self, out: &mut Output) -> Result<()> {
-        self.task.flush()?;
+    /// Take what the task wrote since the last call into `out`: its sinks' records and its
+    /// logged stores' changes. With `flush_caches` (a commit), the record caches first forward
+    /// and log every key they hold; without, only what they evicted is there.
+    pub(crate) fn drain(&mut self, out: &mut Output, flush_caches: bool) -> Result<()> {
+        if flush_caches {
+            self.task.flush()?;
+        }
         out.produced.append(&mut self.task.produced);
         for l in &self.logged {
             let store = self.task.store_any_mut(&l.store)?;
