@@ -134,6 +134,13 @@ impl<K: Ord, V> InMemoryKeyValueStore<K, V> {
         self.map.insert(key, value);
     }
 
+    /// `key`'s value, writable in place and not recorded as changed (the caller logs it with
+    /// [`InMemoryKeyValueStore::log_change`]): an aggregation's read-modify-write in one
+    /// search of the map.
+    pub(crate) fn get_mut_unlogged(&mut self, key: &K) -> Option<&mut V> {
+        self.map.get_mut(key)
+    }
+
     /// Record `key` as changed: the next drain writes its value now (or a tombstone) to the
     /// changelog.
     pub(crate) fn log_change(&mut self, key: &K)

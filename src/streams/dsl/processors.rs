@@ -180,30 +180,46 @@ where
         record: Record<K, V>,
         context: &mut ProcessorContext<'_, K, Change<VA>>,
     ) -> Result<()> {
-        let store = context.state_store::<DslStore<K, VA>>(&self.store)?;
-        let old = store.get(&record.key)?;
-        let (old_value, timestamp) = match old {
-            Some(o) => (Some(o.value), o.timestamp.max(record.timestamp)),
-            None => (None, record.timestamp),
-        };
         let Record {
             key,
             value,
+            timestamp,
             headers,
-            ..
         } = record;
-        if let Some(cache) = &self.cache {
-            // Write through (reads see the newest value), log and forward later: the first
-            // update since the last flush remembers the value downstream has.
-            let evicted = cache
-                .borrow_mut()
-                .update(&key, || old_value.clone(), headers);
-            let new = (self.step)(&key, value, old_value);
-            store.put_unlogged(key, ValueAndTimestamp::make(new, timestamp));
-            return forward_cached(context, &self.store, evicted);
-        }
-        let new = (self.step)(&key, value, old_value.clone());
-        store.put(key.clone(), ValueAndTimestamp::make(new.clone(), timestamp))?;
+        let store = context.state_store::<DslStore<K, VA>>(&self.store)?;
+        // One search of the store per update: a key seen before is updated in place.
+        let (old_value, new, timestamp) = match store.get_mut_unlogged(&key) {
+            Some(slot) => {
+                let old_value = slot.value.clone();
+                let timestamp = slot.timestamp.max(timestamp);
+                if let Some(cache) = &self.cache {
+                    // Write through (reads see the newest value), log and forward later: the
+                    // first update since the last flush remembers the value downstream has.
+                    let evicted =
+                        cache
+                            .borrow_mut()
+                            .update(&key, || Some(old_value.clone()), headers);
+                    slot.value = (self.step)(&key, value, Some(old_value));
+                    slot.timestamp = timestamp;
+                    return forward_cached(context, &self.store, evicted);
+                }
+                let new = (self.step)(&key, value, Some(old_value.clone()));
+                slot.value = new.clone();
+                slot.timestamp = timestamp;
+                store.log_change(&key);
+                (Some(old_value), new, timestamp)
+            }
+            None => {
+                let new = (self.step)(&key, value, None);
+                if let Some(cache) = &self.cache {
+                    let evicted = cache.borrow_mut().update(&key, || None, headers);
+                    store.put_unlogged(key, ValueAndTimestamp::make(new, timestamp));
+                    return forward_cached(context, &self.store, evicted);
+                }
+                store.put(key.clone(), ValueAndTimestamp::make(new.clone(), timestamp))?;
+                (None, new, timestamp)
+            }
+        };
         context.forward(Record {
             key,
             value: Change {
