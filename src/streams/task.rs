@@ -15,6 +15,7 @@
 //! [`Topology`]: super::Topology
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -118,7 +119,9 @@ struct Schedule {
 /// A record a sink wrote: the topic's full name, serialized key and value.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Produced {
-    pub(crate) topic: String,
+    /// Borrowed (interned once by the sink) unless a topic extractor chose it: no allocation
+    /// per record for a fixed topic.
+    pub(crate) topic: Cow<'static, str>,
     pub(crate) key: Option<Bytes>,
     pub(crate) value: Option<Bytes>,
     pub(crate) timestamp: i64,
