@@ -447,7 +447,7 @@ fn send(
     }
     for produced in out.produced.drain(..) {
         let record = ProducerRecord {
-            topic: produced.topic.into(),
+            topic: produced.topic,
             partition: None,
             key: produced.key,
             value: produced.value,
