@@ -125,6 +125,30 @@ impl<K: Ord, V> InMemoryKeyValueStore<K, V> {
             changed.push(key.clone());
         }
     }
+
+    /// Set `key` without recording it as changed yet: a cached store's write, whose
+    /// changelog record is written when the record cache lets the key go
+    /// ([`InMemoryKeyValueStore::log_change`]), as Kafka's caching store writes its changelog
+    /// on flush and eviction.
+    pub(crate) fn put_unlogged(&mut self, key: K, value: V) {
+        self.map.insert(key, value);
+    }
+
+    /// `key`'s value, writable in place and not recorded as changed (the caller logs it with
+    /// [`InMemoryKeyValueStore::log_change`]): an aggregation's read-modify-write in one
+    /// search of the map.
+    pub(crate) fn get_mut_unlogged(&mut self, key: &K) -> Option<&mut V> {
+        self.map.get_mut(key)
+    }
+
+    /// Record `key` as changed: the next drain writes its value now (or a tombstone) to the
+    /// changelog.
+    pub(crate) fn log_change(&mut self, key: &K)
+    where
+        K: Clone,
+    {
+        self.mark(key);
+    }
 }
 
 impl<K: Ord + Clone, V: Clone> InMemoryKeyValueStore<K, V> {

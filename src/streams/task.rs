@@ -15,7 +15,7 @@
 //! [`Topology`]: super::Topology
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -119,7 +119,9 @@ struct Schedule {
 /// A record a sink wrote: the topic's full name, serialized key and value.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Produced {
-    pub(crate) topic: String,
+    /// Borrowed (interned once by the sink) unless a topic extractor chose it: no allocation
+    /// per record for a fixed topic.
+    pub(crate) topic: Cow<'static, str>,
     pub(crate) key: Option<Bytes>,
     pub(crate) value: Option<Bytes>,
     pub(crate) timestamp: i64,
@@ -133,7 +135,9 @@ pub(crate) struct Task {
     children: Vec<Arc<[usize]>>,
     /// For each node, the stores it may use.
     connected: Vec<Vec<String>>,
-    stores: HashMap<String, Box<dyn Any>>,
+    /// By name; a list searched in order, as a topology has few stores and a look-up per
+    /// record per stateful node cost a hash of the name with a map.
+    stores: Vec<(String, Box<dyn Any>)>,
     pub(crate) application_id: String,
     pub(crate) metadata: Option<RecordMetadata>,
     pub(crate) stream_time: i64,
@@ -242,7 +246,7 @@ impl Task {
 
     /// The store `name` as `S`, whoever asks (the test driver).
     pub(crate) fn store_mut<S: Any>(&mut self, name: &str) -> Result<&mut S> {
-        let store = self.stores.get_mut(name).ok_or_else(|| Error::StateStore {
+        let store = self.find_store(name).ok_or_else(|| Error::StateStore {
             store: name.to_string(),
             reason: "no such store in the topology".to_string(),
         })?;
@@ -252,15 +256,24 @@ impl Task {
         })
     }
 
+    fn find_store(&mut self, name: &str) -> Option<&mut Box<dyn Any>> {
+        self.stores
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b)
+    }
+
     /// The store `name`, untyped.
     pub(crate) fn store_any(&self, name: &str) -> Option<&dyn Any> {
-        self.stores.get(name).map(|b| &**b)
+        self.stores
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| &**b)
     }
 
     /// The store `name`, untyped and writable (the runtime's changelogs and restoration).
     pub(crate) fn store_any_mut(&mut self, name: &str) -> Result<&mut dyn Any> {
-        self.stores
-            .get_mut(name)
+        self.find_store(name)
             .map(|b| &mut **b)
             .ok_or_else(|| Error::StateStore {
                 store: name.to_string(),

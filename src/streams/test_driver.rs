@@ -64,7 +64,9 @@ impl Inner {
             .source_for(&first.topic, &self.application_id)
             .is_none()
         {
-            return Err(Error::UnknownTopic { topic: first.topic });
+            return Err(Error::UnknownTopic {
+                topic: first.topic.into_owned(),
+            });
         }
         self.run(VecDeque::from([first]))
     }
@@ -85,7 +87,7 @@ impl Inner {
                 Arc::clone(&source.decode),
                 source.custom_timestamps,
             );
-            let next = self.offsets.entry(record.topic.clone()).or_insert(0);
+            let next = self.offsets.entry(record.topic.to_string()).or_insert(0);
             let offset = *next;
             *next += 1;
             let Produced {
@@ -95,6 +97,7 @@ impl Inner {
                 timestamp,
                 headers,
             } = record;
+            let topic = topic.into_owned();
             let partition_time = self.partition_times.get(&topic).copied().unwrap_or(-1);
             let (decoded, timestamp) =
                 decode(&topic, key, value, timestamp, headers, partition_time).map_err(
@@ -156,12 +159,12 @@ impl Inner {
             }
             let next = self
                 .output_offsets
-                .entry(produced.topic.clone())
+                .entry(produced.topic.to_string())
                 .or_insert(0);
             let offset = *next;
             *next += 1;
             self.outputs
-                .entry(produced.topic.clone())
+                .entry(produced.topic.to_string())
                 .or_default()
                 .push_back((offset, produced));
         }
@@ -426,7 +429,7 @@ impl<K: 'static, V: 'static> TestInputTopic<K, V> {
             .serialize(&self.topic, &mut headers, value)
             .map_err(|e| self.serialization(RecordPart::Value, e))?;
         self.inner.borrow_mut().pipe(Produced {
-            topic: self.topic.clone(),
+            topic: self.topic.clone().into(),
             key,
             value,
             timestamp,

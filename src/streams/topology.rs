@@ -620,7 +620,7 @@ impl Topology {
             Box::new(Sink {
                 topic: topic_name.clone(),
                 internal,
-                full_topic: String::new(),
+                full_topic: "",
                 extractor: None,
                 key_serde: key_serde.clone(),
                 value_serde: value_serde.clone(),
@@ -652,7 +652,7 @@ impl Topology {
             Box::new(Sink {
                 topic: String::new(),
                 internal: false,
-                full_topic: String::new(),
+                full_topic: "",
                 extractor: Some(extractor.clone()),
                 key_serde: key_serde.clone(),
                 value_serde: value_serde.clone(),
@@ -784,8 +784,8 @@ impl<K: Clone + 'static, V: Clone + 'static> super::processor::Processor<K, V, K
 struct Sink<K, V> {
     topic: String,
     internal: bool,
-    /// `topic`, prefixed with the application id if internal; set at `init`.
-    full_topic: String,
+    /// `topic`, prefixed with the application id if internal, interned; set at `init`.
+    full_topic: &'static str,
     /// If set, picks each record's topic instead.
     extractor: Option<TopicExtractor<K, V>>,
     key_serde: SharedSerde<K>,
@@ -795,9 +795,9 @@ struct Sink<K, V> {
 impl<K: 'static, V: 'static> Node for Sink<K, V> {
     fn init(&mut self, task: &mut Task, _: usize) -> Result<()> {
         self.full_topic = if self.internal {
-            format!("{}-{}", task.application_id, self.topic)
+            crate::topic_names::intern_topic(&format!("{}-{}", task.application_id, self.topic))
         } else {
-            self.topic.clone()
+            crate::topic_names::intern_topic(&self.topic)
         };
         Ok(())
     }
@@ -817,12 +817,12 @@ impl<K: 'static, V: 'static> Node for Sink<K, V> {
             timestamp,
             mut headers,
         } = *record;
-        let topic = match &self.extractor {
-            Some(extract) => extract(&key, &value),
-            None => self.full_topic.clone(),
+        let topic: std::borrow::Cow<'static, str> = match &self.extractor {
+            Some(extract) => extract(&key, &value).into(),
+            None => self.full_topic.into(),
         };
         let serialization = |part: RecordPart, e: SerdeError| Error::Serialization {
-            topic: topic.clone(),
+            topic: topic.to_string(),
             part,
             reason: e.to_string(),
         };
@@ -1019,7 +1019,7 @@ mod tests {
         };
         let record: Box<dyn Any> = Box::new(Record::new("k".to_string(), 258i64, 9));
         task.process(src, meta, 9, record).unwrap();
-        let topics: Vec<&str> = task.produced.iter().map(|p| p.topic.as_str()).collect();
+        let topics: Vec<&str> = task.produced.iter().map(|p| p.topic.as_ref()).collect();
         assert_eq!(topics, ["app-r-repartition", "out"]);
         let p = &task.produced[1];
         assert_eq!(p.key.as_deref(), Some(&b"k"[..]));

@@ -119,7 +119,9 @@ impl<K, V, VA> Aggregate<K, V, VA> {
 }
 
 /// Forward the changes of the keys a record cache let go: each key's value now in `store`
-/// against the value forwarded before.
+/// against the value forwarded before; each key's changelog record is written at the next
+/// drain (Kafka's caching store logs a dirty key when it flushes or evicts it, once, however
+/// often the key was updated meanwhile).
 fn forward_cached<K, VA>(
     context: &mut ProcessorContext<'_, K, Change<VA>>,
     store: &str,
@@ -130,7 +132,9 @@ where
     VA: Clone + 'static,
 {
     for (key, dirty) in entries {
-        let now = context.state_store::<DslStore<K, VA>>(store)?.get(&key)?;
+        let store = context.state_store::<DslStore<K, VA>>(store)?;
+        store.log_change(&key);
+        let now = store.get(&key)?;
         let (new, timestamp) = match now {
             Some(v) => (Some(v.value), v.timestamp),
             None => (None, context.current_stream_time_ms().max(0)),
@@ -176,30 +180,46 @@ where
         record: Record<K, V>,
         context: &mut ProcessorContext<'_, K, Change<VA>>,
     ) -> Result<()> {
-        let store = context.state_store::<DslStore<K, VA>>(&self.store)?;
-        let old = store.get(&record.key)?;
-        let (old_value, timestamp) = match old {
-            Some(o) => (Some(o.value), o.timestamp.max(record.timestamp)),
-            None => (None, record.timestamp),
-        };
         let Record {
             key,
             value,
+            timestamp,
             headers,
-            ..
         } = record;
-        if let Some(cache) = &self.cache {
-            // Write through, forward later: the first update since the last flush remembers
-            // the value downstream has.
-            let evicted = cache
-                .borrow_mut()
-                .update(&key, || old_value.clone(), headers);
-            let new = (self.step)(&key, value, old_value);
-            store.put(key, ValueAndTimestamp::make(new, timestamp))?;
-            return forward_cached(context, &self.store, evicted);
-        }
-        let new = (self.step)(&key, value, old_value.clone());
-        store.put(key.clone(), ValueAndTimestamp::make(new.clone(), timestamp))?;
+        let store = context.state_store::<DslStore<K, VA>>(&self.store)?;
+        // One search of the store per update: a key seen before is updated in place.
+        let (old_value, new, timestamp) = match store.get_mut_unlogged(&key) {
+            Some(slot) => {
+                let old_value = slot.value.clone();
+                let timestamp = slot.timestamp.max(timestamp);
+                if let Some(cache) = &self.cache {
+                    // Write through (reads see the newest value), log and forward later: the
+                    // first update since the last flush remembers the value downstream has.
+                    let evicted =
+                        cache
+                            .borrow_mut()
+                            .update(&key, || Some(old_value.clone()), headers);
+                    slot.value = (self.step)(&key, value, Some(old_value));
+                    slot.timestamp = timestamp;
+                    return forward_cached(context, &self.store, evicted);
+                }
+                let new = (self.step)(&key, value, Some(old_value.clone()));
+                slot.value = new.clone();
+                slot.timestamp = timestamp;
+                store.log_change(&key);
+                (Some(old_value), new, timestamp)
+            }
+            None => {
+                let new = (self.step)(&key, value, None);
+                if let Some(cache) = &self.cache {
+                    let evicted = cache.borrow_mut().update(&key, || None, headers);
+                    store.put_unlogged(key, ValueAndTimestamp::make(new, timestamp));
+                    return forward_cached(context, &self.store, evicted);
+                }
+                store.put(key.clone(), ValueAndTimestamp::make(new.clone(), timestamp))?;
+                (None, new, timestamp)
+            }
+        };
         context.forward(Record {
             key,
             value: Change {

@@ -9,10 +9,10 @@
 //! Invariants: a task is made only on the thread that runs it (its nodes and stores are not
 //! `Send`); task `p` holds partition `p` of every source topic (co-partitioned inputs together)
 //! and writes partition `p` of every changelog; a logged store's changes are drained after
-//! each batch, before the offsets of that batch can be committed, so a committed offset never
-//! runs ahead of the changelog that holds its effects.
+//! each batch, and with the record caches flushed before every commit, so a committed offset
+//! never runs ahead of the changelog that holds its effects.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,12 +25,13 @@ use crate::streams::topology::{Decoder, Topology};
 use crate::types::TopicPartition;
 use crate::{Broker, ConsumerRecord};
 
-/// What a task needs of a topic's source.
-#[derive(Clone)]
+/// What a task needs of a topic's source, and the topic's partition time (the largest
+/// timestamp processed).
 struct Source {
     node: usize,
     decode: Decoder,
     custom_timestamps: bool,
+    partition_time: i64,
 }
 
 /// A logged store of a task.
@@ -44,10 +45,8 @@ struct Logged {
 pub(crate) struct StreamTask {
     pub(crate) partition: i32,
     pub(crate) task: Task,
-    /// Per input topic (interned by the consumer), the largest timestamp processed.
-    partition_times: HashMap<&'static str, i64>,
-    /// The sources met so far, by interned topic: found by address, so that a record costs
-    /// no hashing of its topic name.
+    /// The sources met so far, by interned topic (the consumer's), with their partition times:
+    /// found by address, so that a record costs no hashing of its topic name.
     sources: Vec<(&'static str, Source)>,
     logged: Vec<Logged>,
     /// `state.dir/<application.id>/0_<partition>`, when the application has a state dir.
@@ -103,7 +102,6 @@ impl StreamTask {
         let mut t = StreamTask {
             partition,
             task,
-            partition_times: HashMap::new(),
             sources: Vec::new(),
             logged,
             dir,
@@ -156,8 +154,12 @@ impl StreamTask {
         record: ConsumerRecord,
     ) -> Result<()> {
         let topic = record.topic;
-        let source = match self.sources.iter().find(|(t, _)| std::ptr::eq(*t, topic)) {
-            Some((_, source)) => source.clone(),
+        let index = match self
+            .sources
+            .iter()
+            .position(|(t, _)| std::ptr::eq(*t, topic))
+        {
+            Some(index) => index,
             None => {
                 let Some(def) = topology.source_for(topic, application_id) else {
                     return Err(Error::UnknownTopic {
@@ -168,19 +170,24 @@ impl StreamTask {
                     node: def.node,
                     decode: Arc::clone(&def.decode),
                     custom_timestamps: def.custom_timestamps,
+                    partition_time: -1,
                 };
-                self.sources.push((topic, source.clone()));
-                source
+                self.sources.push((topic, source));
+                self.sources.len() - 1
             }
         };
-        let partition_time = self.partition_times.get(topic).copied().unwrap_or(-1);
+        let Some((_, source)) = self.sources.get_mut(index) else {
+            return Err(Error::UnknownTopic {
+                topic: topic.to_string(),
+            });
+        };
         let (decoded, timestamp) = (source.decode)(
             topic,
             record.key,
             record.value,
             record.timestamp,
             record.headers.into_vec(),
-            partition_time,
+            source.partition_time,
         )
         .map_err(|(part, e)| Error::Deserialization {
             topic: topic.to_string(),
@@ -204,15 +211,14 @@ impl StreamTask {
                 ),
             });
         }
-        let time = self.partition_times.entry(topic).or_insert(-1);
-        *time = (*time).max(timestamp);
+        source.partition_time = source.partition_time.max(timestamp);
+        let node = source.node;
         let metadata = RecordMetadata {
             topic: topic.to_string(),
             partition: record.partition,
             offset: record.offset,
         };
-        self.task
-            .process(source.node, metadata, timestamp, decoded)?;
+        self.task.process(node, metadata, timestamp, decoded)?;
         self.task.punctuate(PunctuationType::StreamTime)
     }
 
@@ -222,10 +228,13 @@ impl StreamTask {
         self.task.punctuate(PunctuationType::WallClockTime)
     }
 
-    /// Flush the record caches, then take what the task wrote since the last call into
-    /// `out`.
-    pub(crate) fn drain(&mut self, out: &mut Output) -> Result<()> {
-        self.task.flush()?;
+    /// Take what the task wrote since the last call into `out`: its sinks' records and its
+    /// logged stores' changes. With `flush_caches` (a commit), the record caches first forward
+    /// and log every key they hold; without, only what they evicted is there.
+    pub(crate) fn drain(&mut self, out: &mut Output, flush_caches: bool) -> Result<()> {
+        if flush_caches {
+            self.task.flush()?;
+        }
         out.produced.append(&mut self.task.produced);
         for l in &self.logged {
             let store = self.task.store_any_mut(&l.store)?;

@@ -2,17 +2,27 @@
 //! runs each record through its partition's task, sends what the tasks wrote (sink records
 //! and changelog records), and commits every `commit.interval.ms`.
 //!
-//! Owns: the poll loop, the rebalance listener (which commits before partitions move and
-//! queues the assignment changes for the loop), the commit (at-least-once: flush the
-//! producer, then commit the offsets processed; `exactly_once_v2`: the offsets go into the
-//! producer's transaction, which then commits), and the thread's failure path.
+//! Owns: the poll loop, the thread's tasks (in a thread-local slot, see below), the rebalance
+//! listener (which commits before partitions move and queues the assignment changes for the
+//! loop), the commit (Kafka's `TaskManager.commit`: flush the tasks' record caches and send
+//! what they forward and log, then at-least-once flushes the producer and commits the offsets
+//! processed; `exactly_once_v2` sends the offsets to the producer's transaction, which then
+//! commits), and the thread's failure path.
+//!
+//! The tasks are not `Send` (their nodes and stores hold `Rc`s and user processors), but the
+//! rebalance listener must be, and it must flush them before it commits. The listener runs
+//! synchronously inside `poll` on this thread, so the tasks live in a thread-local slot that
+//! the loop borrows only between polls and the listener borrows inside one: the listener
+//! reaches the tasks without holding them, and no other thread can.
 //!
 //! Invariants: an offset is committed only after every record its processing wrote (sink and
-//! changelog) was written, or in the same transaction; tasks live and die on this thread;
-//! after a failure nothing more is committed (the listener's commit is disabled first), so a
-//! restart reprocesses from the last commit; the thread answers interactive queries only
-//! between batches, so a query never sees half a record's effects.
+//! changelog, the record caches flushed first) was written, or in the same transaction; tasks
+//! live and die on this thread; after a failure nothing more is committed (the listener's
+//! commit is disabled first), so a restart reprocesses from the last commit; the thread
+//! answers interactive queries only between batches, so a query never sees half a record's
+//! effects.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -72,19 +82,28 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
     pending.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Commit what was processed: at-least-once flushes the producer and commits the offsets;
-/// exactly-once sends the offsets to the open transaction and commits it.
+/// Commit what was processed (Kafka's `TaskManager.commit`): flush every task's record
+/// caches and send what they forward and log, then at-least-once flushes the producer and
+/// commits the offsets; exactly-once sends the offsets to the open transaction and commits it.
 fn commit(
     consumer: &mut Consumer,
     producer: &Producer,
-    pending: &Mutex<Pending>,
+    pending: &Arc<Mutex<Pending>>,
     eos: bool,
 ) -> Result<()> {
+    if lock(pending).failed {
+        return Ok(());
+    }
+    let mut out = Output::default();
+    with_tasks(|tasks| {
+        tasks
+            .live
+            .values_mut()
+            .try_for_each(|task| task.drain(&mut out, true))
+    })?;
+    send(producer, pending, &mut out, eos)?;
     let (offsets, in_txn) = {
         let mut p = lock(pending);
-        if p.failed {
-            return Ok(());
-        }
         (std::mem::take(&mut p.offsets), p.in_txn)
     };
     if eos {
@@ -175,6 +194,38 @@ struct Tasks {
     suspended: BTreeSet<i32>,
 }
 
+thread_local! {
+    /// The tasks of the stream thread running on this OS thread: borrowed by the loop between
+    /// polls and by the rebalance listener inside one (module docs).
+    static TASKS: RefCell<Tasks> = const {
+        RefCell::new(Tasks {
+            live: BTreeMap::new(),
+            suspended: BTreeSet::new(),
+        })
+    };
+}
+
+/// Run `f` on this thread's tasks. Fails, rather than panics, if they are borrowed already
+/// (a `poll` inside a borrow, which the loop never makes).
+fn with_tasks<R>(f: impl FnOnce(&mut Tasks) -> Result<R>) -> Result<R> {
+    TASKS.with(|tasks| match tasks.try_borrow_mut() {
+        Ok(mut tasks) => f(&mut tasks),
+        Err(_) => Err(Error::IllegalState {
+            reason: "a stream thread's tasks were reached while already in use (a poll \
+                     inside a task borrow)"
+                .to_string(),
+        }),
+    })
+}
+
+/// Take every task out of this thread's slot, leaving it empty.
+fn take_tasks() -> Result<BTreeMap<i32, StreamTask>> {
+    with_tasks(|tasks| {
+        tasks.suspended.clear();
+        Ok(std::mem::take(&mut tasks.live))
+    })
+}
+
 /// One run of the thread until shutdown or an error. `queries` are answered between batches.
 pub(crate) fn run(ctx: &Context, index: usize, queries: &Receiver<Query>) -> Result<()> {
     let eos = ctx.config.processing_guarantee() == ProcessingGuarantee::ExactlyOnceV2;
@@ -213,26 +264,18 @@ pub(crate) fn run(ctx: &Context, index: usize, queries: &Receiver<Query>) -> Res
     )?;
     ctx.counters
         .register_wakeup(index, consumer.wakeup_handle());
-    let mut tasks = Tasks {
-        live: BTreeMap::new(),
-        suspended: BTreeSet::new(),
-    };
-    let result = run_loop(
-        ctx,
-        index,
-        queries,
-        &mut consumer,
-        &producer,
-        &pending,
-        &mut tasks,
-        eos,
-    );
+    // A replaced thread may run on the OS thread of the one it replaces: start empty.
+    for (_, task) in take_tasks()? {
+        task.close_dirty();
+    }
+    let result = run_loop(ctx, index, queries, &mut consumer, &producer, &pending, eos);
     match &result {
         Ok(()) => {
-            // Clean shutdown: commit, then close every task with its files.
+            // Clean shutdown: commit (which flushes the caches), then close every task with
+            // its files.
             let closed = (|| {
                 commit(&mut consumer, &producer, &pending, eos)?;
-                for (_, task) in std::mem::take(&mut tasks.live) {
+                for (_, task) in take_tasks()? {
                     task.close_clean(&ctx.broker)?;
                 }
                 Ok(())
@@ -250,7 +293,7 @@ pub(crate) fn run(ctx: &Context, index: usize, queries: &Receiver<Query>) -> Res
                 p.failed = true;
                 p.offsets.clear();
             }
-            for (_, task) in std::mem::take(&mut tasks.live) {
+            for (_, task) in take_tasks().unwrap_or_default() {
                 task.close_dirty();
             }
             if lock(&pending).in_txn {
@@ -263,7 +306,6 @@ pub(crate) fn run(ctx: &Context, index: usize, queries: &Receiver<Query>) -> Res
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_loop(
     ctx: &Context,
     index: usize,
@@ -271,7 +313,6 @@ fn run_loop(
     consumer: &mut Consumer,
     producer: &Producer,
     pending: &Arc<Mutex<Pending>>,
-    tasks: &mut Tasks,
     eos: bool,
 ) -> Result<()> {
     let interval = Duration::from_millis(ctx.config.commit_interval_ms());
@@ -280,9 +321,12 @@ fn run_loop(
     let read_committed = eos;
     let mut out = Output::default();
     while !ctx.shutdown.load(Ordering::Acquire) {
-        while let Ok(query) = queries.try_recv() {
-            query(&tasks.live);
-        }
+        with_tasks(|tasks| {
+            while let Ok(query) = queries.try_recv() {
+                query(&tasks.live);
+            }
+            Ok(())
+        })?;
         // A query's wake-up ends the poll with nothing fetched (the wake-up is checked before
         // any fetch). The loop goes on as after an empty poll: skipping the rest would skip
         // the commit, and a reader querying more often than the poll timeout would then hold
@@ -293,45 +337,30 @@ fn run_loop(
             Err(e) => return Err(e),
         };
         let events = std::mem::take(&mut lock(pending).events);
-        for event in events {
-            handle_event(ctx, index, tasks, event, read_committed)?;
-        }
-        if records.is_empty() && tasks.live.is_empty() {
+        let idle = with_tasks(|tasks| {
+            for event in events {
+                handle_event(ctx, index, tasks, event, read_committed)?;
+            }
+            Ok(records.is_empty() && tasks.live.is_empty())
+        })?;
+        if idle {
             continue;
         }
         // The next offset per (interned topic, partition), found by the topic's address: no
         // allocation or string comparison per record.
         let mut processed: Vec<(&'static str, i32, i64)> = Vec::new();
         let mut count = 0u64;
-        for record in records {
-            let Some(task) = tasks.live.get_mut(&record.partition) else {
-                return Err(Error::IllegalState {
-                    reason: format!(
-                        "stream thread {} polled {}-{} but has no task for partition {}",
-                        index + 1,
-                        record.topic,
-                        record.partition,
-                        record.partition
-                    ),
-                });
-            };
-            let (topic, partition) = (record.topic, record.partition);
-            let next = record.offset.saturating_add(1);
-            task.process(&ctx.topology, app, record)?;
-            match processed
-                .iter_mut()
-                .find(|(t, p, _)| *p == partition && std::ptr::eq(*t, topic))
-            {
-                Some(slot) => slot.2 = next,
-                None => processed.push((topic, partition, next)),
+        with_tasks(|tasks| {
+            process_batch(ctx, index, app, tasks, records, &mut processed, &mut count)?;
+            // The caches are flushed at commit only (Kafka's): here only their evictions and
+            // the uncached stores' changes go out.
+            let now_ms = wall_clock_ms();
+            for task in tasks.live.values_mut() {
+                task.punctuate_wall_clock(now_ms)?;
+                task.drain(&mut out, false)?;
             }
-            count += 1;
-        }
-        let now_ms = wall_clock_ms();
-        for task in tasks.live.values_mut() {
-            task.punctuate_wall_clock(now_ms)?;
-            task.drain(&mut out)?;
-        }
+            Ok(())
+        })?;
         send(producer, pending, &mut out, eos)?;
         lock(pending).offsets.extend(
             processed
@@ -343,6 +372,44 @@ fn run_loop(
             commit(consumer, producer, pending, eos)?;
             next_commit = Instant::now() + interval;
         }
+    }
+    Ok(())
+}
+
+/// Run each polled record through its partition's task, noting the next offset per
+/// (interned topic, partition) in `processed`.
+fn process_batch(
+    ctx: &Context,
+    index: usize,
+    app: &str,
+    tasks: &mut Tasks,
+    records: crate::ConsumerRecords,
+    processed: &mut Vec<(&'static str, i32, i64)>,
+    count: &mut u64,
+) -> Result<()> {
+    for record in records {
+        let Some(task) = tasks.live.get_mut(&record.partition) else {
+            return Err(Error::IllegalState {
+                reason: format!(
+                    "stream thread {} polled {}-{} but has no task for partition {}",
+                    index + 1,
+                    record.topic,
+                    record.partition,
+                    record.partition
+                ),
+            });
+        };
+        let (topic, partition) = (record.topic, record.partition);
+        let next = record.offset.saturating_add(1);
+        task.process(&ctx.topology, app, record)?;
+        match processed
+            .iter_mut()
+            .find(|(t, p, _)| *p == partition && std::ptr::eq(*t, topic))
+        {
+            Some(slot) => slot.2 = next,
+            None => processed.push((topic, partition, next)),
+        }
+        *count += 1;
     }
     Ok(())
 }
@@ -380,7 +447,7 @@ fn send(
     }
     for produced in out.produced.drain(..) {
         let record = ProducerRecord {
-            topic: produced.topic.into(),
+            topic: produced.topic,
             partition: None,
             key: produced.key,
             value: produced.value,
