@@ -39,7 +39,8 @@ pub enum ProcessingGuarantee {
 pub struct StreamsConfig {
     application_id: String,
     num_stream_threads: u32,
-    commit_interval_ms: u64,
+    /// `None`: not set, so the guarantee's default applies (Kafka's `StreamsConfig`).
+    commit_interval_ms: Option<u64>,
     processing_guarantee: ProcessingGuarantee,
     state_dir: Option<PathBuf>,
     cache_max_bytes: u64,
@@ -54,7 +55,7 @@ impl StreamsConfig {
         StreamsConfig {
             application_id: application_id.into(),
             num_stream_threads: 1,
-            commit_interval_ms: 30_000,
+            commit_interval_ms: None,
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             state_dir: None,
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
@@ -98,7 +99,7 @@ impl StreamsConfig {
                         return Err(Error::config(key, value, "must be at least 1"));
                     }
                 }
-                "commit.interval.ms" => config.commit_interval_ms = parse(key, value)?,
+                "commit.interval.ms" => config.commit_interval_ms = Some(parse(key, value)?),
                 "processing.guarantee" => {
                     config.processing_guarantee = match value {
                         "at_least_once" => ProcessingGuarantee::AtLeastOnce,
@@ -159,9 +160,26 @@ impl StreamsConfig {
         self.num_stream_threads
     }
 
-    /// `commit.interval.ms` (used by the runtime). Default: 30,000.
+    /// `commit.interval.ms` (used by the runtime). Default, as Kafka's: 30,000 under
+    /// at-least-once, 100 under `exactly_once_v2` (where a commit ends a transaction, and
+    /// downstream `read_committed` consumers see output only then).
+    ///
+    /// ```
+    /// use embroker::streams::StreamsConfig;
+    /// let alo = StreamsConfig::new("app");
+    /// assert_eq!(alo.commit_interval_ms(), 30_000);
+    /// let eos = alo.with_properties(&[("processing.guarantee", "exactly_once_v2")])?;
+    /// assert_eq!(eos.commit_interval_ms(), 100);
+    /// let set = eos.with_properties(&[("commit.interval.ms", "5000")])?;
+    /// assert_eq!(set.commit_interval_ms(), 5_000);
+    /// # Ok::<(), embroker::Error>(())
+    /// ```
     pub fn commit_interval_ms(&self) -> u64 {
-        self.commit_interval_ms
+        match (self.commit_interval_ms, self.processing_guarantee) {
+            (Some(ms), _) => ms,
+            (None, ProcessingGuarantee::AtLeastOnce) => 30_000,
+            (None, ProcessingGuarantee::ExactlyOnceV2) => 100,
+        }
     }
 
     /// `processing.guarantee` (used by the runtime). Default: at least once.
@@ -182,8 +200,8 @@ impl StreamsConfig {
     /// `statestore.cache.max.bytes` (or the older `cache.max.bytes.buffering`): the bytes of
     /// record cache a stream thread may hold, divided among its cached stores' caches; 0
     /// turns caching off. Default: 10 MiB, as Kafka's. Under the runtime a cache is flushed
-    /// after every batch of polled records (so at every commit); in the test driver after
-    /// every record, as Kafka's driver commits after every record.
+    /// at every commit (and a key when the budget evicts it); in the test driver after every
+    /// record, as Kafka's driver commits after every record.
     pub fn cache_max_bytes(&self) -> u64 {
         self.cache_max_bytes
     }
