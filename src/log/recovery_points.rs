@@ -239,6 +239,42 @@ mod tests {
         assert_eq!(decode(&encode(&e)), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes: Vec<u8>) {
+            if let Some(entries) = decode(&bytes) {
+                proptest::prop_assert_eq!(encode(&entries), bytes);
+            }
+        }
+
+        #[test]
+        fn entries_round_trip(
+            raw in proptest::collection::vec(
+                ("[a-z._-]{1,40}-[0-9]{1,4}", proptest::prelude::any::<u64>(), 0i64..1 << 40,
+                 0i64..1 << 40, 0u64..1 << 40, proptest::prelude::any::<i64>(),
+                 proptest::prelude::any::<bool>()),
+                0..20,
+            )
+        ) {
+            let entries: Vec<Entry> = raw
+                .into_iter()
+                .map(|(dir_name, topic_id, base, extra, position, max_timestamp, no_producers)| Entry {
+                    dir_name,
+                    topic_id,
+                    point: RecoveryPoint {
+                        offset: base + extra,
+                        segment_base: base,
+                        position,
+                        max_timestamp,
+                    },
+                    no_producers,
+                })
+                .collect();
+            let bytes = encode(&entries);
+            proptest::prop_assert_eq!(decode(&bytes), Some(entries));
+        }
+    }
+
     #[test]
     fn a_missing_damaged_or_huge_file_reads_as_no_entries() {
         let tmp = tempfile::tempdir().unwrap();
