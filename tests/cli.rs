@@ -597,6 +597,13 @@ fn dump_shows_batches_and_records() {
         json!({"entries": [], "trailing_bytes": 0})
     );
 
+    // A clean close keeps the points in the data directory's `recovery-points` (FORMAT.md
+    // §8b); a partition's own `recovery-point` is what a flush writes. Without the former, an
+    // open scans the log and its flush writes the latter at the log end.
+    std::fs::remove_file(Path::new(&d).join("recovery-points")).unwrap();
+    let broker = embroker::Broker::open(&d).unwrap();
+    broker.flush().unwrap();
+    broker.close().unwrap();
     let rp = Path::new(&d).join("t-0").join("recovery-point");
     let out = ok(&["dump", rp.to_str().unwrap()]);
     assert!(out.contains("offset: 4 segmentBase: 0"), "{out}");

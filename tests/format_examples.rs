@@ -836,8 +836,112 @@ fn compressed_batches() -> String {
     out
 }
 
-/// §9: the topic file of a topic created with the defaults. A persistent broker: a temporary
-/// one keeps its topic configs in memory and writes no topic file.
+/// The fixed topic id the examples show in place of the random one each topic gets.
+const SHOWN_TOPIC_ID: &str = "0123456789abcdef";
+
+/// `text` of a topic file with its id line's random id replaced by [`SHOWN_TOPIC_ID`].
+fn with_shown_id(text: &str) -> String {
+    let id_lines = text
+        .lines()
+        .filter(|l| l.starts_with("# topic id: "))
+        .count();
+    assert_eq!(id_lines, 1, "one id line: {text}");
+    text.lines()
+        .map(|l| {
+            if l.starts_with("# topic id: ") {
+                format!("# topic id: {SHOWN_TOPIC_ID}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+/// §8b: the data directory's `recovery-points` after a clean close of `t-0` holding two
+/// records (no producers), with the topic's id set to [`SHOWN_TOPIC_ID`] in its file.
+fn recovery_points() -> String {
+    let clock = ManualClock::new(T0);
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        Broker::builder()
+            .clock(clock.clone())
+            .log_cleaner(false)
+            .open(dir.path())
+            .unwrap()
+    };
+    let broker = open();
+    broker.create_topic("t", TopicConfig::default()).unwrap();
+    broker.close().unwrap();
+    let topic = dir.path().join("topics/t");
+    let text = with_shown_id(&std::fs::read_to_string(&topic).unwrap());
+    std::fs::write(&topic, text).unwrap();
+    let broker = open();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    p.append(&[Record::new("a").timestamp(T0)]).unwrap();
+    p.append(&[Record::new("b").timestamp(T0 + 5)]).unwrap();
+    broker.close().unwrap();
+    let log_len = std::fs::metadata(dir.path().join("t-0/00000000000000000000.log"))
+        .unwrap()
+        .len();
+    let b = std::fs::read(dir.path().join("recovery-points")).unwrap();
+    let n = b.len();
+    assert_eq!(
+        crc32fast::hash(&b[..n - 4]),
+        be_u32(&b[n - 4..]),
+        "CRC-32 (IEEE) of the bytes before it"
+    );
+    let mut t = Table::default();
+    let mut c = Cursor { bytes: &b, at: 0 };
+    let (at, x) = c.take(4);
+    t.row(cell(&[x]), at, "magic", shown(x));
+    let (at, x) = c.take(2);
+    t.row(cell(&[x]), at, "version", be_i16(x).to_string());
+    let (at, x) = c.take(4);
+    t.row(cell(&[x]), at, "count", be_u32(x).to_string());
+    let (at, x) = c.take(2);
+    let len = usize::from(u16::from_be_bytes(x.try_into().unwrap()));
+    t.row(cell(&[x]), at, "name length", len.to_string());
+    let (at, x) = c.take(len);
+    t.row(cell(&[x]), at, "directory name", shown(x));
+    let (at, x) = c.take(8);
+    t.row(cell(&[x]), at, "topic id", format!("`{}`", hex(x)));
+    assert_eq!(format!("{:016x}", be_i64(x)), SHOWN_TOPIC_ID);
+    for name in ["offset", "segment_base", "position", "max_timestamp"] {
+        let (at, x) = c.take(8);
+        if name == "position" {
+            assert_eq!(be_i64(x), log_len as i64);
+        }
+        t.row(cell(&[x]), at, name, be_i64(x).to_string());
+    }
+    let (at, x) = c.take(1);
+    t.row(
+        cell(&[x]),
+        at,
+        "flags",
+        format!("{} (bit 0: no producer state at the offset)", x[0]),
+    );
+    let (at, x) = c.take(4);
+    t.row(
+        cell(&[x]),
+        at,
+        "crc",
+        format!(
+            "CRC-32 (IEEE) of bytes 0..{} = `{:#010x}`",
+            n - 4,
+            be_u32(x)
+        ),
+    );
+    assert_eq!(c.at, n, "every byte accounted for");
+    format!(
+        "Log of {log_len} bytes; `xxd recovery-points`:\n\n{}\n{}",
+        block(&b),
+        t.render()
+    )
+}
+
+/// §9: the topic file of a topic created with the defaults (its random id shown as
+/// [`SHOWN_TOPIC_ID`]). A persistent broker: a temporary one keeps its topic configs in memory
+/// and writes no topic file.
 fn topic_file() -> String {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::builder()
@@ -846,10 +950,10 @@ fn topic_file() -> String {
         .open(dir.path())
         .expect("broker");
     broker.create_topic("t", TopicConfig::default()).unwrap();
-    let text = std::fs::read_to_string(broker.path().join("topics/t")).unwrap();
+    let text = with_shown_id(&std::fs::read_to_string(broker.path().join("topics/t")).unwrap());
     let keys: Vec<&str> = text
         .lines()
-        .skip(1)
+        .skip(2)
         .map(|l| l.split('=').next().unwrap())
         .collect();
     assert_eq!(keys, TopicConfig::KEYS, "every key, in KEYS order");
@@ -865,6 +969,7 @@ fn examples() -> Vec<(&'static str, String)> {
         ("offset-index", offset_index()),
         ("time-index", time_index),
         ("recovery-point", recovery_point),
+        ("recovery-points", recovery_points()),
         ("topic-file", topic_file()),
         ("consumer-offsets", consumer_offsets()),
     ]

@@ -593,6 +593,106 @@ fn recovery_point_of_garbage() {
     ));
 }
 
+// The data directory's recovery points ------------------------------------------------------
+
+fn recovery_points(f: &Fixture) -> PathBuf {
+    f.dir.join("recovery-points")
+}
+
+#[test]
+fn recovery_points_of_zero_bytes_garbage_or_huge() {
+    for (case, bytes) in [
+        ("empty recovery-points", Vec::new()),
+        ("garbage recovery-points", vec![0xff; 300]),
+        ("foreign magic", b"EBRP\x00\x01not ours".to_vec()),
+    ] {
+        let f = Fixture::new();
+        write_file(&recovery_points(&f), &bytes);
+        assert!(matches!(check(case, &f, &[]), Outcome::Online), "{case}");
+    }
+    let f = Fixture::new();
+    sparse(&recovery_points(&f), huge());
+    assert!(matches!(
+        check("huge recovery-points", &f, &[]),
+        Outcome::Online
+    ));
+}
+
+#[test]
+fn recovery_points_with_a_flipped_byte_anywhere() {
+    let f = Fixture::new();
+    let good = std::fs::read(recovery_points(&f)).unwrap();
+    // Magic, version, count, the first entry's name length, name, id, offset, position and
+    // flags, and the CRC.
+    let positions: Vec<usize> = [0, 5, 9, 11, 13, 18, 26, 42, 58, 59]
+        .into_iter()
+        .filter(|&i| i < good.len() - 4)
+        .chain([good.len() - 1])
+        .collect();
+    for i in positions {
+        let f = Fixture::new();
+        let mut bad = std::fs::read(recovery_points(&f)).unwrap();
+        bad[i] ^= 0x40;
+        write_file(&recovery_points(&f), &bad);
+        assert!(
+            matches!(
+                check(&format!("recovery-points byte {i} flipped"), &f, &[]),
+                Outcome::Online
+            ),
+            "byte {i}"
+        );
+    }
+}
+
+#[test]
+fn recovery_points_of_another_data_directory() {
+    // Well formed, naming `t-0` and `other-0`, but written for topics of other ids: ignored.
+    let donor = Fixture::with_records(200);
+    let f = Fixture::new();
+    std::fs::copy(recovery_points(&donor), recovery_points(&f)).unwrap();
+    assert!(matches!(
+        check("another directory's recovery-points", &f, &[]),
+        Outcome::Online
+    ));
+}
+
+#[test]
+fn recovery_points_claiming_bytes_that_are_not_there() {
+    // A well-formed entry with `t`'s own id that claims more flushed bytes than the active
+    // segment has: damage in what the point says was flushed, as a per-partition
+    // `recovery-point` saying so is (the partition stays offline naming the segment).
+    let f = Fixture::new();
+    let topic = std::fs::read_to_string(f.dir.join("topics").join("t")).unwrap();
+    let id = topic
+        .lines()
+        .find_map(|l| l.strip_prefix("# topic id: "))
+        .map(|hex| u64::from_str_radix(hex, 16).unwrap())
+        .expect("topic id line");
+    let last = f.files("log").pop().unwrap();
+    let base: i64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let mut b = Vec::new();
+    b.extend_from_slice(b"EBRD");
+    b.extend_from_slice(&1u16.to_be_bytes());
+    b.extend_from_slice(&1u32.to_be_bytes());
+    b.extend_from_slice(&3u16.to_be_bytes());
+    b.extend_from_slice(b"t-0");
+    b.extend_from_slice(&id.to_be_bytes());
+    b.extend_from_slice(&(f.log_end() + 1000).to_be_bytes());
+    b.extend_from_slice(&base.to_be_bytes());
+    b.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.push(1);
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_be_bytes());
+    write_file(&recovery_points(&f), &b);
+    let name = seg(base, "log");
+    check(
+        "recovery-points past the end",
+        &f,
+        &[&name, "recovery-points"],
+    );
+}
+
 // Leftovers of interrupted work ------------------------------------------------------------
 
 #[test]

@@ -11,6 +11,14 @@ use std::path::{Path, PathBuf};
 use common::{numbered, read_all, values};
 use embroker::{Broker, Error, Record, TopicConfig};
 
+/// Removes every recovery point of `topic_partition` (its own file, if a flush wrote one, and
+/// the data directory's `recovery-points`, which a clean close writes): as if nothing had
+/// ever been flushed.
+fn forget_recovery_points(dir: &Path, topic_partition: &str) {
+    let _ = std::fs::remove_file(dir.join(topic_partition).join("recovery-point"));
+    std::fs::remove_file(dir.join("recovery-points")).unwrap();
+}
+
 fn segment(dir: &Path, topic_partition: &str, base: u64, ext: &str) -> PathBuf {
     dir.join(topic_partition).join(format!("{base:020}.{ext}"))
 }
@@ -63,7 +71,7 @@ fn damage_after_the_recovery_point_is_cut_there_and_later_segments_dropped() {
     // Pretend nothing was ever flushed: remove the recovery point, then flip a byte in the
     // middle of the third segment.
     let pdir = dir.path().join("t-0");
-    std::fs::remove_file(pdir.join("recovery-point")).unwrap();
+    forget_recovery_points(dir.path(), "t-0");
     let mut logs: Vec<PathBuf> = std::fs::read_dir(&pdir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -307,7 +315,7 @@ fn a_stale_index_entry_never_hides_records_across_reopens() {
     let mut entry = 0u32.to_be_bytes().to_vec();
     entry.extend_from_slice(&(second_batch_at as u32).to_be_bytes());
     std::fs::write(&index, &entry).unwrap();
-    std::fs::remove_file(dir.path().join("t-0/recovery-point")).unwrap();
+    forget_recovery_points(dir.path(), "t-0");
     for _ in 0..2 {
         let broker = Broker::open(dir.path()).unwrap();
         let p = broker.topic("t").unwrap().partition(0).unwrap();
@@ -319,4 +327,131 @@ fn a_stale_index_entry_never_hides_records_across_reopens() {
         entry,
         "the stale index was rewritten"
     );
+}
+
+/// The names of the files in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_clean_close_writes_one_recovery_points_file_for_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        broker
+            .create_topic("t", TopicConfig::default().partitions(3))
+            .unwrap();
+        for p in 0..3 {
+            let part = broker.topic("t").unwrap().partition(p).unwrap();
+            part.append(&numbered(0, 10)).unwrap();
+        }
+        broker.close().unwrap();
+    }
+    assert!(dir.path().join("recovery-points").is_file());
+    for p in 0..3 {
+        // No per-partition point, no producer snapshot saying "no producers".
+        assert_eq!(
+            names_in(&dir.path().join(format!("t-{p}"))),
+            [
+                "00000000000000000000.index",
+                "00000000000000000000.log",
+                "00000000000000000000.timeindex"
+            ]
+        );
+    }
+    // Trusted at open: a byte flipped in flushed data is reported by the read that reaches
+    // it, not taken for a torn tail (which would cut the records after it).
+    let log = segment(dir.path(), "t-1", 0, "log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    // In the last record's value: inside its batch's CRC.
+    let at = bytes.len() - 5;
+    bytes[at] ^= 0x20;
+    std::fs::write(&log, &bytes).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    for p in [0, 2] {
+        let part = broker.topic("t").unwrap().partition(p).unwrap();
+        assert_eq!(values(&read_all(&part, 0)).len(), 10);
+    }
+    let part = broker.topic("t").unwrap().partition(1).unwrap();
+    assert_eq!(part.log_end_offset(), 10, "not cut at open");
+}
+
+#[test]
+fn a_topic_created_again_under_its_name_never_takes_the_old_topics_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "x".repeat(300);
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        broker.create_topic("t", TopicConfig::default()).unwrap();
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        for _ in 0..3 {
+            p.append(&[Record::new(big.clone())]).unwrap();
+        }
+        broker.close().unwrap();
+    }
+    // The old topic's entry, as a crash (or an older embroker, which does not know the file)
+    // would leave it beside the new topic.
+    let stale = std::fs::read(dir.path().join("recovery-points")).unwrap();
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        broker.delete_topic("t").unwrap();
+        broker.create_topic("t", TopicConfig::default()).unwrap();
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        for i in 0..10 {
+            p.append(&[Record::new(format!("new-{i}"))]).unwrap();
+        }
+        broker.close().unwrap();
+    }
+    std::fs::write(dir.path().join("recovery-points"), stale).unwrap();
+    let broker = Broker::open(dir.path()).unwrap();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(p.log_end_offset(), 10);
+    let got = values(&read_all(&p, 0));
+    let want: Vec<String> = (0..10).map(|i| format!("new-{i}")).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_data_directory_without_recovery_points_opens_and_gets_one() {
+    // A data directory of the previous format: per-partition `recovery-point` files and
+    // producer snapshots, topic files without an id.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        broker.create_topic("t", TopicConfig::default()).unwrap();
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        p.append(&numbered(0, 10)).unwrap();
+        broker.flush().unwrap();
+        broker.close().unwrap();
+    }
+    std::fs::remove_file(dir.path().join("recovery-points")).unwrap();
+    let topic_file = dir.path().join("topics").join("t");
+    let text = std::fs::read_to_string(&topic_file).unwrap();
+    assert!(text.contains("# topic id: "), "{text}");
+    let old: String = text
+        .lines()
+        .filter(|l| !l.starts_with("# topic id: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&topic_file, old).unwrap();
+    {
+        let broker = Broker::open(dir.path()).unwrap();
+        let p = broker.topic("t").unwrap().partition(0).unwrap();
+        assert_eq!(values(&read_all(&p, 0)).len(), 10);
+        p.append(&numbered(10, 5)).unwrap();
+        broker.close().unwrap();
+    }
+    assert!(std::fs::read_to_string(&topic_file)
+        .unwrap()
+        .contains("# topic id: "));
+    assert!(dir.path().join("recovery-points").is_file());
+    let broker = Broker::open(dir.path()).unwrap();
+    let p = broker.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(values(&read_all(&p, 0)).len(), 15);
 }

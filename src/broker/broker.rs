@@ -1,6 +1,6 @@
 //! The broker: one data directory, its lock, its topics, and its background tasks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::group::GroupRegistry;
 use crate::io::{self, DirLock};
 use crate::log::{
-    checkpoint_many, dir_name, FileBudget, PartitionLog, Throttle, OPEN_FILES_DEFAULT,
+    checkpoint_many, dir_name, recovery_points, DirPoint, FileBudget, PartitionLog, PointsFile,
+    RecoveryPointEntry, Throttle, OPEN_FILES_DEFAULT,
 };
 use crate::notify::Notifier;
 use crate::txn::{ProducerIds, TxnCoordinator};
@@ -383,6 +384,7 @@ impl BrokerBuilder {
             topics: RwLock::new(BTreeMap::new()),
             broken_topics: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
+            points_at_open: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             metadata_version: AtomicU64::new(0),
             notifier: Arc::new(Notifier::default()),
@@ -430,6 +432,9 @@ impl BrokerBuilder {
 /// The state of one topic.
 pub(crate) struct TopicState {
     pub(crate) name: Arc<str>,
+    /// The topic's id (its file's `# topic id:` line), which keys its partitions' entries in
+    /// the data directory's `recovery-points` file; `None` if it could not be given one.
+    pub(crate) id: Option<u64>,
     pub(crate) config: RwLock<Arc<TopicConfig>>,
     pub(crate) partitions: RwLock<Vec<PartitionSlot>>,
 }
@@ -452,6 +457,9 @@ pub(crate) struct BrokerInner {
     broken_topics: RwLock<BTreeMap<String, Error>>,
     /// Serializes changes to topic metadata (create, delete, alter, add partitions).
     admin: Mutex<()>,
+    /// The `recovery-points` entries read at open, by directory name: a clean close keeps
+    /// those of partitions it writes no new entry for (see `close_checkpoint`).
+    points_at_open: Mutex<HashMap<String, RecoveryPointEntry>>,
     closed: AtomicBool,
     /// Bumped after every change that can alter what a topic lookup returns (create, delete,
     /// added partitions, close), so a producer can keep its lookups and redo them only when
@@ -489,16 +497,30 @@ impl BrokerInner {
     fn load_topics(&self) -> Result<()> {
         let mut topics = self.topics.write();
         let mut broken = self.broken_topics.write();
+        let points = recovery_points::read(&self.dir)?;
         for (name, config) in topic_store::load_all(&self.dir)? {
             match config {
-                Ok(config) => {
+                Ok((config, id)) => {
+                    // A topic of an older version gets its id now (its partitions have no
+                    // entry in `recovery-points` yet, so none can be mistaken for theirs).
+                    let id = id.or_else(|| {
+                        let id = topic_store::new_id();
+                        match topic_store::write(&self.dir, &name, &config, Some(id)) {
+                            Ok(()) => Some(id),
+                            Err(e) => {
+                                log::warn!("topic {name}: no id given ({e}); its partitions close as before");
+                                None
+                            }
+                        }
+                    });
                     // What recovery scanned past a recovery point is not made durable here:
                     // it was not durable before the crash either, and the recovery point
                     // does not claim it until a checkpoint (the tasks thread's, a flush, a
                     // close) syncs it with everything else. Making 110 MB spread over 10,000
                     // partitions durable at open took 28 s on the test VM (docs/
                     // ARCHITECTURE.md, "#20: partitions").
-                    let (state, _recovered) = self.open_topic(&name, Arc::new(config), &[]);
+                    let (state, _recovered) =
+                        self.open_topic(&name, Arc::new(config), id, Some(&points), &[]);
                     topics.insert(name, state);
                 }
                 Err(e) => {
@@ -506,23 +528,29 @@ impl BrokerInner {
                 }
             }
         }
+        *self.points_at_open.lock() = points;
         self.remove_orphans(&topics, &broken)
     }
 
     /// Opens every partition of a topic; one that fails is kept offline with its error. Also
     /// returns the partitions whose recovery awaits its checkpoint ([`checkpoint_many`]).
+    /// `points` are the data directory's `recovery-points` entries (read at open).
     /// `fresh[i]`: partition `i`'s directory was made empty just now (see `open_partitions`).
     fn open_topic(
         &self,
         name: &str,
         config: Arc<TopicConfig>,
+        id: Option<u64>,
+        points: Option<&HashMap<String, RecoveryPointEntry>>,
         fresh: &[bool],
     ) -> (Arc<TopicState>, Vec<Arc<PartitionLog>>) {
         let name: Arc<str> = Arc::from(name);
+        let points = points.zip(id);
         let (partitions, recovered) =
-            self.open_partitions(&name, 0..config.partitions, &config, fresh);
+            self.open_partitions(&name, 0..config.partitions, &config, points, fresh);
         let state = Arc::new(TopicState {
             name,
+            id,
             config: RwLock::new(config),
             partitions: RwLock::new(partitions),
         });
@@ -541,6 +569,7 @@ impl BrokerInner {
             &self.dir,
             self.options.recovery_threads,
             snapshot,
+            None,
         )
     }
 
@@ -550,6 +579,9 @@ impl BrokerInner {
     /// A partition that needed recovery is returned too: the caller checkpoints it (with
     /// every other such partition, see [`checkpoint_many`]) before anything uses it.
     ///
+    /// `points`: the `recovery-points` entries and the topic's id; an entry is used only for
+    /// the directory it names and only if written for this id.
+    ///
     /// `fresh[i]` (for partition `range.start + i`; missing entries are false) says its
     /// directory was made empty just now by a temporary broker, so its open looks for nothing
     /// in it (`PartitionLog::open_with`).
@@ -558,6 +590,7 @@ impl BrokerInner {
         topic: &Arc<str>,
         range: std::ops::Range<i32>,
         config: &Arc<TopicConfig>,
+        points: Option<(&HashMap<String, RecoveryPointEntry>, u64)>,
         fresh: &[bool],
     ) -> (Vec<PartitionSlot>, Vec<Arc<PartitionLog>>) {
         let start = range.start;
@@ -569,7 +602,14 @@ impl BrokerInner {
                 .unwrap_or(false)
         };
         let opened = io::sync::for_each_parallel(&ids, self.options.recovery_threads, |&p| {
-            self.open_partition(topic, p, config.clone(), fresh_at(p))
+            let point = points.and_then(|(entries, id)| {
+                let e = entries.get(&dir_name(topic, p))?;
+                (e.topic_id == id).then_some(DirPoint {
+                    point: e.point,
+                    no_producers: e.no_producers,
+                })
+            });
+            self.open_partition(topic, p, config.clone(), point, fresh_at(p))
         });
         let mut recovered = Vec::new();
         let slots = opened
@@ -620,6 +660,7 @@ impl BrokerInner {
         topic: &Arc<str>,
         p: i32,
         config: Arc<TopicConfig>,
+        point: Option<DirPoint>,
         fresh: bool,
     ) -> Result<(PartitionLog, bool)> {
         PartitionLog::open_with(
@@ -632,6 +673,7 @@ impl BrokerInner {
             self.files.clone(),
             true,
             fresh,
+            point,
         )
     }
 
@@ -833,7 +875,8 @@ impl BrokerInner {
                 return Err(e);
             }
         };
-        let (state, recovered) = self.open_topic(name, config.clone(), &fresh);
+        let id = topic_store::new_id();
+        let (state, recovered) = self.open_topic(name, config.clone(), Some(id), None, &fresh);
         let recovery = self.checkpoint_logs(&recovered, true);
         let failure = recovery.into_iter().find_map(Result::err).or_else(|| {
             state.partitions.read().iter().find_map(|slot| match slot {
@@ -843,7 +886,7 @@ impl BrokerInner {
         });
         let committed = match failure {
             Some(e) => Err(e),
-            None => self.store_topic_config(name, &config),
+            None => self.store_topic_config(name, &config, Some(id)),
         };
         if let Err(e) = committed {
             self.discard_partitions(name, &state.partitions.read(), 0..config.partitions);
@@ -906,11 +949,11 @@ impl BrokerInner {
     /// Writes a topic's config file (the commit point of a topic change). A temporary broker
     /// keeps its configs in memory only ([`TopicState::config`]): its directory is never
     /// reopened, so no file would ever be read.
-    fn store_topic_config(&self, name: &str, config: &TopicConfig) -> Result<()> {
+    fn store_topic_config(&self, name: &str, config: &TopicConfig, id: Option<u64>) -> Result<()> {
         if self.ephemeral {
             return Ok(());
         }
-        topic_store::write(&self.dir, name, config)
+        topic_store::write(&self.dir, name, config, id)
     }
 
     fn broker_dir(&self) -> &Path {
@@ -1057,6 +1100,69 @@ impl BrokerInner {
         Ok(report)
     }
 
+    /// A clean close's checkpoint: only the partitions that changed since open, in one batch,
+    /// their points (and those of the partitions left alone) in the data directory's
+    /// `recovery-points` file rather than one `recovery-point` file per partition.
+    fn close_checkpoint(&self) -> Vec<Result<()>> {
+        let mut changed = Vec::new();
+        let mut ids = Vec::new();
+        let mut others = Vec::new();
+        for t in self.topics.read().values() {
+            for slot in t.partitions.read().iter() {
+                let PartitionSlot::Online(log) = slot else {
+                    continue;
+                };
+                let name = dir_name(log.topic(), log.partition());
+                if log.close_needs_checkpoint() {
+                    changed.push(log.clone());
+                    ids.push(t.id.map(|id| (name, id)));
+                } else if let (Some(id), Some(p)) = (t.id, log.clean_point()) {
+                    others.push(RecoveryPointEntry {
+                        dir_name: name,
+                        topic_id: id,
+                        point: p.point,
+                        no_producers: p.no_producers,
+                    });
+                }
+            }
+        }
+        // Entries of partitions that get no new one: kept while their topic is the one they
+        // were written for (or its file is unreadable, so it is not known).
+        let kept = {
+            let topics = self.topics.read();
+            let broken = self.broken_topics.read();
+            self.points_at_open
+                .lock()
+                .values()
+                .filter(|e| {
+                    let Some((topic, p)) = e.dir_name.rsplit_once('-') else {
+                        return false;
+                    };
+                    let p = p.parse::<usize>().unwrap_or(usize::MAX);
+                    broken.contains_key(topic)
+                        || topics.get(topic).is_some_and(|t| {
+                            t.id == Some(e.topic_id) && p < t.partitions.read().len()
+                        })
+                })
+                .cloned()
+                .collect()
+        };
+        let points = PointsFile {
+            data_dir: self.dir.clone(),
+            ids,
+            others,
+            kept,
+        };
+        checkpoint_many(
+            &changed,
+            self.dir_handle.as_ref(),
+            &self.dir,
+            self.options.recovery_threads,
+            true,
+            Some(&points),
+        )
+    }
+
     fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -1080,13 +1186,7 @@ impl BrokerInner {
             *self.temp_files.lock() = logs.iter().map(|log| log.segment_files()).collect();
         }
         if checkpoint {
-            // Only the partitions that changed since open, in one batch.
-            let changed: Vec<Arc<PartitionLog>> = logs
-                .iter()
-                .filter(|log| log.close_needs_checkpoint())
-                .cloned()
-                .collect();
-            for result in self.checkpoint_logs(&changed, true) {
+            for result in self.close_checkpoint() {
                 if let Err(e) = result {
                     first_error.get_or_insert(e);
                 }
@@ -1280,7 +1380,9 @@ impl Broker {
         let config = Arc::new((*state.config.read().clone()).clone().partitions(new_count));
         config.validate()?;
         let mut added = match inner.create_partition_dirs(&state.name, current..new_count) {
-            Ok(fresh) => inner.open_partitions(&state.name, current..new_count, &config, &fresh),
+            Ok(fresh) => {
+                inner.open_partitions(&state.name, current..new_count, &config, None, &fresh)
+            }
             Err(e) => (vec![PartitionSlot::Offline(e)], Vec::new()),
         };
         // Leftover directories of an interrupted create may have held data to recover.
@@ -1298,7 +1400,7 @@ impl Broker {
             inner.discard_partitions(name, &added, current..new_count);
             return Err(e);
         }
-        inner.store_topic_config(name, &config)?;
+        inner.store_topic_config(name, &config, state.id)?;
         *state.config.write() = config.clone();
         let mut partitions = state.partitions.write();
         for slot in partitions.iter() {
@@ -1335,7 +1437,7 @@ impl Broker {
                 .clone()
                 .with_properties(changes)?,
         );
-        inner.store_topic_config(name, &config)?;
+        inner.store_topic_config(name, &config, state.id)?;
         *state.config.write() = config.clone();
         for slot in state.partitions.read().iter() {
             if let PartitionSlot::Online(log) = slot {

@@ -24,9 +24,48 @@ pub(crate) fn path(data_dir: &Path, topic: &str) -> PathBuf {
     data_dir.join(DIR_NAME).join(topic)
 }
 
-/// Writes a topic's config atomically.
-pub(crate) fn write(data_dir: &Path, topic: &str, config: &TopicConfig) -> Result<()> {
+/// The comment line that carries a topic's id (older versions read it as a comment).
+const ID_PREFIX: &str = "# topic id: ";
+
+/// A new random topic id: what keys the topic's partitions in the data directory's
+/// `recovery-points` file, so that an entry of a deleted topic never applies to a topic
+/// created again under its name (Kafka keys its partitions by topic id likewise).
+pub(crate) fn new_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // `RandomState` is seeded from the operating system's randomness once per thread and
+    // varied per instance; time, process and a counter make each call distinct besides.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(now);
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
+
+/// The topic id a config file carries, if it carries one (files of older versions do not).
+pub(crate) fn parse_id(bytes: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let hex = text.lines().find_map(|l| l.strip_prefix(ID_PREFIX))?;
+    (hex.trim_end().len() == 16)
+        .then(|| u64::from_str_radix(hex.trim_end(), 16).ok())
+        .flatten()
+}
+
+/// Writes a topic's config atomically, with its id if it has one.
+pub(crate) fn write(
+    data_dir: &Path,
+    topic: &str,
+    config: &TopicConfig,
+    id: Option<u64>,
+) -> Result<()> {
     let mut text = format!("# embroker topic config, format 1: topic {topic}\n");
+    if let Some(id) = id {
+        text.push_str(&format!("{ID_PREFIX}{id:016x}\n"));
+    }
     for (k, v) in config.to_properties() {
         text.push_str(k);
         text.push('=');
@@ -113,8 +152,11 @@ pub(crate) fn parse(file: &Path, bytes: &[u8]) -> Result<TopicConfig> {
     TopicConfig::from_properties(&props).map_err(|e| corrupt(0, e.to_string()))
 }
 
-/// Every topic file in the data directory: name and config (or the error loading it).
-pub(crate) fn load_all(data_dir: &Path) -> Result<Vec<(String, Result<TopicConfig>)>> {
+/// A topic's config and its id (`None` in files of older versions).
+pub(crate) type Loaded = (TopicConfig, Option<u64>);
+
+/// Every topic file in the data directory: name and config with id (or the error loading it).
+pub(crate) fn load_all(data_dir: &Path) -> Result<Vec<(String, Result<Loaded>)>> {
     let dir = data_dir.join(DIR_NAME);
     let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("listing", &dir, e))?;
     let mut topics = Vec::new();
@@ -152,7 +194,7 @@ pub(crate) fn load_all(data_dir: &Path) -> Result<Vec<(String, Result<TopicConfi
             std::fs::remove_file(&p).map_err(|e| Error::io("removing leftover", &p, e))?;
             continue;
         }
-        let config = parse(&p, &bytes);
+        let config = parse(&p, &bytes).map(|c| (c, parse_id(&bytes)));
         topics.push((name, config));
     }
     topics.sort_by(|a, b| a.0.cmp(&b.0));
@@ -168,10 +210,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join(DIR_NAME)).unwrap();
         let cfg = TopicConfig::default().partitions(3).retention_ms(5);
-        write(dir.path(), "orders", &cfg).unwrap();
+        write(dir.path(), "orders", &cfg, Some(0xfeed)).unwrap();
         let all = load_all(dir.path()).unwrap();
         assert_eq!(all.len(), 1);
-        assert_eq!(all[0].1.as_ref().unwrap(), &cfg);
+        assert_eq!(all[0].1.as_ref().unwrap(), &(cfg.clone(), Some(0xfeed)));
+        // An older version's file has no id; ids differ from call to call.
+        write(dir.path(), "orders", &cfg, None).unwrap();
+        assert_eq!(load_all(dir.path()).unwrap()[0].1.as_ref().unwrap().1, None);
+        assert_ne!(new_id(), new_id());
+        assert_eq!(parse_id(b"# topic id: 00000000000000ff\n"), Some(255));
+        assert_eq!(parse_id(b"# topic id: ff\n"), None);
+        assert_eq!(parse_id(b"# topic id: zz00000000000000\n"), None);
         let p = path(dir.path(), "orders");
         let e = parse(&p, b"num.partitions=2\ngarbage\n").unwrap_err();
         assert!(matches!(e, Error::Corrupt { position: 17, .. }), "{e}");
@@ -188,9 +237,9 @@ mod tests {
         let topics = dir.path().join(DIR_NAME);
         std::fs::create_dir(&topics).unwrap();
         let tmp_topic = TopicConfig::default().partitions(2);
-        write(dir.path(), "x.tmp", &tmp_topic).unwrap();
+        write(dir.path(), "x.tmp", &tmp_topic, Some(1)).unwrap();
         // Writing `x` goes through `x~`, not through topic `x.tmp`'s file.
-        write(dir.path(), "x", &TopicConfig::default()).unwrap();
+        write(dir.path(), "x", &TopicConfig::default(), Some(2)).unwrap();
         // Leftovers: an interrupted write, and an older version's `y.tmp` written for `y`.
         std::fs::write(topics.join("z~"), b"half").unwrap();
         std::fs::copy(topics.join("x"), topics.join("y.tmp")).unwrap();
@@ -204,7 +253,7 @@ mod tests {
         let all = load_all(dir.path()).unwrap();
         let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["x", "x.tmp"]);
-        assert_eq!(all[1].1.as_ref().unwrap(), &tmp_topic);
+        assert_eq!(all[1].1.as_ref().unwrap(), &(tmp_topic, Some(1)));
         assert!(!topics.join("z~").exists() && !topics.join("y.tmp").exists());
     }
 }

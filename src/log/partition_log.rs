@@ -50,6 +50,7 @@ use super::producer_state::{
     self, BatchFacts, BatchMetadata, Origin, ProducerAppend, ProducerStates, StateError,
 };
 use super::records::Records;
+use super::recovery_points::DirPoint;
 use super::retention::{deletable_prefix, SegmentFacts};
 use super::segment::{self, AppendError, Segment, NO_TIMESTAMP};
 use super::txn_index::AbortedTxn;
@@ -217,15 +218,26 @@ pub(crate) struct PendingCheckpoint<'a> {
     dir_epoch: Option<u64>,
     unflushed: i64,
     now: i64,
-    /// `recovery-point.tmp`, renamed into place once durable.
-    rp_tmp: PathBuf,
+    /// `recovery-point.tmp`, renamed into place once durable; `None` when the point goes to
+    /// the data directory's `recovery-points` file instead (a clean close).
+    rp_tmp: Option<PathBuf>,
     /// A snapshot of the producer state at `rp.offset`, as its temporary file.
     snapshot_tmp: Option<PathBuf>,
+    /// The producer state at `rp.offset` is empty (with `rp_tmp` `None`, no snapshot file is
+    /// written: the `recovery-points` entry's flag says it).
+    pub(crate) no_producers: bool,
     /// A snapshot was asked for (written, or not worth writing): once published, the files
     /// are what a clean close leaves.
     clean: bool,
     /// Every file and directory written (the sync pass's list where there is no `syncfs`).
     pub(crate) written: Vec<PathBuf>,
+}
+
+impl PendingCheckpoint<'_> {
+    /// The recovery point this checkpoint makes true once its files are durable.
+    pub(crate) fn point(&self) -> RecoveryPoint {
+        self.rp
+    }
 }
 
 /// Whether recovery point `a` lies past `b`.
@@ -321,6 +333,7 @@ impl PartitionLog {
             budget,
             false,
             false,
+            None,
         )
         .map(|(log, _)| log)
     }
@@ -337,7 +350,12 @@ impl PartitionLog {
     /// point, cleaner checkpoint, producer snapshot or log start offset to read, and no stale
     /// index file to remove beside the first segment. The log opened is the one an empty
     /// directory gives without it, with about 20 fewer system calls.
-    #[allow(clippy::too_many_arguments)] // `open`'s six, the broker's file budget, the modes
+    ///
+    /// `dir_point` is the partition's entry of the data directory's `recovery-points` file
+    /// (already matched by directory name and topic id): open takes the later of it and the
+    /// partition's own `recovery-point` file, and with its no-producers flag starts the producer
+    /// state empty there instead of replaying the log.
+    #[allow(clippy::too_many_arguments)] // `open`'s six, the file budget, the modes, the entry
     pub(crate) fn open_with(
         dir: &Path,
         topic: Arc<str>,
@@ -348,6 +366,7 @@ impl PartitionLog {
         budget: Arc<FileBudget>,
         defer_checkpoint: bool,
         fresh: bool,
+        dir_point: Option<DirPoint>,
     ) -> Result<(PartitionLog, bool)> {
         if !fresh && !dir.exists() {
             io::create_dir_durable(dir)?;
@@ -370,13 +389,22 @@ impl PartitionLog {
         let bases = listing.bases;
         let interval = config.index_interval_bytes;
         let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
-        let checkpoint = if fresh {
+        let own = if fresh {
             None
         } else {
             RecoveryPoint::read(dir)?
         };
         // A checkpoint naming a segment retention has since deleted covers nothing that is left.
-        let checkpoint = checkpoint.filter(|rp| bases.contains(&rp.segment_base));
+        let own = own.filter(|rp| bases.contains(&rp.segment_base));
+        let dir_point = dir_point.filter(|d| bases.contains(&d.point.segment_base));
+        // The later point wins: the per-partition file is written by flushes and the tasks
+        // thread after the clean close that wrote `recovery-points`; both only ever name
+        // durable bytes of segments still there.
+        let (checkpoint, empty_producers_at) = match (own, dir_point) {
+            (Some(own), Some(d)) if rp_after(&own, &d.point) => (Some(own), None),
+            (_, Some(d)) => (Some(d.point), d.no_producers.then_some(d.point.offset)),
+            (own, None) => (own, None),
+        };
         let mut scanned = false;
         let mut truncated = false;
         // Transaction index entries for markers at or after this offset are rebuilt from the
@@ -551,7 +579,7 @@ impl PartitionLog {
             log.clean_end.store(log_end, Ordering::Release);
             return Ok((log, false));
         }
-        let replayed = log.load_producer_state(txn_rebuild_from)?;
+        let replayed = log.load_producer_state(txn_rebuild_from, empty_producers_at)?;
         // DeleteRecords may have moved the start past the first segment's base.
         if let Some(start) = log_start::read(dir)? {
             log.log_start
@@ -1433,12 +1461,20 @@ impl PartitionLog {
     /// as a snapshot's temporary file. `None` when there is nothing to do. Nothing written
     /// here is trusted by an open until [`PartitionLog::checkpoint_end`] renames it.
     ///
+    /// With `to_points_file` (a clean close), no `recovery-point.tmp` is written: the caller
+    /// puts [`PendingCheckpoint::point`] in the data directory's `recovery-points` file, and
+    /// an empty producer state is that entry's flag rather than a snapshot file.
+    ///
     /// [`checkpoint`]: PartitionLog::checkpoint
-    pub(crate) fn checkpoint_begin(&self, snapshot: bool) -> Result<Option<PendingCheckpoint<'_>>> {
+    pub(crate) fn checkpoint_begin(
+        &self,
+        snapshot: bool,
+        to_points_file: bool,
+    ) -> Result<Option<PendingCheckpoint<'_>>> {
         self.check_writable()?;
         let guard = self.checkpointing.lock();
         let now = self.clock.now_ms();
-        let (rp, active, sealed, dir_epoch, unflushed, snapshot_bytes) = {
+        let (rp, active, sealed, dir_epoch, unflushed, snapshot_bytes, no_producers) = {
             let w = self.writer.lock();
             let rp = RecoveryPoint {
                 offset: w.active.next_offset(),
@@ -1452,7 +1488,9 @@ impl PartitionLog {
             if idle && !snapshot {
                 return Ok(None);
             }
-            let bytes = snapshot.then(|| producer_state::encode_snapshot(&w.producers));
+            let no_producers = w.producers.is_empty();
+            let bytes = (snapshot && !(to_points_file && no_producers))
+                .then(|| producer_state::encode_snapshot(&w.producers));
             (
                 rp,
                 w.active.clone(),
@@ -1460,6 +1498,7 @@ impl PartitionLog {
                 dir_epoch,
                 w.unflushed_records,
                 bytes,
+                no_producers,
             )
         };
         let mut written = vec![self.dir.clone()];
@@ -1472,11 +1511,16 @@ impl PartitionLog {
             plans.push(seg.write_index_unsynced()?);
         }
         let active_plan = plans.pop().flatten();
-        let rp_tmp = self
-            .dir
-            .join(format!("{}.tmp", super::checkpoint::FILE_NAME));
-        io::write_unsynced(&rp_tmp, &rp.encode())?;
-        written.push(rp_tmp.clone());
+        let rp_tmp = if to_points_file {
+            None
+        } else {
+            let rp_tmp = self
+                .dir
+                .join(format!("{}.tmp", super::checkpoint::FILE_NAME));
+            io::write_unsynced(&rp_tmp, &rp.encode())?;
+            written.push(rp_tmp.clone());
+            Some(rp_tmp)
+        };
         let snapshot_tmp = match snapshot_bytes {
             Some(bytes) => {
                 let name = segment::file_name(rp.offset, SNAPSHOT_EXTENSION);
@@ -1497,6 +1541,7 @@ impl PartitionLog {
             now,
             rp_tmp,
             snapshot_tmp,
+            no_producers,
             clean: snapshot,
             written,
         }))
@@ -1535,15 +1580,21 @@ impl PartitionLog {
         self.write_due_snapshots(pending.rp.offset);
         let rp_path = self.dir.join(super::checkpoint::FILE_NAME);
         let due = rp_after(&pending.rp, &self.writer.lock().recovery_point);
+        match &pending.rp_tmp {
+            Some(tmp) if due => {
+                std::fs::rename(tmp, &rp_path)
+                    .map_err(|e| Error::io("renaming into place", &rp_path, e))?;
+            }
+            Some(tmp) => remove_best_effort(tmp),
+            // The caller renames `recovery-points` into place after this returns; in memory
+            // the point is true already (its bytes are durable).
+            None => {}
+        }
         if due {
-            std::fs::rename(&pending.rp_tmp, &rp_path)
-                .map_err(|e| Error::io("renaming into place", &rp_path, e))?;
             let mut w = self.writer.lock();
             if rp_after(&pending.rp, &w.recovery_point) {
                 w.recovery_point = pending.rp;
             }
-        } else {
-            remove_best_effort(&pending.rp_tmp);
         }
         if let Some(tmp) = &pending.snapshot_tmp {
             let path = tmp.with_extension("");
@@ -2079,6 +2130,21 @@ impl PartitionLog {
         true
     }
 
+    /// For a partition a clean close leaves alone (nothing changed since open): its recovery
+    /// point and whether it had no producer state there, when the point is at the log end
+    /// (what its `recovery-points` entry says). `None` for a failed log or a point behind.
+    pub(crate) fn clean_point(&self) -> Option<DirPoint> {
+        if self.failed.load(Ordering::Acquire) || self.changed_since_open() {
+            return None;
+        }
+        let w = self.writer.lock();
+        let point = w.recovery_point;
+        (point.offset == self.log_end.load(Ordering::Acquire)).then(|| DirPoint {
+            point,
+            no_producers: w.producers.is_empty(),
+        })
+    }
+
     /// Whether a clean close has anything to write: something appended (or a sync or
     /// checkpoint left undone) since open left the files as a clean close would.
     fn changed_since_open(&self) -> bool {
@@ -2291,8 +2357,9 @@ impl PartitionLog {
     /// Loads the producer state at open: the newest snapshot at or below both the log end and
     /// `txn_rebuild_from` (newer ones are deleted, damaged ones skipped), then replays the
     /// log from there, re-adding transaction index entries for markers at or after
-    /// `txn_rebuild_from`. True when it replayed anything.
-    fn load_producer_state(&self, txn_rebuild_from: i64) -> Result<bool> {
+    /// `txn_rebuild_from`. True when it replayed anything. `empty_at` (from a
+    /// `recovery-points` entry's flag) stands for a snapshot of no producers at that offset.
+    fn load_producer_state(&self, txn_rebuild_from: i64, empty_at: Option<i64>) -> Result<bool> {
         let end = self.log_end_offset();
         let start = self.log_start_offset();
         let rebuild_from = txn_rebuild_from.max(start).min(end);
@@ -2314,6 +2381,10 @@ impl PartitionLog {
             }
             if offset > rebuild_from {
                 continue;
+            }
+            if empty_at.is_some_and(|e| e >= offset && e <= rebuild_from) {
+                // The flag's empty state is newer than this and every older snapshot.
+                break;
             }
             let bytes = match std::fs::read(&path) {
                 Ok(b) => b,
@@ -2351,7 +2422,12 @@ impl PartitionLog {
                 }
             }
         }
-        let mut states = states.unwrap_or_else(|| ProducerStates::new(start));
+        let empty = empty_at
+            .filter(|&e| e <= rebuild_from)
+            .map(|e| ProducerStates::new(e.max(start)));
+        let mut states = states
+            .or(empty)
+            .unwrap_or_else(|| ProducerStates::new(start));
         let mut from = states.map_end_offset().max(start);
         let replayed = from < end;
         // Batches as stored: only headers matter but for markers, so nothing is inflated.
@@ -2734,6 +2810,7 @@ mod tests {
                 FileBudget::new(super::super::file_budget::OPEN_FILES_DEFAULT),
                 true,
                 fresh,
+                None,
             )
             .unwrap();
             assert!(!recovered);
@@ -2777,10 +2854,181 @@ mod tests {
     fn close_batched(log: PartitionLog, dir: &Path) {
         let log = Arc::new(log);
         assert!(log.close_needs_checkpoint());
-        for r in super::super::checkpoint_many(std::slice::from_ref(&log), None, dir, 1, true) {
+        for r in super::super::checkpoint_many(std::slice::from_ref(&log), None, dir, 1, true, None)
+        {
             r.unwrap();
         }
         log.close(false).unwrap();
+    }
+
+    fn open_with_point(dir: &Path, point: Option<DirPoint>) -> PartitionLog {
+        PartitionLog::open_with(
+            dir,
+            Arc::from("t"),
+            0,
+            Arc::new(TopicConfig::default()),
+            crate::clock::system(),
+            Arc::new(Notifier::default()),
+            FileBudget::new(super::super::file_budget::OPEN_FILES_DEFAULT),
+            false,
+            false,
+            point,
+        )
+        .unwrap()
+        .0
+    }
+
+    /// Closes `log` as the broker's clean close does: its point into `data`'s
+    /// `recovery-points` (topic id 9), then `close`.
+    fn close_into_points(log: PartitionLog, data: &Path) {
+        let log = Arc::new(log);
+        assert!(log.close_needs_checkpoint());
+        let points = super::super::PointsFile {
+            data_dir: data.to_path_buf(),
+            ids: vec![Some(("t-0".to_string(), 9))],
+            others: Vec::new(),
+            kept: Vec::new(),
+        };
+        let logs = std::slice::from_ref(&log);
+        for r in super::super::checkpoint_many(logs, None, data, 1, true, Some(&points)) {
+            r.unwrap();
+        }
+        log.close(false).unwrap();
+    }
+
+    fn entry_of(data: &Path) -> DirPoint {
+        let e = &super::super::recovery_points::read(data).unwrap()["t-0"];
+        assert_eq!(e.topic_id, 9);
+        DirPoint {
+            point: e.point,
+            no_producers: e.no_producers,
+        }
+    }
+
+    #[test]
+    fn a_close_into_recovery_points_writes_no_point_nor_empty_snapshot_and_open_trusts_it() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("t-0");
+        let log = open_log(&dir, TopicConfig::default());
+        for i in 0..30 {
+            append(&log, i).unwrap();
+        }
+        close_into_points(log, data.path());
+        // Only the segment's own files: no `recovery-point`, no `.snapshot` of no producers.
+        assert_eq!(
+            file_names(&dir),
+            [
+                "00000000000000000000.index",
+                "00000000000000000000.log",
+                "00000000000000000000.timeindex",
+            ]
+        );
+        let point = entry_of(data.path());
+        assert_eq!(point.point.offset, 30);
+        assert!(point.no_producers);
+        // A byte flipped in flushed data: the entry is trusted, so open does not scan (nor
+        // replay the log for the producer state) and keeps every offset; the damage is
+        // reported by the read that reaches it.
+        let log_path = dir.join("00000000000000000000.log");
+        let mut bytes = std::fs::read(&log_path).unwrap();
+        // In the last record's value: inside its batch's CRC.
+        let at = bytes.len() - 5;
+        bytes[at] ^= 0x20;
+        std::fs::write(&log_path, &bytes).unwrap();
+        let log = open_with_point(&dir, Some(point));
+        assert_eq!(log.log_end_offset(), 30);
+        assert_eq!(log.writer.lock().recovery_point, point.point);
+        assert_eq!(log.clean_end.load(Ordering::Acquire), 30, "no replay");
+        log.close(false).unwrap();
+        // Without the entry (a damaged `recovery-points`), the open scans and cuts there.
+        let log = open_with_point(&dir, None);
+        assert!(log.log_end_offset() < 30, "{}", log.log_end_offset());
+    }
+
+    #[test]
+    fn open_takes_the_later_of_its_own_recovery_point_and_the_entry() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("t-0");
+        let log = open_log(&dir, TopicConfig::default());
+        for i in 0..10 {
+            append(&log, i).unwrap();
+        }
+        close_into_points(log, data.path());
+        let at_10 = entry_of(data.path());
+        // Reopened, written, flushed: the partition's own file moves past the entry.
+        let log = open_with_point(&dir, Some(at_10));
+        for i in 10..20 {
+            append(&log, i).unwrap();
+        }
+        log.checkpoint().unwrap();
+        let own = RecoveryPoint::read(&dir).unwrap().unwrap();
+        assert_eq!(own.offset, 20);
+        log.close(false).unwrap();
+        let log = open_with_point(&dir, Some(at_10));
+        assert_eq!(
+            log.writer.lock().recovery_point,
+            own,
+            "the later own file wins"
+        );
+        assert_eq!(log.log_end_offset(), 20);
+        for i in 20..30 {
+            append(&log, i).unwrap();
+        }
+        close_into_points(log, data.path());
+        let at_30 = entry_of(data.path());
+        assert_eq!(at_30.point.offset, 30);
+        let log = open_with_point(&dir, Some(at_30));
+        assert_eq!(
+            log.writer.lock().recovery_point,
+            at_30.point,
+            "the later entry wins"
+        );
+        assert_eq!(log.log_end_offset(), 30);
+        // An entry naming a segment that is not there covers nothing.
+        let gone = DirPoint {
+            point: RecoveryPoint {
+                segment_base: 5,
+                ..at_30.point
+            },
+            no_producers: true,
+        };
+        log.close(false).unwrap();
+        let log = open_with_point(&dir, Some(gone));
+        assert_eq!(log.log_end_offset(), 30);
+        assert_eq!(log.read(0, usize::MAX).unwrap().iter().count(), 30);
+    }
+
+    #[test]
+    fn producers_keep_their_snapshot_and_the_flag_outranks_an_older_one() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("t-0");
+        let log = open_log(&dir, TopicConfig::default());
+        let mut b = BatchBuilder::new();
+        b.set_producer(codec::ProducerFields {
+            producer_id: 7,
+            producer_epoch: 0,
+            base_sequence: 0,
+        });
+        b.push(1_000, None, Some(b"v"), &[]).unwrap();
+        log.append_batch(&mut b.finish()).unwrap();
+        close_into_points(log, data.path());
+        assert!(file_names(&dir).contains(&"00000000000000000001.snapshot".to_string()));
+        let point = entry_of(data.path());
+        assert!(!point.no_producers);
+        let log = open_with_point(&dir, Some(point));
+        assert_eq!(log.producer_states().len(), 1, "from the snapshot");
+        // The producer expires; later appends have none: the flag at 3 stands for an empty
+        // snapshot newer than the one at 1.
+        assert_eq!(log.expire_producers(i64::MAX, 0), 1);
+        append(&log, 1).unwrap();
+        append(&log, 2).unwrap();
+        close_into_points(log, data.path());
+        let point = entry_of(data.path());
+        assert!(point.no_producers);
+        assert_eq!(point.point.offset, 3);
+        let log = open_with_point(&dir, Some(point));
+        assert!(log.producer_states().is_empty());
+        assert_eq!(log.clean_end.load(Ordering::Acquire), 3, "no replay");
     }
 
     #[test]

@@ -471,6 +471,11 @@ impl ProducerStates {
         self.map_end_offset
     }
 
+    /// No producer is known: a snapshot of this state would hold no entry.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
     pub(crate) fn set_map_end_offset(&mut self, offset: i64) {
         self.map_end_offset = offset;
     }
