@@ -4,23 +4,16 @@
 
 mod common;
 
-use embroker::{Broker, CleanupPolicy, Error, Record, TopicConfig};
+use common::file_names;
 
-fn entries(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use embroker::{Broker, CleanupPolicy, Error, Record, TopicConfig};
 
 #[test]
 fn bad_topic_names_say_which_rule_and_create_nothing() {
     // A persistent broker: a temporary one has no `topics/` to check.
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::open(dir.path()).unwrap();
-    let before = entries(broker.path());
+    let before = file_names(broker.path());
     let long = "x".repeat(250);
     for (name, rule) in [
         ("../etc", "only ASCII letters"),
@@ -38,8 +31,11 @@ fn bad_topic_names_say_which_rule_and_create_nothing() {
         assert!(matches!(e, Error::InvalidTopicName { .. }), "{name:?}: {e}");
         assert!(e.to_string().contains(rule), "{name:?}: {e}");
     }
-    assert_eq!(entries(broker.path()), before);
-    assert_eq!(entries(&broker.path().join("topics")), Vec::<String>::new());
+    assert_eq!(file_names(broker.path()), before);
+    assert_eq!(
+        file_names(&broker.path().join("topics")),
+        Vec::<String>::new()
+    );
     // Kafka's '.'/'_' collision rule.
     broker
         .create_topic("foo.bar", TopicConfig::default())

@@ -8,7 +8,7 @@ mod common;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
-use common::{numbered, read_all, values};
+use common::{file_names, numbered, read_all, values};
 use embroker::{Broker, Error, Record, TopicConfig};
 
 /// Removes every recovery point of `topic_partition` (its own file, if a flush wrote one, and
@@ -329,16 +329,6 @@ fn a_stale_index_entry_never_hides_records_across_reopens() {
     );
 }
 
-/// The names of the files in `dir`, sorted.
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn a_clean_close_writes_one_recovery_points_file_for_the_data_directory() {
     let dir = tempfile::tempdir().unwrap();
@@ -357,7 +347,7 @@ fn a_clean_close_writes_one_recovery_points_file_for_the_data_directory() {
     for p in 0..3 {
         // No per-partition point, no producer snapshot saying "no producers".
         assert_eq!(
-            names_in(&dir.path().join(format!("t-{p}"))),
+            file_names(&dir.path().join(format!("t-{p}"))),
             [
                 "00000000000000000000.index",
                 "00000000000000000000.log",

@@ -5,18 +5,13 @@
 //! `topics/`), with topic configs in memory, and a persistent open of its live directory
 //! refused. The environment is only read, never set, so these run beside each other safely.
 
+mod common;
+
 use std::path::Path;
 
-use embroker::{Broker, Error, Record, TopicConfig};
+use common::file_names;
 
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use embroker::{Broker, Error, Record, TopicConfig};
 
 fn use_broker(broker: &Broker) {
     broker
@@ -87,10 +82,14 @@ fn shm_free_bytes() -> Option<u64> {
 fn a_temporary_broker_keeps_only_segments_on_disk_and_its_topic_configs_in_memory() {
     let broker = Broker::temporary().unwrap();
     let path = broker.path().to_path_buf();
-    assert_eq!(entries(&path), Vec::<String>::new(), "no .lock, no topics/");
+    assert_eq!(
+        file_names(&path),
+        Vec::<String>::new(),
+        "no .lock, no topics/"
+    );
     use_broker(&broker);
-    assert_eq!(entries(&path), ["t-0"]);
-    assert_eq!(entries(&path.join("t-0")), ["00000000000000000000.log"]);
+    assert_eq!(file_names(&path), ["t-0"]);
+    assert_eq!(file_names(&path.join("t-0")), ["00000000000000000000.log"]);
     // No lock file, but the directory is still refused to a persistent open while it lives.
     let e = Broker::open(&path).unwrap_err();
     assert!(matches!(e, Error::DirectoryLocked { .. }), "{e}");
@@ -109,11 +108,11 @@ fn a_temporary_broker_keeps_only_segments_on_disk_and_its_topic_configs_in_memor
     assert_eq!(d.partitions[0].log_end_offset, 1);
     let p2 = broker.topic("t").unwrap().partition(2).unwrap();
     assert_eq!(p2.append(&[Record::new("x")]).unwrap(), 0);
-    assert_eq!(entries(&path), ["t-0", "t-1", "t-2"]);
+    assert_eq!(file_names(&path), ["t-0", "t-1", "t-2"]);
     // Deleted and made again: fresh offsets, as on a persistent broker.
     drop(p2);
     broker.delete_topic("t").unwrap();
-    assert_eq!(entries(&path), Vec::<String>::new());
+    assert_eq!(file_names(&path), Vec::<String>::new());
     assert!(broker.describe_topic("t").is_err());
     broker
         .create_topic("t", TopicConfig::default().partitions(2))
@@ -147,7 +146,10 @@ fn a_temporary_directory_holding_files_the_broker_did_not_note_is_still_removed(
     std::fs::write(path.join("other-0").join("stray"), b"x").unwrap();
     std::fs::write(path.join("stray"), b"x").unwrap();
     std::fs::create_dir(path.join("stray-dir")).unwrap();
-    assert!(entries(&path.join("rolled-0")).len() > 2, "segments rolled");
+    assert!(
+        file_names(&path.join("rolled-0")).len() > 2,
+        "segments rolled"
+    );
     drop(broker);
     assert!(!path.exists(), "{} left behind", path.display());
 }
@@ -157,8 +159,8 @@ fn a_persistent_broker_still_takes_its_lock_and_writes_topic_files() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::open(dir.path()).unwrap();
     use_broker(&broker);
-    assert_eq!(entries(dir.path()), [".lock", "t-0", "topics"]);
-    assert_eq!(entries(&dir.path().join("topics")), ["t"]);
+    assert_eq!(file_names(dir.path()), [".lock", "t-0", "topics"]);
+    assert_eq!(file_names(&dir.path().join("topics")), ["t"]);
     let e = Broker::open(dir.path()).unwrap_err();
     assert!(matches!(e, Error::DirectoryLocked { .. }), "{e}");
 }

@@ -3,6 +3,17 @@
 
 use embroker::{Partition, Record, StoredRecord};
 
+/// The names of the entries of `dir`, sorted: what a test compares a directory's contents
+/// against.
+pub fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// `n` records with keys `k{i}` and values `v{i}` (i from `start`).
 pub fn numbered(start: usize, n: usize) -> Vec<Record> {
     (start..start + n)
