@@ -8,7 +8,8 @@
 //! busy; without linger it also leaves an open batch that is still growing until records
 //! stop arriving into it (it looks again microseconds later, see `Shared::drain_lane`), so
 //! `linger.ms=0` gives full batches under load, and a lone send waits microseconds and no
-//! timer.
+//! timer; a batch someone waits on (`SendFuture::wait`, an awaited future) is taken at the
+//! sender's next look (see `future::Hurry`).
 //!
 //! Per record, `send` takes one lock (its partition's) and touches nothing shared with other
 //! partitions: the topic comes from a per-thread cache checked against the broker's metadata
@@ -151,7 +152,8 @@ impl LastTopic {
 /// record is encoded into its partition's open batch, and a sender thread writes the batch
 /// when it reaches `batch.size` bytes or has waited `linger.ms`, whichever comes first (with
 /// the default `linger.ms=0`, once records stop arriving into it, which the sender checks
-/// microseconds apart; at once under `acks=all`, whose fsyncs batch records). A send is
+/// microseconds apart, or as soon as a record of it is waited on; at once under `acks=all`,
+/// whose fsyncs batch records). A send is
 /// complete when the record is stored under the configured [`Acks`]. [`Producer::flush`]
 /// sends everything pending and waits for it; [`Producer::close`] flushes and stops the
 /// sender loop (its thread is kept by the process for the next producer); dropping the last
@@ -1372,7 +1374,8 @@ impl Shared {
     /// arriving into it: the sender takes it when it has not grown since the sender last
     /// looked, [`GROWTH_WAIT`] earlier, or after [`GROWTH_LOOKS_MAX`] looks. This is Kafka's "records that arrive in between
     /// request transmissions form a batch" with this sender's transmission time (a write
-    /// takes microseconds): a lone record waits one look, a stream fills batches. Taking a
+    /// takes microseconds): a lone record waits one look, a stream fills batches. A batch
+    /// a thread or task waits on is taken at once ([`Completion::awaited`]). Taking a
     /// batch as soon as it had a record made batches of a few records, each costing the
     /// sending thread a new batch and the cache misses of handing one over.
     ///
