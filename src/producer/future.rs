@@ -14,8 +14,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -32,6 +32,13 @@ pub(crate) struct BatchOutcome {
     pub base_offset: i64,
     /// Set when the topic stamps `LogAppendTime`.
     pub log_append_time: Option<i64>,
+}
+
+/// Told when a thread or task starts to wait on a batch (see [`Completion::awaited`]): the
+/// producer's sender, which then takes the batch without waiting for it to grow.
+pub(crate) trait Hurry: Send + Sync {
+    /// Someone waits on a batch: look at the open batches now.
+    fn hurry(&self);
 }
 
 /// The result of one batch, set once per use.
@@ -52,6 +59,10 @@ pub(crate) struct Completion {
     base_offset: AtomicI64,
     /// The outcome's log append time ([`NO_APPEND_TIME`] for none).
     log_append_time: AtomicI64,
+    /// Set by the first wait on the batch in this use (see [`Completion::awaited`]).
+    awaited: AtomicBool,
+    /// Told of the first wait (the producer's sender); `None` in tests.
+    sender: Option<Weak<dyn Hurry>>,
     state: Mutex<State>,
 }
 
@@ -113,12 +124,25 @@ impl Place {
 }
 
 impl Completion {
+    #[cfg(test)]
     pub(crate) fn new(topic: &'static str, partition: i32, acks: Acks) -> Self {
+        Completion::told(topic, partition, acks, None)
+    }
+
+    /// A completion whose first wait tells `sender` (see [`Completion::awaited`]).
+    pub(crate) fn told(
+        topic: &'static str,
+        partition: i32,
+        acks: Acks,
+        sender: Option<Weak<dyn Hurry>>,
+    ) -> Self {
         Completion {
             acks,
             status: AtomicU8::new(PENDING),
             base_offset: AtomicI64::new(0),
             log_append_time: AtomicI64::new(NO_APPEND_TIME),
+            awaited: AtomicBool::new(false),
+            sender,
             state: Mutex::new(State {
                 topic,
                 partition,
@@ -136,7 +160,28 @@ impl Completion {
         state.topic = topic;
         state.partition = partition;
         state.outcome = None;
+        self.awaited.store(false, Ordering::SeqCst);
         self.status.store(PENDING, Ordering::Release);
+    }
+
+    /// True once a thread or task waits on this use's outcome: its batch is wanted now. Without
+    /// `linger.ms` the sender takes such a batch at its next look instead of waiting for it
+    /// to stop growing (as Kafka's `linger.ms=0` sends at once); a caller blocked on it would
+    /// otherwise wait out the sender's growth wait (see `Shared::drain_lane`).
+    pub(crate) fn awaited(&self) -> bool {
+        self.awaited.load(Ordering::SeqCst)
+    }
+
+    /// Notes a wait on the outcome; the first one of a use tells the sender. Called with no
+    /// lock held (the sender's `hurry` may lock the producer's accumulator).
+    fn note_awaited(&self) {
+        // SeqCst, paired with the sender: it bumps the producer's work count after this store,
+        // so a sender that misses the flag sees the bump and looks again.
+        if !self.awaited.swap(true, Ordering::SeqCst) {
+            if let Some(sender) = self.sender.as_ref().and_then(Weak::upgrade) {
+                sender.hurry();
+            }
+        }
     }
 
     /// The batch's topic and partition.
@@ -310,6 +355,9 @@ impl SendFuture {
             return immediate;
         }
         let (place, registered) = self.completion.register_thread();
+        if registered {
+            self.completion.note_awaited();
+        }
         loop {
             if let Some(done) = self.completion.finished(place, self.index, self.timestamp) {
                 return done;
@@ -328,7 +376,10 @@ impl SendFuture {
             return immediate;
         }
         let deadline = Instant::now().checked_add(timeout);
-        let (place, _) = self.completion.register_thread();
+        let (place, registered) = self.completion.register_thread();
+        if registered {
+            self.completion.note_awaited();
+        }
         loop {
             if let Some(done) = self.completion.finished(place, self.index, self.timestamp) {
                 return done;
@@ -394,7 +445,9 @@ impl Future for SendFuture {
             Some((_, w)) => w.clone_from(cx.waker()),
             None => state.wakers.push((index, cx.waker().clone())),
         }
+        drop(state);
         this.registered = true;
+        this.completion.note_awaited();
         Poll::Pending
     }
 }
@@ -510,5 +563,73 @@ mod tests {
             (meta.topic, meta.partition, meta.offset, meta.timestamp),
             ("u", 4, 8, 55)
         );
+    }
+
+    /// Counts the sender's hurries.
+    #[derive(Default)]
+    struct CountingSender(std::sync::atomic::AtomicUsize);
+
+    impl Hurry for CountingSender {
+        fn hurry(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn hurries(sender: &CountingSender) -> usize {
+        sender.0.load(Ordering::SeqCst)
+    }
+
+    /// The first wait on a pending batch, blocking or async, marks it awaited and tells the
+    /// sender once; later waits of the same use do not tell it again, a wait on a set outcome
+    /// does not tell it at all, and a reused completion starts not awaited.
+    #[test]
+    fn the_first_wait_on_a_pending_batch_tells_the_sender_once() {
+        let sender = Arc::new(CountingSender::default());
+        let weak = Arc::downgrade(&sender) as Weak<dyn Hurry>;
+        let completion = Arc::new(Completion::told("t", 3, Acks::Leader, Some(weak)));
+        assert!(!completion.awaited());
+        std::thread::scope(|s| {
+            let f = future(&completion, 0);
+            let waiter = s.spawn(move || f.wait());
+            while hurries(&sender) == 0 {
+                std::thread::yield_now();
+            }
+            assert!(completion.awaited());
+            // A second waiter of the same use: already awaited, the sender is not told again.
+            assert!(matches!(
+                future(&completion, 1).wait_timeout(Duration::from_millis(1)),
+                Err(Error::Timeout { .. })
+            ));
+            assert_eq!(hurries(&sender), 1);
+            completion.set(Ok(BatchOutcome {
+                base_offset: 10,
+                log_append_time: None,
+            }));
+            assert_eq!(waiter.join().unwrap().unwrap().offset, 10);
+        });
+        // Set: a wait returns at once and tells nobody.
+        assert_eq!(future(&completion, 2).wait().unwrap().offset, 12);
+        assert_eq!(hurries(&sender), 1);
+
+        // A new use is not awaited until an async poll registers its waker.
+        completion.reuse("t", 3);
+        assert!(!completion.awaited());
+        let mut f = future(&completion, 0);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut f).poll(&mut cx).is_pending());
+        assert!(completion.awaited());
+        assert_eq!(hurries(&sender), 2);
+        assert!(Pin::new(&mut f).poll(&mut cx).is_pending());
+        assert_eq!(hurries(&sender), 2);
+        drop(f);
+
+        // A sender that is gone is not told (the producer closed), and nothing fails.
+        drop(sender);
+        completion.reuse("t", 3);
+        assert!(matches!(
+            future(&completion, 0).wait_timeout(Duration::from_millis(1)),
+            Err(Error::Timeout { .. })
+        ));
+        assert!(completion.awaited());
     }
 }

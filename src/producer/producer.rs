@@ -8,7 +8,8 @@
 //! busy; without linger it also leaves an open batch that is still growing until records
 //! stop arriving into it (it looks again microseconds later, see `Shared::drain_lane`), so
 //! `linger.ms=0` gives full batches under load, and a lone send waits microseconds and no
-//! timer.
+//! timer; a batch someone waits on (`SendFuture::wait`, an awaited future) is taken at the
+//! sender's next look (see `future::Hurry`).
 //!
 //! Per record, `send` takes one lock (its partition's) and touches nothing shared with other
 //! partitions: the topic comes from a per-thread cache checked against the broker's metadata
@@ -23,7 +24,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -38,7 +39,7 @@ use crate::metrics::{self as m, nanos, Agg, Counter, Metrics, Sampled, Window};
 use crate::producer::accumulator::{
     Accumulator, Callback, Drain, Lane, LaneBatches, ProducerBatch, TopicEntry, TopicTable,
 };
-use crate::producer::future::{Completion, SendFuture};
+use crate::producer::future::{Completion, Hurry, SendFuture};
 use crate::producer::idempotence::{self, Sequences};
 use crate::producer::partitioner::Partitioner;
 use crate::producer::record::{ProducerRecord, RecordMetadata};
@@ -151,7 +152,8 @@ impl LastTopic {
 /// record is encoded into its partition's open batch, and a sender thread writes the batch
 /// when it reaches `batch.size` bytes or has waited `linger.ms`, whichever comes first (with
 /// the default `linger.ms=0`, once records stop arriving into it, which the sender checks
-/// microseconds apart; at once under `acks=all`, whose fsyncs batch records). A send is
+/// microseconds apart, or as soon as a record of it is waited on; at once under `acks=all`,
+/// whose fsyncs batch records). A send is
 /// complete when the record is stored under the configured [`Acks`]. [`Producer::flush`]
 /// sends everything pending and waits for it; [`Producer::close`] flushes and stops the
 /// sender loop (its thread is kept by the process for the next producer); dropping the last
@@ -197,6 +199,9 @@ struct Handle {
 pub(super) struct Shared {
     /// Unique in the process (see `LAST_TOPIC`).
     id: u64,
+    /// This producer, for its batches' completions to tell the sender of a wait (see
+    /// [`Hurry`]); weak, so a completion a future keeps does not keep the producer.
+    me: Weak<Shared>,
     pub(super) broker: Broker,
     config: ProducerConfig,
     /// The producer id, epoch and transaction state of an idempotent producer; `None` for a
@@ -351,8 +356,9 @@ impl Producer {
             None
         };
         let to_usize = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
             id: NEXT_PRODUCER_ID.fetch_add(1, Ordering::Relaxed),
+            me: Weak::clone(me),
             partitioner: config.build_partitioner(),
             partitioner_builtin: !matches!(config.partitioner, PartitionerChoice::Custom(_)),
             linger: Some(Duration::from_millis(
@@ -992,10 +998,12 @@ impl Shared {
                 (spare.completion, spare.refs)
             }
             None => (
-                Arc::new(Completion::new(
+                Arc::new(Completion::told(
                     lane.topic,
                     lane.partition,
                     self.config.acks,
+                    self.waits_for_growth()
+                        .then(|| Weak::clone(&self.me) as Weak<dyn Hurry>),
                 )),
                 Vec::new(),
             ),
@@ -1016,6 +1024,24 @@ impl Shared {
         // Pairs with `park`: either the sender sees the new `work_seq` before it parks, or
         // this sees `parked` and wakes it (under the lock it parks with, so not too early).
         if self.parked.load(Ordering::SeqCst) == PARKED_LONG {
+            let _acc = self.acc.lock();
+            self.work.notify_one();
+        }
+    }
+
+    /// True when the sender waits for an open batch to stop growing before it takes it (no
+    /// linger, acks 0 or 1; see `drain_lane`): only then is a wait on a batch worth telling it
+    /// of (under linger or acks=all its batches are due at a time a wait does not change).
+    fn waits_for_growth(&self) -> bool {
+        self.linger.is_some_and(|l| l.is_zero()) && self.config.acks != Acks::All
+    }
+
+    /// Tells the sender a batch is awaited (see [`Hurry`]): as `signal`, but also wakes it
+    /// from a short timed park, since the batch is now due at once.
+    fn hurry_sender(&self) {
+        self.work_seq.fetch_add(1, Ordering::SeqCst);
+        // Pairs with `park` as in `signal`.
+        if self.parked.load(Ordering::SeqCst) != AWAKE {
             let _acc = self.acc.lock();
             self.work.notify_one();
         }
@@ -1348,7 +1374,8 @@ impl Shared {
     /// arriving into it: the sender takes it when it has not grown since the sender last
     /// looked, [`GROWTH_WAIT`] earlier, or after [`GROWTH_LOOKS_MAX`] looks. This is Kafka's "records that arrive in between
     /// request transmissions form a batch" with this sender's transmission time (a write
-    /// takes microseconds): a lone record waits one look, a stream fills batches. Taking a
+    /// takes microseconds): a lone record waits one look, a stream fills batches. A batch
+    /// a thread or task waits on is taken at once ([`Completion::awaited`]). Taking a
     /// batch as soon as it had a record made batches of a few records, each costing the
     /// sending thread a new batch and the cache misses of handing one over.
     ///
@@ -1384,6 +1411,11 @@ impl Shared {
                     None => false,
                 },
                 None => false,
+                // No linger, and someone waits on the batch (a blocked `send().wait()`, an
+                // awaited future): take it now, as Kafka's `linger.ms=0` sends at once. The
+                // waiter's thread cannot add to it, and waiting for growth cost its caller
+                // the sender's growth wait (yields, on a busy machine a time slice).
+                Some(_) if open.completion.awaited() => true,
                 // No linger: take it once it stops growing.
                 Some(_) => {
                     let now = (open.seq, open.record_count());
@@ -1686,6 +1718,12 @@ struct Spares {
 struct SpareCompletion {
     completion: Arc<Completion>,
     refs: Vec<Arc<Completion>>,
+}
+
+impl Hurry for Shared {
+    fn hurry(&self) {
+        self.hurry_sender();
+    }
 }
 
 impl Spares {
