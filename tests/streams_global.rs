@@ -338,8 +338,9 @@ fn a_global_thread_failure_reaches_the_handler_and_ends_in_error() {
         .unwrap()
         .wait()
         .unwrap();
+    // The listener hears of ERROR just after the state is set: wait for the listener.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while streams.state() != State::Error {
+    while seen.lock().unwrap().last() != Some(&State::Error) {
         assert!(Instant::now() < deadline, "state {:?}", streams.state());
         std::thread::sleep(Duration::from_millis(10));
     }
