@@ -245,10 +245,8 @@ fn stream_global_table_running() -> embroker::Result<()> {
             |id, name| format!("{id}:{}", show(name)),
         )
         .to("enriched", Produced::with(Builtin, Builtin));
-    let config = StreamsConfig::new("shop-runtime").with_properties(&[
-        ("num.stream.threads", "2"),
-        ("commit.interval.ms", "20"),
-    ])?;
+    let config = StreamsConfig::new("shop-runtime")
+        .with_properties(&[("num.stream.threads", "2"), ("commit.interval.ms", "20")])?;
     let streams = KafkaStreams::new(builder.build()?, config, &broker)?;
     streams.start()?;
     streams.wait_until_running(Duration::from_secs(30))?;

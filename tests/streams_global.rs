@@ -123,7 +123,10 @@ fn wait_for_row(streams: &KafkaStreams, key: i64, value: &str) {
     let store = streams.store::<i64, String>("products-store").unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.get(&key).unwrap().as_deref() != Some(value) {
-        assert!(Instant::now() < deadline, "product {key} never became {value:?}");
+        assert!(
+            Instant::now() < deadline,
+            "product {key} never became {value:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -157,7 +160,11 @@ fn global_joins_run_under_two_threads_and_see_updates_made_while_running() {
     assert_eq!(store.get(&7).unwrap().as_deref(), Some("p7"));
     assert_eq!(
         store.range(&3, &5).unwrap(),
-        vec![(3, "p3".to_string()), (4, "p4".to_string()), (5, "p5".to_string())]
+        vec![
+            (3, "p3".to_string()),
+            (4, "p4".to_string()),
+            (5, "p5".to_string())
+        ]
     );
 
     // Orders over both input partitions (so both threads' tasks), one of an unknown product.
@@ -185,7 +192,10 @@ fn global_joins_run_under_two_threads_and_see_updates_made_while_running() {
     wait_for_row(&streams, 0, "renamed");
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.get(&5).unwrap().is_some() {
-        assert!(Instant::now() < deadline, "the tombstone of product 5 was not applied");
+        assert!(
+            Instant::now() < deadline,
+            "the tombstone of product 5 was not applied"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     send_order(&producer, "d100", 100);
@@ -222,7 +232,10 @@ fn a_clean_restart_reads_only_past_the_global_checkpoint_and_a_deleted_state_dir
     let streams = start(&broker, state.path(), &[]);
     let stats = streams.stats();
     assert_eq!(
-        (stats.global_restored_records, stats.global_restored_from_files),
+        (
+            stats.global_restored_records,
+            stats.global_restored_from_files
+        ),
         (30, 0)
     );
     streams.close().unwrap();
@@ -243,7 +256,10 @@ fn a_clean_restart_reads_only_past_the_global_checkpoint_and_a_deleted_state_dir
     let streams = start(&broker, state.path(), &[]);
     let stats = streams.stats();
     assert_eq!(
-        (stats.global_restored_records, stats.global_restored_from_files),
+        (
+            stats.global_restored_records,
+            stats.global_restored_from_files
+        ),
         (4, 30),
         "only what came after the checkpoint is read from the topic"
     );
@@ -258,7 +274,10 @@ fn a_clean_restart_reads_only_past_the_global_checkpoint_and_a_deleted_state_dir
     let streams = start(&broker, state.path(), &[]);
     let stats = streams.stats();
     assert_eq!(
-        (stats.global_restored_records, stats.global_restored_from_files),
+        (
+            stats.global_restored_records,
+            stats.global_restored_from_files
+        ),
         (0, 32)
     );
     streams.close().unwrap();
@@ -269,7 +288,10 @@ fn a_clean_restart_reads_only_past_the_global_checkpoint_and_a_deleted_state_dir
     let streams = start(&broker, state.path(), &[]);
     let stats = streams.stats();
     assert_eq!(
-        (stats.global_restored_records, stats.global_restored_from_files),
+        (
+            stats.global_restored_records,
+            stats.global_restored_from_files
+        ),
         (34, 0)
     );
     let store = streams.store::<i64, String>("products-store").unwrap();
@@ -287,7 +309,11 @@ fn under_exactly_once_the_global_store_reads_committed_records_only() {
     let plain = broker.producer(ProducerConfig::default()).unwrap();
     send_product(&plain, 1, "p1");
     let txn = broker
-        .producer(ProducerConfig::default().acks(Acks::All).transactional_id("products-writer"))
+        .producer(
+            ProducerConfig::default()
+                .acks(Acks::All)
+                .transactional_id("products-writer"),
+        )
         .unwrap();
     txn.init_transactions().unwrap();
     txn.begin_transaction().unwrap();
@@ -306,7 +332,11 @@ fn under_exactly_once_the_global_store_reads_committed_records_only() {
     let store = streams.store::<i64, String>("products-store").unwrap();
     assert_eq!(store.get(&1).unwrap().as_deref(), Some("p1"));
     assert_eq!(store.get(&2).unwrap(), None, "an aborted record");
-    assert_eq!(store.get(&3).unwrap(), None, "a record of an open transaction");
+    assert_eq!(
+        store.get(&3).unwrap(),
+        None,
+        "a record of an open transaction"
+    );
     txn.commit_transaction().unwrap();
     wait_for_row(&streams, 3, "open");
     assert_eq!(store.get(&2).unwrap(), None);
@@ -334,7 +364,11 @@ fn a_global_thread_failure_reaches_the_handler_and_ends_in_error() {
     streams.wait_until_running(Duration::from_secs(60)).unwrap();
     // A key of 3 bytes is no i64.
     producer
-        .send(ProducerRecord::new("products", "bad").key(vec![1u8, 2, 3]).partition(4))
+        .send(
+            ProducerRecord::new("products", "bad")
+                .key(vec![1u8, 2, 3])
+                .partition(4),
+        )
         .unwrap()
         .wait()
         .unwrap();
@@ -352,7 +386,11 @@ fn a_global_thread_failure_reaches_the_handler_and_ends_in_error() {
     );
     let seen = seen.lock().unwrap().clone();
     let n = seen.len();
-    assert_eq!(&seen[n - 2..], &[State::PendingError, State::Error], "{seen:?}");
+    assert_eq!(
+        &seen[n - 2..],
+        &[State::PendingError, State::Error],
+        "{seen:?}"
+    );
     streams.close().unwrap();
     assert_eq!(streams.state(), State::Error);
     drop(streams);

@@ -18,8 +18,8 @@ use std::sync::{Arc, RwLock};
 
 use super::runtime::changelog::{ChangeRecord, StoreLogger, TimestampedKeyValueLogger};
 use super::serdes::SharedSerde;
-use super::state::{InMemoryKeyValueStore, ReadOnlyKeyValueStore, ValueAndTimestamp};
 use super::state::WithoutTimestamps;
+use super::state::{InMemoryKeyValueStore, ReadOnlyKeyValueStore, ValueAndTimestamp};
 use crate::error::{Error, Result};
 
 /// A global store as a task holds it: shared by the instance's threads.
@@ -178,7 +178,8 @@ mod tests {
         assert!(read_values::<String, String, _>(&*slot, |s| s.all()).is_none());
         assert!(read::<i64, i64, _>(&*slot, "g", |s| s.all()).is_err());
 
-        let def = GlobalStoreDef::new::<String, i64>("g", "t", Arc::new(Builtin), Arc::new(Builtin));
+        let def =
+            GlobalStoreDef::new::<String, i64>("g", "t", Arc::new(Builtin), Arc::new(Builtin));
         let shared = slot.downcast_ref::<SharedStore>().unwrap();
         let entries = def.codec.snapshot(shared, "g").unwrap();
         assert_eq!(entries.len(), 1);

@@ -68,7 +68,9 @@ impl<K, V> GlobalKTable<K, V> {
 impl StreamsBuilder {
     /// A global table of `topic`: every task keeps all of it (Kafka's `globalTable(topic,
     /// Consumed, Materialized)`). A null value deletes a row. Unnamed, the store is called
-    /// `<topic>-STATE-STORE-<index>`.
+    /// `<topic>-STATE-STORE-<index>`. Under `KafkaStreams` the instance's global thread
+    /// fills the store and every stream thread reads it, hence `Send + Sync` keys and
+    /// values.
     pub fn global_table<K, V>(
         &self,
         topic: &str,

@@ -52,7 +52,10 @@ pub(crate) fn share_stores(topology: &mut Topology) -> Result<GlobalStores> {
     for def in &topology.global_stores {
         let Some(store_def) = topology.stores.iter_mut().find(|s| s.name == def.store) else {
             return Err(Error::InvalidTopology {
-                reason: format!("global store {} is not among the topology's stores", def.store),
+                reason: format!(
+                    "global store {} is not among the topology's stores",
+                    def.store
+                ),
             });
         };
         let store: SharedStore = match (store_def.make)().downcast::<SharedStore>() {
@@ -265,10 +268,7 @@ impl<'a> Global<'a> {
             task,
             sources,
             partitions,
-            dir: ctx
-                .config
-                .state_dir()
-                .map(|d| d.join(app).join("global")),
+            dir: ctx.config.state_dir().map(|d| d.join(app).join("global")),
         })
     }
 
