@@ -74,6 +74,79 @@ pub(crate) fn share_stores(topology: &mut Topology) -> Result<GlobalStores> {
     Ok(shared)
 }
 
+/// The global sub-topology of `topology` (Kafka's global `ProcessorTopology`): the global
+/// sources, the nodes below them and the stores they use, re-indexed in the same order, so
+/// the global thread never makes or initializes the stream tasks' processors.
+fn global_topology(topology: &Topology) -> Topology {
+    let mut keep = vec![false; topology.nodes.len()];
+    for topic in &topology.global_topics {
+        if let Some(def) = topology.sources.get(topic) {
+            if let Some(k) = keep.get_mut(def.node) {
+                *k = true;
+            }
+        }
+    }
+    // Parents come before children, so one pass in index order reaches every descendant.
+    for id in 0..topology.nodes.len() {
+        if keep[id] {
+            for &child in &topology.nodes[id].children {
+                if let Some(k) = keep.get_mut(child) {
+                    *k = true;
+                }
+            }
+        }
+    }
+    let mut index = vec![usize::MAX; topology.nodes.len()];
+    let mut next = 0;
+    for (id, k) in keep.iter().enumerate() {
+        if *k {
+            index[id] = next;
+            next += 1;
+        }
+    }
+    let remap = |ids: &[usize]| -> Vec<usize> {
+        ids.iter()
+            .filter_map(|&i| index.get(i).copied().filter(|&n| n != usize::MAX))
+            .collect()
+    };
+    let nodes: Vec<_> = topology
+        .nodes
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(n, _)| {
+            let mut n = n.clone();
+            n.parents = remap(&n.parents);
+            n.children = remap(&n.children);
+            n
+        })
+        .collect();
+    let stores = topology
+        .stores
+        .iter()
+        .filter(|s| nodes.iter().any(|n| n.stores.contains(&s.name)))
+        .cloned()
+        .collect();
+    let sources = topology
+        .sources
+        .iter()
+        .filter(|(topic, _)| topology.global_topics.contains(*topic))
+        .filter_map(|(topic, def)| {
+            let node = index.get(def.node).copied().filter(|&n| n != usize::MAX)?;
+            let mut def = def.clone();
+            def.node = node;
+            Some((topic.clone(), def))
+        })
+        .collect();
+    // A clone with its parts replaced, so fields added to `Topology` later come along.
+    let mut global = topology.clone();
+    global.nodes = nodes;
+    global.stores = stores;
+    global.sources = sources;
+    global.copartition_nodes.clear();
+    global
+}
+
 /// What a bootstrap did, for the instance's counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Bootstrapped {
@@ -185,6 +258,7 @@ struct Global<'a> {
     ctx: &'a Context,
     stores: &'a GlobalStores,
     consumer: Consumer,
+    /// The global sub-topology's task: what it holds of the stores are the shared ones.
     task: Task,
     sources: BTreeMap<String, Source>,
     partitions: Vec<TopicPartition>,
@@ -229,6 +303,7 @@ impl<'a> Global<'a> {
             cc.isolation_level = IsolationLevel::ReadCommitted;
         }
         let mut consumer = ctx.broker.consumer(cc)?;
+        let topology = global_topology(&ctx.topology);
         let mut partitions = Vec::new();
         let mut sources = BTreeMap::new();
         for topic in ctx.topology.global_topics() {
@@ -244,7 +319,7 @@ impl<'a> Global<'a> {
                 .len();
             let count = i32::try_from(count).unwrap_or(i32::MAX);
             partitions.extend((0..count).map(|p| TopicPartition::new(topic.as_str(), p)));
-            let Some(def) = ctx.topology.sources.get(&topic) else {
+            let Some(def) = topology.sources.get(&topic) else {
                 return Err(Error::InvalidTopology {
                     reason: format!("global topic {topic} has no source"),
                 });
@@ -260,7 +335,7 @@ impl<'a> Global<'a> {
             );
         }
         consumer.assign(&partitions)?;
-        let task = Task::new(&ctx.topology, app, wall_clock_ms(), 0)?;
+        let task = Task::new(&topology, app, wall_clock_ms(), 0)?;
         Ok(Global {
             ctx,
             stores,
@@ -450,4 +525,39 @@ fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::{Consumed, Materialized, Produced, StreamsBuilder};
+    use crate::Builtin;
+
+    #[test]
+    fn the_global_sub_topology_holds_the_global_sources_and_their_stores_only() {
+        let builder = StreamsBuilder::new();
+        let products = builder.global_table(
+            "products",
+            Consumed::<i64, String>::with(Builtin, Builtin),
+            Materialized::as_("products"),
+        );
+        builder
+            .stream("orders", Consumed::<String, i64>::with(Builtin, Builtin))
+            .join_global(&products, |_, id| *id, |_, name| name.clone())
+            .to("out", Produced::with(Builtin, Builtin));
+        let topology = builder.build().unwrap();
+        let global = global_topology(&topology);
+        assert_eq!(
+            global.nodes.len(),
+            2,
+            "the global source and its table source"
+        );
+        assert_eq!(global.nodes[0].children, vec![1]);
+        assert_eq!(global.nodes[1].parents, vec![0]);
+        assert_eq!(global.state_stores(), vec!["products".to_string()]);
+        assert_eq!(global.sources.len(), 1);
+        assert_eq!(global.sources["products"].node, 0);
+        let mut task = Task::new(&global, "app", 0, 0).unwrap();
+        assert!(task.store_any_mut("products").is_ok());
+    }
 }
