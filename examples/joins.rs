@@ -7,7 +7,9 @@
 //! - KStream-KTable (inner, left): orders enriched with the customer's current region;
 //! - KTable-KTable (inner, left, outer): customers' regions and credit limits as one table;
 //! - KStream-GlobalKTable (inner, left): orders enriched with the product's name, looked up by
-//!   the product id inside the order;
+//!   the product id inside the order; then the same join under `KafkaStreams` on a temporary
+//!   broker, two stream threads, the global table's topic of more partitions than the
+//!   orders', and a product added while it runs;
 //! - a sliding-window count of each customer's orders within 10 s of each other.
 //!
 //! It also shows the co-partition groups the runtime checks before start.
@@ -17,10 +19,14 @@
 use std::time::Duration;
 
 use embroker::streams::{
-    Consumed, Grouped, JoinWindows, KStream, Materialized, Produced, SlidingWindows,
-    StreamsBuilder, StreamsConfig, TimeWindowedSerde, TopologyTestDriver, Windowed,
+    Consumed, Grouped, JoinWindows, KStream, KafkaStreams, Materialized, Produced,
+    ReadOnlyKeyValueStore, SlidingWindows, StreamsBuilder, StreamsConfig, TimeWindowedSerde,
+    TopologyTestDriver, Windowed,
 };
-use embroker::Builtin;
+use embroker::{
+    Broker, Builtin, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord, TopicConfig,
+    TopicPartition,
+};
 
 fn show(value: Option<&String>) -> String {
     value.cloned().unwrap_or_else(|| "null".to_string())
@@ -209,6 +215,84 @@ fn stream_global_table() -> embroker::Result<()> {
     Ok(())
 }
 
+/// The global-table join under `KafkaStreams`: the global thread reads every partition of
+/// `products` before the stream threads start, and keeps reading while they run.
+fn stream_global_table_running() -> embroker::Result<()> {
+    let broker = Broker::temporary()?;
+    broker.create_topic("products", TopicConfig::default().partitions(3))?;
+    broker.create_topic("product-orders", TopicConfig::default().partitions(2))?;
+    broker.create_topic("enriched", TopicConfig::default())?;
+    let producer = broker.producer(ProducerConfig::default())?;
+    let product = |id: i64, name: &str| {
+        ProducerRecord::new("products", name.to_string()).key(id.to_be_bytes().to_vec())
+    };
+    producer.send(product(7, "tea"))?.wait()?;
+
+    let builder = StreamsBuilder::new();
+    let products = builder.global_table(
+        "products",
+        Consumed::<i64, String>::with(Builtin, Builtin),
+        Materialized::as_("products"),
+    );
+    builder
+        .stream(
+            "product-orders",
+            Consumed::<String, i64>::with(Builtin, Builtin),
+        )
+        .left_join_global(
+            &products,
+            |_, id| *id,
+            |id, name| format!("{id}:{}", show(name)),
+        )
+        .to("enriched", Produced::with(Builtin, Builtin));
+    let config = StreamsConfig::new("shop-runtime")
+        .with_properties(&[("num.stream.threads", "2"), ("commit.interval.ms", "20")])?;
+    let streams = KafkaStreams::new(builder.build()?, config, &broker)?;
+    streams.start()?;
+    streams.wait_until_running(Duration::from_secs(30))?;
+    let order = |customer: &str, id: i64| {
+        ProducerRecord::new("product-orders", id.to_be_bytes().to_vec()).key(customer.to_string())
+    };
+    producer.send(order("ann", 7))?.wait()?;
+    producer.send(order("bob", 8))?.wait()?;
+    // A product added while running: a later order sees it.
+    producer.send(product(8, "coffee"))?.wait()?;
+    let store = streams.store::<i64, String>("products")?;
+    for _ in 0..3000 {
+        if store.get(&8)?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    producer.send(order("cid", 8))?.wait()?;
+
+    let mut cc = ConsumerConfig::default();
+    cc.auto_offset_reset = OffsetReset::Earliest;
+    let mut consumer = broker.consumer(cc)?;
+    consumer.assign(&[TopicPartition::new("enriched", 0)])?;
+    let mut results = Vec::new();
+    for _ in 0..300 {
+        for r in consumer.poll(Duration::from_millis(10))? {
+            let key = String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).to_string();
+            let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).to_string();
+            results.push((key, value));
+        }
+        if results.len() == 3 {
+            break;
+        }
+    }
+    results.sort();
+    println!(
+        "KStream-GlobalKTable left join under KafkaStreams (2 threads, {} product(s) bootstrapped):",
+        streams.stats().global_restored_records
+    );
+    for (k, v) in &results {
+        println!("  left  {k} -> {v}");
+    }
+    streams.close()?;
+    Ok(())
+}
+
 /// How many orders of a customer fall within 10 s of each other (sliding windows).
 fn sliding_count() -> embroker::Result<()> {
     let difference = Duration::from_secs(10);
@@ -255,5 +339,6 @@ fn main() -> embroker::Result<()> {
     stream_table()?;
     table_table()?;
     stream_global_table()?;
+    stream_global_table_running()?;
     sliding_count()
 }

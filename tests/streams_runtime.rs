@@ -574,7 +574,7 @@ fn a_missing_source_topic_fails_start_and_a_later_start_runs() {
 }
 
 #[test]
-fn joined_topics_with_different_partition_counts_and_global_tables_are_refused_at_start() {
+fn joined_topics_with_different_partition_counts_and_missing_global_topics_are_refused_at_start() {
     use embroker::streams::JoinWindows;
     let broker = Broker::temporary().unwrap();
     broker
@@ -609,11 +609,12 @@ fn joined_topics_with_different_partition_counts_and_global_tables_are_refused_a
         "no internal topic is created before the check"
     );
 
+    // A global table's topic is not co-partitioned, but it must exist.
     let builder = StreamsBuilder::new();
     let global = builder.global_table(
-        "right",
+        "products",
         Consumed::<String, String>::with(Builtin, Builtin),
-        Materialized::as_("right-store"),
+        Materialized::as_("products-store"),
     );
     builder
         .stream("left", Consumed::<String, String>::with(Builtin, Builtin))
@@ -621,10 +622,12 @@ fn joined_topics_with_different_partition_counts_and_global_tables_are_refused_a
         .to("joined", Produced::with(Builtin, Builtin));
     let streams =
         KafkaStreams::new(builder.build().unwrap(), config(state.path()), &broker).unwrap();
-    let err = streams.start().unwrap_err().to_string();
+    let err = streams.start().unwrap_err();
+    assert!(matches!(err, embroker::Error::UnknownTopic { .. }), "{err}");
+    let text = err.to_string();
     assert!(
-        err.contains("global tables") && err.contains("right"),
-        "{err}"
+        text.contains("products") && text.contains("global topic"),
+        "{text}"
     );
     assert_eq!(streams.state(), State::Created);
 }

@@ -48,6 +48,7 @@ mod cache;
 mod config;
 mod copartition;
 mod dsl;
+mod global_store;
 mod join_store;
 mod processor;
 mod runtime;

@@ -583,6 +583,9 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> TestKeyValueStore<K, V> {
         if let Some(store) = any.downcast_ref::<InMemoryKeyValueStore<K, ValueAndTimestamp<V>>>() {
             return f(&WithoutTimestamps(store));
         }
+        if let Some(result) = super::global_store::read_values(any, f) {
+            return result;
+        }
         Err(wrong_store_type::<K, V>(&self.name, "it does not map"))
     }
 }

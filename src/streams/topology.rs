@@ -135,6 +135,8 @@ pub struct Topology {
     /// Topics read into global tables: every task reads all their partitions, so they take
     /// no part in co-partitioning (`dsl/global.rs`).
     pub(crate) global_topics: BTreeSet<String>,
+    /// The global tables' stores, with their topics (`global_store.rs`).
+    pub(crate) global_stores: Vec<super::global_store::GlobalStoreDef>,
 }
 
 impl Topology {

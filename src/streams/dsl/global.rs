@@ -7,21 +7,26 @@
 //! ignores it) and the joins, which map each stream record to the table key to look up.
 //!
 //! Invariants: a global table's topic is listed by `Topology::global_topics`, not by
-//! `source_topics` (no consumer group reads it); in the test driver, as in Kafka's, a record
-//! piped into it updates the store before `pipe_input` returns, so a stream record piped
-//! after it sees the row.
+//! `source_topics` (no consumer group reads it); its store is a shared one
+//! (`global_store.rs`) that only the table's source writes, with no changelog (the topic is
+//! its changelog); under `KafkaStreams` the global thread feeds the source
+//! (`runtime/global_thread.rs`); in the test driver, as in Kafka's, a record piped into it
+//! updates the store before `pipe_input` returns, so a stream record piped after it sees
+//! the row.
 
+use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::join_processors::{KeySelector, RowJoiner, StreamTableJoin};
+use super::join_processors::{KeySelector, RowJoiner};
 use super::kstream::KStream;
-use super::processors::TableSource;
-use super::{
-    add, add_kv_store, add_processor, name, supplier, Materialized, Shared, StreamsBuilder,
-};
+use super::{add, add_processor, name, supplier, Change, Materialized, Shared, StreamsBuilder};
+use crate::error::Result;
+use crate::streams::global_store::{self, GlobalStoreDef, SharedStore};
+use crate::streams::processor::{Processor, ProcessorContext, Record};
 use crate::streams::serdes::Consumed;
-use crate::streams::state::ValueAndTimestamp;
+use crate::streams::state::{KeyValueStore, ReadOnlyKeyValueStore, ValueAndTimestamp};
+use crate::streams::topology::StoreSupplier;
 
 /// A table of all partitions of a topic, replicated to every task (Kafka's
 /// `GlobalKTable<K, V>`): a stream joins it by any key it computes, with no co-partitioning.
@@ -63,7 +68,9 @@ impl<K, V> GlobalKTable<K, V> {
 impl StreamsBuilder {
     /// A global table of `topic`: every task keeps all of it (Kafka's `globalTable(topic,
     /// Consumed, Materialized)`). A null value deletes a row. Unnamed, the store is called
-    /// `<topic>-STATE-STORE-<index>`.
+    /// `<topic>-STATE-STORE-<index>`. Under `KafkaStreams` the instance's global thread
+    /// fills the store and every stream thread reads it, hence `Send + Sync` keys and
+    /// values.
     pub fn global_table<K, V>(
         &self,
         topic: &str,
@@ -71,14 +78,20 @@ impl StreamsBuilder {
         materialized: Materialized,
     ) -> GlobalKTable<K, V>
     where
-        K: Ord + Clone + 'static,
-        V: Clone + 'static,
+        K: Ord + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
     {
         let source = name(&self.shared, "KSTREAM-SOURCE");
         let store = materialized
             .name
             .unwrap_or_else(|| name(&self.shared, &format!("{topic}-STATE-STORE")));
         let processor = name(&self.shared, "KTABLE-SOURCE");
+        let def = GlobalStoreDef::new(
+            &store,
+            topic,
+            Arc::clone(&consumed.key_serde),
+            Arc::clone(&consumed.value_serde),
+        );
         let source_node = add(&self.shared, |t| {
             let node = t.add_table_source(
                 source,
@@ -90,20 +103,103 @@ impl StreamsBuilder {
             t.global_topics.insert(topic.to_string());
             Ok(node)
         });
-        add_kv_store::<K, ValueAndTimestamp<V>>(&self.shared, &store);
+        let store_name = store.clone();
+        let make: StoreSupplier = Arc::new(move || global_store::new_store::<K, V>(&store_name));
+        add(&self.shared, |t| {
+            t.add_store(&store, make)?;
+            t.global_stores.push(def);
+            Ok(0)
+        });
         let store_name = store.clone();
         let node = add_processor(
             &self.shared,
             processor,
             &[source_node],
             vec![store.clone()],
-            supplier(move || TableSource::<K, V>::new(store_name.clone())),
+            supplier(move || GlobalTableSource::<K, V> {
+                store: store_name.clone(),
+                _types: PhantomData,
+            }),
         );
         let failed = node == usize::MAX;
         GlobalKTable {
             shared: self.shared.clone(),
             store: (!failed).then_some(store),
             _types: PhantomData,
+        }
+    }
+}
+
+/// A global table's source processor (Kafka's `KTableSource` under the global state
+/// manager): each record of the topic sets its key's row in the shared store, a null value
+/// deletes it; the change is forwarded (a global table has no downstream nodes).
+struct GlobalTableSource<K, V> {
+    store: String,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> Processor<K, Option<V>, K, Change<V>> for GlobalTableSource<K, V>
+where
+    K: Ord + Clone + 'static,
+    V: Clone + 'static,
+{
+    fn process(
+        &mut self,
+        record: Record<K, Option<V>>,
+        context: &mut ProcessorContext<'_, K, Change<V>>,
+    ) -> Result<()> {
+        let slot: &dyn Any = context.state_store::<SharedStore>(&self.store)?;
+        let old = global_store::write::<K, V, _>(slot, &self.store, |store| match &record.value {
+            Some(v) => {
+                let old = store.get(&record.key)?;
+                store.put(
+                    record.key.clone(),
+                    ValueAndTimestamp::make(v.clone(), record.timestamp),
+                )?;
+                Ok(old)
+            }
+            None => store.delete(&record.key),
+        })?;
+        let change = Change {
+            new: record.value.clone(),
+            old: old.map(|o| o.value),
+        };
+        context.forward(record.with_value(change))
+    }
+}
+
+/// A stream-global-table join (Kafka's `KStreamGlobalKTableJoin`): each stream record looks
+/// up the row of the key `key_of` maps it to in the shared store, under its read lock; an
+/// inner join forwards only when the row exists, a left join always, at the stream record's
+/// timestamp.
+struct GlobalTableJoin<K, V, KT, VT, VO> {
+    table_store: String,
+    left: bool,
+    key_of: KeySelector<K, V, KT>,
+    joiner: RowJoiner<K, V, VT, VO>,
+}
+
+impl<K, V, KT, VT, VO> Processor<K, V, K, VO> for GlobalTableJoin<K, V, KT, VT, VO>
+where
+    K: Clone + 'static,
+    KT: Ord + Clone + 'static,
+    VT: Clone + 'static,
+    VO: Clone + 'static,
+{
+    fn process(
+        &mut self,
+        record: Record<K, V>,
+        context: &mut ProcessorContext<'_, K, VO>,
+    ) -> Result<()> {
+        let table_key = (self.key_of)(&record.key, &record.value);
+        let slot: &dyn Any = context.state_store::<SharedStore>(&self.table_store)?;
+        let row = global_store::read::<KT, VT, _>(slot, &self.table_store, |s| s.get(&table_key))?;
+        if row.is_none() && !self.left {
+            return Ok(());
+        }
+        match (self.joiner)(&record.key, &record.value, row.as_ref().map(|r| &r.value)) {
+            Some(value) => context.forward(record.with_value(value)),
+            None => Ok(()),
         }
     }
 }
@@ -146,7 +242,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             node_name,
             &[self.node],
             vec![store],
-            supplier(move || StreamTableJoin::<K, V, KG, VG, VR> {
+            supplier(move || GlobalTableJoin::<K, V, KG, VG, VR> {
                 table_store: table_store.clone(),
                 left,
                 key_of: key_selector.clone(),

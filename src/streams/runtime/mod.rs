@@ -7,17 +7,20 @@
 //! `changelog` (store changes as changelog records, restoration), `checkpoint` (the task's
 //! `.checkpoint` file), `store_file` (a store's file written on a clean close),
 //! `state_listener` (the instance's [`State`] machine and listener), `query` (interactive
-//! queries).
+//! queries), `global_thread` (the global tables' thread and stores).
 //!
 //! Invariants: internal topics are created at [`KafkaStreams::start`] before any thread
 //! runs: changelogs `<application.id>-<store>-changelog` compacted, repartition topics
 //! `<application.id>-<name>-repartition`, each with as many partitions as the widest input
 //! topic (so task `p` finds partition `p` of each); the instance is RUNNING exactly while every
 //! live thread has its tasks restored; a thread's failure goes to the uncaught-error handler,
-//! which replaces the thread or shuts the instance down (ERROR), never both.
+//! which replaces the thread or shuts the instance down (ERROR), never both; with global
+//! tables, the stream threads start only once the global thread has bootstrapped the global
+//! stores, and it stops after them.
 
 pub(crate) mod changelog;
 mod checkpoint;
+mod global_thread;
 mod query;
 mod state_listener;
 mod store_file;
@@ -63,6 +66,8 @@ pub(crate) struct Counters {
     restored: AtomicU64,
     restored_from_files: AtomicU64,
     restore_nanos: AtomicU64,
+    global_restored: AtomicU64,
+    global_restored_from_files: AtomicU64,
     live_threads: AtomicUsize,
     wakeups: Mutex<Vec<Arc<Mutex<Option<WakeupHandle>>>>>,
 }
@@ -80,6 +85,12 @@ impl Counters {
             u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+    }
+
+    pub(crate) fn add_global_bootstrap(&self, b: global_thread::Bootstrapped) {
+        self.global_restored.fetch_add(b.records, Ordering::Relaxed);
+        self.global_restored_from_files
+            .fetch_add(b.from_files, Ordering::Relaxed);
     }
 
     pub(crate) fn register_wakeup(&self, index: usize, handle: WakeupHandle) {
@@ -115,6 +126,11 @@ pub struct StreamsStats {
     pub restored_from_files: u64,
     /// Time spent making and restoring tasks.
     pub restore_time: Duration,
+    /// Records the global thread read from the global topics while bootstrapping the global
+    /// stores (nothing after a clean restart with no new records: the checkpoint).
+    pub global_restored_records: u64,
+    /// Global store entries loaded from store files in the state directory.
+    pub global_restored_from_files: u64,
 }
 
 /// A streams application running a [`Topology`] on a [`Broker`] (Kafka's `KafkaStreams`).
@@ -163,6 +179,9 @@ pub struct KafkaStreams {
     threads: Mutex<Vec<JoinHandle<()>>>,
     queries: Vec<Sender<Query>>,
     receivers: Mutex<Vec<crossbeam_channel::Receiver<Query>>>,
+    /// The global tables' stores, one instance each, shared by every task.
+    global_stores: global_thread::GlobalStores,
+    global: Mutex<Option<global_thread::GlobalThread>>,
 }
 
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
@@ -170,8 +189,9 @@ static INSTANCES: AtomicU64 = AtomicU64::new(0);
 impl KafkaStreams {
     /// An instance of `topology` with `config` on `broker`, in state CREATED. The config is
     /// checked here; topics are checked and created by [`start`](Self::start).
-    pub fn new(topology: Topology, config: StreamsConfig, broker: &Broker) -> Result<Self> {
+    pub fn new(mut topology: Topology, config: StreamsConfig, broker: &Broker) -> Result<Self> {
         config.validate()?;
+        let global_stores = global_thread::share_stores(&mut topology)?;
         if topology.nodes.is_empty() {
             return Err(Error::InvalidTopology {
                 reason: "the topology has no nodes".to_string(),
@@ -215,6 +235,8 @@ impl KafkaStreams {
             threads: Mutex::new(Vec::new()),
             queries,
             receivers: Mutex::new(receivers),
+            global_stores,
+            global: Mutex::new(None),
         })
     }
 
@@ -240,9 +262,12 @@ impl KafkaStreams {
     }
 
     /// Create the internal topics and start the threads (CREATED to REBALANCING; RUNNING
-    /// once every thread has its tasks). Errors: a source topic that does not exist
-    /// (Kafka's `MissingSourceTopicException`), an internal topic that cannot be created, a
-    /// second start.
+    /// once every thread has its tasks). With global tables, first start the global thread
+    /// and wait until it has read the global topics to their ends (Kafka's
+    /// `GlobalStreamThread.start`), so joins see the tables as of start. Errors: a source or
+    /// global topic that does not exist (Kafka's `MissingSourceTopicException`), an internal
+    /// topic that cannot be created, the global bootstrap's failure (the instance is then
+    /// ERROR), a second start.
     pub fn start(&self) -> Result<()> {
         let mut slot = self.receivers.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_empty() || self.state() != State::Created {
@@ -260,6 +285,10 @@ impl KafkaStreams {
         let ctx = &self.ctx;
         ctx.states.set_threads(receivers.len());
         ctx.states.transition(State::Rebalancing);
+        if !self.global_stores.is_empty() {
+            let global = global_thread::GlobalThread::start(ctx, self.global_stores.clone())?;
+            *self.global.lock().unwrap_or_else(|e| e.into_inner()) = Some(global);
+        }
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         ctx.counters
             .live_threads
@@ -279,16 +308,15 @@ impl KafkaStreams {
         let topology = &self.ctx.topology;
         let app = self.ctx.config.application_id();
         let broker = &self.ctx.broker;
-        // A global table's store is filled by the test driver only; running one here would
-        // join against an empty table, so it is refused rather than wrong.
-        let globals = topology.global_topics();
-        if !globals.is_empty() {
-            return Err(Error::Unsupported {
-                feature: format!(
-                    "global tables under KafkaStreams (application {app}, topics {globals:?}); \
-                     the TopologyTestDriver runs them"
-                ),
-            });
+        // Global topics are read as they are, whatever their partition counts.
+        for topic in topology.global_topics() {
+            if broker.describe_topic(&topic).is_err() {
+                return Err(Error::UnknownTopic {
+                    topic: format!(
+                        "{topic} (a global topic of application {app}: create it before start)"
+                    ),
+                });
+            }
         }
         // Joined inputs must have as many partitions as each other (Kafka's
         // CopartitionedTopicsEnforcer), checked before any topic is created.
@@ -364,8 +392,9 @@ impl KafkaStreams {
     }
 
     /// Stop the threads: each commits what it processed, closes its tasks (writing store
-    /// files and checkpoints under the state directory) and leaves the group; then the state
-    /// is NOT_RUNNING (or ERROR after a failure). Waits for the threads.
+    /// files and checkpoints under the state directory) and leaves the group; then the global
+    /// thread writes the global stores' files and `global/.checkpoint`; then the state is
+    /// NOT_RUNNING (or ERROR after a failure). Waits for the threads.
     pub fn close(&self) -> Result<()> {
         let ctx = &self.ctx;
         ctx.states.transition(State::PendingShutdown);
@@ -375,6 +404,11 @@ impl KafkaStreams {
         let mut panicked = false;
         for t in threads {
             panicked |= t.join().is_err();
+        }
+        // The global thread stops after the stream threads, which read its stores.
+        if let Some(global) = self.global.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            global.wake();
+            panicked |= !global.join();
         }
         ctx.states.transition(State::NotRunning);
         if panicked {
@@ -387,12 +421,22 @@ impl KafkaStreams {
 
     /// A read-only view of the key-value store `name` across all tasks (Kafka's
     /// `store(StoreQueryParameters.fromNameAndType(name, keyValueStore()))`); DSL stores
-    /// show their values without timestamps. Readable while RUNNING or REBALANCING.
+    /// show their values without timestamps. Readable while RUNNING or REBALANCING. A
+    /// global table's store is read from the instance's one copy.
     pub fn store<K, V>(&self, name: &str) -> Result<KeyValueStoreView<K, V>>
     where
         K: Ord + Clone + Send + 'static,
         V: Clone + Send + 'static,
     {
+        if let Some((_, store)) = self.global_stores.iter().find(|(n, _)| n == name) {
+            return Ok(KeyValueStoreView {
+                name: name.to_string(),
+                threads: Vec::new(),
+                states: Arc::clone(&self.ctx.states),
+                global: Some(Arc::clone(store)),
+                _types: PhantomData,
+            });
+        }
         if !self.ctx.topology.stores.iter().any(|s| s.name == name) {
             return Err(Error::StateStore {
                 store: name.to_string(),
@@ -410,6 +454,7 @@ impl KafkaStreams {
             name: name.to_string(),
             threads: self.queries.iter().cloned().zip(wakeups).collect(),
             states: Arc::clone(&self.ctx.states),
+            global: None,
             _types: PhantomData,
         })
     }
@@ -422,6 +467,8 @@ impl KafkaStreams {
             restored_records: c.restored.load(Ordering::Relaxed),
             restored_from_files: c.restored_from_files.load(Ordering::Relaxed),
             restore_time: Duration::from_nanos(c.restore_nanos.load(Ordering::Relaxed)),
+            global_restored_records: c.global_restored.load(Ordering::Relaxed),
+            global_restored_from_files: c.global_restored_from_files.load(Ordering::Relaxed),
         }
     }
 }

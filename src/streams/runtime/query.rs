@@ -2,7 +2,8 @@
 //! (Kafka's `KafkaStreams.store(StoreQueryParameters)` with `keyValueStore()`).
 //!
 //! Owns: [`KeyValueStoreView`], which asks every stream thread to read its tasks' instances
-//! of the store and merges the answers.
+//! of the store and merges the answers; a global table's store, of which the instance has
+//! one copy, it reads directly under the store's read lock.
 //!
 //! Invariants: a store is read only by the thread that owns it, between two batches (the
 //! question travels as a closure over a channel and the thread is woken from `poll`), so a
@@ -18,6 +19,7 @@ use crossbeam_channel::Sender;
 use super::state_listener::StateMachine;
 use super::thread::Query;
 use crate::error::{Error, Result};
+use crate::streams::global_store::SharedStore;
 use crate::streams::state::{
     InMemoryKeyValueStore, ReadOnlyKeyValueStore, ValueAndTimestamp, WithoutTimestamps,
 };
@@ -43,6 +45,8 @@ pub struct KeyValueStoreView<K, V> {
     pub(crate) name: String,
     pub(crate) threads: Vec<ThreadMailbox>,
     pub(crate) states: Arc<StateMachine>,
+    /// A global table's store: read here, under its lock, not from the threads.
+    pub(crate) global: Option<SharedStore>,
     pub(crate) _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -61,6 +65,20 @@ where
                      Rebalancing"
                 ),
             });
+        }
+        if let Some(store) = &self.global {
+            let slot: &dyn std::any::Any = store;
+            return match crate::streams::global_store::read_values(slot, |s| read(s)) {
+                Some(entries) => entries,
+                None => Err(Error::StateStore {
+                    store: self.name.clone(),
+                    reason: format!(
+                        "it is not a global store of {} to {}",
+                        std::any::type_name::<K>(),
+                        std::any::type_name::<V>()
+                    ),
+                }),
+            };
         }
         let mut answers = Vec::new();
         for (sender, wakeup) in &self.threads {
