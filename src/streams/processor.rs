@@ -155,15 +155,22 @@ impl<'a, KOut: Clone + 'static, VOut: Clone + 'static> ProcessorContext<'a, KOut
     /// Hand `record` to every child of this node, in the order they were added; returns once
     /// they (and everything downstream) have processed it.
     pub fn forward(&mut self, record: Record<KOut, VOut>) -> Result<()> {
-        let children = self.task.children(self.node);
-        let Some((last, rest)) = children.split_last() else {
+        // Children by position, each read when it is due: a task's edges never change, and
+        // not holding the list lets `dispatch` borrow the task (no reference count taken per
+        // record).
+        let Some(last) = self.task.child_count(self.node).checked_sub(1) else {
             return Ok(());
         };
         // Each child takes the record out of a slot on this stack: no allocation per edge.
-        for &child in rest {
-            dispatch(self.task, child, &mut Some(record.clone()))?;
+        for index in 0..last {
+            if let Some(child) = self.task.child(self.node, index) {
+                dispatch(self.task, child, &mut Some(record.clone()))?;
+            }
         }
-        dispatch(self.task, *last, &mut Some(record))
+        match self.task.child(self.node, last) {
+            Some(child) => dispatch(self.task, child, &mut Some(record)),
+            None => Ok(()),
+        }
     }
 
     /// Run `flush` on every flush of the task's record caches (Kafka's cache flush on

@@ -225,6 +225,16 @@ impl Task {
             .unwrap_or_else(|| Arc::from(Vec::new()))
     }
 
+    /// How many children node `id` has.
+    pub(crate) fn child_count(&self, id: usize) -> usize {
+        self.children.get(id).map_or(0, |c| c.len())
+    }
+
+    /// The `index`-th child of node `id` (in the order children were added).
+    pub(crate) fn child(&self, id: usize, index: usize) -> Option<usize> {
+        self.children.get(id).and_then(|c| c.get(index)).copied()
+    }
+
     fn take(&mut self, id: usize) -> Result<Box<dyn Node>> {
         // The name is looked up only on the error path: this runs once per record per node.
         match self.nodes.get_mut(id).and_then(Option::take) {

@@ -244,7 +244,13 @@ impl StreamTask {
         if flush_caches {
             self.task.flush()?;
         }
-        out.produced.append(&mut self.task.produced);
+        // The first task drained hands over its buffer and takes the (sent, emptied) one of
+        // `out`: no copy of its records and no regrowth of either buffer.
+        if out.produced.is_empty() {
+            std::mem::swap(&mut out.produced, &mut self.task.produced);
+        } else {
+            out.produced.append(&mut self.task.produced);
+        }
         for l in &self.logged {
             let store = self.task.store_any_mut(&l.store)?;
             for change in l.logger.drain(store, &l.changelog)? {
