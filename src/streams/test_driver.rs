@@ -100,16 +100,22 @@ impl Inner {
             let topic = topic.into_owned();
             let partition_time = self.partition_times.get(&topic).copied().unwrap_or(-1);
             let mut slot = None;
-            let timestamp =
-                decode(&mut slot, &topic, key, value, timestamp, headers, partition_time).map_err(
-                    |(part, e)| Error::Deserialization {
-                        topic: topic.clone(),
-                        partition: 0,
-                        offset,
-                        part,
-                        reason: e.to_string(),
-                    },
-                )?;
+            let timestamp = decode(
+                &mut slot,
+                &topic,
+                key,
+                value,
+                timestamp,
+                headers,
+                partition_time,
+            )
+            .map_err(|(part, e)| Error::Deserialization {
+                topic: topic.clone(),
+                partition: 0,
+                offset,
+                part,
+                reason: e.to_string(),
+            })?;
             if timestamp < 0 {
                 if custom {
                     // Kafka's RecordQueue: "Skipping record due to negative extracted

@@ -1044,8 +1044,14 @@ mod tests {
                 ))) as Box<dyn Node>
             }
         };
-        t.add_node("p".into(), NodeKind::Processor, &[src], Vec::new(), Arc::new(make))
-            .unwrap();
+        t.add_node(
+            "p".into(),
+            NodeKind::Processor,
+            &[src],
+            Vec::new(),
+            Arc::new(make),
+        )
+        .unwrap();
         let mut task = Task::new(&t, "app", 0, 0).unwrap();
         // The topic's string is reused between records: a change of topic (longer, then
         // shorter) must still show each record's own.
@@ -1062,8 +1068,10 @@ mod tests {
             .iter()
             .map(|m| (m.topic.clone(), m.partition, m.offset))
             .collect();
-        let want: Vec<(String, i32, i64)> =
-            reads.iter().map(|(t, p, o)| (t.to_string(), *p, *o)).collect();
+        let want: Vec<(String, i32, i64)> = reads
+            .iter()
+            .map(|(t, p, o)| (t.to_string(), *p, *o))
+            .collect();
         assert_eq!(got, want);
     }
 
