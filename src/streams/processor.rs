@@ -155,14 +155,22 @@ impl<'a, KOut: Clone + 'static, VOut: Clone + 'static> ProcessorContext<'a, KOut
     /// Hand `record` to every child of this node, in the order they were added; returns once
     /// they (and everything downstream) have processed it.
     pub fn forward(&mut self, record: Record<KOut, VOut>) -> Result<()> {
-        let children = self.task.children(self.node);
-        let Some((last, rest)) = children.split_last() else {
+        // Children by position, each read when it is due: a task's edges never change, and
+        // not holding the list lets `dispatch` borrow the task (no reference count taken per
+        // record).
+        let Some(last) = self.task.child_count(self.node).checked_sub(1) else {
             return Ok(());
         };
-        for &child in rest {
-            dispatch(self.task, child, Box::new(record.clone()))?;
+        // Each child takes the record out of a slot on this stack: no allocation per edge.
+        for index in 0..last {
+            if let Some(child) = self.task.child(self.node, index) {
+                dispatch(self.task, child, &mut Some(record.clone()))?;
+            }
         }
-        dispatch(self.task, *last, Box::new(record))
+        match self.task.child(self.node, last) {
+            Some(child) => dispatch(self.task, child, &mut Some(record)),
+            None => Ok(()),
+        }
     }
 
     /// Run `flush` on every flush of the task's record caches (Kafka's cache flush on
@@ -185,7 +193,7 @@ impl<'a, KOut: Clone + 'static, VOut: Clone + 'static> ProcessorContext<'a, KOut
             .copied()
             .find(|&c| self.task.node_name(c) == child);
         match found {
-            Some(c) => dispatch(self.task, c, Box::new(record)),
+            Some(c) => dispatch(self.task, c, &mut Some(record)),
             None => Err(Error::InvalidTopology {
                 reason: format!(
                     "processor {} has no child named {child:?}",
@@ -204,7 +212,7 @@ impl<'a, KOut: Clone + 'static, VOut: Clone + 'static> ProcessorContext<'a, KOut
     ) -> Result<()> {
         let children = self.task.children(self.node);
         match children.get(index) {
-            Some(&c) => dispatch(self.task, c, Box::new(record)),
+            Some(&c) => dispatch(self.task, c, &mut Some(record)),
             None => Err(Error::InvalidTopology {
                 reason: format!(
                     "processor {} has no child number {index}",

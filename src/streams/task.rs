@@ -9,8 +9,9 @@
 //! Invariants: a node's processor is taken out of the task while it runs and put back
 //! afterwards, error or not, so a node is never entered twice at once (a topology is acyclic:
 //! re-entry would be a cycle, reported as an error, never a panic); records cross the erased
-//! boundary as `Box<dyn Any>` of exactly `Record<K, V>` of the edge's types, which the typed
-//! DSL guarantees and the adapter checks.
+//! boundary as a `&mut dyn Any` slot holding exactly `Option<Record<K, V>>` of the edge's
+//! types, which the typed DSL guarantees and the adapter checks; the receiving node takes the
+//! record out of the slot (the slot lives on the sender's stack: no allocation per edge).
 //!
 //! [`Topology`]: super::Topology
 
@@ -30,8 +31,9 @@ use crate::types::{Bytes, Header};
 pub(crate) trait Node {
     /// Called once, before the first record.
     fn init(&mut self, task: &mut Task, id: usize) -> Result<()>;
-    /// Process one record (a `Box<Record<K, V>>` of the node's input types).
-    fn process(&mut self, record: Box<dyn Any>, task: &mut Task, id: usize) -> Result<()>;
+    /// Process one record: `record` is a slot holding `Some(Record<K, V>)` of the node's
+    /// input types, which the node takes.
+    fn process(&mut self, record: &mut dyn Any, task: &mut Task, id: usize) -> Result<()>;
     /// A punctuation this node scheduled is due.
     fn punctuate(
         &mut self,
@@ -74,10 +76,9 @@ where
         self.processor.init(&mut ProcessorContext::new(task, id))
     }
 
-    fn process(&mut self, record: Box<dyn Any>, task: &mut Task, id: usize) -> Result<()> {
-        let record = record
-            .downcast::<Record<KI, VI>>()
-            .map_err(|_| Error::InvalidTopology {
+    fn process(&mut self, record: &mut dyn Any, task: &mut Task, id: usize) -> Result<()> {
+        let Some(record) = take_record::<KI, VI>(record) else {
+            return Err(Error::InvalidTopology {
                 reason: format!(
                     "processor {} received a record whose key or value type is not the one it \
                  processes ({}, {})",
@@ -85,9 +86,10 @@ where
                     std::any::type_name::<KI>(),
                     std::any::type_name::<VI>()
                 ),
-            })?;
+            });
+        };
         self.processor
-            .process(*record, &mut ProcessorContext::new(task, id))
+            .process(record, &mut ProcessorContext::new(task, id))
     }
 
     fn punctuate(
@@ -104,6 +106,12 @@ where
     fn close(&mut self) {
         self.processor.close();
     }
+}
+
+/// The record in an edge's slot, if the slot is an `Option<Record<K, V>>` holding one.
+pub(crate) fn take_record<K: 'static, V: 'static>(slot: &mut dyn Any) -> Option<Record<K, V>> {
+    slot.downcast_mut::<Option<Record<K, V>>>()
+        .and_then(Option::take)
 }
 
 /// A scheduled punctuation.
@@ -140,6 +148,9 @@ pub(crate) struct Task {
     stores: Vec<(String, Box<dyn Any>)>,
     pub(crate) application_id: String,
     pub(crate) metadata: Option<RecordMetadata>,
+    /// The last record's metadata, kept between records so that its topic's `String` is
+    /// reused (no allocation per record while the topic stays the same).
+    spare_metadata: Option<RecordMetadata>,
     pub(crate) stream_time: i64,
     pub(crate) wall_clock_ms: i64,
     pub(crate) produced: Vec<Produced>,
@@ -184,6 +195,7 @@ impl Task {
                 .collect(),
             application_id: application_id.to_string(),
             metadata: None,
+            spare_metadata: None,
             stream_time: i64::MIN,
             wall_clock_ms,
             produced: Vec::new(),
@@ -211,6 +223,16 @@ impl Task {
             .get(id)
             .cloned()
             .unwrap_or_else(|| Arc::from(Vec::new()))
+    }
+
+    /// How many children node `id` has.
+    pub(crate) fn child_count(&self, id: usize) -> usize {
+        self.children.get(id).map_or(0, |c| c.len())
+    }
+
+    /// The `index`-th child of node `id` (in the order children were added).
+    pub(crate) fn child(&self, id: usize, index: usize) -> Option<usize> {
+        self.children.get(id).and_then(|c| c.get(index)).copied()
     }
 
     fn take(&mut self, id: usize) -> Result<Box<dyn Node>> {
@@ -281,19 +303,36 @@ impl Task {
             })
     }
 
-    /// Run one input record, already deserialized, from source node `source`: set the record
-    /// metadata and stream time, then dispatch depth first.
+    /// Run one input record, already deserialized (a slot holding `Some(Record<K, V>)` of the
+    /// source's types), from source node `source`, read at `offset` of `topic`-`partition`:
+    /// set the record metadata and stream time, then dispatch depth first.
     pub(crate) fn process(
         &mut self,
         source: usize,
-        metadata: RecordMetadata,
+        (topic, partition, offset): (&str, i32, i64),
         timestamp: i64,
-        record: Box<dyn Any>,
+        record: &mut dyn Any,
     ) -> Result<()> {
+        let metadata = match self.spare_metadata.take() {
+            Some(mut m) => {
+                if m.topic != topic {
+                    m.topic.clear();
+                    m.topic.push_str(topic);
+                }
+                m.partition = partition;
+                m.offset = offset;
+                m
+            }
+            None => RecordMetadata {
+                topic: topic.to_string(),
+                partition,
+                offset,
+            },
+        };
         self.metadata = Some(metadata);
         self.stream_time = self.stream_time.max(timestamp);
         let result = dispatch(self, source, record);
-        self.metadata = None;
+        self.spare_metadata = self.metadata.take();
         result
     }
 
@@ -389,8 +428,9 @@ impl Task {
     }
 }
 
-/// Hand `record` to node `id` and run it; the node is put back whatever it returns.
-pub(crate) fn dispatch(task: &mut Task, id: usize, record: Box<dyn Any>) -> Result<()> {
+/// Hand `record` (a slot holding `Some(Record<K, V>)` of the node's input types) to node `id`
+/// and run it; the node is put back whatever it returns.
+pub(crate) fn dispatch(task: &mut Task, id: usize, record: &mut dyn Any) -> Result<()> {
     let mut node = task.take(id)?;
     let result = node.process(record, task, id);
     task.nodes[id] = Some(node);

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::StreamsConfig;
-use super::processor::{PunctuationType, Record, RecordMetadata};
+use super::processor::{PunctuationType, Record};
 use super::serdes::{Serde, SharedSerde};
 use super::state::{
     InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, ReadOnlyKeyValueStore,
@@ -99,16 +99,23 @@ impl Inner {
             } = record;
             let topic = topic.into_owned();
             let partition_time = self.partition_times.get(&topic).copied().unwrap_or(-1);
-            let (decoded, timestamp) =
-                decode(&topic, key, value, timestamp, headers, partition_time).map_err(
-                    |(part, e)| Error::Deserialization {
-                        topic: topic.clone(),
-                        partition: 0,
-                        offset,
-                        part,
-                        reason: e.to_string(),
-                    },
-                )?;
+            let mut slot = None;
+            let timestamp = decode(
+                &mut slot,
+                &topic,
+                key,
+                value,
+                timestamp,
+                headers,
+                partition_time,
+            )
+            .map_err(|(part, e)| Error::Deserialization {
+                topic: topic.clone(),
+                partition: 0,
+                offset,
+                part,
+                reason: e.to_string(),
+            })?;
             if timestamp < 0 {
                 if custom {
                     // Kafka's RecordQueue: "Skipping record due to negative extracted
@@ -128,15 +135,15 @@ impl Inner {
             }
             let time = self.partition_times.entry(topic.clone()).or_insert(-1);
             *time = (*time).max(timestamp);
-            let metadata = RecordMetadata {
-                topic,
-                partition: 0,
-                offset,
+            let Some(decoded) = slot.as_deref_mut() else {
+                return Err(Error::IllegalState {
+                    reason: format!("the source of {topic} decoded no record"),
+                });
             };
             // Kafka's driver commits after every record, which flushes the record caches.
             let result = self
                 .task
-                .process(node, metadata, timestamp, decoded)
+                .process(node, (&topic, 0, offset), timestamp, decoded)
                 .and_then(|()| self.task.punctuate(PunctuationType::StreamTime))
                 .and_then(|()| self.task.flush());
             self.collect(&mut queue);

@@ -32,20 +32,34 @@ pub(crate) type NodeSupplier = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
 /// Makes a fresh, empty store for a task.
 pub(crate) type StoreSupplier = Arc<dyn Fn() -> Box<dyn Any> + Send + Sync>;
 /// Turns a source topic's raw record (topic, key, value, timestamp, headers, and the
-/// partition time so far) into a `Box<Record<K, V>>` of the source's types and the timestamp
-/// to process it at (the timestamp extractor's, which the record also carries).
+/// partition time so far) into a `Record<K, V>` of the source's types, put in the caller's
+/// slot (an `Option<Record<K, V>>`, boxed once and reused: made or replaced if empty or of
+/// another type), and returns the timestamp to process it at (the timestamp extractor's,
+/// which the record also carries).
 pub(crate) type Decoder = Arc<
     dyn Fn(
+            &mut Option<Box<dyn Any>>,
             &str,
             Option<Bytes>,
             Option<Bytes>,
             i64,
             Vec<Header>,
             i64,
-        ) -> Result<(Box<dyn Any>, i64), (RecordPart, SerdeError)>
+        ) -> Result<i64, (RecordPart, SerdeError)>
         + Send
         + Sync,
 >;
+
+/// Put `record` in a decoder's `slot`, reusing the slot's box when it has the right type.
+fn fill_slot<K: 'static, V: 'static>(slot: &mut Option<Box<dyn Any>>, record: Record<K, V>) {
+    match slot
+        .as_mut()
+        .and_then(|b| b.downcast_mut::<Option<Record<K, V>>>())
+    {
+        Some(s) => *s = Some(record),
+        None => *slot = Some(Box::new(Some(record))),
+    }
+}
 
 /// A timestamp extractor: the timestamp to process a record at, from the record and the
 /// partition time (the largest timestamp of the partition so far, -1 before any).
@@ -460,7 +474,7 @@ impl Topology {
     {
         let custom = extractor.is_some();
         let decode: Decoder = Arc::new(
-            move |topic, key, value, timestamp, headers, partition_time| {
+            move |slot, topic, key, value, timestamp, headers, partition_time| {
                 let key = key_serde
                     .deserialize(topic, &headers, key)
                     .map_err(|e| (RecordPart::Key, e))?;
@@ -477,7 +491,8 @@ impl Topology {
                     record.timestamp = extract(&record, partition_time);
                 }
                 let timestamp = record.timestamp;
-                Ok((Box::new(record) as Box<dyn Any>, timestamp))
+                fill_slot(slot, record);
+                Ok(timestamp)
             },
         );
         self.add_source_node::<K, V>(name, topic, internal, decode, custom)
@@ -499,7 +514,7 @@ impl Topology {
     {
         let custom = extractor.is_some();
         let decode: Decoder = Arc::new(
-            move |topic, key, value, timestamp, headers, partition_time| {
+            move |slot, topic, key, value, timestamp, headers, partition_time| {
                 let key = key_serde
                     .deserialize(topic, &headers, key)
                     .map_err(|e| (RecordPart::Key, e))?;
@@ -527,7 +542,8 @@ impl Topology {
                             timestamp: t,
                             headers: row.headers,
                         };
-                        return Ok((Box::new(record) as Box<dyn Any>, t));
+                        fill_slot(slot, record);
+                        return Ok(t);
                     }
                     (value, _) => (value, timestamp),
                 };
@@ -537,7 +553,8 @@ impl Topology {
                     timestamp,
                     headers,
                 };
-                Ok((Box::new(record) as Box<dyn Any>, timestamp))
+                fill_slot(slot, record);
+                Ok(timestamp)
             },
         );
         self.add_source_node::<K, Option<V>>(name, topic, false, decode, custom)
@@ -804,21 +821,21 @@ impl<K: 'static, V: 'static> Node for Sink<K, V> {
         Ok(())
     }
 
-    fn process(&mut self, record: Box<dyn Any>, task: &mut Task, id: usize) -> Result<()> {
-        let record = record
-            .downcast::<Record<K, V>>()
-            .map_err(|_| Error::InvalidTopology {
+    fn process(&mut self, record: &mut dyn Any, task: &mut Task, id: usize) -> Result<()> {
+        let Some(record) = super::task::take_record::<K, V>(record) else {
+            return Err(Error::InvalidTopology {
                 reason: format!(
                     "sink {} received a record whose key or value type is not the one it writes",
                     task.node_name(id)
                 ),
-            })?;
+            });
+        };
         let Record {
             key,
             value,
             timestamp,
             mut headers,
-        } = *record;
+        } = record;
         let topic: std::borrow::Cow<'static, str> = match &self.extractor {
             Some(extract) => extract(&key, &value).into(),
             None => self.full_topic.into(),
@@ -988,19 +1005,76 @@ mod tests {
         )
         .unwrap();
         let mut task = Task::new(&t, "app", 0, 0).unwrap();
-        let record: Box<dyn Any> = Box::new(Record::new("k".to_string(), "v".to_string(), 0));
-        let meta = crate::streams::RecordMetadata {
-            topic: "in".into(),
-            partition: 0,
-            offset: 0,
-        };
-        let e = task.process(src, meta.clone(), 0, record).unwrap_err();
+        let mut record = Some(Record::new("k".to_string(), "v".to_string(), 0));
+        let e = task.process(src, ("in", 0, 0), 0, &mut record).unwrap_err();
         assert!(matches!(e, Error::InvalidTopology { .. }), "{e}");
         assert!(e.to_string().contains("processor p"), "{e}");
         // Put back after the error: the next record runs (and fails the same way).
-        let record: Box<dyn Any> = Box::new(Record::new("k".to_string(), "v".to_string(), 0));
-        assert!(task.process(src, meta, 0, record).is_err());
+        let mut record = Some(Record::new("k".to_string(), "v".to_string(), 0));
+        assert!(task.process(src, ("in", 0, 0), 0, &mut record).is_err());
         assert_eq!(task.stream_time, 0);
+    }
+
+    /// Records the metadata it sees and takes the record out of its slot.
+    struct Metadata(Arc<std::sync::Mutex<Vec<crate::streams::RecordMetadata>>>);
+
+    impl Processor<String, i64, String, i64> for Metadata {
+        fn process(
+            &mut self,
+            _: Record<String, i64>,
+            ctx: &mut ProcessorContext<'_, String, i64>,
+        ) -> Result<()> {
+            if let Some(m) = ctx.record_metadata() {
+                self.0.lock().unwrap().push(m.clone());
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn record_metadata_follows_each_record_and_the_slot_is_emptied() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut t = Topology::default();
+        let src = t
+            .source_node::<String, i64>("s".into(), "in", false, serde(), serde(), None)
+            .unwrap();
+        let make = {
+            let seen = Arc::clone(&seen);
+            move || {
+                Box::new(ProcessorNode::<_, String, i64, String, i64>::new(Metadata(
+                    Arc::clone(&seen),
+                ))) as Box<dyn Node>
+            }
+        };
+        t.add_node(
+            "p".into(),
+            NodeKind::Processor,
+            &[src],
+            Vec::new(),
+            Arc::new(make),
+        )
+        .unwrap();
+        let mut task = Task::new(&t, "app", 0, 0).unwrap();
+        // The topic's string is reused between records: a change of topic (longer, then
+        // shorter) must still show each record's own.
+        let reads = [("in", 0, 5), ("a-longer-topic", 1, 6), ("in", 0, 7)];
+        for (i, read) in reads.iter().enumerate() {
+            let mut slot = Some(Record::new("k".to_string(), i as i64, 1));
+            task.process(src, *read, 1, &mut slot).unwrap();
+            assert!(slot.is_none(), "the source's child took the record");
+            assert!(task.metadata.is_none(), "no metadata outside processing");
+        }
+        let got: Vec<(String, i32, i64)> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| (m.topic.clone(), m.partition, m.offset))
+            .collect();
+        let want: Vec<(String, i32, i64)> = reads
+            .iter()
+            .map(|(t, p, o)| (t.to_string(), *p, *o))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
@@ -1014,13 +1088,8 @@ mod tests {
         t.sink_node::<String, i64>("k2".into(), "out", false, serde(), serde(), src)
             .unwrap();
         let mut task = Task::new(&t, "app", 0, 0).unwrap();
-        let meta = crate::streams::RecordMetadata {
-            topic: "in".into(),
-            partition: 0,
-            offset: 0,
-        };
-        let record: Box<dyn Any> = Box::new(Record::new("k".to_string(), 258i64, 9));
-        task.process(src, meta, 9, record).unwrap();
+        let mut record = Some(Record::new("k".to_string(), 258i64, 9));
+        task.process(src, ("in", 0, 0), 9, &mut record).unwrap();
         let topics: Vec<&str> = task.produced.iter().map(|p| p.topic.as_ref()).collect();
         assert_eq!(topics, ["app-r-repartition", "out"]);
         let p = &task.produced[1];

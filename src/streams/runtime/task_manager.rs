@@ -19,7 +19,7 @@ use std::sync::Arc;
 use super::changelog::{self, changelog_topic, ChangeRecord, StoreLogger};
 use super::{checkpoint, store_file};
 use crate::error::{Error, Result};
-use crate::streams::processor::{PunctuationType, RecordMetadata};
+use crate::streams::processor::PunctuationType;
 use crate::streams::task::{Produced, Task};
 use crate::streams::topology::{Decoder, Topology};
 use crate::types::TopicPartition;
@@ -32,6 +32,8 @@ struct Source {
     decode: Decoder,
     custom_timestamps: bool,
     partition_time: i64,
+    /// The decoded record's slot, boxed once and reused for every record of the topic.
+    slot: Option<Box<dyn std::any::Any>>,
 }
 
 /// A logged store of a task.
@@ -171,6 +173,7 @@ impl StreamTask {
                     decode: Arc::clone(&def.decode),
                     custom_timestamps: def.custom_timestamps,
                     partition_time: -1,
+                    slot: None,
                 };
                 self.sources.push((topic, source));
                 self.sources.len() - 1
@@ -181,7 +184,8 @@ impl StreamTask {
                 topic: topic.to_string(),
             });
         };
-        let (decoded, timestamp) = (source.decode)(
+        let timestamp = (source.decode)(
+            &mut source.slot,
             topic,
             record.key,
             record.value,
@@ -213,12 +217,17 @@ impl StreamTask {
         }
         source.partition_time = source.partition_time.max(timestamp);
         let node = source.node;
-        let metadata = RecordMetadata {
-            topic: topic.to_string(),
-            partition: record.partition,
-            offset: record.offset,
+        let Some(slot) = source.slot.as_deref_mut() else {
+            return Err(Error::IllegalState {
+                reason: format!("the source of {topic} decoded no record"),
+            });
         };
-        self.task.process(node, metadata, timestamp, decoded)?;
+        self.task.process(
+            node,
+            (topic, record.partition, record.offset),
+            timestamp,
+            slot,
+        )?;
         self.task.punctuate(PunctuationType::StreamTime)
     }
 
@@ -235,7 +244,13 @@ impl StreamTask {
         if flush_caches {
             self.task.flush()?;
         }
-        out.produced.append(&mut self.task.produced);
+        // The first task drained hands over its buffer and takes the (sent, emptied) one of
+        // `out`: no copy of its records and no regrowth of either buffer.
+        if out.produced.is_empty() {
+            std::mem::swap(&mut out.produced, &mut self.task.produced);
+        } else {
+            out.produced.append(&mut self.task.produced);
+        }
         for l in &self.logged {
             let store = self.task.store_any_mut(&l.store)?;
             for change in l.logger.drain(store, &l.changelog)? {
