@@ -89,6 +89,8 @@ pub(crate) struct StoreDef {
     /// How the runtime writes the store's changes to its changelog topic and restores them
     /// (`None`: the store has no changelog, and its state is lost when its task moves).
     pub(crate) logger: Option<Arc<dyn StoreLogger>>,
+    /// How to reach the store's files, when it is persistent (`None`: it lives in memory).
+    pub(crate) disk: Option<crate::streams::persistent::AsDiskStore>,
 }
 
 /// A source: the node that reads a topic and how it decodes the topic's records.
@@ -672,6 +674,7 @@ impl Topology {
             name: name.to_string(),
             make,
             logger: None,
+            disk: None,
         });
         Ok(())
     }
@@ -985,7 +988,7 @@ mod tests {
             stringify(),
         )
         .unwrap();
-        let mut task = Task::new(&t, "app", 0, 0).unwrap();
+        let mut task = Task::new(&t, "app", 0, 0, None).unwrap();
         let record: Box<dyn Any> = Box::new(Record::new("k".to_string(), "v".to_string(), 0));
         let meta = crate::streams::RecordMetadata {
             topic: "in".into(),
@@ -1011,7 +1014,7 @@ mod tests {
             .unwrap();
         t.sink_node::<String, i64>("k2".into(), "out", false, serde(), serde(), src)
             .unwrap();
-        let mut task = Task::new(&t, "app", 0, 0).unwrap();
+        let mut task = Task::new(&t, "app", 0, 0, None).unwrap();
         let meta = crate::streams::RecordMetadata {
             topic: "in".into(),
             partition: 0,
@@ -1074,7 +1077,7 @@ mod tests {
         });
         t.add_node("tick".into(), NodeKind::Processor, &[src], Vec::new(), make)
             .unwrap();
-        let mut task = Task::new(&t, "app", i64::MAX - 3, 0).unwrap();
+        let mut task = Task::new(&t, "app", i64::MAX - 3, 0, None).unwrap();
         task.punctuate(crate::streams::PunctuationType::WallClockTime)
             .unwrap();
         assert_eq!(RUNS.with(|r| r.get()), 0);
