@@ -423,7 +423,13 @@ mod tests {
         f.set_len(len - 1).unwrap();
         drop(f);
         let (log, opened) = open(dir.path());
-        assert_eq!(opened, Opened { created: false, truncated: ENTRY_HEADER + 1 });
+        assert_eq!(
+            opened,
+            Opened {
+                created: false,
+                truncated: ENTRY_HEADER + 1
+            }
+        );
         assert_eq!(log.get(&b"a".to_vec()).unwrap(), None);
         assert_eq!(log.get(&b"b".to_vec()).unwrap(), Some(b"2".to_vec()));
         assert_eq!(log.get(&b"c".to_vec()).unwrap(), None);
@@ -445,7 +451,10 @@ mod tests {
         std::fs::write(&file, &bytes).unwrap();
         let (log, opened) = open(dir.path());
         assert_eq!(opened.truncated, ENTRY_HEADER + 2);
-        assert_eq!(log.range(None, None).unwrap(), vec![(b"a".to_vec(), b"1".to_vec())]);
+        assert_eq!(
+            log.range(None, None).unwrap(),
+            vec![(b"a".to_vec(), b"1".to_vec())]
+        );
         drop(log);
         std::fs::write(&file, b"NOTALOG!").unwrap();
         assert!(KvLog::open(dir.path(), key).is_err());
@@ -466,15 +475,24 @@ mod tests {
             }
         }
         let (size, live) = log.sizes();
-        assert!(size < 2 * live + COMPACT_MIN_DEAD, "{size} bytes for {live} live");
-        assert_eq!(log.get(&5u32.to_be_bytes().to_vec()).unwrap().unwrap()[0], 99);
+        assert!(
+            size < 2 * live + COMPACT_MIN_DEAD,
+            "{size} bytes for {live} live"
+        );
+        assert_eq!(
+            log.get(&5u32.to_be_bytes().to_vec()).unwrap().unwrap()[0],
+            99
+        );
         log.compact().unwrap();
         assert_eq!(log.sizes().0, log.sizes().1);
         log.flush().unwrap();
         drop(log);
         let (log, _) = open(dir.path());
         assert_eq!(log.len(), 100);
-        assert_eq!(log.get(&99u32.to_be_bytes().to_vec()).unwrap().unwrap()[0], 99);
+        assert_eq!(
+            log.get(&99u32.to_be_bytes().to_vec()).unwrap().unwrap()[0],
+            99
+        );
     }
 
     #[derive(Clone, Debug)]

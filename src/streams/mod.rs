@@ -73,13 +73,13 @@ pub use dsl::{
     KTable, Materialized, SessionWindowedKStream, SlidingWindowedKStream, StreamJoined,
     StreamsBuilder, Suppressed, TimeWindowedKStream,
 };
+pub use persistent::PersistentKeyValueStore;
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
 };
 pub use runtime::{
     KafkaStreams, KeyValueStoreView, State, StreamThreadExceptionResponse, StreamsStats,
 };
-pub use persistent::PersistentKeyValueStore;
 pub use serdes::{Consumed, Grouped, NonNull, Nullable, Produced, Repartitioned, Serde};
 pub use state::{
     InMemoryKeyValueStore, InMemorySessionStore, InMemoryWindowStore, KeyValueStore,

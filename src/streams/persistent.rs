@@ -356,9 +356,15 @@ mod tests {
             s.take_changes().unwrap(),
             vec![(1, None), (2, Some("c".to_string()))]
         );
-        s.restore_bytes(Bytes::from_static(&[0, 0, 0, 5]), Some(Bytes::from_static(b"r")))
-            .unwrap();
-        assert!(s.take_changes().unwrap().is_empty(), "restoration is not a change");
+        s.restore_bytes(
+            Bytes::from_static(&[0, 0, 0, 5]),
+            Some(Bytes::from_static(b"r")),
+        )
+        .unwrap();
+        assert!(
+            s.take_changes().unwrap().is_empty(),
+            "restoration is not a change"
+        );
         assert_eq!(s.get(&5).unwrap(), Some("r".to_string()));
         assert_eq!(KeyValueStore::name(&s), "s");
     }

@@ -13,9 +13,9 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use super::persistent::{as_disk_store, PersistentKeyValueStore};
 use super::runtime::changelog::KeyValueLogger;
 use super::serdes::{Serde, SharedSerde};
-use super::persistent::{as_disk_store, PersistentKeyValueStore};
 use super::state::InMemoryKeyValueStore;
 use super::topology::{StoreSupplier, Topology};
 use crate::error::Result;
@@ -165,7 +165,8 @@ where
     pub(crate) fn add_to(self, topology: &mut Topology) -> Result<()> {
         let store_name = self.name.clone();
         let make: StoreSupplier = if self.persistent {
-            let (key_serde, value_serde) = (Arc::clone(&self.key_serde), Arc::clone(&self.value_serde));
+            let (key_serde, value_serde) =
+                (Arc::clone(&self.key_serde), Arc::clone(&self.value_serde));
             Arc::new(move || {
                 Box::new(PersistentKeyValueStore::<K, V>::unopened(
                     store_name.clone(),

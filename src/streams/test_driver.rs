@@ -224,7 +224,11 @@ impl TopologyTestDriver {
         // Persistent stores get a temporary state directory, removed with the driver.
         let state_dir = if topology.stores.iter().any(|s| s.disk.is_some()) {
             Some(tempfile::tempdir().map_err(|e| {
-                crate::Error::io("creating a temporary state directory in", std::env::temp_dir(), e)
+                crate::Error::io(
+                    "creating a temporary state directory in",
+                    std::env::temp_dir(),
+                    e,
+                )
             })?)
         } else {
             None

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use super::changelog::{self, changelog_topic, ChangeRecord, StoreLogger};
 use super::{checkpoint, store_file};
 use crate::error::{Error, Result};
-use crate::streams::processor::{PunctuationType, RecordMetadata};
 use crate::streams::persistent::AsDiskStore;
+use crate::streams::processor::{PunctuationType, RecordMetadata};
 use crate::streams::task::{Produced, Task};
 use crate::streams::topology::{Decoder, Topology};
 use crate::types::TopicPartition;
@@ -104,7 +104,7 @@ impl StreamTask {
         cache_max_bytes: u64,
     ) -> Result<(StreamTask, Restored)> {
         let dir = state_dir.map(|d| d.join(application_id).join(format!("0_{partition}")));
-        let mut checkpoint = match &dir {
+        let checkpoint = match &dir {
             Some(dir) => checkpoint::read(dir)?,
             None => BTreeMap::new(),
         };
@@ -129,9 +129,8 @@ impl StreamTask {
                     crate::io::remove_dir_all_durable(&store_dir)?;
                 }
                 fresh = !store_dir.join(crate::streams::kv_log::FILE_NAME).exists();
-                if eos && checkpoint.remove(&tp).is_some() {
-                    dropped_offsets = true;
-                }
+                // Restoration still starts from the offset read here.
+                dropped_offsets |= eos && checkpoint.contains_key(&tp);
             }
             if let Some(logger) = &s.logger {
                 logged.push(Logged {
