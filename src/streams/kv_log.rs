@@ -331,8 +331,7 @@ impl<K: Ord + Clone> KvLog<K> {
     /// crash.
     pub(crate) fn flush(&mut self) -> Result<()> {
         self.write_pending()?;
-        self.file
-            .sync_data()
+        crate::io::sync::data(&self.file, &self.path)
             .map_err(|e| Error::io("syncing", &self.path, e))
     }
 
@@ -375,7 +374,7 @@ impl<K: Ord + Clone> KvLog<K> {
             }
         }
         write_all_at(&out, &buf, at, &tmp)?;
-        out.sync_data().map_err(|e| Error::io("syncing", &tmp, e))?;
+        crate::io::sync::data(&out, &tmp).map_err(|e| Error::io("syncing", &tmp, e))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| Error::io("renaming", &tmp, e))?;
         if let Some(dir) = self.path.parent() {
             sync_dir(dir)?;
