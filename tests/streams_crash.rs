@@ -12,6 +12,11 @@
 //!   per repartition record), measured after the kill.
 //! - `exactly_once_v2`: the counts equal the truth exactly.
 //!
+//! Each guarantee runs twice: with the DSL's in-memory count store, and with a processor
+//! counting into `Stores::persistent_key_value_store` (files under the state directory that a
+//! kill leaves as they were: at-least-once keeps them and restores from the checkpointed
+//! offset, exactly-once wipes them when there is no checkpoint).
+//!
 //! The test re-runs its own binary as the child (`EMBROKER_STREAMS_CRASH_CHILD` names the
 //! directory). Kills per guarantee: 30, `EMBROKER_LONG=1` raises them to 1,000,
 //! `EMBROKER_CRASH_KILLS=N` sets them.
@@ -23,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use common::{seed, XorShift};
 use embroker::streams::{
-    Consumed, Grouped, KafkaStreams, Materialized, Produced, ReadOnlyKeyValueStore, StreamsBuilder,
-    StreamsConfig, Topology,
+    Consumed, Grouped, KafkaStreams, Materialized, Processor, ProcessorContext, Produced,
+    ReadOnlyKeyValueStore, Record, Repartitioned, Stores, StreamsBuilder, StreamsConfig, Topology,
 };
 use embroker::{
     Broker, Builtin, ConsumerConfig, ProducerConfig, ProducerRecord, TopicConfig, TopicPartition,
@@ -51,7 +56,38 @@ fn expected(lines: u64) -> BTreeMap<String, i64> {
     counts
 }
 
-fn topology() -> Topology {
+/// Whether the child's count store is persistent (its parent says so in its environment).
+fn child_persistent() -> bool {
+    std::env::var("EMBROKER_STREAMS_CRASH_STORE").is_ok_and(|v| v == "persistent")
+}
+
+/// WordCount over a persistent store: the words re-keyed and repartitioned (through the same
+/// topic name as the DSL's `group_by`), counted by a processor in
+/// `Stores::persistent_key_value_store("counts-store")`.
+struct CountWords;
+
+impl Processor<String, String, String, Option<i64>> for CountWords {
+    fn process(
+        &mut self,
+        record: Record<String, String>,
+        context: &mut ProcessorContext<'_, String, Option<i64>>,
+    ) -> embroker::Result<()> {
+        let store = context.key_value_store::<String, i64>("counts-store")?;
+        let n = store.get(&record.key)?.unwrap_or(0) + 1;
+        store.put(record.key.clone(), n)?;
+        context.forward(Record {
+            key: record.key,
+            value: Some(n),
+            timestamp: record.timestamp,
+            headers: record.headers,
+        })
+    }
+}
+
+fn topology_of(persistent: bool) -> Topology {
+    if persistent {
+        return persistent_topology();
+    }
     let builder = StreamsBuilder::new();
     builder
         .stream("lines", Consumed::<(), String>::with(Builtin, Builtin))
@@ -63,6 +99,26 @@ fn topology() -> Topology {
         .group_by(|_, word| word.clone(), Grouped::with(Builtin, Builtin))
         .count(Materialized::as_("counts-store"))
         .to_stream()
+        .to("counts", Produced::with(Builtin, Builtin));
+    builder.build().unwrap()
+}
+
+fn persistent_topology() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder.add_state_store_builder(Stores::key_value_store_builder::<String, i64>(
+        Stores::persistent_key_value_store("counts-store"),
+        Builtin,
+        Builtin,
+    ));
+    builder
+        .stream("lines", Consumed::<(), String>::with(Builtin, Builtin))
+        .flat_map(|_, line: String| {
+            line.split_whitespace()
+                .map(|w| (w.to_string(), w.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .repartition(Repartitioned::with(Builtin, Builtin).with_name("counts-store"))
+        .process(|| CountWords, &["counts-store"])
         .to("counts", Produced::with(Builtin, Builtin));
     builder.build().unwrap()
 }
@@ -83,7 +139,7 @@ fn config(dir: &std::path::Path, guarantee: &str) -> StreamsConfig {
 fn child(dir: &str, guarantee: &str) -> ! {
     let broker = Broker::open(dir).expect("child open");
     let streams = KafkaStreams::new(
-        topology(),
+        topology_of(child_persistent()),
         config(std::path::Path::new(dir), guarantee),
         &broker,
     )
@@ -153,15 +209,21 @@ fn kills() -> u64 {
 }
 
 fn run(test: &str, guarantee: &str) {
+    run_with(test, guarantee, false);
+}
+
+/// Kill runs of the test `test`, its count store persistent or not (the child learns which
+/// from `EMBROKER_STREAMS_CRASH_STORE`).
+fn run_with(test: &str, guarantee: &str, persistent: bool) {
     if let Ok(dir) = std::env::var("EMBROKER_STREAMS_CRASH_CHILD") {
         child(&dir, guarantee);
     }
     let seed = seed();
     eprintln!("seed {seed}");
-    common::with_seed(seed, || kill_runs(test, guarantee, seed));
+    common::with_seed(seed, || kill_runs(test, guarantee, seed, persistent));
 }
 
-fn kill_runs(test: &str, guarantee: &str, seed: u64) {
+fn kill_runs(test: &str, guarantee: &str, seed: u64, persistent: bool) {
     let dir = tempfile::tempdir().unwrap();
     prepare(dir.path());
     let mut rng = XorShift(seed);
@@ -174,6 +236,9 @@ fn kill_runs(test: &str, guarantee: &str, seed: u64) {
             common::spawn_ready_child(test, dir.path(), &format!("run {run}"), |c| {
                 c.env("EMBROKER_STREAMS_CRASH_CHILD", dir.path())
                     .env("EMBROKER_SEED", seed.to_string());
+                if persistent {
+                    c.env("EMBROKER_STREAMS_CRASH_STORE", "persistent");
+                }
             });
         // Kills land during the group join, restoration, processing and commits.
         std::thread::sleep(Duration::from_millis(rng.below(300)));
@@ -187,7 +252,12 @@ fn kill_runs(test: &str, guarantee: &str, seed: u64) {
     }
     // The last run is not killed: it processes the rest and commits.
     let broker = Broker::open(dir.path()).unwrap();
-    let streams = KafkaStreams::new(topology(), config(dir.path(), guarantee), &broker).unwrap();
+    let streams = KafkaStreams::new(
+        topology_of(persistent),
+        config(dir.path(), guarantee),
+        &broker,
+    )
+    .unwrap();
     let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
     let f = std::sync::Arc::clone(&failure);
     streams.set_uncaught_exception_handler(move |e| {
@@ -267,5 +337,23 @@ fn sigkill_exactly_once_v2_counts_every_record_once() {
     run(
         "sigkill_exactly_once_v2_counts_every_record_once",
         "exactly_once_v2",
+    );
+}
+
+#[test]
+fn sigkill_at_least_once_with_a_persistent_store_loses_nothing_and_recounts_within_the_bound() {
+    run_with(
+        "sigkill_at_least_once_with_a_persistent_store_loses_nothing_and_recounts_within_the_bound",
+        "at_least_once",
+        true,
+    );
+}
+
+#[test]
+fn sigkill_exactly_once_v2_with_a_persistent_store_counts_every_record_once() {
+    run_with(
+        "sigkill_exactly_once_v2_with_a_persistent_store_counts_every_record_once",
+        "exactly_once_v2",
+        true,
     );
 }

@@ -20,7 +20,8 @@
 //! Modules, one job each: `serdes` (null-aware serdes and the DSL's serde parameters),
 //! `topology` (the graph and its Processor API by name), `dsl` (the handles that build it),
 //! `window` (time and session windows, windowed keys), `processor` (the Processor API),
-//! `task` (one running instance of a topology), `state` (stores), `cache` (the record cache
+//! `task` (one running instance of a topology), `state` (stores), `persistent` and `kv_log`
+//! (the persistent key-value store and its file), `cache` (the record cache
 //! of the DSL's key-value aggregations), `config`
 //! (`StreamsConfig`), `test_driver`, `runtime` (`KafkaStreams`).
 //!
@@ -42,7 +43,12 @@
 //! Stream-stream joins log their stores when called with [`StreamJoined`] (`join_with`,
 //! `left_join_with`, `outer_join_with`).
 //!
-//! Not built yet (issue #21): persistent stores; changelogs of suppression buffers.
+//! Persistent key-value stores ([`PersistentKeyValueStore`], modules `persistent` and
+//! `kv_log`): declared with [`Stores::persistent_key_value_store`], kept in files under the
+//! state directory while they run.
+//!
+//! Not built yet (issue #21): persistent window and session stores, persistent DSL
+//! aggregation stores; changelogs of suppression buffers.
 
 mod cache;
 mod config;
@@ -50,6 +56,8 @@ mod copartition;
 mod dsl;
 mod global_store;
 mod join_store;
+mod kv_log;
+mod persistent;
 mod processor;
 mod runtime;
 mod serdes;
@@ -66,6 +74,7 @@ pub use dsl::{
     KTable, Materialized, SessionWindowedKStream, SlidingWindowedKStream, StreamJoined,
     StreamsBuilder, Suppressed, TimeWindowedKStream,
 };
+pub use persistent::PersistentKeyValueStore;
 pub use processor::{
     Processor, ProcessorContext, PunctuationType, Record, RecordMetadata, ScheduleId,
 };

@@ -14,6 +14,7 @@
 use std::any::Any;
 use std::marker::PhantomData;
 
+use super::state::KeyValueStore;
 use super::task::{dispatch, Task};
 use crate::error::{Error, Result};
 use crate::types::Header;
@@ -229,6 +230,30 @@ impl<KOut, VOut> ProcessorContext<'_, KOut, VOut> {
     /// is not connected to this processor or is of another type.
     pub fn state_store<S: Any>(&mut self, name: &str) -> Result<&mut S> {
         self.task.store_for(self.node, name)
+    }
+
+    /// The key-value store `name`, in memory or persistent, as Kafka's `KeyValueStore`
+    /// interface: a processor written against it works with either store its topology
+    /// declares. An error if the store is not connected to this processor or holds other types.
+    pub fn key_value_store<K, V>(&mut self, name: &str) -> Result<&mut dyn KeyValueStore<K, V>>
+    where
+        K: Ord + Clone + 'static,
+        V: Clone + 'static,
+    {
+        let persistent = self
+            .task
+            .store_for::<super::PersistentKeyValueStore<K, V>>(self.node, name)
+            .is_ok();
+        if persistent {
+            let store = self
+                .task
+                .store_for::<super::PersistentKeyValueStore<K, V>>(self.node, name)?;
+            return Ok(store as &mut dyn KeyValueStore<K, V>);
+        }
+        let store = self
+            .task
+            .store_for::<super::InMemoryKeyValueStore<K, V>>(self.node, name)?;
+        Ok(store as &mut dyn KeyValueStore<K, V>)
     }
 
     /// Where the current input record was read; `None` outside processing (in `init`).

@@ -4,7 +4,8 @@
 //! Owns: what a declared store is (its name, its serdes, whether it is logged) and turning
 //! that into the topology's store definition: an in-memory key-value store, with a changelog
 //! (`<application.id>-<store>-changelog`, written by the runtime as the key's and value's
-//! bytes) unless logging was disabled.
+//! bytes) unless logging was disabled; or a persistent key-value store (module
+//! `persistent`), opened by the runtime in its task's directory.
 //!
 //! Invariants: logging is on by default, as Kafka's `StoreBuilder`s are; a store builder
 //! carries its serdes, so every store declared through it can be restored from its changelog.
@@ -12,6 +13,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use super::persistent::{as_disk_store, PersistentKeyValueStore};
 use super::runtime::changelog::KeyValueLogger;
 use super::serdes::{Serde, SharedSerde};
 use super::state::InMemoryKeyValueStore;
@@ -39,6 +41,7 @@ pub struct Stores;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyValueStoreSupplier {
     name: String,
+    persistent: bool,
 }
 
 impl KeyValueStoreSupplier {
@@ -46,12 +49,31 @@ impl KeyValueStoreSupplier {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Whether the store keeps its data in files under the state directory.
+    pub fn persistent(&self) -> bool {
+        self.persistent
+    }
 }
 
 impl Stores {
     /// An in-memory key-value store named `name` (Kafka's `Stores.inMemoryKeyValueStore`).
     pub fn in_memory_key_value_store(name: impl Into<String>) -> KeyValueStoreSupplier {
-        KeyValueStoreSupplier { name: name.into() }
+        KeyValueStoreSupplier {
+            name: name.into(),
+            persistent: false,
+        }
+    }
+
+    /// A persistent key-value store named `name` (Kafka's `Stores.persistentKeyValueStore`):
+    /// its entries live in `state.dir/<application.id>/<task>/<name>/`, and processors reach
+    /// it as a [`PersistentKeyValueStore<K, V>`](super::PersistentKeyValueStore) (or through
+    /// [`ProcessorContext::key_value_store`](super::ProcessorContext::key_value_store)).
+    pub fn persistent_key_value_store(name: impl Into<String>) -> KeyValueStoreSupplier {
+        KeyValueStoreSupplier {
+            name: name.into(),
+            persistent: true,
+        }
     }
 
     /// A builder of the key-value store `supplier` with the serdes of its keys and values,
@@ -66,19 +88,23 @@ impl Stores {
             key_serde: Arc::new(key_serde),
             value_serde: Arc::new(value_serde),
             logging: true,
+            persistent: supplier.persistent,
             _types: PhantomData,
         }
     }
 }
 
 /// A store declared for processors (Kafka's `StoreBuilder<KeyValueStore<K, V>>`). The
-/// processors reach it as an [`InMemoryKeyValueStore<K, V>`] through
-/// [`ProcessorContext::state_store`](super::ProcessorContext::state_store).
+/// processors reach it as an [`InMemoryKeyValueStore<K, V>`] (or a
+/// [`PersistentKeyValueStore<K, V>`] for a persistent supplier) through
+/// [`ProcessorContext::state_store`](super::ProcessorContext::state_store), or as either
+/// through [`ProcessorContext::key_value_store`](super::ProcessorContext::key_value_store).
 pub struct StoreBuilder<K, V> {
     name: String,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
     logging: bool,
+    persistent: bool,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -89,6 +115,7 @@ impl<K, V> Clone for StoreBuilder<K, V> {
             key_serde: Arc::clone(&self.key_serde),
             value_serde: Arc::clone(&self.value_serde),
             logging: self.logging,
+            persistent: self.persistent,
             _types: PhantomData,
         }
     }
@@ -99,6 +126,7 @@ impl<K, V> std::fmt::Debug for StoreBuilder<K, V> {
         f.debug_struct("StoreBuilder")
             .field("name", &self.name)
             .field("logging", &self.logging)
+            .field("persistent", &self.persistent)
             .finish()
     }
 }
@@ -136,16 +164,34 @@ where
     /// Add the store to `topology` (unconnected); its name must be new.
     pub(crate) fn add_to(self, topology: &mut Topology) -> Result<()> {
         let store_name = self.name.clone();
-        let make: StoreSupplier = Arc::new(move || {
-            Box::new(InMemoryKeyValueStore::<K, V>::new(store_name.clone()))
-                as Box<dyn std::any::Any>
-        });
+        let make: StoreSupplier = if self.persistent {
+            let (key_serde, value_serde) =
+                (Arc::clone(&self.key_serde), Arc::clone(&self.value_serde));
+            Arc::new(move || {
+                Box::new(PersistentKeyValueStore::<K, V>::unopened(
+                    store_name.clone(),
+                    Arc::clone(&key_serde),
+                    Arc::clone(&value_serde),
+                )) as Box<dyn std::any::Any>
+            })
+        } else {
+            Arc::new(move || {
+                Box::new(InMemoryKeyValueStore::<K, V>::new(store_name.clone()))
+                    as Box<dyn std::any::Any>
+            })
+        };
         if self.logging {
             let logger = Arc::new(KeyValueLogger::new(self.key_serde, self.value_serde));
-            topology.add_logged_store(&self.name, make, logger)
+            topology.add_logged_store(&self.name, make, logger)?;
         } else {
-            topology.add_store(&self.name, make)
+            topology.add_store(&self.name, make)?;
         }
+        if self.persistent {
+            if let Some(def) = topology.stores.last_mut() {
+                def.disk = Some(as_disk_store::<K, V>);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -170,14 +170,15 @@ pub(crate) struct Task {
 pub(crate) type Flusher = Box<dyn FnMut(&mut Task) -> Result<()>>;
 
 impl Task {
-    /// Instantiate every node and store of `topology` and initialize the nodes, parents
-    /// before children (the order they were added); each record cache may hold
-    /// `cache_max_bytes`.
+    /// Instantiate every node and store of `topology`, open its persistent stores in
+    /// `task_dir/<store>/`, and initialize the nodes, parents before children (the order they
+    /// were added); each record cache may hold `cache_max_bytes`.
     pub(crate) fn new(
         topology: &Topology,
         application_id: &str,
         wall_clock_ms: i64,
         cache_max_bytes: u64,
+        task_dir: Option<&std::path::Path>,
     ) -> Result<Task> {
         let mut task = Task {
             nodes: topology.nodes.iter().map(|n| Some((n.make)())).collect(),
@@ -205,6 +206,17 @@ impl Task {
             cache_max_bytes,
             flushers: Vec::new(),
         };
+        // Persistent stores are opened before any processor's `init` may read them.
+        for (def, (_, store)) in topology.stores.iter().zip(task.stores.iter_mut()) {
+            let Some(as_disk) = def.disk else { continue };
+            let (Some(disk), Some(dir)) = (as_disk(store.as_mut()), task_dir) else {
+                return Err(Error::StateStore {
+                    store: def.name.clone(),
+                    reason: "a persistent store needs a state directory (state.dir)".to_string(),
+                });
+            };
+            disk.open(&dir.join(&def.name))?;
+        }
         for id in 0..task.nodes.len() {
             let mut node = task.take(id)?;
             let result = node.init(&mut task, id);

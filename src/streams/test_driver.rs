@@ -7,7 +7,8 @@
 //! ([`TestKeyValueStore`]).
 //!
 //! The choice (docs/ARCHITECTURE.md, "Issue #21: decisions"): in memory, as Kafka's driver
-//! is, not over a temporary broker: no threads, no group, no files, so a piped record has
+//! is, not over a temporary broker: no threads, no group, no files (but a temporary state
+//! directory, removed with the driver, when the topology has persistent stores), so a piped record has
 //! been processed, down to every sink, when `pipe_input` returns, and a test runs in
 //! microseconds. Records still cross every topic boundary as bytes through the declared
 //! serdes, including repartition topics, which the driver pipes back in as Kafka's does, so a
@@ -53,6 +54,9 @@ struct Inner {
     output_offsets: HashMap<String, i64>,
     /// The largest timestamp processed from each input topic (Kafka's partition time).
     partition_times: HashMap<String, i64>,
+    /// The temporary state directory of the topology's persistent stores, if it has any.
+    /// Declared last: dropped after the task, whose stores have their files open in it.
+    _state_dir: Option<tempfile::TempDir>,
 }
 
 impl Inner {
@@ -224,11 +228,24 @@ impl TopologyTestDriver {
     ) -> Result<Self> {
         config.validate()?;
         let application_id = config.application_id().to_string();
+        // Persistent stores get a temporary state directory, removed with the driver.
+        let state_dir = if topology.stores.iter().any(|s| s.disk.is_some()) {
+            Some(tempfile::tempdir().map_err(|e| {
+                crate::Error::io(
+                    "creating a temporary state directory in",
+                    std::env::temp_dir(),
+                    e,
+                )
+            })?)
+        } else {
+            None
+        };
         let task = Task::new(
             &topology,
             &application_id,
             wall_clock_ms,
             config.cache_max_bytes(),
+            state_dir.as_ref().map(|d| d.path()),
         )?;
         Ok(TopologyTestDriver {
             inner: Rc::new(RefCell::new(Inner {
@@ -239,6 +256,7 @@ impl TopologyTestDriver {
                 outputs: HashMap::new(),
                 output_offsets: HashMap::new(),
                 partition_times: HashMap::new(),
+                _state_dir: state_dir,
             })),
         })
     }
@@ -589,6 +607,9 @@ impl<K: Ord + Clone + 'static, V: Clone + 'static> TestKeyValueStore<K, V> {
         }
         if let Some(store) = any.downcast_ref::<InMemoryKeyValueStore<K, ValueAndTimestamp<V>>>() {
             return f(&WithoutTimestamps(store));
+        }
+        if let Some(store) = any.downcast_ref::<super::PersistentKeyValueStore<K, V>>() {
+            return f(store);
         }
         if let Some(result) = super::global_store::read_values(any, f) {
             return result;

@@ -103,6 +103,8 @@ pub(crate) struct StoreDef {
     /// How the runtime writes the store's changes to its changelog topic and restores them
     /// (`None`: the store has no changelog, and its state is lost when its task moves).
     pub(crate) logger: Option<Arc<dyn StoreLogger>>,
+    /// How to reach the store's files, when it is persistent (`None`: it lives in memory).
+    pub(crate) disk: Option<crate::streams::persistent::AsDiskStore>,
 }
 
 /// A source: the node that reads a topic and how it decodes the topic's records.
@@ -691,6 +693,7 @@ impl Topology {
             name: name.to_string(),
             make,
             logger: None,
+            disk: None,
         });
         Ok(())
     }
@@ -1004,7 +1007,7 @@ mod tests {
             stringify(),
         )
         .unwrap();
-        let mut task = Task::new(&t, "app", 0, 0).unwrap();
+        let mut task = Task::new(&t, "app", 0, 0, None).unwrap();
         let mut record = Some(Record::new("k".to_string(), "v".to_string(), 0));
         let e = task.process(src, ("in", 0, 0), 0, &mut record).unwrap_err();
         assert!(matches!(e, Error::InvalidTopology { .. }), "{e}");
@@ -1054,7 +1057,7 @@ mod tests {
             Arc::new(make),
         )
         .unwrap();
-        let mut task = Task::new(&t, "app", 0, 0).unwrap();
+        let mut task = Task::new(&t, "app", 0, 0, None).unwrap();
         // The topic's string is reused between records: a change of topic (longer, then
         // shorter) must still show each record's own.
         let reads = [("in", 0, 5), ("a-longer-topic", 1, 6), ("in", 0, 7)];
@@ -1087,7 +1090,7 @@ mod tests {
             .unwrap();
         t.sink_node::<String, i64>("k2".into(), "out", false, serde(), serde(), src)
             .unwrap();
-        let mut task = Task::new(&t, "app", 0, 0).unwrap();
+        let mut task = Task::new(&t, "app", 0, 0, None).unwrap();
         let mut record = Some(Record::new("k".to_string(), 258i64, 9));
         task.process(src, ("in", 0, 0), 9, &mut record).unwrap();
         let topics: Vec<&str> = task.produced.iter().map(|p| p.topic.as_ref()).collect();
@@ -1145,7 +1148,7 @@ mod tests {
         });
         t.add_node("tick".into(), NodeKind::Processor, &[src], Vec::new(), make)
             .unwrap();
-        let mut task = Task::new(&t, "app", i64::MAX - 3, 0).unwrap();
+        let mut task = Task::new(&t, "app", i64::MAX - 3, 0, None).unwrap();
         task.punctuate(crate::streams::PunctuationType::WallClockTime)
             .unwrap();
         assert_eq!(RUNS.with(|r| r.get()), 0);

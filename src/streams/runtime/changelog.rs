@@ -477,6 +477,7 @@ impl<K, V> KeyValueLogger<K, V> {
 }
 
 type PlainStore<K, V> = InMemoryKeyValueStore<K, V>;
+type DiskStore<K, V> = crate::streams::PersistentKeyValueStore<K, V>;
 
 impl<K, V> KeyValueLogger<K, V>
 where
@@ -520,19 +521,30 @@ where
     V: Clone + 'static,
 {
     fn enable(&self, store: &mut dyn Any) -> Result<()> {
+        if let Some(store) = store.downcast_mut::<DiskStore<K, V>>() {
+            store.track_changes();
+            return Ok(());
+        }
         downcast::<PlainStore<K, V>>(store, "?")?.track_changes();
         Ok(())
     }
 
     fn drain(&self, store: &mut dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
-        downcast::<PlainStore<K, V>>(store, changelog)?
-            .take_changes()
+        let changes = match store.downcast_mut::<DiskStore<K, V>>() {
+            Some(store) => store.take_changes()?,
+            None => downcast::<PlainStore<K, V>>(store, changelog)?.take_changes(),
+        };
+        changes
             .into_iter()
             .map(|(k, v)| self.encode(changelog, k, v))
             .collect()
     }
 
     fn restore(&self, store: &mut dyn Any, changelog: &str, record: ChangeRecord) -> Result<()> {
+        if let Some(store) = store.downcast_mut::<DiskStore<K, V>>() {
+            // The changelog's bytes are the store's: written as they come.
+            return store.restore_bytes(record.key, record.value);
+        }
         let store = downcast::<PlainStore<K, V>>(store, changelog)?;
         let key = self
             .key_serde
@@ -552,14 +564,18 @@ where
 
     fn snapshot(&self, store: &dyn Any, changelog: &str) -> Result<Vec<ChangeRecord>> {
         use crate::streams::state::ReadOnlyKeyValueStore;
-        let store = store
-            .downcast_ref::<PlainStore<K, V>>()
-            .ok_or_else(|| Error::StateStore {
-                store: changelog.to_string(),
-                reason: "the store of this changelog is not the logger's type".to_string(),
-            })?;
-        store
-            .all()?
+        let entries = if let Some(store) = store.downcast_ref::<DiskStore<K, V>>() {
+            store.all()?
+        } else {
+            store
+                .downcast_ref::<PlainStore<K, V>>()
+                .ok_or_else(|| Error::StateStore {
+                    store: changelog.to_string(),
+                    reason: "the store of this changelog is not the logger's type".to_string(),
+                })?
+                .all()?
+        };
+        entries
             .into_iter()
             .map(|(k, v)| self.encode(changelog, k, Some(v)))
             .collect()

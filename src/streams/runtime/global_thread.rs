@@ -30,7 +30,6 @@ use super::{checkpoint, store_file, StreamThreadExceptionResponse};
 use crate::error::{Error, Result};
 use crate::streams::config::ProcessingGuarantee;
 use crate::streams::global_store::{GlobalStoreDef, SharedStore};
-use crate::streams::processor::RecordMetadata;
 use crate::streams::task::Task;
 use crate::streams::topology::{StoreSupplier, Topology};
 use crate::{
@@ -250,6 +249,8 @@ struct Source {
     decode: crate::streams::topology::Decoder,
     custom_timestamps: bool,
     partition_time: i64,
+    /// The decoded record's slot, boxed once and reused for every record of the topic.
+    slot: Option<Box<dyn std::any::Any>>,
 }
 
 /// The thread's state: its consumer, the task that runs the global sources' processors, and
@@ -331,11 +332,12 @@ impl<'a> Global<'a> {
                     decode: Arc::clone(&def.decode),
                     custom_timestamps: def.custom_timestamps,
                     partition_time: -1,
+                    slot: None,
                 },
             );
         }
         consumer.assign(&partitions)?;
-        let task = Task::new(&topology, app, wall_clock_ms(), 0)?;
+        let task = Task::new(&topology, app, wall_clock_ms(), 0, None)?;
         Ok(Global {
             ctx,
             stores,
@@ -461,7 +463,8 @@ impl<'a> Global<'a> {
                 topic: topic.to_string(),
             });
         };
-        let (decoded, timestamp) = (source.decode)(
+        let timestamp = (source.decode)(
+            &mut source.slot,
             topic,
             record.key,
             record.value,
@@ -493,12 +496,17 @@ impl<'a> Global<'a> {
         }
         source.partition_time = source.partition_time.max(timestamp);
         let node = source.node;
-        let metadata = RecordMetadata {
-            topic: topic.to_string(),
-            partition: record.partition,
-            offset: record.offset,
+        let Some(slot) = source.slot.as_deref_mut() else {
+            return Err(Error::IllegalState {
+                reason: format!("the source of {topic} decoded no record"),
+            });
         };
-        self.task.process(node, metadata, timestamp, decoded)
+        self.task.process(
+            node,
+            (topic, record.partition, record.offset),
+            timestamp,
+            slot,
+        )
     }
 
     /// Write each global store's file, then the checkpoint of the positions they hold.
@@ -557,7 +565,7 @@ mod tests {
         assert_eq!(global.state_stores(), vec!["products".to_string()]);
         assert_eq!(global.sources.len(), 1);
         assert_eq!(global.sources["products"].node, 0);
-        let mut task = Task::new(&global, "app", 0, 0).unwrap();
+        let mut task = Task::new(&global, "app", 0, 0, None).unwrap();
         assert!(task.store_any_mut("products").is_ok());
     }
 }

@@ -152,6 +152,9 @@ where
     if let Some(s) = store.downcast_ref::<InMemoryKeyValueStore<K, V>>() {
         return read(s);
     }
+    if let Some(s) = store.downcast_ref::<crate::streams::PersistentKeyValueStore<K, V>>() {
+        return read(s);
+    }
     Err(Error::StateStore {
         store: name.to_string(),
         reason: format!(

@@ -1,6 +1,7 @@
 //! A stream thread's tasks: one per assigned partition number, made from the topology when
 //! the group assigns the partition, restored from their changelogs, fed the records the
-//! thread polls, and closed (with their store files and checkpoint) when it is revoked.
+//! thread polls, and closed (with their store files, persistent stores flushed, and
+//! checkpoint) when it is revoked.
 //!
 //! Owns: the [`StreamTask`]s of one thread, each a [`Task`] plus what the runtime adds around
 //! it (its partition, each input topic's partition time, its logged stores and their
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use super::changelog::{self, changelog_topic, ChangeRecord, StoreLogger};
 use super::{checkpoint, store_file};
 use crate::error::{Error, Result};
+use crate::streams::persistent::AsDiskStore;
 use crate::streams::processor::PunctuationType;
 use crate::streams::task::{Produced, Task};
 use crate::streams::topology::{Decoder, Topology};
@@ -41,6 +43,12 @@ struct Logged {
     store: String,
     changelog: String,
     logger: Arc<dyn StoreLogger>,
+    /// A persistent store: restored into its own files from its checkpointed offset, never
+    /// written to a store file.
+    persistent: bool,
+    /// A persistent store whose files did not exist when the task started: the checkpoint
+    /// does not describe it, so it is restored from the changelog's start.
+    fresh: bool,
 }
 
 /// One running task of the runtime (Kafka's `StreamTask`, id `0_<partition>`).
@@ -53,6 +61,10 @@ pub(crate) struct StreamTask {
     logged: Vec<Logged>,
     /// `state.dir/<application.id>/0_<partition>`, when the application has a state dir.
     dir: Option<PathBuf>,
+    /// The persistent stores, flushed on a clean close before the checkpoint.
+    disk: Vec<(String, AsDiskStore)>,
+    /// The checkpoint read when the task started.
+    checkpoint: BTreeMap<TopicPartition, i64>,
 }
 
 /// What a task wrote while processing: its sinks' records and its stores' changes.
@@ -73,9 +85,14 @@ pub(crate) struct Restored {
 }
 
 impl StreamTask {
-    /// Make task `partition`, then rebuild each logged store: from its store file when the
-    /// task's checkpoint names the changelog offset the file holds, then from the changelog
-    /// past that offset to its end.
+    /// Make task `partition`, then rebuild each logged store. An in-memory store loads its
+    /// store file when the task's checkpoint names the changelog offset the file holds, then
+    /// reads the changelog past that offset to its end. A persistent store keeps its files and
+    /// reads the changelog past its checkpointed offset (from the start when it has none);
+    /// under exactly-once a persistent store without a checkpointed offset is wiped first
+    /// (it may hold uncommitted writes), and the task's checkpoint loses the persistent
+    /// stores' offsets while it runs, so that a crash leaves none (Kafka's
+    /// `ProcessorStateManager`).
     // Each argument is one the thread holds separately (topology, config values, broker, clock).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -88,42 +105,86 @@ impl StreamTask {
         now_ms: i64,
         cache_max_bytes: u64,
     ) -> Result<(StreamTask, Restored)> {
-        let task = Task::new(topology, application_id, now_ms, cache_max_bytes)?;
-        let logged = topology
-            .stores
-            .iter()
-            .filter_map(|s| {
-                s.logger.as_ref().map(|logger| Logged {
-                    store: s.name.clone(),
-                    changelog: changelog_topic(application_id, &s.name),
-                    logger: Arc::clone(logger),
-                })
-            })
-            .collect();
         let dir = state_dir.map(|d| d.join(application_id).join(format!("0_{partition}")));
+        let checkpoint = match &dir {
+            Some(dir) => checkpoint::read(dir)?,
+            None => BTreeMap::new(),
+        };
+        let eos = read_committed;
+        let mut logged = Vec::new();
+        let mut disk = Vec::new();
+        let mut dropped_offsets = false;
+        for s in &topology.stores {
+            let changelog = changelog_topic(application_id, &s.name);
+            let tp = TopicPartition::new(changelog.as_str(), partition);
+            let mut fresh = false;
+            if let (Some(as_disk), Some(dir)) = (s.disk, &dir) {
+                disk.push((s.name.clone(), as_disk));
+                let store_dir = dir.join(&s.name);
+                if s.logger.is_some() && eos && !checkpoint.contains_key(&tp) && store_dir.exists()
+                {
+                    log::warn!(
+                        "{}: no checkpointed offset under exactly_once_v2, so the store may \
+                         hold uncommitted writes; wiping it to restore from {changelog}",
+                        store_dir.display()
+                    );
+                    crate::io::remove_dir_all_durable(&store_dir)?;
+                }
+                fresh = !store_dir.join(crate::streams::kv_log::FILE_NAME).exists();
+                // Restoration still starts from the offset read here.
+                dropped_offsets |= eos && checkpoint.contains_key(&tp);
+            }
+            if let Some(logger) = &s.logger {
+                logged.push(Logged {
+                    store: s.name.clone(),
+                    changelog,
+                    logger: Arc::clone(logger),
+                    persistent: s.disk.is_some(),
+                    fresh,
+                });
+            }
+        }
+        if let (true, Some(dir)) = (dropped_offsets, &dir) {
+            // Kafka deletes the checkpoint under EOS; the in-memory stores' offsets are kept,
+            // as their store files do not change while the task runs.
+            let mut kept = checkpoint.clone();
+            for l in logged.iter().filter(|l| l.persistent) {
+                kept.remove(&TopicPartition::new(l.changelog.as_str(), partition));
+            }
+            checkpoint::write(dir, &kept)?;
+        }
+        let task = Task::new(
+            topology,
+            application_id,
+            now_ms,
+            cache_max_bytes,
+            dir.as_deref(),
+        )?;
         let mut t = StreamTask {
             partition,
             task,
             sources: Vec::new(),
             logged,
             dir,
+            disk,
+            checkpoint,
         };
         let restored = t.restore(broker, read_committed)?;
         Ok((t, restored))
     }
 
     fn restore(&mut self, broker: &Broker, read_committed: bool) -> Result<Restored> {
-        let checkpoint = match &self.dir {
-            Some(dir) => checkpoint::read(dir)?,
-            None => BTreeMap::new(),
-        };
         let mut restored = Restored::default();
         for l in &self.logged {
             let store = self.task.store_any_mut(&l.store)?;
             l.logger.enable(store)?;
             let tp = TopicPartition::new(l.changelog.as_str(), self.partition);
             let mut from = 0;
-            if let (Some(dir), Some(&offset)) = (&self.dir, checkpoint.get(&tp)) {
+            if l.persistent {
+                if let (false, Some(&offset)) = (l.fresh, self.checkpoint.get(&tp)) {
+                    from = offset;
+                }
+            } else if let (Some(dir), Some(&offset)) = (&self.dir, self.checkpoint.get(&tp)) {
                 if let Some(entries) = store_file::read(dir, &l.store)? {
                     restored.from_files += entries.len() as u64;
                     for e in entries {
@@ -261,21 +322,29 @@ impl StreamTask {
         Ok(())
     }
 
-    /// Close the task cleanly: its processors, then (with a state directory) each logged
-    /// store's file and the checkpoint naming the changelog end each file holds. Call after
-    /// the task's changes were drained and written (flushed, or committed under
-    /// exactly-once).
+    /// Close the task cleanly: its processors, then (with a state directory) each persistent
+    /// store flushed and fsynced, each logged in-memory store's file written, and the
+    /// checkpoint naming the changelog end each store holds. Call after the task's changes
+    /// were drained and written (flushed, or committed under exactly-once).
     pub(crate) fn close_clean(mut self, broker: &Broker) -> Result<()> {
         self.task.close();
         let Some(dir) = &self.dir else {
             return Ok(());
         };
         checkpoint::remove(dir)?;
+        for (name, as_disk) in &self.disk {
+            let store = self.task.store_any_mut(name)?;
+            if let Some(store) = as_disk(store) {
+                store.flush()?;
+            }
+        }
         let mut offsets = BTreeMap::new();
         for l in &self.logged {
-            let store = self.task.store_any_mut(&l.store)?;
-            let entries = l.logger.snapshot(store, &l.changelog)?;
-            store_file::write(dir, &l.store, &entries)?;
+            if !l.persistent {
+                let store = self.task.store_any_mut(&l.store)?;
+                let entries = l.logger.snapshot(store, &l.changelog)?;
+                store_file::write(dir, &l.store, &entries)?;
+            }
             let end = broker
                 .topic(&l.changelog)?
                 .partition(self.partition)?
