@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::group::GroupRegistry;
 use crate::io::{self, DirLock};
 use crate::log::{
-    checkpoint_many, dir_name, recovery_points, DirPoint, FileBudget, PartitionLog, PointsFile,
-    RecoveryPointEntry, Throttle, OPEN_FILES_DEFAULT,
+    checkpoint_many, dir_name, recovery_points, DirPoint, FileBudget, LogOpen, PartitionLog,
+    PointsFile, RecoveryPointEntry, Throttle, OPEN_FILES_DEFAULT,
 };
 use crate::notify::Notifier;
 use crate::txn::{ProducerIds, TxnCoordinator};
@@ -663,18 +663,17 @@ impl BrokerInner {
         point: Option<DirPoint>,
         fresh: bool,
     ) -> Result<(PartitionLog, bool)> {
-        PartitionLog::open_with(
-            &self.dir.join(dir_name(topic, p)),
+        let mut how = LogOpen::new(
             topic.clone(),
             p,
             config,
             self.options.clock.clone(),
             self.notifier.clone(),
             self.files.clone(),
-            true,
-            fresh,
-            point,
-        )
+        );
+        how.fresh = fresh;
+        how.dir_point = point;
+        PartitionLog::open_with(&self.dir.join(dir_name(topic, p)), how)
     }
 
     /// Removes partition directories that no topic file accounts for: leftovers of a create

@@ -310,6 +310,60 @@ pub(crate) fn dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
 }
 
+/// What [`PartitionLog::open_with`] needs besides the directory: the partition, its config and
+/// the broker's shared parts, and how to open it.
+pub(crate) struct LogOpen {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) config: Arc<TopicConfig>,
+    pub(crate) clock: SharedClock,
+    pub(crate) broker_notifier: Arc<Notifier>,
+    /// The broker's budget of open segment files.
+    pub(crate) budget: Arc<FileBudget>,
+    /// What recovery checked past the recovery point is not made durable nor recorded at
+    /// open (true is returned when there is any): it stays past the recovery point, as
+    /// unflushed as before the crash, until a checkpoint (batched, `checkpoint_batch`) syncs
+    /// it; the durable offset stays at the recovery point, so `sync_to` fsyncs it before
+    /// acknowledging anything there, and no producer snapshot is written for it until then.
+    pub(crate) defer_checkpoint: bool,
+    /// The caller made the directory empty just now and no one else knows it (a temporary
+    /// broker's new partition), so nothing is looked for in it: no
+    /// listing, no recovery point, cleaner checkpoint, producer snapshot or log start offset
+    /// to read, and no stale index file to remove beside the first segment. The log opened
+    /// is the one an empty directory gives without it, with about 20 fewer system calls.
+    pub(crate) fresh: bool,
+    /// The partition's entry of the data directory's `recovery-points` file (already matched
+    /// by directory name and topic id): open takes the later of it and the partition's own
+    /// `recovery-point` file, and with its no-producers flag starts the producer state empty
+    /// there instead of replaying the log.
+    pub(crate) dir_point: Option<DirPoint>,
+}
+
+impl LogOpen {
+    /// The broker's way: recovery deferred to its batched checkpoint, the directory looked
+    /// through, no `recovery-points` entry (set the fields to change that).
+    pub(crate) fn new(
+        topic: Arc<str>,
+        partition: i32,
+        config: Arc<TopicConfig>,
+        clock: SharedClock,
+        broker_notifier: Arc<Notifier>,
+        budget: Arc<FileBudget>,
+    ) -> LogOpen {
+        LogOpen {
+            topic,
+            partition,
+            config,
+            clock,
+            broker_notifier,
+            budget,
+            defer_checkpoint: true,
+            fresh: false,
+            dir_point: None,
+        }
+    }
+}
+
 impl PartitionLog {
     /// Opens (creating if needed) the log in `dir`, recovering whatever lies past its recovery
     /// point. (The broker opens through [`PartitionLog::open_with`].)
@@ -323,51 +377,26 @@ impl PartitionLog {
         broker_notifier: Arc<Notifier>,
     ) -> Result<PartitionLog> {
         let budget = FileBudget::new(super::file_budget::OPEN_FILES_DEFAULT);
-        Self::open_with(
-            dir,
+        let mut how = LogOpen::new(topic, partition, config, clock, broker_notifier, budget);
+        how.defer_checkpoint = false;
+        Self::open_with(dir, how).map(|(log, _)| log)
+    }
+
+    /// [`PartitionLog::open`] with the broker's file budget and the modes of [`LogOpen`].
+    /// Returns the log and whether its recovery awaits the caller's batched checkpoint (see
+    /// [`LogOpen::defer_checkpoint`]).
+    pub(crate) fn open_with(dir: &Path, how: LogOpen) -> Result<(PartitionLog, bool)> {
+        let LogOpen {
             topic,
             partition,
             config,
             clock,
             broker_notifier,
             budget,
-            false,
-            false,
-            None,
-        )
-        .map(|(log, _)| log)
-    }
-
-    /// [`PartitionLog::open`]; with `defer_checkpoint`, what recovery checked past the
-    /// recovery point is not made durable nor recorded at open (true when there is any): it
-    /// stays past the recovery point, as unflushed as before the crash, until a checkpoint
-    /// (batched, `checkpoint_batch`) syncs it; the durable offset stays at the recovery
-    /// point, so `sync_to` fsyncs it before acknowledging anything there, and no producer
-    /// snapshot is written for it until then.
-    ///
-    /// `fresh`: the caller made `dir` empty just now and no one else knows it (a temporary
-    /// broker's new partition), so nothing is looked for in it: no listing, no recovery
-    /// point, cleaner checkpoint, producer snapshot or log start offset to read, and no stale
-    /// index file to remove beside the first segment. The log opened is the one an empty
-    /// directory gives without it, with about 20 fewer system calls.
-    ///
-    /// `dir_point` is the partition's entry of the data directory's `recovery-points` file
-    /// (already matched by directory name and topic id): open takes the later of it and the
-    /// partition's own `recovery-point` file, and with its no-producers flag starts the producer
-    /// state empty there instead of replaying the log.
-    #[allow(clippy::too_many_arguments)] // `open`'s six, the file budget, the modes, the entry
-    pub(crate) fn open_with(
-        dir: &Path,
-        topic: Arc<str>,
-        partition: i32,
-        config: Arc<TopicConfig>,
-        clock: SharedClock,
-        broker_notifier: Arc<Notifier>,
-        budget: Arc<FileBudget>,
-        defer_checkpoint: bool,
-        fresh: bool,
-        dir_point: Option<DirPoint>,
-    ) -> Result<(PartitionLog, bool)> {
+            defer_checkpoint,
+            fresh,
+            dir_point,
+        } = how;
         if !fresh && !dir.exists() {
             io::create_dir_durable(dir)?;
         }
@@ -2800,19 +2829,7 @@ mod tests {
         let open = |name: &str, fresh: bool| {
             let dir = root.path().join(name);
             std::fs::create_dir(&dir).unwrap();
-            let (log, recovered) = PartitionLog::open_with(
-                &dir,
-                Arc::from("t"),
-                0,
-                Arc::new(TopicConfig::default()),
-                crate::clock::system(),
-                Arc::new(Notifier::default()),
-                FileBudget::new(super::super::file_budget::OPEN_FILES_DEFAULT),
-                true,
-                fresh,
-                None,
-            )
-            .unwrap();
+            let (log, recovered) = open_how(&dir, |how| how.fresh = fresh);
             assert!(!recovered);
             (dir, log)
         };
@@ -2850,47 +2867,42 @@ mod tests {
         names
     }
 
-    /// Closes `log` as the broker does: a batched checkpoint with a snapshot, then `close`.
-    fn close_batched(log: PartitionLog, dir: &Path) {
-        let log = Arc::new(log);
-        assert!(log.close_needs_checkpoint());
-        for r in super::super::checkpoint_many(std::slice::from_ref(&log), None, dir, 1, true, None)
-        {
-            r.unwrap();
-        }
-        log.close(false).unwrap();
-    }
-
-    fn open_with_point(dir: &Path, point: Option<DirPoint>) -> PartitionLog {
-        PartitionLog::open_with(
-            dir,
+    /// Opens the log in `dir` as the broker does ([`LogOpen::new`]), `set` changing the modes.
+    fn open_how(dir: &Path, set: impl FnOnce(&mut LogOpen)) -> (PartitionLog, bool) {
+        let mut how = LogOpen::new(
             Arc::from("t"),
             0,
             Arc::new(TopicConfig::default()),
             crate::clock::system(),
             Arc::new(Notifier::default()),
             FileBudget::new(super::super::file_budget::OPEN_FILES_DEFAULT),
-            false,
-            false,
-            point,
-        )
-        .unwrap()
+        );
+        set(&mut how);
+        PartitionLog::open_with(dir, how).unwrap()
+    }
+
+    fn open_with_point(dir: &Path, point: Option<DirPoint>) -> PartitionLog {
+        open_how(dir, |how| {
+            how.defer_checkpoint = false;
+            how.dir_point = point;
+        })
         .0
     }
 
-    /// Closes `log` as the broker's clean close does: its point into `data`'s
-    /// `recovery-points` (topic id 9), then `close`.
-    fn close_into_points(log: PartitionLog, data: &Path) {
+    /// Closes `log` as the broker does: a batched checkpoint with a snapshot, then `close`.
+    /// With `into_points` (the broker's clean close), the point goes into `dir`'s
+    /// `recovery-points` file (topic id 9) instead of the partition's own file.
+    fn close_batched(log: PartitionLog, dir: &Path, into_points: bool) {
         let log = Arc::new(log);
         assert!(log.close_needs_checkpoint());
-        let points = super::super::PointsFile {
-            data_dir: data.to_path_buf(),
+        let points = into_points.then(|| super::super::PointsFile {
+            data_dir: dir.to_path_buf(),
             ids: vec![Some(("t-0".to_string(), 9))],
             others: Vec::new(),
             kept: Vec::new(),
-        };
+        });
         let logs = std::slice::from_ref(&log);
-        for r in super::super::checkpoint_many(logs, None, data, 1, true, Some(&points)) {
+        for r in super::super::checkpoint_many(logs, None, dir, 1, true, points.as_ref()) {
             r.unwrap();
         }
         log.close(false).unwrap();
@@ -2913,7 +2925,7 @@ mod tests {
         for i in 0..30 {
             append(&log, i).unwrap();
         }
-        close_into_points(log, data.path());
+        close_batched(log, data.path(), true);
         // Only the segment's own files: no `recovery-point`, no `.snapshot` of no producers.
         assert_eq!(
             file_names(&dir),
@@ -2953,7 +2965,7 @@ mod tests {
         for i in 0..10 {
             append(&log, i).unwrap();
         }
-        close_into_points(log, data.path());
+        close_batched(log, data.path(), true);
         let at_10 = entry_of(data.path());
         // Reopened, written, flushed: the partition's own file moves past the entry.
         let log = open_with_point(&dir, Some(at_10));
@@ -2974,7 +2986,7 @@ mod tests {
         for i in 20..30 {
             append(&log, i).unwrap();
         }
-        close_into_points(log, data.path());
+        close_batched(log, data.path(), true);
         let at_30 = entry_of(data.path());
         assert_eq!(at_30.point.offset, 30);
         let log = open_with_point(&dir, Some(at_30));
@@ -3011,7 +3023,7 @@ mod tests {
         });
         b.push(1_000, None, Some(b"v"), &[]).unwrap();
         log.append_batch(&mut b.finish()).unwrap();
-        close_into_points(log, data.path());
+        close_batched(log, data.path(), true);
         assert!(file_names(&dir).contains(&"00000000000000000001.snapshot".to_string()));
         let point = entry_of(data.path());
         assert!(!point.no_producers);
@@ -3022,7 +3034,7 @@ mod tests {
         assert_eq!(log.expire_producers(i64::MAX, 0), 1);
         append(&log, 1).unwrap();
         append(&log, 2).unwrap();
-        close_into_points(log, data.path());
+        close_batched(log, data.path(), true);
         let point = entry_of(data.path());
         assert!(point.no_producers);
         assert_eq!(point.point.offset, 3);
@@ -3039,7 +3051,7 @@ mod tests {
         for _ in 0..40 {
             log.append_records(&[Record::new(value.clone())]).unwrap();
         }
-        close_batched(log, big.path());
+        close_batched(log, big.path(), false);
         assert_eq!(
             file_names(big.path()),
             [
@@ -3064,7 +3076,7 @@ mod tests {
         });
         b.push(1_000, None, Some(b"v"), &[]).unwrap();
         log.append_batch(&mut b.finish()).unwrap();
-        close_batched(log, idem.path());
+        close_batched(log, idem.path(), false);
         assert!(
             file_names(idem.path()).contains(&"00000000000000000001.snapshot".to_string()),
             "{:?}",
