@@ -326,8 +326,8 @@ pub(crate) struct LogOpen {
     /// it; the durable offset stays at the recovery point, so `sync_to` fsyncs it before
     /// acknowledging anything there, and no producer snapshot is written for it until then.
     pub(crate) defer_checkpoint: bool,
-    /// The caller made the directory empty just now and no one else knows it (a temporary
-    /// broker's new partition), so nothing is looked for in it: no
+    /// The caller made the directory just now and no one else knows it (a partition
+    /// `create_topic` or `create_partitions` just made), so nothing is looked for in it: no
     /// listing, no recovery point, cleaner checkpoint, producer snapshot or log start offset
     /// to read, and no stale index file to remove beside the first segment. The log opened
     /// is the one an empty directory gives without it, with about 20 fewer system calls.
@@ -2820,7 +2820,7 @@ mod tests {
         log.append_records(&[Record::new(format!("value-{i}-{}", "x".repeat(200)))])
     }
 
-    /// A log opened `fresh` (a temporary broker's new partition: nothing looked for in its
+    /// A log opened `fresh` (a partition directory made just now: nothing looked for in its
     /// directory) is the log an open of the same empty directory gives: same offsets, same
     /// files, and the same records after the same appends and a close and reopen.
     #[test]
