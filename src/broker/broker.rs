@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::group::GroupRegistry;
 use crate::io::{self, DirLock};
 use crate::log::{
-    checkpoint_many, dir_name, recovery_points, DirPoint, FileBudget, PartitionLog, PointsFile,
-    RecoveryPointEntry, Throttle, OPEN_FILES_DEFAULT,
+    checkpoint_many, dir_name, recovery_points, DirPoint, FileBudget, LogOpen, PartitionLog,
+    PointsFile, RecoveryPointEntry, Throttle, OPEN_FILES_DEFAULT,
 };
 use crate::notify::Notifier;
 use crate::txn::{ProducerIds, TxnCoordinator};
@@ -583,8 +583,8 @@ impl BrokerInner {
     /// the directory it names and only if written for this id.
     ///
     /// `fresh[i]` (for partition `range.start + i`; missing entries are false) says its
-    /// directory was made empty just now by a temporary broker, so its open looks for nothing
-    /// in it (`PartitionLog::open_with`).
+    /// directory was made empty just now, so its open looks for nothing in it
+    /// (`LogOpen::fresh`).
     fn open_partitions(
         &self,
         topic: &Arc<str>,
@@ -633,15 +633,16 @@ impl BrokerInner {
     /// the commit point, names them. Directories left over from an interrupted create are
     /// reused (open removes orphans, so they are empty or this topic's own).
     ///
-    /// Returns, per partition, whether a temporary broker made its directory just now (then
-    /// it is empty: no one else knows the directory, and no earlier life left files in it);
-    /// all false for a persistent broker, whose opens look as they always did.
+    /// Returns, per partition, whether its directory was made just now (then it is empty: the
+    /// data directory is locked, so no one else knows it, and no earlier life left files in
+    /// it), so its open looks for nothing in it (about 20 metadata system calls fewer per
+    /// partition; docs/ARCHITECTURE.md, "Fifteenth session: ten thousand partitions").
     fn create_partition_dirs(&self, topic: &str, range: std::ops::Range<i32>) -> Result<Vec<bool>> {
         let ids: Vec<i32> = range.collect();
         let created = io::sync::for_each_parallel(&ids, self.options.recovery_threads, |&p| {
             let dir = self.dir.join(dir_name(topic, p));
             match std::fs::create_dir(&dir) {
-                Ok(()) => Ok(self.ephemeral),
+                Ok(()) => Ok(true),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
                 Err(e) => Err(Error::io("creating directory", &dir, e)),
             }
@@ -663,18 +664,17 @@ impl BrokerInner {
         point: Option<DirPoint>,
         fresh: bool,
     ) -> Result<(PartitionLog, bool)> {
-        PartitionLog::open_with(
-            &self.dir.join(dir_name(topic, p)),
+        let mut how = LogOpen::new(
             topic.clone(),
             p,
             config,
             self.options.clock.clone(),
             self.notifier.clone(),
             self.files.clone(),
-            true,
-            fresh,
-            point,
-        )
+        );
+        how.fresh = fresh;
+        how.dir_point = point;
+        PartitionLog::open_with(&self.dir.join(dir_name(topic, p)), how)
     }
 
     /// Removes partition directories that no topic file accounts for: leftovers of a create

@@ -38,6 +38,17 @@ pub(crate) struct TimeEntry {
     pub relative_offset: u32,
 }
 
+/// What [`SegmentIndex::load_files`] found.
+#[derive(Debug)]
+pub(crate) enum Loaded {
+    /// Both files, consistent with the log.
+    Index(SegmentIndex),
+    /// Neither file, beside a non-empty log.
+    Missing,
+    /// Files missing one of the two, too large, or inconsistent with the log: rebuilt.
+    Unusable,
+}
+
 /// Both indexes of one segment.
 #[derive(Debug, Default)]
 pub(crate) struct SegmentIndex {
@@ -119,6 +130,23 @@ impl SegmentIndex {
         log_size: u64,
         next_relative_offset: Option<u64>,
     ) -> Result<Option<SegmentIndex>> {
+        Ok(
+            match Self::load_files(offset_path, time_path, log_size, next_relative_offset)? {
+                Loaded::Index(index) => Some(index),
+                Loaded::Missing | Loaded::Unusable => None,
+            },
+        )
+    }
+
+    /// [`SegmentIndex::load`], telling a non-empty log's two missing files (what a clean
+    /// close of a small active segment leaves, see `PartitionLog::checkpoint_begin`) from
+    /// files that are there but cannot be used.
+    pub(crate) fn load_files(
+        offset_path: &Path,
+        time_path: &Path,
+        log_size: u64,
+        next_relative_offset: Option<u64>,
+    ) -> Result<Loaded> {
         // Each entry names a different batch of at least a header's size (the time index has
         // one more, its final max timestamp): a larger file is damage, and reading a huge
         // (sparse) one whole made the partition fail to open or exhausted memory.
@@ -128,13 +156,17 @@ impl SegmentIndex {
         let time_bytes = io::read_small(time_path, bound(TIME_ENTRY_BYTES))?;
         let (offset_bytes, time_bytes) = match (offset_bytes, time_bytes) {
             (io::SmallFile::Bytes(o), io::SmallFile::Bytes(t)) => (o, t),
-            (io::SmallFile::TooLarge(_), _) | (_, io::SmallFile::TooLarge(_)) => return Ok(None),
-            // A non-empty log whose index files are missing has lost them: rebuild.
-            _ => return Ok((log_size == 0).then(SegmentIndex::default)),
+            (io::SmallFile::TooLarge(_), _) | (_, io::SmallFile::TooLarge(_)) => {
+                return Ok(Loaded::Unusable)
+            }
+            _ if log_size == 0 => return Ok(Loaded::Index(SegmentIndex::default())),
+            // A non-empty log whose index files are missing: rebuilt from the log.
+            (io::SmallFile::Missing, io::SmallFile::Missing) => return Ok(Loaded::Missing),
+            _ => return Ok(Loaded::Unusable),
         };
         if offset_bytes.len() % OFFSET_ENTRY_BYTES != 0 || time_bytes.len() % TIME_ENTRY_BYTES != 0
         {
-            return Ok(None);
+            return Ok(Loaded::Unusable);
         }
         let mut index = SegmentIndex::default();
         for chunk in offset_bytes.chunks_exact(OFFSET_ENTRY_BYTES) {
@@ -149,7 +181,7 @@ impl SegmentIndex {
                 entry.relative_offset > l.relative_offset && entry.position > l.position
             });
             if !(in_log && in_offsets && increasing) {
-                return Ok(None);
+                return Ok(Loaded::Unusable);
             }
             index.offsets.push(entry);
         }
@@ -167,13 +199,13 @@ impl SegmentIndex {
                 .last()
                 .is_none_or(|l| entry.timestamp > l.timestamp);
             if !(in_offsets && increasing) {
-                return Ok(None);
+                return Ok(Loaded::Unusable);
             }
             index.times.push(entry);
         }
         index.offsets_persisted = index.offsets.len();
         index.times_persisted = index.times.len();
-        Ok(Some(index))
+        Ok(Loaded::Index(index))
     }
 
     /// Writes entries not yet on disk and fsyncs the files; true if it wrote anything.

@@ -41,7 +41,7 @@ pub(crate) use checkpoint_batch::{checkpoint_many, PointsFile};
 pub(crate) use file_budget::{FileBudget, OPEN_FILES_DEFAULT};
 #[allow(unused_imports)] // for the transaction coordinator (src/txn)
 pub(crate) use partition_log::ProducerStateInfo;
-pub(crate) use partition_log::{dir_name, AppendInfo, PartitionLog, ReadHint};
+pub(crate) use partition_log::{dir_name, AppendInfo, LogOpen, PartitionLog, ReadHint};
 pub(crate) use records::timestamp;
 pub use records::{RecordRef, RecordViews, Records, RecordsIntoIter, RecordsIter};
 pub(crate) use recovery_points::{DirPoint, Entry as RecoveryPointEntry};

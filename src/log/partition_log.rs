@@ -240,6 +240,17 @@ impl PendingCheckpoint<'_> {
     }
 }
 
+/// The largest active segment whose index a clean close keeps in memory only: the next open
+/// reads this much of the log (one read) to rebuild it, instead of two index files.
+const INDEX_IN_MEMORY_MAX_BYTES: u64 = 64 * 1024;
+
+/// Whether a clean close leaves `active`'s index files unmade: it is at most
+/// [`INDEX_IN_MEMORY_MAX_BYTES`] and neither file is there (files a flush or an earlier life
+/// wrote are brought up to date as before, so none is left stale).
+fn index_stays_in_memory(active: &Segment) -> bool {
+    active.size() <= INDEX_IN_MEMORY_MAX_BYTES && active.index_paths().iter().all(|p| !p.exists())
+}
+
 /// Whether recovery point `a` lies past `b`.
 fn rp_after(a: &RecoveryPoint, b: &RecoveryPoint) -> bool {
     (a.segment_base, a.position) > (b.segment_base, b.position)
@@ -310,6 +321,60 @@ pub(crate) fn dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
 }
 
+/// What [`PartitionLog::open_with`] needs besides the directory: the partition, its config and
+/// the broker's shared parts, and how to open it.
+pub(crate) struct LogOpen {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) config: Arc<TopicConfig>,
+    pub(crate) clock: SharedClock,
+    pub(crate) broker_notifier: Arc<Notifier>,
+    /// The broker's budget of open segment files.
+    pub(crate) budget: Arc<FileBudget>,
+    /// What recovery checked past the recovery point is not made durable nor recorded at
+    /// open (true is returned when there is any): it stays past the recovery point, as
+    /// unflushed as before the crash, until a checkpoint (batched, `checkpoint_batch`) syncs
+    /// it; the durable offset stays at the recovery point, so `sync_to` fsyncs it before
+    /// acknowledging anything there, and no producer snapshot is written for it until then.
+    pub(crate) defer_checkpoint: bool,
+    /// The caller made the directory just now and no one else knows it (a partition
+    /// `create_topic` or `create_partitions` just made), so nothing is looked for in it: no
+    /// listing, no recovery point, cleaner checkpoint, producer snapshot or log start offset
+    /// to read, and no stale index file to remove beside the first segment. The log opened
+    /// is the one an empty directory gives without it, with about 20 fewer system calls.
+    pub(crate) fresh: bool,
+    /// The partition's entry of the data directory's `recovery-points` file (already matched
+    /// by directory name and topic id): open takes the later of it and the partition's own
+    /// `recovery-point` file, and with its no-producers flag starts the producer state empty
+    /// there instead of replaying the log.
+    pub(crate) dir_point: Option<DirPoint>,
+}
+
+impl LogOpen {
+    /// The broker's way: recovery deferred to its batched checkpoint, the directory looked
+    /// through, no `recovery-points` entry (set the fields to change that).
+    pub(crate) fn new(
+        topic: Arc<str>,
+        partition: i32,
+        config: Arc<TopicConfig>,
+        clock: SharedClock,
+        broker_notifier: Arc<Notifier>,
+        budget: Arc<FileBudget>,
+    ) -> LogOpen {
+        LogOpen {
+            topic,
+            partition,
+            config,
+            clock,
+            broker_notifier,
+            budget,
+            defer_checkpoint: true,
+            fresh: false,
+            dir_point: None,
+        }
+    }
+}
+
 impl PartitionLog {
     /// Opens (creating if needed) the log in `dir`, recovering whatever lies past its recovery
     /// point. (The broker opens through [`PartitionLog::open_with`].)
@@ -323,60 +388,32 @@ impl PartitionLog {
         broker_notifier: Arc<Notifier>,
     ) -> Result<PartitionLog> {
         let budget = FileBudget::new(super::file_budget::OPEN_FILES_DEFAULT);
-        Self::open_with(
-            dir,
+        let mut how = LogOpen::new(topic, partition, config, clock, broker_notifier, budget);
+        how.defer_checkpoint = false;
+        Self::open_with(dir, how).map(|(log, _)| log)
+    }
+
+    /// [`PartitionLog::open`] with the broker's file budget and the modes of [`LogOpen`].
+    /// Returns the log and whether its recovery awaits the caller's batched checkpoint (see
+    /// [`LogOpen::defer_checkpoint`]).
+    pub(crate) fn open_with(dir: &Path, how: LogOpen) -> Result<(PartitionLog, bool)> {
+        let LogOpen {
             topic,
             partition,
             config,
             clock,
             broker_notifier,
             budget,
-            false,
-            false,
-            None,
-        )
-        .map(|(log, _)| log)
-    }
-
-    /// [`PartitionLog::open`]; with `defer_checkpoint`, what recovery checked past the
-    /// recovery point is not made durable nor recorded at open (true when there is any): it
-    /// stays past the recovery point, as unflushed as before the crash, until a checkpoint
-    /// (batched, `checkpoint_batch`) syncs it; the durable offset stays at the recovery
-    /// point, so `sync_to` fsyncs it before acknowledging anything there, and no producer
-    /// snapshot is written for it until then.
-    ///
-    /// `fresh`: the caller made `dir` empty just now and no one else knows it (a temporary
-    /// broker's new partition), so nothing is looked for in it: no listing, no recovery
-    /// point, cleaner checkpoint, producer snapshot or log start offset to read, and no stale
-    /// index file to remove beside the first segment. The log opened is the one an empty
-    /// directory gives without it, with about 20 fewer system calls.
-    ///
-    /// `dir_point` is the partition's entry of the data directory's `recovery-points` file
-    /// (already matched by directory name and topic id): open takes the later of it and the
-    /// partition's own `recovery-point` file, and with its no-producers flag starts the producer
-    /// state empty there instead of replaying the log.
-    #[allow(clippy::too_many_arguments)] // `open`'s six, the file budget, the modes, the entry
-    pub(crate) fn open_with(
-        dir: &Path,
-        topic: Arc<str>,
-        partition: i32,
-        config: Arc<TopicConfig>,
-        clock: SharedClock,
-        broker_notifier: Arc<Notifier>,
-        budget: Arc<FileBudget>,
-        defer_checkpoint: bool,
-        fresh: bool,
-        dir_point: Option<DirPoint>,
-    ) -> Result<(PartitionLog, bool)> {
+            defer_checkpoint,
+            fresh,
+            dir_point,
+        } = how;
         if !fresh && !dir.exists() {
             io::create_dir_durable(dir)?;
         }
         let now = clock.now_ms();
         let mut listing = if fresh {
-            Listing {
-                bases: Vec::new(),
-                swap_leftovers: false,
-            }
+            Listing::default()
         } else {
             list_segments(dir)?
         };
@@ -386,13 +423,13 @@ impl PartitionLog {
             clean_swap::recover(dir)?;
             listing = list_segments(dir)?;
         }
-        let bases = listing.bases;
+        let bases = std::mem::take(&mut listing.bases);
         let interval = config.index_interval_bytes;
         let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
-        let own = if fresh {
-            None
-        } else {
+        let own = if listing.recovery_point {
             RecoveryPoint::read(dir)?
+        } else {
+            None
         };
         // A checkpoint naming a segment retention has since deleted covers nothing that is left.
         let own = own.filter(|rp| bases.contains(&rp.segment_base));
@@ -474,12 +511,25 @@ impl PartitionLog {
                         });
                     }
                     let durable = rp.position;
-                    if seg.load_index(None)? {
-                        let out =
-                            seg.recover(durable, rp.offset, rp.max_timestamp, interval, durable)?;
+                    let loaded = if listing.indexed.binary_search(&base).is_ok() {
+                        seg.load_index_unless_missing()?
+                    } else if seg.is_empty() {
+                        Some(true)
+                    } else {
+                        None
+                    };
+                    if loaded == Some(false) {
+                        let out = seg.recover(0, base, NO_TIMESTAMP, interval, durable)?;
                         truncated |= out.truncated_bytes > 0;
                     } else {
-                        let out = seg.recover(0, base, NO_TIMESTAMP, interval, durable)?;
+                        if loaded.is_none() {
+                            // A clean close keeps a small active segment's index in memory
+                            // only (`checkpoint_begin`): rebuilt from the flushed bytes, whose
+                            // end the point gives, not the scan.
+                            seg.rebuild_index(durable, rp.offset, rp.max_timestamp, interval)?;
+                        }
+                        let out =
+                            seg.recover(durable, rp.offset, rp.max_timestamp, interval, durable)?;
                         truncated |= out.truncated_bytes > 0;
                     }
                     scanned |= seg.size() > durable;
@@ -492,7 +542,12 @@ impl PartitionLog {
                     seg.load_first_timestamp()?;
                 }
             }
-            if let Err(e) = seg.load_txn_index() {
+            let txn = if listing.txn_indexed.binary_search(&base).is_ok() {
+                seg.load_txn_index()
+            } else {
+                Ok(())
+            };
+            if let Err(e) = txn {
                 // Rebuilt by replaying the log from this segment on.
                 log::warn!("{e}; rebuilding it from the log");
                 txn_rebuild_from = txn_rebuild_from.min(base);
@@ -579,9 +634,18 @@ impl PartitionLog {
             log.clean_end.store(log_end, Ordering::Release);
             return Ok((log, false));
         }
-        let replayed = log.load_producer_state(txn_rebuild_from, empty_producers_at)?;
+        let replayed = log.load_producer_state(
+            txn_rebuild_from,
+            empty_producers_at,
+            std::mem::take(&mut listing.snapshots),
+        )?;
         // DeleteRecords may have moved the start past the first segment's base.
-        if let Some(start) = log_start::read(dir)? {
+        let start = if listing.log_start {
+            log_start::read(dir)?
+        } else {
+            None
+        };
+        if let Some(start) = start {
             log.log_start
                 .fetch_max(start.min(log_end), Ordering::AcqRel);
         }
@@ -1503,14 +1567,24 @@ impl PartitionLog {
         };
         let mut written = vec![self.dir.clone()];
         let mut plans = Vec::with_capacity(sealed.len());
-        // The active segment's index too, however small: an open that rebuilt it by scanning
-        // would take a damaged offset there for the truth (tests/reliability_regressions.rs).
-        for seg in sealed.iter().chain(Some(&active)) {
+        for seg in &sealed {
             written.push(seg.log_path().to_path_buf());
             written.extend(seg.index_paths());
             plans.push(seg.write_index_unsynced()?);
         }
-        let active_plan = plans.pop().flatten();
+        written.push(active.log_path().to_path_buf());
+        // A clean close leaves a small active segment's index files unmade if they are not
+        // there yet: two files created per partition were most of a close of many
+        // partitions. The next open rebuilds the index from the log, taking the end from the
+        // recovery point, never from the scan (`Segment::rebuild_index`).
+        let active_plan = if to_points_file && index_stays_in_memory(&active) {
+            // The transaction index is not a hint: aborted transactions are kept on disk.
+            active.persist_txn_index_only()?;
+            None
+        } else {
+            written.extend(active.index_paths());
+            active.write_index_unsynced()?
+        };
         let rp_tmp = if to_points_file {
             None
         } else {
@@ -1585,7 +1659,9 @@ impl PartitionLog {
                 std::fs::rename(tmp, &rp_path)
                     .map_err(|e| Error::io("renaming into place", &rp_path, e))?;
             }
-            Some(tmp) => remove_best_effort(tmp),
+            Some(tmp) => {
+                remove_best_effort(tmp);
+            }
             // The caller renames `recovery-points` into place after this returns; in memory
             // the point is true already (its bytes are durable).
             None => {}
@@ -2359,7 +2435,12 @@ impl PartitionLog {
     /// log from there, re-adding transaction index entries for markers at or after
     /// `txn_rebuild_from`. True when it replayed anything. `empty_at` (from a
     /// `recovery-points` entry's flag) stands for a snapshot of no producers at that offset.
-    fn load_producer_state(&self, txn_rebuild_from: i64, empty_at: Option<i64>) -> Result<bool> {
+    fn load_producer_state(
+        &self,
+        txn_rebuild_from: i64,
+        empty_at: Option<i64>,
+        mut snapshots: Vec<i64>,
+    ) -> Result<bool> {
         let end = self.log_end_offset();
         let start = self.log_start_offset();
         let rebuild_from = txn_rebuild_from.max(start).min(end);
@@ -2368,15 +2449,18 @@ impl PartitionLog {
             seg.truncate_aborted_from(rebuild_from);
         }
         let mut states = None;
-        let mut snapshots = list_snapshots(&self.dir)?;
         snapshots.sort_unstable();
+        // The snapshots left after the removals below (a failed removal leaves its file).
+        let mut left = snapshots.clone();
         for &offset in snapshots.iter().rev() {
             let path = self
                 .dir
                 .join(segment::file_name(offset, SNAPSHOT_EXTENSION));
             if offset > end {
                 // Describes data the log no longer has (Kafka deletes these too).
-                remove_best_effort(&path);
+                if remove_best_effort(&path) {
+                    left.retain(|&o| o != offset);
+                }
                 continue;
             }
             if offset > rebuild_from {
@@ -2404,22 +2488,21 @@ impl PartitionLog {
                         path.display(),
                         e.0
                     );
-                    remove_best_effort(&path);
+                    if remove_best_effort(&path) {
+                        left.retain(|&o| o != offset);
+                    }
                 }
             }
         }
         // Kafka's removeStraySnapshots: keep the snapshots at segment bases and the newest.
-        if let Ok(mut left) = list_snapshots(&self.dir) {
-            left.sort_unstable();
-            left.pop();
-            for offset in left {
-                if !segments.iter().any(|s| s.base_offset() == offset) {
-                    remove_best_effort(
-                        &self
-                            .dir
-                            .join(segment::file_name(offset, SNAPSHOT_EXTENSION)),
-                    );
-                }
+        left.pop();
+        for offset in left {
+            if !segments.iter().any(|s| s.base_offset() == offset) {
+                remove_best_effort(
+                    &self
+                        .dir
+                        .join(segment::file_name(offset, SNAPSHOT_EXTENSION)),
+                );
             }
         }
         let empty = empty_at
@@ -2639,11 +2722,15 @@ fn list_snapshots(dir: &Path) -> Result<Vec<i64>> {
     Ok(out)
 }
 
-fn remove_best_effort(path: &Path) {
+/// Removes `path`, logging a failure; whether it is gone.
+fn remove_best_effort(path: &Path) -> bool {
     match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => log::warn!("{}", Error::io("removing", path, e)),
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => {
+            log::warn!("{}", Error::io("removing", path, e));
+            false
+        }
     }
 }
 
@@ -2693,12 +2780,25 @@ fn segment_base_from_stem(stem: &str) -> std::result::Result<i64, String> {
     }
 }
 
-/// What [`list_segments`] found.
+/// What [`list_segments`] found. Open reads only the small files the listing holds: a clean
+/// open of many partitions did three listings and six failed opens per partition (docs/
+/// ARCHITECTURE.md, "Fifteenth session: ten thousand partitions").
+#[derive(Default)]
 struct Listing {
     /// Base offsets of the segments, sorted.
     bases: Vec<i64>,
     /// A cleaner swap manifest or `.cleaned` files are there: a pass was interrupted.
     swap_leftovers: bool,
+    /// The offsets of the producer snapshots (`<offset>.snapshot`), unsorted.
+    snapshots: Vec<i64>,
+    /// Bases whose `.index` or `.timeindex` is there, sorted (with repeats).
+    indexed: Vec<i64>,
+    /// Bases whose `.txnindex` is there, sorted.
+    txn_indexed: Vec<i64>,
+    /// `recovery-point` is there.
+    recovery_point: bool,
+    /// `log-start-offset` is there.
+    log_start: bool,
 }
 
 /// The segments in `dir`; removes leftovers of interrupted work (`.tmp` files, index files
@@ -2707,18 +2807,36 @@ fn list_segments(dir: &Path) -> Result<Listing> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
-    let mut swap_leftovers = false;
+    let mut listing = Listing::default();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name == clean_swap::MANIFEST || name.ends_with(clean_swap::CLEANED_SUFFIX) {
-            swap_leftovers = true;
+            listing.swap_leftovers = true;
             continue;
         }
         if name.ends_with(".tmp") {
             let path = entry.path();
             std::fs::remove_file(&path).map_err(|e| Error::io("removing leftover", &path, e))?;
+            continue;
+        }
+        if name == super::checkpoint::FILE_NAME {
+            listing.recovery_point = true;
+            continue;
+        }
+        if name == log_start::FILE_NAME {
+            listing.log_start = true;
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(".snapshot") {
+            match segment_base_from_stem(stem) {
+                Ok(offset) => listing.snapshots.push(offset),
+                Err(_) => log::warn!(
+                    "{}: not a producer snapshot name; left alone",
+                    entry.path().display()
+                ),
+            }
             continue;
         }
         let Some((stem, ext)) = name.rsplit_once('.') else {
@@ -2752,22 +2870,26 @@ fn list_segments(dir: &Path) -> Result<Listing> {
         }
         match ext {
             "log" => logs.push(base),
-            _ => indexes.push((base, entry.path())),
+            _ => indexes.push((base, ext == "txnindex", entry.path())),
         }
     }
     logs.sort_unstable();
-    for (base, path) in indexes {
+    for (base, txn, path) in indexes {
         if logs.binary_search(&base).is_err() {
             std::fs::remove_file(&path).map_err(|e| Error::io("removing stray index", &path, e))?;
+        } else if txn {
+            listing.txn_indexed.push(base);
+        } else {
+            listing.indexed.push(base);
         }
     }
     debug_assert!(logs
         .iter()
         .all(|&b| segment::file_name(b, "log").len() == 24));
-    Ok(Listing {
-        bases: logs,
-        swap_leftovers,
-    })
+    listing.bases = logs;
+    listing.indexed.sort_unstable();
+    listing.txn_indexed.sort_unstable();
+    Ok(listing)
 }
 
 #[cfg(test)]
@@ -2791,7 +2913,7 @@ mod tests {
         log.append_records(&[Record::new(format!("value-{i}-{}", "x".repeat(200)))])
     }
 
-    /// A log opened `fresh` (a temporary broker's new partition: nothing looked for in its
+    /// A log opened `fresh` (a partition directory made just now: nothing looked for in its
     /// directory) is the log an open of the same empty directory gives: same offsets, same
     /// files, and the same records after the same appends and a close and reopen.
     #[test]
@@ -2800,19 +2922,7 @@ mod tests {
         let open = |name: &str, fresh: bool| {
             let dir = root.path().join(name);
             std::fs::create_dir(&dir).unwrap();
-            let (log, recovered) = PartitionLog::open_with(
-                &dir,
-                Arc::from("t"),
-                0,
-                Arc::new(TopicConfig::default()),
-                crate::clock::system(),
-                Arc::new(Notifier::default()),
-                FileBudget::new(super::super::file_budget::OPEN_FILES_DEFAULT),
-                true,
-                fresh,
-                None,
-            )
-            .unwrap();
+            let (log, recovered) = open_how(&dir, |how| how.fresh = fresh);
             assert!(!recovered);
             (dir, log)
         };
@@ -2850,47 +2960,42 @@ mod tests {
         names
     }
 
-    /// Closes `log` as the broker does: a batched checkpoint with a snapshot, then `close`.
-    fn close_batched(log: PartitionLog, dir: &Path) {
-        let log = Arc::new(log);
-        assert!(log.close_needs_checkpoint());
-        for r in super::super::checkpoint_many(std::slice::from_ref(&log), None, dir, 1, true, None)
-        {
-            r.unwrap();
-        }
-        log.close(false).unwrap();
-    }
-
-    fn open_with_point(dir: &Path, point: Option<DirPoint>) -> PartitionLog {
-        PartitionLog::open_with(
-            dir,
+    /// Opens the log in `dir` as the broker does ([`LogOpen::new`]), `set` changing the modes.
+    fn open_how(dir: &Path, set: impl FnOnce(&mut LogOpen)) -> (PartitionLog, bool) {
+        let mut how = LogOpen::new(
             Arc::from("t"),
             0,
             Arc::new(TopicConfig::default()),
             crate::clock::system(),
             Arc::new(Notifier::default()),
             FileBudget::new(super::super::file_budget::OPEN_FILES_DEFAULT),
-            false,
-            false,
-            point,
-        )
-        .unwrap()
+        );
+        set(&mut how);
+        PartitionLog::open_with(dir, how).unwrap()
+    }
+
+    fn open_with_point(dir: &Path, point: Option<DirPoint>) -> PartitionLog {
+        open_how(dir, |how| {
+            how.defer_checkpoint = false;
+            how.dir_point = point;
+        })
         .0
     }
 
-    /// Closes `log` as the broker's clean close does: its point into `data`'s
-    /// `recovery-points` (topic id 9), then `close`.
-    fn close_into_points(log: PartitionLog, data: &Path) {
+    /// Closes `log` as the broker does: a batched checkpoint with a snapshot, then `close`.
+    /// With `into_points` (the broker's clean close), the point goes into `dir`'s
+    /// `recovery-points` file (topic id 9) instead of the partition's own file.
+    fn close_batched(log: PartitionLog, dir: &Path, into_points: bool) {
         let log = Arc::new(log);
         assert!(log.close_needs_checkpoint());
-        let points = super::super::PointsFile {
-            data_dir: data.to_path_buf(),
+        let points = into_points.then(|| super::super::PointsFile {
+            data_dir: dir.to_path_buf(),
             ids: vec![Some(("t-0".to_string(), 9))],
             others: Vec::new(),
             kept: Vec::new(),
-        };
+        });
         let logs = std::slice::from_ref(&log);
-        for r in super::super::checkpoint_many(logs, None, data, 1, true, Some(&points)) {
+        for r in super::super::checkpoint_many(logs, None, dir, 1, true, points.as_ref()) {
             r.unwrap();
         }
         log.close(false).unwrap();
@@ -2913,16 +3018,10 @@ mod tests {
         for i in 0..30 {
             append(&log, i).unwrap();
         }
-        close_into_points(log, data.path());
-        // Only the segment's own files: no `recovery-point`, no `.snapshot` of no producers.
-        assert_eq!(
-            file_names(&dir),
-            [
-                "00000000000000000000.index",
-                "00000000000000000000.log",
-                "00000000000000000000.timeindex",
-            ]
-        );
+        close_batched(log, data.path(), true);
+        // Only the segment: no `recovery-point`, no `.snapshot` of no producers, and no index
+        // files for an active segment this small (rebuilt at open).
+        assert_eq!(file_names(&dir), ["00000000000000000000.log"]);
         let point = entry_of(data.path());
         assert_eq!(point.point.offset, 30);
         assert!(point.no_producers);
@@ -2945,6 +3044,91 @@ mod tests {
         assert!(log.log_end_offset() < 30, "{}", log.log_end_offset());
     }
 
+    /// A clean close of a small log makes no index file; the next open rebuilds the index
+    /// from the log without recovering anything (the point gives the end), reads and time
+    /// lookups find every offset, and after appends and a crash the open rebuilds the flushed
+    /// part the same way and scans only past the point. A log past the bound, or one whose
+    /// index files are there, gets them written as before.
+    #[test]
+    fn a_clean_close_keeps_a_small_active_index_in_memory_and_open_rebuilds_it() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("t-0");
+        let config = TopicConfig::default().index_interval_bytes(100);
+        let log = open_log(&dir, config.clone());
+        // Timestamps of now: older ones would roll the segment at the next append (segment.ms).
+        let t0 = crate::clock::system().now_ms();
+        for i in 0..30 {
+            let ts = t0 + i as i64;
+            log.append_records(&[Record::new(format!("value-{i}")).timestamp(ts)])
+                .unwrap();
+        }
+        close_batched(log, data.path(), true);
+        assert_eq!(file_names(&dir), ["00000000000000000000.log"]);
+        let point = entry_of(data.path());
+        let (log, recovered) = open_how(&dir, |how| {
+            how.config = Arc::new(config.clone());
+            how.dir_point = Some(point);
+        });
+        assert!(!recovered, "a clean open recovers nothing");
+        assert_eq!(log.log_end_offset(), 30);
+        assert_eq!(log.clean_end.load(Ordering::Acquire), 30);
+        let active = log.writer.lock().active.clone();
+        assert!(
+            active
+                .index_entry_for(29)
+                .is_some_and(|e| e.relative_offset > 0),
+            "the scan indexed the log"
+        );
+        assert_eq!(
+            active.framing_checked(),
+            active.size(),
+            "every batch was read and checked"
+        );
+        for at in 0..30 {
+            let r = log.read(at, 1).unwrap();
+            assert_eq!(r.iter().next().unwrap().offset, at);
+        }
+        assert_eq!(
+            log.offset_for_timestamp(t0 + 17).unwrap().map(|(o, _)| o),
+            Some(17)
+        );
+        // Appends after the open, then a crash (no close): the flushed part's index is
+        // rebuilt and only the bytes past the point are scanned.
+        for i in 30..40 {
+            append(&log, i).unwrap();
+        }
+        drop(log);
+        let (log, _) = open_how(&dir, |how| {
+            how.config = Arc::new(config.clone());
+            how.dir_point = Some(point);
+            how.defer_checkpoint = false;
+        });
+        assert_eq!(log.log_end_offset(), 40);
+        for at in [0, 17, 29, 30, 39] {
+            let r = log.read(at, 1).unwrap();
+            assert_eq!(r.iter().next().unwrap().offset, at);
+        }
+        // The open's checkpoint (it recovered) wrote the index files; a clean close now
+        // brings them up to date rather than leave them stale.
+        assert!(dir.join("00000000000000000000.index").exists());
+        for i in 40..45 {
+            append(&log, i).unwrap();
+        }
+        close_batched(log, data.path(), true);
+        let index = std::fs::read(dir.join("00000000000000000000.index")).unwrap();
+        let last = index.chunks_exact(8).last().unwrap();
+        assert!(u32::from_be_bytes([last[0], last[1], last[2], last[3]]) >= 40);
+        // Past the bound: the files are written at close as before.
+        let big = data.path().join("t-1");
+        let log = open_log(&big, TopicConfig::default());
+        while log.writer.lock().active.size() <= INDEX_IN_MEMORY_MAX_BYTES {
+            append(&log, 0).unwrap();
+        }
+        close_batched(log, data.path(), true);
+        assert!(big.join("00000000000000000000.index").exists());
+        assert!(big.join("00000000000000000000.timeindex").exists());
+    }
+
     #[test]
     fn open_takes_the_later_of_its_own_recovery_point_and_the_entry() {
         let data = tempfile::tempdir().unwrap();
@@ -2953,7 +3137,7 @@ mod tests {
         for i in 0..10 {
             append(&log, i).unwrap();
         }
-        close_into_points(log, data.path());
+        close_batched(log, data.path(), true);
         let at_10 = entry_of(data.path());
         // Reopened, written, flushed: the partition's own file moves past the entry.
         let log = open_with_point(&dir, Some(at_10));
@@ -2974,7 +3158,7 @@ mod tests {
         for i in 20..30 {
             append(&log, i).unwrap();
         }
-        close_into_points(log, data.path());
+        close_batched(log, data.path(), true);
         let at_30 = entry_of(data.path());
         assert_eq!(at_30.point.offset, 30);
         let log = open_with_point(&dir, Some(at_30));
@@ -3011,7 +3195,7 @@ mod tests {
         });
         b.push(1_000, None, Some(b"v"), &[]).unwrap();
         log.append_batch(&mut b.finish()).unwrap();
-        close_into_points(log, data.path());
+        close_batched(log, data.path(), true);
         assert!(file_names(&dir).contains(&"00000000000000000001.snapshot".to_string()));
         let point = entry_of(data.path());
         assert!(!point.no_producers);
@@ -3022,7 +3206,7 @@ mod tests {
         assert_eq!(log.expire_producers(i64::MAX, 0), 1);
         append(&log, 1).unwrap();
         append(&log, 2).unwrap();
-        close_into_points(log, data.path());
+        close_batched(log, data.path(), true);
         let point = entry_of(data.path());
         assert!(point.no_producers);
         assert_eq!(point.point.offset, 3);
@@ -3039,7 +3223,7 @@ mod tests {
         for _ in 0..40 {
             log.append_records(&[Record::new(value.clone())]).unwrap();
         }
-        close_batched(log, big.path());
+        close_batched(log, big.path(), false);
         assert_eq!(
             file_names(big.path()),
             [
@@ -3064,7 +3248,7 @@ mod tests {
         });
         b.push(1_000, None, Some(b"v"), &[]).unwrap();
         log.append_batch(&mut b.finish()).unwrap();
-        close_batched(log, idem.path());
+        close_batched(log, idem.path(), false);
         assert!(
             file_names(idem.path()).contains(&"00000000000000000001.snapshot".to_string()),
             "{:?}",

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use super::file_budget::{FileBudget, Handles};
-use super::index::{OffsetEntry, PersistPlan, SegmentIndex, TimeEntry};
+use super::index::{Loaded, OffsetEntry, PersistPlan, SegmentIndex, TimeEntry};
 use super::txn_index::{self, AbortedTxn};
 use crate::codec::{self, BatchHeader, DecodeError, HEADER_BYTES};
 use crate::error::{Error, Result};
@@ -103,6 +103,20 @@ pub(crate) enum AppendError {
     Undone(Error),
     /// The write failed and the partial batch could not be cut off.
     Torn(Error),
+}
+
+/// Where [`Segment::scan`] stopped, and what it read.
+struct Scanned {
+    /// The byte after the last whole batch read.
+    end: u64,
+    /// The offset after that batch.
+    next: i64,
+    max_timestamp: i64,
+    /// The first batch's max timestamp, when the scan started at byte 0.
+    first_timestamp: i64,
+    /// Each batch's base offset was the offset after the one before (the first: the offset
+    /// the scan started at).
+    contiguous: bool,
 }
 
 /// What a recovery scan found.
@@ -377,6 +391,33 @@ impl Segment {
             }
             None => Ok(false),
         }
+    }
+
+    /// [`Segment::load_index`] for the segment a recovery point names: `None` when both index
+    /// files are missing beside a non-empty log (see [`Segment::rebuild_index`]), else
+    /// whether the index loaded.
+    pub(crate) fn load_index_unless_missing(&self) -> Result<Option<bool>> {
+        match SegmentIndex::load_files(&self.index_path, &self.time_index_path, self.size(), None)?
+        {
+            Loaded::Index(index) => {
+                *self.index.write() = index;
+                Ok(Some(true))
+            }
+            Loaded::Missing => Ok(None),
+            Loaded::Unusable => Ok(Some(false)),
+        }
+    }
+
+    /// The index entry at or before `relative_offset` (tests).
+    #[cfg(test)]
+    pub(crate) fn index_entry_for(&self, relative_offset: u32) -> Option<OffsetEntry> {
+        self.index.read().entry_for(relative_offset)
+    }
+
+    /// Bytes known well framed (tests).
+    #[cfg(test)]
+    pub(crate) fn framing_checked(&self) -> u64 {
+        self.framing_checked.load(Ordering::Acquire)
     }
 
     /// The timestamp the time index ends with (the segment's max after it was sealed).
@@ -792,9 +833,70 @@ impl Segment {
             .metadata()
             .map_err(|e| Error::io("reading metadata of", &self.log_path, e))?
             .len();
+        let Scanned {
+            end: pos,
+            next,
+            max_timestamp: max_ts,
+            first_timestamp: first_ts,
+            ..
+        } = self.scan(
+            &file,
+            file_len,
+            position,
+            next_offset,
+            max_timestamp,
+            index_interval_bytes,
+        )?;
+        let truncated_bytes = file_len - pos;
+        if pos < trusted_until {
+            let reason = match codec::decode_batch(&buf_at(self, pos, file_len)?) {
+                Err(e) => e.to_string(),
+                Ok(_) => "offsets out of order".to_string(),
+            };
+            return Err(Error::Corrupt {
+                path: self.log_path.clone(),
+                position: pos,
+                reason: format!("damage in data that was flushed: {reason}"),
+            });
+        }
+        if truncated_bytes > 0 {
+            file.set_len(pos)
+                .map_err(|e| Error::io("truncating torn tail of", &self.log_path, e))?;
+            io::sync::all(&file, &self.log_path)
+                .map_err(|e| Error::io("syncing", &self.log_path, e))?;
+        }
+        {
+            let mut index = self.index.write();
+            index.mark_unpersisted();
+        }
+        if position == 0 && first_ts != NO_TIMESTAMP {
+            self.first_timestamp.store(first_ts, Ordering::Release);
+        }
+        if position == 0 {
+            // The scan fully checked every batch it kept.
+            self.framing_checked.store(pos, Ordering::Release);
+        }
+        self.set_loaded_end(pos, next, max_ts);
+        Ok(ScanOutcome { truncated_bytes })
+    }
+
+    /// Reads whole batches from `position` (where offset `next_offset` starts) to the first
+    /// that does not decode, goes backwards or leaves the segment, or to `file_len`, adding
+    /// index entries every `index_interval_bytes` (the index is first cut back to
+    /// `position`). Changes nothing on disk and neither end nor size: the caller decides.
+    fn scan(
+        &self,
+        file: &File,
+        file_len: u64,
+        position: u64,
+        next_offset: i64,
+        max_timestamp: i64,
+        index_interval_bytes: u32,
+    ) -> Result<Scanned> {
         let start_relative = (next_offset - self.base_offset).max(0) as u32;
         self.index.write().truncate(position as u32, start_relative);
         let mut pos = position;
+        let mut contiguous = true;
         let mut next = next_offset;
         let mut max_ts = max_timestamp;
         let mut first_ts = NO_TIMESTAMP;
@@ -803,7 +905,7 @@ impl Segment {
         'scan: while pos < file_len {
             let chunk = ((file_len - pos) as usize).min(SCAN_CHUNK_BYTES);
             buf.resize(chunk, 0);
-            io::read_at(&file, &mut buf, pos, &self.log_path)?;
+            io::read_at(file, &mut buf, pos, &self.log_path)?;
             let mut at = 0usize;
             loop {
                 match codec::decode_batch(&buf[at..]) {
@@ -822,6 +924,7 @@ impl Segment {
                             pos += at as u64;
                             break 'scan;
                         }
+                        contiguous &= h.base_offset == next;
                         let batch_pos = pos + at as u64;
                         max_ts = max_ts.max(h.max_timestamp);
                         if batch_pos == 0 {
@@ -859,7 +962,7 @@ impl Segment {
                         if at == 0 && needed > chunk && pos + needed as u64 <= file_len {
                             // One batch larger than the chunk: read it whole.
                             buf.resize(needed, 0);
-                            io::read_at(&file, &mut buf, pos, &self.log_path)?;
+                            io::read_at(file, &mut buf, pos, &self.log_path)?;
                             continue;
                         }
                         pos = batch_pos;
@@ -879,37 +982,72 @@ impl Segment {
                 }
             }
         }
-        let truncated_bytes = file_len - pos;
-        if pos < trusted_until {
-            let reason = match codec::decode_batch(&buf_at(self, pos, file_len)?) {
-                Err(e) => e.to_string(),
-                Ok(_) => "offsets out of order".to_string(),
-            };
-            return Err(Error::Corrupt {
-                path: self.log_path.clone(),
-                position: pos,
-                reason: format!("damage in data that was flushed: {reason}"),
-            });
+        Ok(Scanned {
+            end: pos,
+            next,
+            max_timestamp: max_ts,
+            first_timestamp: first_ts,
+            contiguous,
+        })
+    }
+
+    /// Rebuilds the index of the first `size` bytes of a segment, which a recovery point
+    /// says are durable and were checked when written, the batch after them at
+    /// `next_offset`, their largest timestamp `max_timestamp`; sets the segment's end there
+    /// (a caller's `recover` from `size` reads on past it). What a clean close leaves of a
+    /// small active segment, whose index it keeps in memory only
+    /// (`PartitionLog::checkpoint_begin`).
+    ///
+    /// The end is the point's, never the scan's: a scan takes a damaged `base_offset` (outside
+    /// the batch CRC) for the truth, and a trusted segment's damage is for the read that
+    /// reaches it to report (`tests/reliability_regressions.rs`). So the index the scan
+    /// built is kept only if the scan read every batch, each following the one before, and
+    /// ended exactly at the point; otherwise the index stays empty (a lookup then starts at
+    /// the segment's first batch, and each read checks the batches it passes).
+    pub(crate) fn rebuild_index(
+        &self,
+        size: u64,
+        next_offset: i64,
+        max_timestamp: i64,
+        index_interval_bytes: u32,
+    ) -> Result<()> {
+        let file = self.file()?;
+        let scanned = self.scan(
+            &file,
+            size,
+            0,
+            self.base_offset,
+            NO_TIMESTAMP,
+            index_interval_bytes,
+        )?;
+        let whole = scanned.contiguous && scanned.end == size && scanned.next == next_offset;
+        if whole {
+            // Every batch was read and checked, as `recover` from 0 does.
+            self.framing_checked.store(size, Ordering::Release);
+            if scanned.first_timestamp != NO_TIMESTAMP {
+                self.first_timestamp
+                    .store(scanned.first_timestamp, Ordering::Release);
+            }
+        } else {
+            log::warn!(
+                "{}: the log does not read to where its recovery point says (byte {size}, \
+                 offset {next_offset}; read to byte {}, offset {}); its index is rebuilt empty \
+                 and each read checks the batches it passes",
+                self.log_path.display(),
+                scanned.end,
+                scanned.next
+            );
+            *self.index.write() = SegmentIndex::default();
         }
-        if truncated_bytes > 0 {
-            file.set_len(pos)
-                .map_err(|e| Error::io("truncating torn tail of", &self.log_path, e))?;
-            io::sync::all(&file, &self.log_path)
-                .map_err(|e| Error::io("syncing", &self.log_path, e))?;
+        // Nothing on disk: the next persist writes both files whole.
+        self.index.write().mark_unpersisted();
+        self.set_loaded_end(size, next_offset, max_timestamp);
+        if whole {
+            // The entry the clean close gave the time index (`close_needs_checkpoint`): the
+            // rebuilt index is what the files would have held.
+            self.finish_time_index();
         }
-        {
-            let mut index = self.index.write();
-            index.mark_unpersisted();
-        }
-        if position == 0 && first_ts != NO_TIMESTAMP {
-            self.first_timestamp.store(first_ts, Ordering::Release);
-        }
-        if position == 0 {
-            // The scan fully checked every batch it kept.
-            self.framing_checked.store(pos, Ordering::Release);
-        }
-        self.set_loaded_end(pos, next, max_ts);
-        Ok(ScanOutcome { truncated_bytes })
+        Ok(())
     }
 
     /// Marks every byte below `size` as well framed (a cleaned segment this process wrote
