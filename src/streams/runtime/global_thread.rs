@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::source::Source;
 use super::thread::Context;
 use super::{checkpoint, store_file, StreamThreadExceptionResponse};
 use crate::error::{Error, Result};
@@ -242,17 +243,6 @@ fn fail(ctx: &Context, e: &Error) {
     }
 }
 
-/// A global partition's source: the node its records enter, how they decode, and its
-/// partition time.
-struct Source {
-    node: usize,
-    decode: crate::streams::topology::Decoder,
-    custom_timestamps: bool,
-    partition_time: i64,
-    /// The decoded record's slot, boxed once and reused for every record of the topic.
-    slot: Option<Box<dyn std::any::Any>>,
-}
-
 /// The thread's state: its consumer, the task that runs the global sources' processors, and
 /// where its files live.
 struct Global<'a> {
@@ -327,13 +317,7 @@ impl<'a> Global<'a> {
             };
             sources.insert(
                 topic.clone(),
-                Source {
-                    node: def.node,
-                    decode: Arc::clone(&def.decode),
-                    custom_timestamps: def.custom_timestamps,
-                    partition_time: -1,
-                    slot: None,
-                },
+                Source::new(def.node, &def.decode, def.custom_timestamps),
             );
         }
         consumer.assign(&partitions)?;
@@ -463,50 +447,8 @@ impl<'a> Global<'a> {
                 topic: topic.to_string(),
             });
         };
-        let timestamp = (source.decode)(
-            &mut source.slot,
-            topic,
-            record.key,
-            record.value,
-            record.timestamp,
-            record.headers.into_vec(),
-            source.partition_time,
-        )
-        .map_err(|(part, e)| Error::Deserialization {
-            topic: topic.to_string(),
-            partition: record.partition,
-            offset: record.offset,
-            part,
-            reason: e.to_string(),
-        })?;
-        if timestamp < 0 {
-            if source.custom_timestamps {
-                self.task.dropped_records = self.task.dropped_records.saturating_add(1);
-                return Ok(());
-            }
-            return Err(Error::InvalidRecord {
-                topic: topic.to_string(),
-                partition: record.partition,
-                reason: format!(
-                    "record at offset {} has the invalid timestamp {timestamp} (Kafka's \
-                     FailOnInvalidTimestamp)",
-                    record.offset
-                ),
-            });
-        }
-        source.partition_time = source.partition_time.max(timestamp);
-        let node = source.node;
-        let Some(slot) = source.slot.as_deref_mut() else {
-            return Err(Error::IllegalState {
-                reason: format!("the source of {topic} decoded no record"),
-            });
-        };
-        self.task.process(
-            node,
-            (topic, record.partition, record.offset),
-            timestamp,
-            slot,
-        )
+        source.process(&mut self.task, topic, record)?;
+        Ok(())
     }
 
     /// Write each global store's file, then the checkpoint of the positions they hold.

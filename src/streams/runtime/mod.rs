@@ -22,6 +22,7 @@ pub(crate) mod changelog;
 mod checkpoint;
 mod global_thread;
 mod query;
+mod source;
 mod state_listener;
 mod store_file;
 mod task_manager;

@@ -18,25 +18,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::changelog::{self, changelog_topic, ChangeRecord, StoreLogger};
+use super::source::Source;
 use super::{checkpoint, store_file};
 use crate::error::{Error, Result};
 use crate::streams::persistent::AsDiskStore;
 use crate::streams::processor::PunctuationType;
 use crate::streams::task::{Produced, Task};
-use crate::streams::topology::{Decoder, Topology};
+use crate::streams::topology::Topology;
 use crate::types::TopicPartition;
 use crate::{Broker, ConsumerRecord};
-
-/// What a task needs of a topic's source, and the topic's partition time (the largest
-/// timestamp processed).
-struct Source {
-    node: usize,
-    decode: Decoder,
-    custom_timestamps: bool,
-    partition_time: i64,
-    /// The decoded record's slot, boxed once and reused for every record of the topic.
-    slot: Option<Box<dyn std::any::Any>>,
-}
 
 /// A logged store of a task.
 struct Logged {
@@ -229,13 +219,7 @@ impl StreamTask {
                         topic: topic.to_string(),
                     });
                 };
-                let source = Source {
-                    node: def.node,
-                    decode: Arc::clone(&def.decode),
-                    custom_timestamps: def.custom_timestamps,
-                    partition_time: -1,
-                    slot: None,
-                };
+                let source = Source::new(def.node, &def.decode, def.custom_timestamps);
                 self.sources.push((topic, source));
                 self.sources.len() - 1
             }
@@ -245,50 +229,9 @@ impl StreamTask {
                 topic: topic.to_string(),
             });
         };
-        let timestamp = (source.decode)(
-            &mut source.slot,
-            topic,
-            record.key,
-            record.value,
-            record.timestamp,
-            record.headers.into_vec(),
-            source.partition_time,
-        )
-        .map_err(|(part, e)| Error::Deserialization {
-            topic: topic.to_string(),
-            partition: record.partition,
-            offset: record.offset,
-            part,
-            reason: e.to_string(),
-        })?;
-        if timestamp < 0 {
-            if source.custom_timestamps {
-                self.task.dropped_records = self.task.dropped_records.saturating_add(1);
-                return Ok(());
-            }
-            return Err(Error::InvalidRecord {
-                topic: topic.to_string(),
-                partition: record.partition,
-                reason: format!(
-                    "record at offset {} has the invalid timestamp {timestamp} (Kafka's \
-                     FailOnInvalidTimestamp)",
-                    record.offset
-                ),
-            });
+        if !source.process(&mut self.task, topic, record)? {
+            return Ok(());
         }
-        source.partition_time = source.partition_time.max(timestamp);
-        let node = source.node;
-        let Some(slot) = source.slot.as_deref_mut() else {
-            return Err(Error::IllegalState {
-                reason: format!("the source of {topic} decoded no record"),
-            });
-        };
-        self.task.process(
-            node,
-            (topic, record.partition, record.offset),
-            timestamp,
-            slot,
-        )?;
         self.task.punctuate(PunctuationType::StreamTime)
     }
 
