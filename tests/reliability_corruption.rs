@@ -3,7 +3,7 @@
 //! A data directory is written once (topic `data` with small segments, an untouched topic
 //! `other`, and committed offsets in `__consumer_offsets-0`), closed cleanly and kept as a
 //! pristine copy. Each iteration copies it, damages one file (a segment, an offset index, a
-//! time index, a `recovery-point`, the topic file `topics/data`, or a `__consumer_offsets-0`
+//! time index, the data directory's `recovery-points`, the topic file `topics/data`, or a `__consumer_offsets-0`
 //! segment) by flipping bits, truncating, zeroing a range or shuffling bytes at seeded random
 //! places, then opens the copy and reads every partition, inside `catch_unwind`.
 //!
@@ -163,7 +163,10 @@ fn pick(dir: &Path, target: Target, rng: &mut XorShift) -> Option<PathBuf> {
         Target::Segment => (data_dirs(dir), ".log"),
         Target::Index => (data_dirs(dir), ".index"),
         Target::TimeIndex => (data_dirs(dir), ".timeindex"),
-        Target::RecoveryPoint => (data_dirs(dir), "recovery-point"),
+        // One file per data directory since the fourteenth session (docs/FORMAT.md §8b); the
+        // per-partition `recovery-point` it replaced is no longer written, so looking for that
+        // name found nothing and this class was skipped without a word.
+        Target::RecoveryPoint => (vec![dir.to_path_buf()], "recovery-points"),
         Target::TopicFile => (vec![dir.join("topics")], "data"),
         Target::OffsetsSegment => (vec![dir.join("__consumer_offsets-0")], ".log"),
     };
